@@ -1,0 +1,305 @@
+//! Environment: a stage (dev, staging, prod, or custom) of one tenant.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{DIGEST, DNS_LABEL, DNS_SUBDOMAIN, SecretReference};
+
+/// A stage of one tenant: which Deployments run which application
+/// components, the configuration they get here, the environments a release
+/// must pass first, and the gates every Promotion into it must pass.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "hoist.dev",
+    version = "v1alpha1",
+    kind = "Environment",
+    namespaced,
+    status = "EnvironmentStatus",
+    shortname = "env",
+    category = "hoist",
+    doc = "A stage of one tenant, with targets, configuration and gates.",
+    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(name = "Running", type_ = "string", json_path = ".status.summary"),
+    printcolumn(name = "Upstream", type_ = "string", json_path = ".spec.upstream", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentSpec {
+    /// Environments (in this namespace) an Artifact must have succeeded in,
+    /// and still be healthy in, before it may be promoted here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 63), pattern(DNS_LABEL)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub upstream: Vec<String>,
+
+    /// The Deployment containers that run each application component here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 128))]
+    pub targets: Vec<Target>,
+
+    /// Per-application configuration: an overlay merged over an optional
+    /// base ConfigMap, plus Secrets whose content also rolls the pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["application".into()]))]
+    pub config: Vec<ApplicationConfig>,
+
+    /// The policy every Promotion into this environment must pass.
+    #[serde(default)]
+    pub gates: Gates,
+
+    /// Promote new Ready Artifacts automatically once they pass the gates
+    /// (typical for dev).
+    #[serde(default)]
+    pub auto_promote: bool,
+
+    /// What to do when a rollout or its verification fails.
+    #[serde(default)]
+    pub rollback: RollbackPolicy,
+
+    /// How many past releases status.history keeps per environment.
+    #[serde(default = "default_history_limit")]
+    #[schemars(range(min = 1, max = 100))]
+    pub history_limit: i32,
+}
+
+fn default_history_limit() -> i32 {
+    20
+}
+
+/// One container of one Deployment that runs an application component.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Target {
+    /// The application (matches Artifact spec.application).
+    #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
+    pub application: String,
+    /// The component (matches Artifact spec.images[].component).
+    #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
+    pub component: String,
+    /// The Deployment to update.
+    pub deployment: DeploymentReference,
+    /// The container in the Deployment's pod template whose image is set.
+    #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
+    pub container: String,
+}
+
+/// A Deployment, by name and optional namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentReference {
+    /// Name of the Deployment.
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
+    pub name: String,
+    /// Namespace of the Deployment; defaults to the Environment's own. Another
+    /// namespace must carry the label hoist.dev/tenant=<this namespace>, set
+    /// by the cluster admin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
+    pub namespace: Option<String>,
+}
+
+/// Configuration of one application in this environment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationConfig {
+    /// The application this configuration is for.
+    #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
+    pub application: String,
+    /// A ConfigMap in this namespace whose data is the base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
+    pub base_config_map: Option<String>,
+    /// Keys set over the base.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data: BTreeMap<String, String>,
+    /// Secrets in this namespace whose content is part of the config hash,
+    /// so rotating one rolls the Deployments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub secret_refs: Vec<SecretReference>,
+}
+
+/// The gates of an environment. An absent gate always passes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Gates {
+    /// Human approval before promoting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalGate>,
+    /// Provenance the Artifact must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<ProvenanceGate>,
+}
+
+/// Who must approve, and when.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalGate {
+    /// When approval is needed: Always, or only for a bump of at least
+    /// Minor or Major size compared with what runs here.
+    #[serde(default)]
+    pub required: ApprovalRequired,
+    /// How many distinct approvers are needed.
+    #[serde(default = "default_min_approvals")]
+    #[schemars(range(min = 1, max = 10))]
+    pub min_approvals: i32,
+    /// Users allowed to approve; empty with empty groups means anyone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 253)))]
+    pub users: Vec<String>,
+    /// Groups whose members may approve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 253)))]
+    pub groups: Vec<String>,
+    /// Refuse approvals by the user who created the Promotion.
+    #[serde(default)]
+    pub forbid_self_approval: bool,
+}
+
+fn default_min_approvals() -> i32 {
+    1
+}
+
+/// When an approval gate applies.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ApprovalRequired {
+    /// Every Promotion needs approval.
+    #[default]
+    Always,
+    /// Only a minor or major version bump needs approval.
+    MinorOrMajor,
+    /// Only a major version bump needs approval.
+    Major,
+}
+
+/// Provenance required of Artifacts promoted here.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvenanceGate {
+    /// The Artifact must name a full source commit id.
+    #[serde(default)]
+    pub require_source_revision: bool,
+    /// Registry hosts (or host/repository prefixes) images may come from;
+    /// empty allows any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 512)))]
+    pub allowed_registries: Vec<String>,
+}
+
+/// Rollback policy.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RollbackPolicy {
+    /// On a failed rollout, redeploy the previous Artifact and its config.
+    #[serde(default)]
+    pub automatic: bool,
+}
+
+/// What runs in an environment and how it got there.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, and one condition per problem found in the spec.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// One line for kubectl get: application@version per application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// What runs here now, per application.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["application".into()]))]
+    pub applications: Vec<ApplicationStatus>,
+    /// Past releases, newest first, at most spec.historyLimit.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+}
+
+/// The release of one application running in an environment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplicationStatus {
+    /// The application.
+    pub application: String,
+    /// The Artifact running.
+    pub artifact: String,
+    /// Its version.
+    pub version: String,
+    /// The digest running per component.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ComponentDigest>,
+    /// The source commit it was built from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_revision: Option<String>,
+    /// Hash of the configuration shipped with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+    /// The Promotion that put it here.
+    pub promotion: String,
+    /// When that Promotion succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_at: Option<Time>,
+    /// Who approved it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// Rollout health of its Deployments.
+    pub health: Health,
+    /// When health last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_since: Option<Time>,
+}
+
+/// A component's digest.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentDigest {
+    /// Component name.
+    pub component: String,
+    /// Image digest.
+    #[schemars(pattern(DIGEST))]
+    pub digest: String,
+}
+
+/// Rollout health.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Health {
+    /// Every target Deployment rolled out and available.
+    Healthy,
+    /// A rollout is under way.
+    Progressing,
+    /// A rollout failed or replicas are unavailable.
+    Degraded,
+}
+
+/// One past release of an application in an environment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    /// The application.
+    pub application: String,
+    /// The Artifact.
+    pub artifact: String,
+    /// Its version.
+    pub version: String,
+    /// Digest per component.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ComponentDigest>,
+    /// Hash of the configuration shipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_hash: Option<String>,
+    /// The Promotion.
+    pub promotion: String,
+    /// When it was promoted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promoted_at: Option<Time>,
+    /// How the Promotion ended.
+    pub outcome: String,
+}

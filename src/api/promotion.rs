@@ -1,0 +1,247 @@
+//! Promotion: a request to run one Artifact in one Environment.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{DIGEST, DNS_SUBDOMAIN};
+
+/// A request to run one Artifact in one Environment once the Environment's
+/// gates pass. Approvals are appended to spec.approvals by approvers; every
+/// other spec field is fixed at creation.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "hoist.dev",
+    version = "v1alpha1",
+    kind = "Promotion",
+    namespaced,
+    status = "PromotionStatus",
+    shortname = "promo",
+    category = "hoist",
+    doc = "A request to run one Artifact in one Environment.",
+    printcolumn(name = "Artifact", type_ = "string", json_path = ".spec.artifact"),
+    printcolumn(name = "Environment", type_ = "string", json_path = ".spec.environment"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Message", type_ = "string", json_path = ".status.message", priority = 1),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    selectable = ".spec.environment",
+    selectable = ".spec.artifact"
+)]
+#[x_kube(validation = Rule::new("self.artifact == oldSelf.artifact && self.environment == oldSelf.environment").message("artifact and environment cannot change: create a new Promotion"))]
+#[x_kube(validation = Rule::new("has(self.reason) == has(oldSelf.reason) && (!has(self.reason) || self.reason == oldSelf.reason)").message("reason cannot change"))]
+#[x_kube(validation = Rule::new("has(self.override) == has(oldSelf.override) && (!has(self.override) || self.override == oldSelf.override)").message("override cannot change: create a new Promotion"))]
+#[x_kube(validation = Rule::new("!has(oldSelf.approvals) || (has(self.approvals) && oldSelf.approvals.all(a, a in self.approvals))").message("approvals can only be added, never changed or removed"))]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionSpec {
+    /// Name of the Artifact (in this namespace) to run.
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
+    pub artifact: String,
+
+    /// Name of the Environment (in this namespace) to run it in.
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
+    pub environment: String,
+
+    /// Why this promotion is made; kept in the audit trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub reason: Option<String>,
+
+    /// Break-glass: gates to waive, with a justification. An override
+    /// always needs approval and is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r#override: Option<Override>,
+
+    /// Approvals, appended by approvers (for example with
+    /// `kubectl hoist approve`). Entries can be added but never changed or
+    /// removed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub approvals: Vec<ApprovalRequest>,
+}
+
+/// Gates waived by a break-glass promotion.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Override {
+    /// The gates to waive.
+    #[schemars(length(min = 1, max = 8))]
+    pub waive: Vec<GateName>,
+    /// Why the gates are waived (at least 10 characters).
+    #[schemars(length(min = 10, max = 1024))]
+    pub justification: String,
+}
+
+/// An approval written by an approver.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRequest {
+    /// The approving user, as the API server authenticates them.
+    #[schemars(length(min = 1, max = 253))]
+    pub user: String,
+    /// An optional remark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub comment: Option<String>,
+}
+
+/// The gates a Promotion can be held by.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum GateName {
+    /// The Artifact is resolved and Ready.
+    ArtifactReady,
+    /// The Artifact succeeded, and is healthy, in every upstream environment.
+    Upstream,
+    /// Enough allowed approvers approved.
+    Approval,
+    /// The Artifact carries the provenance the environment requires.
+    Provenance,
+}
+
+/// The lifecycle phase of a Promotion. Terminal phases never change.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum Phase {
+    /// Not looked at yet.
+    #[default]
+    Pending,
+    /// Queued behind another Promotion, or held by a gate.
+    Waiting,
+    /// Deployments are being updated.
+    Promoting,
+    /// The rollout is being watched until healthy.
+    Verifying,
+    /// Terminal: the Artifact runs and is healthy.
+    Succeeded,
+    /// Terminal: the rollout failed.
+    Failed,
+    /// Terminal: the rollout failed and the previous release was restored.
+    RolledBack,
+    /// Terminal: a newer Artifact succeeded first.
+    Superseded,
+    /// Terminal: the request cannot be carried out (see message).
+    Rejected,
+}
+
+impl Phase {
+    /// Terminal phases never change.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Phase::Succeeded | Phase::Failed | Phase::RolledBack | Phase::Superseded | Phase::Rejected
+        )
+    }
+}
+
+/// What happened to a Promotion.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PromotionStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready (True once Succeeded) and Complete.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+    /// Where the Promotion is in its lifecycle.
+    #[serde(default)]
+    pub phase: Phase,
+    /// What to know or do next, for humans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// True when the Artifact ran in this environment before, so upstream
+    /// gates do not apply.
+    #[serde(default)]
+    pub rollback: bool,
+    /// One entry per gate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateStatus>,
+    /// Approvals as the controller accepted them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
+    /// What the promotion changed, per target container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+    /// Configuration hash before and after, per application.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<ConfigChange>,
+    /// When the Deployments were updated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
+    /// When a terminal phase was reached.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
+}
+
+/// The state of one gate.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GateStatus {
+    /// Which gate.
+    pub gate: GateName,
+    /// Passed, Pending, Failed or Waived.
+    pub state: GateState,
+    /// What the gate saw and what would make it pass.
+    pub message: String,
+    /// When it was last evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked: Option<Time>,
+}
+
+/// Outcome of a gate.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum GateState {
+    /// The gate is satisfied.
+    Passed,
+    /// The gate may still pass.
+    Pending,
+    /// The gate cannot pass.
+    Failed,
+    /// The gate was waived by an override.
+    Waived,
+}
+
+/// An accepted approval.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    /// Who approved.
+    pub user: String,
+    /// When the controller first saw the approval.
+    pub at: Time,
+    /// Whether the API server vouched for the approver's identity (the
+    /// admission policy is installed).
+    pub verified: bool,
+}
+
+/// A change to one target container.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Change {
+    /// The component.
+    pub component: String,
+    /// Namespace of the Deployment.
+    pub namespace: String,
+    /// The Deployment.
+    pub deployment: String,
+    /// The container.
+    pub container: String,
+    /// The digest before, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(DIGEST))]
+    pub from: Option<String>,
+    /// The digest after.
+    #[schemars(pattern(DIGEST))]
+    pub to: String,
+}
+
+/// A configuration change.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigChange {
+    /// The hash before, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The hash after.
+    pub to: String,
+}

@@ -1,0 +1,3 @@
+//! Hoist: promote digest-pinned artifacts through gated environments.
+
+pub mod api;
