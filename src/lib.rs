@@ -1,3 +1,5 @@
 //! Hoist: promote digest-pinned artifacts through gated environments.
 
 pub mod api;
+pub mod cli;
+pub mod render;

@@ -1,5 +1,56 @@
-fn main() {
-    for (file, yaml) in hoist::api::crds_yaml().unwrap() {
-        println!("# {file}\n{yaml}");
+//! The `hoist` command: the operator and its offline tools.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "hoist",
+    version,
+    about = "Build once, deploy many: promote digest-pinned artifacts through gated environments"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the CustomResourceDefinitions, or write one file per CRD into a directory.
+    Crds {
+        /// Directory to write `<plural>.yaml` files into (printed to stdout when absent).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Read Artifacts, Environments, Promotions, Deployments and ConfigMaps from a
+    /// directory and print the result, without a cluster.
+    Render {
+        /// Directory of YAML manifests (read recursively).
+        dir: PathBuf,
+        /// Namespace of objects that name none.
+        #[arg(long, default_value = "default")]
+        namespace: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Crds { out } => hoist::cli::crds(out.as_deref()),
+        Command::Render { dir, namespace } => hoist::cli::render(&dir, &namespace),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("hoist: {error}");
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::from(2)
+        }
     }
 }

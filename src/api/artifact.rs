@@ -23,8 +23,17 @@ use super::{DIGEST, DNS_LABEL, SecretReference};
     doc = "An immutable, digest-pinned release of one application.",
     printcolumn(name = "Application", type_ = "string", json_path = ".spec.application"),
     printcolumn(name = "Version", type_ = "string", json_path = ".spec.version"),
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
-    printcolumn(name = "Reason", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].reason", priority = 1),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason",
+        priority = 1
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     selectable = ".spec.application"
 )]
@@ -97,7 +106,10 @@ pub struct ComponentImage {
 
     /// Image reference with a tag or a digest, e.g.
     /// registry.example.com/shop/backend:1.4.2.
-    #[schemars(length(min = 1, max = 512), pattern(r"^[a-z0-9]+([._:/-][a-zA-Z0-9_.-]+)*(@sha256:[a-f0-9]{64})?$"))]
+    #[schemars(
+        length(min = 1, max = 512),
+        pattern(r"^[a-z0-9]+([._:/-][a-zA-Z0-9_.-]+)*(@sha256:[a-f0-9]{64})?$")
+    )]
     pub image: String,
 
     /// The expected digest (sha256:…). When set, the registry must report

@@ -22,9 +22,18 @@ use super::{DIGEST, DNS_LABEL, DNS_SUBDOMAIN, SecretReference};
     shortname = "env",
     category = "hoist",
     doc = "A stage of one tenant, with targets, configuration and gates.",
-    printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
     printcolumn(name = "Running", type_ = "string", json_path = ".status.summary"),
-    printcolumn(name = "Upstream", type_ = "string", json_path = ".spec.upstream", priority = 1),
+    printcolumn(
+        name = "Upstream",
+        type_ = "string",
+        json_path = ".spec.upstream",
+        priority = 1
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]

@@ -26,8 +26,7 @@ pub const VERSION: &str = "v1alpha1";
 /// Service name, and what Hoist accepts as an application or component name.
 pub(crate) const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// A DNS subdomain, the name of most Kubernetes objects.
-pub(crate) const DNS_SUBDOMAIN: &str =
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+pub(crate) const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 /// A content digest as registries report it.
 pub(crate) const DIGEST: &str = r"^sha256:[a-f0-9]{64}$";
 

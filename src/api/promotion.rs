@@ -23,7 +23,12 @@ use super::{DIGEST, DNS_SUBDOMAIN};
     printcolumn(name = "Artifact", type_ = "string", json_path = ".spec.artifact"),
     printcolumn(name = "Environment", type_ = "string", json_path = ".spec.environment"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
-    printcolumn(name = "Message", type_ = "string", json_path = ".status.message", priority = 1),
+    printcolumn(
+        name = "Message",
+        type_ = "string",
+        json_path = ".status.message",
+        priority = 1
+    ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     selectable = ".spec.environment",
     selectable = ".spec.artifact"

@@ -36,7 +36,9 @@ pub struct StructuralSchema {
 impl StructuralSchema {
     /// Compiles the `openAPIV3Schema` of a CRD version.
     pub fn new(openapi_v3_schema: &Value) -> Result<Self, String> {
-        Ok(Self { _schema: openapi_v3_schema.clone() })
+        Ok(Self {
+            _schema: openapi_v3_schema.clone(),
+        })
     }
 
     /// Prunes unknown fields (honouring `x-kubernetes-preserve-unknown-fields`

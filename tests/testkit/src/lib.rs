@@ -1,1 +1,1 @@
-pub fn placeholder() {}
+//! Test helpers for Hoist's integration suites.
