@@ -1,0 +1,8 @@
+//! Pure decisions: no I/O here. Everything the operator decides is a
+//! function of a snapshot of objects, so it is tested without a cluster and
+//! shared by the controllers and `hoist render`.
+
+pub mod conditions;
+pub mod config;
+pub mod deployment;
+pub mod version;
