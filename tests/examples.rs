@@ -27,14 +27,23 @@ fn into_namespace<K: Resource + Clone>(object: &K, namespace: &str) -> K {
 
 /// The API error of a failed call: code, reason and the (field, reason) of
 /// every cause.
-fn refusal<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> (u16, String, Vec<(String, String)>, String) {
+fn refusal<T: std::fmt::Debug>(
+    result: Result<T, kube::Error>,
+) -> (u16, String, Vec<(String, String)>, String) {
     match result {
         Err(kube::Error::Api(status)) => {
-            let causes: Vec<StatusCause> = status.details.clone().map(|details| details.causes).unwrap_or_default();
+            let causes: Vec<StatusCause> = status
+                .details
+                .clone()
+                .map(|details| details.causes)
+                .unwrap_or_default();
             (
                 status.code,
                 status.reason.clone(),
-                causes.into_iter().map(|cause| (cause.field, cause.reason)).collect(),
+                causes
+                    .into_iter()
+                    .map(|cause| (cause.field, cause.reason))
+                    .collect(),
                 status.message.clone(),
             )
         }
@@ -52,25 +61,52 @@ async fn shop_example_is_accepted_by_the_api_server() {
 
     let artifacts: Api<Artifact> = Api::namespaced(client.clone(), ns);
     for artifact in &example.artifacts {
-        let created = artifacts.create(&params, &into_namespace(artifact, ns)).await.expect("artifact accepted");
+        let created = artifacts
+            .create(&params, &into_namespace(artifact, ns))
+            .await
+            .expect("artifact accepted");
         assert_eq!(created.spec, artifact.spec, "stored as written");
     }
     let environments: Api<Environment> = Api::namespaced(client.clone(), ns);
     for environment in &example.environments {
-        let created =
-            environments.create(&params, &into_namespace(environment, ns)).await.expect("environment accepted");
-        assert_eq!(created.spec, environment.spec, "stored as written, defaults equal to the typed defaults");
+        let created = environments
+            .create(&params, &into_namespace(environment, ns))
+            .await
+            .expect("environment accepted");
+        assert_eq!(
+            created.spec, environment.spec,
+            "stored as written, defaults equal to the typed defaults"
+        );
     }
     let promotions: Api<Promotion> = Api::namespaced(client.clone(), ns);
     for promotion in &example.promotions {
-        promotions.create(&params, &into_namespace(promotion, ns)).await.expect("promotion accepted");
+        promotions
+            .create(&params, &into_namespace(promotion, ns))
+            .await
+            .expect("promotion accepted");
     }
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     for config_map in &example.config_maps {
-        config_maps.create(&params, &into_namespace(config_map, ns)).await.expect("config map accepted");
+        config_maps
+            .create(&params, &into_namespace(config_map, ns))
+            .await
+            .expect("config map accepted");
     }
     assert_eq!(
-        (artifacts.list(&Default::default()).await.expect("list").items.len(), environments.list(&Default::default()).await.expect("list").items.len()),
+        (
+            artifacts
+                .list(&Default::default())
+                .await
+                .expect("list")
+                .items
+                .len(),
+            environments
+                .list(&Default::default())
+                .await
+                .expect("list")
+                .items
+                .len()
+        ),
         (1, 3)
     );
 }
@@ -90,7 +126,10 @@ async fn server_fills_in_defaults_a_minimal_environment_leaves_out() {
         .expect("minimal environment accepted");
     assert_eq!(created.spec.history_limit, 20);
     let approval = created.spec.gates.approval.expect("approval gate kept");
-    assert_eq!((approval.min_approvals, approval.forbid_self_approval), (1, false));
+    assert_eq!(
+        (approval.min_approvals, approval.forbid_self_approval),
+        (1, false)
+    );
     assert_eq!(approval.required, hoist::api::ApprovalRequired::Always);
 }
 
@@ -118,7 +157,13 @@ async fn bad_digest_is_refused_naming_the_field() {
     artifact["spec"]["images"][0]["digest"] = json!("sha256:not-a-digest");
     let (code, reason, causes, message) = refusal(create_json(&api, artifact).await);
     assert_eq!((code, reason.as_str()), (422, "Invalid"));
-    assert_eq!(causes, vec![("spec.images[0].digest".to_string(), "FieldValueInvalid".to_string())]);
+    assert_eq!(
+        causes,
+        vec![(
+            "spec.images[0].digest".to_string(),
+            "FieldValueInvalid".to_string()
+        )]
+    );
     assert!(
         message.contains("spec.images[0].digest in body should match '^sha256:[a-f0-9]{64}$'"),
         "message: {message}"
@@ -140,27 +185,51 @@ async fn missing_required_field_is_refused_naming_the_field() {
 
     // A document with the field absent altogether (typed clients cannot send that).
     let mut raw = artifact_json("absent-application");
-    raw["spec"].as_object_mut().expect("spec object").remove("application");
-    let (code, _, causes, _) = refusal(api.patch("absent-application", &PatchParams::apply("hoist-tests"), &Patch::Apply(&raw)).await);
+    raw["spec"]
+        .as_object_mut()
+        .expect("spec object")
+        .remove("application");
+    let (code, _, causes, _) = refusal(
+        api.patch(
+            "absent-application",
+            &PatchParams::apply("hoist-tests"),
+            &Patch::Apply(&raw),
+        )
+        .await,
+    );
     assert_eq!(code, 422);
-    assert_eq!(causes, vec![("spec.application".to_string(), "FieldValueRequired".to_string())]);
+    assert_eq!(
+        causes,
+        vec![("spec.application".to_string(), "FieldValueRequired".to_string())]
+    );
 }
 
 #[tokio::test]
 async fn artifact_spec_cannot_change_after_creation() {
     let cluster = TestCluster::new().await.expect("test cluster");
     let api: Api<Artifact> = Api::namespaced(cluster.client(), cluster.namespace());
-    let created = create_json(&api, artifact_json("immutable")).await.expect("valid artifact accepted");
+    let created = create_json(&api, artifact_json("immutable"))
+        .await
+        .expect("valid artifact accepted");
     let mut changed = created.clone();
     changed.spec.images[0].image = "registry.example.com/shop/backend:1.4.3".into();
-    let (code, reason, causes, message) = refusal(api.replace("immutable", &PostParams::default(), &changed).await);
+    let (code, reason, causes, message) =
+        refusal(api.replace("immutable", &PostParams::default(), &changed).await);
     assert_eq!((code, reason.as_str()), (422, "Invalid"));
-    assert_eq!(causes, vec![("spec".to_string(), "FieldValueInvalid".to_string())]);
-    assert!(message.contains("Artifact spec is immutable: create a new Artifact for a new release"), "message: {message}");
+    assert_eq!(
+        causes,
+        vec![("spec".to_string(), "FieldValueInvalid".to_string())]
+    );
+    assert!(
+        message.contains("Artifact spec is immutable: create a new Artifact for a new release"),
+        "message: {message}"
+    );
 
     // Writing the same spec back is not a change and is accepted.
     let unchanged = api.get("immutable").await.expect("get");
-    api.replace("immutable", &PostParams::default(), &unchanged).await.expect("unchanged spec accepted");
+    api.replace("immutable", &PostParams::default(), &unchanged)
+        .await
+        .expect("unchanged spec accepted");
     assert_eq!(api.get("immutable").await.expect("get").spec, created.spec);
     assert_eq!(created.name_any(), "immutable");
 }
@@ -173,13 +242,21 @@ async fn semver_scheme_refuses_a_version_that_does_not_parse() {
     artifact["spec"]["version"] = json!("v1.4");
     let (code, _, causes, message) = refusal(create_json(&api, artifact).await);
     assert_eq!(code, 422);
-    assert_eq!(causes, vec![("spec.version".to_string(), "FieldValueInvalid".to_string())]);
-    assert!(message.contains("version must be a semantic version such as 1.4.2"), "message: {message}");
+    assert_eq!(
+        causes,
+        vec![("spec.version".to_string(), "FieldValueInvalid".to_string())]
+    );
+    assert!(
+        message.contains("version must be a semantic version such as 1.4.2"),
+        "message: {message}"
+    );
 
     let mut calver = artifact_json("calver");
     calver["spec"]["versionScheme"] = json!("CalVer");
     calver["spec"]["version"] = json!("2026.11.3");
-    create_json(&api, calver).await.expect("a CalVer version is accepted");
+    create_json(&api, calver)
+        .await
+        .expect("a CalVer version is accepted");
 }
 
 #[tokio::test]
@@ -188,23 +265,42 @@ async fn promotion_approvals_can_be_added_but_not_removed() {
     let api: Api<Promotion> = Api::namespaced(cluster.client(), cluster.namespace());
     let mut promotion = shop().promotions[0].clone();
     promotion.metadata.namespace = Some(cluster.namespace().to_string());
-    api.create(&PostParams::default(), &promotion).await.expect("promotion accepted");
+    api.create(&PostParams::default(), &promotion)
+        .await
+        .expect("promotion accepted");
 
     let add = json!({"spec": {"approvals": [{"user": "alice"}]}});
-    let approved =
-        api.patch("shop-1.4.2-dev", &PatchParams::default(), &Patch::Merge(&add)).await.expect("approval added");
+    let approved = api
+        .patch("shop-1.4.2-dev", &PatchParams::default(), &Patch::Merge(&add))
+        .await
+        .expect("approval added");
     assert_eq!(approved.spec.approvals.len(), 1);
 
     let mut removed = approved.clone();
     removed.spec.approvals.clear();
-    let (code, _, causes, message) = refusal(api.replace("shop-1.4.2-dev", &PostParams::default(), &removed).await);
+    let (code, _, causes, message) = refusal(
+        api.replace("shop-1.4.2-dev", &PostParams::default(), &removed)
+            .await,
+    );
     assert_eq!(code, 422);
-    assert_eq!(causes, vec![("spec".to_string(), "FieldValueInvalid".to_string())]);
-    assert!(message.contains("approvals can only be added, never changed or removed"), "message: {message}");
+    assert_eq!(
+        causes,
+        vec![("spec".to_string(), "FieldValueInvalid".to_string())]
+    );
+    assert!(
+        message.contains("approvals can only be added, never changed or removed"),
+        "message: {message}"
+    );
 
     let mut retargeted = approved;
     retargeted.spec.environment = "prod".into();
-    let (code, _, _, message) = refusal(api.replace("shop-1.4.2-dev", &PostParams::default(), &retargeted).await);
+    let (code, _, _, message) = refusal(
+        api.replace("shop-1.4.2-dev", &PostParams::default(), &retargeted)
+            .await,
+    );
     assert_eq!(code, 422);
-    assert!(message.contains("artifact and environment cannot change"), "message: {message}");
+    assert!(
+        message.contains("artifact and environment cannot change"),
+        "message: {message}"
+    );
 }

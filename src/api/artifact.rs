@@ -17,6 +17,7 @@ use super::{DIGEST, DNS_LABEL, SecretReference};
     version = "v1alpha1",
     kind = "Artifact",
     namespaced,
+    derive = "PartialEq",
     status = "ArtifactStatus",
     shortname = "art",
     category = "hoist",
@@ -168,7 +169,7 @@ pub struct ArtifactStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 
-    /// Ready (every image resolved and matching), Resolved and TagMoved.
+    /// Ready: every image resolved (and matching its spec digest).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

@@ -7,7 +7,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DIGEST, DNS_LABEL, DNS_SUBDOMAIN, SecretReference};
+use super::{DIGEST, DNS_LABEL, DNS_SUBDOMAIN, Phase, SecretReference};
 
 /// A stage of one tenant: which Deployments run which application
 /// components, the configuration they get here, the environments a release
@@ -18,6 +18,7 @@ use super::{DIGEST, DNS_LABEL, DNS_SUBDOMAIN, SecretReference};
     version = "v1alpha1",
     kind = "Environment",
     namespaced,
+    derive = "PartialEq",
     status = "EnvironmentStatus",
     shortname = "env",
     category = "hoist",
@@ -119,6 +120,11 @@ pub struct ApplicationConfig {
     /// The application this configuration is for.
     #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
     pub application: String,
+    /// Name of the ConfigMap Hoist renders into every target namespace of
+    /// the application, for the pods to mount; default `<application>-config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
+    pub config_map_name: Option<String>,
     /// A ConfigMap in this namespace whose data is the base.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
@@ -248,9 +254,15 @@ pub struct ApplicationStatus {
     /// The source commit it was built from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_revision: Option<String>,
-    /// Hash of the configuration shipped with it.
+    /// Hash of the configuration running with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
+    /// Hash of what spec.config rendered to when configuration was last
+    /// rolled out from the spec. A later change of the overlay, base
+    /// ConfigMap or referenced Secrets rolls the pods; a rollback to an older
+    /// configuration stays until such a change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_config_hash: Option<String>,
     /// The Promotion that put it here.
     pub promotion: String,
     /// When that Promotion succeeded.
@@ -309,6 +321,12 @@ pub struct HistoryEntry {
     /// When it was promoted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted_at: Option<Time>,
-    /// How the Promotion ended.
-    pub outcome: String,
+    /// Who approved it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// How the Promotion ended: Succeeded, Failed or RolledBack.
+    pub outcome: Phase,
+    /// When it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Time>,
 }

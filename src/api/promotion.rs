@@ -16,6 +16,7 @@ use super::{DIGEST, DNS_SUBDOMAIN};
     version = "v1alpha1",
     kind = "Promotion",
     namespaced,
+    derive = "PartialEq",
     status = "PromotionStatus",
     shortname = "promo",
     category = "hoist",
@@ -66,7 +67,8 @@ pub struct PromotionSpec {
 }
 
 /// Gates waived by a break-glass promotion.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new("!self.waive.exists(g, g == 'Approval')").message("an override always needs approval: Approval cannot be waived").field_path(".waive"))]
 #[serde(rename_all = "camelCase")]
 pub struct Override {
     /// The gates to waive.

@@ -17,9 +17,18 @@ pub struct Wanted<'a> {
 
 /// Sets `wanted` in `conditions`, keeping `lastTransitionTime` when the status
 /// does not change. Returns the updated list in a stable order (by type).
-pub fn set(conditions: &[Condition], wanted: Wanted<'_>, generation: Option<i64>, now: &Time) -> Vec<Condition> {
+pub fn set(
+    conditions: &[Condition],
+    wanted: Wanted<'_>,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
     let status = if wanted.status { "True" } else { "False" }.to_string();
-    let mut out: Vec<Condition> = conditions.iter().filter(|c| c.type_ != wanted.type_).cloned().collect();
+    let mut out: Vec<Condition> = conditions
+        .iter()
+        .filter(|c| c.type_ != wanted.type_)
+        .cloned()
+        .collect();
     let transition = conditions
         .iter()
         .find(|c| c.type_ == wanted.type_ && c.status == status)
@@ -78,7 +87,12 @@ mod tests {
 
     fn ready(status: bool, reason: &str) -> Wanted<'static> {
         let reason: &'static str = Box::leak(reason.to_string().into_boxed_str());
-        Wanted { type_: "Ready", status, reason, message: format!("{reason} happened") }
+        Wanted {
+            type_: "Ready",
+            status,
+            reason,
+            message: format!("{reason} happened"),
+        }
     }
 
     #[test]
@@ -87,17 +101,52 @@ mod tests {
         assert_eq!(first[0].last_transition_time, at(100));
         let same_status = set(&first, ready(false, "RegistryUnavailable"), Some(2), &at(200));
         assert_eq!(same_status[0].last_transition_time, at(100));
-        assert_eq!((same_status[0].reason.as_str(), same_status[0].observed_generation), ("RegistryUnavailable", Some(2)));
+        assert_eq!(
+            (same_status[0].reason.as_str(), same_status[0].observed_generation),
+            ("RegistryUnavailable", Some(2))
+        );
         let flipped = set(&same_status, ready(true, "Resolved"), Some(2), &at(300));
-        assert_eq!((flipped[0].status.as_str(), flipped[0].last_transition_time.clone()), ("True", at(300)));
+        assert_eq!(
+            (
+                flipped[0].status.as_str(),
+                flipped[0].last_transition_time.clone()
+            ),
+            ("True", at(300))
+        );
     }
 
     #[test]
     fn set_all_drops_managed_conditions_no_longer_wanted() {
         let mut existing = set(&[], ready(true, "Ok"), Some(1), &at(1));
-        existing = set(&existing, Wanted { type_: "TargetsValid", status: false, reason: "Missing", message: "x".into() }, Some(1), &at(1));
-        existing = set(&existing, Wanted { type_: "Foreign", status: true, reason: "Other", message: "y".into() }, Some(1), &at(1));
-        let out = set_all(&existing, vec![ready(true, "Ok")], &["Ready", "TargetsValid"], Some(1), &at(2));
+        existing = set(
+            &existing,
+            Wanted {
+                type_: "TargetsValid",
+                status: false,
+                reason: "Missing",
+                message: "x".into(),
+            },
+            Some(1),
+            &at(1),
+        );
+        existing = set(
+            &existing,
+            Wanted {
+                type_: "Foreign",
+                status: true,
+                reason: "Other",
+                message: "y".into(),
+            },
+            Some(1),
+            &at(1),
+        );
+        let out = set_all(
+            &existing,
+            vec![ready(true, "Ok")],
+            &["Ready", "TargetsValid"],
+            Some(1),
+            &at(2),
+        );
         let types: Vec<&str> = out.iter().map(|c| c.type_.as_str()).collect();
         assert_eq!(types, vec!["Foreign", "Ready"]);
         assert_eq!(out[1].last_transition_time, at(1));

@@ -12,10 +12,20 @@ use crate::api::ApplicationConfig;
 /// Why an application's configuration cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("base ConfigMap {namespace}/{name} (spec.config[application={application}].baseConfigMap) not found")]
-    BaseMissing { application: String, namespace: String, name: String },
+    #[error(
+        "base ConfigMap {namespace}/{name} (spec.config[application={application}].baseConfigMap) not found"
+    )]
+    BaseMissing {
+        application: String,
+        namespace: String,
+        name: String,
+    },
     #[error("Secret {namespace}/{name} (spec.config[application={application}].secretRefs) not found")]
-    SecretMissing { application: String, namespace: String, name: String },
+    SecretMissing {
+        application: String,
+        namespace: String,
+        name: String,
+    },
 }
 
 /// The configuration an application gets in an environment.
@@ -46,15 +56,22 @@ pub fn render(
     let mut data = BTreeMap::new();
     let mut binary_data = BTreeMap::new();
     if let Some(base_name) = &config.base_config_map {
-        let base = sources.config_map(base_name).ok_or_else(|| ConfigError::BaseMissing {
-            application: config.application.clone(),
-            namespace: namespace.to_string(),
-            name: base_name.clone(),
-        })?;
+        let base = sources
+            .config_map(base_name)
+            .ok_or_else(|| ConfigError::BaseMissing {
+                application: config.application.clone(),
+                namespace: namespace.to_string(),
+                name: base_name.clone(),
+            })?;
         data.extend(base.data.clone().unwrap_or_default());
         binary_data.extend(base.binary_data.clone().unwrap_or_default());
     }
-    data.extend(config.data.iter().map(|(key, value)| (key.clone(), value.clone())));
+    data.extend(
+        config
+            .data
+            .iter()
+            .map(|(key, value)| (key.clone(), value.clone())),
+    );
 
     let mut hasher = Sha256::new();
     // Every part is length-prefixed so no two different inputs hash alike.
@@ -72,7 +89,11 @@ pub fn render(
         feed(key.as_bytes());
         feed(&value.0);
     }
-    let mut secret_names: Vec<&str> = config.secret_refs.iter().map(|secret| secret.name.as_str()).collect();
+    let mut secret_names: Vec<&str> = config
+        .secret_refs
+        .iter()
+        .map(|secret| secret.name.as_str())
+        .collect();
     secret_names.sort_unstable();
     secret_names.dedup();
     for name in secret_names {
@@ -95,7 +116,12 @@ pub fn render(
         }
     }
     let hash = format!("sha256:{:x}", hasher.finalize());
-    Ok(RenderedConfig { application: config.application.clone(), data, binary_data, hash })
+    Ok(RenderedConfig {
+        application: config.application.clone(),
+        data,
+        binary_data,
+        hash,
+    })
 }
 
 #[cfg(test)]
@@ -123,14 +149,23 @@ mod tests {
             application: "shop".into(),
             base_config_map: base.map(Into::into),
             data: data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-            secret_refs: secrets.iter().map(|name| SecretReference { name: name.to_string() }).collect(),
+            secret_refs: secrets
+                .iter()
+                .map(|name| SecretReference {
+                    name: name.to_string(),
+                })
+                .collect(),
         }
     }
 
     fn sources() -> Sources {
         let mut sources = Sources::default();
         let mut base = ConfigMap::default();
-        base.data = Some([("LOG_LEVEL", "info"), ("TTL", "60")].map(|(k, v)| (k.to_string(), v.to_string())).into());
+        base.data = Some(
+            [("LOG_LEVEL", "info"), ("TTL", "60")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+        );
         sources.config_maps.insert("base".into(), base);
         let mut secret = Secret::default();
         secret.data = Some([("token".to_string(), ByteString(b"s3cret".to_vec()))].into());
@@ -140,11 +175,21 @@ mod tests {
 
     #[test]
     fn overlay_keys_win_over_the_base() {
-        let rendered = render(&config(&[("LOG_LEVEL", "debug")], Some("base"), &[]), "shop", &sources()).unwrap();
-        let expected: BTreeMap<String, String> =
-            [("LOG_LEVEL", "debug"), ("TTL", "60")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        let rendered = render(
+            &config(&[("LOG_LEVEL", "debug")], Some("base"), &[]),
+            "shop",
+            &sources(),
+        )
+        .unwrap();
+        let expected: BTreeMap<String, String> = [("LOG_LEVEL", "debug"), ("TTL", "60")]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .into();
         assert_eq!(rendered.data, expected);
-        assert!(rendered.hash.starts_with("sha256:") && rendered.hash.len() == 7 + 64, "{}", rendered.hash);
+        assert!(
+            rendered.hash.starts_with("sha256:") && rendered.hash.len() == 7 + 64,
+            "{}",
+            rendered.hash
+        );
     }
 
     #[test]
@@ -159,14 +204,21 @@ mod tests {
             Some([("token".to_string(), ByteString(b"rotated".to_vec()))].into());
         let rotated = render(&config(&[("A", "1")], Some("base"), &["token"]), "shop", &sources).unwrap();
         assert_ne!(base.hash, rotated.hash);
-        assert_eq!(base.data, rotated.data, "secret content never enters the rendered data");
+        assert_eq!(
+            base.data, rotated.data,
+            "secret content never enters the rendered data"
+        );
     }
 
     #[test]
     fn missing_sources_are_named() {
         assert_eq!(
             render(&config(&[], Some("nope"), &[]), "shop", &sources()),
-            Err(ConfigError::BaseMissing { application: "shop".into(), namespace: "shop".into(), name: "nope".into() })
+            Err(ConfigError::BaseMissing {
+                application: "shop".into(),
+                namespace: "shop".into(),
+                name: "nope".into()
+            })
         );
         let error = render(&config(&[], None, &["gone"]), "shop", &sources()).unwrap_err();
         assert_eq!(

@@ -34,8 +34,11 @@ pub struct DeploymentPin {
 impl DeploymentPin {
     /// The server-side apply body: nothing but Hoist's fields.
     pub fn apply_body(&self) -> Value {
-        let containers: Vec<Value> =
-            self.images.iter().map(|(name, image)| json!({"name": name, "image": image})).collect();
+        let containers: Vec<Value> = self
+            .images
+            .iter()
+            .map(|(name, image)| json!({"name": name, "image": image}))
+            .collect();
         let mut annotations = serde_json::Map::new();
         annotations.insert(ANNOTATION_ARTIFACT.into(), Value::String(self.artifact.clone()));
         if let Some(hash) = &self.config_hash {
@@ -60,15 +63,27 @@ impl DeploymentPin {
     /// applying it would change nothing.
     pub fn is_satisfied_by(&self, deployment: &Deployment) -> bool {
         let labels = deployment.metadata.labels.clone().unwrap_or_default();
-        let Some(template) = deployment.spec.as_ref().map(|spec| &spec.template) else { return false };
-        let annotations = template.metadata.as_ref().and_then(|m| m.annotations.clone()).unwrap_or_default();
-        let containers = template.spec.as_ref().map(|spec| spec.containers.as_slice()).unwrap_or_default();
+        let Some(template) = deployment.spec.as_ref().map(|spec| &spec.template) else {
+            return false;
+        };
+        let annotations = template
+            .metadata
+            .as_ref()
+            .and_then(|m| m.annotations.clone())
+            .unwrap_or_default();
+        let containers = template
+            .spec
+            .as_ref()
+            .map(|spec| spec.containers.as_slice())
+            .unwrap_or_default();
         labels.get(LABEL_ENVIRONMENT) == Some(&self.environment)
             && labels.get(LABEL_TENANT) == Some(&self.tenant)
             && annotations.get(ANNOTATION_ARTIFACT) == Some(&self.artifact)
             && annotations.get(ANNOTATION_CONFIG_HASH) == self.config_hash.as_ref()
             && self.images.iter().all(|(name, image)| {
-                containers.iter().any(|c| &c.name == name && c.image.as_deref() == Some(image.as_str()))
+                containers
+                    .iter()
+                    .any(|c| &c.name == name && c.image.as_deref() == Some(image.as_str()))
             })
     }
 
@@ -131,7 +146,11 @@ pub fn rollout(deployment: &Deployment) -> Rollout {
             condition.message.as_deref().unwrap_or("no message")
         ));
     }
-    let desired = deployment.spec.as_ref().and_then(|spec| spec.replicas).unwrap_or(1);
+    let desired = deployment
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.replicas)
+        .unwrap_or(1);
     let updated = status.updated_replicas.unwrap_or(0);
     let total = status.replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
@@ -168,7 +187,11 @@ mod tests {
         DeploymentPin {
             namespace: "shop".into(),
             name: "backend".into(),
-            images: [("app".to_string(), format!("registry.example.com/shop/backend@sha256:{}", "a".repeat(64)))].into(),
+            images: [(
+                "app".to_string(),
+                format!("registry.example.com/shop/backend@sha256:{}", "a".repeat(64)),
+            )]
+            .into(),
             artifact: "shop-1.4.2".into(),
             config_hash: Some("sha256:beef".into()),
             environment: "dev".into(),
@@ -198,7 +221,15 @@ mod tests {
         assert!(!pin().is_satisfied_by(&live));
         pin().overlay(&mut live);
         assert!(pin().is_satisfied_by(&live));
-        let containers = &live.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers;
+        let containers = &live
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers;
         assert_eq!(containers[1].image.as_deref(), Some("envoy:1"));
         let mut other_hash = pin();
         other_hash.config_hash = Some("sha256:cafe".into());
@@ -214,12 +245,18 @@ mod tests {
             available_replicas: Some(available),
             ..Default::default()
         };
-        assert!(matches!(rollout(&deployment(2, 1, None)), Rollout::Progressing(_)));
+        assert!(matches!(
+            rollout(&deployment(2, 1, None)),
+            Rollout::Progressing(_)
+        ));
         assert_eq!(
             rollout(&deployment(2, 1, Some(status(1, 1, 1, 1)))),
             Rollout::Progressing("waiting for the Deployment controller to observe generation 2".into())
         );
-        assert_eq!(rollout(&deployment(2, 3, Some(status(2, 3, 1, 1)))), Rollout::Progressing("1 of 3 replicas updated".into()));
+        assert_eq!(
+            rollout(&deployment(2, 3, Some(status(2, 3, 1, 1)))),
+            Rollout::Progressing("1 of 3 replicas updated".into())
+        );
         assert_eq!(
             rollout(&deployment(2, 3, Some(status(2, 4, 3, 3)))),
             Rollout::Progressing("1 old replicas pending termination".into())
@@ -228,8 +265,14 @@ mod tests {
             rollout(&deployment(2, 3, Some(status(2, 3, 3, 2)))),
             Rollout::Progressing("2 of 3 updated replicas available".into())
         );
-        assert_eq!(rollout(&deployment(2, 3, Some(status(2, 3, 3, 3)))), Rollout::Complete);
-        assert_eq!(rollout(&deployment(2, 0, Some(status(2, 0, 0, 0)))), Rollout::Complete);
+        assert_eq!(
+            rollout(&deployment(2, 3, Some(status(2, 3, 3, 3)))),
+            Rollout::Complete
+        );
+        assert_eq!(
+            rollout(&deployment(2, 0, Some(status(2, 0, 0, 0)))),
+            Rollout::Complete
+        );
         let mut failed = status(2, 1, 1, 0);
         failed.conditions = Some(vec![DeploymentCondition {
             type_: "Progressing".into(),

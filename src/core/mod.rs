@@ -5,4 +5,6 @@
 pub mod conditions;
 pub mod config;
 pub mod deployment;
+pub mod environment;
+pub mod gates;
 pub mod version;

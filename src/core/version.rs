@@ -33,7 +33,9 @@ fn parse(scheme: VersionScheme, version: &str) -> Option<Parsed> {
         VersionScheme::CalVer => {
             let mut parts = version.split('.').map(str::parse::<u64>);
             match (parts.next(), parts.next(), parts.next(), parts.next()) {
-                (Some(Ok(year)), Some(Ok(month)), Some(Ok(patch)), None) => Some(Parsed::Cal { year, month, patch }),
+                (Some(Ok(year)), Some(Ok(month)), Some(Ok(patch)), None) => {
+                    Some(Parsed::Cal { year, month, patch })
+                }
                 _ => None,
             }
         }
@@ -59,8 +61,19 @@ pub fn bump(scheme: VersionScheme, from: Option<&str>, to: &str) -> Bump {
         }
         // CalVer: a new year or month is a minor step; it never signals
         // breaking changes the way a SemVer major does.
-        (Some(Parsed::Cal { year: ya, month: ma, .. }), Some(Parsed::Cal { year: yb, month: mb, .. })) => {
-            if ya != yb || ma != mb { Bump::Minor } else { Bump::Patch }
+        (
+            Some(Parsed::Cal {
+                year: ya, month: ma, ..
+            }),
+            Some(Parsed::Cal {
+                year: yb, month: mb, ..
+            }),
+        ) => {
+            if ya != yb || ma != mb {
+                Bump::Minor
+            } else {
+                Bump::Patch
+            }
         }
         _ => Bump::Major,
     }
@@ -71,9 +84,18 @@ pub fn bump(scheme: VersionScheme, from: Option<&str>, to: &str) -> Bump {
 pub fn compare(scheme: VersionScheme, a: &str, b: &str) -> Option<Ordering> {
     match (parse(scheme, a)?, parse(scheme, b)?) {
         (Parsed::Sem(a), Parsed::Sem(b)) => Some(a.cmp(&b)),
-        (Parsed::Cal { year: ya, month: ma, patch: pa }, Parsed::Cal { year: yb, month: mb, patch: pb }) => {
-            Some((ya, ma, pa).cmp(&(yb, mb, pb)))
-        }
+        (
+            Parsed::Cal {
+                year: ya,
+                month: ma,
+                patch: pa,
+            },
+            Parsed::Cal {
+                year: yb,
+                month: mb,
+                patch: pb,
+            },
+        ) => Some((ya, ma, pa).cmp(&(yb, mb, pb))),
         _ => None,
     }
 }
@@ -95,24 +117,52 @@ mod tests {
             (Some("1.4.2"), "not-semver", Bump::Major),
         ];
         for (from, to, expected) in cases {
-            assert_eq!(bump(VersionScheme::SemVer, from, to), expected, "{from:?} -> {to}");
+            assert_eq!(
+                bump(VersionScheme::SemVer, from, to),
+                expected,
+                "{from:?} -> {to}"
+            );
         }
     }
 
     #[test]
     fn calver_and_opaque_bumps() {
-        assert_eq!(bump(VersionScheme::CalVer, Some("2026.11.1"), "2026.11.2"), Bump::Patch);
-        assert_eq!(bump(VersionScheme::CalVer, Some("2026.11.1"), "2026.12.0"), Bump::Minor);
-        assert_eq!(bump(VersionScheme::CalVer, Some("2026.12.4"), "2027.01.0"), Bump::Minor);
-        assert_eq!(bump(VersionScheme::Opaque, Some("sha-abc1234"), "sha-def5678"), Bump::Major);
-        assert_eq!(bump(VersionScheme::Opaque, Some("sha-abc1234"), "sha-abc1234"), Bump::None);
+        assert_eq!(
+            bump(VersionScheme::CalVer, Some("2026.11.1"), "2026.11.2"),
+            Bump::Patch
+        );
+        assert_eq!(
+            bump(VersionScheme::CalVer, Some("2026.11.1"), "2026.12.0"),
+            Bump::Minor
+        );
+        assert_eq!(
+            bump(VersionScheme::CalVer, Some("2026.12.4"), "2027.01.0"),
+            Bump::Minor
+        );
+        assert_eq!(
+            bump(VersionScheme::Opaque, Some("sha-abc1234"), "sha-def5678"),
+            Bump::Major
+        );
+        assert_eq!(
+            bump(VersionScheme::Opaque, Some("sha-abc1234"), "sha-abc1234"),
+            Bump::None
+        );
     }
 
     #[test]
     fn ordering() {
-        assert_eq!(compare(VersionScheme::SemVer, "1.10.0", "1.9.0"), Some(Ordering::Greater));
-        assert_eq!(compare(VersionScheme::SemVer, "1.0.0-rc.1", "1.0.0"), Some(Ordering::Less));
-        assert_eq!(compare(VersionScheme::CalVer, "2026.02.0", "2026.11.0"), Some(Ordering::Less));
+        assert_eq!(
+            compare(VersionScheme::SemVer, "1.10.0", "1.9.0"),
+            Some(Ordering::Greater)
+        );
+        assert_eq!(
+            compare(VersionScheme::SemVer, "1.0.0-rc.1", "1.0.0"),
+            Some(Ordering::Less)
+        );
+        assert_eq!(
+            compare(VersionScheme::CalVer, "2026.02.0", "2026.11.0"),
+            Some(Ordering::Less)
+        );
         assert_eq!(compare(VersionScheme::Opaque, "b", "a"), None);
     }
 }

@@ -1,0 +1,325 @@
+//! The gates of one Promotion: what each sees, and whether it passes.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{
+    ApplicationStatus, Approval, ApprovalGate, ApprovalRequired, Artifact, Environment, GateName, GateState,
+    GateStatus, Health, Promotion, RevisionCheck,
+};
+use crate::core::conditions;
+use crate::core::version::{self, Bump};
+
+/// Everything the gates of one Promotion look at.
+pub struct GateInput<'a> {
+    pub environment: &'a Environment,
+    /// Finds another Environment of the namespace by name.
+    pub environments: &'a dyn Fn(&str) -> Option<&'a Environment>,
+    pub artifact: &'a Artifact,
+    pub promotion: &'a Promotion,
+    /// What runs in the environment now for the Artifact's application.
+    pub current: Option<&'a ApplicationStatus>,
+    /// The Artifact ran here before: upstream gates do not apply.
+    pub rollback: bool,
+    pub now: &'a Time,
+}
+
+/// The gates' verdicts and the approvals accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateVerdict {
+    pub gates: Vec<GateStatus>,
+    pub approvals: Vec<Approval>,
+}
+
+impl GateVerdict {
+    /// Every gate passed or was waived.
+    pub fn all_clear(&self) -> bool {
+        self.gates
+            .iter()
+            .all(|gate| matches!(gate.state, GateState::Passed | GateState::Waived))
+    }
+
+    /// The first gate that holds the Promotion, if any.
+    pub fn first_holding(&self) -> Option<&GateStatus> {
+        self.gates
+            .iter()
+            .find(|gate| matches!(gate.state, GateState::Pending | GateState::Failed))
+    }
+}
+
+/// Provenance facts about an Artifact's source revision, from its spec alone.
+pub fn revision_check(artifact: &Artifact) -> (RevisionCheck, String) {
+    match artifact
+        .spec
+        .source
+        .as_ref()
+        .map(|source| source.revision.as_str())
+    {
+        None => (RevisionCheck::Missing, "spec.source.revision is not set".into()),
+        Some(revision) => {
+            let hex = revision
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+            if hex && (revision.len() == 40 || revision.len() == 64) {
+                (RevisionCheck::Valid, format!("source revision {revision}"))
+            } else {
+                (
+                    RevisionCheck::Malformed,
+                    format!("spec.source.revision {revision:?} is not a full 40- or 64-hex-digit commit id"),
+                )
+            }
+        }
+    }
+}
+
+/// Evaluates every gate of `input.promotion`. `previous` approvals keep the
+/// time each was first seen.
+pub fn evaluate(input: &GateInput<'_>, previous: &[Approval]) -> GateVerdict {
+    let waived: BTreeSet<GateName> = input
+        .promotion
+        .spec
+        .r#override
+        .iter()
+        .flat_map(|o| o.waive.iter().copied())
+        .collect();
+    let (approval, approvals) = approval_gate(input, previous);
+    let gates = vec![
+        (GateName::ArtifactReady, artifact_ready(input.artifact)),
+        (GateName::Upstream, upstream(input)),
+        (GateName::Approval, approval),
+        (GateName::Provenance, provenance(input)),
+    ];
+    let gates = gates
+        .into_iter()
+        .map(|(gate, (state, message))| {
+            let (state, message) =
+                if waived.contains(&gate) && gate != GateName::Approval && state != GateState::Passed {
+                    (GateState::Waived, format!("waived by override: {message}"))
+                } else {
+                    (state, message)
+                };
+            GateStatus {
+                gate,
+                state,
+                message,
+                last_checked: Some(input.now.clone()),
+            }
+        })
+        .collect();
+    GateVerdict { gates, approvals }
+}
+
+fn artifact_ready(artifact: &Artifact) -> (GateState, String) {
+    let name = artifact.metadata.name.as_deref().unwrap_or_default();
+    let status = artifact.status.clone().unwrap_or_default();
+    match conditions::find(&status.conditions, crate::api::CONDITION_READY) {
+        Some(ready) if ready.status == "True" => (GateState::Passed, format!("Artifact {name} is resolved")),
+        Some(ready) if TERMINAL_ARTIFACT_REASONS.contains(&ready.reason.as_str()) => (
+            GateState::Failed,
+            format!("Artifact {name} can never be promoted: {}", ready.message),
+        ),
+        Some(ready) => (
+            GateState::Pending,
+            format!("Artifact {name} is not Ready yet: {}", ready.message),
+        ),
+        None => (
+            GateState::Pending,
+            format!("Artifact {name} has not been resolved yet"),
+        ),
+    }
+}
+
+/// Ready reasons of an Artifact that no retry can change.
+pub const TERMINAL_ARTIFACT_REASONS: &[&str] = &["DigestMismatch", "ImageNotFound", "InvalidReference"];
+
+fn upstream(input: &GateInput<'_>) -> (GateState, String) {
+    let upstream = &input.environment.spec.upstream;
+    if upstream.is_empty() {
+        return (GateState::Passed, "this environment has no upstream".into());
+    }
+    let artifact = input.artifact.metadata.name.as_deref().unwrap_or_default();
+    if input.rollback {
+        return (
+            GateState::Passed,
+            format!("rollback: {artifact} ran here before, upstream does not apply"),
+        );
+    }
+    let application = &input.artifact.spec.application;
+    let mut missing = Vec::new();
+    for name in upstream {
+        let Some(environment) = (input.environments)(name) else {
+            missing.push(format!("upstream Environment {name} does not exist"));
+            continue;
+        };
+        let running = environment.status.as_ref().and_then(|status| {
+            status
+                .applications
+                .iter()
+                .find(|app| &app.application == application)
+        });
+        match running {
+            Some(app) if app.artifact == artifact && app.health == Health::Healthy => {}
+            Some(app) if app.artifact == artifact => {
+                missing.push(format!("{artifact} runs in {name} but is {:?}", app.health))
+            }
+            Some(app) => missing.push(format!(
+                "{name} runs {} ({}), not {artifact}",
+                app.artifact, app.version
+            )),
+            None => missing.push(format!("{artifact} has not succeeded in {name}")),
+        }
+    }
+    if missing.is_empty() {
+        (
+            GateState::Passed,
+            format!("{artifact} is healthy in {}", upstream.join(", ")),
+        )
+    } else {
+        (
+            GateState::Pending,
+            format!("{}; promote it there first", missing.join("; ")),
+        )
+    }
+}
+
+/// The approval gate that applies: the Environment's, or for an override
+/// without one, a single approval by anyone.
+fn approval_policy(input: &GateInput<'_>) -> Option<ApprovalGate> {
+    match (
+        &input.environment.spec.gates.approval,
+        &input.promotion.spec.r#override,
+    ) {
+        (Some(gate), Some(_)) => Some(ApprovalGate {
+            required: ApprovalRequired::Always,
+            ..gate.clone()
+        }),
+        (Some(gate), None) => Some(gate.clone()),
+        (None, Some(_)) => Some(ApprovalGate {
+            required: ApprovalRequired::Always,
+            min_approvals: 1,
+            users: Vec::new(),
+            groups: Vec::new(),
+            forbid_self_approval: false,
+        }),
+        (None, None) => None,
+    }
+}
+
+fn approval_gate(input: &GateInput<'_>, previous: &[Approval]) -> ((GateState, String), Vec<Approval>) {
+    // Approvals are recorded whether or not the gate needs them: they are part of the audit trail.
+    let mut seen = BTreeSet::new();
+    let approvals: Vec<Approval> = input
+        .promotion
+        .spec
+        .approvals
+        .iter()
+        .filter(|request| seen.insert(request.user.clone()))
+        .map(|request| Approval {
+            user: request.user.clone(),
+            at: previous
+                .iter()
+                .find(|approval| approval.user == request.user)
+                .map(|approval| approval.at.clone())
+                .unwrap_or_else(|| input.now.clone()),
+            // Identity is vouched for only by the admission policy, which is not installed by this release.
+            verified: false,
+        })
+        .collect();
+
+    let Some(gate) = approval_policy(input) else {
+        return ((GateState::Passed, "no approval required here".into()), approvals);
+    };
+    let bump = version::bump(
+        input.artifact.spec.version_scheme,
+        input.current.map(|current| current.version.as_str()),
+        &input.artifact.spec.version,
+    );
+    let needed = match gate.required {
+        ApprovalRequired::Always => true,
+        ApprovalRequired::MinorOrMajor => bump >= Bump::Minor,
+        ApprovalRequired::Major => bump >= Bump::Major,
+    };
+    if !needed {
+        return (
+            (
+                GateState::Passed,
+                format!("a {bump:?} version change needs no approval here"),
+            ),
+            approvals,
+        );
+    }
+    let allowed: Vec<&Approval> = approvals
+        .iter()
+        .filter(|approval| {
+            (gate.users.is_empty() && gate.groups.is_empty()) || gate.users.contains(&approval.user)
+        })
+        .collect();
+    let min = usize::try_from(gate.min_approvals).unwrap_or(1).max(1);
+    let who = allowed
+        .iter()
+        .map(|approval| approval.user.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let state = if allowed.len() >= min {
+        (GateState::Passed, format!("approved by {who}"))
+    } else {
+        let mut message = format!(
+            "{} of {min} approvals; approve with: kubectl hoist approve {} -n {}",
+            allowed.len(),
+            input.promotion.metadata.name.as_deref().unwrap_or_default(),
+            input.promotion.metadata.namespace.as_deref().unwrap_or_default(),
+        );
+        if !gate.groups.is_empty() {
+            message.push_str(&format!(
+                "; group membership ({}) cannot be verified without the approval admission policy, so only the users listed in spec.gates.approval.users count",
+                gate.groups.join(", ")
+            ));
+        }
+        (GateState::Pending, message)
+    };
+    (state, approvals)
+}
+
+fn provenance(input: &GateInput<'_>) -> (GateState, String) {
+    let Some(gate) = &input.environment.spec.gates.provenance else {
+        return (GateState::Passed, "no provenance required here".into());
+    };
+    let mut problems = Vec::new();
+    if gate.require_source_revision {
+        let (check, message) = revision_check(input.artifact);
+        if check != RevisionCheck::Valid {
+            problems.push(message);
+        }
+    }
+    if !gate.allowed_registries.is_empty() {
+        for image in &input.artifact.spec.images {
+            let allowed = gate.allowed_registries.iter().any(|prefix| {
+                let prefix = prefix.trim_end_matches('/');
+                image
+                    .image
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with(['/', ':', '@']))
+            });
+            if !allowed {
+                problems.push(format!(
+                    "image {} of component {} is not from an allowed registry ({})",
+                    image.image,
+                    image.component,
+                    gate.allowed_registries.join(", ")
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        (GateState::Passed, "provenance requirements met".into())
+    } else {
+        (
+            GateState::Failed,
+            format!(
+                "{}; build a new Artifact that meets spec.gates.provenance",
+                problems.join("; ")
+            ),
+        )
+    }
+}
