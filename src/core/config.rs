@@ -147,6 +147,7 @@ mod tests {
     fn config(data: &[(&str, &str)], base: Option<&str>, secrets: &[&str]) -> ApplicationConfig {
         ApplicationConfig {
             application: "shop".into(),
+            config_map_name: None,
             base_config_map: base.map(Into::into),
             data: data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             secret_refs: secrets
