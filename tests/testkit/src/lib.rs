@@ -1,1 +1,3 @@
-pub fn placeholder() {}
+//! Test helpers for Hoist.
+
+pub mod registry;
