@@ -14,6 +14,8 @@ use tokio::sync::{OnceCell, Semaphore};
 use super::credentials::{PullSecrets, RegistryCredentials};
 use super::{RegistryError, parse_reference, pinned_reference};
 
+const DEFAULT_MAX_CONCURRENT_PER_REGISTRY: NonZeroUsize = NonZeroUsize::new(4).unwrap();
+
 /// How a [`Resolver`] talks to registries.
 #[derive(Clone, Debug)]
 pub struct ResolverConfig {
@@ -32,7 +34,7 @@ impl Default for ResolverConfig {
     fn default() -> Self {
         Self {
             insecure_registries: Vec::new(),
-            max_concurrent_per_registry: NonZeroUsize::new(4).unwrap_or(NonZeroUsize::MIN),
+            max_concurrent_per_registry: DEFAULT_MAX_CONCURRENT_PER_REGISTRY,
             request_timeout: Duration::from_secs(30),
         }
     }
@@ -44,6 +46,8 @@ impl Default for ResolverConfig {
 /// once per distinct (normalised) reference: a tag resolved once keeps its
 /// digest for the life of the resolver even if the tag moves, and a pinned
 /// digest verified once is not checked again. Failures are not cached.
+/// Entries are never evicted: there is one per image reference the operator
+/// has seen, and each is a few hundred bytes.
 ///
 /// The cache is keyed by reference alone, not by who asked: a tenant without
 /// access to a private image can learn its digest (not its content) once
@@ -91,16 +95,20 @@ impl Resolver {
         if let Some(expected) = expected_digest {
             pinned_reference(image, expected)?;
         }
-        let cell = Arc::clone(
-            lock(&self.shared.digests)
-                .entry(reference.whole())
-                .or_default(),
-        );
+        let key = reference.whole();
+        let cell = Arc::clone(lock(&self.shared.digests).entry(key.clone()).or_default());
         // Concurrent callers for one reference wait for the first lookup
         // instead of each asking the registry.
-        let actual = cell
+        let actual = match cell
             .get_or_try_init(|| self.fetch_digest(&reference, image, pull_secrets))
-            .await?;
+            .await
+        {
+            Ok(actual) => actual,
+            Err(error) => {
+                self.forget_unresolved(&key, &cell);
+                return Err(error);
+            }
+        };
         match expected_digest {
             Some(expected) if expected != actual => Err(RegistryError::DigestMismatch {
                 reference: image.to_owned(),
@@ -116,6 +124,18 @@ impl Resolver {
     /// HEAD, a GET when HEAD carries no digest, and authentication.
     pub fn registry_requests(&self) -> u64 {
         self.shared.registry_requests.load(Ordering::Relaxed)
+    }
+
+    /// Drops the empty cache entry a failed lookup left, so references that
+    /// never resolve (typos, deleted tags) do not accumulate.
+    fn forget_unresolved(&self, key: &str, cell: &Arc<OnceCell<String>>) {
+        let mut digests = lock(&self.shared.digests);
+        if let Some(current) = digests.get(key)
+            && Arc::ptr_eq(current, cell)
+            && !cell.initialized()
+        {
+            digests.remove(key);
+        }
     }
 
     async fn fetch_digest(
@@ -275,6 +295,22 @@ mod tests {
             ..ResolverConfig::default()
         };
         assert!(build_client(&config).is_ok());
+    }
+
+    #[tokio::test]
+    async fn failed_lookups_leave_no_cache_entry() {
+        // Nothing listens on port 1 of the loopback interface.
+        let resolver = Resolver::new(ResolverConfig {
+            insecure_registries: vec!["127.0.0.1:1".to_owned()],
+            ..ResolverConfig::default()
+        });
+        let error = resolver
+            .resolve("127.0.0.1:1/api:v1", None, &PullSecrets::default())
+            .await
+            .unwrap_err();
+        assert!(error.is_transient(), "{error:?}");
+        assert!(lock(&resolver.shared.digests).is_empty());
+        assert_eq!(resolver.registry_requests(), 1);
     }
 
     fn envelope(code: &str) -> OciDistributionError {
