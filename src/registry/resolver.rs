@@ -98,7 +98,8 @@ impl Resolver {
         let key = reference.whole();
         let cell = Arc::clone(lock(&self.shared.digests).entry(key.clone()).or_default());
         // Concurrent callers for one reference wait for the first lookup
-        // instead of each asking the registry.
+        // instead of each asking the registry; if it fails, the next waiter
+        // asks in turn.
         let actual = match cell
             .get_or_try_init(|| self.fetch_digest(&reference, image, pull_secrets))
             .await
