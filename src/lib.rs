@@ -3,4 +3,5 @@
 pub mod api;
 pub mod cli;
 pub mod core;
+pub mod registry;
 pub mod render;

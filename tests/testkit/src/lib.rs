@@ -1,1 +1,3 @@
 //! Test helpers for Hoist's integration suites.
+
+pub mod registry;

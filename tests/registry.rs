@@ -1,0 +1,447 @@
+//! The registry client against a real OCI registry (docker-registry started by
+//! `scripts/registry start`, address in `HOIST_TEST_REGISTRY`).
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use futures::future::join_all;
+use hoist::registry::{PullSecrets, RegistryError, Resolver, ResolverConfig, pinned_reference};
+use hoist_testkit::registry::{
+    AuthRegistry, move_tag, push_image, push_multi, registry_address, unique_repository,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn resolver_for(registries: &[&str], max_concurrent: usize) -> anyhow::Result<Resolver> {
+    Ok(Resolver::new(ResolverConfig {
+        insecure_registries: registries.iter().map(|r| (*r).to_owned()).collect(),
+        max_concurrent_per_registry: NonZeroUsize::new(max_concurrent)
+            .context("concurrency limit must be positive")?,
+        ..ResolverConfig::default()
+    }))
+}
+
+fn test_resolver() -> anyhow::Result<Resolver> {
+    resolver_for(&[&registry_address()?], 4)
+}
+
+fn anonymous() -> PullSecrets {
+    PullSecrets::default()
+}
+
+#[tokio::test]
+async fn tag_resolves_to_the_pushed_digest() -> anyhow::Result<()> {
+    let image = push_image(&unique_repository("api"), "v1.0.0", 1).await?;
+    let resolver = test_resolver()?;
+
+    let digest = resolver
+        .resolve(&image.reference, None, &anonymous())
+        .await?;
+
+    assert_eq!(digest, image.digest);
+    assert_eq!(resolver.registry_requests(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn components_of_one_application_resolve_to_their_own_digests() -> anyhow::Result<()> {
+    let images = push_multi("shop", &[("backend", "1.4.0"), ("frontend", "1.4.0")]).await?;
+    let resolver = test_resolver()?;
+
+    for (component, image) in &images {
+        let digest = resolver
+            .resolve(&image.reference, None, &anonymous())
+            .await?;
+        assert_eq!(digest, image.digest, "{component}");
+    }
+    assert_ne!(images["backend"].digest, images["frontend"].digest);
+    Ok(())
+}
+
+#[tokio::test]
+async fn digest_pinned_reference_is_verified_in_the_registry() -> anyhow::Result<()> {
+    let image = push_image(&unique_repository("api"), "v1", 2).await?;
+    let resolver = test_resolver()?;
+    let pinned = pinned_reference(&image.reference, &image.digest)?;
+    assert_eq!(pinned, image.by_digest());
+
+    let digest = resolver.resolve(&pinned, None, &anonymous()).await?;
+
+    assert_eq!(digest, image.digest);
+    Ok(())
+}
+
+#[tokio::test]
+async fn digest_unknown_to_the_registry_is_not_found() -> anyhow::Result<()> {
+    let image = push_image(&unique_repository("api"), "v1", 3).await?;
+    let absent = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    let pinned = pinned_reference(&image.reference, absent)?;
+
+    let error = test_resolver()?
+        .resolve(&pinned, None, &anonymous())
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&error, RegistryError::NotFound { reference, .. } if *reference == pinned),
+        "{error:?}"
+    );
+    assert!(!error.is_transient());
+    Ok(())
+}
+
+#[tokio::test]
+async fn expected_digest_that_differs_from_the_registry_is_a_mismatch() -> anyhow::Result<()> {
+    let repository = unique_repository("api");
+    let image = push_image(&repository, "v1", 4).await?;
+    let other = push_image(&repository, "v2", 5).await?;
+
+    let error = test_resolver()?
+        .resolve(&image.reference, Some(&other.digest), &anonymous())
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&error, RegistryError::DigestMismatch { reference, expected, actual }
+            if *reference == image.reference && *expected == other.digest && *actual == image.digest),
+        "{error:?}"
+    );
+    assert!(!error.is_transient());
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "image {} has digest {} in the registry, but {} was expected",
+            image.reference, image.digest, other.digest
+        )
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn expected_digest_that_matches_is_accepted() -> anyhow::Result<()> {
+    let image = push_image(&unique_repository("api"), "v1", 6).await?;
+
+    let digest = test_resolver()?
+        .resolve(&image.reference, Some(&image.digest), &anonymous())
+        .await?;
+
+    assert_eq!(digest, image.digest);
+    Ok(())
+}
+
+#[tokio::test]
+async fn missing_tag_is_not_found_and_not_transient() -> anyhow::Result<()> {
+    let repository = unique_repository("api");
+    push_image(&repository, "v1", 7).await?;
+    let missing = format!("{}/{repository}:v404", registry_address()?);
+
+    let error = test_resolver()?
+        .resolve(&missing, None, &anonymous())
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&error, RegistryError::NotFound { reference, .. } if *reference == missing),
+        "{error:?}"
+    );
+    assert!(!error.is_transient());
+    assert!(error.to_string().contains(&missing), "{error}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn missing_repository_is_not_found() -> anyhow::Result<()> {
+    let missing = format!(
+        "{}/{}:v1",
+        registry_address()?,
+        unique_repository("never-pushed")
+    );
+
+    let error = test_resolver()?
+        .resolve(&missing, None, &anonymous())
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&error, RegistryError::NotFound { reference, .. } if *reference == missing),
+        "{error:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn unreachable_registry_is_transient() -> anyhow::Result<()> {
+    // A port that was free a moment ago: nothing listens there.
+    let closed = TcpListener::bind("127.0.0.1:0").await?.local_addr()?;
+    let registry = closed.to_string();
+    let image = format!("{registry}/hoist-test/api:v1");
+
+    let error = resolver_for(&[&registry], 4)?
+        .resolve(&image, None, &anonymous())
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&error, RegistryError::Unavailable { reference, .. } if *reference == image),
+        "{error:?}"
+    );
+    assert!(error.is_transient());
+    Ok(())
+}
+
+#[tokio::test]
+async fn invalid_reference_is_refused_without_asking_the_registry() -> anyhow::Result<()> {
+    let resolver = test_resolver()?;
+
+    let error = resolver
+        .resolve("Shop/API:v1", None, &anonymous())
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(&error, RegistryError::InvalidReference { reference, .. } if reference == "Shop/API:v1"),
+        "{error:?}"
+    );
+    assert!(!error.is_transient());
+    assert_eq!(resolver.registry_requests(), 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn second_resolution_is_served_from_the_cache() -> anyhow::Result<()> {
+    let image = push_image(&unique_repository("api"), "v1", 8).await?;
+    let resolver = test_resolver()?;
+    let shared = resolver.clone();
+
+    let first = resolver
+        .resolve(&image.reference, None, &anonymous())
+        .await?;
+    let second = shared.resolve(&image.reference, None, &anonymous()).await?;
+    let pinned = image.by_digest();
+    resolver.resolve(&pinned, None, &anonymous()).await?;
+    resolver.resolve(&pinned, None, &anonymous()).await?;
+
+    assert_eq!((first, second), (image.digest.clone(), image.digest));
+    // One lookup for the tag, one to verify the pinned digest.
+    assert_eq!(resolver.registry_requests(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn concurrent_resolutions_of_one_reference_ask_the_registry_once() -> anyhow::Result<()> {
+    let image = push_image(&unique_repository("api"), "v1", 9).await?;
+    let resolver = test_resolver()?;
+    let secrets = anonymous();
+
+    let digests =
+        join_all((0..8).map(|_| resolver.resolve(&image.reference, None, &secrets))).await;
+
+    for digest in digests {
+        assert_eq!(digest?, image.digest);
+    }
+    assert_eq!(resolver.registry_requests(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn moved_tag_keeps_its_first_digest_until_a_new_resolver() -> anyhow::Result<()> {
+    let repository = unique_repository("api");
+    let original = push_image(&repository, "stable", 10).await?;
+    let resolver = test_resolver()?;
+    resolver
+        .resolve(&original.reference, None, &anonymous())
+        .await?;
+
+    let moved = move_tag(&repository, "stable", 11).await?;
+    assert_eq!(moved.reference, original.reference);
+    assert_ne!(moved.digest, original.digest);
+
+    let same_resolver = resolver
+        .resolve(&original.reference, None, &anonymous())
+        .await?;
+    let fresh_resolver = test_resolver()?
+        .resolve(&original.reference, None, &anonymous())
+        .await?;
+
+    assert_eq!(same_resolver, original.digest);
+    assert_eq!(fresh_resolver, moved.digest);
+    assert_eq!(resolver.registry_requests(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_registry_concurrency_limit_is_honoured() -> anyhow::Result<()> {
+    let repository = unique_repository("api");
+    let tags: Vec<String> = (0..10).map(|i| format!("v{i}")).collect();
+    for (seed, tag) in (100..).zip(&tags) {
+        push_image(&repository, tag, seed).await?;
+    }
+
+    let limited = resolve_all_through_proxy(&repository, &tags, 2).await?;
+    // Control: the proxy does see overlap when the limit allows it.
+    let unlimited = resolve_all_through_proxy(&repository, &tags, 10).await?;
+
+    assert_eq!(limited, 2);
+    assert!(
+        unlimited > 2,
+        "at most {unlimited} in flight without a limit"
+    );
+    Ok(())
+}
+
+/// Resolves every tag at once through a [`SlowProxy`] with the given limit and
+/// returns the most requests the proxy saw in flight together.
+async fn resolve_all_through_proxy(
+    repository: &str,
+    tags: &[String],
+    limit: usize,
+) -> anyhow::Result<usize> {
+    let proxy = SlowProxy::start(registry_address()?, Duration::from_millis(250)).await?;
+    let resolver = resolver_for(&[&proxy.address], limit)?;
+    let secrets = anonymous();
+    let images: Vec<String> = tags
+        .iter()
+        .map(|tag| format!("{}/{repository}:{tag}", proxy.address))
+        .collect();
+
+    let results = join_all(
+        images
+            .iter()
+            .map(|image| resolver.resolve(image, None, &secrets)),
+    )
+    .await;
+
+    for result in results {
+        result?;
+    }
+    assert_eq!(resolver.registry_requests(), 10);
+    Ok(proxy.max_in_flight.load(Ordering::SeqCst))
+}
+
+/// A TCP proxy in front of the registry that holds every request back for a
+/// while, so that concurrent lookups overlap, and records the most requests
+/// that were waiting for a response at the same time.
+struct SlowProxy {
+    address: String,
+    max_in_flight: Arc<AtomicUsize>,
+}
+
+impl SlowProxy {
+    async fn start(upstream: String, delay: Duration) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let address = listener.local_addr()?.to_string();
+        let in_flight = Arc::new(AtomicUsize::new(0));
+        let max_in_flight = Arc::new(AtomicUsize::new(0));
+        let counters = (Arc::clone(&in_flight), Arc::clone(&max_in_flight));
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let (in_flight, max_in_flight) = (Arc::clone(&counters.0), Arc::clone(&counters.1));
+                tokio::spawn(async move {
+                    if let Ok(server) = TcpStream::connect(&upstream).await {
+                        relay(client, server, delay, in_flight, max_in_flight).await;
+                    }
+                });
+            }
+        });
+        Ok(Self {
+            address,
+            max_in_flight,
+        })
+    }
+}
+
+/// A connection counts as one request in flight from the first request bytes
+/// it sends until the first response bytes come back.
+async fn relay(
+    client: TcpStream,
+    server: TcpStream,
+    delay: Duration,
+    in_flight: Arc<AtomicUsize>,
+    max_in_flight: Arc<AtomicUsize>,
+) {
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let waiting = AtomicBool::new(false);
+    let requests = async {
+        let mut buffer = vec![0; 16 * 1024];
+        while let Ok(read @ 1..) = client_read.read(&mut buffer).await {
+            if !waiting.swap(true, Ordering::SeqCst) {
+                let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                max_in_flight.fetch_max(now, Ordering::SeqCst);
+            }
+            tokio::time::sleep(delay).await;
+            if server_write.write_all(&buffer[..read]).await.is_err() {
+                break;
+            }
+        }
+        let _ = server_write.shutdown().await;
+    };
+    let responses = async {
+        let mut buffer = vec![0; 16 * 1024];
+        while let Ok(read @ 1..) = server_read.read(&mut buffer).await {
+            if waiting.swap(false, Ordering::SeqCst) {
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+            }
+            if client_write.write_all(&buffer[..read]).await.is_err() {
+                break;
+            }
+        }
+        let _ = client_write.shutdown().await;
+    };
+    tokio::join!(requests, responses);
+    if waiting.load(Ordering::SeqCst) {
+        in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+#[tokio::test]
+async fn basic_auth_from_a_dockerconfigjson_pull_secret() -> anyhow::Result<()> {
+    let registry = AuthRegistry::start()?;
+    let image = registry
+        .push_image(&unique_repository("private"), "v1", 12)
+        .await?;
+    let resolver = resolver_for(&[registry.address()], 4)?;
+    let pull_secret = |password: &str| {
+        let auth = BASE64.encode(format!("{}:{password}", AuthRegistry::USERNAME));
+        PullSecrets::from_dockerconfigjson(
+            format!(
+                r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+                registry.address()
+            )
+            .as_bytes(),
+        )
+    };
+
+    let without_secret = resolver
+        .resolve(&image.reference, None, &anonymous())
+        .await
+        .unwrap_err();
+    let wrong_password = resolver
+        .resolve(&image.reference, None, &pull_secret("wrong")?)
+        .await
+        .unwrap_err();
+    let digest = resolver
+        .resolve(
+            &image.reference,
+            None,
+            &pull_secret(AuthRegistry::PASSWORD)?,
+        )
+        .await?;
+
+    for error in [&without_secret, &wrong_password] {
+        assert!(
+            matches!(error, RegistryError::Unauthorized { reference, registry: host, .. }
+                if *reference == image.reference && host == registry.address()),
+            "{error:?}"
+        );
+        assert!(!error.is_transient());
+    }
+    assert_eq!(digest, image.digest);
+    Ok(())
+}
