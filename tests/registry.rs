@@ -39,9 +39,7 @@ async fn tag_resolves_to_the_pushed_digest() -> anyhow::Result<()> {
     let image = push_image(&unique_repository("api"), "v1.0.0", 1).await?;
     let resolver = test_resolver()?;
 
-    let digest = resolver
-        .resolve(&image.reference, None, &anonymous())
-        .await?;
+    let digest = resolver.resolve(&image.reference, None, &anonymous()).await?;
 
     assert_eq!(digest, image.digest);
     assert_eq!(resolver.registry_requests(), 1);
@@ -54,9 +52,7 @@ async fn components_of_one_application_resolve_to_their_own_digests() -> anyhow:
     let resolver = test_resolver()?;
 
     for (component, image) in &images {
-        let digest = resolver
-            .resolve(&image.reference, None, &anonymous())
-            .await?;
+        let digest = resolver.resolve(&image.reference, None, &anonymous()).await?;
         assert_eq!(digest, image.digest, "{component}");
     }
     assert_ne!(images["backend"].digest, images["frontend"].digest);
@@ -156,11 +152,7 @@ async fn missing_tag_is_not_found_and_not_transient() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn missing_repository_is_not_found() -> anyhow::Result<()> {
-    let missing = format!(
-        "{}/{}:v1",
-        registry_address()?,
-        unique_repository("never-pushed")
-    );
+    let missing = format!("{}/{}:v1", registry_address()?, unique_repository("never-pushed"));
 
     let error = test_resolver()?
         .resolve(&missing, None, &anonymous())
@@ -218,9 +210,7 @@ async fn second_resolution_is_served_from_the_cache() -> anyhow::Result<()> {
     let resolver = test_resolver()?;
     let shared = resolver.clone();
 
-    let first = resolver
-        .resolve(&image.reference, None, &anonymous())
-        .await?;
+    let first = resolver.resolve(&image.reference, None, &anonymous()).await?;
     let second = shared.resolve(&image.reference, None, &anonymous()).await?;
     let pinned = image.by_digest();
     resolver.resolve(&pinned, None, &anonymous()).await?;
@@ -238,8 +228,7 @@ async fn concurrent_resolutions_of_one_reference_ask_the_registry_once() -> anyh
     let resolver = test_resolver()?;
     let secrets = anonymous();
 
-    let digests =
-        join_all((0..8).map(|_| resolver.resolve(&image.reference, None, &secrets))).await;
+    let digests = join_all((0..8).map(|_| resolver.resolve(&image.reference, None, &secrets))).await;
 
     for digest in digests {
         assert_eq!(digest?, image.digest);
@@ -253,17 +242,13 @@ async fn moved_tag_keeps_its_first_digest_until_a_new_resolver() -> anyhow::Resu
     let repository = unique_repository("api");
     let original = push_image(&repository, "stable", 10).await?;
     let resolver = test_resolver()?;
-    resolver
-        .resolve(&original.reference, None, &anonymous())
-        .await?;
+    resolver.resolve(&original.reference, None, &anonymous()).await?;
 
     let moved = move_tag(&repository, "stable", 11).await?;
     assert_eq!(moved.reference, original.reference);
     assert_ne!(moved.digest, original.digest);
 
-    let same_resolver = resolver
-        .resolve(&original.reference, None, &anonymous())
-        .await?;
+    let same_resolver = resolver.resolve(&original.reference, None, &anonymous()).await?;
     let fresh_resolver = test_resolver()?
         .resolve(&original.reference, None, &anonymous())
         .await?;
@@ -287,20 +272,13 @@ async fn per_registry_concurrency_limit_is_honoured() -> anyhow::Result<()> {
     let unlimited = resolve_all_through_proxy(&repository, &tags, 10).await?;
 
     assert_eq!(limited, 2);
-    assert!(
-        unlimited > 2,
-        "at most {unlimited} in flight without a limit"
-    );
+    assert!(unlimited > 2, "at most {unlimited} in flight without a limit");
     Ok(())
 }
 
 /// Resolves every tag at once through a [`SlowProxy`] with the given limit and
 /// returns the most requests the proxy saw in flight together.
-async fn resolve_all_through_proxy(
-    repository: &str,
-    tags: &[String],
-    limit: usize,
-) -> anyhow::Result<usize> {
+async fn resolve_all_through_proxy(repository: &str, tags: &[String], limit: usize) -> anyhow::Result<usize> {
     let proxy = SlowProxy::start(registry_address()?, Duration::from_millis(250)).await?;
     let resolver = resolver_for(&[&proxy.address], limit)?;
     let secrets = anonymous();
@@ -309,12 +287,7 @@ async fn resolve_all_through_proxy(
         .map(|tag| format!("{}/{repository}:{tag}", proxy.address))
         .collect();
 
-    let results = join_all(
-        images
-            .iter()
-            .map(|image| resolver.resolve(image, None, &secrets)),
-    )
-    .await;
+    let results = join_all(images.iter().map(|image| resolver.resolve(image, None, &secrets))).await;
 
     for result in results {
         result?;
@@ -410,11 +383,7 @@ async fn basic_auth_from_a_dockerconfigjson_pull_secret() -> anyhow::Result<()> 
     let pull_secret = |password: &str| {
         let auth = BASE64.encode(format!("{}:{password}", AuthRegistry::USERNAME));
         PullSecrets::from_dockerconfigjson(
-            format!(
-                r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
-                registry.address()
-            )
-            .as_bytes(),
+            format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, registry.address()).as_bytes(),
         )
     };
 
@@ -427,11 +396,7 @@ async fn basic_auth_from_a_dockerconfigjson_pull_secret() -> anyhow::Result<()> 
         .await
         .unwrap_err();
     let digest = resolver
-        .resolve(
-            &image.reference,
-            None,
-            &pull_secret(AuthRegistry::PASSWORD)?,
-        )
+        .resolve(&image.reference, None, &pull_secret(AuthRegistry::PASSWORD)?)
         .await?;
 
     for error in [&without_secret, &wrong_password] {

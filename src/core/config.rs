@@ -115,7 +115,11 @@ pub fn render(
             feed(value.as_bytes());
         }
     }
-    let hex: String = hasher.finalize().iter().map(|byte| format!("{byte:02x}")).collect();
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
     let hash = format!("sha256:{hex}");
     Ok(RenderedConfig {
         application: config.application.clone(),

@@ -366,18 +366,7 @@ fn pinned_image(
         .iter()
         .find(|image| image.component == component)?
         .image;
-    Some(pin(image, digest))
-}
-
-/// `repo@sha256:…` from an image reference (tag or digest) and a digest.
-pub fn pin(image: &str, digest: &str) -> String {
-    let without_digest = image.split('@').next().unwrap_or(image);
-    // A tag is a ':' after the last '/', so a registry port is kept.
-    let repository = match without_digest.rfind(':') {
-        Some(colon) if colon > without_digest.rfind('/').unwrap_or(0) => &without_digest[..colon],
-        _ => without_digest,
-    };
-    format!("{repository}@{digest}")
+    crate::registry::pinned_reference(image, digest).ok()
 }
 
 /// Applies a pin plan for one application's release to its targets.

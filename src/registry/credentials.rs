@@ -84,8 +84,8 @@ impl PullSecrets {
     /// `https://index.docker.io/v1/`) or a host with a repository prefix
     /// (`registry.example.com/team`).
     pub fn from_dockerconfigjson(json: &[u8]) -> Result<Self, RegistryError> {
-        let config: DockerConfigJson = serde_json::from_slice(json)
-            .map_err(|source| RegistryError::InvalidPullSecret { source })?;
+        let config: DockerConfigJson =
+            serde_json::from_slice(json).map_err(|source| RegistryError::InvalidPullSecret { source })?;
         let entries = config
             .auths
             .into_iter()
@@ -121,8 +121,8 @@ impl PullSecrets {
                     || repository
                         .strip_prefix(entry.repository_prefix.as_str())
                         .is_some_and(|rest| rest.starts_with('/')));
-            let more_specific = best
-                .is_none_or(|best| entry.repository_prefix.len() > best.repository_prefix.len());
+            let more_specific =
+                best.is_none_or(|best| entry.repository_prefix.len() > best.repository_prefix.len());
             if covers && more_specific {
                 best = Some(entry);
             }
@@ -141,8 +141,7 @@ impl DockerConfigEntry {
             let decoded = BASE64
                 .decode(auth.trim())
                 .map_err(|_| unusable("`auth` is not base64"))?;
-            let decoded =
-                String::from_utf8(decoded).map_err(|_| unusable("`auth` is not UTF-8"))?;
+            let decoded = String::from_utf8(decoded).map_err(|_| unusable("`auth` is not UTF-8"))?;
             let (username, password) = decoded
                 .split_once(':')
                 .ok_or_else(|| unusable("`auth` is not `username:password`"))?;
@@ -152,12 +151,8 @@ impl DockerConfigEntry {
             });
         }
         match (self.username, self.password) {
-            (Some(username), Some(password)) => {
-                Ok(RegistryCredentials::Basic { username, password })
-            }
-            _ => Err(unusable(
-                "it has neither `auth` nor `username` and `password`",
-            )),
+            (Some(username), Some(password)) => Ok(RegistryCredentials::Basic { username, password }),
+            _ => Err(unusable("it has neither `auth` nor `username` and `password`")),
         }
     }
 }
@@ -215,7 +210,8 @@ mod tests {
 
     #[test]
     fn username_and_password_fields_are_used_without_auth() {
-        let json = br#"{"auths":{"https://registry.example.com:5000/v2/":{"username":"ci","password":"pw"}}}"#;
+        let json =
+            br#"{"auths":{"https://registry.example.com:5000/v2/":{"username":"ci","password":"pw"}}}"#;
         let secrets = PullSecrets::from_dockerconfigjson(json).unwrap();
         assert_eq!(
             credentials(
@@ -228,14 +224,10 @@ mod tests {
 
     #[test]
     fn docker_hub_legacy_key_matches_short_names() {
-        let json =
-            br#"{"auths":{"https://index.docker.io/v1/":{"username":"hub","password":"pw"}}}"#;
+        let json = br#"{"auths":{"https://index.docker.io/v1/":{"username":"hub","password":"pw"}}}"#;
         let secrets = PullSecrets::from_dockerconfigjson(json).unwrap();
         assert_eq!(credentials(&secrets, "nginx:1.27"), &basic("hub", "pw"));
-        assert_eq!(
-            credentials(&secrets, "docker.io/acme/api"),
-            &basic("hub", "pw")
-        );
+        assert_eq!(credentials(&secrets, "docker.io/acme/api"), &basic("hub", "pw"));
     }
 
     #[test]

@@ -50,9 +50,7 @@ pub enum RegistryError {
         source: OciDistributionError,
     },
 
-    #[error(
-        "registry refused access to image {reference}: check the pull secret credentials for {registry}"
-    )]
+    #[error("registry refused access to image {reference}: check the pull secret credentials for {registry}")]
     Unauthorized {
         reference: String,
         registry: String,
@@ -105,10 +103,7 @@ pub enum RegistryError {
     },
 
     #[error("pull secret entry for registry {registry:?} is unusable: {reason}")]
-    InvalidPullSecretEntry {
-        registry: String,
-        reason: &'static str,
-    },
+    InvalidPullSecretEntry { registry: String, reason: &'static str },
 }
 
 impl RegistryError {

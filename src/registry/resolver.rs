@@ -161,9 +161,7 @@ impl Resolver {
             .acquire_owned()
             .await
             .expect("per-registry semaphores are never closed");
-        self.shared
-            .registry_requests
-            .fetch_add(1, Ordering::Relaxed);
+        self.shared.registry_requests.fetch_add(1, Ordering::Relaxed);
         let timeout = self.shared.config.request_timeout;
         let auth = credentials.into();
         let lookup = client.fetch_manifest_digest(reference, &auth);
@@ -188,11 +186,10 @@ impl Resolver {
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let client =
-            build_client(&self.shared.config).map_err(|source| RegistryError::ClientSetup {
-                reference: image.to_owned(),
-                source,
-            })?;
+        let client = build_client(&self.shared.config).map_err(|source| RegistryError::ClientSetup {
+            reference: image.to_owned(),
+            source,
+        })?;
         clients.insert(key, client.clone());
         Ok(client)
     }
@@ -231,8 +228,9 @@ fn classify(image: &str, registry: &str, error: OciDistributionError) -> Registr
             };
         }
         OciDistributionError::ImageManifestNotFoundError(_) => Failure::NotFound,
-        OciDistributionError::UnauthorizedError { .. }
-        | OciDistributionError::AuthenticationFailure(_) => Failure::Unauthorized,
+        OciDistributionError::UnauthorizedError { .. } | OciDistributionError::AuthenticationFailure(_) => {
+            Failure::Unauthorized
+        }
         OciDistributionError::RegistryError { envelope, .. } => classify_envelope(envelope),
         OciDistributionError::ServerError { code, .. } => match code {
             404 => Failure::NotFound,
@@ -241,9 +239,7 @@ fn classify(image: &str, registry: &str, error: OciDistributionError) -> Registr
             400..=499 => Failure::Rejected,
             _ => Failure::Unexpected,
         },
-        OciDistributionError::RequestError(request) if !request.is_builder() => {
-            Failure::Unavailable
-        }
+        OciDistributionError::RequestError(request) if !request.is_builder() => Failure::Unavailable,
         _ => Failure::Unexpected,
     };
     let source = error;
@@ -316,10 +312,8 @@ mod tests {
 
     fn envelope(code: &str) -> OciDistributionError {
         OciDistributionError::RegistryError {
-            envelope: serde_json::from_str(&format!(
-                r#"{{"errors":[{{"code":"{code}","message":"m"}}]}}"#
-            ))
-            .unwrap(),
+            envelope: serde_json::from_str(&format!(r#"{{"errors":[{{"code":"{code}","message":"m"}}]}}"#))
+                .unwrap(),
             url: "https://r.example.com/v2/api/manifests/v1".to_owned(),
         }
     }

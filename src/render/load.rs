@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::{Resource, ResourceExt};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -45,7 +45,7 @@ pub enum LoadError {
     },
     #[error(
         "{path}: document {document}: unsupported kind {api_version}/{kind}; hoist render reads \
-         hoist.dev/v1alpha1 Artifact, Environment and Promotion, apps/v1 Deployment, v1 ConfigMap and v1 Secret"
+         hoist.dev/v1alpha1 Artifact, Environment and Promotion, apps/v1 Deployment, v1 ConfigMap, Secret and Namespace"
     )]
     UnsupportedKind {
         path: PathBuf,
@@ -72,6 +72,7 @@ pub struct Manifests {
     pub deployments: Vec<Deployment>,
     pub config_maps: Vec<ConfigMap>,
     pub secrets: Vec<Secret>,
+    pub namespaces: Vec<Namespace>,
 }
 
 /// Just enough of an object to know what it is before reading it whole.
@@ -99,23 +100,41 @@ impl Manifests {
                 path: path.clone(),
                 source,
             })?;
-            for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-                let origin = Origin {
-                    path: &path,
-                    document: index + 1,
-                };
-                let value = serde_yaml::Value::deserialize(document).map_err(|source| LoadError::Yaml {
-                    path: path.clone(),
-                    document: origin.document,
-                    source,
-                })?;
-                if value.is_null() {
-                    continue;
-                }
-                manifests.add(value, &origin, default_namespace, &mut seen)?;
-            }
+            manifests.read(&text, &path, default_namespace, &mut seen)?;
         }
         Ok(manifests)
+    }
+
+    /// Reads a multi-document YAML text (named `origin` in errors).
+    pub fn parse(text: &str, origin: &Path, default_namespace: &str) -> Result<Self, LoadError> {
+        let mut manifests = Manifests::default();
+        manifests.read(text, origin, default_namespace, &mut BTreeSet::new())?;
+        Ok(manifests)
+    }
+
+    fn read(
+        &mut self,
+        text: &str,
+        path: &Path,
+        default_namespace: &str,
+        seen: &mut BTreeSet<(String, String, String)>,
+    ) -> Result<(), LoadError> {
+        for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+            let origin = Origin {
+                path,
+                document: index + 1,
+            };
+            let value = serde_yaml::Value::deserialize(document).map_err(|source| LoadError::Yaml {
+                path: path.to_path_buf(),
+                document: origin.document,
+                source,
+            })?;
+            if value.is_null() {
+                continue;
+            }
+            self.add(value, &origin, default_namespace, seen)?;
+        }
+        Ok(())
     }
 
     fn add(
@@ -183,6 +202,7 @@ impl Manifests {
                 default_namespace,
             ),
             ("v1", "Secret") => push(&mut self.secrets, value, origin, &kind, &name, default_namespace),
+            ("v1", "Namespace") => push(&mut self.namespaces, value, origin, &kind, &name, ""),
             _ => {
                 return Err(LoadError::UnsupportedKind {
                     path: origin.path.to_path_buf(),
@@ -227,7 +247,8 @@ where
         field: error.path().to_string(),
         message: error.inner().to_string(),
     })?;
-    if object.namespace().is_none() {
+    // Cluster-scoped kinds are read with an empty default namespace.
+    if object.namespace().is_none() && !default_namespace.is_empty() {
         object.meta_mut().namespace = Some(default_namespace.to_string());
     }
     let key = (

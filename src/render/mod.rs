@@ -2,6 +2,7 @@
 //! trying Hoist without a cluster.
 
 mod load;
+pub mod world;
 
 pub use load::{LoadError, Manifests};
 
@@ -27,6 +28,7 @@ pub fn normalized_yaml(manifests: &Manifests) -> Result<String, serde_yaml::Erro
     section(&manifests.promotions, &mut out)?;
     section(&manifests.config_maps, &mut out)?;
     section(&manifests.secrets, &mut out)?;
+    section(&manifests.namespaces, &mut out)?;
     section(&manifests.deployments, &mut out)?;
     Ok(out)
 }

@@ -109,11 +109,8 @@ pub fn unique_repository(name: &str) -> String {
         .map_or(0, |elapsed| elapsed.as_nanos());
     // RandomState is seeded randomly per process; the counter separates calls
     // within one process.
-    let suffix = RandomState::new().hash_one((
-        NEXT.fetch_add(1, Ordering::Relaxed),
-        nanos,
-        std::process::id(),
-    ));
+    let suffix =
+        RandomState::new().hash_one((NEXT.fetch_add(1, Ordering::Relaxed), nanos, std::process::id()));
     format!("hoist-test/{name}-{suffix:016x}")
 }
 
@@ -136,11 +133,7 @@ pub async fn push_image(
 
 /// Re-pushes `repository:tag` as a different image (use a seed the tag was
 /// not pushed with), as CI does when a tag moves after Hoist resolved it.
-pub async fn move_tag(
-    repository: &str,
-    tag: &str,
-    new_seed: u64,
-) -> Result<PushedImage, TestRegistryError> {
+pub async fn move_tag(repository: &str, tag: &str, new_seed: u64) -> Result<PushedImage, TestRegistryError> {
     push_image(repository, tag, new_seed).await
 }
 
@@ -291,13 +284,12 @@ async fn push_to(
             reference: reference_text.clone(),
             source,
         })?;
-    let digest =
-        Sha256::digest(&manifest_bytes)
-            .iter()
-            .fold(String::from("sha256:"), |mut hex, byte| {
-                hex.push_str(&format!("{byte:02x}"));
-                hex
-            });
+    let digest = Sha256::digest(&manifest_bytes)
+        .iter()
+        .fold(String::from("sha256:"), |mut hex, byte| {
+            hex.push_str(&format!("{byte:02x}"));
+            hex
+        });
 
     // The test registries speak plain HTTP on 127.0.0.1.
     let client = Client::try_from(ClientConfig {
