@@ -5,7 +5,11 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use crate::api;
-use crate::render::{LoadError, Manifests};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+
+use crate::registry::{Resolver, ResolverConfig};
+use crate::render::RenderError;
 
 /// Why a subcommand failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +23,7 @@ pub enum CliError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Load(#[from] LoadError),
+    Render(#[from] RenderError),
 }
 
 /// `hoist crds`: the generated CRDs, printed or written one file each.
@@ -49,10 +53,30 @@ pub fn crds(out: Option<&Path>) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `hoist render DIR`.
-pub fn render(dir: &Path, namespace: &str) -> Result<ExitCode, CliError> {
-    let manifests = Manifests::load(dir, namespace)?;
-    let yaml = crate::render::normalized_yaml(&manifests).map_err(CliError::Serialize)?;
-    print!("{yaml}");
-    Ok(ExitCode::SUCCESS)
+/// `hoist render DIR`: prints the pinned Deployments and rendered ConfigMaps
+/// on stdout and a line per Promotion on stderr; exit code 3 when a
+/// Promotion did not succeed.
+pub async fn render(
+    dir: &Path,
+    namespace: &str,
+    insecure_registries: Vec<String>,
+) -> Result<ExitCode, CliError> {
+    let resolver = Resolver::new(ResolverConfig {
+        insecure_registries,
+        ..ResolverConfig::default()
+    });
+    let now = Time(Timestamp::now());
+    let rendered = crate::render::render(dir, namespace, &resolver, now).await?;
+    print!("{}", rendered.yaml);
+    for promotion in &rendered.promotions {
+        eprintln!(
+            "Promotion {}/{}: {:?}: {}",
+            promotion.namespace, promotion.name, promotion.phase, promotion.message
+        );
+    }
+    Ok(if rendered.all_succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }

@@ -32,14 +32,22 @@ enum Command {
         /// Namespace of objects that name none.
         #[arg(long, default_value = "default")]
         namespace: String,
+        /// A registry (host[:port]) to reach over plain HTTP; repeatable.
+        #[arg(long = "insecure-registry")]
+        insecure_registries: Vec<String>,
     },
 }
 
-fn main() -> ExitCode {
+#[tokio::main]
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Crds { out } => hoist::cli::crds(out.as_deref()),
-        Command::Render { dir, namespace } => hoist::cli::render(&dir, &namespace),
+        Command::Render {
+            dir,
+            namespace,
+            insecure_registries,
+        } => hoist::cli::render(&dir, &namespace, insecure_registries).await,
     };
     match result {
         Ok(code) => code,

@@ -14,6 +14,7 @@
 //! `docker.io/library/nginx:1.27` are one entry.
 
 mod credentials;
+mod layout;
 mod resolver;
 
 use std::time::Duration;
@@ -22,6 +23,7 @@ use oci_client::errors::OciDistributionError;
 use oci_client::{ParseError, Reference};
 
 pub use credentials::{PullSecrets, RegistryCredentials};
+pub use layout::{LayoutError, OciLayout};
 pub use resolver::{Resolver, ResolverConfig};
 
 /// Why a reference could not be resolved. Every variant that concerns an image

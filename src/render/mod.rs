@@ -1,34 +1,161 @@
 //! `hoist render`: the Hoist model on files, for GitOps repositories and for
-//! trying Hoist without a cluster.
+//! trying Hoist without a cluster. Artifacts, Environments, Promotions,
+//! Deployments, ConfigMaps, Secrets and Namespaces are read from a
+//! directory; images resolve through an OCI layout found in it or through
+//! their registries; the same engine the controller runs decides every
+//! Promotion, assuming each rollout completes; the pinned Deployments and
+//! rendered ConfigMaps are printed, with a report of every Promotion.
 
 mod load;
 pub mod world;
 
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
 pub use load::{LoadError, Manifests};
 
-/// Every object, typed and re-serialized: defaults filled in, namespaces set,
-/// in a stable order (Artifacts, Environments, Promotions, ConfigMaps,
-/// Secrets, Deployments; each by namespace and name).
-pub fn normalized_yaml(manifests: &Manifests) -> Result<String, serde_yaml::Error> {
-    fn section<K: kube::Resource + serde::Serialize>(
-        objects: &[K],
-        out: &mut String,
-    ) -> Result<(), serde_yaml::Error> {
-        let mut sorted: Vec<&K> = objects.iter().collect();
-        sorted.sort_by_key(|object| (object.meta().namespace.clone(), object.meta().name.clone()));
-        for object in sorted {
-            out.push_str("---\n");
-            out.push_str(&serde_yaml::to_string(object)?);
-        }
-        Ok(())
+use crate::api::Phase;
+use crate::core::artifact::{self, Resolution};
+use crate::registry::{LayoutError, OciLayout, PullSecrets, Resolver};
+use world::{RolloutOutcome, World};
+
+/// Why rendering could not run at all (a blocked Promotion is a result, not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error(transparent)]
+    Layout(#[from] LayoutError),
+    #[error("cannot serialize the output: {0}")]
+    Serialize(#[source] serde_yaml::Error),
+}
+
+/// What became of one Promotion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PromotionReport {
+    pub namespace: String,
+    pub name: String,
+    pub phase: Phase,
+    pub message: String,
+}
+
+/// The result of a render.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// Pinned Deployments and rendered ConfigMaps, as a YAML stream.
+    pub yaml: String,
+    pub promotions: Vec<PromotionReport>,
+}
+
+impl Rendered {
+    /// Every Promotion succeeded.
+    pub fn all_succeeded(&self) -> bool {
+        self.promotions.iter().all(|p| p.phase == Phase::Succeeded)
     }
-    let mut out = String::new();
-    section(&manifests.artifacts, &mut out)?;
-    section(&manifests.environments, &mut out)?;
-    section(&manifests.promotions, &mut out)?;
-    section(&manifests.config_maps, &mut out)?;
-    section(&manifests.secrets, &mut out)?;
-    section(&manifests.namespaces, &mut out)?;
-    section(&manifests.deployments, &mut out)?;
-    Ok(out)
+}
+
+/// Renders `dir`. Objects without a namespace are in `namespace`.
+pub async fn render(
+    dir: &Path,
+    namespace: &str,
+    resolver: &Resolver,
+    now: Time,
+) -> Result<Rendered, RenderError> {
+    let manifests = Manifests::load(dir, namespace)?;
+    let layout = OciLayout::discover(dir)?;
+    let mut world = World::new(now.clone());
+    let original_deployments: BTreeMap<(String, String), Deployment> = manifests
+        .deployments
+        .iter()
+        .map(|d| ((d.namespace().unwrap_or_default(), d.name_any()), d.clone()))
+        .collect();
+
+    let wanted: Vec<(String, String)> = manifests
+        .promotions
+        .iter()
+        .map(|p| (p.namespace().unwrap_or_default(), p.spec.artifact.clone()))
+        .collect();
+    for mut artifact in manifests.artifacts {
+        if wanted.contains(&(artifact.namespace().unwrap_or_default(), artifact.name_any())) {
+            let mut resolutions = BTreeMap::new();
+            for (component, image, expected) in artifact::unresolved(&artifact) {
+                let resolution = match (layout.digest(&image), expected) {
+                    (Some(digest), Some(expected)) if digest != expected => Resolution::Failed {
+                        reason: "DigestMismatch",
+                        message: format!(
+                            "component {component}: image {image} has digest {digest} in the OCI layout, but {expected} was expected"
+                        ),
+                        transient: false,
+                    },
+                    (Some(digest), _) => Resolution::Resolved(digest.to_string()),
+                    (None, expected) => {
+                        match resolver
+                            .resolve(&image, expected.as_deref(), &PullSecrets::default())
+                            .await
+                        {
+                            Ok(digest) => Resolution::Resolved(digest),
+                            Err(error) => Resolution::failed(&component, &error),
+                        }
+                    }
+                };
+                resolutions.insert(component, resolution);
+            }
+            artifact.status = Some(artifact::status(&artifact, &resolutions, &now));
+        }
+        world.artifacts.push(artifact);
+    }
+    world.environments = manifests.environments;
+    world.promotions = manifests.promotions;
+    world.deployments = manifests.deployments;
+    world.config_maps = manifests.config_maps;
+    world.secrets = manifests.secrets;
+    world.namespaces = manifests.namespaces;
+    // Deployments are assumed to roll out: render shows the state Git should hold.
+    world.settle(64, |_| RolloutOutcome::Completes);
+
+    let mut yaml = String::new();
+    for deployment in &world.deployments {
+        let key = (deployment.namespace().unwrap_or_default(), deployment.name_any());
+        if original_deployments.get(&key).is_some_and(|original| {
+            original.spec == deployment.spec && original.metadata.labels == deployment.metadata.labels
+        }) {
+            continue;
+        }
+        let mut out = deployment.clone();
+        out.status = None;
+        out.metadata.generation = None;
+        yaml.push_str("---\n");
+        yaml.push_str(&serde_yaml::to_string(&out).map_err(RenderError::Serialize)?);
+    }
+    let rendered_names: Vec<(String, String)> = world
+        .config_maps
+        .iter()
+        .filter(|cm| cm.labels().contains_key("hoist.dev/application"))
+        .map(|cm| (cm.namespace().unwrap_or_default(), cm.name_any()))
+        .collect();
+    for config_map in world.config_maps.iter().filter(|cm: &&ConfigMap| {
+        rendered_names.contains(&(cm.namespace().unwrap_or_default(), cm.name_any()))
+    }) {
+        yaml.push_str("---\n");
+        yaml.push_str(&serde_yaml::to_string(config_map).map_err(RenderError::Serialize)?);
+    }
+    let promotions = world
+        .promotions
+        .iter()
+        .map(|p| {
+            let status = p.status.clone().unwrap_or_default();
+            PromotionReport {
+                namespace: p.namespace().unwrap_or_default(),
+                name: p.name_any(),
+                phase: status.phase,
+                message: status.message.unwrap_or_default(),
+            }
+        })
+        .collect();
+    Ok(Rendered { yaml, promotions })
 }

@@ -1,0 +1,262 @@
+//! `hoist render` on the shipped example (offline, through its OCI layout)
+//! and on a directory whose images live in the real test registry.
+
+use std::path::{Path, PathBuf};
+
+use hoist::api::Phase;
+use hoist::registry::{Resolver, ResolverConfig};
+use hoist::render::{PromotionReport, render};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use serde::Deserialize;
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/shop")
+}
+
+fn now() -> Time {
+    Time(Timestamp::from_second(1_795_000_000).expect("valid time"))
+}
+
+/// The digest the example's OCI layout holds for `reference`.
+fn layout_digest(reference: &str) -> String {
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(example().join("images/index.json")).expect("index"))
+            .expect("json");
+    index["manifests"]
+        .as_array()
+        .expect("manifests")
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == reference)
+        .and_then(|m| m["digest"].as_str())
+        .expect("reference in layout")
+        .to_string()
+}
+
+fn documents(yaml: &str) -> (Vec<Deployment>, Vec<ConfigMap>) {
+    let mut deployments = Vec::new();
+    let mut config_maps = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(yaml) {
+        let value = serde_yaml::Value::deserialize(document).expect("yaml");
+        match value["kind"].as_str() {
+            Some("Deployment") => deployments.push(serde_yaml::from_value(value).expect("deployment")),
+            Some("ConfigMap") => config_maps.push(serde_yaml::from_value(value).expect("config map")),
+            other => panic!("unexpected kind {other:?}"),
+        }
+    }
+    (deployments, config_maps)
+}
+
+fn image_of(deployments: &[Deployment], namespace: &str, name: &str) -> String {
+    let deployment = deployments
+        .iter()
+        .find(|d| {
+            d.metadata.namespace.as_deref() == Some(namespace) && d.metadata.name.as_deref() == Some(name)
+        })
+        .unwrap_or_else(|| panic!("{namespace}/{name} rendered"));
+    deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
+        .image
+        .clone()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_shop_example_promotes_one_build_through_every_stage_offline() {
+    let resolver = Resolver::new(ResolverConfig::default());
+    let rendered = render(&example(), "default", &resolver, now())
+        .await
+        .expect("renders");
+    assert_eq!(
+        resolver.registry_requests(),
+        0,
+        "the OCI layout answers every image"
+    );
+    let phases: Vec<(String, Phase)> = rendered
+        .promotions
+        .iter()
+        .map(|p| (p.name.clone(), p.phase))
+        .collect();
+    assert_eq!(
+        phases,
+        vec![
+            ("shop-1.4.2-dev".to_string(), Phase::Succeeded),
+            ("shop-1.4.2-staging".to_string(), Phase::Succeeded),
+            ("shop-1.4.2-prod".to_string(), Phase::Succeeded),
+        ]
+    );
+    let (deployments, config_maps) = documents(&rendered.yaml);
+    assert_eq!(deployments.len(), 6);
+    let backend = format!(
+        "registry.example.com/shop/backend@{}",
+        layout_digest("registry.example.com/shop/backend:1.4.2")
+    );
+    let frontend = format!(
+        "registry.example.com/shop/frontend@{}",
+        layout_digest("registry.example.com/shop/frontend:1.4.2")
+    );
+    for stage in ["shop-dev", "shop-staging", "shop-prod"] {
+        assert_eq!(image_of(&deployments, stage, "backend"), backend);
+        assert_eq!(image_of(&deployments, stage, "frontend"), frontend);
+    }
+    let prod = config_maps
+        .iter()
+        .find(|cm| cm.metadata.namespace.as_deref() == Some("shop-prod"))
+        .expect("prod config");
+    let data: Vec<(String, String)> = prod.data.clone().unwrap().into_iter().collect();
+    assert_eq!(
+        data,
+        vec![
+            ("CART_TTL_SECONDS".to_string(), "3600".to_string()),
+            ("LOG_LEVEL".to_string(), "info".to_string()),
+            (
+                "PAYMENTS_URL".to_string(),
+                "https://payments.example.com".to_string()
+            ),
+        ]
+    );
+    assert!(
+        !rendered.yaml.contains("example-token"),
+        "Secret content never appears in the output"
+    );
+}
+
+/// Copies the example into a temp dir, replacing `file` with `content`.
+fn variant(file: &str, content: &str) -> tempdir::Dir {
+    let dir = tempdir::Dir::new();
+    for entry in std::fs::read_dir(example()).expect("example") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            std::fs::copy(&path, dir.path().join(path.file_name().unwrap())).expect("copy");
+        }
+    }
+    std::fs::write(dir.path().join(file), content).expect("write variant");
+    dir
+}
+
+mod tempdir {
+    /// A directory removed on drop.
+    pub struct Dir(std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Self {
+            let path = std::env::temp_dir()
+                .join(format!("hoist-render-{}", std::process::id()))
+                .join(format!(
+                    "{:x}",
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_nanos()
+                ));
+            std::fs::create_dir_all(&path).expect("temp dir");
+            Self(path)
+        }
+        pub fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_blocked_promotion_is_reported_with_its_gate() {
+    let promotions = std::fs::read_to_string(example().join("promotion.yaml")).expect("promotions");
+    let without_approval = promotions.replace(
+        "  approvals:\n    - user: alice\n      comment: change CHG-1187 approved\n",
+        "",
+    );
+    assert_ne!(promotions, without_approval);
+    let dir = variant("promotion.yaml", &without_approval);
+    // Images resolve from the layout in the original example directory.
+    std::os::unix::fs::symlink(example().join("images"), dir.path().join("images")).expect("link layout");
+    let resolver = Resolver::new(ResolverConfig::default());
+    let rendered = render(dir.path(), "default", &resolver, now())
+        .await
+        .expect("renders");
+    assert!(!rendered.all_succeeded());
+    let prod = rendered
+        .promotions
+        .iter()
+        .find(|p| p.name == "shop-1.4.2-prod")
+        .expect("prod promotion");
+    assert_eq!(
+        prod,
+        &PromotionReport {
+            namespace: "shop".into(),
+            name: "shop-1.4.2-prod".into(),
+            phase: Phase::Waiting,
+            message: "waiting for the Approval gate: 0 of 1 approvals; approve with: kubectl hoist approve shop-1.4.2-prod -n shop".into(),
+        }
+    );
+    let (deployments, _) = documents(&rendered.yaml);
+    assert_eq!(
+        deployments.len(),
+        4,
+        "prod's Deployments are not rendered while blocked"
+    );
+}
+
+#[tokio::test]
+async fn images_resolve_through_a_real_registry_when_no_layout_has_them() {
+    let registry =
+        hoist_testkit::registry::registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)");
+    let images =
+        hoist_testkit::registry::push_multi("render", &[("backend", "1.4.2"), ("frontend", "1.4.2")])
+            .await
+            .expect("push images");
+    let artifact = std::fs::read_to_string(example().join("artifact.yaml"))
+        .expect("artifact")
+        .replace(
+            "registry.example.com/shop/backend:1.4.2",
+            &images["backend"].reference,
+        )
+        .replace(
+            "registry.example.com/shop/frontend:1.4.2",
+            &images["frontend"].reference,
+        );
+    let dir = variant("artifact.yaml", &artifact);
+    let environments = std::fs::read_to_string(dir.path().join("environments.yaml"))
+        .expect("environments")
+        .replace(
+            "allowedRegistries: [registry.example.com/shop]",
+            &format!("allowedRegistries: [\"{registry}\"]"),
+        );
+    std::fs::write(dir.path().join("environments.yaml"), environments).expect("write");
+    let resolver = Resolver::new(ResolverConfig {
+        insecure_registries: vec![registry.clone()],
+        ..ResolverConfig::default()
+    });
+    let rendered = render(dir.path(), "default", &resolver, now())
+        .await
+        .expect("renders");
+    assert!(rendered.all_succeeded(), "{:?}", rendered.promotions);
+    assert_eq!(
+        resolver.registry_requests(),
+        2,
+        "one resolution per distinct reference"
+    );
+    let (deployments, _) = documents(&rendered.yaml);
+    let repository = images["backend"]
+        .reference
+        .rsplit_once(':')
+        .expect("tagged")
+        .0
+        .to_string();
+    assert_eq!(
+        image_of(&deployments, "shop-prod", "backend"),
+        format!("{repository}@{}", images["backend"].digest)
+    );
+}
