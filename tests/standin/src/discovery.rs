@@ -14,7 +14,8 @@ use crate::resources::{ResourceInfo, Resources};
 const MAJOR: &str = "1";
 const MINOR: &str = "33";
 
-pub(crate) const AGGREGATED_CONTENT_TYPE: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+pub(crate) const AGGREGATED_CONTENT_TYPE: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
 
 /// Whether the client accepts aggregated discovery (it lists it first when it does).
 pub(crate) fn wants_aggregated(accept: &str) -> bool {
@@ -46,7 +47,10 @@ pub(crate) fn core_versions(server_address: &str) -> Value {
 /// Groups other than the core group, each with its served versions.
 fn groups(resources: &Resources) -> BTreeMap<String, Vec<String>> {
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for resource in resources.all().filter(|resource| !resource.group.is_empty()) {
+    for resource in resources
+        .all()
+        .filter(|resource| !resource.group.is_empty())
+    {
         let versions = groups.entry(resource.group.clone()).or_default();
         for version in &resource.versions {
             if !versions.contains(&version.name) {
@@ -67,8 +71,10 @@ fn group_document(name: &str, versions: &[String]) -> Value {
 }
 
 pub(crate) fn group_list(resources: &Resources) -> Value {
-    let groups: Vec<Value> =
-        groups(resources).iter().map(|(name, versions)| group_document(name, versions)).collect();
+    let groups: Vec<Value> = groups(resources)
+        .iter()
+        .map(|(name, versions)| group_document(name, versions))
+        .collect();
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -81,7 +87,11 @@ pub(crate) fn group(resources: &Resources, name: &str) -> Option<Value> {
     Some(document)
 }
 
-fn served_at<'a>(resources: &'a Resources, group: &'a str, version: &'a str) -> impl Iterator<Item = &'a Arc<ResourceInfo>> {
+fn served_at<'a>(
+    resources: &'a Resources,
+    group: &'a str,
+    version: &'a str,
+) -> impl Iterator<Item = &'a Arc<ResourceInfo>> {
     resources
         .all()
         .filter(move |resource| resource.group == group && resource.version(version).is_some())
@@ -112,7 +122,11 @@ pub(crate) fn resource_list(resources: &Resources, group: &str, version: &str) -
     if entries.is_empty() {
         return None;
     }
-    let group_version = if group.is_empty() { version.to_owned() } else { format!("{group}/{version}") };
+    let group_version = if group.is_empty() {
+        version.to_owned()
+    } else {
+        format!("{group}/{version}")
+    };
     Some(json!({
         "kind": "APIResourceList",
         "apiVersion": "v1",

@@ -89,7 +89,11 @@ pub struct StandInBuilder {
 
 impl Default for StandInBuilder {
     fn default() -> Self {
-        StandInBuilder { crds: Vec::new(), event_history: 10_000, bookmark_interval: Duration::from_secs(1) }
+        StandInBuilder {
+            crds: Vec::new(),
+            event_history: 10_000,
+            bookmark_interval: Duration::from_secs(1),
+        }
     }
 }
 
@@ -126,12 +130,18 @@ impl StandInBuilder {
         let namespaces = store
             .resources
             .lookup("", "v1", "namespaces")
-            .ok_or_else(|| Error::Setup { object: "namespaces".to_owned(), message: "not served".to_owned() })?;
+            .ok_or_else(|| Error::Setup {
+                object: "namespaces".to_owned(),
+                message: "not served".to_owned(),
+            })?;
         for namespace in ["default", "kube-system"] {
             let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
             store
                 .create(&namespaces, None, body, &options)
-                .map_err(|error| Error::Setup { object: format!("namespace {namespace}"), message: error.message })?;
+                .map_err(|error| Error::Setup {
+                    object: format!("namespace {namespace}"),
+                    message: error.message,
+                })?;
         }
         let crd_resource = store
             .resources
@@ -142,16 +152,27 @@ impl StandInBuilder {
             })?;
         for crd in self.crds {
             let name = crd.metadata.name.clone().unwrap_or_default();
-            let body = serde_json::to_value(&crd).map_err(|source| Error::SerializeCrd { name: name.clone(), source })?;
+            let body = serde_json::to_value(&crd).map_err(|source| Error::SerializeCrd {
+                name: name.clone(),
+                source,
+            })?;
             store
                 .create(&crd_resource, None, body, &options)
-                .map_err(|error| Error::CrdRefused { name, message: error.message })?;
+                .map_err(|error| Error::CrdRefused {
+                    name,
+                    message: error.message,
+                })?;
         }
 
-        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await.map_err(Error::Bind)?;
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .map_err(Error::Bind)?;
         let address = listener.local_addr().map_err(Error::Bind)?;
         let url = format!("http://{address}");
-        let uri: hyper::Uri = url.parse().map_err(|source| Error::Url { url: url.clone(), source })?;
+        let uri: hyper::Uri = url.parse().map_err(|source| Error::Url {
+            url: url.clone(),
+            source,
+        })?;
         let config = kube::Config::new(uri);
         let client = kube::Client::try_from(config.clone()).map_err(Error::Client)?;
         let (shutdown, shutdown_signal) = signal::channel(false);
@@ -165,7 +186,14 @@ impl StandInBuilder {
         });
         let task = tokio::spawn(serve(listener, Arc::clone(&shared), shutdown_signal));
         Ok(StandIn {
-            inner: Arc::new(Inner { shared, url, config, client, shutdown, task: Mutex::new(Some(task)) }),
+            inner: Arc::new(Inner {
+                shared,
+                url,
+                config,
+                client,
+                shutdown,
+                task: Mutex::new(Some(task)),
+            }),
         })
     }
 }

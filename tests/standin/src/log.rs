@@ -72,7 +72,9 @@ impl PatchType {
             "application/merge-patch+json" => Some(PatchType::Merge),
             "application/json-patch+json" => Some(PatchType::Json),
             "application/strategic-merge-patch+json" => Some(PatchType::StrategicMerge),
-            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(PatchType::Apply),
+            "application/apply-patch+yaml" | "application/apply-patch+json" => {
+                Some(PatchType::Apply)
+            }
             _ => None,
         }
     }
@@ -186,7 +188,9 @@ impl RequestMatch {
                     && wanted == format!("{}.{}", request.resource, request.group))
         });
         self.verb.is_none_or(|verb| request.verb == Some(verb))
-            && self.patch_type.is_none_or(|patch_type| request.patch_type == Some(patch_type))
+            && self
+                .patch_type
+                .is_none_or(|patch_type| request.patch_type == Some(patch_type))
             && resource_matches
             && self
                 .subresource
@@ -196,7 +200,10 @@ impl RequestMatch {
                 .namespace
                 .as_deref()
                 .is_none_or(|namespace| request.namespace == Some(namespace))
-            && self.name.as_deref().is_none_or(|name| request.name == Some(name))
+            && self
+                .name
+                .as_deref()
+                .is_none_or(|name| request.name == Some(name))
     }
 }
 
@@ -229,21 +236,31 @@ impl RequestLog {
     /// Requests whose verb asks for a change, whether or not one happened
     /// (a no-op apply is still a write request).
     pub fn writes(&self) -> Vec<&RequestRecord> {
-        self.records.iter().filter(|record| record.is_write()).collect()
+        self.records
+            .iter()
+            .filter(|record| record.is_write())
+            .collect()
     }
 
     /// Requests that changed stored state.
     pub fn changes(&self) -> Vec<&RequestRecord> {
-        self.records.iter().filter(|record| record.changed).collect()
+        self.records
+            .iter()
+            .filter(|record| record.changed)
+            .collect()
     }
 
     pub fn matching(&self, selector: &RequestMatch) -> Vec<&RequestRecord> {
-        self.records.iter().filter(|record| selector.matches(record)).collect()
+        self.records
+            .iter()
+            .filter(|record| selector.matches(record))
+            .collect()
     }
 
     /// How many requests had this verb on this resource (see [`RequestMatch::resource`]).
     pub fn count(&self, verb: Verb, resource: &str) -> usize {
-        self.matching(&RequestMatch::any().verb(verb).resource(resource)).len()
+        self.matching(&RequestMatch::any().verb(verb).resource(resource))
+            .len()
     }
 }
 
@@ -295,7 +312,12 @@ impl Fault {
     /// Delays every matching request (until [`crate::StandIn::clear_faults`]),
     /// then serves it normally.
     pub fn delay(selector: RequestMatch, delay: Duration) -> Self {
-        Fault { selector, response: None, delay: Some(delay), times: None }
+        Fault {
+            selector,
+            response: None,
+            delay: Some(delay),
+            times: None,
+        }
     }
 
     /// Applies to the next `n` matching requests.
@@ -362,9 +384,15 @@ impl Faults {
 
     /// The action of the first fault matching `request`, counting it as used.
     pub fn take(&mut self, request: &RequestKey<'_>) -> Option<FaultAction> {
-        let index = self.active.iter().position(|fault| fault.selector.matches_request(request))?;
+        let index = self
+            .active
+            .iter()
+            .position(|fault| fault.selector.matches_request(request))?;
         let fault = &mut self.active[index];
-        let action = FaultAction { delay: fault.delay, response: fault.response.clone() };
+        let action = FaultAction {
+            delay: fault.delay,
+            response: fault.response.clone(),
+        };
         if let Some(remaining) = &mut fault.times {
             *remaining = remaining.saturating_sub(1);
             if *remaining == 0 {

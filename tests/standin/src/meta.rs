@@ -31,7 +31,9 @@ fn is_dns_label(text: &str) -> bool {
     let bytes = text.as_bytes();
     !text.is_empty()
         && text.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
@@ -44,7 +46,9 @@ fn is_qualified_name_part(text: &str) -> bool {
     let bytes = text.as_bytes();
     !text.is_empty()
         && text.len() <= 63
-        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(b))
         && bytes.first().is_some_and(u8::is_ascii_alphanumeric)
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
@@ -86,7 +90,12 @@ pub(crate) fn validate(object: &Value, rule: NameRule) -> Vec<FieldError> {
             NameRule::DnsLabel => (is_dns_label(name), DNS_LABEL_MESSAGE),
         };
         if !valid {
-            errors.push(field_error("metadata.name", FieldReason::Invalid, message, Some(&json!(name))));
+            errors.push(field_error(
+                "metadata.name",
+                FieldReason::Invalid,
+                message,
+                Some(&json!(name)),
+            ));
         }
     }
     if let Some(labels) = metadata["labels"].as_object() {
@@ -134,7 +143,9 @@ pub(crate) fn validate(object: &Value, rule: NameRule) -> Vec<FieldError> {
 }
 
 pub(crate) fn resource_version(object: &Value) -> Option<&str> {
-    object["metadata"]["resourceVersion"].as_str().filter(|rv| !rv.is_empty())
+    object["metadata"]["resourceVersion"]
+        .as_str()
+        .filter(|rv| !rv.is_empty())
 }
 
 pub(crate) fn name(object: &Value) -> &str {
@@ -152,12 +163,20 @@ pub(crate) fn uid(object: &Value) -> &str {
 pub(crate) fn finalizers(object: &Value) -> Vec<String> {
     object["metadata"]["finalizers"]
         .as_array()
-        .map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 pub(crate) fn is_deleting(object: &Value) -> bool {
-    object["metadata"].get("deletionTimestamp").is_some_and(|timestamp| !timestamp.is_null())
+    object["metadata"]
+        .get("deletionTimestamp")
+        .is_some_and(|timestamp| !timestamp.is_null())
 }
 
 /// `metadata`, as a mutable map (created when missing or not an object).
@@ -190,6 +209,10 @@ mod tests {
     fn suffixes_are_five_characters_of_the_kubernetes_alphabet() {
         let suffix = random_suffix();
         assert_eq!(suffix.len(), 5);
-        assert!(suffix.bytes().all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b)));
+        assert!(
+            suffix
+                .bytes()
+                .all(|b| b"bcdfghjklmnpqrstvwxz2456789".contains(&b))
+        );
     }
 }

@@ -57,7 +57,9 @@ pub(crate) struct ResourceInfo {
 
 impl ResourceInfo {
     pub fn storage_version(&self) -> &str {
-        self.versions.first().map_or("v1", |version| version.name.as_str())
+        self.versions
+            .first()
+            .map_or("v1", |version| version.name.as_str())
     }
 
     pub fn version(&self, name: &str) -> Option<&VersionInfo> {
@@ -82,15 +84,29 @@ impl ResourceInfo {
     }
 
     pub fn key(&self) -> ResourceKey {
-        ResourceKey { group: self.group.clone(), plural: self.plural.clone() }
+        ResourceKey {
+            group: self.group.clone(),
+            plural: self.plural.clone(),
+        }
     }
 
     pub fn schema(&self) -> Option<&Arc<StructuralSchema>> {
-        self.versions.first().and_then(|version| version.schema.as_ref())
+        self.versions
+            .first()
+            .and_then(|version| version.schema.as_ref())
     }
 
     pub fn verbs(&self) -> Vec<&'static str> {
-        vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+        vec![
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ]
     }
 }
 
@@ -263,8 +279,16 @@ pub(crate) fn builtins() -> Vec<ResourceInfo> {
             kind: builtin.kind.to_owned(),
             list_kind: format!("{}List", builtin.kind),
             namespaced: builtin.namespaced,
-            short_names: builtin.short_names.iter().map(|name| (*name).to_owned()).collect(),
-            categories: builtin.categories.iter().map(|name| (*name).to_owned()).collect(),
+            short_names: builtin
+                .short_names
+                .iter()
+                .map(|name| (*name).to_owned())
+                .collect(),
+            categories: builtin
+                .categories
+                .iter()
+                .map(|name| (*name).to_owned())
+                .collect(),
             status_subresource: builtin.status_subresource,
             initial_status: builtin
                 .status_subresource
@@ -285,7 +309,11 @@ pub(crate) struct CrdProblem {
 }
 
 fn problem(field: &str, detail: impl Into<String>, value: Option<Value>) -> CrdProblem {
-    CrdProblem { field: field.to_owned(), detail: detail.into(), value }
+    CrdProblem {
+        field: field.to_owned(),
+        detail: detail.into(),
+        value,
+    }
 }
 
 /// Builds the served resource from a CRD object (`apiextensions.k8s.io/v1`).
@@ -296,7 +324,13 @@ pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, Vec<CrdProblem>> {
     let strings = |value: &Value| -> Vec<String> {
         value
             .as_array()
-            .map(|items| items.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let group = text(&spec["group"]);
@@ -332,7 +366,12 @@ pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, Vec<CrdProblem>> {
     let mut versions = Vec::new();
     let mut storage_count = 0;
     let mut status_subresource = false;
-    for (index, version) in spec["versions"].as_array().into_iter().flatten().enumerate() {
+    for (index, version) in spec["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         if version["storage"].as_bool() == Some(true) {
             storage_count += 1;
         }
@@ -361,7 +400,11 @@ pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, Vec<CrdProblem>> {
             .filter_map(|field| field["jsonPath"].as_str())
             .map(|path| path.trim_start_matches('.').to_owned())
             .collect();
-        let info = VersionInfo { name: text(&version["name"]), schema, selectable_fields };
+        let info = VersionInfo {
+            name: text(&version["name"]),
+            schema,
+            selectable_fields,
+        };
         if version["storage"].as_bool() == Some(true) {
             versions.insert(0, info);
         } else {
@@ -369,7 +412,11 @@ pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, Vec<CrdProblem>> {
         }
     }
     if storage_count != 1 {
-        problems.push(problem("spec.versions", "must have exactly one version marked as storage version", None));
+        problems.push(problem(
+            "spec.versions",
+            "must have exactly one version marked as storage version",
+            None,
+        ));
     }
     if !problems.is_empty() {
         return Err(problems);
@@ -394,7 +441,11 @@ pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, Vec<CrdProblem>> {
         categories: strings(&names["categories"]),
         status_subresource,
         initial_status: None,
-        generation: if status_subresource { GenerationPolicy::Spec } else { GenerationPolicy::AllButMetadata },
+        generation: if status_subresource {
+            GenerationPolicy::Spec
+        } else {
+            GenerationPolicy::AllButMetadata
+        },
         create_on_update: false,
         custom: true,
     })
@@ -404,18 +455,32 @@ pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, Vec<CrdProblem>> {
 /// the associative lists whose merge keys matter to Hoist (containers, env,
 /// ports, volumes...). Other lists are atomic.
 fn builtin_list_type(path: &[&str]) -> ListType {
-    let fields: Vec<&str> = path.iter().copied().filter(|segment| *segment != "[]").collect();
+    let fields: Vec<&str> = path
+        .iter()
+        .copied()
+        .filter(|segment| *segment != "[]")
+        .collect();
     let keyed = |keys: &[&str]| ListType::Map(keys.iter().map(|key| (*key).to_owned()).collect());
     match fields.as_slice() {
         ["metadata", "finalizers"] => ListType::Set,
         ["metadata", "ownerReferences"] => keyed(&["uid"]),
         ["metadata", "managedFields"] => ListType::Atomic,
         [.., "containers" | "initContainers" | "ephemeralContainers"] => keyed(&["name"]),
-        [.., "containers" | "initContainers" | "ephemeralContainers", "env"] => keyed(&["name"]),
-        [.., "containers" | "initContainers" | "ephemeralContainers", "ports"] => {
-            keyed(&["containerPort", "protocol"])
-        }
-        [.., "containers" | "initContainers" | "ephemeralContainers", "volumeMounts"] => keyed(&["mountPath"]),
+        [
+            ..,
+            "containers" | "initContainers" | "ephemeralContainers",
+            "env",
+        ] => keyed(&["name"]),
+        [
+            ..,
+            "containers" | "initContainers" | "ephemeralContainers",
+            "ports",
+        ] => keyed(&["containerPort", "protocol"]),
+        [
+            ..,
+            "containers" | "initContainers" | "ephemeralContainers",
+            "volumeMounts",
+        ] => keyed(&["mountPath"]),
         [.., "spec", "volumes"] => keyed(&["name"]),
         [.., "spec", "imagePullSecrets"] => keyed(&["name"]),
         [.., "spec", "tolerations"] => ListType::Atomic,
@@ -470,8 +535,14 @@ impl Resources {
 
     /// The resource served at `group/version` under `plural`.
     pub fn lookup(&self, group: &str, version: &str, plural: &str) -> Option<Arc<ResourceInfo>> {
-        let key = ResourceKey { group: group.to_owned(), plural: plural.to_owned() };
-        self.by_key.get(&key).filter(|info| info.version(version).is_some()).cloned()
+        let key = ResourceKey {
+            group: group.to_owned(),
+            plural: plural.to_owned(),
+        };
+        self.by_key
+            .get(&key)
+            .filter(|info| info.version(version).is_some())
+            .cloned()
     }
 
     pub fn all(&self) -> impl Iterator<Item = &Arc<ResourceInfo>> {

@@ -9,7 +9,9 @@ pub(crate) enum SelectorError {
     Label(String),
     #[error("invalid selector: '{0}'; can't understand '{1}'")]
     Field(String, String),
-    #[error("\"{0}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\"")]
+    #[error(
+        "\"{0}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
+    )]
     UnknownField(String),
 }
 
@@ -54,7 +56,11 @@ fn parse_set(key: &str, rest: &str, requirement: &str) -> Result<Vec<String>, Se
         .trim()
         .strip_prefix('(')
         .and_then(|rest| rest.strip_suffix(')'))
-        .ok_or_else(|| SelectorError::Label(format!("{requirement}: values for {key} must be in parentheses")))?;
+        .ok_or_else(|| {
+            SelectorError::Label(format!(
+                "{requirement}: values for {key} must be in parentheses"
+            ))
+        })?;
     Ok(values
         .split(',')
         .map(str::trim)
@@ -83,7 +89,10 @@ impl LabelSelector {
                 LabelRequirement::NotIn(key.trim().to_owned(), parse_set(key, rest, requirement)?)
             } else if let Some((key, rest)) = requirement.split_once(" in ") {
                 LabelRequirement::In(key.trim().to_owned(), parse_set(key, rest, requirement)?)
-            } else if requirement.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
+            } else if requirement
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+            {
                 LabelRequirement::Exists(requirement.to_owned())
             } else {
                 return Err(SelectorError::Label(requirement.to_owned()));
@@ -96,18 +105,20 @@ impl LabelSelector {
     pub fn matches(&self, object: &Value) -> bool {
         let labels = &object["metadata"]["labels"];
         let label = |key: &str| labels.get(key).and_then(Value::as_str);
-        self.requirements.iter().all(|requirement| match requirement {
-            LabelRequirement::Equals(key, value) => label(key) == Some(value.as_str()),
-            LabelRequirement::NotEquals(key, value) => label(key) != Some(value.as_str()),
-            LabelRequirement::In(key, values) => {
-                label(key).is_some_and(|found| values.iter().any(|value| value == found))
-            }
-            LabelRequirement::NotIn(key, values) => {
-                label(key).is_none_or(|found| values.iter().all(|value| value != found))
-            }
-            LabelRequirement::Exists(key) => label(key).is_some(),
-            LabelRequirement::DoesNotExist(key) => label(key).is_none(),
-        })
+        self.requirements
+            .iter()
+            .all(|requirement| match requirement {
+                LabelRequirement::Equals(key, value) => label(key) == Some(value.as_str()),
+                LabelRequirement::NotEquals(key, value) => label(key) != Some(value.as_str()),
+                LabelRequirement::In(key, values) => {
+                    label(key).is_some_and(|found| values.iter().any(|value| value == found))
+                }
+                LabelRequirement::NotIn(key, values) => {
+                    label(key).is_none_or(|found| values.iter().all(|value| value != found))
+                }
+                LabelRequirement::Exists(key) => label(key).is_some(),
+                LabelRequirement::DoesNotExist(key) => label(key).is_none(),
+            })
     }
 }
 
@@ -143,7 +154,10 @@ impl FieldSelector {
             } else if let Some((field, value)) = requirement.split_once('=') {
                 (field, value, true)
             } else {
-                return Err(SelectorError::Field(text.to_owned(), requirement.to_owned()));
+                return Err(SelectorError::Field(
+                    text.to_owned(),
+                    requirement.to_owned(),
+                ));
             };
             let field = field.trim();
             let known = field == "metadata.name"
@@ -163,7 +177,10 @@ impl FieldSelector {
 
     pub fn matches(&self, object: &Value) -> bool {
         self.requirements.iter().all(|requirement| {
-            let found = requirement.field.split('.').try_fold(object, |value, segment| value.get(segment));
+            let found = requirement
+                .field
+                .split('.')
+                .try_fold(object, |value, segment| value.get(segment));
             let text = match found {
                 Some(Value::String(text)) => text.clone(),
                 Some(Value::Null) | None => String::new(),

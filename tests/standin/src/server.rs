@@ -43,7 +43,9 @@ pub(crate) struct Shared {
 
 /// Locks a mutex; a panic in another request must not wedge the server.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A request path, resolved.
@@ -69,7 +71,11 @@ struct ResourcePath {
 }
 
 fn route(path: &str) -> Route {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').filter(|segment| !segment.is_empty()).collect();
+    let segments: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .collect();
     let (group, version, rest) = match segments.as_slice() {
         ["version"] => return Route::Version,
         ["api"] => return Route::CoreVersions,
@@ -79,23 +85,31 @@ fn route(path: &str) -> Route {
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
         _ => return Route::Unknown,
     };
-    let resource = |plural: &str, namespace: Option<&str>, name: Option<&str>, subresource: Option<&str>| {
-        Route::Resource(ResourcePath {
+    let resource =
+        |plural: &str, namespace: Option<&str>, name: Option<&str>, subresource: Option<&str>| {
+            Route::Resource(ResourcePath {
+                group: group.to_owned(),
+                version: version.to_owned(),
+                plural: plural.to_owned(),
+                namespace: namespace.map(str::to_owned),
+                name: name.map(str::to_owned),
+                subresource: subresource.map(str::to_owned),
+            })
+        };
+    match rest {
+        [] => Route::ResourceList {
             group: group.to_owned(),
             version: version.to_owned(),
-            plural: plural.to_owned(),
-            namespace: namespace.map(str::to_owned),
-            name: name.map(str::to_owned),
-            subresource: subresource.map(str::to_owned),
-        })
-    };
-    match rest {
-        [] => Route::ResourceList { group: group.to_owned(), version: version.to_owned() },
-        ["namespaces", namespace, subresource @ ("status" | "finalize")] if group.is_empty() => {
-            resource("namespaces", None, Some(namespace), Some(subresource))
-        }
+        },
+        [
+            "namespaces",
+            namespace,
+            subresource @ ("status" | "finalize"),
+        ] if group.is_empty() => resource("namespaces", None, Some(namespace), Some(subresource)),
         ["namespaces", namespace, plural] => resource(plural, Some(namespace), None, None),
-        ["namespaces", namespace, plural, name] => resource(plural, Some(namespace), Some(name), None),
+        ["namespaces", namespace, plural, name] => {
+            resource(plural, Some(namespace), Some(name), None)
+        }
         ["namespaces", namespace, plural, name, subresource] => {
             resource(plural, Some(namespace), Some(name), Some(subresource))
         }
@@ -148,8 +162,12 @@ fn is_true(query: &BTreeMap<String, String>, key: &str) -> bool {
 
 fn json_response(code: u16, value: &Value) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(value.to_string())).boxed());
-    *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
+    *response.status_mut() =
+        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -158,7 +176,9 @@ fn error_response(error: &ApiError) -> Response<Body> {
     if let Some(seconds) = error.retry_after_seconds
         && let Ok(value) = hyper::header::HeaderValue::from_str(&seconds.to_string())
     {
-        response.headers_mut().insert(hyper::header::RETRY_AFTER, value);
+        response
+            .headers_mut()
+            .insert(hyper::header::RETRY_AFTER, value);
     }
     response
 }
@@ -171,7 +191,10 @@ struct Reply {
 
 impl Reply {
     fn json(code: u16, value: &Value) -> Self {
-        Reply { response: json_response(code, value), changed: false }
+        Reply {
+            response: json_response(code, value),
+            changed: false,
+        }
     }
 
     fn changed(mut self, changed: bool) -> Self {
@@ -193,19 +216,28 @@ struct Call {
 
 impl Call {
     fn json_body(&self) -> Result<Value, ApiError> {
-        let value: Value = serde_json::from_slice(&self.body)
-            .map_err(|error| ApiError::bad_request(format!("the body of the request could not be decoded: {error}")))?;
+        let value: Value = serde_json::from_slice(&self.body).map_err(|error| {
+            ApiError::bad_request(format!(
+                "the body of the request could not be decoded: {error}"
+            ))
+        })?;
         if value.is_object() {
             Ok(value)
         } else {
-            Err(ApiError::bad_request("the body of the request must be a JSON object"))
+            Err(ApiError::bad_request(
+                "the body of the request must be a JSON object",
+            ))
         }
     }
 
     /// The field manager: the `fieldManager` parameter, else the User-Agent
     /// up to its first `/`, as the real server derives it.
     fn manager(&self) -> String {
-        match self.query.get("fieldManager").filter(|manager| !manager.is_empty()) {
+        match self
+            .query
+            .get("fieldManager")
+            .filter(|manager| !manager.is_empty())
+        {
             Some(manager) => manager.clone(),
             None => self
                 .user_agent
@@ -221,7 +253,9 @@ impl Call {
 
     fn refuse_dry_run(&self) -> Result<(), ApiError> {
         if self.query.contains_key("dryRun") {
-            return Err(ApiError::bad_request("dryRun is not supported by the kube-standin API server"));
+            return Err(ApiError::bad_request(
+                "dryRun is not supported by the kube-standin API server",
+            ));
         }
         Ok(())
     }
@@ -231,10 +265,19 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(error) => return error_response(&ApiError::bad_request(format!("reading the body failed: {error}"))),
+        Err(error) => {
+            return error_response(&ApiError::bad_request(format!(
+                "reading the body failed: {error}"
+            )));
+        }
     };
     let header = |name: hyper::header::HeaderName| {
-        parts.headers.get(name).and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned()
+        parts
+            .headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
     };
     let call = Call {
         method: parts.method.clone(),
@@ -263,8 +306,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
     };
     if let Route::Resource(path) = &route {
         record.verb = verb(&call, path);
-        record.patch_type =
-            (call.method == Method::PATCH).then(|| PatchType::from_content_type(&call.content_type)).flatten();
+        record.patch_type = (call.method == Method::PATCH)
+            .then(|| PatchType::from_content_type(&call.content_type))
+            .flatten();
         record.group.clone_from(&path.group);
         record.version.clone_from(&path.version);
         record.resource.clone_from(&path.plural);
@@ -291,11 +335,17 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
     let reply = match fault_response {
         Some(fault) => {
             record.faulted = true;
-            Reply { response: error_response(&fault_error(&fault)), changed: false }
+            Reply {
+                response: error_response(&fault_error(&fault)),
+                changed: false,
+            }
         }
         None => match dispatch(&shared, &call, &route).await {
             Ok(reply) => reply,
-            Err(error) => Reply { response: error_response(&error), changed: false },
+            Err(error) => Reply {
+                response: error_response(&error),
+                changed: false,
+            },
         },
     };
     record.code = reply.response.status().as_u16();
@@ -305,7 +355,10 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
 }
 
 fn fault_error(fault: &FaultResponse) -> ApiError {
-    let reason = fault.reason.clone().unwrap_or_else(|| ApiError::reason_for_code(fault.code).to_owned());
+    let reason = fault
+        .reason
+        .clone()
+        .unwrap_or_else(|| ApiError::reason_for_code(fault.code).to_owned());
     let mut error = ApiError::new(fault.code, &reason, fault.message.clone());
     if let Some(seconds) = fault.retry_after_seconds {
         error.retry_after_seconds = Some(seconds);
@@ -336,20 +389,25 @@ async fn dispatch(shared: &Arc<Shared>, call: &Call, route: &Route) -> Result<Re
     let store = Arc::clone(&shared.store);
     match route {
         Route::Version => Ok(Reply::json(200, &discovery::version())),
-        Route::CoreVersions if discovery::wants_aggregated(&call.accept) => {
-            Ok(aggregated_reply(&discovery::aggregated(&lock(&store).resources, true)))
-        }
+        Route::CoreVersions if discovery::wants_aggregated(&call.accept) => Ok(aggregated_reply(
+            &discovery::aggregated(&lock(&store).resources, true),
+        )),
         Route::CoreVersions => Ok(Reply::json(200, &discovery::core_versions(&shared.address))),
-        Route::Groups if discovery::wants_aggregated(&call.accept) => {
-            Ok(aggregated_reply(&discovery::aggregated(&lock(&store).resources, false)))
-        }
-        Route::Groups => Ok(Reply::json(200, &discovery::group_list(&lock(&store).resources))),
+        Route::Groups if discovery::wants_aggregated(&call.accept) => Ok(aggregated_reply(
+            &discovery::aggregated(&lock(&store).resources, false),
+        )),
+        Route::Groups => Ok(Reply::json(
+            200,
+            &discovery::group_list(&lock(&store).resources),
+        )),
         Route::Group(group) => discovery::group(&lock(&store).resources, group)
             .map(|document| Reply::json(200, &document))
             .ok_or_else(ApiError::path_not_found),
-        Route::ResourceList { group, version } => discovery::resource_list(&lock(&store).resources, group, version)
-            .map(|document| Reply::json(200, &document))
-            .ok_or_else(ApiError::path_not_found),
+        Route::ResourceList { group, version } => {
+            discovery::resource_list(&lock(&store).resources, group, version)
+                .map(|document| Reply::json(200, &document))
+                .ok_or_else(ApiError::path_not_found)
+        }
         Route::Unknown => Err(ApiError::path_not_found()),
         Route::Resource(path) => resource_request(shared, call, path).await,
     }
@@ -400,10 +458,18 @@ fn resolve<'a>(store: &Store, path: &'a ResourcePath) -> Result<Target<'a>, ApiE
         Some("status") if resource.status_subresource => WriteTarget::Status,
         Some(_) => return Err(ApiError::path_not_found()),
     };
-    Ok(Target { resource, path, write_target })
+    Ok(Target {
+        resource,
+        path,
+        write_target,
+    })
 }
 
-async fn resource_request(shared: &Arc<Shared>, call: &Call, path: &ResourcePath) -> Result<Reply, ApiError> {
+async fn resource_request(
+    shared: &Arc<Shared>,
+    call: &Call,
+    path: &ResourcePath,
+) -> Result<Reply, ApiError> {
     let Some(verb) = verb(call, path) else {
         return Err(ApiError::method_not_allowed());
     };
@@ -413,7 +479,9 @@ async fn resource_request(shared: &Arc<Shared>, call: &Call, path: &ResourcePath
     let now = meta::now();
     let mut store = lock(&shared.store);
     let target = resolve(&store, path)?;
-    if target.write_target == WriteTarget::Status && !matches!(verb, Verb::Get | Verb::Update | Verb::Patch) {
+    if target.write_target == WriteTarget::Status
+        && !matches!(verb, Verb::Get | Verb::Update | Verb::Patch)
+    {
         return Err(ApiError::method_not_allowed());
     }
     if verb.is_write() {
@@ -451,8 +519,11 @@ fn selectors(call: &Call, target: &Target<'_>) -> Result<Selectors, ApiError> {
         .version(&target.path.version)
         .map(|version| version.selectable_fields.clone())
         .unwrap_or_default();
-    let fields = FieldSelector::parse(call.query.get("fieldSelector").map_or("", String::as_str), &selectable)
-        .map_err(|error| ApiError::bad_request(error.to_string()))?;
+    let fields = FieldSelector::parse(
+        call.query.get("fieldSelector").map_or("", String::as_str),
+        &selectable,
+    )
+    .map_err(|error| ApiError::bad_request(error.to_string()))?;
     Ok(Selectors { labels, fields })
 }
 
@@ -468,7 +539,11 @@ fn encode_continue(resource_version: u64, namespace: &str, name: &str) -> String
 fn decode_continue(token: &str) -> Option<(u64, String, String)> {
     let bytes: Option<Vec<u8>> = (0..token.len())
         .step_by(2)
-        .map(|index| token.get(index..index + 2).and_then(|hex| u8::from_str_radix(hex, 16).ok()))
+        .map(|index| {
+            token
+                .get(index..index + 2)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        })
         .collect();
     let value: Value = serde_json::from_slice(&bytes?).ok()?;
     Some((
@@ -492,15 +567,21 @@ fn list(store: &Store, call: &Call, target: &Target<'_>) -> Result<Reply, ApiErr
         })?),
         None => None,
     };
-    let exact = match (call.query.get("resourceVersionMatch").map(String::as_str), call.query.get("resourceVersion")) {
-        (Some("Exact"), Some(resource_version)) => Some(
-            resource_version
-                .parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {resource_version}")))?,
-        ),
+    let exact = match (
+        call.query.get("resourceVersionMatch").map(String::as_str),
+        call.query.get("resourceVersion"),
+    ) {
+        (Some("Exact"), Some(resource_version)) => {
+            Some(resource_version.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("invalid resource version: {resource_version}"))
+            })?)
+        }
         _ => None,
     };
-    let at = continue_from.as_ref().map(|(resource_version, _, _)| *resource_version).or(exact);
+    let at = continue_from
+        .as_ref()
+        .map(|(resource_version, _, _)| *resource_version)
+        .or(exact);
     let objects = store.list(&target.resource, target.namespace(), at).map_err(|_| {
         let message = if continue_from.is_some() {
             "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list."
@@ -564,21 +645,42 @@ fn write_options<'a>(target: &Target<'_>, manager: &'a str, now: &'a str) -> Wri
     }
 }
 
-fn create(store: &mut Store, call: &Call, target: &Target<'_>, now: &str) -> Result<Reply, ApiError> {
+fn create(
+    store: &mut Store,
+    call: &Call,
+    target: &Target<'_>,
+    now: &str,
+) -> Result<Reply, ApiError> {
     let body = call.json_body()?;
     if meta::resource_version(&body).is_some() {
-        return Err(ApiError::new(500, "InternalError", "resourceVersion should not be set on objects to be created"));
+        return Err(ApiError::new(
+            500,
+            "InternalError",
+            "resourceVersion should not be set on objects to be created",
+        ));
     }
     let manager = call.manager();
-    let object = store.create(&target.resource, target.namespace(), body, &write_options(target, &manager, now))?;
+    let object = store.create(
+        &target.resource,
+        target.namespace(),
+        body,
+        &write_options(target, &manager, now),
+    )?;
     Ok(Reply::json(201, &target.present(object)).changed(true))
 }
 
-fn update(store: &mut Store, call: &Call, target: &Target<'_>, now: &str) -> Result<Reply, ApiError> {
+fn update(
+    store: &mut Store,
+    call: &Call,
+    target: &Target<'_>,
+    now: &str,
+) -> Result<Reply, ApiError> {
     let body = call.json_body()?;
     let manager = call.manager();
     let name = name_of(target);
-    let exists = store.get(&target.resource, target.namespace(), name).is_some();
+    let exists = store
+        .get(&target.resource, target.namespace(), name)
+        .is_some();
     if !exists && target.resource.create_on_update && target.write_target == WriteTarget::Main {
         let mut body = body;
         meta::metadata_mut(&mut body).remove("resourceVersion");
@@ -588,17 +690,31 @@ fn update(store: &mut Store, call: &Call, target: &Target<'_>, now: &str) -> Res
                 meta::name(&body)
             )));
         }
-        let object = store.create(&target.resource, target.namespace(), body, &write_options(target, &manager, now))?;
+        let object = store.create(
+            &target.resource,
+            target.namespace(),
+            body,
+            &write_options(target, &manager, now),
+        )?;
         return Ok(Reply::json(201, &target.present(object)).changed(true));
     }
-    let options = WriteOptions { require_resource_version: true, ..write_options(target, &manager, now) };
+    let options = WriteOptions {
+        require_resource_version: true,
+        ..write_options(target, &manager, now)
+    };
     let outcome = store.update(&target.resource, target.namespace(), name, body, &options)?;
     Ok(Reply::json(200, &target.present(outcome.object)).changed(outcome.changed))
 }
 
 fn patch_options_invalid(field: &str, reason: FieldReason, detail: &str) -> ApiError {
     let error: FieldError = field_error(field, reason, detail, None);
-    ApiError::invalid_kind("PatchOptions.meta.k8s.io", "PatchOptions", "meta.k8s.io", "", &[error])
+    ApiError::invalid_kind(
+        "PatchOptions.meta.k8s.io",
+        "PatchOptions",
+        "meta.k8s.io",
+        "",
+        &[error],
+    )
 }
 
 fn unsupported_patch(target: &Target<'_>) -> ApiError {
@@ -610,18 +726,32 @@ fn unsupported_patch(target: &Target<'_>) -> ApiError {
     ApiError::new(
         415,
         "UnsupportedMediaType",
-        format!("the body of the request was in an unknown format - accepted media types include: {accepted}"),
+        format!(
+            "the body of the request was in an unknown format - accepted media types include: {accepted}"
+        ),
     )
 }
 
-fn patch(store: &mut Store, call: &Call, target: &Target<'_>, now: &str) -> Result<Reply, ApiError> {
-    let patch_type = PatchType::from_content_type(&call.content_type).ok_or_else(|| unsupported_patch(target))?;
+fn patch(
+    store: &mut Store,
+    call: &Call,
+    target: &Target<'_>,
+    now: &str,
+) -> Result<Reply, ApiError> {
+    let patch_type = PatchType::from_content_type(&call.content_type)
+        .ok_or_else(|| unsupported_patch(target))?;
     let name = name_of(target);
     let force = call.query.get("force").map(String::as_str);
     if patch_type != PatchType::Apply && force.is_some() {
-        return Err(patch_options_invalid("force", FieldReason::Forbidden, "may not be specified for non-apply patch"));
+        return Err(patch_options_invalid(
+            "force",
+            FieldReason::Forbidden,
+            "may not be specified for non-apply patch",
+        ));
     }
-    let live = store.get(&target.resource, target.namespace(), name).cloned();
+    let live = store
+        .get(&target.resource, target.namespace(), name)
+        .cloned();
     let patched = match patch_type {
         PatchType::StrategicMerge => return Err(unsupported_patch(target)),
         PatchType::Apply => return apply(store, call, target, live, now),
@@ -636,16 +766,34 @@ fn patch(store: &mut Store, call: &Call, target: &Target<'_>, now: &str) -> Resu
             let operations: json_patch::Patch = serde_json::from_slice(&call.body)
                 .map_err(|error| ApiError::bad_request(format!("error decoding patch: {error}")))?;
             let mut patched = live.ok_or_else(|| ApiError::not_found(&target.resource, name))?;
-            json_patch::patch(&mut patched, &operations)
-                .map_err(|error| ApiError::new(422, "Invalid", error.to_string()))?;
+            for operation in operations.iter() {
+                // The real server's JSON patch treats a missing path as equal
+                // to null in `test`; kube-runtime's finalizer helper relies on it.
+                if let json_patch::PatchOperation::Test(test) = operation
+                    && test.value.is_null()
+                    && patched.pointer(test.path.as_str()).is_none()
+                {
+                    continue;
+                }
+                json_patch::patch(&mut patched, std::slice::from_ref(operation))
+                    .map_err(|error| ApiError::new(422, "Invalid", error.to_string()))?;
+            }
             patched
         }
     };
     if !patched.is_object() {
-        return Err(ApiError::bad_request("the patched object must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "the patched object must be a JSON object",
+        ));
     }
     let manager = call.manager();
-    let outcome = store.update(&target.resource, target.namespace(), name, patched, &write_options(target, &manager, now))?;
+    let outcome = store.update(
+        &target.resource,
+        target.namespace(),
+        name,
+        patched,
+        &write_options(target, &manager, now),
+    )?;
     Ok(Reply::json(200, &target.present(outcome.object)).changed(outcome.changed))
 }
 
@@ -659,7 +807,10 @@ fn describe_manager(live: Option<&Value>, manager: &str) -> String {
         .find(|entry| entry["manager"].as_str() == Some(manager));
     let mut text = format!("{manager:?}");
     if let Some(entry) = entry {
-        if let Some(subresource) = entry["subresource"].as_str().filter(|subresource| !subresource.is_empty()) {
+        if let Some(subresource) = entry["subresource"]
+            .as_str()
+            .filter(|subresource| !subresource.is_empty())
+        {
             text = format!("{text} with subresource {subresource:?}");
         }
         if entry["operation"] == "Update" {
@@ -693,14 +844,24 @@ fn conflict_error(live: Option<&Value>, conflicts: &[Conflict]) -> ApiError {
         several => {
             let mut by_manager: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
             for conflict in several {
-                by_manager.entry(&conflict.manager).or_default().push(&conflict.field);
+                by_manager
+                    .entry(&conflict.manager)
+                    .or_default()
+                    .push(&conflict.field);
             }
             let mut lines = Vec::new();
             for (manager, fields) in by_manager {
-                lines.push(format!("conflicts with {}:", describe_manager(live, manager)));
+                lines.push(format!(
+                    "conflicts with {}:",
+                    describe_manager(live, manager)
+                ));
                 lines.extend(fields.iter().map(|field| format!("- {field}")));
             }
-            format!("Apply failed with {} conflicts: {}", several.len(), lines.join("\n"))
+            format!(
+                "Apply failed with {} conflicts: {}",
+                several.len(),
+                lines.join("\n")
+            )
         }
     };
     ApiError::new(409, "Conflict", message).with_details(json!({"causes": causes}))
@@ -713,21 +874,36 @@ fn apply(
     live: Option<Value>,
     now: &str,
 ) -> Result<Reply, ApiError> {
-    let manager = match call.query.get("fieldManager").filter(|manager| !manager.is_empty()) {
+    let manager = match call
+        .query
+        .get("fieldManager")
+        .filter(|manager| !manager.is_empty())
+    {
         Some(manager) => manager.clone(),
         None => {
-            return Err(patch_options_invalid("fieldManager", FieldReason::Required, "is required for apply patch"));
+            return Err(patch_options_invalid(
+                "fieldManager",
+                FieldReason::Required,
+                "is required for apply patch",
+            ));
         }
     };
     let force = is_true(&call.query, "force");
     let applied: Value = serde_yaml::from_slice(&call.body)
         .map_err(|error| ApiError::bad_request(format!("error decoding YAML: {error}")))?;
     if !applied.is_object() {
-        return Err(ApiError::bad_request("the applied configuration must be an object"));
+        return Err(ApiError::bad_request(
+            "the applied configuration must be an object",
+        ));
     }
-    for (field, present) in [("apiVersion", &applied["apiVersion"]), ("kind", &applied["kind"])] {
+    for (field, present) in [
+        ("apiVersion", &applied["apiVersion"]),
+        ("kind", &applied["kind"]),
+    ] {
         if present.as_str().is_none_or(str::is_empty) {
-            return Err(ApiError::bad_request(format!("{field} must be set in an apply configuration")));
+            return Err(ApiError::bad_request(format!(
+                "{field} must be set in an apply configuration"
+            )));
         }
     }
     let name = name_of(target);
@@ -737,12 +913,16 @@ fn apply(
             meta::name(&applied)
         )));
     }
-    let result = store
-        .apply(&target.resource, live.as_ref(), &applied, &manager, force, target.write_target, now)
+    if live.is_none() && target.write_target == WriteTarget::Status {
+        return Err(ApiError::not_found(&target.resource, name));
+    }
+    let options = WriteOptions {
+        fields_recorded: true,
+        ..write_options(target, &manager, now)
+    };
+    let result = Store::apply(&target.resource, live.as_ref(), &applied, force, &options)
         .map_err(|conflicts| conflict_error(live.as_ref(), &conflicts))?;
-    let options = WriteOptions { fields_recorded: true, ..write_options(target, &manager, now) };
     match live {
-        None if target.write_target == WriteTarget::Status => Err(ApiError::not_found(&target.resource, name)),
         None => {
             let mut result = result;
             meta::metadata_mut(&mut result).remove("resourceVersion");
@@ -750,14 +930,19 @@ fn apply(
             Ok(Reply::json(201, &target.present(object)).changed(true))
         }
         Some(_) => {
-            let outcome = store.update(&target.resource, target.namespace(), name, result, &options)?;
+            let outcome =
+                store.update(&target.resource, target.namespace(), name, result, &options)?;
             Ok(Reply::json(200, &target.present(outcome.object)).changed(outcome.changed))
         }
     }
 }
 
 /// `DeleteOptions` from the body (as kube sends them) or the query.
-fn delete_options<'a>(call: &'a Call, body: &'a Value, now: &'a str) -> Result<DeleteOptions<'a>, ApiError> {
+fn delete_options<'a>(
+    call: &'a Call,
+    body: &'a Value,
+    now: &'a str,
+) -> Result<DeleteOptions<'a>, ApiError> {
     let policy = body["propagationPolicy"]
         .as_str()
         .or_else(|| call.query.get("propagationPolicy").map(String::as_str));
@@ -772,11 +957,22 @@ fn delete_options<'a>(call: &'a Call, body: &'a Value, now: &'a str) -> Result<D
                 "supported values: \"Foreground\", \"Background\", \"Orphan\"",
                 Some(&json!(other)),
             );
-            return Err(ApiError::invalid_kind("DeleteOptions.meta.k8s.io", "DeleteOptions", "meta.k8s.io", "", &[error]));
+            return Err(ApiError::invalid_kind(
+                "DeleteOptions.meta.k8s.io",
+                "DeleteOptions",
+                "meta.k8s.io",
+                "",
+                &[error],
+            ));
         }
     };
-    if body.get("dryRun").is_some_and(|dry_run| dry_run.as_array().is_none_or(|values| !values.is_empty())) {
-        return Err(ApiError::bad_request("dryRun is not supported by the kube-standin API server"));
+    if body
+        .get("dryRun")
+        .is_some_and(|dry_run| dry_run.as_array().is_none_or(|values| !values.is_empty()))
+    {
+        return Err(ApiError::bad_request(
+            "dryRun is not supported by the kube-standin API server",
+        ));
     }
     Ok(DeleteOptions {
         propagation,
@@ -794,16 +990,31 @@ fn delete_body(call: &Call) -> Result<Value, ApiError> {
     }
 }
 
-fn delete(store: &mut Store, call: &Call, target: &Target<'_>, now: &str) -> Result<Reply, ApiError> {
+fn delete(
+    store: &mut Store,
+    call: &Call,
+    target: &Target<'_>,
+    now: &str,
+) -> Result<Reply, ApiError> {
     let body = delete_body(call)?;
     let options = delete_options(call, &body, now)?;
-    let outcome = store.delete(&target.resource, target.namespace(), name_of(target), &options)?;
+    let outcome = store.delete(
+        &target.resource,
+        target.namespace(),
+        name_of(target),
+        &options,
+    )?;
     // 200 when the object is gone, 202 when finalizers keep it for now.
     let code = if outcome.removed { 200 } else { 202 };
     Ok(Reply::json(code, &target.present(outcome.object)).changed(outcome.changed))
 }
 
-fn delete_collection(store: &mut Store, call: &Call, target: &Target<'_>, now: &str) -> Result<Reply, ApiError> {
+fn delete_collection(
+    store: &mut Store,
+    call: &Call,
+    target: &Target<'_>,
+    now: &str,
+) -> Result<Reply, ApiError> {
     let body = delete_body(call)?;
     let options = delete_options(call, &body, now)?;
     let selectors = selectors(call, target)?;
@@ -819,7 +1030,12 @@ fn delete_collection(store: &mut Store, call: &Call, target: &Target<'_>, now: &
     for (namespace, object_name) in names {
         let namespace = (!namespace.is_empty()).then_some(namespace);
         // Garbage collection of an earlier item may have removed this one.
-        if let Ok(outcome) = store.delete(&target.resource, namespace.as_deref(), &object_name, &options) {
+        if let Ok(outcome) = store.delete(
+            &target.resource,
+            namespace.as_deref(),
+            &object_name,
+            &options,
+        ) {
             changed |= outcome.changed;
             items.push(target.present(outcome.object));
         }
@@ -843,7 +1059,8 @@ fn start_watch(shared: &Arc<Shared>, call: &Call, path: &ResourcePath) -> Result
     let send_initial_events = is_true(&call.query, "sendInitialEvents");
     let bookmarks = is_true(&call.query, "allowWatchBookmarks");
     if send_initial_events
-        && (call.query.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") || !bookmarks)
+        && (call.query.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan")
+            || !bookmarks)
     {
         let error = field_error(
             "sendInitialEvents",
@@ -851,25 +1068,28 @@ fn start_watch(shared: &Arc<Shared>, call: &Call, path: &ResourcePath) -> Result
             "sendInitialEvents is forbidden for watch unless resourceVersionMatch is NotOlderThan and allowWatchBookmarks is true",
             None,
         );
-        return Err(ApiError::invalid_kind("ListOptions.meta.k8s.io", "ListOptions", "meta.k8s.io", "", &[error]));
+        return Err(ApiError::invalid_kind(
+            "ListOptions.meta.k8s.io",
+            "ListOptions",
+            "meta.k8s.io",
+            "",
+            &[error],
+        ));
     }
     let since = match call.query.get("resourceVersion").map(String::as_str) {
         None | Some("" | "0") => None,
         Some(_) if send_initial_events => None,
-        Some(resource_version) => Some(
-            resource_version
-                .parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid resource version: {resource_version}")))?,
-        ),
+        Some(resource_version) => Some(resource_version.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(format!("invalid resource version: {resource_version}"))
+        })?),
     };
-    let timeout = match call.query.get("timeoutSeconds") {
-        Some(seconds) => Duration::from_secs(
-            seconds
-                .parse::<u64>()
-                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds: {seconds}")))?,
-        ),
-        None => DEFAULT_WATCH_TIMEOUT,
-    };
+    let timeout =
+        match call.query.get("timeoutSeconds") {
+            Some(seconds) => Duration::from_secs(seconds.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("invalid timeoutSeconds: {seconds}"))
+            })?),
+            None => DEFAULT_WATCH_TIMEOUT,
+        };
     let request = WatchRequest {
         resource: Arc::clone(&target.resource),
         version: path.version.clone(),
@@ -885,13 +1105,28 @@ fn start_watch(shared: &Arc<Shared>, call: &Call, path: &ResourcePath) -> Result
         tracing::debug!(%error, "watch from a compacted resourceVersion");
     }
     let (sender, receiver) = mpsc::channel::<Bytes>(64);
-    tokio::spawn(watch::run(request, begin, Arc::clone(&shared.store), sender, shared.shutdown.clone()));
+    tokio::spawn(watch::run(
+        request,
+        begin,
+        Arc::clone(&shared.store),
+        sender,
+        shared.shutdown.clone(),
+    ));
     let stream = futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|bytes| (Ok::<_, Infallible>(Frame::data(bytes)), receiver))
+        receiver
+            .recv()
+            .await
+            .map(|bytes| (Ok::<_, Infallible>(Frame::data(bytes)), receiver))
     });
     let mut response = Response::new(BodyExt::boxed(StreamBody::new(stream)));
-    response.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("application/json"));
-    Ok(Reply { response, changed: false })
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    Ok(Reply {
+        response,
+        changed: false,
+    })
 }
 
 #[cfg(test)]
@@ -900,7 +1135,11 @@ mod tests {
 
     #[test]
     fn paths_resolve_like_the_real_server() {
-        let resource = |group: &str, plural: &str, namespace: Option<&str>, name: Option<&str>, subresource: Option<&str>| {
+        let resource = |group: &str,
+                        plural: &str,
+                        namespace: Option<&str>,
+                        name: Option<&str>,
+                        subresource: Option<&str>| {
             Route::Resource(ResourcePath {
                 group: group.to_owned(),
                 version: "v1".to_owned(),
@@ -910,30 +1149,62 @@ mod tests {
                 subresource: subresource.map(str::to_owned),
             })
         };
-        assert_eq!(route("/api/v1/namespaces"), resource("", "namespaces", None, None, None));
-        assert_eq!(route("/api/v1/namespaces/a"), resource("", "namespaces", None, Some("a"), None));
-        assert_eq!(route("/api/v1/namespaces/a/status"), resource("", "namespaces", None, Some("a"), Some("status")));
-        assert_eq!(route("/api/v1/namespaces/a/configmaps"), resource("", "configmaps", Some("a"), None, None));
+        assert_eq!(
+            route("/api/v1/namespaces"),
+            resource("", "namespaces", None, None, None)
+        );
+        assert_eq!(
+            route("/api/v1/namespaces/a"),
+            resource("", "namespaces", None, Some("a"), None)
+        );
+        assert_eq!(
+            route("/api/v1/namespaces/a/status"),
+            resource("", "namespaces", None, Some("a"), Some("status"))
+        );
+        assert_eq!(
+            route("/api/v1/namespaces/a/configmaps"),
+            resource("", "configmaps", Some("a"), None, None)
+        );
         assert_eq!(
             route("/apis/apps/v1/namespaces/a/deployments/web/status"),
-            resource("apps", "deployments", Some("a"), Some("web"), Some("status"))
+            resource(
+                "apps",
+                "deployments",
+                Some("a"),
+                Some("web"),
+                Some("status")
+            )
         );
-        assert_eq!(route("/apis/apps/v1"), Route::ResourceList { group: "apps".to_owned(), version: "v1".to_owned() });
+        assert_eq!(
+            route("/apis/apps/v1"),
+            Route::ResourceList {
+                group: "apps".to_owned(),
+                version: "v1".to_owned()
+            }
+        );
         assert_eq!(route("/apis/apps"), Route::Group("apps".to_owned()));
         assert_eq!(route("/healthz/x/y"), Route::Unknown);
     }
 
     #[test]
     fn queries_decode_percent_and_plus() {
-        let query = parse_query(Some("&labelSelector=app%3Dweb%2Ctier+in+%28a%29&watch=true"));
-        assert_eq!(query.get("labelSelector").map(String::as_str), Some("app=web,tier in (a)"));
+        let query = parse_query(Some(
+            "&labelSelector=app%3Dweb%2Ctier+in+%28a%29&watch=true",
+        ));
+        assert_eq!(
+            query.get("labelSelector").map(String::as_str),
+            Some("app=web,tier in (a)")
+        );
         assert_eq!(query.get("watch").map(String::as_str), Some("true"));
     }
 
     #[test]
     fn continue_tokens_round_trip() {
         let token = encode_continue(42, "ns", "a/b");
-        assert_eq!(decode_continue(&token), Some((42, "ns".to_owned(), "a/b".to_owned())));
+        assert_eq!(
+            decode_continue(&token),
+            Some((42, "ns".to_owned(), "a/b".to_owned()))
+        );
         assert_eq!(decode_continue("zz"), None);
     }
 }

@@ -46,22 +46,38 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
+        Self::new(
+            405,
+            "MethodNotAllowed",
+            "the server does not allow this method on the requested resource",
+        )
     }
 
     pub fn not_found(resource: &ResourceInfo, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{name}\" not found", resource.group_resource()))
-            .with_details(resource_details(resource, name))
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", resource.group_resource()),
+        )
+        .with_details(resource_details(resource, name))
     }
 
     pub fn namespace_not_found(namespace: &str) -> Self {
-        Self::new(404, "NotFound", format!("namespaces \"{namespace}\" not found"))
-            .with_details(json!({"name": namespace, "kind": "namespaces"}))
+        Self::new(
+            404,
+            "NotFound",
+            format!("namespaces \"{namespace}\" not found"),
+        )
+        .with_details(json!({"name": namespace, "kind": "namespaces"}))
     }
 
     pub fn already_exists(resource: &ResourceInfo, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", resource.group_resource()))
-            .with_details(resource_details(resource, name))
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{} \"{name}\" already exists", resource.group_resource()),
+        )
+        .with_details(resource_details(resource, name))
     }
 
     /// A write against a stale `resourceVersion` or failed precondition.
@@ -69,7 +85,10 @@ impl ApiError {
         Self::new(
             409,
             "Conflict",
-            format!("Operation cannot be fulfilled on {} \"{name}\": {why}", resource.group_resource()),
+            format!(
+                "Operation cannot be fulfilled on {} \"{name}\": {why}",
+                resource.group_resource()
+            ),
         )
         .with_details(resource_details(resource, name))
     }
@@ -113,8 +132,12 @@ impl ApiError {
         if !group.is_empty() {
             details["group"] = json!(group);
         }
-        Self::new(422, "Invalid", format!("{qualified_kind} \"{name}\" is invalid: {joined}"))
-            .with_details(details)
+        Self::new(
+            422,
+            "Invalid",
+            format!("{qualified_kind} \"{name}\" is invalid: {joined}"),
+        )
+        .with_details(details)
     }
 
     /// The reason the real server gives for a bare HTTP code.
@@ -167,14 +190,23 @@ fn resource_details(resource: &ResourceInfo, name: &str) -> Value {
 }
 
 /// A `FieldError` worded like apimachinery's `field.Error`.
-pub(crate) fn field_error(field: &str, reason: FieldReason, detail: &str, value: Option<&Value>) -> FieldError {
+pub(crate) fn field_error(
+    field: &str,
+    reason: FieldReason,
+    detail: &str,
+    value: Option<&Value>,
+) -> FieldError {
     let message = match (reason, value) {
         (FieldReason::Required, _) => format!("{field}: Required value: {detail}"),
         (FieldReason::Forbidden, _) => format!("{field}: Forbidden: {detail}"),
         (FieldReason::Invalid, Some(value)) => format!("{field}: Invalid value: {value}: {detail}"),
         (FieldReason::Invalid, None) => format!("{field}: Invalid value: {detail}"),
     };
-    FieldError { field: field.to_owned(), reason: reason.as_str().to_owned(), message }
+    FieldError {
+        field: field.to_owned(),
+        reason: reason.as_str().to_owned(),
+        message,
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,9 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::fieldmanager;
 use crate::meta::{self, NameRule};
-use crate::resources::{self, GenerationPolicy, ResourceInfo, ResourceKey, ResourceTypes, Resources};
+use crate::resources::{
+    self, GenerationPolicy, ResourceInfo, ResourceKey, ResourceTypes, Resources,
+};
 use crate::schema::FieldError;
 use crate::status::{ApiError, FieldReason, field_error};
 
@@ -135,7 +137,11 @@ pub(crate) struct Store {
 }
 
 fn key_of(resource: &ResourceInfo, namespace: Option<&str>, name: &str) -> ObjectKey {
-    let namespace = if resource.namespaced { namespace.unwrap_or_default() } else { "" };
+    let namespace = if resource.namespaced {
+        namespace.unwrap_or_default()
+    } else {
+        ""
+    };
     (namespace.to_owned(), name.to_owned())
 }
 
@@ -148,14 +154,20 @@ fn is_namespace(resource: &ResourceInfo) -> bool {
 }
 
 fn set_resource_version(object: &mut Value, resource_version: u64) {
-    meta::metadata_mut(object).insert("resourceVersion".to_owned(), json!(resource_version.to_string()));
+    meta::metadata_mut(object).insert(
+        "resourceVersion".to_owned(),
+        json!(resource_version.to_string()),
+    );
 }
 
 /// The object without `managedFields` timestamps: a write whose only effect
 /// would be new timestamps is a no-op, as on the real server.
 fn without_managed_field_times(object: &Value) -> Value {
     let mut copy = object.clone();
-    if let Some(entries) = copy.pointer_mut("/metadata/managedFields").and_then(Value::as_array_mut) {
+    if let Some(entries) = copy
+        .pointer_mut("/metadata/managedFields")
+        .and_then(Value::as_array_mut)
+    {
         for entry in entries {
             if let Some(entry) = entry.as_object_mut() {
                 entry.remove("time");
@@ -169,7 +181,9 @@ fn without_managed_field_times(object: &Value) -> Value {
 fn generation_relevant(object: &Value, policy: GenerationPolicy) -> Value {
     let mut copy = object.clone();
     if let Some(map) = copy.as_object_mut() {
-        let annotations = map.get("metadata").map(|metadata| metadata["annotations"].clone());
+        let annotations = map
+            .get("metadata")
+            .map(|metadata| metadata["annotations"].clone());
         map.remove("metadata");
         if policy != GenerationPolicy::AllButMetadata {
             map.remove("status");
@@ -182,7 +196,11 @@ fn generation_relevant(object: &Value, policy: GenerationPolicy) -> Value {
 }
 
 fn metadata_name_rule(resource: &ResourceInfo) -> NameRule {
-    if is_namespace(resource) { NameRule::DnsLabel } else { NameRule::DnsSubdomain }
+    if is_namespace(resource) {
+        NameRule::DnsLabel
+    } else {
+        NameRule::DnsSubdomain
+    }
 }
 
 impl Store {
@@ -202,8 +220,15 @@ impl Store {
         self.resource_version
     }
 
-    pub fn get(&self, resource: &ResourceInfo, namespace: Option<&str>, name: &str) -> Option<&Value> {
-        self.objects.get(&resource.key())?.get(&key_of(resource, namespace, name))
+    pub fn get(
+        &self,
+        resource: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<&Value> {
+        self.objects
+            .get(&resource.key())?
+            .get(&key_of(resource, namespace, name))
     }
 
     /// The objects of a resource (in one namespace, or all) as they were at
@@ -214,13 +239,25 @@ impl Store {
         namespace: Option<&str>,
         at: Option<u64>,
     ) -> Result<Vec<(ObjectKey, Value)>, Expired> {
-        let mut objects = self.objects.get(&resource.key()).cloned().unwrap_or_default();
+        let mut objects = self
+            .objects
+            .get(&resource.key())
+            .cloned()
+            .unwrap_or_default();
         if let Some(at) = at.filter(|at| *at < self.resource_version) {
             if at < self.compacted {
-                return Err(Expired { requested: at, oldest: self.compacted });
+                return Err(Expired {
+                    requested: at,
+                    oldest: self.compacted,
+                });
             }
             let key = resource.key();
-            for event in self.history.iter().rev().take_while(|event| event.resource_version > at) {
+            for event in self
+                .history
+                .iter()
+                .rev()
+                .take_while(|event| event.resource_version > at)
+            {
                 if event.resource != key {
                     continue;
                 }
@@ -240,7 +277,9 @@ impl Store {
         }
         Ok(objects
             .into_iter()
-            .filter(|((object_namespace, _), _)| namespace.is_none_or(|namespace| namespace == object_namespace))
+            .filter(|((object_namespace, _), _)| {
+                namespace.is_none_or(|namespace| namespace == object_namespace)
+            })
             .collect())
     }
 
@@ -254,23 +293,38 @@ impl Store {
         let key = resource.key();
         let backlog = match since {
             Some(since) if since < self.compacted => {
-                return Err(Expired { requested: since, oldest: self.compacted });
+                return Err(Expired {
+                    requested: since,
+                    oldest: self.compacted,
+                });
             }
             Some(since) => self
                 .history
                 .iter()
                 .filter(|event| event.resource_version > since && event.resource == key)
-                .filter(|event| namespace.is_none_or(|namespace| namespace == meta::namespace(&event.object)))
+                .filter(|event| {
+                    namespace.is_none_or(|namespace| namespace == meta::namespace(&event.object))
+                })
                 .cloned()
                 .collect(),
             None => Vec::new(),
         };
         let (sender, receiver) = unbounded_channel();
-        self.watchers.push(Watcher { resource: key, namespace: namespace.map(str::to_owned), sender });
+        self.watchers.push(Watcher {
+            resource: key,
+            namespace: namespace.map(str::to_owned),
+            sender,
+        });
         Ok(WatchStart { backlog, receiver })
     }
 
-    fn emit(&mut self, resource: &ResourceInfo, event_type: EventType, object: Value, previous: Option<Value>) {
+    fn emit(
+        &mut self,
+        resource: &ResourceInfo,
+        event_type: EventType,
+        object: Value,
+        previous: Option<Value>,
+    ) {
         let event = Arc::new(StoredEvent {
             resource_version: self.resource_version,
             resource: resource.key(),
@@ -281,7 +335,10 @@ impl Store {
         let namespace = meta::namespace(&event.object).to_owned();
         self.watchers.retain(|watcher| {
             if watcher.resource != event.resource
-                || watcher.namespace.as_deref().is_some_and(|wanted| wanted != namespace)
+                || watcher
+                    .namespace
+                    .as_deref()
+                    .is_some_and(|wanted| wanted != namespace)
             {
                 return !watcher.sender.is_closed();
             }
@@ -296,19 +353,43 @@ impl Store {
     }
 
     /// Stores a new state of an object under a fresh resourceVersion.
-    fn commit(&mut self, resource: &ResourceInfo, mut object: Value, previous: Option<Value>) -> Value {
+    fn commit(
+        &mut self,
+        resource: &ResourceInfo,
+        mut object: Value,
+        previous: Option<Value>,
+    ) -> Value {
         self.resource_version += 1;
         set_resource_version(&mut object, self.resource_version);
-        let key = (meta::namespace(&object).to_owned(), meta::name(&object).to_owned());
-        self.objects.entry(resource.key()).or_default().insert(key, object.clone());
-        let event_type = if previous.is_some() { EventType::Modified } else { EventType::Added };
+        let key = (
+            meta::namespace(&object).to_owned(),
+            meta::name(&object).to_owned(),
+        );
+        self.objects
+            .entry(resource.key())
+            .or_default()
+            .insert(key, object.clone());
+        let event_type = if previous.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
         self.emit(resource, event_type, object.clone(), previous);
         object
     }
 
     /// Removes an object; `last_state` is what watchers see deleted.
-    fn remove(&mut self, resource: &ResourceInfo, key: &ObjectKey, last_state: Value, now: &str) -> Value {
-        let previous = self.objects.get_mut(&resource.key()).and_then(|objects| objects.remove(key));
+    fn remove(
+        &mut self,
+        resource: &ResourceInfo,
+        key: &ObjectKey,
+        last_state: Value,
+        now: &str,
+    ) -> Value {
+        let previous = self
+            .objects
+            .get_mut(&resource.key())
+            .and_then(|objects| objects.remove(key));
         self.resource_version += 1;
         let mut object = last_state;
         set_resource_version(&mut object, self.resource_version);
@@ -319,7 +400,13 @@ impl Store {
 
     /// Consequences of an object leaving storage: its dependents, its
     /// namespace's termination, a CRD's resource.
-    fn after_removal(&mut self, resource: &ResourceInfo, object: &Value, propagation: Propagation, now: &str) {
+    fn after_removal(
+        &mut self,
+        resource: &ResourceInfo,
+        object: &Value,
+        propagation: Propagation,
+        now: &str,
+    ) {
         self.collect_dependents(meta::uid(object).to_owned(), propagation, now);
         if is_crd(resource) {
             self.unregister_crd(object, now);
@@ -341,7 +428,11 @@ impl Store {
             for (key, object) in objects {
                 let owned = object["metadata"]["ownerReferences"]
                     .as_array()
-                    .is_some_and(|owners| owners.iter().any(|owner| owner["uid"].as_str() == Some(&owner_uid)));
+                    .is_some_and(|owners| {
+                        owners
+                            .iter()
+                            .any(|owner| owner["uid"].as_str() == Some(&owner_uid))
+                    });
                 if owned {
                     dependents.push((resource_key.clone(), key.clone()));
                 }
@@ -350,7 +441,10 @@ impl Store {
         for (resource_key, key) in dependents {
             let (Some(resource), Some(object)) = (
                 self.resources.get(&resource_key).cloned(),
-                self.objects.get(&resource_key).and_then(|objects| objects.get(&key)).cloned(),
+                self.objects
+                    .get(&resource_key)
+                    .and_then(|objects| objects.get(&key))
+                    .cloned(),
             ) else {
                 continue;
             };
@@ -384,7 +478,12 @@ impl Store {
     }
 
     fn namespace_resource(&self) -> Option<Arc<ResourceInfo>> {
-        self.resources.get(&ResourceKey { group: String::new(), plural: "namespaces".to_owned() }).cloned()
+        self.resources
+            .get(&ResourceKey {
+                group: String::new(),
+                plural: "namespaces".to_owned(),
+            })
+            .cloned()
     }
 
     /// Removes a terminating namespace once nothing is left in it.
@@ -398,10 +497,11 @@ impl Store {
         if !meta::is_deleting(&object) {
             return;
         }
-        let occupied = self
-            .objects
-            .values()
-            .any(|objects| objects.keys().any(|(object_namespace, _)| object_namespace == namespace));
+        let occupied = self.objects.values().any(|objects| {
+            objects
+                .keys()
+                .any(|(object_namespace, _)| object_namespace == namespace)
+        });
         if occupied {
             return;
         }
@@ -409,13 +509,20 @@ impl Store {
         if let Some(spec) = last_state.get_mut("spec").and_then(Value::as_object_mut) {
             spec.insert("finalizers".to_owned(), json!([]));
         }
-        self.remove(&namespaces, &(String::new(), namespace.to_owned()), last_state, now);
+        self.remove(
+            &namespaces,
+            &(String::new(), namespace.to_owned()),
+            last_state,
+            now,
+        );
     }
 
     /// Whether objects may be created in `namespace`.
     fn check_namespace_open(&self, namespace: &str) -> Result<(), ApiError> {
         let namespaces = self.namespace_resource();
-        let object = namespaces.as_ref().and_then(|namespaces| self.get(namespaces, None, namespace));
+        let object = namespaces
+            .as_ref()
+            .and_then(|namespaces| self.get(namespaces, None, namespace));
         match object {
             None => Err(ApiError::namespace_not_found(namespace)),
             Some(object) if meta::is_deleting(object) => Err(ApiError::new(
@@ -451,8 +558,14 @@ impl Store {
                 resource.kind
             )));
         }
-        if let Some(api_version) = body["apiVersion"].as_str().filter(|api_version| !api_version.is_empty()) {
-            let served = resource.versions.iter().any(|version| resource.api_version(&version.name) == api_version);
+        if let Some(api_version) = body["apiVersion"]
+            .as_str()
+            .filter(|api_version| !api_version.is_empty())
+        {
+            let served = resource
+                .versions
+                .iter()
+                .any(|version| resource.api_version(&version.name) == api_version);
             if !served {
                 return Err(ApiError::bad_request(format!(
                     "the API version in the data ({api_version}) does not match the expected API version ({})",
@@ -480,7 +593,11 @@ impl Store {
 
     /// Schema pruning, defaulting and validation of a custom resource, plus
     /// metadata validation for every kind.
-    fn validate(resource: &ResourceInfo, object: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
+    fn validate(
+        resource: &ResourceInfo,
+        object: &mut Value,
+        old: Option<&Value>,
+    ) -> Result<(), ApiError> {
         let mut errors: Vec<FieldError> = meta::validate(object, metadata_name_rule(resource));
         if let Some(schema) = resource.schema() {
             schema.normalize(object);
@@ -496,7 +613,11 @@ impl Store {
     }
 
     /// Fields a write to `target` does not own, for the field manager.
-    fn ignored_fields(resource: &ResourceInfo, target: WriteTarget, objects: &[&Value]) -> Vec<String> {
+    fn ignored_fields(
+        resource: &ResourceInfo,
+        target: WriteTarget,
+        objects: &[&Value],
+    ) -> Vec<String> {
         match target {
             WriteTarget::Main if resource.status_subresource => vec!["status".to_owned()],
             WriteTarget::Main => Vec::new(),
@@ -505,7 +626,9 @@ impl Store {
                     .iter()
                     .filter_map(|object| object.as_object())
                     .flat_map(|object| object.keys().cloned())
-                    .filter(|field| !["apiVersion", "kind", "metadata", "status"].contains(&field.as_str()))
+                    .filter(|field| {
+                        !["apiVersion", "kind", "metadata", "status"].contains(&field.as_str())
+                    })
                     .collect();
                 fields.sort();
                 fields.dedup();
@@ -523,7 +646,9 @@ impl Store {
         let objects: Vec<&Value> = old.into_iter().chain(std::iter::once(&*new)).collect();
         let ignored = Self::ignored_fields(resource, options.target, &objects);
         let ignored: Vec<&str> = ignored.iter().map(String::as_str).collect();
-        let types = ResourceTypes { schema: resource.schema().map(Arc::as_ref) };
+        let types = ResourceTypes {
+            schema: resource.schema().map(Arc::as_ref),
+        };
         fieldmanager::record_update(
             old,
             new,
@@ -536,21 +661,31 @@ impl Store {
     }
 
     /// Server-side apply of `applied` over the stored object (or nothing).
+    /// Only the field manager runs here; the result is stored by
+    /// [`Store::create`] or [`Store::update`].
     pub fn apply(
-        &self,
         resource: &ResourceInfo,
         live: Option<&Value>,
         applied: &Value,
-        manager: &str,
         force: bool,
-        target: WriteTarget,
-        now: &str,
+        options: &WriteOptions<'_>,
     ) -> Result<Value, Vec<fieldmanager::Conflict>> {
         let objects: Vec<&Value> = live.into_iter().chain(std::iter::once(applied)).collect();
-        let ignored = Self::ignored_fields(resource, target, &objects);
+        let ignored = Self::ignored_fields(resource, options.target, &objects);
         let ignored: Vec<&str> = ignored.iter().map(String::as_str).collect();
-        let types = ResourceTypes { schema: resource.schema().map(Arc::as_ref) };
-        fieldmanager::apply(live, applied, manager, force, target.subresource(), &ignored, &types, now)
+        let types = ResourceTypes {
+            schema: resource.schema().map(Arc::as_ref),
+        };
+        fieldmanager::apply(
+            live,
+            applied,
+            options.manager,
+            force,
+            options.target.subresource(),
+            &ignored,
+            &types,
+            options.now,
+        )
     }
 
     /// Creates an object (POST, apply or PUT on a missing object).
@@ -565,7 +700,10 @@ impl Store {
         let mut object = body;
         let now = options.now;
         if let Some(map) = object.as_object_mut() {
-            map.insert("apiVersion".to_owned(), json!(resource.api_version(resource.storage_version())));
+            map.insert(
+                "apiVersion".to_owned(),
+                json!(resource.api_version(resource.storage_version())),
+            );
             map.insert("kind".to_owned(), json!(resource.kind));
         }
         {
@@ -575,20 +713,34 @@ impl Store {
             } else {
                 metadata.remove("namespace");
             }
-            let name = metadata.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let generate_name = metadata.get("generateName").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let name = metadata
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            let generate_name = metadata
+                .get("generateName")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             if name.is_empty() && !generate_name.is_empty() {
                 let objects = self.objects.get(&resource.key());
-                let generated = std::iter::repeat_with(|| format!("{generate_name}{}", meta::random_suffix()))
-                    .find(|candidate| {
-                        objects.is_none_or(|objects| {
-                            !objects.contains_key(&key_of(resource, namespace, candidate))
+                let generated =
+                    std::iter::repeat_with(|| format!("{generate_name}{}", meta::random_suffix()))
+                        .find(|candidate| {
+                            objects.is_none_or(|objects| {
+                                !objects.contains_key(&key_of(resource, namespace, candidate))
+                            })
                         })
-                    })
-                    .unwrap_or_default();
+                        .unwrap_or_default();
                 metadata.insert("name".to_owned(), json!(generated));
             }
-            for server_managed in ["deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "resourceVersion"] {
+            for server_managed in [
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "selfLink",
+                "resourceVersion",
+            ] {
                 metadata.remove(server_managed);
             }
             metadata.insert("uid".to_owned(), json!(uuid::Uuid::new_v4().to_string()));
@@ -626,7 +778,11 @@ impl Store {
         if self.get(resource, namespace, &name).is_some() {
             return Err(ApiError::already_exists(resource, &name));
         }
-        let registration = if is_crd(resource) { Some(self.prepare_crd(&mut object, None, now)?) } else { None };
+        let registration = if is_crd(resource) {
+            Some(self.prepare_crd(&mut object, None, now)?)
+        } else {
+            None
+        };
         if !options.fields_recorded {
             Self::record_update(resource, None, &mut object, options);
         }
@@ -703,7 +859,9 @@ impl Store {
                     }
                 }
                 if is_namespace(resource) {
-                    let labels = meta::metadata_mut(&mut candidate).entry("labels").or_insert_with(|| json!({}));
+                    let labels = meta::metadata_mut(&mut candidate)
+                        .entry("labels")
+                        .or_insert_with(|| json!({}));
                     if let Some(labels) = labels.as_object_mut() {
                         labels.insert("kubernetes.io/metadata.name".to_owned(), json!(name));
                     }
@@ -722,7 +880,9 @@ impl Store {
                     let managed_fields = new["metadata"].get("managedFields").cloned();
                     let metadata = meta::metadata_mut(&mut candidate);
                     match managed_fields {
-                        Some(managed_fields) => metadata.insert("managedFields".to_owned(), managed_fields),
+                        Some(managed_fields) => {
+                            metadata.insert("managedFields".to_owned(), managed_fields)
+                        }
                         None => metadata.remove("managedFields"),
                     };
                 }
@@ -730,12 +890,18 @@ impl Store {
             }
         };
         if let Some(map) = candidate.as_object_mut() {
-            map.insert("apiVersion".to_owned(), json!(resource.api_version(resource.storage_version())));
+            map.insert(
+                "apiVersion".to_owned(),
+                json!(resource.api_version(resource.storage_version())),
+            );
             map.insert("kind".to_owned(), json!(resource.kind));
         }
         if meta::is_deleting(&old) {
             let old_finalizers = meta::finalizers(&old);
-            if meta::finalizers(&candidate).iter().any(|finalizer| !old_finalizers.contains(finalizer)) {
+            if meta::finalizers(&candidate)
+                .iter()
+                .any(|finalizer| !old_finalizers.contains(finalizer))
+            {
                 let error = field_error(
                     "metadata.finalizers",
                     FieldReason::Forbidden,
@@ -746,16 +912,23 @@ impl Store {
             }
         }
         Self::validate(resource, &mut candidate, Some(&old))?;
-        let registration =
-            if is_crd(resource) { Some(self.prepare_crd(&mut candidate, Some(&old), options.now)?) } else { None };
+        let registration = if is_crd(resource) {
+            Some(self.prepare_crd(&mut candidate, Some(&old), options.now)?)
+        } else {
+            None
+        };
         if !options.fields_recorded {
             Self::record_update(resource, Some(&old), &mut candidate, options);
         }
         if without_managed_field_times(&candidate) == without_managed_field_times(&old) {
-            return Ok(WriteOutcome { object: old, changed: false });
+            return Ok(WriteOutcome {
+                object: old,
+                changed: false,
+            });
         }
         if resource.generation != GenerationPolicy::None
-            && generation_relevant(&candidate, resource.generation) != generation_relevant(&old, resource.generation)
+            && generation_relevant(&candidate, resource.generation)
+                != generation_relevant(&old, resource.generation)
         {
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(0) + 1;
             meta::metadata_mut(&mut candidate).insert("generation".to_owned(), json!(generation));
@@ -763,13 +936,19 @@ impl Store {
         if meta::is_deleting(&candidate) && meta::finalizers(&candidate).is_empty() {
             let key = key_of(resource, namespace, name);
             let object = self.remove(resource, &key, candidate, options.now);
-            return Ok(WriteOutcome { object, changed: true });
+            return Ok(WriteOutcome {
+                object,
+                changed: true,
+            });
         }
         let object = self.commit(resource, candidate, Some(old));
         if let Some(registration) = registration {
             self.resources.insert(registration);
         }
-        Ok(WriteOutcome { object, changed: true })
+        Ok(WriteOutcome {
+            object,
+            changed: true,
+        })
     }
 
     /// Deletes an object, or marks it for deletion while finalizers remain.
@@ -786,7 +965,10 @@ impl Store {
         if let Some(uid) = options.precondition_uid
             && uid != meta::uid(&object)
         {
-            let why = format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta::uid(&object));
+            let why = format!(
+                "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                meta::uid(&object)
+            );
             return Err(ApiError::conflict(resource, name, &why));
         }
         if let Some(resource_version) = options.precondition_resource_version
@@ -799,7 +981,11 @@ impl Store {
             return Err(ApiError::conflict(resource, name, &why));
         }
         if meta::is_deleting(&object) {
-            return Ok(DeleteOutcome { object, removed: false, changed: false });
+            return Ok(DeleteOutcome {
+                object,
+                removed: false,
+                changed: false,
+            });
         }
         if is_namespace(resource) {
             return Ok(self.delete_namespace(resource, object, options.now));
@@ -810,21 +996,37 @@ impl Store {
             metadata.insert("deletionTimestamp".to_owned(), json!(options.now));
             metadata.insert("deletionGracePeriodSeconds".to_owned(), json!(0));
             let object = self.commit(resource, marked, Some(object));
-            return Ok(DeleteOutcome { object, removed: false, changed: true });
+            return Ok(DeleteOutcome {
+                object,
+                removed: false,
+                changed: true,
+            });
         }
         let key = key_of(resource, namespace, name);
-        let previous = self.objects.get_mut(&resource.key()).and_then(|objects| objects.remove(&key));
+        let previous = self
+            .objects
+            .get_mut(&resource.key())
+            .and_then(|objects| objects.remove(&key));
         self.resource_version += 1;
         let mut deleted = object;
         set_resource_version(&mut deleted, self.resource_version);
         self.emit(resource, EventType::Deleted, deleted.clone(), previous);
         self.after_removal(resource, &deleted, options.propagation, options.now);
-        Ok(DeleteOutcome { object: deleted, removed: true, changed: true })
+        Ok(DeleteOutcome {
+            object: deleted,
+            removed: true,
+            changed: true,
+        })
     }
 
     /// A namespace goes Terminating, its content is deleted, and it goes
     /// away once empty (objects with finalizers can hold it).
-    fn delete_namespace(&mut self, namespaces: &Arc<ResourceInfo>, object: Value, now: &str) -> DeleteOutcome {
+    fn delete_namespace(
+        &mut self,
+        namespaces: &Arc<ResourceInfo>,
+        object: Value,
+        now: &str,
+    ) -> DeleteOutcome {
         let name = meta::name(&object).to_owned();
         let mut terminating = object.clone();
         meta::metadata_mut(&mut terminating).insert("deletionTimestamp".to_owned(), json!(now));
@@ -855,8 +1057,16 @@ impl Store {
         }
         self.finish_namespace_if_empty(&name, now);
         match self.get(namespaces, None, &name) {
-            Some(still_there) => DeleteOutcome { object: still_there.clone(), removed: false, changed: true },
-            None => DeleteOutcome { object: terminating, removed: true, changed: true },
+            Some(still_there) => DeleteOutcome {
+                object: still_there.clone(),
+                removed: false,
+                changed: true,
+            },
+            None => DeleteOutcome {
+                object: terminating,
+                removed: true,
+                changed: true,
+            },
         }
     }
 
@@ -868,24 +1078,40 @@ impl Store {
         old: Option<&Value>,
         now: &str,
     ) -> Result<ResourceInfo, ApiError> {
-        let crds = self.resources.get(&ResourceKey { group: CRD_GROUP.to_owned(), plural: CRD_PLURAL.to_owned() });
+        let crds = self.resources.get(&ResourceKey {
+            group: CRD_GROUP.to_owned(),
+            plural: CRD_PLURAL.to_owned(),
+        });
         let info = resources::from_crd(crd).map_err(|problems| {
             let errors: Vec<FieldError> = problems
                 .iter()
-                .map(|problem| field_error(&problem.field, FieldReason::Invalid, &problem.detail, problem.value.as_ref()))
+                .map(|problem| {
+                    field_error(
+                        &problem.field,
+                        FieldReason::Invalid,
+                        &problem.detail,
+                        problem.value.as_ref(),
+                    )
+                })
                 .collect();
             match crds {
                 Some(crds) => ApiError::invalid(crds, meta::name(crd), &errors),
-                None => ApiError::bad_request(format!("invalid CustomResourceDefinition: {errors:?}")),
+                None => {
+                    ApiError::bad_request(format!("invalid CustomResourceDefinition: {errors:?}"))
+                }
             }
         })?;
-        let old_conditions = old.map(|old| old["status"]["conditions"].clone()).unwrap_or(Value::Null);
+        let old_conditions = old
+            .map(|old| old["status"]["conditions"].clone())
+            .unwrap_or(Value::Null);
         let transition_time = |condition_type: &str| {
             old_conditions
                 .as_array()
                 .into_iter()
                 .flatten()
-                .find(|condition| condition["type"] == condition_type && condition["status"] == "True")
+                .find(|condition| {
+                    condition["type"] == condition_type && condition["status"] == "True"
+                })
                 .and_then(|condition| condition["lastTransitionTime"].as_str())
                 .unwrap_or(now)
                 .to_owned()
@@ -922,15 +1148,26 @@ impl Store {
     fn unregister_crd(&mut self, crd: &Value, now: &str) {
         let key = ResourceKey {
             group: crd["spec"]["group"].as_str().unwrap_or_default().to_owned(),
-            plural: crd["spec"]["names"]["plural"].as_str().unwrap_or_default().to_owned(),
+            plural: crd["spec"]["names"]["plural"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
         };
         let Some(resource) = self.resources.get(&key).cloned() else {
             return;
         };
-        let keys: Vec<ObjectKey> =
-            self.objects.get(&key).map(|objects| objects.keys().cloned().collect()).unwrap_or_default();
+        let keys: Vec<ObjectKey> = self
+            .objects
+            .get(&key)
+            .map(|objects| objects.keys().cloned().collect())
+            .unwrap_or_default();
         for object_key in keys {
-            if let Some(object) = self.objects.get(&key).and_then(|objects| objects.get(&object_key)).cloned() {
+            if let Some(object) = self
+                .objects
+                .get(&key)
+                .and_then(|objects| objects.get(&object_key))
+                .cloned()
+            {
                 self.remove(&resource, &object_key, object, now);
             }
         }

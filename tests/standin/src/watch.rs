@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use crate::resources::ResourceInfo;
 use crate::selector::Selectors;
 use crate::status::ApiError;
-use crate::store::{EventType, StoredEvent, Store, WatchStart};
+use crate::store::{EventType, Store, StoredEvent, WatchStart};
 
 /// What one watch request asked for, resolved against the store.
 pub(crate) struct WatchRequest {
@@ -28,7 +28,11 @@ pub(crate) struct WatchRequest {
 /// The prepared start of a stream.
 pub(crate) enum WatchBegin {
     /// Synthetic ADDED events (current state), then live events.
-    Started { initial: Vec<Value>, start: WatchStart, resource_version: u64 },
+    Started {
+        initial: Vec<Value>,
+        start: WatchStart,
+        resource_version: u64,
+    },
     /// The requested resourceVersion is gone: one ERROR event, then the end.
     Expired(ApiError),
 }
@@ -36,7 +40,10 @@ pub(crate) enum WatchBegin {
 /// Shows a stored object in the version the client asked for.
 pub(crate) fn present(resource: &ResourceInfo, version: &str, mut object: Value) -> Value {
     if let Some(map) = object.as_object_mut() {
-        map.insert("apiVersion".to_owned(), json!(resource.api_version(version)));
+        map.insert(
+            "apiVersion".to_owned(),
+            json!(resource.api_version(version)),
+        );
         map.insert("kind".to_owned(), json!(resource.kind));
     }
     object
@@ -53,7 +60,10 @@ fn line(event_type: &str, object: Value) -> Bytes {
 /// watch cache does.
 fn visible_event(request: &WatchRequest, event: &StoredEvent) -> Option<Bytes> {
     let now_matches = request.selectors.matches(&event.object);
-    let before_matches = event.previous.as_ref().is_some_and(|previous| request.selectors.matches(previous));
+    let before_matches = event
+        .previous
+        .as_ref()
+        .is_some_and(|previous| request.selectors.matches(previous));
     let (event_type, object) = match event.event_type {
         EventType::Added if now_matches => ("ADDED", event.object.clone()),
         EventType::Modified if now_matches && before_matches => ("MODIFIED", event.object.clone()),
@@ -66,11 +76,15 @@ fn visible_event(request: &WatchRequest, event: &StoredEvent) -> Option<Bytes> {
         EventType::Deleted if now_matches || before_matches => ("DELETED", event.object.clone()),
         _ => return None,
     };
-    Some(line(event_type, present(&request.resource, &request.version, object)))
+    Some(line(
+        event_type,
+        present(&request.resource, &request.version, object),
+    ))
 }
 
 fn bookmark(request: &WatchRequest, resource_version: u64, initial_events_end: bool) -> Bytes {
-    let mut metadata = json!({"resourceVersion": resource_version.to_string(), "creationTimestamp": null});
+    let mut metadata =
+        json!({"resourceVersion": resource_version.to_string(), "creationTimestamp": null});
     if initial_events_end {
         metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }
@@ -101,16 +115,35 @@ pub(crate) async fn run(
             let _ = output.send(error_line(&error)).await;
             return;
         }
-        WatchBegin::Started { initial, start, resource_version } => (initial, start, resource_version),
+        WatchBegin::Started {
+            initial,
+            start,
+            resource_version,
+        } => (initial, start, resource_version),
     };
-    let WatchStart { backlog, mut receiver } = start;
+    let WatchStart {
+        backlog,
+        mut receiver,
+    } = start;
     let mut sent_version = start_version;
     for object in initial {
-        if output.send(line("ADDED", present(&request.resource, &request.version, object))).await.is_err() {
+        if output
+            .send(line(
+                "ADDED",
+                present(&request.resource, &request.version, object),
+            ))
+            .await
+            .is_err()
+        {
             return;
         }
     }
-    if request.initial_events_end && output.send(bookmark(&request, start_version, true)).await.is_err() {
+    if request.initial_events_end
+        && output
+            .send(bookmark(&request, start_version, true))
+            .await
+            .is_err()
+    {
         return;
     }
     for event in backlog {
@@ -185,7 +218,11 @@ pub(crate) fn begin(
         Vec::new()
     };
     match store.watch(&request.resource, namespace, since) {
-        Ok(start) => WatchBegin::Started { initial, start, resource_version },
+        Ok(start) => WatchBegin::Started {
+            initial,
+            start,
+            resource_version,
+        },
         Err(expired) => WatchBegin::Expired(expired_error(expired.to_string())),
     }
 }

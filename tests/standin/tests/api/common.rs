@@ -34,30 +34,55 @@ pub struct WidgetStatus {
 }
 
 pub fn widget(name: &str, color: &str, size: i32) -> Widget {
-    Widget::new(name, WidgetSpec { color: color.to_owned(), size })
+    Widget::new(
+        name,
+        WidgetSpec {
+            color: color.to_owned(),
+            size,
+        },
+    )
 }
 
 pub fn config_map(name: &str, data: &[(&str, &str)]) -> ConfigMap {
     ConfigMap {
-        metadata: ObjectMeta { name: Some(name.to_owned()), ..ObjectMeta::default() },
-        data: Some(data.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect()),
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        data: Some(
+            data.iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect(),
+        ),
         ..ConfigMap::default()
     }
 }
 
 pub fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs.iter().map(|(key, value)| ((*key).to_owned(), (*value).to_owned())).collect()
+    pairs
+        .iter()
+        .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+        .collect()
 }
 
 pub fn deployment(name: &str, image: &str) -> Deployment {
     let selector = labels(&[("app", name)]);
     Deployment {
-        metadata: ObjectMeta { name: Some(name.to_owned()), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
         spec: Some(DeploymentSpec {
             replicas: Some(1),
-            selector: LabelSelector { match_labels: Some(selector.clone()), ..LabelSelector::default() },
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                ..LabelSelector::default()
+            },
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta { labels: Some(selector), ..ObjectMeta::default() }),
+                metadata: Some(ObjectMeta {
+                    labels: Some(selector),
+                    ..ObjectMeta::default()
+                }),
                 spec: Some(PodSpec {
                     containers: vec![Container {
                         name: "app".to_owned(),
@@ -83,7 +108,12 @@ pub fn status_of<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> Status {
 }
 
 pub fn resource_version<K: kube::Resource>(object: &K) -> u64 {
-    object.meta().resource_version.as_deref().and_then(|rv| rv.parse().ok()).unwrap_or(0)
+    object
+        .meta()
+        .resource_version
+        .as_deref()
+        .and_then(|rv| rv.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Sends a request the typed API cannot express (e.g. a JSON patch with the

@@ -27,18 +27,28 @@ async fn creating_a_crd_serves_its_resource_and_deleting_it_removes_them() -> an
         .collect();
     assert_eq!(
         conditions,
-        vec![("NamesAccepted".to_owned(), "True".to_owned()), ("Established".to_owned(), "True".to_owned())]
+        vec![
+            ("NamesAccepted".to_owned(), "True".to_owned()),
+            ("Established".to_owned(), "True".to_owned())
+        ]
     );
 
-    widgets.create(&PostParams::default(), &widget("w", "red", 1)).await?;
+    widgets
+        .create(&PostParams::default(), &widget("w", "red", 1))
+        .await?;
     assert_eq!(widgets.list(&ListParams::default()).await?.items.len(), 1);
 
-    crds.delete("widgets.test.hoist.dev", &DeleteParams::default()).await?;
+    crds.delete("widgets.test.hoist.dev", &DeleteParams::default())
+        .await?;
     let status = status_of(widgets.list(&ListParams::default()).await);
     assert_eq!((status.code, status.reason.as_str()), (404, "NotFound"));
 
     crds.create(&PostParams::default(), &Widget::crd()).await?;
-    assert_eq!(widgets.list(&ListParams::default()).await?.items.len(), 0, "the old objects went with the CRD");
+    assert_eq!(
+        widgets.list(&ListParams::default()).await?.items.len(),
+        0,
+        "the old objects went with the CRD"
+    );
     Ok(())
 }
 
@@ -46,9 +56,16 @@ async fn creating_a_crd_serves_its_resource_and_deleting_it_removes_them() -> an
 async fn applying_a_crd_registers_it() -> anyhow::Result<()> {
     let server = StandIn::start().await?;
     let crds: Api<CustomResourceDefinition> = Api::all(server.client());
-    crds.patch("widgets.test.hoist.dev", &PatchParams::apply("hoist"), &Patch::Apply(Widget::crd())).await?;
+    crds.patch(
+        "widgets.test.hoist.dev",
+        &PatchParams::apply("hoist"),
+        &Patch::Apply(Widget::crd()),
+    )
+    .await?;
     let widgets: Api<Widget> = Api::namespaced(server.client(), "default");
-    widgets.create(&PostParams::default(), &widget("w", "red", 1)).await?;
+    widgets
+        .create(&PostParams::default(), &widget("w", "red", 1))
+        .await?;
     assert_eq!(widgets.get("w").await?.spec.color, "red");
     Ok(())
 }
@@ -80,8 +97,14 @@ async fn custom_resources_are_validated_against_their_schema() -> anyhow::Result
         "spec": {"color": "red", "size": "big"},
     });
     let status = status_of(
-        raw::<Widget>(&client, "POST", "/apis/test.hoist.dev/v1/namespaces/default/widgets", "application/json", &body)
-            .await,
+        raw::<Widget>(
+            &client,
+            "POST",
+            "/apis/test.hoist.dev/v1/namespaces/default/widgets",
+            "application/json",
+            &body,
+        )
+        .await,
     );
     assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
     assert_eq!(
@@ -89,7 +112,14 @@ async fn custom_resources_are_validated_against_their_schema() -> anyhow::Result
         "Widget.test.hoist.dev \"w\" is invalid: spec.size: Invalid value: \"string\": spec.size in body must be of type integer: \"string\""
     );
     let details = status.details.expect("Invalid carries details");
-    assert_eq!((details.group.as_str(), details.kind.as_str(), details.name.as_str()), ("test.hoist.dev", "Widget", "w"));
+    assert_eq!(
+        (
+            details.group.as_str(),
+            details.kind.as_str(),
+            details.name.as_str()
+        ),
+        ("test.hoist.dev", "Widget", "w")
+    );
     assert_eq!(details.causes[0].field, "spec.size");
     Ok(())
 }
@@ -105,8 +135,14 @@ async fn unknown_fields_of_custom_resources_are_pruned() -> anyhow::Result<()> {
         "metadata": {"name": "w"},
         "spec": {"color": "red", "size": 1, "extra": true},
     });
-    let created: serde_json::Value =
-        raw(&client, "POST", "/apis/test.hoist.dev/v1/namespaces/default/widgets", "application/json", &body).await?;
+    let created: serde_json::Value = raw(
+        &client,
+        "POST",
+        "/apis/test.hoist.dev/v1/namespaces/default/widgets",
+        "application/json",
+        &body,
+    )
+    .await?;
     assert_eq!(created["spec"], json!({"color": "red", "size": 1}));
     Ok(())
 }

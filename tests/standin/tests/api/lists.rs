@@ -8,11 +8,18 @@ use kube_standin::StandIn;
 use crate::common::{Widget, config_map, labels, status_of, widget};
 
 fn names(list: &kube::core::ObjectList<ConfigMap>) -> Vec<String> {
-    list.items.iter().filter_map(|item| item.metadata.name.clone()).collect()
+    list.items
+        .iter()
+        .filter_map(|item| item.metadata.name.clone())
+        .collect()
 }
 
 async fn seed(config_maps: &Api<ConfigMap>) -> anyhow::Result<()> {
-    for (name, app, tier) in [("a", "web", Some("front")), ("b", "web", None), ("c", "db", Some("back"))] {
+    for (name, app, tier) in [
+        ("a", "web", Some("front")),
+        ("b", "web", None),
+        ("c", "db", Some("back")),
+    ] {
         let mut object = config_map(name, &[]);
         let mut pairs = vec![("app", app)];
         pairs.extend(tier.map(|tier| ("tier", tier)));
@@ -38,7 +45,9 @@ async fn label_selectors_support_equality_existence_and_sets() -> anyhow::Result
         ("app=web,tier in (front)", vec!["a"]),
     ];
     for (selector, expected) in cases {
-        let list = config_maps.list(&ListParams::default().labels(selector)).await?;
+        let list = config_maps
+            .list(&ListParams::default().labels(selector))
+            .await?;
         assert_eq!(names(&list), expected, "{selector}");
     }
     Ok(())
@@ -49,26 +58,51 @@ async fn field_selectors_on_name_namespace_and_selectable_fields() -> anyhow::Re
     let server = StandIn::start_with_crds(vec![<Widget as kube::CustomResourceExt>::crd()]).await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(server.client(), "default");
     seed(&config_maps).await?;
-    let list = config_maps.list(&ListParams::default().fields("metadata.name=b")).await?;
+    let list = config_maps
+        .list(&ListParams::default().fields("metadata.name=b"))
+        .await?;
     assert_eq!(names(&list), vec!["b"]);
-    let list = config_maps.list(&ListParams::default().fields("metadata.name!=b")).await?;
+    let list = config_maps
+        .list(&ListParams::default().fields("metadata.name!=b"))
+        .await?;
     assert_eq!(names(&list), vec!["a", "c"]);
 
     let everywhere: Api<ConfigMap> = Api::all(server.client());
     let system: Api<ConfigMap> = Api::namespaced(server.client(), "kube-system");
-    system.create(&PostParams::default(), &config_map("a", &[])).await?;
-    let list = everywhere.list(&ListParams::default().fields("metadata.namespace==kube-system")).await?;
+    system
+        .create(&PostParams::default(), &config_map("a", &[]))
+        .await?;
+    let list = everywhere
+        .list(&ListParams::default().fields("metadata.namespace==kube-system"))
+        .await?;
     assert_eq!(list.items.len(), 1);
-    assert_eq!(list.items[0].metadata.namespace.as_deref(), Some("kube-system"));
+    assert_eq!(
+        list.items[0].metadata.namespace.as_deref(),
+        Some("kube-system")
+    );
 
     let widgets: Api<Widget> = Api::namespaced(server.client(), "default");
-    widgets.create(&PostParams::default(), &widget("red", "red", 1)).await?;
-    widgets.create(&PostParams::default(), &widget("blue", "blue", 1)).await?;
-    let list = widgets.list(&ListParams::default().fields("spec.color=blue")).await?;
-    let found: Vec<_> = list.items.iter().filter_map(|item| item.metadata.name.clone()).collect();
+    widgets
+        .create(&PostParams::default(), &widget("red", "red", 1))
+        .await?;
+    widgets
+        .create(&PostParams::default(), &widget("blue", "blue", 1))
+        .await?;
+    let list = widgets
+        .list(&ListParams::default().fields("spec.color=blue"))
+        .await?;
+    let found: Vec<_> = list
+        .items
+        .iter()
+        .filter_map(|item| item.metadata.name.clone())
+        .collect();
     assert_eq!(found, vec!["blue"]);
 
-    let status = status_of(widgets.list(&ListParams::default().fields("spec.size=1")).await);
+    let status = status_of(
+        widgets
+            .list(&ListParams::default().fields("spec.size=1"))
+            .await,
+    );
     assert_eq!((status.code, status.reason.as_str()), (400, "BadRequest"));
     Ok(())
 }
@@ -78,28 +112,48 @@ async fn lists_across_namespaces_are_sorted_by_namespace_then_name() -> anyhow::
     let server = StandIn::start().await?;
     let namespaces: Api<Namespace> = Api::all(server.client());
     let team = Namespace {
-        metadata: ObjectMeta { name: Some("team".to_owned()), ..ObjectMeta::default() },
+        metadata: ObjectMeta {
+            name: Some("team".to_owned()),
+            ..ObjectMeta::default()
+        },
         ..Namespace::default()
     };
     namespaces.create(&PostParams::default(), &team).await?;
     for namespace in ["team", "default"] {
         let config_maps: Api<ConfigMap> = Api::namespaced(server.client(), namespace);
         for name in ["y", "x"] {
-            config_maps.create(&PostParams::default(), &config_map(name, &[])).await?;
+            config_maps
+                .create(&PostParams::default(), &config_map(name, &[]))
+                .await?;
         }
     }
-    let list = Api::<ConfigMap>::all(server.client()).list(&ListParams::default()).await?;
+    let list = Api::<ConfigMap>::all(server.client())
+        .list(&ListParams::default())
+        .await?;
     let keys: Vec<(String, String)> = list
         .items
         .iter()
-        .map(|item| (item.metadata.namespace.clone().unwrap_or_default(), item.metadata.name.clone().unwrap_or_default()))
+        .map(|item| {
+            (
+                item.metadata.namespace.clone().unwrap_or_default(),
+                item.metadata.name.clone().unwrap_or_default(),
+            )
+        })
         .collect();
-    let expected: Vec<(String, String)> = [("default", "x"), ("default", "y"), ("team", "x"), ("team", "y")]
-        .iter()
-        .map(|(namespace, name)| ((*namespace).to_owned(), (*name).to_owned()))
-        .collect();
+    let expected: Vec<(String, String)> = [
+        ("default", "x"),
+        ("default", "y"),
+        ("team", "x"),
+        ("team", "y"),
+    ]
+    .iter()
+    .map(|(namespace, name)| ((*namespace).to_owned(), (*name).to_owned()))
+    .collect();
     assert_eq!(keys, expected);
-    assert_eq!(list.metadata.resource_version, Some(server.resource_version().to_string()));
+    assert_eq!(
+        list.metadata.resource_version,
+        Some(server.resource_version().to_string())
+    );
     Ok(())
 }
 
@@ -108,24 +162,38 @@ async fn pages_continue_from_a_consistent_snapshot() -> anyhow::Result<()> {
     let server = StandIn::start().await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(server.client(), "default");
     for name in ["a", "b", "c", "d", "e"] {
-        config_maps.create(&PostParams::default(), &config_map(name, &[])).await?;
+        config_maps
+            .create(&PostParams::default(), &config_map(name, &[]))
+            .await?;
     }
     let snapshot = server.resource_version().to_string();
     let first = config_maps.list(&ListParams::default().limit(2)).await?;
     assert_eq!(names(&first), vec!["a", "b"]);
     assert_eq!(first.metadata.remaining_item_count, Some(3));
-    assert_eq!(first.metadata.resource_version.as_deref(), Some(snapshot.as_str()));
+    assert_eq!(
+        first.metadata.resource_version.as_deref(),
+        Some(snapshot.as_str())
+    );
     let token = first.metadata.continue_.clone().unwrap_or_default();
 
     // Changes after the first page do not show up in later pages.
     config_maps.delete("c", &DeleteParams::default()).await?;
-    config_maps.create(&PostParams::default(), &config_map("bb", &[])).await?;
+    config_maps
+        .create(&PostParams::default(), &config_map("bb", &[]))
+        .await?;
 
-    let second = config_maps.list(&ListParams::default().limit(2).continue_token(&token)).await?;
+    let second = config_maps
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await?;
     assert_eq!(names(&second), vec!["c", "d"]);
-    assert_eq!(second.metadata.resource_version.as_deref(), Some(snapshot.as_str()));
+    assert_eq!(
+        second.metadata.resource_version.as_deref(),
+        Some(snapshot.as_str())
+    );
     let token = second.metadata.continue_.clone().unwrap_or_default();
-    let third = config_maps.list(&ListParams::default().limit(2).continue_token(&token)).await?;
+    let third = config_maps
+        .list(&ListParams::default().limit(2).continue_token(&token))
+        .await?;
     assert_eq!(names(&third), vec!["e"]);
     assert_eq!(third.metadata.continue_, None);
     assert_eq!(third.metadata.remaining_item_count, None);
@@ -137,15 +205,29 @@ async fn continue_tokens_expire_with_the_event_history() -> anyhow::Result<()> {
     let server = StandIn::builder().event_history(3).start().await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(server.client(), "default");
     for name in ["a", "b", "c"] {
-        config_maps.create(&PostParams::default(), &config_map(name, &[])).await?;
+        config_maps
+            .create(&PostParams::default(), &config_map(name, &[]))
+            .await?;
     }
     let first = config_maps.list(&ListParams::default().limit(1)).await?;
     let token = first.metadata.continue_.clone().unwrap_or_default();
     for name in ["d", "e", "f", "g"] {
-        config_maps.create(&PostParams::default(), &config_map(name, &[])).await?;
+        config_maps
+            .create(&PostParams::default(), &config_map(name, &[]))
+            .await?;
     }
-    let status = status_of(config_maps.list(&ListParams::default().limit(1).continue_token(&token)).await);
+    let status = status_of(
+        config_maps
+            .list(&ListParams::default().limit(1).continue_token(&token))
+            .await,
+    );
     assert_eq!((status.code, status.reason.as_str()), (410, "Expired"));
-    assert!(status.message.starts_with("The provided continue parameter is too old"), "{}", status.message);
+    assert!(
+        status
+            .message
+            .starts_with("The provided continue parameter is too old"),
+        "{}",
+        status.message
+    );
     Ok(())
 }

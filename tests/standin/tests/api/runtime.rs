@@ -34,25 +34,42 @@ fn describe(event: &watcher::Event<Widget>) -> (&'static str, String, i32) {
         watcher::Event::Init => return ("Init", String::new(), 0),
         watcher::Event::InitDone => return ("InitDone", String::new(), 0),
     };
-    (kind, widget.metadata.name.clone().unwrap_or_default(), widget.spec.size)
+    (
+        kind,
+        widget.metadata.name.clone().unwrap_or_default(),
+        widget.spec.size,
+    )
 }
 
 #[tokio::test]
 async fn watcher_sees_initial_state_then_create_update_delete() -> anyhow::Result<()> {
     let server = StandIn::start_with_crds(vec![<Widget as kube::CustomResourceExt>::crd()]).await?;
     let widgets: Api<Widget> = Api::namespaced(server.client(), "default");
-    widgets.create(&PostParams::default(), &widget("early", "red", 1)).await?;
+    widgets
+        .create(&PostParams::default(), &widget("early", "red", 1))
+        .await?;
     let mut stream = watcher(widgets.clone(), watcher::Config::default()).boxed();
 
     let mut seen = Vec::new();
     for _ in 0..3 {
         seen.push(describe(&next_watcher_event(&mut stream).await?));
     }
-    assert_eq!(seen, vec![("Init", String::new(), 0), ("InitApply", "early".to_owned(), 1), ("InitDone", String::new(), 0)]);
+    assert_eq!(
+        seen,
+        vec![
+            ("Init", String::new(), 0),
+            ("InitApply", "early".to_owned(), 1),
+            ("InitDone", String::new(), 0)
+        ]
+    );
 
-    widgets.create(&PostParams::default(), &widget("w", "red", 1)).await?;
+    widgets
+        .create(&PostParams::default(), &widget("w", "red", 1))
+        .await?;
     let size = json!({"spec": {"size": 2}});
-    widgets.patch("w", &PatchParams::default(), &Patch::Merge(&size)).await?;
+    widgets
+        .patch("w", &PatchParams::default(), &Patch::Merge(&size))
+        .await?;
     widgets.delete("w", &DeleteParams::default()).await?;
     let mut seen = Vec::new();
     for _ in 0..3 {
@@ -60,7 +77,11 @@ async fn watcher_sees_initial_state_then_create_update_delete() -> anyhow::Resul
     }
     assert_eq!(
         seen,
-        vec![("Apply", "w".to_owned(), 1), ("Apply", "w".to_owned(), 2), ("Delete", "w".to_owned(), 2)]
+        vec![
+            ("Apply", "w".to_owned(), 1),
+            ("Apply", "w".to_owned(), 2),
+            ("Delete", "w".to_owned(), 2)
+        ]
     );
     Ok(())
 }
@@ -69,14 +90,31 @@ async fn watcher_sees_initial_state_then_create_update_delete() -> anyhow::Resul
 async fn streaming_list_watcher_gets_initial_events_and_their_end() -> anyhow::Result<()> {
     let server = StandIn::start_with_crds(vec![<Widget as kube::CustomResourceExt>::crd()]).await?;
     let widgets: Api<Widget> = Api::namespaced(server.client(), "default");
-    widgets.create(&PostParams::default(), &widget("early", "red", 1)).await?;
-    let mut stream = watcher(widgets.clone(), watcher::Config::default().streaming_lists()).boxed();
+    widgets
+        .create(&PostParams::default(), &widget("early", "red", 1))
+        .await?;
+    let mut stream = watcher(
+        widgets.clone(),
+        watcher::Config::default().streaming_lists(),
+    )
+    .boxed();
     let mut seen = Vec::new();
     for _ in 0..3 {
         seen.push(describe(&next_watcher_event(&mut stream).await?));
     }
-    assert_eq!(seen, vec![("Init", String::new(), 0), ("InitApply", "early".to_owned(), 1), ("InitDone", String::new(), 0)]);
-    assert_eq!(server.requests().count(Verb::List, "widgets"), 0, "no list call with streaming lists");
+    assert_eq!(
+        seen,
+        vec![
+            ("Init", String::new(), 0),
+            ("InitApply", "early".to_owned(), 1),
+            ("InitDone", String::new(), 0)
+        ]
+    );
+    assert_eq!(
+        server.requests().count(Verb::List, "widgets"),
+        0,
+        "no list call with streaming lists"
+    );
     Ok(())
 }
 
@@ -91,7 +129,10 @@ struct Context {
     seen: mpsc::UnboundedSender<(&'static str, String, i32)>,
 }
 
-async fn reconcile(widget: Arc<Widget>, context: Arc<Context>) -> Result<Action, kube::runtime::finalizer::Error<ReconcileError>> {
+async fn reconcile(
+    widget: Arc<Widget>,
+    context: Arc<Context>,
+) -> Result<Action, kube::runtime::finalizer::Error<ReconcileError>> {
     let seen = context.seen.clone();
     finalizer(&context.api, FINALIZER, widget, |event| async move {
         let (kind, widget) = match event {
@@ -99,13 +140,18 @@ async fn reconcile(widget: Arc<Widget>, context: Arc<Context>) -> Result<Action,
             Finalized::Cleanup(widget) => ("cleanup", widget),
         };
         let name = widget.metadata.name.clone().unwrap_or_default();
-        seen.send((kind, name, widget.spec.size)).map_err(|_| ReconcileError)?;
+        seen.send((kind, name, widget.spec.size))
+            .map_err(|_| ReconcileError)?;
         Ok(Action::await_change())
     })
     .await
 }
 
-fn retry(_: Arc<Widget>, _: &kube::runtime::finalizer::Error<ReconcileError>, _: Arc<Context>) -> Action {
+fn retry(
+    _: Arc<Widget>,
+    _: &kube::runtime::finalizer::Error<ReconcileError>,
+    _: Arc<Context>,
+) -> Action {
     Action::requeue(Duration::from_millis(100))
 }
 
@@ -129,19 +175,33 @@ async fn controller_reconciles_create_update_and_cleans_up_on_delete() -> anyhow
     let server = StandIn::start_with_crds(vec![<Widget as kube::CustomResourceExt>::crd()]).await?;
     let widgets: Api<Widget> = Api::namespaced(server.client(), "default");
     let (sender, mut receiver) = mpsc::unbounded_channel();
-    let context = Arc::new(Context { api: widgets.clone(), seen: sender });
+    let context = Arc::new(Context {
+        api: widgets.clone(),
+        seen: sender,
+    });
     let controller = Controller::new(widgets.clone(), watcher::Config::default());
     let store = controller.store();
-    let running = tokio::spawn(controller.run(reconcile, retry, context).for_each(|_| async {}));
+    let running = tokio::spawn(
+        controller
+            .run(reconcile, retry, context)
+            .for_each(|_| async {}),
+    );
 
-    widgets.create(&PostParams::default(), &widget("w", "red", 1)).await?;
+    widgets
+        .create(&PostParams::default(), &widget("w", "red", 1))
+        .await?;
     let first = next_distinct(&mut receiver, None).await?;
     assert_eq!(first, ("apply", "w".to_owned(), 1));
     let with_finalizer = widgets.get("w").await?;
-    assert_eq!(with_finalizer.metadata.finalizers, Some(vec![FINALIZER.to_owned()]));
+    assert_eq!(
+        with_finalizer.metadata.finalizers,
+        Some(vec![FINALIZER.to_owned()])
+    );
 
     let size = json!({"spec": {"size": 2}});
-    widgets.patch("w", &PatchParams::default(), &Patch::Merge(&size)).await?;
+    widgets
+        .patch("w", &PatchParams::default(), &Patch::Merge(&size))
+        .await?;
     let second = next_distinct(&mut receiver, Some(&first)).await?;
     assert_eq!(second, ("apply", "w".to_owned(), 2));
 
@@ -156,7 +216,10 @@ async fn controller_reconciles_create_update_and_cleans_up_on_delete() -> anyhow
         }
     })
     .await;
-    assert!(gone.is_ok(), "the deleted widget left the controller's store");
+    assert!(
+        gone.is_ok(),
+        "the deleted widget left the controller's store"
+    );
     assert!(widgets.get_opt("w").await?.is_none());
     running.abort();
     Ok(())
@@ -166,8 +229,16 @@ async fn controller_reconciles_create_update_and_cleans_up_on_delete() -> anyhow
 async fn recorder_publishes_and_aggregates_events() -> anyhow::Result<()> {
     let server = StandIn::start_with_crds(vec![<Widget as kube::CustomResourceExt>::crd()]).await?;
     let widgets: Api<Widget> = Api::namespaced(server.client(), "default");
-    let created = widgets.create(&PostParams::default(), &widget("w", "red", 1)).await?;
-    let recorder = Recorder::new(server.client(), Reporter { controller: "hoist".to_owned(), instance: None });
+    let created = widgets
+        .create(&PostParams::default(), &widget("w", "red", 1))
+        .await?;
+    let recorder = Recorder::new(
+        server.client(),
+        Reporter {
+            controller: "hoist".to_owned(),
+            instance: None,
+        },
+    );
     let event = Event {
         type_: EventType::Normal,
         reason: "Promoted".to_owned(),
@@ -183,9 +254,21 @@ async fn recorder_publishes_and_aggregates_events() -> anyhow::Result<()> {
     assert_eq!(list.items.len(), 1);
     let stored = &list.items[0];
     assert_eq!(stored.reason.as_deref(), Some("Promoted"));
-    assert_eq!(stored.regarding.as_ref().and_then(|regarding| regarding.name.as_deref()), Some("w"));
+    assert_eq!(
+        stored
+            .regarding
+            .as_ref()
+            .and_then(|regarding| regarding.name.as_deref()),
+        Some("w")
+    );
     assert_eq!(stored.series.as_ref().map(|series| series.count), Some(2));
     let log = server.requests();
-    assert_eq!((log.count(Verb::Create, "events.events.k8s.io"), log.count(Verb::Patch, "events.events.k8s.io")), (1, 1));
+    assert_eq!(
+        (
+            log.count(Verb::Create, "events.events.k8s.io"),
+            log.count(Verb::Patch, "events.events.k8s.io")
+        ),
+        (1, 1)
+    );
     Ok(())
 }
