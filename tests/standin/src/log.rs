@@ -375,7 +375,9 @@ pub(crate) struct FaultAction {
 
 impl Faults {
     pub fn add(&mut self, fault: Fault) {
-        self.active.push(fault);
+        if fault.times != Some(0) {
+            self.active.push(fault);
+        }
     }
 
     pub fn clear(&mut self) {

@@ -9,6 +9,7 @@ mod crud;
 mod deletion;
 mod discovery;
 mod faults;
+mod lifecycle;
 mod lists;
 mod patch;
 mod runtime;
