@@ -98,6 +98,22 @@ pub(crate) fn validate(object: &Value, rule: NameRule) -> Vec<FieldError> {
             ));
         }
     }
+    for (field, shape_ok) in [
+        ("labels", metadata["labels"].is_object()),
+        ("annotations", metadata["annotations"].is_object()),
+        ("finalizers", metadata["finalizers"].is_array()),
+        ("ownerReferences", metadata["ownerReferences"].is_array()),
+    ] {
+        let value = &metadata[field];
+        if !value.is_null() && !shape_ok {
+            errors.push(field_error(
+                &format!("metadata.{field}"),
+                FieldReason::Invalid,
+                "has the wrong type",
+                Some(value),
+            ));
+        }
+    }
     if let Some(labels) = metadata["labels"].as_object() {
         for (key, value) in labels {
             if !is_qualified_name(key) {

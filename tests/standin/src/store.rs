@@ -811,11 +811,12 @@ impl Store {
                 return Err(ApiError::stale_resource_version(resource, name));
             }
             None if options.require_resource_version && resource.custom => {
+                // The real server prints the missing (zero) version as Go's `%#v` of 0u64.
                 let error = field_error(
                     "metadata.resourceVersion",
                     FieldReason::Invalid,
-                    "must be specified for an update",
-                    Some(&json!("0x0")),
+                    "0x0: must be specified for an update",
+                    None,
                 );
                 return Err(ApiError::invalid(resource, name, &[error]));
             }

@@ -201,7 +201,7 @@ async fn built_ins_allow_unconditional_updates_custom_resources_do_not() -> anyh
     assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
     assert_eq!(
         status.message,
-        "Widget.test.hoist.dev \"w\" is invalid: metadata.resourceVersion: Invalid value: \"0x0\": must be specified for an update"
+        "Widget.test.hoist.dev \"w\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
     );
     Ok(())
 }
@@ -311,5 +311,26 @@ async fn identical_writes_change_nothing() -> anyhow::Result<()> {
         .cloned()
         .expect("request recorded");
     assert_eq!((record.code, record.changed), (200, false));
+    Ok(())
+}
+
+#[tokio::test]
+async fn metadata_fields_of_the_wrong_shape_are_invalid() -> anyhow::Result<()> {
+    let server = StandIn::start().await?;
+    let body = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "cm", "labels": "app=web"},
+    });
+    let path = "/api/v1/namespaces/default/configmaps";
+    let status = status_of(
+        crate::common::raw::<ConfigMap>(&server.client(), "POST", path, "application/json", &body)
+            .await,
+    );
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        status.message,
+        "ConfigMap \"cm\" is invalid: metadata.labels: Invalid value: \"app=web\": has the wrong type"
+    );
     Ok(())
 }
