@@ -1,3 +1,4 @@
 //! Test helpers for Hoist's integration suites.
 
+pub mod cluster;
 pub mod registry;
