@@ -145,7 +145,7 @@ fn flag(node: &Map<String, Value>, name: &str) -> bool {
 pub(super) fn validate(validator: &Validator, object: &Value) -> Vec<FieldError> {
     validator
         .iter_errors(object)
-        .filter_map(|error| to_field_error(&error))
+        .map(|error| to_field_error(&error))
         .collect()
 }
 
@@ -194,11 +194,11 @@ fn declared_types(kind: &TypeKind) -> String {
         .join(",")
 }
 
-fn to_field_error(error: &ValidationError<'_>) -> Option<FieldError> {
+fn to_field_error(error: &ValidationError<'_>) -> FieldError {
     let path = openapi_path(error);
     let instance: &Value = error.instance();
     let value = BadValue::Json(instance);
-    Some(match error.kind() {
+    match error.kind() {
         ValidationErrorKind::Required { property } => {
             let name = property
                 .as_str()
@@ -341,7 +341,7 @@ fn to_field_error(error: &ValidationError<'_>) -> Option<FieldError> {
                 .join(", "),
         ),
         _ => field::invalid(&path, value, &error.to_string()),
-    })
+    }
 }
 
 fn json_text(value: &Value) -> String {
