@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::fieldmanager::TypeInfo;
-use crate::schema::{ListType, StructuralSchema};
+use crate::fieldmanager::{BuiltinTypes, TypeInfo};
+use crate::schema::{ListType, MapType, StructuralSchema};
 
 /// Which changes bump `metadata.generation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -451,44 +451,6 @@ pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, Vec<CrdProblem>> {
     })
 }
 
-/// List types of the built-in kinds and of `metadata`, for server-side apply:
-/// the associative lists whose merge keys matter to Hoist (containers, env,
-/// ports, volumes...). Other lists are atomic.
-fn builtin_list_type(path: &[&str]) -> ListType {
-    let fields: Vec<&str> = path
-        .iter()
-        .copied()
-        .filter(|segment| *segment != "[]")
-        .collect();
-    let keyed = |keys: &[&str]| ListType::Map(keys.iter().map(|key| (*key).to_owned()).collect());
-    match fields.as_slice() {
-        ["metadata", "finalizers"] => ListType::Set,
-        ["metadata", "ownerReferences"] => keyed(&["uid"]),
-        ["metadata", "managedFields"] => ListType::Atomic,
-        [.., "containers" | "initContainers" | "ephemeralContainers"] => keyed(&["name"]),
-        [
-            ..,
-            "containers" | "initContainers" | "ephemeralContainers",
-            "env",
-        ] => keyed(&["name"]),
-        [
-            ..,
-            "containers" | "initContainers" | "ephemeralContainers",
-            "ports",
-        ] => keyed(&["containerPort", "protocol"]),
-        [
-            ..,
-            "containers" | "initContainers" | "ephemeralContainers",
-            "volumeMounts",
-        ] => keyed(&["mountPath"]),
-        [.., "spec", "volumes"] => keyed(&["name"]),
-        [.., "spec", "imagePullSecrets"] => keyed(&["name"]),
-        [.., "spec", "tolerations"] => ListType::Atomic,
-        [.., "status", "conditions"] => keyed(&["type"]),
-        _ => ListType::Atomic,
-    }
-}
-
 /// [`TypeInfo`] of one resource: the CRD schema for custom resources (except
 /// `metadata`, which the schema does not describe), the built-in table otherwise.
 pub(crate) struct ResourceTypes<'a> {
@@ -499,7 +461,14 @@ impl TypeInfo for ResourceTypes<'_> {
     fn list_type(&self, path: &[&str]) -> ListType {
         match (self.schema, path.first()) {
             (Some(schema), Some(first)) if *first != "metadata" => schema.list_type(path),
-            _ => builtin_list_type(path),
+            _ => BuiltinTypes.list_type(path),
+        }
+    }
+
+    fn map_type(&self, path: &[&str]) -> MapType {
+        match (self.schema, path.first()) {
+            (Some(schema), Some(first)) if *first != "metadata" => schema.map_type(path),
+            _ => BuiltinTypes.map_type(path),
         }
     }
 }

@@ -2,7 +2,17 @@
 //! CRD version's `openAPIV3Schema`, including `x-kubernetes-validations`
 //! (CEL) rules with `oldSelf` transition rules.
 //!
-//! CONTRACT (used by the server; bodies are filled in by the schema work):
+//! The structural checks are done by `jsonschema` on a translation of the
+//! OpenAPI v3 schema to JSON Schema draft 4 (see [`openapi`]); the CEL rules by
+//! `kube-cel`. What neither knows about (list-type uniqueness, embedded
+//! resources, the apiserver's error wording) is done here, following
+//! `k8s.io/apiextensions-apiserver`.
+
+mod cel;
+mod field;
+mod listtype;
+mod normalize;
+mod openapi;
 
 use serde_json::Value;
 
@@ -28,35 +38,147 @@ pub enum ListType {
     Map(Vec<String>),
 }
 
+/// How an object is merged and tracked by server-side apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapType {
+    /// An object with declared fields (`properties`): each field is tracked
+    /// on its own, the object itself is not.
+    Struct,
+    /// A map whose keys are data (`additionalProperties`, labels, or an
+    /// object the schema does not describe): each entry is tracked on its own
+    /// and also counts as owned itself.
+    Granular,
+    /// `x-kubernetes-map-type: atomic`: replaced and owned as a whole.
+    Atomic,
+}
+
 /// A compiled structural schema of one CRD version.
 pub struct StructuralSchema {
-    _schema: Value,
+    schema: Value,
+    openapi: jsonschema::Validator,
+    cel: kube_cel::CompiledSchema,
 }
 
 impl StructuralSchema {
     /// Compiles the `openAPIV3Schema` of a CRD version.
+    ///
+    /// The error is the reason the CRD is refused, worded for the client.
     pub fn new(openapi_v3_schema: &Value) -> Result<Self, String> {
+        let openapi = openapi::compile(openapi_v3_schema)
+            .map_err(|error| format!("invalid openAPIV3Schema: {error}"))?;
+        let cel = kube_cel::compile_schema(openapi_v3_schema);
+        if let Some(error) = cel::first_compilation_error(&cel) {
+            return Err(format!("invalid x-kubernetes-validations rule: {error}"));
+        }
         Ok(Self {
-            _schema: openapi_v3_schema.clone(),
+            schema: openapi_v3_schema.clone(),
+            openapi,
+            cel,
         })
     }
 
     /// Prunes unknown fields (honouring `x-kubernetes-preserve-unknown-fields`
     /// and `x-kubernetes-embedded-resource`), drops `null` for non-nullable
     /// fields and applies `default`s, in place, on a whole object.
-    pub fn normalize(&self, _object: &mut Value) {}
+    pub fn normalize(&self, object: &mut Value) {
+        normalize::prune(object, &self.schema, true);
+        normalize::drop_non_nullable_nulls(object, &self.schema);
+        normalize::apply_defaults(object, &self.schema);
+    }
 
     /// Validates a whole object (after `normalize`) against the schema and its
     /// CEL rules. `old` is the stored object on update (transition rules run
     /// only then).
-    pub fn validate(&self, _object: &Value, _old: Option<&Value>) -> Result<(), Vec<FieldError>> {
-        Ok(())
+    pub fn validate(&self, object: &Value, old: Option<&Value>) -> Result<(), Vec<FieldError>> {
+        let mut errors = openapi::validate(&self.openapi, object);
+        listtype::validate(object, &self.schema, &mut errors);
+        errors.extend(cel::validate(&self.cel, &self.schema, object, old));
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
     /// The list type at `path` (field names from the object root, `[]` for a
     /// list element), from `x-kubernetes-list-type`/`-list-map-keys`.
     /// Lists without an annotation are atomic.
-    pub fn list_type(&self, _path: &[&str]) -> ListType {
-        ListType::Atomic
+    pub fn list_type(&self, path: &[&str]) -> ListType {
+        if let Some((&"metadata", rest)) = path.split_first() {
+            return object_meta_list_type(rest);
+        }
+        node_at(&self.schema, path).map_or(ListType::Atomic, list_type_of)
+    }
+
+    /// The map type at `path` (same path convention as [`Self::list_type`]):
+    /// `x-kubernetes-map-type: atomic`, an object with `properties`, or a map.
+    /// Objects the schema does not describe are maps, as for the apiserver.
+    pub fn map_type(&self, path: &[&str]) -> MapType {
+        if let Some((&"metadata", rest)) = path.split_first() {
+            return object_meta_map_type(rest);
+        }
+        node_at(&self.schema, path).map_or(MapType::Granular, map_type_of)
+    }
+}
+
+/// The schema node describing the value at `path`, if the schema describes it.
+fn node_at<'s>(schema: &'s Value, path: &[&str]) -> Option<&'s Value> {
+    path.iter().try_fold(schema, |node, segment| {
+        if *segment == "[]" {
+            node.get("items")
+        } else {
+            node.get("properties")
+                .and_then(|properties| properties.get(*segment))
+                .or_else(|| node.get("additionalProperties").filter(|a| a.is_object()))
+        }
+    })
+}
+
+fn list_type_of(node: &Value) -> ListType {
+    match node.get("x-kubernetes-list-type").and_then(Value::as_str) {
+        Some("set") => ListType::Set,
+        Some("map") => ListType::Map(
+            node.get("x-kubernetes-list-map-keys")
+                .and_then(Value::as_array)
+                .map(|keys| {
+                    keys.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+        _ => ListType::Atomic,
+    }
+}
+
+fn map_type_of(node: &Value) -> MapType {
+    if node.get("x-kubernetes-map-type").and_then(Value::as_str) == Some("atomic") {
+        MapType::Atomic
+    } else if node
+        .get("properties")
+        .is_some_and(|p| p.as_object().is_some_and(|p| !p.is_empty()))
+    {
+        MapType::Struct
+    } else {
+        MapType::Granular
+    }
+}
+
+/// List types inside `metadata` (ObjectMeta), which CRD schemas do not
+/// describe: the apiserver merges them with the ObjectMeta schema.
+pub(crate) fn object_meta_list_type(path: &[&str]) -> ListType {
+    match path {
+        ["finalizers"] => ListType::Set,
+        ["ownerReferences"] => ListType::Map(vec!["uid".to_owned()]),
+        _ => ListType::Atomic,
+    }
+}
+
+/// Map types inside `metadata` (ObjectMeta).
+pub(crate) fn object_meta_map_type(path: &[&str]) -> MapType {
+    match path {
+        ["labels"] | ["annotations"] => MapType::Granular,
+        _ => MapType::Struct,
     }
 }

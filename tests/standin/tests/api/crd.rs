@@ -86,7 +86,6 @@ async fn a_crd_must_be_named_plural_dot_group() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-#[ignore = "needs schema/fieldmanager"]
 async fn custom_resources_are_validated_against_their_schema() -> anyhow::Result<()> {
     let server = StandIn::start_with_crds(vec![Widget::crd()]).await?;
     let client = server.client();
@@ -125,7 +124,6 @@ async fn custom_resources_are_validated_against_their_schema() -> anyhow::Result
 }
 
 #[tokio::test]
-#[ignore = "needs schema/fieldmanager"]
 async fn unknown_fields_of_custom_resources_are_pruned() -> anyhow::Result<()> {
     let server = StandIn::start_with_crds(vec![Widget::crd()]).await?;
     let client = server.client();

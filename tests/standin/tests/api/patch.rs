@@ -215,7 +215,6 @@ async fn apply_requires_a_field_manager() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-#[ignore = "needs schema/fieldmanager"]
 async fn apply_conflicts_name_the_other_manager_and_force_takes_over() -> anyhow::Result<()> {
     let server = StandIn::start().await?;
     let deployments: Api<Deployment> = Api::namespaced(server.client(), "default");
@@ -262,7 +261,6 @@ async fn apply_conflicts_name_the_other_manager_and_force_takes_over() -> anyhow
 }
 
 #[tokio::test]
-#[ignore = "needs schema/fieldmanager"]
 async fn apply_removes_fields_the_manager_no_longer_applies() -> anyhow::Result<()> {
     let server = StandIn::start().await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(server.client(), "default");
