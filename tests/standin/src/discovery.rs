@@ -47,10 +47,7 @@ pub(crate) fn core_versions(server_address: &str) -> Value {
 /// Groups other than the core group, each with its served versions.
 fn groups(resources: &Resources) -> BTreeMap<String, Vec<String>> {
     let mut groups: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for resource in resources
-        .all()
-        .filter(|resource| !resource.group.is_empty())
-    {
+    for resource in resources.all().filter(|resource| !resource.group.is_empty()) {
         let versions = groups.entry(resource.group.clone()).or_default();
         for version in &resource.versions {
             if !versions.contains(&version.name) {

@@ -169,8 +169,7 @@ pub fn apply(
         prune(&mut merged, &previous.set, &owned, ignored, types);
     }
 
-    let comparison =
-        walk::compare(&live, &merged, types).without(|set| strip_untracked(set, ignored));
+    let comparison = walk::compare(&live, &merged, types).without(|set| strip_untracked(set, ignored));
     let changed = comparison.added.union(&comparison.modified);
     let mut conflicts = Vec::new();
     for (other, entry) in &managers {
@@ -185,10 +184,7 @@ pub fn apply(
         return Err(conflicts);
     }
     for entry in managers.values_mut() {
-        entry.set = entry
-            .set
-            .difference(&changed)
-            .difference(&comparison.removed);
+        entry.set = entry.set.difference(&changed).difference(&comparison.removed);
     }
 
     let unchanged = previous.as_ref().is_some_and(|p| p.set == applied_set) && merged == live;
@@ -211,24 +207,16 @@ pub fn apply(
 /// Removes from `merged` what the manager applied last time, no longer
 /// applies, and nobody else owns: a field, or a list item with all its
 /// content. Anything with an owned field below it stays.
-fn prune(
-    merged: &mut Value,
-    previous: &FieldSet,
-    owned: &FieldSet,
-    ignored: &[&str],
-    types: &dyn TypeInfo,
-) {
+fn prune(merged: &mut Value, previous: &FieldSet, owned: &FieldSet, ignored: &[&str], types: &dyn TypeInfo) {
     let mut candidates: Vec<Path> = Vec::new();
     for path in previous.paths() {
         // The declared fields leading to an applied field were applied too.
         for len in 1..=path.len() {
             let prefix = &path[..len];
             let is_member = len == path.len();
-            let is_declared_field = matches!(prefix.last(), Some(PathElement::Field(_)))
-                && declared_in_parent(prefix, types);
-            if (is_member || is_declared_field)
-                && !candidates.iter().any(|c| c.as_slice() == prefix)
-            {
+            let is_declared_field =
+                matches!(prefix.last(), Some(PathElement::Field(_))) && declared_in_parent(prefix, types);
+            if (is_member || is_declared_field) && !candidates.iter().any(|c| c.as_slice() == prefix) {
                 candidates.push(prefix.to_vec());
             }
         }
@@ -277,12 +265,8 @@ pub fn record_update(
     };
     let mut managers = from_request.unwrap_or_else(|| managed::decode(&old).unwrap_or_default());
 
-    let comparison = walk::compare(
-        &without_managed_fields(&old),
-        &without_managed_fields(new),
-        types,
-    )
-    .without(|set| strip_untracked(set, ignored));
+    let comparison = walk::compare(&without_managed_fields(&old), &without_managed_fields(new), types)
+        .without(|set| strip_untracked(set, ignored));
     let taken = comparison.added.union(&comparison.modified);
     for entry in managers.values_mut() {
         entry.set = entry.set.difference(&taken).difference(&comparison.removed);

@@ -135,7 +135,8 @@ impl StandInBuilder {
                 message: "not served".to_owned(),
             })?;
         for namespace in ["default", "kube-system"] {
-            let body = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
+            let body =
+                serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}});
             store
                 .create(&namespaces, None, body, &options)
                 .map_err(|error| Error::Setup {

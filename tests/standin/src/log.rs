@@ -72,9 +72,7 @@ impl PatchType {
             "application/merge-patch+json" => Some(PatchType::Merge),
             "application/json-patch+json" => Some(PatchType::Json),
             "application/strategic-merge-patch+json" => Some(PatchType::StrategicMerge),
-            "application/apply-patch+yaml" | "application/apply-patch+json" => {
-                Some(PatchType::Apply)
-            }
+            "application/apply-patch+yaml" | "application/apply-patch+json" => Some(PatchType::Apply),
             _ => None,
         }
     }
@@ -184,8 +182,7 @@ impl RequestMatch {
                 return false;
             }
             wanted == request.resource
-                || (!request.group.is_empty()
-                    && wanted == format!("{}.{}", request.resource, request.group))
+                || (!request.group.is_empty() && wanted == format!("{}.{}", request.resource, request.group))
         });
         self.verb.is_none_or(|verb| request.verb == Some(verb))
             && self
@@ -200,10 +197,7 @@ impl RequestMatch {
                 .namespace
                 .as_deref()
                 .is_none_or(|namespace| request.namespace == Some(namespace))
-            && self
-                .name
-                .as_deref()
-                .is_none_or(|name| request.name == Some(name))
+            && self.name.as_deref().is_none_or(|name| request.name == Some(name))
     }
 }
 
@@ -236,18 +230,12 @@ impl RequestLog {
     /// Requests whose verb asks for a change, whether or not one happened
     /// (a no-op apply is still a write request).
     pub fn writes(&self) -> Vec<&RequestRecord> {
-        self.records
-            .iter()
-            .filter(|record| record.is_write())
-            .collect()
+        self.records.iter().filter(|record| record.is_write()).collect()
     }
 
     /// Requests that changed stored state.
     pub fn changes(&self) -> Vec<&RequestRecord> {
-        self.records
-            .iter()
-            .filter(|record| record.changed)
-            .collect()
+        self.records.iter().filter(|record| record.changed).collect()
     }
 
     pub fn matching(&self, selector: &RequestMatch) -> Vec<&RequestRecord> {

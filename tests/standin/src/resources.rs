@@ -91,9 +91,7 @@ impl ResourceInfo {
     }
 
     pub fn schema(&self) -> Option<&Arc<StructuralSchema>> {
-        self.versions
-            .first()
-            .and_then(|version| version.schema.as_ref())
+        self.versions.first().and_then(|version| version.schema.as_ref())
     }
 
     pub fn verbs(&self) -> Vec<&'static str> {
@@ -284,11 +282,7 @@ pub(crate) fn builtins() -> Vec<ResourceInfo> {
                 .iter()
                 .map(|name| (*name).to_owned())
                 .collect(),
-            categories: builtin
-                .categories
-                .iter()
-                .map(|name| (*name).to_owned())
-                .collect(),
+            categories: builtin.categories.iter().map(|name| (*name).to_owned()).collect(),
             status_subresource: builtin.status_subresource,
             initial_status: builtin
                 .status_subresource
@@ -366,12 +360,7 @@ pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, Vec<CrdProblem>> {
     let mut versions = Vec::new();
     let mut storage_count = 0;
     let mut status_subresource = false;
-    for (index, version) in spec["versions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (index, version) in spec["versions"].as_array().into_iter().flatten().enumerate() {
         if version["storage"].as_bool() == Some(true) {
             storage_count += 1;
         }

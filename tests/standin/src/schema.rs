@@ -93,11 +93,7 @@ impl StructuralSchema {
         let mut errors = openapi::validate(&self.openapi, object);
         listtype::validate(object, &self.schema, &mut errors);
         errors.extend(cel::validate(&self.cel, &self.schema, object, old));
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 
     /// The list type at `path` (field names from the object root, `[]` for a
@@ -140,12 +136,7 @@ fn list_type_of(node: &Value) -> ListType {
         Some("map") => ListType::Map(
             node.get("x-kubernetes-list-map-keys")
                 .and_then(Value::as_array)
-                .map(|keys| {
-                    keys.iter()
-                        .filter_map(Value::as_str)
-                        .map(str::to_owned)
-                        .collect()
-                })
+                .map(|keys| keys.iter().filter_map(Value::as_str).map(str::to_owned).collect())
                 .unwrap_or_default(),
         ),
         _ => ListType::Atomic,

@@ -9,9 +9,7 @@ pub(crate) enum SelectorError {
     Label(String),
     #[error("invalid selector: '{0}'; can't understand '{1}'")]
     Field(String, String),
-    #[error(
-        "\"{0}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
-    )]
+    #[error("\"{0}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\"")]
     UnknownField(String),
 }
 
@@ -57,9 +55,7 @@ fn parse_set(key: &str, rest: &str, requirement: &str) -> Result<Vec<String>, Se
         .strip_prefix('(')
         .and_then(|rest| rest.strip_suffix(')'))
         .ok_or_else(|| {
-            SelectorError::Label(format!(
-                "{requirement}: values for {key} must be in parentheses"
-            ))
+            SelectorError::Label(format!("{requirement}: values for {key} must be in parentheses"))
         })?;
     Ok(values
         .split(',')
@@ -105,20 +101,18 @@ impl LabelSelector {
     pub fn matches(&self, object: &Value) -> bool {
         let labels = &object["metadata"]["labels"];
         let label = |key: &str| labels.get(key).and_then(Value::as_str);
-        self.requirements
-            .iter()
-            .all(|requirement| match requirement {
-                LabelRequirement::Equals(key, value) => label(key) == Some(value.as_str()),
-                LabelRequirement::NotEquals(key, value) => label(key) != Some(value.as_str()),
-                LabelRequirement::In(key, values) => {
-                    label(key).is_some_and(|found| values.iter().any(|value| value == found))
-                }
-                LabelRequirement::NotIn(key, values) => {
-                    label(key).is_none_or(|found| values.iter().all(|value| value != found))
-                }
-                LabelRequirement::Exists(key) => label(key).is_some(),
-                LabelRequirement::DoesNotExist(key) => label(key).is_none(),
-            })
+        self.requirements.iter().all(|requirement| match requirement {
+            LabelRequirement::Equals(key, value) => label(key) == Some(value.as_str()),
+            LabelRequirement::NotEquals(key, value) => label(key) != Some(value.as_str()),
+            LabelRequirement::In(key, values) => {
+                label(key).is_some_and(|found| values.iter().any(|value| value == found))
+            }
+            LabelRequirement::NotIn(key, values) => {
+                label(key).is_none_or(|found| values.iter().all(|value| value != found))
+            }
+            LabelRequirement::Exists(key) => label(key).is_some(),
+            LabelRequirement::DoesNotExist(key) => label(key).is_none(),
+        })
     }
 }
 
@@ -154,10 +148,7 @@ impl FieldSelector {
             } else if let Some((field, value)) = requirement.split_once('=') {
                 (field, value, true)
             } else {
-                return Err(SelectorError::Field(
-                    text.to_owned(),
-                    requirement.to_owned(),
-                ));
+                return Err(SelectorError::Field(text.to_owned(), requirement.to_owned()));
             };
             let field = field.trim();
             let known = field == "metadata.name"

@@ -43,9 +43,7 @@ pub(crate) struct Shared {
 
 /// Locks a mutex; a panic in another request must not wedge the server.
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A request path, resolved.
@@ -85,31 +83,26 @@ fn route(path: &str) -> Route {
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
         _ => return Route::Unknown,
     };
-    let resource =
-        |plural: &str, namespace: Option<&str>, name: Option<&str>, subresource: Option<&str>| {
-            Route::Resource(ResourcePath {
-                group: group.to_owned(),
-                version: version.to_owned(),
-                plural: plural.to_owned(),
-                namespace: namespace.map(str::to_owned),
-                name: name.map(str::to_owned),
-                subresource: subresource.map(str::to_owned),
-            })
-        };
+    let resource = |plural: &str, namespace: Option<&str>, name: Option<&str>, subresource: Option<&str>| {
+        Route::Resource(ResourcePath {
+            group: group.to_owned(),
+            version: version.to_owned(),
+            plural: plural.to_owned(),
+            namespace: namespace.map(str::to_owned),
+            name: name.map(str::to_owned),
+            subresource: subresource.map(str::to_owned),
+        })
+    };
     match rest {
         [] => Route::ResourceList {
             group: group.to_owned(),
             version: version.to_owned(),
         },
-        [
-            "namespaces",
-            namespace,
-            subresource @ ("status" | "finalize"),
-        ] if group.is_empty() => resource("namespaces", None, Some(namespace), Some(subresource)),
-        ["namespaces", namespace, plural] => resource(plural, Some(namespace), None, None),
-        ["namespaces", namespace, plural, name] => {
-            resource(plural, Some(namespace), Some(name), None)
+        ["namespaces", namespace, subresource @ ("status" | "finalize")] if group.is_empty() => {
+            resource("namespaces", None, Some(namespace), Some(subresource))
         }
+        ["namespaces", namespace, plural] => resource(plural, Some(namespace), None, None),
+        ["namespaces", namespace, plural, name] => resource(plural, Some(namespace), Some(name), None),
         ["namespaces", namespace, plural, name, subresource] => {
             resource(plural, Some(namespace), Some(name), Some(subresource))
         }
@@ -162,8 +155,7 @@ fn is_true(query: &BTreeMap<String, String>, key: &str) -> bool {
 
 fn json_response(code: u16, value: &Value) -> Response<Body> {
     let mut response = Response::new(Full::new(Bytes::from(value.to_string())).boxed());
-    *response.status_mut() =
-        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("application/json"),
@@ -176,9 +168,7 @@ fn error_response(error: &ApiError) -> Response<Body> {
     if let Some(seconds) = error.retry_after_seconds
         && let Ok(value) = hyper::header::HeaderValue::from_str(&seconds.to_string())
     {
-        response
-            .headers_mut()
-            .insert(hyper::header::RETRY_AFTER, value);
+        response.headers_mut().insert(hyper::header::RETRY_AFTER, value);
     }
     response
 }
@@ -217,9 +207,7 @@ struct Call {
 impl Call {
     fn json_body(&self) -> Result<Value, ApiError> {
         let value: Value = serde_json::from_slice(&self.body).map_err(|error| {
-            ApiError::bad_request(format!(
-                "the body of the request could not be decoded: {error}"
-            ))
+            ApiError::bad_request(format!("the body of the request could not be decoded: {error}"))
         })?;
         if value.is_object() {
             Ok(value)
@@ -396,10 +384,7 @@ async fn dispatch(shared: &Arc<Shared>, call: &Call, route: &Route) -> Result<Re
         Route::Groups if discovery::wants_aggregated(&call.accept) => Ok(aggregated_reply(
             &discovery::aggregated(&lock(&store).resources, false),
         )),
-        Route::Groups => Ok(Reply::json(
-            200,
-            &discovery::group_list(&lock(&store).resources),
-        )),
+        Route::Groups => Ok(Reply::json(200, &discovery::group_list(&lock(&store).resources))),
         Route::Group(group) => discovery::group(&lock(&store).resources, group)
             .map(|document| Reply::json(200, &document))
             .ok_or_else(ApiError::path_not_found),
@@ -465,11 +450,7 @@ fn resolve<'a>(store: &Store, path: &'a ResourcePath) -> Result<Target<'a>, ApiE
     })
 }
 
-async fn resource_request(
-    shared: &Arc<Shared>,
-    call: &Call,
-    path: &ResourcePath,
-) -> Result<Reply, ApiError> {
+async fn resource_request(shared: &Arc<Shared>, call: &Call, path: &ResourcePath) -> Result<Reply, ApiError> {
     let Some(verb) = verb(call, path) else {
         return Err(ApiError::method_not_allowed());
     };
@@ -479,9 +460,7 @@ async fn resource_request(
     let now = meta::now();
     let mut store = lock(&shared.store);
     let target = resolve(&store, path)?;
-    if target.write_target == WriteTarget::Status
-        && !matches!(verb, Verb::Get | Verb::Update | Verb::Patch)
-    {
+    if target.write_target == WriteTarget::Status && !matches!(verb, Verb::Get | Verb::Update | Verb::Patch) {
         return Err(ApiError::method_not_allowed());
     }
     if verb.is_write() {
@@ -563,7 +542,9 @@ fn list(store: &Store, call: &Call, target: &Target<'_>) -> Result<Reply, ApiErr
     };
     let continue_from = match call.query.get("continue").filter(|token| !token.is_empty()) {
         Some(token) => Some(decode_continue(token).ok_or_else(|| {
-            ApiError::bad_request("continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)")
+            ApiError::bad_request(
+                "continue key is not valid: incorrect encoded start resourceVersion (version meta.k8s.io/v1)",
+            )
         })?),
         None => None,
     };
@@ -645,12 +626,7 @@ fn write_options<'a>(target: &Target<'_>, manager: &'a str, now: &'a str) -> Wri
     }
 }
 
-fn create(
-    store: &mut Store,
-    call: &Call,
-    target: &Target<'_>,
-    now: &str,
-) -> Result<Reply, ApiError> {
+fn create(store: &mut Store, call: &Call, target: &Target<'_>, now: &str) -> Result<Reply, ApiError> {
     let body = call.json_body()?;
     if meta::resource_version(&body).is_some() {
         return Err(ApiError::new(
@@ -669,18 +645,11 @@ fn create(
     Ok(Reply::json(201, &target.present(object)).changed(true))
 }
 
-fn update(
-    store: &mut Store,
-    call: &Call,
-    target: &Target<'_>,
-    now: &str,
-) -> Result<Reply, ApiError> {
+fn update(store: &mut Store, call: &Call, target: &Target<'_>, now: &str) -> Result<Reply, ApiError> {
     let body = call.json_body()?;
     let manager = call.manager();
     let name = name_of(target);
-    let exists = store
-        .get(&target.resource, target.namespace(), name)
-        .is_some();
+    let exists = store.get(&target.resource, target.namespace(), name).is_some();
     if !exists && target.resource.create_on_update && target.write_target == WriteTarget::Main {
         let mut body = body;
         meta::metadata_mut(&mut body).remove("resourceVersion");
@@ -732,14 +701,9 @@ fn unsupported_patch(target: &Target<'_>) -> ApiError {
     )
 }
 
-fn patch(
-    store: &mut Store,
-    call: &Call,
-    target: &Target<'_>,
-    now: &str,
-) -> Result<Reply, ApiError> {
-    let patch_type = PatchType::from_content_type(&call.content_type)
-        .ok_or_else(|| unsupported_patch(target))?;
+fn patch(store: &mut Store, call: &Call, target: &Target<'_>, now: &str) -> Result<Reply, ApiError> {
+    let patch_type =
+        PatchType::from_content_type(&call.content_type).ok_or_else(|| unsupported_patch(target))?;
     let name = name_of(target);
     let force = call.query.get("force").map(String::as_str);
     if patch_type != PatchType::Apply && force.is_some() {
@@ -749,9 +713,7 @@ fn patch(
             "may not be specified for non-apply patch",
         ));
     }
-    let live = store
-        .get(&target.resource, target.namespace(), name)
-        .cloned();
+    let live = store.get(&target.resource, target.namespace(), name).cloned();
     let patched = match patch_type {
         PatchType::StrategicMerge => return Err(unsupported_patch(target)),
         PatchType::Apply => return apply(store, call, target, live, now),
@@ -782,9 +744,7 @@ fn patch(
         }
     };
     if !patched.is_object() {
-        return Err(ApiError::bad_request(
-            "the patched object must be a JSON object",
-        ));
+        return Err(ApiError::bad_request("the patched object must be a JSON object"));
     }
     let manager = call.manager();
     let outcome = store.update(
@@ -851,10 +811,7 @@ fn conflict_error(live: Option<&Value>, conflicts: &[Conflict]) -> ApiError {
             }
             let mut lines = Vec::new();
             for (manager, fields) in by_manager {
-                lines.push(format!(
-                    "conflicts with {}:",
-                    describe_manager(live, manager)
-                ));
+                lines.push(format!("conflicts with {}:", describe_manager(live, manager)));
                 lines.extend(fields.iter().map(|field| format!("- {field}")));
             }
             format!(
@@ -896,10 +853,7 @@ fn apply(
             "the applied configuration must be an object",
         ));
     }
-    for (field, present) in [
-        ("apiVersion", &applied["apiVersion"]),
-        ("kind", &applied["kind"]),
-    ] {
+    for (field, present) in [("apiVersion", &applied["apiVersion"]), ("kind", &applied["kind"])] {
         if present.as_str().is_none_or(str::is_empty) {
             return Err(ApiError::bad_request(format!(
                 "{field} must be set in an apply configuration"
@@ -930,19 +884,14 @@ fn apply(
             Ok(Reply::json(201, &target.present(object)).changed(true))
         }
         Some(_) => {
-            let outcome =
-                store.update(&target.resource, target.namespace(), name, result, &options)?;
+            let outcome = store.update(&target.resource, target.namespace(), name, result, &options)?;
             Ok(Reply::json(200, &target.present(outcome.object)).changed(outcome.changed))
         }
     }
 }
 
 /// `DeleteOptions` from the body (as kube sends them) or the query.
-fn delete_options<'a>(
-    call: &'a Call,
-    body: &'a Value,
-    now: &'a str,
-) -> Result<DeleteOptions<'a>, ApiError> {
+fn delete_options<'a>(call: &'a Call, body: &'a Value, now: &'a str) -> Result<DeleteOptions<'a>, ApiError> {
     let policy = body["propagationPolicy"]
         .as_str()
         .or_else(|| call.query.get("propagationPolicy").map(String::as_str));
@@ -990,20 +939,10 @@ fn delete_body(call: &Call) -> Result<Value, ApiError> {
     }
 }
 
-fn delete(
-    store: &mut Store,
-    call: &Call,
-    target: &Target<'_>,
-    now: &str,
-) -> Result<Reply, ApiError> {
+fn delete(store: &mut Store, call: &Call, target: &Target<'_>, now: &str) -> Result<Reply, ApiError> {
     let body = delete_body(call)?;
     let options = delete_options(call, &body, now)?;
-    let outcome = store.delete(
-        &target.resource,
-        target.namespace(),
-        name_of(target),
-        &options,
-    )?;
+    let outcome = store.delete(&target.resource, target.namespace(), name_of(target), &options)?;
     // 200 when the object is gone, 202 when finalizers keep it for now.
     let code = if outcome.removed { 200 } else { 202 };
     Ok(Reply::json(code, &target.present(outcome.object)).changed(outcome.changed))
@@ -1030,12 +969,7 @@ fn delete_collection(
     for (namespace, object_name) in names {
         let namespace = (!namespace.is_empty()).then_some(namespace);
         // Garbage collection of an earlier item may have removed this one.
-        if let Ok(outcome) = store.delete(
-            &target.resource,
-            namespace.as_deref(),
-            &object_name,
-            &options,
-        ) {
+        if let Ok(outcome) = store.delete(&target.resource, namespace.as_deref(), &object_name, &options) {
             changed |= outcome.changed;
             items.push(target.present(outcome.object));
         }
@@ -1059,8 +993,7 @@ fn start_watch(shared: &Arc<Shared>, call: &Call, path: &ResourcePath) -> Result
     let send_initial_events = is_true(&call.query, "sendInitialEvents");
     let bookmarks = is_true(&call.query, "allowWatchBookmarks");
     if send_initial_events
-        && (call.query.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan")
-            || !bookmarks)
+        && (call.query.get("resourceVersionMatch").map(String::as_str) != Some("NotOlderThan") || !bookmarks)
     {
         let error = field_error(
             "sendInitialEvents",
@@ -1076,20 +1009,22 @@ fn start_watch(shared: &Arc<Shared>, call: &Call, path: &ResourcePath) -> Result
             &[error],
         ));
     }
-    let since = match call.query.get("resourceVersion").map(String::as_str) {
-        None | Some("" | "0") => None,
-        Some(_) if send_initial_events => None,
-        Some(resource_version) => Some(resource_version.parse::<u64>().map_err(|_| {
-            ApiError::bad_request(format!("invalid resource version: {resource_version}"))
-        })?),
-    };
-    let timeout =
-        match call.query.get("timeoutSeconds") {
-            Some(seconds) => Duration::from_secs(seconds.parse::<u64>().map_err(|_| {
-                ApiError::bad_request(format!("invalid timeoutSeconds: {seconds}"))
+    let since =
+        match call.query.get("resourceVersion").map(String::as_str) {
+            None | Some("" | "0") => None,
+            Some(_) if send_initial_events => None,
+            Some(resource_version) => Some(resource_version.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(format!("invalid resource version: {resource_version}"))
             })?),
-            None => DEFAULT_WATCH_TIMEOUT,
         };
+    let timeout = match call.query.get("timeoutSeconds") {
+        Some(seconds) => Duration::from_secs(
+            seconds
+                .parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("invalid timeoutSeconds: {seconds}")))?,
+        ),
+        None => DEFAULT_WATCH_TIMEOUT,
+    };
     let request = WatchRequest {
         resource: Arc::clone(&target.resource),
         version: path.version.clone(),
@@ -1167,13 +1102,7 @@ mod tests {
         );
         assert_eq!(
             route("/apis/apps/v1/namespaces/a/deployments/web/status"),
-            resource(
-                "apps",
-                "deployments",
-                Some("a"),
-                Some("web"),
-                Some("status")
-            )
+            resource("apps", "deployments", Some("a"), Some("web"), Some("status"))
         );
         assert_eq!(
             route("/apis/apps/v1"),
@@ -1188,9 +1117,7 @@ mod tests {
 
     #[test]
     fn queries_decode_percent_and_plus() {
-        let query = parse_query(Some(
-            "&labelSelector=app%3Dweb%2Ctier+in+%28a%29&watch=true",
-        ));
+        let query = parse_query(Some("&labelSelector=app%3Dweb%2Ctier+in+%28a%29&watch=true"));
         assert_eq!(
             query.get("labelSelector").map(String::as_str),
             Some("app=web,tier in (a)")

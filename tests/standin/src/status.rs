@@ -40,7 +40,12 @@ impl ApiError {
 
     /// The answer for paths that name no known resource.
     pub fn path_not_found() -> Self {
-        Self::new(404, "NotFound", "the server could not find the requested resource").with_details(
+        Self::new(
+            404,
+            "NotFound",
+            "the server could not find the requested resource",
+        )
+        .with_details(
             json!({"causes": [{"reason": "UnexpectedServerResponse", "message": "404 page not found"}]}),
         )
     }
@@ -63,12 +68,8 @@ impl ApiError {
     }
 
     pub fn namespace_not_found(namespace: &str) -> Self {
-        Self::new(
-            404,
-            "NotFound",
-            format!("namespaces \"{namespace}\" not found"),
-        )
-        .with_details(json!({"name": namespace, "kind": "namespaces"}))
+        Self::new(404, "NotFound", format!("namespaces \"{namespace}\" not found"))
+            .with_details(json!({"name": namespace, "kind": "namespaces"}))
     }
 
     pub fn already_exists(resource: &ResourceInfo, name: &str) -> Self {

@@ -12,9 +12,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::fieldmanager;
 use crate::meta::{self, NameRule};
-use crate::resources::{
-    self, GenerationPolicy, ResourceInfo, ResourceKey, ResourceTypes, Resources,
-};
+use crate::resources::{self, GenerationPolicy, ResourceInfo, ResourceKey, ResourceTypes, Resources};
 use crate::schema::FieldError;
 use crate::status::{ApiError, FieldReason, field_error};
 
@@ -154,10 +152,7 @@ fn is_namespace(resource: &ResourceInfo) -> bool {
 }
 
 fn set_resource_version(object: &mut Value, resource_version: u64) {
-    meta::metadata_mut(object).insert(
-        "resourceVersion".to_owned(),
-        json!(resource_version.to_string()),
-    );
+    meta::metadata_mut(object).insert("resourceVersion".to_owned(), json!(resource_version.to_string()));
 }
 
 /// The object without `managedFields` timestamps: a write whose only effect
@@ -220,12 +215,7 @@ impl Store {
         self.resource_version
     }
 
-    pub fn get(
-        &self,
-        resource: &ResourceInfo,
-        namespace: Option<&str>,
-        name: &str,
-    ) -> Option<&Value> {
+    pub fn get(&self, resource: &ResourceInfo, namespace: Option<&str>, name: &str) -> Option<&Value> {
         self.objects
             .get(&resource.key())?
             .get(&key_of(resource, namespace, name))
@@ -239,11 +229,7 @@ impl Store {
         namespace: Option<&str>,
         at: Option<u64>,
     ) -> Result<Vec<(ObjectKey, Value)>, Expired> {
-        let mut objects = self
-            .objects
-            .get(&resource.key())
-            .cloned()
-            .unwrap_or_default();
+        let mut objects = self.objects.get(&resource.key()).cloned().unwrap_or_default();
         if let Some(at) = at.filter(|at| *at < self.resource_version) {
             if at < self.compacted {
                 return Err(Expired {
@@ -302,9 +288,7 @@ impl Store {
                 .history
                 .iter()
                 .filter(|event| event.resource_version > since && event.resource == key)
-                .filter(|event| {
-                    namespace.is_none_or(|namespace| namespace == meta::namespace(&event.object))
-                })
+                .filter(|event| namespace.is_none_or(|namespace| namespace == meta::namespace(&event.object)))
                 .cloned()
                 .collect(),
             None => Vec::new(),
@@ -353,12 +337,7 @@ impl Store {
     }
 
     /// Stores a new state of an object under a fresh resourceVersion.
-    fn commit(
-        &mut self,
-        resource: &ResourceInfo,
-        mut object: Value,
-        previous: Option<Value>,
-    ) -> Value {
+    fn commit(&mut self, resource: &ResourceInfo, mut object: Value, previous: Option<Value>) -> Value {
         self.resource_version += 1;
         set_resource_version(&mut object, self.resource_version);
         let key = (
@@ -379,13 +358,7 @@ impl Store {
     }
 
     /// Removes an object; `last_state` is what watchers see deleted.
-    fn remove(
-        &mut self,
-        resource: &ResourceInfo,
-        key: &ObjectKey,
-        last_state: Value,
-        now: &str,
-    ) -> Value {
+    fn remove(&mut self, resource: &ResourceInfo, key: &ObjectKey, last_state: Value, now: &str) -> Value {
         let previous = self
             .objects
             .get_mut(&resource.key())
@@ -528,7 +501,9 @@ impl Store {
             Some(object) if meta::is_deleting(object) => Err(ApiError::new(
                 403,
                 "Forbidden",
-                format!("unable to create new content in namespace {namespace} because it is being terminated"),
+                format!(
+                    "unable to create new content in namespace {namespace} because it is being terminated"
+                ),
             )
             .with_details(json!({
                 "name": namespace,
@@ -593,11 +568,7 @@ impl Store {
 
     /// Schema pruning, defaulting and validation of a custom resource, plus
     /// metadata validation for every kind.
-    fn validate(
-        resource: &ResourceInfo,
-        object: &mut Value,
-        old: Option<&Value>,
-    ) -> Result<(), ApiError> {
+    fn validate(resource: &ResourceInfo, object: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
         let mut errors: Vec<FieldError> = meta::validate(object, metadata_name_rule(resource));
         if let Some(schema) = resource.schema() {
             schema.normalize(object);
@@ -613,11 +584,7 @@ impl Store {
     }
 
     /// Fields a write to `target` does not own, for the field manager.
-    fn ignored_fields(
-        resource: &ResourceInfo,
-        target: WriteTarget,
-        objects: &[&Value],
-    ) -> Vec<String> {
+    fn ignored_fields(resource: &ResourceInfo, target: WriteTarget, objects: &[&Value]) -> Vec<String> {
         match target {
             WriteTarget::Main if resource.status_subresource => vec!["status".to_owned()],
             WriteTarget::Main => Vec::new(),
@@ -626,9 +593,7 @@ impl Store {
                     .iter()
                     .filter_map(|object| object.as_object())
                     .flat_map(|object| object.keys().cloned())
-                    .filter(|field| {
-                        !["apiVersion", "kind", "metadata", "status"].contains(&field.as_str())
-                    })
+                    .filter(|field| !["apiVersion", "kind", "metadata", "status"].contains(&field.as_str()))
                     .collect();
                 fields.sort();
                 fields.dedup();
@@ -881,9 +846,7 @@ impl Store {
                     let managed_fields = new["metadata"].get("managedFields").cloned();
                     let metadata = meta::metadata_mut(&mut candidate);
                     match managed_fields {
-                        Some(managed_fields) => {
-                            metadata.insert("managedFields".to_owned(), managed_fields)
-                        }
+                        Some(managed_fields) => metadata.insert("managedFields".to_owned(), managed_fields),
                         None => metadata.remove("managedFields"),
                     };
                 }
@@ -1073,12 +1036,7 @@ impl Store {
 
     /// Compiles a CRD being stored and fills in its status as the CRD
     /// controllers of the real server would (names accepted, established).
-    fn prepare_crd(
-        &self,
-        crd: &mut Value,
-        old: Option<&Value>,
-        now: &str,
-    ) -> Result<ResourceInfo, ApiError> {
+    fn prepare_crd(&self, crd: &mut Value, old: Option<&Value>, now: &str) -> Result<ResourceInfo, ApiError> {
         let crds = self.resources.get(&ResourceKey {
             group: CRD_GROUP.to_owned(),
             plural: CRD_PLURAL.to_owned(),
@@ -1097,9 +1055,7 @@ impl Store {
                 .collect();
             match crds {
                 Some(crds) => ApiError::invalid(crds, meta::name(crd), &errors),
-                None => {
-                    ApiError::bad_request(format!("invalid CustomResourceDefinition: {errors:?}"))
-                }
+                None => ApiError::bad_request(format!("invalid CustomResourceDefinition: {errors:?}")),
             }
         })?;
         let old_conditions = old
@@ -1110,9 +1066,7 @@ impl Store {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .find(|condition| {
-                    condition["type"] == condition_type && condition["status"] == "True"
-                })
+                .find(|condition| condition["type"] == condition_type && condition["status"] == "True")
                 .and_then(|condition| condition["lastTransitionTime"].as_str())
                 .unwrap_or(now)
                 .to_owned()

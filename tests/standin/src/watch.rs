@@ -40,10 +40,7 @@ pub(crate) enum WatchBegin {
 /// Shows a stored object in the version the client asked for.
 pub(crate) fn present(resource: &ResourceInfo, version: &str, mut object: Value) -> Value {
     if let Some(map) = object.as_object_mut() {
-        map.insert(
-            "apiVersion".to_owned(),
-            json!(resource.api_version(version)),
-        );
+        map.insert("apiVersion".to_owned(), json!(resource.api_version(version)));
         map.insert("kind".to_owned(), json!(resource.kind));
     }
     object
@@ -83,8 +80,7 @@ fn visible_event(request: &WatchRequest, event: &StoredEvent) -> Option<Bytes> {
 }
 
 fn bookmark(request: &WatchRequest, resource_version: u64, initial_events_end: bool) -> Bytes {
-    let mut metadata =
-        json!({"resourceVersion": resource_version.to_string(), "creationTimestamp": null});
+    let mut metadata = json!({"resourceVersion": resource_version.to_string(), "creationTimestamp": null});
     if initial_events_end {
         metadata["annotations"] = json!({"k8s.io/initial-events-end": "true"});
     }

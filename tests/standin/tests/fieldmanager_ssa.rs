@@ -112,8 +112,8 @@ fn kubectl_fields() -> Value {
 
 #[test]
 fn apply_creates_the_object_and_records_the_applier() -> anyhow::Result<()> {
-    let created = apply_as(None, &deployment_config(), "kubectl", false, T1)
-        .map_err(|c| anyhow::anyhow!("{c:?}"))?;
+    let created =
+        apply_as(None, &deployment_config(), "kubectl", false, T1).map_err(|c| anyhow::anyhow!("{c:?}"))?;
     assert_eq!(without_managed_fields(&created), deployment_config());
     assert_eq!(
         managed_fields(&created),
@@ -127,21 +127,18 @@ fn apply_creates_the_object_and_records_the_applier() -> anyhow::Result<()> {
 
 #[test]
 fn applying_the_same_configuration_again_changes_nothing() -> anyhow::Result<()> {
-    let created = apply_as(None, &deployment_config(), "kubectl", false, T1)
-        .map_err(|c| anyhow::anyhow!("{c:?}"))?;
+    let created =
+        apply_as(None, &deployment_config(), "kubectl", false, T1).map_err(|c| anyhow::anyhow!("{c:?}"))?;
     let again = apply_as(Some(&created), &deployment_config(), "kubectl", false, T2)
         .map_err(|c| anyhow::anyhow!("{c:?}"))?;
-    assert_eq!(
-        serde_json::to_string(&again)?,
-        serde_json::to_string(&created)?
-    );
+    assert_eq!(serde_json::to_string(&again)?, serde_json::to_string(&created)?);
     Ok(())
 }
 
 #[test]
 fn changing_a_field_another_applier_owns_is_a_conflict() -> anyhow::Result<()> {
-    let live = apply_as(None, &deployment_config(), "kubectl", false, T1)
-        .map_err(|c| anyhow::anyhow!("{c:?}"))?;
+    let live =
+        apply_as(None, &deployment_config(), "kubectl", false, T1).map_err(|c| anyhow::anyhow!("{c:?}"))?;
     let mut scale = hoist_image("registry.example.com/shop/web:1.0.0");
     scale["spec"]["replicas"] = json!(5);
     scale["spec"]["template"]["spec"]["containers"][0]["image"] =
@@ -150,10 +147,7 @@ fn changing_a_field_another_applier_owns_is_a_conflict() -> anyhow::Result<()> {
         apply_as(Some(&live), &scale, "hoist", false, T2),
         Err(vec![
             conflict("kubectl", ".spec.replicas"),
-            conflict(
-                "kubectl",
-                ".spec.template.spec.containers[name=\"app\"].image"
-            ),
+            conflict("kubectl", ".spec.template.spec.containers[name=\"app\"].image"),
         ])
     );
     Ok(())
@@ -161,8 +155,8 @@ fn changing_a_field_another_applier_owns_is_a_conflict() -> anyhow::Result<()> {
 
 #[test]
 fn applying_the_value_already_there_shares_ownership_without_conflict() -> anyhow::Result<()> {
-    let live = apply_as(None, &deployment_config(), "kubectl", false, T1)
-        .map_err(|c| anyhow::anyhow!("{c:?}"))?;
+    let live =
+        apply_as(None, &deployment_config(), "kubectl", false, T1).map_err(|c| anyhow::anyhow!("{c:?}"))?;
     let shared = apply_as(
         Some(&live),
         &hoist_image("registry.example.com/shop/web:1.0.0"),
@@ -171,10 +165,7 @@ fn applying_the_value_already_there_shares_ownership_without_conflict() -> anyho
         T2,
     )
     .map_err(|c| anyhow::anyhow!("{c:?}"))?;
-    assert_eq!(
-        without_managed_fields(&shared),
-        without_managed_fields(&live)
-    );
+    assert_eq!(without_managed_fields(&shared), without_managed_fields(&live));
     assert_eq!(fields_of(&shared, "kubectl", "Apply"), kubectl_fields());
     assert_eq!(
         fields_of(&shared, "hoist", "Apply"),
@@ -185,8 +176,8 @@ fn applying_the_value_already_there_shares_ownership_without_conflict() -> anyho
 
 #[test]
 fn force_takes_the_field_over_and_merges_the_container_by_name() -> anyhow::Result<()> {
-    let live = apply_as(None, &deployment_config(), "kubectl", false, T1)
-        .map_err(|c| anyhow::anyhow!("{c:?}"))?;
+    let live =
+        apply_as(None, &deployment_config(), "kubectl", false, T1).map_err(|c| anyhow::anyhow!("{c:?}"))?;
     let promoted = apply_as(
         Some(&live),
         &hoist_image("registry.example.com/shop/web:1.1.0"),
@@ -224,65 +215,28 @@ fn configmap(data: Value) -> Value {
 }
 
 #[test]
-fn a_field_dropped_from_the_configuration_is_deleted_when_nobody_else_owns_it() -> anyhow::Result<()>
-{
-    let first = apply_as(
-        None,
-        &configmap(json!({"a": "1", "b": "2"})),
-        "hoist",
-        false,
-        T1,
-    )
-    .map_err(|c| anyhow::anyhow!("{c:?}"))?;
-    let second = apply_as(
-        Some(&first),
-        &configmap(json!({"a": "1"})),
-        "hoist",
-        false,
-        T2,
-    )
-    .map_err(|c| anyhow::anyhow!("{c:?}"))?;
-    assert_eq!(
-        without_managed_fields(&second),
-        configmap(json!({"a": "1"}))
-    );
+fn a_field_dropped_from_the_configuration_is_deleted_when_nobody_else_owns_it() -> anyhow::Result<()> {
+    let first = apply_as(None, &configmap(json!({"a": "1", "b": "2"})), "hoist", false, T1)
+        .map_err(|c| anyhow::anyhow!("{c:?}"))?;
+    let second = apply_as(Some(&first), &configmap(json!({"a": "1"})), "hoist", false, T2)
+        .map_err(|c| anyhow::anyhow!("{c:?}"))?;
+    assert_eq!(without_managed_fields(&second), configmap(json!({"a": "1"})));
     assert_eq!(
         fields_of(&second, "hoist", "Apply"),
         json!({"f:data": {"f:a": {}}})
     );
-    assert_eq!(
-        second.pointer("/metadata/managedFields/0/time"),
-        Some(&json!(T2))
-    );
+    assert_eq!(second.pointer("/metadata/managedFields/0/time"), Some(&json!(T2)));
     Ok(())
 }
 
 #[test]
 fn a_field_dropped_from_the_configuration_stays_when_someone_else_owns_it() -> anyhow::Result<()> {
-    let first = apply_as(
-        None,
-        &configmap(json!({"a": "1", "b": "2"})),
-        "hoist",
-        false,
-        T1,
-    )
-    .map_err(|c| anyhow::anyhow!("{c:?}"))?;
-    let shared = apply_as(
-        Some(&first),
-        &configmap(json!({"b": "2"})),
-        "ops",
-        false,
-        T2,
-    )
-    .map_err(|c| anyhow::anyhow!("{c:?}"))?;
-    let third = apply_as(
-        Some(&shared),
-        &configmap(json!({"a": "1"})),
-        "hoist",
-        false,
-        T3,
-    )
-    .map_err(|c| anyhow::anyhow!("{c:?}"))?;
+    let first = apply_as(None, &configmap(json!({"a": "1", "b": "2"})), "hoist", false, T1)
+        .map_err(|c| anyhow::anyhow!("{c:?}"))?;
+    let shared = apply_as(Some(&first), &configmap(json!({"b": "2"})), "ops", false, T2)
+        .map_err(|c| anyhow::anyhow!("{c:?}"))?;
+    let third = apply_as(Some(&shared), &configmap(json!({"a": "1"})), "hoist", false, T3)
+        .map_err(|c| anyhow::anyhow!("{c:?}"))?;
     assert_eq!(
         without_managed_fields(&third),
         configmap(json!({"a": "1", "b": "2"}))
@@ -291,17 +245,14 @@ fn a_field_dropped_from_the_configuration_stays_when_someone_else_owns_it() -> a
         fields_of(&third, "hoist", "Apply"),
         json!({"f:data": {"f:a": {}}})
     );
-    assert_eq!(
-        fields_of(&third, "ops", "Apply"),
-        json!({"f:data": {"f:b": {}}})
-    );
+    assert_eq!(fields_of(&third, "ops", "Apply"), json!({"f:data": {"f:b": {}}}));
     Ok(())
 }
 
 #[test]
 fn a_container_dropped_from_the_configuration_is_deleted_with_its_fields() -> anyhow::Result<()> {
-    let live = apply_as(None, &deployment_config(), "kubectl", false, T1)
-        .map_err(|c| anyhow::anyhow!("{c:?}"))?;
+    let live =
+        apply_as(None, &deployment_config(), "kubectl", false, T1).map_err(|c| anyhow::anyhow!("{c:?}"))?;
     let mut without_proxy = deployment_config();
     if let Some(containers) = without_proxy
         .pointer_mut("/spec/template/spec/containers")
@@ -309,16 +260,16 @@ fn a_container_dropped_from_the_configuration_is_deleted_with_its_fields() -> an
     {
         containers.truncate(1);
     }
-    let applied = apply_as(Some(&live), &without_proxy, "kubectl", false, T2)
-        .map_err(|c| anyhow::anyhow!("{c:?}"))?;
+    let applied =
+        apply_as(Some(&live), &without_proxy, "kubectl", false, T2).map_err(|c| anyhow::anyhow!("{c:?}"))?;
     assert_eq!(without_managed_fields(&applied), without_proxy);
     Ok(())
 }
 
 #[test]
 fn an_update_takes_the_fields_it_changes_from_their_owners() -> anyhow::Result<()> {
-    let live = apply_as(None, &deployment_config(), "kubectl", false, T1)
-        .map_err(|c| anyhow::anyhow!("{c:?}"))?;
+    let live =
+        apply_as(None, &deployment_config(), "kubectl", false, T1).map_err(|c| anyhow::anyhow!("{c:?}"))?;
     let mut edited = live.clone();
     edited["spec"]["replicas"] = json!(4);
     edited["spec"]["paused"] = json!(true);
@@ -366,14 +317,8 @@ fn an_update_takes_the_fields_it_changes_from_their_owners() -> anyhow::Result<(
 
 #[test]
 fn an_update_that_removes_a_field_removes_it_from_every_owner() -> anyhow::Result<()> {
-    let live = apply_as(
-        None,
-        &configmap(json!({"a": "1", "b": "2"})),
-        "hoist",
-        false,
-        T1,
-    )
-    .map_err(|c| anyhow::anyhow!("{c:?}"))?;
+    let live = apply_as(None, &configmap(json!({"a": "1", "b": "2"})), "hoist", false, T1)
+        .map_err(|c| anyhow::anyhow!("{c:?}"))?;
     let mut edited = live.clone();
     if let Some(data) = edited.get_mut("data").and_then(Value::as_object_mut) {
         data.remove("b");
@@ -420,8 +365,7 @@ fn status_writes_get_their_own_entries_and_main_writes_leave_status_alone() -> a
         "metadata": {"name": "shop-1-4-2", "namespace": "shop"},
         "spec": {"application": "shop", "version": "1.4.2"}
     });
-    let created =
-        apply_as(None, &artifact, "hoist", false, T1).map_err(|c| anyhow::anyhow!("{c:?}"))?;
+    let created = apply_as(None, &artifact, "hoist", false, T1).map_err(|c| anyhow::anyhow!("{c:?}"))?;
 
     let status = json!({
         "apiVersion": "hoist.dev/v1alpha1", "kind": "Artifact",
@@ -453,8 +397,8 @@ fn status_writes_get_their_own_entries_and_main_writes_leave_status_alone() -> a
     );
 
     // Re-applying the spec on the main resource keeps status and its owner.
-    let reapplied = apply_as(Some(&with_status), &artifact, "hoist", false, T3)
-        .map_err(|c| anyhow::anyhow!("{c:?}"))?;
+    let reapplied =
+        apply_as(Some(&with_status), &artifact, "hoist", false, T3).map_err(|c| anyhow::anyhow!("{c:?}"))?;
     assert_eq!(
         serde_json::to_string(&reapplied)?,
         serde_json::to_string(&with_status)?

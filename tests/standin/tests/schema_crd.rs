@@ -193,10 +193,7 @@ fn the_spec_is_immutable_through_its_transition_rule() -> anyhow::Result<()> {
 
     let mut relabelled = stored.clone();
     relabelled["metadata"]["labels"] = json!({"team": "shop"});
-    assert_eq!(
-        check(&schema, relabelled.clone(), Some(&stored)),
-        Ok(relabelled)
-    );
+    assert_eq!(check(&schema, relabelled.clone(), Some(&stored)), Ok(relabelled));
     Ok(())
 }
 
@@ -222,8 +219,7 @@ fn a_semver_artifact_needs_a_semantic_version() -> anyhow::Result<()> {
 #[test]
 fn an_item_rule_with_a_field_path_reports_on_that_field() -> anyhow::Result<()> {
     let mut object = artifact();
-    object["spec"]["images"][0]["image"] =
-        json!(format!("registry.example.com/shop/backend@{DIGEST}"));
+    object["spec"]["images"][0]["image"] = json!(format!("registry.example.com/shop/backend@{DIGEST}"));
     object["spec"]["images"][0]["digest"] = json!(DIGEST.replace("0123", "4567"));
     assert_eq!(
         check(&artifacts()?, object, None),
@@ -396,13 +392,11 @@ fn preserve_unknown_fields_keeps_everything_below() -> anyhow::Result<()> {
 #[test]
 fn transition_rules_in_map_list_items_compare_items_with_the_same_key() -> anyhow::Result<()> {
     let schema = rollout_schema()?;
-    let old =
-        json!({"spec": {"steps": [{"name": "a", "weight": 10}, {"name": "b", "weight": 50}]}});
+    let old = json!({"spec": {"steps": [{"name": "a", "weight": 10}, {"name": "b", "weight": 50}]}});
     let reordered = json!({"spec": {"steps": [{"name": "b", "weight": 50}, {"name": "c", "weight": 1}, {"name": "a", "weight": 20}]}});
     assert_eq!(check(&schema, reordered.clone(), Some(&old)), Ok(reordered));
 
-    let shrunk =
-        json!({"spec": {"steps": [{"name": "b", "weight": 40}, {"name": "a", "weight": 10}]}});
+    let shrunk = json!({"spec": {"steps": [{"name": "b", "weight": 40}, {"name": "a", "weight": 10}]}});
     assert_eq!(
         check(&schema, shrunk, Some(&old)),
         Err(vec![error(
@@ -416,7 +410,8 @@ fn transition_rules_in_map_list_items_compare_items_with_the_same_key() -> anyho
 
 #[test]
 fn a_rule_that_does_not_compile_refuses_the_schema() {
-    let schema = json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.a ==", "message": "m"}]});
+    let schema =
+        json!({"type": "object", "x-kubernetes-validations": [{"rule": "self.a ==", "message": "m"}]});
     assert!(
         StructuralSchema::new(&schema)
             .is_err_and(|e| e.starts_with("invalid x-kubernetes-validations rule:"))
@@ -443,10 +438,7 @@ fn list_and_map_types_come_from_the_schema_and_object_meta() -> anyhow::Result<(
         schema.list_type(&["metadata", "ownerReferences"]),
         ListType::Map(vec!["uid".to_owned()])
     );
-    assert_eq!(
-        environments()?.list_type(&["spec", "upstream"]),
-        ListType::Set
-    );
+    assert_eq!(environments()?.list_type(&["spec", "upstream"]), ListType::Set);
     assert_eq!(
         environments()?.list_type(&["spec", "gates", "approval", "users"]),
         ListType::Atomic

@@ -50,12 +50,18 @@ pub struct RequestCounter(Arc<Mutex<Vec<Request>>>);
 
 impl RequestCounter {
     fn record(&self, request: Request) {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(request);
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(request);
     }
 
     /// Everything recorded so far.
     pub fn all(&self) -> Vec<Request> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// The writes recorded so far.
@@ -65,7 +71,10 @@ impl RequestCounter {
 
     /// Forgets what was recorded.
     pub fn reset(&self) {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
     }
 }
 
@@ -101,7 +110,13 @@ impl TestCluster {
         let client = Client::try_from(config.clone()).context("creating a client")?;
         install_crds(&client, &crds).await?;
         let namespace = create_namespace(&client, "hoist-test", &[]).await?;
-        Ok(Self { config, client, namespace, extra_namespaces: Mutex::new(Vec::new()), standin })
+        Ok(Self {
+            config,
+            client,
+            namespace,
+            extra_namespaces: Mutex::new(Vec::new()),
+            standin,
+        })
     }
 
     /// A client of this cluster (requests not counted).
@@ -144,7 +159,10 @@ impl TestCluster {
     /// (e.g. a target namespace of another tenant).
     pub async fn extra_namespace(&self, prefix: &str, labels: &[(&str, &str)]) -> Result<String> {
         let name = create_namespace(&self.client, prefix, labels).await?;
-        self.extra_namespaces.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(name.clone());
+        self.extra_namespaces
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(name.clone());
         Ok(name)
     }
 }
@@ -158,7 +176,8 @@ impl Drop for TestCluster {
             return;
         }
         let client = self.client.clone();
-        let mut namespaces = std::mem::take(self.extra_namespaces.get_mut().unwrap_or_else(|p| p.into_inner()));
+        let mut namespaces =
+            std::mem::take(self.extra_namespaces.get_mut().unwrap_or_else(|p| p.into_inner()));
         namespaces.push(self.namespace.clone());
         let cleanup = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
@@ -193,7 +212,8 @@ pub fn read_crds(dir: &Path) -> Result<Vec<CustomResourceDefinition>> {
     files
         .iter()
         .map(|path| {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
             serde_yaml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
         })
         .collect()
@@ -207,8 +227,14 @@ async fn install_crds(client: &Client, crds: &[CustomResourceDefinition]) -> Res
         let name = crd.metadata.name.clone().context("a CRD without a name")?;
         let mut crd = crd.clone();
         crd.metadata.managed_fields = None;
-        api.patch(&name, &params, &Patch::Apply(&crd)).await.with_context(|| format!("applying CRD {name}"))?;
-        let established = kube::runtime::wait::await_condition(api.clone(), &name, kube::runtime::wait::conditions::is_crd_established());
+        api.patch(&name, &params, &Patch::Apply(&crd))
+            .await
+            .with_context(|| format!("applying CRD {name}"))?;
+        let established = kube::runtime::wait::await_condition(
+            api.clone(),
+            &name,
+            kube::runtime::wait::conditions::is_crd_established(),
+        );
         tokio::time::timeout(Duration::from_secs(30), established)
             .await
             .with_context(|| format!("CRD {name} not established within 30s"))??;
@@ -223,9 +249,16 @@ async fn create_namespace(client: &Client, prefix: &str, labels: &[(&str, &str)]
     let name = format!("{prefix}-{}", &suffix[..8]);
     let mut namespace = Namespace::default();
     namespace.metadata.name = Some(name.clone());
-    namespace.metadata.labels =
-        Some(labels.iter().map(|(key, value)| (key.to_string(), value.to_string())).collect());
-    let created = api.create(&PostParams::default(), &namespace).await.with_context(|| format!("creating namespace {name}"))?;
+    namespace.metadata.labels = Some(
+        labels
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect(),
+    );
+    let created = api
+        .create(&PostParams::default(), &namespace)
+        .await
+        .with_context(|| format!("creating namespace {name}"))?;
     if created.metadata.name.as_deref() != Some(name.as_str()) {
         bail!("namespace {name} was created as {:?}", created.metadata.name);
     }

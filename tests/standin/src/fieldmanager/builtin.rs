@@ -42,18 +42,13 @@ fn keys(names: &[&str]) -> ListType {
 }
 
 fn is_container_list(name: &str) -> bool {
-    matches!(
-        name,
-        "containers" | "initContainers" | "ephemeralContainers"
-    )
+    matches!(name, "containers" | "initContainers" | "ephemeralContainers")
 }
 
 fn pod_spec_list_type(rest: &[&str]) -> Option<ListType> {
     match rest {
         [list] if is_container_list(list) => Some(keys(&["name"])),
-        ["volumes" | "imagePullSecrets" | "resourceClaims" | "schedulingGates"] => {
-            Some(keys(&["name"]))
-        }
+        ["volumes" | "imagePullSecrets" | "resourceClaims" | "schedulingGates"] => Some(keys(&["name"])),
         ["hostAliases"] => Some(keys(&["ip"])),
         ["topologySpreadConstraints"] => Some(keys(&["topologyKey", "whenUnsatisfiable"])),
         [list, "[]", field] if is_container_list(list) => match *field {

@@ -58,10 +58,7 @@ pub(crate) fn compare_values(a: &Value, b: &Value) -> Ordering {
         (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
             (Some(x), Some(y)) => x.cmp(&y),
             _ => {
-                let (x, y) = (
-                    x.as_f64().unwrap_or(f64::NAN),
-                    y.as_f64().unwrap_or(f64::NAN),
-                );
+                let (x, y) = (x.as_f64().unwrap_or(f64::NAN), y.as_f64().unwrap_or(f64::NAN));
                 x.total_cmp(&y)
             }
         },
@@ -215,10 +212,7 @@ impl FieldSet {
         match path {
             [] => false,
             [last] => self.members.contains(last),
-            [first, rest @ ..] => self
-                .children
-                .get(first)
-                .is_some_and(|child| child.contains(rest)),
+            [first, rest @ ..] => self.children.get(first).is_some_and(|child| child.contains(rest)),
         }
     }
 

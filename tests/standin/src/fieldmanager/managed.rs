@@ -52,9 +52,7 @@ pub(crate) fn decode(object: &Value) -> Result<Managers, ManagedFieldsError> {
     let entries = entries.as_array().ok_or(ManagedFieldsError::NotAList)?;
     for (index, entry) in entries.iter().enumerate() {
         let entry = entry.as_object().ok_or(ManagedFieldsError::NotAList)?;
-        let (Some(manager), Some(operation)) =
-            (string(entry, "manager"), string(entry, "operation"))
-        else {
+        let (Some(manager), Some(operation)) = (string(entry, "manager"), string(entry, "operation")) else {
             return Err(ManagedFieldsError::Unnamed(index));
         };
         let set = match entry.get("fieldsV1") {
@@ -89,9 +87,7 @@ pub(crate) fn is_reset(object: &Value) -> bool {
     object
         .pointer("/metadata/managedFields")
         .and_then(Value::as_array)
-        .is_some_and(|entries| {
-            entries.len() == 1 && entries[0].as_object().is_some_and(Map::is_empty)
-        })
+        .is_some_and(|entries| entries.len() == 1 && entries[0].as_object().is_some_and(Map::is_empty))
 }
 
 /// Writes `managers` into `object`'s metadata, sorted as the apiserver sorts

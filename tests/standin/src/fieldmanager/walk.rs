@@ -78,23 +78,11 @@ fn lookup<'v>(indexed: &[(PathElement, &'v Value)], element: &PathElement) -> Op
 /// entry of a map whose keys are data.
 pub(crate) fn to_field_set(config: &Value, types: &dyn TypeInfo) -> FieldSet {
     let mut set = FieldSet::default();
-    visit(
-        config,
-        &mut Vec::new(),
-        &TypePath::default(),
-        types,
-        &mut set,
-    );
+    visit(config, &mut Vec::new(), &TypePath::default(), types, &mut set);
     set
 }
 
-fn visit(
-    value: &Value,
-    path: &mut Path,
-    tpath: &TypePath,
-    types: &dyn TypeInfo,
-    set: &mut FieldSet,
-) {
+fn visit(value: &Value, path: &mut Path, tpath: &TypePath, types: &dyn TypeInfo, set: &mut FieldSet) {
     match value {
         Value::Object(map) => {
             let map_type = tpath.map_type(types);
@@ -292,10 +280,7 @@ fn merge_items(
 ) -> Vec<Value> {
     let lhs = index_items(list_type, live);
     let rhs = index_items(list_type, config);
-    let mut shared = rhs
-        .iter()
-        .map(|(e, _)| e)
-        .filter(|e| lookup(&lhs, e).is_some());
+    let mut shared = rhs.iter().map(|(e, _)| e).filter(|e| lookup(&lhs, e).is_some());
     let mut next_shared = shared.next();
     let mut merged_rhs: Vec<&PathElement> = Vec::new();
     let mut out = Vec::with_capacity(lhs.len().max(rhs.len()));

@@ -77,11 +77,7 @@ pub(super) fn validate(
     errors
 }
 
-fn failures(
-    compiled: &CompiledSchema,
-    object: &Value,
-    old: Option<&Value>,
-) -> Vec<ValidationError> {
+fn failures(compiled: &CompiledSchema, object: &Value, old: Option<&Value>) -> Vec<ValidationError> {
     kube_cel::validate_compiled(compiled, object, old)
         .err()
         .map(|e| e.into_vec())
@@ -152,19 +148,11 @@ impl CelPass<'_> {
                     let item_path = format!("{path}[{i}]");
                     for error in failures(item_compiled, new_item, Some(old_item)) {
                         let nested_list_item = error.field_path.contains('[');
-                        if self.transition_rules.contains(error.rule.as_str()) && !nested_list_item
-                        {
+                        if self.transition_rules.contains(error.rule.as_str()) && !nested_list_item {
                             errors.push(self.to_field_error(&error, &item_path));
                         }
                     }
-                    self.pair_list_items(
-                        item_compiled,
-                        item_schema,
-                        new_item,
-                        old_item,
-                        &item_path,
-                        errors,
-                    );
+                    self.pair_list_items(item_compiled, item_schema, new_item, old_item, &item_path, errors);
                 }
             }
             _ => {}
@@ -228,18 +216,11 @@ enum Step {
 fn steps(path: &str) -> Vec<Step> {
     let mut steps = Vec::new();
     for part in path.split('.').filter(|p| !p.is_empty()) {
-        let (name, indexes) = part
-            .split_once('[')
-            .map_or((part, ""), |(n, rest)| (n, rest));
+        let (name, indexes) = part.split_once('[').map_or((part, ""), |(n, rest)| (n, rest));
         if !name.is_empty() {
             steps.push(Step::Field(name.to_owned()));
         }
-        steps.extend(
-            indexes
-                .split('[')
-                .filter(|s| !s.is_empty())
-                .map(|_| Step::Index),
-        );
+        steps.extend(indexes.split('[').filter(|s| !s.is_empty()).map(|_| Step::Index));
     }
     steps
 }
@@ -259,10 +240,7 @@ fn rule_node_type<'s>(schema: &'s Value, path: &str, rule: &str) -> &'s str {
             if candidate.get("rule").and_then(Value::as_str) != Some(rule) {
                 continue;
             }
-            let field_path = candidate
-                .get("fieldPath")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let field_path = candidate.get("fieldPath").and_then(Value::as_str).unwrap_or("");
             if steps(field_path) == path_steps[depth..] {
                 return node.get("type").and_then(Value::as_str).unwrap_or("");
             }

@@ -67,10 +67,7 @@ fn check_set(items: &[Value], path: &str, errors: &mut Vec<FieldError>) {
             Some((_, times)) => {
                 *times += 1;
                 if *times == 2 {
-                    errors.push(field::duplicate(
-                        &format!("{path}[{i}]"),
-                        BadValue::Json(item),
-                    ));
+                    errors.push(field::duplicate(&format!("{path}[{i}]"), BadValue::Json(item)));
                 }
             }
             None => seen.push((item, 1)),
@@ -80,13 +77,7 @@ fn check_set(items: &[Value], path: &str, errors: &mut Vec<FieldError>) {
 
 /// Reports every item whose key repeats an earlier item's key, with the key
 /// fields as the value. A missing key field counts as its default (or null).
-fn check_map(
-    items: &[Value],
-    keys: &[String],
-    schema: &Value,
-    path: &str,
-    errors: &mut Vec<FieldError>,
-) {
+fn check_map(items: &[Value], keys: &[String], schema: &Value, path: &str, errors: &mut Vec<FieldError>) {
     let mut seen = HashSet::new();
     for (i, item) in items.iter().enumerate() {
         let Some(object) = item.as_object() else {
@@ -111,10 +102,7 @@ fn check_map(
             .collect();
         let key = Value::Object(key);
         if !seen.insert(key.to_string()) {
-            errors.push(field::duplicate(
-                &format!("{path}[{i}]"),
-                BadValue::Json(&key),
-            ));
+            errors.push(field::duplicate(&format!("{path}[{i}]"), BadValue::Json(&key)));
         }
     }
 }

@@ -87,8 +87,7 @@ pub(super) fn drop_non_nullable_nulls(value: &mut Value, schema: &Value) {
         Value::Object(map) => {
             map.retain(|key, child| {
                 !child.is_null()
-                    || child_schema(schema, key)
-                        .is_none_or(|s| is_nullable(s) || s.get("default").is_some())
+                    || child_schema(schema, key).is_none_or(|s| is_nullable(s) || s.get("default").is_some())
             });
             for (key, child) in map.iter_mut() {
                 if let Some(s) = child_schema(schema, key) {

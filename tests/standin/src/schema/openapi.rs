@@ -229,13 +229,7 @@ fn to_field_error(error: &ValidationError<'_>) -> FieldError {
         ValidationErrorKind::Enum { options } => {
             let supported: Vec<String> = options
                 .as_array()
-                .map(|values| {
-                    values
-                        .iter()
-                        .filter(|v| !v.is_null())
-                        .map(json_text)
-                        .collect()
-                })
+                .map(|values| values.iter().filter(|v| !v.is_null()).map(json_text).collect())
                 .unwrap_or_default();
             field::not_supported(&path, value, &supported)
         }
@@ -245,22 +239,16 @@ fn to_field_error(error: &ValidationError<'_>) -> FieldError {
             value,
             &format!("{path} in body should be at least {limit} chars long"),
         ),
-        ValidationErrorKind::Pattern { pattern } => field::invalid(
-            &path,
-            value,
-            &format!("{path} in body should match '{pattern}'"),
-        ),
-        ValidationErrorKind::MaxItems { limit } => {
-            field::too_many(&path, array_len(instance), *limit)
+        ValidationErrorKind::Pattern { pattern } => {
+            field::invalid(&path, value, &format!("{path} in body should match '{pattern}'"))
         }
+        ValidationErrorKind::MaxItems { limit } => field::too_many(&path, array_len(instance), *limit),
         ValidationErrorKind::MinItems { limit } => field::invalid(
             &path,
             BadValue::Count(array_len(instance)),
             &format!("{path} in body should have at least {limit} items"),
         ),
-        ValidationErrorKind::MaxProperties { limit } => {
-            field::too_many(&path, object_len(instance), *limit)
-        }
+        ValidationErrorKind::MaxProperties { limit } => field::too_many(&path, object_len(instance), *limit),
         ValidationErrorKind::MinProperties { limit } => field::invalid(
             &path,
             BadValue::Count(object_len(instance)),
@@ -269,10 +257,7 @@ fn to_field_error(error: &ValidationError<'_>) -> FieldError {
         ValidationErrorKind::Maximum { limit } => field::invalid(
             &path,
             value,
-            &format!(
-                "{path} in body should be less than or equal to {}",
-                number(limit)
-            ),
+            &format!("{path} in body should be less than or equal to {}", number(limit)),
         ),
         ValidationErrorKind::ExclusiveMaximum { limit } => field::invalid(
             &path,
@@ -314,22 +299,20 @@ fn to_field_error(error: &ValidationError<'_>) -> FieldError {
                 field::go_quote(&path)
             ),
         ),
-        ValidationErrorKind::OneOfNotValid { .. }
-        | ValidationErrorKind::OneOfMultipleValid { .. } => field::invalid(
-            &path,
-            BadValue::Str(""),
-            &format!(
-                "{} must validate one and only one schema (oneOf)",
-                field::go_quote(&path)
-            ),
-        ),
+        ValidationErrorKind::OneOfNotValid { .. } | ValidationErrorKind::OneOfMultipleValid { .. } => {
+            field::invalid(
+                &path,
+                BadValue::Str(""),
+                &format!(
+                    "{} must validate one and only one schema (oneOf)",
+                    field::go_quote(&path)
+                ),
+            )
+        }
         ValidationErrorKind::Not { .. } => field::invalid(
             &path,
             BadValue::Str(""),
-            &format!(
-                "{} must not validate the schema (not)",
-                field::go_quote(&path)
-            ),
+            &format!("{} must not validate the schema (not)", field::go_quote(&path)),
         ),
         ValidationErrorKind::AdditionalProperties { unexpected } => field::invalid(
             &path,
@@ -345,9 +328,7 @@ fn to_field_error(error: &ValidationError<'_>) -> FieldError {
 }
 
 fn json_text(value: &Value) -> String {
-    value
-        .as_str()
-        .map_or_else(|| value.to_string(), str::to_owned)
+    value.as_str().map_or_else(|| value.to_string(), str::to_owned)
 }
 
 fn number(limit: &Value) -> String {
@@ -397,14 +378,11 @@ const FORMATS: &[(&str, FormatCheck)] = &[
 
 /// Compiles one of the constant patterns below; a failure is a bug here.
 fn constant_regex(pattern: &str) -> Regex {
-    Regex::new(pattern)
-        .unwrap_or_else(|error| panic!("format pattern {pattern:?} does not compile: {error}"))
+    Regex::new(pattern).unwrap_or_else(|error| panic!("format pattern {pattern:?} does not compile: {error}"))
 }
 
 static MAC: LazyLock<Regex> = LazyLock::new(|| {
-    constant_regex(
-        r"^(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$|^(?:[0-9A-Fa-f]{4}\.){2}[0-9A-Fa-f]{4}$",
-    )
+    constant_regex(r"^(?:[0-9A-Fa-f]{2}[:-]){5}[0-9A-Fa-f]{2}$|^(?:[0-9A-Fa-f]{4}\.){2}[0-9A-Fa-f]{4}$")
 });
 static HOSTNAME: LazyLock<Regex> = LazyLock::new(|| {
     constant_regex(
@@ -412,15 +390,13 @@ static HOSTNAME: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 static EMAIL: LazyLock<Regex> = LazyLock::new(|| constant_regex(r"^[^@\s<>]+@[^@\s<>]+$"));
-static URI: LazyLock<Regex> =
-    LazyLock::new(|| constant_regex(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:\S*|/\S*)$"));
+static URI: LazyLock<Regex> = LazyLock::new(|| constant_regex(r"^(?:[a-zA-Z][a-zA-Z0-9+.-]*:\S*|/\S*)$"));
 static DURATION: LazyLock<Regex> = LazyLock::new(|| {
     constant_regex(
         r"^\s*(?:[-+]?\d+(?:\.\d+)?\s*(?:ns|us|µs|ms|s|m|h|d|w|secs?|seconds?|mins?|minutes?|hrs?|hours?|days?|wks?|weeks?)\s*)+$",
     )
 });
-static HEXCOLOR: LazyLock<Regex> =
-    LazyLock::new(|| constant_regex(r"^#?(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"));
+static HEXCOLOR: LazyLock<Regex> = LazyLock::new(|| constant_regex(r"^#?(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$"));
 static RGBCOLOR: LazyLock<Regex> =
     LazyLock::new(|| constant_regex(r"^rgb\(\s*\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}\s*\)$"));
 static SSN: LazyLock<Regex> = LazyLock::new(|| constant_regex(r"^\d{3}[- ]?\d{2}[- ]?\d{4}$"));
@@ -459,8 +435,7 @@ fn is_uuid(s: &str, version: Option<char>) -> bool {
         && version.is_none_or(|v| {
             groups[2].starts_with(v)
                 && (v == '3' || v == '4' || v == '5')
-                && groups[3]
-                    .starts_with(|c: char| matches!(c.to_ascii_lowercase(), '8' | '9' | 'a' | 'b'))
+                && groups[3].starts_with(|c: char| matches!(c.to_ascii_lowercase(), '8' | '9' | 'a' | 'b'))
         })
 }
 

@@ -14,10 +14,7 @@ async fn create_fills_server_metadata_and_get_returns_it() -> anyhow::Result<()>
     let server = StandIn::start().await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(server.client(), "default");
     let created = config_maps
-        .create(
-            &PostParams::default(),
-            &config_map("settings", &[("a", "1")]),
-        )
+        .create(&PostParams::default(), &config_map("settings", &[("a", "1")]))
         .await?;
 
     let metadata = &created.metadata;
@@ -70,12 +67,8 @@ async fn generate_name_appends_five_random_characters() -> anyhow::Result<()> {
         },
         ..ConfigMap::default()
     };
-    let first = config_maps
-        .create(&PostParams::default(), &template)
-        .await?;
-    let second = config_maps
-        .create(&PostParams::default(), &template)
-        .await?;
+    let first = config_maps.create(&PostParams::default(), &template).await?;
+    let second = config_maps.create(&PostParams::default(), &template).await?;
     for created in [&first, &second] {
         let name = created.metadata.name.clone().unwrap_or_default();
         assert_eq!(name.len(), "gen-".len() + 5, "{name}");
@@ -149,18 +142,12 @@ async fn update_with_a_stale_resource_version_conflicts() -> anyhow::Result<()> 
         .await?;
     let mut first = created.clone();
     first.data = Some(crate::common::labels(&[("a", "2")]));
-    let updated = config_maps
-        .replace("cm", &PostParams::default(), &first)
-        .await?;
+    let updated = config_maps.replace("cm", &PostParams::default(), &first).await?;
     assert!(resource_version(&updated) > resource_version(&created));
 
     let mut stale = created;
     stale.data = Some(crate::common::labels(&[("a", "3")]));
-    let status = status_of(
-        config_maps
-            .replace("cm", &PostParams::default(), &stale)
-            .await,
-    );
+    let status = status_of(config_maps.replace("cm", &PostParams::default(), &stale).await);
     assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
     assert_eq!(
         status.message,
@@ -181,11 +168,7 @@ async fn built_ins_allow_unconditional_updates_custom_resources_do_not() -> anyh
         .create(&PostParams::default(), &config_map("cm", &[("a", "1")]))
         .await?;
     let replaced = config_maps
-        .replace(
-            "cm",
-            &PostParams::default(),
-            &config_map("cm", &[("a", "2")]),
-        )
+        .replace("cm", &PostParams::default(), &config_map("cm", &[("a", "2")]))
         .await?;
     assert_eq!(replaced.data, Some(crate::common::labels(&[("a", "2")])));
 
@@ -207,8 +190,7 @@ async fn built_ins_allow_unconditional_updates_custom_resources_do_not() -> anyh
 }
 
 #[tokio::test]
-async fn put_on_a_missing_object_is_not_found_except_where_kubernetes_creates() -> anyhow::Result<()>
-{
+async fn put_on_a_missing_object_is_not_found_except_where_kubernetes_creates() -> anyhow::Result<()> {
     let server = StandIn::start().await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(server.client(), "default");
     let status = status_of(
@@ -232,14 +214,9 @@ async fn put_on_a_missing_object_is_not_found_except_where_kubernetes_creates() 
             ..LeaseSpec::default()
         }),
     };
-    let created = leases
-        .replace("leader", &PostParams::default(), &lease)
-        .await?;
+    let created = leases.replace("leader", &PostParams::default(), &lease).await?;
     assert_eq!(
-        created
-            .spec
-            .and_then(|spec| spec.holder_identity)
-            .as_deref(),
+        created.spec.and_then(|spec| spec.holder_identity).as_deref(),
         Some("me")
     );
     let record = server
@@ -324,8 +301,7 @@ async fn metadata_fields_of_the_wrong_shape_are_invalid() -> anyhow::Result<()> 
     });
     let path = "/api/v1/namespaces/default/configmaps";
     let status = status_of(
-        crate::common::raw::<ConfigMap>(&server.client(), "POST", path, "application/json", &body)
-            .await,
+        crate::common::raw::<ConfigMap>(&server.client(), "POST", path, "application/json", &body).await,
     );
     assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
     assert_eq!(

@@ -7,8 +7,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{
-    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions, WatchEvent,
-    WatchParams,
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions, WatchEvent, WatchParams,
 };
 use kube_standin::StandIn;
 use serde_json::json;
@@ -46,21 +45,13 @@ async fn finalizers_hold_deletion_until_removed() -> anyhow::Result<()> {
         .create(&PostParams::default(), &with_finalizer("held"))
         .await?;
     let from = server.resource_version().to_string();
-    let mut events = config_maps
-        .watch(&WatchParams::default(), &from)
-        .await?
-        .boxed();
+    let mut events = config_maps.watch(&WatchParams::default(), &from).await?.boxed();
 
     let answer = config_maps.delete("held", &DeleteParams::default()).await?;
     let marked = answer.left().expect("delete answers the object");
     assert!(marked.metadata.deletion_timestamp.is_some());
     assert_eq!(marked.metadata.deletion_grace_period_seconds, Some(0));
-    let record = server
-        .requests()
-        .records()
-        .last()
-        .cloned()
-        .expect("recorded");
+    let record = server.requests().records().last().cloned().expect("recorded");
     assert_eq!(record.code, 202, "not deleted yet: Accepted");
     assert_eq!(
         config_maps.get("held").await?.metadata.deletion_timestamp,
@@ -108,9 +99,7 @@ async fn garbage_collection_follows_owner_references() -> anyhow::Result<()> {
     let pp = PostParams::default();
     let owner = config_maps.create(&pp, &config_map("owner", &[])).await?;
     let other = config_maps.create(&pp, &config_map("other", &[])).await?;
-    let child = config_maps
-        .create(&pp, &owned_by("child", &[&owner]))
-        .await?;
+    let child = config_maps.create(&pp, &owned_by("child", &[&owner])).await?;
     config_maps
         .create(&pp, &owned_by("grandchild", &[&child]))
         .await?;
@@ -118,9 +107,7 @@ async fn garbage_collection_follows_owner_references() -> anyhow::Result<()> {
         .create(&pp, &owned_by("shared", &[&owner, &other]))
         .await?;
 
-    config_maps
-        .delete("owner", &DeleteParams::default())
-        .await?;
+    config_maps.delete("owner", &DeleteParams::default()).await?;
 
     assert_eq!(config_maps.get_opt("child").await?, None);
     assert_eq!(
@@ -188,10 +175,7 @@ async fn deleting_a_namespace_deletes_its_content_then_itself() -> anyhow::Resul
     namespaces.delete("team", &DeleteParams::default()).await?;
     let terminating = namespaces.get("team").await?;
     assert_eq!(
-        terminating
-            .status
-            .and_then(|status| status.phase)
-            .as_deref(),
+        terminating.status.and_then(|status| status.phase).as_deref(),
         Some("Terminating")
     );
     assert_eq!(config_maps.get_opt("plain").await?, None);
@@ -233,10 +217,7 @@ async fn delete_collection_honours_selectors() -> anyhow::Result<()> {
         config_maps.create(&PostParams::default(), &object).await?;
     }
     let deleted = config_maps
-        .delete_collection(
-            &DeleteParams::default(),
-            &ListParams::default().labels("app=web"),
-        )
+        .delete_collection(&DeleteParams::default(), &ListParams::default().labels("app=web"))
         .await?;
     let deleted = deleted
         .left()

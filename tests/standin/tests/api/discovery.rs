@@ -8,9 +8,7 @@ use crate::common::Widget;
 
 fn assert_finds_widgets_and_deployments(discovery: &Discovery) {
     let widget = GroupVersionKind::gvk("test.hoist.dev", "v1", "Widget");
-    let (resource, capabilities) = discovery
-        .resolve_gvk(&widget)
-        .expect("Widget is discovered");
+    let (resource, capabilities) = discovery.resolve_gvk(&widget).expect("Widget is discovered");
     assert_eq!(resource.plural, "widgets");
     assert_eq!(resource.api_version, "test.hoist.dev/v1");
     assert_eq!(capabilities.scope, Scope::Namespaced);
@@ -64,9 +62,6 @@ async fn resource_lists_carry_short_names_and_categories() -> anyhow::Result<()>
     assert_eq!(widgets.singular_name, "widget");
     assert!(widgets.namespaced);
     let version = client.apiserver_version().await?;
-    assert_eq!(
-        (version.major.as_str(), version.minor.as_str()),
-        ("1", "33")
-    );
+    assert_eq!((version.major.as_str(), version.minor.as_str()), ("1", "33"));
     Ok(())
 }

@@ -13,13 +13,7 @@ async fn faults_fail_the_next_matching_requests_with_a_status() -> anyhow::Resul
     let server = StandIn::start().await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(server.client(), "default");
     server.inject_fault(
-        Fault::fail(
-            RequestMatch::any()
-                .verb(Verb::Create)
-                .resource("configmaps"),
-            500,
-        )
-        .times(2),
+        Fault::fail(RequestMatch::any().verb(Verb::Create).resource("configmaps"), 500).times(2),
     );
 
     for _ in 0..2 {
@@ -28,10 +22,7 @@ async fn faults_fail_the_next_matching_requests_with_a_status() -> anyhow::Resul
                 .create(&PostParams::default(), &config_map("cm", &[]))
                 .await,
         );
-        assert_eq!(
-            (status.code, status.reason.as_str()),
-            (500, "InternalError")
-        );
+        assert_eq!((status.code, status.reason.as_str()), (500, "InternalError"));
         assert_eq!(status.message, "injected fault: HTTP 500");
     }
     config_maps

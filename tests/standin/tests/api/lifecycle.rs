@@ -10,11 +10,7 @@ use kube_standin::StandIn;
 #[tokio::test]
 async fn starts_with_default_and_kube_system_namespaces_on_loopback() -> anyhow::Result<()> {
     let server = StandIn::start().await?;
-    assert!(
-        server.url().starts_with("http://127.0.0.1:"),
-        "{}",
-        server.url()
-    );
+    assert!(server.url().starts_with("http://127.0.0.1:"), "{}", server.url());
     let namespaces: Api<Namespace> = Api::all(server.client());
     let names: Vec<String> = namespaces
         .list(&ListParams::default())

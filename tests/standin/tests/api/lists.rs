@@ -45,9 +45,7 @@ async fn label_selectors_support_equality_existence_and_sets() -> anyhow::Result
         ("app=web,tier in (front)", vec!["a"]),
     ];
     for (selector, expected) in cases {
-        let list = config_maps
-            .list(&ListParams::default().labels(selector))
-            .await?;
+        let list = config_maps.list(&ListParams::default().labels(selector)).await?;
         assert_eq!(names(&list), expected, "{selector}");
     }
     Ok(())
@@ -76,10 +74,7 @@ async fn field_selectors_on_name_namespace_and_selectable_fields() -> anyhow::Re
         .list(&ListParams::default().fields("metadata.namespace==kube-system"))
         .await?;
     assert_eq!(list.items.len(), 1);
-    assert_eq!(
-        list.items[0].metadata.namespace.as_deref(),
-        Some("kube-system")
-    );
+    assert_eq!(list.items[0].metadata.namespace.as_deref(), Some("kube-system"));
 
     let widgets: Api<Widget> = Api::namespaced(server.client(), "default");
     widgets
@@ -98,11 +93,7 @@ async fn field_selectors_on_name_namespace_and_selectable_fields() -> anyhow::Re
         .collect();
     assert_eq!(found, vec!["blue"]);
 
-    let status = status_of(
-        widgets
-            .list(&ListParams::default().fields("spec.size=1"))
-            .await,
-    );
+    let status = status_of(widgets.list(&ListParams::default().fields("spec.size=1")).await);
     assert_eq!((status.code, status.reason.as_str()), (400, "BadRequest"));
     Ok(())
 }
@@ -140,15 +131,10 @@ async fn lists_across_namespaces_are_sorted_by_namespace_then_name() -> anyhow::
             )
         })
         .collect();
-    let expected: Vec<(String, String)> = [
-        ("default", "x"),
-        ("default", "y"),
-        ("team", "x"),
-        ("team", "y"),
-    ]
-    .iter()
-    .map(|(namespace, name)| ((*namespace).to_owned(), (*name).to_owned()))
-    .collect();
+    let expected: Vec<(String, String)> = [("default", "x"), ("default", "y"), ("team", "x"), ("team", "y")]
+        .iter()
+        .map(|(namespace, name)| ((*namespace).to_owned(), (*name).to_owned()))
+        .collect();
     assert_eq!(keys, expected);
     assert_eq!(
         list.metadata.resource_version,

@@ -7,9 +7,7 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube_standin::{PatchType, RequestMatch, StandIn, Verb};
 use serde_json::json;
 
-use crate::common::{
-    Widget, config_map, deployment, labels, raw, resource_version, status_of, widget,
-};
+use crate::common::{Widget, config_map, deployment, labels, raw, resource_version, status_of, widget};
 
 #[tokio::test]
 async fn merge_patch_follows_rfc_7386() -> anyhow::Result<()> {
@@ -26,12 +24,7 @@ async fn merge_patch_follows_rfc_7386() -> anyhow::Result<()> {
         .patch("cm", &PatchParams::default(), &Patch::Merge(&patch))
         .await?;
     assert_eq!(patched.data, Some(labels(&[("a", "10"), ("c", "3")])));
-    let record = server
-        .requests()
-        .records()
-        .last()
-        .cloned()
-        .expect("recorded");
+    let record = server.requests().records().last().cloned().expect("recorded");
     assert_eq!(
         (record.verb, record.patch_type, record.changed),
         (Some(Verb::Patch), Some(PatchType::Merge), true)
@@ -53,28 +46,13 @@ async fn json_patch_follows_rfc_6902_and_failed_tests_are_invalid() -> anyhow::R
         {"op": "replace", "path": "/data/a", "value": "2"},
         {"op": "add", "path": "/data/b", "value": "3"},
     ]);
-    let patched: ConfigMap = raw(
-        &client,
-        "PATCH",
-        path,
-        "application/json-patch+json",
-        &operations,
-    )
-    .await?;
+    let patched: ConfigMap = raw(&client, "PATCH", path, "application/json-patch+json", &operations).await?;
     assert_eq!(patched.data, Some(labels(&[("a", "2"), ("b", "3")])));
     assert_eq!(config_maps.get("cm").await?, patched);
 
     let failing = json!([{"op": "test", "path": "/data/a", "value": "1"}]);
-    let status = status_of(
-        raw::<ConfigMap>(
-            &client,
-            "PATCH",
-            path,
-            "application/json-patch+json",
-            &failing,
-        )
-        .await,
-    );
+    let status =
+        status_of(raw::<ConfigMap>(&client, "PATCH", path, "application/json-patch+json", &failing).await);
     assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
     Ok(())
 }
@@ -147,20 +125,10 @@ async fn apply_creates_then_updates_and_identical_applies_write_nothing() -> any
     let deployments: Api<Deployment> = Api::namespaced(server.client(), "default");
     let params = PatchParams::apply("hoist");
     let desired = deployment("web", "nginx:1");
-    let created = deployments
-        .patch("web", &params, &Patch::Apply(&desired))
-        .await?;
+    let created = deployments.patch("web", &params, &Patch::Apply(&desired)).await?;
     assert_eq!(created.metadata.generation, Some(1));
-    let record = server
-        .requests()
-        .records()
-        .last()
-        .cloned()
-        .expect("recorded");
-    assert_eq!(
-        (record.code, record.patch_type),
-        (201, Some(PatchType::Apply))
-    );
+    let record = server.requests().records().last().cloned().expect("recorded");
+    assert_eq!((record.code, record.patch_type), (201, Some(PatchType::Apply)));
 
     let updated_config = deployment("web", "nginx:2");
     let updated = deployments
@@ -240,10 +208,7 @@ async fn apply_conflicts_name_the_other_manager_and_force_takes_over() -> anyhow
         status.message,
         "Apply failed with 1 conflict: conflict with \"other-manager\": .spec.replicas"
     );
-    let causes = status
-        .details
-        .map(|details| details.causes)
-        .unwrap_or_default();
+    let causes = status.details.map(|details| details.causes).unwrap_or_default();
     assert_eq!(causes.len(), 1);
     assert_eq!(causes[0].reason, "FieldManagerConflict");
     assert_eq!(causes[0].field, ".spec.replicas");
@@ -273,11 +238,7 @@ async fn apply_removes_fields_the_manager_no_longer_applies() -> anyhow::Result<
         )
         .await?;
     let applied = config_maps
-        .patch(
-            "cm",
-            &params,
-            &Patch::Apply(&config_map("cm", &[("a", "1")])),
-        )
+        .patch("cm", &params, &Patch::Apply(&config_map("cm", &[("a", "1")])))
         .await?;
     assert_eq!(applied.data, Some(labels(&[("a", "1")])));
     let managers: Vec<String> = applied

@@ -93,11 +93,7 @@ async fn streaming_list_watcher_gets_initial_events_and_their_end() -> anyhow::R
     widgets
         .create(&PostParams::default(), &widget("early", "red", 1))
         .await?;
-    let mut stream = watcher(
-        widgets.clone(),
-        watcher::Config::default().streaming_lists(),
-    )
-    .boxed();
+    let mut stream = watcher(widgets.clone(), watcher::Config::default().streaming_lists()).boxed();
     let mut seen = Vec::new();
     for _ in 0..3 {
         seen.push(describe(&next_watcher_event(&mut stream).await?));
@@ -147,11 +143,7 @@ async fn reconcile(
     .await
 }
 
-fn retry(
-    _: Arc<Widget>,
-    _: &kube::runtime::finalizer::Error<ReconcileError>,
-    _: Arc<Context>,
-) -> Action {
+fn retry(_: Arc<Widget>, _: &kube::runtime::finalizer::Error<ReconcileError>, _: Arc<Context>) -> Action {
     Action::requeue(Duration::from_millis(100))
 }
 
@@ -181,11 +173,7 @@ async fn controller_reconciles_create_update_and_cleans_up_on_delete() -> anyhow
     });
     let controller = Controller::new(widgets.clone(), watcher::Config::default());
     let store = controller.store();
-    let running = tokio::spawn(
-        controller
-            .run(reconcile, retry, context)
-            .for_each(|_| async {}),
-    );
+    let running = tokio::spawn(controller.run(reconcile, retry, context).for_each(|_| async {}));
 
     widgets
         .create(&PostParams::default(), &widget("w", "red", 1))
@@ -216,10 +204,7 @@ async fn controller_reconciles_create_update_and_cleans_up_on_delete() -> anyhow
         }
     })
     .await;
-    assert!(
-        gone.is_ok(),
-        "the deleted widget left the controller's store"
-    );
+    assert!(gone.is_ok(), "the deleted widget left the controller's store");
     assert!(widgets.get_opt("w").await?.is_none());
     running.abort();
     Ok(())

@@ -40,10 +40,7 @@ async fn status_writes_change_only_status_and_never_generation() -> anyhow::Resu
         .await?;
 
     assert_eq!(updated.status, Some(WidgetStatus { ready: true }));
-    assert_eq!(
-        updated.spec.color, "red",
-        "spec is not written through /status"
-    );
+    assert_eq!(updated.spec.color, "red", "spec is not written through /status");
     assert_eq!(
         updated.metadata.labels, None,
         "metadata is not written through /status"
@@ -54,8 +51,7 @@ async fn status_writes_change_only_status_and_never_generation() -> anyhow::Resu
 }
 
 #[tokio::test]
-async fn main_writes_keep_stored_status_and_bump_generation_on_spec_changes() -> anyhow::Result<()>
-{
+async fn main_writes_keep_stored_status_and_bump_generation_on_spec_changes() -> anyhow::Result<()> {
     let (_server, widgets) = widgets().await?;
     widgets
         .create(&PostParams::default(), &widget("w", "red", 1))
@@ -68,9 +64,7 @@ async fn main_writes_keep_stored_status_and_bump_generation_on_spec_changes() ->
     let mut attempt = with_status.clone();
     attempt.status = Some(WidgetStatus { ready: false });
     attempt.metadata.labels = Some(labels(&[("team", "a")]));
-    let labelled = widgets
-        .replace("w", &PostParams::default(), &attempt)
-        .await?;
+    let labelled = widgets.replace("w", &PostParams::default(), &attempt).await?;
     assert_eq!(
         labelled.status,
         Some(WidgetStatus { ready: true }),
@@ -84,9 +78,7 @@ async fn main_writes_keep_stored_status_and_bump_generation_on_spec_changes() ->
 
     let mut respec = labelled.clone();
     respec.spec.size = 2;
-    let respecced = widgets
-        .replace("w", &PostParams::default(), &respec)
-        .await?;
+    let respecced = widgets.replace("w", &PostParams::default(), &respec).await?;
     assert_eq!(respecced.metadata.generation, Some(2));
     assert_eq!(respecced.status, Some(WidgetStatus { ready: true }));
     Ok(())
@@ -106,10 +98,7 @@ async fn deployment_generation_follows_spec_and_annotations_not_status() -> anyh
         .await?;
     assert_eq!(after_status.metadata.generation, Some(1));
     assert_eq!(
-        after_status
-            .status
-            .as_ref()
-            .and_then(|status| status.replicas),
+        after_status.status.as_ref().and_then(|status| status.replicas),
         Some(1)
     );
 
@@ -119,10 +108,7 @@ async fn deployment_generation_follows_spec_and_annotations_not_status() -> anyh
         .await?;
     assert_eq!(after_spec.metadata.generation, Some(2));
     assert_eq!(
-        after_spec
-            .status
-            .as_ref()
-            .and_then(|status| status.replicas),
+        after_spec.status.as_ref().and_then(|status| status.replicas),
         Some(1)
     );
 

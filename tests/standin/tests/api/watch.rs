@@ -43,10 +43,7 @@ fn event(kind: &str, name: &str, value: Option<&str>) -> (String, String, Option
     (kind.to_owned(), name.to_owned(), value.map(str::to_owned))
 }
 
-async fn next_events<S>(
-    stream: &mut S,
-    count: usize,
-) -> anyhow::Result<Vec<(String, String, Option<String>)>>
+async fn next_events<S>(stream: &mut S, count: usize) -> anyhow::Result<Vec<(String, String, Option<String>)>>
 where
     S: Stream<Item = kube::Result<WatchEvent<ConfigMap>>> + Unpin,
 {
@@ -78,10 +75,7 @@ async fn watch_from_a_resource_version_sees_later_changes_only() -> anyhow::Resu
         .create(&PostParams::default(), &config_map("before", &[("a", "0")]))
         .await?;
     let from = server.resource_version().to_string();
-    let mut stream = config_maps
-        .watch(&WatchParams::default(), &from)
-        .await?
-        .boxed();
+    let mut stream = config_maps.watch(&WatchParams::default(), &from).await?.boxed();
 
     let created = config_maps
         .create(&PostParams::default(), &config_map("cm", &[("a", "1")]))
@@ -115,17 +109,11 @@ async fn watch_from_zero_starts_with_the_current_state() -> anyhow::Result<()> {
     config_maps
         .create(&PostParams::default(), &config_map("b", &[("a", "2")]))
         .await?;
-    let mut stream = config_maps
-        .watch(&WatchParams::default(), "0")
-        .await?
-        .boxed();
+    let mut stream = config_maps.watch(&WatchParams::default(), "0").await?.boxed();
     let events = next_events(&mut stream, 2).await?;
     assert_eq!(
         events,
-        vec![
-            event("ADDED", "a", Some("1")),
-            event("ADDED", "b", Some("2"))
-        ]
+        vec![event("ADDED", "a", Some("1")), event("ADDED", "b", Some("2"))]
     );
     Ok(())
 }
@@ -141,13 +129,9 @@ async fn bookmarks_carry_the_current_resource_version() -> anyhow::Result<()> {
         .create(&PostParams::default(), &config_map("a", &[]))
         .await?;
     let from = resource_version(&created).to_string();
-    let mut stream = config_maps
-        .watch(&WatchParams::default(), &from)
-        .await?
-        .boxed();
+    let mut stream = config_maps.watch(&WatchParams::default(), &from).await?.boxed();
     // Another resource's change still advances the bookmark (one global version).
-    let other: Api<k8s_openapi::api::core::v1::Secret> =
-        Api::namespaced(server.client(), "default");
+    let other: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(server.client(), "default");
     let secret = k8s_openapi::api::core::v1::Secret {
         metadata: kube::api::ObjectMeta {
             name: Some("s".to_owned()),
@@ -181,10 +165,7 @@ async fn watch_from_a_compacted_resource_version_is_gone() -> anyhow::Result<()>
             .await?;
     }
     let mut stream = config_maps
-        .watch(
-            &WatchParams::default(),
-            &resource_version(&first).to_string(),
-        )
+        .watch(&WatchParams::default(), &resource_version(&first).to_string())
         .await?
         .boxed();
     let next = tokio::time::timeout(Duration::from_secs(5), stream.next()).await?;
@@ -222,9 +203,7 @@ async fn selectors_turn_objects_leaving_the_selection_into_deletions() -> anyhow
     let created = config_maps.create(&PostParams::default(), &object).await?;
     let mut joined = created.clone();
     joined.metadata.labels = Some(labels(&[("app", "web")]));
-    let joined = config_maps
-        .replace("cm", &PostParams::default(), &joined)
-        .await?;
+    let joined = config_maps.replace("cm", &PostParams::default(), &joined).await?;
     let mut changed = joined.clone();
     changed.data = data("2");
     let changed = config_maps
@@ -232,9 +211,7 @@ async fn selectors_turn_objects_leaving_the_selection_into_deletions() -> anyhow
         .await?;
     let mut left = changed.clone();
     left.metadata.labels = Some(labels(&[("app", "db")]));
-    config_maps
-        .replace("cm", &PostParams::default(), &left)
-        .await?;
+    config_maps.replace("cm", &PostParams::default(), &left).await?;
 
     let events = next_events(&mut stream, 3).await?;
     assert_eq!(
