@@ -24,6 +24,10 @@ pub enum CliError {
     },
     #[error(transparent)]
     Render(#[from] RenderError),
+    #[error("cannot connect to Kubernetes: {0}")]
+    Connect(#[source] kube::Error),
+    #[error(transparent)]
+    Run(#[from] crate::controller::RunError),
 }
 
 /// `hoist crds`: the generated CRDs, printed or written one file each.
@@ -79,4 +83,42 @@ pub async fn render(
     } else {
         ExitCode::from(3)
     })
+}
+
+/// `hoist controller`: runs the operator until SIGTERM or Ctrl-C.
+pub async fn controller(settings: crate::controller::Settings, log_json: bool) -> Result<ExitCode, CliError> {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if log_json {
+        builder.json().init()
+    } else {
+        builder.init()
+    }
+    let client = kube::Client::try_default().await.map_err(CliError::Connect)?;
+    crate::controller::run(client, settings, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGTERM (how Kubernetes stops a pod) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
 }

@@ -18,6 +18,28 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the operator against the cluster of the current kubeconfig or service account.
+    Controller {
+        /// Address of /healthz, /readyz and /metrics.
+        #[arg(long, env = "HOIST_HEALTH_ADDRESS", default_value = "0.0.0.0:8080")]
+        health_address: std::net::SocketAddr,
+        /// A registry (host[:port]) to reach over plain HTTP; repeatable.
+        #[arg(
+            long = "insecure-registry",
+            env = "HOIST_INSECURE_REGISTRIES",
+            value_delimiter = ','
+        )]
+        insecure_registries: Vec<String>,
+        /// Concurrent requests per registry.
+        #[arg(long, env = "HOIST_REGISTRY_CONCURRENCY", default_value = "4")]
+        registry_concurrency: std::num::NonZeroUsize,
+        /// Watch only this namespace (a namespace-scoped install); all when absent.
+        #[arg(long = "watch-namespace", env = "HOIST_WATCH_NAMESPACE")]
+        watch_namespace: Option<String>,
+        /// Log as JSON lines.
+        #[arg(long, env = "HOIST_LOG_JSON")]
+        log_json: bool,
+    },
     /// Print the CustomResourceDefinitions, or write one file per CRD into a directory.
     Crds {
         /// Directory to write `<plural>.yaml` files into (printed to stdout when absent).
@@ -42,6 +64,22 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Controller {
+            health_address,
+            insecure_registries,
+            registry_concurrency,
+            watch_namespace,
+            log_json,
+        } => {
+            let settings = hoist::controller::Settings {
+                health_address,
+                insecure_registries,
+                registry_concurrency,
+                namespace: watch_namespace,
+                ..Default::default()
+            };
+            hoist::cli::controller(settings, log_json).await
+        }
         Command::Crds { out } => hoist::cli::crds(out.as_deref()),
         Command::Render {
             dir,

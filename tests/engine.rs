@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use hoist::api::{
-    ApprovalRequest, Artifact, Environment, GateName, GateState, Health, Phase, Promotion, PromotionSpec,
+    ApprovalRequest, Environment, GateName, GateState, Health, Phase, Promotion, PromotionSpec,
 };
 use hoist::render::Manifests;
 use hoist::render::world::{RolloutOutcome, World};

@@ -888,6 +888,11 @@ impl Decision<'_, '_> {
                         if let Some(app) = self.applications.get_mut(&application) {
                             app.health = Health::Progressing;
                             app.health_since = Some(now.clone());
+                            // The configuration that came with the failed release is not
+                            // re-applied on its own; the next change of spec.config is.
+                            if !status.rollback && release.config_hash.is_some() {
+                                app.spec_config_hash = release.config_hash.clone();
+                            }
                         }
                     }
                     None => {

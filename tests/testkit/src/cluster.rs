@@ -264,3 +264,89 @@ async fn create_namespace(client: &Client, prefix: &str, labels: &[(&str, &str)]
     }
     Ok(name)
 }
+
+impl TestCluster {
+    /// Waits until `name` in the test namespace satisfies `condition`, for at
+    /// most `timeout`. On timeout the error shows the object as last seen and
+    /// the namespace's recent Events, so a failing test explains itself.
+    pub async fn wait_for<K>(
+        &self,
+        name: &str,
+        timeout: Duration,
+        condition: impl Fn(&K) -> bool,
+    ) -> Result<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        self.wait_for_in(self.namespace(), name, timeout, condition).await
+    }
+
+    /// [`TestCluster::wait_for`] in another namespace.
+    pub async fn wait_for_in<K>(
+        &self,
+        namespace: &str,
+        name: &str,
+        timeout: Duration,
+        condition: impl Fn(&K) -> bool,
+    ) -> Result<K>
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = None;
+        while tokio::time::Instant::now() < deadline {
+            if let Some(object) = api.get_opt(name).await? {
+                if condition(&object) {
+                    return Ok(object);
+                }
+                last = Some(object);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let events = self
+            .recent_events()
+            .await
+            .unwrap_or_else(|error| format!("(events unavailable: {error})"));
+        let shown = last
+            .map(|object| serde_yaml::to_string(&object).unwrap_or_else(|error| format!("{error}")))
+            .unwrap_or_else(|| "(never found)".into());
+        bail!(
+            "{} {namespace}/{name} did not reach the condition within {timeout:?}\nlast seen:\n{shown}\nrecent events:\n{events}",
+            K::kind(&())
+        )
+    }
+
+    /// The test namespace's Events, oldest first, one line each.
+    pub async fn recent_events(&self) -> Result<String> {
+        let api: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), self.namespace());
+        let mut events = api.list(&Default::default()).await?.items;
+        events.sort_by_key(|event| event.metadata.creation_timestamp.clone());
+        Ok(events
+            .iter()
+            .map(|event| {
+                format!(
+                    "  {} {} {}: {}",
+                    event.type_.as_deref().unwrap_or("?"),
+                    event
+                        .regarding
+                        .as_ref()
+                        .and_then(|r| r.name.clone())
+                        .unwrap_or_default(),
+                    event.reason.as_deref().unwrap_or("?"),
+                    event.note.as_deref().unwrap_or("")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"))
+    }
+}

@@ -1,0 +1,401 @@
+//! The Environment reconciler: builds a snapshot from the caches, lets the
+//! core decide, and carries the plan out with server-side applies, writing
+//! only what differs from what is there.
+//!
+//! Order matters for crash safety: Deployments and ConfigMaps are written
+//! before the statuses that record them, so a restart at any point either
+//! finds the work done (and only records it) or does it again with the same
+//! result; a promotion is never lost nor carried out twice.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::instrument;
+
+use super::Error;
+use super::context::{Ctx, FIELD_MANAGER};
+use crate::api::{Artifact, Environment, Phase, Promotion};
+use crate::core::config::{self, ConfigSources, RenderedConfig};
+use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_TENANT};
+use crate::core::environment::{self, Plan, RenderedConfigMap, Snapshot, target_namespace};
+
+const CONTROLLER: &str = "environment";
+/// Label of ConfigMaps Hoist writes: `config` (rendered for pods) or
+/// `config-snapshot` (kept for rollbacks).
+pub const LABEL_ROLE: &str = "hoist.dev/role";
+/// Label naming the application of a Hoist ConfigMap.
+pub const LABEL_APPLICATION: &str = "hoist.dev/application";
+/// Annotation holding the full hash of a configuration snapshot.
+const ANNOTATION_CONFIG_HASH: &str = crate::core::deployment::ANNOTATION_CONFIG_HASH;
+/// How often an idle Environment is looked at again (watches normally trigger).
+const RESYNC: Duration = Duration::from_secs(300);
+/// How often a rollout is looked at while one is under way, besides watch events.
+const VERIFYING: Duration = Duration::from_secs(15);
+
+/// ConfigMaps and Secrets of one namespace, fetched for a reconcile.
+struct Fetched {
+    config_maps: BTreeMap<String, ConfigMap>,
+    secrets: BTreeMap<String, Secret>,
+}
+
+impl ConfigSources for Fetched {
+    fn config_map(&self, name: &str) -> Option<&ConfigMap> {
+        self.config_maps.get(name)
+    }
+    fn secret(&self, name: &str) -> Option<&Secret> {
+        self.secrets.get(name)
+    }
+}
+
+/// Name of the snapshot ConfigMap of a configuration.
+fn snapshot_name(environment: &str, hash: &str) -> String {
+    let hex = hash.trim_start_matches("sha256:");
+    format!("hoist-{environment}-{}", &hex[..hex.len().min(16)])
+}
+
+#[instrument(skip_all, fields(name = %environment.name_any(), namespace = environment.namespace(), generation = environment.metadata.generation))]
+pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile(CONTROLLER);
+    let namespace = environment.namespace().unwrap_or_default();
+    let name = environment.name_any();
+    let stores = &ctx.stores;
+
+    let environments: Vec<Arc<Environment>> = stores
+        .environments
+        .state()
+        .into_iter()
+        .filter(|e| e.namespace().as_deref() == Some(&namespace))
+        .collect();
+    let artifacts: Vec<Arc<Artifact>> = stores
+        .artifacts
+        .state()
+        .into_iter()
+        .filter(|a| a.namespace().as_deref() == Some(&namespace))
+        .collect();
+    let promotions: Vec<Arc<Promotion>> = stores
+        .promotions
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == Some(&namespace) && p.spec.environment == name)
+        .collect();
+
+    // Target Deployments: from the cache once Hoist labelled them, read otherwise.
+    let mut deployments: BTreeMap<(String, String), Deployment> = BTreeMap::new();
+    let mut target_namespaces: BTreeMap<String, Namespace> = BTreeMap::new();
+    for target in &environment.spec.targets {
+        let target_ns = target_namespace(&environment, target);
+        let key = (target_ns.clone(), target.deployment.name.clone());
+        if deployments.contains_key(&key) {
+            continue;
+        }
+        let cached = stores
+            .deployments
+            .get(&ObjectRef::new(&target.deployment.name).within(&target_ns));
+        let deployment = match cached {
+            Some(deployment) => Some(deployment.as_ref().clone()),
+            None => Api::<Deployment>::namespaced(ctx.client.clone(), &target_ns)
+                .get_opt(&target.deployment.name)
+                .await
+                .map_err(Error::Kube)?,
+        };
+        if let Some(deployment) = deployment {
+            deployments.insert(key, deployment);
+        }
+        if target_ns != namespace
+            && !target_namespaces.contains_key(&target_ns)
+            && let Some(ns) = stores.namespaces.get(&ObjectRef::new(&target_ns))
+        {
+            target_namespaces.insert(target_ns.clone(), ns.as_ref().clone());
+        }
+    }
+
+    let sources = fetch_config_sources(&ctx, &environment).await?;
+    let configs = environment
+        .spec
+        .config
+        .iter()
+        .map(|c| (c.application.clone(), config::render(c, &namespace, &sources)))
+        .collect();
+    let snapshots: Vec<Arc<ConfigMap>> = stores
+        .config_maps
+        .state()
+        .into_iter()
+        .filter(|cm| {
+            cm.namespace().as_deref() == Some(&namespace)
+                && cm.labels().get(LABEL_ROLE).map(String::as_str) == Some("config-snapshot")
+                && cm.labels().get(LABEL_ENVIRONMENT) == Some(&name)
+        })
+        .collect();
+    let config_history: BTreeMap<String, RenderedConfig> = snapshots
+        .iter()
+        .filter_map(|cm| {
+            let hash = cm.annotations().get(ANNOTATION_CONFIG_HASH)?.clone();
+            Some((
+                hash.clone(),
+                RenderedConfig {
+                    application: cm.labels().get(LABEL_APPLICATION)?.clone(),
+                    data: cm.data.clone().unwrap_or_default(),
+                    binary_data: cm.binary_data.clone().unwrap_or_default(),
+                    hash,
+                },
+            ))
+        })
+        .collect();
+
+    let snapshot = Snapshot {
+        environment: &environment,
+        environments: environments.iter().map(|e| (e.name_any(), e.as_ref())).collect(),
+        artifacts: artifacts.iter().map(|a| (a.name_any(), a.as_ref())).collect(),
+        promotions: promotions.iter().map(|p| p.as_ref()).collect(),
+        deployments: deployments.iter().map(|(k, d)| (k.clone(), d)).collect(),
+        namespaces: target_namespaces.iter().map(|(k, n)| (k.clone(), n)).collect(),
+        configs,
+        config_history,
+        now: ctx.now(),
+    };
+    let plan = environment::plan(&snapshot);
+    let verifying = plan
+        .promotions
+        .values()
+        .any(|s| matches!(s.phase, Phase::Promoting | Phase::Verifying));
+    execute(&ctx, &environment, &promotions, &deployments, &snapshots, plan).await?;
+    Ok(Action::requeue(if verifying { VERIFYING } else { RESYNC }))
+}
+
+/// Reads the base ConfigMaps and Secrets the Environment's config names.
+async fn fetch_config_sources(ctx: &Ctx, environment: &Environment) -> Result<Fetched, Error> {
+    let namespace = environment.namespace().unwrap_or_default();
+    let config_maps_api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut fetched = Fetched {
+        config_maps: BTreeMap::new(),
+        secrets: BTreeMap::new(),
+    };
+    let bases: BTreeSet<&String> = environment
+        .spec
+        .config
+        .iter()
+        .filter_map(|c| c.base_config_map.as_ref())
+        .collect();
+    for name in bases {
+        if let Some(config_map) = config_maps_api.get_opt(name).await.map_err(Error::Kube)? {
+            fetched.config_maps.insert(name.clone(), config_map);
+        }
+    }
+    let secrets: BTreeSet<&String> = environment
+        .spec
+        .config
+        .iter()
+        .flat_map(|c| c.secret_refs.iter().map(|s| &s.name))
+        .collect();
+    for name in secrets {
+        if let Some(secret) = secrets_api.get_opt(name).await.map_err(Error::Kube)? {
+            fetched.secrets.insert(name.clone(), secret);
+        }
+    }
+    Ok(fetched)
+}
+
+fn owner(environment: &Environment) -> Option<OwnerReference> {
+    environment.controller_owner_ref(&()).map(|mut owner| {
+        owner.controller = Some(false);
+        owner.block_owner_deletion = Some(false);
+        owner
+    })
+}
+
+/// Carries out `plan`, writing only what differs.
+async fn execute(
+    ctx: &Ctx,
+    environment: &Environment,
+    promotions: &[Arc<Promotion>],
+    deployments: &BTreeMap<(String, String), Deployment>,
+    snapshots: &[Arc<ConfigMap>],
+    plan: Plan,
+) -> Result<(), Error> {
+    let namespace = environment.namespace().unwrap_or_default();
+    let name = environment.name_any();
+    let apply = PatchParams::apply(FIELD_MANAGER).force();
+
+    for promotion in &plan.new_promotions {
+        let api: Api<Promotion> = Api::namespaced(ctx.client.clone(), &namespace);
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        match api.create(&params, promotion).await {
+            Ok(created) => {
+                ctx.metrics.write(CONTROLLER);
+                ctx.event(
+                    &created,
+                    false,
+                    "AutoPromoted",
+                    format!("{} qualifies for {name}", created.spec.artifact),
+                )
+                .await;
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(error) => return Err(Error::Kube(error)),
+        }
+    }
+
+    // Configuration snapshots first: a rollback must never find its configuration gone.
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
+    let wanted: BTreeSet<String> = plan
+        .config_history
+        .iter()
+        .map(|c| snapshot_name(&name, &c.hash))
+        .collect();
+    for rendered in &plan.config_history {
+        let snapshot = snapshot_name(&name, &rendered.hash);
+        if snapshots.iter().any(|cm| cm.name_any() == snapshot) {
+            continue;
+        }
+        let mut config_map = ConfigMap {
+            data: Some(rendered.data.clone()),
+            binary_data: (!rendered.binary_data.is_empty()).then(|| rendered.binary_data.clone()),
+            immutable: Some(true),
+            ..Default::default()
+        };
+        config_map.metadata.name = Some(snapshot.clone());
+        config_map.metadata.labels = Some(
+            [
+                (LABEL_ENVIRONMENT.to_string(), name.clone()),
+                (LABEL_TENANT.to_string(), namespace.clone()),
+                (LABEL_ROLE.to_string(), "config-snapshot".to_string()),
+                (LABEL_APPLICATION.to_string(), rendered.application.clone()),
+            ]
+            .into(),
+        );
+        config_map.metadata.annotations =
+            Some([(ANNOTATION_CONFIG_HASH.to_string(), rendered.hash.clone())].into());
+        config_map.metadata.owner_references = owner(environment).map(|o| vec![o]);
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        match config_maps.create(&params, &config_map).await {
+            Ok(_) => ctx.metrics.write(CONTROLLER),
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(error) => return Err(Error::Kube(error)),
+        }
+    }
+    for stale in snapshots.iter().filter(|cm| !wanted.contains(&cm.name_any())) {
+        match config_maps
+            .delete(&stale.name_any(), &DeleteParams::default())
+            .await
+        {
+            Ok(_) => ctx.metrics.write(CONTROLLER),
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => return Err(Error::Kube(error)),
+        }
+    }
+
+    for rendered in &plan.config_maps {
+        apply_rendered_config_map(ctx, environment, rendered, &apply).await?;
+    }
+
+    for pin in &plan.pins {
+        let live = ctx
+            .stores
+            .deployments
+            .get(&ObjectRef::new(&pin.name).within(&pin.namespace))
+            .map(|d| d.as_ref().clone())
+            .or_else(|| {
+                deployments
+                    .get(&(pin.namespace.clone(), pin.name.clone()))
+                    .cloned()
+            });
+        if live.as_ref().is_some_and(|d| pin.is_satisfied_by(d)) {
+            continue;
+        }
+        let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &pin.namespace);
+        api.patch(&pin.name, &apply, &Patch::Apply(&pin.apply_body()))
+            .await
+            .map_err(Error::Kube)?;
+        ctx.metrics.write(CONTROLLER);
+    }
+
+    for promotion in promotions {
+        if let Some(status) = plan.promotions.get(&promotion.name_any())
+            && promotion.status.as_ref() != Some(status)
+        {
+            ctx.apply_status(promotion.as_ref(), status, CONTROLLER).await?;
+        }
+    }
+    if environment.status.as_ref() != Some(&plan.status) {
+        ctx.apply_status(environment, &plan.status, CONTROLLER).await?;
+    }
+
+    for notice in plan.notices {
+        match notice
+            .promotion
+            .and_then(|p| promotions.iter().find(|candidate| candidate.name_any() == p))
+        {
+            Some(promotion) => {
+                ctx.event(promotion.as_ref(), notice.warning, notice.reason, notice.note)
+                    .await
+            }
+            None => {
+                ctx.event(environment, notice.warning, notice.reason, notice.note)
+                    .await
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies one rendered ConfigMap unless it already holds exactly this data.
+async fn apply_rendered_config_map(
+    ctx: &Ctx,
+    environment: &Environment,
+    rendered: &RenderedConfigMap,
+    params: &PatchParams,
+) -> Result<(), Error> {
+    let cached = ctx
+        .stores
+        .config_maps
+        .get(&ObjectRef::new(&rendered.name).within(&rendered.namespace));
+    // Empty maps are omitted by the API server, so compare them as empty.
+    if let Some(live) = cached
+        && live.data.clone().unwrap_or_default() == rendered.config.data
+        && live.binary_data.clone().unwrap_or_default() == rendered.config.binary_data
+        && live.labels().get(LABEL_ENVIRONMENT) == Some(&environment.name_any())
+    {
+        return Ok(());
+    }
+    let mut body = json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": rendered.name,
+            "namespace": rendered.namespace,
+            "labels": {
+                LABEL_ENVIRONMENT: environment.name_any(),
+                LABEL_TENANT: environment.namespace().unwrap_or_default(),
+                LABEL_ROLE: "config",
+                LABEL_APPLICATION: rendered.application,
+            },
+            "annotations": {ANNOTATION_CONFIG_HASH: rendered.config.hash},
+        },
+        "data": rendered.config.data,
+    });
+    if !rendered.config.binary_data.is_empty() {
+        body["binaryData"] = json!(rendered.config.binary_data);
+    }
+    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &rendered.namespace);
+    api.patch(&rendered.name, params, &Patch::Apply(&body))
+        .await
+        .map_err(Error::Kube)?;
+    ctx.metrics.write(CONTROLLER);
+    Ok(())
+}

@@ -1,0 +1,1077 @@
+//! The promotion path end to end: `hoist::controller::run` (what `hoist
+//! controller` runs) against the API (stand-in, or a real cluster with
+//! HOIST_TEST_KUBECONFIG) and the real test registry. Each scenario asserts
+//! exact statuses and Deployment contents.
+//!
+//! Deployments use `replicas: 0`, so a rollout completes on any cluster
+//! (no pod has to run); a failing rollout uses one replica, which never
+//! becomes available, and a one-second progress deadline.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hoist::api::{
+    ApprovalRequest, Artifact, Environment, GateName, GateState, Health, Phase, Promotion, PromotionSpec,
+};
+use hoist::controller::Settings;
+use hoist_testkit::cluster::{RequestCounter, TestCluster};
+use hoist_testkit::registry::{PushedImage, push_multi, registry_address};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const REVISION: &str = "3f2c9a1b7e4d5c6f8a9b0c1d2e3f4a5b6c7d8e9f";
+const STAGES: [&str; 3] = ["dev", "staging", "prod"];
+
+/// The operator running in this process.
+struct Operator {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+    requests: RequestCounter,
+}
+
+struct Scenario {
+    cluster: TestCluster,
+    /// Target namespace per stage.
+    stages: BTreeMap<&'static str, String>,
+    operator: Option<Operator>,
+}
+
+fn deployment(name: &str, container: &str, replicas: i32) -> serde_json::Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "progressDeadlineSeconds": 1,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [
+                    {"name": container, "image": format!("example.invalid/{name}:latest")},
+                    {"name": "sidecar", "image": "example.invalid/sidecar:1"}
+                ]}
+            }
+        }
+    })
+}
+
+impl Scenario {
+    /// A tenant with dev → staging → prod, each stage's backend and frontend
+    /// Deployments in a namespace of its own, opted in for the tenant; prod
+    /// needs alice's or bob's approval and a source revision.
+    async fn new() -> Self {
+        // Operator logs show with `--no-capture` and RUST_LOG=hoist=debug.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let cluster = TestCluster::new().await.expect("test cluster");
+        let tenant = cluster.namespace().to_string();
+        let mut stages = BTreeMap::new();
+        for stage in STAGES {
+            let namespace = cluster
+                .extra_namespace(
+                    &format!("hoist-{stage}"),
+                    &[("hoist.dev/tenant", tenant.as_str())],
+                )
+                .await
+                .expect("stage namespace");
+            stages.insert(stage, namespace);
+        }
+        let scenario = Scenario {
+            cluster,
+            stages,
+            operator: None,
+        };
+        for stage in STAGES {
+            scenario.create_deployment(stage, "backend", "app", 0).await;
+            scenario.create_deployment(stage, "frontend", "web", 0).await;
+        }
+        let base: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": "shop-base"}, "data": {"LOG_LEVEL": "info"}
+        }))
+        .expect("config map");
+        Api::<ConfigMap>::namespaced(scenario.client(), &tenant)
+            .create(&PostParams::default(), &base)
+            .await
+            .expect("base config");
+        for (stage, upstream, gates) in [
+            ("dev", json!([]), json!({})),
+            ("staging", json!(["dev"]), json!({})),
+            (
+                "prod",
+                json!(["staging"]),
+                json!({"approval": {"users": ["alice", "bob"]}, "provenance": {"requireSourceRevision": true}}),
+            ),
+        ] {
+            let environment = json!({
+                "apiVersion": "hoist.dev/v1alpha1", "kind": "Environment",
+                "metadata": {"name": stage},
+                "spec": {
+                    "upstream": upstream,
+                    "targets": [
+                        {"application": "shop", "component": "backend", "deployment": {"name": "backend", "namespace": scenario.stages[stage]}, "container": "app"},
+                        {"application": "shop", "component": "frontend", "deployment": {"name": "frontend", "namespace": scenario.stages[stage]}, "container": "web"}
+                    ],
+                    "config": [{"application": "shop", "baseConfigMap": "shop-base", "data": {"STAGE": stage}}],
+                    "gates": gates,
+                    "rollback": {"automatic": true}
+                }
+            });
+            scenario.apply::<Environment>(stage, environment).await;
+        }
+        scenario
+    }
+
+    fn client(&self) -> Client {
+        self.cluster.client()
+    }
+
+    fn namespace(&self) -> &str {
+        self.cluster.namespace()
+    }
+
+    async fn create_deployment(&self, stage: &str, name: &str, container: &str, replicas: i32) {
+        let deployment: Deployment =
+            serde_json::from_value(deployment(name, container, replicas)).expect("deployment");
+        Api::<Deployment>::namespaced(self.client(), &self.stages[stage])
+            .create(&PostParams::default(), &deployment)
+            .await
+            .expect("create deployment");
+    }
+
+    async fn apply<K>(&self, name: &str, body: serde_json::Value) -> K
+    where
+        K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        Api::<K>::namespaced(self.client(), self.namespace())
+            .patch(
+                name,
+                &PatchParams::apply("hoist-tests").force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .unwrap_or_else(|error| panic!("apply {name}: {error}"))
+    }
+
+    /// Starts the operator, watching only this test's namespace.
+    async fn start(&mut self) {
+        let (client, requests) = self.cluster.counted_client().expect("counted client");
+        let registry = registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)");
+        let settings = Settings {
+            health_address: ([127, 0, 0, 1], 0).into(),
+            insecure_registries: vec![registry],
+            namespace: Some(self.namespace().to_string()),
+            ..Settings::default()
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            hoist::controller::run(client, settings, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("operator runs");
+        });
+        self.operator = Some(Operator { stop, task, requests });
+    }
+
+    /// Stops the operator gracefully.
+    async fn stop(&mut self) {
+        if let Some(operator) = self.operator.take() {
+            let _ = operator.stop.send(());
+            tokio::time::timeout(TIMEOUT, operator.task)
+                .await
+                .expect("operator stops")
+                .expect("operator task");
+        }
+    }
+
+    /// Kills the operator wherever it is, like a crash.
+    async fn kill(&mut self) {
+        if let Some(operator) = self.operator.take() {
+            operator.task.abort();
+            let _ = operator.task.await;
+        }
+    }
+
+    fn requests(&self) -> &RequestCounter {
+        &self.operator.as_ref().expect("operator running").requests
+    }
+
+    async fn artifact(
+        &self,
+        name: &str,
+        version: &str,
+        images: &BTreeMap<String, PushedImage>,
+        revision: Option<&str>,
+    ) {
+        let mut spec = json!({
+            "application": "shop", "version": version,
+            "images": [
+                {"component": "backend", "image": images["backend"].reference},
+                {"component": "frontend", "image": images["frontend"].reference}
+            ]
+        });
+        if let Some(revision) = revision {
+            spec["source"] = json!({"repository": "https://git.example.com/shop", "revision": revision});
+        }
+        self.apply::<Artifact>(name, json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Artifact", "metadata": {"name": name}, "spec": spec}))
+            .await;
+    }
+
+    async fn promote(&self, name: &str, artifact: &str, environment: &str) {
+        let promotion = Promotion::new(
+            name,
+            PromotionSpec {
+                artifact: artifact.into(),
+                environment: environment.into(),
+                reason: Some("test".into()),
+                r#override: None,
+                approvals: Vec::new(),
+            },
+        );
+        Api::<Promotion>::namespaced(self.client(), self.namespace())
+            .create(&PostParams::default(), &promotion)
+            .await
+            .expect("create promotion");
+    }
+
+    async fn approve(&self, name: &str, user: &str) {
+        let api: Api<Promotion> = Api::namespaced(self.client(), self.namespace());
+        let mut promotion = api.get(name).await.expect("promotion");
+        promotion.spec.approvals.push(ApprovalRequest {
+            user: user.into(),
+            comment: None,
+        });
+        api.replace(name, &PostParams::default(), &promotion)
+            .await
+            .expect("approve");
+    }
+
+    async fn wait_phase(&self, name: &str, phase: Phase) -> Promotion {
+        self.cluster
+            .wait_for::<Promotion>(name, TIMEOUT, |p| {
+                p.status.as_ref().is_some_and(|s| s.phase == phase)
+            })
+            .await
+            .unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    async fn deployment(&self, stage: &str, name: &str) -> Deployment {
+        Api::<Deployment>::namespaced(self.client(), &self.stages[stage])
+            .get(name)
+            .await
+            .expect("deployment")
+    }
+
+    /// (container, image) of a Deployment's pod template.
+    async fn images(&self, stage: &str, name: &str) -> Vec<(String, String)> {
+        let deployment = self.deployment(stage, name).await;
+        deployment
+            .spec
+            .expect("spec")
+            .template
+            .spec
+            .expect("pod spec")
+            .containers
+            .into_iter()
+            .map(|c| (c.name, c.image.unwrap_or_default()))
+            .collect()
+    }
+
+    async fn annotation(&self, stage: &str, name: &str, key: &str) -> Option<String> {
+        let deployment = self.deployment(stage, name).await;
+        deployment.spec?.template.metadata?.annotations?.get(key).cloned()
+    }
+
+    async fn environment(&self, name: &str) -> Environment {
+        Api::<Environment>::namespaced(self.client(), self.namespace())
+            .get(name)
+            .await
+            .expect("environment")
+    }
+}
+
+fn pinned(image: &PushedImage) -> String {
+    let repository = image.reference.rsplit_once(':').expect("tagged reference").0;
+    format!("{repository}@{}", image.digest)
+}
+
+#[tokio::test]
+async fn one_build_goes_dev_staging_prod_with_an_approval_and_prod_runs_the_dev_digests() {
+    let mut scenario = Scenario::new().await;
+    scenario.start().await;
+    let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
+        .await
+        .expect("push");
+    scenario
+        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
+        .await;
+
+    scenario.promote("to-dev", "shop-1-0-0", "dev").await;
+    scenario.wait_phase("to-dev", Phase::Succeeded).await;
+    scenario.promote("to-staging", "shop-1-0-0", "staging").await;
+    scenario.wait_phase("to-staging", Phase::Succeeded).await;
+    scenario.promote("to-prod", "shop-1-0-0", "prod").await;
+    let waiting = scenario.wait_phase("to-prod", Phase::Waiting).await;
+    let status = waiting.status.expect("status");
+    let gates: Vec<(GateName, GateState)> = status.gates.iter().map(|g| (g.gate, g.state)).collect();
+    assert_eq!(
+        gates,
+        vec![
+            (GateName::ArtifactReady, GateState::Passed),
+            (GateName::Upstream, GateState::Passed),
+            (GateName::Approval, GateState::Pending),
+            (GateName::Provenance, GateState::Passed),
+        ]
+    );
+    assert_eq!(
+        status.message.as_deref(),
+        Some(format!("waiting for the Approval gate: 0 of 1 approvals; approve with: kubectl hoist approve to-prod -n {}", scenario.namespace()).as_str())
+    );
+    assert_eq!(
+        scenario.images("prod", "backend").await[0].1,
+        "example.invalid/backend:latest",
+        "untouched while waiting"
+    );
+
+    scenario.approve("to-prod", "alice").await;
+    let done = scenario.wait_phase("to-prod", Phase::Succeeded).await;
+    let status = done.status.expect("status");
+    assert_eq!(
+        status
+            .approvals
+            .iter()
+            .map(|a| (a.user.as_str(), a.verified))
+            .collect::<Vec<_>>(),
+        vec![("alice", false)]
+    );
+    let changes: Vec<(String, String, Option<String>, String)> = status
+        .changes
+        .iter()
+        .map(|c| {
+            (
+                c.deployment.clone(),
+                c.container.clone(),
+                c.from.clone(),
+                c.to.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        changes,
+        vec![
+            (
+                "backend".into(),
+                "app".into(),
+                None,
+                images["backend"].digest.clone()
+            ),
+            (
+                "frontend".into(),
+                "web".into(),
+                None,
+                images["frontend"].digest.clone()
+            ),
+        ]
+    );
+
+    for stage in STAGES {
+        assert_eq!(
+            scenario.images(stage, "backend").await,
+            vec![
+                ("app".to_string(), pinned(&images["backend"])),
+                ("sidecar".to_string(), "example.invalid/sidecar:1".to_string())
+            ],
+            "{stage} backend"
+        );
+        assert_eq!(
+            scenario.images(stage, "frontend").await[0],
+            ("web".to_string(), pinned(&images["frontend"]))
+        );
+        assert_eq!(
+            scenario
+                .annotation(stage, "backend", "hoist.dev/artifact")
+                .await
+                .as_deref(),
+            Some("shop-1-0-0")
+        );
+    }
+    let prod = scenario
+        .cluster
+        .wait_for::<Environment>("prod", TIMEOUT, |e| {
+            e.status.as_ref().is_some_and(|s| {
+                s.applications
+                    .first()
+                    .is_some_and(|a| a.health == Health::Healthy)
+            })
+        })
+        .await
+        .expect("prod healthy");
+    let status = prod.status.expect("status");
+    assert_eq!(status.summary.as_deref(), Some("shop@1.0.0"));
+    let app = &status.applications[0];
+    assert_eq!(
+        (
+            app.artifact.as_str(),
+            app.version.as_str(),
+            app.promotion.as_str(),
+            app.approvers.clone(),
+            app.source_revision.as_deref()
+        ),
+        (
+            "shop-1-0-0",
+            "1.0.0",
+            "to-prod",
+            vec!["alice".to_string()],
+            Some(REVISION)
+        )
+    );
+    let digests: Vec<(String, String)> = app
+        .images
+        .iter()
+        .map(|i| (i.component.clone(), i.digest.clone()))
+        .collect();
+    assert_eq!(
+        digests,
+        vec![
+            ("backend".into(), images["backend"].digest.clone()),
+            ("frontend".into(), images["frontend"].digest.clone())
+        ]
+    );
+    scenario.stop().await;
+}
+
+/// `hoist-test/…/backend` from `host:port/hoist-test/…/backend:tag`.
+fn repository_path(image: &PushedImage) -> String {
+    let without_tag = image.reference.rsplit_once(':').expect("tagged").0;
+    without_tag.split_once('/').expect("host/path").1.to_string()
+}
+
+async fn artifact_ready(scenario: &Scenario, name: &str) -> Artifact {
+    scenario
+        .cluster
+        .wait_for::<Artifact>(name, TIMEOUT, |a| {
+            a.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+#[tokio::test]
+async fn a_tag_moved_after_resolution_is_never_followed() {
+    let mut scenario = Scenario::new().await;
+    scenario.start().await;
+    let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
+        .await
+        .expect("push");
+    scenario
+        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
+        .await;
+    let resolved = artifact_ready(&scenario, "shop-1-0-0").await;
+    let moved = hoist_testkit::registry::move_tag(&repository_path(&images["backend"]), "1.0.0", 999)
+        .await
+        .expect("move tag");
+    assert_ne!(
+        moved.digest, images["backend"].digest,
+        "the tag now names other content"
+    );
+
+    for (name, stage) in [("to-dev", "dev"), ("to-staging", "staging"), ("to-prod", "prod")] {
+        scenario.promote(name, "shop-1-0-0", stage).await;
+        if stage == "prod" {
+            scenario.approve(name, "bob").await;
+        }
+        scenario.wait_phase(name, Phase::Succeeded).await;
+    }
+    assert_eq!(
+        scenario.images("prod", "backend").await[0].1,
+        pinned(&images["backend"])
+    );
+    let artifact: Artifact = Api::namespaced(scenario.client(), scenario.namespace())
+        .get("shop-1-0-0")
+        .await
+        .expect("artifact");
+    assert_eq!(
+        artifact.status.expect("status").images,
+        resolved.status.expect("status").images,
+        "never re-resolved"
+    );
+    scenario.stop().await;
+}
+
+#[tokio::test]
+async fn a_config_change_alone_rolls_the_pods_with_the_same_images() {
+    let mut scenario = Scenario::new().await;
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "shop-token"}, "stringData": {"TOKEN": "one"}}))
+            .expect("secret");
+    let secrets: Api<Secret> = Api::namespaced(scenario.client(), scenario.namespace());
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("secret");
+    let mut dev = scenario.environment("dev").await;
+    dev.spec.config[0].secret_refs = vec![hoist::api::SecretReference {
+        name: "shop-token".into(),
+    }];
+    scenario
+        .apply::<Environment>("dev", json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "dev"}, "spec": dev.spec}))
+        .await;
+    scenario.start().await;
+    let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
+        .await
+        .expect("push");
+    scenario
+        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
+        .await;
+    scenario.promote("to-dev", "shop-1-0-0", "dev").await;
+    scenario.wait_phase("to-dev", Phase::Succeeded).await;
+    let first_hash = scenario
+        .annotation("dev", "backend", "hoist.dev/config-hash")
+        .await
+        .expect("config hash");
+    let first_images = scenario.images("dev", "backend").await;
+    let rendered: Api<ConfigMap> = Api::namespaced(scenario.client(), &scenario.stages["dev"]);
+    let data = rendered
+        .get("shop-config")
+        .await
+        .expect("rendered config")
+        .data
+        .expect("data");
+    assert_eq!(
+        data.into_iter().collect::<Vec<_>>(),
+        vec![
+            ("LOG_LEVEL".to_string(), "info".to_string()),
+            ("STAGE".to_string(), "dev".to_string())
+        ]
+    );
+
+    // Only the overlay changes.
+    dev.spec.config[0].data.insert("FEATURE_X".into(), "on".into());
+    scenario
+        .apply::<Environment>("dev", json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "dev"}, "spec": dev.spec}))
+        .await;
+    let namespace = scenario.stages["dev"].clone();
+    let rolled = scenario
+        .cluster
+        .wait_for_in::<Deployment>(&namespace, "backend", TIMEOUT, |d| {
+            d.spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.annotations.as_ref())
+                .and_then(|a| a.get("hoist.dev/config-hash"))
+                != Some(&first_hash)
+        })
+        .await
+        .expect("config change rolls the Deployment");
+    let second_hash = rolled
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .metadata
+        .as_ref()
+        .unwrap()
+        .annotations
+        .as_ref()
+        .unwrap()["hoist.dev/config-hash"]
+        .clone();
+    assert_eq!(
+        scenario.images("dev", "backend").await,
+        first_images,
+        "images unchanged"
+    );
+    let data = rendered
+        .get("shop-config")
+        .await
+        .expect("rendered config")
+        .data
+        .expect("data");
+    assert_eq!(data.get("FEATURE_X").map(String::as_str), Some("on"));
+
+    // Rotating the referenced Secret rolls them again; its content never lands in the ConfigMap.
+    let rotated = json!({"stringData": {"TOKEN": "two"}});
+    secrets
+        .patch("shop-token", &PatchParams::default(), &Patch::Merge(&rotated))
+        .await
+        .expect("rotate");
+    scenario
+        .cluster
+        .wait_for_in::<Deployment>(&namespace, "backend", TIMEOUT, |d| {
+            let hash = d
+                .spec
+                .as_ref()
+                .and_then(|s| s.template.metadata.as_ref())
+                .and_then(|m| m.annotations.as_ref())
+                .and_then(|a| a.get("hoist.dev/config-hash"))
+                .cloned();
+            hash.is_some() && hash != Some(second_hash.clone()) && hash != Some(first_hash.clone())
+        })
+        .await
+        .expect("secret rotation rolls the Deployment");
+    assert_eq!(scenario.images("dev", "backend").await, first_images);
+    let data = rendered
+        .get("shop-config")
+        .await
+        .expect("rendered config")
+        .data
+        .expect("data");
+    assert!(
+        !data.values().any(|value| value == "two" || value == "one"),
+        "no Secret content in {data:?}"
+    );
+    scenario.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_rollout_rolls_back_images_and_config() {
+    let mut scenario = Scenario::new().await;
+    scenario.start().await;
+    let v1 = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
+        .await
+        .expect("push v1");
+    let v2 = push_multi("shop", &[("backend", "2.0.0"), ("frontend", "2.0.0")])
+        .await
+        .expect("push v2");
+    scenario
+        .artifact("shop-1-0-0", "1.0.0", &v1, Some(REVISION))
+        .await;
+    scenario
+        .artifact("shop-2-0-0", "2.0.0", &v2, Some(REVISION))
+        .await;
+    scenario.promote("v1", "shop-1-0-0", "dev").await;
+    scenario.wait_phase("v1", Phase::Succeeded).await;
+    let v1_hash = scenario
+        .annotation("dev", "backend", "hoist.dev/config-hash")
+        .await
+        .expect("hash");
+    let v1_images = scenario.images("dev", "backend").await;
+    scenario.stop().await;
+
+    // While the operator is down: one replica (which never becomes available),
+    // a configuration change, and the promotion of 2.0.0.
+    let scale = json!({"spec": {"replicas": 1}});
+    Api::<Deployment>::namespaced(scenario.client(), &scenario.stages["dev"])
+        .patch("backend", &PatchParams::default(), &Patch::Merge(&scale))
+        .await
+        .expect("scale");
+    let mut dev = scenario.environment("dev").await;
+    dev.spec.config[0].data.insert("FEATURE_X".into(), "on".into());
+    scenario
+        .apply::<Environment>("dev", json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "dev"}, "spec": dev.spec}))
+        .await;
+    scenario.promote("v2", "shop-2-0-0", "dev").await;
+    scenario.start().await;
+
+    let rolled_back = scenario.wait_phase("v2", Phase::RolledBack).await;
+    let status = rolled_back.status.expect("status");
+    let message = status.message.expect("message");
+    assert!(
+        message.starts_with(&format!(
+            "rollout failed ({}/backend: rollout exceeded its progress deadline",
+            scenario.stages["dev"]
+        )),
+        "{message}"
+    );
+    assert!(message.ends_with("rolled back to shop-1-0-0 1.0.0"), "{message}");
+    let to_hash = status.config.expect("config change").to;
+    assert_ne!(to_hash, v1_hash, "2.0.0 shipped the new configuration");
+
+    assert_eq!(scenario.images("dev", "backend").await, v1_images);
+    assert_eq!(
+        scenario
+            .annotation("dev", "backend", "hoist.dev/config-hash")
+            .await,
+        Some(v1_hash.clone())
+    );
+    let rendered: Api<ConfigMap> = Api::namespaced(scenario.client(), &scenario.stages["dev"]);
+    let data = rendered
+        .get("shop-config")
+        .await
+        .expect("rendered config")
+        .data
+        .expect("data");
+    assert_eq!(data.get("FEATURE_X"), None, "the previous configuration is back");
+    let environment = scenario.environment("dev").await.status.expect("status");
+    let history: Vec<(String, Phase)> = environment
+        .history
+        .iter()
+        .map(|h| (h.promotion.clone(), h.outcome))
+        .collect();
+    assert_eq!(
+        history,
+        vec![
+            ("v2".to_string(), Phase::RolledBack),
+            ("v1".to_string(), Phase::Succeeded)
+        ]
+    );
+    assert_eq!(environment.applications[0].artifact, "shop-1-0-0");
+    scenario.stop().await;
+}
+
+#[tokio::test]
+async fn a_manual_rollback_skips_upstream_and_restores_the_release() {
+    let mut scenario = Scenario::new().await;
+    scenario.start().await;
+    let v1 = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
+        .await
+        .expect("push v1");
+    let v2 = push_multi("shop", &[("backend", "1.1.0"), ("frontend", "1.1.0")])
+        .await
+        .expect("push v2");
+    scenario
+        .artifact("shop-1-0-0", "1.0.0", &v1, Some(REVISION))
+        .await;
+    scenario
+        .artifact("shop-1-1-0", "1.1.0", &v2, Some(REVISION))
+        .await;
+    for (name, artifact, stage) in [
+        ("v1-dev", "shop-1-0-0", "dev"),
+        ("v1-staging", "shop-1-0-0", "staging"),
+        ("v2-dev", "shop-1-1-0", "dev"),
+        ("v2-staging", "shop-1-1-0", "staging"),
+    ] {
+        scenario.promote(name, artifact, stage).await;
+        scenario.wait_phase(name, Phase::Succeeded).await;
+    }
+    assert_eq!(
+        scenario.images("staging", "backend").await[0].1,
+        pinned(&v2["backend"])
+    );
+
+    // 1.0.0 no longer runs in dev, so only a rollback may bring it back to staging.
+    scenario.promote("back", "shop-1-0-0", "staging").await;
+    let back = scenario.wait_phase("back", Phase::Succeeded).await;
+    let status = back.status.expect("status");
+    assert!(status.rollback);
+    let upstream = status
+        .gates
+        .iter()
+        .find(|g| g.gate == GateName::Upstream)
+        .expect("upstream gate");
+    assert_eq!(
+        (upstream.state, upstream.message.as_str()),
+        (
+            GateState::Passed,
+            "rollback: shop-1-0-0 ran here before, upstream does not apply"
+        )
+    );
+    assert_eq!(
+        scenario.images("staging", "backend").await[0].1,
+        pinned(&v1["backend"])
+    );
+    let history: Vec<String> = scenario
+        .environment("staging")
+        .await
+        .status
+        .expect("status")
+        .history
+        .iter()
+        .map(|h| h.promotion.clone())
+        .collect();
+    assert_eq!(history, vec!["back", "v2-staging", "v1-staging"]);
+    scenario.stop().await;
+}
+
+#[tokio::test]
+async fn missing_provenance_blocks_prod_with_the_reason() {
+    let mut scenario = Scenario::new().await;
+    scenario.start().await;
+    let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
+        .await
+        .expect("push");
+    scenario.artifact("shop-1-0-0", "1.0.0", &images, None).await;
+    scenario.promote("to-dev", "shop-1-0-0", "dev").await;
+    scenario.wait_phase("to-dev", Phase::Succeeded).await;
+    scenario.promote("to-staging", "shop-1-0-0", "staging").await;
+    scenario.wait_phase("to-staging", Phase::Succeeded).await;
+    scenario.promote("to-prod", "shop-1-0-0", "prod").await;
+    scenario.approve("to-prod", "alice").await;
+    let blocked = scenario
+        .cluster
+        .wait_for::<Promotion>("to-prod", TIMEOUT, |p| {
+            p.status.as_ref().is_some_and(|s| {
+                s.gates
+                    .iter()
+                    .any(|g| g.gate == GateName::Provenance && g.state == GateState::Failed)
+            })
+        })
+        .await
+        .expect("provenance gate fails");
+    let status = blocked.status.expect("status");
+    assert_eq!(status.phase, Phase::Waiting);
+    assert_eq!(
+        status.message.as_deref(),
+        Some(
+            "waiting for the Provenance gate: spec.source.revision is not set; build a new Artifact that meets spec.gates.provenance"
+        )
+    );
+    assert_eq!(
+        scenario.images("prod", "backend").await[0].1,
+        "example.invalid/backend:latest"
+    );
+    scenario.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_artifact_cross_tenant_target_and_digest_mismatch_are_refused_by_name() {
+    let mut scenario = Scenario::new().await;
+    scenario.start().await;
+    let namespace = scenario.namespace().to_string();
+
+    scenario.promote("ghost", "shop-9-9-9", "dev").await;
+    let ghost = scenario.wait_phase("ghost", Phase::Rejected).await;
+    assert_eq!(
+        ghost.status.expect("status").message,
+        Some(format!(
+            "Artifact shop-9-9-9 not found in namespace {namespace}; create it, then a new Promotion"
+        ))
+    );
+    scenario.promote("nowhere", "shop-9-9-9", "qa").await;
+    let nowhere = scenario.wait_phase("nowhere", Phase::Rejected).await;
+    assert_eq!(
+        nowhere.status.expect("status").message,
+        Some(format!(
+            "Environment qa not found in namespace {namespace}; create it, then a new Promotion"
+        ))
+    );
+
+    // Another tenant's namespace.
+    let foreign = scenario
+        .cluster
+        .extra_namespace("hoist-other", &[("hoist.dev/tenant", "someone-else")])
+        .await
+        .expect("namespace");
+    let deployment: Deployment = serde_json::from_value(deployment("backend", "app", 0)).expect("deployment");
+    Api::<Deployment>::namespaced(scenario.client(), &foreign)
+        .create(&PostParams::default(), &deployment)
+        .await
+        .expect("create");
+    scenario
+        .apply::<Environment>("rogue", json!({
+            "apiVersion": "hoist.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "rogue"},
+            "spec": {"targets": [{"application": "shop", "component": "backend", "deployment": {"name": "backend", "namespace": foreign}, "container": "app"}]}
+        }))
+        .await;
+    let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
+        .await
+        .expect("push");
+    scenario
+        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
+        .await;
+    scenario.promote("steal", "shop-1-0-0", "rogue").await;
+    let steal = scenario.wait_phase("steal", Phase::Rejected).await;
+    assert_eq!(
+        steal.status.expect("status").message,
+        Some(format!(
+            "refused: spec.targets[0].deployment.namespace: namespace {foreign} is not opted in for tenant {namespace}; a cluster admin must label it hoist.dev/tenant={namespace}"
+        ))
+    );
+    let untouched: Deployment = Api::namespaced(scenario.client(), &foreign)
+        .get("backend")
+        .await
+        .expect("deployment");
+    assert_eq!(
+        untouched
+            .spec
+            .expect("spec")
+            .template
+            .spec
+            .expect("pod")
+            .containers[0]
+            .image
+            .as_deref(),
+        Some("example.invalid/backend:latest")
+    );
+
+    // A spec digest the registry does not have for the tag.
+    let wrong = format!("sha256:{}", "0".repeat(64));
+    scenario
+        .apply::<Artifact>(
+            "shop-bad",
+            json!({
+                "apiVersion": "hoist.dev/v1alpha1", "kind": "Artifact", "metadata": {"name": "shop-bad"},
+                "spec": {"application": "shop", "version": "1.0.1", "images": [
+                    {"component": "backend", "image": images["backend"].reference, "digest": wrong},
+                    {"component": "frontend", "image": images["frontend"].reference}
+                ]}
+            }),
+        )
+        .await;
+    let bad = scenario
+        .cluster
+        .wait_for::<Artifact>("shop-bad", TIMEOUT, |a| {
+            a.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.reason == "DigestMismatch")
+            })
+        })
+        .await
+        .expect("digest mismatch reported");
+    let ready = bad
+        .status
+        .expect("status")
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("ready");
+    assert_eq!(ready.status, "False");
+    assert_eq!(
+        ready.message,
+        format!(
+            "component backend: image {} has digest {} in the registry, but {wrong} was expected; the spec cannot change: create a new Artifact",
+            images["backend"].reference, images["backend"].digest
+        )
+    );
+    scenario.promote("bad-dev", "shop-bad", "dev").await;
+    let held = scenario
+        .cluster
+        .wait_for::<Promotion>("bad-dev", TIMEOUT, |p| {
+            p.status.as_ref().is_some_and(|s| {
+                s.gates
+                    .iter()
+                    .any(|g| g.gate == GateName::ArtifactReady && g.state == GateState::Failed)
+            })
+        })
+        .await
+        .expect("artifact gate fails");
+    assert_eq!(held.status.expect("status").phase, Phase::Waiting);
+    scenario.stop().await;
+}
+
+#[tokio::test]
+async fn a_full_resync_of_an_idle_system_writes_nothing() {
+    let mut scenario = Scenario::new().await;
+    scenario.start().await;
+    let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
+        .await
+        .expect("push");
+    scenario
+        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
+        .await;
+    scenario.promote("to-dev", "shop-1-0-0", "dev").await;
+    scenario.wait_phase("to-dev", Phase::Succeeded).await;
+    scenario.promote("to-staging", "shop-1-0-0", "staging").await;
+    scenario.wait_phase("to-staging", Phase::Succeeded).await;
+    scenario.promote("to-prod", "shop-1-0-0", "prod").await;
+    scenario.wait_phase("to-prod", Phase::Waiting).await;
+    // Let the last status writes land, then restart: a restart reconciles everything.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    scenario.stop().await;
+    scenario.start().await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let requests = scenario.requests().all();
+    let writes: Vec<String> = requests
+        .iter()
+        .filter(|r| r.is_write())
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(writes, Vec::<String>::new(), "an idle resync writes nothing");
+    assert!(
+        requests.iter().any(|r| r.method == "GET"),
+        "it did read: {requests:?}"
+    );
+    scenario.stop().await;
+}
+
+/// Kills the operator at `point` of a promotion to dev, starts it again,
+/// and checks the promotion happened exactly once.
+async fn crash_at(point: &str) {
+    let mut scenario = Scenario::new().await;
+    scenario.start().await;
+    let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
+        .await
+        .expect("push");
+    scenario
+        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
+        .await;
+    if point == "after-resolution" {
+        artifact_ready(&scenario, "shop-1-0-0").await;
+        scenario.kill().await;
+        scenario.promote("to-dev", "shop-1-0-0", "dev").await;
+    } else {
+        scenario.promote("to-dev", "shop-1-0-0", "dev").await;
+        let namespace = scenario.stages["dev"].clone();
+        let expected = pinned(&images["backend"]);
+        match point {
+            "after-deployment-patch" => {
+                scenario
+                    .cluster
+                    .wait_for_in::<Deployment>(&namespace, "backend", TIMEOUT, |d| {
+                        d.spec
+                            .as_ref()
+                            .and_then(|s| s.template.spec.as_ref())
+                            .is_some_and(|p| p.containers[0].image.as_deref() == Some(expected.as_str()))
+                    })
+                    .await
+                    .expect("deployment patched");
+            }
+            _ => {
+                scenario.wait_phase("to-dev", Phase::Verifying).await;
+            }
+        }
+        scenario.kill().await;
+    }
+    scenario.start().await;
+    scenario.wait_phase("to-dev", Phase::Succeeded).await;
+    let dev = scenario
+        .cluster
+        .wait_for::<Environment>("dev", TIMEOUT, |e| {
+            e.status.as_ref().is_some_and(|s| !s.history.is_empty())
+        })
+        .await
+        .expect("history");
+    let history: Vec<(String, Phase)> = dev
+        .status
+        .expect("status")
+        .history
+        .iter()
+        .map(|h| (h.promotion.clone(), h.outcome))
+        .collect();
+    assert_eq!(
+        history,
+        vec![("to-dev".to_string(), Phase::Succeeded)],
+        "{point}: exactly one release"
+    );
+    let deployment = scenario.deployment("dev", "backend").await;
+    assert_eq!(
+        deployment.metadata.generation,
+        Some(2),
+        "{point}: one template change, not two"
+    );
+    assert_eq!(
+        scenario.images("dev", "backend").await[0].1,
+        pinned(&images["backend"])
+    );
+    scenario.stop().await;
+}
+
+#[tokio::test]
+async fn a_crash_after_resolution_neither_loses_nor_repeats_the_promotion() {
+    crash_at("after-resolution").await;
+}
+
+#[tokio::test]
+async fn a_crash_after_the_deployment_patch_neither_loses_nor_repeats_the_promotion() {
+    crash_at("after-deployment-patch").await;
+}
+
+#[tokio::test]
+async fn a_crash_while_verifying_neither_loses_nor_repeats_the_promotion() {
+    crash_at("while-verifying").await;
+}
