@@ -22,6 +22,7 @@
 //! What it serves, and where it knowingly differs from a real API server, is
 //! described in the crate's `README.md`.
 
+mod deployments;
 mod discovery;
 pub mod fieldmanager;
 mod log;
@@ -85,6 +86,7 @@ pub struct StandInBuilder {
     crds: Vec<CustomResourceDefinition>,
     event_history: usize,
     bookmark_interval: Duration,
+    deployment_controller: bool,
 }
 
 impl Default for StandInBuilder {
@@ -93,6 +95,7 @@ impl Default for StandInBuilder {
             crds: Vec::new(),
             event_history: 10_000,
             bookmark_interval: Duration::from_secs(1),
+            deployment_controller: true,
         }
     }
 }
@@ -114,6 +117,14 @@ impl StandInBuilder {
     /// How often watches that allow bookmarks receive one.
     pub fn bookmark_interval(mut self, interval: Duration) -> Self {
         self.bookmark_interval = interval;
+        self
+    }
+
+    /// Whether the emulated Deployment controller runs (default: yes, as a
+    /// cluster has one). Turn it off for tests that write a Deployment's
+    /// status by hand and need it to stay as written.
+    pub fn deployment_controller(mut self, enabled: bool) -> Self {
+        self.deployment_controller = enabled;
         self
     }
 
@@ -185,6 +196,9 @@ impl StandInBuilder {
             address: address.to_string(),
             shutdown: shutdown_signal.clone(),
         });
+        if self.deployment_controller {
+            lock(&shared.store).run_deployment_controller(Arc::downgrade(&shared.store));
+        }
         let task = tokio::spawn(serve(listener, Arc::clone(&shared), shutdown_signal));
         Ok(StandIn {
             inner: Arc::new(Inner {

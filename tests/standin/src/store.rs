@@ -5,11 +5,12 @@
 //! CustomResourceDefinition registration.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use crate::deployments::{self, DeploymentController, Trigger};
 use crate::fieldmanager;
 use crate::meta::{self, NameRule};
 use crate::resources::{self, GenerationPolicy, ResourceInfo, ResourceKey, ResourceTypes, Resources};
@@ -22,6 +23,8 @@ pub(crate) type ObjectKey = (String, String);
 
 const CRD_GROUP: &str = "apiextensions.k8s.io";
 const CRD_PLURAL: &str = "customresourcedefinitions";
+const DEPLOYMENT_GROUP: &str = "apps";
+const DEPLOYMENT_PLURAL: &str = "deployments";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EventType {
@@ -132,6 +135,9 @@ pub(crate) struct Store {
     /// served: the events after it were dropped from the history.
     compacted: u64,
     watchers: Vec<Watcher>,
+    /// The emulated Deployment controller, when the cluster has one. It is
+    /// taken out while it syncs, so its own status writes do not feed it.
+    deployment_controller: Option<DeploymentController>,
 }
 
 fn key_of(resource: &ResourceInfo, namespace: Option<&str>, name: &str) -> ObjectKey {
@@ -145,6 +151,17 @@ fn key_of(resource: &ResourceInfo, namespace: Option<&str>, name: &str) -> Objec
 
 fn is_crd(resource: &ResourceInfo) -> bool {
     resource.group == CRD_GROUP && resource.plural == CRD_PLURAL
+}
+
+fn is_deployment(resource: &ResourceInfo) -> bool {
+    resource.group == DEPLOYMENT_GROUP && resource.plural == DEPLOYMENT_PLURAL
+}
+
+fn deployment_key() -> ResourceKey {
+    ResourceKey {
+        group: DEPLOYMENT_GROUP.to_owned(),
+        plural: DEPLOYMENT_PLURAL.to_owned(),
+    }
 }
 
 fn is_namespace(resource: &ResourceInfo) -> bool {
@@ -208,7 +225,14 @@ impl Store {
             history_limit: history_limit.max(1),
             compacted: 1,
             watchers: Vec::new(),
+            deployment_controller: None,
         }
+    }
+
+    /// Runs the emulated Deployment controller from now on; `this` is the
+    /// shared handle of this store, which its deadline timers lock.
+    pub fn run_deployment_controller(&mut self, this: Weak<Mutex<Store>>) {
+        self.deployment_controller = Some(DeploymentController::new(this));
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -328,11 +352,74 @@ impl Store {
             }
             watcher.sender.send(Arc::clone(&event)).is_ok()
         });
-        self.history.push_back(event);
+        self.history.push_back(Arc::clone(&event));
         while self.history.len() > self.history_limit {
             if let Some(dropped) = self.history.pop_front() {
                 self.compacted = dropped.resource_version;
             }
+        }
+        if event.resource.group == DEPLOYMENT_GROUP && event.resource.plural == DEPLOYMENT_PLURAL {
+            self.notify_deployment_controller(&event);
+        }
+    }
+
+    /// The emulated controller sees every stored change of a Deployment, as
+    /// the real one watches them, and writes its status right after the
+    /// change that caused it (under the same lock, so the next read sees it).
+    fn notify_deployment_controller(&mut self, event: &StoredEvent) {
+        let Some(mut controller) = self.deployment_controller.take() else {
+            return;
+        };
+        if controller.observe(event) {
+            let status = controller.sync(&event.object, Trigger::Change);
+            self.write_deployment_status(&event.object, status);
+        }
+        self.deployment_controller = Some(controller);
+    }
+
+    /// A deadline timer of the emulated controller fired: it looks at the
+    /// Deployment again, unless the timer was replaced meanwhile.
+    pub fn deployment_deadline_passed(&mut self, key: &ObjectKey, timer: u64) {
+        let Some(mut controller) = self.deployment_controller.take() else {
+            return;
+        };
+        let deployment = self
+            .objects
+            .get(&deployment_key())
+            .and_then(|objects| objects.get(key))
+            .cloned();
+        if let Some(deployment) = deployment.filter(|_| controller.is_current_timer(key, timer)) {
+            let status = controller.sync(&deployment, Trigger::Deadline);
+            self.write_deployment_status(&deployment, status);
+        }
+        self.deployment_controller = Some(controller);
+    }
+
+    /// The controller's status update: a write to `/status` by
+    /// `kube-controller-manager`, not a request of any client.
+    fn write_deployment_status(&mut self, deployment: &Value, status: Value) {
+        let Some(resource) = self.resources.get(&deployment_key()).cloned() else {
+            return;
+        };
+        let now = meta::now();
+        let options = WriteOptions {
+            manager: deployments::MANAGER,
+            now: &now,
+            target: WriteTarget::Status,
+            fields_recorded: false,
+            require_resource_version: false,
+        };
+        let name = meta::name(deployment);
+        let namespace = meta::namespace(deployment);
+        // The Deployment was read under this lock, so only a bug fails the write.
+        if let Err(error) = self.update(
+            &resource,
+            Some(namespace),
+            name,
+            json!({"status": status}),
+            &options,
+        ) {
+            tracing::warn!(%error, namespace, name, "the emulated Deployment controller could not write status");
         }
     }
 
@@ -735,6 +822,9 @@ impl Store {
                 labels.insert("kubernetes.io/metadata.name".to_owned(), json!(name));
             }
         }
+        if is_deployment(resource) {
+            deployments::apply_defaults(&mut object);
+        }
         Self::validate(resource, &mut object, None)?;
         let name = meta::name(&object).to_owned();
         if resource.namespaced {
@@ -823,6 +913,9 @@ impl Store {
                     if is_namespace(resource) {
                         map.insert("spec".to_owned(), old["spec"].clone());
                     }
+                }
+                if is_deployment(resource) {
+                    deployments::apply_defaults(&mut candidate);
                 }
                 if is_namespace(resource) {
                     let labels = meta::metadata_mut(&mut candidate)

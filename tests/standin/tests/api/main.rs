@@ -7,6 +7,7 @@ mod common;
 mod crd;
 mod crud;
 mod deletion;
+mod deployments;
 mod discovery;
 mod faults;
 mod lifecycle;

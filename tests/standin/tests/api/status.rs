@@ -86,7 +86,8 @@ async fn main_writes_keep_stored_status_and_bump_generation_on_spec_changes() ->
 
 #[tokio::test]
 async fn deployment_generation_follows_spec_and_annotations_not_status() -> anyhow::Result<()> {
-    let server = StandIn::start().await?;
+    // The status is written by hand and must stay as written.
+    let server = StandIn::builder().deployment_controller(false).start().await?;
     let deployments: Api<Deployment> = Api::namespaced(server.client(), "default");
     deployments
         .create(&PostParams::default(), &deployment("web", "nginx:1"))
@@ -132,7 +133,8 @@ async fn deployment_generation_follows_spec_and_annotations_not_status() -> anyh
 
 #[tokio::test]
 async fn no_op_patches_keep_the_resource_version_and_record_no_change() -> anyhow::Result<()> {
-    let server = StandIn::start().await?;
+    // Compares with the create response, before any controller status write.
+    let server = StandIn::builder().deployment_controller(false).start().await?;
     let deployments: Api<Deployment> = Api::namespaced(server.client(), "default");
     let created = deployments
         .create(&PostParams::default(), &deployment("web", "nginx:1"))
