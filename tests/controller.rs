@@ -228,6 +228,38 @@ impl Scenario {
             .await;
     }
 
+    /// Pushes backend and frontend images tagged `version` and creates the
+    /// Artifact `name` of them.
+    async fn release(
+        &self,
+        name: &str,
+        version: &str,
+        revision: Option<&str>,
+    ) -> BTreeMap<String, PushedImage> {
+        let images = push_multi("shop", &[("backend", version), ("frontend", version)])
+            .await
+            .expect("push images");
+        self.artifact(name, version, &images, revision).await;
+        images
+    }
+
+    /// Changes an Environment's spec with `change` and applies it.
+    async fn update_environment(&self, name: &str, change: impl FnOnce(&mut hoist::api::EnvironmentSpec)) {
+        let mut environment = self.environment(name).await;
+        change(&mut environment.spec);
+        let body = json!({
+            "apiVersion": "hoist.dev/v1alpha1", "kind": "Environment",
+            "metadata": {"name": name}, "spec": environment.spec,
+        });
+        self.apply::<Environment>(name, body).await;
+    }
+
+    /// Promotes and waits for the Promotion to succeed.
+    async fn promote_and_wait(&self, name: &str, artifact: &str, environment: &str) {
+        self.promote(name, artifact, environment).await;
+        self.wait_phase(name, Phase::Succeeded).await;
+    }
+
     async fn promote(&self, name: &str, artifact: &str, environment: &str) {
         let promotion = Promotion::new(
             name,
@@ -301,6 +333,20 @@ impl Scenario {
     }
 }
 
+/// The `hoist.dev/config-hash` pod-template annotation.
+fn config_hash(deployment: &Deployment) -> Option<String> {
+    deployment
+        .spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get("hoist.dev/config-hash")
+        .cloned()
+}
+
 fn pinned(image: &PushedImage) -> String {
     let repository = image.reference.rsplit_once(':').expect("tagged reference").0;
     format!("{repository}@{}", image.digest)
@@ -310,17 +356,12 @@ fn pinned(image: &PushedImage) -> String {
 async fn one_build_goes_dev_staging_prod_with_an_approval_and_prod_runs_the_dev_digests() {
     let mut scenario = Scenario::new().await;
     scenario.start().await;
-    let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
-        .await
-        .expect("push");
-    scenario
-        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
-        .await;
+    let images = scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
 
-    scenario.promote("to-dev", "shop-1-0-0", "dev").await;
-    scenario.wait_phase("to-dev", Phase::Succeeded).await;
-    scenario.promote("to-staging", "shop-1-0-0", "staging").await;
-    scenario.wait_phase("to-staging", Phase::Succeeded).await;
+    scenario.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
+    scenario
+        .promote_and_wait("to-staging", "shop-1-0-0", "staging")
+        .await;
     scenario.promote("to-prod", "shop-1-0-0", "prod").await;
     let waiting = scenario.wait_phase("to-prod", Phase::Waiting).await;
     let status = waiting.status.expect("status");
@@ -487,12 +528,7 @@ async fn artifact_ready(scenario: &Scenario, name: &str) -> Artifact {
 async fn a_tag_moved_after_resolution_is_never_followed() {
     let mut scenario = Scenario::new().await;
     scenario.start().await;
-    let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
-        .await
-        .expect("push");
-    scenario
-        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
-        .await;
+    let images = scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
     let resolved = artifact_ready(&scenario, "shop-1-0-0").await;
     let moved = hoist_testkit::registry::move_tag(&repository_path(&images["backend"]), "1.0.0", 999)
         .await
@@ -536,22 +572,16 @@ async fn a_config_change_alone_rolls_the_pods_with_the_same_images() {
         .create(&PostParams::default(), &secret)
         .await
         .expect("secret");
-    let mut dev = scenario.environment("dev").await;
-    dev.spec.config[0].secret_refs = vec![hoist::api::SecretReference {
-        name: "shop-token".into(),
-    }];
     scenario
-        .apply::<Environment>("dev", json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "dev"}, "spec": dev.spec}))
+        .update_environment("dev", |spec| {
+            spec.config[0].secret_refs = vec![hoist::api::SecretReference {
+                name: "shop-token".into(),
+            }];
+        })
         .await;
     scenario.start().await;
-    let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
-        .await
-        .expect("push");
-    scenario
-        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
-        .await;
-    scenario.promote("to-dev", "shop-1-0-0", "dev").await;
-    scenario.wait_phase("to-dev", Phase::Succeeded).await;
+    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
     let first_hash = scenario
         .annotation("dev", "backend", "hoist.dev/config-hash")
         .await
@@ -573,35 +603,20 @@ async fn a_config_change_alone_rolls_the_pods_with_the_same_images() {
     );
 
     // Only the overlay changes.
-    dev.spec.config[0].data.insert("FEATURE_X".into(), "on".into());
     scenario
-        .apply::<Environment>("dev", json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "dev"}, "spec": dev.spec}))
+        .update_environment("dev", |spec| {
+            spec.config[0].data.insert("FEATURE_X".into(), "on".into());
+        })
         .await;
     let namespace = scenario.stages["dev"].clone();
     let rolled = scenario
         .cluster
         .wait_for_in::<Deployment>(&namespace, "backend", TIMEOUT, |d| {
-            d.spec
-                .as_ref()
-                .and_then(|s| s.template.metadata.as_ref())
-                .and_then(|m| m.annotations.as_ref())
-                .and_then(|a| a.get("hoist.dev/config-hash"))
-                != Some(&first_hash)
+            config_hash(d).as_ref() != Some(&first_hash)
         })
         .await
         .expect("config change rolls the Deployment");
-    let second_hash = rolled
-        .spec
-        .as_ref()
-        .unwrap()
-        .template
-        .metadata
-        .as_ref()
-        .unwrap()
-        .annotations
-        .as_ref()
-        .unwrap()["hoist.dev/config-hash"]
-        .clone();
+    let second_hash = config_hash(&rolled).expect("config hash");
     assert_eq!(
         scenario.images("dev", "backend").await,
         first_images,
@@ -624,13 +639,7 @@ async fn a_config_change_alone_rolls_the_pods_with_the_same_images() {
     scenario
         .cluster
         .wait_for_in::<Deployment>(&namespace, "backend", TIMEOUT, |d| {
-            let hash = d
-                .spec
-                .as_ref()
-                .and_then(|s| s.template.metadata.as_ref())
-                .and_then(|m| m.annotations.as_ref())
-                .and_then(|a| a.get("hoist.dev/config-hash"))
-                .cloned();
+            let hash = config_hash(d);
             hash.is_some() && hash != Some(second_hash.clone()) && hash != Some(first_hash.clone())
         })
         .await
@@ -653,20 +662,9 @@ async fn a_config_change_alone_rolls_the_pods_with_the_same_images() {
 async fn a_failed_rollout_rolls_back_images_and_config() {
     let mut scenario = Scenario::new().await;
     scenario.start().await;
-    let v1 = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
-        .await
-        .expect("push v1");
-    let v2 = push_multi("shop", &[("backend", "2.0.0"), ("frontend", "2.0.0")])
-        .await
-        .expect("push v2");
-    scenario
-        .artifact("shop-1-0-0", "1.0.0", &v1, Some(REVISION))
-        .await;
-    scenario
-        .artifact("shop-2-0-0", "2.0.0", &v2, Some(REVISION))
-        .await;
-    scenario.promote("v1", "shop-1-0-0", "dev").await;
-    scenario.wait_phase("v1", Phase::Succeeded).await;
+    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.release("shop-2-0-0", "2.0.0", Some(REVISION)).await;
+    scenario.promote_and_wait("v1", "shop-1-0-0", "dev").await;
     let v1_hash = scenario
         .annotation("dev", "backend", "hoist.dev/config-hash")
         .await
@@ -681,10 +679,10 @@ async fn a_failed_rollout_rolls_back_images_and_config() {
         .patch("backend", &PatchParams::default(), &Patch::Merge(&scale))
         .await
         .expect("scale");
-    let mut dev = scenario.environment("dev").await;
-    dev.spec.config[0].data.insert("FEATURE_X".into(), "on".into());
     scenario
-        .apply::<Environment>("dev", json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "dev"}, "spec": dev.spec}))
+        .update_environment("dev", |spec| {
+            spec.config[0].data.insert("FEATURE_X".into(), "on".into());
+        })
         .await;
     scenario.promote("v2", "shop-2-0-0", "dev").await;
     scenario.start().await;
@@ -739,18 +737,8 @@ async fn a_failed_rollout_rolls_back_images_and_config() {
 async fn a_manual_rollback_skips_upstream_and_restores_the_release() {
     let mut scenario = Scenario::new().await;
     scenario.start().await;
-    let v1 = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
-        .await
-        .expect("push v1");
-    let v2 = push_multi("shop", &[("backend", "1.1.0"), ("frontend", "1.1.0")])
-        .await
-        .expect("push v2");
-    scenario
-        .artifact("shop-1-0-0", "1.0.0", &v1, Some(REVISION))
-        .await;
-    scenario
-        .artifact("shop-1-1-0", "1.1.0", &v2, Some(REVISION))
-        .await;
+    let v1 = scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    let v2 = scenario.release("shop-1-1-0", "1.1.0", Some(REVISION)).await;
     for (name, artifact, stage) in [
         ("v1-dev", "shop-1-0-0", "dev"),
         ("v1-staging", "shop-1-0-0", "staging"),
@@ -803,14 +791,11 @@ async fn a_manual_rollback_skips_upstream_and_restores_the_release() {
 async fn missing_provenance_blocks_prod_with_the_reason() {
     let mut scenario = Scenario::new().await;
     scenario.start().await;
-    let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
-        .await
-        .expect("push");
-    scenario.artifact("shop-1-0-0", "1.0.0", &images, None).await;
-    scenario.promote("to-dev", "shop-1-0-0", "dev").await;
-    scenario.wait_phase("to-dev", Phase::Succeeded).await;
-    scenario.promote("to-staging", "shop-1-0-0", "staging").await;
-    scenario.wait_phase("to-staging", Phase::Succeeded).await;
+    scenario.release("shop-1-0-0", "1.0.0", None).await;
+    scenario.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
+    scenario
+        .promote_and_wait("to-staging", "shop-1-0-0", "staging")
+        .await;
     scenario.promote("to-prod", "shop-1-0-0", "prod").await;
     scenario.approve("to-prod", "alice").await;
     let blocked = scenario
@@ -879,12 +864,7 @@ async fn unknown_artifact_cross_tenant_target_and_digest_mismatch_are_refused_by
             "spec": {"targets": [{"application": "shop", "component": "backend", "deployment": {"name": "backend", "namespace": foreign}, "container": "app"}]}
         }))
         .await;
-    let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
-        .await
-        .expect("push");
-    scenario
-        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
-        .await;
+    let images = scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
     scenario.promote("steal", "shop-1-0-0", "rogue").await;
     let steal = scenario.wait_phase("steal", Phase::Rejected).await;
     assert_eq!(
@@ -970,16 +950,11 @@ async fn unknown_artifact_cross_tenant_target_and_digest_mismatch_are_refused_by
 async fn a_full_resync_of_an_idle_system_writes_nothing() {
     let mut scenario = Scenario::new().await;
     scenario.start().await;
-    let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
-        .await
-        .expect("push");
+    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
     scenario
-        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
+        .promote_and_wait("to-staging", "shop-1-0-0", "staging")
         .await;
-    scenario.promote("to-dev", "shop-1-0-0", "dev").await;
-    scenario.wait_phase("to-dev", Phase::Succeeded).await;
-    scenario.promote("to-staging", "shop-1-0-0", "staging").await;
-    scenario.wait_phase("to-staging", Phase::Succeeded).await;
     scenario.promote("to-prod", "shop-1-0-0", "prod").await;
     scenario.wait_phase("to-prod", Phase::Waiting).await;
     // Let the last status writes land, then restart: a restart reconciles everything.
@@ -1022,12 +997,7 @@ async fn crash_at(point: &str) {
         .generation
         .unwrap_or(0);
     scenario.start().await;
-    let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
-        .await
-        .expect("push");
-    scenario
-        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
-        .await;
+    let images = scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
     let namespace = scenario.stages["dev"].clone();
     let expected = pinned(&images["backend"]);
     let mut template_changes = 1;
