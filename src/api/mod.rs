@@ -4,6 +4,10 @@
 //! CRDs (`hoist crds`), so they are written for the people who read
 //! `kubectl explain`.
 
+// kube's derive takes one `printcolumn(...)` per column, each with a `type_`,
+// which clippy mistakes for a repeated attribute.
+#![allow(clippy::duplicated_attributes)]
+
 mod artifact;
 mod environment;
 mod promotion;

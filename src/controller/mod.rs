@@ -138,11 +138,9 @@ where
 }
 
 /// A subscriber's events, or none if the cache could not hand one out.
-fn stream<K: Resource<DynamicType = ()> + Clone + 'static>(
-    handle: Option<ReflectHandle<K>>,
-) -> impl Stream<Item = Arc<K>> + Send + 'static
+fn stream<K>(handle: Option<ReflectHandle<K>>) -> impl Stream<Item = Arc<K>> + Send + 'static
 where
-    K: Send + Sync,
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
     futures::stream::iter(handle).flatten()
 }

@@ -166,15 +166,19 @@ mod tests {
 
     fn sources() -> Sources {
         let mut sources = Sources::default();
-        let mut base = ConfigMap::default();
-        base.data = Some(
-            [("LOG_LEVEL", "info"), ("TTL", "60")]
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .into(),
-        );
+        let base = ConfigMap {
+            data: Some(
+                [("LOG_LEVEL", "info"), ("TTL", "60")]
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .into(),
+            ),
+            ..Default::default()
+        };
         sources.config_maps.insert("base".into(), base);
-        let mut secret = Secret::default();
-        secret.data = Some([("token".to_string(), ByteString(b"s3cret".to_vec()))].into());
+        let secret = Secret {
+            data: Some([("token".to_string(), ByteString(b"s3cret".to_vec()))].into()),
+            ..Default::default()
+        };
         sources.secrets.insert("token".into(), secret);
         sources
     }

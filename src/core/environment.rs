@@ -633,7 +633,7 @@ impl Decision<'_, '_> {
         let current = self.applications.get(&application).cloned();
         if let Some(current) = &current
             && current.artifact == artifact.name_any()
-            && self.in_flight.get(&application).is_none()
+            && !self.in_flight.contains_key(&application)
         {
             terminal(
                 &mut status,
@@ -780,7 +780,7 @@ impl Decision<'_, '_> {
                     Some(order) => order.is_gt(),
                     None => newer.metadata.creation_timestamp > artifact.metadata.creation_timestamp,
                 };
-            (status.phase == Phase::Succeeded && &completed.0 > &created.0 && is_newer)
+            (status.phase == Phase::Succeeded && completed.0 > created.0 && is_newer)
                 .then(|| newer.name_any())
         })
     }

@@ -1,5 +1,9 @@
 //! Reading a directory of Kubernetes manifests into typed objects.
 
+// These errors end a command and carry the file, document and field they
+// name; their size is irrelevant next to the I/O that produced them.
+#![allow(clippy::result_large_err)]
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
