@@ -166,8 +166,15 @@ pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), RunError> {
-    let mut registry = Registry::with_prefix("");
+    // No prefix: `with_prefix("")` would export every name with a leading `_`.
+    let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
+    let resolver = Resolver::new(ResolverConfig {
+        insecure_registries: settings.insecure_registries.clone(),
+        max_concurrent_per_registry: settings.registry_concurrency,
+        ..ResolverConfig::default()
+    });
+    Metrics::register_registry_lookups(&mut registry, resolver.clone());
     let health = Arc::new(Health {
         ready: Default::default(),
         registry,
@@ -212,11 +219,6 @@ pub async fn run(
         namespaces,
         config_maps,
     };
-    let resolver = Resolver::new(ResolverConfig {
-        insecure_registries: settings.insecure_registries.clone(),
-        max_concurrent_per_registry: settings.registry_concurrency,
-        ..ResolverConfig::default()
-    });
     let reporter = Reporter {
         controller: "hoist".into(),
         instance: std::env::var("POD_NAME").ok(),
