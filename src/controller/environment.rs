@@ -22,7 +22,7 @@ use serde_json::json;
 use tracing::instrument;
 
 use super::Error;
-use super::context::{Ctx, FIELD_MANAGER};
+use super::context::{Ctx, FIELD_MANAGER, await_cached};
 use crate::api::{Artifact, Environment, Phase, Promotion};
 use crate::core::config::{self, ConfigSources, RenderedConfig};
 use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_TENANT};
@@ -319,21 +319,28 @@ async fn execute(
             continue;
         }
         let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &pin.namespace);
-        api.patch(&pin.name, &apply, &Patch::Apply(&pin.apply_body()))
+        let written = api
+            .patch(&pin.name, &apply, &Patch::Apply(&pin.apply_body()))
             .await
             .map_err(Error::Kube)?;
         ctx.metrics.write(CONTROLLER);
+        let before = live.and_then(|d| d.resource_version());
+        await_cached(&ctx.stores.deployments, before.as_deref(), &written).await;
     }
 
     for promotion in promotions {
         if let Some(status) = plan.promotions.get(&promotion.name_any())
             && promotion.status.as_ref() != Some(status)
         {
-            ctx.apply_status(promotion.as_ref(), status, CONTROLLER).await?;
+            let written = ctx.apply_status(promotion.as_ref(), status, CONTROLLER).await?;
+            let before = promotion.resource_version();
+            await_cached(&ctx.stores.promotions, before.as_deref(), &written).await;
         }
     }
     if environment.status.as_ref() != Some(&plan.status) {
-        ctx.apply_status(environment, &plan.status, CONTROLLER).await?;
+        let written = ctx.apply_status(environment, &plan.status, CONTROLLER).await?;
+        let before = environment.resource_version();
+        await_cached(&ctx.stores.environments, before.as_deref(), &written).await;
     }
 
     for notice in plan.notices {
