@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -34,6 +36,23 @@ pub struct Stores {
     pub namespaces: Store<Namespace>,
     /// ConfigMaps Hoist writes (labelled `hoist.dev/environment`).
     pub config_maps: Store<ConfigMap>,
+}
+
+impl Stores {
+    /// Waits until every cache has listed once; false if one never will
+    /// (its writer was dropped at shutdown).
+    pub async fn wait_until_ready(&self) -> bool {
+        let synced = futures::future::join_all([
+            self.environments.wait_until_ready().boxed(),
+            self.promotions.wait_until_ready().boxed(),
+            self.artifacts.wait_until_ready().boxed(),
+            self.deployments.wait_until_ready().boxed(),
+            self.namespaces.wait_until_ready().boxed(),
+            self.config_maps.wait_until_ready().boxed(),
+        ])
+        .await;
+        synced.iter().all(Result::is_ok)
+    }
 }
 
 /// Shared by all reconciles.

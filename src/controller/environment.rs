@@ -65,6 +65,12 @@ fn snapshot_name(environment: &str, hash: &str) -> String {
 #[instrument(skip_all, fields(name = %environment.name_any(), namespace = environment.namespace(), generation = environment.metadata.generation))]
 pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
+    // Right after a start the other caches may not have listed yet: deciding
+    // then would take existing snapshots and Deployments for missing ones and
+    // write them again.
+    if !ctx.stores.wait_until_ready().await {
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
     let namespace = environment.namespace().unwrap_or_default();
     let name = environment.name_any();
     let stores = &ctx.stores;
@@ -304,6 +310,8 @@ async fn execute(
         apply_rendered_config_map(ctx, environment, rendered, &apply).await?;
     }
 
+    let mut pinned: Vec<(Option<String>, Deployment)> = Vec::new();
+    let mut promoted: Vec<(Option<String>, Promotion)> = Vec::new();
     for pin in &plan.pins {
         let live = ctx
             .stores
@@ -324,8 +332,7 @@ async fn execute(
             .await
             .map_err(Error::Kube)?;
         ctx.metrics.write(CONTROLLER);
-        let before = live.and_then(|d| d.resource_version());
-        await_cached(&ctx.stores.deployments, before.as_deref(), &written).await;
+        pinned.push((live.and_then(|d| d.resource_version()), written));
     }
 
     for promotion in promotions {
@@ -333,14 +340,29 @@ async fn execute(
             && promotion.status.as_ref() != Some(status)
         {
             let written = ctx.apply_status(promotion.as_ref(), status, CONTROLLER).await?;
-            let before = promotion.resource_version();
-            await_cached(&ctx.stores.promotions, before.as_deref(), &written).await;
+            promoted.push((promotion.resource_version(), written));
         }
     }
-    if environment.status.as_ref() != Some(&plan.status) {
-        let written = ctx.apply_status(environment, &plan.status, CONTROLLER).await?;
-        let before = environment.resource_version();
-        await_cached(&ctx.stores.environments, before.as_deref(), &written).await;
+    let recorded = if environment.status.as_ref() != Some(&plan.status) {
+        Some(ctx.apply_status(environment, &plan.status, CONTROLLER).await?)
+    } else {
+        None
+    };
+    // Only after every write: waiting between them would widen the moment in
+    // which a crash leaves a Promotion's outcome without the Environment's record.
+    for (before, written) in &pinned {
+        await_cached(&ctx.stores.deployments, before.as_deref(), written).await;
+    }
+    for (before, written) in &promoted {
+        await_cached(&ctx.stores.promotions, before.as_deref(), written).await;
+    }
+    if let Some(written) = &recorded {
+        await_cached(
+            &ctx.stores.environments,
+            environment.resource_version().as_deref(),
+            written,
+        )
+        .await;
     }
 
     for notice in plan.notices {

@@ -369,16 +369,7 @@ pub async fn run(
         let health = Arc::clone(&health);
         let stores = stores.clone();
         async move {
-            let synced = future::join_all([
-                stores.environments.wait_until_ready().boxed(),
-                stores.promotions.wait_until_ready().boxed(),
-                stores.artifacts.wait_until_ready().boxed(),
-                stores.deployments.wait_until_ready().boxed(),
-                stores.namespaces.wait_until_ready().boxed(),
-                stores.config_maps.wait_until_ready().boxed(),
-            ])
-            .await;
-            if synced.iter().all(Result::is_ok) {
+            if stores.wait_until_ready().await {
                 health.ready.store(true, Ordering::Relaxed);
                 tracing::info!("caches synced; ready");
             }
