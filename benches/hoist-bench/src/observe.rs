@@ -60,11 +60,13 @@ impl Tracker {
                     object.metadata.namespace.as_deref().unwrap_or_default(),
                     object.metadata.name.as_deref().unwrap_or_default(),
                 );
-                let mut seen = lock(&recorded);
-                if !seen.contains_key(&key) {
-                    seen.insert(key, Instant::now());
-                    let count = seen.len();
-                    drop(seen);
+                let count = {
+                    let mut seen = lock(&recorded);
+                    let before = seen.len();
+                    seen.entry(key).or_insert_with(Instant::now);
+                    (seen.len() > before).then_some(seen.len())
+                };
+                if let Some(count) = count {
                     sender.send_replace(count);
                 }
             }
