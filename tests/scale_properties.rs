@@ -16,6 +16,7 @@ use hoist_testkit::registry::{PushedImage, push_multi, registry_address};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube_standin::{Fault, RequestMatch, Verb};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
@@ -270,6 +271,40 @@ async fn reconciles_read_single_objects_only_and_an_idle_restart_writes_nothing(
         .map(|r| format!("{} {}", r.method, r.path))
         .collect();
     assert_eq!(writes, Vec::<String>::new(), "an idle restart writes nothing");
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn every_environment_waiting_at_start_up_is_reconciled() {
+    // Many reconciles start before the caches have listed and wait for them
+    // together; every one of them must be woken.
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let names: Vec<String> = (0..24).map(|index| format!("stage-{index:02}")).collect();
+    for name in &names {
+        apply::<Environment>(
+            &cluster,
+            json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Environment",
+                   "metadata": {"name": name}, "spec": {"targets": []}}),
+        )
+        .await;
+    }
+    // On the stand-in, the ConfigMap cache lists late, so the reconciles
+    // surely wait together.
+    if let Some(standin) = cluster.standin() {
+        let slow_list = RequestMatch::any().verb(Verb::List).resource("configmaps");
+        standin.inject_fault(Fault::delay(slow_list, Duration::from_millis(500)));
+    }
+    let operator = start(&cluster).await;
+    for name in &names {
+        cluster
+            .wait_for::<Environment>(name, TIMEOUT, |e| {
+                e.status
+                    .as_ref()
+                    .is_some_and(|s| s.observed_generation == e.metadata.generation)
+            })
+            .await
+            .unwrap_or_else(|error| panic!("{error}"));
+    }
     operator.stop().await;
 }
 

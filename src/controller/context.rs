@@ -36,12 +36,23 @@ pub struct Stores {
     pub namespaces: Store<Namespace>,
     /// ConfigMaps Hoist writes (labelled `hoist.dev/environment`).
     pub config_maps: Store<ConfigMap>,
+    /// Becomes true once every cache has listed (see [`Stores::all_listed`]).
+    pub synced: tokio::sync::watch::Receiver<bool>,
 }
 
 impl Stores {
-    /// Waits until every cache has listed once; false if one never will
-    /// (its writer was dropped at shutdown).
-    pub async fn wait_until_ready(&self) -> bool {
+    /// Waits until every cache has listed once; false if the operator stops first.
+    ///
+    /// Reconciles wait here, not on `Store::wait_until_ready`: that one wakes
+    /// only the last of several tasks waiting at once, so concurrent
+    /// reconciles at start-up would wait forever.
+    pub async fn wait_until_synced(&self) -> bool {
+        self.synced.clone().wait_for(|synced| *synced).await.is_ok()
+    }
+
+    /// Waits until every cache has listed once; false if one never will (its
+    /// writer was dropped at shutdown). Only one task may wait here.
+    pub async fn all_listed(&self) -> bool {
         let synced = futures::future::join_all([
             self.environments.wait_until_ready().boxed(),
             self.promotions.wait_until_ready().boxed(),

@@ -68,7 +68,7 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
     // Right after a start the other caches may not have listed yet: deciding
     // then would take existing snapshots and Deployments for missing ones and
     // write them again.
-    if !ctx.stores.wait_until_ready().await {
+    if !ctx.stores.wait_until_synced().await {
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
     let namespace = environment.namespace().unwrap_or_default();

@@ -211,6 +211,7 @@ pub async fn run(
     let (config_maps, mut config_map_events, config_maps_driver) =
         shared(Api::<ConfigMap>::all(client.clone()), managed, 1);
 
+    let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
     let stores = Stores {
         environments,
         promotions,
@@ -218,6 +219,7 @@ pub async fn run(
         deployments,
         namespaces,
         config_maps,
+        synced: synced_rx,
     };
     let reporter = Reporter {
         controller: "hoist".into(),
@@ -369,7 +371,8 @@ pub async fn run(
         let health = Arc::clone(&health);
         let stores = stores.clone();
         async move {
-            if stores.wait_until_ready().await {
+            if stores.all_listed().await {
+                let _ = synced_tx.send(true);
                 health.ready.store(true, Ordering::Relaxed);
                 tracing::info!("caches synced; ready");
             }

@@ -25,7 +25,7 @@ pub async fn reconcile(promotion: Arc<Promotion>, ctx: Ctx) -> Result<Action, Er
         return Ok(Action::await_change());
     }
     // Until the Environment cache has listed once, absence means nothing.
-    if ctx.stores.environments.wait_until_ready().await.is_err() {
+    if !ctx.stores.wait_until_synced().await {
         return Ok(Action::requeue(std::time::Duration::from_secs(5)));
     }
     let namespace = promotion.namespace().unwrap_or_default();
