@@ -203,6 +203,22 @@ impl Scenario {
         }
     }
 
+    /// Waits until the operator has made no request for a second (its
+    /// watches stay open without new requests).
+    async fn quiet(&self) {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        let mut seen = usize::MAX;
+        while tokio::time::Instant::now() < deadline {
+            let now = self.requests().all().len();
+            if now == seen && now > 0 {
+                return;
+            }
+            seen = now;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        panic!("the operator kept making requests for {TIMEOUT:?}");
+    }
+
     fn requests(&self) -> &RequestCounter {
         &self.operator.as_ref().expect("operator running").requests
     }
@@ -957,11 +973,12 @@ async fn a_full_resync_of_an_idle_system_writes_nothing() {
         .await;
     scenario.promote("to-prod", "shop-1-0-0", "prod").await;
     scenario.wait_phase("to-prod", Phase::Waiting).await;
-    // Let the last status writes land, then restart: a restart reconciles everything.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let the operator finish what it was doing, then restart it: a restart
+    // lists everything and reconciles every object.
+    scenario.quiet().await;
     scenario.stop().await;
     scenario.start().await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    scenario.quiet().await;
     let requests = scenario.requests().all();
     let writes: Vec<String> = requests
         .iter()
