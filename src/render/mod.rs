@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
@@ -25,6 +24,7 @@ pub use load::{LoadError, Manifests};
 
 use crate::api::Phase;
 use crate::core::artifact::{self, Resolution};
+use crate::core::deployment::LABEL_ROLE;
 use crate::registry::{LayoutError, OciLayout, PullSecrets, Resolver};
 use world::{RolloutOutcome, World};
 
@@ -136,15 +136,11 @@ pub async fn render(
         yaml.push_str("---\n");
         yaml.push_str(&serde_yaml::to_string(&out).map_err(RenderError::Serialize)?);
     }
-    let rendered_names: Vec<(String, String)> = world
+    for config_map in world
         .config_maps
         .iter()
-        .filter(|cm| cm.labels().contains_key("hoist.dev/application"))
-        .map(|cm| (cm.namespace().unwrap_or_default(), cm.name_any()))
-        .collect();
-    for config_map in world.config_maps.iter().filter(|cm: &&ConfigMap| {
-        rendered_names.contains(&(cm.namespace().unwrap_or_default(), cm.name_any()))
-    }) {
+        .filter(|cm| cm.labels().get(LABEL_ROLE).is_some_and(|r| r == "config"))
+    {
         yaml.push_str("---\n");
         yaml.push_str(&serde_yaml::to_string(config_map).map_err(RenderError::Serialize)?);
     }

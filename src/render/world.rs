@@ -173,27 +173,13 @@ impl World {
             }
         }
         for rendered in &plan.config_maps {
-            let mut config_map = ConfigMap::default();
-            config_map.metadata.namespace = Some(rendered.namespace.clone());
-            config_map.metadata.name = Some(rendered.name.clone());
-            config_map.metadata.labels = Some(
-                [
-                    ("hoist.dev/environment".to_string(), name.to_string()),
-                    ("hoist.dev/application".to_string(), rendered.application.clone()),
-                ]
-                .into(),
-            );
-            config_map.data = Some(rendered.config.data.clone());
-            config_map.binary_data =
-                (!rendered.config.binary_data.is_empty()).then(|| rendered.config.binary_data.clone());
+            let config_map = rendered.object(name, namespace);
             match self
                 .config_maps
                 .iter_mut()
                 .find(|cm| key(*cm) == key(&config_map))
             {
-                Some(existing)
-                    if existing.data == config_map.data && existing.binary_data == config_map.binary_data => {
-                }
+                Some(existing) if rendered.is_satisfied_by(existing, name) => {}
                 Some(existing) => {
                     *existing = config_map;
                     changed = true;
