@@ -37,18 +37,29 @@ enum Command {
     },
     /// Past releases of an Environment, newest first.
     History {
+        /// The Environment.
         environment: String,
         /// Only this application.
         #[arg(long)]
         application: Option<String>,
     },
     /// Why a Promotion is where it is: phase, gates, approvals, changes.
-    Why { promotion: String },
+    Why {
+        /// The Promotion.
+        promotion: String,
+    },
     /// What promoting an Artifact into an Environment would change.
-    Diff { artifact: String, environment: String },
+    Diff {
+        /// The Artifact that would be promoted.
+        artifact: String,
+        /// The Environment it would be promoted into.
+        environment: String,
+    },
     /// Ask for an Artifact to run in an Environment; prints the Promotion's name.
     Promote {
+        /// The Artifact to run.
         artifact: String,
+        /// The Environment to run it in.
         environment: String,
         /// Why, for the audit trail.
         #[arg(long)]
@@ -59,13 +70,17 @@ enum Command {
     },
     /// Approve a Promotion as the user the API server knows you as.
     Approve {
+        /// The Promotion.
         promotion: String,
+        /// A remark kept with the approval.
         #[arg(long)]
         comment: Option<String>,
     },
     /// Promote the previous successful release of an application again.
     Rollback {
+        /// The Environment.
         environment: String,
+        /// The application to roll back.
         #[arg(long)]
         application: String,
         /// Roll back to this Artifact instead of the previous release.
