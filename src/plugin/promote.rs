@@ -10,8 +10,8 @@ use kube::{Client, ResourceExt};
 use super::{FIELD_MANAGER, PluginError, get};
 use crate::api::{Artifact, Environment, HistoryEntry, Phase, Promotion, PromotionSpec};
 
-/// Room left for the five random characters the API server appends to a
-/// generateName, as it truncates longer prefixes itself.
+/// The longest generateName prefix the API server keeps (63 minus the five
+/// random characters); cutting it here first lets us end it cleanly.
 const GENERATE_NAME_MAX: usize = 58;
 
 /// A Promotion of `artifact` into `environment`, named `name`, or
@@ -26,8 +26,10 @@ pub fn new_promotion(
     name: Option<String>,
 ) -> Promotion {
     let generate_name = name.is_none().then(|| {
-        let mut prefix = format!("{artifact}-{environment}");
-        prefix.truncate(GENERATE_NAME_MAX - 1);
+        let prefix: String = format!("{artifact}-{environment}")
+            .chars()
+            .take(GENERATE_NAME_MAX - 1)
+            .collect();
         // The random part must follow a '-' after an alphanumeric.
         format!("{}-", prefix.trim_end_matches(['-', '.']))
     });
