@@ -379,7 +379,19 @@ async fn one_build_goes_dev_staging_prod_with_an_approval_and_prod_runs_the_dev_
         .promote_and_wait("to-staging", "shop-1-0-0", "staging")
         .await;
     scenario.promote("to-prod", "shop-1-0-0", "prod").await;
-    let waiting = scenario.wait_phase("to-prod", Phase::Waiting).await;
+    // Staging's own status may lag its Promotion's by a moment; wait until only approval holds.
+    let waiting = scenario
+        .cluster
+        .wait_for::<Promotion>("to-prod", TIMEOUT, |p| {
+            p.status.as_ref().is_some_and(|s| {
+                s.phase == Phase::Waiting
+                    && s.gates
+                        .iter()
+                        .any(|g| g.gate == GateName::Upstream && g.state == GateState::Passed)
+            })
+        })
+        .await
+        .expect("to-prod waits for approval");
     let status = waiting.status.expect("status");
     let gates: Vec<(GateName, GateState)> = status.gates.iter().map(|g| (g.gate, g.state)).collect();
     assert_eq!(
@@ -817,10 +829,14 @@ async fn missing_provenance_blocks_prod_with_the_reason() {
     let blocked = scenario
         .cluster
         .wait_for::<Promotion>("to-prod", TIMEOUT, |p| {
+            // Approved, so only provenance holds the Promotion.
             p.status.as_ref().is_some_and(|s| {
                 s.gates
                     .iter()
                     .any(|g| g.gate == GateName::Provenance && g.state == GateState::Failed)
+                    && s.gates
+                        .iter()
+                        .any(|g| g.gate == GateName::Approval && g.state == GateState::Passed)
             })
         })
         .await

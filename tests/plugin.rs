@@ -805,25 +805,6 @@ async fn approve_names_the_user_the_api_server_authenticates() {
     );
 
     let outcome = plugin::approve(&client, ns, "billing-2.1.0-prod", Some("ship it")).await;
-    if cluster.standin().is_some() {
-        // The stand-in does not serve SelfSubjectReview yet, and without it
-        // there is no name to approve with.
-        assert!(
-            matches!(outcome, Err(PluginError::IdentityUnsupported)),
-            "{outcome:?}"
-        );
-        assert_eq!(
-            outcome.expect_err("unsupported").to_string(),
-            "the API server does not serve authentication.k8s.io/v1 SelfSubjectReview (Kubernetes 1.28 or later), \
-             so kubectl hoist cannot learn who you are; an approval must name the user the API server \
-             authenticates, so approve from a cluster that serves SelfSubjectReview"
-        );
-        assert_eq!(
-            api.get("billing-2.1.0-prod").await.expect("get").spec.approvals,
-            []
-        );
-        return;
-    }
     let user = plugin::whoami(&client).await.expect("whoami");
     assert_eq!(
         outcome.expect("approved"),
@@ -848,6 +829,38 @@ async fn approve_names_the_user_the_api_server_authenticates() {
             user,
             comment: Some("ship it".into())
         }]
+    );
+}
+
+#[tokio::test]
+async fn approve_refuses_to_guess_when_the_api_server_cannot_say_who_you_are() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    // Only the stand-in can be made to lack SelfSubjectReview (as API servers before 1.28 do).
+    let Some(standin) = cluster.standin() else { return };
+    shop(&cluster).await;
+    standin.inject_fault(
+        kube_standin::Fault::fail(
+            kube_standin::RequestMatch::any().resource("selfsubjectreviews"),
+            404,
+        )
+        .always(),
+    );
+    let client = cluster.client();
+    let outcome = plugin::approve(&client, cluster.namespace(), "billing-2.1.0-prod", None).await;
+    assert!(
+        matches!(outcome, Err(PluginError::IdentityUnsupported)),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        outcome.expect_err("unsupported").to_string(),
+        "the API server does not serve authentication.k8s.io/v1 SelfSubjectReview (Kubernetes 1.28 or later), \
+         so kubectl hoist cannot learn who you are; an approval must name the user the API server \
+         authenticates, so approve from a cluster that serves SelfSubjectReview"
+    );
+    let api: Api<Promotion> = Api::namespaced(client, cluster.namespace());
+    assert_eq!(
+        api.get("billing-2.1.0-prod").await.expect("get").spec.approvals,
+        []
     );
 }
 
