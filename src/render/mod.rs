@@ -87,7 +87,7 @@ pub async fn render(
     for artifact in &mut manifests.artifacts {
         if wanted.contains(&(artifact.namespace().unwrap_or_default(), artifact.name_any())) {
             let mut resolutions = BTreeMap::new();
-            for (component, image, expected) in artifact::unresolved(&artifact) {
+            for (component, image, expected) in artifact::unresolved(artifact) {
                 let resolution = match (layout.digest(&image), expected) {
                     (Some(digest), Some(expected)) if digest != expected => Resolution::Failed {
                         reason: "DigestMismatch",
