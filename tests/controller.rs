@@ -826,17 +826,15 @@ async fn missing_provenance_blocks_prod_with_the_reason() {
         .await;
     scenario.promote("to-prod", "shop-1-0-0", "prod").await;
     scenario.approve("to-prod", "alice").await;
+    // Once the approval counts, provenance is the one gate left.
     let blocked = scenario
         .cluster
         .wait_for::<Promotion>("to-prod", TIMEOUT, |p| {
             // Approved, so only provenance holds the Promotion.
             p.status.as_ref().is_some_and(|s| {
-                s.gates
-                    .iter()
-                    .any(|g| g.gate == GateName::Provenance && g.state == GateState::Failed)
-                    && s.gates
-                        .iter()
-                        .any(|g| g.gate == GateName::Approval && g.state == GateState::Passed)
+                let state = |gate| s.gates.iter().find(|g| g.gate == gate).map(|g| g.state);
+                state(GateName::Provenance) == Some(GateState::Failed)
+                    && state(GateName::Approval) == Some(GateState::Passed)
             })
         })
         .await

@@ -2,6 +2,9 @@
 //! reflector stores, the event recorder and the metrics.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
@@ -9,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde_json::json;
@@ -35,6 +38,23 @@ pub struct Stores {
     pub config_maps: Store<ConfigMap>,
 }
 
+impl Stores {
+    /// Waits until every cache has listed once; false if one never will
+    /// (its writer was dropped at shutdown).
+    pub async fn wait_until_ready(&self) -> bool {
+        let synced = futures::future::join_all([
+            self.environments.wait_until_ready().boxed(),
+            self.promotions.wait_until_ready().boxed(),
+            self.artifacts.wait_until_ready().boxed(),
+            self.deployments.wait_until_ready().boxed(),
+            self.namespaces.wait_until_ready().boxed(),
+            self.config_maps.wait_until_ready().boxed(),
+        ])
+        .await;
+        synced.iter().all(Result::is_ok)
+    }
+}
+
 /// Shared by all reconciles.
 pub struct Context {
     pub client: Client,
@@ -49,13 +69,14 @@ impl Context {
         Time(Timestamp::now())
     }
 
-    /// Server-side applies `status` to `object`'s status subresource.
+    /// Server-side applies `status` to `object`'s status subresource and
+    /// returns the object as written.
     pub async fn apply_status<K, S>(
         &self,
         object: &K,
         status: &S,
         controller: &'static str,
-    ) -> Result<(), Error>
+    ) -> Result<K, Error>
     where
         K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
             + Clone
@@ -71,15 +92,16 @@ impl Context {
             "metadata": {"name": object.name_any(), "namespace": namespace},
             "status": status,
         });
-        api.patch_status(
-            &object.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await
-        .map_err(Error::Kube)?;
+        let written = api
+            .patch_status(
+                &object.name_any(),
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .map_err(Error::Kube)?;
         self.metrics.write(controller);
-        Ok(())
+        Ok(written)
     }
 
     /// Publishes an Event about `object`; failing to record one never fails a reconcile.
@@ -104,6 +126,40 @@ impl Context {
         if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
             tracing::warn!(%error, reason, "could not record an event");
         }
+    }
+}
+
+/// How long a reconcile waits for its own writes to reach the caches.
+const CACHE_CATCH_UP: Duration = Duration::from_secs(5);
+
+/// Waits until `store` no longer holds the version of an object from before
+/// this reconcile wrote it (`before`, `None` if it was not cached), or holds
+/// the version written (`written`, for a write that changed nothing).
+///
+/// Watches deliver a reconcile's own writes a moment later, and the next
+/// reconcile of the same object may start at once: deciding on the cache
+/// from before the write would redo old steps (re-pin a Deployment to the
+/// previous release whose Promotion still looks in flight). Returning only
+/// once the cache has caught up makes each reconcile see what the last one
+/// wrote. Gives up after [`CACHE_CATCH_UP`]; the next watch event triggers
+/// another reconcile anyway.
+pub async fn await_cached<K>(store: &Store<K>, before: Option<&str>, written: &K)
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    let key = ObjectRef::from_obj(written);
+    let written = written.resource_version();
+    let caught_up = || {
+        let cached = store.get(&key).and_then(|object| object.resource_version());
+        cached.is_some() && (cached == written || cached.as_deref() != before)
+    };
+    let deadline = tokio::time::Instant::now() + CACHE_CATCH_UP;
+    while !caught_up() {
+        if tokio::time::Instant::now() >= deadline {
+            tracing::debug!(object = %key, "cache did not catch up with a write");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 

@@ -21,7 +21,7 @@ use kube::{Resource, ResourceExt};
 use tracing::instrument;
 
 use super::Error;
-use super::context::{Ctx, FIELD_MANAGER};
+use super::context::{Ctx, FIELD_MANAGER, await_cached};
 use crate::api::{Artifact, Environment, Phase, Promotion};
 use crate::core::config::{self, ConfigSources, RenderedConfig};
 use crate::core::deployment::{
@@ -59,6 +59,12 @@ fn snapshot_name(environment: &str, hash: &str) -> String {
 #[instrument(skip_all, fields(name = %environment.name_any(), namespace = environment.namespace(), generation = environment.metadata.generation))]
 pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
+    // Right after a start the other caches may not have listed yet: deciding
+    // then would take existing snapshots and Deployments for missing ones and
+    // write them again.
+    if !ctx.stores.wait_until_ready().await {
+        return Ok(Action::requeue(Duration::from_secs(5)));
+    }
     let namespace = environment.namespace().unwrap_or_default();
     let name = environment.name_any();
     let stores = &ctx.stores;
@@ -298,6 +304,8 @@ async fn execute(
         apply_rendered_config_map(ctx, environment, rendered, &apply).await?;
     }
 
+    let mut pinned: Vec<(Option<String>, Deployment)> = Vec::new();
+    let mut promoted: Vec<(Option<String>, Promotion)> = Vec::new();
     for pin in &plan.pins {
         let live = ctx
             .stores
@@ -313,21 +321,42 @@ async fn execute(
             continue;
         }
         let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &pin.namespace);
-        api.patch(&pin.name, &apply, &Patch::Apply(&pin.apply_body()))
+        let written = api
+            .patch(&pin.name, &apply, &Patch::Apply(&pin.apply_body()))
             .await
             .map_err(Error::Kube)?;
         ctx.metrics.write(CONTROLLER);
+        pinned.push((live.and_then(|d| d.resource_version()), written));
     }
 
     for promotion in promotions {
         if let Some(status) = plan.promotions.get(&promotion.name_any())
             && promotion.status.as_ref() != Some(status)
         {
-            ctx.apply_status(promotion.as_ref(), status, CONTROLLER).await?;
+            let written = ctx.apply_status(promotion.as_ref(), status, CONTROLLER).await?;
+            promoted.push((promotion.resource_version(), written));
         }
     }
-    if environment.status.as_ref() != Some(&plan.status) {
-        ctx.apply_status(environment, &plan.status, CONTROLLER).await?;
+    let recorded = if environment.status.as_ref() != Some(&plan.status) {
+        Some(ctx.apply_status(environment, &plan.status, CONTROLLER).await?)
+    } else {
+        None
+    };
+    // Only after every write: waiting between them would widen the moment in
+    // which a crash leaves a Promotion's outcome without the Environment's record.
+    for (before, written) in &pinned {
+        await_cached(&ctx.stores.deployments, before.as_deref(), written).await;
+    }
+    for (before, written) in &promoted {
+        await_cached(&ctx.stores.promotions, before.as_deref(), written).await;
+    }
+    if let Some(written) = &recorded {
+        await_cached(
+            &ctx.stores.environments,
+            environment.resource_version().as_deref(),
+            written,
+        )
+        .await;
     }
 
     for notice in plan.notices {

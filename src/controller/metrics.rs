@@ -3,11 +3,14 @@
 
 use std::time::Instant;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::registry::Resolver;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabel {
@@ -61,6 +64,12 @@ impl Metrics {
         metrics
     }
 
+    /// Also exports the manifest lookups `resolver` sent to registries, so
+    /// registry pressure (one lookup per distinct reference) is visible.
+    pub fn register_registry_lookups(registry: &mut Registry, resolver: Resolver) {
+        registry.register_collector(Box::new(RegistryLookups(resolver)));
+    }
+
     /// Counts a run and times it until the returned guard is dropped.
     pub fn reconcile(&self, controller: &'static str) -> ReconcileTimer {
         self.runs.get_or_create(&ControllerLabel { controller }).inc();
@@ -96,5 +105,29 @@ pub struct ReconcileTimer {
 impl Drop for ReconcileTimer {
     fn drop(&mut self) {
         self.histogram.observe(self.start.elapsed().as_secs_f64());
+    }
+}
+
+/// Reads the resolver's own lookup count on each scrape.
+struct RegistryLookups(Resolver);
+
+impl std::fmt::Debug for RegistryLookups {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("RegistryLookups")
+            .field(&self.0.registry_requests())
+            .finish()
+    }
+}
+
+impl Collector for RegistryLookups {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counter = ConstCounter::new(self.0.registry_requests());
+        let metric = encoder.encode_descriptor(
+            "hoist_registry_lookups",
+            "Manifest lookups sent to registries (each distinct image reference is looked up once)",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
     }
 }

@@ -165,8 +165,15 @@ pub async fn run(
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), RunError> {
-    let mut registry = Registry::with_prefix("");
+    // No prefix: `with_prefix("")` would export every name with a leading `_`.
+    let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
+    let resolver = Resolver::new(ResolverConfig {
+        insecure_registries: settings.insecure_registries.clone(),
+        max_concurrent_per_registry: settings.registry_concurrency,
+        ..ResolverConfig::default()
+    });
+    Metrics::register_registry_lookups(&mut registry, resolver.clone());
     let health = Arc::new(Health {
         ready: Default::default(),
         registry,
@@ -211,11 +218,6 @@ pub async fn run(
         namespaces,
         config_maps,
     };
-    let resolver = Resolver::new(ResolverConfig {
-        insecure_registries: settings.insecure_registries.clone(),
-        max_concurrent_per_registry: settings.registry_concurrency,
-        ..ResolverConfig::default()
-    });
     let reporter = Reporter {
         controller: "hoist".into(),
         instance: std::env::var("POD_NAME").ok(),
@@ -366,16 +368,7 @@ pub async fn run(
         let health = Arc::clone(&health);
         let stores = stores.clone();
         async move {
-            let synced = future::join_all([
-                stores.environments.wait_until_ready().boxed(),
-                stores.promotions.wait_until_ready().boxed(),
-                stores.artifacts.wait_until_ready().boxed(),
-                stores.deployments.wait_until_ready().boxed(),
-                stores.namespaces.wait_until_ready().boxed(),
-                stores.config_maps.wait_until_ready().boxed(),
-            ])
-            .await;
-            if synced.iter().all(Result::is_ok) {
+            if stores.wait_until_ready().await {
                 health.ready.store(true, Ordering::Relaxed);
                 tracing::info!("caches synced; ready");
             }

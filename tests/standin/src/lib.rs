@@ -271,6 +271,19 @@ impl StandIn {
         self.inner.config.clone()
     }
 
+    /// A kubeconfig for a client in another process (such as `hoist
+    /// controller`), whose requests are logged with `user` as
+    /// [`RequestRecord::user`].
+    pub fn kubeconfig_yaml(&self, user: &str) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: standin\n\
+             clusters:\n- name: standin\n  cluster:\n    server: {url}\n\
+             users:\n- name: {user}\n  user:\n    token: {user}\n\
+             contexts:\n- name: standin\n  context:\n    cluster: standin\n    user: {user}\n    namespace: default\n",
+            url = self.inner.url,
+        )
+    }
+
     pub fn client(&self) -> kube::Client {
         self.inner.client.clone()
     }

@@ -291,6 +291,9 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         subresource: None,
         namespace: None,
         name: None,
+        user: header(hyper::header::AUTHORIZATION)
+            .strip_prefix("Bearer ")
+            .map(str::to_owned),
         code: 0,
         changed: false,
         faulted: false,

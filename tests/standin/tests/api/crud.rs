@@ -5,7 +5,7 @@ use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DeleteParams, PostParams};
-use kube_standin::StandIn;
+use kube_standin::{StandIn, Verb};
 
 use crate::common::{Widget, config_map, deployment, resource_version, status_of, widget};
 
@@ -307,6 +307,35 @@ async fn metadata_fields_of_the_wrong_shape_are_invalid() -> anyhow::Result<()> 
     assert_eq!(
         status.message,
         "ConfigMap \"cm\" is invalid: metadata.labels: Invalid value: \"app=web\": has the wrong type"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_client_from_the_kubeconfig_is_logged_as_its_token_user() -> anyhow::Result<()> {
+    let server = StandIn::start().await?;
+    let kubeconfig: kube::config::Kubeconfig = serde_yaml::from_str(&server.kubeconfig_yaml("operator"))?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?;
+    let operator = kube::Client::try_from(config)?;
+    Api::<ConfigMap>::namespaced(operator, "default")
+        .create(&PostParams::default(), &config_map("mine", &[]))
+        .await?;
+    Api::<ConfigMap>::namespaced(server.client(), "default")
+        .get("mine")
+        .await?;
+    let users: Vec<(Option<Verb>, Option<String>)> = server
+        .requests()
+        .records()
+        .iter()
+        .map(|record| (record.verb, record.user.clone()))
+        .collect();
+    assert_eq!(
+        users,
+        vec![
+            (Some(Verb::Create), Some("operator".to_owned())),
+            (Some(Verb::Get), None)
+        ]
     );
     Ok(())
 }

@@ -1,0 +1,581 @@
+//! `cargo run --release -p hoist-bench`: Hoist's operator, as a process of
+//! its own, against the in-process API stand-in and the real local registry
+//! (`HOIST_TEST_REGISTRY`). Prints one Markdown report; every figure in it
+//! comes from the same run, and operator latencies sit next to bare writes
+//! made on the same stand-in, so machine noise cancels in the ratio.
+
+mod observe;
+mod operator;
+mod report;
+mod world;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use hoist_testkit::registry::{PushedImage, push_image, registry_address};
+use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube_standin::StandIn;
+use serde_json::{Value, json};
+
+use observe::{Tracker, key};
+use operator::Operator;
+use report::{Latencies, LevelReport, RegistryReport, Resync};
+use world::{BARE_GROUP, BARE_NAMESPACE, Size, VERSIONS};
+
+#[derive(Parser)]
+#[command(about = "Benchmark Hoist's operator: latency, memory, idle resync, registry lookups")]
+struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Environments at 1× (each with 10 Artifacts and 10 Promotions).
+    #[arg(long, default_value_t = 64)]
+    base_environments: usize,
+    /// Growth factors to run; the largest also gets the idle resync.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    factors: Vec<usize>,
+    /// Promotions timed one at a time per size (the rest run in bulk first),
+    /// and as many bare write sequences.
+    #[arg(long, default_value_t = 1000)]
+    timed: usize,
+    /// Artifacts of the registry section.
+    #[arg(long, default_value_t = 1000)]
+    registry_artifacts: usize,
+    /// Distinct image references they use.
+    #[arg(long, default_value_t = 200)]
+    registry_references: usize,
+    /// The operator's concurrent lookups per registry.
+    #[arg(long, default_value_t = 4)]
+    registry_concurrency: usize,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the operator as `hoist controller` does (the bench starts itself so).
+    #[command(hide = true)]
+    Operator {
+        #[arg(long)]
+        health_address: std::net::SocketAddr,
+        #[arg(long)]
+        insecure_registry: String,
+        #[arg(long)]
+        registry_concurrency: std::num::NonZeroUsize,
+    },
+}
+
+const WAIT: Duration = Duration::from_secs(600);
+const PROMOTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args = Args::parse();
+    if let Some(Command::Operator {
+        health_address,
+        insecure_registry,
+        registry_concurrency,
+    }) = args.command
+    {
+        let settings = hoist::controller::Settings {
+            health_address,
+            insecure_registries: vec![insecure_registry],
+            registry_concurrency,
+            ..Default::default()
+        };
+        hoist::cli::controller(settings, false).await?;
+        return Ok(());
+    }
+    let registry = registry_address().context("the bench needs the local registry")?;
+    let started = Instant::now();
+    let images = push_images("bench", VERSIONS, 0).await?;
+    let registry_report = registry_section(&args, &registry).await?;
+    let mut levels = Vec::new();
+    let largest = args.factors.iter().copied().max().unwrap_or(1);
+    for &factor in &args.factors {
+        let size = Size {
+            environments: args.base_environments * factor,
+        };
+        progress(&format!(
+            "{factor}×: {} Environments, {} Artifacts, {} Promotions",
+            size.environments,
+            size.artifacts(),
+            size.promotions()
+        ));
+        levels.push(level(&args, &registry, factor, size, &images, factor == largest).await?);
+    }
+    print!(
+        "{}",
+        report::render(
+            &levels,
+            &registry_report,
+            args.registry_concurrency,
+            started.elapsed()
+        )
+    );
+    Ok(())
+}
+
+fn progress(message: &str) {
+    eprintln!("[hoist-bench] {message}");
+}
+
+/// Pushes `versions` backend and frontend images to `hoist-bench/<prefix>-…`.
+async fn push_images(prefix: &str, versions: usize, seed: u64) -> Result<Vec<[PushedImage; 2]>> {
+    let mut images = Vec::new();
+    for version in 0..versions {
+        let tag = format!("1.0.{version}");
+        let seed = seed + 2 * version as u64;
+        let backend = push_image(&format!("hoist-bench/{prefix}-backend"), &tag, seed).await?;
+        let frontend = push_image(&format!("hoist-bench/{prefix}-frontend"), &tag, seed + 1).await?;
+        images.push([backend, frontend]);
+    }
+    Ok(images)
+}
+
+/// A stand-in with the Hoist CRDs and their bare copies, and the kubeconfig
+/// of the operator process.
+async fn standin(name: &str) -> Result<(StandIn, std::path::PathBuf)> {
+    let crds = hoist::api::crds();
+    let bare = world::bare_crds(&crds);
+    let standin = StandIn::builder()
+        .crds(crds.into_iter().chain(bare))
+        // Generous, so no watch of this run falls behind into 410 Gone.
+        .event_history(1_000_000)
+        .start()
+        .await?;
+    let kubeconfig = std::env::temp_dir().join(format!("hoist-bench-{name}.kubeconfig"));
+    std::fs::write(&kubeconfig, standin.kubeconfig_yaml(operator::USER))?;
+    Ok((standin, kubeconfig))
+}
+
+fn start_operator(args: &Args, kubeconfig: &Path, registry: &str, name: &str) -> Result<Operator> {
+    Operator::start(
+        kubeconfig,
+        registry,
+        args.registry_concurrency,
+        &operator::log_path(name),
+    )
+}
+
+async fn populate(client: &Client, batches: Vec<Vec<(String, Value)>>) -> Result<()> {
+    for batch in batches {
+        world::create_all(client, batch).await?;
+    }
+    Ok(())
+}
+
+/// Waits until the operator made no request for `quiet`.
+async fn wait_quiet(standin: &StandIn, quiet: Duration) -> Result<()> {
+    let deadline = Instant::now() + WAIT;
+    let mut last = usize::MAX;
+    let mut since = Instant::now();
+    loop {
+        let count = operator_requests(standin).len();
+        if count != last {
+            last = count;
+            since = Instant::now();
+        } else if since.elapsed() >= quiet {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the operator was still busy after {WAIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn operator_requests(standin: &StandIn) -> Vec<kube_standin::RequestRecord> {
+    standin
+        .requests()
+        .records()
+        .iter()
+        .filter(|record| record.user.as_deref() == Some(operator::USER))
+        .cloned()
+        .collect()
+}
+
+/// `verb resource[/subresource]` of a request.
+fn request_kind(record: &kube_standin::RequestRecord) -> String {
+    let verb = record.verb.map_or("other", |verb| verb.as_str());
+    match &record.subresource {
+        Some(subresource) => format!("{verb} {}/{subresource}", record.resource),
+        None => format!("{verb} {}", record.resource),
+    }
+}
+
+fn count_kinds(records: &[kube_standin::RequestRecord]) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for record in records {
+        *counts.entry(request_kind(record)).or_default() += 1;
+    }
+    counts
+}
+
+async fn level(
+    args: &Args,
+    registry: &str,
+    factor: usize,
+    size: Size,
+    images: &[[PushedImage; 2]],
+    resync: bool,
+) -> Result<LevelReport> {
+    let name = format!("{factor}x");
+    let (standin, kubeconfig) = standin(&name).await?;
+    let client = standin.client();
+    let begun = Instant::now();
+    populate(&client, world::objects(size, images)).await?;
+    let bare_environments = size.environments.min(64);
+    populate(&client, world::bare_objects(bare_environments)).await?;
+    let populated = begun.elapsed();
+    progress(&format!("{name}: store filled in {populated:.1?}"));
+
+    let artifacts = Tracker::start(
+        world::api(&client, "hoist.dev", "Artifact", "artifacts"),
+        observe::ready,
+    );
+    let environments = Tracker::start(
+        world::api(&client, "hoist.dev", "Environment", "environments"),
+        observe::observed,
+    );
+    let promotions = Tracker::start(
+        world::api(&client, "hoist.dev", "Promotion", "promotions"),
+        observe::succeeded,
+    );
+    let bare_promotions = Tracker::start(
+        world::api(&client, BARE_GROUP, "Promotion", "promotions"),
+        observe::succeeded,
+    );
+
+    standin.reset_requests();
+    let mut operator = start_operator(args, &kubeconfig, registry, &name)?;
+    let ready = operator.wait_ready(WAIT).await?;
+    artifacts.wait_count(size.artifacts(), WAIT).await?;
+    environments.wait_count(size.environments, WAIT).await?;
+    let settled = operator.uptime();
+    wait_quiet(&standin, Duration::from_secs(1)).await?;
+    let rss_synced = operator.rss()?;
+    let lookups = operator.metric("hoist_registry_lookups_total").await?;
+    progress(&format!(
+        "{name}: ready after {ready:.1?}, settled after {settled:.1?}, RSS {} MiB, {lookups} registry lookups",
+        rss_synced / (1 << 20)
+    ));
+
+    // Promotions in creation order, round by round (one version per
+    // Environment and round); all but the last `timed` run in bulk.
+    let order: Vec<(usize, usize)> = (0..VERSIONS)
+        .flat_map(|version| (0..size.environments).map(move |index| (version, index)))
+        .collect();
+    let timed_count = args.timed.min(order.len());
+    let (bulk, timed) = order.split_at(order.len() - timed_count);
+    let bulk_started = Instant::now();
+    let mut done = 0;
+    for version in 0..VERSIONS {
+        let round: Vec<(String, Value)> = bulk
+            .iter()
+            .filter(|(v, _)| *v == version)
+            .map(|&(v, index)| {
+                let (namespace, environment) = size.environment(index);
+                (namespace, world::promotion("hoist.dev", &environment, v))
+            })
+            .collect();
+        if round.is_empty() {
+            continue;
+        }
+        done += round.len();
+        world::create_all(&client, round).await?;
+        promotions.wait_count(done, WAIT).await?;
+    }
+    let bulk_time = bulk_started.elapsed();
+    if !bulk.is_empty() {
+        progress(&format!(
+            "{name}: {} bulk promotions in {bulk_time:.1?}",
+            bulk.len()
+        ));
+    }
+
+    wait_quiet(&standin, Duration::from_secs(1)).await?;
+    standin.reset_requests();
+    let mut operator_latencies = Vec::with_capacity(timed.len());
+    for &(version, index) in timed {
+        let (namespace, environment) = size.environment(index);
+        let promotion = world::promotion("hoist.dev", &environment, version);
+        let start = Instant::now();
+        world::create(&client, &namespace, promotion).await?;
+        let seen = promotions
+            .wait(
+                &key(&namespace, &world::promotion_name(&environment, version)),
+                PROMOTION_TIMEOUT,
+            )
+            .await?;
+        operator_latencies.push(seen - start);
+    }
+    wait_quiet(&standin, Duration::from_secs(1)).await?;
+    let requests = count_kinds(&operator_requests(&standin));
+    progress(&format!("{name}: {} timed promotions done", timed.len()));
+    verify_pins(&client, size, images).await?;
+
+    let (promotion_status, environment_status) = status_templates(&client, size).await?;
+    let mut bare_latencies = Vec::with_capacity(timed.len());
+    for (sequence, &(version, _)) in timed.iter().enumerate() {
+        let index = sequence % bare_environments;
+        let environment = format!("env-{index:02}");
+        let start = Instant::now();
+        bare_promotion(
+            &client,
+            &environment,
+            version,
+            sequence,
+            &images[sequence % images.len()],
+            &promotion_status,
+            &environment_status,
+        )
+        .await?;
+        let seen = bare_promotions
+            .wait(
+                &key(BARE_NAMESPACE, &format!("{environment}-{sequence}")),
+                PROMOTION_TIMEOUT,
+            )
+            .await?;
+        bare_latencies.push(seen - start);
+    }
+    progress(&format!("{name}: {} bare promotions done", timed.len()));
+    let rss_after = operator.rss()?;
+
+    let resync = if resync {
+        Some(idle_resync(args, &standin, &kubeconfig, registry, &name, operator).await?)
+    } else {
+        operator.stop().await?;
+        None
+    };
+    standin.shutdown().await;
+    Ok(LevelReport {
+        factor,
+        size,
+        populated,
+        ready,
+        settled,
+        rss_synced,
+        rss_after,
+        bulk: bulk.len(),
+        bulk_time,
+        operator: Latencies::new(operator_latencies),
+        bare: Latencies::new(bare_latencies),
+        requests,
+        lookups,
+        resync,
+    })
+}
+
+/// Every Deployment runs the last version's pinned image.
+async fn verify_pins(client: &Client, size: Size, images: &[[PushedImage; 2]]) -> Result<()> {
+    let last = &images[VERSIONS - 1];
+    for index in 0..size.environments {
+        let (namespace, environment) = size.environment(index);
+        let name = format!("{}-backend", world::application(&environment));
+        let deployment =
+            Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &namespace)
+                .get(&name)
+                .await?;
+        let image = deployment
+            .spec
+            .and_then(|spec| spec.template.spec)
+            .and_then(|pod| pod.containers.into_iter().next())
+            .and_then(|container| container.image);
+        if image.as_deref() != Some(last[0].by_digest().as_str()) {
+            let promotion = Api::<hoist::api::Promotion>::namespaced(client.clone(), &namespace)
+                .get(&world::promotion_name(&environment, VERSIONS - 1))
+                .await?;
+            bail!(
+                "{namespace}/{name} runs {image:?}, not {}; the last Promotion:\n{}",
+                last[0].by_digest(),
+                serde_json::to_string_pretty(&promotion)?
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The status of a Promotion and an Environment as the operator wrote them,
+/// for the bare writes to write the same amount.
+async fn status_templates(client: &Client, size: Size) -> Result<(Value, Value)> {
+    let (namespace, environment) = size.environment(0);
+    let promotions: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &namespace,
+        &kube::api::ApiResource::erase::<hoist::api::Promotion>(&()),
+    );
+    let promotion = promotions
+        .get(&world::promotion_name(&environment, VERSIONS - 1))
+        .await?;
+    let environments: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &namespace,
+        &kube::api::ApiResource::erase::<hoist::api::Environment>(&()),
+    );
+    let environment = environments.get(&environment).await?;
+    Ok((
+        promotion.data["status"].clone(),
+        environment.data["status"].clone(),
+    ))
+}
+
+/// What a perfect operator writes for one promotion, issued directly: the
+/// Promotion is created as for the operator, then both Deployments are
+/// pinned, the Promotion's status is set to Succeeded and the Environment's
+/// status records the release.
+async fn bare_promotion(
+    client: &Client,
+    environment: &str,
+    version: usize,
+    sequence: usize,
+    images: &[PushedImage; 2],
+    promotion_status: &Value,
+    environment_status: &Value,
+) -> Result<()> {
+    let name = format!("{environment}-{sequence}");
+    let mut promotion = world::promotion(BARE_GROUP, environment, version);
+    promotion["metadata"]["name"] = json!(name);
+    world::create(client, BARE_NAMESPACE, promotion).await?;
+    let application = world::application(environment);
+    let artifact = world::artifact_name(environment, version);
+    let hash = format!("sha256:{sequence:064x}");
+    for (component, container, image) in [("backend", "app", &images[0]), ("frontend", "web", &images[1])] {
+        let pin = world::bare_pin(
+            &format!("{application}-{component}"),
+            container,
+            &image.by_digest(),
+            &artifact,
+            &hash,
+        );
+        world::apply(client, BARE_NAMESPACE, &pin, false).await?;
+    }
+    let status = json!({"apiVersion": format!("{BARE_GROUP}/v1alpha1"), "kind": "Promotion",
+                        "metadata": {"name": name, "namespace": BARE_NAMESPACE},
+                        "status": promotion_status});
+    world::apply(client, BARE_NAMESPACE, &status, true).await?;
+    let mut environment_status = environment_status.clone();
+    environment_status["summary"] = json!(format!("{application}@1.0.{version} #{sequence}"));
+    let status = json!({"apiVersion": format!("{BARE_GROUP}/v1alpha1"), "kind": "Environment",
+                        "metadata": {"name": environment, "namespace": BARE_NAMESPACE},
+                        "status": environment_status});
+    world::apply(client, BARE_NAMESPACE, &status, true).await
+}
+
+/// Restarts the operator on the settled store: a full resync.
+async fn idle_resync(
+    args: &Args,
+    standin: &StandIn,
+    kubeconfig: &Path,
+    registry: &str,
+    name: &str,
+    operator: Operator,
+) -> Result<Resync> {
+    wait_quiet(standin, Duration::from_secs(2)).await?;
+    operator.stop().await?;
+    standin.reset_requests();
+    let mut operator = start_operator(args, kubeconfig, registry, &format!("{name}-resync"))?;
+    let ready = operator.wait_ready(WAIT).await?;
+    let rss_ready = operator.rss()?;
+    wait_quiet(standin, Duration::from_secs(3)).await?;
+    let settled = operator.uptime();
+    let rss = operator.rss()?;
+    let reconciles = operator.metric("hoist_reconciliations_total").await?;
+    let lookups = operator.metric("hoist_registry_lookups_total").await?;
+    let records = operator_requests(standin);
+    operator.stop().await?;
+    let writes: Vec<String> = records
+        .iter()
+        .filter(|record| record.is_write())
+        .map(|record| format!("{} {}", record.method, record.path))
+        .collect();
+    Ok(Resync {
+        ready,
+        settled,
+        rss_ready,
+        rss,
+        reconciles,
+        lookups,
+        requests: count_kinds(&records),
+        writes,
+    })
+}
+
+/// 1,000 Artifacts over a few hundred distinct references, on a store of their own.
+async fn registry_section(args: &Args, registry: &str) -> Result<RegistryReport> {
+    progress("registry: pushing images");
+    let images = push_images("registry", args.registry_references / 2, 1000).await?;
+    let (standin, kubeconfig) = standin("registry").await?;
+    let client = standin.client();
+    world::create_all(
+        &client,
+        vec![(
+            String::new(),
+            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "registry"}}),
+        )],
+    )
+    .await?;
+    let ready_artifacts = Tracker::start(
+        world::api(&client, "hoist.dev", "Artifact", "artifacts"),
+        observe::ready,
+    );
+    let mut operator = start_operator(args, &kubeconfig, registry, "registry")?;
+    operator.wait_ready(WAIT).await?;
+    let before = operator.metric("hoist_registry_lookups_total").await?;
+    let artifacts: Vec<(String, Value)> = (0..args.registry_artifacts)
+        .map(|index| {
+            let [backend, frontend] = &images[index % images.len()];
+            let mut artifact = world::artifact(&format!("env-{index:04}"), 0, backend, frontend);
+            artifact["metadata"]["name"] = json!(format!("release-{index:04}"));
+            ("registry".to_owned(), artifact)
+        })
+        .collect();
+    let started = Instant::now();
+    world::create_all(&client, artifacts).await?;
+    ready_artifacts.wait_count(args.registry_artifacts, WAIT).await?;
+    let wall = started.elapsed();
+    let lookups = operator.metric("hoist_registry_lookups_total").await? - before;
+
+    // Touch every Artifact: each is reconciled again and must not be looked up again.
+    let reconciles_before = operator.metric("hoist_reconciliations_total").await?;
+    let api: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        "registry",
+        &kube::api::ApiResource::erase::<hoist::api::Artifact>(&()),
+    );
+    for index in 0..args.registry_artifacts {
+        let touch = json!({"metadata": {"annotations": {"bench.hoist.dev/touched": "yes"}}});
+        api.patch(
+            &format!("release-{index:04}"),
+            &PatchParams::default(),
+            &Patch::Merge(&touch),
+        )
+        .await?;
+    }
+    let deadline = Instant::now() + WAIT;
+    let wanted = reconciles_before + args.registry_artifacts as f64;
+    while operator.metric("hoist_reconciliations_total").await? < wanted {
+        if Instant::now() > deadline {
+            bail!(
+                "the touched Artifacts were not reconciled: {} of {wanted}",
+                operator.metric("hoist_reconciliations_total").await?
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let relookups = operator.metric("hoist_registry_lookups_total").await? - before - lookups;
+    operator.stop().await?;
+    standin.shutdown().await;
+    progress(&format!(
+        "registry: {} Artifacts, {lookups} lookups in {wall:.1?}, {relookups} on re-reconcile",
+        args.registry_artifacts
+    ));
+    Ok(RegistryReport {
+        artifacts: args.registry_artifacts,
+        references: images.len() * 2,
+        lookups,
+        relookups,
+        wall,
+    })
+}

@@ -1,0 +1,149 @@
+//! The operator as a process of its own, so its resident memory is its own:
+//! this binary started again as `hoist-bench operator`, which runs exactly
+//! what `hoist controller` runs, against the stand-in through a kubeconfig.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+
+/// The client name the operator's requests carry in the stand-in's log.
+pub const USER: &str = "hoist";
+
+pub struct Operator {
+    child: Child,
+    pid: u32,
+    health: SocketAddr,
+    started: Instant,
+}
+
+/// A port nobody listens on now; the operator binds it a moment later.
+fn free_port() -> Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?)
+}
+
+impl Operator {
+    /// Starts the operator with `kubeconfig`, logging to `log`.
+    pub fn start(kubeconfig: &Path, registry: &str, registry_concurrency: usize, log: &Path) -> Result<Self> {
+        let health = free_port()?;
+        let output = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let errors = output.try_clone()?;
+        let child = Command::new(std::env::current_exe().context("locating the bench binary")?)
+            .arg("operator")
+            .arg(format!("--health-address={health}"))
+            .arg(format!("--insecure-registry={registry}"))
+            .arg(format!("--registry-concurrency={registry_concurrency}"))
+            .env("KUBECONFIG", kubeconfig)
+            .stdin(Stdio::null())
+            .stdout(output)
+            .stderr(errors)
+            .kill_on_drop(true)
+            .spawn()
+            .context("starting the operator process")?;
+        let pid = child.id().context("the operator exited at once")?;
+        Ok(Operator {
+            child,
+            pid,
+            health,
+            started: Instant::now(),
+        })
+    }
+
+    /// Waits until `/readyz` answers 200 (every cache listed once); returns
+    /// the time since the process started.
+    pub async fn wait_ready(&mut self, timeout: Duration) -> Result<Duration> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok((200, _)) = http_get(self.health, "/readyz").await {
+                return Ok(self.started.elapsed());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                bail!("the operator exited with {status} before it was ready");
+            }
+            if Instant::now() > deadline {
+                bail!("the operator was not ready within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Time since the process started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Resident memory in bytes (`VmRSS` of /proc/<pid>/status).
+    pub fn rss(&self) -> Result<u64> {
+        proc_status_kib(self.pid, "VmRSS:").map(|kib| kib * 1024)
+    }
+
+    /// The sum of every sample of a Prometheus metric (all label sets).
+    pub async fn metric(&self, name: &str) -> Result<f64> {
+        let (code, body) = http_get(self.health, "/metrics").await?;
+        if code != 200 {
+            bail!("/metrics answered {code}");
+        }
+        Ok(body
+            .lines()
+            .filter(|line| {
+                line.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+
+    /// Stops the operator with SIGTERM, as Kubernetes stops a pod.
+    pub async fn stop(mut self) -> Result<()> {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .context("running kill")?;
+        if !status.success() {
+            bail!("kill -TERM {} failed", self.pid);
+        }
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .context("the operator did not stop within 30s")??;
+        Ok(())
+    }
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .with_context(|| format!("no {field} in /proc/{pid}/status"))
+}
+
+/// A one-shot HTTP/1.1 GET: the status code and body.
+async fn http_get(address: SocketAddr, path: &str) -> Result<(u16, String)> {
+    let mut stream = TcpStream::connect(address).await?;
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").as_bytes())
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let code = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .context("not an HTTP response")?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or(String::new(), |(_, body)| body.to_owned());
+    Ok((code, body))
+}
+
+/// Where the operator's logs of one run go.
+pub fn log_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("hoist-bench-{name}.log"))
+}

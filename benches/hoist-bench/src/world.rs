@@ -1,0 +1,285 @@
+//! The objects of one benchmark size: tenants of 16 Environments each; every
+//! Environment runs its own application in two Deployments (`replicas: 0`,
+//! so a rollout completes at once) with a configuration overlay over the
+//! tenant's base ConfigMap; ten Artifacts per application.
+
+use anyhow::{Context, Result};
+use futures::{StreamExt, TryStreamExt};
+use hoist_testkit::registry::PushedImage;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+/// Environments per tenant namespace.
+pub const ENVIRONMENTS_PER_TENANT: usize = 16;
+/// Artifacts (versions) per application, and Promotions per Environment.
+pub const VERSIONS: usize = 10;
+/// Requests in flight while filling the store.
+const CONCURRENCY: usize = 16;
+/// Group of the copies of the Hoist kinds that bare writes go to: the same
+/// schema and validation, but no operator watches them.
+pub const BARE_GROUP: &str = "bare.hoist.dev";
+/// Namespace of the bare writes.
+pub const BARE_NAMESPACE: &str = "bare";
+/// Field manager of the bench's own writes.
+pub const MANAGER: &str = "hoist-bench";
+
+#[derive(Clone, Copy)]
+pub struct Size {
+    pub environments: usize,
+}
+
+impl Size {
+    pub fn tenants(self) -> usize {
+        self.environments.div_ceil(ENVIRONMENTS_PER_TENANT)
+    }
+    pub fn artifacts(self) -> usize {
+        self.environments * VERSIONS
+    }
+    pub fn promotions(self) -> usize {
+        self.environments * VERSIONS
+    }
+    /// (tenant namespace, environment name) of environment `index`.
+    pub fn environment(self, index: usize) -> (String, String) {
+        (
+            format!("tenant-{:03}", index / ENVIRONMENTS_PER_TENANT),
+            format!("env-{:02}", index % ENVIRONMENTS_PER_TENANT),
+        )
+    }
+}
+
+/// The application an environment runs (one per environment).
+pub fn application(environment: &str) -> String {
+    format!("app-{}", environment.trim_start_matches("env-"))
+}
+
+pub fn artifact_name(environment: &str, version: usize) -> String {
+    format!("{}-v{version}", application(environment))
+}
+
+pub fn promotion_name(environment: &str, version: usize) -> String {
+    format!("{environment}-v{version}")
+}
+
+pub fn api(client: &Client, group: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1alpha1", kind), plural);
+    Api::all_with(client.clone(), &resource)
+}
+
+fn namespaced(
+    client: &Client,
+    namespace: &str,
+    group: &str,
+    version: &str,
+    kind: &str,
+) -> Api<DynamicObject> {
+    let plural = format!("{}s", kind.to_lowercase());
+    let resource = ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), &plural);
+    if namespace.is_empty() {
+        Api::all_with(client.clone(), &resource)
+    } else {
+        Api::namespaced_with(client.clone(), namespace, &resource)
+    }
+}
+
+/// The Promotion and Environment CRDs again, under [`BARE_GROUP`].
+pub fn bare_crds(crds: &[CustomResourceDefinition]) -> Vec<CustomResourceDefinition> {
+    crds.iter()
+        .filter(|crd| matches!(crd.spec.names.kind.as_str(), "Promotion" | "Environment"))
+        .map(|crd| {
+            let mut bare = crd.clone();
+            bare.spec.group = BARE_GROUP.to_owned();
+            bare.metadata.name = Some(format!("{}.{BARE_GROUP}", crd.spec.names.plural));
+            bare
+        })
+        .collect()
+}
+
+/// Creates every object, `CONCURRENCY` requests at a time.
+pub async fn create_all(client: &Client, objects: Vec<(String, Value)>) -> Result<()> {
+    futures::stream::iter(objects)
+        .map(|(namespace, object)| {
+            let client = client.clone();
+            async move { create(&client, &namespace, object).await }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .try_collect::<()>()
+        .await
+}
+
+pub async fn create(client: &Client, namespace: &str, object: Value) -> Result<()> {
+    let (group, version) = split_api_version(&object);
+    let kind = object["kind"].as_str().unwrap_or_default().to_owned();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    let typed: DynamicObject = serde_json::from_value(object)?;
+    namespaced(client, namespace, &group, &version, &kind)
+        .create(&PostParams::default(), &typed)
+        .await
+        .with_context(|| format!("creating {kind} {namespace}/{name}"))?;
+    Ok(())
+}
+
+/// Server-side applies `object` (or its status) as the bench.
+pub async fn apply(client: &Client, namespace: &str, object: &Value, status: bool) -> Result<()> {
+    let (group, version) = split_api_version(object);
+    let kind = object["kind"].as_str().unwrap_or_default();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    let api = namespaced(client, namespace, &group, &version, kind);
+    let params = PatchParams::apply(MANAGER).force();
+    if status {
+        api.patch_status(name, &params, &Patch::Apply(object)).await?;
+    } else {
+        api.patch(name, &params, &Patch::Apply(object)).await?;
+    }
+    Ok(())
+}
+
+fn split_api_version(object: &Value) -> (String, String) {
+    let api_version = object["apiVersion"].as_str().unwrap_or_default();
+    match api_version.split_once('/') {
+        Some((group, version)) => (group.to_owned(), version.to_owned()),
+        None => (String::new(), api_version.to_owned()),
+    }
+}
+
+fn namespace(name: &str) -> (String, Value) {
+    (
+        String::new(),
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
+    )
+}
+
+pub fn deployment(name: &str, container: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [
+                    {"name": container, "image": format!("example.invalid/{name}:latest")},
+                    {"name": "sidecar", "image": "example.invalid/sidecar:1"}
+                ]}
+            }
+        }
+    })
+}
+
+fn environment_spec(namespace: &str, environment: &str) -> Value {
+    let application = application(environment);
+    json!({
+        "targets": [
+            {"application": application, "component": "backend",
+             "deployment": {"name": format!("{application}-backend"), "namespace": namespace}, "container": "app"},
+            {"application": application, "component": "frontend",
+             "deployment": {"name": format!("{application}-frontend"), "namespace": namespace}, "container": "web"}
+        ],
+        "config": [{"application": application, "baseConfigMap": "base",
+                    "data": {"STAGE": environment, "FEATURE_FLAGS": "search,checkout", "REPLICA_HINT": "3"}}],
+    })
+}
+
+/// Every object of `size` but the Promotions, in creation order: namespaces,
+/// base ConfigMaps, Deployments, Environments, Artifacts.
+pub fn objects(size: Size, images: &[[PushedImage; 2]]) -> Vec<Vec<(String, Value)>> {
+    let mut namespaces = Vec::new();
+    let mut bases = Vec::new();
+    for tenant in 0..size.tenants() {
+        let (namespace_name, _) = size.environment(tenant * ENVIRONMENTS_PER_TENANT);
+        namespaces.push(namespace(&namespace_name));
+        bases.push((
+            namespace_name,
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "base"},
+                   "data": {"LOG_LEVEL": "info", "REGION": "eu-west-1", "TIMEOUT_SECONDS": "30"}}),
+        ));
+    }
+    let mut deployments = Vec::new();
+    let mut environments = Vec::new();
+    let mut artifacts = Vec::new();
+    for index in 0..size.environments {
+        let (namespace, environment) = size.environment(index);
+        let application = application(&environment);
+        deployments.push((
+            namespace.clone(),
+            deployment(&format!("{application}-backend"), "app"),
+        ));
+        deployments.push((
+            namespace.clone(),
+            deployment(&format!("{application}-frontend"), "web"),
+        ));
+        environments.push((
+            namespace.clone(),
+            json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Environment",
+                   "metadata": {"name": environment}, "spec": environment_spec(&namespace, &environment)}),
+        ));
+        for (version, [backend, frontend]) in images.iter().enumerate() {
+            artifacts.push((
+                namespace.clone(),
+                artifact(&environment, version, backend, frontend),
+            ));
+        }
+    }
+    vec![namespaces, bases, deployments, environments, artifacts]
+}
+
+pub fn artifact(environment: &str, version: usize, backend: &PushedImage, frontend: &PushedImage) -> Value {
+    json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Artifact",
+    "metadata": {"name": artifact_name(environment, version)},
+    "spec": {
+        "application": application(environment), "version": format!("1.0.{version}"),
+        "images": [{"component": "backend", "image": backend.reference},
+                   {"component": "frontend", "image": frontend.reference}],
+        "source": {"repository": "https://git.example.com/shop",
+                   "revision": format!("{version:040x}")}
+    }})
+}
+
+pub fn promotion(group: &str, environment: &str, version: usize) -> Value {
+    json!({"apiVersion": format!("{group}/v1alpha1"), "kind": "Promotion",
+           "metadata": {"name": promotion_name(environment, version)},
+           "spec": {"artifact": artifact_name(environment, version), "environment": environment,
+                    "reason": "benchmark"}})
+}
+
+/// The bare namespace: `environments` Environments of the bare group and
+/// their Deployments.
+pub fn bare_objects(environments: usize) -> Vec<Vec<(String, Value)>> {
+    let mut deployments = Vec::new();
+    let mut bare = Vec::new();
+    for index in 0..environments {
+        let environment = format!("env-{index:02}");
+        let application = application(&environment);
+        deployments.push((
+            BARE_NAMESPACE.to_owned(),
+            deployment(&format!("{application}-backend"), "app"),
+        ));
+        deployments.push((
+            BARE_NAMESPACE.to_owned(),
+            deployment(&format!("{application}-frontend"), "web"),
+        ));
+        bare.push((
+            BARE_NAMESPACE.to_owned(),
+            json!({"apiVersion": format!("{BARE_GROUP}/v1alpha1"), "kind": "Environment",
+                   "metadata": {"name": environment}, "spec": environment_spec(BARE_NAMESPACE, &environment)}),
+        ));
+    }
+    vec![vec![namespace(BARE_NAMESPACE)], deployments, bare]
+}
+
+/// What a perfect operator writes to pin one Deployment: the operator's own
+/// pin (image, artifact and config-hash annotations, two labels), with
+/// labels no Hoist watch selects.
+pub fn bare_pin(name: &str, container: &str, image: &str, artifact: &str, hash: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": BARE_NAMESPACE,
+                     "labels": {"bench.hoist.dev/environment": "env", "bench.hoist.dev/tenant": BARE_NAMESPACE}},
+        "spec": {"template": {
+            "metadata": {"annotations": {"hoist.dev/artifact": artifact, "hoist.dev/config-hash": hash}},
+            "spec": {"containers": [{"name": container, "image": image}]},
+        }},
+    })
+}

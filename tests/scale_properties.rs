@@ -1,0 +1,295 @@
+//! The structural properties the benchmark (`cargo run --release -p
+//! hoist-bench`) measures at scale, guarded here on a few objects: no
+//! reconcile lists a collection (the caches answer those questions), an idle
+//! restart writes nothing, and every distinct image reference is looked up
+//! in the registry once, never again when Artifacts are reconciled again.
+//! Requests are counted in the operator's own client, so these hold against
+//! a real cluster too (HOIST_TEST_KUBECONFIG).
+
+use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
+
+use hoist::api::{Artifact, Environment, Phase, Promotion};
+use hoist::controller::Settings;
+use hoist_testkit::cluster::{Request, RequestCounter, TestCluster};
+use hoist_testkit::registry::{PushedImage, push_multi, registry_address};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const MANAGER: &str = "hoist-tests";
+
+struct Operator {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+    requests: RequestCounter,
+    health: SocketAddr,
+}
+
+/// Starts the operator on `cluster`'s namespace and waits until its caches synced.
+async fn start(cluster: &TestCluster) -> Operator {
+    let (client, requests) = cluster.counted_client().expect("counted client");
+    // A free port for /metrics: bound and released, then taken by the operator.
+    let health = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port");
+    let settings = Settings {
+        health_address: health,
+        insecure_registries: vec![registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)")],
+        namespace: Some(cluster.namespace().to_string()),
+        ..Settings::default()
+    };
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        hoist::controller::run(client, settings, async move {
+            let _ = stopped.await;
+        })
+        .await
+        .expect("operator runs");
+    });
+    let operator = Operator {
+        stop,
+        task,
+        requests,
+        health,
+    };
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while http_get(health, "/readyz").await.map(|(code, _)| code) != Some(200) {
+        assert!(tokio::time::Instant::now() < deadline, "operator not ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    operator
+}
+
+impl Operator {
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(TIMEOUT, self.task)
+            .await
+            .expect("operator stops")
+            .expect("operator task");
+    }
+
+    /// The value of one metric sample, e.g. `hoist_registry_lookups_total`.
+    async fn metric(&self, sample: &str) -> f64 {
+        let (_, body) = http_get(self.health, "/metrics").await.expect("metrics");
+        body.lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0.0)
+    }
+}
+
+async fn http_get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let code = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_owned();
+    Some((code, body))
+}
+
+/// A GET of a whole collection that is not a watch: a list.
+fn is_list(request: &Request) -> bool {
+    if request.method != "GET" || request.query.split('&').any(|p| p.starts_with("watch=")) {
+        return false;
+    }
+    // After `/api/v1` or `/apis/<group>/<version>`: `<plural>` or
+    // `namespaces/<ns>/<plural>` name a collection; one more segment names an object.
+    let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
+    let rest = match segments.first() {
+        Some(&"api") => &segments[2.min(segments.len())..],
+        Some(&"apis") => &segments[3.min(segments.len())..],
+        _ => return false,
+    };
+    matches!(rest, [_plural] | ["namespaces", _, _plural])
+}
+
+async fn apply<K>(cluster: &TestCluster, body: serde_json::Value) -> K
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let name = body["metadata"]["name"].as_str().expect("name").to_owned();
+    Api::<K>::namespaced(cluster.client(), cluster.namespace())
+        .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
+        .await
+        .unwrap_or_else(|error| panic!("apply {name}: {error}"))
+}
+
+async fn artifact(cluster: &TestCluster, name: &str, images: &[PushedImage; 2]) {
+    apply::<Artifact>(
+        cluster,
+        json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Artifact", "metadata": {"name": name},
+               "spec": {"application": "shop", "version": "1.0.0",
+                        "images": [{"component": "backend", "image": images[0].reference},
+                                   {"component": "frontend", "image": images[1].reference}]}}),
+    )
+    .await;
+}
+
+async fn wait_ready(cluster: &TestCluster, name: &str) {
+    cluster
+        .wait_for::<Artifact>(name, TIMEOUT, |a| {
+            a.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True")
+            })
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+}
+
+async fn pushed() -> [PushedImage; 2] {
+    let images = push_multi("scale", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
+        .await
+        .expect("push images");
+    [images["backend"].clone(), images["frontend"].clone()]
+}
+
+#[tokio::test]
+async fn each_distinct_reference_is_looked_up_once_and_never_on_re_reconcile() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let operator = start(&cluster).await;
+    let images = pushed().await;
+    let names = ["shop-a", "shop-b", "shop-c", "shop-d"];
+    for name in names {
+        artifact(&cluster, name, &images).await;
+    }
+    for name in names {
+        wait_ready(&cluster, name).await;
+    }
+    assert_eq!(operator.metric("hoist_registry_lookups_total").await, 2.0);
+
+    let reconciled = "hoist_reconciliations_total{controller=\"artifact\"}";
+    let before = operator.metric(reconciled).await;
+    let artifacts: Api<Artifact> = Api::namespaced(cluster.client(), cluster.namespace());
+    for name in names {
+        let touch = json!({"metadata": {"annotations": {"example.com/touched": "yes"}}});
+        artifacts
+            .patch(name, &PatchParams::default(), &Patch::Merge(&touch))
+            .await
+            .expect("touch");
+    }
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while operator.metric(reconciled).await < before + names.len() as f64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "touched Artifacts not reconciled"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(operator.metric("hoist_registry_lookups_total").await, 2.0);
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn reconciles_read_single_objects_only_and_an_idle_restart_writes_nothing() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let namespace = cluster.namespace().to_string();
+    for (name, container) in [("backend", "app"), ("frontend", "web")] {
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": container, "image": "example.invalid/x:1"}]}}}
+        }))
+        .expect("deployment");
+        Api::<Deployment>::namespaced(cluster.client(), &namespace)
+            .create(&PostParams::default(), &deployment)
+            .await
+            .expect("create deployment");
+    }
+    let base: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "shop-base"}, "data": {"LOG_LEVEL": "info"}}))
+            .expect("config map");
+    Api::<ConfigMap>::namespaced(cluster.client(), &namespace)
+        .create(&PostParams::default(), &base)
+        .await
+        .expect("base config");
+    apply::<Environment>(
+        &cluster,
+        json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "dev"},
+               "spec": {"targets": [
+                   {"application": "shop", "component": "backend", "deployment": {"name": "backend"}, "container": "app"},
+                   {"application": "shop", "component": "frontend", "deployment": {"name": "frontend"}, "container": "web"}],
+                 "config": [{"application": "shop", "baseConfigMap": "shop-base", "data": {"STAGE": "dev"}}]}}),
+    )
+    .await;
+    let images = pushed().await;
+    artifact(&cluster, "shop-1", &images).await;
+
+    let operator = start(&cluster).await;
+    wait_ready(&cluster, "shop-1").await;
+    operator.requests.reset();
+    apply::<Promotion>(
+        &cluster,
+        json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Promotion", "metadata": {"name": "to-dev"},
+               "spec": {"artifact": "shop-1", "environment": "dev", "reason": "test"}}),
+    )
+    .await;
+    cluster
+        .wait_for::<Promotion>("to-dev", TIMEOUT, |p| {
+            p.status.as_ref().is_some_and(|s| s.phase == Phase::Succeeded)
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    // The Environment's status lands after the Promotion's.
+    cluster
+        .wait_for::<Environment>("dev", TIMEOUT, |e| {
+            e.status.as_ref().is_some_and(|s| !s.history.is_empty())
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let requests = operator.requests.all();
+    let lists: Vec<&Request> = requests.iter().filter(|r| is_list(r)).collect();
+    assert_eq!(lists, Vec::<&Request>::new(), "reconciles list nothing");
+    let deployment_patches = requests
+        .iter()
+        .filter(|r| r.method == "PATCH" && r.path.contains("/deployments/"))
+        .count();
+    assert_eq!(deployment_patches, 2, "one pin per target: {requests:?}");
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    operator.stop().await;
+    let operator = start(&cluster).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let writes: Vec<String> = operator
+        .requests
+        .writes()
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert_eq!(writes, Vec::<String>::new(), "an idle restart writes nothing");
+    operator.stop().await;
+}
+
+#[test]
+fn lists_are_told_from_object_reads_and_watches() {
+    let request = |path: &str, query: &str| Request {
+        method: "GET".into(),
+        path: path.into(),
+        query: query.into(),
+    };
+    assert!(is_list(&request("/api/v1/namespaces", "")));
+    assert!(is_list(&request(
+        "/api/v1/namespaces/t/configmaps",
+        "labelSelector=a"
+    )));
+    assert!(is_list(&request("/apis/hoist.dev/v1alpha1/promotions", "")));
+    assert!(!is_list(&request("/api/v1/namespaces/t", "")));
+    assert!(!is_list(&request("/api/v1/namespaces/t/configmaps/base", "")));
+    assert!(!is_list(&request(
+        "/apis/hoist.dev/v1alpha1/namespaces/t/promotions",
+        "watch=true&resourceVersion=5"
+    )));
+}
