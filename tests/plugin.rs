@@ -939,7 +939,8 @@ async fn kubectl_hoist(
     )
 }
 
-#[tokio::test]
+// Several threads: the API stand-in serves the child process from this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_talks_to_the_cluster_of_the_kubeconfig() {
     let cluster = TestCluster::new().await.expect("test cluster");
     shop(&cluster).await;
