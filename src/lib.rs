@@ -4,5 +4,6 @@ pub mod api;
 pub mod cli;
 pub mod controller;
 pub mod core;
+pub mod plugin;
 pub mod registry;
 pub mod render;

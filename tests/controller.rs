@@ -203,6 +203,22 @@ impl Scenario {
         }
     }
 
+    /// Waits until the operator has made no request for a second (its
+    /// watches stay open without new requests).
+    async fn quiet(&self) {
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        let mut seen = usize::MAX;
+        while tokio::time::Instant::now() < deadline {
+            let now = self.requests().all().len();
+            if now == seen && now > 0 {
+                return;
+            }
+            seen = now;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        panic!("the operator kept making requests for {TIMEOUT:?}");
+    }
+
     fn requests(&self) -> &RequestCounter {
         &self.operator.as_ref().expect("operator running").requests
     }
@@ -363,7 +379,19 @@ async fn one_build_goes_dev_staging_prod_with_an_approval_and_prod_runs_the_dev_
         .promote_and_wait("to-staging", "shop-1-0-0", "staging")
         .await;
     scenario.promote("to-prod", "shop-1-0-0", "prod").await;
-    let waiting = scenario.wait_phase("to-prod", Phase::Waiting).await;
+    // Staging's own status may lag its Promotion's by a moment; wait until only approval holds.
+    let waiting = scenario
+        .cluster
+        .wait_for::<Promotion>("to-prod", TIMEOUT, |p| {
+            p.status.as_ref().is_some_and(|s| {
+                s.phase == Phase::Waiting
+                    && s.gates
+                        .iter()
+                        .any(|g| g.gate == GateName::Upstream && g.state == GateState::Passed)
+            })
+        })
+        .await
+        .expect("to-prod waits for approval");
     let status = waiting.status.expect("status");
     let gates: Vec<(GateName, GateState)> = status.gates.iter().map(|g| (g.gate, g.state)).collect();
     assert_eq!(
@@ -802,6 +830,7 @@ async fn missing_provenance_blocks_prod_with_the_reason() {
     let blocked = scenario
         .cluster
         .wait_for::<Promotion>("to-prod", TIMEOUT, |p| {
+            // Approved, so only provenance holds the Promotion.
             p.status.as_ref().is_some_and(|s| {
                 let state = |gate| s.gates.iter().find(|g| g.gate == gate).map(|g| g.state);
                 state(GateName::Provenance) == Some(GateState::Failed)
@@ -958,11 +987,12 @@ async fn a_full_resync_of_an_idle_system_writes_nothing() {
         .await;
     scenario.promote("to-prod", "shop-1-0-0", "prod").await;
     scenario.wait_phase("to-prod", Phase::Waiting).await;
-    // Let the last status writes land, then restart: a restart reconciles everything.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let the operator finish what it was doing, then restart it: a restart
+    // lists everything and reconciles every object.
+    scenario.quiet().await;
     scenario.stop().await;
     scenario.start().await;
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    scenario.quiet().await;
     let requests = scenario.requests().all();
     let writes: Vec<String> = requests
         .iter()

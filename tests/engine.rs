@@ -117,11 +117,7 @@ fn world(artifacts: &[String]) -> World {
     let text = format!("{}{}", artifacts.concat(), environments_yaml());
     let manifests = Manifests::parse(&text, Path::new("fixture.yaml"), "shop").expect("fixture parses");
     let mut world = World::new(at(0));
-    world.artifacts = manifests.artifacts;
-    world.environments = manifests.environments;
-    world.deployments = manifests.deployments;
-    world.config_maps = manifests.config_maps;
-    world.namespaces = manifests.namespaces;
+    world.objects = manifests;
     world
 }
 
@@ -146,11 +142,12 @@ fn promote(world: &mut World, name: &str, artifact: &str, environment: &str) {
     promotion.metadata.namespace = Some("shop".into());
     promotion.metadata.generation = Some(1);
     promotion.metadata.creation_timestamp = Some(world.now.clone());
-    world.promotions.push(promotion);
+    world.objects.promotions.push(promotion);
 }
 
 fn approve(world: &mut World, name: &str, user: &str) {
     let promotion = world
+        .objects
         .promotions
         .iter_mut()
         .find(|p| p.name_any() == name)
@@ -164,6 +161,7 @@ fn approve(world: &mut World, name: &str, user: &str) {
 
 fn promotion<'a>(world: &'a World, name: &str) -> &'a Promotion {
     world
+        .objects
         .promotions
         .iter()
         .find(|p| p.name_any() == name)
@@ -180,6 +178,7 @@ fn phase(world: &World, name: &str) -> (Phase, String) {
 
 fn environment<'a>(world: &'a World, name: &str) -> &'a Environment {
     world
+        .objects
         .environments
         .iter()
         .find(|e| e.name_any() == name)
@@ -188,6 +187,7 @@ fn environment<'a>(world: &'a World, name: &str) -> &'a Environment {
 
 fn deployment<'a>(world: &'a World, namespace: &str, name: &str) -> &'a Deployment {
     world
+        .objects
         .deployments
         .iter()
         .find(|d| d.namespace().as_deref() == Some(namespace) && d.name_any() == name)
@@ -369,9 +369,9 @@ fn an_idle_world_decides_nothing_new() {
     world.now = at(3600);
     let rounds = world.settle(10, completes);
     assert_eq!(rounds, 0, "nothing changed in the first round");
-    assert_eq!(world.environments, before.environments);
-    assert_eq!(world.promotions, before.promotions);
-    assert_eq!(world.deployments, before.deployments);
+    assert_eq!(world.objects.environments, before.objects.environments);
+    assert_eq!(world.objects.promotions, before.objects.promotions);
+    assert_eq!(world.objects.deployments, before.objects.deployments);
 }
 
 #[test]
@@ -477,6 +477,7 @@ fn unknown_artifact_and_cross_tenant_targets_are_rejected() {
 
     let mut world = standard_world();
     world
+        .objects
         .namespaces
         .iter_mut()
         .find(|n| n.name_any() == "shop-dev")
@@ -523,6 +524,7 @@ fn failed_rollout_rolls_back_images_and_config() {
 
     // A config change and a new release that fails to roll out.
     world
+        .objects
         .environments
         .iter_mut()
         .find(|e| e.name_any() == "dev")
@@ -603,6 +605,7 @@ fn a_manual_rollback_restores_the_earlier_release_and_its_config() {
     let hash_v1 = annotation(&world, "shop-dev", "backend", "hoist.dev/config-hash").unwrap();
     let images_v1 = images(&world, "shop-dev", "backend");
     world
+        .objects
         .environments
         .iter_mut()
         .find(|e| e.name_any() == "dev")
@@ -634,6 +637,7 @@ fn a_manual_rollback_restores_the_earlier_release_and_its_config() {
         Some(hash_v1.clone())
     );
     let rendered = world
+        .objects
         .config_maps
         .iter()
         .find(|cm| cm.namespace().as_deref() == Some("shop-dev") && cm.name_any() == "shop-config")
@@ -653,6 +657,7 @@ fn a_manual_rollback_restores_the_earlier_release_and_its_config() {
 fn auto_promote_picks_the_newest_ready_artifact_once() {
     let mut world = standard_world();
     world
+        .objects
         .environments
         .iter_mut()
         .find(|e| e.name_any() == "dev")
@@ -661,6 +666,7 @@ fn auto_promote_picks_the_newest_ready_artifact_once() {
         .auto_promote = true;
     world.settle(10, completes);
     let auto: Vec<(String, String)> = world
+        .objects
         .promotions
         .iter()
         .map(|p| (p.name_any(), p.spec.artifact.clone()))
@@ -671,13 +677,14 @@ fn auto_promote_picks_the_newest_ready_artifact_once() {
     );
     assert_eq!(phase(&world, "shop-1.1.0-dev").0, Phase::Succeeded);
     world.settle(10, completes);
-    assert_eq!(world.promotions.len(), 1);
+    assert_eq!(world.objects.promotions.len(), 1);
 }
 
 #[test]
 fn an_upstream_cycle_is_reported_on_the_environment() {
     let mut world = standard_world();
     world
+        .objects
         .environments
         .iter_mut()
         .find(|e| e.name_any() == "dev")

@@ -18,24 +18,18 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use tracing::instrument;
 
 use super::Error;
 use super::context::{Ctx, FIELD_MANAGER, await_cached};
 use crate::api::{Artifact, Environment, Phase, Promotion};
 use crate::core::config::{self, ConfigSources, RenderedConfig};
-use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_TENANT};
+use crate::core::deployment::{
+    ANNOTATION_CONFIG_HASH, LABEL_APPLICATION, LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_TENANT,
+};
 use crate::core::environment::{self, Plan, RenderedConfigMap, Snapshot, target_namespace};
 
 const CONTROLLER: &str = "environment";
-/// Label of ConfigMaps Hoist writes: `config` (rendered for pods) or
-/// `config-snapshot` (kept for rollbacks).
-pub const LABEL_ROLE: &str = "hoist.dev/role";
-/// Label naming the application of a Hoist ConfigMap.
-pub const LABEL_APPLICATION: &str = "hoist.dev/application";
-/// Annotation holding the full hash of a configuration snapshot.
-const ANNOTATION_CONFIG_HASH: &str = crate::core::deployment::ANNOTATION_CONFIG_HASH;
 /// How often an idle Environment is looked at again (watches normally trigger).
 const RESYNC: Duration = Duration::from_secs(300);
 /// How often a rollout is looked at while one is under way, besides watch events.
@@ -390,37 +384,15 @@ async fn apply_rendered_config_map(
     rendered: &RenderedConfigMap,
     params: &PatchParams,
 ) -> Result<(), Error> {
+    let name = environment.name_any();
     let cached = ctx
         .stores
         .config_maps
         .get(&ObjectRef::new(&rendered.name).within(&rendered.namespace));
-    // Empty maps are omitted by the API server, so compare them as empty.
-    if let Some(live) = cached
-        && live.data.clone().unwrap_or_default() == rendered.config.data
-        && live.binary_data.clone().unwrap_or_default() == rendered.config.binary_data
-        && live.labels().get(LABEL_ENVIRONMENT) == Some(&environment.name_any())
-    {
+    if cached.is_some_and(|live| rendered.is_satisfied_by(&live, &name)) {
         return Ok(());
     }
-    let mut body = json!({
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": rendered.name,
-            "namespace": rendered.namespace,
-            "labels": {
-                LABEL_ENVIRONMENT: environment.name_any(),
-                LABEL_TENANT: environment.namespace().unwrap_or_default(),
-                LABEL_ROLE: "config",
-                LABEL_APPLICATION: rendered.application,
-            },
-            "annotations": {ANNOTATION_CONFIG_HASH: rendered.config.hash},
-        },
-        "data": rendered.config.data,
-    });
-    if !rendered.config.binary_data.is_empty() {
-        body["binaryData"] = json!(rendered.config.binary_data);
-    }
+    let body = rendered.object(&name, &environment.namespace().unwrap_or_default());
     let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &rendered.namespace);
     api.patch(&rendered.name, params, &Patch::Apply(&body))
         .await

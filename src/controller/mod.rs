@@ -30,7 +30,6 @@ use serde::de::DeserializeOwned;
 
 pub use context::FIELD_MANAGER;
 use context::{Context, Stores};
-pub use environment::{LABEL_APPLICATION, LABEL_ROLE};
 use metrics::Metrics;
 pub use server::Health;
 

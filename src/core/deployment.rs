@@ -16,6 +16,11 @@ pub const ANNOTATION_ARTIFACT: &str = "hoist.dev/artifact";
 pub const LABEL_ENVIRONMENT: &str = "hoist.dev/environment";
 /// Label naming the namespace (tenant) of that Environment.
 pub const LABEL_TENANT: &str = "hoist.dev/tenant";
+/// Label naming the application of a ConfigMap Hoist writes.
+pub const LABEL_APPLICATION: &str = "hoist.dev/application";
+/// Label telling what a ConfigMap Hoist writes is for: `config` (rendered for
+/// the pods) or `config-snapshot` (kept for rollbacks).
+pub const LABEL_ROLE: &str = "hoist.dev/role";
 
 /// The state Hoist wants for the fields it owns on one Deployment.
 #[derive(Debug, Clone, PartialEq, Eq)]

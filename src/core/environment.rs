@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
@@ -19,7 +19,10 @@ use crate::api::{
 };
 use crate::core::conditions::{self, Wanted};
 use crate::core::config::{ConfigError, RenderedConfig};
-use crate::core::deployment::{DeploymentPin, LABEL_TENANT, Rollout, rollout};
+use crate::core::deployment::{
+    ANNOTATION_CONFIG_HASH, DeploymentPin, LABEL_APPLICATION, LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_TENANT,
+    Rollout, rollout,
+};
 use crate::core::gates::{self, GateInput};
 use crate::core::version;
 
@@ -61,6 +64,46 @@ pub struct RenderedConfigMap {
     pub name: String,
     pub application: String,
     pub config: RenderedConfig,
+}
+
+impl RenderedConfigMap {
+    /// The ConfigMap as Hoist writes it for `environment` of `tenant`.
+    pub fn object(&self, environment: &str, tenant: &str) -> ConfigMap {
+        let mut config_map = ConfigMap {
+            data: Some(self.config.data.clone()),
+            binary_data: (!self.config.binary_data.is_empty()).then(|| self.config.binary_data.clone()),
+            ..Default::default()
+        };
+        config_map.metadata.name = Some(self.name.clone());
+        config_map.metadata.namespace = Some(self.namespace.clone());
+        config_map.metadata.labels = Some(
+            [
+                (LABEL_ENVIRONMENT, environment),
+                (LABEL_TENANT, tenant),
+                (LABEL_ROLE, "config"),
+                (LABEL_APPLICATION, self.application.as_str()),
+            ]
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .into(),
+        );
+        config_map.metadata.annotations =
+            Some([(ANNOTATION_CONFIG_HASH.to_string(), self.config.hash.clone())].into());
+        config_map
+    }
+
+    /// Whether `live` already holds this configuration (the API server omits
+    /// empty maps, so they compare as empty).
+    pub fn is_satisfied_by(&self, live: &ConfigMap, environment: &str) -> bool {
+        live.data.clone().unwrap_or_default() == self.config.data
+            && live.binary_data.clone().unwrap_or_default() == self.config.binary_data
+            && live
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_ENVIRONMENT))
+                .map(String::as_str)
+                == Some(environment)
+    }
 }
 
 /// An Event worth telling a human.

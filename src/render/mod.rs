@@ -17,7 +17,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
@@ -25,6 +24,7 @@ pub use load::{LoadError, Manifests};
 
 use crate::api::Phase;
 use crate::core::artifact::{self, Resolution};
+use crate::core::deployment::LABEL_ROLE;
 use crate::registry::{LayoutError, OciLayout, PullSecrets, Resolver};
 use world::{RolloutOutcome, World};
 
@@ -70,7 +70,7 @@ pub async fn render(
     resolver: &Resolver,
     now: Time,
 ) -> Result<Rendered, RenderError> {
-    let manifests = Manifests::load(dir, namespace)?;
+    let mut manifests = Manifests::load(dir, namespace)?;
     let layout = OciLayout::discover(dir)?;
     let mut world = World::new(now.clone());
     let original_deployments: BTreeMap<(String, String), Deployment> = manifests
@@ -84,10 +84,10 @@ pub async fn render(
         .iter()
         .map(|p| (p.namespace().unwrap_or_default(), p.spec.artifact.clone()))
         .collect();
-    for mut artifact in manifests.artifacts {
+    for artifact in &mut manifests.artifacts {
         if wanted.contains(&(artifact.namespace().unwrap_or_default(), artifact.name_any())) {
             let mut resolutions = BTreeMap::new();
-            for (component, image, expected) in artifact::unresolved(&artifact) {
+            for (component, image, expected) in artifact::unresolved(artifact) {
                 let resolution = match (layout.digest(&image), expected) {
                     (Some(digest), Some(expected)) if digest != expected => Resolution::Failed {
                         reason: "DigestMismatch",
@@ -109,21 +109,15 @@ pub async fn render(
                 };
                 resolutions.insert(component, resolution);
             }
-            artifact.status = Some(artifact::status(&artifact, &resolutions, &now));
+            artifact.status = Some(artifact::status(artifact, &resolutions, &now));
         }
-        world.artifacts.push(artifact);
     }
-    world.environments = manifests.environments;
-    world.promotions = manifests.promotions;
-    world.deployments = manifests.deployments;
-    world.config_maps = manifests.config_maps;
-    world.secrets = manifests.secrets;
-    world.namespaces = manifests.namespaces;
+    world.objects = manifests;
     // Deployments are assumed to roll out: render shows the state Git should hold.
     world.settle(64, |_| RolloutOutcome::Completes);
 
     let mut yaml = String::new();
-    for deployment in &world.deployments {
+    for deployment in &world.objects.deployments {
         let key = (deployment.namespace().unwrap_or_default(), deployment.name_any());
         if original_deployments.get(&key).is_some_and(|original| {
             original.spec == deployment.spec && original.metadata.labels == deployment.metadata.labels
@@ -136,19 +130,17 @@ pub async fn render(
         yaml.push_str("---\n");
         yaml.push_str(&serde_yaml::to_string(&out).map_err(RenderError::Serialize)?);
     }
-    let rendered_names: Vec<(String, String)> = world
+    for config_map in world
+        .objects
         .config_maps
         .iter()
-        .filter(|cm| cm.labels().contains_key("hoist.dev/application"))
-        .map(|cm| (cm.namespace().unwrap_or_default(), cm.name_any()))
-        .collect();
-    for config_map in world.config_maps.iter().filter(|cm: &&ConfigMap| {
-        rendered_names.contains(&(cm.namespace().unwrap_or_default(), cm.name_any()))
-    }) {
+        .filter(|cm| cm.labels().get(LABEL_ROLE).is_some_and(|r| r == "config"))
+    {
         yaml.push_str("---\n");
         yaml.push_str(&serde_yaml::to_string(config_map).map_err(RenderError::Serialize)?);
     }
     let promotions = world
+        .objects
         .promotions
         .iter()
         .map(|p| {

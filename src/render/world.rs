@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus};
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use crate::api::{Artifact, Environment, Promotion};
+use crate::api::Environment;
 use crate::core::config::{self, ConfigSources, RenderedConfig};
 use crate::core::environment::{self, Notice, Plan, Snapshot};
+use crate::render::Manifests;
 
 /// What the simulated Deployment controller does with a new template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,13 +28,7 @@ pub enum RolloutOutcome {
 /// Objects of every kind Hoist reads, held in memory.
 #[derive(Debug, Clone)]
 pub struct World {
-    pub artifacts: Vec<Artifact>,
-    pub environments: Vec<Environment>,
-    pub promotions: Vec<Promotion>,
-    pub deployments: Vec<Deployment>,
-    pub config_maps: Vec<ConfigMap>,
-    pub secrets: Vec<Secret>,
-    pub namespaces: Vec<Namespace>,
+    pub objects: Manifests,
     /// Configurations kept for rollbacks, per Environment (`namespace/name`).
     pub config_history: BTreeMap<String, BTreeMap<String, RenderedConfig>>,
     /// Events the engine asked for, in order, with the Environment they came from.
@@ -49,12 +44,14 @@ struct NamespaceSources<'a> {
 impl ConfigSources for NamespaceSources<'_> {
     fn config_map(&self, name: &str) -> Option<&ConfigMap> {
         self.world
+            .objects
             .config_maps
             .iter()
             .find(|cm| cm.namespace().as_deref() == Some(self.namespace) && cm.name_any() == name)
     }
     fn secret(&self, name: &str) -> Option<&Secret> {
         self.world
+            .objects
             .secrets
             .iter()
             .find(|s| s.namespace().as_deref() == Some(self.namespace) && s.name_any() == name)
@@ -72,13 +69,7 @@ impl World {
     /// A world at time `now` with no objects.
     pub fn new(now: Time) -> Self {
         Self {
-            artifacts: Vec::new(),
-            environments: Vec::new(),
-            promotions: Vec::new(),
-            deployments: Vec::new(),
-            config_maps: Vec::new(),
-            secrets: Vec::new(),
-            namespaces: Vec::new(),
+            objects: Manifests::default(),
             config_history: BTreeMap::new(),
             notices: Vec::new(),
             now,
@@ -88,6 +79,7 @@ impl World {
     /// Decides one Environment, as its reconcile would.
     pub fn plan(&self, namespace: &str, name: &str) -> Option<Plan> {
         let environment = self
+            .objects
             .environments
             .iter()
             .find(|e| key(*e) == (namespace.to_string(), name.to_string()))?;
@@ -99,24 +91,32 @@ impl World {
         let snapshot = Snapshot {
             environment,
             environments: self
+                .objects
                 .environments
                 .iter()
                 .filter(|e| in_namespace(e.namespace()))
                 .map(|e| (e.name_any(), e))
                 .collect(),
             artifacts: self
+                .objects
                 .artifacts
                 .iter()
                 .filter(|a| in_namespace(a.namespace()))
                 .map(|a| (a.name_any(), a))
                 .collect(),
             promotions: self
+                .objects
                 .promotions
                 .iter()
                 .filter(|p| in_namespace(p.namespace()) && p.spec.environment == name)
                 .collect(),
-            deployments: self.deployments.iter().map(|d| (key(d), d)).collect(),
-            namespaces: self.namespaces.iter().map(|n| (n.name_any(), n)).collect(),
+            deployments: self.objects.deployments.iter().map(|d| (key(d), d)).collect(),
+            namespaces: self
+                .objects
+                .namespaces
+                .iter()
+                .map(|n| (n.name_any(), n))
+                .collect(),
             configs: environment
                 .spec
                 .config
@@ -138,6 +138,7 @@ impl World {
     pub fn apply(&mut self, namespace: &str, name: &str, plan: Plan) -> bool {
         let mut changed = false;
         let Some(environment) = self
+            .objects
             .environments
             .iter_mut()
             .find(|e| key(*e) == (namespace.to_string(), name.to_string()))
@@ -149,6 +150,7 @@ impl World {
             changed = true;
         }
         for promotion in self
+            .objects
             .promotions
             .iter_mut()
             .filter(|p| p.namespace().as_deref() == Some(namespace))
@@ -162,6 +164,7 @@ impl World {
         }
         for pin in &plan.pins {
             if let Some(deployment) = self
+                .objects
                 .deployments
                 .iter_mut()
                 .find(|d| key(*d) == (pin.namespace.clone(), pin.name.clone()))
@@ -173,33 +176,20 @@ impl World {
             }
         }
         for rendered in &plan.config_maps {
-            let mut config_map = ConfigMap::default();
-            config_map.metadata.namespace = Some(rendered.namespace.clone());
-            config_map.metadata.name = Some(rendered.name.clone());
-            config_map.metadata.labels = Some(
-                [
-                    ("hoist.dev/environment".to_string(), name.to_string()),
-                    ("hoist.dev/application".to_string(), rendered.application.clone()),
-                ]
-                .into(),
-            );
-            config_map.data = Some(rendered.config.data.clone());
-            config_map.binary_data =
-                (!rendered.config.binary_data.is_empty()).then(|| rendered.config.binary_data.clone());
+            let config_map = rendered.object(name, namespace);
             match self
+                .objects
                 .config_maps
                 .iter_mut()
                 .find(|cm| key(*cm) == key(&config_map))
             {
-                Some(existing)
-                    if existing.data == config_map.data && existing.binary_data == config_map.binary_data => {
-                }
+                Some(existing) if rendered.is_satisfied_by(existing, name) => {}
                 Some(existing) => {
                     *existing = config_map;
                     changed = true;
                 }
                 None => {
-                    self.config_maps.push(config_map);
+                    self.objects.config_maps.push(config_map);
                     changed = true;
                 }
             }
@@ -217,10 +207,10 @@ impl World {
             *history = kept;
         }
         for mut promotion in plan.new_promotions {
-            if !self.promotions.iter().any(|p| key(p) == key(&promotion)) {
+            if !self.objects.promotions.iter().any(|p| key(p) == key(&promotion)) {
                 promotion.metadata.creation_timestamp = Some(self.now.clone());
                 promotion.metadata.generation = Some(1);
-                self.promotions.push(promotion);
+                self.objects.promotions.push(promotion);
                 changed = true;
             }
         }
@@ -233,7 +223,7 @@ impl World {
     /// The simulated Deployment controller: every Deployment whose template
     /// changed since it last looked gets `outcome(deployment)`.
     pub fn roll_out(&mut self, outcome: impl Fn(&Deployment) -> RolloutOutcome) {
-        for deployment in &mut self.deployments {
+        for deployment in &mut self.objects.deployments {
             let generation = deployment.metadata.generation.unwrap_or(1);
             let observed = deployment
                 .status
@@ -282,7 +272,7 @@ impl World {
     /// Environments of `namespace` with every upstream before its downstream.
     pub fn environment_order(&self) -> Vec<(String, String)> {
         let mut ordered: Vec<(String, String)> = Vec::new();
-        let mut pending: Vec<&Environment> = self.environments.iter().collect();
+        let mut pending: Vec<&Environment> = self.objects.environments.iter().collect();
         while !pending.is_empty() {
             let before = pending.len();
             pending.retain(|environment| {
@@ -290,6 +280,7 @@ impl World {
                 let ready = environment.spec.upstream.iter().all(|upstream| {
                     ordered.contains(&(namespace.clone(), upstream.clone()))
                         || !self
+                            .objects
                             .environments
                             .iter()
                             .any(|e| key(e) == (namespace.clone(), upstream.clone()))

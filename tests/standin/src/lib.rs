@@ -87,6 +87,7 @@ pub struct StandInBuilder {
     event_history: usize,
     bookmark_interval: Duration,
     deployment_controller: bool,
+    user: String,
 }
 
 impl Default for StandInBuilder {
@@ -96,6 +97,7 @@ impl Default for StandInBuilder {
             event_history: 10_000,
             bookmark_interval: Duration::from_secs(1),
             deployment_controller: true,
+            user: "kube-standin-admin".to_owned(),
         }
     }
 }
@@ -125,6 +127,13 @@ impl StandInBuilder {
     /// status by hand and need it to stay as written.
     pub fn deployment_controller(mut self, enabled: bool) -> Self {
         self.deployment_controller = enabled;
+        self
+    }
+
+    /// The user every client is taken for (in `SelfSubjectReview` answers);
+    /// the stand-in authenticates nobody.
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = user.into();
         self
     }
 
@@ -195,6 +204,7 @@ impl StandInBuilder {
             bookmark_interval: self.bookmark_interval,
             address: address.to_string(),
             shutdown: shutdown_signal.clone(),
+            user: self.user.clone(),
         });
         if self.deployment_controller {
             lock(&shared.store).run_deployment_controller(Arc::downgrade(&shared.store));

@@ -39,6 +39,9 @@ pub(crate) struct Shared {
     pub bookmark_interval: Duration,
     pub address: String,
     pub shutdown: signal::Receiver<bool>,
+    /// Who every client is: the stand-in authenticates nobody, so it answers
+    /// `SelfSubjectReview` with one configured user.
+    pub user: String,
 }
 
 /// Locks a mutex; a panic in another request must not wedge the server.
@@ -345,6 +348,23 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
     reply.response
 }
 
+/// `SelfSubjectReview` (authentication.k8s.io/v1): a create-only resource that
+/// tells a client who the API server takes it for; nothing is stored.
+fn self_subject_review(shared: &Shared, call: &Call, path: &ResourcePath) -> Result<Reply, ApiError> {
+    if call.method != Method::POST || path.name.is_some() || path.namespace.is_some() {
+        return Err(ApiError::method_not_allowed());
+    }
+    Ok(Reply::json(
+        201,
+        &json!({
+            "apiVersion": format!("authentication.k8s.io/{}", path.version),
+            "kind": "SelfSubjectReview",
+            "metadata": {"creationTimestamp": crate::meta::now()},
+            "status": {"userInfo": {"username": shared.user, "groups": ["system:authenticated"]}},
+        }),
+    ))
+}
+
 fn fault_error(fault: &FaultResponse) -> ApiError {
     let reason = fault
         .reason
@@ -397,6 +417,11 @@ async fn dispatch(shared: &Arc<Shared>, call: &Call, route: &Route) -> Result<Re
                 .ok_or_else(ApiError::path_not_found)
         }
         Route::Unknown => Err(ApiError::path_not_found()),
+        Route::Resource(path)
+            if path.group == "authentication.k8s.io" && path.plural == "selfsubjectreviews" =>
+        {
+            self_subject_review(shared, call, path)
+        }
         Route::Resource(path) => resource_request(shared, call, path).await,
     }
 }

@@ -10,6 +10,7 @@ mod deletion;
 mod deployments;
 mod discovery;
 mod faults;
+mod identity;
 mod lifecycle;
 mod lists;
 mod patch;

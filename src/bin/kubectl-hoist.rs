@@ -1,0 +1,152 @@
+//! `kubectl hoist`: a kubectl plugin (any `kubectl-<name>` on PATH is one)
+//! to see and steer Hoist promotions. Argument parsing and printing only;
+//! what the commands do lives in `hoist::plugin`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use hoist::plugin::{self, PluginError};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+
+#[derive(Parser)]
+#[command(
+    name = "kubectl-hoist",
+    bin_name = "kubectl hoist",
+    version,
+    about = "See what runs where and why, and promote, approve and roll back Hoist releases"
+)]
+struct Cli {
+    /// Namespace (tenant) to work in; defaults to the kubeconfig context's.
+    #[arg(short, long, global = true)]
+    namespace: Option<String>,
+    /// The kubeconfig context to use; defaults to the current one.
+    #[arg(long, global = true)]
+    context: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// What runs in each Environment, and the Promotions on their way.
+    Status {
+        /// Only this Environment.
+        environment: Option<String>,
+    },
+    /// Past releases of an Environment, newest first.
+    History {
+        /// The Environment.
+        environment: String,
+        /// Only this application.
+        #[arg(long)]
+        application: Option<String>,
+    },
+    /// Why a Promotion is where it is: phase, gates, approvals, changes.
+    Why {
+        /// The Promotion.
+        promotion: String,
+    },
+    /// What promoting an Artifact into an Environment would change.
+    Diff {
+        /// The Artifact that would be promoted.
+        artifact: String,
+        /// The Environment it would be promoted into.
+        environment: String,
+    },
+    /// Ask for an Artifact to run in an Environment; prints the Promotion's name.
+    Promote {
+        /// The Artifact to run.
+        artifact: String,
+        /// The Environment to run it in.
+        environment: String,
+        /// Why, for the audit trail.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Name of the Promotion (default: <artifact>-<environment>-<random>).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Approve a Promotion as the user the API server knows you as.
+    Approve {
+        /// The Promotion.
+        promotion: String,
+        /// A remark kept with the approval.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Promote the previous successful release of an application again.
+    Rollback {
+        /// The Environment.
+        environment: String,
+        /// The application to roll back.
+        #[arg(long)]
+        application: String,
+        /// Roll back to this Artifact instead of the previous release.
+        #[arg(long)]
+        to: Option<String>,
+        /// Why, for the audit trail (default: what is rolled back to what).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+}
+
+async fn run(cli: Cli) -> Result<String, PluginError> {
+    let (client, ns) = plugin::connect(cli.context.as_deref(), cli.namespace.as_deref()).await?;
+    let now = Time(Timestamp::now());
+    match cli.command {
+        Command::Status { environment } => plugin::status(&client, &ns, environment.as_deref(), &now).await,
+        Command::History {
+            environment,
+            application,
+        } => plugin::history(&client, &ns, &environment, application.as_deref(), &now).await,
+        Command::Why { promotion } => plugin::why(&client, &ns, &promotion, &now).await,
+        Command::Diff {
+            artifact,
+            environment,
+        } => plugin::diff(&client, &ns, &artifact, &environment)
+            .await
+            .map(|diff| diff.to_string()),
+        Command::Promote {
+            artifact,
+            environment,
+            reason,
+            name,
+        } => plugin::promote(&client, &ns, &artifact, &environment, reason, name)
+            .await
+            .map(|promotion| format!("{}\n", promotion.name_any())),
+        Command::Approve { promotion, comment } => {
+            plugin::approve(&client, &ns, &promotion, comment.as_deref())
+                .await
+                .map(|outcome| outcome.to_string())
+        }
+        Command::Rollback {
+            environment,
+            application,
+            to,
+            reason,
+        } => plugin::rollback(&client, &ns, &environment, &application, to.as_deref(), reason)
+            .await
+            .map(|rollback| rollback.to_string()),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(output) => {
+            print!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("kubectl hoist: {error}");
+            let mut source = std::error::Error::source(&error);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}

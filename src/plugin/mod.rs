@@ -1,0 +1,156 @@
+//! `kubectl hoist`: read what runs where and why, and ask for changes
+//! (promote, approve, rollback) without writing YAML.
+//!
+//! Every command is a function of a [`kube::Client`] and a namespace that
+//! returns data or rendered text, so `src/bin/kubectl-hoist.rs` only parses
+//! arguments and prints. Rendering is pure (objects and "now" in, text out),
+//! so the output is the same for the same objects.
+
+mod approve;
+mod diff;
+mod promote;
+mod status;
+mod table;
+mod why;
+
+pub use approve::{ApprovalPatch, ApproveOutcome, approval_patch, approve, whoami};
+pub use diff::{ContainerDiff, Diff, diff, plan_diff};
+pub use promote::{Rollback, new_promotion, promote, rollback, rollback_target};
+pub use status::{history, render_history, render_status, status};
+pub use why::{render_why, why};
+
+use kube::api::{Api, ListParams};
+use kube::config::{InferConfigError, KubeConfigOptions, KubeconfigError};
+use kube::{Client, Config};
+use serde::de::DeserializeOwned;
+
+use crate::api::Phase;
+
+/// The field manager of the plugin's writes, so managedFields show which
+/// tool added an approval or created a Promotion.
+pub const FIELD_MANAGER: &str = "kubectl-hoist";
+
+/// Why a `kubectl hoist` command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("cannot load context {context} from the kubeconfig")]
+    Kubeconfig {
+        context: String,
+        #[source]
+        source: KubeconfigError,
+    },
+    #[error("cannot find a cluster: no usable kubeconfig (KUBECONFIG or ~/.kube/config) and not in a pod")]
+    Infer(#[source] InferConfigError),
+    #[error("cannot create a Kubernetes client")]
+    Client(#[source] kube::Error),
+    #[error("{kind} {name} not found in namespace {namespace}")]
+    NotFound {
+        kind: &'static str,
+        name: String,
+        namespace: String,
+    },
+    #[error("cannot {action}")]
+    Api {
+        action: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error(
+        "the API server does not serve authentication.k8s.io/v1 SelfSubjectReview (Kubernetes 1.28 or later), \
+         so kubectl hoist cannot learn who you are; an approval must name the user the API server \
+         authenticates, so approve from a cluster that serves SelfSubjectReview"
+    )]
+    IdentityUnsupported,
+    #[error("the API server's SelfSubjectReview named no user; an approval must name the authenticated user")]
+    IdentityMissing,
+    #[error(
+        "Promotion {promotion} is {phase:?}, a terminal phase: approving it changes nothing; \
+         create a new Promotion instead"
+    )]
+    Terminal { promotion: String, phase: Phase },
+    #[error("the approval patch is not a valid JSON patch (a bug in kubectl-hoist)")]
+    Patch(#[source] serde_json::Error),
+    #[error("the approvals of Promotion {promotion} kept changing while approving; try again")]
+    Contended { promotion: String },
+    #[error(
+        "no earlier successful release of {application} in Environment {environment} to roll back to \
+         (status.history has none other than what runs); name one with --to"
+    )]
+    NoPreviousRelease {
+        application: String,
+        environment: String,
+    },
+    #[error("Artifact {artifact} is a release of {actual}, not of {application}")]
+    WrongApplication {
+        artifact: String,
+        actual: String,
+        application: String,
+    },
+    #[error(
+        "{artifact} already runs for {application} in Environment {environment}; nothing to roll back to"
+    )]
+    AlreadyRunning {
+        artifact: String,
+        application: String,
+        environment: String,
+    },
+}
+
+/// A client from the usual kubeconfig (KUBECONFIG, ~/.kube/config, or the
+/// pod's service account), optionally for another context, and the
+/// namespace to work in: `namespace`, else the context's.
+pub async fn connect(
+    context: Option<&str>,
+    namespace: Option<&str>,
+) -> Result<(Client, String), PluginError> {
+    let config = match context {
+        Some(context) => {
+            let options = KubeConfigOptions {
+                context: Some(context.to_string()),
+                ..KubeConfigOptions::default()
+            };
+            Config::from_kubeconfig(&options)
+                .await
+                .map_err(|source| PluginError::Kubeconfig {
+                    context: context.to_string(),
+                    source,
+                })?
+        }
+        None => Config::infer().await.map_err(PluginError::Infer)?,
+    };
+    let namespace = namespace.map_or_else(|| config.default_namespace.clone(), str::to_string);
+    let client = Client::try_from(config).map_err(PluginError::Client)?;
+    Ok((client, namespace))
+}
+
+/// Reads one object, turning a 404 into [`PluginError::NotFound`].
+async fn get<K>(api: &Api<K>, kind: &'static str, name: &str, namespace: &str) -> Result<K, PluginError>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+{
+    api.get(name).await.map_err(|source| match source {
+        kube::Error::Api(status) if status.code == 404 => PluginError::NotFound {
+            kind,
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+        },
+        source => PluginError::Api {
+            action: format!("read {kind} {name} in namespace {namespace}"),
+            source,
+        },
+    })
+}
+
+/// Every object of a kind in the namespace.
+async fn list<K>(api: &Api<K>, kind: &'static str, namespace: &str) -> Result<Vec<K>, PluginError>
+where
+    K: Clone + DeserializeOwned + std::fmt::Debug,
+{
+    api.list(&ListParams::default())
+        .await
+        .map(|list| list.items)
+        .map_err(|source| PluginError::Api {
+            action: format!("list {kind}s in namespace {namespace}"),
+            source,
+        })
+}

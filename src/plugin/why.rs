@@ -1,0 +1,129 @@
+//! `kubectl hoist why PROMOTION`: everything the operator recorded about
+//! why a Promotion is where it is.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::{Client, ResourceExt};
+
+use super::diff::ContainerDiff;
+use super::table::{NONE, Table, age, or_none};
+use super::{PluginError, get};
+use crate::api::Promotion;
+
+/// `why PROMOTION`.
+pub async fn why(
+    client: &Client,
+    namespace: &str,
+    promotion: &str,
+    now: &Time,
+) -> Result<String, PluginError> {
+    let api: Api<Promotion> = Api::namespaced(client.clone(), namespace);
+    let promotion = get(&api, "Promotion", promotion, namespace).await?;
+    Ok(render_why(&promotion, now))
+}
+
+/// Phase and message, then each gate, each approval (requested in the spec,
+/// and whether the operator accepted it) and each change.
+pub fn render_why(promotion: &Promotion, now: &Time) -> String {
+    let status = promotion.status.clone().unwrap_or_default();
+    let spec = &promotion.spec;
+    let mut out = format!(
+        "Promotion {}: Artifact {} into Environment {}\n",
+        promotion.name_any(),
+        spec.artifact,
+        spec.environment
+    );
+    let mut facts = vec![
+        ("Phase", format!("{:?}", status.phase)),
+        ("Message", or_none(status.message.as_deref())),
+        ("Reason", or_none(spec.reason.as_deref())),
+    ];
+    if status.rollback {
+        facts.push((
+            "Rollback",
+            "yes: the Artifact ran here before, so upstream gates do not apply".to_string(),
+        ));
+    }
+    if let Some(waiver) = &spec.r#override {
+        let gates: Vec<String> = waiver.waive.iter().map(|gate| format!("{gate:?}")).collect();
+        facts.push((
+            "Override",
+            format!("waives {}: {}", gates.join(", "), waiver.justification),
+        ));
+    }
+    if let Some(started) = &status.started_at {
+        facts.push(("Started", format!("{} ago", age(now, started))));
+    }
+    if let Some(completed) = &status.completed_at {
+        facts.push(("Completed", format!("{} ago", age(now, completed))));
+    }
+    for (label, value) in facts {
+        out.push_str(&format!("{:<10} {value}\n", format!("{label}:")));
+    }
+
+    out.push('\n');
+    if status.gates.is_empty() {
+        out.push_str("Gates: not evaluated yet.\n");
+    } else {
+        out.push_str("Gates:\n");
+        let mut table = Table::new(&["GATE", "STATE", "CHECKED", "MESSAGE"]);
+        for gate in &status.gates {
+            table.row(vec![
+                format!("{:?}", gate.gate),
+                format!("{:?}", gate.state),
+                gate.last_checked
+                    .as_ref()
+                    .map_or_else(|| NONE.to_string(), |at| format!("{} ago", age(now, at))),
+                gate.message.clone(),
+            ]);
+        }
+        out.push_str(&table.render());
+    }
+
+    out.push('\n');
+    let mut users: Vec<&str> = spec.approvals.iter().map(|a| a.user.as_str()).collect();
+    for accepted in &status.approvals {
+        if !users.contains(&accepted.user.as_str()) {
+            users.push(&accepted.user);
+        }
+    }
+    if users.is_empty() {
+        out.push_str("Approvals: none.\n");
+    } else {
+        out.push_str("Approvals:\n");
+        let mut table = Table::new(&["USER", "ACCEPTED", "VERIFIED", "COMMENT"]);
+        for user in users {
+            let requested = spec.approvals.iter().find(|a| a.user == user);
+            let accepted = status.approvals.iter().find(|a| a.user == user);
+            table.row(vec![
+                user.to_string(),
+                accepted.map_or_else(|| "not yet".to_string(), |a| format!("{} ago", age(now, &a.at))),
+                accepted.map_or_else(|| NONE.to_string(), |a| yes_no(a.verified)),
+                or_none(requested.and_then(|r| r.comment.as_deref())),
+            ]);
+        }
+        out.push_str(&table.render());
+    }
+
+    out.push('\n');
+    if status.changes.is_empty() && status.config.is_none() {
+        out.push_str("Changes: none recorded (they are recorded when the rollout starts).\n");
+    } else {
+        out.push_str("Changes:\n");
+        for change in &status.changes {
+            out.push_str(&ContainerDiff::from(change).to_string());
+        }
+        if let Some(config) = &status.config {
+            out.push_str(&format!(
+                "  configuration: {} → {}\n",
+                or_none(config.from.as_deref()),
+                config.to
+            ));
+        }
+    }
+    out
+}
+
+fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_string()
+}

@@ -1,0 +1,995 @@
+//! `kubectl hoist` against an API server: given Artifacts, Environments and
+//! Promotions with the statuses the operator writes, the commands print
+//! exactly this and create exactly these objects. Runs against the
+//! stand-in, or a real cluster with HOIST_TEST_KUBECONFIG.
+
+use hoist::api::{ApprovalRequest, Artifact, Environment, Promotion, PromotionSpec};
+use hoist::plugin::{self, ApprovalPatch, ApproveOutcome, PluginError};
+use hoist_testkit::cluster::{KUBECONFIG_VAR, TestCluster};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::config::Kubeconfig;
+use kube::core::NamespaceResourceScope;
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+const C: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+const D: &str = "sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd";
+const E: &str = "sha256:eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
+const F: &str = "sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+const G: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+
+/// The fixed "now" every rendering is made at; fixture times are before it.
+const NOW: i64 = 1_795_000_000;
+
+fn now() -> Time {
+    Time(Timestamp::from_second(NOW).expect("valid time"))
+}
+
+/// An RFC 3339 time `seconds` before now.
+fn ago(seconds: i64) -> String {
+    Timestamp::from_second(NOW - seconds)
+        .expect("valid time")
+        .to_string()
+}
+
+/// Creates the object of `yaml` in `namespace`, then writes its `status`
+/// through the status subresource, as the operator would.
+async fn create<K>(client: &Client, namespace: &str, yaml: &str) -> K
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Serialize
+        + DeserializeOwned
+        + std::fmt::Debug,
+{
+    let mut value: Value = serde_yaml::from_str(yaml).expect("fixture is YAML");
+    let status = value.as_object_mut().and_then(|object| object.remove("status"));
+    let mut object: K = serde_json::from_value(value).expect("fixture is the right kind");
+    object.meta_mut().namespace = Some(namespace.to_string());
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let created = api
+        .create(&PostParams::default(), &object)
+        .await
+        .expect("fixture accepted");
+    match status {
+        Some(status) => api
+            .patch_status(
+                &created.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": status})),
+            )
+            .await
+            .expect("fixture status accepted"),
+        None => created,
+    }
+}
+
+fn artifact_yaml(name: &str, version: &str, images: &[(&str, &str)], ready: bool) -> String {
+    let mut spec = String::new();
+    let mut status = String::new();
+    for (component, digest) in images {
+        let image = format!("registry.example.com/shop/{component}:{version}");
+        spec.push_str(&format!("    - {{component: {component}, image: \"{image}\"}}\n"));
+        status.push_str(&format!(
+            "    - {{component: {component}, image: \"{image}\", digest: \"{digest}\", resolvedAt: \"{}\"}}\n",
+            ago(86_400)
+        ));
+    }
+    let application = name.split('-').next().unwrap_or_default();
+    let status = if ready {
+        format!(
+            "status:\n  conditions:\n    - {{type: Ready, status: \"True\", reason: Resolved, message: every image resolved, lastTransitionTime: \"{}\"}}\n  images:\n{status}",
+            ago(86_400)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "apiVersion: hoist.dev/v1alpha1\nkind: Artifact\nmetadata: {{name: {name}}}\nspec:\n  application: {application}\n  version: {version}\n  images:\n{spec}{status}"
+    )
+}
+
+fn dev_yaml() -> String {
+    format!(
+        r#"apiVersion: hoist.dev/v1alpha1
+kind: Environment
+metadata: {{name: dev}}
+spec:
+  targets:
+    - {{application: shop, component: backend, deployment: {{name: backend}}, container: app}}
+    - {{application: shop, component: frontend, deployment: {{name: frontend}}, container: web}}
+status:
+  conditions:
+    - {{type: Ready, status: "False", reason: InvalidSpec, message: "spec.targets[0].deployment: Deployment backend not found", lastTransitionTime: "{}"}}
+"#,
+        ago(600)
+    )
+}
+
+/// prod runs shop-1.4.2 (after shop-1.4.3 failed and shop-1.4.1 before it)
+/// and billing-2.0.0.
+fn prod_yaml() -> String {
+    format!(
+        r#"apiVersion: hoist.dev/v1alpha1
+kind: Environment
+metadata: {{name: prod}}
+spec:
+  upstream: [dev]
+  targets:
+    - {{application: shop, component: backend, deployment: {{name: backend}}, container: app}}
+    - {{application: shop, component: frontend, deployment: {{name: frontend}}, container: web}}
+    - {{application: billing, component: api, deployment: {{name: billing}}, container: api}}
+  gates:
+    approval: {{minApprovals: 2}}
+status:
+  summary: billing@2.0.0, shop@1.4.2
+  applications:
+    - application: billing
+      artifact: billing-2.0.0
+      version: 2.0.0
+      images: [{{component: api, digest: "{G}"}}]
+      promotion: billing-2.0.0-prod
+      health: Progressing
+      healthSince: "{progressing}"
+    - application: shop
+      artifact: shop-1.4.2
+      version: 1.4.2
+      images: [{{component: backend, digest: "{C}"}}, {{component: frontend, digest: "{D}"}}]
+      promotion: shop-1.4.2-prod
+      promotedAt: "{promoted}"
+      approvers: [alice, bob]
+      health: Healthy
+      healthSince: "{healthy}"
+  history:
+    - {{application: billing, artifact: billing-2.0.0, version: 2.0.0, promotion: billing-2.0.0-prod, outcome: Succeeded, completedAt: "{progressing}"}}
+    - {{application: shop, artifact: shop-1.4.2, version: 1.4.2, promotion: shop-1.4.2-prod, approvers: [alice, bob], outcome: Succeeded, completedAt: "{promoted}"}}
+    - {{application: shop, artifact: shop-1.4.3, version: 1.4.3, promotion: shop-1.4.3-prod, approvers: [alice], outcome: Failed, completedAt: "{failed}"}}
+    - {{application: shop, artifact: shop-1.4.1, version: 1.4.1, promotion: shop-1.4.1-prod, outcome: Succeeded, completedAt: "{first}"}}
+"#,
+        progressing = ago(300),
+        promoted = ago(3 * 3600),
+        healthy = ago(5 * 3600),
+        failed = ago(26 * 3600),
+        first = ago(3 * 86_400),
+    )
+}
+
+/// A Promotion of shop-1.5.0 into prod, held by the approval gate.
+fn waiting_promotion_yaml() -> String {
+    format!(
+        r#"apiVersion: hoist.dev/v1alpha1
+kind: Promotion
+metadata: {{name: shop-1.5.0-prod}}
+spec:
+  artifact: shop-1.5.0
+  environment: prod
+  reason: new checkout
+  approvals: [{{user: alice, comment: lgtm}}, {{user: mallory}}]
+status:
+  phase: Waiting
+  message: "waiting for the Approval gate: 1 of 2 approvals"
+  gates:
+    - {{gate: ArtifactReady, state: Passed, message: every image resolved, lastChecked: "{checked}"}}
+    - {{gate: Upstream, state: Passed, message: shop-1.5.0 succeeded and is healthy in dev, lastChecked: "{checked}"}}
+    - {{gate: Approval, state: Pending, message: "1 of 2 approvals (alice); mallory is not an allowed approver", lastChecked: "{checked}"}}
+  approvals: [{{user: alice, at: "{approved}", verified: false}}]
+"#,
+        checked = ago(90),
+        approved = ago(240),
+    )
+}
+
+/// The Promotion that put shop-1.4.2 into prod.
+fn succeeded_promotion_yaml() -> String {
+    format!(
+        r#"apiVersion: hoist.dev/v1alpha1
+kind: Promotion
+metadata: {{name: shop-1.4.2-prod}}
+spec:
+  artifact: shop-1.4.2
+  environment: prod
+  approvals: [{{user: alice}}, {{user: bob, comment: checked the dashboards}}]
+status:
+  phase: Succeeded
+  message: shop-1.4.2 runs in prod
+  rollback: true
+  gates:
+    - {{gate: Approval, state: Passed, message: "2 of 2 approvals (alice, bob)"}}
+  approvals: [{{user: alice, at: "{approved}", verified: true}}, {{user: bob, at: "{approved}", verified: true}}]
+  changes:
+    - {{component: backend, namespace: prod-apps, deployment: backend, container: app, from: "{A}", to: "{C}"}}
+    - {{component: frontend, namespace: prod-apps, deployment: frontend, container: web, from: "{D}", to: "{D}"}}
+  config: {{from: 5f1e2d, to: 9a8b7c}}
+  startedAt: "{started}"
+  completedAt: "{completed}"
+"#,
+        approved = ago(4 * 3600),
+        started = ago(3 * 3600 + 300),
+        completed = ago(3 * 3600),
+    )
+}
+
+const PENDING_PROMOTION: &str = r#"apiVersion: hoist.dev/v1alpha1
+kind: Promotion
+metadata: {name: billing-2.1.0-prod}
+spec: {artifact: billing-2.1.0, environment: prod}
+"#;
+
+/// The whole fixture, created as the operator would have left it.
+async fn shop(cluster: &TestCluster) {
+    let client = cluster.client();
+    let ns = cluster.namespace();
+    for yaml in [
+        artifact_yaml("shop-1.4.1", "1.4.1", &[("backend", A), ("frontend", B)], true),
+        artifact_yaml("shop-1.4.2", "1.4.2", &[("backend", C), ("frontend", D)], true),
+        artifact_yaml(
+            "shop-1.5.0",
+            "1.5.0",
+            &[("backend", E), ("frontend", F), ("docs", G)],
+            true,
+        ),
+        artifact_yaml("shop-1.6.0", "1.6.0", &[("backend", E), ("frontend", F)], false),
+        artifact_yaml("billing-2.0.0", "2.0.0", &[("api", G)], true),
+    ] {
+        create::<Artifact>(&client, ns, &yaml).await;
+    }
+    create::<Environment>(&client, ns, &dev_yaml()).await;
+    create::<Environment>(&client, ns, &prod_yaml()).await;
+    // Created in name order, so creation order and name order agree even
+    // when both land in the same second.
+    create::<Promotion>(&client, ns, PENDING_PROMOTION).await;
+    create::<Promotion>(&client, ns, &succeeded_promotion_yaml()).await;
+    create::<Promotion>(&client, ns, &waiting_promotion_yaml()).await;
+}
+
+#[tokio::test]
+async fn status_shows_what_runs_and_what_is_on_its_way_upstream_first() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    shop(&cluster).await;
+    let output = plugin::status(&cluster.client(), cluster.namespace(), None, &now())
+        .await
+        .expect("status");
+    assert_eq!(
+        output,
+        "\
+Environment dev
+Not ready (InvalidSpec): spec.targets[0].deployment: Deployment backend not found
+Nothing runs here yet.
+No Promotions in flight.
+
+Environment prod (upstream: dev)
+APPLICATION   ARTIFACT        VERSION   HEALTH               PROMOTED   PROMOTION            APPROVERS
+billing       billing-2.0.0   2.0.0     Progressing for 5m   <none>     billing-2.0.0-prod   <none>
+shop          shop-1.4.2      1.4.2     Healthy for 5h       3h ago     shop-1.4.2-prod      alice, bob
+PROMOTION            ARTIFACT        PHASE     MESSAGE
+billing-2.1.0-prod   billing-2.1.0   Pending   <none>
+shop-1.5.0-prod      shop-1.5.0      Waiting   waiting for the Approval gate: 1 of 2 approvals
+"
+    );
+
+    let dev = plugin::status(&cluster.client(), cluster.namespace(), Some("dev"), &now())
+        .await
+        .expect("status dev");
+    assert_eq!(
+        dev,
+        "\
+Environment dev
+Not ready (InvalidSpec): spec.targets[0].deployment: Deployment backend not found
+Nothing runs here yet.
+No Promotions in flight.
+"
+    );
+}
+
+#[tokio::test]
+async fn status_of_a_missing_environment_or_an_empty_namespace_says_so() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let client = cluster.client();
+    let ns = cluster.namespace();
+    assert_eq!(
+        plugin::status(&client, ns, None, &now()).await.expect("status"),
+        format!("no Environments in namespace {ns}\n")
+    );
+    let error = plugin::status(&client, ns, Some("qa"), &now())
+        .await
+        .expect_err("no such environment");
+    assert_eq!(
+        error.to_string(),
+        format!("Environment qa not found in namespace {ns}")
+    );
+}
+
+#[tokio::test]
+async fn history_lists_releases_newest_first_optionally_of_one_application() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    shop(&cluster).await;
+    let client = cluster.client();
+    let ns = cluster.namespace();
+    assert_eq!(
+        plugin::history(&client, ns, "prod", None, &now())
+            .await
+            .expect("history"),
+        "\
+History of Environment prod, newest first:
+APPLICATION   VERSION   ARTIFACT        OUTCOME     COMPLETED   PROMOTION            APPROVERS
+billing       2.0.0     billing-2.0.0   Succeeded   5m ago      billing-2.0.0-prod   <none>
+shop          1.4.2     shop-1.4.2      Succeeded   3h ago      shop-1.4.2-prod      alice, bob
+shop          1.4.3     shop-1.4.3      Failed      26h ago     shop-1.4.3-prod      alice
+shop          1.4.1     shop-1.4.1      Succeeded   3d ago      shop-1.4.1-prod      <none>
+"
+    );
+    assert_eq!(
+        plugin::history(&client, ns, "prod", Some("billing"), &now())
+            .await
+            .expect("history of billing"),
+        "\
+History of Environment prod, newest first:
+APPLICATION   VERSION   ARTIFACT        OUTCOME     COMPLETED   PROMOTION            APPROVERS
+billing       2.0.0     billing-2.0.0   Succeeded   5m ago      billing-2.0.0-prod   <none>
+"
+    );
+    assert_eq!(
+        plugin::history(&client, ns, "dev", Some("shop"), &now())
+            .await
+            .expect("empty history"),
+        "No history of shop in Environment dev.\n"
+    );
+}
+
+#[tokio::test]
+async fn why_explains_a_waiting_promotion_gate_by_gate() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    shop(&cluster).await;
+    let output = plugin::why(&cluster.client(), cluster.namespace(), "shop-1.5.0-prod", &now())
+        .await
+        .expect("why");
+    assert_eq!(
+        output,
+        "\
+Promotion shop-1.5.0-prod: Artifact shop-1.5.0 into Environment prod
+Phase:     Waiting
+Message:   waiting for the Approval gate: 1 of 2 approvals
+Reason:    new checkout
+
+Gates:
+GATE            STATE     CHECKED   MESSAGE
+ArtifactReady   Passed    90s ago   every image resolved
+Upstream        Passed    90s ago   shop-1.5.0 succeeded and is healthy in dev
+Approval        Pending   90s ago   1 of 2 approvals (alice); mallory is not an allowed approver
+
+Approvals:
+USER      ACCEPTED   VERIFIED   COMMENT
+alice     4m ago     no         lgtm
+mallory   not yet    <none>     <none>
+
+Changes: none recorded (they are recorded when the rollout starts).
+"
+    );
+}
+
+#[tokio::test]
+async fn why_shows_the_digests_and_configuration_a_finished_promotion_changed() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    shop(&cluster).await;
+    let output = plugin::why(&cluster.client(), cluster.namespace(), "shop-1.4.2-prod", &now())
+        .await
+        .expect("why");
+    assert_eq!(
+        output,
+        format!(
+            "\
+Promotion shop-1.4.2-prod: Artifact shop-1.4.2 into Environment prod
+Phase:     Succeeded
+Message:   shop-1.4.2 runs in prod
+Reason:    <none>
+Rollback:  yes: the Artifact ran here before, so upstream gates do not apply
+Started:   3h5m ago
+Completed: 3h ago
+
+Gates:
+GATE       STATE    CHECKED   MESSAGE
+Approval   Passed   <none>    2 of 2 approvals (alice, bob)
+
+Approvals:
+USER    ACCEPTED   VERIFIED   COMMENT
+alice   4h ago     yes        <none>
+bob     4h ago     yes        checked the dashboards
+
+Changes:
+  backend: Deployment prod-apps/backend, container app
+    from {A}
+    to   {C}
+  frontend: Deployment prod-apps/frontend, container web
+    unchanged {D}
+  configuration: 5f1e2d → 9a8b7c
+"
+        )
+    );
+
+    let error = plugin::why(&cluster.client(), cluster.namespace(), "nope", &now())
+        .await
+        .expect_err("no such promotion");
+    assert_eq!(
+        error.to_string(),
+        format!("Promotion nope not found in namespace {}", cluster.namespace())
+    );
+}
+
+#[tokio::test]
+async fn diff_shows_each_target_digest_from_what_runs_to_the_artifact() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    shop(&cluster).await;
+    let ns = cluster.namespace();
+    let diff = plugin::diff(&cluster.client(), ns, "shop-1.5.0", "prod")
+        .await
+        .expect("diff");
+    assert_eq!(
+        diff.to_string(),
+        format!(
+            "\
+Promoting shop-1.5.0 into Environment prod (shop)
+Version:  1.4.2 → 1.5.0 (minor bump)
+Running:  shop-1.4.2
+Changes:
+  backend: Deployment {ns}/backend, container app
+    from {C}
+    to   {E}
+  frontend: Deployment {ns}/frontend, container web
+    from {D}
+    to   {F}
+Not deployed here (no target): docs
+"
+        )
+    );
+
+    let unresolved = plugin::diff(&cluster.client(), ns, "shop-1.6.0", "dev")
+        .await
+        .expect("diff");
+    assert_eq!(
+        unresolved.to_string(),
+        format!(
+            "\
+Promoting shop-1.6.0 into Environment dev (shop)
+Version:  1.6.0 (first release of shop here)
+Not Ready: shop-1.6.0 (not resolved yet); a Promotion would wait until it is
+Changes:
+  backend: Deployment {ns}/backend, container app
+    from <none>
+    to   <not resolved>
+  frontend: Deployment {ns}/frontend, container web
+    from <none>
+    to   <not resolved>
+"
+        )
+    );
+
+    let same = plugin::diff(&cluster.client(), ns, "shop-1.4.2", "prod")
+        .await
+        .expect("diff");
+    assert_eq!(
+        same.to_string(),
+        format!(
+            "\
+Promoting shop-1.4.2 into Environment prod (shop)
+Version:  1.4.2 (already runs; nothing would change)
+Running:  shop-1.4.2
+Changes:
+  backend: Deployment {ns}/backend, container app
+    unchanged {C}
+  frontend: Deployment {ns}/frontend, container web
+    unchanged {D}
+"
+        )
+    );
+
+    let untargeted = plugin::diff(&cluster.client(), ns, "billing-2.0.0", "dev")
+        .await
+        .expect("diff");
+    assert_eq!(
+        untargeted.to_string(),
+        "\
+Promoting billing-2.0.0 into Environment dev (billing)
+Version:  2.0.0 (first release of billing here)
+Environment dev has no targets for application billing: a Promotion would be Rejected
+"
+    );
+}
+
+/// The name the API server generated from `prefix`: the prefix and five
+/// characters of its alphabet.
+fn assert_generated_from(name: &str, prefix: &str) {
+    let suffix = name
+        .strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("{name} does not start with {prefix}"));
+    assert_eq!(suffix.len(), 5, "{name}");
+    assert!(
+        suffix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()),
+        "{name}"
+    );
+}
+
+#[tokio::test]
+async fn promote_creates_a_promotion_and_names_it_after_artifact_and_environment() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    shop(&cluster).await;
+    let client = cluster.client();
+    let ns = cluster.namespace();
+    let created = plugin::promote(
+        &client,
+        ns,
+        "shop-1.5.0",
+        "prod",
+        Some("new checkout".into()),
+        None,
+    )
+    .await
+    .expect("promote");
+    assert_generated_from(&created.name_any(), "shop-1.5.0-prod-");
+    let api: Api<Promotion> = Api::namespaced(client.clone(), ns);
+    let stored = api.get(&created.name_any()).await.expect("stored");
+    assert_eq!(
+        (stored.spec, stored.metadata.generate_name),
+        (
+            PromotionSpec {
+                artifact: "shop-1.5.0".into(),
+                environment: "prod".into(),
+                reason: Some("new checkout".into()),
+                r#override: None,
+                approvals: Vec::new(),
+            },
+            Some("shop-1.5.0-prod-".into())
+        )
+    );
+
+    let named = plugin::promote(
+        &client,
+        ns,
+        "shop-1.5.0",
+        "dev",
+        None,
+        Some("shop-1.5.0-dev".into()),
+    )
+    .await
+    .expect("promote with a name");
+    let stored = api.get("shop-1.5.0-dev").await.expect("stored");
+    assert_eq!(named.spec, stored.spec);
+    assert_eq!(
+        stored.spec,
+        PromotionSpec {
+            artifact: "shop-1.5.0".into(),
+            environment: "dev".into(),
+            reason: None,
+            r#override: None,
+            approvals: Vec::new(),
+        }
+    );
+
+    let error = plugin::promote(&client, ns, "shop-9.9.9", "prod", None, None)
+        .await
+        .expect_err("no such artifact");
+    assert_eq!(
+        error.to_string(),
+        format!("Artifact shop-9.9.9 not found in namespace {ns}")
+    );
+}
+
+#[test]
+fn a_long_generated_name_prefix_leaves_room_for_the_random_part() {
+    let artifact = format!("shop-{}", "1".repeat(60));
+    let promotion = plugin::new_promotion("shop", &artifact, "prod", None, None);
+    assert_eq!(
+        (promotion.metadata.name, promotion.metadata.generate_name),
+        (None, Some(format!("shop-{}-", "1".repeat(52))))
+    );
+}
+
+#[tokio::test]
+async fn rollback_promotes_the_newest_earlier_success_again() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    shop(&cluster).await;
+    let client = cluster.client();
+    let ns = cluster.namespace();
+    let rollback = plugin::rollback(&client, ns, "prod", "shop", None, None)
+        .await
+        .expect("rollback");
+    let name = rollback.promotion.name_any();
+    assert_generated_from(&name, "shop-1.4.1-prod-");
+    assert_eq!(
+        rollback.to_string(),
+        format!(
+            "Rolling back shop in prod from shop-1.4.2 (1.4.2) to shop-1.4.1 (1.4.1): Promotion {name}\n\
+             Follow it with: kubectl hoist why {name}\n"
+        )
+    );
+    let api: Api<Promotion> = Api::namespaced(client.clone(), ns);
+    assert_eq!(
+        api.get(&name).await.expect("stored").spec,
+        PromotionSpec {
+            artifact: "shop-1.4.1".into(),
+            environment: "prod".into(),
+            reason: Some("rollback of shop from shop-1.4.2 to shop-1.4.1".into()),
+            r#override: None,
+            approvals: Vec::new(),
+        }
+    );
+
+    let chosen = plugin::rollback(
+        &client,
+        ns,
+        "prod",
+        "shop",
+        Some("shop-1.5.0"),
+        Some("1.4.2 leaks memory".into()),
+    )
+    .await
+    .expect("rollback --to");
+    assert_eq!(
+        (
+            chosen.to,
+            api.get(&chosen.promotion.name_any()).await.expect("stored").spec
+        ),
+        (
+            ("shop-1.5.0".to_string(), "1.5.0".to_string()),
+            PromotionSpec {
+                artifact: "shop-1.5.0".into(),
+                environment: "prod".into(),
+                reason: Some("1.4.2 leaks memory".into()),
+                r#override: None,
+                approvals: Vec::new(),
+            }
+        )
+    );
+}
+
+#[tokio::test]
+async fn rollback_refuses_when_there_is_nothing_sensible_to_roll_back_to() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    shop(&cluster).await;
+    let client = cluster.client();
+    let ns = cluster.namespace();
+    let refusals = [
+        plugin::rollback(&client, ns, "prod", "billing", None, None).await,
+        plugin::rollback(&client, ns, "prod", "shop", Some("billing-2.0.0"), None).await,
+        plugin::rollback(&client, ns, "prod", "shop", Some("shop-1.4.2"), None).await,
+    ]
+    .map(|result| result.expect_err("refused").to_string());
+    assert_eq!(
+        refusals,
+        [
+            "no earlier successful release of billing in Environment prod to roll back to \
+             (status.history has none other than what runs); name one with --to",
+            "Artifact billing-2.0.0 is a release of billing, not of shop",
+            "shop-1.4.2 already runs for shop in Environment prod; nothing to roll back to",
+        ]
+    );
+    let api: Api<Promotion> = Api::namespaced(client, ns);
+    assert_eq!(api.list(&Default::default()).await.expect("list").items.len(), 3);
+}
+
+fn promotion(approvals: &[(&str, Option<&str>)], phase: Option<&str>) -> Promotion {
+    let mut value = json!({
+        "apiVersion": "hoist.dev/v1alpha1", "kind": "Promotion",
+        "metadata": {"name": "shop-1.5.0-prod"},
+        "spec": {
+            "artifact": "shop-1.5.0", "environment": "prod",
+            "approvals": approvals.iter().map(|(user, comment)| ApprovalRequest {
+                user: user.to_string(),
+                comment: comment.map(str::to_string),
+            }).collect::<Vec<_>>(),
+        },
+    });
+    if let Some(phase) = phase {
+        value["status"] = json!({"phase": phase});
+    }
+    serde_json::from_value(value).expect("a Promotion")
+}
+
+#[test]
+fn the_first_approval_creates_the_list_guarded_by_a_test_that_it_is_absent() {
+    let patch = plugin::approval_patch(&promotion(&[], None), "alice", Some("lgtm")).expect("open");
+    assert_eq!(
+        patch,
+        ApprovalPatch::Append(json!([
+            {"op": "test", "path": "/spec/approvals", "value": null},
+            {"op": "add", "path": "/spec/approvals", "value": [{"user": "alice", "comment": "lgtm"}]},
+        ]))
+    );
+}
+
+#[test]
+fn later_approvals_are_appended() {
+    let patch =
+        plugin::approval_patch(&promotion(&[("alice", None)], Some("Waiting")), "bob", None).expect("open");
+    assert_eq!(
+        patch,
+        ApprovalPatch::Append(json!([
+            {"op": "add", "path": "/spec/approvals/-", "value": {"user": "bob"}},
+        ]))
+    );
+}
+
+#[test]
+fn approving_twice_changes_nothing_and_an_ended_promotion_cannot_be_approved() {
+    assert_eq!(
+        plugin::approval_patch(&promotion(&[("alice", None)], None), "alice", Some("again")).expect("open"),
+        ApprovalPatch::AlreadyApproved
+    );
+    let refused = ["Succeeded", "Failed", "RolledBack", "Superseded", "Rejected"].map(|phase| {
+        plugin::approval_patch(&promotion(&[], Some(phase)), "alice", None)
+            .expect_err("terminal")
+            .to_string()
+    });
+    assert_eq!(
+        refused[0],
+        "Promotion shop-1.5.0-prod is Succeeded, a terminal phase: approving it changes nothing; \
+         create a new Promotion instead"
+    );
+    assert_eq!(
+        refused.map(|message| message.starts_with("Promotion shop-1.5.0-prod is ")),
+        [true; 5]
+    );
+}
+
+/// Applies an approval patch the way `approve` does.
+async fn apply(api: &Api<Promotion>, name: &str, patch: ApprovalPatch) -> Result<Promotion, kube::Error> {
+    let ApprovalPatch::Append(patch) = patch else {
+        panic!("expected a patch, got {patch:?}");
+    };
+    let patch = Patch::<()>::Json(serde_json::from_value(patch).expect("a JSON patch"));
+    api.patch(name, &PatchParams::default(), &patch).await
+}
+
+#[tokio::test]
+async fn approval_patches_pass_the_api_servers_append_only_rule() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let client = cluster.client();
+    let ns = cluster.namespace();
+    let api: Api<Promotion> = Api::namespaced(client.clone(), ns);
+    let name = "billing-2.1.0-prod";
+    let open = create::<Promotion>(&client, ns, PENDING_PROMOTION).await;
+
+    let first = plugin::approval_patch(&open, "alice", Some("lgtm")).expect("open");
+    let approved = apply(&api, name, first.clone()).await.expect("first approval");
+    let second = plugin::approval_patch(&approved, "bob", None).expect("open");
+    let approved = apply(&api, name, second).await.expect("second approval");
+    assert_eq!(
+        approved.spec.approvals,
+        [
+            ApprovalRequest {
+                user: "alice".into(),
+                comment: Some("lgtm".into())
+            },
+            ApprovalRequest {
+                user: "bob".into(),
+                comment: None
+            },
+        ]
+    );
+
+    // A first-approval patch built before someone else approved must not
+    // overwrite their approval.
+    match apply(&api, name, first).await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 422, "{status:?}"),
+        other => panic!("expected the test operation to fail, got {other:?}"),
+    }
+    assert_eq!(
+        api.get(name).await.expect("get").spec.approvals,
+        approved.spec.approvals
+    );
+}
+
+#[tokio::test]
+async fn approve_names_the_user_the_api_server_authenticates() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    shop(&cluster).await;
+    let client = cluster.client();
+    let ns = cluster.namespace();
+    let api: Api<Promotion> = Api::namespaced(client.clone(), ns);
+
+    let terminal = plugin::approve(&client, ns, "shop-1.4.2-prod", None)
+        .await
+        .expect_err("terminal");
+    assert_eq!(
+        terminal.to_string(),
+        "Promotion shop-1.4.2-prod is Succeeded, a terminal phase: approving it changes nothing; \
+         create a new Promotion instead"
+    );
+
+    let outcome = plugin::approve(&client, ns, "billing-2.1.0-prod", Some("ship it")).await;
+    let user = plugin::whoami(&client).await.expect("whoami");
+    assert_eq!(
+        outcome.expect("approved"),
+        ApproveOutcome::Approved {
+            promotion: "billing-2.1.0-prod".into(),
+            user: user.clone(),
+            approvals: 1
+        }
+    );
+    assert_eq!(
+        plugin::approve(&client, ns, "billing-2.1.0-prod", None)
+            .await
+            .expect("again"),
+        ApproveOutcome::AlreadyApproved {
+            promotion: "billing-2.1.0-prod".into(),
+            user: user.clone()
+        }
+    );
+    assert_eq!(
+        api.get("billing-2.1.0-prod").await.expect("get").spec.approvals,
+        [ApprovalRequest {
+            user,
+            comment: Some("ship it".into())
+        }]
+    );
+}
+
+#[tokio::test]
+async fn approve_refuses_to_guess_when_the_api_server_cannot_say_who_you_are() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    // Only the stand-in can be made to lack SelfSubjectReview (as API servers before 1.28 do).
+    let Some(standin) = cluster.standin() else { return };
+    shop(&cluster).await;
+    standin.inject_fault(
+        kube_standin::Fault::fail(
+            kube_standin::RequestMatch::any().resource("selfsubjectreviews"),
+            404,
+        )
+        .always(),
+    );
+    let client = cluster.client();
+    let outcome = plugin::approve(&client, cluster.namespace(), "billing-2.1.0-prod", None).await;
+    assert!(
+        matches!(outcome, Err(PluginError::IdentityUnsupported)),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        outcome.expect_err("unsupported").to_string(),
+        "the API server does not serve authentication.k8s.io/v1 SelfSubjectReview (Kubernetes 1.28 or later), \
+         so kubectl hoist cannot learn who you are; an approval must name the user the API server \
+         authenticates, so approve from a cluster that serves SelfSubjectReview"
+    );
+    let api: Api<Promotion> = Api::namespaced(client, cluster.namespace());
+    assert_eq!(
+        api.get("billing-2.1.0-prod").await.expect("get").spec.approvals,
+        []
+    );
+}
+
+#[test]
+fn approve_reports_what_it_did() {
+    assert_eq!(
+        [
+            ApproveOutcome::Approved {
+                promotion: "shop-1.5.0-prod".into(),
+                user: "alice".into(),
+                approvals: 1
+            },
+            ApproveOutcome::Approved {
+                promotion: "shop-1.5.0-prod".into(),
+                user: "bob".into(),
+                approvals: 2
+            },
+            ApproveOutcome::AlreadyApproved {
+                promotion: "shop-1.5.0-prod".into(),
+                user: "alice".into()
+            },
+        ]
+        .map(|outcome| outcome.to_string()),
+        [
+            "Promotion shop-1.5.0-prod approved by alice (1 approval so far)\n",
+            "Promotion shop-1.5.0-prod approved by bob (2 approvals so far)\n",
+            "alice already approved Promotion shop-1.5.0-prod; nothing changed\n",
+        ]
+    );
+}
+
+/// A kubeconfig reaching the test's API (the real cluster's own, or one
+/// written for the stand-in) and the context to name.
+fn kubeconfig(cluster: &TestCluster) -> (PathBuf, String) {
+    if let Some(path) = std::env::var_os(KUBECONFIG_VAR) {
+        let context = Kubeconfig::read_from(&path)
+            .expect("the test kubeconfig")
+            .current_context
+            .expect("a current context");
+        return (PathBuf::from(path), context);
+    }
+    let url = cluster.standin().expect("the stand-in").url();
+    let path = std::env::temp_dir().join(format!("kubectl-hoist-{}.kubeconfig", cluster.namespace()));
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\n\
+             clusters: [{{name: standin, cluster: {{server: \"{url}\"}}}}]\n\
+             users: [{{name: tester, user: {{}}}}]\n\
+             contexts: [{{name: standin, context: {{cluster: standin, user: tester}}}}]\n\
+             current-context: standin\n"
+        ),
+    )
+    .expect("kubeconfig written");
+    (path, "standin".to_string())
+}
+
+/// Runs the `kubectl-hoist` binary: exit success, stdout, stderr. Async,
+/// because the stand-in serves from this test's runtime.
+async fn kubectl_hoist(
+    kubeconfig: &(PathBuf, String),
+    namespace: &str,
+    args: &[&str],
+) -> (bool, String, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-hoist"))
+        .env("KUBECONFIG", &kubeconfig.0)
+        .args(["--context", &kubeconfig.1, "-n", namespace])
+        .args(args)
+        .output()
+        .await
+        .expect("kubectl-hoist runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+// Several threads: the API stand-in serves the child process from this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_talks_to_the_cluster_of_the_kubeconfig() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    shop(&cluster).await;
+    let ns = cluster.namespace();
+    let config = kubeconfig(&cluster);
+    let promoted = kubectl_hoist(
+        &config,
+        ns,
+        &[
+            "promote",
+            "shop-1.5.0",
+            "dev",
+            "--name",
+            "shop-1.5.0-dev",
+            "--reason",
+            "smoke test",
+        ],
+    )
+    .await;
+    assert_eq!(promoted, (true, "shop-1.5.0-dev\n".to_string(), String::new()));
+    assert_eq!(
+        kubectl_hoist(&config, ns, &["why", "shop-1.5.0-dev"]).await,
+        (
+            true,
+            "\
+Promotion shop-1.5.0-dev: Artifact shop-1.5.0 into Environment dev
+Phase:     Pending
+Message:   <none>
+Reason:    smoke test
+
+Gates: not evaluated yet.
+
+Approvals: none.
+
+Changes: none recorded (they are recorded when the rollout starts).
+"
+            .to_string(),
+            String::new()
+        )
+    );
+    assert_eq!(
+        kubectl_hoist(&config, ns, &["why", "nope"]).await,
+        (
+            false,
+            String::new(),
+            format!("kubectl hoist: Promotion nope not found in namespace {ns}\n")
+        )
+    );
+    if cluster.standin().is_some() {
+        std::fs::remove_file(&config.0).expect("kubeconfig removed");
+    }
+}
