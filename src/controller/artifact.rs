@@ -83,8 +83,7 @@ pub async fn reconcile(artifact: Arc<Artifact>, ctx: Ctx) -> Result<Action, Erro
         {
             let warning = ready.status != "True";
             info!(reason = %ready.reason, "artifact {}", ready.message);
-            ctx.event(artifact.as_ref(), warning, &ready.reason, ready.message.clone())
-                .await;
+            ctx.event(artifact.as_ref(), warning, &ready.reason, ready.message.clone());
         }
     }
 

@@ -1,25 +1,30 @@
 //! What every reconciler shares: the client, the registry resolver, the
-//! reflector stores, the event recorder and the metrics.
+//! caches, the configuration sources read so far, the event writer and the
+//! metrics.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::FutureExt;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference, Secret};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType, Recorder};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::core::PartialObjectMeta;
+use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde_json::json;
 
 use super::Error;
+use super::cache::Cache;
 use super::metrics::Metrics;
 use crate::api::{Artifact, Environment, Promotion};
+use crate::core::config::{self, SecretDigest};
 use crate::registry::Resolver;
 
 /// The field manager of every write Hoist makes.
@@ -28,14 +33,18 @@ pub const FIELD_MANAGER: &str = "hoist";
 /// Caches of the objects Hoist reads, fed by watches.
 #[derive(Clone)]
 pub struct Stores {
-    pub environments: Store<Environment>,
-    pub promotions: Store<Promotion>,
-    pub artifacts: Store<Artifact>,
+    pub environments: Cache<Environment>,
+    pub promotions: Cache<Promotion>,
+    pub artifacts: Cache<Artifact>,
     /// Deployments Hoist manages (labelled `hoist.dev/environment`).
-    pub deployments: Store<Deployment>,
-    pub namespaces: Store<Namespace>,
+    pub deployments: Cache<Deployment>,
+    pub namespaces: Cache<Namespace>,
     /// ConfigMaps Hoist writes (labelled `hoist.dev/environment`).
-    pub config_maps: Store<ConfigMap>,
+    pub config_maps: Cache<ConfigMap>,
+    /// Names and versions of every ConfigMap: when a base ConfigMap changed.
+    pub config_map_versions: Cache<PartialObjectMeta<ConfigMap>>,
+    /// Names and versions of every Secret: when a referenced Secret changed.
+    pub secret_versions: Cache<PartialObjectMeta<Secret>>,
     /// Becomes true once every cache has listed (see [`Stores::all_listed`]).
     pub synced: tokio::sync::watch::Receiver<bool>,
 }
@@ -60,19 +69,56 @@ impl Stores {
             self.deployments.wait_until_ready().boxed(),
             self.namespaces.wait_until_ready().boxed(),
             self.config_maps.wait_until_ready().boxed(),
+            self.config_map_versions.wait_until_ready().boxed(),
+            self.secret_versions.wait_until_ready().boxed(),
         ])
         .await;
         synced.iter().all(Result::is_ok)
     }
 }
 
+/// Base ConfigMaps and Secret digests read from the API, each kept with the
+/// resourceVersion it was read at and read again only once the watch has
+/// seen another. A Secret's content is never kept, only its digest.
+#[derive(Default)]
+pub struct ConfigSourceCache {
+    config_maps: ReadAt<Arc<ConfigMap>>,
+    secrets: ReadAt<SecretDigest>,
+}
+
+/// What was read of `(namespace, name)`, with the resourceVersion read.
+type ReadAt<T> = Mutex<HashMap<(String, String), (String, T)>>;
+
+/// The current version of `namespace/name` by the watch, or `None` if it does not exist.
+fn current_version<K>(versions: &Cache<PartialObjectMeta<K>>, namespace: &str, name: &str) -> Option<String>
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    versions
+        .get(&ObjectRef::new(name).within(namespace))
+        .map(|meta| meta.resource_version().unwrap_or_default())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Who writes Hoist's Events.
+pub struct Reporter {
+    /// `reportingController`.
+    pub controller: String,
+    /// `reportingInstance`: the Pod's name when known.
+    pub instance: Option<String>,
+}
+
 /// Shared by all reconciles.
 pub struct Context {
     pub client: Client,
     pub resolver: Resolver,
-    pub recorder: Recorder,
+    pub reporter: Reporter,
     pub metrics: Metrics,
     pub stores: Stores,
+    pub sources: ConfigSourceCache,
 }
 
 impl Context {
@@ -115,35 +161,104 @@ impl Context {
         Ok(written)
     }
 
-    /// Publishes an Event about `object`; failing to record one never fails a reconcile.
-    pub async fn event<K: Resource<DynamicType = ()>>(
+    /// Publishes an `events.k8s.io/v1` Event about `object` in the
+    /// background: the reconcile does not wait for it, and failing to
+    /// record one never fails a reconcile. Its `eventTime` is taken now, so
+    /// Events order as their causes did.
+    pub fn event<K: Resource<DynamicType = ()>>(
         &self,
         object: &K,
         warning: bool,
         reason: &str,
         note: String,
     ) {
+        let regarding: ObjectReference = object.object_ref(&());
+        let now = Timestamp::now();
+        let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".into());
         let event = Event {
-            type_: if warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: reason.to_string(),
+            action: Some(reason.to_string()),
+            reason: Some(reason.to_string()),
             note: Some(note),
-            action: reason.to_string(),
-            secondary: None,
+            event_time: Some(MicroTime(now)),
+            metadata: ObjectMeta {
+                name: Some(format!(
+                    "{}.{:x}",
+                    regarding.name.as_deref().unwrap_or(&self.reporter.controller),
+                    now.as_nanosecond()
+                )),
+                namespace: Some(namespace.clone()),
+                ..Default::default()
+            },
+            regarding: Some(regarding),
+            reporting_controller: Some(self.reporter.controller.clone()),
+            reporting_instance: Some(
+                self.reporter
+                    .instance
+                    .clone()
+                    .unwrap_or_else(|| self.reporter.controller.clone()),
+            ),
+            type_: Some(if warning { "Warning" } else { "Normal" }.to_string()),
+            ..Default::default()
         };
-        if let Err(error) = self.recorder.publish(&event, &object.object_ref(&())).await {
-            tracing::warn!(%error, reason, "could not record an event");
+        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        let reason = reason.to_string();
+        tokio::spawn(async move {
+            if let Err(error) = api.create(&PostParams::default(), &event).await {
+                tracing::warn!(%error, reason, "could not record an event");
+            }
+        });
+    }
+
+    /// The ConfigMap `namespace/name`, from [`ConfigSourceCache`] while
+    /// the watch has seen no newer version; `None` if it does not exist.
+    pub async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<Arc<ConfigMap>>, Error> {
+        let key = (namespace.to_string(), name.to_string());
+        let Some(version) = current_version(&self.stores.config_map_versions, namespace, name) else {
+            lock(&self.sources.config_maps).remove(&key);
+            return Ok(None);
+        };
+        if let Some((read, config_map)) = lock(&self.sources.config_maps).get(&key)
+            && *read == version
+        {
+            return Ok(Some(Arc::clone(config_map)));
         }
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        let Some(config_map) = api.get_opt(name).await.map_err(Error::Kube)? else {
+            return Ok(None);
+        };
+        let config_map = Arc::new(config_map);
+        let read = config_map.resource_version().unwrap_or_default();
+        lock(&self.sources.config_maps).insert(key, (read, Arc::clone(&config_map)));
+        Ok(Some(config_map))
+    }
+
+    /// The digest of Secret `namespace/name`'s content, read again only
+    /// when the watch has seen a new version; `None` if it does not exist.
+    pub async fn secret_digest(&self, namespace: &str, name: &str) -> Result<Option<SecretDigest>, Error> {
+        let key = (namespace.to_string(), name.to_string());
+        let Some(version) = current_version(&self.stores.secret_versions, namespace, name) else {
+            lock(&self.sources.secrets).remove(&key);
+            return Ok(None);
+        };
+        if let Some((read, digest)) = lock(&self.sources.secrets).get(&key)
+            && *read == version
+        {
+            return Ok(Some(*digest));
+        }
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        let Some(secret) = api.get_opt(name).await.map_err(Error::Kube)? else {
+            return Ok(None);
+        };
+        let digest = config::secret_digest(&secret);
+        lock(&self.sources.secrets).insert(key, (secret.resource_version().unwrap_or_default(), digest));
+        Ok(Some(digest))
     }
 }
 
 /// How long a reconcile waits for its own writes to reach the caches.
 const CACHE_CATCH_UP: Duration = Duration::from_secs(5);
 
-/// Waits until `store` no longer holds the version of an object from before
+/// Waits until `cache` no longer holds the version of an object from before
 /// this reconcile wrote it (`before`, `None` if it was not cached), or holds
 /// the version written (`written`, for a write that changed nothing).
 ///
@@ -154,23 +269,18 @@ const CACHE_CATCH_UP: Duration = Duration::from_secs(5);
 /// once the cache has caught up makes each reconcile see what the last one
 /// wrote. Gives up after [`CACHE_CATCH_UP`]; the next watch event triggers
 /// another reconcile anyway.
-pub async fn await_cached<K>(store: &Store<K>, before: Option<&str>, written: &K)
+pub async fn await_cached<K>(cache: &Cache<K>, before: Option<&str>, written: &K)
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
     let key = ObjectRef::from_obj(written);
     let written = written.resource_version();
-    let caught_up = || {
+    let caught_up = |store: &kube::runtime::reflector::Store<K>| {
         let cached = store.get(&key).and_then(|object| object.resource_version());
         cached.is_some() && (cached == written || cached.as_deref() != before)
     };
-    let deadline = tokio::time::Instant::now() + CACHE_CATCH_UP;
-    while !caught_up() {
-        if tokio::time::Instant::now() >= deadline {
-            tracing::debug!(object = %key, "cache did not catch up with a write");
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+    if !cache.wait_until(caught_up, CACHE_CATCH_UP).await {
+        tracing::debug!(object = %key, "cache did not catch up with a write");
     }
 }
 

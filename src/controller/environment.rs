@@ -11,8 +11,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::{try_join, try_join_all};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
@@ -22,8 +23,9 @@ use tracing::instrument;
 
 use super::Error;
 use super::context::{Ctx, FIELD_MANAGER, await_cached};
+use super::keys;
 use crate::api::{Artifact, Environment, Phase, Promotion};
-use crate::core::config::{self, ConfigSources, RenderedConfig};
+use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
 use crate::core::deployment::{
     ANNOTATION_CONFIG_HASH, LABEL_APPLICATION, LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_TENANT,
 };
@@ -35,18 +37,18 @@ const RESYNC: Duration = Duration::from_secs(300);
 /// How often a rollout is looked at while one is under way, besides watch events.
 const VERIFYING: Duration = Duration::from_secs(15);
 
-/// ConfigMaps and Secrets of one namespace, fetched for a reconcile.
+/// Base ConfigMaps and Secret digests of one namespace, for a reconcile.
 struct Fetched {
-    config_maps: BTreeMap<String, ConfigMap>,
-    secrets: BTreeMap<String, Secret>,
+    config_maps: BTreeMap<String, Arc<ConfigMap>>,
+    secrets: BTreeMap<String, SecretDigest>,
 }
 
 impl ConfigSources for Fetched {
     fn config_map(&self, name: &str) -> Option<&ConfigMap> {
-        self.config_maps.get(name)
+        self.config_maps.get(name).map(Arc::as_ref)
     }
-    fn secret(&self, name: &str) -> Option<&Secret> {
-        self.secrets.get(name)
+    fn secret(&self, name: &str) -> Option<SecretDigest> {
+        self.secrets.get(name).copied()
     }
 }
 
@@ -69,24 +71,30 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
     let name = environment.name_any();
     let stores = &ctx.stores;
 
-    let environments: Vec<Arc<Environment>> = stores
-        .environments
-        .state()
-        .into_iter()
-        .filter(|e| e.namespace().as_deref() == Some(&namespace))
-        .collect();
-    let artifacts: Vec<Arc<Artifact>> = stores
-        .artifacts
-        .state()
-        .into_iter()
-        .filter(|a| a.namespace().as_deref() == Some(&namespace))
-        .collect();
-    let promotions: Vec<Arc<Promotion>> = stores
+    let environments = stores.environments.indexed(&keys::in_namespace(&namespace));
+    let promotions = stores
         .promotions
-        .state()
-        .into_iter()
-        .filter(|p| p.namespace().as_deref() == Some(&namespace) && p.spec.environment == name)
-        .collect();
+        .indexed(&keys::into_environment(&namespace, &name));
+    // The Artifacts of the applications it runs, and any its Promotions name.
+    let mut artifacts: BTreeMap<String, Arc<Artifact>> = BTreeMap::new();
+    let applications: BTreeSet<&String> = environment.spec.targets.iter().map(|t| &t.application).collect();
+    for application in applications {
+        for artifact in stores
+            .artifacts
+            .indexed(&keys::application(&namespace, application))
+        {
+            artifacts.insert(artifact.name_any(), artifact);
+        }
+    }
+    for promotion in &promotions {
+        if !artifacts.contains_key(&promotion.spec.artifact)
+            && let Some(artifact) = stores
+                .artifacts
+                .get(&ObjectRef::new(&promotion.spec.artifact).within(&namespace))
+        {
+            artifacts.insert(promotion.spec.artifact.clone(), artifact);
+        }
+    }
 
     // Target Deployments: from the cache once Hoist labelled them, read otherwise.
     let mut deployments: BTreeMap<(String, String), Deployment> = BTreeMap::new();
@@ -127,13 +135,10 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
         .collect();
     let snapshots: Vec<Arc<ConfigMap>> = stores
         .config_maps
-        .state()
+        .indexed(&keys::snapshots(&namespace, &name))
         .into_iter()
-        .filter(|cm| {
-            cm.namespace().as_deref() == Some(&namespace)
-                && cm.labels().get(LABEL_ROLE).map(String::as_str) == Some("config-snapshot")
-                && cm.labels().get(LABEL_ENVIRONMENT) == Some(&name)
-        })
+        // Snapshots live in the Environment's own namespace.
+        .filter(|cm| cm.namespace().as_deref() == Some(&namespace))
         .collect();
     let config_history: BTreeMap<String, RenderedConfig> = snapshots
         .iter()
@@ -154,7 +159,10 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
     let snapshot = Snapshot {
         environment: &environment,
         environments: environments.iter().map(|e| (e.name_any(), e.as_ref())).collect(),
-        artifacts: artifacts.iter().map(|a| (a.name_any(), a.as_ref())).collect(),
+        artifacts: artifacts
+            .iter()
+            .map(|(name, a)| (name.clone(), a.as_ref()))
+            .collect(),
         promotions: promotions.iter().map(|p| p.as_ref()).collect(),
         deployments: deployments.iter().map(|(k, d)| (k.clone(), d)).collect(),
         namespaces: target_namespaces.iter().map(|(k, n)| (k.clone(), n)).collect(),
@@ -171,11 +179,10 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
     Ok(Action::requeue(if verifying { VERIFYING } else { RESYNC }))
 }
 
-/// Reads the base ConfigMaps and Secrets the Environment's config names.
+/// The base ConfigMaps and Secret digests the Environment's config names,
+/// read through the context's cache of configuration sources.
 async fn fetch_config_sources(ctx: &Ctx, environment: &Environment) -> Result<Fetched, Error> {
     let namespace = environment.namespace().unwrap_or_default();
-    let config_maps_api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
-    let secrets_api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut fetched = Fetched {
         config_maps: BTreeMap::new(),
         secrets: BTreeMap::new(),
@@ -187,7 +194,7 @@ async fn fetch_config_sources(ctx: &Ctx, environment: &Environment) -> Result<Fe
         .filter_map(|c| c.base_config_map.as_ref())
         .collect();
     for name in bases {
-        if let Some(config_map) = config_maps_api.get_opt(name).await.map_err(Error::Kube)? {
+        if let Some(config_map) = ctx.config_map(&namespace, name).await? {
             fetched.config_maps.insert(name.clone(), config_map);
         }
     }
@@ -198,8 +205,8 @@ async fn fetch_config_sources(ctx: &Ctx, environment: &Environment) -> Result<Fe
         .flat_map(|c| c.secret_refs.iter().map(|s| &s.name))
         .collect();
     for name in secrets {
-        if let Some(secret) = secrets_api.get_opt(name).await.map_err(Error::Kube)? {
-            fetched.secrets.insert(name.clone(), secret);
+        if let Some(digest) = ctx.secret_digest(&namespace, name).await? {
+            fetched.secrets.insert(name.clone(), digest);
         }
     }
     Ok(fetched)
@@ -240,8 +247,7 @@ async fn execute(
                     false,
                     "AutoPromoted",
                     format!("{} qualifies for {name}", created.spec.artifact),
-                )
-                .await;
+                );
             }
             Err(kube::Error::Api(status)) if status.code == 409 => {}
             Err(error) => return Err(Error::Kube(error)),
@@ -304,9 +310,9 @@ async fn execute(
         apply_rendered_config_map(ctx, environment, rendered, &apply).await?;
     }
 
-    let mut pinned: Vec<(Option<String>, Deployment)> = Vec::new();
-    let mut promoted: Vec<(Option<String>, Promotion)> = Vec::new();
-    for pin in &plan.pins {
+    // The Deployments at once, then every status at once: fewer round trips
+    // on the way to `Succeeded`, and the order crash safety needs is kept.
+    let pin_writes = plan.pins.iter().filter_map(|pin| {
         let live = ctx
             .stores
             .deployments
@@ -318,30 +324,38 @@ async fn execute(
                     .cloned()
             });
         if live.as_ref().is_some_and(|d| pin.is_satisfied_by(d)) {
-            continue;
+            return None;
         }
         let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &pin.namespace);
-        let written = api
-            .patch(&pin.name, &apply, &Patch::Apply(&pin.apply_body()))
-            .await
-            .map_err(Error::Kube)?;
-        ctx.metrics.write(CONTROLLER);
-        pinned.push((live.and_then(|d| d.resource_version()), written));
-    }
+        let apply = &apply;
+        Some(async move {
+            let written = api
+                .patch(&pin.name, apply, &Patch::Apply(&pin.apply_body()))
+                .await
+                .map_err(Error::Kube)?;
+            ctx.metrics.write(CONTROLLER);
+            Ok::<_, Error>((live.and_then(|d| d.resource_version()), written))
+        })
+    });
+    let pinned = try_join_all(pin_writes).await?;
 
-    for promotion in promotions {
-        if let Some(status) = plan.promotions.get(&promotion.name_any())
-            && promotion.status.as_ref() != Some(status)
-        {
+    let promotion_writes = promotions.iter().filter_map(|promotion| {
+        let status = plan.promotions.get(&promotion.name_any())?;
+        (promotion.status.as_ref() != Some(status)).then_some(async move {
             let written = ctx.apply_status(promotion.as_ref(), status, CONTROLLER).await?;
-            promoted.push((promotion.resource_version(), written));
+            Ok::<_, Error>((promotion.resource_version(), written))
+        })
+    });
+    let environment_write = async {
+        if environment.status.as_ref() != Some(&plan.status) {
+            Ok(Some(
+                ctx.apply_status(environment, &plan.status, CONTROLLER).await?,
+            ))
+        } else {
+            Ok(None)
         }
-    }
-    let recorded = if environment.status.as_ref() != Some(&plan.status) {
-        Some(ctx.apply_status(environment, &plan.status, CONTROLLER).await?)
-    } else {
-        None
     };
+    let (promoted, recorded) = try_join(try_join_all(promotion_writes), environment_write).await?;
     // Only after every write: waiting between them would widen the moment in
     // which a crash leaves a Promotion's outcome without the Environment's record.
     for (before, written) in &pinned {
@@ -364,14 +378,8 @@ async fn execute(
             .promotion
             .and_then(|p| promotions.iter().find(|candidate| candidate.name_any() == p))
         {
-            Some(promotion) => {
-                ctx.event(promotion.as_ref(), notice.warning, notice.reason, notice.note)
-                    .await
-            }
-            None => {
-                ctx.event(environment, notice.warning, notice.reason, notice.note)
-                    .await
-            }
+            Some(promotion) => ctx.event(promotion.as_ref(), notice.warning, notice.reason, notice.note),
+            None => ctx.event(environment, notice.warning, notice.reason, notice.note),
         }
     }
     Ok(())

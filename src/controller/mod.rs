@@ -3,6 +3,7 @@
 //! Reconcilers only fetch, call the core and apply.
 
 mod artifact;
+mod cache;
 mod context;
 mod environment;
 mod metrics;
@@ -20,16 +21,14 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::ReflectHandle;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{ObjectRef, ReflectHandle};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
-use serde::de::DeserializeOwned;
 
+use cache::{Cache, keep, no_keys, shared};
 pub use context::FIELD_MANAGER;
-use context::{Context, Stores};
+use context::{Context, Reporter, Stores};
 use metrics::Metrics;
 pub use server::Health;
 
@@ -92,30 +91,6 @@ impl Default for Settings {
     }
 }
 
-const SUBSCRIBER_BUFFER: usize = 1024;
-
-/// A watch feeding a shared cache: its reader, one event stream per consumer
-/// (`subscribers` of them) and the future that drives the watch.
-fn shared<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    subscribers: usize,
-) -> (Store<K>, Vec<ReflectHandle<K>>, future::BoxFuture<'static, ()>)
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    let (reader, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
-    let handles = (0..subscribers).filter_map(|_| writer.subscribe()).collect();
-    let driver = watcher(api, config)
-        .default_backoff()
-        // managedFields are never read by Hoist; dropping them keeps the caches small.
-        .modify(|object: &mut K| object.meta_mut().managed_fields = None)
-        .reflect_shared(writer)
-        .for_each(|_| future::ready(()))
-        .boxed();
-    (reader, handles, driver)
-}
-
 fn error_policy<K>(controller: &'static str) -> impl Fn(Arc<K>, &Error, Arc<Context>) -> Action {
     move |_, error, ctx| {
         tracing::warn!(controller, %error, "reconcile failed; retrying");
@@ -144,17 +119,146 @@ where
     futures::stream::iter(handle).flatten()
 }
 
-/// Environments of `namespace` whose spec uses `predicate`.
-fn environments_where(
-    store: &Store<Environment>,
-    namespace: Option<String>,
-    predicate: impl Fn(&Environment) -> bool,
-) -> Vec<ObjectRef<Environment>> {
-    store
-        .state()
-        .into_iter()
-        .filter(|e| namespace.is_none() || e.namespace() == namespace)
-        .filter(|e| predicate(e))
+/// Index keys of the caches: which reconciles need which objects.
+mod keys {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::ResourceExt;
+
+    use super::cache::key;
+    use crate::api::{Artifact, Environment, Promotion};
+    use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_TENANT};
+    use crate::core::environment::target_namespace;
+
+    /// Environments of a namespace.
+    pub fn in_namespace(namespace: &str) -> String {
+        key("namespace", namespace, "")
+    }
+    /// Environments that name `environment` upstream.
+    pub fn downstream_of(namespace: &str, environment: &str) -> String {
+        key("downstream-of", namespace, environment)
+    }
+    /// Environments targeting, and Artifacts of, an application.
+    pub fn application(namespace: &str, application: &str) -> String {
+        key("application", namespace, application)
+    }
+    /// Environments with a target Deployment in `namespace`.
+    pub fn targets_in(namespace: &str) -> String {
+        key("targets-in", "", namespace)
+    }
+    /// Environments whose configuration is based on ConfigMap `name`.
+    pub fn base(namespace: &str, name: &str) -> String {
+        key("base", namespace, name)
+    }
+    /// Environments whose configuration references Secret `name`.
+    pub fn secret(namespace: &str, name: &str) -> String {
+        key("secret", namespace, name)
+    }
+    /// Promotions into an Environment.
+    pub fn into_environment(namespace: &str, environment: &str) -> String {
+        key("environment", namespace, environment)
+    }
+    /// Promotions of an Artifact.
+    pub fn of_artifact(namespace: &str, artifact: &str) -> String {
+        key("artifact", namespace, artifact)
+    }
+    /// Configuration snapshots of an Environment.
+    pub fn snapshots(namespace: &str, environment: &str) -> String {
+        key("snapshots", namespace, environment)
+    }
+
+    pub fn environment(environment: &Environment) -> Vec<String> {
+        let namespace = environment.namespace().unwrap_or_default();
+        let spec = &environment.spec;
+        let mut keys = vec![in_namespace(&namespace)];
+        keys.extend(spec.upstream.iter().map(|name| downstream_of(&namespace, name)));
+        for target in &spec.targets {
+            keys.push(application(&namespace, &target.application));
+            keys.push(targets_in(&target_namespace(environment, target)));
+        }
+        for config in &spec.config {
+            keys.extend(config.base_config_map.iter().map(|name| base(&namespace, name)));
+            keys.extend(config.secret_refs.iter().map(|s| secret(&namespace, &s.name)));
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+
+    pub fn promotion(promotion: &Promotion) -> Vec<String> {
+        let namespace = promotion.namespace().unwrap_or_default();
+        vec![
+            into_environment(&namespace, &promotion.spec.environment),
+            of_artifact(&namespace, &promotion.spec.artifact),
+        ]
+    }
+
+    pub fn artifact(artifact: &Artifact) -> Vec<String> {
+        let namespace = artifact.namespace().unwrap_or_default();
+        vec![application(&namespace, &artifact.spec.application)]
+    }
+
+    pub fn config_map(config_map: &ConfigMap) -> Vec<String> {
+        let labels = config_map.labels();
+        if labels.get(LABEL_ROLE).map(String::as_str) != Some("config-snapshot") {
+            return Vec::new();
+        }
+        let tenant = labels
+            .get(LABEL_TENANT)
+            .cloned()
+            .or_else(|| config_map.namespace());
+        match (tenant, labels.get(LABEL_ENVIRONMENT)) {
+            (Some(tenant), Some(environment)) => vec![snapshots(&tenant, environment)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// What the caches drop from objects, besides managedFields.
+mod slim {
+    use kube::core::PartialObjectMeta;
+
+    use crate::api::{Promotion, PromotionStatus};
+
+    /// A finished Promotion never changes again; deciding the others reads
+    /// only its target, phase and completion time. Its full status stays in
+    /// the API (and `kubectl hoist` reads it there).
+    pub fn promotion(promotion: &mut Promotion) {
+        let Some(status) = promotion.status.as_mut() else {
+            return;
+        };
+        if !status.phase.is_terminal() {
+            return;
+        }
+        *status = PromotionStatus {
+            phase: status.phase,
+            completed_at: status.completed_at.take(),
+            started_at: status.started_at.take(),
+            observed_generation: status.observed_generation,
+            ..Default::default()
+        };
+        let spec = &mut promotion.spec;
+        spec.reason = None;
+        spec.approvals = Vec::new();
+        spec.r#override = None;
+    }
+
+    /// Only the name and the version are read, to notice a change.
+    pub fn versions<K>(object: &mut PartialObjectMeta<K>) {
+        let meta = &mut object.metadata;
+        meta.labels = None;
+        meta.annotations = None;
+        meta.owner_references = None;
+        meta.finalizers = None;
+        meta.uid = None;
+        meta.creation_timestamp = None;
+    }
+}
+
+/// Environments under index key `key` in `cache`, as references to reconcile.
+fn environments_under(cache: &Cache<Environment>, key: &str) -> Vec<ObjectRef<Environment>> {
+    cache
+        .indexed(key)
+        .iter()
         .map(|e| ObjectRef::from_obj(e.as_ref()))
         .collect()
 }
@@ -192,23 +296,63 @@ pub async fn run(
         None => LABEL_ENVIRONMENT.to_string(),
     });
     let namespace = settings.namespace.as_deref();
-    let config_map_meta = scoped_api::<PartialObjectMeta<ConfigMap>>(&client, namespace);
-    let secret_meta = scoped_api::<PartialObjectMeta<Secret>>(&client, namespace);
     let (environments, mut environment_events, environments_driver) = shared(
         scoped_api::<Environment>(&client, namespace),
         Default::default(),
         2,
+        keys::environment,
+        keep,
     );
-    let (promotions, mut promotion_events, promotions_driver) =
-        shared(scoped_api::<Promotion>(&client, namespace), Default::default(), 2);
-    let (artifacts, mut artifact_events, artifacts_driver) =
-        shared(scoped_api::<Artifact>(&client, namespace), Default::default(), 2);
-    let (deployments, mut deployment_events, deployments_driver) =
-        shared(Api::<Deployment>::all(client.clone()), managed.clone(), 1);
-    let (namespaces, mut namespace_events, namespaces_driver) =
-        shared(Api::<Namespace>::all(client.clone()), Default::default(), 1);
-    let (config_maps, mut config_map_events, config_maps_driver) =
-        shared(Api::<ConfigMap>::all(client.clone()), managed, 1);
+    let (promotions, mut promotion_events, promotions_driver) = shared(
+        scoped_api::<Promotion>(&client, namespace),
+        Default::default(),
+        2,
+        keys::promotion,
+        slim::promotion,
+    );
+    let (artifacts, mut artifact_events, artifacts_driver) = shared(
+        scoped_api::<Artifact>(&client, namespace),
+        Default::default(),
+        2,
+        keys::artifact,
+        keep,
+    );
+    let (deployments, mut deployment_events, deployments_driver) = shared(
+        Api::<Deployment>::all(client.clone()),
+        managed.clone(),
+        1,
+        no_keys,
+        keep,
+    );
+    let (namespaces, mut namespace_events, namespaces_driver) = shared(
+        Api::<Namespace>::all(client.clone()),
+        Default::default(),
+        1,
+        no_keys,
+        keep,
+    );
+    let (config_maps, mut config_map_events, config_maps_driver) = shared(
+        Api::<ConfigMap>::all(client.clone()),
+        managed,
+        1,
+        keys::config_map,
+        keep,
+    );
+    // Base ConfigMaps and referenced Secrets: the version is enough to notice a change.
+    let (config_map_versions, mut config_map_version_events, config_map_versions_driver) = shared(
+        scoped_api::<PartialObjectMeta<ConfigMap>>(&client, namespace),
+        Default::default(),
+        1,
+        no_keys,
+        slim::versions,
+    );
+    let (secret_versions, mut secret_version_events, secret_versions_driver) = shared(
+        scoped_api::<PartialObjectMeta<Secret>>(&client, namespace),
+        Default::default(),
+        1,
+        no_keys,
+        slim::versions,
+    );
 
     let (synced_tx, synced_rx) = tokio::sync::watch::channel(false);
     let stores = Stores {
@@ -218,18 +362,20 @@ pub async fn run(
         deployments,
         namespaces,
         config_maps,
+        config_map_versions,
+        secret_versions,
         synced: synced_rx,
-    };
-    let reporter = Reporter {
-        controller: "hoist".into(),
-        instance: std::env::var("POD_NAME").ok(),
     };
     let ctx = Arc::new(Context {
         client: client.clone(),
         resolver,
-        recorder: Recorder::new(client.clone(), reporter),
+        reporter: Reporter {
+            controller: "hoist".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
         metrics,
         stores: stores.clone(),
+        sources: Default::default(),
     });
     let controller_config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
 
@@ -243,14 +389,14 @@ pub async fn run(
     };
 
     let artifact_controller =
-        Controller::for_shared_stream(stream(artifact_events.pop()), stores.artifacts.clone())
+        Controller::for_shared_stream(stream(artifact_events.pop()), stores.artifacts.store())
             .with_config(controller_config.clone())
             .graceful_shutdown_on(signal(&shutdown_tx))
             .run(artifact::reconcile, error_policy("artifact"), Arc::clone(&ctx))
             .for_each(|_| future::ready(()));
 
     let promotion_controller =
-        Controller::for_shared_stream(stream(promotion_events.pop()), stores.promotions.clone())
+        Controller::for_shared_stream(stream(promotion_events.pop()), stores.promotions.store())
             .with_config(controller_config.clone())
             .graceful_shutdown_on(signal(&shutdown_tx))
             .run(promotion::reconcile, error_policy("promotion"), Arc::clone(&ctx))
@@ -261,17 +407,16 @@ pub async fn run(
     let promotions_for_artifacts = stores.promotions.clone();
     let envs_for_namespaces = stores.environments.clone();
     let envs_for_config = stores.environments.clone();
+    let envs_for_secrets = stores.environments.clone();
     let environment_controller =
-        Controller::for_shared_stream(stream(environment_events.pop()), stores.environments.clone())
+        Controller::for_shared_stream(stream(environment_events.pop()), stores.environments.store())
             .with_config(controller_config)
             // A change of an Environment's status can open an upstream gate downstream.
             .watches_shared_stream(
                 stream(environment_events.pop()),
                 move |changed: Arc<Environment>| {
-                    let name = changed.name_any();
-                    environments_where(&envs, changed.namespace(), move |e| {
-                        e.spec.upstream.contains(&name)
-                    })
+                    let namespace = changed.namespace().unwrap_or_default();
+                    environments_under(&envs, &keys::downstream_of(&namespace, &changed.name_any()))
                 },
             )
             .watches_shared_stream(stream(promotion_events.pop()), |promotion: Arc<Promotion>| {
@@ -279,19 +424,21 @@ pub async fn run(
                     .namespace()
                     .map(|ns| ObjectRef::new(&promotion.spec.environment).within(&ns))
             })
+            // A resolved Artifact can unblock its Promotions and qualify for autoPromote.
             .watches_shared_stream(stream(artifact_events.pop()), move |artifact: Arc<Artifact>| {
-                let name = artifact.name_any();
-                let namespace = artifact.namespace();
+                let namespace = artifact.namespace().unwrap_or_default();
                 let mut refs: Vec<ObjectRef<Environment>> = promotions_for_artifacts
-                    .state()
-                    .into_iter()
-                    .filter(|p| p.namespace() == namespace && p.spec.artifact == name)
-                    .filter_map(|p| Some(ObjectRef::new(&p.spec.environment).within(&p.namespace()?)))
+                    .indexed(&keys::of_artifact(&namespace, &artifact.name_any()))
+                    .iter()
+                    .map(|p| ObjectRef::new(&p.spec.environment).within(&namespace))
                     .collect();
-                let application = artifact.spec.application.clone();
-                refs.extend(environments_where(&envs_for_artifacts, namespace, move |e| {
-                    e.spec.auto_promote && e.spec.targets.iter().any(|t| t.application == application)
-                }));
+                refs.extend(
+                    envs_for_artifacts
+                        .indexed(&keys::application(&namespace, &artifact.spec.application))
+                        .iter()
+                        .filter(|e| e.spec.auto_promote)
+                        .map(|e| ObjectRef::from_obj(e.as_ref())),
+                );
                 refs
             })
             .watches_shared_stream(stream(deployment_events.pop()), |deployment: Arc<Deployment>| {
@@ -309,45 +456,21 @@ pub async fn run(
             .watches_shared_stream(
                 stream(namespace_events.pop()),
                 move |namespace: Arc<Namespace>| {
-                    let name = namespace.name_any();
-                    environments_where(&envs_for_namespaces, None, move |e| {
-                        e.spec
-                            .targets
-                            .iter()
-                            .any(|t| t.deployment.namespace.as_deref() == Some(name.as_str()))
-                    })
+                    environments_under(&envs_for_namespaces, &keys::targets_in(&namespace.name_any()))
                 },
             )
-            // Base ConfigMaps and referenced Secrets: metadata is enough to notice a change.
-            .watches_stream(
-                watcher(config_map_meta, Default::default())
-                    .default_backoff()
-                    .touched_objects(),
-                {
-                    let envs = envs_for_config.clone();
-                    move |config_map| {
-                        let name = config_map.name_any();
-                        environments_where(&envs, config_map.namespace(), move |e| {
-                            e.spec
-                                .config
-                                .iter()
-                                .any(|c| c.base_config_map.as_deref() == Some(name.as_str()))
-                        })
-                    }
+            .watches_shared_stream(
+                stream(config_map_version_events.pop()),
+                move |config_map: Arc<PartialObjectMeta<ConfigMap>>| {
+                    let namespace = config_map.namespace().unwrap_or_default();
+                    environments_under(&envs_for_config, &keys::base(&namespace, &config_map.name_any()))
                 },
             )
-            .watches_stream(
-                watcher(secret_meta, Default::default())
-                    .default_backoff()
-                    .touched_objects(),
-                move |secret| {
-                    let name = secret.name_any();
-                    environments_where(&envs_for_config, secret.namespace(), move |e| {
-                        e.spec
-                            .config
-                            .iter()
-                            .any(|c| c.secret_refs.iter().any(|s| s.name == name))
-                    })
+            .watches_shared_stream(
+                stream(secret_version_events.pop()),
+                move |secret: Arc<PartialObjectMeta<Secret>>| {
+                    let namespace = secret.namespace().unwrap_or_default();
+                    environments_under(&envs_for_secrets, &keys::secret(&namespace, &secret.name_any()))
                 },
             )
             .graceful_shutdown_on(signal(&shutdown_tx))
@@ -365,6 +488,8 @@ pub async fn run(
         deployments_driver,
         namespaces_driver,
         config_maps_driver,
+        config_map_versions_driver,
+        secret_versions_driver,
     ]);
     let readiness = {
         let health = Arc::clone(&health);

@@ -56,6 +56,6 @@ pub async fn reconcile(promotion: Arc<Promotion>, ctx: Ctx) -> Result<Action, Er
     );
     ctx.apply_status(promotion.as_ref(), &rejected, CONTROLLER)
         .await?;
-    ctx.event(promotion.as_ref(), true, "Rejected", message).await;
+    ctx.event(promotion.as_ref(), true, "Rejected", message);
     Ok(Action::await_change())
 }

@@ -41,10 +41,36 @@ pub struct RenderedConfig {
     pub hash: String,
 }
 
+/// SHA-256 over a Secret's content: what the configuration hash takes from
+/// it, so the operator never needs to keep the content itself.
+pub type SecretDigest = [u8; 32];
+
+/// The digest of `secret`'s `data` (and `stringData`, which files given to
+/// `hoist render` may carry; a real API server never returns it).
+pub fn secret_digest(secret: &Secret) -> SecretDigest {
+    let mut hasher = Sha256::new();
+    let mut feed = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_be_bytes());
+        hasher.update(bytes);
+    };
+    for (key, value) in secret.data.iter().flatten() {
+        feed(b"data");
+        feed(key.as_bytes());
+        feed(&value.0);
+    }
+    for (key, value) in secret.string_data.iter().flatten() {
+        feed(b"stringData");
+        feed(key.as_bytes());
+        feed(value.as_bytes());
+    }
+    hasher.finalize().into()
+}
+
 /// Looks up objects of the environment's namespace by name.
 pub trait ConfigSources {
     fn config_map(&self, name: &str) -> Option<&ConfigMap>;
-    fn secret(&self, name: &str) -> Option<&Secret>;
+    /// The [`secret_digest`] of a Secret.
+    fn secret(&self, name: &str) -> Option<SecretDigest>;
 }
 
 /// Renders `config` from its sources in `namespace`.
@@ -97,23 +123,14 @@ pub fn render(
     secret_names.sort_unstable();
     secret_names.dedup();
     for name in secret_names {
-        let secret = sources.secret(name).ok_or_else(|| ConfigError::SecretMissing {
+        let digest = sources.secret(name).ok_or_else(|| ConfigError::SecretMissing {
             application: config.application.clone(),
             namespace: namespace.to_string(),
             name: name.to_string(),
         })?;
         feed(b"secret");
         feed(name.as_bytes());
-        for (key, value) in secret.data.iter().flatten() {
-            feed(key.as_bytes());
-            feed(&value.0);
-        }
-        // stringData is write-only on a real API server, but files given to
-        // `hoist render` may carry it.
-        for (key, value) in secret.string_data.iter().flatten() {
-            feed(key.as_bytes());
-            feed(value.as_bytes());
-        }
+        feed(&digest);
     }
     let hex: String = hasher
         .finalize()
@@ -144,8 +161,8 @@ mod tests {
         fn config_map(&self, name: &str) -> Option<&ConfigMap> {
             self.config_maps.get(name)
         }
-        fn secret(&self, name: &str) -> Option<&Secret> {
-            self.secrets.get(name)
+        fn secret(&self, name: &str) -> Option<SecretDigest> {
+            self.secrets.get(name).map(secret_digest)
         }
     }
 

@@ -5,12 +5,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::api::Environment;
-use crate::core::config::{self, ConfigSources, RenderedConfig};
+use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
 use crate::core::environment::{self, Notice, Plan, Snapshot};
 use crate::render::Manifests;
 
@@ -49,12 +49,13 @@ impl ConfigSources for NamespaceSources<'_> {
             .iter()
             .find(|cm| cm.namespace().as_deref() == Some(self.namespace) && cm.name_any() == name)
     }
-    fn secret(&self, name: &str) -> Option<&Secret> {
+    fn secret(&self, name: &str) -> Option<SecretDigest> {
         self.world
             .objects
             .secrets
             .iter()
             .find(|s| s.namespace().as_deref() == Some(self.namespace) && s.name_any() == name)
+            .map(config::secret_digest)
     }
 }
 
