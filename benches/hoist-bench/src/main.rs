@@ -50,6 +50,10 @@ struct Args {
     /// The operator's concurrent lookups per registry.
     #[arg(long, default_value_t = 4)]
     registry_concurrency: usize,
+    /// Prints, for this many timed promotions per size, every API request
+    /// made from its creation until it is seen `Succeeded` (and 20 ms more).
+    #[arg(long, default_value_t = 0)]
+    trace: usize,
 }
 
 #[derive(Subcommand)]
@@ -310,6 +314,10 @@ async fn level(
             )
             .await?;
         operator_latencies.push(seen - start);
+        if operator_latencies.len() <= args.trace {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            trace(&standin, start, seen);
+        }
     }
     wait_quiet(&standin, Duration::from_secs(1)).await?;
     let requests = count_kinds(&operator_requests(&standin));
@@ -339,6 +347,10 @@ async fn level(
             )
             .await?;
         bare_latencies.push(seen - start);
+        if bare_latencies.len() <= args.trace {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            trace(&standin, start, seen);
+        }
     }
     progress(&format!("{name}: {} bare promotions done", timed.len()));
     let rss_after = operator.rss()?;
@@ -366,6 +378,27 @@ async fn level(
         lookups,
         resync,
     })
+}
+
+/// Prints the requests made since `start` to stderr, with their times.
+fn trace(standin: &StandIn, start: Instant, seen: Instant) {
+    let ms = |at: Instant| at.saturating_duration_since(start).as_secs_f64() * 1000.0;
+    eprintln!("[hoist-bench] trace: seen Succeeded at {:.2} ms", ms(seen));
+    for record in standin
+        .requests()
+        .records()
+        .iter()
+        .filter(|r| r.received >= start)
+    {
+        eprintln!(
+            "[hoist-bench]   {:7.2} ms +{:5.2} ms  {:10} {} {}",
+            ms(record.received),
+            record.took.as_secs_f64() * 1000.0,
+            record.user.as_deref().unwrap_or("-"),
+            request_kind(record),
+            record.name.as_deref().unwrap_or(""),
+        );
+    }
 }
 
 /// Every Deployment runs the last version's pinned image.

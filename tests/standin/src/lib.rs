@@ -328,6 +328,10 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: signal:
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
+                // As Go's net package does for every API server connection:
+                // without it, a watch event written while the previous one
+                // is unacknowledged waits for the client's delayed ACK.
+                let _ = stream.set_nodelay(true);
                 let shared = Arc::clone(&shared);
                 let mut connection_shutdown = shutdown.clone();
                 connections.spawn(async move {

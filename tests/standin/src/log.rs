@@ -105,6 +105,10 @@ pub struct RequestRecord {
     pub changed: bool,
     /// Whether an injected [`Fault`] answered the request.
     pub faulted: bool,
+    /// When the request arrived.
+    pub received: std::time::Instant,
+    /// How long answering it took (for a watch: until its headers were ready).
+    pub took: std::time::Duration,
 }
 
 impl RequestRecord {

@@ -253,6 +253,7 @@ impl Call {
 }
 
 pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
+    let received = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let body = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
@@ -297,6 +298,8 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         code: 0,
         changed: false,
         faulted: false,
+        received,
+        took: std::time::Duration::ZERO,
     };
     if let Route::Resource(path) = &route {
         record.verb = verb(&call, path);
@@ -343,6 +346,7 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         },
     };
     record.code = reply.response.status().as_u16();
+    record.took = received.elapsed();
     record.changed = reply.changed;
     lock(&shared.log).push(record);
     reply.response
