@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::{try_join, try_join_all};
+use futures::future::try_join_all;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -171,12 +171,109 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
         now: ctx.now(),
     };
     let plan = environment::plan(&snapshot);
+    let pinned = write_objects(&ctx, &environment, &deployments, &snapshots, &plan).await?;
+    let plan = if pinned.is_empty() {
+        plan
+    } else {
+        for (before, written) in &pinned {
+            await_cached(&ctx.stores.deployments, before.as_deref(), written).await;
+        }
+        // Events already received (a rollout's status right behind the
+        // pin) get their turn to reach the cache first.
+        tokio::task::yield_now().await;
+        settle(&ctx, &snapshot, plan)
+    };
     let verifying = plan
         .promotions
         .values()
         .any(|s| matches!(s.phase, Phase::Promoting | Phase::Verifying));
-    execute(&ctx, &environment, &promotions, &deployments, &snapshots, plan).await?;
+    write_statuses(&ctx, &environment, &promotions, plan).await?;
     Ok(Action::requeue(if verifying { VERIFYING } else { RESYNC }))
+}
+
+/// Looks once more right after Deployments were pinned, as the next
+/// reconcile would: with `plan`'s statuses taken as written and the
+/// Deployments as cached now. A rollout that is already over (or failed) is
+/// then recorded at once, without first recording it as under way. The
+/// second plan is taken only when it writes nothing but statuses; otherwise
+/// `plan` stands and the watch events that follow carry on.
+fn settle(ctx: &Ctx, snapshot: &Snapshot<'_>, plan: Plan) -> Plan {
+    let pins_cached = |deployments: &BTreeMap<(String, String), Deployment>| {
+        plan.pins.iter().all(|pin| {
+            deployments
+                .get(&(pin.namespace.clone(), pin.name.clone()))
+                .is_some_and(|d| pin.is_satisfied_by(d))
+        })
+    };
+    let deployments: BTreeMap<(String, String), Deployment> = snapshot
+        .deployments
+        .iter()
+        .map(|((namespace, name), known)| {
+            let cached = ctx
+                .stores
+                .deployments
+                .get(&ObjectRef::new(name).within(namespace))
+                .map_or_else(|| (*known).clone(), |d| d.as_ref().clone());
+            ((namespace.clone(), name.clone()), cached)
+        })
+        .collect();
+    if !pins_cached(&deployments) {
+        return plan;
+    }
+    let mut environment = snapshot.environment.clone();
+    environment.status = Some(plan.status.clone());
+    let promotions: Vec<Promotion> = snapshot
+        .promotions
+        .iter()
+        .map(|promotion| {
+            let mut promotion = (*promotion).clone();
+            if let Some(status) = plan.promotions.get(&promotion.name_any()) {
+                promotion.status = Some(status.clone());
+            }
+            promotion
+        })
+        .collect();
+    let mut environments = snapshot.environments.clone();
+    environments.insert(environment.name_any(), &environment);
+    let mut config_history = snapshot.config_history.clone();
+    for rendered in &plan.config_history {
+        config_history.insert(rendered.hash.clone(), rendered.clone());
+    }
+    let again = environment::plan(&Snapshot {
+        environment: &environment,
+        environments,
+        artifacts: snapshot.artifacts.clone(),
+        promotions: promotions.iter().collect(),
+        deployments: deployments.iter().map(|(k, d)| (k.clone(), d)).collect(),
+        namespaces: snapshot.namespaces.clone(),
+        configs: snapshot.configs.clone(),
+        config_history,
+        now: snapshot.now.clone(),
+    });
+    let created: BTreeSet<String> = plan.new_promotions.iter().map(|p| p.name_any()).collect();
+    let only_statuses = again.pins == plan.pins
+        && again.config_maps == plan.config_maps
+        && again
+            .config_history
+            .iter()
+            .all(|c| plan.config_history.iter().any(|known| known.hash == c.hash))
+        && again
+            .new_promotions
+            .iter()
+            .all(|p| created.contains(&p.name_any()));
+    if !only_statuses {
+        return plan;
+    }
+    // Promotions the first plan ended are not decided again: theirs stand.
+    let mut promotions = plan.promotions;
+    promotions.extend(again.promotions);
+    let mut notices = plan.notices;
+    notices.extend(again.notices);
+    Plan {
+        promotions,
+        notices,
+        ..again
+    }
 }
 
 /// The base ConfigMaps and Secret digests the Environment's config names,
@@ -220,15 +317,17 @@ fn owner(environment: &Environment) -> Option<OwnerReference> {
     })
 }
 
-/// Carries out `plan`, writing only what differs.
-async fn execute(
+/// Carries out `plan` up to the statuses: new Promotions, configuration
+/// snapshots, rendered ConfigMaps and Deployment pins, writing only what
+/// differs. Returns the Deployments written, with the resourceVersion each
+/// had before.
+async fn write_objects(
     ctx: &Ctx,
     environment: &Environment,
-    promotions: &[Arc<Promotion>],
     deployments: &BTreeMap<(String, String), Deployment>,
     snapshots: &[Arc<ConfigMap>],
-    plan: Plan,
-) -> Result<(), Error> {
+    plan: &Plan,
+) -> Result<Vec<(Option<String>, Deployment)>, Error> {
     let namespace = environment.namespace().unwrap_or_default();
     let name = environment.name_any();
     let apply = PatchParams::apply(FIELD_MANAGER).force();
@@ -310,8 +409,7 @@ async fn execute(
         apply_rendered_config_map(ctx, environment, rendered, &apply).await?;
     }
 
-    // The Deployments at once, then every status at once: fewer round trips
-    // on the way to `Succeeded`, and the order crash safety needs is kept.
+    // The Deployments at once: fewer round trips on the way to `Succeeded`.
     let pin_writes = plan.pins.iter().filter_map(|pin| {
         let live = ctx
             .stores
@@ -337,8 +435,17 @@ async fn execute(
             Ok::<_, Error>((live.and_then(|d| d.resource_version()), written))
         })
     });
-    let pinned = try_join_all(pin_writes).await?;
+    try_join_all(pin_writes).await
+}
 
+/// Records `plan`: the Promotions' statuses (all at once), then the
+/// Environment's, then the Events of its notices.
+async fn write_statuses(
+    ctx: &Ctx,
+    environment: &Environment,
+    promotions: &[Arc<Promotion>],
+    plan: Plan,
+) -> Result<(), Error> {
     let promotion_writes = promotions.iter().filter_map(|promotion| {
         let status = plan.promotions.get(&promotion.name_any())?;
         (promotion.status.as_ref() != Some(status)).then_some(async move {
@@ -346,21 +453,14 @@ async fn execute(
             Ok::<_, Error>((promotion.resource_version(), written))
         })
     });
-    let environment_write = async {
-        if environment.status.as_ref() != Some(&plan.status) {
-            Ok(Some(
-                ctx.apply_status(environment, &plan.status, CONTROLLER).await?,
-            ))
-        } else {
-            Ok(None)
-        }
+    let promoted = try_join_all(promotion_writes).await?;
+    let recorded = if environment.status.as_ref() != Some(&plan.status) {
+        Some(ctx.apply_status(environment, &plan.status, CONTROLLER).await?)
+    } else {
+        None
     };
-    let (promoted, recorded) = try_join(try_join_all(promotion_writes), environment_write).await?;
     // Only after every write: waiting between them would widen the moment in
     // which a crash leaves a Promotion's outcome without the Environment's record.
-    for (before, written) in &pinned {
-        await_cached(&ctx.stores.deployments, before.as_deref(), written).await;
-    }
     for (before, written) in &promoted {
         await_cached(&ctx.stores.promotions, before.as_deref(), written).await;
     }

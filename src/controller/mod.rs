@@ -481,7 +481,10 @@ pub async fn run(
             )
             .for_each(|_| future::ready(()));
 
-    let drivers = future::join_all([
+    // Every watch and every controller is a task of its own, so the runtime
+    // spreads decoding watch events, scheduling and reconciling over its
+    // threads instead of running them all on the thread that awaits `run`.
+    let drivers: Vec<tokio::task::JoinHandle<()>> = [
         environments_driver,
         promotions_driver,
         artifacts_driver,
@@ -490,7 +493,23 @@ pub async fn run(
         config_maps_driver,
         config_map_versions_driver,
         secret_versions_driver,
-    ]);
+    ]
+    .into_iter()
+    .map(tokio::spawn)
+    .collect();
+    let controllers = vec![
+        tokio::spawn(artifact_controller),
+        tokio::spawn(promotion_controller),
+        tokio::spawn(environment_controller),
+    ];
+    // Stopped when `run` returns or is dropped (as a crash is simulated).
+    let tasks = AbortOnDrop(
+        drivers
+            .iter()
+            .chain(&controllers)
+            .map(tokio::task::JoinHandle::abort_handle)
+            .collect(),
+    );
     let readiness = {
         let health = Arc::clone(&health);
         let stores = stores.clone();
@@ -503,17 +522,28 @@ pub async fn run(
         }
     };
 
-    let controllers = future::join3(artifact_controller, promotion_controller, environment_controller);
     tokio::select! {
-        _ = controllers => {}
-        _ = drivers => {}
+        _ = future::join_all(controllers) => {}
+        _ = future::join_all(drivers) => {}
         _ = readiness.then(|_| future::pending::<()>()) => {}
         _ = shutdown => {
             tracing::info!("shutting down");
             let _ = shutdown_tx.send(());
         }
     }
+    drop(tasks);
     let _ = stop_tx.send(true);
     let _ = server.await;
     Ok(())
+}
+
+/// Aborts its tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
 }
