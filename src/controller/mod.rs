@@ -215,7 +215,11 @@ mod keys {
 
 /// What the caches drop from objects, besides managedFields.
 mod slim {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
     use kube::core::PartialObjectMeta;
+
+    use crate::core::deployment::{ANNOTATION_ARTIFACT, ANNOTATION_CONFIG_HASH};
 
     use crate::api::{Promotion, PromotionStatus};
 
@@ -240,6 +244,45 @@ mod slim {
         spec.reason = None;
         spec.approvals = Vec::new();
         spec.r#override = None;
+    }
+
+    /// Hoist reads a target Deployment's labels, generation and status, its
+    /// replica count, its containers' names and images and its own two
+    /// pod-template annotations; everything else (pod spec, strategy, other
+    /// annotations) stays in the API. Pins are applied with only Hoist's
+    /// fields, so nothing dropped here is ever written back.
+    pub fn deployment(deployment: &mut Deployment) {
+        let meta = &mut deployment.metadata;
+        meta.annotations = None;
+        meta.owner_references = None;
+        meta.finalizers = None;
+        let Some(spec) = deployment.spec.as_mut() else {
+            return;
+        };
+        spec.selector = Default::default();
+        spec.strategy = None;
+        spec.revision_history_limit = None;
+        spec.min_ready_seconds = None;
+        spec.progress_deadline_seconds = None;
+        if let Some(template) = spec.template.metadata.as_mut() {
+            template.labels = None;
+            if let Some(annotations) = template.annotations.as_mut() {
+                annotations.retain(|key, _| key == ANNOTATION_ARTIFACT || key == ANNOTATION_CONFIG_HASH);
+            }
+        }
+        if let Some(pod) = spec.template.spec.as_mut() {
+            *pod = PodSpec {
+                containers: std::mem::take(&mut pod.containers)
+                    .into_iter()
+                    .map(|container| Container {
+                        name: container.name,
+                        image: container.image,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            };
+        }
     }
 
     /// Only the name and the version are read, to notice a change.
@@ -322,7 +365,7 @@ pub async fn run(
         managed.clone(),
         1,
         no_keys,
-        keep,
+        slim::deployment,
     );
     let (namespaces, mut namespace_events, namespaces_driver) = shared(
         Api::<Namespace>::all(client.clone()),

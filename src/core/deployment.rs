@@ -67,15 +67,16 @@ impl DeploymentPin {
     /// Whether `deployment` already carries every value of this pin, so
     /// applying it would change nothing.
     pub fn is_satisfied_by(&self, deployment: &Deployment) -> bool {
-        let labels = deployment.metadata.labels.clone().unwrap_or_default();
+        let no_labels = BTreeMap::new();
+        let labels = deployment.metadata.labels.as_ref().unwrap_or(&no_labels);
         let Some(template) = deployment.spec.as_ref().map(|spec| &spec.template) else {
             return false;
         };
         let annotations = template
             .metadata
             .as_ref()
-            .and_then(|m| m.annotations.clone())
-            .unwrap_or_default();
+            .and_then(|m| m.annotations.as_ref())
+            .unwrap_or(&no_labels);
         let containers = template
             .spec
             .as_ref()

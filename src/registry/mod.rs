@@ -5,8 +5,8 @@
 //! answer for as long as it lives, so every caller sharing it sees the same
 //! digest for the same reference even if the tag moves in the registry later.
 //!
-//! Image references follow Docker's normalisation (as implemented by
-//! `oci-client`'s [`Reference`]): a name without a registry lives on
+//! Image references follow Docker's normalisation (as `oci-client`'s
+//! [`Reference`] implements it; Hoist parses them by hand, see `reference`): a name without a registry lives on
 //! `docker.io`, and a single-segment Docker Hub name lives under `library/`,
 //! so `nginx:1.27` is `docker.io/library/nginx:1.27`. A reference without tag
 //! or digest means `:latest`. [`pinned_reference`] and the digest cache both
@@ -15,6 +15,7 @@
 
 mod credentials;
 mod layout;
+mod reference;
 mod resolver;
 
 use std::time::Duration;
@@ -140,7 +141,7 @@ pub fn pinned_reference(image: &str, digest: &str) -> Result<String, RegistryErr
     let pinned = reference.clone_with_digest(digest.to_owned()).whole();
     // Parsing the result back refuses a malformed digest here, before it can
     // reach a pod template.
-    Reference::try_from(pinned.as_str()).map_err(|source| RegistryError::InvalidDigest {
+    reference::parse(&pinned).map_err(|source| RegistryError::InvalidDigest {
         reference: image.to_owned(),
         digest: digest.to_owned(),
         source,
@@ -149,7 +150,7 @@ pub fn pinned_reference(image: &str, digest: &str) -> Result<String, RegistryErr
 }
 
 fn parse_reference(image: &str) -> Result<Reference, RegistryError> {
-    Reference::try_from(image).map_err(|source| RegistryError::InvalidReference {
+    reference::parse(image).map_err(|source| RegistryError::InvalidReference {
         reference: image.to_owned(),
         source,
     })

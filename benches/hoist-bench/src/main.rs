@@ -4,6 +4,10 @@
 //! comes from the same run, and operator latencies sit next to bare writes
 //! made on the same stand-in, so machine noise cancels in the ratio.
 
+#[global_allocator]
+static ALLOCATOR: heap::Counting = heap::Counting;
+
+mod heap;
 mod observe;
 mod operator;
 mod report;
@@ -23,7 +27,7 @@ use serde_json::{Value, json};
 
 use observe::{Tracker, key};
 use operator::Operator;
-use report::{Latencies, LevelReport, RegistryReport, Resync};
+use report::{Cpu, Latencies, LevelReport, RegistryReport, Resync};
 use world::{BARE_GROUP, BARE_NAMESPACE, Size, VERSIONS};
 
 #[derive(Parser)]
@@ -67,6 +71,9 @@ enum Command {
         insecure_registry: String,
         #[arg(long)]
         registry_concurrency: std::num::NonZeroUsize,
+        /// Where to publish the live heap bytes.
+        #[arg(long)]
+        heap_file: std::path::PathBuf,
     },
 }
 
@@ -80,8 +87,10 @@ async fn main() -> Result<()> {
         health_address,
         insecure_registry,
         registry_concurrency,
+        heap_file,
     }) = args.command
     {
+        heap::publish(heap_file);
         let settings = hoist::controller::Settings {
             health_address,
             insecure_registries: vec![insecure_registry],
@@ -259,11 +268,11 @@ async fn level(
     environments.wait_count(size.environments, WAIT).await?;
     let settled = operator.uptime();
     wait_quiet(&standin, Duration::from_secs(1)).await?;
-    let rss_synced = operator.rss()?;
+    let rss_synced = operator.memory()?;
     let lookups = operator.metric("hoist_registry_lookups_total").await?;
     progress(&format!(
         "{name}: ready after {ready:.1?}, settled after {settled:.1?}, RSS {} MiB, {lookups} registry lookups",
-        rss_synced / (1 << 20)
+        rss_synced.rss / (1 << 20)
     ));
 
     // Promotions in creation order, round by round (one version per
@@ -301,6 +310,7 @@ async fn level(
 
     wait_quiet(&standin, Duration::from_secs(1)).await?;
     standin.reset_requests();
+    let cpu_before = (operator.cpu()?, operator::cpu_time(std::process::id())?);
     let mut operator_latencies = Vec::with_capacity(timed.len());
     for &(version, index) in timed {
         let (namespace, environment) = size.environment(index);
@@ -319,12 +329,18 @@ async fn level(
             trace(&standin, start, seen);
         }
     }
+    let cpu = Cpu {
+        operator: operator.cpu()? - cpu_before.0,
+        standin: operator::cpu_time(std::process::id())? - cpu_before.1,
+        standin_bare: Duration::ZERO,
+    };
     wait_quiet(&standin, Duration::from_secs(1)).await?;
     let requests = count_kinds(&operator_requests(&standin));
     progress(&format!("{name}: {} timed promotions done", timed.len()));
     verify_pins(&client, size, images).await?;
 
     let (promotion_status, environment_status) = status_templates(&client, size).await?;
+    let bench_before_bare = operator::cpu_time(std::process::id())?;
     let mut bare_latencies = Vec::with_capacity(timed.len());
     for (sequence, &(version, _)) in timed.iter().enumerate() {
         let index = sequence % bare_environments;
@@ -352,8 +368,12 @@ async fn level(
             trace(&standin, start, seen);
         }
     }
+    let cpu = Cpu {
+        standin_bare: operator::cpu_time(std::process::id())? - bench_before_bare,
+        ..cpu
+    };
     progress(&format!("{name}: {} bare promotions done", timed.len()));
-    let rss_after = operator.rss()?;
+    let rss_after = operator.memory()?;
 
     let resync = if resync {
         Some(idle_resync(args, &standin, &kubeconfig, registry, &name, operator).await?)
@@ -375,6 +395,7 @@ async fn level(
         operator: Latencies::new(operator_latencies),
         bare: Latencies::new(bare_latencies),
         requests,
+        cpu,
         lookups,
         resync,
     })
@@ -510,10 +531,10 @@ async fn idle_resync(
     standin.reset_requests();
     let mut operator = start_operator(args, kubeconfig, registry, &format!("{name}-resync"))?;
     let ready = operator.wait_ready(WAIT).await?;
-    let rss_ready = operator.rss()?;
+    let rss_ready = operator.memory()?;
     wait_quiet(standin, Duration::from_secs(3)).await?;
     let settled = operator.uptime();
-    let rss = operator.rss()?;
+    let rss = operator.memory()?;
     let reconciles = operator.metric("hoist_reconciliations_total").await?;
     let lookups = operator.metric("hoist_registry_lookups_total").await?;
     let records = operator_requests(standin);

@@ -19,6 +19,7 @@ pub struct Operator {
     child: Child,
     pid: u32,
     health: SocketAddr,
+    heap_file: PathBuf,
     started: Instant,
 }
 
@@ -32,6 +33,8 @@ impl Operator {
     /// Starts the operator with `kubeconfig`, logging to `log`.
     pub fn start(kubeconfig: &Path, registry: &str, registry_concurrency: usize, log: &Path) -> Result<Self> {
         let health = free_port()?;
+        let heap_file = crate::heap::path_for(log);
+        let _ = std::fs::remove_file(&heap_file);
         let output = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let errors = output.try_clone()?;
         let child = Command::new(std::env::current_exe().context("locating the bench binary")?)
@@ -39,6 +42,8 @@ impl Operator {
             .arg(format!("--health-address={health}"))
             .arg(format!("--insecure-registry={registry}"))
             .arg(format!("--registry-concurrency={registry_concurrency}"))
+            .arg("--heap-file")
+            .arg(&heap_file)
             .env("KUBECONFIG", kubeconfig)
             .stdin(Stdio::null())
             .stdout(output)
@@ -51,6 +56,7 @@ impl Operator {
             child,
             pid,
             health,
+            heap_file,
             started: Instant::now(),
         })
     }
@@ -76,6 +82,20 @@ impl Operator {
     /// Time since the process started.
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
+    }
+
+    /// Resident memory and live heap bytes (the latter as published up to
+    /// 100 ms ago).
+    pub fn memory(&self) -> Result<crate::report::Memory> {
+        Ok(crate::report::Memory {
+            rss: self.rss()?,
+            heap: crate::heap::read(&self.heap_file).unwrap_or(0),
+        })
+    }
+
+    /// CPU time the operator has used so far.
+    pub fn cpu(&self) -> Result<Duration> {
+        cpu_time(self.pid)
     }
 
     /// Resident memory in bytes (`VmRSS` of /proc/<pid>/status).
@@ -113,6 +133,38 @@ impl Operator {
             .context("the operator did not stop within 30s")??;
         Ok(())
     }
+}
+
+/// CPU time (user and system) a process has used so far, from
+/// /proc/<pid>/stat, in clock ticks of `getconf CLK_TCK`.
+pub fn cpu_time(pid: u32) -> Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name, in parentheses, may hold spaces: count from after it.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |index: usize| -> Result<u64> {
+        fields
+            .get(index)
+            .and_then(|value| value.parse().ok())
+            .with_context(|| format!("malformed /proc/{pid}/stat"))
+    };
+    // utime and stime are fields 14 and 15 of stat(5), 12th and 13th after the name.
+    let total = ticks(11)? + ticks(12)?;
+    Ok(Duration::from_secs_f64(total as f64 / clock_ticks_per_second()))
+}
+
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|out| String::from_utf8(out.stdout).ok()?.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 fn proc_status_kib(pid: u32, field: &str) -> Result<u64> {

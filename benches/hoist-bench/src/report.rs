@@ -49,16 +49,44 @@ pub struct LevelReport {
     pub populated: Duration,
     pub ready: Duration,
     pub settled: Duration,
-    pub rss_synced: u64,
-    pub rss_after: u64,
+    pub rss_synced: Memory,
+    pub rss_after: Memory,
     pub bulk: usize,
     pub bulk_time: Duration,
     pub operator: Latencies,
     pub bare: Latencies,
     /// Operator requests during the timed promotions, by kind.
     pub requests: BTreeMap<String, usize>,
+    pub cpu: Cpu,
     pub lookups: f64,
     pub resync: Option<Resync>,
+}
+
+/// The operator's memory at one moment.
+#[derive(Clone, Copy)]
+pub struct Memory {
+    /// Resident set size (VmRSS).
+    pub rss: u64,
+    /// Bytes allocated and not freed: the data, without the allocator's
+    /// free space and fragmentation.
+    pub heap: u64,
+}
+
+impl Memory {
+    fn show(&self) -> String {
+        format!("{} (heap {})", mib(self.rss), mib(self.heap))
+    }
+}
+
+/// CPU time used during the timed promotions.
+pub struct Cpu {
+    /// By the operator process, during the operator's promotions.
+    pub operator: Duration,
+    /// By the bench process (the API stand-in and the bench's own watches),
+    /// during the operator's promotions.
+    pub standin: Duration,
+    /// By the bench process during the bare write sequences.
+    pub standin_bare: Duration,
 }
 
 impl LevelReport {
@@ -71,8 +99,8 @@ impl LevelReport {
 pub struct Resync {
     pub ready: Duration,
     pub settled: Duration,
-    pub rss_ready: u64,
-    pub rss: u64,
+    pub rss_ready: Memory,
+    pub rss: Memory,
     pub reconciles: f64,
     pub lookups: f64,
     pub requests: BTreeMap<String, usize>,
@@ -144,7 +172,7 @@ pub fn render(
     let _ = writeln!(out, "Machine: {}. Whole run: {}.\n", machine(), secs(total));
     let _ = writeln!(
         out,
-        "| size | Artifacts / Environments / Promotions | timed | operator p50 / p90 / p99 (ms) | bare p50 / p90 / p99 (ms) | operator/bare p50, p99 | RSS synced | RSS after promotions | ready / settled after start |"
+        "| size | Artifacts / Environments / Promotions | timed | operator p50 / p90 / p99 (ms) | bare p50 / p90 / p99 (ms) | operator/bare p50, p99 | RSS (live heap) synced | RSS (live heap) after promotions | ready / settled after start |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for level in levels {
@@ -160,8 +188,8 @@ pub fn render(
             level.bare.triple(),
             level.ratio(50),
             level.ratio(99),
-            mib(level.rss_synced),
-            mib(level.rss_after),
+            level.rss_synced.show(),
+            level.rss_after.show(),
             secs(level.ready),
             secs(level.settled),
         );
@@ -170,7 +198,7 @@ pub fn render(
     for level in levels {
         let _ = writeln!(
             out,
-            "- {}×: store filled in {}; {} registry lookups to resolve {} Artifacts; {} bulk promotions before the timed ones took {}; operator requests per timed promotion: {}.",
+            "- {}×: store filled in {}; {} registry lookups to resolve {} Artifacts; {} bulk promotions before the timed ones took {}; operator requests per timed promotion: {}; CPU per timed promotion: operator {}, API stand-in and bench {} (bare: {}).",
             level.factor,
             secs(level.populated),
             level.lookups,
@@ -178,6 +206,9 @@ pub fn render(
             level.bulk,
             secs(level.bulk_time),
             kinds(&level.requests, level.operator.len()),
+            per_promotion(level.cpu.operator, level.operator.len()),
+            per_promotion(level.cpu.standin, level.operator.len()),
+            per_promotion(level.cpu.standin_bare, level.bare.len()),
         );
     }
     let _ = writeln!(
@@ -209,8 +240,8 @@ pub fn render(
             resync.lookups,
             secs(resync.ready),
             secs(resync.settled),
-            mib(resync.rss_ready),
-            mib(resync.rss),
+            resync.rss_ready.show(),
+            resync.rss.show(),
         );
         if !resync.writes.is_empty() {
             let _ = writeln!(out, "Writes: {}\n", resync.writes.join(", "));
@@ -246,7 +277,7 @@ pub fn render(
             level.factor,
             met(p99 <= TARGET_P99)
         );
-        let rss = level.rss_synced.max(level.rss_after) as f64 / MIB;
+        let rss = level.rss_synced.rss.max(level.rss_after.rss) as f64 / MIB;
         let _ = writeln!(
             out,
             "| RSS ≤ {TARGET_RSS_MIB} MiB at {}/{}/{} | {rss:.1} MiB | {} |",
@@ -274,4 +305,9 @@ pub fn render(
         met(one_each)
     );
     out
+}
+
+/// A duration spread over `count` promotions, in milliseconds.
+fn per_promotion(total: Duration, count: usize) -> String {
+    format!("{:.2} ms", total.as_secs_f64() * 1000.0 / count.max(1) as f64)
 }

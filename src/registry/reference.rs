@@ -1,0 +1,329 @@
+//! Parsing image references without a regular expression.
+//!
+//! `oci-client`'s `Reference::try_from` matches one large regular expression
+//! whose compiled automaton and per-thread search caches stay in memory for
+//! the life of the process (about 20 MiB once a few threads have used it).
+//! Hoist parses a reference on every plan that pins a Deployment, so it
+//! parses the same grammar by hand, with the same normalisation and the same
+//! errors, and builds the `Reference` through its constructors. The tests
+//! compare both parsers on a corpus of good and bad references.
+//!
+//! The grammar is Docker's (distribution/reference):
+//!
+//! ```text
+//! reference := name [ ":" tag ] [ "@" digest ]
+//! name      := [ domain "/" ] path-component ( "/" path-component )*
+//! domain    := domain-component ( "." domain-component )* [ ":" port ]
+//! domain-component := [a-zA-Z0-9] | [a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]
+//! path-component   := [a-z0-9]+ ( ( "." | "_" | "__" | "-"+ ) [a-z0-9]+ )*
+//! tag       := [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
+//! digest    := algorithm ":" [0-9a-fA-F]{32,}
+//! algorithm := [A-Za-z][A-Za-z0-9]* ( [-_+.] [A-Za-z][A-Za-z0-9]* )*
+//! ```
+//!
+//! Tags are ASCII, as the OCI distribution specification has them.
+
+use oci_client::{ParseError, Reference};
+
+const DOCKER_HUB: &str = "docker.io";
+const DOCKER_HUB_LEGACY: &str = "index.docker.io";
+const OFFICIAL_REPOSITORIES: &str = "library";
+const DEFAULT_TAG: &str = "latest";
+/// The longest repository name a registry accepts.
+const NAME_MAX: usize = 255;
+const TAG_MAX: usize = 128;
+
+/// Parses `text` as an image reference, normalised as Docker does:
+/// `nginx:1.27` is `docker.io/library/nginx:1.27`, and a reference without
+/// tag or digest means `:latest`.
+pub fn parse(text: &str) -> Result<Reference, ParseError> {
+    if text.is_empty() {
+        return Err(ParseError::NameEmpty);
+    }
+    let (rest, digest) = match text.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (text, None),
+    };
+    // A ':' after the last '/' starts the tag; one before it belongs to a port.
+    let (name, tag) = match rest.rfind(':') {
+        Some(colon) if !rest[colon..].contains('/') => (&rest[..colon], Some(&rest[colon + 1..])),
+        _ => (rest, None),
+    };
+    if !is_name(name) || !tag.is_none_or(is_tag) || !digest.is_none_or(is_digest) {
+        return Err(ParseError::ReferenceInvalidFormat);
+    }
+    let (registry, repository) = split_domain(name);
+    if repository.len() > NAME_MAX {
+        return Err(ParseError::NameTooLong);
+    }
+    if let Some(digest) = digest {
+        check_digest_length(digest)?;
+    }
+    let tag = tag.map(str::to_owned);
+    let digest = digest.map(str::to_owned);
+    Ok(match (tag, digest) {
+        (Some(tag), Some(digest)) => Reference::with_tag_and_digest(registry, repository, tag, digest),
+        (None, Some(digest)) => Reference::with_digest(registry, repository, digest),
+        (tag, None) => Reference::with_tag(registry, repository, tag.unwrap_or_else(|| DEFAULT_TAG.into())),
+    })
+}
+
+fn is_name(name: &str) -> bool {
+    let mut components = name.split('/');
+    let first = components.next().unwrap_or_default();
+    let rest: Vec<&str> = components.collect();
+    let rest_are_paths = rest.iter().all(|component| is_path_component(component));
+    rest_are_paths && (is_path_component(first) || (!rest.is_empty() && is_domain(first)))
+}
+
+/// `[a-z0-9]+` runs joined by ".", "_", "__" or dashes.
+fn is_path_component(component: &str) -> bool {
+    let alnum = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = component.as_bytes();
+    if !bytes.first().is_some_and(alnum) || !bytes.last().is_some_and(alnum) {
+        return false;
+    }
+    let mut at = 0;
+    while at < bytes.len() {
+        if alnum(&bytes[at]) {
+            at += 1;
+            continue;
+        }
+        let start = at;
+        while at < bytes.len() && !alnum(&bytes[at]) {
+            at += 1;
+        }
+        let separator = &component[start..at];
+        if !(matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-')) {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_domain(domain: &str) -> bool {
+    let (host, port) = match domain.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (domain, None),
+    };
+    let port_ok = port.is_none_or(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    port_ok && host.split('.').all(is_domain_component)
+}
+
+fn is_domain_component(component: &str) -> bool {
+    let bytes = component.as_bytes();
+    match (bytes.first(), bytes.last()) {
+        (Some(first), Some(last)) => {
+            first.is_ascii_alphanumeric()
+                && last.is_ascii_alphanumeric()
+                && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+        }
+        _ => false,
+    }
+}
+
+fn is_tag(tag: &str) -> bool {
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let bytes = tag.as_bytes();
+    bytes.first().is_some_and(|b| word(*b))
+        && bytes.len() <= TAG_MAX
+        && bytes.iter().all(|b| word(*b) || *b == b'.' || *b == b'-')
+}
+
+fn is_digest(digest: &str) -> bool {
+    let Some((algorithm, hex)) = digest.split_once(':') else {
+        return false;
+    };
+    let algorithm_ok = algorithm.split(['-', '_', '+', '.']).all(|part| {
+        let bytes = part.as_bytes();
+        bytes.first().is_some_and(u8::is_ascii_alphabetic) && bytes.iter().all(u8::is_ascii_alphanumeric)
+    });
+    algorithm_ok && hex.len() >= 32 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// The registered algorithms have hex digests of a fixed length.
+fn check_digest_length(digest: &str) -> Result<(), ParseError> {
+    let (algorithm, hex) = digest.split_once(':').ok_or(ParseError::DigestInvalidFormat)?;
+    let expected = match algorithm {
+        "sha256" => 64,
+        "sha384" => 96,
+        "sha512" => 128,
+        _ => return Err(ParseError::DigestUnsupported),
+    };
+    if hex.len() == expected {
+        Ok(())
+    } else {
+        Err(ParseError::DigestInvalidLength)
+    }
+}
+
+/// Docker's normalisation: a first component that looks like a host (it has
+/// a '.' or a ':', or is `localhost`) is the registry; otherwise the image
+/// lives on Docker Hub, under `library/` when its name has one segment.
+fn split_domain(name: &str) -> (String, String) {
+    let (mut domain, mut remainder) = match name.split_once('/') {
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
+            (first.to_owned(), rest.to_owned())
+        }
+        _ => (DOCKER_HUB.to_owned(), name.to_owned()),
+    };
+    if domain == DOCKER_HUB_LEGACY {
+        domain = DOCKER_HUB.to_owned();
+    }
+    if domain == DOCKER_HUB && !remainder.contains('/') {
+        remainder = format!("{OFFICIAL_REPOSITORIES}/{remainder}");
+    }
+    (domain, remainder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA256: &str = "sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+
+    /// Good and bad references, many from distribution/reference's own tests.
+    fn corpus() -> Vec<String> {
+        let sha512 = format!("sha512:{}", "f".repeat(128));
+        let mut corpus: Vec<String> = [
+            "busybox",
+            "test.com:tag",
+            "test.com:5000",
+            "test.com/repo:tag",
+            "test:5000/repo",
+            "test:5000/repo:tag",
+            "lowercase:Uppercase",
+            "Uppercase:tag",
+            "sub-dom1.foo.com/bar/baz/quux",
+            "sub-dom1.foo.com/bar/baz/quux:some-long-tag",
+            "b.gcr.io/test.example.com/my-app:test.example.com",
+            "xn--n3h.com/myimage:xn--n3h.com",
+            "foo_bar.com:8080",
+            "foo/foo_bar.com:8080",
+            "opensuse/leap:15.3",
+            "localhost/foo",
+            "localhost:5000/foo/bar:v1",
+            "127.0.0.1:5000/shop/backend:v1.2.3",
+            "index.docker.io/nginx",
+            "index.docker.io/library/nginx:1.27",
+            "docker.io/nginx",
+            "ghcr.io/acme/api",
+            "a",
+            "a/b/c/d/e",
+            "a__b",
+            "a___b",
+            "a--b",
+            "a---b-c",
+            "a.b_c__d-e",
+            "a..b",
+            "a._b",
+            "_a",
+            "a_",
+            "-a",
+            "a-",
+            ".a",
+            "a/",
+            "/a",
+            "a//b",
+            ":justtag",
+            "repo:",
+            "repo@",
+            "repo:tag@",
+            "Not A Reference",
+            "UPPER/case",
+            "-host.com/a",
+            "host-.com/a",
+            "ho-st.com/a",
+            "host.com:/a",
+            "host.com:12a/a",
+            "host.com:5000:6000/a",
+            "[::1]:5000/a",
+            "under_score.com/a",
+            "a:-tag",
+            "a:_tag",
+            "a:.tag",
+            "a:t@g",
+            "a@b@c",
+            "café:tag",
+            "a:tég",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for name in ["repo", "test:5000/repo", "ghcr.io/acme/api"] {
+            corpus.push(format!("{name}@{SHA256}"));
+            corpus.push(format!("{name}:tag@{SHA256}"));
+            corpus.push(format!("{name}@{sha512}"));
+            corpus.push(format!("{name}@sha256:{}", "f".repeat(34)));
+            corpus.push(format!("{name}@sha384:{}", "a".repeat(96)));
+            corpus.push(format!("{name}@md5:{}", "f".repeat(32)));
+            corpus.push(format!("{name}@sha256:{}", "g".repeat(64)));
+            corpus.push(format!("{name}@sha256+b64u:{}", "f".repeat(64)));
+            corpus.push(format!("{name}@1sha:{}", "f".repeat(64)));
+            corpus.push(format!("{name}@sha256:{}", "f".repeat(31)));
+        }
+        corpus.push(format!("a:{}", "t".repeat(128)));
+        corpus.push(format!("a:{}", "t".repeat(129)));
+        corpus.push(format!("{}:tag", "a".repeat(255)));
+        corpus.push(format!("{}/{}", "a".repeat(200), "b".repeat(60)));
+        corpus.push(format!("host.com/{}", "b".repeat(255)));
+        corpus.push(format!("host.com/{}", "b".repeat(256)));
+        corpus
+    }
+
+    #[test]
+    fn agrees_with_the_regular_expression_of_oci_client() {
+        for text in corpus() {
+            let ours = parse(&text);
+            let theirs = Reference::try_from(text.as_str());
+            // Unicode word characters in tags: the regular expression takes
+            // them, the OCI specification (and Hoist) does not.
+            if text.contains(['é']) {
+                assert!(ours.is_err(), "{text:?} has a non-ASCII character");
+                continue;
+            }
+            match (&ours, &theirs) {
+                (Ok(ours), Ok(theirs)) => {
+                    assert_eq!(ours.registry(), theirs.registry(), "{text:?}");
+                    assert_eq!(ours.repository(), theirs.repository(), "{text:?}");
+                    assert_eq!(ours.tag(), theirs.tag(), "{text:?}");
+                    assert_eq!(ours.digest(), theirs.digest(), "{text:?}");
+                    assert_eq!(ours.whole(), theirs.whole(), "{text:?}");
+                }
+                (Err(ours), Err(theirs)) => assert_eq!(ours, theirs, "{text:?}"),
+                _ => panic!("{text:?}: ours {ours:?}, oci-client's {theirs:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn normalises_docker_hub_names() {
+        assert_eq!(parse("nginx").unwrap().whole(), "docker.io/library/nginx:latest");
+        assert_eq!(
+            parse("index.docker.io/bitnami/redis:7").unwrap().whole(),
+            "docker.io/bitnami/redis:7"
+        );
+        assert_eq!(
+            parse("localhost:5000/shop/web").unwrap().whole(),
+            "localhost:5000/shop/web:latest"
+        );
+    }
+
+    #[test]
+    fn refuses_bad_references_with_the_reason() {
+        assert_eq!(parse("").unwrap_err(), ParseError::NameEmpty);
+        assert_eq!(parse("Shop/Web").unwrap_err(), ParseError::ReferenceInvalidFormat);
+        assert_eq!(
+            parse(&format!("web@md5:{}", "f".repeat(32))).unwrap_err(),
+            ParseError::DigestUnsupported
+        );
+        assert_eq!(
+            parse(&format!("web@sha256:{}", "f".repeat(40))).unwrap_err(),
+            ParseError::DigestInvalidLength
+        );
+        assert_eq!(
+            parse(&format!("host.com/{}", "b".repeat(256))).unwrap_err(),
+            ParseError::NameTooLong
+        );
+    }
+}
