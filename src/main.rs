@@ -60,6 +60,14 @@ enum Command {
     },
 }
 
+/// jemalloc instead of glibc's allocator: with tens of thousands of cached
+/// objects, glibc's free-list searches and consolidation took over a third
+/// of the operator's CPU and the tail latency grew with the store; with
+/// jemalloc both stay flat and resident memory is lower (README, Performance).
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -2,21 +2,24 @@
 //! RSS it tells data apart from allocator overhead and fragmentation. The
 //! operator process writes its count to a file the bench reads.
 
-use std::alloc::{GlobalAlloc, Layout, System};
+use std::alloc::{GlobalAlloc, Layout};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// The system allocator, counting the bytes it hands out and gets back.
+/// The allocator `hoist controller` uses (see `src/main.rs`).
+use tikv_jemallocator::Jemalloc as Inner;
+
+/// Hoist's allocator, counting the bytes it hands out and gets back.
 pub struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 
-// SAFETY: every call is forwarded to `System` unchanged; only counters are added.
+// SAFETY: every call is forwarded to jemalloc unchanged; only counters are added.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded as is.
-        let pointer = unsafe { System.alloc(layout) };
+        let pointer = unsafe { Inner.alloc(layout) };
         if !pointer.is_null() {
             LIVE.fetch_add(layout.size(), Ordering::Relaxed);
         }
@@ -25,7 +28,7 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded as is.
-        let pointer = unsafe { System.alloc_zeroed(layout) };
+        let pointer = unsafe { Inner.alloc_zeroed(layout) };
         if !pointer.is_null() {
             LIVE.fetch_add(layout.size(), Ordering::Relaxed);
         }
@@ -34,13 +37,13 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
         // SAFETY: forwarded as is.
-        unsafe { System.dealloc(pointer, layout) };
+        unsafe { Inner.dealloc(pointer, layout) };
         LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
     }
 
     unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: forwarded as is.
-        let moved = unsafe { System.realloc(pointer, layout, new_size) };
+        let moved = unsafe { Inner.realloc(pointer, layout, new_size) };
         if !moved.is_null() {
             LIVE.fetch_add(new_size, Ordering::Relaxed);
             LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
