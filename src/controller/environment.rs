@@ -208,13 +208,9 @@ fn settle(ctx: &Ctx, snapshot: &Snapshot<'_>, plan: Plan) -> Plan {
     let deployments: BTreeMap<(String, String), Deployment> = snapshot
         .deployments
         .iter()
-        .map(|((namespace, name), known)| {
-            let cached = ctx
-                .stores
-                .deployments
-                .get(&ObjectRef::new(name).within(namespace))
-                .map_or_else(|| (*known).clone(), |d| d.as_ref().clone());
-            ((namespace.clone(), name.clone()), cached)
+        .filter_map(|((namespace, name), known)| {
+            let current = current_deployment(ctx, namespace, name, Some(*known))?;
+            Some(((namespace.clone(), name.clone()), current))
         })
         .collect();
     if !pins_cached(&deployments) {
@@ -274,6 +270,21 @@ fn settle(ctx: &Ctx, snapshot: &Snapshot<'_>, plan: Plan) -> Plan {
         notices,
         ..again
     }
+}
+
+/// A target Deployment as cached now, else as this reconcile `known` it
+/// (read before Hoist labelled it, so not in the cache yet).
+fn current_deployment(
+    ctx: &Ctx,
+    namespace: &str,
+    name: &str,
+    known: Option<&Deployment>,
+) -> Option<Deployment> {
+    ctx.stores
+        .deployments
+        .get(&ObjectRef::new(name).within(namespace))
+        .map(|cached| cached.as_ref().clone())
+        .or_else(|| known.cloned())
 }
 
 /// The base ConfigMaps and Secret digests the Environment's config names,
@@ -411,16 +422,8 @@ async fn write_objects(
 
     // The Deployments at once: fewer round trips on the way to `Succeeded`.
     let pin_writes = plan.pins.iter().filter_map(|pin| {
-        let live = ctx
-            .stores
-            .deployments
-            .get(&ObjectRef::new(&pin.name).within(&pin.namespace))
-            .map(|d| d.as_ref().clone())
-            .or_else(|| {
-                deployments
-                    .get(&(pin.namespace.clone(), pin.name.clone()))
-                    .cloned()
-            });
+        let known = deployments.get(&(pin.namespace.clone(), pin.name.clone()));
+        let live = current_deployment(ctx, &pin.namespace, &pin.name, known);
         if live.as_ref().is_some_and(|d| pin.is_satisfied_by(d)) {
             return None;
         }

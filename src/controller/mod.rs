@@ -219,9 +219,8 @@ mod slim {
     use k8s_openapi::api::core::v1::{Container, PodSpec};
     use kube::core::PartialObjectMeta;
 
-    use crate::core::deployment::{ANNOTATION_ARTIFACT, ANNOTATION_CONFIG_HASH};
-
     use crate::api::{Promotion, PromotionStatus};
+    use crate::core::deployment::{ANNOTATION_ARTIFACT, ANNOTATION_CONFIG_HASH};
 
     /// A finished Promotion never changes again; deciding the others reads
     /// only its target, phase and completion time. Its full status stays in

@@ -67,8 +67,8 @@ impl DeploymentPin {
     /// Whether `deployment` already carries every value of this pin, so
     /// applying it would change nothing.
     pub fn is_satisfied_by(&self, deployment: &Deployment) -> bool {
-        let no_labels = BTreeMap::new();
-        let labels = deployment.metadata.labels.as_ref().unwrap_or(&no_labels);
+        let empty = BTreeMap::new();
+        let labels = deployment.metadata.labels.as_ref().unwrap_or(&empty);
         let Some(template) = deployment.spec.as_ref().map(|spec| &spec.template) else {
             return false;
         };
@@ -76,7 +76,7 @@ impl DeploymentPin {
             .metadata
             .as_ref()
             .and_then(|m| m.annotations.as_ref())
-            .unwrap_or(&no_labels);
+            .unwrap_or(&empty);
         let containers = template
             .spec
             .as_ref()

@@ -6,10 +6,11 @@
 //! digest for the same reference even if the tag moves in the registry later.
 //!
 //! Image references follow Docker's normalisation (as `oci-client`'s
-//! [`Reference`] implements it; Hoist parses them by hand, see `reference`): a name without a registry lives on
-//! `docker.io`, and a single-segment Docker Hub name lives under `library/`,
-//! so `nginx:1.27` is `docker.io/library/nginx:1.27`. A reference without tag
-//! or digest means `:latest`. [`pinned_reference`] and the digest cache both
+//! [`Reference`] implements it; Hoist parses them by hand, see `reference`):
+//! a name without a registry lives on `docker.io`, and a single-segment
+//! Docker Hub name lives under `library/`, so `nginx:1.27` is
+//! `docker.io/library/nginx:1.27`. A reference without tag or digest means
+//! `:latest`. [`pinned_reference`] and the digest cache both
 //! work on the normalised form, so `nginx:1.27` and
 //! `docker.io/library/nginx:1.27` are one entry.
 

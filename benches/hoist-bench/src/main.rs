@@ -310,7 +310,8 @@ async fn level(
 
     wait_quiet(&standin, Duration::from_secs(1)).await?;
     standin.reset_requests();
-    let cpu_before = (operator.cpu()?, operator::cpu_time(std::process::id())?);
+    let operator_cpu = operator.cpu()?;
+    let bench_cpu = operator::cpu_time(std::process::id())?;
     let mut operator_latencies = Vec::with_capacity(timed.len());
     for &(version, index) in timed {
         let (namespace, environment) = size.environment(index);
@@ -329,11 +330,8 @@ async fn level(
             trace(&standin, start, seen);
         }
     }
-    let cpu = Cpu {
-        operator: operator.cpu()? - cpu_before.0,
-        standin: operator::cpu_time(std::process::id())? - cpu_before.1,
-        standin_bare: Duration::ZERO,
-    };
+    let operator_cpu = operator.cpu()? - operator_cpu;
+    let bench_cpu = operator::cpu_time(std::process::id())? - bench_cpu;
     wait_quiet(&standin, Duration::from_secs(1)).await?;
     let requests = count_kinds(&operator_requests(&standin));
     progress(&format!("{name}: {} timed promotions done", timed.len()));
@@ -369,8 +367,9 @@ async fn level(
         }
     }
     let cpu = Cpu {
+        operator: operator_cpu,
+        standin: bench_cpu,
         standin_bare: operator::cpu_time(std::process::id())? - bench_before_bare,
-        ..cpu
     };
     progress(&format!("{name}: {} bare promotions done", timed.len()));
     let rss_after = operator.memory()?;
