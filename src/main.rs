@@ -36,6 +36,14 @@ enum Command {
         /// Watch only this namespace (a namespace-scoped install); all when absent.
         #[arg(long = "watch-namespace", env = "HOIST_WATCH_NAMESPACE")]
         watch_namespace: Option<String>,
+        /// Give up (and exit non-zero, so Kubernetes restarts the pod) when the
+        /// caches have not listed within this time, e.g. 3m or 90s.
+        #[arg(long, env = "HOIST_STARTUP_TIMEOUT", default_value = "3m", value_parser = duration)]
+        startup_timeout: std::time::Duration,
+        /// How long in-flight reconciles may take to finish after SIGTERM;
+        /// keep it below the pod's terminationGracePeriodSeconds.
+        #[arg(long, env = "HOIST_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = duration)]
+        shutdown_timeout: std::time::Duration,
         /// Log as JSON lines.
         #[arg(long, env = "HOIST_LOG_JSON")]
         log_json: bool,
@@ -60,6 +68,14 @@ enum Command {
     },
 }
 
+/// A duration such as `3m`, `90s` or `1m30s` (or ISO 8601, `PT3M`).
+fn duration(text: &str) -> Result<std::time::Duration, String> {
+    let parsed: k8s_openapi::jiff::SignedDuration = text
+        .parse()
+        .map_err(|error| format!("{text:?} is not a duration such as 3m or 90s: {error}"))?;
+    std::time::Duration::try_from(parsed).map_err(|_| format!("{text:?} is negative"))
+}
+
 /// jemalloc instead of glibc's allocator: with tens of thousands of cached
 /// objects, glibc's free-list searches and consolidation took over a third
 /// of the operator's CPU and the tail latency grew with the store; with
@@ -77,6 +93,8 @@ async fn main() -> ExitCode {
             insecure_registries,
             registry_concurrency,
             watch_namespace,
+            startup_timeout,
+            shutdown_timeout,
             log_json,
         } => {
             let settings = hoist::controller::Settings {
@@ -84,6 +102,8 @@ async fn main() -> ExitCode {
                 insecure_registries,
                 registry_concurrency,
                 namespace: watch_namespace,
+                startup_timeout,
+                shutdown_timeout,
                 ..Default::default()
             };
             hoist::cli::controller(settings, log_json).await

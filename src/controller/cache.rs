@@ -4,10 +4,16 @@
 //! Reconciles look objects up by index key (the Promotions of one
 //! Environment, the Artifacts of one application) instead of scanning the
 //! whole store, so their cost does not grow with the number of tenants.
+//!
+//! Each cache also says when it has listed once ([`Listed`]), from the
+//! watch's own `InitDone` after the store swapped the list in. Readiness
+//! and reconciles wait on that signal, never on `Store::wait_until_ready`:
+//! that one wakes only the last of several tasks waiting at once, and
+//! kube-runtime's controllers already wait there on their own stores.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Deref;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt, future};
@@ -16,7 +22,7 @@ use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 
 /// How many events a subscriber may lag behind before the watch waits for it.
 const SUBSCRIBER_BUFFER: usize = 1024;
@@ -46,12 +52,47 @@ fn insert(map: &mut HashMap<String, HashSet<Entry>>, keys: Vec<String>, entry: &
     }
 }
 
+/// Whether a cache has listed once, and the last error of its watch; any
+/// number of tasks may wait on it.
+#[derive(Clone)]
+pub struct Listed {
+    /// What the cache holds, for messages: `deployments`, `secrets`, ….
+    pub name: &'static str,
+    listed: watch::Receiver<bool>,
+    last_error: Arc<Mutex<Option<String>>>,
+}
+
+impl Listed {
+    /// Whether the first list has reached the store.
+    pub fn is_listed(&self) -> bool {
+        *self.listed.borrow()
+    }
+
+    /// Waits until the first list has reached the store; false if it never
+    /// will (the watch was dropped).
+    pub async fn wait(&self) -> bool {
+        self.listed.clone().wait_for(|listed| *listed).await.is_ok()
+    }
+
+    /// The last error the watch reported (it retries with backoff), e.g. a
+    /// list refused by RBAC.
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.last_error).clone()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A reflector store with secondary indexes and a change signal.
 pub struct Cache<K: Resource<DynamicType = ()> + 'static> {
     store: Store<K>,
     keys: Keys<K>,
     index: Arc<RwLock<Index>>,
     changed: Arc<Notify>,
+    listed: Arc<watch::Sender<bool>>,
+    listed_signal: Listed,
 }
 
 impl<K: Resource<DynamicType = ()> + 'static> Clone for Cache<K> {
@@ -61,6 +102,8 @@ impl<K: Resource<DynamicType = ()> + 'static> Clone for Cache<K> {
             keys: self.keys,
             index: Arc::clone(&self.index),
             changed: Arc::clone(&self.changed),
+            listed: Arc::clone(&self.listed),
+            listed_signal: self.listed_signal.clone(),
         }
     }
 }
@@ -80,6 +123,44 @@ impl<K> Cache<K>
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
+    /// An empty cache named `name` (for messages) over `store`.
+    pub fn new(name: &'static str, store: Store<K>, keys: Keys<K>) -> Self {
+        let (listed, receiver) = watch::channel(false);
+        Cache {
+            store,
+            keys,
+            index: Default::default(),
+            changed: Arc::new(Notify::new()),
+            listed: Arc::new(listed),
+            listed_signal: Listed {
+                name,
+                listed: receiver,
+                last_error: Default::default(),
+            },
+        }
+    }
+
+    /// Whether (and when) this cache has listed once.
+    pub fn listed(&self) -> Listed {
+        self.listed_signal.clone()
+    }
+
+    /// Takes note of a watch event the store has just applied (or of the
+    /// watch's error): the first `InitDone` marks the cache listed, and
+    /// every change wakes [`Cache::wait_until`].
+    pub fn applied(&self, event: &Result<watcher::Event<K>, watcher::Error>) {
+        match event {
+            Ok(watcher::Event::InitDone) => {
+                self.listed
+                    .send_if_modified(|listed| !std::mem::replace(listed, true));
+                *lock(&self.listed_signal.last_error) = None;
+            }
+            Ok(_) => {}
+            Err(error) => *lock(&self.listed_signal.last_error) = Some(error.to_string()),
+        }
+        self.changed.notify_waiters();
+    }
+
     /// The reflector store (what kube-runtime's `Controller` reads).
     pub fn store(&self) -> Store<K> {
         self.store.clone()
@@ -124,7 +205,8 @@ where
         found
     }
 
-    fn observe(&self, event: &watcher::Event<K>) {
+    /// Indexes a watch event before the store applies it.
+    pub fn observe(&self, event: &watcher::Event<K>) {
         let mut index = self
             .index
             .write()
@@ -183,10 +265,12 @@ pub fn no_keys<K>(_: &K) -> Vec<String> {
     Vec::new()
 }
 
-/// A watch feeding a shared cache: the cache, one event stream per consumer
-/// (`subscribers` of them) and the future that drives the watch. `slim`
-/// trims every object before it is cached (fields Hoist never reads).
+/// A watch feeding a shared cache named `name`: the cache, one event stream
+/// per consumer (`subscribers` of them) and the future that drives the
+/// watch. `slim` trims every object before it is cached (fields Hoist never
+/// reads).
 pub fn shared<K>(
+    name: &'static str,
     api: Api<K>,
     config: watcher::Config,
     subscribers: usize,
@@ -198,14 +282,9 @@ where
 {
     let (store, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
     let handles = (0..subscribers).filter_map(|_| writer.subscribe()).collect();
-    let cache = Cache {
-        store,
-        keys,
-        index: Default::default(),
-        changed: Arc::new(Notify::new()),
-    };
+    let cache = Cache::new(name, store, keys);
     let indexing = cache.clone();
-    let changed = Arc::clone(&cache.changed);
+    let applied = cache.clone();
     let driver = watcher(api, config)
         .default_backoff()
         .modify(move |object: &mut K| {
@@ -229,8 +308,9 @@ where
             }
         })
         .reflect_shared(writer)
-        .for_each(move |_| {
-            changed.notify_waiters();
+        // After the store: a cache marked listed holds the whole list.
+        .for_each(move |event| {
+            applied.applied(&event);
             future::ready(())
         })
         .boxed();

@@ -6,8 +6,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::FutureExt;
-
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference, Secret};
 use k8s_openapi::api::events::v1::Event;
@@ -22,7 +20,9 @@ use serde_json::json;
 
 use super::Error;
 use super::cache::Cache;
+use super::error::Backoff;
 use super::metrics::Metrics;
+use super::readiness::Readiness;
 use crate::api::{Artifact, Environment, Promotion};
 use crate::core::config::{self, SecretDigest};
 use crate::registry::Resolver;
@@ -45,35 +45,14 @@ pub struct Stores {
     pub config_map_versions: Cache<PartialObjectMeta<ConfigMap>>,
     /// Names and versions of every Secret: when a referenced Secret changed.
     pub secret_versions: Cache<PartialObjectMeta<Secret>>,
-    /// Becomes true once every cache has listed (see [`Stores::all_listed`]).
-    pub synced: tokio::sync::watch::Receiver<bool>,
+    /// Whether every cache has listed once (and the operator is not stopping).
+    pub readiness: Readiness,
 }
 
 impl Stores {
     /// Waits until every cache has listed once; false if the operator stops first.
-    ///
-    /// Reconciles wait here, not on `Store::wait_until_ready`: that one wakes
-    /// only the last of several tasks waiting at once, so concurrent
-    /// reconciles at start-up would wait forever.
     pub async fn wait_until_synced(&self) -> bool {
-        self.synced.clone().wait_for(|synced| *synced).await.is_ok()
-    }
-
-    /// Waits until every cache has listed once; false if one never will (its
-    /// writer was dropped at shutdown). Only one task may wait here.
-    pub async fn all_listed(&self) -> bool {
-        let synced = futures::future::join_all([
-            self.environments.wait_until_ready().boxed(),
-            self.promotions.wait_until_ready().boxed(),
-            self.artifacts.wait_until_ready().boxed(),
-            self.deployments.wait_until_ready().boxed(),
-            self.namespaces.wait_until_ready().boxed(),
-            self.config_maps.wait_until_ready().boxed(),
-            self.config_map_versions.wait_until_ready().boxed(),
-            self.secret_versions.wait_until_ready().boxed(),
-        ])
-        .await;
-        synced.iter().all(Result::is_ok)
+        self.readiness.wait_until_synced().await
     }
 }
 
@@ -119,6 +98,8 @@ pub struct Context {
     pub metrics: Metrics,
     pub stores: Stores,
     pub sources: ConfigSourceCache,
+    /// Consecutive failures per object, for the retry delays.
+    pub backoff: Backoff,
 }
 
 impl Context {

@@ -1,15 +1,20 @@
 //! Prometheus metrics of the reconcilers: runs, failures by error, and
-//! duration, recorded by a timer on drop so early returns are counted too.
+//! duration, recorded by a timer on drop so early returns are counted too;
+//! and of start-up: how long the caches took to list, and how many still
+//! have not.
 
-use std::time::Instant;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::readiness::Readiness;
 use crate::registry::Resolver;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -30,6 +35,7 @@ pub struct Metrics {
     failures: Family<FailureLabel, Counter>,
     duration: Family<ControllerLabel, Histogram>,
     writes: Family<ControllerLabel, Counter>,
+    startup: Gauge<f64, AtomicU64>,
 }
 
 impl Metrics {
@@ -40,6 +46,7 @@ impl Metrics {
             failures: Family::default(),
             duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 14))),
             writes: Family::default(),
+            startup: Gauge::default(),
         };
         registry.register(
             "hoist_reconciliations",
@@ -61,7 +68,22 @@ impl Metrics {
             "Writes to the Kubernetes API",
             metrics.writes.clone(),
         );
+        registry.register(
+            "hoist_startup_duration_seconds",
+            "Time from start until every cache had listed and the operator was ready (0 until then)",
+            metrics.startup.clone(),
+        );
         metrics
+    }
+
+    /// Exports how many caches have not listed yet, read on each scrape.
+    pub fn register_readiness(registry: &mut Registry, readiness: Readiness) {
+        registry.register_collector(Box::new(UnlistedCaches(readiness)));
+    }
+
+    /// Records how long the operator took to become ready.
+    pub fn ready_after(&self, elapsed: Duration) {
+        self.startup.set(elapsed.as_secs_f64());
     }
 
     /// Also exports the manifest lookups `resolver` sent to registries, so
@@ -129,5 +151,30 @@ impl Collector for RegistryLookups {
             counter.metric_type(),
         )?;
         counter.encode(metric)
+    }
+}
+
+/// Reads the caches still listing on each scrape.
+struct UnlistedCaches(Readiness);
+
+impl std::fmt::Debug for UnlistedCaches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("UnlistedCaches")
+            .field(&self.0.unlisted().len())
+            .finish()
+    }
+}
+
+impl Collector for UnlistedCaches {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let unlisted = i64::try_from(self.0.unlisted().len()).unwrap_or(i64::MAX);
+        let gauge = ConstGauge::new(unlisted);
+        let metric = encoder.encode_descriptor(
+            "hoist_caches_unlisted",
+            "Caches that have not listed their resource yet (the operator is ready at 0)",
+            None,
+            gauge.metric_type(),
+        )?;
+        gauge.encode(metric)
     }
 }

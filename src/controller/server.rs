@@ -1,8 +1,9 @@
-//! `/healthz`, `/readyz` (ready once the caches have synced) and `/metrics`.
+//! `/healthz` (fails once a controller or watch has died), `/readyz`
+//! (ready once every cache has listed, until shutdown; names the caches
+//! still listing) and `/metrics`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -13,10 +14,79 @@ use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
+use super::readiness::Readiness;
+
 /// What the probes and the scraper see.
 pub struct Health {
-    pub ready: AtomicBool,
-    pub registry: Registry,
+    readiness: Readiness,
+    /// Why the operator is failing (a controller or watch died), once it is.
+    failure: Mutex<Option<String>>,
+    registry: Registry,
+}
+
+impl Health {
+    pub fn new(readiness: Readiness, registry: Registry) -> Self {
+        Health {
+            readiness,
+            failure: Mutex::new(None),
+            registry,
+        }
+    }
+
+    /// Records that the operator cannot go on; `/healthz` and `/readyz` fail from now on.
+    pub fn fail(&self, why: String) {
+        let mut failure = self
+            .failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        failure.get_or_insert(why);
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// `/healthz`: the status code and body.
+    pub fn liveness(&self) -> (StatusCode, String) {
+        match self.failure() {
+            Some(why) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{why}\n")),
+            None => (StatusCode::OK, "ok\n".into()),
+        }
+    }
+
+    /// `/readyz`: the status code and body.
+    pub fn readiness(&self) -> (StatusCode, String) {
+        if let Some(why) = self.failure() {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n"));
+        }
+        if self.readiness.is_stopping() {
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: shutting down\n".into(),
+            );
+        }
+        if self.readiness.is_ready() {
+            return (StatusCode::OK, "ready\n".into());
+        }
+        let unlisted: Vec<String> = self
+            .readiness
+            .unlisted()
+            .into_iter()
+            .map(|(name, error)| match error {
+                Some(error) => format!("{name} ({error})"),
+                None => name.to_string(),
+            })
+            .collect();
+        let body = if unlisted.is_empty() {
+            "not ready: caches listed, starting\n".to_string()
+        } else {
+            format!("not ready: caches still listing: {}\n", unlisted.join(", "))
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, body)
+    }
 }
 
 fn respond(status: StatusCode, body: String, content_type: &str) -> Response<Full<Bytes>> {
@@ -30,15 +100,14 @@ fn respond(status: StatusCode, body: String, content_type: &str) -> Response<Ful
 
 fn route(health: &Health, path: &str) -> Response<Full<Bytes>> {
     match path {
-        "/healthz" => respond(StatusCode::OK, "ok\n".into(), "text/plain"),
-        "/readyz" if health.ready.load(Ordering::Relaxed) => {
-            respond(StatusCode::OK, "ready\n".into(), "text/plain")
+        "/healthz" => {
+            let (status, body) = health.liveness();
+            respond(status, body, "text/plain")
         }
-        "/readyz" => respond(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "caches not synced yet\n".into(),
-            "text/plain",
-        ),
+        "/readyz" => {
+            let (status, body) = health.readiness();
+            respond(status, body, "text/plain")
+        }
         "/metrics" => {
             let mut body = String::new();
             match prometheus_client::encoding::text::encode(&mut body, &health.registry) {

@@ -1,0 +1,92 @@
+//! Index keys of the caches: which reconciles need which objects.
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::ResourceExt;
+
+use super::cache::key;
+use crate::api::{Artifact, Environment, Promotion};
+use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_TENANT};
+use crate::core::environment::target_namespace;
+
+/// Environments of a namespace.
+pub fn in_namespace(namespace: &str) -> String {
+    key("namespace", namespace, "")
+}
+/// Environments that name `environment` upstream.
+pub fn downstream_of(namespace: &str, environment: &str) -> String {
+    key("downstream-of", namespace, environment)
+}
+/// Environments targeting, and Artifacts of, an application.
+pub fn application(namespace: &str, application: &str) -> String {
+    key("application", namespace, application)
+}
+/// Environments with a target Deployment in `namespace`.
+pub fn targets_in(namespace: &str) -> String {
+    key("targets-in", "", namespace)
+}
+/// Environments whose configuration is based on ConfigMap `name`.
+pub fn base(namespace: &str, name: &str) -> String {
+    key("base", namespace, name)
+}
+/// Environments whose configuration references Secret `name`.
+pub fn secret(namespace: &str, name: &str) -> String {
+    key("secret", namespace, name)
+}
+/// Promotions into an Environment.
+pub fn into_environment(namespace: &str, environment: &str) -> String {
+    key("environment", namespace, environment)
+}
+/// Promotions of an Artifact.
+pub fn of_artifact(namespace: &str, artifact: &str) -> String {
+    key("artifact", namespace, artifact)
+}
+/// Configuration snapshots of an Environment.
+pub fn snapshots(namespace: &str, environment: &str) -> String {
+    key("snapshots", namespace, environment)
+}
+
+pub fn environment(environment: &Environment) -> Vec<String> {
+    let namespace = environment.namespace().unwrap_or_default();
+    let spec = &environment.spec;
+    let mut keys = vec![in_namespace(&namespace)];
+    keys.extend(spec.upstream.iter().map(|name| downstream_of(&namespace, name)));
+    for target in &spec.targets {
+        keys.push(application(&namespace, &target.application));
+        keys.push(targets_in(&target_namespace(environment, target)));
+    }
+    for config in &spec.config {
+        keys.extend(config.base_config_map.iter().map(|name| base(&namespace, name)));
+        keys.extend(config.secret_refs.iter().map(|s| secret(&namespace, &s.name)));
+    }
+    keys.sort_unstable();
+    keys.dedup();
+    keys
+}
+
+pub fn promotion(promotion: &Promotion) -> Vec<String> {
+    let namespace = promotion.namespace().unwrap_or_default();
+    vec![
+        into_environment(&namespace, &promotion.spec.environment),
+        of_artifact(&namespace, &promotion.spec.artifact),
+    ]
+}
+
+pub fn artifact(artifact: &Artifact) -> Vec<String> {
+    let namespace = artifact.namespace().unwrap_or_default();
+    vec![application(&namespace, &artifact.spec.application)]
+}
+
+pub fn config_map(config_map: &ConfigMap) -> Vec<String> {
+    let labels = config_map.labels();
+    if labels.get(LABEL_ROLE).map(String::as_str) != Some("config-snapshot") {
+        return Vec::new();
+    }
+    let tenant = labels
+        .get(LABEL_TENANT)
+        .cloned()
+        .or_else(|| config_map.namespace());
+    match (tenant, labels.get(LABEL_ENVIRONMENT)) {
+        (Some(tenant), Some(environment)) => vec![snapshots(&tenant, environment)],
+        _ => Vec::new(),
+    }
+}
