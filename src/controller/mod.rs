@@ -119,8 +119,10 @@ where
     }
 }
 
-/// `reconcile`, resetting the object's backoff when it succeeds.
-fn backing_off<K, F, Fut>(
+/// `reconcile` as the controllers run it: only once every cache has listed
+/// (absence means nothing before that), counted and timed, and resetting
+/// the object's backoff when it succeeds.
+fn reconciler<K, F, Fut>(
     controller: &'static str,
     reconcile: F,
 ) -> impl FnMut(Arc<K>, Ctx) -> future::BoxFuture<'static, Result<Action, Error>>
@@ -132,6 +134,11 @@ where
     move |object, ctx| {
         let key = error::key(controller, object.meta().namespace.as_deref(), &object.name_any());
         async move {
+            if !ctx.stores.wait_until_synced().await {
+                // Stopping: nothing new is decided; the next start looks again.
+                return Ok(Action::await_change());
+            }
+            let _timer = ctx.metrics.reconcile(controller);
             let result = reconcile(object, Arc::clone(&ctx)).await;
             if result.is_ok() {
                 ctx.backoff.succeeded(&key);
@@ -353,7 +360,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
             .with_config(controller_config.clone())
             .graceful_shutdown_on(signal(&graceful))
             .run(
-                backing_off("artifact", artifact::reconcile),
+                reconciler("artifact", artifact::reconcile),
                 error_policy("artifact"),
                 Arc::clone(&ctx),
             )
@@ -364,7 +371,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
             .with_config(controller_config.clone())
             .graceful_shutdown_on(signal(&graceful))
             .run(
-                backing_off("promotion", promotion::reconcile),
+                reconciler("promotion", promotion::reconcile),
                 error_policy("promotion"),
                 Arc::clone(&ctx),
             )
@@ -404,7 +411,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
             )
             .graceful_shutdown_on(signal(&graceful))
             .run(
-                backing_off("environment", environment::reconcile),
+                reconciler("environment", environment::reconcile),
                 error_policy("environment"),
                 Arc::clone(&ctx),
             )

@@ -1,7 +1,9 @@
 //! The Promotion reconciler. A Promotion into an existing Environment is
 //! decided by that Environment's reconcile (see `environment.rs`); this one
 //! only refuses Promotions whose Environment does not exist, since no
-//! Environment reconcile would ever look at them.
+//! Environment reconcile would ever look at them. Like every reconcile, it
+//! runs only once the caches have listed, so an absent Environment is
+//! really absent.
 
 use std::sync::Arc;
 
@@ -19,14 +21,9 @@ const CONTROLLER: &str = "promotion";
 
 #[instrument(skip_all, fields(name = %promotion.name_any(), namespace = promotion.namespace(), generation = promotion.metadata.generation))]
 pub async fn reconcile(promotion: Arc<Promotion>, ctx: Ctx) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile(CONTROLLER);
     let status = promotion.status.clone().unwrap_or_default();
     if status.phase.is_terminal() {
         return Ok(Action::await_change());
-    }
-    // Until the Environment cache has listed once, absence means nothing.
-    if !ctx.stores.wait_until_synced().await {
-        return Ok(Action::requeue(std::time::Duration::from_secs(5)));
     }
     let namespace = promotion.namespace().unwrap_or_default();
     let environment = ObjectRef::new(&promotion.spec.environment).within(&namespace);

@@ -1,0 +1,407 @@
+//! The operator's life through `hoist::controller::start` (what `hoist
+//! controller` runs), against the API (stand-in, or a real cluster with
+//! HOIST_TEST_KUBECONFIG) and the real test registry: every start on a
+//! populated cluster becomes ready and then decides every Environment; the
+//! shutdown signal lets a reconcile that has pinned Deployments record them
+//! before the operator stops; an operator that may not list a resource
+//! gives up within its start-up deadline and names it.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hoist::api::{Environment, Phase, Promotion};
+use hoist::controller::{RunError, Settings};
+use hoist_testkit::cluster::TestCluster;
+use hoist_testkit::registry::{PushedImage, push_multi, registry_address};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tracing_subscriber::layer::SubscriberExt;
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+const MANAGER: &str = "hoist-tests";
+
+/// The Environments whose reconcile began (past the wait for the caches),
+/// as `namespace/name`, from the operator's own `reconcile` spans.
+#[derive(Clone, Default)]
+struct Reconciled(Arc<Mutex<BTreeSet<String>>>);
+
+impl Reconciled {
+    /// Installs the recorder as this test process's subscriber (nextest
+    /// runs every test in a process of its own).
+    fn install() -> Self {
+        let reconciled = Reconciled::default();
+        let subscriber = tracing_subscriber::registry().with(reconciled.clone());
+        tracing::subscriber::set_global_default(subscriber).expect("one subscriber per test process");
+        reconciled
+    }
+
+    fn take(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn snapshot(&self) -> BTreeSet<String> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[derive(Default)]
+struct Fields {
+    name: Option<String>,
+    namespace: Option<String>,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        match field.name() {
+            "name" => self.name = Some(value.to_string()),
+            "namespace" => self.namespace = Some(value.to_string()),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
+        self.record_str(field, text.trim_matches('"'));
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Reconciled {
+    fn on_new_span(
+        &self,
+        attributes: &tracing::span::Attributes<'_>,
+        _: &tracing::span::Id,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let metadata = attributes.metadata();
+        if metadata.name() != "reconcile" || metadata.target() != "hoist::controller::environment" {
+            return;
+        }
+        let mut fields = Fields::default();
+        attributes.record(&mut fields);
+        if let (Some(namespace), Some(name)) = (fields.namespace, fields.name) {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(format!("{namespace}/{name}"));
+        }
+    }
+}
+
+/// The operator running in this process.
+struct Operator {
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), RunError>>,
+    health: SocketAddr,
+}
+
+fn settings(cluster: &TestCluster) -> Settings {
+    Settings {
+        health_address: ([127, 0, 0, 1], 0).into(),
+        insecure_registries: vec![registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)")],
+        namespace: Some(cluster.namespace().to_string()),
+        shutdown_timeout: Duration::from_secs(10),
+        ..Settings::default()
+    }
+}
+
+impl Operator {
+    async fn start(client: Client, settings: Settings) -> Self {
+        let operator = hoist::controller::start(client, settings)
+            .await
+            .expect("operator starts");
+        let health = operator.health_address();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(operator.run(async move {
+            let _ = stopped.await;
+        }));
+        Operator { stop, task, health }
+    }
+
+    /// Waits until `/readyz` answers 200; the last answer otherwise.
+    async fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let mut last = String::new();
+        while Instant::now() < deadline {
+            match http_get(self.health, "/readyz").await {
+                Some((200, _)) => return Ok(()),
+                Some((code, body)) => last = format!("{code} {body}"),
+                None => last = "no answer".into(),
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(last)
+    }
+
+    /// Sends the shutdown signal and returns what `run` returned.
+    async fn stop(self) -> Result<(), RunError> {
+        let _ = self.stop.send(());
+        tokio::time::timeout(TIMEOUT, self.task)
+            .await
+            .expect("operator stops in time")
+            .expect("operator task")
+    }
+}
+
+async fn http_get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    let code = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_owned();
+    Some((code, body))
+}
+
+async fn apply<K>(cluster: &TestCluster, body: serde_json::Value) -> K
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let name = body["metadata"]["name"].as_str().expect("name").to_owned();
+    Api::<K>::namespaced(cluster.client(), cluster.namespace())
+        .patch(&name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
+        .await
+        .unwrap_or_else(|error| panic!("apply {name}: {error}"))
+}
+
+async fn promote(cluster: &TestCluster, name: &str, artifact: &str, environment: &str) {
+    apply::<Promotion>(
+        cluster,
+        json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Promotion", "metadata": {"name": name},
+               "spec": {"artifact": artifact, "environment": environment, "reason": "test"}}),
+    )
+    .await;
+}
+
+async fn wait_phase(cluster: &TestCluster, name: &str, phase: Phase) -> Promotion {
+    cluster
+        .wait_for::<Promotion>(name, TIMEOUT, |p| p.status.as_ref().is_some_and(|s| s.phase == phase))
+        .await
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+const STAGES: [&str; 3] = ["dev", "staging", "prod"];
+
+/// One tenant: dev → staging → prod, each with a backend and a frontend
+/// Deployment (`replicas: 0`, so rollouts complete on any cluster) and a
+/// seventh Deployment nobody targets, plus `artifacts` Artifacts of the
+/// same two images.
+async fn populate(cluster: &TestCluster, artifacts: usize) -> [PushedImage; 2] {
+    let namespace = cluster.namespace();
+    let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
+    let mut names: Vec<(String, &str)> = STAGES
+        .iter()
+        .flat_map(|stage| [(format!("{stage}-backend"), "app"), (format!("{stage}-frontend"), "web")])
+        .collect();
+    names.push(("unrelated".into(), "app"));
+    for (name, container) in &names {
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": container, "image": "example.invalid/x:1"}]}}}
+        }))
+        .expect("deployment");
+        deployments
+            .create(&PostParams::default(), &deployment)
+            .await
+            .expect("create deployment");
+    }
+    for (index, stage) in STAGES.iter().enumerate() {
+        let upstream: Vec<&str> = STAGES[..index].iter().rev().take(1).copied().collect();
+        apply::<Environment>(
+            cluster,
+            json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Environment", "metadata": {"name": stage},
+                   "spec": {"upstream": upstream, "targets": [
+                       {"application": "shop", "component": "backend", "deployment": {"name": format!("{stage}-backend")}, "container": "app"},
+                       {"application": "shop", "component": "frontend", "deployment": {"name": format!("{stage}-frontend")}, "container": "web"}]}}),
+        )
+        .await;
+    }
+    let pushed = push_multi("supervision", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
+        .await
+        .expect("push images");
+    let images = [pushed["backend"].clone(), pushed["frontend"].clone()];
+    for index in 1..=artifacts {
+        apply::<hoist::api::Artifact>(
+            cluster,
+            json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Artifact", "metadata": {"name": format!("shop-{index}")},
+                   "spec": {"application": "shop", "version": format!("1.0.{index}"),
+                            "images": [{"component": "backend", "image": images[0].reference},
+                                       {"component": "frontend", "image": images[1].reference}]}}),
+        )
+        .await;
+    }
+    images
+}
+
+/// 50 of 50 starts on a populated cluster (3 Environments, 8 Artifacts,
+/// 12 Promotions, 7 Deployments) become ready, reconcile every
+/// Environment, and promote a Promotion created after the start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_start_becomes_ready_decides_every_environment_and_promotes() {
+    const STARTS: usize = 50;
+    let reconciled = Reconciled::install();
+    let cluster = TestCluster::new().await.expect("test cluster");
+    populate(&cluster, 8).await;
+    let environments: BTreeSet<String> = STAGES
+        .iter()
+        .map(|stage| format!("{}/{stage}", cluster.namespace()))
+        .collect();
+
+    // Twelve Promotions settle first: four releases through every stage.
+    let (client, _) = cluster.counted_client().expect("client");
+    let operator = Operator::start(client, settings(&cluster)).await;
+    for release in 1..=4 {
+        for stage in STAGES {
+            let name = format!("shop-{release}-{stage}");
+            promote(&cluster, &name, &format!("shop-{release}"), stage).await;
+            wait_phase(&cluster, &name, Phase::Succeeded).await;
+        }
+    }
+    operator.stop().await.expect("operator stops cleanly");
+
+    for start in 0..STARTS {
+        reconciled.take();
+        let (client, _) = cluster.counted_client().expect("client");
+        let operator = Operator::start(client, settings(&cluster)).await;
+        if let Err(last) = operator.wait_ready(Duration::from_secs(10)).await {
+            panic!("start {start}: not ready within 10s; /readyz answered {last}");
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !reconciled.snapshot().is_superset(&environments) {
+            assert!(
+                Instant::now() < deadline,
+                "start {start}: only {:?} of {environments:?} reconciled within 10s of ready",
+                reconciled.snapshot()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // Alternately 1.0.7 and 1.0.8 in dev: a new Promotion every start.
+        let name = format!("start-{start}");
+        promote(&cluster, &name, &format!("shop-{}", 7 + start % 2), "dev").await;
+        wait_phase(&cluster, &name, Phase::Succeeded).await;
+        if let Err(error) = operator.stop().await {
+            panic!("start {start}: {error}");
+        }
+    }
+}
+
+/// The shutdown signal arrives while a reconcile has pinned the
+/// Deployments and is writing the Promotion's status (held back by a slow
+/// network in the test's client): the reconcile finishes, so the promotion
+/// is recorded, before `run` returns.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shutdown_signal_lets_a_reconcile_record_the_deployments_it_pinned() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let images = populate(&cluster, 1).await;
+    let slow_status = |method: &http::Method, path: &str| {
+        (method == http::Method::PATCH && path.contains("/promotions/") && path.ends_with("/status"))
+            .then_some(Duration::from_secs(2))
+    };
+    let (client, _) = cluster.delayed_client(slow_status).expect("client");
+    let operator = Operator::start(client, settings(&cluster)).await;
+    operator.wait_ready(TIMEOUT).await.expect("ready");
+    promote(&cluster, "to-dev", "shop-1", "dev").await;
+    let pinned = format!(
+        "{}@{}",
+        images[0].reference.rsplit_once(':').expect("tagged").0,
+        images[0].digest
+    );
+    cluster
+        .wait_for::<Deployment>("dev-backend", TIMEOUT, |d| {
+            d.spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .is_some_and(|p| p.containers[0].image.as_deref() == Some(pinned.as_str()))
+        })
+        .await
+        .expect("the Deployment is pinned");
+    let promotions: Api<Promotion> = Api::namespaced(cluster.client(), cluster.namespace());
+    let before = promotions.get("to-dev").await.expect("promotion");
+    assert!(
+        !before.status.as_ref().is_some_and(|s| s.phase == Phase::Succeeded),
+        "the status write is still held back: {:?}",
+        before.status
+    );
+    let _ = operator.stop.send(());
+    // Unready at once, while the reconcile finishes.
+    let (code, body) = http_get(operator.health, "/readyz").await.expect("readyz");
+    assert_eq!((code, body.as_str()), (503, "not ready: shutting down\n"));
+    let result = tokio::time::timeout(TIMEOUT, operator.task)
+        .await
+        .expect("stops in time")
+        .expect("operator task");
+    assert!(result.is_ok(), "{result:?}");
+    let after = promotions.get("to-dev").await.expect("promotion");
+    let phase = after.status.as_ref().map(|s| s.phase);
+    assert!(
+        matches!(phase, Some(Phase::Verifying | Phase::Succeeded)),
+        "the reconcile recorded its pins before the operator stopped: {:?}",
+        after.status
+    );
+}
+
+/// An operator whose identity may not list Secrets (RBAC) never lists that
+/// cache: `/readyz` names it meanwhile, and `run` gives up within the
+/// start-up deadline with the API server's refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_that_may_not_list_a_resource_exits_within_its_deadline_naming_it() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let client = match cluster.standin() {
+        // The stand-in has no RBAC: it refuses the list as RBAC would.
+        Some(standin) => {
+            let refused = kube_standin::RequestMatch::any()
+                .verb(kube_standin::Verb::List)
+                .resource("secrets");
+            standin.inject_fault(
+                kube_standin::Fault::fail(refused, 403)
+                    .always()
+                    .reason("Forbidden")
+                    .message(format!(
+                        "secrets is forbidden: User \"hoist-test-nobody\" cannot list resource \"secrets\" in API group \"\" in the namespace \"{}\"",
+                        cluster.namespace()
+                    )),
+            );
+            cluster.client()
+        }
+        // A user nobody granted anything: every list is refused.
+        None => cluster.impersonating_client("hoist-test-nobody").expect("client"),
+    };
+    let deadline = Duration::from_secs(3);
+    let settings = Settings {
+        startup_timeout: deadline,
+        shutdown_timeout: Duration::from_secs(2),
+        ..settings(&cluster)
+    };
+    let started = Instant::now();
+    let operator = Operator::start(client, settings).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (code, body) = http_get(operator.health, "/readyz").await.expect("readyz");
+    assert_eq!(code, 503, "{body}");
+    assert!(body.starts_with("not ready: caches still listing: "), "{body}");
+    assert!(body.contains("secrets"), "{body}");
+    let result = tokio::time::timeout(TIMEOUT, operator.task)
+        .await
+        .expect("gives up by itself")
+        .expect("operator task");
+    let elapsed = started.elapsed();
+    let message = result.expect_err("run fails").to_string();
+    assert!(
+        elapsed >= deadline && elapsed < deadline + Duration::from_secs(5),
+        "gave up after {elapsed:?}"
+    );
+    assert!(message.starts_with("caches not listed within 3s: "), "{message}");
+    assert!(message.contains("secrets (last error: "), "{message}");
+    assert!(message.contains("cannot list resource \"secrets\""), "{message}");
+}
