@@ -30,6 +30,8 @@ pub enum CliError {
     Render(#[from] RenderError),
     #[error("cannot connect to Kubernetes: {0}")]
     Connect(#[source] kube::Error),
+    #[error("cannot find a kubeconfig or in-cluster service account: {0}")]
+    Config(#[source] kube::config::InferConfigError),
     #[error(transparent)]
     Run(#[from] crate::controller::RunError),
 }
@@ -99,7 +101,8 @@ pub async fn controller(settings: crate::controller::Settings, log_json: bool) -
     } else {
         builder.init()
     }
-    let client = kube::Client::try_default().await.map_err(CliError::Connect)?;
+    let config = kube::Config::infer().await.map_err(CliError::Config)?;
+    let client = settings.api_requests.client(config).map_err(CliError::Connect)?;
     crate::controller::run(client, settings, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -185,7 +185,9 @@ async fn promote(cluster: &TestCluster, name: &str, artifact: &str, environment:
 
 async fn wait_phase(cluster: &TestCluster, name: &str, phase: Phase) -> Promotion {
     cluster
-        .wait_for::<Promotion>(name, TIMEOUT, |p| p.status.as_ref().is_some_and(|s| s.phase == phase))
+        .wait_for::<Promotion>(name, TIMEOUT, |p| {
+            p.status.as_ref().is_some_and(|s| s.phase == phase)
+        })
         .await
         .unwrap_or_else(|error| panic!("{error}"))
 }
@@ -201,7 +203,12 @@ async fn populate(cluster: &TestCluster, artifacts: usize) -> [PushedImage; 2] {
     let deployments: Api<Deployment> = Api::namespaced(cluster.client(), namespace);
     let mut names: Vec<(String, &str)> = STAGES
         .iter()
-        .flat_map(|stage| [(format!("{stage}-backend"), "app"), (format!("{stage}-frontend"), "web")])
+        .flat_map(|stage| {
+            [
+                (format!("{stage}-backend"), "app"),
+                (format!("{stage}-frontend"), "web"),
+            ]
+        })
         .collect();
     names.push(("unrelated".into(), "app"));
     for (name, container) in &names {
@@ -330,7 +337,10 @@ async fn the_shutdown_signal_lets_a_reconcile_record_the_deployments_it_pinned()
     let promotions: Api<Promotion> = Api::namespaced(cluster.client(), cluster.namespace());
     let before = promotions.get("to-dev").await.expect("promotion");
     assert!(
-        !before.status.as_ref().is_some_and(|s| s.phase == Phase::Succeeded),
+        !before
+            .status
+            .as_ref()
+            .is_some_and(|s| s.phase == Phase::Succeeded),
         "the status write is still held back: {:?}",
         before.status
     );

@@ -18,6 +18,7 @@ mod keys;
 mod metrics;
 mod promotion;
 mod readiness;
+mod requests;
 mod server;
 mod slim;
 mod supervisor;
@@ -44,6 +45,7 @@ use context::{Context, Ctx, Reporter, Stores};
 pub use error::Error;
 use metrics::Metrics;
 use readiness::Readiness;
+pub use requests::ApiRequests;
 pub use server::Health;
 pub use supervisor::Stopped;
 use supervisor::{Supervisor, Task};
@@ -84,6 +86,9 @@ pub struct Settings {
     pub startup_timeout: Duration,
     /// How long in-flight reconciles may take to finish after the shutdown signal.
     pub shutdown_timeout: Duration,
+    /// Exported as `hoist_api_requests_total`; counted by clients made with
+    /// [`ApiRequests::client`].
+    pub api_requests: ApiRequests,
 }
 
 /// The start-up deadline unless configured: a large tenant lists in seconds.
@@ -101,6 +106,7 @@ impl Default for Settings {
             namespace: None,
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            api_requests: ApiRequests::default(),
         }
     }
 }
@@ -304,6 +310,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     Metrics::register_readiness(&mut registry, readiness.clone());
+    settings.api_requests.register(&mut registry);
     let resolver = Resolver::new(ResolverConfig {
         insecure_registries: settings.insecure_registries.clone(),
         max_concurrent_per_registry: settings.registry_concurrency,
