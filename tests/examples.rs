@@ -222,18 +222,9 @@ async fn missing_required_field_is_refused_naming_the_field() {
     let mut artifact = artifact_json("no-application");
     artifact["spec"]["application"] = json!("");
     let empty = refusal(create_json(&api, artifact).await);
-    // minLength and pattern both refuse it; a server may report either or both.
-    let reported = empty.fields();
-    assert!(
-        !reported.is_empty()
-            && reported
-                .iter()
-                .all(|(field, reason)| (field.as_str(), reason.as_str())
-                    == ("spec.application", "FieldValueInvalid")),
-        "{empty:?}"
-    );
-    let expected = vec![("spec.application", "FieldValueInvalid", ""); reported.len()];
-    empty.assert_invalid(&expected);
+    // minLength and pattern both refuse it; a server may report one or both.
+    let reported = empty.causes.len().clamp(1, 2);
+    empty.assert_invalid(&vec![("spec.application", "FieldValueInvalid", ""); reported]);
 
     // A document with the field absent altogether (typed clients cannot send that).
     let mut raw = artifact_json("absent-application");
