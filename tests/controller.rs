@@ -4,8 +4,11 @@
 //! exact statuses and Deployment contents.
 //!
 //! Deployments use `replicas: 0`, so a rollout completes on any cluster
-//! (no pod has to run); a failing rollout uses one replica, which never
-//! becomes available, and a one-second progress deadline.
+//! (no pod has to run). Their pods carry a sidecar `example.invalid/sidecar:1`
+//! that no node can pull (RFC 2606: `.invalid` never resolves), so with one
+//! replica a rollout never becomes available, on the stand-in and on a real
+//! cluster alike: it fails after the one-second progress deadline, or stays
+//! open where a test sets a long one.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -52,6 +55,8 @@ fn deployment(name: &str, container: &str, replicas: i32) -> serde_json::Value {
             "selector": {"matchLabels": {"app": name}},
             "template": {
                 "metadata": {"labels": {"app": name}},
+                // Hoist pins `container`'s image; the sidecar's is never
+                // pulled, so a replica never becomes ready.
                 "spec": {"containers": [
                     {"name": container, "image": format!("example.invalid/{name}:latest")},
                     {"name": "sidecar", "image": "example.invalid/sidecar:1"}
@@ -700,8 +705,10 @@ async fn a_failed_rollout_rolls_back_images_and_config() {
     let v1_images = scenario.images("dev", "backend").await;
     scenario.stop().await;
 
-    // While the operator is down: one replica (which never becomes available),
-    // a configuration change, and the promotion of 2.0.0.
+    // While the operator is down: one replica (which never becomes available:
+    // its sidecar image cannot be pulled, so 2.0.0's rollout fails after the
+    // one-second progress deadline), a configuration change, and the
+    // promotion of 2.0.0.
     let scale = json!({"spec": {"replicas": 1}});
     Api::<Deployment>::namespaced(scenario.client(), &scenario.stages["dev"])
         .patch("backend", &PatchParams::default(), &Patch::Merge(&scale))
@@ -1013,7 +1020,8 @@ async fn crash_at(point: &str) {
     let mut scenario = Scenario::new().await;
     let deployments: Api<Deployment> = Api::namespaced(scenario.client(), &scenario.stages["dev"]);
     if point == "while-verifying" {
-        // One replica that never becomes available holds the rollout open.
+        // One replica that never becomes available (its sidecar image cannot
+        // be pulled) holds the rollout open for the 600-second deadline.
         let hold = json!({"spec": {"replicas": 1, "progressDeadlineSeconds": 600}});
         deployments
             .patch("backend", &PatchParams::default(), &Patch::Merge(&hold))
@@ -1056,7 +1064,7 @@ async fn crash_at(point: &str) {
             scenario.promote("to-dev", "shop-1-0-0", "dev").await;
             scenario.wait_phase("to-dev", Phase::Verifying).await;
             scenario.kill().await;
-            // With the operator down, the rollout completes.
+            // With the operator down, the rollout completes: no replica has to run.
             let release = json!({"spec": {"replicas": 0}});
             deployments
                 .patch("backend", &PatchParams::default(), &Patch::Merge(&release))

@@ -16,6 +16,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use std::time::Duration;
 
 const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -918,6 +919,10 @@ fn kubeconfig(cluster: &TestCluster) -> (PathBuf, String) {
     (path, "standin".to_string())
 }
 
+/// How long one run of the binary may take: a few requests, or kube's
+/// 30-second connect timeout against an unreachable cluster.
+const BINARY_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Runs the `kubectl-hoist` binary: exit success, stdout, stderr. Async,
 /// because the stand-in serves from this test's runtime.
 async fn kubectl_hoist(
@@ -925,12 +930,15 @@ async fn kubectl_hoist(
     namespace: &str,
     args: &[&str],
 ) -> (bool, String, String) {
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-hoist"))
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-hoist"))
         .env("KUBECONFIG", &kubeconfig.0)
         .args(["--context", &kubeconfig.1, "-n", namespace])
         .args(args)
-        .output()
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(BINARY_TIMEOUT, run)
         .await
+        .unwrap_or_else(|_| panic!("kubectl-hoist {args:?} did not finish within {BINARY_TIMEOUT:?}"))
         .expect("kubectl-hoist runs");
     (
         output.status.success(),

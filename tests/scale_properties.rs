@@ -85,12 +85,20 @@ impl Operator {
     }
 }
 
+/// A GET of the operator's health server; `None` when it does not answer
+/// within a few seconds.
 async fn http_get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.ok()?;
+        Some(response)
+    };
+    let response = tokio::time::timeout(Duration::from_secs(5), exchange)
+        .await
+        .ok()??;
     let code = response.split(' ').nth(1)?.parse().ok()?;
     let body = response.split_once("\r\n\r\n")?.1.to_owned();
     Some((code, body))
@@ -200,6 +208,7 @@ async fn reconciles_read_single_objects_only_and_an_idle_restart_writes_nothing(
     for (name, container) in [("backend", "app"), ("frontend", "web")] {
         let deployment: Deployment = serde_json::from_value(json!({
             "metadata": {"name": name},
+            // No replica: the rollout completes on any cluster, whatever the image.
             "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
                      "template": {"metadata": {"labels": {"app": name}},
                                   "spec": {"containers": [{"name": container, "image": "example.invalid/x:1"}]}}}

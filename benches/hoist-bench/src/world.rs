@@ -1,7 +1,8 @@
 //! The objects of one benchmark size: tenants of 16 Environments each; every
 //! Environment runs its own application in two Deployments (`replicas: 0`,
-//! so a rollout completes at once) with a configuration overlay over the
-//! tenant's base ConfigMap; ten Artifacts per application.
+//! so a rollout completes at once on any cluster, though their images can
+//! never be pulled) with a configuration overlay over the tenant's base
+//! ConfigMap; ten Artifacts per application.
 
 use anyhow::{Context, Result};
 use futures::{StreamExt, TryStreamExt};

@@ -1,16 +1,21 @@
 //! An emulation of kube-controller-manager's Deployment controller in a
-//! cluster with no nodes: ReplicaSets and their Pods are created, but no Pod
-//! is ever scheduled, so none becomes ready. Rollouts to zero replicas
-//! complete; every other rollout progresses until its progress deadline and
-//! then fails with `ProgressDeadlineExceeded`, as on a real cluster whose
-//! test Pods cannot run.
+//! cluster with nodes: the new ReplicaSet's Pods become ready [`POD_START`]
+//! after they are created when every image of their template can be pulled,
+//! and never when one cannot. An image whose registry host ends in
+//! `.invalid` (RFC 2606: it never resolves) cannot be pulled; every other
+//! image can. So a rollout with pullable images completes, and one with an
+//! unpullable image progresses until its progress deadline and then fails
+//! with `ProgressDeadlineExceeded`, as on a real cluster. Rollouts to zero
+//! replicas complete at once.
 //!
 //! [`sync`] is the decision, a pure function of the stored Deployment (its
-//! current status included, as the real controller computes from it);
-//! [`DeploymentController`] keeps what the real controller learns from its
-//! ReplicaSets (which template was last rolled out, when progress was last
-//! made) and the deadline timers. The store feeds it every stored change of a
-//! Deployment and writes the status it answers.
+//! current status included, as the real controller computes from it) and of
+//! how many of its Pods are ready; [`DeploymentController`] keeps what the
+//! real controller learns from its ReplicaSets and their Pods (which template
+//! was last rolled out, when progress was last made, which Pods are ready)
+//! and the timers that look again when Pods become ready or a deadline
+//! passes. The store feeds it every stored change of a Deployment and writes
+//! the status it answers.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, Weak};
@@ -33,6 +38,10 @@ const DEFAULT_PROGRESS_DEADLINE_SECONDS: i64 = 600;
 /// `progressDeadlineSeconds: 2147483647` (Go's `math.MaxInt32`) means "no
 /// deadline": the controller then keeps no `Progressing` condition.
 const NO_PROGRESS_DEADLINE: i64 = i32::MAX as i64;
+
+/// How long a Pod whose images can be pulled takes from creation to ready
+/// (scheduling, pulling, starting): rollouts take time, as on a real cluster.
+pub(crate) const POD_START: Duration = Duration::from_secs(1);
 
 /// The alphabet of `rand.SafeEncodeString`, which encodes template hashes.
 const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -130,6 +139,33 @@ fn progress_deadline(deployment: &Value) -> Option<Duration> {
     (seconds != NO_PROGRESS_DEADLINE).then(|| Duration::from_secs(u64::try_from(seconds).unwrap_or(0)))
 }
 
+/// Whether a node can pull `image`: not when its registry host ends in
+/// `.invalid`. The host is the first path component when it looks like one
+/// (has a `.` or a `:`, or is `localhost`), as in Docker's reference
+/// grammar; otherwise the image is on Docker Hub.
+pub(crate) fn can_pull(image: &str) -> bool {
+    let host = match image.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+        _ => "docker.io",
+    };
+    let host = host
+        .rsplit_once(':')
+        .map_or(host, |(name, _)| name)
+        .to_ascii_lowercase();
+    !(host == "invalid" || host.ends_with(".invalid"))
+}
+
+/// Whether the Pods of the Deployment's template can start: every container
+/// and init container names an image a node can pull.
+fn pods_can_start(deployment: &Value) -> bool {
+    let pod = &deployment["spec"]["template"]["spec"];
+    ["initContainers", "containers"]
+        .iter()
+        .filter_map(|list| pod[*list].as_array())
+        .flatten()
+        .all(|container| container["image"].as_str().is_some_and(can_pull))
+}
+
 /// An int-or-percent of the rolling update strategy, scaled to `total` like
 /// `intstr.GetScaledValueFromIntOrPercent`; absent fields take the API
 /// server's default of 25%.
@@ -219,6 +255,9 @@ pub(crate) struct SyncInput<'a> {
     pub deployment: &'a Value,
     /// The template changed since the last sync, so a new ReplicaSet takes over.
     pub new_replica_set: bool,
+    /// How many Pods of the new ReplicaSet are ready (and so available:
+    /// `minReadySeconds` is not emulated).
+    pub ready_replicas: i64,
     /// The progress deadline has passed since the last progress.
     pub deadline_passed: bool,
     pub now: &'a str,
@@ -235,13 +274,13 @@ pub(crate) struct SyncOutcome {
 }
 
 /// One sync of the real controller's rolling update (`calculateStatus` and
-/// `syncRolloutStatus`), for a cluster where no Pod ever becomes ready: the
-/// new ReplicaSet is scaled to `spec.replicas` (old ones are gone), its Pods
-/// exist but are never available.
+/// `syncRolloutStatus`): the new ReplicaSet is scaled to `spec.replicas`
+/// (old ones are gone), `ready_replicas` of its Pods are ready.
 pub(crate) fn sync(input: &SyncInput<'_>) -> SyncOutcome {
     let deployment = input.deployment;
     let old = &deployment["status"];
     let replicas = desired_replicas(deployment);
+    let ready = input.ready_replicas.clamp(0, replicas);
     let replica_set = format!("{}-{}", meta::name(deployment), template_hash(deployment));
     let deadline = progress_deadline(deployment);
     let mut conditions: Vec<Value> = old["conditions"].as_array().cloned().unwrap_or_default();
@@ -256,7 +295,7 @@ pub(crate) fn sync(input: &SyncInput<'_>) -> SyncOutcome {
         );
         set_condition(&mut conditions, created);
     }
-    let availability = if 0 >= replicas - max_unavailable(deployment, replicas) {
+    let availability = if ready >= replicas - max_unavailable(deployment, replicas) {
         condition(
             "Available",
             "True",
@@ -285,12 +324,19 @@ pub(crate) fn sync(input: &SyncInput<'_>) -> SyncOutcome {
         let already_complete = reason
             .as_ref()
             .is_some_and(|reason| reason == "NewReplicaSetAvailable");
-        // `DeploymentProgressing`: more updated replicas or fewer old ones.
+        // `DeploymentComplete`: every replica updated and available (and
+        // `observedGeneration` is the generation: it is set below).
+        let complete = ready == replicas;
+        // `DeploymentProgressing`: more updated, ready or available replicas,
+        // or fewer old ones.
         let old_pending = count(old, "replicas") - count(old, "updatedReplicas");
-        let counts_progressed = replicas > count(old, "updatedReplicas") || old_pending > 0;
+        let counts_progressed = replicas > count(old, "updatedReplicas")
+            || old_pending > 0
+            || ready > count(old, "readyReplicas")
+            || ready > count(old, "availableReplicas");
         if already_complete {
             // A complete rollout scaled up stays "successfully progressed", as on a real cluster.
-        } else if replicas == 0 {
+        } else if complete {
             let complete = condition(
                 "Progressing",
                 "True",
@@ -340,9 +386,15 @@ pub(crate) fn sync(input: &SyncInput<'_>) -> SyncOutcome {
         "observedGeneration".to_owned(),
         deployment["metadata"]["generation"].clone(),
     );
-    for field in ["replicas", "updatedReplicas", "unavailableReplicas"] {
-        if replicas > 0 {
-            status.insert(field.to_owned(), json!(replicas));
+    for (field, value) in [
+        ("replicas", replicas),
+        ("updatedReplicas", replicas),
+        ("readyReplicas", ready),
+        ("availableReplicas", ready),
+        ("unavailableReplicas", replicas - ready),
+    ] {
+        if value > 0 {
+            status.insert(field.to_owned(), json!(value));
         }
     }
     if let Some(collisions) = old.get("collisionCount") {
@@ -359,24 +411,49 @@ pub(crate) fn sync(input: &SyncInput<'_>) -> SyncOutcome {
 }
 
 /// What the controller remembers of one Deployment, as the real one reads it
-/// from the Deployment's ReplicaSets and its `Progressing` condition.
+/// from the Deployment's ReplicaSets, their Pods and its `Progressing`
+/// condition.
 struct Rollout {
     /// The template hash of the last sync: the newest ReplicaSet.
     template_hash: String,
     /// When the rollout last made progress.
     progress_at: Instant,
-    /// The pending deadline check and its id (a stale timer that already
-    /// woke up when it was replaced must not sync).
+    /// The Pods of the newest ReplicaSet, as of the last sync.
+    pods: i64,
+    /// How many of them are ready.
+    ready: i64,
+    /// When the Pods that are not ready yet become ready; `None` when every
+    /// Pod is ready or none ever will be (an image cannot be pulled).
+    ready_at: Option<Instant>,
+    /// The pending timer and its id (a stale timer that already woke up
+    /// when it was replaced must not sync).
     timer: Option<(u64, AbortHandle)>,
 }
 
-/// Why the controller syncs a Deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Trigger {
-    /// Created, or its spec changed (a new generation).
-    Change,
-    /// The progress deadline timer fired.
-    Deadline,
+impl Rollout {
+    /// Brings the Pods up to date at `now`: a new template replaces them all,
+    /// a scale-up adds Pods that start now, a scale-down removes some, and
+    /// starting Pods whose time has come are ready.
+    fn observe_pods(&mut self, deployment: &Value, new_replica_set: bool, now: Instant) {
+        let replicas = desired_replicas(deployment);
+        if new_replica_set {
+            self.pods = 0;
+            self.ready = 0;
+            self.ready_at = None;
+        }
+        if replicas > self.pods {
+            self.ready_at = pods_can_start(deployment).then_some(now + POD_START);
+        }
+        self.pods = replicas;
+        self.ready = self.ready.min(replicas);
+        if self.ready_at.is_some_and(|at| at <= now) {
+            self.ready = replicas;
+            self.ready_at = None;
+        }
+        if self.ready == replicas {
+            self.ready_at = None;
+        }
+    }
 }
 
 /// The controller's state: one [`Rollout`] per Deployment and the timers
@@ -443,8 +520,9 @@ impl DeploymentController {
     }
 
     /// Syncs a stored Deployment; answers the status to write and (re)arms
-    /// or cancels its deadline timer.
-    pub fn sync(&mut self, deployment: &Value, trigger: Trigger) -> Value {
+    /// or cancels its timer, which fires when the starting Pods become ready
+    /// or the progress deadline passes, whichever comes first.
+    pub fn sync(&mut self, deployment: &Value) -> Value {
         let key = (
             meta::namespace(deployment).to_owned(),
             meta::name(deployment).to_owned(),
@@ -455,15 +533,20 @@ impl DeploymentController {
         let rollout = self.rollouts.entry(key.clone()).or_insert_with(|| Rollout {
             template_hash: String::new(),
             progress_at: started,
+            pods: 0,
+            ready: 0,
+            ready_at: None,
             timer: None,
         });
+        let new_replica_set = rollout.template_hash != hash;
+        rollout.observe_pods(deployment, new_replica_set, started);
         let deadline = progress_deadline(deployment);
-        let deadline_passed = trigger == Trigger::Deadline
-            || deadline.is_some_and(|deadline| rollout.progress_at + deadline <= started);
+        let deadline_passed = deadline.is_some_and(|deadline| rollout.progress_at + deadline <= started);
         let now = meta::now();
         let outcome = sync(&SyncInput {
             deployment,
-            new_replica_set: rollout.template_hash != hash,
+            new_replica_set,
+            ready_replicas: rollout.ready,
             deadline_passed,
             now: &now,
         });
@@ -474,16 +557,22 @@ impl DeploymentController {
         if let Some((_, timer)) = rollout.timer.take() {
             timer.abort();
         }
-        if let Some(deadline) = deadline.filter(|_| outcome.awaiting_deadline) {
+        let deadline_at = deadline
+            .filter(|_| outcome.awaiting_deadline)
+            .map(|deadline| rollout.progress_at + deadline);
+        let wake_at = match (rollout.ready_at, deadline_at) {
+            (Some(ready), Some(deadline)) => Some(ready.min(deadline)),
+            (ready, deadline) => ready.or(deadline),
+        };
+        if let Some(at) = wake_at {
             self.next_timer += 1;
             let id = self.next_timer;
-            let at = rollout.progress_at + deadline;
             let store = Weak::clone(&self.store);
             let timer_key = key.clone();
             let task = tokio::spawn(async move {
                 tokio::time::sleep_until(at).await;
                 if let Some(store) = store.upgrade() {
-                    lock(&store).deployment_deadline_passed(&timer_key, id);
+                    lock(&store).deployment_timer_fired(&timer_key, id);
                 }
             });
             rollout.timer = Some((id, task.abort_handle()));
@@ -512,11 +601,36 @@ mod tests {
     }
 
     fn sync_once(deployment: &Value, new_replica_set: bool, deadline_passed: bool) -> SyncOutcome {
+        sync_ready(deployment, new_replica_set, 0, deadline_passed)
+    }
+
+    fn sync_ready(
+        deployment: &Value,
+        new_replica_set: bool,
+        ready_replicas: i64,
+        deadline_passed: bool,
+    ) -> SyncOutcome {
         sync(&SyncInput {
             deployment,
             new_replica_set,
+            ready_replicas,
             deadline_passed,
             now: NOW,
+        })
+    }
+
+    fn progressing_status(replicas: i64) -> Value {
+        json!({
+            "observedGeneration": 2,
+            "replicas": replicas, "updatedReplicas": replicas, "unavailableReplicas": replicas,
+            "conditions": [
+                {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
+                 "message": "Deployment does not have minimum availability.",
+                 "lastUpdateTime": BEFORE, "lastTransitionTime": BEFORE},
+                {"type": "Progressing", "status": "True", "reason": "ReplicaSetUpdated",
+                 "message": "ReplicaSet \"web-x\" is progressing.",
+                 "lastUpdateTime": BEFORE, "lastTransitionTime": BEFORE},
+            ],
         })
     }
 
@@ -753,6 +867,134 @@ mod tests {
             condition_of(&sync_once(&one, true, false).status, "Available")["status"],
             "False"
         );
+    }
+
+    #[test]
+    fn a_rollout_whose_pods_are_all_ready_completes() {
+        let deployment = deployment(2, "nginx:1", progressing_status(2));
+        let outcome = sync_ready(&deployment, false, 2, false);
+        let message = format!(
+            "ReplicaSet \"{}\" has successfully progressed.",
+            replica_set(&deployment)
+        );
+        assert_eq!(
+            outcome,
+            SyncOutcome {
+                status: json!({
+                    "observedGeneration": 2,
+                    "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2, "availableReplicas": 2,
+                    "conditions": [
+                        {"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable",
+                         "message": "Deployment has minimum availability.",
+                         "lastUpdateTime": NOW, "lastTransitionTime": NOW},
+                        {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable",
+                         "message": message, "lastUpdateTime": NOW, "lastTransitionTime": BEFORE},
+                    ],
+                }),
+                progressed: false,
+                awaiting_deadline: false,
+            }
+        );
+    }
+
+    #[test]
+    fn more_ready_pods_are_progress_and_availability_counts_them() {
+        let deployment = deployment(4, "nginx:1", progressing_status(4));
+        let outcome = sync_ready(&deployment, false, 3, true);
+        assert_eq!(
+            (
+                &outcome.status["readyReplicas"],
+                &outcome.status["availableReplicas"],
+                &outcome.status["unavailableReplicas"]
+            ),
+            (&json!(3), &json!(3), &json!(1))
+        );
+        // 25% of 4 may be unavailable.
+        assert_eq!(condition_of(&outcome.status, "Available")["status"], "True");
+        let progressing = condition_of(&outcome.status, "Progressing");
+        assert_eq!(
+            (&progressing["reason"], &progressing["lastUpdateTime"]),
+            (&json!("ReplicaSetUpdated"), &json!(NOW)),
+            "progress, so no timeout though the deadline passed"
+        );
+        assert_eq!((outcome.progressed, outcome.awaiting_deadline), (true, true));
+
+        let mut stuck = deployment.clone();
+        stuck["status"] = outcome.status.clone();
+        let timed_out = sync_ready(&stuck, false, 3, true);
+        assert_eq!(
+            condition_of(&timed_out.status, "Progressing")["reason"],
+            "ProgressDeadlineExceeded"
+        );
+    }
+
+    #[test]
+    fn images_on_invalid_hosts_cannot_be_pulled() {
+        let pullable = [
+            "nginx:1",
+            "library/nginx@sha256:0123",
+            "registry.example.com/shop/backend:1.4.2",
+            "127.0.0.1:5000/shop/backend@sha256:0123",
+            "localhost/x:1",
+            "invalid/x:1",
+        ];
+        let unpullable = [
+            "example.invalid/sidecar:1",
+            "Registry.Example.INVALID/x",
+            "example.invalid:5000/x:1",
+            "invalid:5000/x",
+        ];
+        assert_eq!(pullable.map(can_pull), [true; 6]);
+        assert_eq!(unpullable.map(can_pull), [false; 4]);
+
+        let mut web = deployment(1, "nginx:1", json!({}));
+        assert!(pods_can_start(&web));
+        web["spec"]["template"]["spec"]["initContainers"] =
+            json!([{"name": "init", "image": "example.invalid/init:1"}]);
+        assert!(!pods_can_start(&web), "an init container's image counts too");
+        web["spec"]["template"]["spec"]["initContainers"] = json!([]);
+        if let Some(containers) = web["spec"]["template"]["spec"]["containers"].as_array_mut() {
+            containers.push(json!({"name": "no-image"}));
+        }
+        assert!(!pods_can_start(&web), "a container without an image never starts");
+    }
+
+    #[test]
+    fn pods_become_ready_after_they_start_unless_an_image_cannot_be_pulled() {
+        let start = Instant::now();
+        let mut rollout = Rollout {
+            template_hash: String::new(),
+            progress_at: start,
+            pods: 0,
+            ready: 0,
+            ready_at: None,
+            timer: None,
+        };
+        let web = deployment(2, "nginx:1", json!({}));
+        rollout.observe_pods(&web, true, start);
+        assert_eq!(
+            (rollout.pods, rollout.ready, rollout.ready_at),
+            (2, 0, Some(start + POD_START))
+        );
+        rollout.observe_pods(&web, false, start + POD_START);
+        assert_eq!((rollout.ready, rollout.ready_at), (2, None));
+
+        let scaled_up = deployment(3, "nginx:1", json!({}));
+        let later = start + 2 * POD_START;
+        rollout.observe_pods(&scaled_up, false, later);
+        assert_eq!(
+            (rollout.pods, rollout.ready, rollout.ready_at),
+            (3, 2, Some(later + POD_START)),
+            "the new Pod starts, the others stay ready"
+        );
+        rollout.observe_pods(&web, false, later);
+        assert_eq!((rollout.pods, rollout.ready, rollout.ready_at), (2, 2, None));
+
+        let unpullable = deployment(2, "example.invalid/web:1", json!({}));
+        rollout.observe_pods(&unpullable, true, later);
+        assert_eq!((rollout.pods, rollout.ready, rollout.ready_at), (2, 0, None));
+        rollout.observe_pods(&unpullable, false, later + 10 * POD_START);
+        assert_eq!(rollout.ready, 0, "never ready");
     }
 
     #[test]

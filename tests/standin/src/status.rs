@@ -125,9 +125,16 @@ impl ApiError {
             [single] => (*single).to_owned(),
             several => format!("[{}]", several.join(", ")),
         };
+        // A cause's message is the error's body, without its field (`ErrorBody()`).
         let causes: Vec<Value> = errors
             .iter()
-            .map(|error| json!({"reason": error.reason, "message": error.message, "field": error.field}))
+            .map(|error| {
+                let body = error
+                    .message
+                    .strip_prefix(&format!("{}: ", error.field))
+                    .unwrap_or(&error.message);
+                json!({"reason": error.reason, "message": body, "field": error.field})
+            })
             .collect();
         let mut details = json!({"name": name, "kind": kind, "causes": causes});
         if !group.is_empty() {

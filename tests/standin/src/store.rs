@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, Weak};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use crate::deployments::{self, DeploymentController, Trigger};
+use crate::deployments::{self, DeploymentController};
 use crate::fieldmanager;
 use crate::meta::{self, NameRule};
 use crate::resources::{self, GenerationPolicy, ResourceInfo, ResourceKey, ResourceTypes, Resources};
@@ -371,15 +371,16 @@ impl Store {
             return;
         };
         if controller.observe(event) {
-            let status = controller.sync(&event.object, Trigger::Change);
+            let status = controller.sync(&event.object);
             self.write_deployment_status(&event.object, status);
         }
         self.deployment_controller = Some(controller);
     }
 
-    /// A deadline timer of the emulated controller fired: it looks at the
-    /// Deployment again, unless the timer was replaced meanwhile.
-    pub fn deployment_deadline_passed(&mut self, key: &ObjectKey, timer: u64) {
+    /// A timer of the emulated controller fired (Pods became ready, or a
+    /// progress deadline passed): it looks at the Deployment again, unless
+    /// the timer was replaced meanwhile.
+    pub fn deployment_timer_fired(&mut self, key: &ObjectKey, timer: u64) {
         let Some(mut controller) = self.deployment_controller.take() else {
             return;
         };
@@ -389,7 +390,7 @@ impl Store {
             .and_then(|objects| objects.get(key))
             .cloned();
         if let Some(deployment) = deployment.filter(|_| controller.is_current_timer(key, timer)) {
-            let status = controller.sync(&deployment, Trigger::Deadline);
+            let status = controller.sync(&deployment);
             self.write_deployment_status(&deployment, status);
         }
         self.deployment_controller = Some(controller);

@@ -1,5 +1,8 @@
-//! The emulated Deployment controller of a cluster with no nodes: rollouts
-//! to zero replicas complete, others progress until their deadline and fail.
+//! The emulated Deployment controller of a cluster with nodes: rollouts to
+//! zero replicas complete at once, rollouts whose images can be pulled
+//! complete once their Pods are ready, and rollouts with an image that cannot
+//! be pulled (a registry host under `.invalid`) progress until their deadline
+//! and fail.
 
 use std::time::{Duration, Instant};
 
@@ -17,8 +20,19 @@ const EVENT_WAIT: Duration = Duration::from_secs(5);
 /// The characters `rand.SafeEncodeString` makes of a decimal hash.
 const HASH_CHARACTERS: &str = "456789bcdf";
 
+/// Images a node can pull, and ones it never can (RFC 2606 `.invalid`).
+const PULLABLE: [&str; 2] = ["nginx:1", "nginx:2"];
+const UNPULLABLE: [&str; 2] = ["example.invalid/web:1", "example.invalid/web:2"];
+
+/// How long the emulation's Pods take to become ready.
+const POD_START: Duration = Duration::from_secs(1);
+
 fn web(replicas: Option<i32>, progress_deadline_seconds: Option<i32>) -> Deployment {
-    let mut web = deployment("web", "nginx:1");
+    web_of(UNPULLABLE[0], replicas, progress_deadline_seconds)
+}
+
+fn web_of(image: &str, replicas: Option<i32>, progress_deadline_seconds: Option<i32>) -> Deployment {
+    let mut web = deployment("web", image);
     if let Some(spec) = web.spec.as_mut() {
         spec.replicas = replicas;
         spec.progress_deadline_seconds = progress_deadline_seconds;
@@ -197,7 +211,7 @@ async fn rollouts_to_zero_replicas_complete_after_create_and_after_an_image_patc
         .patch(
             "web",
             &PatchParams::default(),
-            &Patch::Merge(&image_patch("nginx:2")),
+            &Patch::Merge(&image_patch(UNPULLABLE[1])),
         )
         .await?;
     assert_eq!(
@@ -255,7 +269,120 @@ async fn rollouts_to_zero_replicas_complete_after_create_and_after_an_image_patc
 }
 
 #[tokio::test]
-async fn rollouts_with_replicas_progress_until_the_deadline_then_fail() -> anyhow::Result<()> {
+async fn rollouts_with_pullable_images_complete_once_their_pods_are_ready() -> anyhow::Result<()> {
+    let server = StandIn::start().await?;
+    let deployments = deployments(&server);
+    let started = Instant::now();
+    let created = deployments
+        .create(&PostParams::default(), &web_of(PULLABLE[0], Some(2), Some(30)))
+        .await?;
+    let mut events = deployments
+        .watch(&WatchParams::default(), &resource_version(&created).to_string())
+        .await?
+        .boxed();
+
+    let (_, progressing) = next_event(&mut events).await?;
+    let first = replica_set(&progressing);
+    assert_eq!(
+        counts(&progressing),
+        (Some(1), Some(2), Some(2), None, None, Some(2))
+    );
+    assert_eq!(progressing_reason(&progressing), "ReplicaSetUpdated");
+    let available = condition(
+        "Available",
+        "True",
+        "MinimumReplicasAvailable",
+        "Deployment has minimum availability.",
+    );
+
+    let (kind, complete) = next_event(&mut events).await?;
+    let elapsed = started.elapsed();
+    assert!(
+        (POD_START..POD_START + Duration::from_millis(1500)).contains(&elapsed),
+        "ready after {elapsed:?}"
+    );
+    assert_eq!(kind, "MODIFIED");
+    assert_eq!(
+        counts(&complete),
+        (Some(1), Some(2), Some(2), Some(2), Some(2), None)
+    );
+    assert_eq!(
+        conditions(&complete),
+        vec![
+            available.clone(),
+            condition(
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable",
+                &format!("ReplicaSet \"{first}\" has successfully progressed.")
+            ),
+        ]
+    );
+    assert_eq!(
+        times(&complete, "Progressing").1,
+        times(&progressing, "Progressing").1,
+        "Progressing stayed True: its transition time is kept"
+    );
+
+    // A new template: its Pods take over at once (the old ones are gone)
+    // and become ready in turn.
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(&image_patch(PULLABLE[1])),
+        )
+        .await?;
+    let (_, own_write) = next_event(&mut events).await?;
+    assert_eq!(status(&own_write), status(&complete));
+    let (_, rolling) = next_event(&mut events).await?;
+    let second = replica_set(&rolling);
+    assert_ne!(second, first);
+    assert_eq!(counts(&rolling), (Some(2), Some(2), Some(2), None, None, Some(2)));
+    assert_eq!(progressing_reason(&rolling), "ReplicaSetUpdated");
+    let (_, rolled) = next_event(&mut events).await?;
+    assert_eq!(
+        counts(&rolled),
+        (Some(2), Some(2), Some(2), Some(2), Some(2), None)
+    );
+    assert_eq!(
+        conditions(&rolled)[1],
+        condition(
+            "Progressing",
+            "True",
+            "NewReplicaSetAvailable",
+            &format!("ReplicaSet \"{second}\" has successfully progressed.")
+        )
+    );
+
+    // Scaled up, the new Pod starts while the others stay ready; the rollout
+    // stays complete, as on a real cluster.
+    deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"spec": {"replicas": 3}})),
+        )
+        .await?;
+    let (_, _own_write) = next_event(&mut events).await?;
+    let (_, scaling) = next_event(&mut events).await?;
+    assert_eq!(
+        counts(&scaling),
+        (Some(3), Some(3), Some(3), Some(2), Some(2), Some(1))
+    );
+    assert_eq!(progressing_reason(&scaling), "NewReplicaSetAvailable");
+    assert_eq!(conditions(&scaling)[1].2, "MinimumReplicasUnavailable");
+    let (_, scaled) = next_event(&mut events).await?;
+    assert_eq!(
+        counts(&scaled),
+        (Some(3), Some(3), Some(3), Some(3), Some(3), None)
+    );
+    assert_eq!(conditions(&scaled)[1], available);
+    Ok(())
+}
+
+#[tokio::test]
+async fn rollouts_with_an_unpullable_image_progress_until_the_deadline_then_fail() -> anyhow::Result<()> {
     let server = StandIn::start().await?;
     let deployments = deployments(&server);
     let started = Instant::now();
@@ -321,7 +448,7 @@ async fn rollouts_with_replicas_progress_until_the_deadline_then_fail() -> anyho
         .patch(
             "web",
             &PatchParams::default(),
-            &Patch::Merge(&image_patch("nginx:2")),
+            &Patch::Merge(&image_patch(UNPULLABLE[1])),
         )
         .await?;
     let (_, own_write) = next_event(&mut events).await?;
@@ -361,14 +488,15 @@ async fn a_new_template_restarts_the_progress_deadline() -> anyhow::Result<()> {
         .create(&PostParams::default(), &web(Some(1), Some(2)))
         .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
+    // Before the request: the controller's sync, and so the new deadline, follow it.
+    let patched_at = Instant::now();
     let patched = deployments
         .patch(
             "web",
             &PatchParams::default(),
-            &Patch::Merge(&image_patch("nginx:2")),
+            &Patch::Merge(&image_patch(UNPULLABLE[1])),
         )
         .await?;
-    let patched_at = Instant::now();
     let mut events = deployments
         .watch(&WatchParams::default(), &resource_version(&patched).to_string())
         .await?
@@ -411,7 +539,7 @@ async fn client_status_writes_stand_until_the_next_spec_change() -> anyhow::Resu
         .patch(
             "web",
             &PatchParams::default(),
-            &Patch::Merge(&image_patch("nginx:2")),
+            &Patch::Merge(&image_patch(UNPULLABLE[1])),
         )
         .await?;
     let recomputed = deployments.get("web").await?;
