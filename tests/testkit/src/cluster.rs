@@ -23,6 +23,8 @@ use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 use kube_standin::StandIn;
+
+use crate::delay::{DelayLayer, Slowness};
 use tower::util::MapRequestLayer;
 
 /// The environment variable naming a kubeconfig of a real cluster.
@@ -165,6 +167,13 @@ impl TestCluster {
     /// A client whose requests are recorded in the returned counter; give it
     /// to the code under test to assert what it did.
     pub fn counted_client(&self) -> Result<(Client, RequestCounter)> {
+        self.delayed_client(|_, _| None)
+    }
+
+    /// A counted client (see [`TestCluster::counted_client`]) whose requests
+    /// picked by `slowness` are held back before they are sent, as over a
+    /// slow network.
+    pub fn delayed_client(&self, slowness: Slowness) -> Result<(Client, RequestCounter)> {
         let counter = RequestCounter::default();
         let recorder = counter.clone();
         let layer = MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
@@ -175,17 +184,33 @@ impl TestCluster {
             });
             request
         });
+        let client = ClientBuilder::try_from(self.operator_config())
+            .context("creating a counted client")?
+            .with_layer(&DelayLayer(slowness))
+            .with_layer(&layer)
+            .build();
+        Ok((client, counter))
+    }
+
+    /// A client for the code under test acting as `user`, through
+    /// impersonation (the kubeconfig's user needs the `impersonate` verb,
+    /// as a cluster admin has). A user nobody bound a role to may do
+    /// nothing. The stand-in has no authorization and ignores it.
+    pub fn impersonating_client(&self, user: &str) -> Result<Client> {
+        let mut config = self.operator_config();
+        config.auth_info.impersonate = Some(user.to_string());
+        Client::try_from(config).context("creating an impersonating client")
+    }
+
+    /// The configuration of clients given to the code under test.
+    fn operator_config(&self) -> Config {
         // No read timeout for the code under test: its watches stay silent
         // for minutes (kube-runtime's watcher has an idle timeout of its
         // own), and a read timeout would only break them. The tests' waits
         // bound how long a test waits for the operator.
         let mut config = self.config.clone();
         config.read_timeout = None;
-        let client = ClientBuilder::try_from(config)
-            .context("creating a counted client")?
-            .with_layer(&layer)
-            .build();
-        Ok((client, counter))
+        config
     }
 
     /// The test's own namespace.

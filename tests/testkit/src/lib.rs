@@ -1,4 +1,5 @@
 //! Test helpers for Hoist's integration suites.
 
 pub mod cluster;
+pub mod delay;
 pub mod registry;
