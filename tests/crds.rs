@@ -207,3 +207,96 @@ fn artifact_spec_is_immutable_in_the_schema() {
         .collect();
     assert!(rules.contains(&"self == oldSelf"), "rules: {rules:?}");
 }
+
+/// The `x-kubernetes-validations` rules of every schema node, with the node.
+fn rule_nodes<'s>(node: &'s Value, path: &str, out: &mut Vec<(String, &'s Value)>) {
+    if node
+        .get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .is_some_and(|rules| !rules.is_empty())
+    {
+        out.push((path.to_owned(), node));
+    }
+    for (name, child) in node
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        rule_nodes(child, &format!("{path}.{name}"), out);
+    }
+    if let Some(items) = node.get("items") {
+        rule_nodes(items, &format!("{path}[]"), out);
+    }
+    if let Some(values) = node.get("additionalProperties").filter(|a| a.is_object()) {
+        rule_nodes(values, &format!("{path}[*]"), out);
+    }
+}
+
+/// Strings, lists and maps at or below `node` without the bound the CEL cost
+/// estimate (and the cost of evaluating a rule at all) depends on.
+fn unbounded(node: &Value, path: &str, out: &mut Vec<String>) {
+    let has = |key: &str| node.get(key).is_some();
+    let format = node.get("format").and_then(Value::as_str);
+    match node.get("type").and_then(Value::as_str) {
+        Some("string")
+            if !has("maxLength")
+                && !has("enum")
+                && !matches!(format, Some("date" | "date-time" | "duration")) =>
+        {
+            out.push(format!("{path}: string without maxLength"));
+        }
+        Some("array") if !has("maxItems") => out.push(format!("{path}: array without maxItems")),
+        Some("object")
+            if node.get("additionalProperties").is_some_and(Value::is_object) && !has("maxProperties") =>
+        {
+            out.push(format!("{path}: map without maxProperties"));
+        }
+        _ => {}
+    }
+    for (name, child) in node
+        .get("properties")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        unbounded(child, &format!("{path}.{name}"), out);
+    }
+    if let Some(items) = node.get("items") {
+        unbounded(items, &format!("{path}[]"), out);
+    }
+    if let Some(values) = node.get("additionalProperties").filter(|a| a.is_object()) {
+        unbounded(values, &format!("{path}[*]"), out);
+    }
+}
+
+/// kube-apiserver refuses a CRD whose rules may cost more than its CEL budget
+/// to evaluate, estimating the worst case from `maxLength`, `maxItems` and
+/// `maxProperties` (a string without `maxLength` is as long as a 3 MiB
+/// request). The stand-in estimates as the server does; every rule compiles
+/// there and fits, and everything a rule can read is bounded.
+#[test]
+fn every_rule_fits_the_cel_cost_budget_of_the_api_server() {
+    for crd in hoist::api::crds() {
+        let name = crd.metadata.name.clone().expect("CRD name");
+        let crd = serde_json::to_value(&crd).expect("CRD serializes");
+        let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+        let report = kube_standin::schema::check_rules(schema, "spec.validation.openAPIV3Schema");
+        assert_eq!(report.errors, vec![], "{name} is accepted");
+        let mut nodes = Vec::new();
+        rule_nodes(schema, &name, &mut nodes);
+        let rules: usize = nodes
+            .iter()
+            .map(|(_, node)| node["x-kubernetes-validations"].as_array().map_or(0, Vec::len))
+            .sum();
+        assert_eq!(report.costs.len(), rules, "{name}: every rule was estimated");
+        for cost in &report.costs {
+            assert!(cost.cost <= cost.limit, "{name}: {cost:?}");
+        }
+        let mut open = Vec::new();
+        for (path, node) in nodes {
+            unbounded(node, &path, &mut open);
+        }
+        assert_eq!(open, Vec::<String>::new(), "{name}: what rules read is bounded");
+    }
+}

@@ -115,8 +115,10 @@ pub struct ComponentImage {
 
     /// The expected digest (sha256:…). When set, the registry must report
     /// exactly this digest or the Artifact never becomes Ready.
+    // The maxLength ("sha256:" and 64 hex digits) is what keeps the rule on
+    // ComponentImage within kube-apiserver's CEL cost budget.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(pattern(DIGEST))]
+    #[schemars(length(max = 71), pattern(DIGEST))]
     pub digest: Option<String>,
 }
 

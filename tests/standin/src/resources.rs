@@ -7,7 +7,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use crate::fieldmanager::{BuiltinTypes, TypeInfo};
-use crate::schema::{ListType, MapType, StructuralSchema};
+use crate::schema::{self, FieldError, ListType, MapType, StructuralSchema};
+use crate::status::{FieldReason, field_error};
 
 /// Which changes bump `metadata.generation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -294,24 +295,31 @@ pub(crate) fn builtins() -> Vec<ResourceInfo> {
         .collect()
 }
 
-/// Why a CustomResourceDefinition cannot be served, as `(field, message)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct CrdProblem {
-    pub field: String,
-    pub detail: String,
-    pub value: Option<Value>,
+/// A reason the CRD cannot be served, worded like the apiserver's `Invalid`.
+fn problem(field: &str, detail: impl Into<String>, value: Option<Value>) -> FieldError {
+    field_error(field, FieldReason::Invalid, &detail.into(), value.as_ref())
 }
 
-fn problem(field: &str, detail: impl Into<String>, value: Option<Value>) -> CrdProblem {
-    CrdProblem {
-        field: field.to_owned(),
-        detail: detail.into(),
-        value,
-    }
+/// Where the server reports problems of a version's schema: a CRD whose
+/// versions all have the same schema is stored (internally) with one
+/// `spec.validation`, and its errors are reported there.
+fn schema_paths(versions: &[Value]) -> Vec<String> {
+    let shared = versions
+        .windows(2)
+        .all(|pair| pair[0].get("schema") == pair[1].get("schema"));
+    (0..versions.len())
+        .map(|index| {
+            if shared {
+                "spec.validation.openAPIV3Schema".to_owned()
+            } else {
+                format!("spec.versions[{index}].schema.openAPIV3Schema")
+            }
+        })
+        .collect()
 }
 
 /// Builds the served resource from a CRD object (`apiextensions.k8s.io/v1`).
-pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, Vec<CrdProblem>> {
+pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, Vec<FieldError>> {
     let spec = &crd["spec"];
     let names = &spec["names"];
     let text = |value: &Value| value.as_str().unwrap_or_default().to_owned();
@@ -357,10 +365,28 @@ pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, Vec<CrdProblem>> {
         ));
     }
 
+    let all_versions: &[Value] = spec["versions"].as_array().map_or(&[], Vec::as_slice);
+    let schema_paths = schema_paths(all_versions);
+    // The rules of a shared schema are checked (and reported) once.
+    let mut rules_refused = Vec::new();
+    for (index, version) in all_versions.iter().enumerate() {
+        let refused = match version.pointer("/schema/openAPIV3Schema") {
+            Some(_) if index > 0 && schema_paths[index] == schema_paths[0] => rules_refused[0],
+            Some(openapi) => {
+                let errors = schema::check_rules(openapi, &schema_paths[index]).errors;
+                let refused = !errors.is_empty();
+                problems.extend(errors);
+                refused
+            }
+            None => false,
+        };
+        rules_refused.push(refused);
+    }
+
     let mut versions = Vec::new();
     let mut storage_count = 0;
     let mut status_subresource = false;
-    for (index, version) in spec["versions"].as_array().into_iter().flatten().enumerate() {
+    for (index, version) in all_versions.iter().enumerate() {
         if version["storage"].as_bool() == Some(true) {
             storage_count += 1;
         }
@@ -368,14 +394,11 @@ pub(crate) fn from_crd(crd: &Value) -> Result<ResourceInfo, Vec<CrdProblem>> {
             continue;
         }
         let schema = match version.pointer("/schema/openAPIV3Schema") {
+            Some(_) if rules_refused[index] => None,
             Some(openapi) => match StructuralSchema::new(openapi) {
                 Ok(schema) => Some(Arc::new(schema)),
                 Err(error) => {
-                    problems.push(problem(
-                        &format!("spec.versions[{index}].schema.openAPIV3Schema"),
-                        error,
-                        None,
-                    ));
+                    problems.push(problem(&schema_paths[index], error, None));
                     None
                 }
             },

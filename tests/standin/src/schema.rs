@@ -7,14 +7,32 @@
 //! `kube-cel`. What neither knows about (list-type uniqueness, embedded
 //! resources, the apiserver's error wording) is done here, following
 //! `k8s.io/apiextensions-apiserver`.
+//!
+//! When a CRD is written, [`check_rules`] does what kube-apiserver does with
+//! its rules before accepting it: their shape, compilation, `oldSelf`
+//! placement and the CEL cost budget (see [`rules`] and [`cost`]).
 
 mod cel;
+mod cost;
 mod field;
 mod listtype;
 mod normalize;
 mod openapi;
+mod rules;
 
 use serde_json::Value;
+
+pub use rules::{ExpressionCost, RulesReport};
+
+/// Checks the `x-kubernetes-validations` of a CRD version's
+/// `openAPIV3Schema` as kube-apiserver does when the CRD is created or
+/// updated, reporting at `schema_path` (`spec.validation.openAPIV3Schema`
+/// when every version has the same schema, as the server reports it, else
+/// `spec.versions[i].schema.openAPIV3Schema`). The CRD is refused if
+/// [`RulesReport::errors`] is not empty.
+pub fn check_rules(openapi_v3_schema: &Value, schema_path: &str) -> RulesReport {
+    rules::check(openapi_v3_schema, schema_path)
+}
 
 /// One field-level validation failure, shaped like a Kubernetes `StatusCause`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1135,22 +1135,9 @@ impl Store {
             group: CRD_GROUP.to_owned(),
             plural: CRD_PLURAL.to_owned(),
         });
-        let info = resources::from_crd(crd).map_err(|problems| {
-            let errors: Vec<FieldError> = problems
-                .iter()
-                .map(|problem| {
-                    field_error(
-                        &problem.field,
-                        FieldReason::Invalid,
-                        &problem.detail,
-                        problem.value.as_ref(),
-                    )
-                })
-                .collect();
-            match crds {
-                Some(crds) => ApiError::invalid(crds, meta::name(crd), &errors),
-                None => ApiError::bad_request(format!("invalid CustomResourceDefinition: {errors:?}")),
-            }
+        let info = resources::from_crd(crd).map_err(|errors| match crds {
+            Some(crds) => ApiError::invalid(crds, meta::name(crd), &errors),
+            None => ApiError::bad_request(format!("invalid CustomResourceDefinition: {errors:?}")),
         })?;
         let old_conditions = old
             .map(|old| old["status"]["conditions"].clone())

@@ -14,6 +14,8 @@ pub(super) enum BadValue<'a> {
     Str(&'a str),
     /// A count, e.g. the number of items.
     Count(usize),
+    /// Text the apiserver prints as it is, e.g. a Go struct.
+    Raw(&'a str),
 }
 
 impl BadValue<'_> {
@@ -25,6 +27,7 @@ impl BadValue<'_> {
             BadValue::Json(Value::Bool(b)) => b.to_string(),
             BadValue::Json(other) => go_json(other),
             BadValue::Count(n) => n.to_string(),
+            BadValue::Raw(s) => (*s).to_owned(),
         }
     }
 }
@@ -74,6 +77,14 @@ pub(super) fn forbidden(field: &str, detail: &str) -> FieldError {
         "FieldValueForbidden",
         field,
         with_detail("Forbidden".to_owned(), detail),
+    )
+}
+
+pub(super) fn internal(field: &str, detail: &str) -> FieldError {
+    error(
+        "InternalError",
+        field,
+        with_detail("Internal error".to_owned(), detail),
     )
 }
 
