@@ -652,7 +652,7 @@ mod tests {
             message.starts_with(
                 "the API server refused CRD artifacts.hoist.dev: \
                  CustomResourceDefinition.apiextensions.k8s.io \"artifacts.hoist.dev\" is invalid: \
-                 spec.versions[0].schema.openAPIV3Schema: Invalid value"
+                 spec.validation.openAPIV3Schema.x-kubernetes-validations[0].rule: Invalid value"
             ) && message.contains("self.(")
                 && message.ends_with("(422 Invalid)"),
             "{message}"
