@@ -10,7 +10,7 @@
 //! cluster alike: it fails after the one-second progress deadline, or stays
 //! open where a test sets a long one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use hoist::api::{
@@ -18,6 +18,7 @@ use hoist::api::{
 };
 use hoist::controller::Settings;
 use hoist_testkit::cluster::{RequestCounter, TestCluster};
+use hoist_testkit::reconciles;
 use hoist_testkit::registry::{PushedImage, push_multi, registry_address};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
@@ -71,11 +72,9 @@ impl Scenario {
     /// Deployments in a namespace of its own, opted in for the tenant; prod
     /// needs alice's or bob's approval and a source revision.
     async fn new() -> Self {
-        // Operator logs show with `--no-capture` and RUST_LOG=hoist=debug.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
+        // Operator logs show with `--no-capture` and RUST_LOG=hoist=debug;
+        // its reconciles are recorded for the tests that ask which ran.
+        reconciles::install();
         let cluster = TestCluster::new().await.expect("test cluster");
         let tenant = cluster.namespace().to_string();
         let mut stages = BTreeMap::new();
@@ -998,7 +997,19 @@ async fn a_full_resync_of_an_idle_system_writes_nothing() {
     // lists everything and reconciles every object.
     scenario.quiet().await;
     scenario.stop().await;
+    let mark = reconciles::Mark::now();
     scenario.start().await;
+    // Not vacuous: every Environment was decided again, and wrote nothing.
+    let every: BTreeSet<String> = STAGES.iter().map(|s| s.to_string()).collect();
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while !mark.since(scenario.namespace()).is_superset(&every) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {:?} of {every:?} were reconciled after the restart",
+            mark.since(scenario.namespace())
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     scenario.quiet().await;
     let requests = scenario.requests().all();
     let writes: Vec<String> = requests

@@ -8,12 +8,12 @@
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hoist::api::{Environment, Phase, Promotion};
 use hoist::controller::{RunError, Settings};
 use hoist_testkit::cluster::TestCluster;
+use hoist_testkit::reconciles;
 use hoist_testkit::registry::{PushedImage, push_multi, registry_address};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
@@ -22,77 +22,9 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use tracing_subscriber::layer::SubscriberExt;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const MANAGER: &str = "hoist-tests";
-
-/// The Environments whose reconcile began (past the wait for the caches),
-/// as `namespace/name`, from the operator's own `reconcile` spans.
-#[derive(Clone, Default)]
-struct Reconciled(Arc<Mutex<BTreeSet<String>>>);
-
-impl Reconciled {
-    /// Installs the recorder as this test process's subscriber (nextest
-    /// runs every test in a process of its own).
-    fn install() -> Self {
-        let reconciled = Reconciled::default();
-        let subscriber = tracing_subscriber::registry().with(reconciled.clone());
-        tracing::subscriber::set_global_default(subscriber).expect("one subscriber per test process");
-        reconciled
-    }
-
-    fn take(&self) -> BTreeSet<String> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    fn snapshot(&self) -> BTreeSet<String> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
-
-#[derive(Default)]
-struct Fields {
-    name: Option<String>,
-    namespace: Option<String>,
-}
-
-impl tracing::field::Visit for Fields {
-    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        match field.name() {
-            "name" => self.name = Some(value.to_string()),
-            "namespace" => self.namespace = Some(value.to_string()),
-            _ => {}
-        }
-    }
-
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        let text = format!("{value:?}");
-        self.record_str(field, text.trim_matches('"'));
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Reconciled {
-    fn on_new_span(
-        &self,
-        attributes: &tracing::span::Attributes<'_>,
-        _: &tracing::span::Id,
-        _: tracing_subscriber::layer::Context<'_, S>,
-    ) {
-        let metadata = attributes.metadata();
-        if metadata.name() != "reconcile" || metadata.target() != "hoist::controller::environment" {
-            return;
-        }
-        let mut fields = Fields::default();
-        attributes.record(&mut fields);
-        if let (Some(namespace), Some(name)) = (fields.namespace, fields.name) {
-            self.0
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(format!("{namespace}/{name}"));
-        }
-    }
-}
 
 /// The operator running in this process.
 struct Operator {
@@ -258,13 +190,10 @@ async fn populate(cluster: &TestCluster, artifacts: usize) -> [PushedImage; 2] {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_start_becomes_ready_decides_every_environment_and_promotes() {
     const STARTS: usize = 50;
-    let reconciled = Reconciled::install();
+    reconciles::install();
     let cluster = TestCluster::new().await.expect("test cluster");
     populate(&cluster, 8).await;
-    let environments: BTreeSet<String> = STAGES
-        .iter()
-        .map(|stage| format!("{}/{stage}", cluster.namespace()))
-        .collect();
+    let environments: BTreeSet<String> = STAGES.iter().map(|stage| stage.to_string()).collect();
 
     // Twelve Promotions settle first: four releases through every stage.
     let (client, _) = cluster.counted_client().expect("client");
@@ -279,18 +208,18 @@ async fn every_start_becomes_ready_decides_every_environment_and_promotes() {
     operator.stop().await.expect("operator stops cleanly");
 
     for start in 0..STARTS {
-        reconciled.take();
+        let mark = reconciles::Mark::now();
         let (client, _) = cluster.counted_client().expect("client");
         let operator = Operator::start(client, settings(&cluster)).await;
         if let Err(last) = operator.wait_ready(Duration::from_secs(10)).await {
             panic!("start {start}: not ready within 10s; /readyz answered {last}");
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !reconciled.snapshot().is_superset(&environments) {
+        while !mark.since(cluster.namespace()).is_superset(&environments) {
             assert!(
                 Instant::now() < deadline,
                 "start {start}: only {:?} of {environments:?} reconciled within 10s of ready",
-                reconciled.snapshot()
+                mark.since(cluster.namespace())
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }

@@ -2,4 +2,5 @@
 
 pub mod cluster;
 pub mod delay;
+pub mod reconciles;
 pub mod registry;
