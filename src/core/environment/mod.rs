@@ -12,13 +12,17 @@
 //! - `release`: what each Deployment is pinned to, and how its rollout goes;
 //! - `history`: what runs, its health, and the history of what ran;
 //! - `config_maps`: rendered ConfigMaps and the configurations kept for rollbacks;
-//! - `auto_promote`: the Promotions `spec.autoPromote` creates.
+//! - `auto_promote`: the Promotions `spec.autoPromote` creates;
+//! - `settle`: the second look right after Deployments were pinned.
 
 mod auto_promote;
 mod config_maps;
+#[cfg(test)]
+mod fixture;
 mod history;
 mod lifecycle;
 mod release;
+mod settle;
 mod validation;
 
 use std::collections::BTreeMap;
@@ -40,6 +44,7 @@ use validation::validate;
 
 pub use auto_promote::AUTO_PROMOTED_LABEL;
 pub use config_maps::{RenderedConfigMap, config_map_name};
+pub use settle::settle;
 pub use validation::{CONFIG_VALID, TARGETS_VALID, UPSTREAM_VALID};
 
 /// The world as one Environment's reconcile sees it.
