@@ -8,6 +8,7 @@ use crate::api::{
     ApplicationStatus, Approval, ApprovalGate, ApprovalRequired, Artifact, Environment, GateName, GateState,
     GateStatus, Health, Promotion, RevisionCheck,
 };
+use crate::core::artifact::ResolutionFailure;
 use crate::core::conditions;
 use crate::core::version::{self, Bump};
 
@@ -115,10 +116,14 @@ fn artifact_ready(artifact: &Artifact) -> (GateState, String) {
     let status = artifact.status.clone().unwrap_or_default();
     match conditions::find(&status.conditions, crate::api::CONDITION_READY) {
         Some(ready) if ready.status == "True" => (GateState::Passed, format!("Artifact {name} is resolved")),
-        Some(ready) if TERMINAL_ARTIFACT_REASONS.contains(&ready.reason.as_str()) => (
-            GateState::Failed,
-            format!("Artifact {name} can never be promoted: {}", ready.message),
-        ),
+        Some(ready)
+            if ResolutionFailure::from_reason(&ready.reason).is_some_and(ResolutionFailure::is_terminal) =>
+        {
+            (
+                GateState::Failed,
+                format!("Artifact {name} can never be promoted: {}", ready.message),
+            )
+        }
         Some(ready) => (
             GateState::Pending,
             format!("Artifact {name} is not Ready yet: {}", ready.message),
@@ -129,9 +134,6 @@ fn artifact_ready(artifact: &Artifact) -> (GateState, String) {
         ),
     }
 }
-
-/// Ready reasons of an Artifact that no retry can change.
-pub const TERMINAL_ARTIFACT_REASONS: &[&str] = &["DigestMismatch", "ImageNotFound", "InvalidReference"];
 
 fn upstream(input: &GateInput<'_>) -> (GateState, String) {
     let upstream = &input.environment.spec.upstream;
@@ -321,5 +323,63 @@ fn provenance(input: &GateInput<'_>) -> (GateState, String) {
                 problems.join("; ")
             ),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifact_with_ready(status: &str, reason: &str) -> Artifact {
+        serde_yaml::from_str(&format!(
+            r#"
+apiVersion: hoist.dev/v1alpha1
+kind: Artifact
+metadata: {{name: shop-1, namespace: shop}}
+spec:
+  application: shop
+  version: 1.0.0
+  images: [{{component: backend, image: "registry.example.com/shop/backend:1.0.0"}}]
+status:
+  conditions:
+    - {{type: Ready, status: "{status}", reason: {reason}, message: why, lastTransitionTime: "2026-11-01T00:00:00Z"}}
+"#
+        ))
+        .expect("fixture parses")
+    }
+
+    #[test]
+    fn an_artifact_that_can_never_resolve_fails_the_gate_and_one_that_may_holds_it() {
+        for reason in ["DigestMismatch", "ImageNotFound", "InvalidReference"] {
+            assert_eq!(
+                artifact_ready(&artifact_with_ready("False", reason)),
+                (
+                    GateState::Failed,
+                    "Artifact shop-1 can never be promoted: why".to_string()
+                ),
+                "{reason}"
+            );
+        }
+        for reason in [
+            "Unauthorized",
+            "PullSecretMissing",
+            "RegistryUnavailable",
+            "RegistryError",
+            "Resolving",
+            "SomethingNew",
+        ] {
+            assert_eq!(
+                artifact_ready(&artifact_with_ready("False", reason)),
+                (
+                    GateState::Pending,
+                    "Artifact shop-1 is not Ready yet: why".to_string()
+                ),
+                "{reason}"
+            );
+        }
+        assert_eq!(
+            artifact_ready(&artifact_with_ready("True", "Resolved")).0,
+            GateState::Passed
+        );
     }
 }
