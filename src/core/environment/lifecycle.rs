@@ -36,16 +36,32 @@ fn keep_check_times(gates: Vec<GateStatus>, previous: &[GateStatus]) -> Vec<Gate
         .collect()
 }
 
+// The Ready reason is the engine's word on a phase, so it is defined with the lifecycle.
+impl Phase {
+    /// The PascalCase reason of a Promotion's `Ready` condition in this phase.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Waiting => "Waiting",
+            Phase::Promoting => "Promoting",
+            Phase::Verifying => "Verifying",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+            Phase::RolledBack => "RolledBack",
+            Phase::Superseded => "Superseded",
+            Phase::Rejected => "Rejected",
+        }
+    }
+}
+
 fn ready_condition(status: &PromotionStatus, generation: Option<i64>, now: &Time) -> Vec<Condition> {
     let message = status.message.clone().unwrap_or_default();
-    let reason = format!("{:?}", status.phase);
-    let reason: &str = &reason;
     conditions::set(
         &status.conditions,
         Wanted {
             type_: crate::api::CONDITION_READY,
             status: status.phase == Phase::Succeeded,
-            reason,
+            reason: status.phase.reason(),
             message,
         },
         generation,
