@@ -107,3 +107,121 @@ impl Decision<'_, '_> {
 
 /// Label on Promotions created by autoPromote.
 pub const AUTO_PROMOTED_LABEL: &str = "hoist.dev/auto-promoted";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{EnvironmentStatus, Phase};
+    use crate::core::environment::fixture::{
+        A, B, C, Objects, after_pin, artifact, deployment, ended, environment, pin, promotion, running,
+    };
+    use crate::core::environment::plan;
+
+    fn auto(artifact: &str, name: &str) -> Promotion {
+        let mut promotion = Promotion::new(
+            name,
+            PromotionSpec {
+                artifact: artifact.into(),
+                environment: "dev".into(),
+                reason: Some("autoPromote".into()),
+                r#override: None,
+                approvals: Vec::new(),
+            },
+        );
+        promotion.metadata.namespace = Some("shop".into());
+        promotion.metadata.labels = Some([(AUTO_PROMOTED_LABEL.to_string(), "true".to_string())].into());
+        promotion
+    }
+
+    fn not_ready(mut artifact: Artifact) -> Artifact {
+        let status = artifact.status.as_mut().unwrap();
+        status.conditions[0].status = "False".into();
+        status.images.clear();
+        artifact
+    }
+
+    #[test]
+    fn the_newest_ready_artifact_is_promoted_once() {
+        let mut objects = Objects::new(environment("dev", "  autoPromote: true"));
+        objects
+            .artifacts
+            .push(not_ready(artifact("shop-3", "2.0.0", C, 20)));
+        assert_eq!(
+            plan(&objects.snapshot()).new_promotions,
+            vec![auto("shop-2", "shop-2-dev")],
+            "shop-3 is newer but not Ready"
+        );
+
+        objects.promotions = vec![ended(auto("shop-2", "shop-2-dev"), Phase::Failed, 50)];
+        assert_eq!(
+            plan(&objects.snapshot()).new_promotions,
+            vec![auto("shop-1", "shop-1-dev")],
+            "an Artifact promoted here once is not promoted again by itself"
+        );
+    }
+
+    #[test]
+    fn nothing_while_the_application_is_busy_or_already_runs_the_newest() {
+        let mut objects = Objects::new(environment("dev", "  autoPromote: true"));
+        objects.promotions = vec![promotion("manual", "shop-1", 50)];
+        assert_eq!(plan(&objects.snapshot()).new_promotions, Vec::new(), "busy");
+
+        let mut objects = Objects::new(environment("dev", "  autoPromote: true"));
+        objects.environment.status = Some(EnvironmentStatus {
+            applications: vec![running("shop-2", "1.1.0", B, None)],
+            ..Default::default()
+        });
+        objects.deployments = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
+        assert_eq!(
+            plan(&objects.snapshot()).new_promotions,
+            Vec::new(),
+            "shop-1 is older"
+        );
+
+        let objects = Objects::new(environment("dev", ""));
+        assert_eq!(
+            plan(&objects.snapshot()).new_promotions,
+            Vec::new(),
+            "autoPromote is off"
+        );
+    }
+
+    #[test]
+    fn an_artifact_without_a_version_order_is_newer_when_created_later() {
+        let mut objects = Objects::new(environment("dev", "  autoPromote: true"));
+        objects.artifacts = vec![
+            artifact("shop-abc", "sha-abc1234", A, 0),
+            artifact("shop-def", "sha-def5678", B, 30),
+        ];
+        for artifact in &mut objects.artifacts {
+            artifact.spec.version_scheme = crate::api::VersionScheme::Opaque;
+        }
+        objects.environment.status = Some(EnvironmentStatus {
+            applications: vec![running("shop-abc", "sha-abc1234", A, None)],
+            ..Default::default()
+        });
+        objects.deployments = vec![after_pin(deployment(), &pin("shop-abc", A, None), true)];
+        assert_eq!(
+            plan(&objects.snapshot()).new_promotions,
+            vec![auto("shop-def", "shop-def-dev")]
+        );
+    }
+
+    #[test]
+    fn a_long_name_is_cut_to_253_characters_without_a_trailing_dash() {
+        let long = "s".repeat(251);
+        let mut objects = Objects::new(environment("dev", "  autoPromote: true"));
+        objects.artifacts = vec![artifact(&long, "1.0.0", A, 0)];
+        // 251 + "-dev" is 255; cut at 253 leaves "<long>-d".
+        assert_eq!(
+            plan(&objects.snapshot()).new_promotions,
+            vec![auto(&long, &format!("{long}-d"))]
+        );
+        let longer = "s".repeat(252);
+        objects.artifacts = vec![artifact(&longer, "1.0.0", A, 0)];
+        assert_eq!(
+            plan(&objects.snapshot()).new_promotions,
+            vec![auto(&longer, &longer)]
+        );
+    }
+}

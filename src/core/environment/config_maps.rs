@@ -127,3 +127,136 @@ impl Decision<'_, '_> {
         (config_maps, keep.into_values().collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Namespace;
+
+    use super::*;
+    use crate::api::{EnvironmentStatus, HistoryEntry, Phase};
+    use crate::core::environment::fixture::{
+        A, Objects, after_pin, at, deployment, environment, pin, rendered, running, yaml,
+    };
+    use crate::core::environment::plan;
+
+    const H0: &str = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    const H1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const H9: &str = "sha256:9999999999999999999999999999999999999999999999999999999999999999";
+
+    fn entry(promotion: &str, config_hash: &str) -> HistoryEntry {
+        HistoryEntry {
+            application: "shop".into(),
+            artifact: "shop-1".into(),
+            version: "1.0.0".into(),
+            images: Vec::new(),
+            config_hash: Some(config_hash.into()),
+            promotion: promotion.into(),
+            promoted_at: Some(at(1)),
+            approvers: Vec::new(),
+            outcome: Phase::Succeeded,
+            completed_at: Some(at(1)),
+        }
+    }
+
+    #[test]
+    fn a_configuration_is_kept_while_what_runs_or_the_history_refers_to_it() {
+        let mut objects = Objects::new(environment("dev", ""));
+        objects.environment.status = Some(EnvironmentStatus {
+            applications: vec![running("shop-1", "1.0.0", A, Some(H1))],
+            history: vec![entry("now", H1), entry("before", H0)],
+            ..Default::default()
+        });
+        objects.deployments = vec![after_pin(deployment(), &pin("shop-1", A, Some(H1)), true)];
+        objects.configs = [("shop".to_string(), Ok(rendered("one", H1)))].into();
+        objects.config_history = [
+            (H0.to_string(), rendered("zero", H0)),
+            (H9.to_string(), rendered("nine", H9)),
+        ]
+        .into();
+        let plan = plan(&objects.snapshot());
+        assert_eq!(
+            plan.config_history,
+            vec![rendered("zero", H0), rendered("one", H1)]
+        );
+        assert_eq!(
+            plan.config_maps,
+            vec![RenderedConfigMap {
+                namespace: "shop".into(),
+                name: "shop-config".into(),
+                application: "shop".into(),
+                config: rendered("one", H1),
+            }]
+        );
+    }
+
+    #[test]
+    fn each_target_namespace_gets_one_config_map_named_as_the_spec_says() {
+        let mut objects = Objects::new(yaml(
+            r#"
+apiVersion: hoist.dev/v1alpha1
+kind: Environment
+metadata: {name: dev, namespace: shop, generation: 1}
+spec:
+  targets:
+    - {application: shop, component: backend, deployment: {name: backend}, container: app}
+    - {application: shop, component: backend, deployment: {name: backend, namespace: shop-edge}, container: app}
+    - {application: shop, component: backend, deployment: {name: worker}, container: app}
+  config:
+    - {application: shop, configMapName: settings}
+"#,
+        ));
+        objects.namespaces = vec![yaml::<Namespace>(
+            "{apiVersion: v1, kind: Namespace, metadata: {name: shop-edge, labels: {hoist.dev/tenant: shop}}}",
+        )];
+        objects.environment.status = Some(EnvironmentStatus {
+            applications: vec![running("shop-1", "1.0.0", A, Some(H1))],
+            ..Default::default()
+        });
+        objects.configs = [("shop".to_string(), Ok(rendered("one", H1)))].into();
+        let plan = plan(&objects.snapshot());
+        let placed: Vec<(&str, &str, &str)> = plan
+            .config_maps
+            .iter()
+            .map(|c| (c.namespace.as_str(), c.name.as_str(), c.config.hash.as_str()))
+            .collect();
+        assert_eq!(
+            placed,
+            vec![("shop", "settings", H1), ("shop-edge", "settings", H1)]
+        );
+    }
+
+    #[test]
+    fn a_rendered_config_map_carries_hoists_labels_and_its_hash() {
+        let rendered = RenderedConfigMap {
+            namespace: "shop-edge".into(),
+            name: "settings".into(),
+            application: "shop".into(),
+            config: rendered("one", H1),
+        };
+        let object = rendered.object("dev", "shop");
+        assert_eq!(
+            serde_json::to_value(&object).unwrap(),
+            serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {
+                    "name": "settings",
+                    "namespace": "shop-edge",
+                    "labels": {
+                        "hoist.dev/application": "shop",
+                        "hoist.dev/environment": "dev",
+                        "hoist.dev/role": "config",
+                        "hoist.dev/tenant": "shop",
+                    },
+                    "annotations": {"hoist.dev/config-hash": H1},
+                },
+                "data": {"MODE": "one"},
+            })
+        );
+        assert!(rendered.is_satisfied_by(&object, "dev"));
+        assert!(
+            !rendered.is_satisfied_by(&object, "prod"),
+            "another Environment's ConfigMap"
+        );
+    }
+}

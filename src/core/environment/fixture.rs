@@ -4,13 +4,16 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use crate::api::{Artifact, Environment, Promotion, PromotionSpec};
+use crate::api::{
+    ApplicationStatus, Artifact, ComponentDigest, Environment, Health, Phase, Promotion, PromotionSpec,
+    PromotionStatus,
+};
 use crate::core::config::{ConfigError, RenderedConfig};
 use crate::core::deployment::DeploymentPin;
 
@@ -18,6 +21,7 @@ use super::Snapshot;
 
 pub const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 pub const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+pub const C: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
 
 /// `seconds` after a fixed instant.
 pub fn at(seconds: i64) -> Time {
@@ -91,6 +95,48 @@ pub fn promotion(name: &str, artifact: &str, created: i64) -> Promotion {
     promotion
 }
 
+/// `promotion` as recorded when it started rolling out at [`at`]`(60)`.
+pub fn verifying(mut promotion: Promotion) -> Promotion {
+    promotion.status = Some(PromotionStatus {
+        phase: Phase::Verifying,
+        started_at: Some(at(60)),
+        ..Default::default()
+    });
+    promotion
+}
+
+/// `promotion` as recorded when it ended in `phase` at `completed`.
+pub fn ended(mut promotion: Promotion, phase: Phase, completed: i64) -> Promotion {
+    promotion.status = Some(PromotionStatus {
+        phase,
+        started_at: Some(at(completed)),
+        completed_at: Some(at(completed)),
+        ..Default::default()
+    });
+    promotion
+}
+
+/// `shop` running `artifact` (backend at `digest`), healthy since [`at`]`(5)`.
+pub fn running(artifact: &str, version: &str, digest: &str, config_hash: Option<&str>) -> ApplicationStatus {
+    ApplicationStatus {
+        application: "shop".into(),
+        artifact: artifact.into(),
+        version: version.into(),
+        images: vec![ComponentDigest {
+            component: "backend".into(),
+            digest: digest.into(),
+        }],
+        source_revision: None,
+        config_hash: config_hash.map(Into::into),
+        spec_config_hash: config_hash.map(Into::into),
+        promotion: format!("to-{artifact}"),
+        promoted_at: Some(at(5)),
+        approvers: Vec::new(),
+        health: Health::Healthy,
+        health_since: Some(at(5)),
+    }
+}
+
 /// The Deployment `shop/backend`, not yet touched by Hoist, rolled out.
 pub fn deployment() -> Deployment {
     yaml(
@@ -141,6 +187,34 @@ pub fn after_pin(mut deployment: Deployment, pin: &DeploymentPin, rolled_out: bo
         });
     }
     deployment
+}
+
+/// `deployment` whose rollout exceeded its progress deadline.
+pub fn stalled(mut deployment: Deployment) -> Deployment {
+    deployment.status = Some(DeploymentStatus {
+        observed_generation: deployment.metadata.generation,
+        replicas: Some(2),
+        updated_replicas: Some(1),
+        unavailable_replicas: Some(2),
+        conditions: Some(vec![DeploymentCondition {
+            type_: "Progressing".into(),
+            status: "False".into(),
+            reason: Some("ProgressDeadlineExceeded".into()),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+    deployment
+}
+
+/// A rendered configuration of `shop` with one key.
+pub fn rendered(value: &str, hash: &str) -> RenderedConfig {
+    RenderedConfig {
+        application: "shop".into(),
+        data: [("MODE".to_string(), value.to_string())].into(),
+        binary_data: BTreeMap::new(),
+        hash: hash.into(),
+    }
 }
 
 /// Everything one Environment's reconcile would see.

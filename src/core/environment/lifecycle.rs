@@ -425,3 +425,281 @@ impl Decision<'_, '_> {
         self.promotions.insert(promotion.name_any(), status);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::api::{
+        Change, Environment, EnvironmentStatus, GateName, GateState, GateStatus, Health, HistoryEntry, Phase,
+        PromotionStatus,
+    };
+    use crate::core::environment::fixture::{
+        A, B, Objects, after_pin, at, deployment, ended, environment, pin, promotion, running, stalled,
+        verifying,
+    };
+    use crate::core::environment::{Notice, Plan, plan};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+    fn notice(promotion: &str, warning: bool, reason: &'static str, note: &str) -> Notice {
+        Notice {
+            promotion: Some(promotion.into()),
+            warning,
+            reason,
+            note: note.into(),
+        }
+    }
+
+    fn outcome(plan: &Plan, promotion: &str) -> (Phase, String) {
+        let status = &plan.promotions[promotion];
+        (status.phase, status.message.clone().unwrap_or_default())
+    }
+
+    fn passed(gate: GateName, message: &str, checked: i64) -> GateStatus {
+        GateStatus {
+            gate,
+            state: GateState::Passed,
+            message: message.into(),
+            last_checked: Some(at(checked)),
+        }
+    }
+
+    /// An Environment whose status says `shop-1` runs.
+    fn running_shop_1(spec: &str) -> Environment {
+        let mut environment = environment("dev", spec);
+        environment.status = Some(EnvironmentStatus {
+            applications: vec![running("shop-1", "1.0.0", A, None)],
+            ..Default::default()
+        });
+        environment
+    }
+
+    #[test]
+    fn a_promotion_whose_gates_pass_starts_with_exactly_this_plan() {
+        let mut objects = Objects::new(environment("dev", ""));
+        objects.promotions = vec![promotion("p1", "shop-1", 50)];
+        let plan = plan(&objects.snapshot());
+        let message = "rolling out shop-1 1.0.0 to dev";
+        assert_eq!(
+            plan.promotions["p1"],
+            PromotionStatus {
+                observed_generation: Some(1),
+                conditions: vec![Condition {
+                    type_: "Ready".into(),
+                    status: "False".into(),
+                    reason: "Verifying".into(),
+                    message: message.into(),
+                    observed_generation: Some(1),
+                    last_transition_time: at(100),
+                }],
+                phase: Phase::Verifying,
+                message: Some(message.into()),
+                rollback: false,
+                gates: vec![
+                    passed(GateName::ArtifactReady, "Artifact shop-1 is resolved", 100),
+                    passed(GateName::Upstream, "this environment has no upstream", 100),
+                    passed(GateName::Approval, "no approval required here", 100),
+                    passed(GateName::Provenance, "no provenance required here", 100),
+                ],
+                approvals: Vec::new(),
+                changes: vec![Change {
+                    component: "backend".into(),
+                    namespace: "shop".into(),
+                    deployment: "backend".into(),
+                    container: "app".into(),
+                    from: None,
+                    to: A.into(),
+                }],
+                config: None,
+                started_at: Some(at(100)),
+                completed_at: None,
+            }
+        );
+        assert_eq!(plan.pins, vec![pin("shop-1", A, None)]);
+        assert_eq!(
+            plan.notices,
+            vec![notice("p1", false, "Promoting", "rolling out shop-1 to dev")]
+        );
+        assert_eq!(
+            plan.status.applications,
+            Vec::new(),
+            "nothing runs until the rollout is over"
+        );
+        assert_eq!(plan.new_promotions, Vec::new());
+    }
+
+    #[test]
+    fn a_promotion_waits_behind_the_one_rolling_out_its_application() {
+        let mut objects = Objects::new(environment("dev", ""));
+        objects.promotions = vec![
+            verifying(promotion("p1", "shop-1", 50)),
+            promotion("p2", "shop-2", 60),
+        ];
+        objects.deployments = vec![after_pin(deployment(), &pin("shop-1", A, None), false)];
+        let plan = plan(&objects.snapshot());
+        assert_eq!(
+            outcome(&plan, "p1"),
+            (
+                Phase::Verifying,
+                "rolling out shop-1: shop/backend: waiting for the Deployment controller to observe generation 2"
+                    .into()
+            )
+        );
+        assert_eq!(
+            outcome(&plan, "p2"),
+            (
+                Phase::Waiting,
+                "queued behind Promotion p1, which is rolling out shop".into()
+            )
+        );
+        assert_eq!(plan.pins, vec![pin("shop-1", A, None)]);
+        assert_eq!(plan.notices, Vec::new());
+    }
+
+    #[test]
+    fn an_older_promotion_is_superseded_only_by_a_success_after_it_was_created() {
+        let environment = || {
+            let mut environment = environment("dev", "");
+            environment.status = Some(EnvironmentStatus {
+                applications: vec![running("shop-2", "1.1.0", B, None)],
+                ..Default::default()
+            });
+            environment
+        };
+        // shop-2 succeeded at the very instant the Promotion of shop-1 was created: not after it.
+        let mut objects = Objects::new(environment());
+        objects.promotions = vec![
+            ended(promotion("new", "shop-2", 10), Phase::Succeeded, 50),
+            promotion("old", "shop-1", 50),
+        ];
+        objects.deployments = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
+        let same_instant = plan(&objects.snapshot());
+        assert_eq!(same_instant.promotions["old"].phase, Phase::Verifying);
+        assert!(
+            !same_instant.promotions.contains_key("new"),
+            "terminal phases are not decided"
+        );
+
+        objects.promotions[0] = ended(promotion("new", "shop-2", 10), Phase::Succeeded, 51);
+        let one_second_later = plan(&objects.snapshot());
+        let message = "shop-2 succeeded in dev after this Promotion was created";
+        assert_eq!(
+            outcome(&one_second_later, "old"),
+            (Phase::Superseded, message.into())
+        );
+        assert_eq!(one_second_later.promotions["old"].completed_at, Some(at(100)));
+        assert_eq!(one_second_later.pins, vec![pin("shop-2", B, None)]);
+        assert_eq!(
+            one_second_later.notices,
+            vec![notice("old", false, "Superseded", message)]
+        );
+    }
+
+    #[test]
+    fn a_failed_rollout_without_automatic_rollback_is_recorded_as_failed_and_degraded() {
+        let mut objects = Objects::new(running_shop_1(""));
+        objects.promotions = vec![verifying(promotion("p2", "shop-2", 50))];
+        objects.deployments = vec![stalled(after_pin(deployment(), &pin("shop-2", B, None), false))];
+        let plan = plan(&objects.snapshot());
+        let message = "rollout failed: shop/backend: rollout exceeded its progress deadline: no message";
+        assert_eq!(outcome(&plan, "p2"), (Phase::Failed, message.into()));
+        assert_eq!(plan.promotions["p2"].completed_at, Some(at(100)));
+        let app = &plan.status.applications[0];
+        assert_eq!(
+            (app.artifact.as_str(), app.health, app.health_since.clone()),
+            ("shop-2", Health::Degraded, Some(at(100)))
+        );
+        assert_eq!(
+            plan.status.history,
+            vec![HistoryEntry {
+                application: "shop".into(),
+                artifact: "shop-2".into(),
+                version: "1.1.0".into(),
+                images: app.images.clone(),
+                config_hash: None,
+                promotion: "p2".into(),
+                promoted_at: Some(at(60)),
+                approvers: Vec::new(),
+                outcome: Phase::Failed,
+                completed_at: Some(at(100)),
+            }]
+        );
+        assert_eq!(
+            plan.pins,
+            vec![pin("shop-2", B, None)],
+            "what failed stays for a human to look at"
+        );
+        assert_eq!(plan.notices, vec![notice("p2", true, "Failed", message)]);
+    }
+
+    #[test]
+    fn a_failed_rollout_with_automatic_rollback_pins_what_ran_before() {
+        let mut objects = Objects::new(running_shop_1("  rollback: {automatic: true}"));
+        objects.promotions = vec![verifying(promotion("p2", "shop-2", 50))];
+        objects.deployments = vec![stalled(after_pin(deployment(), &pin("shop-2", B, None), false))];
+        let plan = plan(&objects.snapshot());
+        let message = "rollout failed (shop/backend: rollout exceeded its progress deadline: no message); \
+                       rolled back to shop-1 1.0.0";
+        assert_eq!(outcome(&plan, "p2"), (Phase::RolledBack, message.into()));
+        assert_eq!(plan.promotions["p2"].conditions[0].reason, "RolledBack");
+        let app = &plan.status.applications[0];
+        assert_eq!(
+            (app.artifact.as_str(), app.health, app.health_since.clone()),
+            ("shop-1", Health::Progressing, Some(at(100)))
+        );
+        assert_eq!(
+            plan.status
+                .history
+                .iter()
+                .map(|h| (h.promotion.as_str(), h.artifact.as_str(), h.outcome))
+                .collect::<Vec<_>>(),
+            vec![("p2", "shop-2", Phase::RolledBack)]
+        );
+        assert_eq!(plan.pins, vec![pin("shop-1", A, None)]);
+        assert_eq!(plan.notices, vec![notice("p2", true, "RolledBack", message)]);
+    }
+
+    #[test]
+    fn a_waiting_promotion_decided_again_later_keeps_its_status_to_the_field() {
+        let mut objects = Objects::new(environment("dev", "  gates: {approval: {minApprovals: 1}}"));
+        objects.promotions = vec![promotion("p1", "shop-1", 50)];
+        let first = plan(&objects.snapshot());
+        assert_eq!(first.promotions["p1"].phase, Phase::Waiting);
+        let approval = &first.promotions["p1"].gates[2];
+        assert_eq!(
+            (approval.state, approval.last_checked.clone()),
+            (GateState::Pending, Some(at(100)))
+        );
+
+        objects.promotions[0].status = Some(first.promotions["p1"].clone());
+        objects.now = at(400);
+        let later = plan(&objects.snapshot());
+        assert_eq!(
+            later.promotions["p1"], first.promotions["p1"],
+            "no gate changed: nothing to write"
+        );
+        assert_eq!(
+            later.notices,
+            Vec::new(),
+            "Blocked is told once, and a Pending gate is not blocked"
+        );
+    }
+
+    #[test]
+    fn the_ready_reason_is_the_phase_as_the_status_spells_it() {
+        for phase in [
+            Phase::Pending,
+            Phase::Waiting,
+            Phase::Promoting,
+            Phase::Verifying,
+            Phase::Succeeded,
+            Phase::Failed,
+            Phase::RolledBack,
+            Phase::Superseded,
+            Phase::Rejected,
+        ] {
+            assert_eq!(
+                serde_json::to_value(phase).unwrap(),
+                serde_json::Value::String(phase.reason().into())
+            );
+        }
+    }
+}

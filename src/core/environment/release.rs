@@ -164,3 +164,89 @@ impl Decision<'_, '_> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::environment::fixture::{
+        A, Objects, after_pin, artifact, deployment, pin, pinned, stalled, yaml,
+    };
+
+    fn two_deployments() -> Objects {
+        let mut objects = Objects::new(yaml(
+            r#"
+apiVersion: hoist.dev/v1alpha1
+kind: Environment
+metadata: {name: dev, namespace: shop, generation: 1}
+spec:
+  targets:
+    - {application: shop, component: backend, deployment: {name: backend}, container: app}
+    - {application: shop, component: backend, deployment: {name: backend}, container: debug}
+    - {application: shop, component: backend, deployment: {name: worker}, container: app}
+    - {application: shop, component: docs, deployment: {name: worker}, container: docs}
+    - {application: other, component: backend, deployment: {name: other}, container: app}
+"#,
+        ));
+        let mut worker = deployment();
+        worker.metadata.name = Some("worker".into());
+        objects.deployments.push(worker);
+        objects
+    }
+
+    #[test]
+    fn one_pin_per_deployment_with_every_container_of_the_application_it_runs() {
+        let objects = two_deployments();
+        let snapshot = objects.snapshot();
+        let release = release_of(&artifact("shop-1", "1.0.0", A, 0), Some("sha256:c0".into()));
+        let mut backend = pin("shop-1", A, Some("sha256:c0"));
+        backend.images.insert("debug".into(), pinned(A));
+        let mut worker = pin("shop-1", A, Some("sha256:c0"));
+        worker.name = "worker".into();
+        // `docs` has no image in the release: its container is left alone.
+        assert_eq!(
+            pins_for(&snapshot, "shop", &release, "shop"),
+            vec![backend, worker]
+        );
+        assert_eq!(pins_for(&snapshot, "nothing", &release, "shop"), Vec::new());
+    }
+
+    #[test]
+    fn a_rollout_is_complete_only_when_every_deployment_carries_its_pin_and_rolled_out() {
+        let mut objects = two_deployments();
+        let release = release_of(&artifact("shop-1", "1.0.0", A, 0), None);
+        let pins = pins_for(&objects.snapshot(), "shop", &release, "shop");
+
+        assert_eq!(
+            rollout_of(&objects.snapshot(), &pins),
+            Rollout::Progressing("shop/backend: update pending; shop/worker: update pending".into())
+        );
+        objects.deployments = pins
+            .iter()
+            .map(|pin| after_pin(deployment(), pin, true))
+            .collect();
+        objects.deployments[1].metadata.name = Some("worker".into());
+        assert_eq!(rollout_of(&objects.snapshot(), &pins), Rollout::Complete);
+        assert_eq!(health_of(&Rollout::Complete), Health::Healthy);
+
+        objects.deployments[0] = after_pin(deployment(), &pins[0], false);
+        assert_eq!(
+            rollout_of(&objects.snapshot(), &pins),
+            Rollout::Progressing(
+                "shop/backend: waiting for the Deployment controller to observe generation 2".into()
+            )
+        );
+
+        objects.deployments[1] = stalled(objects.deployments[1].clone());
+        assert_eq!(
+            rollout_of(&objects.snapshot(), &pins),
+            Rollout::Failed("shop/worker: rollout exceeded its progress deadline: no message".into()),
+            "one failed Deployment fails the rollout"
+        );
+
+        objects.deployments.truncate(1);
+        assert_eq!(
+            rollout_of(&objects.snapshot(), &pins),
+            Rollout::Failed("Deployment shop/worker disappeared".into())
+        );
+    }
+}

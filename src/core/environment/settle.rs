@@ -89,14 +89,13 @@ pub fn settle(
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::apps::v1::DeploymentCondition;
 
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     use super::*;
     use crate::api::{ApplicationStatus, ComponentDigest, Health, Phase};
     use crate::core::environment::fixture::{
-        A, B, Objects, after_pin, at, deployment, environment, pin, promotion,
+        A, B, Objects, after_pin, at, deployment, environment, pin, promotion, stalled,
     };
     use crate::core::environment::{self, Notice};
 
@@ -206,20 +205,7 @@ mod tests {
         assert_eq!(first.pins, vec![pin("shop-2", B, None)]);
         assert_eq!(first.promotions["p2"].phase, Phase::Verifying);
 
-        let mut failed = after_pin(pinned, &first.pins[0], false);
-        failed.status = Some(k8s_openapi::api::apps::v1::DeploymentStatus {
-            observed_generation: failed.metadata.generation,
-            replicas: Some(2),
-            updated_replicas: Some(1),
-            unavailable_replicas: Some(2),
-            conditions: Some(vec![DeploymentCondition {
-                type_: "Progressing".into(),
-                status: "False".into(),
-                reason: Some("ProgressDeadlineExceeded".into()),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        });
+        let failed = stalled(after_pin(pinned, &first.pins[0], false));
         // What the next reconcile decides: the rollback, which pins shop-1 again.
         let mut next = Objects::new(environment("dev", "  rollback: {automatic: true}"));
         next.environment.status = Some(first.status.clone());
