@@ -1,12 +1,16 @@
 //! Scenarios of the decision engine, played through the in-memory world:
 //! given objects, when the Environments are decided and rollouts happen, then
-//! exactly these statuses and Deployment contents.
+//! exactly these statuses and Deployment contents. Where a scenario turns on
+//! one decision, the Plan of that reconcile is asserted too: its pins,
+//! Promotion statuses and notices.
 
 use std::path::Path;
 
 use hoist::api::{
-    ApprovalRequest, Environment, GateName, GateState, Health, Phase, Promotion, PromotionSpec,
+    ApprovalRequest, ConfigChange, Environment, GateName, GateState, Health, Phase, Promotion, PromotionSpec,
 };
+use hoist::core::deployment::DeploymentPin;
+use hoist::core::environment::{AUTO_PROMOTED_LABEL, Notice, Plan};
 use hoist::render::Manifests;
 use hoist::render::world::{RolloutOutcome, World};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -226,10 +230,68 @@ fn completes(_: &Deployment) -> RolloutOutcome {
     RolloutOutcome::Completes
 }
 
+/// One reconcile of `environment`: decides it and carries the plan out.
+fn reconcile(world: &mut World, environment: &str) -> Plan {
+    let plan = world.plan("shop", environment).expect("environment exists");
+    world.apply("shop", environment, plan.clone());
+    plan
+}
+
+/// The pins of both Deployments of `environment` to `artifact`'s digests.
+fn pins(
+    environment: &str,
+    artifact: &str,
+    backend: &str,
+    frontend: &str,
+    config_hash: &str,
+) -> Vec<DeploymentPin> {
+    [("backend", "app", backend), ("frontend", "web", frontend)]
+        .map(|(name, container, digest)| DeploymentPin {
+            namespace: format!("shop-{environment}"),
+            name: name.into(),
+            images: [(
+                container.to_string(),
+                format!("registry.example.com/shop/{name}@{digest}"),
+            )]
+            .into(),
+            artifact: artifact.into(),
+            config_hash: Some(config_hash.into()),
+            environment: environment.into(),
+            tenant: "shop".into(),
+        })
+        .into()
+}
+
+fn notice(promotion: &str, warning: bool, reason: &'static str, note: &str) -> Notice {
+    Notice {
+        promotion: Some(promotion.into()),
+        warning,
+        reason,
+        note: note.into(),
+    }
+}
+
+/// The configuration hash a plan ships for `shop`.
+fn shipped_hash(plan: &Plan) -> String {
+    plan.config_maps[0].config.hash.clone()
+}
+
 #[test]
 fn a_release_goes_dev_then_prod_with_the_same_digests() {
     let mut world = standard_world();
     promote(&mut world, "to-dev", "shop-1.0.0", "dev");
+    let start = reconcile(&mut world, "dev");
+    let dev_hash = shipped_hash(&start);
+    assert_eq!(start.pins, pins("dev", "shop-1.0.0", A, B, &dev_hash));
+    assert_eq!(
+        start.notices,
+        vec![notice(
+            "to-dev",
+            false,
+            "Promoting",
+            "rolling out shop-1.0.0 to dev"
+        )]
+    );
     world.settle(10, completes);
     assert_eq!(
         phase(&world, "to-dev"),
@@ -290,6 +352,24 @@ fn a_release_goes_dev_then_prod_with_the_same_digests() {
     assert_eq!(phase(&world, "to-prod").0, Phase::Waiting);
     world.now = at(60);
     approve(&mut world, "to-prod", "alice");
+    let start = reconcile(&mut world, "prod");
+    assert_eq!(
+        start.pins,
+        pins("prod", "shop-1.0.0", A, B, &shipped_hash(&start)),
+        "the digests dev runs"
+    );
+    assert_eq!(
+        start.notices,
+        vec![
+            notice(
+                "to-prod",
+                false,
+                "Approved",
+                "approved by alice (identity not verified)"
+            ),
+            notice("to-prod", false, "Promoting", "rolling out shop-1.0.0 to prod"),
+        ]
+    );
     world.settle(10, completes);
     assert_eq!(
         phase(&world, "to-prod"),
@@ -367,6 +447,15 @@ fn an_idle_world_decides_nothing_new() {
     world.settle(10, completes);
     let before = world.clone();
     world.now = at(3600);
+    let plan = world.plan("shop", "dev").unwrap();
+    assert_eq!(Some(&plan.status), environment(&world, "dev").status.as_ref());
+    assert_eq!(
+        plan.promotions.get("to-dev"),
+        None,
+        "a Succeeded Promotion is not decided again"
+    );
+    assert_eq!(plan.notices, Vec::new());
+    assert_eq!(plan.new_promotions, Vec::new());
     let rounds = world.settle(10, completes);
     assert_eq!(rounds, 0, "nothing changed in the first round");
     assert_eq!(world.objects.environments, before.objects.environments);
@@ -401,8 +490,17 @@ fn promotions_of_one_application_queue_and_an_older_waiting_one_is_superseded() 
     world.now = at(1);
     promote(&mut world, "second", "shop-1.1.0", "dev");
     // One decision round without rollouts: the first is rolling out, the second queues.
-    let plan = world.plan("shop", "dev").unwrap();
-    world.apply("shop", "dev", plan);
+    let plan = reconcile(&mut world, "dev");
+    assert_eq!(plan.pins, pins("dev", "shop-1.0.0", A, B, &shipped_hash(&plan)));
+    assert_eq!(
+        plan.notices,
+        vec![notice(
+            "first",
+            false,
+            "Promoting",
+            "rolling out shop-1.0.0 to dev"
+        )]
+    );
     assert_eq!(phase(&world, "first").0, Phase::Verifying);
     assert_eq!(
         phase(&world, "second"),
@@ -466,6 +564,10 @@ fn missing_provenance_blocks_naming_the_problem() {
 fn unknown_artifact_and_cross_tenant_targets_are_rejected() {
     let mut world = standard_world();
     promote(&mut world, "ghost", "shop-9.9.9", "dev");
+    let plan = reconcile(&mut world, "dev");
+    let rejected = "Artifact shop-9.9.9 not found in namespace shop; create it, then a new Promotion";
+    assert_eq!(plan.notices, vec![notice("ghost", true, "Rejected", rejected)]);
+    assert_eq!(plan.pins, Vec::new());
     world.settle(10, completes);
     assert_eq!(
         phase(&world, "ghost"),
@@ -485,6 +587,10 @@ fn unknown_artifact_and_cross_tenant_targets_are_rejected() {
         .metadata
         .labels = Some([("hoist.dev/tenant".to_string(), "someone-else".to_string())].into());
     promote(&mut world, "to-dev", "shop-1.0.0", "dev");
+    let plan = reconcile(&mut world, "dev");
+    assert_eq!(plan.promotions["to-dev"].phase, Phase::Rejected);
+    assert_eq!(plan.pins, Vec::new(), "no pin, not even of the opted-in target");
+    assert_eq!(plan.config_maps, Vec::new());
     world.settle(10, completes);
     assert_eq!(
         phase(&world, "to-dev"),
@@ -543,13 +649,34 @@ fn failed_rollout_rolls_back_images_and_config() {
     );
 
     promote(&mut world, "v2", "shop-1.1.0", "dev");
-    world.settle(10, |d: &Deployment| {
+    let fails = |d: &Deployment| {
         if d.name_any() == "backend" && images_of(d).contains(C) {
             RolloutOutcome::ExceedsDeadline
         } else {
             RolloutOutcome::Completes
         }
-    });
+    };
+    let start = reconcile(&mut world, "dev");
+    assert_eq!(start.pins, pins("dev", "shop-1.1.0", C, D, &hash_v1_new_config));
+    world.roll_out(fails);
+    let rollback = reconcile(&mut world, "dev");
+    assert_eq!(rollback.promotions["v2"].phase, Phase::RolledBack);
+    assert_eq!(
+        rollback.pins,
+        pins("dev", "shop-1.0.0", A, B, &hash_v1_new_config),
+        "the previous release, with the configuration of now"
+    );
+    assert_eq!(
+        rollback.notices,
+        vec![notice(
+            "v2",
+            true,
+            "RolledBack",
+            rollback.promotions["v2"].message.as_deref().unwrap()
+        )]
+    );
+    world.roll_out(fails);
+    world.settle(10, fails);
     let (phase_v2, message) = phase(&world, "v2");
     assert_eq!(phase_v2, Phase::RolledBack);
     assert!(
@@ -624,6 +751,26 @@ fn a_manual_rollback_restores_the_earlier_release_and_its_config() {
 
     world.now = at(600);
     promote(&mut world, "back", "shop-1.0.0", "dev");
+    let hash_v2 = annotation(&world, "shop-dev", "backend", "hoist.dev/config-hash");
+    let start = reconcile(&mut world, "dev");
+    let back = &start.promotions["back"];
+    assert_eq!(
+        (back.phase, back.rollback, back.config.clone()),
+        (
+            Phase::Verifying,
+            true,
+            Some(ConfigChange {
+                from: hash_v2,
+                to: hash_v1.clone()
+            })
+        )
+    );
+    assert_eq!(start.pins, pins("dev", "shop-1.0.0", A, B, &hash_v1));
+    assert_eq!(
+        shipped_hash(&start),
+        hash_v1,
+        "the ConfigMap gets the earlier configuration back"
+    );
     world.settle(10, completes);
     assert_eq!(
         phase(&world, "back"),
@@ -664,6 +811,28 @@ fn auto_promote_picks_the_newest_ready_artifact_once() {
         .unwrap()
         .spec
         .auto_promote = true;
+    let plan = reconcile(&mut world, "dev");
+    let created: Vec<(String, String, Option<String>, bool)> = plan
+        .new_promotions
+        .iter()
+        .map(|p| {
+            (
+                p.name_any(),
+                p.spec.artifact.clone(),
+                p.spec.reason.clone(),
+                p.labels().get(AUTO_PROMOTED_LABEL).is_some_and(|v| v == "true"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        created,
+        vec![(
+            "shop-1.1.0-dev".to_string(),
+            "shop-1.1.0".to_string(),
+            Some("autoPromote".to_string()),
+            true
+        )]
+    );
     world.settle(10, completes);
     let auto: Vec<(String, String)> = world
         .objects

@@ -199,8 +199,16 @@ pub struct ProvenanceGate {
     /// The Artifact must name a full source commit id.
     #[serde(default)]
     pub require_source_revision: bool,
-    /// Registry hosts (or host/repository prefixes) images may come from;
-    /// empty allows any.
+    /// Where images may come from; empty allows any. An entry is a registry
+    /// host (`registry.example.com`, or `registry.example.com:5000`: the port
+    /// must match too) or a host and repository prefix (`ghcr.io/acme`),
+    /// which matches whole path segments: `ghcr.io/acme` allows
+    /// `ghcr.io/acme/api`, never `ghcr.io/acmeevil/api`. Images are compared
+    /// as Docker normalises them: a name without a registry is on
+    /// `docker.io`, one-segment names there are under `library/`
+    /// (`nginx:1.27` is `docker.io/library/nginx`), and `index.docker.io` is
+    /// `docker.io`. Hosts compare without regard to case; tags and digests
+    /// play no part.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32), inner(length(min = 1, max = 512)))]
     pub allowed_registries: Vec<String>,

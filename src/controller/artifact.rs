@@ -15,9 +15,9 @@ use tracing::{info, instrument};
 use super::Error;
 use super::context::Ctx;
 use crate::api::{Artifact, CONDITION_READY};
-use crate::core::artifact::{self, Resolution};
+use crate::core::artifact::{self, Resolution, ResolutionFailure};
 use crate::core::conditions;
-use crate::registry::PullSecrets;
+use crate::registry::{PullSecrets, RegistryError};
 
 const CONTROLLER: &str = "artifact";
 /// Retry interval after a transient registry failure.
@@ -41,7 +41,7 @@ pub async fn reconcile(artifact: Arc<Artifact>, ctx: Ctx) -> Result<Action, Erro
     let resolutions: BTreeMap<String, Resolution> = if pending.is_empty() {
         BTreeMap::new()
     } else {
-        match pull_secrets(&ctx, &artifact).await? {
+        match pull_secrets(&ctx, &artifact).await {
             Ok(secrets) => join_all(pending.iter().map(|(component, image, expected)| {
                 let secrets = &secrets;
                 let ctx = &ctx;
@@ -56,13 +56,13 @@ pub async fn reconcile(artifact: Arc<Artifact>, ctx: Ctx) -> Result<Action, Erro
             .await
             .into_iter()
             .collect(),
-            Err(message) => pending
+            Err(PullSecretError::Read { source }) => return Err(Error::Kube(source)),
+            Err(error) => pending
                 .iter()
                 .map(|(component, _, _)| {
                     let failure = Resolution::Failed {
-                        reason: "PullSecretMissing",
-                        message: message.clone(),
-                        transient: true,
+                        failure: ResolutionFailure::PullSecretMissing,
+                        message: error.to_string(),
                     };
                     (component.clone(), failure)
                 })
@@ -87,31 +87,57 @@ pub async fn reconcile(artifact: Arc<Artifact>, ctx: Ctx) -> Result<Action, Erro
         }
     }
 
-    let transient = resolutions
-        .values()
-        .any(|r| matches!(r, Resolution::Failed { transient: true, .. }));
-    let unauthorized = resolutions.values().any(|r| {
-        matches!(
-            r,
-            Resolution::Failed {
-                reason: "Unauthorized",
-                ..
-            }
-        )
+    let failures = resolutions.values().filter_map(|r| match r {
+        Resolution::Failed { failure, .. } => Some(*failure),
+        Resolution::Resolved(_) => None,
     });
-    Ok(if transient {
-        Action::requeue(RETRY)
-    } else if unauthorized {
-        Action::requeue(RETRY_UNAUTHORIZED)
-    } else {
-        Action::await_change()
+    Ok(match retry_after(failures) {
+        Some(after) => Action::requeue(after),
+        None => Action::await_change(),
     })
 }
 
+/// When to resolve again after `failures`: soon after a transient one,
+/// later after refused credentials (a Secret may be fixed), otherwise only
+/// when the Artifact changes.
+fn retry_after(failures: impl IntoIterator<Item = ResolutionFailure>) -> Option<Duration> {
+    let failures: Vec<ResolutionFailure> = failures.into_iter().collect();
+    if failures.iter().any(|failure| failure.is_transient()) {
+        Some(RETRY)
+    } else if failures.contains(&ResolutionFailure::Unauthorized) {
+        Some(RETRY_UNAUTHORIZED)
+    } else {
+        None
+    }
+}
+
+/// Why an Artifact's registry credentials cannot be had.
+#[derive(Debug, thiserror::Error)]
+enum PullSecretError {
+    /// Not the Artifact's problem: the reconcile fails and is retried.
+    #[error("cannot read the pull secrets")]
+    Read {
+        #[source]
+        source: kube::Error,
+    },
+    #[error("pull Secret {namespace}/{name} (spec.imagePullSecrets) not found")]
+    NotFound { namespace: String, name: String },
+    #[error("pull Secret {namespace}/{name} has no .dockerconfigjson key")]
+    NoDockerConfigJson { namespace: String, name: String },
+    // The source is in the message too: the message is the condition's, shown without its chain.
+    #[error("pull Secret {namespace}/{name}: {source}")]
+    Unusable {
+        namespace: String,
+        name: String,
+        #[source]
+        source: RegistryError,
+    },
+}
+
 /// Registry credentials for `artifact`: its imagePullSecrets, else those of
-/// the namespace's default ServiceAccount. `Ok(Err(..))` names a Secret that
-/// is missing or unusable.
-async fn pull_secrets(ctx: &Ctx, artifact: &Artifact) -> Result<Result<PullSecrets, String>, Error> {
+/// the namespace's default ServiceAccount.
+async fn pull_secrets(ctx: &Ctx, artifact: &Artifact) -> Result<PullSecrets, PullSecretError> {
+    let read = |source| PullSecretError::Read { source };
     let namespace = artifact.namespace().unwrap_or_default();
     let mut names: Vec<String> = artifact
         .spec
@@ -121,7 +147,7 @@ async fn pull_secrets(ctx: &Ctx, artifact: &Artifact) -> Result<Result<PullSecre
         .collect();
     if names.is_empty() {
         let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &namespace);
-        if let Some(account) = accounts.get_opt("default").await.map_err(Error::Kube)? {
+        if let Some(account) = accounts.get_opt("default").await.map_err(read)? {
             names = account
                 .image_pull_secrets
                 .unwrap_or_default()
@@ -133,20 +159,70 @@ async fn pull_secrets(ctx: &Ctx, artifact: &Artifact) -> Result<Result<PullSecre
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
     let mut pull = PullSecrets::default();
     for name in names {
-        let Some(secret) = secrets.get_opt(&name).await.map_err(Error::Kube)? else {
-            return Ok(Err(format!(
-                "pull Secret {namespace}/{name} (spec.imagePullSecrets) not found"
-            )));
+        let Some(secret) = secrets.get_opt(&name).await.map_err(read)? else {
+            return Err(PullSecretError::NotFound { namespace, name });
         };
         let Some(config) = secret.data.as_ref().and_then(|d| d.get(".dockerconfigjson")) else {
-            return Ok(Err(format!(
-                "pull Secret {namespace}/{name} has no .dockerconfigjson key"
-            )));
+            return Err(PullSecretError::NoDockerConfigJson { namespace, name });
         };
-        match PullSecrets::from_dockerconfigjson(&config.0) {
-            Ok(parsed) => pull.extend(parsed),
-            Err(error) => return Ok(Err(format!("pull Secret {namespace}/{name}: {error}"))),
+        let parsed =
+            PullSecrets::from_dockerconfigjson(&config.0).map_err(|source| PullSecretError::Unusable {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                source,
+            })?;
+        pull.extend(parsed);
+    }
+    Ok(pull)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transient_failures_are_retried_soon_refused_credentials_later_the_rest_never() {
+        use ResolutionFailure as F;
+        assert_eq!(retry_after([]), None);
+        assert_eq!(retry_after([F::RegistryUnavailable]), Some(RETRY));
+        assert_eq!(retry_after([F::PullSecretMissing]), Some(RETRY));
+        assert_eq!(
+            retry_after([F::Unauthorized, F::RegistryUnavailable]),
+            Some(RETRY)
+        );
+        assert_eq!(retry_after([F::Unauthorized]), Some(RETRY_UNAUTHORIZED));
+        assert_eq!(
+            retry_after([F::DigestMismatch, F::Unauthorized]),
+            Some(RETRY_UNAUTHORIZED)
+        );
+        for failure in [
+            F::DigestMismatch,
+            F::ImageNotFound,
+            F::InvalidReference,
+            F::RegistryError,
+        ] {
+            assert_eq!(retry_after([failure]), None, "{failure:?}");
         }
     }
-    Ok(Ok(pull))
+
+    #[test]
+    fn pull_secret_problems_read_as_before() {
+        let not_found = PullSecretError::NotFound {
+            namespace: "shop".into(),
+            name: "regcred".into(),
+        };
+        assert_eq!(
+            not_found.to_string(),
+            "pull Secret shop/regcred (spec.imagePullSecrets) not found"
+        );
+        let unusable = PullSecretError::Unusable {
+            namespace: "shop".into(),
+            name: "regcred".into(),
+            source: PullSecrets::from_dockerconfigjson(b"not json").unwrap_err(),
+        };
+        assert_eq!(
+            unusable.to_string(),
+            "pull Secret shop/regcred: pull secret is not valid .dockerconfigjson"
+        );
+    }
 }

@@ -26,9 +26,6 @@ use super::context::{Ctx, FIELD_MANAGER, await_cached};
 use super::keys;
 use crate::api::{Artifact, Environment, Phase, Promotion};
 use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
-use crate::core::deployment::{
-    ANNOTATION_CONFIG_HASH, LABEL_APPLICATION, LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_TENANT,
-};
 use crate::core::environment::{self, Plan, RenderedConfigMap, Snapshot, target_namespace};
 
 const CONTROLLER: &str = "environment";
@@ -50,12 +47,6 @@ impl ConfigSources for Fetched {
     fn secret(&self, name: &str) -> Option<SecretDigest> {
         self.secrets.get(name).copied()
     }
-}
-
-/// Name of the snapshot ConfigMap of a configuration.
-fn snapshot_name(environment: &str, hash: &str) -> String {
-    let hex = hash.trim_start_matches("sha256:");
-    format!("hoist-{environment}-{}", &hex[..hex.len().min(16)])
 }
 
 #[instrument(skip_all, fields(name = %environment.name_any(), namespace = environment.namespace(), generation = environment.metadata.generation))]
@@ -142,18 +133,8 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
         .collect();
     let config_history: BTreeMap<String, RenderedConfig> = snapshots
         .iter()
-        .filter_map(|cm| {
-            let hash = cm.annotations().get(ANNOTATION_CONFIG_HASH)?.clone();
-            Some((
-                hash.clone(),
-                RenderedConfig {
-                    application: cm.labels().get(LABEL_APPLICATION)?.clone(),
-                    data: cm.data.clone().unwrap_or_default(),
-                    binary_data: cm.binary_data.clone().unwrap_or_default(),
-                    hash,
-                },
-            ))
-        })
+        .filter_map(|cm| config::from_snapshot(cm))
+        .map(|rendered| (rendered.hash.clone(), rendered))
         .collect();
 
     let snapshot = Snapshot {
@@ -181,7 +162,12 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
         // Events already received (a rollout's status right behind the
         // pin) get their turn to reach the cache first.
         tokio::task::yield_now().await;
-        settle(&ctx, &snapshot, plan)
+        let seen = deployments_seen(&ctx, &snapshot);
+        environment::settle(
+            &snapshot,
+            plan,
+            seen.iter().map(|(k, d)| (k.clone(), d)).collect(),
+        )
     };
     let verifying = plan
         .promotions
@@ -191,85 +177,17 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
     Ok(Action::requeue(if verifying { VERIFYING } else { RESYNC }))
 }
 
-/// Looks once more right after Deployments were pinned, as the next
-/// reconcile would: with `plan`'s statuses taken as written and the
-/// Deployments as cached now. A rollout that is already over (or failed) is
-/// then recorded at once, without first recording it as under way. The
-/// second plan is taken only when it writes nothing but statuses; otherwise
-/// `plan` stands and the watch events that follow carry on.
-fn settle(ctx: &Ctx, snapshot: &Snapshot<'_>, plan: Plan) -> Plan {
-    let pins_cached = |deployments: &BTreeMap<(String, String), Deployment>| {
-        plan.pins.iter().all(|pin| {
-            deployments
-                .get(&(pin.namespace.clone(), pin.name.clone()))
-                .is_some_and(|d| pin.is_satisfied_by(d))
-        })
-    };
-    let deployments: BTreeMap<(String, String), Deployment> = snapshot
+/// The target Deployments of `snapshot` as cached now, for the look right
+/// after pinning ([`environment::settle`]).
+fn deployments_seen(ctx: &Ctx, snapshot: &Snapshot<'_>) -> BTreeMap<(String, String), Deployment> {
+    snapshot
         .deployments
         .iter()
         .filter_map(|((namespace, name), known)| {
             let current = current_deployment(ctx, namespace, name, Some(*known))?;
             Some(((namespace.clone(), name.clone()), current))
         })
-        .collect();
-    if !pins_cached(&deployments) {
-        return plan;
-    }
-    let mut environment = snapshot.environment.clone();
-    environment.status = Some(plan.status.clone());
-    let promotions: Vec<Promotion> = snapshot
-        .promotions
-        .iter()
-        .map(|promotion| {
-            let mut promotion = (*promotion).clone();
-            if let Some(status) = plan.promotions.get(&promotion.name_any()) {
-                promotion.status = Some(status.clone());
-            }
-            promotion
-        })
-        .collect();
-    let mut environments = snapshot.environments.clone();
-    environments.insert(environment.name_any(), &environment);
-    let mut config_history = snapshot.config_history.clone();
-    for rendered in &plan.config_history {
-        config_history.insert(rendered.hash.clone(), rendered.clone());
-    }
-    let again = environment::plan(&Snapshot {
-        environment: &environment,
-        environments,
-        artifacts: snapshot.artifacts.clone(),
-        promotions: promotions.iter().collect(),
-        deployments: deployments.iter().map(|(k, d)| (k.clone(), d)).collect(),
-        namespaces: snapshot.namespaces.clone(),
-        configs: snapshot.configs.clone(),
-        config_history,
-        now: snapshot.now.clone(),
-    });
-    let created: BTreeSet<String> = plan.new_promotions.iter().map(|p| p.name_any()).collect();
-    let only_statuses = again.pins == plan.pins
-        && again.config_maps == plan.config_maps
-        && again
-            .config_history
-            .iter()
-            .all(|c| plan.config_history.iter().any(|known| known.hash == c.hash))
-        && again
-            .new_promotions
-            .iter()
-            .all(|p| created.contains(&p.name_any()));
-    if !only_statuses {
-        return plan;
-    }
-    // Promotions the first plan ended are not decided again: theirs stand.
-    let mut promotions = plan.promotions;
-    promotions.extend(again.promotions);
-    let mut notices = plan.notices;
-    notices.extend(again.notices);
-    Plan {
-        promotions,
-        notices,
-        ..again
-    }
+        .collect()
 }
 
 /// A target Deployment as cached now, else as this reconcile `known` it
@@ -369,32 +287,14 @@ async fn write_objects(
     let wanted: BTreeSet<String> = plan
         .config_history
         .iter()
-        .map(|c| snapshot_name(&name, &c.hash))
+        .map(|c| config::snapshot_name(&name, &c.hash))
         .collect();
     for rendered in &plan.config_history {
-        let snapshot = snapshot_name(&name, &rendered.hash);
+        let snapshot = config::snapshot_name(&name, &rendered.hash);
         if snapshots.iter().any(|cm| cm.name_any() == snapshot) {
             continue;
         }
-        let mut config_map = ConfigMap {
-            data: Some(rendered.data.clone()),
-            binary_data: (!rendered.binary_data.is_empty()).then(|| rendered.binary_data.clone()),
-            immutable: Some(true),
-            ..Default::default()
-        };
-        config_map.metadata.name = Some(snapshot.clone());
-        config_map.metadata.labels = Some(
-            [
-                (LABEL_ENVIRONMENT.to_string(), name.clone()),
-                (LABEL_TENANT.to_string(), namespace.clone()),
-                (LABEL_ROLE.to_string(), "config-snapshot".to_string()),
-                (LABEL_APPLICATION.to_string(), rendered.application.clone()),
-            ]
-            .into(),
-        );
-        config_map.metadata.annotations =
-            Some([(ANNOTATION_CONFIG_HASH.to_string(), rendered.hash.clone())].into());
-        config_map.metadata.owner_references = owner(environment).map(|o| vec![o]);
+        let config_map = config::snapshot_config_map(&name, &namespace, rendered, owner(environment));
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..Default::default()

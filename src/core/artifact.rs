@@ -14,34 +14,100 @@ use crate::registry::RegistryError;
 pub enum Resolution {
     Resolved(String),
     Failed {
-        /// PascalCase condition reason.
-        reason: &'static str,
+        failure: ResolutionFailure,
         message: String,
-        /// Worth retrying without anyone changing anything.
-        transient: bool,
     },
 }
 
 impl Resolution {
     /// Classifies a registry error for `component`.
     pub fn failed(component: &str, error: &RegistryError) -> Self {
-        let reason = match error {
-            RegistryError::DigestMismatch { .. } => "DigestMismatch",
-            RegistryError::NotFound { .. } => "ImageNotFound",
+        Resolution::Failed {
+            failure: ResolutionFailure::of(error),
+            message: format!("component {component}: {error}"),
+        }
+    }
+}
+
+/// Why an image was not resolved; its [`reason`](Self::reason) is the
+/// Artifact's `Ready` reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResolutionFailure {
+    /// The registry has another digest than `spec.images[].digest`.
+    DigestMismatch,
+    /// The repository or tag does not exist.
+    ImageNotFound,
+    /// The reference or its digest is malformed.
+    InvalidReference,
+    /// The registry refused the credentials, or they could not be used.
+    Unauthorized,
+    /// A pull Secret the Artifact names (or the default ServiceAccount's) is
+    /// missing or unusable.
+    PullSecretMissing,
+    /// The registry did not answer, or not as the protocol says.
+    RegistryUnavailable,
+    /// The registry refused the request otherwise.
+    RegistryError,
+}
+
+impl ResolutionFailure {
+    pub const ALL: [Self; 7] = [
+        Self::DigestMismatch,
+        Self::ImageNotFound,
+        Self::InvalidReference,
+        Self::Unauthorized,
+        Self::PullSecretMissing,
+        Self::RegistryUnavailable,
+        Self::RegistryError,
+    ];
+
+    /// The failure a registry error means.
+    pub fn of(error: &RegistryError) -> Self {
+        match error {
+            RegistryError::DigestMismatch { .. } => Self::DigestMismatch,
+            RegistryError::NotFound { .. } => Self::ImageNotFound,
             RegistryError::InvalidReference { .. } | RegistryError::InvalidDigest { .. } => {
-                "InvalidReference"
+                Self::InvalidReference
             }
             RegistryError::Unauthorized { .. }
             | RegistryError::InvalidPullSecret { .. }
-            | RegistryError::InvalidPullSecretEntry { .. } => "Unauthorized",
-            _ if error.is_transient() => "RegistryUnavailable",
-            _ => "RegistryError",
-        };
-        Resolution::Failed {
-            reason,
-            message: format!("component {component}: {error}"),
-            transient: error.is_transient(),
+            | RegistryError::InvalidPullSecretEntry { .. } => Self::Unauthorized,
+            _ if error.is_transient() => Self::RegistryUnavailable,
+            _ => Self::RegistryError,
         }
+    }
+
+    /// The PascalCase condition reason.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::DigestMismatch => "DigestMismatch",
+            Self::ImageNotFound => "ImageNotFound",
+            Self::InvalidReference => "InvalidReference",
+            Self::Unauthorized => "Unauthorized",
+            Self::PullSecretMissing => "PullSecretMissing",
+            Self::RegistryUnavailable => "RegistryUnavailable",
+            Self::RegistryError => "RegistryError",
+        }
+    }
+
+    /// The failure whose [`reason`](Self::reason) is `reason`, as read back
+    /// from an Artifact's `Ready` condition.
+    pub fn from_reason(reason: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|failure| failure.reason() == reason)
+    }
+
+    /// No retry can change it: the spec is immutable, so only a new Artifact
+    /// can be promoted.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::DigestMismatch | Self::ImageNotFound | Self::InvalidReference
+        )
+    }
+
+    /// Worth retrying without anyone changing anything.
+    pub fn is_transient(self) -> bool {
+        matches!(self, Self::RegistryUnavailable | Self::PullSecretMissing)
     }
 }
 
@@ -87,14 +153,10 @@ pub fn status(artifact: &Artifact, resolutions: &BTreeMap<String, Resolution>, n
             .position(|i| i.component == r.component)
     });
 
-    let failures: Vec<(&'static str, &String, bool)> = resolutions
+    let failures: Vec<(ResolutionFailure, &String)> = resolutions
         .values()
         .filter_map(|r| match r {
-            Resolution::Failed {
-                reason,
-                message,
-                transient,
-            } => Some((*reason, message, *transient)),
+            Resolution::Failed { failure, message } => Some((*failure, message)),
             Resolution::Resolved(_) => None,
         })
         .collect();
@@ -114,19 +176,19 @@ pub fn status(artifact: &Artifact, resolutions: &BTreeMap<String, Resolution>, n
         // A terminal failure says more than a transient one: report it first.
         let worst = failures
             .iter()
-            .find(|(_, _, transient)| !transient)
+            .find(|(failure, _)| !failure.is_transient())
             .or(failures.first());
         match worst {
-            Some((reason, _, transient)) => Wanted {
+            Some((failure, _)) => Wanted {
                 type_: crate::api::CONDITION_READY,
                 status: false,
-                reason,
+                reason: failure.reason(),
                 message: failures
                     .iter()
-                    .map(|(_, message, _)| message.as_str())
+                    .map(|(_, message)| message.as_str())
                     .collect::<Vec<_>>()
                     .join("; ")
-                    + if *transient {
+                    + if failure.is_transient() {
                         ""
                     } else {
                         "; the spec cannot change: create a new Artifact"
@@ -151,4 +213,160 @@ pub fn status(artifact: &Artifact, resolutions: &BTreeMap<String, Resolution>, n
     }
     status.observed_generation = artifact.metadata.generation;
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+
+    fn now() -> Time {
+        Time(Timestamp::from_second(1_795_000_000).expect("valid time"))
+    }
+
+    fn artifact() -> Artifact {
+        serde_yaml::from_str(
+            r#"
+apiVersion: hoist.dev/v1alpha1
+kind: Artifact
+metadata: {name: shop-1, namespace: shop, generation: 1}
+spec:
+  application: shop
+  version: 1.0.0
+  images:
+    - {component: backend, image: "registry.example.com/shop/backend:1.0.0"}
+    - {component: frontend, image: "registry.example.com/shop/frontend:1.0.0"}
+"#,
+        )
+        .expect("fixture parses")
+    }
+
+    #[test]
+    fn every_failure_reads_back_from_its_reason() {
+        for failure in ResolutionFailure::ALL {
+            assert_eq!(ResolutionFailure::from_reason(failure.reason()), Some(failure));
+        }
+        assert_eq!(ResolutionFailure::from_reason("Resolved"), None);
+        assert_eq!(ResolutionFailure::from_reason("digestmismatch"), None);
+    }
+
+    #[test]
+    fn only_what_a_new_artifact_fixes_is_terminal_and_only_availability_is_transient() {
+        let terminal: Vec<&str> = ResolutionFailure::ALL
+            .into_iter()
+            .filter(|f| f.is_terminal())
+            .map(ResolutionFailure::reason)
+            .collect();
+        assert_eq!(terminal, ["DigestMismatch", "ImageNotFound", "InvalidReference"]);
+        let transient: Vec<&str> = ResolutionFailure::ALL
+            .into_iter()
+            .filter(|f| f.is_transient())
+            .map(ResolutionFailure::reason)
+            .collect();
+        assert_eq!(transient, ["PullSecretMissing", "RegistryUnavailable"]);
+    }
+
+    #[test]
+    fn registry_errors_are_classified() {
+        let timed_out = RegistryError::TimedOut {
+            reference: "r".into(),
+            after: Duration::from_secs(1),
+        };
+        let mismatch = RegistryError::DigestMismatch {
+            reference: "r".into(),
+            expected: "sha256:a".into(),
+            actual: "sha256:b".into(),
+        };
+        let entry = RegistryError::InvalidPullSecretEntry {
+            registry: "ghcr.io".into(),
+            reason: "no credentials",
+        };
+        assert_eq!(
+            ResolutionFailure::of(&timed_out),
+            ResolutionFailure::RegistryUnavailable
+        );
+        assert_eq!(
+            ResolutionFailure::of(&mismatch),
+            ResolutionFailure::DigestMismatch
+        );
+        assert_eq!(ResolutionFailure::of(&entry), ResolutionFailure::Unauthorized);
+        assert_eq!(
+            Resolution::failed("backend", &timed_out),
+            Resolution::Failed {
+                failure: ResolutionFailure::RegistryUnavailable,
+                message: "component backend: registry for image r did not answer within 1s; will retry"
+                    .into(),
+            }
+        );
+    }
+
+    #[test]
+    fn a_terminal_failure_is_reported_before_a_transient_one() {
+        let resolutions: BTreeMap<String, Resolution> = [
+            (
+                "backend".to_string(),
+                Resolution::Failed {
+                    failure: ResolutionFailure::RegistryUnavailable,
+                    message: "component backend: unavailable".into(),
+                },
+            ),
+            (
+                "frontend".to_string(),
+                Resolution::Failed {
+                    failure: ResolutionFailure::ImageNotFound,
+                    message: "component frontend: not found".into(),
+                },
+            ),
+        ]
+        .into();
+        let status = status(&artifact(), &resolutions, &now());
+        let ready = conditions::find(&status.conditions, crate::api::CONDITION_READY).unwrap();
+        assert_eq!(
+            (
+                ready.status.as_str(),
+                ready.reason.as_str(),
+                ready.message.as_str()
+            ),
+            (
+                "False",
+                "ImageNotFound",
+                "component backend: unavailable; component frontend: not found; the spec cannot change: create a new Artifact"
+            )
+        );
+    }
+
+    #[test]
+    fn a_transient_failure_alone_says_it_will_be_retried() {
+        let resolutions: BTreeMap<String, Resolution> = [
+            ("backend".to_string(), Resolution::Resolved("sha256:a".into())),
+            (
+                "frontend".to_string(),
+                Resolution::Failed {
+                    failure: ResolutionFailure::PullSecretMissing,
+                    message: "pull Secret shop/regcred (spec.imagePullSecrets) not found".into(),
+                },
+            ),
+        ]
+        .into();
+        let status = status(&artifact(), &resolutions, &now());
+        let ready = conditions::find(&status.conditions, crate::api::CONDITION_READY).unwrap();
+        assert_eq!(
+            (ready.reason.as_str(), ready.message.as_str()),
+            (
+                "PullSecretMissing",
+                "pull Secret shop/regcred (spec.imagePullSecrets) not found"
+            )
+        );
+        assert_eq!(
+            status
+                .images
+                .iter()
+                .map(|i| i.component.as_str())
+                .collect::<Vec<_>>(),
+            ["backend"]
+        );
+    }
 }

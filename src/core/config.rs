@@ -1,13 +1,23 @@
 //! Per-application configuration of an environment: the rendered ConfigMap
-//! data (base + overlay) and the hash that rolls the pods when it changes.
+//! data (base + overlay), the hash that rolls the pods when it changes, and
+//! the immutable snapshot ConfigMap that keeps a shipped configuration for
+//! rollbacks.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::ResourceExt;
 use sha2::{Digest, Sha256};
 
 use crate::api::ApplicationConfig;
+use crate::core::deployment::{
+    ANNOTATION_CONFIG_HASH, LABEL_APPLICATION, LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_TENANT,
+};
+
+/// `hoist.dev/role` of a snapshot ConfigMap.
+pub const ROLE_CONFIG_SNAPSHOT: &str = "config-snapshot";
 
 /// Why an application's configuration cannot be rendered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -146,6 +156,57 @@ pub fn render(
     })
 }
 
+/// Name of the snapshot ConfigMap that keeps configuration `hash` of
+/// `environment`: `hoist-<environment>-<first 16 hex digits>`.
+pub fn snapshot_name(environment: &str, hash: &str) -> String {
+    let hex = hash.trim_start_matches("sha256:");
+    // By characters: the hash of a decoded snapshot comes from the cluster.
+    let short = hex.char_indices().nth(16).map_or(hex, |(end, _)| &hex[..end]);
+    format!("hoist-{environment}-{short}")
+}
+
+/// The immutable ConfigMap that keeps `rendered` for rollbacks of
+/// `environment` (of namespace `tenant`), owned by `owner`.
+pub fn snapshot_config_map(
+    environment: &str,
+    tenant: &str,
+    rendered: &RenderedConfig,
+    owner: Option<OwnerReference>,
+) -> ConfigMap {
+    let mut config_map = ConfigMap {
+        data: Some(rendered.data.clone()),
+        binary_data: (!rendered.binary_data.is_empty()).then(|| rendered.binary_data.clone()),
+        immutable: Some(true),
+        ..Default::default()
+    };
+    config_map.metadata.name = Some(snapshot_name(environment, &rendered.hash));
+    config_map.metadata.labels = Some(
+        [
+            (LABEL_ENVIRONMENT, environment),
+            (LABEL_TENANT, tenant),
+            (LABEL_ROLE, ROLE_CONFIG_SNAPSHOT),
+            (LABEL_APPLICATION, rendered.application.as_str()),
+        ]
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .into(),
+    );
+    config_map.metadata.annotations =
+        Some([(ANNOTATION_CONFIG_HASH.to_string(), rendered.hash.clone())].into());
+    config_map.metadata.owner_references = owner.map(|owner| vec![owner]);
+    config_map
+}
+
+/// The configuration a snapshot ConfigMap keeps, or `None` when it lacks
+/// the hash annotation or the application label.
+pub fn from_snapshot(config_map: &ConfigMap) -> Option<RenderedConfig> {
+    Some(RenderedConfig {
+        application: config_map.labels().get(LABEL_APPLICATION)?.clone(),
+        data: config_map.data.clone().unwrap_or_default(),
+        binary_data: config_map.binary_data.clone().unwrap_or_default(),
+        hash: config_map.annotations().get(ANNOTATION_CONFIG_HASH)?.clone(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,6 +312,92 @@ mod tests {
         assert_eq!(
             error.to_string(),
             "Secret shop/gone (spec.config[application=shop].secretRefs) not found"
+        );
+    }
+
+    fn rendered() -> RenderedConfig {
+        let mut rendered = render(
+            &config(&[("A", "1")], Some("base"), &["token"]),
+            "shop",
+            &sources(),
+        )
+        .unwrap();
+        rendered
+            .binary_data
+            .insert("logo.png".into(), ByteString(vec![0x89, 0x50]));
+        rendered
+    }
+
+    #[test]
+    fn a_snapshot_decodes_to_the_configuration_it_keeps() {
+        let rendered = rendered();
+        let owner = OwnerReference {
+            api_version: "hoist.dev/v1alpha1".into(),
+            kind: "Environment".into(),
+            name: "dev".into(),
+            uid: "0f0e".into(),
+            controller: Some(false),
+            block_owner_deletion: Some(false),
+        };
+        let snapshot = snapshot_config_map("dev", "shop", &rendered, Some(owner.clone()));
+        assert_eq!(from_snapshot(&snapshot), Some(rendered.clone()));
+
+        let hex = rendered.hash.trim_start_matches("sha256:");
+        assert_eq!(snapshot.metadata.name, Some(format!("hoist-dev-{}", &hex[..16])));
+        assert_eq!(snapshot.immutable, Some(true));
+        assert_eq!(snapshot.metadata.owner_references, Some(vec![owner]));
+        let labels: Vec<(&str, &str)> = snapshot
+            .labels()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            labels,
+            vec![
+                ("hoist.dev/application", "shop"),
+                ("hoist.dev/environment", "dev"),
+                ("hoist.dev/role", "config-snapshot"),
+                ("hoist.dev/tenant", "shop"),
+            ]
+        );
+        assert_eq!(
+            snapshot.annotations().get("hoist.dev/config-hash"),
+            Some(&rendered.hash)
+        );
+    }
+
+    #[test]
+    fn empty_binary_data_is_left_out_and_reads_back_empty() {
+        let mut rendered = rendered();
+        rendered.binary_data.clear();
+        let snapshot = snapshot_config_map("dev", "shop", &rendered, None);
+        assert_eq!(snapshot.binary_data, None);
+        assert_eq!(snapshot.metadata.owner_references, None);
+        assert_eq!(from_snapshot(&snapshot), Some(rendered));
+    }
+
+    #[test]
+    fn a_config_map_without_hash_or_application_is_no_snapshot() {
+        let snapshot = snapshot_config_map("dev", "shop", &rendered(), None);
+        let mut no_hash = snapshot.clone();
+        no_hash.annotations_mut().clear();
+        assert_eq!(from_snapshot(&no_hash), None);
+        let mut no_application = snapshot;
+        no_application.labels_mut().remove("hoist.dev/application");
+        assert_eq!(from_snapshot(&no_application), None);
+    }
+
+    #[test]
+    fn snapshot_names_take_sixteen_hex_digits_of_any_hash() {
+        assert_eq!(
+            snapshot_name("prod", &format!("sha256:{}", "0123456789abcdef".repeat(4))),
+            "hoist-prod-0123456789abcdef"
+        );
+        assert_eq!(snapshot_name("prod", "sha256:abc"), "hoist-prod-abc");
+        // A hash annotation written by someone else must not panic the reconcile.
+        assert_eq!(
+            snapshot_name("prod", "ééééééééééééééééé"),
+            format!("hoist-prod-{}", "é".repeat(16))
         );
     }
 }

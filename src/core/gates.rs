@@ -8,8 +8,10 @@ use crate::api::{
     ApplicationStatus, Approval, ApprovalGate, ApprovalRequired, Artifact, Environment, GateName, GateState,
     GateStatus, Health, Promotion, RevisionCheck,
 };
+use crate::core::artifact::ResolutionFailure;
 use crate::core::conditions;
 use crate::core::version::{self, Bump};
+use crate::registry;
 
 /// Everything the gates of one Promotion look at.
 pub struct GateInput<'a> {
@@ -33,13 +35,6 @@ pub struct GateVerdict {
 }
 
 impl GateVerdict {
-    /// Every gate passed or was waived.
-    pub fn all_clear(&self) -> bool {
-        self.gates
-            .iter()
-            .all(|gate| matches!(gate.state, GateState::Passed | GateState::Waived))
-    }
-
     /// The first gate that holds the Promotion, if any.
     pub fn first_holding(&self) -> Option<&GateStatus> {
         self.gates
@@ -115,10 +110,14 @@ fn artifact_ready(artifact: &Artifact) -> (GateState, String) {
     let status = artifact.status.clone().unwrap_or_default();
     match conditions::find(&status.conditions, crate::api::CONDITION_READY) {
         Some(ready) if ready.status == "True" => (GateState::Passed, format!("Artifact {name} is resolved")),
-        Some(ready) if TERMINAL_ARTIFACT_REASONS.contains(&ready.reason.as_str()) => (
-            GateState::Failed,
-            format!("Artifact {name} can never be promoted: {}", ready.message),
-        ),
+        Some(ready)
+            if ResolutionFailure::from_reason(&ready.reason).is_some_and(ResolutionFailure::is_terminal) =>
+        {
+            (
+                GateState::Failed,
+                format!("Artifact {name} can never be promoted: {}", ready.message),
+            )
+        }
         Some(ready) => (
             GateState::Pending,
             format!("Artifact {name} is not Ready yet: {}", ready.message),
@@ -129,9 +128,6 @@ fn artifact_ready(artifact: &Artifact) -> (GateState, String) {
         ),
     }
 }
-
-/// Ready reasons of an Artifact that no retry can change.
-pub const TERMINAL_ARTIFACT_REASONS: &[&str] = &["DigestMismatch", "ImageNotFound", "InvalidReference"];
 
 fn upstream(input: &GateInput<'_>) -> (GateState, String) {
     let upstream = &input.environment.spec.upstream;
@@ -294,20 +290,22 @@ fn provenance(input: &GateInput<'_>) -> (GateState, String) {
     }
     if !gate.allowed_registries.is_empty() {
         for image in &input.artifact.spec.images {
-            let allowed = gate.allowed_registries.iter().any(|prefix| {
-                let prefix = prefix.trim_end_matches('/');
-                image
-                    .image
-                    .strip_prefix(prefix)
-                    .is_some_and(|rest| rest.starts_with(['/', ':', '@']))
-            });
-            if !allowed {
-                problems.push(format!(
-                    "image {} of component {} is not from an allowed registry ({})",
-                    image.image,
-                    image.component,
-                    gate.allowed_registries.join(", ")
-                ));
+            match registry::registry_and_repository(&image.image) {
+                Ok((host, repository)) => {
+                    let allowed = gate
+                        .allowed_registries
+                        .iter()
+                        .any(|entry| registry_allows(entry, &host, &repository));
+                    if !allowed {
+                        problems.push(format!(
+                            "image {} of component {} is not from an allowed registry ({})",
+                            image.image,
+                            image.component,
+                            gate.allowed_registries.join(", ")
+                        ));
+                    }
+                }
+                Err(error) => problems.push(format!("component {}: {error}", image.component)),
             }
         }
     }
@@ -321,5 +319,227 @@ fn provenance(input: &GateInput<'_>) -> (GateState, String) {
                 problems.join("; ")
             ),
         )
+    }
+}
+
+/// Whether `entry` of `spec.gates.provenance.allowedRegistries` allows the
+/// normalised image `host`/`repository`: the same host (Docker Hub by either
+/// name, in any case), and, when the entry names a repository prefix, the
+/// repository equal to it or below it, on a `/`.
+fn registry_allows(entry: &str, host: &str, repository: &str) -> bool {
+    let entry = entry.trim_end_matches('/');
+    let (entry_host, prefix) = match entry.split_once('/') {
+        Some((entry_host, prefix)) => (entry_host, Some(prefix)),
+        None => (entry, None),
+    };
+    let same_host = registry::canonical_registry(&entry_host.to_ascii_lowercase())
+        == registry::canonical_registry(&host.to_ascii_lowercase());
+    same_host
+        && prefix.is_none_or(|prefix| {
+            repository
+                .strip_prefix(prefix)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifact_with_ready(status: &str, reason: &str) -> Artifact {
+        serde_yaml::from_str(&format!(
+            r#"
+apiVersion: hoist.dev/v1alpha1
+kind: Artifact
+metadata: {{name: shop-1, namespace: shop}}
+spec:
+  application: shop
+  version: 1.0.0
+  images: [{{component: backend, image: "registry.example.com/shop/backend:1.0.0"}}]
+status:
+  conditions:
+    - {{type: Ready, status: "{status}", reason: {reason}, message: why, lastTransitionTime: "2026-11-01T00:00:00Z"}}
+"#
+        ))
+        .expect("fixture parses")
+    }
+
+    #[test]
+    fn an_artifact_that_can_never_resolve_fails_the_gate_and_one_that_may_holds_it() {
+        for reason in ["DigestMismatch", "ImageNotFound", "InvalidReference"] {
+            assert_eq!(
+                artifact_ready(&artifact_with_ready("False", reason)),
+                (
+                    GateState::Failed,
+                    "Artifact shop-1 can never be promoted: why".to_string()
+                ),
+                "{reason}"
+            );
+        }
+        for reason in [
+            "Unauthorized",
+            "PullSecretMissing",
+            "RegistryUnavailable",
+            "RegistryError",
+            "Resolving",
+            "SomethingNew",
+        ] {
+            assert_eq!(
+                artifact_ready(&artifact_with_ready("False", reason)),
+                (
+                    GateState::Pending,
+                    "Artifact shop-1 is not Ready yet: why".to_string()
+                ),
+                "{reason}"
+            );
+        }
+        assert_eq!(
+            artifact_ready(&artifact_with_ready("True", "Resolved")).0,
+            GateState::Passed
+        );
+    }
+
+    fn allows(entries: &[&str], image: &str) -> bool {
+        let (host, repository) = registry::registry_and_repository(image).expect("valid reference");
+        entries
+            .iter()
+            .any(|entry| registry_allows(entry, &host, &repository))
+    }
+
+    #[test]
+    fn docker_hub_short_names_are_matched_as_normalised() {
+        assert!(allows(&["docker.io"], "nginx:1.27"));
+        assert!(allows(&["docker.io/library"], "nginx:1.27"));
+        assert!(allows(&["docker.io/library/nginx"], "nginx"));
+        assert!(allows(&["docker.io/library"], "docker.io/nginx:1.27"));
+        assert!(allows(&["docker.io/bitnami"], "bitnami/redis:7"));
+        assert!(!allows(&["docker.io/library"], "bitnami/redis:7"));
+        // Official images live under library/: an entry naming the bare name is a namespace.
+        assert!(!allows(&["docker.io/nginx"], "nginx:1.27"));
+        assert!(allows(&["docker.io/nginx"], "nginx/nginx-ingress:3.4"));
+        assert!(!allows(&["registry.example.com"], "nginx:1.27"));
+    }
+
+    #[test]
+    fn index_docker_io_is_docker_io_on_either_side() {
+        assert!(allows(&["index.docker.io"], "nginx"));
+        assert!(allows(&["index.docker.io/library"], "docker.io/library/nginx"));
+        assert!(allows(&["docker.io"], "index.docker.io/library/nginx:1.27"));
+        assert!(allows(&["docker.io/bitnami"], "index.docker.io/bitnami/redis"));
+    }
+
+    #[test]
+    fn a_host_entry_allows_that_host_and_port_only() {
+        assert!(allows(&["ghcr.io"], "ghcr.io/acme/api:v1"));
+        assert!(allows(&["GHCR.IO"], "ghcr.io/acme/api:v1"));
+        assert!(!allows(&["ghcr.io"], "ghcr.io.evil.example/acme/api"));
+        // A Docker Hub repository that looks like a host is still on Docker Hub.
+        assert!(!allows(&["ghcr.io"], "docker.io/ghcr.io/api"));
+        assert!(allows(
+            &["registry.example.com:5000"],
+            "registry.example.com:5000/shop/api:1"
+        ));
+        assert!(!allows(
+            &["registry.example.com"],
+            "registry.example.com:5000/shop/api:1"
+        ));
+        assert!(!allows(
+            &["registry.example.com:5000"],
+            "registry.example.com/shop/api:1"
+        ));
+        assert!(!allows(
+            &["registry.example.com:5000"],
+            "registry.example.com:5001/shop/api:1"
+        ));
+        assert!(allows(&["localhost:5000/shop"], "localhost:5000/shop/web"));
+        assert!(allows(&["127.0.0.1:5000"], "127.0.0.1:5000/shop/backend:v1.2.3"));
+    }
+
+    #[test]
+    fn a_repository_prefix_matches_on_whole_segments() {
+        assert!(allows(&["ghcr.io/acme"], "ghcr.io/acme/api:v1"));
+        assert!(allows(&["ghcr.io/acme/"], "ghcr.io/acme/api:v1"));
+        assert!(allows(&["ghcr.io/acme"], "ghcr.io/acme:v1"));
+        assert!(allows(&["ghcr.io/acme"], "ghcr.io/acme/team/api"));
+        assert!(!allows(&["ghcr.io/acme"], "ghcr.io/acmeevil/x"));
+        assert!(!allows(&["ghcr.io/acme/api"], "ghcr.io/acme/api-evil"));
+        assert!(!allows(&["ghcr.io/acme/api/"], "ghcr.io/acme"));
+        assert!(allows(&["quay.io/x", "ghcr.io/acme"], "ghcr.io/acme/api"));
+    }
+
+    #[test]
+    fn digests_and_tags_do_not_take_part() {
+        let digest = format!("sha256:{}", "a".repeat(64));
+        assert!(allows(&["ghcr.io/acme"], &format!("ghcr.io/acme/api@{digest}")));
+        assert!(allows(
+            &["ghcr.io/acme/api"],
+            &format!("ghcr.io/acme/api:v1@{digest}")
+        ));
+        assert!(allows(&["docker.io/library/nginx"], &format!("nginx@{digest}")));
+        assert!(!allows(
+            &["ghcr.io/acme/api"],
+            &format!("ghcr.io/acme/api2@{digest}")
+        ));
+    }
+
+    #[test]
+    fn the_provenance_gate_names_each_image_it_refuses() {
+        let environment: Environment = serde_yaml::from_str(
+            r#"
+apiVersion: hoist.dev/v1alpha1
+kind: Environment
+metadata: {name: prod, namespace: shop}
+spec:
+  gates: {provenance: {allowedRegistries: ["ghcr.io/acme", "docker.io/library"]}}
+"#,
+        )
+        .expect("fixture parses");
+        let artifact: Artifact = serde_yaml::from_str(
+            r#"
+apiVersion: hoist.dev/v1alpha1
+kind: Artifact
+metadata: {name: shop-1, namespace: shop}
+spec:
+  application: shop
+  version: 1.0.0
+  images:
+    - {component: backend, image: "ghcr.io/acme/backend:1.0.0"}
+    - {component: proxy, image: "nginx:1.27"}
+    - {component: frontend, image: "ghcr.io/acmeevil/frontend:1.0.0"}
+    - {component: broken, image: "Not A Reference"}
+"#,
+        )
+        .expect("fixture parses");
+        let promotion = Promotion::new(
+            "to-prod",
+            crate::api::PromotionSpec {
+                artifact: "shop-1".into(),
+                environment: "prod".into(),
+                reason: None,
+                r#override: None,
+                approvals: Vec::new(),
+            },
+        );
+        let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_795_000_000).expect("valid time"));
+        let none = |_: &str| None;
+        let input = GateInput {
+            environment: &environment,
+            environments: &none,
+            artifact: &artifact,
+            promotion: &promotion,
+            current: None,
+            rollback: false,
+            now: &now,
+        };
+        assert_eq!(
+            provenance(&input),
+            (
+                GateState::Failed,
+                "image ghcr.io/acmeevil/frontend:1.0.0 of component frontend is not from an allowed registry (ghcr.io/acme, docker.io/library); \
+                 component broken: \"Not A Reference\" is not a valid image reference; \
+                 build a new Artifact that meets spec.gates.provenance"
+                    .to_string()
+            )
+        );
     }
 }

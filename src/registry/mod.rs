@@ -26,6 +26,7 @@ use oci_client::{ParseError, Reference};
 
 pub use credentials::{PullSecrets, RegistryCredentials};
 pub use layout::{LayoutError, OciLayout};
+pub use reference::canonical_registry;
 pub use resolver::{Resolver, ResolverConfig};
 
 /// Why a reference could not be resolved. Every variant that concerns an image
@@ -148,6 +149,13 @@ pub fn pinned_reference(image: &str, digest: &str) -> Result<String, RegistryErr
         source,
     })?;
     Ok(pinned)
+}
+
+/// The registry and repository `image` names, normalised as for pinning:
+/// `nginx:1.27` is (`docker.io`, `library/nginx`).
+pub fn registry_and_repository(image: &str) -> Result<(String, String), RegistryError> {
+    let reference = parse_reference(image)?;
+    Ok((reference.registry().to_owned(), reference.repository().to_owned()))
 }
 
 fn parse_reference(image: &str) -> Result<Reference, RegistryError> {

@@ -157,19 +157,25 @@ fn check_digest_length(digest: &str) -> Result<(), ParseError> {
     }
 }
 
+/// Docker Hub by its one name: `index.docker.io` is `docker.io`.
+pub fn canonical_registry(host: &str) -> &str {
+    if host == DOCKER_HUB_LEGACY {
+        DOCKER_HUB
+    } else {
+        host
+    }
+}
+
 /// Docker's normalisation: a first component that looks like a host (it has
 /// a '.' or a ':', or is `localhost`) is the registry; otherwise the image
 /// lives on Docker Hub, under `library/` when its name has one segment.
 fn split_domain(name: &str) -> (String, String) {
-    let (mut domain, mut remainder) = match name.split_once('/') {
+    let (domain, mut remainder) = match name.split_once('/') {
         Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
-            (first.to_owned(), rest.to_owned())
+            (canonical_registry(first).to_owned(), rest.to_owned())
         }
         _ => (DOCKER_HUB.to_owned(), name.to_owned()),
     };
-    if domain == DOCKER_HUB_LEGACY {
-        domain = DOCKER_HUB.to_owned();
-    }
     if domain == DOCKER_HUB && !remainder.contains('/') {
         remainder = format!("{OFFICIAL_REPOSITORIES}/{remainder}");
     }

@@ -23,7 +23,7 @@ use kube::ResourceExt;
 pub use load::{LoadError, Manifests};
 
 use crate::api::Phase;
-use crate::core::artifact::{self, Resolution};
+use crate::core::artifact::{self, Resolution, ResolutionFailure};
 use crate::core::deployment::LABEL_ROLE;
 use crate::registry::{LayoutError, OciLayout, PullSecrets, Resolver};
 use world::{RolloutOutcome, World};
@@ -90,11 +90,10 @@ pub async fn render(
             for (component, image, expected) in artifact::unresolved(artifact) {
                 let resolution = match (layout.digest(&image), expected) {
                     (Some(digest), Some(expected)) if digest != expected => Resolution::Failed {
-                        reason: "DigestMismatch",
+                        failure: ResolutionFailure::DigestMismatch,
                         message: format!(
                             "component {component}: image {image} has digest {digest} in the OCI layout, but {expected} was expected"
                         ),
-                        transient: false,
                     },
                     (Some(digest), _) => Resolution::Resolved(digest.to_string()),
                     (None, expected) => {

@@ -195,18 +195,12 @@ impl World {
                 }
             }
         }
-        let history = self
-            .config_history
-            .entry(format!("{namespace}/{name}"))
-            .or_default();
         let kept: BTreeMap<String, RenderedConfig> = plan
             .config_history
             .into_iter()
             .map(|rendered| (rendered.hash.clone(), rendered))
             .collect();
-        if *history != kept {
-            *history = kept;
-        }
+        self.config_history.insert(format!("{namespace}/{name}"), kept);
         for mut promotion in plan.new_promotions {
             if !self.objects.promotions.iter().any(|p| key(p) == key(&promotion)) {
                 promotion.metadata.creation_timestamp = Some(self.now.clone());

@@ -1,0 +1,268 @@
+//! What runs and what ran: the application status a finished rollout
+//! records, the history entry it adds, configuration-only changes of what
+//! runs, and the health of what runs, from its Deployments.
+
+use kube::ResourceExt;
+
+use crate::api::{ApplicationStatus, Artifact, Health, HistoryEntry, Phase, Promotion, PromotionStatus};
+
+use super::release::{Release, health_of, pins_for, rollout_of};
+use super::{Decision, Notice};
+
+impl Decision<'_, '_> {
+    pub(super) fn history_entry(
+        &self,
+        promotion: &Promotion,
+        artifact: &Artifact,
+        release: &Release,
+        status: &PromotionStatus,
+        outcome: Phase,
+    ) -> HistoryEntry {
+        HistoryEntry {
+            application: artifact.spec.application.clone(),
+            artifact: artifact.name_any(),
+            version: artifact.spec.version.clone(),
+            images: release.images.clone(),
+            config_hash: release.config_hash.clone(),
+            promotion: promotion.name_any(),
+            promoted_at: status.started_at.clone(),
+            approvers: status.approvals.iter().map(|a| a.user.clone()).collect(),
+            outcome,
+            completed_at: status.completed_at.clone(),
+        }
+    }
+
+    /// Makes `release` what runs for its application, with a history entry.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn record(
+        &mut self,
+        promotion: &Promotion,
+        artifact: &Artifact,
+        release: &Release,
+        status: &PromotionStatus,
+        outcome: Phase,
+        health: Health,
+        spec_config_hash: Option<String>,
+    ) {
+        let entry = self.history_entry(promotion, artifact, release, status, outcome);
+        self.history.insert(0, entry);
+        let application = artifact.spec.application.clone();
+        self.applications.insert(
+            application.clone(),
+            ApplicationStatus {
+                application,
+                artifact: artifact.name_any(),
+                version: artifact.spec.version.clone(),
+                images: release.images.clone(),
+                source_revision: artifact.spec.source.as_ref().map(|s| s.revision.clone()),
+                config_hash: release.config_hash.clone(),
+                spec_config_hash,
+                promotion: promotion.name_any(),
+                promoted_at: status.completed_at.clone(),
+                approvers: status.approvals.iter().map(|a| a.user.clone()).collect(),
+                health,
+                health_since: Some(self.snapshot.now.clone()),
+            },
+        );
+    }
+
+    /// A change of spec.config (or its base or Secrets) rolls the pods of a
+    /// running application, with its images unchanged.
+    pub(super) fn config_only_changes(&mut self) {
+        let mut changed = Vec::new();
+        for (application, app) in &mut self.applications {
+            if self.in_flight.contains_key(application) {
+                continue;
+            }
+            let Some(Ok(rendered)) = self.snapshot.configs.get(application) else {
+                continue;
+            };
+            if app.spec_config_hash.as_deref() == Some(rendered.hash.as_str()) {
+                continue;
+            }
+            app.config_hash = Some(rendered.hash.clone());
+            app.spec_config_hash = Some(rendered.hash.clone());
+            app.health = Health::Progressing;
+            app.health_since = Some(self.snapshot.now.clone());
+            changed.push(format!(
+                "configuration of {application} changed; rolling its Deployments"
+            ));
+        }
+        for note in changed {
+            self.notices.push(Notice {
+                promotion: None,
+                warning: false,
+                reason: "ConfigChanged",
+                note,
+            });
+        }
+    }
+
+    /// Health of what runs, from its Deployments.
+    pub(super) fn track_health(&mut self) {
+        let applications: Vec<String> = self.applications.keys().cloned().collect();
+        for application in applications {
+            if self.in_flight.contains_key(&application) {
+                continue;
+            }
+            let Some(release) = self.current_release(&application) else {
+                continue;
+            };
+            let pins = pins_for(self.snapshot, &application, &release, &self.tenant);
+            let health = health_of(&rollout_of(self.snapshot, &pins));
+            let now = self.snapshot.now.clone();
+            if let Some(app) = self.applications.get_mut(&application)
+                && app.health != health
+            {
+                app.health = health;
+                app.health_since = Some(now);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::{EnvironmentStatus, Health, HistoryEntry, Phase};
+    use crate::core::environment::fixture::{
+        A, B, Objects, after_pin, at, deployment, environment, pin, promotion, rendered, running, stalled,
+        verifying,
+    };
+    use crate::core::environment::{Notice, RenderedConfigMap, plan};
+
+    const H1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const H2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    #[test]
+    fn a_configuration_change_rolls_what_runs_with_its_images_unchanged() {
+        let mut objects = Objects::new(environment("dev", ""));
+        objects.environment.status = Some(EnvironmentStatus {
+            applications: vec![running("shop-1", "1.0.0", A, Some(H1))],
+            ..Default::default()
+        });
+        objects.deployments = vec![after_pin(deployment(), &pin("shop-1", A, Some(H1)), true)];
+        objects.configs = [("shop".to_string(), Ok(rendered("two", H2)))].into();
+        let plan = plan(&objects.snapshot());
+
+        let app = &plan.status.applications[0];
+        assert_eq!(
+            (
+                app.artifact.as_str(),
+                app.config_hash.as_deref(),
+                app.spec_config_hash.as_deref(),
+                app.health,
+                app.health_since.clone()
+            ),
+            ("shop-1", Some(H2), Some(H2), Health::Progressing, Some(at(100)))
+        );
+        assert_eq!(plan.pins, vec![pin("shop-1", A, Some(H2))]);
+        assert_eq!(
+            plan.config_maps,
+            vec![RenderedConfigMap {
+                namespace: "shop".into(),
+                name: "shop-config".into(),
+                application: "shop".into(),
+                config: rendered("two", H2),
+            }]
+        );
+        assert_eq!(
+            plan.notices,
+            vec![Notice {
+                promotion: None,
+                warning: false,
+                reason: "ConfigChanged",
+                note: "configuration of shop changed; rolling its Deployments".into(),
+            }]
+        );
+        assert_eq!(
+            plan.status.history,
+            Vec::new(),
+            "a configuration change is no release"
+        );
+    }
+
+    #[test]
+    fn a_configuration_change_waits_while_a_release_rolls_out() {
+        let mut objects = Objects::new(environment("dev", ""));
+        objects.environment.status = Some(EnvironmentStatus {
+            applications: vec![running("shop-1", "1.0.0", A, Some(H1))],
+            ..Default::default()
+        });
+        let mut p2 = verifying(promotion("p2", "shop-2", 50));
+        p2.status.as_mut().unwrap().config = Some(crate::api::ConfigChange {
+            from: Some(H1.into()),
+            to: H1.into(),
+        });
+        objects.promotions = vec![p2];
+        objects.deployments = vec![after_pin(deployment(), &pin("shop-2", B, Some(H1)), false)];
+        objects.configs = [("shop".to_string(), Ok(rendered("two", H2)))].into();
+        let plan = plan(&objects.snapshot());
+        assert_eq!(plan.pins, vec![pin("shop-2", B, Some(H1))]);
+        assert_eq!(plan.status.applications[0].spec_config_hash.as_deref(), Some(H1));
+        assert_eq!(plan.notices, Vec::new());
+    }
+
+    #[test]
+    fn health_since_moves_only_when_the_health_does() {
+        let mut objects = Objects::new(environment("dev", ""));
+        objects.environment.status = Some(EnvironmentStatus {
+            applications: vec![running("shop-1", "1.0.0", A, None)],
+            ..Default::default()
+        });
+        let pinned = after_pin(deployment(), &pin("shop-1", A, None), true);
+        objects.deployments = vec![pinned.clone()];
+        let healthy = plan(&objects.snapshot());
+        assert_eq!(
+            (
+                healthy.status.applications[0].health,
+                healthy.status.applications[0].health_since.clone()
+            ),
+            (Health::Healthy, Some(at(5)))
+        );
+
+        objects.deployments = vec![stalled(pinned)];
+        let degraded = plan(&objects.snapshot());
+        assert_eq!(
+            (
+                degraded.status.applications[0].health,
+                degraded.status.applications[0].health_since.clone()
+            ),
+            (Health::Degraded, Some(at(100)))
+        );
+        assert_eq!(degraded.pins, healthy.pins, "health alone changes no pin");
+        assert_eq!(degraded.notices, Vec::new());
+    }
+
+    #[test]
+    fn history_keeps_the_newest_entries_up_to_its_limit() {
+        let old = |promotion: &str, completed: i64| HistoryEntry {
+            application: "shop".into(),
+            artifact: "shop-0".into(),
+            version: "0.9.0".into(),
+            images: Vec::new(),
+            config_hash: None,
+            promotion: promotion.into(),
+            promoted_at: Some(at(completed)),
+            approvers: Vec::new(),
+            outcome: Phase::Succeeded,
+            completed_at: Some(at(completed)),
+        };
+        let mut objects = Objects::new(environment("dev", "  historyLimit: 2"));
+        objects.environment.status = Some(EnvironmentStatus {
+            history: vec![old("second", 2), old("first", 1)],
+            ..Default::default()
+        });
+        objects.promotions = vec![verifying(promotion("p1", "shop-1", 50))];
+        objects.deployments = vec![after_pin(deployment(), &pin("shop-1", A, None), true)];
+        let plan = plan(&objects.snapshot());
+        assert_eq!(
+            plan.status
+                .history
+                .iter()
+                .map(|h| (h.promotion.as_str(), h.outcome))
+                .collect::<Vec<_>>(),
+            vec![("p1", Phase::Succeeded), ("second", Phase::Succeeded)]
+        );
+        assert_eq!(plan.status.summary.as_deref(), Some("shop@1.0.0"));
+    }
+}

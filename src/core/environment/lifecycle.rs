@@ -1,0 +1,705 @@
+//! The lifecycle of a Promotion: rejected, already done or superseded;
+//! held by a gate or by the one-in-flight rule; started; and, once rolling
+//! out, verified until it succeeds, fails or is rolled back. Terminal phases
+//! never change.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::ResourceExt;
+
+use crate::api::{
+    ApplicationStatus, Artifact, Change, ConfigChange, GateState, GateStatus, Health, Phase, Promotion,
+    PromotionStatus,
+};
+use crate::core::conditions::{self, Wanted};
+use crate::core::deployment::Rollout;
+use crate::core::gates::{self, GateInput};
+use crate::core::version;
+
+use super::release::{Release, pins_for, release_of, rollout_of};
+use super::validation::Validation;
+use super::{Decision, Notice, target_namespace};
+
+/// Carries `last_checked` over from the previous status for gates whose
+/// verdict did not change, so an unchanged world writes nothing.
+fn keep_check_times(gates: Vec<GateStatus>, previous: &[GateStatus]) -> Vec<GateStatus> {
+    gates
+        .into_iter()
+        .map(|mut gate| {
+            if let Some(old) = previous.iter().find(|old| old.gate == gate.gate)
+                && old.state == gate.state
+                && old.message == gate.message
+            {
+                gate.last_checked = old.last_checked.clone();
+            }
+            gate
+        })
+        .collect()
+}
+
+// The Ready reason is the engine's word on a phase, so it is defined with the lifecycle.
+impl Phase {
+    /// The PascalCase reason of a Promotion's `Ready` condition in this phase.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Waiting => "Waiting",
+            Phase::Promoting => "Promoting",
+            Phase::Verifying => "Verifying",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+            Phase::RolledBack => "RolledBack",
+            Phase::Superseded => "Superseded",
+            Phase::Rejected => "Rejected",
+        }
+    }
+}
+
+fn ready_condition(status: &PromotionStatus, generation: Option<i64>, now: &Time) -> Vec<Condition> {
+    let message = status.message.clone().unwrap_or_default();
+    conditions::set(
+        &status.conditions,
+        Wanted {
+            type_: crate::api::CONDITION_READY,
+            status: status.phase == Phase::Succeeded,
+            reason: status.phase.reason(),
+            message,
+        },
+        generation,
+        now,
+    )
+}
+
+fn terminal(status: &mut PromotionStatus, phase: Phase, message: String, now: &Time) {
+    status.phase = phase;
+    status.message = Some(message);
+    status.completed_at = Some(now.clone());
+}
+
+impl Decision<'_, '_> {
+    fn notice(&mut self, promotion: &str, warning: bool, reason: &'static str, note: String) {
+        self.notices.push(Notice {
+            promotion: Some(promotion.to_string()),
+            warning,
+            reason,
+            note,
+        });
+    }
+
+    pub(super) fn decide(&mut self, promotion: &Promotion, validation: &Validation) {
+        let name = promotion.name_any();
+        let before = promotion.status.clone().unwrap_or_default();
+        if before.phase.is_terminal() {
+            return;
+        }
+        let mut status = before.clone();
+        let now = self.snapshot.now.clone();
+        let environment_name = self.snapshot.environment.name_any();
+
+        let Some(artifact) = self.snapshot.artifacts.get(&promotion.spec.artifact).copied() else {
+            let message = format!(
+                "Artifact {} not found in namespace {}; create it, then a new Promotion",
+                promotion.spec.artifact, self.tenant
+            );
+            terminal(&mut status, Phase::Rejected, message.clone(), &now);
+            self.notice(&name, true, "Rejected", message);
+            return self.finish(promotion, before, status);
+        };
+        let application = artifact.spec.application.clone();
+        if !self
+            .snapshot
+            .environment
+            .spec
+            .targets
+            .iter()
+            .any(|t| t.application == application)
+        {
+            let message = format!(
+                "Environment {environment_name} has no targets for application {application} (spec.targets)"
+            );
+            terminal(&mut status, Phase::Rejected, message.clone(), &now);
+            self.notice(&name, true, "Rejected", message);
+            return self.finish(promotion, before, status);
+        }
+        if let Some(problem) = validation.forbidden.get(&application) {
+            let message = format!("refused: {problem}");
+            terminal(&mut status, Phase::Rejected, message.clone(), &now);
+            self.notice(&name, true, "Rejected", message);
+            return self.finish(promotion, before, status);
+        }
+
+        if matches!(before.phase, Phase::Promoting | Phase::Verifying) {
+            self.verify(promotion, artifact, &mut status);
+            return self.finish(promotion, before, status);
+        }
+
+        let current = self.applications.get(&application).cloned();
+        if let Some(current) = &current
+            && current.artifact == artifact.name_any()
+            && !self.in_flight.contains_key(&application)
+        {
+            terminal(
+                &mut status,
+                Phase::Succeeded,
+                format!(
+                    "{} already runs in {environment_name}; nothing to change",
+                    current.artifact
+                ),
+                &now,
+            );
+            return self.finish(promotion, before, status);
+        }
+        if let Some(newer) = self.superseded_by(promotion, artifact) {
+            let message = format!("{newer} succeeded in {environment_name} after this Promotion was created");
+            terminal(&mut status, Phase::Superseded, message.clone(), &now);
+            self.notice(&name, false, "Superseded", message);
+            return self.finish(promotion, before, status);
+        }
+
+        let rollback = self
+            .history
+            .iter()
+            .any(|entry| entry.artifact == artifact.name_any() && entry.outcome == Phase::Succeeded)
+            || current
+                .as_ref()
+                .is_some_and(|c| c.artifact == artifact.name_any());
+        status.rollback = rollback;
+        let environments = &self.snapshot.environments;
+        let lookup = |name: &str| environments.get(name).copied();
+        let verdict = gates::evaluate(
+            &GateInput {
+                environment: self.snapshot.environment,
+                environments: &lookup,
+                artifact,
+                promotion,
+                current: current.as_ref(),
+                rollback,
+                now: &now,
+            },
+            &before.approvals,
+        );
+        for approval in &verdict.approvals {
+            if !before.approvals.iter().any(|old| old.user == approval.user) {
+                self.notice(
+                    &name,
+                    false,
+                    "Approved",
+                    format!("approved by {} (identity not verified)", approval.user),
+                );
+            }
+        }
+        for gate in &verdict.gates {
+            let was_failed = before
+                .gates
+                .iter()
+                .any(|old| old.gate == gate.gate && old.state == GateState::Failed);
+            if gate.state == GateState::Failed && !was_failed {
+                self.notice(
+                    &name,
+                    true,
+                    "Blocked",
+                    format!("{:?} gate: {}", gate.gate, gate.message),
+                );
+            }
+        }
+        status.gates = keep_check_times(verdict.gates.clone(), &before.gates);
+        status.approvals = verdict.approvals.clone();
+
+        let waiting = if let Some((other, _)) = self.in_flight.get(&application) {
+            Some(format!(
+                "queued behind Promotion {other}, which is rolling out {application}"
+            ))
+        } else if let Some(problem) = validation.not_ready.get(&application) {
+            Some(format!(
+                "Environment {environment_name} is not ready for {application}: {problem}"
+            ))
+        } else {
+            verdict
+                .first_holding()
+                .map(|gate| format!("waiting for the {:?} gate: {}", gate.gate, gate.message))
+        };
+        if let Some(message) = waiting {
+            status.phase = Phase::Waiting;
+            status.message = Some(message);
+            return self.finish(promotion, before, status);
+        }
+
+        // Every gate passed and nothing else of this application is rolling out: start.
+        let config_hash = if rollback {
+            self.history
+                .iter()
+                .find(|entry| entry.artifact == artifact.name_any() && entry.outcome == Phase::Succeeded)
+                .and_then(|entry| entry.config_hash.clone())
+                .or_else(|| self.spec_config_hash(&application))
+        } else {
+            self.spec_config_hash(&application)
+        };
+        let release = release_of(artifact, config_hash.clone());
+        status.changes = self.changes(&application, current.as_ref(), &release);
+        status.config = config_hash.clone().map(|to| ConfigChange {
+            from: current.as_ref().and_then(|c| c.config_hash.clone()),
+            to,
+        });
+        status.phase = Phase::Verifying;
+        status.started_at = Some(now.clone());
+        status.message = Some(format!(
+            "rolling out {} {} to {environment_name}{}",
+            artifact.name_any(),
+            artifact.spec.version,
+            if rollback { " (rollback)" } else { "" }
+        ));
+        self.notice(
+            &name,
+            false,
+            "Promoting",
+            format!("rolling out {} to {environment_name}", artifact.name_any()),
+        );
+        self.in_flight.insert(application, (name, release));
+        self.finish(promotion, before, status)
+    }
+
+    fn spec_config_hash(&self, application: &str) -> Option<String> {
+        match self.snapshot.configs.get(application) {
+            Some(Ok(rendered)) => Some(rendered.hash.clone()),
+            _ => None,
+        }
+    }
+
+    /// A Succeeded Promotion of a newer Artifact of the same application that
+    /// completed after `promotion` was created.
+    fn superseded_by(&self, promotion: &Promotion, artifact: &Artifact) -> Option<String> {
+        let created = promotion.metadata.creation_timestamp.as_ref()?;
+        self.snapshot.promotions.iter().find_map(|other| {
+            let status = other.status.as_ref()?;
+            let completed = status.completed_at.as_ref()?;
+            let newer = self.snapshot.artifacts.get(&other.spec.artifact)?;
+            let is_newer = newer.spec.application == artifact.spec.application
+                && newer.name_any() != artifact.name_any()
+                && match version::compare(
+                    artifact.spec.version_scheme,
+                    &newer.spec.version,
+                    &artifact.spec.version,
+                ) {
+                    Some(order) => order.is_gt(),
+                    None => newer.metadata.creation_timestamp > artifact.metadata.creation_timestamp,
+                };
+            (status.phase == Phase::Succeeded && completed.0 > created.0 && is_newer)
+                .then(|| newer.name_any())
+        })
+    }
+
+    fn changes(
+        &self,
+        application: &str,
+        current: Option<&ApplicationStatus>,
+        release: &Release,
+    ) -> Vec<Change> {
+        let environment = self.snapshot.environment;
+        environment
+            .spec
+            .targets
+            .iter()
+            .filter(|target| target.application == application)
+            .filter_map(|target| {
+                let to = release
+                    .images
+                    .iter()
+                    .find(|image| image.component == target.component)?
+                    .digest
+                    .clone();
+                let namespace = target_namespace(environment, target);
+                let from = current
+                    .and_then(|c| c.images.iter().find(|image| image.component == target.component))
+                    .map(|image| image.digest.clone())
+                    .or_else(|| {
+                        let deployment = self
+                            .snapshot
+                            .deployments
+                            .get(&(namespace.clone(), target.deployment.name.clone()))?;
+                        let pod = deployment.spec.as_ref()?.template.spec.as_ref()?;
+                        let image = pod
+                            .containers
+                            .iter()
+                            .find(|c| c.name == target.container)?
+                            .image
+                            .as_ref()?;
+                        image.split_once('@').map(|(_, digest)| digest.to_string())
+                    });
+                Some(Change {
+                    component: target.component.clone(),
+                    namespace,
+                    deployment: target.deployment.name.clone(),
+                    container: target.container.clone(),
+                    from,
+                    to,
+                })
+            })
+            .collect()
+    }
+
+    /// A Promotion rolling out: done, still going, or failed.
+    fn verify(&mut self, promotion: &Promotion, artifact: &Artifact, status: &mut PromotionStatus) {
+        let name = promotion.name_any();
+        let now = self.snapshot.now.clone();
+        let application = artifact.spec.application.clone();
+        let Some((_, release)) = self.in_flight.get(&application).cloned() else {
+            return;
+        };
+        let pins = pins_for(self.snapshot, &application, &release, &self.tenant);
+        let environment_name = self.snapshot.environment.name_any();
+        match rollout_of(self.snapshot, &pins) {
+            Rollout::Progressing(why) => {
+                status.message = Some(format!("rolling out {}: {why}", artifact.name_any()));
+            }
+            Rollout::Complete => {
+                let message = format!("{} runs in {environment_name}", artifact.name_any());
+                terminal(status, Phase::Succeeded, message.clone(), &now);
+                self.notice(&name, false, "Promoted", message);
+                let spec_config_hash = if status.rollback {
+                    self.applications
+                        .get(&application)
+                        .and_then(|c| c.spec_config_hash.clone())
+                } else {
+                    release.config_hash.clone()
+                };
+                self.record(
+                    promotion,
+                    artifact,
+                    &release,
+                    status,
+                    Phase::Succeeded,
+                    Health::Healthy,
+                    spec_config_hash,
+                );
+                self.in_flight.remove(&application);
+            }
+            Rollout::Failed(why) => {
+                self.in_flight.remove(&application);
+                let previous = self.applications.get(&application).cloned();
+                match previous.filter(|_| self.snapshot.environment.spec.rollback.automatic) {
+                    Some(previous) => {
+                        let message = format!(
+                            "rollout failed ({why}); rolled back to {} {}",
+                            previous.artifact, previous.version
+                        );
+                        terminal(status, Phase::RolledBack, message.clone(), &now);
+                        self.notice(&name, true, "RolledBack", message);
+                        self.history.insert(
+                            0,
+                            self.history_entry(promotion, artifact, &release, status, Phase::RolledBack),
+                        );
+                        if let Some(app) = self.applications.get_mut(&application) {
+                            app.health = Health::Progressing;
+                            app.health_since = Some(now.clone());
+                            // The configuration that came with the failed release is not
+                            // re-applied on its own; the next change of spec.config is.
+                            if !status.rollback && release.config_hash.is_some() {
+                                app.spec_config_hash = release.config_hash.clone();
+                            }
+                        }
+                    }
+                    None => {
+                        let message = format!("rollout failed: {why}");
+                        terminal(status, Phase::Failed, message.clone(), &now);
+                        self.notice(&name, true, "Failed", message);
+                        let spec_config_hash = release.config_hash.clone();
+                        self.record(
+                            promotion,
+                            artifact,
+                            &release,
+                            status,
+                            Phase::Failed,
+                            Health::Degraded,
+                            spec_config_hash,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, promotion: &Promotion, before: PromotionStatus, mut status: PromotionStatus) {
+        status.observed_generation = promotion.metadata.generation;
+        status.conditions = ready_condition(&status, promotion.metadata.generation, &self.snapshot.now);
+        // Keep the previous object when nothing but bookkeeping would change.
+        let status = if status == before { before } else { status };
+        self.promotions.insert(promotion.name_any(), status);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::{
+        Change, Environment, EnvironmentStatus, GateName, GateState, GateStatus, Health, HistoryEntry, Phase,
+        PromotionStatus,
+    };
+    use crate::core::environment::fixture::{
+        A, B, Objects, after_pin, at, deployment, ended, environment, pin, promotion, running, stalled,
+        verifying,
+    };
+    use crate::core::environment::{Notice, Plan, plan};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+    fn notice(promotion: &str, warning: bool, reason: &'static str, note: &str) -> Notice {
+        Notice {
+            promotion: Some(promotion.into()),
+            warning,
+            reason,
+            note: note.into(),
+        }
+    }
+
+    fn outcome(plan: &Plan, promotion: &str) -> (Phase, String) {
+        let status = &plan.promotions[promotion];
+        (status.phase, status.message.clone().unwrap_or_default())
+    }
+
+    fn passed(gate: GateName, message: &str, checked: i64) -> GateStatus {
+        GateStatus {
+            gate,
+            state: GateState::Passed,
+            message: message.into(),
+            last_checked: Some(at(checked)),
+        }
+    }
+
+    /// An Environment whose status says `shop-1` runs.
+    fn running_shop_1(spec: &str) -> Environment {
+        let mut environment = environment("dev", spec);
+        environment.status = Some(EnvironmentStatus {
+            applications: vec![running("shop-1", "1.0.0", A, None)],
+            ..Default::default()
+        });
+        environment
+    }
+
+    #[test]
+    fn a_promotion_whose_gates_pass_starts_with_exactly_this_plan() {
+        let mut objects = Objects::new(environment("dev", ""));
+        objects.promotions = vec![promotion("p1", "shop-1", 50)];
+        let plan = plan(&objects.snapshot());
+        let message = "rolling out shop-1 1.0.0 to dev";
+        assert_eq!(
+            plan.promotions["p1"],
+            PromotionStatus {
+                observed_generation: Some(1),
+                conditions: vec![Condition {
+                    type_: "Ready".into(),
+                    status: "False".into(),
+                    reason: "Verifying".into(),
+                    message: message.into(),
+                    observed_generation: Some(1),
+                    last_transition_time: at(100),
+                }],
+                phase: Phase::Verifying,
+                message: Some(message.into()),
+                rollback: false,
+                gates: vec![
+                    passed(GateName::ArtifactReady, "Artifact shop-1 is resolved", 100),
+                    passed(GateName::Upstream, "this environment has no upstream", 100),
+                    passed(GateName::Approval, "no approval required here", 100),
+                    passed(GateName::Provenance, "no provenance required here", 100),
+                ],
+                approvals: Vec::new(),
+                changes: vec![Change {
+                    component: "backend".into(),
+                    namespace: "shop".into(),
+                    deployment: "backend".into(),
+                    container: "app".into(),
+                    from: None,
+                    to: A.into(),
+                }],
+                config: None,
+                started_at: Some(at(100)),
+                completed_at: None,
+            }
+        );
+        assert_eq!(plan.pins, vec![pin("shop-1", A, None)]);
+        assert_eq!(
+            plan.notices,
+            vec![notice("p1", false, "Promoting", "rolling out shop-1 to dev")]
+        );
+        assert_eq!(
+            plan.status.applications,
+            Vec::new(),
+            "nothing runs until the rollout is over"
+        );
+        assert_eq!(plan.new_promotions, Vec::new());
+    }
+
+    #[test]
+    fn a_promotion_waits_behind_the_one_rolling_out_its_application() {
+        let mut objects = Objects::new(environment("dev", ""));
+        objects.promotions = vec![
+            verifying(promotion("p1", "shop-1", 50)),
+            promotion("p2", "shop-2", 60),
+        ];
+        objects.deployments = vec![after_pin(deployment(), &pin("shop-1", A, None), false)];
+        let plan = plan(&objects.snapshot());
+        assert_eq!(
+            outcome(&plan, "p1"),
+            (
+                Phase::Verifying,
+                "rolling out shop-1: shop/backend: waiting for the Deployment controller to observe generation 2"
+                    .into()
+            )
+        );
+        assert_eq!(
+            outcome(&plan, "p2"),
+            (
+                Phase::Waiting,
+                "queued behind Promotion p1, which is rolling out shop".into()
+            )
+        );
+        assert_eq!(plan.pins, vec![pin("shop-1", A, None)]);
+        assert_eq!(plan.notices, Vec::new());
+    }
+
+    #[test]
+    fn an_older_promotion_is_superseded_only_by_a_success_after_it_was_created() {
+        let environment = || {
+            let mut environment = environment("dev", "");
+            environment.status = Some(EnvironmentStatus {
+                applications: vec![running("shop-2", "1.1.0", B, None)],
+                ..Default::default()
+            });
+            environment
+        };
+        // shop-2 succeeded at the very instant the Promotion of shop-1 was created: not after it.
+        let mut objects = Objects::new(environment());
+        objects.promotions = vec![
+            ended(promotion("new", "shop-2", 10), Phase::Succeeded, 50),
+            promotion("old", "shop-1", 50),
+        ];
+        objects.deployments = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
+        let same_instant = plan(&objects.snapshot());
+        assert_eq!(same_instant.promotions["old"].phase, Phase::Verifying);
+        assert!(
+            !same_instant.promotions.contains_key("new"),
+            "terminal phases are not decided"
+        );
+
+        objects.promotions[0] = ended(promotion("new", "shop-2", 10), Phase::Succeeded, 51);
+        let one_second_later = plan(&objects.snapshot());
+        let message = "shop-2 succeeded in dev after this Promotion was created";
+        assert_eq!(
+            outcome(&one_second_later, "old"),
+            (Phase::Superseded, message.into())
+        );
+        assert_eq!(one_second_later.promotions["old"].completed_at, Some(at(100)));
+        assert_eq!(one_second_later.pins, vec![pin("shop-2", B, None)]);
+        assert_eq!(
+            one_second_later.notices,
+            vec![notice("old", false, "Superseded", message)]
+        );
+    }
+
+    #[test]
+    fn a_failed_rollout_without_automatic_rollback_is_recorded_as_failed_and_degraded() {
+        let mut objects = Objects::new(running_shop_1(""));
+        objects.promotions = vec![verifying(promotion("p2", "shop-2", 50))];
+        objects.deployments = vec![stalled(after_pin(deployment(), &pin("shop-2", B, None), false))];
+        let plan = plan(&objects.snapshot());
+        let message = "rollout failed: shop/backend: rollout exceeded its progress deadline: no message";
+        assert_eq!(outcome(&plan, "p2"), (Phase::Failed, message.into()));
+        assert_eq!(plan.promotions["p2"].completed_at, Some(at(100)));
+        let app = &plan.status.applications[0];
+        assert_eq!(
+            (app.artifact.as_str(), app.health, app.health_since.clone()),
+            ("shop-2", Health::Degraded, Some(at(100)))
+        );
+        assert_eq!(
+            plan.status.history,
+            vec![HistoryEntry {
+                application: "shop".into(),
+                artifact: "shop-2".into(),
+                version: "1.1.0".into(),
+                images: app.images.clone(),
+                config_hash: None,
+                promotion: "p2".into(),
+                promoted_at: Some(at(60)),
+                approvers: Vec::new(),
+                outcome: Phase::Failed,
+                completed_at: Some(at(100)),
+            }]
+        );
+        assert_eq!(
+            plan.pins,
+            vec![pin("shop-2", B, None)],
+            "what failed stays for a human to look at"
+        );
+        assert_eq!(plan.notices, vec![notice("p2", true, "Failed", message)]);
+    }
+
+    #[test]
+    fn a_failed_rollout_with_automatic_rollback_pins_what_ran_before() {
+        let mut objects = Objects::new(running_shop_1("  rollback: {automatic: true}"));
+        objects.promotions = vec![verifying(promotion("p2", "shop-2", 50))];
+        objects.deployments = vec![stalled(after_pin(deployment(), &pin("shop-2", B, None), false))];
+        let plan = plan(&objects.snapshot());
+        let message = "rollout failed (shop/backend: rollout exceeded its progress deadline: no message); \
+                       rolled back to shop-1 1.0.0";
+        assert_eq!(outcome(&plan, "p2"), (Phase::RolledBack, message.into()));
+        assert_eq!(plan.promotions["p2"].conditions[0].reason, "RolledBack");
+        let app = &plan.status.applications[0];
+        assert_eq!(
+            (app.artifact.as_str(), app.health, app.health_since.clone()),
+            ("shop-1", Health::Progressing, Some(at(100)))
+        );
+        assert_eq!(
+            plan.status
+                .history
+                .iter()
+                .map(|h| (h.promotion.as_str(), h.artifact.as_str(), h.outcome))
+                .collect::<Vec<_>>(),
+            vec![("p2", "shop-2", Phase::RolledBack)]
+        );
+        assert_eq!(plan.pins, vec![pin("shop-1", A, None)]);
+        assert_eq!(plan.notices, vec![notice("p2", true, "RolledBack", message)]);
+    }
+
+    #[test]
+    fn a_waiting_promotion_decided_again_later_keeps_its_status_to_the_field() {
+        let mut objects = Objects::new(environment("dev", "  gates: {approval: {minApprovals: 1}}"));
+        objects.promotions = vec![promotion("p1", "shop-1", 50)];
+        let first = plan(&objects.snapshot());
+        assert_eq!(first.promotions["p1"].phase, Phase::Waiting);
+        let approval = &first.promotions["p1"].gates[2];
+        assert_eq!(
+            (approval.state, approval.last_checked.clone()),
+            (GateState::Pending, Some(at(100)))
+        );
+
+        objects.promotions[0].status = Some(first.promotions["p1"].clone());
+        objects.now = at(400);
+        let later = plan(&objects.snapshot());
+        assert_eq!(
+            later.promotions["p1"], first.promotions["p1"],
+            "no gate changed: nothing to write"
+        );
+        assert_eq!(
+            later.notices,
+            Vec::new(),
+            "Blocked is told once, and a Pending gate is not blocked"
+        );
+    }
+
+    #[test]
+    fn the_ready_reason_is_the_phase_as_the_status_spells_it() {
+        for phase in [
+            Phase::Pending,
+            Phase::Waiting,
+            Phase::Promoting,
+            Phase::Verifying,
+            Phase::Succeeded,
+            Phase::Failed,
+            Phase::RolledBack,
+            Phase::Superseded,
+            Phase::Rejected,
+        ] {
+            assert_eq!(
+                serde_json::to_value(phase).unwrap(),
+                serde_json::Value::String(phase.reason().into())
+            );
+        }
+    }
+}

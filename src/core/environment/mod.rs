@@ -1,0 +1,198 @@
+//! The decisions of one Environment: is its spec valid, which Promotion runs
+//! next, what the target Deployments and rendered ConfigMaps must look like,
+//! how each rollout ends, and the resulting status and history.
+//!
+//! One Environment is decided as a whole, so the one-in-flight rule, the
+//! creation-order queue and a consistent status follow from the snapshot
+//! alone, whichever object changed.
+//!
+//! The decisions are split by concept, one module each:
+//! - `validation`: the Environment's conditions (targets, upstream, configuration);
+//! - `lifecycle`: each Promotion's way from Pending to a terminal phase;
+//! - `release`: what each Deployment is pinned to, and how its rollout goes;
+//! - `history`: what runs, its health, and the history of what ran;
+//! - `config_maps`: rendered ConfigMaps and the configurations kept for rollbacks;
+//! - `auto_promote`: the Promotions `spec.autoPromote` creates;
+//! - `settle`: the second look right after Deployments were pinned.
+
+mod auto_promote;
+mod config_maps;
+#[cfg(test)]
+mod fixture;
+mod history;
+mod lifecycle;
+mod release;
+mod settle;
+mod validation;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
+
+use crate::api::{
+    ApplicationStatus, Artifact, Environment, EnvironmentStatus, HistoryEntry, Phase, Promotion,
+    PromotionStatus, Target,
+};
+use crate::core::config::{ConfigError, RenderedConfig};
+use crate::core::deployment::DeploymentPin;
+
+use release::{Release, release_of};
+use validation::validate;
+
+pub use auto_promote::AUTO_PROMOTED_LABEL;
+pub use config_maps::{RenderedConfigMap, config_map_name};
+pub use settle::settle;
+pub use validation::{CONFIG_VALID, TARGETS_VALID, UPSTREAM_VALID};
+
+/// The world as one Environment's reconcile sees it.
+pub struct Snapshot<'a> {
+    pub environment: &'a Environment,
+    /// Every Environment of the namespace, by name (this one included).
+    pub environments: BTreeMap<String, &'a Environment>,
+    /// Every Artifact of the namespace, by name.
+    pub artifacts: BTreeMap<String, &'a Artifact>,
+    /// Every Promotion into this Environment.
+    pub promotions: Vec<&'a Promotion>,
+    /// Target Deployments that exist, by (namespace, name).
+    pub deployments: BTreeMap<(String, String), &'a Deployment>,
+    /// Target namespaces other than the Environment's own that exist.
+    pub namespaces: BTreeMap<String, &'a Namespace>,
+    /// What spec.config renders to now, per application.
+    pub configs: BTreeMap<String, Result<RenderedConfig, ConfigError>>,
+    /// Configurations shipped before, by hash (for rollbacks).
+    pub config_history: BTreeMap<String, RenderedConfig>,
+    pub now: Time,
+}
+
+/// An Event worth telling a human.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    /// The Promotion it is about, or `None` for the Environment itself.
+    pub promotion: Option<String>,
+    pub warning: bool,
+    /// PascalCase.
+    pub reason: &'static str,
+    pub note: String,
+}
+
+/// Everything one reconcile of an Environment decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub status: EnvironmentStatus,
+    /// The status every Promotion into the Environment should have.
+    pub promotions: BTreeMap<String, PromotionStatus>,
+    /// What Hoist's fields on each target Deployment must be.
+    pub pins: Vec<DeploymentPin>,
+    /// Rendered ConfigMaps in target namespaces.
+    pub config_maps: Vec<RenderedConfigMap>,
+    /// Configurations to keep for rollbacks (current, in flight, history).
+    pub config_history: Vec<RenderedConfig>,
+    /// Promotions to create (autoPromote).
+    pub new_promotions: Vec<Promotion>,
+    pub notices: Vec<Notice>,
+}
+
+/// The namespace of a target's Deployment.
+pub fn target_namespace(environment: &Environment, target: &Target) -> String {
+    target
+        .deployment
+        .namespace
+        .clone()
+        .unwrap_or_else(|| environment.namespace().unwrap_or_default())
+}
+
+/// The state being built up while deciding.
+struct Decision<'s, 'a> {
+    snapshot: &'s Snapshot<'a>,
+    tenant: String,
+    applications: BTreeMap<String, ApplicationStatus>,
+    history: Vec<HistoryEntry>,
+    /// Application → (promotion, release) being rolled out.
+    in_flight: BTreeMap<String, (String, Release)>,
+    promotions: BTreeMap<String, PromotionStatus>,
+    notices: Vec<Notice>,
+}
+
+/// Decides everything about one Environment.
+pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
+    let environment = snapshot.environment;
+    let previous = environment.status.clone().unwrap_or_default();
+    let validation = validate(snapshot);
+    let mut decision = Decision {
+        snapshot,
+        tenant: environment.namespace().unwrap_or_default(),
+        applications: previous
+            .applications
+            .iter()
+            .map(|app| (app.application.clone(), app.clone()))
+            .collect(),
+        history: previous.history.clone(),
+        in_flight: BTreeMap::new(),
+        promotions: BTreeMap::new(),
+        notices: Vec::new(),
+    };
+
+    let mut promotions = snapshot.promotions.clone();
+    promotions.sort_by_key(|p| (p.metadata.creation_timestamp.clone(), p.name_any()));
+
+    // Promotions already rolling out hold their application.
+    for promotion in &promotions {
+        let status = promotion.status.clone().unwrap_or_default();
+        if matches!(status.phase, Phase::Promoting | Phase::Verifying)
+            && let Some(artifact) = snapshot.artifacts.get(&promotion.spec.artifact)
+        {
+            let hash = status.config.as_ref().map(|config| config.to.clone());
+            decision.in_flight.insert(
+                artifact.spec.application.clone(),
+                (promotion.name_any(), release_of(artifact, hash)),
+            );
+        }
+    }
+    for promotion in &promotions {
+        decision.decide(promotion, &validation);
+    }
+    decision.config_only_changes();
+    decision.track_health();
+
+    let pins = decision.pins();
+    let (config_maps, config_history) = decision.config_maps();
+    let new_promotions = decision.auto_promotions();
+    let Decision {
+        applications,
+        mut history,
+        promotions,
+        notices,
+        ..
+    } = decision;
+    history.truncate(
+        usize::try_from(environment.spec.history_limit)
+            .unwrap_or(20)
+            .max(1),
+    );
+    let applications: Vec<ApplicationStatus> = applications.into_values().collect();
+    let summary = (!applications.is_empty()).then(|| {
+        applications
+            .iter()
+            .map(|app| format!("{}@{}", app.application, app.version))
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    Plan {
+        status: EnvironmentStatus {
+            observed_generation: environment.metadata.generation,
+            conditions: validation.conditions,
+            summary,
+            applications,
+            history,
+        },
+        promotions,
+        pins,
+        config_maps,
+        config_history,
+        new_promotions,
+        notices,
+    }
+}

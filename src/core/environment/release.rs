@@ -1,0 +1,252 @@
+//! Releases and their rollout: which digest-pinned image each target
+//! container gets, whether the Deployments carry their pins and have rolled
+//! out, and the health that follows.
+
+use std::collections::BTreeMap;
+
+use kube::ResourceExt;
+
+use crate::api::{Artifact, ComponentDigest, Health};
+use crate::core::deployment::{DeploymentPin, Rollout, rollout};
+
+use super::{Decision, Snapshot, target_namespace};
+
+/// The release an application runs, or is being moved to.
+#[derive(Debug, Clone)]
+pub(super) struct Release {
+    pub(super) artifact: String,
+    pub(super) images: Vec<ComponentDigest>,
+    pub(super) config_hash: Option<String>,
+}
+
+/// Pinned image references of an Artifact's resolved components.
+pub(super) fn release_of(artifact: &Artifact, config_hash: Option<String>) -> Release {
+    let images = artifact
+        .status
+        .as_ref()
+        .map(|status| {
+            status
+                .images
+                .iter()
+                .map(|image| ComponentDigest {
+                    component: image.component.clone(),
+                    digest: image.digest.clone(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Release {
+        artifact: artifact.name_any(),
+        images,
+        config_hash,
+    }
+}
+
+/// The digest-pinned reference of `component` in a release.
+fn pinned_image(
+    artifacts: &BTreeMap<String, &Artifact>,
+    release: &Release,
+    component: &str,
+) -> Option<String> {
+    let digest = &release
+        .images
+        .iter()
+        .find(|image| image.component == component)?
+        .digest;
+    let artifact = artifacts.get(&release.artifact)?;
+    let image = &artifact
+        .spec
+        .images
+        .iter()
+        .find(|image| image.component == component)?
+        .image;
+    crate::registry::pinned_reference(image, digest).ok()
+}
+
+/// Applies a pin plan for one application's release to its targets.
+pub(super) fn pins_for(
+    snapshot: &Snapshot<'_>,
+    application: &str,
+    release: &Release,
+    tenant: &str,
+) -> Vec<DeploymentPin> {
+    let environment = snapshot.environment;
+    let mut pins: BTreeMap<(String, String), DeploymentPin> = BTreeMap::new();
+    for target in environment
+        .spec
+        .targets
+        .iter()
+        .filter(|t| t.application == application)
+    {
+        let Some(image) = pinned_image(&snapshot.artifacts, release, &target.component) else {
+            continue;
+        };
+        let namespace = target_namespace(environment, target);
+        let pin = pins
+            .entry((namespace.clone(), target.deployment.name.clone()))
+            .or_insert_with(|| DeploymentPin {
+                namespace,
+                name: target.deployment.name.clone(),
+                images: BTreeMap::new(),
+                artifact: release.artifact.clone(),
+                config_hash: release.config_hash.clone(),
+                environment: environment.name_any(),
+                tenant: tenant.to_string(),
+            });
+        pin.images.insert(target.container.clone(), image);
+    }
+    pins.into_values().collect()
+}
+
+/// Rollout state of every pinned Deployment: Complete only when each carries
+/// its pin and has rolled out.
+pub(super) fn rollout_of(snapshot: &Snapshot<'_>, pins: &[DeploymentPin]) -> Rollout {
+    let mut progressing = Vec::new();
+    for pin in pins {
+        let Some(deployment) = snapshot
+            .deployments
+            .get(&(pin.namespace.clone(), pin.name.clone()))
+        else {
+            return Rollout::Failed(format!("Deployment {}/{} disappeared", pin.namespace, pin.name));
+        };
+        if !pin.is_satisfied_by(deployment) {
+            progressing.push(format!("{}/{}: update pending", pin.namespace, pin.name));
+            continue;
+        }
+        match rollout(deployment) {
+            Rollout::Complete => {}
+            Rollout::Progressing(why) => progressing.push(format!("{}/{}: {why}", pin.namespace, pin.name)),
+            Rollout::Failed(why) => return Rollout::Failed(format!("{}/{}: {why}", pin.namespace, pin.name)),
+        }
+    }
+    if progressing.is_empty() {
+        Rollout::Complete
+    } else {
+        Rollout::Progressing(progressing.join("; "))
+    }
+}
+
+pub(super) fn health_of(rollout: &Rollout) -> Health {
+    match rollout {
+        Rollout::Complete => Health::Healthy,
+        Rollout::Progressing(_) => Health::Progressing,
+        Rollout::Failed(_) => Health::Degraded,
+    }
+}
+
+impl Decision<'_, '_> {
+    pub(super) fn current_release(&self, application: &str) -> Option<Release> {
+        let app = self.applications.get(application)?;
+        Some(Release {
+            artifact: app.artifact.clone(),
+            images: app.images.clone(),
+            config_hash: app.config_hash.clone(),
+        })
+    }
+
+    /// The release each application should run now.
+    pub(super) fn wanted_releases(&self) -> BTreeMap<String, Release> {
+        let mut releases: BTreeMap<String, Release> = self
+            .applications
+            .keys()
+            .filter_map(|app| Some((app.clone(), self.current_release(app)?)))
+            .collect();
+        for (application, (_, release)) in &self.in_flight {
+            releases.insert(application.clone(), release.clone());
+        }
+        releases
+    }
+
+    pub(super) fn pins(&self) -> Vec<DeploymentPin> {
+        self.wanted_releases()
+            .iter()
+            .flat_map(|(application, release)| pins_for(self.snapshot, application, release, &self.tenant))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::environment::fixture::{
+        A, Objects, after_pin, artifact, deployment, pin, pinned, stalled, yaml,
+    };
+
+    fn two_deployments() -> Objects {
+        let mut objects = Objects::new(yaml(
+            r#"
+apiVersion: hoist.dev/v1alpha1
+kind: Environment
+metadata: {name: dev, namespace: shop, generation: 1}
+spec:
+  targets:
+    - {application: shop, component: backend, deployment: {name: backend}, container: app}
+    - {application: shop, component: backend, deployment: {name: backend}, container: debug}
+    - {application: shop, component: backend, deployment: {name: worker}, container: app}
+    - {application: shop, component: docs, deployment: {name: worker}, container: docs}
+    - {application: other, component: backend, deployment: {name: other}, container: app}
+"#,
+        ));
+        let mut worker = deployment();
+        worker.metadata.name = Some("worker".into());
+        objects.deployments.push(worker);
+        objects
+    }
+
+    #[test]
+    fn one_pin_per_deployment_with_every_container_of_the_application_it_runs() {
+        let objects = two_deployments();
+        let snapshot = objects.snapshot();
+        let release = release_of(&artifact("shop-1", "1.0.0", A, 0), Some("sha256:c0".into()));
+        let mut backend = pin("shop-1", A, Some("sha256:c0"));
+        backend.images.insert("debug".into(), pinned(A));
+        let mut worker = pin("shop-1", A, Some("sha256:c0"));
+        worker.name = "worker".into();
+        // `docs` has no image in the release: its container is left alone.
+        assert_eq!(
+            pins_for(&snapshot, "shop", &release, "shop"),
+            vec![backend, worker]
+        );
+        assert_eq!(pins_for(&snapshot, "nothing", &release, "shop"), Vec::new());
+    }
+
+    #[test]
+    fn a_rollout_is_complete_only_when_every_deployment_carries_its_pin_and_rolled_out() {
+        let mut objects = two_deployments();
+        let release = release_of(&artifact("shop-1", "1.0.0", A, 0), None);
+        let pins = pins_for(&objects.snapshot(), "shop", &release, "shop");
+
+        assert_eq!(
+            rollout_of(&objects.snapshot(), &pins),
+            Rollout::Progressing("shop/backend: update pending; shop/worker: update pending".into())
+        );
+        objects.deployments = pins
+            .iter()
+            .map(|pin| after_pin(deployment(), pin, true))
+            .collect();
+        objects.deployments[1].metadata.name = Some("worker".into());
+        assert_eq!(rollout_of(&objects.snapshot(), &pins), Rollout::Complete);
+        assert_eq!(health_of(&Rollout::Complete), Health::Healthy);
+
+        objects.deployments[0] = after_pin(deployment(), &pins[0], false);
+        assert_eq!(
+            rollout_of(&objects.snapshot(), &pins),
+            Rollout::Progressing(
+                "shop/backend: waiting for the Deployment controller to observe generation 2".into()
+            )
+        );
+
+        objects.deployments[1] = stalled(objects.deployments[1].clone());
+        assert_eq!(
+            rollout_of(&objects.snapshot(), &pins),
+            Rollout::Failed("shop/worker: rollout exceeded its progress deadline: no message".into()),
+            "one failed Deployment fails the rollout"
+        );
+
+        objects.deployments.truncate(1);
+        assert_eq!(
+            rollout_of(&objects.snapshot(), &pins),
+            Rollout::Failed("Deployment shop/worker disappeared".into())
+        );
+    }
+}

@@ -1,0 +1,407 @@
+//! Whether an Environment's spec can be carried out: its targets (Deployment,
+//! container, tenant opt-in of other namespaces), its upstream (exists, no
+//! cycles) and its configuration (renders), each as a condition naming the
+//! field, summarised in `Ready`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::ResourceExt;
+
+use crate::api::Environment;
+use crate::core::conditions::{self, Wanted};
+use crate::core::deployment::LABEL_TENANT;
+
+use super::{Snapshot, target_namespace};
+
+/// Condition types of an Environment.
+pub const TARGETS_VALID: &str = "TargetsValid";
+pub const UPSTREAM_VALID: &str = "UpstreamValid";
+pub const CONFIG_VALID: &str = "ConfigValid";
+const ENVIRONMENT_CONDITIONS: &[&str] = &[
+    crate::api::CONDITION_READY,
+    TARGETS_VALID,
+    UPSTREAM_VALID,
+    CONFIG_VALID,
+];
+
+pub(super) struct Validation {
+    pub(super) conditions: Vec<Condition>,
+    /// Applications with a target in a namespace not opted in for this tenant.
+    pub(super) forbidden: BTreeMap<String, String>,
+    /// Applications whose targets are not all usable yet, with why.
+    pub(super) not_ready: BTreeMap<String, String>,
+}
+
+pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
+    let environment = snapshot.environment;
+    let own_namespace = environment.namespace().unwrap_or_default();
+    let mut target_problems = Vec::new();
+    let mut forbidden = BTreeMap::new();
+    let mut not_ready: BTreeMap<String, String> = BTreeMap::new();
+    let mut seen = BTreeMap::new();
+    for (index, target) in environment.spec.targets.iter().enumerate() {
+        let namespace = target_namespace(environment, target);
+        let field = format!("spec.targets[{index}]");
+        if namespace != own_namespace {
+            match snapshot.namespaces.get(&namespace) {
+                None => {
+                    let problem = format!("{field}.deployment.namespace: namespace {namespace} not found");
+                    not_ready
+                        .entry(target.application.clone())
+                        .or_insert(problem.clone());
+                    target_problems.push(problem);
+                    continue;
+                }
+                Some(ns) if ns.labels().get(LABEL_TENANT) != Some(&own_namespace) => {
+                    let problem = format!(
+                        "{field}.deployment.namespace: namespace {namespace} is not opted in for tenant {own_namespace}; \
+                         a cluster admin must label it {LABEL_TENANT}={own_namespace}"
+                    );
+                    forbidden
+                        .entry(target.application.clone())
+                        .or_insert(problem.clone());
+                    target_problems.push(problem);
+                    continue;
+                }
+                Some(_) => {}
+            }
+        }
+        let key = (
+            namespace.clone(),
+            target.deployment.name.clone(),
+            target.container.clone(),
+        );
+        if let Some(previous) = seen.insert(key, index) {
+            target_problems.push(format!(
+                "{field}: container {} of Deployment {namespace}/{} is already targeted by spec.targets[{previous}]",
+                target.container, target.deployment.name
+            ));
+            continue;
+        }
+        match snapshot
+            .deployments
+            .get(&(namespace.clone(), target.deployment.name.clone()))
+        {
+            None => {
+                let problem = format!(
+                    "{field}.deployment: Deployment {namespace}/{} not found",
+                    target.deployment.name
+                );
+                not_ready
+                    .entry(target.application.clone())
+                    .or_insert(problem.clone());
+                target_problems.push(problem);
+            }
+            Some(deployment) => {
+                let has_container = deployment
+                    .spec
+                    .as_ref()
+                    .and_then(|spec| spec.template.spec.as_ref())
+                    .is_some_and(|pod| pod.containers.iter().any(|c| c.name == target.container));
+                if !has_container {
+                    let problem = format!(
+                        "{field}.container: Deployment {namespace}/{} has no container {}",
+                        target.deployment.name, target.container
+                    );
+                    not_ready
+                        .entry(target.application.clone())
+                        .or_insert(problem.clone());
+                    target_problems.push(problem);
+                }
+            }
+        }
+    }
+
+    let mut upstream_problems = Vec::new();
+    let name = environment.name_any();
+    for (index, upstream) in environment.spec.upstream.iter().enumerate() {
+        if !snapshot.environments.contains_key(upstream) {
+            upstream_problems.push(format!(
+                "spec.upstream[{index}]: Environment {upstream} not found"
+            ));
+        }
+    }
+    if let Some(cycle) = find_cycle(&name, &snapshot.environments) {
+        upstream_problems.push(format!("spec.upstream: cycle {}", cycle.join(" → ")));
+    }
+
+    let mut config_problems = Vec::new();
+    for (application, rendered) in &snapshot.configs {
+        if let Err(error) = rendered {
+            config_problems.push(error.to_string());
+            not_ready.entry(application.clone()).or_insert(error.to_string());
+        }
+    }
+
+    let generation = environment.metadata.generation;
+    let verdict = |type_: &'static str, problems: &[String], ok: &str, reason: &'static str| Wanted {
+        type_,
+        status: problems.is_empty(),
+        reason: if problems.is_empty() { "Valid" } else { reason },
+        message: if problems.is_empty() {
+            ok.to_string()
+        } else {
+            problems.join("; ")
+        },
+    };
+    let all: Vec<&String> = target_problems
+        .iter()
+        .chain(&upstream_problems)
+        .chain(&config_problems)
+        .collect();
+    let ready = Wanted {
+        type_: crate::api::CONDITION_READY,
+        status: all.is_empty(),
+        reason: if all.is_empty() { "Ready" } else { "InvalidSpec" },
+        message: if all.is_empty() {
+            "targets, upstream and configuration are valid".to_string()
+        } else {
+            all.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; ")
+        },
+    };
+    let previous = environment
+        .status
+        .as_ref()
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+    let conditions = conditions::set_all(
+        &previous,
+        vec![
+            ready,
+            verdict(
+                TARGETS_VALID,
+                &target_problems,
+                "every target Deployment and container exists",
+                "InvalidTarget",
+            ),
+            verdict(
+                UPSTREAM_VALID,
+                &upstream_problems,
+                "upstream environments exist, without cycles",
+                "InvalidUpstream",
+            ),
+            verdict(
+                CONFIG_VALID,
+                &config_problems,
+                "configuration renders",
+                "InvalidConfig",
+            ),
+        ],
+        ENVIRONMENT_CONDITIONS,
+        generation,
+        &snapshot.now,
+    );
+    Validation {
+        conditions,
+        forbidden,
+        not_ready,
+    }
+}
+
+/// A cycle through `start` along spec.upstream, as environment names.
+fn find_cycle(start: &str, environments: &BTreeMap<String, &Environment>) -> Option<Vec<String>> {
+    fn visit(
+        name: &str,
+        start: &str,
+        environments: &BTreeMap<String, &Environment>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> bool {
+        let Some(environment) = environments.get(name) else {
+            return false;
+        };
+        for upstream in &environment.spec.upstream {
+            if upstream == start {
+                path.push(upstream.clone());
+                return true;
+            }
+            if done.insert(upstream.clone()) {
+                path.push(upstream.clone());
+                if visit(upstream, start, environments, path, done) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    let mut path = vec![start.to_string()];
+    let mut done = BTreeSet::new();
+    visit(start, start, environments, &mut path, &mut done).then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Namespace;
+
+    use super::*;
+    use crate::core::config::ConfigError;
+    use crate::core::environment::fixture::{Objects, at, environment, yaml};
+
+    fn condition(validation: &Validation, type_: &str) -> (String, String, String) {
+        let condition = conditions::find(&validation.conditions, type_).expect("condition set");
+        (
+            condition.status.clone(),
+            condition.reason.clone(),
+            condition.message.clone(),
+        )
+    }
+
+    fn owned(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn every_target_problem_names_its_field_and_holds_only_its_application() {
+        let mut objects = Objects::new(yaml(
+            r#"
+apiVersion: hoist.dev/v1alpha1
+kind: Environment
+metadata: {name: dev, namespace: shop, generation: 3}
+spec:
+  targets:
+    - {application: shop, component: backend, deployment: {name: backend}, container: app}
+    - {application: shop, component: again, deployment: {name: backend}, container: app}
+    - {application: cart, component: api, deployment: {name: cart}, container: api}
+    - {application: search, component: api, deployment: {name: backend}, container: search}
+    - {application: mail, component: api, deployment: {name: mail, namespace: mail}, container: api}
+    - {application: pay, component: api, deployment: {name: pay, namespace: pay}, container: api}
+"#,
+        ));
+        objects.namespaces = vec![yaml::<Namespace>(
+            "{apiVersion: v1, kind: Namespace, metadata: {name: pay, labels: {hoist.dev/tenant: someone-else}}}",
+        )];
+        let validation = validate(&objects.snapshot());
+        let not_opted_in = "spec.targets[5].deployment.namespace: namespace pay is not opted in for tenant shop; \
+                            a cluster admin must label it hoist.dev/tenant=shop";
+        assert_eq!(validation.forbidden, owned(&[("pay", not_opted_in)]));
+        assert_eq!(
+            validation.not_ready,
+            owned(&[
+                (
+                    "cart",
+                    "spec.targets[2].deployment: Deployment shop/cart not found"
+                ),
+                (
+                    "mail",
+                    "spec.targets[4].deployment.namespace: namespace mail not found"
+                ),
+                (
+                    "search",
+                    "spec.targets[3].container: Deployment shop/backend has no container search"
+                ),
+            ])
+        );
+        let problems = [
+            "spec.targets[1]: container app of Deployment shop/backend is already targeted by spec.targets[0]",
+            "spec.targets[2].deployment: Deployment shop/cart not found",
+            "spec.targets[3].container: Deployment shop/backend has no container search",
+            "spec.targets[4].deployment.namespace: namespace mail not found",
+            not_opted_in,
+        ]
+        .join("; ");
+        assert_eq!(
+            condition(&validation, TARGETS_VALID),
+            ("False".into(), "InvalidTarget".into(), problems.clone())
+        );
+        assert_eq!(
+            condition(&validation, crate::api::CONDITION_READY),
+            ("False".into(), "InvalidSpec".into(), problems)
+        );
+        assert_eq!(
+            condition(&validation, UPSTREAM_VALID),
+            (
+                "True".into(),
+                "Valid".into(),
+                "upstream environments exist, without cycles".into()
+            )
+        );
+        let ready = conditions::find(&validation.conditions, crate::api::CONDITION_READY).unwrap();
+        assert_eq!(
+            (ready.observed_generation, ready.last_transition_time.clone()),
+            (Some(3), at(100))
+        );
+    }
+
+    #[test]
+    fn a_valid_environment_says_so_in_every_condition() {
+        let objects = Objects::new(environment("dev", ""));
+        let validation = validate(&objects.snapshot());
+        let types: Vec<(&str, &str, &str)> = validation
+            .conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str()))
+            .collect();
+        assert_eq!(
+            types,
+            vec![
+                ("ConfigValid", "True", "Valid"),
+                ("Ready", "True", "Ready"),
+                ("TargetsValid", "True", "Valid"),
+                ("UpstreamValid", "True", "Valid"),
+            ]
+        );
+        assert!(validation.forbidden.is_empty() && validation.not_ready.is_empty());
+    }
+
+    #[test]
+    fn a_configuration_that_does_not_render_holds_its_application() {
+        let mut objects = Objects::new(environment("dev", ""));
+        let error = ConfigError::BaseMissing {
+            application: "shop".into(),
+            namespace: "shop".into(),
+            name: "base".into(),
+        };
+        objects.configs = [("shop".to_string(), Err(error.clone()))].into();
+        let validation = validate(&objects.snapshot());
+        assert_eq!(validation.not_ready, owned(&[("shop", &error.to_string())]));
+        assert_eq!(
+            condition(&validation, CONFIG_VALID),
+            ("False".into(), "InvalidConfig".into(), error.to_string())
+        );
+    }
+
+    #[test]
+    fn a_missing_upstream_is_named_by_its_index() {
+        let mut objects = Objects::new(environment("prod", "  upstream: [dev, staging]"));
+        objects.environments = vec![environment("dev", "")];
+        let validation = validate(&objects.snapshot());
+        assert_eq!(
+            condition(&validation, UPSTREAM_VALID),
+            (
+                "False".into(),
+                "InvalidUpstream".into(),
+                "spec.upstream[1]: Environment staging not found".into()
+            )
+        );
+    }
+
+    #[test]
+    fn a_cycle_is_reported_only_by_the_environments_on_it() {
+        let a = environment("a", "  upstream: [b]");
+        let b = environment("b", "  upstream: [c]");
+        let c = environment("c", "  upstream: [b]");
+        let d = environment("d", "  upstream: [a, d]");
+        let environments: BTreeMap<String, &Environment> = [("a", &a), ("b", &b), ("c", &c), ("d", &d)]
+            .map(|(n, e)| (n.to_string(), e))
+            .into();
+        assert_eq!(
+            find_cycle("a", &environments),
+            None,
+            "a is upstream of the cycle, not on it"
+        );
+        assert_eq!(
+            find_cycle("b", &environments),
+            Some(vec!["b".to_string(), "c".into(), "b".into()])
+        );
+        assert_eq!(
+            find_cycle("d", &environments),
+            Some(vec!["d".to_string(), "d".into()]),
+            "its own upstream"
+        );
+    }
+}
