@@ -14,21 +14,28 @@ use tracing::{info, instrument};
 
 use super::Error;
 use super::context::Ctx;
+use super::error::{self, Schedule};
 use crate::api::{Artifact, CONDITION_READY};
 use crate::core::artifact::{self, Resolution, ResolutionFailure};
 use crate::core::conditions;
 use crate::registry::{PullSecrets, RegistryError};
 
 const CONTROLLER: &str = "artifact";
-/// Retry interval after a transient registry failure.
-const RETRY: Duration = Duration::from_secs(30);
-/// Retry interval after refused credentials (a Secret may be fixed).
-const RETRY_UNAUTHORIZED: Duration = Duration::from_secs(300);
+/// Retries after a transient registry failure: 5 s, 10 s, … up to 10 minutes.
+const RETRY: Schedule = Schedule {
+    first: Duration::from_secs(5),
+    cap: Duration::from_secs(600),
+};
+/// Retries after refused credentials (a Secret may be fixed): 1 minute,
+/// 2, … up to an hour.
+const RETRY_UNAUTHORIZED: Schedule = Schedule {
+    first: Duration::from_secs(60),
+    cap: Duration::from_secs(3600),
+};
 
 /// Resolves what is unresolved; a resolved Artifact is never resolved again.
 #[instrument(skip_all, fields(name = %artifact.name_any(), namespace = artifact.namespace(), generation = artifact.metadata.generation))]
 pub async fn reconcile(artifact: Arc<Artifact>, ctx: Ctx) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile(CONTROLLER);
     let pending = artifact::unresolved(&artifact);
     let status = artifact.status.clone().unwrap_or_default();
     let settled = status.observed_generation == artifact.metadata.generation
@@ -91,16 +98,25 @@ pub async fn reconcile(artifact: Arc<Artifact>, ctx: Ctx) -> Result<Action, Erro
         Resolution::Failed { failure, .. } => Some(*failure),
         Resolution::Resolved(_) => None,
     });
+    // Resolution retries back off per Artifact, apart from reconcile errors.
+    let key = error::key(
+        "artifact-resolution",
+        artifact.namespace().as_deref(),
+        &artifact.name_any(),
+    );
     Ok(match retry_after(failures) {
-        Some(after) => Action::requeue(after),
-        None => Action::await_change(),
+        Some(schedule) => Action::requeue(ctx.backoff.failed(&key, &schedule)),
+        None => {
+            ctx.backoff.succeeded(&key);
+            Action::await_change()
+        }
     })
 }
 
-/// When to resolve again after `failures`: soon after a transient one,
+/// How to resolve again after `failures`: soon after a transient one,
 /// later after refused credentials (a Secret may be fixed), otherwise only
 /// when the Artifact changes.
-fn retry_after(failures: impl IntoIterator<Item = ResolutionFailure>) -> Option<Duration> {
+fn retry_after(failures: impl IntoIterator<Item = ResolutionFailure>) -> Option<Schedule> {
     let failures: Vec<ResolutionFailure> = failures.into_iter().collect();
     if failures.iter().any(|failure| failure.is_transient()) {
         Some(RETRY)
@@ -182,6 +198,12 @@ mod tests {
 
     #[test]
     fn transient_failures_are_retried_soon_refused_credentials_later_the_rest_never() {
+        assert_eq!(
+            (0..4).map(|n| RETRY.delay(n).as_secs()).collect::<Vec<_>>(),
+            vec![5, 10, 20, 40]
+        );
+        assert_eq!(RETRY.delay(20), Duration::from_secs(600));
+        assert_eq!(RETRY_UNAUTHORIZED.delay(1), Duration::from_secs(120));
         use ResolutionFailure as F;
         assert_eq!(retry_after([]), None);
         assert_eq!(retry_after([F::RegistryUnavailable]), Some(RETRY));

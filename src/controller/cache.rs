@@ -288,16 +288,7 @@ where
     let driver = watcher(api, config)
         .default_backoff()
         .modify(move |object: &mut K| {
-            // managedFields are never read by Hoist, and the annotation of
-            // `kubectl apply` repeats the whole object.
-            let meta = object.meta_mut();
-            meta.managed_fields = None;
-            if let Some(annotations) = meta.annotations.as_mut() {
-                annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
-                if annotations.is_empty() {
-                    meta.annotations = None;
-                }
-            }
+            super::slim::metadata(object.meta_mut());
             slim(object);
         })
         // Indexed before the store and the subscribers see the change, so a

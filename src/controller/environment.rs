@@ -51,13 +51,9 @@ impl ConfigSources for Fetched {
 
 #[instrument(skip_all, fields(name = %environment.name_any(), namespace = environment.namespace(), generation = environment.metadata.generation))]
 pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile(CONTROLLER);
-    // Right after a start the other caches may not have listed yet: deciding
-    // then would take existing snapshots and Deployments for missing ones and
-    // write them again.
-    if !ctx.stores.wait_until_synced().await {
-        return Ok(Action::requeue(Duration::from_secs(5)));
-    }
+    // Runs only once every cache has listed (see `controller::reconciler`):
+    // deciding earlier would take existing snapshots and Deployments for
+    // missing ones and write them again.
     let namespace = environment.namespace().unwrap_or_default();
     let name = environment.name_any();
     let stores = &ctx.stores;

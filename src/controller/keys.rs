@@ -5,6 +5,7 @@ use kube::ResourceExt;
 
 use super::cache::key;
 use crate::api::{Artifact, Environment, Promotion};
+use crate::core::config::ROLE_CONFIG_SNAPSHOT;
 use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_TENANT};
 use crate::core::environment::target_namespace;
 
@@ -78,7 +79,7 @@ pub fn artifact(artifact: &Artifact) -> Vec<String> {
 
 pub fn config_map(config_map: &ConfigMap) -> Vec<String> {
     let labels = config_map.labels();
-    if labels.get(LABEL_ROLE).map(String::as_str) != Some("config-snapshot") {
+    if labels.get(LABEL_ROLE).map(String::as_str) != Some(ROLE_CONFIG_SNAPSHOT) {
         return Vec::new();
     }
     let tenant = labels

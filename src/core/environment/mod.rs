@@ -18,7 +18,7 @@
 mod auto_promote;
 mod config_maps;
 #[cfg(test)]
-mod fixture;
+pub(crate) mod fixture;
 mod history;
 mod lifecycle;
 mod release;
