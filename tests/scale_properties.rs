@@ -6,17 +6,18 @@
 //! Requests are counted in the operator's own client, so these hold against
 //! a real cluster too (HOIST_TEST_KUBECONFIG).
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use hoist::api::{Artifact, Environment, Phase, Promotion};
 use hoist::controller::Settings;
 use hoist_testkit::cluster::{Request, RequestCounter, TestCluster};
+use hoist_testkit::delay::Slowness;
+use hoist_testkit::reconciles;
 use hoist_testkit::registry::{PushedImage, push_multi, registry_address};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube_standin::{Fault, RequestMatch, Verb};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
@@ -34,24 +35,32 @@ struct Operator {
 
 /// Starts the operator on `cluster`'s namespace and waits until its caches synced.
 async fn start(cluster: &TestCluster) -> Operator {
-    let (client, requests) = cluster.counted_client().expect("counted client");
-    // A free port for /metrics: bound and released, then taken by the operator.
-    let health = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("free port");
+    start_with(cluster, |_, _| None).await
+}
+
+/// [`start`] with some of the operator's requests held back by `slowness`.
+async fn start_with(cluster: &TestCluster, slowness: Slowness) -> Operator {
+    reconciles::install();
+    let (client, requests) = cluster.delayed_client(slowness).expect("counted client");
     let settings = Settings {
-        health_address: health,
+        health_address: ([127, 0, 0, 1], 0).into(),
         insecure_registries: vec![registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)")],
         namespace: Some(cluster.namespace().to_string()),
         ..Settings::default()
     };
+    let operator = hoist::controller::start(client, settings)
+        .await
+        .expect("operator starts");
+    // The port it bound for /metrics: no race for a free one.
+    let health = operator.health_address();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
-        hoist::controller::run(client, settings, async move {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("operator runs");
+        operator
+            .run(async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("operator runs");
     });
     let operator = Operator {
         stop,
@@ -271,8 +280,19 @@ async fn reconciles_read_single_objects_only_and_an_idle_restart_writes_nothing(
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     operator.stop().await;
+    let mark = reconciles::Mark::now();
     let operator = start(&cluster).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Not vacuous: the restart decided the Environment again (and then
+    // had nothing to write) before the writes are counted.
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while !mark.since(&namespace).contains("dev") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the restart never reconciled Environment dev"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let writes: Vec<String> = operator
         .requests
         .writes()
@@ -297,13 +317,11 @@ async fn every_environment_waiting_at_start_up_is_reconciled() {
         )
         .await;
     }
-    // On the stand-in, the ConfigMap cache lists late, so the reconciles
-    // surely wait together.
-    if let Some(standin) = cluster.standin() {
-        let slow_list = RequestMatch::any().verb(Verb::List).resource("configmaps");
-        standin.inject_fault(Fault::delay(slow_list, Duration::from_millis(500)));
-    }
-    let operator = start(&cluster).await;
+    // The ConfigMap caches list late, so the reconciles surely wait together.
+    let slow_configmaps = |method: &http::Method, path: &str| {
+        (method == http::Method::GET && path.ends_with("/configmaps")).then_some(Duration::from_millis(500))
+    };
+    let operator = start_with(&cluster, slow_configmaps).await;
     for name in &names {
         cluster
             .wait_for::<Environment>(name, TIMEOUT, |e| {
