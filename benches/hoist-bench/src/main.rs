@@ -1,12 +1,14 @@
 //! `cargo run --release -p hoist-bench`: Hoist's operator, as a process of
-//! its own, against the in-process API stand-in and the real local registry
-//! (`HOIST_TEST_REGISTRY`). Prints one Markdown report; every figure in it
-//! comes from the same run, and operator latencies sit next to bare writes
-//! made on the same stand-in, so machine noise cancels in the ratio.
+//! its own, against the in-process API stand-in (or the real cluster of
+//! `--kubeconfig`) and the real local registry (`HOIST_TEST_REGISTRY`).
+//! Prints one Markdown report; every figure in it comes from the same run,
+//! and operator latencies sit next to bare writes made on the same API
+//! server, so machine noise cancels in the ratio.
 
 #[global_allocator]
 static ALLOCATOR: heap::Counting = heap::Counting;
 
+mod cluster;
 mod heap;
 mod observe;
 mod operator;
@@ -14,7 +16,7 @@ mod report;
 mod world;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -25,10 +27,11 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube_standin::StandIn;
 use serde_json::{Value, json};
 
+use cluster::Cluster;
 use observe::{Tracker, key};
 use operator::Operator;
 use report::{Cpu, Latencies, LevelReport, RegistryReport, Resync};
-use world::{BARE_GROUP, BARE_NAMESPACE, Size, VERSIONS};
+use world::{BARE_GROUP, Size, VERSIONS};
 
 #[derive(Parser)]
 #[command(about = "Benchmark Hoist's operator: latency, memory, idle resync, registry lookups")]
@@ -55,9 +58,17 @@ struct Args {
     #[arg(long, default_value_t = 4)]
     registry_concurrency: usize,
     /// Prints, for this many timed promotions per size, every API request
-    /// made from its creation until it is seen `Succeeded` (and 20 ms more).
+    /// made from its creation until it is seen `Succeeded` (and 20 ms more);
+    /// on the stand-in only, whose request log it reads.
     #[arg(long, default_value_t = 0)]
     trace: usize,
+    /// Run against the cluster of this kubeconfig instead of the stand-in:
+    /// the bench installs the Hoist CRDs and copies of them under
+    /// bare.hoist.dev, works in namespaces `hoist-bench-*` of its own and
+    /// deletes them (and the copies) afterwards. Its user must be allowed to
+    /// do all that; nothing else may run an operator for Hoist's kinds there.
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -107,8 +118,11 @@ async fn main() -> Result<()> {
     let mut levels = Vec::new();
     let largest = args.factors.iter().copied().max().unwrap_or(1);
     for &factor in &args.factors {
+        let name = format!("{factor}x");
+        let cluster = Cluster::new(args.kubeconfig.as_deref(), &name).await?;
         let size = Size {
             environments: args.base_environments * factor,
+            prefix: cluster.prefix.clone(),
         };
         progress(&format!(
             "{factor}×: {} Environments, {} Artifacts, {} Promotions",
@@ -116,7 +130,22 @@ async fn main() -> Result<()> {
             size.artifacts(),
             size.promotions()
         ));
-        levels.push(level(&args, &registry, factor, size, &images, factor == largest).await?);
+        let outcome = level(
+            &args,
+            &cluster,
+            &registry,
+            factor,
+            size,
+            &images,
+            factor == largest,
+        )
+        .await;
+        let last = factor == largest;
+        if last {
+            cluster.remove_bare_crds().await?;
+        }
+        cluster.clean_up().await?;
+        levels.push(outcome?);
     }
     print!(
         "{}",
@@ -124,7 +153,11 @@ async fn main() -> Result<()> {
             &levels,
             &registry_report,
             args.registry_concurrency,
-            started.elapsed()
+            started.elapsed(),
+            &match &args.kubeconfig {
+                Some(path) => format!("the cluster of {}", path.display()),
+                None => "the in-process stand-in".to_string(),
+            },
         )
     );
     Ok(())
@@ -147,22 +180,6 @@ async fn push_images(prefix: &str, versions: usize, seed: u64) -> Result<Vec<[Pu
     Ok(images)
 }
 
-/// A stand-in with the Hoist CRDs and their bare copies, and the kubeconfig
-/// of the operator process.
-async fn standin(name: &str) -> Result<(StandIn, std::path::PathBuf)> {
-    let crds = hoist::api::crds();
-    let bare = world::bare_crds(&crds);
-    let standin = StandIn::builder()
-        .crds(crds.into_iter().chain(bare))
-        // Generous, so no watch of this run falls behind into 410 Gone.
-        .event_history(1_000_000)
-        .start()
-        .await?;
-    let kubeconfig = std::env::temp_dir().join(format!("hoist-bench-{name}.kubeconfig"));
-    std::fs::write(&kubeconfig, standin.kubeconfig_yaml(operator::USER))?;
-    Ok((standin, kubeconfig))
-}
-
 fn start_operator(args: &Args, kubeconfig: &Path, registry: &str, name: &str) -> Result<Operator> {
     Operator::start(
         kubeconfig,
@@ -172,20 +189,21 @@ fn start_operator(args: &Args, kubeconfig: &Path, registry: &str, name: &str) ->
     )
 }
 
-async fn populate(client: &Client, batches: Vec<Vec<(String, Value)>>) -> Result<()> {
-    for batch in batches {
-        world::create_all(client, batch).await?;
+async fn populate(cluster: &Cluster, batches: Vec<Vec<(String, Value)>>) -> Result<()> {
+    for mut batch in batches {
+        cluster.label_namespaces(&mut batch);
+        world::create_all(&cluster.client, batch).await?;
     }
     Ok(())
 }
 
 /// Waits until the operator made no request for `quiet`.
-async fn wait_quiet(standin: &StandIn, quiet: Duration) -> Result<()> {
+async fn wait_quiet(operator: &Operator, quiet: Duration) -> Result<()> {
     let deadline = Instant::now() + WAIT;
     let mut last = usize::MAX;
     let mut since = Instant::now();
     loop {
-        let count = operator_requests(standin).len();
+        let count: usize = operator.requests().await?.values().sum();
         if count != last {
             last = count;
             since = Instant::now();
@@ -199,17 +217,7 @@ async fn wait_quiet(standin: &StandIn, quiet: Duration) -> Result<()> {
     }
 }
 
-fn operator_requests(standin: &StandIn) -> Vec<kube_standin::RequestRecord> {
-    standin
-        .requests()
-        .records()
-        .iter()
-        .filter(|record| record.user.as_deref() == Some(operator::USER))
-        .cloned()
-        .collect()
-}
-
-/// `verb resource[/subresource]` of a request.
+/// `verb resource[/subresource]` of a request in the stand-in's log.
 fn request_kind(record: &kube_standin::RequestRecord) -> String {
     let verb = record.verb.map_or("other", |verb| verb.as_str());
     match &record.subresource {
@@ -218,16 +226,20 @@ fn request_kind(record: &kube_standin::RequestRecord) -> String {
     }
 }
 
-fn count_kinds(records: &[kube_standin::RequestRecord]) -> BTreeMap<String, usize> {
-    let mut counts = BTreeMap::new();
-    for record in records {
-        *counts.entry(request_kind(record)).or_default() += 1;
-    }
-    counts
+/// The requests counted in `after` but not yet in `before`.
+fn since(before: &BTreeMap<String, usize>, after: BTreeMap<String, usize>) -> BTreeMap<String, usize> {
+    after
+        .into_iter()
+        .filter_map(|(kind, count)| {
+            let new = count.saturating_sub(before.get(&kind).copied().unwrap_or(0));
+            (new > 0).then_some((kind, new))
+        })
+        .collect()
 }
 
 async fn level(
     args: &Args,
+    cluster: &Cluster,
     registry: &str,
     factor: usize,
     size: Size,
@@ -235,12 +247,13 @@ async fn level(
     resync: bool,
 ) -> Result<LevelReport> {
     let name = format!("{factor}x");
-    let (standin, kubeconfig) = standin(&name).await?;
-    let client = standin.client();
+    let client = cluster.client.clone();
+    let kubeconfig = &cluster.kubeconfig;
+    let bare_namespace = size.bare_namespace();
     let begun = Instant::now();
-    populate(&client, world::objects(size, images)).await?;
+    populate(cluster, world::objects(&size, images)).await?;
     let bare_environments = size.environments.min(64);
-    populate(&client, world::bare_objects(bare_environments)).await?;
+    populate(cluster, world::bare_objects(&bare_namespace, bare_environments)).await?;
     let populated = begun.elapsed();
     progress(&format!("{name}: store filled in {populated:.1?}"));
 
@@ -261,13 +274,12 @@ async fn level(
         observe::succeeded,
     );
 
-    standin.reset_requests();
-    let mut operator = start_operator(args, &kubeconfig, registry, &name)?;
+    let mut operator = start_operator(args, kubeconfig, registry, &name)?;
     let ready = operator.wait_ready(WAIT).await?;
     artifacts.wait_count(size.artifacts(), WAIT).await?;
     environments.wait_count(size.environments, WAIT).await?;
     let settled = operator.uptime();
-    wait_quiet(&standin, Duration::from_secs(1)).await?;
+    wait_quiet(&operator, Duration::from_secs(1)).await?;
     let rss_synced = operator.memory()?;
     let lookups = operator.metric("hoist_registry_lookups_total").await?;
     progress(&format!(
@@ -308,8 +320,8 @@ async fn level(
         ));
     }
 
-    wait_quiet(&standin, Duration::from_secs(1)).await?;
-    standin.reset_requests();
+    wait_quiet(&operator, Duration::from_secs(1)).await?;
+    let requests_before = operator.requests().await?;
     let operator_cpu = operator.cpu()?;
     let bench_cpu = operator::cpu_time(std::process::id())?;
     let mut operator_latencies = Vec::with_capacity(timed.len());
@@ -327,17 +339,17 @@ async fn level(
         operator_latencies.push(seen - start);
         if operator_latencies.len() <= args.trace {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            trace(&standin, start, seen);
+            trace(cluster.standin(), start, seen);
         }
     }
     let operator_cpu = operator.cpu()? - operator_cpu;
     let bench_cpu = operator::cpu_time(std::process::id())? - bench_cpu;
-    wait_quiet(&standin, Duration::from_secs(1)).await?;
-    let requests = count_kinds(&operator_requests(&standin));
+    wait_quiet(&operator, Duration::from_secs(1)).await?;
+    let requests = since(&requests_before, operator.requests().await?);
     progress(&format!("{name}: {} timed promotions done", timed.len()));
-    verify_pins(&client, size, images).await?;
+    verify_pins(&client, &size, images).await?;
 
-    let (promotion_status, environment_status) = status_templates(&client, size).await?;
+    let statuses = status_templates(&client, &size).await?;
     let bench_before_bare = operator::cpu_time(std::process::id())?;
     let mut bare_latencies = Vec::with_capacity(timed.len());
     for (sequence, &(version, _)) in timed.iter().enumerate() {
@@ -346,41 +358,45 @@ async fn level(
         let start = Instant::now();
         bare_promotion(
             &client,
+            &bare_namespace,
             &environment,
             version,
             sequence,
             &images[sequence % images.len()],
-            &promotion_status,
-            &environment_status,
+            &statuses,
         )
         .await?;
         let seen = bare_promotions
             .wait(
-                &key(BARE_NAMESPACE, &format!("{environment}-{sequence}")),
+                &key(&bare_namespace, &format!("{environment}-{sequence}")),
                 PROMOTION_TIMEOUT,
             )
             .await?;
         bare_latencies.push(seen - start);
         if bare_latencies.len() <= args.trace {
             tokio::time::sleep(Duration::from_millis(20)).await;
-            trace(&standin, start, seen);
+            trace(cluster.standin(), start, seen);
         }
     }
+    // The stand-in runs in this process; a real API server's CPU is not ours to read.
     let cpu = Cpu {
         operator: operator_cpu,
-        standin: bench_cpu,
-        standin_bare: operator::cpu_time(std::process::id())? - bench_before_bare,
+        standin: cluster.standin().map(|_| bench_cpu),
+        standin_bare: cluster
+            .standin()
+            .map(|_| operator::cpu_time(std::process::id()))
+            .transpose()?
+            .map(|after| after - bench_before_bare),
     };
     progress(&format!("{name}: {} bare promotions done", timed.len()));
     let rss_after = operator.memory()?;
 
     let resync = if resync {
-        Some(idle_resync(args, &standin, &kubeconfig, registry, &name, operator).await?)
+        Some(idle_resync(args, kubeconfig, registry, &name, operator).await?)
     } else {
         operator.stop().await?;
         None
     };
-    standin.shutdown().await;
     Ok(LevelReport {
         factor,
         size,
@@ -400,8 +416,12 @@ async fn level(
     })
 }
 
-/// Prints the requests made since `start` to stderr, with their times.
-fn trace(standin: &StandIn, start: Instant, seen: Instant) {
+/// Prints the requests made since `start` to stderr, with their times
+/// (from the stand-in's log; nothing on a real cluster).
+fn trace(standin: Option<&StandIn>, start: Instant, seen: Instant) {
+    let Some(standin) = standin else {
+        return;
+    };
     let ms = |at: Instant| at.saturating_duration_since(start).as_secs_f64() * 1000.0;
     eprintln!("[hoist-bench] trace: seen Succeeded at {:.2} ms", ms(seen));
     for record in standin
@@ -422,7 +442,7 @@ fn trace(standin: &StandIn, start: Instant, seen: Instant) {
 }
 
 /// Every Deployment runs the last version's pinned image.
-async fn verify_pins(client: &Client, size: Size, images: &[[PushedImage; 2]]) -> Result<()> {
+async fn verify_pins(client: &Client, size: &Size, images: &[[PushedImage; 2]]) -> Result<()> {
     let last = &images[VERSIONS - 1];
     for index in 0..size.environments {
         let (namespace, environment) = size.environment(index);
@@ -450,9 +470,15 @@ async fn verify_pins(client: &Client, size: Size, images: &[[PushedImage; 2]]) -
     Ok(())
 }
 
+/// The status of a Promotion and of an Environment as the operator wrote them.
+struct Statuses {
+    promotion: Value,
+    environment: Value,
+}
+
 /// The status of a Promotion and an Environment as the operator wrote them,
 /// for the bare writes to write the same amount.
-async fn status_templates(client: &Client, size: Size) -> Result<(Value, Value)> {
+async fn status_templates(client: &Client, size: &Size) -> Result<Statuses> {
     let (namespace, environment) = size.environment(0);
     let promotions: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
@@ -468,10 +494,10 @@ async fn status_templates(client: &Client, size: Size) -> Result<(Value, Value)>
         &kube::api::ApiResource::erase::<hoist::api::Environment>(&()),
     );
     let environment = environments.get(&environment).await?;
-    Ok((
-        promotion.data["status"].clone(),
-        environment.data["status"].clone(),
-    ))
+    Ok(Statuses {
+        promotion: promotion.data["status"].clone(),
+        environment: environment.data["status"].clone(),
+    })
 }
 
 /// What a perfect operator writes for one promotion, issued directly: the
@@ -480,68 +506,72 @@ async fn status_templates(client: &Client, size: Size) -> Result<(Value, Value)>
 /// status records the release.
 async fn bare_promotion(
     client: &Client,
+    namespace: &str,
     environment: &str,
     version: usize,
     sequence: usize,
     images: &[PushedImage; 2],
-    promotion_status: &Value,
-    environment_status: &Value,
+    statuses: &Statuses,
 ) -> Result<()> {
     let name = format!("{environment}-{sequence}");
     let mut promotion = world::promotion(BARE_GROUP, environment, version);
     promotion["metadata"]["name"] = json!(name);
-    world::create(client, BARE_NAMESPACE, promotion).await?;
+    world::create(client, namespace, promotion).await?;
     let application = world::application(environment);
     let artifact = world::artifact_name(environment, version);
     let hash = format!("sha256:{sequence:064x}");
     for (component, container, image) in [("backend", "app", &images[0]), ("frontend", "web", &images[1])] {
         let pin = world::bare_pin(
+            namespace,
             &format!("{application}-{component}"),
             container,
             &image.by_digest(),
             &artifact,
             &hash,
         );
-        world::apply(client, BARE_NAMESPACE, &pin, false).await?;
+        world::apply(client, namespace, &pin, false).await?;
     }
     let status = json!({"apiVersion": format!("{BARE_GROUP}/v1alpha1"), "kind": "Promotion",
-                        "metadata": {"name": name, "namespace": BARE_NAMESPACE},
-                        "status": promotion_status});
-    world::apply(client, BARE_NAMESPACE, &status, true).await?;
-    let mut environment_status = environment_status.clone();
+                        "metadata": {"name": name, "namespace": namespace},
+                        "status": statuses.promotion});
+    world::apply(client, namespace, &status, true).await?;
+    let mut environment_status = statuses.environment.clone();
     environment_status["summary"] = json!(format!("{application}@1.0.{version} #{sequence}"));
     let status = json!({"apiVersion": format!("{BARE_GROUP}/v1alpha1"), "kind": "Environment",
-                        "metadata": {"name": environment, "namespace": BARE_NAMESPACE},
+                        "metadata": {"name": environment, "namespace": namespace},
                         "status": environment_status});
-    world::apply(client, BARE_NAMESPACE, &status, true).await
+    world::apply(client, namespace, &status, true).await
 }
 
 /// Restarts the operator on the settled store: a full resync.
 async fn idle_resync(
     args: &Args,
-    standin: &StandIn,
     kubeconfig: &Path,
     registry: &str,
     name: &str,
     operator: Operator,
 ) -> Result<Resync> {
-    wait_quiet(standin, Duration::from_secs(2)).await?;
+    wait_quiet(&operator, Duration::from_secs(2)).await?;
     operator.stop().await?;
-    standin.reset_requests();
+    // A new process: its request counters start at zero.
     let mut operator = start_operator(args, kubeconfig, registry, &format!("{name}-resync"))?;
     let ready = operator.wait_ready(WAIT).await?;
     let rss_ready = operator.memory()?;
-    wait_quiet(standin, Duration::from_secs(3)).await?;
+    wait_quiet(&operator, Duration::from_secs(3)).await?;
     let settled = operator.uptime();
     let rss = operator.memory()?;
     let reconciles = operator.metric("hoist_reconciliations_total").await?;
     let lookups = operator.metric("hoist_registry_lookups_total").await?;
-    let records = operator_requests(standin);
+    let requests = operator.requests().await?;
     operator.stop().await?;
-    let writes: Vec<String> = records
+    let writes: Vec<String> = requests
         .iter()
-        .filter(|record| record.is_write())
-        .map(|record| format!("{} {}", record.method, record.path))
+        .filter(|(kind, _)| {
+            !["get ", "list ", "watch "]
+                .iter()
+                .any(|verb| kind.starts_with(verb))
+        })
+        .map(|(kind, count)| format!("{kind} ×{count}"))
         .collect();
     Ok(Resync {
         ready,
@@ -550,7 +580,7 @@ async fn idle_resync(
         rss,
         reconciles,
         lookups,
-        requests: count_kinds(&records),
+        requests,
         writes,
     })
 }
@@ -559,21 +589,26 @@ async fn idle_resync(
 async fn registry_section(args: &Args, registry: &str) -> Result<RegistryReport> {
     progress("registry: pushing images");
     let images = push_images("registry", args.registry_references / 2, 1000).await?;
-    let (standin, kubeconfig) = standin("registry").await?;
-    let client = standin.client();
-    world::create_all(
-        &client,
-        vec![(
-            String::new(),
-            json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "registry"}}),
-        )],
-    )
-    .await?;
+    let cluster = Cluster::new(args.kubeconfig.as_deref(), "registry").await?;
+    let outcome = registry_lookups(args, registry, &cluster, &images).await;
+    cluster.clean_up().await?;
+    outcome
+}
+
+async fn registry_lookups(
+    args: &Args,
+    registry: &str,
+    cluster: &Cluster,
+    images: &[[PushedImage; 2]],
+) -> Result<RegistryReport> {
+    let client = cluster.client.clone();
+    let namespace = format!("{}registry", cluster.prefix);
+    populate(cluster, vec![vec![world::namespace(&namespace)]]).await?;
     let ready_artifacts = Tracker::start(
         world::api(&client, "hoist.dev", "Artifact", "artifacts"),
         observe::ready,
     );
-    let mut operator = start_operator(args, &kubeconfig, registry, "registry")?;
+    let mut operator = start_operator(args, &cluster.kubeconfig, registry, "registry")?;
     operator.wait_ready(WAIT).await?;
     let before = operator.metric("hoist_registry_lookups_total").await?;
     let artifacts: Vec<(String, Value)> = (0..args.registry_artifacts)
@@ -581,7 +616,7 @@ async fn registry_section(args: &Args, registry: &str) -> Result<RegistryReport>
             let [backend, frontend] = &images[index % images.len()];
             let mut artifact = world::artifact(&format!("env-{index:04}"), 0, backend, frontend);
             artifact["metadata"]["name"] = json!(format!("release-{index:04}"));
-            ("registry".to_owned(), artifact)
+            (namespace.clone(), artifact)
         })
         .collect();
     let started = Instant::now();
@@ -594,7 +629,7 @@ async fn registry_section(args: &Args, registry: &str) -> Result<RegistryReport>
     let reconciles_before = operator.metric("hoist_reconciliations_total").await?;
     let api: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
-        "registry",
+        &namespace,
         &kube::api::ApiResource::erase::<hoist::api::Artifact>(&()),
     );
     for index in 0..args.registry_artifacts {
@@ -619,7 +654,6 @@ async fn registry_section(args: &Args, registry: &str) -> Result<RegistryReport>
     }
     let relookups = operator.metric("hoist_registry_lookups_total").await? - before - lookups;
     operator.stop().await?;
-    standin.shutdown().await;
     progress(&format!(
         "registry: {} Artifacts, {lookups} lookups in {wall:.1?}, {relookups} on re-reconcile",
         args.registry_artifacts

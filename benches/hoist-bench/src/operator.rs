@@ -2,6 +2,7 @@
 //! this binary started again as `hoist-bench operator`, which runs exactly
 //! what `hoist controller` runs, against the stand-in through a kubeconfig.
 
+use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -12,7 +13,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
-/// The client name the operator's requests carry in the stand-in's log.
+/// The client name the operator's requests carry in the stand-in's log
+/// (what `--trace` prints).
 pub const USER: &str = "hoist";
 
 pub struct Operator {
@@ -117,6 +119,37 @@ impl Operator {
             })
             .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
             .sum())
+    }
+
+    /// The operator's API requests so far, by `verb resource`, from its
+    /// own client's `hoist_api_requests_total` (so they are counted the
+    /// same way on the stand-in and on a real cluster).
+    pub async fn requests(&self) -> Result<BTreeMap<String, usize>> {
+        let (code, body) = http_get(self.health, "/metrics").await?;
+        if code != 200 {
+            bail!("/metrics answered {code}");
+        }
+        let mut requests = BTreeMap::new();
+        for line in body.lines() {
+            let Some(labels) = line.strip_prefix("hoist_api_requests_total{") else {
+                continue;
+            };
+            let Some((labels, value)) = labels.rsplit_once("} ") else {
+                continue;
+            };
+            let label = |name: &str| {
+                labels
+                    .split(',')
+                    .find_map(|pair| pair.strip_prefix(name)?.strip_prefix("=\"")?.strip_suffix('"'))
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let count = value.parse::<f64>().unwrap_or(0.0) as usize;
+            *requests
+                .entry(format!("{} {}", label("verb"), label("resource")))
+                .or_default() += count;
+        }
+        Ok(requests)
     }
 
     /// Stops the operator with SIGTERM, as Kubernetes stops a pod.

@@ -21,32 +21,36 @@ const CONCURRENCY: usize = 16;
 /// Group of the copies of the Hoist kinds that bare writes go to: the same
 /// schema and validation, but no operator watches them.
 pub const BARE_GROUP: &str = "bare.hoist.dev";
-/// Namespace of the bare writes.
-pub const BARE_NAMESPACE: &str = "bare";
 /// Field manager of the bench's own writes.
 pub const MANAGER: &str = "hoist-bench";
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Size {
     pub environments: usize,
+    /// Put before every namespace name (a real cluster's run prefix).
+    pub prefix: String,
 }
 
 impl Size {
-    pub fn tenants(self) -> usize {
+    pub fn tenants(&self) -> usize {
         self.environments.div_ceil(ENVIRONMENTS_PER_TENANT)
     }
-    pub fn artifacts(self) -> usize {
+    pub fn artifacts(&self) -> usize {
         self.environments * VERSIONS
     }
-    pub fn promotions(self) -> usize {
+    pub fn promotions(&self) -> usize {
         self.environments * VERSIONS
     }
     /// (tenant namespace, environment name) of environment `index`.
-    pub fn environment(self, index: usize) -> (String, String) {
+    pub fn environment(&self, index: usize) -> (String, String) {
         (
-            format!("tenant-{:03}", index / ENVIRONMENTS_PER_TENANT),
+            format!("{}tenant-{:03}", self.prefix, index / ENVIRONMENTS_PER_TENANT),
             format!("env-{:02}", index % ENVIRONMENTS_PER_TENANT),
         )
+    }
+    /// The namespace of the bare writes.
+    pub fn bare_namespace(&self) -> String {
+        format!("{}bare", self.prefix)
     }
 }
 
@@ -144,7 +148,7 @@ fn split_api_version(object: &Value) -> (String, String) {
     }
 }
 
-fn namespace(name: &str) -> (String, Value) {
+pub fn namespace(name: &str) -> (String, Value) {
     (
         String::new(),
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}),
@@ -185,7 +189,7 @@ fn environment_spec(namespace: &str, environment: &str) -> Value {
 
 /// Every object of `size` but the Promotions, in creation order: namespaces,
 /// base ConfigMaps, Deployments, Environments, Artifacts.
-pub fn objects(size: Size, images: &[[PushedImage; 2]]) -> Vec<Vec<(String, Value)>> {
+pub fn objects(size: &Size, images: &[[PushedImage; 2]]) -> Vec<Vec<(String, Value)>> {
     let mut namespaces = Vec::new();
     let mut bases = Vec::new();
     for tenant in 0..size.tenants() {
@@ -247,37 +251,44 @@ pub fn promotion(group: &str, environment: &str, version: usize) -> Value {
 
 /// The bare namespace: `environments` Environments of the bare group and
 /// their Deployments.
-pub fn bare_objects(environments: usize) -> Vec<Vec<(String, Value)>> {
+pub fn bare_objects(namespace_name: &str, environments: usize) -> Vec<Vec<(String, Value)>> {
     let mut deployments = Vec::new();
     let mut bare = Vec::new();
     for index in 0..environments {
         let environment = format!("env-{index:02}");
         let application = application(&environment);
         deployments.push((
-            BARE_NAMESPACE.to_owned(),
+            namespace_name.to_owned(),
             deployment(&format!("{application}-backend"), "app"),
         ));
         deployments.push((
-            BARE_NAMESPACE.to_owned(),
+            namespace_name.to_owned(),
             deployment(&format!("{application}-frontend"), "web"),
         ));
         bare.push((
-            BARE_NAMESPACE.to_owned(),
+            namespace_name.to_owned(),
             json!({"apiVersion": format!("{BARE_GROUP}/v1alpha1"), "kind": "Environment",
-                   "metadata": {"name": environment}, "spec": environment_spec(BARE_NAMESPACE, &environment)}),
+                   "metadata": {"name": environment}, "spec": environment_spec(namespace_name, &environment)}),
         ));
     }
-    vec![vec![namespace(BARE_NAMESPACE)], deployments, bare]
+    vec![vec![namespace(namespace_name)], deployments, bare]
 }
 
 /// What a perfect operator writes to pin one Deployment: the operator's own
 /// pin (image, artifact and config-hash annotations, two labels), with
 /// labels no Hoist watch selects.
-pub fn bare_pin(name: &str, container: &str, image: &str, artifact: &str, hash: &str) -> Value {
+pub fn bare_pin(
+    namespace: &str,
+    name: &str,
+    container: &str,
+    image: &str,
+    artifact: &str,
+    hash: &str,
+) -> Value {
     json!({
         "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "namespace": BARE_NAMESPACE,
-                     "labels": {"bench.hoist.dev/environment": "env", "bench.hoist.dev/tenant": BARE_NAMESPACE}},
+        "metadata": {"name": name, "namespace": namespace,
+                     "labels": {"bench.hoist.dev/environment": "env", "bench.hoist.dev/tenant": namespace}},
         "spec": {"template": {
             "metadata": {"annotations": {"hoist.dev/artifact": artifact, "hoist.dev/config-hash": hash}},
             "spec": {"containers": [{"name": container, "image": image}]},

@@ -1,0 +1,173 @@
+//! Where one part of the run happens: a fresh API stand-in in this process
+//! (the default), or a real cluster given by `--kubeconfig`, where the bench
+//! works in namespaces of its own, labelled with the run, and removes them
+//! (and the bare CRDs it installed) afterwards.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use kube_standin::StandIn;
+
+use crate::{operator, world};
+
+/// The label on every namespace the bench creates on a real cluster.
+pub const RUN_LABEL: &str = "bench.hoist.dev/run";
+
+pub enum Backend {
+    StandIn(StandIn),
+    Real,
+}
+
+pub struct Cluster {
+    pub backend: Backend,
+    pub client: Client,
+    /// What the operator process connects with.
+    pub kubeconfig: PathBuf,
+    /// Put before every namespace name of this part (empty on a stand-in).
+    pub prefix: String,
+    run: String,
+}
+
+impl Cluster {
+    /// A fresh stand-in with the Hoist CRDs and their bare copies, or the
+    /// real cluster of `kubeconfig` with both installed, for part `name`.
+    pub async fn new(kubeconfig: Option<&Path>, name: &str) -> Result<Self> {
+        let crds = hoist::api::crds();
+        let bare = world::bare_crds(&crds);
+        match kubeconfig {
+            None => {
+                let standin = StandIn::builder()
+                    .crds(crds.into_iter().chain(bare))
+                    // Generous, so no watch of this run falls behind into 410 Gone.
+                    .event_history(1_000_000)
+                    .start()
+                    .await?;
+                let kubeconfig = std::env::temp_dir().join(format!("hoist-bench-{name}.kubeconfig"));
+                std::fs::write(&kubeconfig, standin.kubeconfig_yaml(operator::USER))?;
+                Ok(Cluster {
+                    client: standin.client(),
+                    backend: Backend::StandIn(standin),
+                    kubeconfig,
+                    prefix: String::new(),
+                    run: String::new(),
+                })
+            }
+            Some(path) => {
+                let config = Config::from_custom_kubeconfig(
+                    Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?,
+                    &KubeConfigOptions::default(),
+                )
+                .await
+                .with_context(|| format!("the kubeconfig {}", path.display()))?;
+                let client = Client::try_from(config)?;
+                let version = client
+                    .apiserver_version()
+                    .await
+                    .with_context(|| format!("reaching the API server of {}", path.display()))?;
+                crate::progress(&format!("{name}: Kubernetes {}", version.git_version));
+                install(&client, crds.into_iter().chain(bare)).await?;
+                let run = format!("{name}-{:x}", std::process::id());
+                Ok(Cluster {
+                    backend: Backend::Real,
+                    client,
+                    kubeconfig: path.to_path_buf(),
+                    prefix: format!("hoist-bench-{name}-"),
+                    run,
+                })
+            }
+        }
+    }
+
+    pub fn standin(&self) -> Option<&StandIn> {
+        match &self.backend {
+            Backend::StandIn(standin) => Some(standin),
+            Backend::Real => None,
+        }
+    }
+
+    /// Labels every namespace among `objects`, so cleanup finds them.
+    pub fn label_namespaces(&self, objects: &mut [(String, serde_json::Value)]) {
+        if self.run.is_empty() {
+            return;
+        }
+        for (_, object) in objects.iter_mut().filter(|(_, o)| o["kind"] == "Namespace") {
+            object["metadata"]["labels"][RUN_LABEL] = serde_json::json!(self.run);
+        }
+    }
+
+    /// Stops the stand-in, or deletes this part's namespaces from the real
+    /// cluster.
+    pub async fn clean_up(self) -> Result<()> {
+        match self.backend {
+            Backend::StandIn(standin) => {
+                standin.shutdown().await;
+                Ok(())
+            }
+            Backend::Real => {
+                let namespaces: Api<Namespace> = Api::all(self.client.clone());
+                let selector = ListParams::default().labels(&format!("{RUN_LABEL}={}", self.run));
+                for namespace in namespaces.list(&selector).await?.items {
+                    let name = namespace.metadata.name.unwrap_or_default();
+                    namespaces.delete(&name, &DeleteParams::background()).await?;
+                }
+                crate::progress(&format!(
+                    "cleaned up: namespaces labelled {RUN_LABEL}={}",
+                    self.run
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    /// Removes the bare CRDs (and so their objects) from a real cluster,
+    /// once every part is done.
+    pub async fn remove_bare_crds(&self) -> Result<()> {
+        if self.standin().is_some() {
+            return Ok(());
+        }
+        let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        for crd in world::bare_crds(&hoist::api::crds()) {
+            let name = crd.metadata.name.unwrap_or_default();
+            match crds.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Applies the CRDs and waits until the API server serves them.
+async fn install(client: &Client, crds: impl Iterator<Item = CustomResourceDefinition>) -> Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for mut crd in crds {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crd.metadata.managed_fields = None;
+        api.patch(
+            &name,
+            &PatchParams::apply(world::MANAGER).force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("installing CRD {name}"))?;
+        let established = kube::runtime::wait::await_condition(
+            api.clone(),
+            &name,
+            kube::runtime::wait::conditions::is_crd_established(),
+        );
+        match tokio::time::timeout(Duration::from_secs(60), established).await {
+            Ok(result) => {
+                result?;
+            }
+            Err(_) => bail!("CRD {name} not established within 60 s"),
+        }
+    }
+    Ok(())
+}
