@@ -24,7 +24,7 @@ use tracing::instrument;
 use super::Error;
 use super::context::{Ctx, FIELD_MANAGER, await_cached};
 use super::keys;
-use crate::api::{Artifact, Environment, Phase, Promotion};
+use crate::api::{Artifact, Environment, Promotion};
 use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
 use crate::core::environment::{self, Plan, RenderedConfigMap, Snapshot, target_namespace};
 
@@ -165,10 +165,7 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
             seen.iter().map(|(k, d)| (k.clone(), d)).collect(),
         )
     };
-    let verifying = plan
-        .promotions
-        .values()
-        .any(|s| matches!(s.phase, Phase::Promoting | Phase::Verifying));
+    let verifying = plan.rolling_out();
     write_statuses(&ctx, &environment, &promotions, plan).await?;
     Ok(Action::requeue(if verifying { VERIFYING } else { RESYNC }))
 }

@@ -95,6 +95,16 @@ pub struct Plan {
     pub notices: Vec<Notice>,
 }
 
+impl Plan {
+    /// A rollout is under way: worth looking at again soon, besides the
+    /// watch events it causes.
+    pub fn rolling_out(&self) -> bool {
+        self.promotions
+            .values()
+            .any(|status| matches!(status.phase, Phase::Promoting | Phase::Verifying))
+    }
+}
+
 /// The namespace of a target's Deployment.
 pub fn target_namespace(environment: &Environment, target: &Target) -> String {
     target
