@@ -13,13 +13,12 @@ use hoist::api::{Artifact, Environment, Phase, Promotion};
 use hoist::controller::Settings;
 use hoist_testkit::cluster::{Request, RequestCounter, TestCluster};
 use hoist_testkit::delay::Slowness;
-use hoist_testkit::reconciles;
 use hoist_testkit::registry::{PushedImage, push_multi, registry_address};
+use hoist_testkit::{health, reconciles};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -69,7 +68,7 @@ async fn start_with(cluster: &TestCluster, slowness: Slowness) -> Operator {
         health,
     };
     let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while http_get(health, "/readyz").await.map(|(code, _)| code) != Some(200) {
+    while health::get(health, "/readyz").await.map(|(code, _)| code) != Some(200) {
         assert!(tokio::time::Instant::now() < deadline, "operator not ready");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -87,30 +86,11 @@ impl Operator {
 
     /// The value of one metric sample, e.g. `hoist_registry_lookups_total`.
     async fn metric(&self, sample: &str) -> f64 {
-        let (_, body) = http_get(self.health, "/metrics").await.expect("metrics");
+        let (_, body) = health::get(self.health, "/metrics").await.expect("metrics");
         body.lines()
             .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
             .unwrap_or(0.0)
     }
-}
-
-/// A GET of the operator's health server; `None` when it does not answer
-/// within a few seconds.
-async fn http_get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-        let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).await.ok()?;
-        Some(response)
-    };
-    let response = tokio::time::timeout(Duration::from_secs(5), exchange)
-        .await
-        .ok()??;
-    let code = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1.to_owned();
-    Some((code, body))
 }
 
 /// A GET of a whole collection that is not a watch: a list.

@@ -13,13 +13,12 @@ use std::time::{Duration, Instant};
 use hoist::api::{Environment, Phase, Promotion};
 use hoist::controller::{RunError, Settings};
 use hoist_testkit::cluster::TestCluster;
-use hoist_testkit::reconciles;
 use hoist_testkit::registry::{PushedImage, push_multi, registry_address};
+use hoist_testkit::{health, reconciles};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -61,7 +60,7 @@ impl Operator {
         let deadline = Instant::now() + timeout;
         let mut last = String::new();
         while Instant::now() < deadline {
-            match http_get(self.health, "/readyz").await {
+            match health::get(self.health, "/readyz").await {
                 Some((200, _)) => return Ok(()),
                 Some((code, body)) => last = format!("{code} {body}"),
                 None => last = "no answer".into(),
@@ -79,17 +78,6 @@ impl Operator {
             .expect("operator stops in time")
             .expect("operator task")
     }
-}
-
-async fn http_get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    let code = response.split(' ').nth(1)?.parse().ok()?;
-    let body = response.split_once("\r\n\r\n")?.1.to_owned();
-    Some((code, body))
 }
 
 async fn apply<K>(cluster: &TestCluster, body: serde_json::Value) -> K
@@ -275,7 +263,7 @@ async fn the_shutdown_signal_lets_a_reconcile_record_the_deployments_it_pinned()
     );
     let _ = operator.stop.send(());
     // Unready at once, while the reconcile finishes.
-    let (code, body) = http_get(operator.health, "/readyz").await.expect("readyz");
+    let (code, body) = health::get(operator.health, "/readyz").await.expect("readyz");
     assert_eq!((code, body.as_str()), (503, "not ready: shutting down\n"));
     let result = tokio::time::timeout(TIMEOUT, operator.task)
         .await
@@ -326,7 +314,7 @@ async fn an_operator_that_may_not_list_a_resource_exits_within_its_deadline_nami
     let started = Instant::now();
     let operator = Operator::start(client, settings).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (code, body) = http_get(operator.health, "/readyz").await.expect("readyz");
+    let (code, body) = health::get(operator.health, "/readyz").await.expect("readyz");
     assert_eq!(code, 503, "{body}");
     assert!(body.starts_with("not ready: caches still listing: "), "{body}");
     assert!(body.contains("secrets"), "{body}");

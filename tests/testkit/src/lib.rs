@@ -2,5 +2,6 @@
 
 pub mod cluster;
 pub mod delay;
+pub mod health;
 pub mod reconciles;
 pub mod registry;
