@@ -279,31 +279,39 @@ async fn the_shutdown_signal_lets_a_reconcile_record_the_deployments_it_pinned()
     );
 }
 
+/// Refuses every list of Secrets on the stand-in, as RBAC without `list`
+/// on secrets would; `None` on a real cluster, where the operator is run as
+/// a user nobody granted anything instead.
+fn refuse_secrets(cluster: &TestCluster) -> Option<()> {
+    let standin = cluster.standin()?;
+    let refused = kube_standin::RequestMatch::any()
+        .verb(kube_standin::Verb::List)
+        .resource("secrets");
+    standin.inject_fault(
+        kube_standin::Fault::fail(refused, 403)
+            .always()
+            .reason("Forbidden")
+            .message(format!(
+                "secrets is forbidden: User \"hoist-test-nobody\" cannot list resource \"secrets\" in API group \"\" in the namespace \"{}\"",
+                cluster.namespace()
+            )),
+    );
+    Some(())
+}
+
+/// The user without any role the operator runs as on a real cluster.
+const NOBODY: &str = "hoist-test-nobody";
+
 /// An operator whose identity may not list Secrets (RBAC) never lists that
 /// cache: `/readyz` names it meanwhile, and `run` gives up within the
 /// start-up deadline with the API server's refusal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_that_may_not_list_a_resource_exits_within_its_deadline_naming_it() {
     let cluster = TestCluster::new().await.expect("test cluster");
-    let client = match cluster.standin() {
-        // The stand-in has no RBAC: it refuses the list as RBAC would.
-        Some(standin) => {
-            let refused = kube_standin::RequestMatch::any()
-                .verb(kube_standin::Verb::List)
-                .resource("secrets");
-            standin.inject_fault(
-                kube_standin::Fault::fail(refused, 403)
-                    .always()
-                    .reason("Forbidden")
-                    .message(format!(
-                        "secrets is forbidden: User \"hoist-test-nobody\" cannot list resource \"secrets\" in API group \"\" in the namespace \"{}\"",
-                        cluster.namespace()
-                    )),
-            );
-            cluster.client()
-        }
+    let client = match refuse_secrets(&cluster) {
+        Some(()) => cluster.client(),
         // A user nobody granted anything: every list is refused.
-        None => cluster.impersonating_client("hoist-test-nobody").expect("client"),
+        None => cluster.impersonating_client(NOBODY).expect("client"),
     };
     let deadline = Duration::from_secs(3);
     let settings = Settings {
@@ -331,4 +339,44 @@ async fn an_operator_that_may_not_list_a_resource_exits_within_its_deadline_nami
     assert!(message.starts_with("caches not listed within 3s: "), "{message}");
     assert!(message.contains("secrets (last error: "), "{message}");
     assert!(message.contains("cannot list resource \"secrets\""), "{message}");
+}
+
+/// The same through the `hoist controller` command, as Kubernetes runs it:
+/// it exits non-zero within its `--startup-timeout`, naming the resource.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hoist_controller_that_may_not_list_a_resource_exits_non_zero_naming_it() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    refuse_secrets(&cluster);
+    let kubeconfig = cluster.kubeconfig_file().expect("kubeconfig");
+    let started = Instant::now();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hoist"));
+    command
+        .args([
+            "controller",
+            "--health-address=127.0.0.1:0",
+            "--startup-timeout=3s",
+        ])
+        .args(["--shutdown-timeout=2s", "--watch-namespace", cluster.namespace()])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    if cluster.standin().is_none() {
+        // kube's own switch for impersonation, read by `Config::infer`.
+        command.env("KUBE_RS_DEBUG_IMPERSONATE_USER", NOBODY);
+    }
+    let output = tokio::time::timeout(TIMEOUT, command.output())
+        .await
+        .expect("exits by itself")
+        .expect("runs");
+    let elapsed = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        elapsed < Duration::from_secs(3 + 2 + 5),
+        "gave up after {elapsed:?}"
+    );
+    assert!(
+        stderr.contains("hoist: caches not listed within 3s: ") && stderr.contains("secrets (last error: "),
+        "{stderr}"
+    );
 }

@@ -100,6 +100,8 @@ impl RequestCounter {
 /// on a fresh stand-in.
 pub struct TestCluster {
     config: Config,
+    /// The kubeconfig of a real cluster.
+    kubeconfig: Option<PathBuf>,
     client: Client,
     namespace: String,
     extra_namespaces: Mutex<Vec<String>>,
@@ -129,7 +131,9 @@ impl TestCluster {
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .with_context(|| format!("building a client config from {}", path.display()))?;
-        Self::connect(config, None).await
+        let mut cluster = Self::connect(config, None).await?;
+        cluster.kubeconfig = Some(path.to_path_buf());
+        Ok(cluster)
     }
 
     async fn connect(config: Config, standin: Option<StandIn>) -> Result<Self> {
@@ -152,6 +156,7 @@ impl TestCluster {
         let namespace = create_namespace(&client, "hoist-test", &[]).await?;
         Ok(Self {
             config,
+            kubeconfig: None,
             client,
             namespace,
             extra_namespaces: Mutex::new(Vec::new()),
@@ -200,6 +205,23 @@ impl TestCluster {
         let mut config = self.operator_config();
         config.auth_info.impersonate = Some(user.to_string());
         Client::try_from(config).context("creating an impersonating client")
+    }
+
+    /// A kubeconfig file for a process of the code under test (`hoist
+    /// controller`): the real cluster's own, or one for the stand-in
+    /// written to a temporary file.
+    pub fn kubeconfig_file(&self) -> Result<PathBuf> {
+        if let Some(path) = &self.kubeconfig {
+            return Ok(path.clone());
+        }
+        let standin = self
+            .standin
+            .as_ref()
+            .context("neither a cluster nor a stand-in")?;
+        let path = std::env::temp_dir().join(format!("{}.kubeconfig", self.namespace));
+        std::fs::write(&path, standin.kubeconfig_yaml("hoist-operator"))
+            .with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
     }
 
     /// The configuration of clients given to the code under test.
