@@ -2,6 +2,7 @@
 
 // These errors end a command and carry the file, document and field they
 // name; their size is irrelevant next to the I/O that produced them.
+// `main` prints each error's sources after it, so messages do not repeat them.
 #![allow(clippy::result_large_err)]
 
 use std::io::Write;
@@ -18,9 +19,9 @@ use crate::render::RenderError;
 /// Why a subcommand failed.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("cannot serialize the CRDs: {0}")]
+    #[error("cannot serialize the CRDs")]
     Serialize(#[source] serde_yaml::Error),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}")]
     Write {
         path: String,
         #[source]
@@ -28,9 +29,9 @@ pub enum CliError {
     },
     #[error(transparent)]
     Render(#[from] RenderError),
-    #[error("cannot connect to Kubernetes: {0}")]
+    #[error("cannot connect to Kubernetes")]
     Connect(#[source] kube::Error),
-    #[error("cannot find a kubeconfig or in-cluster service account: {0}")]
+    #[error("cannot find a kubeconfig or an in-cluster service account")]
     Config(#[source] kube::config::InferConfigError),
     #[error(transparent)]
     Run(#[from] crate::controller::RunError),

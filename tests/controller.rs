@@ -18,8 +18,8 @@ use hoist::api::{
 };
 use hoist::controller::Settings;
 use hoist_testkit::cluster::{RequestCounter, TestCluster};
-use hoist_testkit::reconciles;
 use hoist_testkit::registry::{PushedImage, push_multi, registry_address};
+use hoist_testkit::{health, reconciles};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Client;
@@ -37,6 +37,8 @@ struct Operator {
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
     requests: RequestCounter,
+    /// Where its /metrics are served.
+    health: std::net::SocketAddr,
 }
 
 struct Scenario {
@@ -177,15 +179,25 @@ impl Scenario {
             namespace: Some(self.namespace().to_string()),
             ..Settings::default()
         };
+        let operator = hoist::controller::start(client, settings)
+            .await
+            .expect("operator starts");
+        let health = operator.health_address();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            hoist::controller::run(client, settings, async move {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("operator runs");
+            operator
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("operator runs");
         });
-        self.operator = Some(Operator { stop, task, requests });
+        self.operator = Some(Operator {
+            stop,
+            task,
+            requests,
+            health,
+        });
     }
 
     /// Stops the operator gracefully.
@@ -999,18 +1011,37 @@ async fn a_full_resync_of_an_idle_system_writes_nothing() {
     scenario.stop().await;
     let mark = reconciles::Mark::now();
     scenario.start().await;
-    // Not vacuous: every Environment was decided again, and wrote nothing.
+    // Not vacuous: every Environment, the Artifact and the three Promotions
+    // were reconciled again, without an error, and wrote nothing.
     let every: BTreeSet<String> = STAGES.iter().map(|s| s.to_string()).collect();
+    let health = scenario.operator.as_ref().expect("operator").health;
+    let runs = |controller: &'static str| async move {
+        health::metric(
+            health,
+            &format!("hoist_reconciliations_total{{controller=\"{controller}\"}}"),
+        )
+        .await
+    };
     let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !mark.since(scenario.namespace()).is_superset(&every) {
+    while !mark.since(scenario.namespace()).is_superset(&every)
+        || runs("artifact").await < 1.0
+        || runs("promotion").await < 3.0
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "only {:?} of {every:?} were reconciled after the restart",
-            mark.since(scenario.namespace())
+            "only {:?} of {every:?}, {} Artifact and {} Promotion reconciles after the restart",
+            mark.since(scenario.namespace()),
+            runs("artifact").await,
+            runs("promotion").await
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     scenario.quiet().await;
+    let metrics = health::get(health, "/metrics").await.expect("metrics").1;
+    assert!(
+        !metrics.contains("hoist_reconciliation_errors_total{"),
+        "reconciles failed after the restart:\n{metrics}"
+    );
     let requests = scenario.requests().all();
     let writes: Vec<String> = requests
         .iter()

@@ -86,10 +86,7 @@ impl Operator {
 
     /// The value of one metric sample, e.g. `hoist_registry_lookups_total`.
     async fn metric(&self, sample: &str) -> f64 {
-        let (_, body) = health::get(self.health, "/metrics").await.expect("metrics");
-        body.lines()
-            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or(0.0)
+        health::metric(self.health, sample).await
     }
 }
 
@@ -265,14 +262,28 @@ async fn reconciles_read_single_objects_only_and_an_idle_restart_writes_nothing(
     // Not vacuous: the restart decided the Environment again (and then
     // had nothing to write) before the writes are counted.
     let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while !mark.since(&namespace).contains("dev") {
+    while !mark.since(&namespace).contains("dev")
+        || operator
+            .metric("hoist_reconciliations_total{controller=\"artifact\"}")
+            .await
+            < 1.0
+        || operator
+            .metric("hoist_reconciliations_total{controller=\"promotion\"}")
+            .await
+            < 1.0
+    {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the restart never reconciled Environment dev"
+            "the restart never reconciled Environment dev, the Artifact and the Promotion"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_secs(1)).await;
+    let metrics = health::get(operator.health, "/metrics").await.expect("metrics").1;
+    assert!(
+        !metrics.contains("hoist_reconciliation_errors_total{"),
+        "reconciles failed after the restart:\n{metrics}"
+    );
     let writes: Vec<String> = operator
         .requests
         .writes()

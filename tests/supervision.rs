@@ -177,7 +177,11 @@ async fn populate(cluster: &TestCluster, artifacts: usize) -> [PushedImage; 2] {
 /// Environment, and promote a Promotion created after the start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_start_becomes_ready_decides_every_environment_and_promotes() {
-    const STARTS: usize = 50;
+    // 50 by default; HOIST_TEST_STARTS for a slow cluster.
+    let starts: usize = std::env::var("HOIST_TEST_STARTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50);
     reconciles::install();
     let cluster = TestCluster::new().await.expect("test cluster");
     populate(&cluster, 8).await;
@@ -195,13 +199,18 @@ async fn every_start_becomes_ready_decides_every_environment_and_promotes() {
     }
     operator.stop().await.expect("operator stops cleanly");
 
-    for start in 0..STARTS {
+    for start in 0..starts {
         let mark = reconciles::Mark::now();
         let (client, _) = cluster.counted_client().expect("client");
         let operator = Operator::start(client, settings(&cluster)).await;
         if let Err(last) = operator.wait_ready(Duration::from_secs(10)).await {
             panic!("start {start}: not ready within 10s; /readyz answered {last}");
         }
+        assert_eq!(
+            health::metric(operator.health, "hoist_caches_unlisted").await,
+            0.0
+        );
+        assert!(health::metric(operator.health, "hoist_startup_duration_seconds").await > 0.0);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !mark.since(cluster.namespace()).is_superset(&environments) {
             assert!(
@@ -231,7 +240,7 @@ async fn the_shutdown_signal_lets_a_reconcile_record_the_deployments_it_pinned()
     let images = populate(&cluster, 1).await;
     let slow_status = |method: &http::Method, path: &str| {
         (method == http::Method::PATCH && path.contains("/promotions/") && path.ends_with("/status"))
-            .then_some(Duration::from_secs(2))
+            .then_some(Duration::from_secs(4))
     };
     let (client, _) = cluster.delayed_client(slow_status).expect("client");
     let operator = Operator::start(client, settings(&cluster)).await;
@@ -309,7 +318,7 @@ const NOBODY: &str = "hoist-test-nobody";
 async fn an_operator_that_may_not_list_a_resource_exits_within_its_deadline_naming_it() {
     let cluster = TestCluster::new().await.expect("test cluster");
     let client = match refuse_secrets(&cluster) {
-        Some(()) => cluster.client(),
+        Some(()) => cluster.counted_client().expect("client").0,
         // A user nobody granted anything: every list is refused.
         None => cluster.impersonating_client(NOBODY).expect("client"),
     };
@@ -326,6 +335,12 @@ async fn an_operator_that_may_not_list_a_resource_exits_within_its_deadline_nami
     assert_eq!(code, 503, "{body}");
     assert!(body.starts_with("not ready: caches still listing: "), "{body}");
     assert!(body.contains("secrets"), "{body}");
+    let unlisted = health::metric(operator.health, "hoist_caches_unlisted").await;
+    assert!(unlisted >= 1.0, "hoist_caches_unlisted {unlisted}");
+    assert_eq!(
+        health::metric(operator.health, "hoist_startup_duration_seconds").await,
+        0.0
+    );
     let result = tokio::time::timeout(TIMEOUT, operator.task)
         .await
         .expect("gives up by itself")

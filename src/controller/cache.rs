@@ -68,10 +68,13 @@ impl Listed {
         *self.listed.borrow()
     }
 
-    /// Waits until the first list has reached the store; false if it never
-    /// will (the watch was dropped).
-    pub async fn wait(&self) -> bool {
-        self.listed.clone().wait_for(|listed| *listed).await.is_ok()
+    /// Waits until the first list has reached the store. (The sender lives
+    /// as long as the cache; were it dropped, this would wait on, and the
+    /// start-up deadline would name the cache.)
+    pub async fn wait(&self) {
+        if self.listed.clone().wait_for(|listed| *listed).await.is_err() {
+            futures::future::pending::<()>().await;
+        }
     }
 
     /// The last error the watch reported (it retries with backoff), e.g. a

@@ -57,7 +57,7 @@ use crate::registry::{Resolver, ResolverConfig};
 /// Why the operator could not run, or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot serve health and metrics on {address}: {source}")]
+    #[error("cannot serve health and metrics on {address}")]
     Serve {
         address: SocketAddr,
         #[source]
@@ -181,9 +181,7 @@ where
 pub struct Operator {
     health_address: SocketAddr,
     supervisor: Supervisor,
-    server: tokio::task::JoinHandle<()>,
-    stop_server: tokio::sync::watch::Sender<bool>,
-    /// Stops the watches and controllers if the operator is dropped unrun.
+    /// Stops the tasks if the operator is dropped unrun.
     tasks: supervisor::AbortOnDrop,
 }
 
@@ -199,15 +197,9 @@ impl Operator {
     /// controller or watch was lost.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), RunError> {
         let Operator {
-            supervisor,
-            server,
-            stop_server,
-            tasks,
-            ..
+            supervisor, tasks, ..
         } = self;
         let result = supervisor.run(shutdown).await;
-        let _ = stop_server.send(true);
-        let _ = server.await;
         drop(tasks);
         result.map_err(RunError::from)
     }
@@ -318,14 +310,12 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     });
     Metrics::register_registry_lookups(&mut registry, resolver.clone());
     let health = Arc::new(Health::new(readiness.clone(), registry));
-    let (stop_server, server_stopped) = tokio::sync::watch::channel(false);
-    let (health_address, server) =
-        server::serve(settings.health_address, Arc::clone(&health), server_stopped)
-            .await
-            .map_err(|source| RunError::Serve {
-                address: settings.health_address,
-                source,
-            })?;
+    let (health_address, server) = server::serve(settings.health_address, Arc::clone(&health))
+        .await
+        .map_err(|source| RunError::Serve {
+            address: settings.health_address,
+            source,
+        })?;
     tracing::info!(%health_address, "serving /healthz, /readyz and /metrics");
 
     let stores = Stores {
@@ -439,6 +429,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     ]
     .into_iter()
     .map(|(name, driver)| Task::watch(name, tokio::spawn(driver)))
+    .chain([Task::server(server)])
     .collect::<Vec<_>>();
     let controllers = vec![
         Task::controller("artifact", tokio::spawn(artifact_controller)),
@@ -460,7 +451,5 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
             shutdown_timeout: settings.shutdown_timeout,
             started,
         },
-        server,
-        stop_server,
     })
 }

@@ -36,14 +36,11 @@ impl Readiness {
         }
     }
 
-    /// Waits until every cache has listed once; false if a watch was
-    /// dropped first. Only the supervisor waits here; everyone else waits
-    /// for what it then records ([`Readiness::mark_synced`]).
-    pub async fn all_listed(&self) -> bool {
-        futures::future::join_all(self.caches.iter().map(Listed::wait))
-            .await
-            .into_iter()
-            .all(|listed| listed)
+    /// Waits until every cache has listed once. Only the supervisor waits
+    /// here; everyone else waits for what it then records
+    /// ([`Readiness::mark_synced`]).
+    pub async fn all_listed(&self) {
+        futures::future::join_all(self.caches.iter().map(Listed::wait)).await;
     }
 
     /// Records that every cache has listed.
@@ -130,15 +127,25 @@ mod tests {
             waiters.spawn(async move { readiness.wait_until_synced().await });
             for (cache, _) in &caches {
                 let listed = cache.listed();
-                waiters.spawn(async move { listed.wait().await });
+                waiters.spawn(async move {
+                    listed.wait().await;
+                    true
+                });
             }
+        }
+        // As kube-runtime's controllers do, one task per store waits on the
+        // store itself; it must neither steal the wake-up from the others
+        // nor lose its own.
+        let mut stores = tokio::task::JoinSet::new();
+        for (cache, _) in &caches {
+            let store = cache.store();
+            stores.spawn(async move { store.wait_until_ready().await.is_ok() });
         }
         let combine = {
             let readiness = readiness.clone();
             tokio::spawn(async move {
-                if readiness.all_listed().await {
-                    readiness.mark_synced();
-                }
+                readiness.all_listed().await;
+                readiness.mark_synced();
             })
         };
         // Let every waiter register before anything lists.
@@ -156,6 +163,10 @@ mod tests {
             .expect("every waiter woken");
         assert_eq!(woken.len(), 32 * 9);
         assert!(woken.into_iter().all(|synced| synced));
+        let stores = tokio::time::timeout(Duration::from_secs(5), stores.join_all())
+            .await
+            .expect("every store waiter woken");
+        assert_eq!(stores, vec![true; 8]);
         assert!(readiness.is_ready());
         assert_eq!(readiness.unlisted(), Vec::new());
     }

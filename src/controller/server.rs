@@ -127,34 +127,39 @@ fn route(health: &Health, path: &str) -> Response<Full<Bytes>> {
     }
 }
 
-/// Binds `address` and serves until `shutdown` resolves. Returns the bound
-/// address (useful with port 0) and the serving task.
+/// Binds `address` and serves until the returned task is aborted (it is
+/// one of the supervisor's tasks). Returns the bound address (useful with
+/// port 0) and the serving task.
 pub async fn serve(
     address: SocketAddr,
     health: Arc<Health>,
-    shutdown: tokio::sync::watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
     let task = tokio::spawn(async move {
-        let mut shutdown = shutdown;
         loop {
-            tokio::select! {
-                _ = shutdown.changed() => break,
-                accepted = listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
-                    let health = Arc::clone(&health);
-                    tokio::spawn(async move {
-                        let service = service_fn(move |request: Request<hyper::body::Incoming>| {
-                            let response = route(&health, request.uri().path());
-                            async move { Ok::<_, std::convert::Infallible>(response) }
-                        });
-                        if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
-                            tracing::debug!(%error, "health connection ended");
-                        }
-                    });
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    // Out of file descriptors, say: wait instead of spinning.
+                    tracing::warn!(%error, "cannot accept a health connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
                 }
-            }
+            };
+            let health = Arc::clone(&health);
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let response = route(&health, request.uri().path());
+                    async move { Ok::<_, std::convert::Infallible>(response) }
+                });
+                if let Err(error) = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(%error, "health connection ended");
+                }
+            });
         }
     });
     Ok((bound, task))

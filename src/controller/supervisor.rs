@@ -71,6 +71,13 @@ impl Task {
         }
     }
 
+    pub fn server(handle: JoinHandle<()>) -> Self {
+        Task {
+            name: "health server".into(),
+            handle,
+        }
+    }
+
     pub fn controller(kind: &str, handle: JoinHandle<()>) -> Self {
         Task {
             name: format!("{kind} controller"),
@@ -81,6 +88,7 @@ impl Task {
 
 /// Everything the supervisor watches over and the knobs of its deadlines.
 pub struct Supervisor {
+    /// The watches and the health server: tasks that never end on their own.
     pub watches: Vec<Task>,
     pub controllers: Vec<Task>,
     pub readiness: Readiness,
@@ -152,20 +160,21 @@ impl Supervisor {
         let mut ready = false;
 
         let reason = loop {
+            // A task that died is seen before a signal that came with it.
             tokio::select! {
+                biased;
                 Some((task, result)) = watches.next() => break Reason::Died(task, cause(result)),
                 Some((task, result)) = controllers.next() => {
                     pending_controllers.remove(&task);
                     break Reason::Died(task, cause(result));
                 }
                 listed = &mut startup, if !ready => match listed {
-                    Ok(true) => {
+                    Ok(()) => {
                         ready = true;
                         readiness.mark_synced();
                         metrics.ready_after(started.elapsed());
                         tracing::info!(after = ?started.elapsed(), "caches synced; ready");
                     }
-                    Ok(false) => break Reason::Died("watches".into(), "dropped a cache before it listed".into()),
                     Err(_) => break Reason::StartupTimeout(readiness.unlisted()),
                 },
                 () = &mut shutdown => break Reason::Signal,
@@ -173,11 +182,8 @@ impl Supervisor {
         };
 
         readiness.mark_stopping();
-        let failure = match reason {
-            Reason::Signal => {
-                tracing::info!("shutting down: finishing in-flight reconciles");
-                None
-            }
+        let mut failure = match reason {
+            Reason::Signal => None,
             Reason::Died(task, cause) => Some(Stopped::TaskEnded { task, cause }),
             Reason::StartupTimeout(unlisted) => Some(Stopped::StartupTimeout {
                 after: startup_timeout,
@@ -188,28 +194,46 @@ impl Supervisor {
             tracing::error!(%failure, "stopping");
             health.fail(failure.to_string());
         }
-        let _ = graceful.send(());
-        let drained = tokio::time::timeout(shutdown_timeout, async {
-            while let Some((task, result)) = controllers.next().await {
-                pending_controllers.remove(&task);
-                if let Err(error) = result {
-                    tracing::warn!(task, cause = %cause(Err(error)), "controller did not stop cleanly");
+        // Before every cache has listed no reconcile has begun (they wait
+        // for the caches), so there is nothing to finish; and kube-runtime's
+        // runner of a controller whose own cache never listed would not end
+        // on the signal anyway.
+        if ready {
+            tracing::info!("shutting down: finishing in-flight reconciles");
+            let _ = graceful.send(());
+            let drained = tokio::time::timeout(shutdown_timeout, async {
+                let mut died = None;
+                while let Some((task, result)) = controllers.next().await {
+                    pending_controllers.remove(&task);
+                    if let Err(error) = result {
+                        died.get_or_insert(Stopped::TaskEnded {
+                            task,
+                            cause: cause(Err(error)),
+                        });
+                    }
                 }
+                died
+            })
+            .await;
+            let stopped_badly = match drained {
+                Ok(died) => died,
+                Err(_) => Some(Stopped::ShutdownTimeout {
+                    after: shutdown_timeout,
+                    pending: pending_controllers.into_iter().collect(),
+                }),
+            };
+            if let Some(stopped_badly) = stopped_badly {
+                tracing::error!(failure = %stopped_badly, "stopping");
+                health.fail(stopped_badly.to_string());
+                failure.get_or_insert(stopped_badly);
             }
-        })
-        .await;
-        if let Some(failure) = failure {
-            return Err(failure);
         }
-        match drained {
-            Ok(()) => {
+        match failure {
+            Some(failure) => Err(failure),
+            None => {
                 tracing::info!("stopped");
                 Ok(())
             }
-            Err(_) => Err(Stopped::ShutdownTimeout {
-                after: shutdown_timeout,
-                pending: pending_controllers.into_iter().collect(),
-            }),
         }
     }
 }
@@ -367,14 +391,16 @@ mod tests {
     async fn a_panicking_controller_fails_the_probes_and_run() {
         let mut fixture = Fixture::new();
         fixture.list();
-        let watch_stopped = Arc::new(AtomicBool::new(true));
+        let watch_started = Arc::new(AtomicBool::new(false));
+        let watch_stopped = Arc::new(AtomicBool::new(false));
         let watch = {
+            let started = Arc::clone(&watch_started);
             let stopped = Arc::clone(&watch_stopped);
             Task::watch(
                 "configmaps",
                 tokio::spawn(async move {
-                    stopped.store(false, Ordering::SeqCst);
-                    // Dropped (the flag set again) only when aborted.
+                    started.store(true, Ordering::SeqCst);
+                    // Dropped (the flag set) only when aborted.
                     let _guard = SetOnDrop(stopped);
                     futures::future::pending::<()>().await
                 }),
@@ -410,7 +436,67 @@ mod tests {
             "the other controller was stopped gracefully"
         );
         tokio::task::yield_now().await;
+        assert!(watch_started.load(Ordering::SeqCst), "the watch ran");
         assert!(watch_stopped.load(Ordering::SeqCst), "the watch was stopped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_controller_that_panics_while_finishing_fails_run_after_the_signal() {
+        let mut fixture = Fixture::new();
+        fixture.list();
+        let mut stop = fixture.graceful.subscribe();
+        let panicking = Task::controller(
+            "promotion",
+            tokio::spawn(async move {
+                let _ = stop.recv().await;
+                panic!("in-flight reconcile blew up");
+            }),
+        );
+        let supervisor = fixture.supervisor(vec![forever("configmaps")], vec![panicking]);
+        let error = supervisor
+            .run(tokio::time::sleep(Duration::from_secs(1)))
+            .await
+            .expect_err("never Ok after losing a controller");
+        assert_eq!(
+            error.to_string(),
+            "the promotion controller panicked: in-flight reconcile blew up; stopping so that the operator is restarted"
+        );
+        assert_eq!(
+            fixture.health.liveness().0,
+            hyper::StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_controller_that_dies_with_the_signal_is_not_taken_for_a_clean_stop() {
+        let mut fixture = Fixture::new();
+        fixture.list();
+        let ending = Task::controller("artifact", tokio::spawn(async {}));
+        // It has ended before `run` looks, and the signal is there too.
+        tokio::task::yield_now().await;
+        let supervisor = fixture.supervisor(vec![forever("configmaps")], vec![ending]);
+        let result = supervisor.run(async {}).await;
+        assert_eq!(
+            result.expect_err("a lost controller").to_string(),
+            "the artifact controller ended; stopping so that the operator is restarted"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_before_the_caches_listed_stops_at_once() {
+        let fixture = Fixture::new();
+        // Like kube-runtime's runner over a store that never listed: it
+        // would not end on the graceful signal.
+        let stuck = Task::controller("environment", tokio::spawn(futures::future::pending()));
+        let supervisor = fixture.supervisor(vec![forever("configmaps")], vec![stuck]);
+        let started = tokio::time::Instant::now();
+        let result = supervisor.run(tokio::time::sleep(Duration::from_secs(2))).await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_secs(2),
+            "no wait for the shutdown timeout"
+        );
     }
 
     #[tokio::test(start_paused = true)]

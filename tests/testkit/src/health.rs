@@ -24,3 +24,14 @@ pub async fn get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
     let body = response.split_once("\r\n\r\n")?.1.to_owned();
     Some((code, body))
 }
+
+/// The value of one sample of `/metrics`, e.g. `hoist_caches_unlisted` or
+/// `hoist_reconciliations_total{controller="artifact"}`; 0 when absent.
+pub async fn metric(address: SocketAddr, sample: &str) -> f64 {
+    let Some((200, body)) = get(address, "/metrics").await else {
+        return 0.0;
+    };
+    body.lines()
+        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
