@@ -611,6 +611,7 @@ mod tests {
         let cluster = TestCluster {
             client: Client::try_from(config.clone()).expect("client"),
             config,
+            kubeconfig: None,
             namespace: "hoist-test-unanswered".into(),
             extra_namespaces: Mutex::new(vec!["hoist-dev-unanswered".into()]),
             standin: None,
