@@ -187,6 +187,54 @@ async fn each_distinct_reference_is_looked_up_once_and_never_on_re_reconcile() {
     operator.stop().await;
 }
 
+/// An unreachable registry is asked again with the Artifact's own backoff
+/// (5 s, then 10 s, …), not at once when the failure's status write brings
+/// the Artifact back.
+#[tokio::test]
+async fn an_unreachable_registry_is_asked_again_only_when_its_backoff_is_due() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let operator = start(&cluster).await;
+    // A port nothing listens on (the reference needs no registry behind it).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port");
+    apply::<Artifact>(
+        &cluster,
+        json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Artifact", "metadata": {"name": "unreachable"},
+               "spec": {"application": "shop", "version": "1.0.0",
+                        "images": [{"component": "backend", "image": format!("{closed}/shop/backend:1.0.0")}]}}),
+    )
+    .await;
+    cluster
+        .wait_for::<Artifact>("unreachable", TIMEOUT, |a| {
+            a.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.reason == "RegistryUnavailable")
+            })
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let first = tokio::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        operator.metric("hoist_registry_lookups_total").await,
+        1.0,
+        "no second lookup before the first retry is due"
+    );
+    let deadline = first + Duration::from_secs(10);
+    while operator.metric("hoist_registry_lookups_total").await < 2.0 {
+        assert!(tokio::time::Instant::now() < deadline, "not retried within 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        first.elapsed() >= Duration::from_secs(4),
+        "retried after {:?}",
+        first.elapsed()
+    );
+    operator.stop().await;
+}
+
 #[tokio::test]
 async fn reconciles_read_single_objects_only_and_an_idle_restart_writes_nothing() {
     let cluster = TestCluster::new().await.expect("test cluster");

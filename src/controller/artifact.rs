@@ -44,6 +44,17 @@ pub async fn reconcile(artifact: Arc<Artifact>, ctx: Ctx) -> Result<Action, Erro
     if pending.is_empty() && settled {
         return Ok(Action::await_change());
     }
+    // Resolution retries back off per Artifact, apart from reconcile errors;
+    // the status write that recorded a failure brings the Artifact back at
+    // once, and that is not yet its turn.
+    let key = error::key(
+        "artifact-resolution",
+        artifact.namespace().as_deref(),
+        &artifact.name_any(),
+    );
+    if settled && let Some(remaining) = ctx.backoff.waiting(&key) {
+        return Ok(Action::requeue(remaining));
+    }
 
     let resolutions: BTreeMap<String, Resolution> = if pending.is_empty() {
         BTreeMap::new()

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use backon::{BackoffBuilder, ExponentialBuilder};
 
 /// Why a reconcile failed (it is retried with backoff).
@@ -53,23 +55,54 @@ impl Schedule {
     }
 }
 
-/// Consecutive failures per object, for [`Schedule::delay`].
+/// Consecutive failures per object, for [`Schedule::delay`], and when each
+/// may be tried again.
 #[derive(Default)]
 pub struct Backoff {
-    failures: Mutex<HashMap<String, u32>>,
+    failures: Mutex<HashMap<String, Failures>>,
+}
+
+struct Failures {
+    attempts: u32,
+    retry_at: Instant,
+    /// Past this, the object was neither retried nor reset: it is gone.
+    forget_at: Instant,
 }
 
 impl Backoff {
     /// Records another failure of `key` and returns how long to wait.
     pub fn failed(&self, key: &str, schedule: &Schedule) -> Duration {
+        let now = Instant::now();
         let mut failures = self
             .failures
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let attempt = failures.entry(key.to_string()).or_insert(0);
-        let delay = schedule.delay(*attempt);
-        *attempt = attempt.saturating_add(1);
+        failures.retain(|_, failure| failure.forget_at > now);
+        let attempts = failures.get(key).map_or(0, |failure| failure.attempts);
+        let delay = schedule.delay(attempts);
+        failures.insert(
+            key.to_string(),
+            Failures {
+                attempts: attempts.saturating_add(1),
+                retry_at: now + delay,
+                forget_at: now + delay + schedule.cap,
+            },
+        );
         delay
+    }
+
+    /// How long `key` must still wait before it is tried again, if at all
+    /// (a watch event may bring it back earlier than its backoff).
+    pub fn waiting(&self, key: &str) -> Option<Duration> {
+        let failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let remaining = failures
+            .get(key)?
+            .retry_at
+            .checked_duration_since(Instant::now())?;
+        (!remaining.is_zero()).then_some(remaining)
     }
 
     /// `key` succeeded: its next failure waits the first step again.
@@ -79,6 +112,14 @@ impl Backoff {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         failures.remove(key);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.failures
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .len()
     }
 }
 
@@ -98,8 +139,8 @@ mod tests {
         assert_eq!(RECONCILE_RETRY.delay(u32::MAX), Duration::from_secs(300));
     }
 
-    #[test]
-    fn each_object_backs_off_on_its_own_and_starts_over_after_a_success() {
+    #[tokio::test(start_paused = true)]
+    async fn each_object_backs_off_on_its_own_and_starts_over_after_a_success() {
         let backoff = Backoff::default();
         let schedule = Schedule {
             first: Duration::from_secs(5),
@@ -121,5 +162,42 @@ mod tests {
             "reset on success"
         );
         assert_eq!(backoff.failed(&b, &schedule), Duration::from_secs(10));
+    }
+}
+
+#[cfg(test)]
+mod waiting {
+    use super::*;
+
+    const SCHEDULE: Schedule = Schedule {
+        first: Duration::from_secs(5),
+        cap: Duration::from_secs(60),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn an_object_brought_back_early_waits_out_its_delay() {
+        let backoff = Backoff::default();
+        assert_eq!(backoff.waiting("a"), None, "never failed");
+        assert_eq!(backoff.failed("a", &SCHEDULE), Duration::from_secs(5));
+        tokio::time::advance(Duration::from_secs(2)).await;
+        assert_eq!(backoff.waiting("a"), Some(Duration::from_secs(3)));
+        tokio::time::advance(Duration::from_secs(3)).await;
+        assert_eq!(backoff.waiting("a"), None, "due");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn objects_neither_retried_nor_reset_are_forgotten() {
+        let backoff = Backoff::default();
+        backoff.failed("deleted", &SCHEDULE);
+        // Its retry was due after 5 s; a live object would have failed or
+        // succeeded again within the cap after that.
+        tokio::time::advance(Duration::from_secs(5 + 60 + 1)).await;
+        backoff.failed("other", &SCHEDULE);
+        assert_eq!(backoff.len(), 1);
+        assert_eq!(
+            backoff.failed("deleted", &SCHEDULE),
+            Duration::from_secs(5),
+            "starts over"
+        );
     }
 }

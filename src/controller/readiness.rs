@@ -139,6 +139,7 @@ mod tests {
         let mut stores = tokio::task::JoinSet::new();
         for (cache, _) in &caches {
             let store = cache.store();
+            #[allow(clippy::disallowed_methods)] // the one waiter kube-runtime has
             stores.spawn(async move { store.wait_until_ready().await.is_ok() });
         }
         let combine = {

@@ -198,6 +198,10 @@ impl Supervisor {
         // for the caches), so there is nothing to finish; and kube-runtime's
         // runner of a controller whose own cache never listed would not end
         // on the signal anyway.
+        // The watches keep running while reconciles finish, so those waiting
+        // for their writes to reach the caches see them (at most a few
+        // seconds: a controller that stopped reading leaves its share of
+        // the watch's buffer to fill).
         if ready {
             tracing::info!("shutting down: finishing in-flight reconciles");
             let _ = graceful.send(());

@@ -140,8 +140,8 @@ async fn main() -> Result<()> {
             factor == largest,
         )
         .await;
-        let last = factor == largest;
-        if last {
+        // The bare CRDs go with the last level, or with the one that failed.
+        if factor == largest || outcome.is_err() {
             cluster.remove_bare_crds().await?;
         }
         cluster.clean_up().await?;
