@@ -22,12 +22,16 @@
 //! What it serves, and where it knowingly differs from a real API server, is
 //! described in the crate's `README.md`.
 
+mod admission;
+mod auth;
 mod deployments;
 mod discovery;
 pub mod fieldmanager;
 mod log;
 mod meta;
+mod rbac;
 mod resources;
+mod reviews;
 pub mod schema;
 mod selector;
 mod server;
@@ -48,10 +52,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch as signal;
 use tokio::task::{JoinHandle, JoinSet};
 
+pub use auth::MASTERS;
 pub use log::{Fault, FaultResponse, PatchType, RequestLog, RequestMatch, RequestRecord, Verb};
 
 use server::{Shared, lock};
 use store::{Store, WriteOptions, WriteTarget};
+
+/// The user [`StandIn::client`] and [`StandIn::config`] authenticate as, in
+/// [`MASTERS`] (`system:masters`), which may do anything.
+pub const ADMIN: &str = "kube-standin-admin";
 
 /// How long connections may take to finish when the server shuts down.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -78,6 +87,8 @@ pub enum Error {
     CrdRefused { name: String, message: String },
     #[error("creating the initial {object} failed: {message}")]
     Setup { object: String, message: String },
+    #[error("the stand-in has no user {user}; register it with StandInBuilder::user or StandIn::add_user")]
+    UnknownUser { user: String },
 }
 
 /// Configures a [`StandIn`] before it starts.
@@ -87,7 +98,7 @@ pub struct StandInBuilder {
     event_history: usize,
     bookmark_interval: Duration,
     deployment_controller: bool,
-    user: String,
+    users: Vec<(String, Vec<String>)>,
 }
 
 impl Default for StandInBuilder {
@@ -97,7 +108,7 @@ impl Default for StandInBuilder {
             event_history: 10_000,
             bookmark_interval: Duration::from_secs(1),
             deployment_controller: true,
-            user: "kube-standin-admin".to_owned(),
+            users: vec![(ADMIN.to_owned(), vec![MASTERS.to_owned()])],
         }
     }
 }
@@ -130,10 +141,15 @@ impl StandInBuilder {
         self
     }
 
-    /// The user every client is taken for (in `SelfSubjectReview` answers);
-    /// the stand-in authenticates nobody.
-    pub fn user(mut self, user: impl Into<String>) -> Self {
-        self.user = user.into();
+    /// Registers a user in `groups` (and `system:authenticated`), with a
+    /// bearer token of its own, as a line of `--token-auth-file` does; get a
+    /// client for it with [`StandIn::client_for`]. Registering a name again
+    /// replaces its groups.
+    pub fn user(mut self, name: impl Into<String>, groups: &[&str]) -> Self {
+        self.users.push((
+            name.into(),
+            groups.iter().map(|group| (*group).to_owned()).collect(),
+        ));
         self
     }
 
@@ -146,6 +162,7 @@ impl StandInBuilder {
             target: WriteTarget::Main,
             fields_recorded: false,
             require_resource_version: false,
+            admission: None,
         };
         let namespaces = store
             .resources
@@ -161,6 +178,22 @@ impl StandInBuilder {
                 .create(&namespaces, None, body, &options)
                 .map_err(|error| Error::Setup {
                     object: format!("namespace {namespace}"),
+                    message: error.message,
+                })?;
+        }
+        for (plural, object) in rbac::bootstrap() {
+            let name = meta::name(&object).to_owned();
+            let resource = store
+                .resources
+                .lookup(rbac::GROUP, "v1", plural)
+                .ok_or_else(|| Error::Setup {
+                    object: plural.to_owned(),
+                    message: "not served".to_owned(),
+                })?;
+            store
+                .create(&resource, None, object, &options)
+                .map_err(|error| Error::Setup {
+                    object: format!("{plural} {name}"),
                     message: error.message,
                 })?;
         }
@@ -194,7 +227,12 @@ impl StandInBuilder {
             url: url.clone(),
             source,
         })?;
-        let config = kube::Config::new(uri);
+        let mut users = auth::Users::default();
+        for (name, groups) in &self.users {
+            users.add(name, groups);
+        }
+        let mut config = kube::Config::new(uri);
+        config.auth_info.token = users.token(ADMIN).map(|token| token.to_owned().into());
         let client = kube::Client::try_from(config.clone()).map_err(Error::Client)?;
         let (shutdown, shutdown_signal) = signal::channel(false);
         let shared = Arc::new(Shared {
@@ -204,7 +242,7 @@ impl StandInBuilder {
             bookmark_interval: self.bookmark_interval,
             address: address.to_string(),
             shutdown: shutdown_signal.clone(),
-            user: self.user.clone(),
+            users: Mutex::new(users),
         });
         if self.deployment_controller {
             lock(&shared.store).run_deployment_controller(Arc::downgrade(&shared.store));
@@ -266,26 +304,59 @@ impl StandIn {
         self.inner.url.clone()
     }
 
-    /// A client configuration for this server (default namespace `default`).
+    /// A client configuration for this server as [`ADMIN`] (default
+    /// namespace `default`).
     pub fn config(&self) -> kube::Config {
         self.inner.config.clone()
     }
 
-    /// A kubeconfig for a client in another process (such as `hoist
-    /// controller`), whose requests are logged with `user` as
-    /// [`RequestRecord::user`].
-    pub fn kubeconfig_yaml(&self, user: &str) -> String {
-        format!(
-            "apiVersion: v1\nkind: Config\ncurrent-context: standin\n\
-             clusters:\n- name: standin\n  cluster:\n    server: {url}\n\
-             users:\n- name: {user}\n  user:\n    token: {user}\n\
-             contexts:\n- name: standin\n  context:\n    cluster: standin\n    user: {user}\n    namespace: default\n",
-            url = self.inner.url,
-        )
-    }
-
+    /// A client of [`ADMIN`], who may do anything.
     pub fn client(&self) -> kube::Client {
         self.inner.client.clone()
+    }
+
+    /// Registers a user while the server runs (see [`StandInBuilder::user`])
+    /// and answers its bearer token.
+    pub fn add_user(&self, name: &str, groups: &[&str]) -> String {
+        let groups: Vec<String> = groups.iter().map(|group| (*group).to_owned()).collect();
+        lock(&self.inner.shared.users).add(name, &groups)
+    }
+
+    /// The bearer token of a registered user.
+    pub fn token(&self, user: &str) -> Option<String> {
+        lock(&self.inner.shared.users).token(user).map(str::to_owned)
+    }
+
+    fn known_token(&self, user: &str) -> Result<String, Error> {
+        self.token(user).ok_or_else(|| Error::UnknownUser {
+            user: user.to_owned(),
+        })
+    }
+
+    /// A client configuration authenticating as a registered user.
+    pub fn config_for(&self, user: &str) -> Result<kube::Config, Error> {
+        let mut config = self.inner.config.clone();
+        config.auth_info.token = Some(self.known_token(user)?.into());
+        Ok(config)
+    }
+
+    /// A client authenticating as a registered user.
+    pub fn client_for(&self, user: &str) -> Result<kube::Client, Error> {
+        kube::Client::try_from(self.config_for(user)?).map_err(Error::Client)
+    }
+
+    /// A kubeconfig for a client in another process (such as `hoist
+    /// controller`) authenticating as a registered user, whose requests are
+    /// logged with that name as [`RequestRecord::user`].
+    pub fn kubeconfig_yaml(&self, user: &str) -> Result<String, Error> {
+        let token = self.known_token(user)?;
+        Ok(format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: standin\n\
+             clusters:\n- name: standin\n  cluster:\n    server: {url}\n\
+             users:\n- name: standin-user\n  user:\n    token: {token}\n\
+             contexts:\n- name: standin\n  context:\n    cluster: standin\n    user: standin-user\n    namespace: default\n",
+            url = self.inner.url,
+        ))
     }
 
     /// The current global resourceVersion.

@@ -95,9 +95,8 @@ pub struct RequestRecord {
     pub subresource: Option<String>,
     pub namespace: Option<String>,
     pub name: Option<String>,
-    /// Who asked: the bearer token the client sent. The stand-in accepts
-    /// every token and names the client by it, like a static token file
-    /// mapping a token to a user, so one log tells clients apart.
+    /// Who asked: the user the bearer token authenticated, or the one it
+    /// impersonated; `None` when the request was not authenticated (401).
     pub user: Option<String>,
     /// The HTTP status code answered.
     pub code: u16,

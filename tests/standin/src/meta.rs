@@ -6,10 +6,10 @@ use serde_json::{Value, json};
 use crate::schema::FieldError;
 use crate::status::{FieldReason, field_error};
 
-const DNS_SUBDOMAIN_MESSAGE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+pub(crate) const DNS_SUBDOMAIN_MESSAGE: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
 const DNS_LABEL_MESSAGE: &str = "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')";
-const LABEL_VALUE_MESSAGE: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
-const QUALIFIED_NAME_MESSAGE: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+pub(crate) const LABEL_VALUE_MESSAGE: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+pub(crate) const QUALIFIED_NAME_MESSAGE: &str = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
 
 /// The current time as the API server writes timestamps: RFC 3339, seconds, UTC.
 pub(crate) fn now() -> String {
@@ -27,7 +27,7 @@ pub(crate) fn random_suffix() -> String {
         .collect()
 }
 
-fn is_dns_label(text: &str) -> bool {
+pub(crate) fn is_dns_label(text: &str) -> bool {
     let bytes = text.as_bytes();
     !text.is_empty()
         && text.len() <= 63
@@ -38,7 +38,7 @@ fn is_dns_label(text: &str) -> bool {
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
 
-fn is_dns_subdomain(text: &str) -> bool {
+pub(crate) fn is_dns_subdomain(text: &str) -> bool {
     text.len() <= 253 && text.split('.').all(is_dns_label)
 }
 
@@ -53,14 +53,14 @@ fn is_qualified_name_part(text: &str) -> bool {
         && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
 }
 
-fn is_qualified_name(text: &str) -> bool {
+pub(crate) fn is_qualified_name(text: &str) -> bool {
     match text.split_once('/') {
         Some((prefix, name)) => is_dns_subdomain(prefix) && is_qualified_name_part(name),
         None => is_qualified_name_part(text),
     }
 }
 
-fn is_label_value(text: &str) -> bool {
+pub(crate) fn is_label_value(text: &str) -> bool {
     text.is_empty() || is_qualified_name_part(text)
 }
 
@@ -70,6 +70,20 @@ pub(crate) enum NameRule {
     DnsSubdomain,
     /// Namespaces are DNS labels.
     DnsLabel,
+    /// RBAC objects only need to be usable as a path segment (`system:discovery`).
+    PathSegment,
+}
+
+/// `path.IsValidPathSegmentName`: why `name` cannot be a segment of a URL path.
+pub(crate) fn path_segment_problems(name: &str) -> Vec<String> {
+    if name == "." || name == ".." {
+        return vec![format!("may not be '{name}'")];
+    }
+    ["/", "%"]
+        .iter()
+        .filter(|illegal| name.contains(*illegal))
+        .map(|illegal| format!("may not contain '{illegal}'"))
+        .collect()
 }
 
 /// Validates `metadata.name`, labels and annotations of a stored object.
@@ -85,15 +99,17 @@ pub(crate) fn validate(object: &Value, rule: NameRule) -> Vec<FieldError> {
             None,
         ));
     } else {
-        let (valid, message) = match rule {
-            NameRule::DnsSubdomain => (is_dns_subdomain(name), DNS_SUBDOMAIN_MESSAGE),
-            NameRule::DnsLabel => (is_dns_label(name), DNS_LABEL_MESSAGE),
+        let problems = match rule {
+            NameRule::DnsSubdomain if !is_dns_subdomain(name) => vec![DNS_SUBDOMAIN_MESSAGE.to_owned()],
+            NameRule::DnsLabel if !is_dns_label(name) => vec![DNS_LABEL_MESSAGE.to_owned()],
+            NameRule::PathSegment => path_segment_problems(name),
+            _ => Vec::new(),
         };
-        if !valid {
+        for problem in problems {
             errors.push(field_error(
                 "metadata.name",
                 FieldReason::Invalid,
-                message,
+                &problem,
                 Some(&json!(name)),
             ));
         }

@@ -14,7 +14,7 @@
 
 mod cel;
 mod cost;
-mod field;
+pub(crate) mod field;
 mod listtype;
 mod normalize;
 mod openapi;

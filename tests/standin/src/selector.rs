@@ -3,6 +3,9 @@
 
 use serde_json::Value;
 
+use crate::schema::FieldError;
+use crate::schema::field::{self, BadValue};
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum SelectorError {
     #[error("unable to parse requirement: {0}")]
@@ -98,8 +101,93 @@ impl LabelSelector {
         Ok(LabelSelector { requirements })
     }
 
+    /// A `metav1.LabelSelector` (`matchLabels`, `matchExpressions`); the
+    /// error says which field is wrong and why, as `ValidateLabelSelector`
+    /// words it, relative to `path`.
+    pub fn from_structured(selector: &Value, path: &str) -> Result<Self, Vec<FieldError>> {
+        let mut requirements = Vec::new();
+        let mut errors = Vec::new();
+        if let Some(labels) = selector["matchLabels"].as_object() {
+            for (key, value) in labels {
+                let value = value.as_str().unwrap_or_default();
+                if !crate::meta::is_qualified_name(key) {
+                    errors.push(field::invalid(
+                        &format!("{path}.matchLabels"),
+                        BadValue::Str(key),
+                        crate::meta::QUALIFIED_NAME_MESSAGE,
+                    ));
+                }
+                if !crate::meta::is_label_value(value) {
+                    errors.push(field::invalid(
+                        &format!("{path}.matchLabels"),
+                        BadValue::Str(value),
+                        crate::meta::LABEL_VALUE_MESSAGE,
+                    ));
+                }
+                requirements.push(LabelRequirement::Equals(key.clone(), value.to_owned()));
+            }
+        }
+        for (index, expression) in selector["matchExpressions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            let at = format!("{path}.matchExpressions[{index}]");
+            let key = expression["key"].as_str().unwrap_or_default().to_owned();
+            let values: Vec<String> = expression["values"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect();
+            let operator = expression["operator"].as_str().unwrap_or_default();
+            if !crate::meta::is_qualified_name(&key) {
+                errors.push(field::invalid(
+                    &format!("{at}.key"),
+                    BadValue::Str(&key),
+                    crate::meta::QUALIFIED_NAME_MESSAGE,
+                ));
+            }
+            match operator {
+                "In" | "NotIn" if values.is_empty() => errors.push(field::required(
+                    &format!("{at}.values"),
+                    "must be specified when `operator` is 'In' or 'NotIn'",
+                )),
+                "Exists" | "DoesNotExist" if !values.is_empty() => errors.push(field::forbidden(
+                    &format!("{at}.values"),
+                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                )),
+                "In" => requirements.push(LabelRequirement::In(key, values)),
+                "NotIn" => requirements.push(LabelRequirement::NotIn(key, values)),
+                "Exists" => requirements.push(LabelRequirement::Exists(key)),
+                "DoesNotExist" => requirements.push(LabelRequirement::DoesNotExist(key)),
+                other => errors.push(field::invalid(
+                    &format!("{at}.operator"),
+                    BadValue::Str(other),
+                    "not a valid selector operator",
+                )),
+            }
+        }
+        if errors.is_empty() {
+            Ok(LabelSelector { requirements })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// An empty selector selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.requirements.is_empty()
+    }
+
     pub fn matches(&self, object: &Value) -> bool {
-        let labels = &object["metadata"]["labels"];
+        self.matches_labels(&object["metadata"]["labels"])
+    }
+
+    /// Whether a `metadata.labels` map (or null) is selected.
+    pub fn matches_labels(&self, labels: &Value) -> bool {
         let label = |key: &str| labels.get(key).and_then(Value::as_str);
         self.requirements.iter().all(|requirement| match requirement {
             LabelRequirement::Equals(key, value) => label(key) == Some(value.as_str()),

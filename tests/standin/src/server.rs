@@ -14,12 +14,17 @@ use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch as signal};
 
+use crate::admission::Admission;
+use crate::auth::{self, UserInfo, Users};
 use crate::discovery;
 use crate::fieldmanager::Conflict;
 use crate::log::{FaultResponse, Faults, PatchType, RequestKey, RequestRecord, Verb};
 use crate::meta;
+use crate::rbac::{self, Attributes};
 use crate::resources::ResourceInfo;
+use crate::reviews::{self, AccessReview};
 use crate::schema::FieldError;
+use crate::schema::field;
 use crate::selector::{FieldSelector, LabelSelector, Selectors};
 use crate::status::{ApiError, FieldReason, field_error};
 use crate::store::{DeleteOptions, Propagation, Store, WriteOptions, WriteTarget};
@@ -39,9 +44,8 @@ pub(crate) struct Shared {
     pub bookmark_interval: Duration,
     pub address: String,
     pub shutdown: signal::Receiver<bool>,
-    /// Who every client is: the stand-in authenticates nobody, so it answers
-    /// `SelfSubjectReview` with one configured user.
-    pub user: String,
+    /// The static token file: who each bearer token is.
+    pub users: Mutex<Users>,
 }
 
 /// Locks a mutex; a panic in another request must not wedge the server.
@@ -205,6 +209,10 @@ struct Call {
     accept: String,
     user_agent: String,
     body: Bytes,
+    /// Who the request is from, after impersonation.
+    user: UserInfo,
+    /// Warnings for the `Warning` header (admission policies' `Warn`).
+    warnings: Mutex<Vec<String>>,
 }
 
 impl Call {
@@ -242,6 +250,16 @@ impl Call {
         }
     }
 
+    /// What an admission policy learns about this write.
+    fn admission<'a>(&'a self, target: &'a Target<'_>) -> Admission<'a> {
+        Admission {
+            user: &self.user,
+            version: &target.path.version,
+            warnings: &self.warnings,
+            creates_on_update: false,
+        }
+    }
+
     fn refuse_dry_run(&self) -> Result<(), ApiError> {
         if self.query.contains_key("dryRun") {
             return Err(ApiError::bad_request(
@@ -250,6 +268,82 @@ impl Call {
         }
         Ok(())
     }
+}
+
+/// The name a `fieldSelector` requires `metadata.name` to equal, if it is a
+/// valid name (`RequiresExactMatch`), which list and watch are authorized on.
+fn selected_name(query: &BTreeMap<String, String>) -> Option<String> {
+    query
+        .get("fieldSelector")?
+        .split(',')
+        .find_map(|requirement| {
+            let requirement = requirement.trim();
+            let (field, value) = requirement
+                .split_once("==")
+                .or_else(|| requirement.split_once('='))?;
+            (field.trim() == "metadata.name").then(|| value.trim().to_owned())
+        })
+        .filter(|name| !name.is_empty() && meta::path_segment_problems(name).is_empty())
+}
+
+/// The attributes the authorizer sees for a request, as `RequestInfoFactory`
+/// computes them: the verb from the method (`list`/`watch` for collections,
+/// `deletecollection`), the namespace of a Namespace being its name.
+fn request_attributes<'u>(
+    user: &'u UserInfo,
+    method: &Method,
+    query: &BTreeMap<String, String>,
+    path: &str,
+    route: &Route,
+) -> Attributes<'u> {
+    let Route::Resource(resource) = route else {
+        return Attributes::path(user, &method.as_str().to_lowercase(), path);
+    };
+    let mut name = resource.name.clone().unwrap_or_default();
+    let verb = match *method {
+        Method::GET | Method::HEAD if !name.is_empty() => "get".to_owned(),
+        Method::GET | Method::HEAD => {
+            name = selected_name(query).unwrap_or_default();
+            if is_true(query, "watch") { "watch" } else { "list" }.to_owned()
+        }
+        Method::POST => "create".to_owned(),
+        Method::PUT => "update".to_owned(),
+        Method::PATCH => "patch".to_owned(),
+        Method::DELETE if name.is_empty() => "deletecollection".to_owned(),
+        Method::DELETE => "delete".to_owned(),
+        ref other => other.as_str().to_lowercase(),
+    };
+    let namespace = match &resource.namespace {
+        Some(namespace) => namespace.clone(),
+        None if resource.group.is_empty() && resource.plural == "namespaces" => {
+            resource.name.clone().unwrap_or_default()
+        }
+        None => String::new(),
+    };
+    Attributes::resource(
+        user,
+        &verb,
+        &resource.group,
+        &resource.plural,
+        resource.subresource.as_deref().unwrap_or_default(),
+        &namespace,
+        &name,
+    )
+}
+
+/// Authenticates (401) and impersonates (400, 403) a request, as the
+/// server's filter chain does first; authorization comes after faults.
+fn identify(
+    shared: &Shared,
+    headers: &hyper::HeaderMap,
+    record: &mut RequestRecord,
+) -> Result<UserInfo, ApiError> {
+    let requestor = lock(&shared.users).authenticate(headers)?;
+    record.user = Some(requestor.name.clone());
+    let rbac = lock(&shared.store).rbac();
+    let user = auth::impersonate(requestor, headers, &rbac)?;
+    record.user = Some(user.name.clone());
+    Ok(user)
 }
 
 pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Response<Body> {
@@ -271,19 +365,12 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
             .unwrap_or_default()
             .to_owned()
     };
-    let call = Call {
-        method: parts.method.clone(),
-        path: parts.uri.path().to_owned(),
-        query: parse_query(parts.uri.query()),
-        content_type: header(hyper::header::CONTENT_TYPE),
-        accept: header(hyper::header::ACCEPT),
-        user_agent: header(hyper::header::USER_AGENT),
-        body,
-    };
-    let route = route(&call.path);
+    let path = parts.uri.path().to_owned();
+    let query = parse_query(parts.uri.query());
+    let route = route(&path);
     let mut record = RequestRecord {
-        method: call.method.to_string(),
-        path: call.path.clone(),
+        method: parts.method.to_string(),
+        path: path.clone(),
         verb: None,
         patch_type: None,
         group: String::new(),
@@ -292,14 +379,24 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         subresource: None,
         namespace: None,
         name: None,
-        user: header(hyper::header::AUTHORIZATION)
-            .strip_prefix("Bearer ")
-            .map(str::to_owned),
+        user: None,
         code: 0,
         changed: false,
         faulted: false,
         received,
         took: std::time::Duration::ZERO,
+    };
+    let identified = identify(&shared, &parts.headers, &mut record);
+    let call = Call {
+        method: parts.method.clone(),
+        path,
+        query,
+        content_type: header(hyper::header::CONTENT_TYPE),
+        accept: header(hyper::header::ACCEPT),
+        user_agent: header(hyper::header::USER_AGENT),
+        body,
+        user: identified.as_ref().cloned().unwrap_or_default(),
+        warnings: Mutex::new(Vec::new()),
     };
     if let Route::Resource(path) = &route {
         record.verb = verb(&call, path);
@@ -313,6 +410,29 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         record.namespace.clone_from(&path.namespace);
         record.name.clone_from(&path.name);
     }
+    let reply = match identified {
+        Err(error) => Reply {
+            response: error_response(&error),
+            changed: false,
+        },
+        Ok(_) => serve(&shared, &call, &route, &mut record).await,
+    };
+    let mut response = reply.response;
+    for warning in lock(&call.warnings).iter() {
+        let text = format!("299 - {}", field::go_quote(warning));
+        if let Ok(value) = hyper::header::HeaderValue::from_str(&text) {
+            response.headers_mut().append(hyper::header::WARNING, value);
+        }
+    }
+    record.code = response.status().as_u16();
+    record.took = received.elapsed();
+    record.changed = reply.changed;
+    lock(&shared.log).push(record);
+    response
+}
+
+/// Faults, authorization, then the handler.
+async fn serve(shared: &Arc<Shared>, call: &Call, route: &Route, record: &mut RequestRecord) -> Reply {
     let action = lock(&shared.faults).take(&RequestKey {
         verb: record.verb,
         patch_type: record.patch_type,
@@ -329,44 +449,48 @@ pub(crate) async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> R
         }
         fault_response = action.response;
     }
-    let reply = match fault_response {
-        Some(fault) => {
-            record.faulted = true;
-            Reply {
-                response: error_response(&fault_error(&fault)),
-                changed: false,
-            }
-        }
-        None => match dispatch(&shared, &call, &route).await {
-            Ok(reply) => reply,
-            Err(error) => Reply {
-                response: error_response(&error),
-                changed: false,
-            },
+    if let Some(fault) = fault_response {
+        record.faulted = true;
+        return Reply {
+            response: error_response(&fault_error(&fault)),
+            changed: false,
+        };
+    }
+    let attributes = request_attributes(&call.user, &call.method, &call.query, &call.path, route);
+    let decision = lock(&shared.store).rbac().authorize(&attributes);
+    if !decision.allowed {
+        return Reply {
+            response: error_response(&rbac::forbidden(&attributes, &decision.reason)),
+            changed: false,
+        };
+    }
+    match dispatch(shared, call, route).await {
+        Ok(reply) => reply,
+        Err(error) => Reply {
+            response: error_response(&error),
+            changed: false,
         },
-    };
-    record.code = reply.response.status().as_u16();
-    record.took = received.elapsed();
-    record.changed = reply.changed;
-    lock(&shared.log).push(record);
-    reply.response
+    }
 }
 
-/// `SelfSubjectReview` (authentication.k8s.io/v1): a create-only resource that
-/// tells a client who the API server takes it for; nothing is stored.
-fn self_subject_review(shared: &Shared, call: &Call, path: &ResourcePath) -> Result<Reply, ApiError> {
+/// The review resources: create-only, answered and never stored.
+fn review(shared: &Shared, call: &Call, path: &ResourcePath) -> Result<Reply, ApiError> {
     if call.method != Method::POST || path.name.is_some() || path.namespace.is_some() {
         return Err(ApiError::method_not_allowed());
     }
-    Ok(Reply::json(
-        201,
-        &json!({
-            "apiVersion": format!("authentication.k8s.io/{}", path.version),
-            "kind": "SelfSubjectReview",
-            "metadata": {"creationTimestamp": crate::meta::now()},
-            "status": {"userInfo": {"username": shared.user, "groups": ["system:authenticated"]}},
-        }),
-    ))
+    let answer = match (path.group.as_str(), path.plural.as_str()) {
+        ("authentication.k8s.io", _) => reviews::self_subject_review(&call.user, &path.version),
+        (_, plural) => {
+            let kind = if plural == "selfsubjectaccessreviews" {
+                AccessReview::SelfSubject
+            } else {
+                AccessReview::Subject
+            };
+            let rbac = lock(&shared.store).rbac();
+            reviews::access_review(kind, &call.json_body()?, &call.user, &rbac, &path.version)?
+        }
+    };
+    Ok(Reply::json(201, &answer))
 }
 
 fn fault_error(fault: &FaultResponse) -> ApiError {
@@ -422,9 +546,12 @@ async fn dispatch(shared: &Arc<Shared>, call: &Call, route: &Route) -> Result<Re
         }
         Route::Unknown => Err(ApiError::path_not_found()),
         Route::Resource(path)
-            if path.group == "authentication.k8s.io" && path.plural == "selfsubjectreviews" =>
+            if (path.group == "authentication.k8s.io" && path.plural == "selfsubjectreviews")
+                || (path.group == "authorization.k8s.io"
+                    && (path.plural == "selfsubjectaccessreviews"
+                        || path.plural == "subjectaccessreviews")) =>
         {
-            self_subject_review(shared, call, path)
+            review(shared, call, path)
         }
         Route::Resource(path) => resource_request(shared, call, path).await,
     }
@@ -648,13 +775,30 @@ fn list(store: &Store, call: &Call, target: &Target<'_>) -> Result<Reply, ApiErr
     ))
 }
 
-fn write_options<'a>(target: &Target<'_>, manager: &'a str, now: &'a str) -> WriteOptions<'a> {
+fn write_options<'a>(
+    call: &'a Call,
+    target: &'a Target<'a>,
+    manager: &'a str,
+    now: &'a str,
+) -> WriteOptions<'a> {
     WriteOptions {
         manager,
         now,
         target: target.write_target,
         fields_recorded: false,
         require_resource_version: false,
+        admission: Some(call.admission(target)),
+    }
+}
+
+/// The options of a PUT or apply that creates its object.
+fn creating_on_update(options: WriteOptions<'_>) -> WriteOptions<'_> {
+    WriteOptions {
+        admission: options.admission.map(|admission| Admission {
+            creates_on_update: true,
+            ..admission
+        }),
+        ..options
     }
 }
 
@@ -672,7 +816,7 @@ fn create(store: &mut Store, call: &Call, target: &Target<'_>, now: &str) -> Res
         &target.resource,
         target.namespace(),
         body,
-        &write_options(target, &manager, now),
+        &write_options(call, target, &manager, now),
     )?;
     Ok(Reply::json(201, &target.present(object)).changed(true))
 }
@@ -695,13 +839,13 @@ fn update(store: &mut Store, call: &Call, target: &Target<'_>, now: &str) -> Res
             &target.resource,
             target.namespace(),
             body,
-            &write_options(target, &manager, now),
+            &creating_on_update(write_options(call, target, &manager, now)),
         )?;
         return Ok(Reply::json(201, &target.present(object)).changed(true));
     }
     let options = WriteOptions {
         require_resource_version: true,
-        ..write_options(target, &manager, now)
+        ..write_options(call, target, &manager, now)
     };
     let outcome = store.update(&target.resource, target.namespace(), name, body, &options)?;
     Ok(Reply::json(200, &target.present(outcome.object)).changed(outcome.changed))
@@ -784,7 +928,7 @@ fn patch(store: &mut Store, call: &Call, target: &Target<'_>, now: &str) -> Resu
         target.namespace(),
         name,
         patched,
-        &write_options(target, &manager, now),
+        &write_options(call, target, &manager, now),
     )?;
     Ok(Reply::json(200, &target.present(outcome.object)).changed(outcome.changed))
 }
@@ -904,7 +1048,7 @@ fn apply(
     }
     let options = WriteOptions {
         fields_recorded: true,
-        ..write_options(target, &manager, now)
+        ..write_options(call, target, &manager, now)
     };
     let result = Store::apply(&target.resource, live.as_ref(), &applied, force, &options)
         .map_err(|conflicts| conflict_error(live.as_ref(), &conflicts))?;
@@ -912,7 +1056,12 @@ fn apply(
         None => {
             let mut result = result;
             meta::metadata_mut(&mut result).remove("resourceVersion");
-            let object = store.create(&target.resource, target.namespace(), result, &options)?;
+            let object = store.create(
+                &target.resource,
+                target.namespace(),
+                result,
+                &creating_on_update(options),
+            )?;
             Ok(Reply::json(201, &target.present(object)).changed(true))
         }
         Some(_) => {
@@ -923,7 +1072,12 @@ fn apply(
 }
 
 /// `DeleteOptions` from the body (as kube sends them) or the query.
-fn delete_options<'a>(call: &'a Call, body: &'a Value, now: &'a str) -> Result<DeleteOptions<'a>, ApiError> {
+fn delete_options<'a>(
+    call: &'a Call,
+    target: &'a Target<'a>,
+    body: &'a Value,
+    now: &'a str,
+) -> Result<DeleteOptions<'a>, ApiError> {
     let policy = body["propagationPolicy"]
         .as_str()
         .or_else(|| call.query.get("propagationPolicy").map(String::as_str));
@@ -960,6 +1114,7 @@ fn delete_options<'a>(call: &'a Call, body: &'a Value, now: &'a str) -> Result<D
         precondition_uid: body["preconditions"]["uid"].as_str(),
         precondition_resource_version: body["preconditions"]["resourceVersion"].as_str(),
         now,
+        admission: Some(call.admission(target)),
     })
 }
 
@@ -973,7 +1128,7 @@ fn delete_body(call: &Call) -> Result<Value, ApiError> {
 
 fn delete(store: &mut Store, call: &Call, target: &Target<'_>, now: &str) -> Result<Reply, ApiError> {
     let body = delete_body(call)?;
-    let options = delete_options(call, &body, now)?;
+    let options = delete_options(call, target, &body, now)?;
     let outcome = store.delete(&target.resource, target.namespace(), name_of(target), &options)?;
     // 200 when the object is gone, 202 when finalizers keep it for now.
     let code = if outcome.removed { 200 } else { 202 };
@@ -987,7 +1142,7 @@ fn delete_collection(
     now: &str,
 ) -> Result<Reply, ApiError> {
     let body = delete_body(call)?;
-    let options = delete_options(call, &body, now)?;
+    let options = delete_options(call, target, &body, now)?;
     let selectors = selectors(call, target)?;
     let names: Vec<(String, String)> = store
         .list(&target.resource, target.namespace(), None)

@@ -10,9 +10,11 @@ use std::sync::{Arc, Mutex, Weak};
 use serde_json::{Value, json};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
+use crate::admission::{self, Admission, Operation, Policies};
 use crate::deployments::{self, DeploymentController};
 use crate::fieldmanager;
 use crate::meta::{self, NameRule};
+use crate::rbac::{self, RbacIndex};
 use crate::resources::{self, GenerationPolicy, ResourceInfo, ResourceKey, ResourceTypes, Resources};
 use crate::schema::FieldError;
 use crate::status::{ApiError, FieldReason, field_error};
@@ -79,6 +81,9 @@ pub(crate) struct WriteOptions<'a> {
     /// An update (PUT) of a custom resource must name the resourceVersion it
     /// replaces; patches need not.
     pub require_resource_version: bool,
+    /// The client's request, which admission policies see; the store's own
+    /// writes have none.
+    pub admission: Option<Admission<'a>>,
 }
 
 pub(crate) struct WriteOutcome {
@@ -99,6 +104,8 @@ pub(crate) struct DeleteOptions<'a> {
     pub precondition_uid: Option<&'a str>,
     pub precondition_resource_version: Option<&'a str>,
     pub now: &'a str,
+    /// As for [`WriteOptions::admission`].
+    pub admission: Option<Admission<'a>>,
 }
 
 pub(crate) struct DeleteOutcome {
@@ -138,6 +145,10 @@ pub(crate) struct Store {
     /// The emulated Deployment controller, when the cluster has one. It is
     /// taken out while it syncs, so its own status writes do not feed it.
     deployment_controller: Option<DeploymentController>,
+    /// The RBAC objects, indexed for the authorizer.
+    rbac: Arc<RbacIndex>,
+    /// The admission policies and their bindings, compiled.
+    policies: Arc<Policies>,
 }
 
 fn key_of(resource: &ResourceInfo, namespace: Option<&str>, name: &str) -> ObjectKey {
@@ -210,8 +221,28 @@ fn generation_relevant(object: &Value, policy: GenerationPolicy) -> Value {
 fn metadata_name_rule(resource: &ResourceInfo) -> NameRule {
     if is_namespace(resource) {
         NameRule::DnsLabel
+    } else if rbac::is_rbac_resource(&resource.group, &resource.plural) {
+        NameRule::PathSegment
     } else {
         NameRule::DnsSubdomain
+    }
+}
+
+fn is_admission_resource(key: &ResourceKey) -> bool {
+    key.group == admission::GROUP && (key.plural == admission::POLICIES || key.plural == admission::BINDINGS)
+}
+
+/// Defaults the real server's decoding applies to built-in kinds the
+/// stand-in knows.
+fn apply_builtin_defaults(resource: &ResourceInfo, object: &mut Value) {
+    if is_deployment(resource) {
+        deployments::apply_defaults(object);
+    }
+    if resource.group == rbac::GROUP {
+        rbac::apply_defaults(&resource.plural, object);
+    }
+    if resource.group == admission::GROUP {
+        admission::apply_defaults(&resource.plural, object);
     }
 }
 
@@ -226,7 +257,100 @@ impl Store {
             compacted: 1,
             watchers: Vec::new(),
             deployment_controller: None,
+            rbac: Arc::default(),
+            policies: Arc::default(),
         }
+    }
+
+    /// The RBAC data the authorizer reads, as of now.
+    pub fn rbac(&self) -> Arc<RbacIndex> {
+        Arc::clone(&self.rbac)
+    }
+
+    fn objects_of(&self, group: &str, plural: &str) -> impl Iterator<Item = &Value> {
+        let key = ResourceKey {
+            group: group.to_owned(),
+            plural: plural.to_owned(),
+        };
+        self.objects.get(&key).into_iter().flat_map(BTreeMap::values)
+    }
+
+    /// Rebuilds the index of RBAC objects or admission policies after one
+    /// of them changed.
+    fn reindex(&mut self, changed: &ResourceKey) {
+        if rbac::is_rbac_resource(&changed.group, &changed.plural) {
+            self.rbac = RbacIndex::new(
+                self.objects_of(rbac::GROUP, rbac::CLUSTER_ROLES),
+                self.objects_of(rbac::GROUP, rbac::ROLES),
+                self.objects_of(rbac::GROUP, rbac::CLUSTER_ROLE_BINDINGS),
+                self.objects_of(rbac::GROUP, rbac::ROLE_BINDINGS),
+            );
+        }
+        if is_admission_resource(changed) {
+            self.policies = Policies::new(
+                self.objects_of(admission::GROUP, admission::POLICIES),
+                self.objects_of(admission::GROUP, admission::BINDINGS),
+            );
+        }
+    }
+
+    /// `withAuthorization` of the update and patch handlers: a PUT or an
+    /// apply that creates its object must also be allowed to `create` it,
+    /// refused with the authorizer's bare reason.
+    fn authorize_create_on_update(
+        &self,
+        resource: &ResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+        user: &crate::auth::UserInfo,
+    ) -> Result<(), ApiError> {
+        let attributes = rbac::Attributes::resource(
+            user,
+            "create",
+            &resource.group,
+            &resource.plural,
+            "",
+            namespace.unwrap_or_default(),
+            name,
+        );
+        let decision = self.rbac.authorize(&attributes);
+        if decision.allowed {
+            return Ok(());
+        }
+        let mut details = json!({"name": name, "kind": resource.plural});
+        if !resource.group.is_empty() {
+            details["group"] = json!(resource.group);
+        }
+        Err(ApiError::new(
+            403,
+            "Forbidden",
+            format!(
+                "{} {} is forbidden: {}",
+                resource.group_resource(),
+                crate::schema::field::go_quote(name),
+                decision.reason
+            ),
+        )
+        .with_details(details))
+    }
+
+    /// Validating admission of a client's write (after schema validation,
+    /// as `genericregistry.Store` calls it): the policies that match.
+    fn admit(
+        &self,
+        request: &admission::Request<'_>,
+        warnings: &std::sync::Mutex<Vec<String>>,
+    ) -> Result<(), ApiError> {
+        if self.policies.is_empty() {
+            return Ok(());
+        }
+        let namespace = self
+            .namespace_resource()
+            .and_then(|namespaces| self.get(&namespaces, None, request.namespace));
+        if request.resource.namespaced && !request.namespace.is_empty() && namespace.is_none() {
+            return Err(ApiError::namespace_not_found(request.namespace));
+        }
+        self.policies.admit(request, &self.rbac, namespace, warnings)
     }
 
     /// Runs the emulated Deployment controller from now on; `this` is the
@@ -352,6 +476,11 @@ impl Store {
             }
             watcher.sender.send(Arc::clone(&event)).is_ok()
         });
+        if rbac::is_rbac_resource(&event.resource.group, &event.resource.plural)
+            || is_admission_resource(&event.resource)
+        {
+            self.reindex(&event.resource);
+        }
         self.history.push_back(Arc::clone(&event));
         while self.history.len() > self.history_limit {
             if let Some(dropped) = self.history.pop_front() {
@@ -409,6 +538,7 @@ impl Store {
             target: WriteTarget::Status,
             fields_recorded: false,
             require_resource_version: false,
+            admission: None,
         };
         let name = meta::name(deployment);
         let namespace = meta::namespace(deployment);
@@ -531,6 +661,7 @@ impl Store {
                     precondition_uid: None,
                     precondition_resource_version: None,
                     now,
+                    admission: None,
                 };
                 // The dependent exists (just read), so deleting it cannot fail.
                 let _ = self.delete(&resource, Some(&key.0), &key.1, &options);
@@ -658,6 +789,12 @@ impl Store {
     /// metadata validation for every kind.
     fn validate(resource: &ResourceInfo, object: &mut Value, old: Option<&Value>) -> Result<(), ApiError> {
         let mut errors: Vec<FieldError> = meta::validate(object, metadata_name_rule(resource));
+        if resource.group == rbac::GROUP {
+            errors.extend(rbac::validate(&resource.plural, object, old));
+        }
+        if resource.group == admission::GROUP {
+            errors.extend(admission::validate(&resource.plural, object));
+        }
         if let Some(schema) = resource.schema() {
             schema.normalize(object);
             if let Err(schema_errors) = schema.validate(object, old) {
@@ -752,6 +889,7 @@ impl Store {
         Self::check_identity(resource, namespace, None, &body)?;
         let mut object = body;
         let now = options.now;
+        let mut requested_name = String::new();
         if let Some(map) = object.as_object_mut() {
             map.insert(
                 "apiVersion".to_owned(),
@@ -771,6 +909,7 @@ impl Store {
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
+            requested_name.clone_from(&name);
             let generate_name = metadata
                 .get("generateName")
                 .and_then(Value::as_str)
@@ -823,13 +962,34 @@ impl Store {
                 labels.insert("kubernetes.io/metadata.name".to_owned(), json!(name));
             }
         }
-        if is_deployment(resource) {
-            deployments::apply_defaults(&mut object);
-        }
+        apply_builtin_defaults(resource, &mut object);
         Self::validate(resource, &mut object, None)?;
         let name = meta::name(&object).to_owned();
         if resource.namespaced {
             self.check_namespace_open(namespace.unwrap_or_default())?;
+        }
+        if let Some(admission) = options.admission
+            && admission.creates_on_update
+        {
+            self.authorize_create_on_update(resource, namespace, &name, admission.user)?;
+        }
+        if let Some(admission) = options.admission {
+            let request = admission::Request {
+                operation: Operation::Create,
+                resource,
+                version: admission.version,
+                subresource: options.target.subresource().unwrap_or_default(),
+                namespace: if is_namespace(resource) {
+                    &name
+                } else {
+                    namespace.unwrap_or_default()
+                },
+                name: &requested_name,
+                object: Some(&object),
+                old_object: None,
+                user: admission.user,
+            };
+            self.admit(&request, admission.warnings)?;
         }
         if self.get(resource, namespace, &name).is_some() {
             return Err(ApiError::already_exists(resource, &name));
@@ -915,9 +1075,7 @@ impl Store {
                         map.insert("spec".to_owned(), old["spec"].clone());
                     }
                 }
-                if is_deployment(resource) {
-                    deployments::apply_defaults(&mut candidate);
-                }
+                apply_builtin_defaults(resource, &mut candidate);
                 if is_namespace(resource) {
                     let labels = meta::metadata_mut(&mut candidate)
                         .entry("labels")
@@ -975,6 +1133,24 @@ impl Store {
         } else {
             None
         };
+        if let Some(admission) = options.admission {
+            let request = admission::Request {
+                operation: Operation::Update,
+                resource,
+                version: admission.version,
+                subresource: options.target.subresource().unwrap_or_default(),
+                namespace: if is_namespace(resource) {
+                    name
+                } else {
+                    namespace.unwrap_or_default()
+                },
+                name,
+                object: Some(&candidate),
+                old_object: Some(&old),
+                user: admission.user,
+            };
+            self.admit(&request, admission.warnings)?;
+        }
         if !options.fields_recorded {
             Self::record_update(resource, Some(&old), &mut candidate, options);
         }
@@ -1045,6 +1221,24 @@ impl Store {
                 changed: false,
             });
         }
+        if let Some(admission) = options.admission {
+            let request = admission::Request {
+                operation: Operation::Delete,
+                resource,
+                version: admission.version,
+                subresource: "",
+                namespace: if is_namespace(resource) {
+                    name
+                } else {
+                    namespace.unwrap_or_default()
+                },
+                name,
+                object: None,
+                old_object: Some(&object),
+                user: admission.user,
+            };
+            self.admit(&request, admission.warnings)?;
+        }
         if is_namespace(resource) {
             return Ok(self.delete_namespace(resource, object, options.now));
         }
@@ -1109,6 +1303,7 @@ impl Store {
                 precondition_uid: None,
                 precondition_resource_version: None,
                 now,
+                admission: None,
             };
             // Objects may already be gone through garbage collection; that is fine.
             let _ = self.delete(&resource, Some(&name), &object_name, &options);

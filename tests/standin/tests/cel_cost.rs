@@ -209,7 +209,22 @@ async fn the_generated_crds_are_accepted_with_these_costs() -> anyhow::Result<()
             ),
         ]
     );
-    assert_eq!(rules("environments.yaml"), vec![]);
+    assert_eq!(
+        rules("environments.yaml"),
+        vec![
+            cost(
+                "properties[spec].properties[gates].properties[approval].properties[rules].items.x-kubernetes-validations[0].rule",
+                "(has(self.users) && size(self.users) > 0) || (has(self.groups) && size(self.groups) > 0)",
+                // 10 per rule, at most 16 rules.
+                10 * 16
+            ),
+            cost(
+                "properties[spec].properties[gates].properties[approval].x-kubernetes-validations[0].rule",
+                "!has(self.rules) || size(self.rules) == 0 || ((!has(self.users) || size(self.users) == 0) && (!has(self.groups) || size(self.groups) == 0))",
+                18
+            ),
+        ]
+    );
     assert_eq!(
         rules("promotions.yaml"),
         vec![
@@ -237,6 +252,11 @@ async fn the_generated_crds_are_accepted_with_these_costs() -> anyhow::Result<()
                 "properties[spec].x-kubernetes-validations[3].rule",
                 "!has(oldSelf.approvals) || (has(self.approvals) && oldSelf.approvals.all(a, a in self.approvals))",
                 1222
+            ),
+            cost(
+                "properties[spec].x-kubernetes-validations[4].rule",
+                "has(self.requestedBy) == has(oldSelf.requestedBy) && (!has(self.requestedBy) || self.requestedBy == oldSelf.requestedBy)",
+                111
             ),
         ]
     );

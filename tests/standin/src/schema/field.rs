@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::FieldError;
 
 /// The `BadValue` of a field error, rendered the way the apiserver does.
-pub(super) enum BadValue<'a> {
+pub(crate) enum BadValue<'a> {
     /// A JSON value from the object: strings quoted, numbers and booleans
     /// plain, anything else as JSON.
     Json(&'a Value),
@@ -48,7 +48,7 @@ fn with_detail(body: String, detail: &str) -> String {
     }
 }
 
-pub(super) fn invalid(field: &str, value: BadValue<'_>, detail: &str) -> FieldError {
+pub(crate) fn invalid(field: &str, value: BadValue<'_>, detail: &str) -> FieldError {
     error(
         "FieldValueInvalid",
         field,
@@ -56,7 +56,7 @@ pub(super) fn invalid(field: &str, value: BadValue<'_>, detail: &str) -> FieldEr
     )
 }
 
-pub(super) fn type_invalid(field: &str, value: BadValue<'_>, detail: &str) -> FieldError {
+pub(crate) fn type_invalid(field: &str, value: BadValue<'_>, detail: &str) -> FieldError {
     error(
         "FieldValueTypeInvalid",
         field,
@@ -64,7 +64,7 @@ pub(super) fn type_invalid(field: &str, value: BadValue<'_>, detail: &str) -> Fi
     )
 }
 
-pub(super) fn required(field: &str, detail: &str) -> FieldError {
+pub(crate) fn required(field: &str, detail: &str) -> FieldError {
     error(
         "FieldValueRequired",
         field,
@@ -72,7 +72,7 @@ pub(super) fn required(field: &str, detail: &str) -> FieldError {
     )
 }
 
-pub(super) fn forbidden(field: &str, detail: &str) -> FieldError {
+pub(crate) fn forbidden(field: &str, detail: &str) -> FieldError {
     error(
         "FieldValueForbidden",
         field,
@@ -80,7 +80,7 @@ pub(super) fn forbidden(field: &str, detail: &str) -> FieldError {
     )
 }
 
-pub(super) fn internal(field: &str, detail: &str) -> FieldError {
+pub(crate) fn internal(field: &str, detail: &str) -> FieldError {
     error(
         "InternalError",
         field,
@@ -88,7 +88,7 @@ pub(super) fn internal(field: &str, detail: &str) -> FieldError {
     )
 }
 
-pub(super) fn duplicate(field: &str, value: BadValue<'_>) -> FieldError {
+pub(crate) fn duplicate(field: &str, value: BadValue<'_>) -> FieldError {
     error(
         "FieldValueDuplicate",
         field,
@@ -96,7 +96,7 @@ pub(super) fn duplicate(field: &str, value: BadValue<'_>) -> FieldError {
     )
 }
 
-pub(super) fn not_supported(field: &str, value: BadValue<'_>, supported: &[String]) -> FieldError {
+pub(crate) fn not_supported(field: &str, value: BadValue<'_>, supported: &[String]) -> FieldError {
     let quoted: Vec<String> = supported.iter().map(|s| go_quote(s)).collect();
     let detail = if quoted.is_empty() {
         String::new()
@@ -110,7 +110,7 @@ pub(super) fn not_supported(field: &str, value: BadValue<'_>, supported: &[Strin
     )
 }
 
-pub(super) fn too_long(field: &str, max: u64) -> FieldError {
+pub(crate) fn too_long(field: &str, max: u64) -> FieldError {
     let unit = if max == 1 { "byte" } else { "bytes" };
     error(
         "FieldValueTooLong",
@@ -119,7 +119,7 @@ pub(super) fn too_long(field: &str, max: u64) -> FieldError {
     )
 }
 
-pub(super) fn too_many(field: &str, actual: usize, max: u64) -> FieldError {
+pub(crate) fn too_many(field: &str, actual: usize, max: u64) -> FieldError {
     let unit = if max == 1 { "item" } else { "items" };
     error(
         "FieldValueTooMany",
@@ -130,7 +130,7 @@ pub(super) fn too_many(field: &str, actual: usize, max: u64) -> FieldError {
 
 /// Go's `%q` for the strings that occur in objects: printable characters as
 /// they are, the usual escapes otherwise.
-pub(super) fn go_quote(s: &str) -> String {
+pub(crate) fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -149,7 +149,7 @@ pub(super) fn go_quote(s: &str) -> String {
 }
 
 /// Go's `%v` of the `int64` or `float64` a JSON number decodes to.
-pub(super) fn render_number(n: &serde_json::Number) -> String {
+pub(crate) fn render_number(n: &serde_json::Number) -> String {
     match n.as_f64() {
         Some(f) if !n.is_i64() && !n.is_u64() => render_float(f),
         _ => n.to_string(),
@@ -157,7 +157,7 @@ pub(super) fn render_number(n: &serde_json::Number) -> String {
 }
 
 /// Go's `%v` of a `float64`: integral values without a fraction.
-pub(super) fn render_float(f: f64) -> String {
+pub(crate) fn render_float(f: f64) -> String {
     if f.fract() == 0.0 && f.abs() < 1e21 {
         format!("{f:.0}")
     } else {

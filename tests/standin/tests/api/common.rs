@@ -133,3 +133,81 @@ pub async fn raw<T: serde::de::DeserializeOwned>(
         .map_err(kube::Error::HttpError)?;
     client.request(request).await
 }
+
+/// What a raw request answered: the code, the JSON body (`null` if none)
+/// and the `Warning` headers.
+pub struct Answer {
+    pub code: u16,
+    pub body: serde_json::Value,
+    pub warnings: Vec<String>,
+}
+
+/// Sends a request with extra headers (e.g. `Impersonate-Group` without a
+/// user, which kube's configuration cannot express) and reads the answer
+/// whatever its code.
+pub async fn send(
+    client: &kube::Client,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&serde_json::Value>,
+) -> Answer {
+    use http_body_util::BodyExt;
+    let mut request = hyper::http::Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    if body.is_some() {
+        request = request.header("content-type", "application/json");
+    }
+    let bytes = body
+        .map(|body| serde_json::to_vec(body).expect("json"))
+        .unwrap_or_default();
+    let response = client
+        .send(request.body(kube::client::Body::from(bytes)).expect("request"))
+        .await
+        .expect("an answer");
+    let code = response.status().as_u16();
+    let warnings = response
+        .headers()
+        .get_all("warning")
+        .iter()
+        .map(|value| value.to_str().expect("text").to_owned())
+        .collect();
+    let collected = response.into_body().collect().await.expect("body").to_bytes();
+    let body = serde_json::from_slice(&collected).unwrap_or(serde_json::Value::Null);
+    Answer { code, body, warnings }
+}
+
+/// Creates a namespaced object given as JSON, through the typed API (so the
+/// JSON is what a typed client sends).
+pub async fn create_in<K>(client: &kube::Client, namespace: &str, object: serde_json::Value) -> K
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let object: K = serde_json::from_value(object).expect("a valid object");
+    kube::Api::namespaced(client.clone(), namespace)
+        .create(&kube::api::PostParams::default(), &object)
+        .await
+        .expect("created")
+}
+
+/// [`create_in`] for a cluster-scoped object.
+pub async fn create_cluster<K>(client: &kube::Client, object: serde_json::Value) -> K
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::ClusterResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let object: K = serde_json::from_value(object).expect("a valid object");
+    kube::Api::all(client.clone())
+        .create(&kube::api::PostParams::default(), &object)
+        .await
+        .expect("created")
+}

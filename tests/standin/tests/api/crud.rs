@@ -313,8 +313,11 @@ async fn metadata_fields_of_the_wrong_shape_are_invalid() -> anyhow::Result<()> 
 
 #[tokio::test]
 async fn a_client_from_the_kubeconfig_is_logged_as_its_token_user() -> anyhow::Result<()> {
-    let server = StandIn::start().await?;
-    let kubeconfig: kube::config::Kubeconfig = serde_yaml::from_str(&server.kubeconfig_yaml("operator"))?;
+    let server = StandIn::builder()
+        .user("operator", &[kube_standin::MASTERS])
+        .start()
+        .await?;
+    let kubeconfig: kube::config::Kubeconfig = serde_yaml::from_str(&server.kubeconfig_yaml("operator")?)?;
     let config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await?;
     let operator = kube::Client::try_from(config)?;
@@ -334,7 +337,7 @@ async fn a_client_from_the_kubeconfig_is_logged_as_its_token_user() -> anyhow::R
         users,
         vec![
             (Some(Verb::Create), Some("operator".to_owned())),
-            (Some(Verb::Get), None)
+            (Some(Verb::Get), Some(kube_standin::ADMIN.to_owned()))
         ]
     );
     Ok(())

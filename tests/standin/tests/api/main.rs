@@ -4,6 +4,9 @@
 
 mod common;
 
+mod admission;
+mod authentication;
+mod authorization;
 mod crd;
 mod crud;
 mod deletion;
