@@ -44,6 +44,10 @@ enum Command {
         /// keep it below the pod's terminationGracePeriodSeconds.
         #[arg(long, env = "HOIST_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = duration)]
         shutdown_timeout: std::time::Duration,
+        /// The ValidatingAdmissionPolicy (and binding) whose presence makes
+        /// approvals verified.
+        #[arg(long, env = "HOIST_APPROVAL_POLICY", default_value = hoist::core::approval::POLICY)]
+        approval_policy: String,
         /// Log as JSON lines.
         #[arg(long, env = "HOIST_LOG_JSON")]
         log_json: bool,
@@ -95,6 +99,7 @@ async fn main() -> ExitCode {
             watch_namespace,
             startup_timeout,
             shutdown_timeout,
+            approval_policy,
             log_json,
         } => {
             let settings = hoist::controller::Settings {
@@ -104,6 +109,7 @@ async fn main() -> ExitCode {
                 namespace: watch_namespace,
                 startup_timeout,
                 shutdown_timeout,
+                approval_policy,
                 ..Default::default()
             };
             hoist::cli::controller(settings, log_json).await

@@ -7,8 +7,10 @@
 use std::path::Path;
 
 use hoist::api::{
-    ApprovalRequest, ConfigChange, Environment, GateName, GateState, Health, Phase, Promotion, PromotionSpec,
+    ApprovalDecision, ApprovalRequest, ApprovalRuleStatus, ConfigChange, Environment, GateName, GateState,
+    Health, Phase, Promotion, PromotionSpec,
 };
+use hoist::core::approval::ApprovalTrust;
 use hoist::core::deployment::DeploymentPin;
 use hoist::core::environment::{AUTO_PROMOTED_LABEL, Notice, Plan};
 use hoist::render::Manifests;
@@ -122,6 +124,8 @@ fn world(artifacts: &[String]) -> World {
     let manifests = Manifests::parse(&text, Path::new("fixture.yaml"), "shop").expect("fixture parses");
     let mut world = World::new(at(0));
     world.objects = manifests;
+    // As on a cluster with the approval admission policy installed.
+    world.approvals = ApprovalTrust::Verified;
     world
 }
 
@@ -139,6 +143,7 @@ fn promote(world: &mut World, name: &str, artifact: &str, environment: &str) {
             artifact: artifact.into(),
             environment: environment.into(),
             reason: None,
+            requested_by: Some("carol".into()),
             r#override: None,
             approvals: Vec::new(),
         },
@@ -150,6 +155,18 @@ fn promote(world: &mut World, name: &str, artifact: &str, environment: &str) {
 }
 
 fn approve(world: &mut World, name: &str, user: &str) {
+    decide(world, name, user, &[], ApprovalDecision::Approve, None);
+}
+
+/// `user` of `groups` adds `decision` to spec.approvals of Promotion `name`.
+fn decide(
+    world: &mut World,
+    name: &str,
+    user: &str,
+    groups: &[&str],
+    decision: ApprovalDecision,
+    comment: Option<&str>,
+) {
     let promotion = world
         .objects
         .promotions
@@ -158,7 +175,9 @@ fn approve(world: &mut World, name: &str, user: &str) {
         .expect("promotion exists");
     promotion.spec.approvals.push(ApprovalRequest {
         user: user.into(),
-        comment: None,
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        decision,
+        comment: comment.map(Into::into),
     });
     promotion.metadata.generation = Some(promotion.metadata.generation.unwrap_or(1) + 1);
 }
@@ -326,7 +345,7 @@ fn a_release_goes_dev_then_prod_with_the_same_digests() {
     assert_eq!(waiting, Phase::Waiting);
     assert_eq!(
         message,
-        "waiting for the Approval gate: 0 of 1 approvals; approve with: kubectl hoist approve to-prod -n shop"
+        "waiting for the Approval gate: 0 of 1 approvals from users alice, bob; approve with: kubectl hoist approve to-prod -n shop"
     );
     let gates: Vec<(GateName, GateState)> = promotion(&world, "to-prod")
         .status
@@ -350,6 +369,19 @@ fn a_release_goes_dev_then_prod_with_the_same_digests() {
     approve(&mut world, "to-prod", "mallory");
     world.settle(10, completes);
     assert_eq!(phase(&world, "to-prod").0, Phase::Waiting);
+    assert_eq!(
+        world.notices.last(),
+        Some(&(
+            "shop/prod".to_string(),
+            notice(
+                "to-prod",
+                true,
+                "ApprovalIgnored",
+                "approval by mallory ignored: not allowed to approve here: only users alice, bob"
+            )
+        )),
+        "told once, when first seen"
+    );
     world.now = at(60);
     approve(&mut world, "to-prod", "alice");
     let start = reconcile(&mut world, "prod");
@@ -361,12 +393,7 @@ fn a_release_goes_dev_then_prod_with_the_same_digests() {
     assert_eq!(
         start.notices,
         vec![
-            notice(
-                "to-prod",
-                false,
-                "Approved",
-                "approved by alice (identity not verified)"
-            ),
+            notice("to-prod", false, "Approved", "approved by alice (verified)"),
             notice("to-prod", false, "Promoting", "rolling out shop-1.0.0 to prod"),
         ]
     );
@@ -376,14 +403,26 @@ fn a_release_goes_dev_then_prod_with_the_same_digests() {
         (Phase::Succeeded, "shop-1.0.0 runs in prod".into())
     );
     let status = promotion(&world, "to-prod").status.clone().unwrap();
-    let approvals: Vec<(String, Time, bool)> = status
+    let approvals: Vec<(String, Time, bool, bool)> = status
         .approvals
         .iter()
-        .map(|a| (a.user.clone(), a.at.clone(), a.verified))
+        .map(|a| (a.user.clone(), a.at.clone(), a.verified, a.counted))
         .collect();
     assert_eq!(
         approvals,
-        vec![("mallory".into(), at(0), false), ("alice".into(), at(60), false)]
+        vec![
+            ("mallory".into(), at(0), true, false),
+            ("alice".into(), at(60), true, true)
+        ]
+    );
+    assert_eq!(
+        status.approval_rules,
+        vec![ApprovalRuleStatus {
+            name: "approvers".into(),
+            needed: 1,
+            approvers: vec!["alice".into()],
+            met: true
+        }]
     );
     let changes: Vec<(String, String, Option<String>, String)> = status
         .changes
@@ -429,7 +468,7 @@ fn a_release_goes_dev_then_prod_with_the_same_digests() {
             "shop-1.0.0",
             "to-prod",
             Health::Healthy,
-            vec!["mallory".to_string(), "alice".to_string()],
+            vec!["alice".to_string()],
             Some(FULL_REVISION)
         )
     );
@@ -873,5 +912,234 @@ fn an_upstream_cycle_is_reported_on_the_environment() {
     assert_eq!(
         (condition.status.as_str(), condition.message.as_str()),
         ("False", "spec.upstream: cycle dev → prod → dev")
+    );
+}
+
+/// The world with shop-1.0.0 running in dev and Promotion to-prod of it
+/// waiting, prod's approval gate set to `gate` (YAML).
+fn waiting_for_prod(gate: &str) -> World {
+    let mut world = standard_world();
+    world
+        .objects
+        .environments
+        .iter_mut()
+        .find(|e| e.name_any() == "prod")
+        .unwrap()
+        .spec
+        .gates
+        .approval = Some(serde_yaml::from_str(gate).expect("gate parses"));
+    promote(&mut world, "to-dev", "shop-1.0.0", "dev");
+    world.settle(10, completes);
+    promote(&mut world, "to-prod", "shop-1.0.0", "prod");
+    world.settle(10, completes);
+    assert_eq!(phase(&world, "to-prod").0, Phase::Waiting);
+    world
+}
+
+#[test]
+fn prod_needs_staff_and_client_approvals_from_two_distinct_people() {
+    let mut world =
+        waiting_for_prod("{rules: [{name: staff, groups: [staff]}, {name: client, groups: [client]}]}");
+    // alice is in both groups: alone she meets one rule only.
+    decide(
+        &mut world,
+        "to-prod",
+        "alice",
+        &["staff", "client"],
+        ApprovalDecision::Approve,
+        None,
+    );
+    world.settle(10, completes);
+    assert_eq!(
+        phase(&world, "to-prod"),
+        (
+            Phase::Waiting,
+            "waiting for the Approval gate: 1 of 2 rules met: staff (alice); client needs 1 approval from group client; \
+             approve with: kubectl hoist approve to-prod -n shop"
+                .into()
+        )
+    );
+    // carol asked for it: her approval does not count.
+    decide(
+        &mut world,
+        "to-prod",
+        "carol",
+        &["client"],
+        ApprovalDecision::Approve,
+        None,
+    );
+    world.settle(10, completes);
+    assert_eq!(phase(&world, "to-prod").0, Phase::Waiting);
+    // bob from staff lets alice count for client.
+    world.now = at(30);
+    decide(
+        &mut world,
+        "to-prod",
+        "bob",
+        &["staff"],
+        ApprovalDecision::Approve,
+        None,
+    );
+    let start = reconcile(&mut world, "prod");
+    assert_eq!(
+        start.notices,
+        vec![
+            notice(
+                "to-prod",
+                false,
+                "Approved",
+                "approved by bob for rule staff (verified)"
+            ),
+            notice("to-prod", false, "Promoting", "rolling out shop-1.0.0 to prod"),
+        ]
+    );
+    let status = &start.promotions["to-prod"];
+    assert_eq!(status.gates[2].message, "approved: staff (bob), client (alice)");
+    assert_eq!(
+        status
+            .approvals
+            .iter()
+            .map(|a| (a.user.as_str(), a.counted, a.note.as_deref().unwrap_or_default()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("alice", true, "counted for rule client"),
+            ("carol", false, "self-approval: carol requested this Promotion"),
+            ("bob", true, "counted for rule staff"),
+        ]
+    );
+    world.settle(10, completes);
+    assert_eq!(phase(&world, "to-prod").0, Phase::Succeeded);
+    let prod = environment(&world, "prod").status.clone().unwrap();
+    assert_eq!(
+        prod.applications[0].approvers,
+        vec!["alice".to_string(), "bob".into()]
+    );
+    assert_eq!(prod.history[0].approvers, vec!["alice".to_string(), "bob".into()]);
+}
+
+#[test]
+fn a_rejection_by_an_allowed_approver_ends_the_promotion() {
+    let mut world = waiting_for_prod("{users: [alice, bob], minApprovals: 2}");
+    decide(
+        &mut world,
+        "to-prod",
+        "mallory",
+        &[],
+        ApprovalDecision::Reject,
+        Some("no"),
+    );
+    approve(&mut world, "to-prod", "alice");
+    world.settle(10, completes);
+    assert_eq!(
+        phase(&world, "to-prod").0,
+        Phase::Waiting,
+        "mallory may not reject"
+    );
+    decide(
+        &mut world,
+        "to-prod",
+        "bob",
+        &[],
+        ApprovalDecision::Reject,
+        Some("breaks checkout"),
+    );
+    let plan = reconcile(&mut world, "prod");
+    assert_eq!(
+        (
+            plan.promotions["to-prod"].phase,
+            plan.promotions["to-prod"].message.as_deref()
+        ),
+        (Phase::Rejected, Some("rejected by bob: breaks checkout"))
+    );
+    assert_eq!(plan.promotions["to-prod"].completed_at, Some(at(0)));
+    assert_eq!(
+        plan.notices,
+        vec![notice(
+            "to-prod",
+            true,
+            "Rejected",
+            "rejected by bob: breaks checkout"
+        )]
+    );
+    assert_eq!(plan.pins, Vec::new());
+    world.settle(10, completes);
+    assert_eq!(
+        images(&world, "shop-prod", "backend")[0].1,
+        "registry.example.com/shop/backend:latest",
+        "nothing was rolled out"
+    );
+    // A Rejected Promotion stays so, whatever is added later.
+    approve(&mut world, "to-prod", "bob");
+    world.settle(10, completes);
+    assert_eq!(phase(&world, "to-prod").0, Phase::Rejected);
+}
+
+#[test]
+fn without_the_admission_policy_a_strict_gate_waits_and_the_environment_says_why() {
+    let mut world = waiting_for_prod("{users: [alice]}");
+    world.approvals = ApprovalTrust::Unverified {
+        reason: "ValidatingAdmissionPolicy hoist-approvals not found".into(),
+    };
+    approve(&mut world, "to-prod", "alice");
+    world.settle(10, completes);
+    let admin = "approvals cannot be verified (ValidatingAdmissionPolicy hoist-approvals not found): a cluster \
+                 admin must install the ValidatingAdmissionPolicy hoist-approvals and its \
+                 ValidatingAdmissionPolicyBinding hoist-approvals (Kubernetes 1.30+), from the Hoist chart or \
+                 deploy/admission/; on older clusters, set spec.gates.approval.allowUnverified: true to count \
+                 approvals nobody verified";
+    assert_eq!(
+        phase(&world, "to-prod"),
+        (
+            Phase::Waiting,
+            format!(
+                "waiting for the Approval gate: {admin}; 0 of 1 approvals from user alice; not counted: alice \
+                 (identity not verified); approve with: kubectl hoist approve to-prod -n shop"
+            )
+        )
+    );
+    let condition = |world: &World, name: &str| {
+        environment(world, name)
+            .status
+            .as_ref()
+            .unwrap()
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "ApprovalsVerified")
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    assert_eq!(
+        condition(&world, "prod"),
+        Some(("False".into(), "PolicyMissing".into(), admin.into()))
+    );
+    assert_eq!(condition(&world, "dev"), None, "dev has no approval gate");
+
+    // Installing the policy later does not make alice's earlier approval verified.
+    world.approvals = ApprovalTrust::Verified;
+    world.settle(10, completes);
+    assert_eq!(phase(&world, "to-prod").0, Phase::Waiting);
+    world.now = at(40);
+    approve(&mut world, "to-prod", "alice");
+    world.settle(10, completes);
+    assert_eq!(phase(&world, "to-prod").0, Phase::Succeeded);
+    let status = promotion(&world, "to-prod").status.clone().unwrap();
+    assert_eq!(
+        status
+            .approvals
+            .iter()
+            .map(|a| (
+                a.at.clone(),
+                a.verified,
+                a.counted,
+                a.note.clone().unwrap_or_default()
+            ))
+            .collect::<Vec<_>>(),
+        vec![
+            (at(0), false, false, "identity not verified".to_string()),
+            (at(40), true, true, "counted for rule approvers".to_string()),
+        ]
+    );
+    assert_eq!(
+        condition(&world, "prod").map(|(status, reason, _)| (status, reason)),
+        Some(("True".into(), "PolicyInstalled".into()))
     );
 }

@@ -174,10 +174,9 @@ mod tempdir {
 #[tokio::test]
 async fn a_blocked_promotion_is_reported_with_its_gate() {
     let promotions = std::fs::read_to_string(example().join("promotion.yaml")).expect("promotions");
-    let without_approval = promotions.replace(
-        "  approvals:\n    - user: alice\n      comment: change CHG-1187 approved\n",
-        "",
-    );
+    let approvals = "  approvals:\n    - user: alice\n      groups: [staff]\n      comment: change CHG-1187 approved\n    \
+                     - user: dave\n      groups: [client]\n      comment: accepted for the client\n";
+    let without_approval = promotions.replace(approvals, "");
     assert_ne!(promotions, without_approval);
     let dir = variant("promotion.yaml", &without_approval);
     // Images resolve from the layout in the original example directory.
@@ -198,7 +197,9 @@ async fn a_blocked_promotion_is_reported_with_its_gate() {
             namespace: "shop".into(),
             name: "shop-1.4.2-prod".into(),
             phase: Phase::Waiting,
-            message: "waiting for the Approval gate: 0 of 1 approvals; approve with: kubectl hoist approve shop-1.4.2-prod -n shop".into(),
+            message: "waiting for the Approval gate: 0 of 2 rules met; staff needs 1 approval from group staff; \
+                      client needs 1 approval from group client; approve with: kubectl hoist approve shop-1.4.2-prod -n shop"
+                .into(),
         }
     );
     let (deployments, _) = documents(&rendered.yaml);
@@ -206,6 +207,38 @@ async fn a_blocked_promotion_is_reported_with_its_gate() {
         deployments.len(),
         4,
         "prod's Deployments are not rendered while blocked"
+    );
+}
+
+#[tokio::test]
+async fn approvals_in_files_count_only_where_the_gate_allows_unverified_approvals() {
+    let environments = std::fs::read_to_string(example().join("environments.yaml")).expect("environments");
+    let strict = environments.replace("      allowUnverified: true\n", "");
+    assert_ne!(environments, strict);
+    let dir = variant("environments.yaml", &strict);
+    std::os::unix::fs::symlink(example().join("images"), dir.path().join("images")).expect("link layout");
+    let resolver = Resolver::new(ResolverConfig::default());
+    let rendered = render(dir.path(), "default", &resolver, now())
+        .await
+        .expect("renders");
+    let prod = rendered
+        .promotions
+        .iter()
+        .find(|p| p.name == "shop-1.4.2-prod")
+        .expect("prod promotion");
+    assert_eq!(
+        (prod.phase, prod.message.as_str()),
+        (
+            Phase::Waiting,
+            "waiting for the Approval gate: approvals cannot be verified (hoist render reads files, and no API \
+             server authenticated who wrote the approvals in them): a cluster admin must install the \
+             ValidatingAdmissionPolicy hoist-approvals and its ValidatingAdmissionPolicyBinding hoist-approvals \
+             (Kubernetes 1.30+), from the Hoist chart or deploy/admission/; on older clusters, set \
+             spec.gates.approval.allowUnverified: true to count approvals nobody verified; 0 of 2 rules met; \
+             staff needs 1 approval from group staff; client needs 1 approval from group client; not counted: \
+             alice (identity not verified), dave (identity not verified); approve with: kubectl hoist approve \
+             shop-1.4.2-prod -n shop"
+        )
     );
 }
 

@@ -152,32 +152,80 @@ pub struct Gates {
 }
 
 /// Who must approve, and when.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new("!has(self.rules) || size(self.rules) == 0 || ((!has(self.users) || size(self.users) == 0) && (!has(self.groups) || size(self.groups) == 0))").message("with rules, name who may approve in each rule: users and groups of the gate itself must be empty"))]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalGate {
     /// When approval is needed: Always, or only for a bump of at least
     /// Minor or Major size compared with what runs here.
     #[serde(default)]
     pub required: ApprovalRequired,
-    /// How many distinct approvers are needed.
+    /// How many distinct approvers are needed: without rules, from users
+    /// and groups; with rules, at least this many in total, besides what
+    /// each rule needs.
     #[serde(default = "default_min_approvals")]
     #[schemars(range(min = 1, max = 10))]
     pub min_approvals: i32,
-    /// Users allowed to approve; empty with empty groups means anyone.
+    /// Users allowed to approve, when there are no rules. Empty with empty
+    /// groups means anyone (whom the admission policy lets approve: the
+    /// RBAC verb `approve` on this Environment).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64), inner(length(min = 1, max = 253)))]
     pub users: Vec<String>,
-    /// Groups whose members may approve.
+    /// Groups whose members may approve, when there are no rules. Group
+    /// membership is read from the approval entry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64), inner(length(min = 1, max = 253)))]
     pub groups: Vec<String>,
-    /// Refuse approvals by the user who created the Promotion.
-    #[serde(default)]
+    /// Approvals by the user who asked for the Promotion
+    /// (spec.requestedBy) do not count. A Promotion without requestedBy
+    /// then gets no counted approval, unless allowUnverified is set.
+    #[serde(default = "default_true")]
     pub forbid_self_approval: bool,
+    /// Every rule must be met, by distinct people: a person counts for at
+    /// most one rule. For example one approval from group staff and one
+    /// from group client.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub rules: Vec<ApprovalRule>,
+    /// Count approvals whose identity the API server did not vouch for
+    /// (the admission policy hoist-approvals is not installed, as on
+    /// clusters before Kubernetes 1.30, or `hoist render` on files): anyone
+    /// who may edit the Promotion can then approve in any name.
+    #[serde(default)]
+    pub allow_unverified: bool,
 }
 
 fn default_min_approvals() -> i32 {
     1
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One rule of an approval gate: who may approve for it, and how many of
+/// them must.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new("(has(self.users) && size(self.users) > 0) || (has(self.groups) && size(self.groups) > 0)").message("a rule must name users or groups who may approve for it"))]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRule {
+    /// The rule's name, unique in the gate (a DNS label such as `staff`).
+    #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
+    pub name: String,
+    /// Users who may approve for this rule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 253)))]
+    pub users: Vec<String>,
+    /// Groups whose members may approve for this rule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(min = 1, max = 253)))]
+    pub groups: Vec<String>,
+    /// How many distinct approvers this rule needs.
+    #[serde(default = "default_min_approvals")]
+    #[schemars(range(min = 1, max = 10))]
+    pub min_approvals: i32,
 }
 
 /// When an approval gate applies.
@@ -230,7 +278,9 @@ pub struct EnvironmentStatus {
     /// The generation this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// Ready, and one condition per problem found in the spec.
+    /// Ready, one condition per problem found in the spec, and, with an
+    /// approval gate, ApprovalsVerified (whether the admission policy
+    /// vouches for approvers; it does not affect Ready).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
@@ -276,7 +326,7 @@ pub struct ApplicationStatus {
     /// When that Promotion succeeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted_at: Option<Time>,
-    /// Who approved it.
+    /// Who approved it: the approvals that counted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
     /// Rollout health of its Deployments.
@@ -329,7 +379,7 @@ pub struct HistoryEntry {
     /// When it was promoted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub promoted_at: Option<Time>,
-    /// Who approved it.
+    /// Who approved it: the approvals that counted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
     /// How the Promotion ended: Succeeded, Failed or RolledBack.

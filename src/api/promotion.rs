@@ -38,6 +38,7 @@ use super::{DIGEST, DNS_SUBDOMAIN};
 #[x_kube(validation = Rule::new("has(self.reason) == has(oldSelf.reason) && (!has(self.reason) || self.reason == oldSelf.reason)").message("reason cannot change"))]
 #[x_kube(validation = Rule::new("has(self.override) == has(oldSelf.override) && (!has(self.override) || self.override == oldSelf.override)").message("override cannot change: create a new Promotion"))]
 #[x_kube(validation = Rule::new("!has(oldSelf.approvals) || (has(self.approvals) && oldSelf.approvals.all(a, a in self.approvals))").message("approvals can only be added, never changed or removed"))]
+#[x_kube(validation = Rule::new("has(self.requestedBy) == has(oldSelf.requestedBy) && (!has(self.requestedBy) || self.requestedBy == oldSelf.requestedBy)").message("requestedBy cannot change: it records who created the Promotion"))]
 #[serde(rename_all = "camelCase")]
 pub struct PromotionSpec {
     /// Name of the Artifact (in this namespace) to run.
@@ -53,14 +54,25 @@ pub struct PromotionSpec {
     #[schemars(length(max = 1024))]
     pub reason: Option<String>,
 
+    /// Who asked for this promotion: the user the API server authenticated
+    /// when the Promotion was created (`kubectl hoist promote` fills it in;
+    /// the admission policy hoist-approvals requires it to equal the
+    /// creator, and Promotions Hoist creates carry the operator's user).
+    /// Cannot change. Where the approval gate forbids self-approval, this
+    /// user's approvals do not count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub requested_by: Option<String>,
+
     /// Break-glass: gates to waive, with a justification. An override
     /// always needs approval and is recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r#override: Option<Override>,
 
-    /// Approvals, appended by approvers (for example with
+    /// Approvals and rejections, appended by approvers (for example with
     /// `kubectl hoist approve`). Entries can be added but never changed or
-    /// removed.
+    /// removed; with the admission policy hoist-approvals installed, each
+    /// added entry names the user who added it and their groups.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub approvals: Vec<ApprovalRequest>,
@@ -79,17 +91,48 @@ pub struct Override {
     pub justification: String,
 }
 
-/// An approval written by an approver.
+/// An approval (or rejection) written by an approver.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApprovalRequest {
-    /// The approving user, as the API server authenticates them.
+    /// The approving user, as the API server authenticates them (the
+    /// admission policy hoist-approvals requires the user who adds the
+    /// entry).
     #[schemars(length(min = 1, max = 253))]
     pub user: String,
-    /// An optional remark.
+    /// The user's groups, as the API server authenticates them (the
+    /// admission policy requires exactly the adding user's groups).
+    /// Approval rules by group read them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 253)))]
+    pub groups: Vec<String>,
+    /// Approve, or Reject: a rejection by an allowed approver ends the
+    /// Promotion as Rejected.
+    // Left out when Approve, which the schema defaults it to, so an approval
+    // is written as it always was.
+    #[serde(default, skip_serializing_if = "ApprovalDecision::is_approve")]
+    #[schemars(extend("default" = "Approve"))]
+    pub decision: ApprovalDecision,
+    /// An optional remark; for a rejection, why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub comment: Option<String>,
+}
+
+/// What an approver decided.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ApprovalDecision {
+    /// The Promotion may go ahead.
+    #[default]
+    Approve,
+    /// The Promotion must not go ahead: it ends as Rejected.
+    Reject,
+}
+
+impl ApprovalDecision {
+    pub fn is_approve(&self) -> bool {
+        *self == ApprovalDecision::Approve
+    }
 }
 
 /// The gates a Promotion can be held by.
@@ -163,9 +206,14 @@ pub struct PromotionStatus {
     /// One entry per gate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gates: Vec<GateStatus>,
-    /// Approvals as the controller accepted them.
+    /// Every entry of spec.approvals as the controller judged it: whether
+    /// it counts, and why not.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<Approval>,
+    /// One entry per rule of the Environment's approval gate (the implicit
+    /// rule of a gate without rules is named `approvers`): who satisfied it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approval_rules: Vec<ApprovalRuleStatus>,
     /// What the promotion changed, per target container.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub changes: Vec<Change>,
@@ -208,17 +256,44 @@ pub enum GateState {
     Waived,
 }
 
-/// An accepted approval.
+/// An entry of spec.approvals as the controller judged it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Approval {
-    /// Who approved.
+    /// Who approved or rejected.
     pub user: String,
-    /// When the controller first saw the approval.
+    /// The groups the entry names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Approve or Reject.
+    #[serde(default)]
+    pub decision: ApprovalDecision,
+    /// When the controller first saw the entry.
     pub at: Time,
-    /// Whether the API server vouched for the approver's identity (the
-    /// admission policy is installed).
+    /// Whether the API server vouched for the entry's user and groups: the
+    /// admission policy was installed when the controller first saw it.
     pub verified: bool,
+    /// Whether the entry counts for the approval gate.
+    #[serde(default)]
+    pub counted: bool,
+    /// Why the entry does not count, or the rule it counted for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// How one rule of an approval gate stands.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRuleStatus {
+    /// The rule (`approvers` for the implicit rule of a gate without rules).
+    pub name: String,
+    /// How many distinct approvers the rule needs.
+    pub needed: i32,
+    /// The approvers counted for this rule; a person counts for one rule only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    /// Whether the rule has the approvals it needs.
+    pub met: bool,
 }
 
 /// A change to one target container.

@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference, Secret};
 use k8s_openapi::api::events::v1::Event;
@@ -24,6 +27,8 @@ use super::error::Backoff;
 use super::metrics::Metrics;
 use super::readiness::Readiness;
 use crate::api::{Artifact, Environment, Promotion};
+use crate::core::admission;
+use crate::core::approval::ApprovalTrust;
 use crate::core::config::{self, SecretDigest};
 use crate::registry::Resolver;
 
@@ -45,11 +50,33 @@ pub struct Stores {
     pub config_map_versions: Cache<PartialObjectMeta<ConfigMap>>,
     /// Names and versions of every Secret: when a referenced Secret changed.
     pub secret_versions: Cache<PartialObjectMeta<Secret>>,
+    /// The name of the admission policy that vouches for approvals (and of
+    /// its binding).
+    pub approval_policy_name: String,
+    /// That policy and its binding, watched by name; `None` when the API
+    /// server does not serve the kind.
+    pub approval_policy: Option<(
+        Cache<ValidatingAdmissionPolicy>,
+        Cache<ValidatingAdmissionPolicyBinding>,
+    )>,
     /// Whether every cache has listed once (and the operator is not stopping).
     pub readiness: Readiness,
 }
 
 impl Stores {
+    /// Whether the API server vouches for approvals now.
+    pub fn approval_trust(&self) -> ApprovalTrust {
+        let name = &self.approval_policy_name;
+        match &self.approval_policy {
+            None => admission::policy_state(name, false, None, None),
+            Some((policies, bindings)) => {
+                let policy = policies.get(&ObjectRef::new(name));
+                let binding = bindings.get(&ObjectRef::new(name));
+                admission::policy_state(name, true, policy.as_deref(), binding.as_deref())
+            }
+        }
+    }
+
     /// Waits until every cache has listed once; false if the operator stops first.
     pub async fn wait_until_synced(&self) -> bool {
         self.readiness.wait_until_synced().await
@@ -100,6 +127,9 @@ pub struct Context {
     pub sources: ConfigSourceCache,
     /// Consecutive failures per object, for the retry delays.
     pub backoff: Backoff,
+    /// The operator's own user name (from a SelfSubjectReview at start),
+    /// the requester of the Promotions autoPromote creates.
+    pub identity: Option<String>,
 }
 
 impl Context {

@@ -145,6 +145,8 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
         namespaces: target_namespaces.iter().map(|(k, n)| (k.clone(), n)).collect(),
         configs,
         config_history,
+        approvals: stores.approval_trust(),
+        operator: ctx.identity.clone(),
         now: ctx.now(),
     };
     let plan = environment::plan(&snapshot);

@@ -46,10 +46,18 @@ pub fn snapshots(namespace: &str, environment: &str) -> String {
     key("snapshots", namespace, environment)
 }
 
+/// Environments with an approval gate (they depend on the admission policy).
+pub fn approval_gated() -> String {
+    key("approval-gated", "", "")
+}
+
 pub fn environment(environment: &Environment) -> Vec<String> {
     let namespace = environment.namespace().unwrap_or_default();
     let spec = &environment.spec;
     let mut keys = vec![in_namespace(&namespace)];
+    if spec.gates.approval.is_some() {
+        keys.push(approval_gated());
+    }
     keys.extend(spec.upstream.iter().map(|name| downstream_of(&namespace, name)));
     for target in &spec.targets {
         keys.push(application(&namespace, &target.application));

@@ -29,7 +29,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{FutureExt, Stream, StreamExt, future};
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -89,6 +93,9 @@ pub struct Settings {
     /// Exported as `hoist_api_requests_total`; counted by clients made with
     /// [`ApiRequests::client`].
     pub api_requests: ApiRequests,
+    /// The ValidatingAdmissionPolicy (and binding) whose presence makes
+    /// approvals verified; the chart installs `hoist-approvals`.
+    pub approval_policy: String,
 }
 
 /// The start-up deadline unless configured: a large tenant lists in seconds.
@@ -107,6 +114,7 @@ impl Default for Settings {
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             api_requests: ApiRequests::default(),
+            approval_policy: crate::core::approval::POLICY.to_string(),
         }
     }
 }
@@ -214,6 +222,42 @@ pub async fn run(
     start(client, settings).await?.run(shutdown).await
 }
 
+/// Whether the API server serves `admissionregistration.k8s.io/v1`
+/// ValidatingAdmissionPolicy (Kubernetes 1.30+). When discovery fails for
+/// another reason the watch is tried anyway: the start-up deadline names it
+/// if it cannot list.
+async fn serves_admission_policies(client: &Client) -> bool {
+    match client
+        .list_api_group_resources("admissionregistration.k8s.io/v1")
+        .await
+    {
+        Ok(resources) => resources
+            .resources
+            .iter()
+            .any(|resource| resource.name == "validatingadmissionpolicies"),
+        Err(kube::Error::Api(status)) if status.code == 404 => false,
+        Err(error) => {
+            tracing::warn!(%error, "cannot tell whether ValidatingAdmissionPolicy is served; watching it");
+            true
+        }
+    }
+}
+
+/// The operator's own user name, as the API server authenticates it.
+async fn identity(client: &Client) -> Option<String> {
+    let reviews: Api<SelfSubjectReview> = Api::all(client.clone());
+    match reviews
+        .create(&Default::default(), &SelfSubjectReview::default())
+        .await
+    {
+        Ok(review) => review.status?.user_info?.username,
+        Err(error) => {
+            tracing::warn!(%error, "cannot learn the operator's user name (SelfSubjectReview); Promotions it creates name no requester");
+            None
+        }
+    }
+}
+
 /// Binds the health server, starts the watches and the controllers.
 pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunError> {
     let started = Instant::now();
@@ -287,7 +331,30 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         no_keys,
         slim::versions,
     );
-    let readiness = Readiness::new(vec![
+    // The admission policy that vouches for approvals, where the API server
+    // serves the kind (Kubernetes 1.30+): watched by name.
+    let approval_policy = serves_admission_policies(&client).await.then(|| {
+        let named = watcher::Config::default().fields(&format!("metadata.name={}", settings.approval_policy));
+        (
+            shared(
+                "validatingadmissionpolicies.admissionregistration.k8s.io",
+                Api::<ValidatingAdmissionPolicy>::all(client.clone()),
+                named.clone(),
+                1,
+                no_keys,
+                keep,
+            ),
+            shared(
+                "validatingadmissionpolicybindings.admissionregistration.k8s.io",
+                Api::<ValidatingAdmissionPolicyBinding>::all(client.clone()),
+                named,
+                1,
+                no_keys,
+                keep,
+            ),
+        )
+    });
+    let mut listed = vec![
         environments.listed(),
         promotions.listed(),
         artifacts.listed(),
@@ -296,7 +363,12 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         config_maps.listed(),
         config_map_versions.listed(),
         secret_versions.listed(),
-    ]);
+    ];
+    if let Some(((policies, _, _), (bindings, _, _))) = &approval_policy {
+        listed.extend([policies.listed(), bindings.listed()]);
+    }
+    let readiness = Readiness::new(listed);
+    let identity = identity(&client).await;
 
     // No prefix: `with_prefix("")` would export every name with a leading `_`.
     let mut registry = Registry::default();
@@ -327,6 +399,10 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         config_maps,
         config_map_versions,
         secret_versions,
+        approval_policy_name: settings.approval_policy.clone(),
+        approval_policy: approval_policy
+            .as_ref()
+            .map(|((policies, _, _), (bindings, _, _))| (policies.clone(), bindings.clone())),
         readiness: readiness.clone(),
     };
     let ctx = Arc::new(Context {
@@ -340,6 +416,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         stores: stores.clone(),
         sources: Default::default(),
         backoff: Default::default(),
+        identity,
     });
     let controller_config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
 
@@ -375,7 +452,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
             .for_each(|_| future::ready(()));
 
     let for_artifacts = (stores.promotions.clone(), stores.environments.clone());
-    let environment_controller =
+    let mut environment_controller =
         Controller::for_shared_stream(stream(environment_events.pop()), stores.environments.store())
             .with_config(controller_config)
             .watches_shared_stream(
@@ -405,14 +482,45 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
             .watches_shared_stream(
                 stream(secret_version_events.pop()),
                 triggers::over(stores.environments.clone(), triggers::environments_referencing),
+            );
+    let mut policy_drivers = Vec::new();
+    if let Some(((_, mut policy_events, policy_driver), (_, mut binding_events, binding_driver))) =
+        approval_policy
+    {
+        environment_controller = environment_controller
+            .watches_shared_stream(
+                stream(policy_events.pop()),
+                triggers::over(
+                    stores.environments.clone(),
+                    triggers::environments_gated_by_approval,
+                ),
             )
-            .graceful_shutdown_on(signal(&graceful))
-            .run(
-                reconciler("environment", environment::reconcile),
-                error_policy("environment"),
-                Arc::clone(&ctx),
-            )
-            .for_each(|_| future::ready(()));
+            .watches_shared_stream(
+                stream(binding_events.pop()),
+                triggers::over(
+                    stores.environments.clone(),
+                    triggers::environments_gated_by_approval,
+                ),
+            );
+        policy_drivers = vec![
+            (
+                "validatingadmissionpolicies.admissionregistration.k8s.io",
+                policy_driver,
+            ),
+            (
+                "validatingadmissionpolicybindings.admissionregistration.k8s.io",
+                binding_driver,
+            ),
+        ];
+    }
+    let environment_controller = environment_controller
+        .graceful_shutdown_on(signal(&graceful))
+        .run(
+            reconciler("environment", environment::reconcile),
+            error_policy("environment"),
+            Arc::clone(&ctx),
+        )
+        .for_each(|_| future::ready(()));
 
     // Every watch and every controller is a task of its own, so the runtime
     // spreads decoding watch events, scheduling and reconciling over its
@@ -428,6 +536,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         ("secrets", secret_versions_driver),
     ]
     .into_iter()
+    .chain(policy_drivers)
     .map(|(name, driver)| Task::watch(name, tokio::spawn(driver)))
     .chain([Task::server(server)])
     .collect::<Vec<_>>();

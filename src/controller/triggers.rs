@@ -110,6 +110,15 @@ pub fn environments_referencing(
     environments_under(environments, &keys::secret(&namespace, &secret.name_any()))
 }
 
+/// The admission policy (or its binding) changed: whether approvals are
+/// verified changes for every Environment with an approval gate.
+pub fn environments_gated_by_approval<K>(
+    environments: &Cache<Environment>,
+    _: &K,
+) -> Vec<ObjectRef<Environment>> {
+    environments_under(environments, &keys::approval_gated())
+}
+
 /// Wraps a mapper over a cache for `watches_shared_stream`.
 pub fn over<C, K, R: 'static>(
     cache: C,
@@ -194,6 +203,31 @@ mod tests {
                 ),
             ],
         )
+    }
+
+    #[test]
+    fn the_admission_policy_reaches_the_environments_with_an_approval_gate() {
+        let environments = cache(
+            "environments",
+            keys::environment,
+            vec![
+                environment("shop", "dev", json!({"targets": [target("shop", None)]})),
+                environment(
+                    "shop",
+                    "prod",
+                    json!({"targets": [target("shop", None)], "gates": {"approval": {}}}),
+                ),
+                environment(
+                    "other",
+                    "prod",
+                    json!({"gates": {"approval": {"users": ["carol"]}}}),
+                ),
+            ],
+        );
+        assert_eq!(
+            names(environments_gated_by_approval(&environments, &())),
+            vec!["other/prod", "shop/prod"]
+        );
     }
 
     #[test]

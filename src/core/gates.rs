@@ -5,12 +5,13 @@ use std::collections::BTreeSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    ApplicationStatus, Approval, ApprovalGate, ApprovalRequired, Artifact, Environment, GateName, GateState,
-    GateStatus, Health, Promotion, RevisionCheck,
+    ApplicationStatus, Approval, ApprovalRuleStatus, Artifact, Environment, GateName, GateState, GateStatus,
+    Health, Promotion, RevisionCheck,
 };
+use crate::core::approval::{self, ApprovalInput, ApprovalNotice, ApprovalTrust, Rejection};
 use crate::core::artifact::ResolutionFailure;
 use crate::core::conditions;
-use crate::core::version::{self, Bump};
+use crate::core::version;
 use crate::registry;
 
 /// Everything the gates of one Promotion look at.
@@ -24,14 +25,23 @@ pub struct GateInput<'a> {
     pub current: Option<&'a ApplicationStatus>,
     /// The Artifact ran here before: upstream gates do not apply.
     pub rollback: bool,
+    /// Whether the API server vouches for approvers now.
+    pub trust: &'a ApprovalTrust,
     pub now: &'a Time,
 }
 
-/// The gates' verdicts and the approvals accepted.
+/// The gates' verdicts, and what the approval gate made of spec.approvals.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GateVerdict {
     pub gates: Vec<GateStatus>,
+    /// status.approvals: every entry, whether it counts and why.
     pub approvals: Vec<Approval>,
+    /// status.approvalRules.
+    pub approval_rules: Vec<ApprovalRuleStatus>,
+    /// A rejection by an allowed approver: the Promotion ends Rejected.
+    pub rejection: Option<Rejection>,
+    /// Events about entries seen for the first time.
+    pub approval_notices: Vec<ApprovalNotice>,
 }
 
 impl GateVerdict {
@@ -69,7 +79,7 @@ pub fn revision_check(artifact: &Artifact) -> (RevisionCheck, String) {
 }
 
 /// Evaluates every gate of `input.promotion`. `previous` approvals keep the
-/// time each was first seen.
+/// time each was first seen, and whether it was verified then.
 pub fn evaluate(input: &GateInput<'_>, previous: &[Approval]) -> GateVerdict {
     let waived: BTreeSet<GateName> = input
         .promotion
@@ -78,11 +88,24 @@ pub fn evaluate(input: &GateInput<'_>, previous: &[Approval]) -> GateVerdict {
         .iter()
         .flat_map(|o| o.waive.iter().copied())
         .collect();
-    let (approval, approvals) = approval_gate(input, previous);
+    let gate = approval::policy(input.environment, input.promotion);
+    let approval = approval::evaluate(&ApprovalInput {
+        gate: gate.as_ref(),
+        environment: input.environment.metadata.name.as_deref().unwrap_or_default(),
+        promotion: input.promotion,
+        bump: version::bump(
+            input.artifact.spec.version_scheme,
+            input.current.map(|current| current.version.as_str()),
+            &input.artifact.spec.version,
+        ),
+        trust: input.trust,
+        previous,
+        now: input.now,
+    });
     let gates = vec![
         (GateName::ArtifactReady, artifact_ready(input.artifact)),
         (GateName::Upstream, upstream(input)),
-        (GateName::Approval, approval),
+        (GateName::Approval, (approval.state, approval.message)),
         (GateName::Provenance, provenance(input)),
     ];
     let gates = gates
@@ -102,7 +125,13 @@ pub fn evaluate(input: &GateInput<'_>, previous: &[Approval]) -> GateVerdict {
             }
         })
         .collect();
-    GateVerdict { gates, approvals }
+    GateVerdict {
+        gates,
+        approvals: approval.approvals,
+        approval_rules: approval.rules,
+        rejection: approval.rejection,
+        approval_notices: approval.notices,
+    }
 }
 
 fn artifact_ready(artifact: &Artifact) -> (GateState, String) {
@@ -177,104 +206,6 @@ fn upstream(input: &GateInput<'_>) -> (GateState, String) {
             format!("{}; promote it there first", missing.join("; ")),
         )
     }
-}
-
-/// The approval gate that applies: the Environment's, or for an override
-/// without one, a single approval by anyone.
-fn approval_policy(input: &GateInput<'_>) -> Option<ApprovalGate> {
-    match (
-        &input.environment.spec.gates.approval,
-        &input.promotion.spec.r#override,
-    ) {
-        (Some(gate), Some(_)) => Some(ApprovalGate {
-            required: ApprovalRequired::Always,
-            ..gate.clone()
-        }),
-        (Some(gate), None) => Some(gate.clone()),
-        (None, Some(_)) => Some(ApprovalGate {
-            required: ApprovalRequired::Always,
-            min_approvals: 1,
-            users: Vec::new(),
-            groups: Vec::new(),
-            forbid_self_approval: false,
-        }),
-        (None, None) => None,
-    }
-}
-
-fn approval_gate(input: &GateInput<'_>, previous: &[Approval]) -> ((GateState, String), Vec<Approval>) {
-    // Approvals are recorded whether or not the gate needs them: they are part of the audit trail.
-    let mut seen = BTreeSet::new();
-    let approvals: Vec<Approval> = input
-        .promotion
-        .spec
-        .approvals
-        .iter()
-        .filter(|request| seen.insert(request.user.clone()))
-        .map(|request| Approval {
-            user: request.user.clone(),
-            at: previous
-                .iter()
-                .find(|approval| approval.user == request.user)
-                .map(|approval| approval.at.clone())
-                .unwrap_or_else(|| input.now.clone()),
-            // Identity is vouched for only by the admission policy, which is not installed by this release.
-            verified: false,
-        })
-        .collect();
-
-    let Some(gate) = approval_policy(input) else {
-        return ((GateState::Passed, "no approval required here".into()), approvals);
-    };
-    let bump = version::bump(
-        input.artifact.spec.version_scheme,
-        input.current.map(|current| current.version.as_str()),
-        &input.artifact.spec.version,
-    );
-    let needed = match gate.required {
-        ApprovalRequired::Always => true,
-        ApprovalRequired::MinorOrMajor => bump >= Bump::Minor,
-        ApprovalRequired::Major => bump >= Bump::Major,
-    };
-    if !needed {
-        return (
-            (
-                GateState::Passed,
-                format!("a {bump:?} version change needs no approval here"),
-            ),
-            approvals,
-        );
-    }
-    let allowed: Vec<&Approval> = approvals
-        .iter()
-        .filter(|approval| {
-            (gate.users.is_empty() && gate.groups.is_empty()) || gate.users.contains(&approval.user)
-        })
-        .collect();
-    let min = usize::try_from(gate.min_approvals).unwrap_or(1).max(1);
-    let who = allowed
-        .iter()
-        .map(|approval| approval.user.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let state = if allowed.len() >= min {
-        (GateState::Passed, format!("approved by {who}"))
-    } else {
-        let mut message = format!(
-            "{} of {min} approvals; approve with: kubectl hoist approve {} -n {}",
-            allowed.len(),
-            input.promotion.metadata.name.as_deref().unwrap_or_default(),
-            input.promotion.metadata.namespace.as_deref().unwrap_or_default(),
-        );
-        if !gate.groups.is_empty() {
-            message.push_str(&format!(
-                "; group membership ({}) cannot be verified without the approval admission policy, so only the users listed in spec.gates.approval.users count",
-                gate.groups.join(", ")
-            ));
-        }
-        (GateState::Pending, message)
-    };
-    (state, approvals)
 }
 
 fn provenance(input: &GateInput<'_>) -> (GateState, String) {
@@ -516,6 +447,7 @@ spec:
                 artifact: "shop-1".into(),
                 environment: "prod".into(),
                 reason: None,
+                requested_by: None,
                 r#override: None,
                 approvals: Vec::new(),
             },
@@ -529,6 +461,7 @@ spec:
             promotion: &promotion,
             current: None,
             rollback: false,
+            trust: &ApprovalTrust::Verified,
             now: &now,
         };
         assert_eq!(

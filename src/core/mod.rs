@@ -2,6 +2,8 @@
 //! function of a snapshot of objects, so it is tested without a cluster and
 //! shared by the controllers and `hoist render`.
 
+pub mod admission;
+pub mod approval;
 pub mod artifact;
 pub mod conditions;
 pub mod config;

@@ -5,6 +5,10 @@
 //! their registries; the same engine the controller runs decides every
 //! Promotion, assuming each rollout completes; the pinned Deployments and
 //! rendered ConfigMaps are printed, with a report of every Promotion.
+//!
+//! No API server vouches for the approvals in files, so they are
+//! unverified: an approval gate counts them only with `allowUnverified`
+//! (a repository's review of the commit is then what stands behind them).
 
 // These errors end a command and carry the file, document and field they
 // name; their size is irrelevant next to the I/O that produced them.

@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::api::Environment;
+use crate::core::approval::ApprovalTrust;
 use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
 use crate::core::environment::{self, Notice, Plan, Snapshot};
 use crate::render::Manifests;
@@ -33,8 +34,17 @@ pub struct World {
     pub config_history: BTreeMap<String, BTreeMap<String, RenderedConfig>>,
     /// Events the engine asked for, in order, with the Environment they came from.
     pub notices: Vec<(String, Notice)>,
+    /// Whether an admission policy vouches for approvers: on files nothing
+    /// does, so a new World's approvals are unverified.
+    pub approvals: ApprovalTrust,
+    /// The operator's user, for the Promotions autoPromote creates.
+    pub operator: Option<String>,
     pub now: Time,
 }
+
+/// Why approvals are not verified on files.
+pub const FILES_UNVERIFIED: &str =
+    "hoist render reads files, and no API server authenticated who wrote the approvals in them";
 
 struct NamespaceSources<'a> {
     namespace: &'a str,
@@ -73,6 +83,10 @@ impl World {
             objects: Manifests::default(),
             config_history: BTreeMap::new(),
             notices: Vec::new(),
+            approvals: ApprovalTrust::Unverified {
+                reason: FILES_UNVERIFIED.into(),
+            },
+            operator: None,
             now,
         }
     }
@@ -129,6 +143,8 @@ impl World {
                 .get(&format!("{namespace}/{name}"))
                 .cloned()
                 .unwrap_or_default(),
+            approvals: self.approvals.clone(),
+            operator: self.operator.clone(),
             now: self.now.clone(),
         };
         Some(environment::plan(&snapshot))

@@ -13,7 +13,7 @@ use super::Decision;
 impl Decision<'_, '_> {
     /// With spec.autoPromote, a Promotion for the newest Ready Artifact of
     /// each targeted application that is newer than what runs and has never
-    /// been promoted here.
+    /// been promoted here, requested by the operator's user.
     pub(super) fn auto_promotions(&self) -> Vec<Promotion> {
         let environment = self.snapshot.environment;
         if !environment.spec.auto_promote {
@@ -91,6 +91,7 @@ impl Decision<'_, '_> {
                         artifact: artifact.name_any(),
                         environment: environment.name_any(),
                         reason: Some("autoPromote".into()),
+                        requested_by: self.snapshot.operator.clone(),
                         r#override: None,
                         approvals: Vec::new(),
                     },
@@ -113,7 +114,8 @@ mod tests {
     use super::*;
     use crate::api::{EnvironmentStatus, Phase};
     use crate::core::environment::fixture::{
-        A, B, C, Objects, after_pin, artifact, deployment, ended, environment, pin, promotion, running,
+        A, B, C, OPERATOR, Objects, after_pin, artifact, deployment, ended, environment, pin, promotion,
+        running,
     };
     use crate::core::environment::plan;
 
@@ -124,6 +126,7 @@ mod tests {
                 artifact: artifact.into(),
                 environment: "dev".into(),
                 reason: Some("autoPromote".into()),
+                requested_by: Some(OPERATOR.into()),
                 r#override: None,
                 approvals: Vec::new(),
             },

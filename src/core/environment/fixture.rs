@@ -14,6 +14,7 @@ use crate::api::{
     ApplicationStatus, Artifact, ComponentDigest, Environment, Health, Phase, Promotion, PromotionSpec,
     PromotionStatus,
 };
+use crate::core::approval::ApprovalTrust;
 use crate::core::config::{ConfigError, RenderedConfig};
 use crate::core::deployment::DeploymentPin;
 
@@ -22,6 +23,8 @@ use super::Snapshot;
 pub const A: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 pub const B: &str = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
 pub const C: &str = "sha256:cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc";
+/// The operator's user.
+pub const OPERATOR: &str = "system:serviceaccount:hoist-system:hoist";
 
 /// `seconds` after a fixed instant.
 pub fn at(seconds: i64) -> Time {
@@ -76,8 +79,8 @@ pub fn pinned(digest: &str) -> String {
     format!("registry.example.com/shop/backend@{digest}")
 }
 
-/// A Promotion of `artifact` into `dev`, created `created` seconds after
-/// [`at`]`(0)`, with no status yet.
+/// A Promotion of `artifact` into `dev` requested by carol, created
+/// `created` seconds after [`at`]`(0)`, with no status yet.
 pub fn promotion(name: &str, artifact: &str, created: i64) -> Promotion {
     let mut promotion = Promotion::new(
         name,
@@ -85,6 +88,7 @@ pub fn promotion(name: &str, artifact: &str, created: i64) -> Promotion {
             artifact: artifact.into(),
             environment: "dev".into(),
             reason: None,
+            requested_by: Some("carol".into()),
             r#override: None,
             approvals: Vec::new(),
         },
@@ -227,12 +231,14 @@ pub struct Objects {
     pub namespaces: Vec<Namespace>,
     pub configs: BTreeMap<String, Result<RenderedConfig, ConfigError>>,
     pub config_history: BTreeMap<String, RenderedConfig>,
+    pub approvals: ApprovalTrust,
     pub now: Time,
 }
 
 impl Objects {
     /// `environment` with the Deployment, Artifacts `shop-1` (1.0.0, digest
-    /// A) and `shop-2` (1.1.0, digest B), no Promotions, at [`at`]`(100)`.
+    /// A) and `shop-2` (1.1.0, digest B), no Promotions, approvals
+    /// verified, at [`at`]`(100)`.
     pub fn new(environment: Environment) -> Self {
         Self {
             environment,
@@ -246,6 +252,7 @@ impl Objects {
             namespaces: Vec::new(),
             configs: BTreeMap::new(),
             config_history: BTreeMap::new(),
+            approvals: ApprovalTrust::Verified,
             now: at(100),
         }
     }
@@ -267,6 +274,8 @@ impl Objects {
             namespaces: self.namespaces.iter().map(|n| (n.name_any(), n)).collect(),
             configs: self.configs.clone(),
             config_history: self.config_history.clone(),
+            approvals: self.approvals.clone(),
+            operator: Some(OPERATOR.into()),
             now: self.now.clone(),
         }
     }

@@ -4,10 +4,22 @@
 
 use kube::ResourceExt;
 
-use crate::api::{ApplicationStatus, Artifact, Health, HistoryEntry, Phase, Promotion, PromotionStatus};
+use crate::api::{
+    ApplicationStatus, ApprovalDecision, Artifact, Health, HistoryEntry, Phase, Promotion, PromotionStatus,
+};
 
 use super::release::{Release, health_of, pins_for, rollout_of};
 use super::{Decision, Notice};
+
+/// The approvers whose approvals counted.
+fn approvers(status: &PromotionStatus) -> Vec<String> {
+    status
+        .approvals
+        .iter()
+        .filter(|approval| approval.counted && approval.decision == ApprovalDecision::Approve)
+        .map(|approval| approval.user.clone())
+        .collect()
+}
 
 impl Decision<'_, '_> {
     pub(super) fn history_entry(
@@ -26,7 +38,7 @@ impl Decision<'_, '_> {
             config_hash: release.config_hash.clone(),
             promotion: promotion.name_any(),
             promoted_at: status.started_at.clone(),
-            approvers: status.approvals.iter().map(|a| a.user.clone()).collect(),
+            approvers: approvers(status),
             outcome,
             completed_at: status.completed_at.clone(),
         }
@@ -59,7 +71,7 @@ impl Decision<'_, '_> {
                 spec_config_hash,
                 promotion: promotion.name_any(),
                 promoted_at: status.completed_at.clone(),
-                approvers: status.approvals.iter().map(|a| a.user.clone()).collect(),
+                approvers: approvers(status),
                 health,
                 health_since: Some(self.snapshot.now.clone()),
             },

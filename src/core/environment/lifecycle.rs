@@ -173,19 +173,22 @@ impl Decision<'_, '_> {
                 promotion,
                 current: current.as_ref(),
                 rollback,
+                trust: &self.snapshot.approvals,
                 now: &now,
             },
             &before.approvals,
         );
-        for approval in &verdict.approvals {
-            if !before.approvals.iter().any(|old| old.user == approval.user) {
-                self.notice(
-                    &name,
-                    false,
-                    "Approved",
-                    format!("approved by {} (identity not verified)", approval.user),
-                );
-            }
+        for notice in &verdict.approval_notices {
+            self.notice(&name, notice.warning, notice.reason, notice.note.clone());
+        }
+        status.gates = keep_check_times(verdict.gates.clone(), &before.gates);
+        status.approvals = verdict.approvals.clone();
+        status.approval_rules = verdict.approval_rules.clone();
+        if let Some(rejection) = &verdict.rejection {
+            let message = rejection.message();
+            terminal(&mut status, Phase::Rejected, message.clone(), &now);
+            self.notice(&name, true, "Rejected", message);
+            return self.finish(promotion, before, status);
         }
         for gate in &verdict.gates {
             let was_failed = before
@@ -201,8 +204,6 @@ impl Decision<'_, '_> {
                 );
             }
         }
-        status.gates = keep_check_times(verdict.gates.clone(), &before.gates);
-        status.approvals = verdict.approvals.clone();
 
         let waiting = if let Some((other, _)) = self.in_flight.get(&application) {
             Some(format!(
@@ -500,6 +501,7 @@ mod tests {
                     passed(GateName::Provenance, "no provenance required here", 100),
                 ],
                 approvals: Vec::new(),
+                approval_rules: Vec::new(),
                 changes: vec![Change {
                     component: "backend".into(),
                     namespace: "shop".into(),

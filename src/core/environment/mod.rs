@@ -7,7 +7,8 @@
 //! alone, whichever object changed.
 //!
 //! The decisions are split by concept, one module each:
-//! - `validation`: the Environment's conditions (targets, upstream, configuration);
+//! - `validation`: the Environment's conditions (targets, upstream, configuration,
+//!   whether approvals can be verified);
 //! - `lifecycle`: each Promotion's way from Pending to a terminal phase;
 //! - `release`: what each Deployment is pinned to, and how its rollout goes;
 //! - `history`: what runs, its health, and the history of what ran;
@@ -36,6 +37,7 @@ use crate::api::{
     ApplicationStatus, Artifact, Environment, EnvironmentStatus, HistoryEntry, Phase, Promotion,
     PromotionStatus, Target,
 };
+use crate::core::approval::ApprovalTrust;
 use crate::core::config::{ConfigError, RenderedConfig};
 use crate::core::deployment::DeploymentPin;
 
@@ -45,7 +47,7 @@ use validation::validate;
 pub use auto_promote::AUTO_PROMOTED_LABEL;
 pub use config_maps::{RenderedConfigMap, config_map_name};
 pub use settle::settle;
-pub use validation::{CONFIG_VALID, TARGETS_VALID, UPSTREAM_VALID};
+pub use validation::{APPROVALS_VERIFIED, CONFIG_VALID, TARGETS_VALID, UPSTREAM_VALID};
 
 /// The world as one Environment's reconcile sees it.
 pub struct Snapshot<'a> {
@@ -64,6 +66,11 @@ pub struct Snapshot<'a> {
     pub configs: BTreeMap<String, Result<RenderedConfig, ConfigError>>,
     /// Configurations shipped before, by hash (for rollbacks).
     pub config_history: BTreeMap<String, RenderedConfig>,
+    /// Whether the admission policy vouches for approvers.
+    pub approvals: ApprovalTrust,
+    /// The operator's own user, recorded as spec.requestedBy of the
+    /// Promotions autoPromote creates, when known.
+    pub operator: Option<String>,
     pub now: Time,
 }
 

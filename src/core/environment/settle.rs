@@ -59,6 +59,8 @@ pub fn settle(
         namespaces: snapshot.namespaces.clone(),
         configs: snapshot.configs.clone(),
         config_history,
+        approvals: snapshot.approvals.clone(),
+        operator: snapshot.operator.clone(),
         now: snapshot.now.clone(),
     });
     let created: BTreeSet<String> = plan.new_promotions.iter().map(|p| p.name_any()).collect();

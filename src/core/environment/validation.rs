@@ -1,7 +1,16 @@
 //! Whether an Environment's spec can be carried out: its targets (Deployment,
 //! container, tenant opt-in of other namespaces), its upstream (exists, no
 //! cycles) and its configuration (renders), each as a condition naming the
-//! field, summarised in `Ready`.
+//! field, summarised in `Ready`; and, for an Environment with an approval
+//! gate, whether approvals can be verified (`ApprovalsVerified`).
+//!
+//! `ApprovalsVerified` stays out of `Ready`: it is a property of the
+//! cluster (is the admission policy installed?), not of the Environment's
+//! spec, and the approval gate already holds every Promotion that needs a
+//! verified approval. Folding it into `Ready` would turn every gated
+//! Environment unready on clusters before Kubernetes 1.30, including those
+//! that opted into `allowUnverified`, and break the health checks
+//! (`kubectl wait`, Argo CD, Flux) that read `Ready` for what runs.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -9,6 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 
 use crate::api::Environment;
+use crate::core::approval::{self, ApprovalTrust};
 use crate::core::conditions::{self, Wanted};
 use crate::core::deployment::LABEL_TENANT;
 
@@ -18,11 +28,13 @@ use super::{Snapshot, target_namespace};
 pub const TARGETS_VALID: &str = "TargetsValid";
 pub const UPSTREAM_VALID: &str = "UpstreamValid";
 pub const CONFIG_VALID: &str = "ConfigValid";
+pub const APPROVALS_VERIFIED: &str = "ApprovalsVerified";
 const ENVIRONMENT_CONDITIONS: &[&str] = &[
     crate::api::CONDITION_READY,
     TARGETS_VALID,
     UPSTREAM_VALID,
     CONFIG_VALID,
+    APPROVALS_VERIFIED,
 ];
 
 pub(super) struct Validation {
@@ -165,9 +177,15 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
         .as_ref()
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
+    let approvals_verified = environment
+        .spec
+        .gates
+        .approval
+        .as_ref()
+        .map(|gate| approvals_verified(&snapshot.approvals, gate.allow_unverified));
     let conditions = conditions::set_all(
         &previous,
-        vec![
+        [
             ready,
             verdict(
                 TARGETS_VALID,
@@ -187,7 +205,10 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
                 "configuration renders",
                 "InvalidConfig",
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(approvals_verified)
+        .collect(),
         ENVIRONMENT_CONDITIONS,
         generation,
         &snapshot.now,
@@ -196,6 +217,33 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
         conditions,
         forbidden,
         not_ready,
+    }
+}
+
+/// `ApprovalsVerified` of an Environment with an approval gate.
+fn approvals_verified(trust: &ApprovalTrust, allow_unverified: bool) -> Wanted<'static> {
+    match trust {
+        ApprovalTrust::Verified => Wanted {
+            type_: APPROVALS_VERIFIED,
+            status: true,
+            reason: "PolicyInstalled",
+            message: format!(
+                "the admission policy {} and its binding are installed: approvers are who the API server says",
+                approval::POLICY
+            ),
+        },
+        ApprovalTrust::Unverified { reason } => {
+            let mut message = approval::admin_message(reason);
+            if allow_unverified {
+                message.push_str("; the approval gate counts unverified approvals (allowUnverified)");
+            }
+            Wanted {
+                type_: APPROVALS_VERIFIED,
+                status: false,
+                reason: "PolicyMissing",
+                message,
+            }
+        }
     }
 }
 
@@ -346,6 +394,68 @@ spec:
             ]
         );
         assert!(validation.forbidden.is_empty() && validation.not_ready.is_empty());
+    }
+
+    #[test]
+    fn an_environment_with_an_approval_gate_says_whether_approvals_can_be_verified() {
+        let mut objects = Objects::new(environment("prod", "  gates: {approval: {users: [alice]}}"));
+        let verified = validate(&objects.snapshot());
+        assert_eq!(
+            condition(&verified, APPROVALS_VERIFIED),
+            (
+                "True".into(),
+                "PolicyInstalled".into(),
+                "the admission policy hoist-approvals and its binding are installed: approvers are who the API server says"
+                    .into()
+            )
+        );
+
+        objects.approvals = ApprovalTrust::Unverified {
+            reason: "ValidatingAdmissionPolicy hoist-approvals not found".into(),
+        };
+        objects.environment.status = Some(crate::api::EnvironmentStatus {
+            conditions: verified.conditions.clone(),
+            ..Default::default()
+        });
+        objects.now = at(200);
+        let missing = validate(&objects.snapshot());
+        let admin = "approvals cannot be verified (ValidatingAdmissionPolicy hoist-approvals not found): \
+                     a cluster admin must install the ValidatingAdmissionPolicy hoist-approvals and its \
+                     ValidatingAdmissionPolicyBinding hoist-approvals (Kubernetes 1.30+), from the Hoist chart or \
+                     deploy/admission/; on older clusters, set spec.gates.approval.allowUnverified: true to count \
+                     approvals nobody verified";
+        assert_eq!(
+            condition(&missing, APPROVALS_VERIFIED),
+            ("False".into(), "PolicyMissing".into(), admin.into())
+        );
+        let flipped = conditions::find(&missing.conditions, APPROVALS_VERIFIED).unwrap();
+        assert_eq!(flipped.last_transition_time, at(200));
+        assert_eq!(
+            condition(&missing, crate::api::CONDITION_READY),
+            (
+                "True".into(),
+                "Ready".into(),
+                "targets, upstream and configuration are valid".into()
+            ),
+            "what runs is not affected"
+        );
+
+        objects.environment.spec.gates.approval = Some(yaml("{users: [alice], allowUnverified: true}"));
+        assert_eq!(
+            condition(&validate(&objects.snapshot()), APPROVALS_VERIFIED).2,
+            format!("{admin}; the approval gate counts unverified approvals (allowUnverified)")
+        );
+
+        // Without an approval gate the condition goes away.
+        objects.environment.spec.gates.approval = None;
+        objects.environment.status = Some(crate::api::EnvironmentStatus {
+            conditions: missing.conditions.clone(),
+            ..Default::default()
+        });
+        assert_eq!(
+            conditions::find(&validate(&objects.snapshot()).conditions, APPROVALS_VERIFIED),
+            None
+        );
     }
 
     #[test]
