@@ -15,7 +15,7 @@ use kube::ResourceExt;
     name = "kubectl-hoist",
     bin_name = "kubectl hoist",
     version,
-    about = "See what runs where and why, and promote, approve and roll back Hoist releases"
+    about = "See what runs where and why, and promote, approve, reject and roll back Hoist releases"
 )]
 struct Cli {
     /// Namespace (tenant) to work in; defaults to the kubeconfig context's.
@@ -76,6 +76,15 @@ enum Command {
         #[arg(long)]
         comment: Option<String>,
     },
+    /// Reject a Promotion as the user the API server knows you as: from an
+    /// allowed approver it ends as Rejected.
+    Reject {
+        /// The Promotion.
+        promotion: String,
+        /// Why, recorded with the rejection.
+        #[arg(long)]
+        reason: String,
+    },
     /// Promote the previous successful release of an application again.
     Rollback {
         /// The Environment.
@@ -121,6 +130,9 @@ async fn run(cli: Cli) -> Result<String, PluginError> {
                 .await
                 .map(|outcome| outcome.to_string())
         }
+        Command::Reject { promotion, reason } => plugin::reject(&client, &ns, &promotion, &reason)
+            .await
+            .map(|outcome| outcome.to_string()),
         Command::Rollback {
             environment,
             application,

@@ -1,9 +1,10 @@
-//! `kubectl hoist approve PROMOTION`: append an approval in the name of the
-//! user the API server authenticates.
+//! `kubectl hoist approve PROMOTION` and `kubectl hoist reject PROMOTION`:
+//! append an approval (or a rejection) in the name of the user the API
+//! server authenticates, with their groups.
 //!
-//! The name comes from a SelfSubjectReview, never from a flag or the
-//! kubeconfig, so it is the same name the admission policy compares
-//! approvals against (`request.userInfo.username`).
+//! The name and the groups come from a SelfSubjectReview, never from a
+//! flag or the kubeconfig, so they are what the admission policy compares
+//! approvals against (`request.userInfo.username` and `.groups`).
 
 use std::fmt;
 
@@ -13,15 +14,23 @@ use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
 use super::{FIELD_MANAGER, PluginError, get};
-use crate::api::{ApprovalRequest, Promotion};
+use crate::api::{ApprovalDecision, ApprovalRequest, Promotion};
 
 /// How often to re-read and retry when someone else changed the Promotion
 /// between our read and our patch.
 const ATTEMPTS: usize = 3;
 
-/// The authenticated user's name, from an `authentication.k8s.io/v1`
-/// SelfSubjectReview (what `kubectl auth whoami` uses).
-pub async fn whoami(client: &Client) -> Result<String, PluginError> {
+/// Who the API server authenticates the client as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub user: String,
+    pub groups: Vec<String>,
+}
+
+/// The authenticated user's name and groups, from an
+/// `authentication.k8s.io/v1` SelfSubjectReview (what `kubectl auth whoami`
+/// uses).
+pub async fn whoami(client: &Client) -> Result<Identity, PluginError> {
     let api: Api<SelfSubjectReview> = Api::all(client.clone());
     let review = api
         .create(&PostParams::default(), &SelfSubjectReview::default())
@@ -33,39 +42,62 @@ pub async fn whoami(client: &Client) -> Result<String, PluginError> {
                 source,
             },
         })?;
-    review
-        .status
-        .and_then(|status| status.user_info)
-        .and_then(|user| user.username)
+    let user_info = review.status.and_then(|status| status.user_info);
+    let groups = user_info
+        .as_ref()
+        .and_then(|info| info.groups.clone())
+        .unwrap_or_default();
+    user_info
+        .and_then(|info| info.username)
         .filter(|username| !username.is_empty())
+        .map(|user| Identity { user, groups })
         .ok_or(PluginError::IdentityMissing)
 }
 
-/// What approving a Promotion as one user takes.
+/// What deciding on a Promotion as one user takes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApprovalPatch {
-    /// The user approved already; approving again would change nothing.
-    AlreadyApproved,
-    /// A JSON patch (RFC 6902) appending the approval. spec.approvals may
+    /// The user decided so already, and it stands: deciding again would
+    /// change nothing.
+    AlreadyDecided,
+    /// A JSON patch (RFC 6902) appending the entry. spec.approvals may
     /// only grow (a CEL rule), so it is appended to, never replaced: the
-    /// first approval creates the list, guarded by a `test` that it is still
+    /// first entry creates the list, guarded by a `test` that it is still
     /// absent (a missing path tests equal to null), so a concurrent first
     /// approval makes the patch fail instead of being overwritten.
     Append(Value),
 }
 
-/// The patch that approves `promotion` as `user`.
+/// The patch that records `decision` on `promotion` as `identity`. An
+/// earlier entry of the same user and decision stands unless the operator
+/// recorded it as unverified (written before the admission policy was
+/// installed): then a new, verified one is worth adding.
 pub fn approval_patch(
     promotion: &Promotion,
-    user: &str,
+    identity: &Identity,
+    decision: ApprovalDecision,
     comment: Option<&str>,
 ) -> Result<ApprovalPatch, PluginError> {
     ensure_open(promotion)?;
-    if promotion.spec.approvals.iter().any(|a| a.user == user) {
-        return Ok(ApprovalPatch::AlreadyApproved);
+    let judged = promotion
+        .status
+        .as_ref()
+        .map(|status| status.approvals.as_slice())
+        .unwrap_or_default();
+    let standing = promotion.spec.approvals.iter().any(|earlier| {
+        earlier.user == identity.user
+            && earlier.decision == decision
+            && !judged.iter().any(|j| {
+                j.user == earlier.user && j.decision == earlier.decision && !j.verified && !j.counted
+            })
+    });
+    if standing {
+        return Ok(ApprovalPatch::AlreadyDecided);
     }
     let approval = ApprovalRequest {
-        user: user.to_string(),
+        user: identity.user.clone(),
+        groups: identity.groups.clone(),
+        decision,
         comment: comment.map(str::to_string),
     };
     Ok(ApprovalPatch::Append(if promotion.spec.approvals.is_empty() {
@@ -90,39 +122,62 @@ fn ensure_open(promotion: &Promotion) -> Result<(), PluginError> {
     }
 }
 
-/// What `approve` did.
+/// What `approve` or `reject` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApproveOutcome {
-    Approved {
+    Decided {
         promotion: String,
-        user: String,
-        /// Approvals in spec.approvals now, this one included.
+        identity: Identity,
+        decision: ApprovalDecision,
+        /// Entries in spec.approvals now, this one included.
         approvals: usize,
     },
-    AlreadyApproved {
+    AlreadyDecided {
         promotion: String,
         user: String,
+        decision: ApprovalDecision,
     },
+}
+
+fn verb(decision: ApprovalDecision) -> &'static str {
+    match decision {
+        ApprovalDecision::Approve => "approved",
+        ApprovalDecision::Reject => "rejected",
+    }
 }
 
 impl fmt::Display for ApproveOutcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ApproveOutcome::Approved {
+            ApproveOutcome::Decided {
                 promotion,
-                user,
+                identity,
+                decision,
                 approvals,
-            } => writeln!(
-                f,
-                "Promotion {promotion} approved by {user} ({approvals} approval{} so far)",
-                if *approvals == 1 { "" } else { "s" }
-            ),
-            ApproveOutcome::AlreadyApproved { promotion, user } => {
+            } => {
+                let groups = if identity.groups.is_empty() {
+                    "no groups".to_string()
+                } else {
+                    format!("groups {}", identity.groups.join(", "))
+                };
                 writeln!(
                     f,
-                    "{user} already approved Promotion {promotion}; nothing changed"
-                )
+                    "Promotion {promotion} {} by {} ({groups}); {approvals} entr{} in spec.approvals",
+                    verb(*decision),
+                    identity.user,
+                    if *approvals == 1 { "y" } else { "ies" }
+                )?;
+                writeln!(f, "See whether it counts with: kubectl hoist why {promotion}")
             }
+            ApproveOutcome::AlreadyDecided {
+                promotion,
+                user,
+                decision,
+            } => writeln!(
+                f,
+                "{user} already {} Promotion {promotion}; nothing changed",
+                verb(*decision)
+            ),
         }
     }
 }
@@ -136,53 +191,83 @@ pub async fn approve(
     promotion: &str,
     comment: Option<&str>,
 ) -> Result<ApproveOutcome, PluginError> {
+    decide(client, namespace, promotion, ApprovalDecision::Approve, comment).await
+}
+
+/// `reject PROMOTION --reason R`: appends a rejection by the current user;
+/// from an allowed approver it ends the Promotion as Rejected.
+pub async fn reject(
+    client: &Client,
+    namespace: &str,
+    promotion: &str,
+    reason: &str,
+) -> Result<ApproveOutcome, PluginError> {
+    decide(
+        client,
+        namespace,
+        promotion,
+        ApprovalDecision::Reject,
+        Some(reason),
+    )
+    .await
+}
+
+async fn decide(
+    client: &Client,
+    namespace: &str,
+    promotion: &str,
+    decision: ApprovalDecision,
+    comment: Option<&str>,
+) -> Result<ApproveOutcome, PluginError> {
     let api: Api<Promotion> = Api::namespaced(client.clone(), namespace);
     let mut current = get(&api, "Promotion", promotion, namespace).await?;
     ensure_open(&current)?;
-    let user = whoami(client).await?;
+    let identity = whoami(client).await?;
     let params = PatchParams {
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..PatchParams::default()
     };
+    let action = match decision {
+        ApprovalDecision::Approve => format!("approve Promotion {promotion}"),
+        ApprovalDecision::Reject => format!("reject Promotion {promotion}"),
+    };
     for _ in 0..ATTEMPTS {
-        let patch = match approval_patch(&current, &user, comment)? {
-            ApprovalPatch::AlreadyApproved => {
-                return Ok(ApproveOutcome::AlreadyApproved {
+        let patch = match approval_patch(&current, &identity, decision, comment)? {
+            ApprovalPatch::AlreadyDecided => {
+                return Ok(ApproveOutcome::AlreadyDecided {
                     promotion: promotion.to_string(),
-                    user,
+                    user: identity.user,
+                    decision,
                 });
             }
             ApprovalPatch::Append(patch) => patch,
         };
         let patch = Patch::<()>::Json(serde_json::from_value(patch).map_err(PluginError::Patch)?);
         match api.patch(promotion, &params, &patch).await {
-            Ok(approved) => {
-                return Ok(ApproveOutcome::Approved {
+            Ok(decided) => {
+                return Ok(ApproveOutcome::Decided {
                     promotion: promotion.to_string(),
-                    user,
-                    approvals: approved.spec.approvals.len(),
+                    identity,
+                    decision,
+                    approvals: decided.spec.approvals.len(),
                 });
             }
             // A failed `test` (someone approved first) is a 422; so is a
             // refusal by the schema. Only the former is worth a retry, and
-            // only it changes the object.
+            // only it changes the object. A refusal by the admission policy
+            // (403) says what is missing.
             Err(kube::Error::Api(status)) if status.code == 422 => {
                 let fresh = get(&api, "Promotion", promotion, namespace).await?;
                 if fresh.resource_version() == current.resource_version() {
                     return Err(PluginError::Api {
-                        action: format!("approve Promotion {promotion}"),
+                        action,
                         source: kube::Error::Api(status),
                     });
                 }
                 ensure_open(&fresh)?;
                 current = fresh;
             }
-            Err(source) => {
-                return Err(PluginError::Api {
-                    action: format!("approve Promotion {promotion}"),
-                    source,
-                });
-            }
+            Err(source) => return Err(PluginError::Api { action, source }),
         }
     }
     Err(PluginError::Contended {

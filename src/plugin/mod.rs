@@ -13,7 +13,7 @@ mod status;
 mod table;
 mod why;
 
-pub use approve::{ApprovalPatch, ApproveOutcome, approval_patch, approve, whoami};
+pub use approve::{ApprovalPatch, ApproveOutcome, Identity, approval_patch, approve, reject, whoami};
 pub use diff::{ContainerDiff, Diff, diff, plan_diff};
 pub use promote::{Rollback, new_promotion, promote, rollback, rollback_target};
 pub use status::{history, render_history, render_status, status};

@@ -7,7 +7,7 @@ use std::fmt;
 use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 
-use super::{FIELD_MANAGER, PluginError, get};
+use super::{FIELD_MANAGER, PluginError, get, whoami};
 use crate::api::{Artifact, Environment, HistoryEntry, Phase, Promotion, PromotionSpec};
 
 /// The longest generateName prefix the API server keeps (63 minus the five
@@ -24,6 +24,7 @@ pub fn new_promotion(
     environment: &str,
     reason: Option<String>,
     name: Option<String>,
+    requested_by: Option<String>,
 ) -> Promotion {
     let generate_name = name.is_none().then(|| {
         let prefix: String = format!("{artifact}-{environment}")
@@ -39,6 +40,7 @@ pub fn new_promotion(
             artifact: artifact.to_string(),
             environment: environment.to_string(),
             reason,
+            requested_by,
             r#override: None,
             approvals: Vec::new(),
         },
@@ -66,12 +68,24 @@ pub async fn promote(
     get(&artifacts, "Artifact", artifact, namespace).await?;
     let environments: Api<Environment> = Api::namespaced(client.clone(), namespace);
     get(&environments, "Environment", environment, namespace).await?;
+    let requested_by = requester(client).await?;
     create(
         client,
         namespace,
-        &new_promotion(namespace, artifact, environment, reason, name),
+        &new_promotion(namespace, artifact, environment, reason, name, requested_by),
     )
     .await
+}
+
+/// Who asks, for spec.requestedBy: the authenticated user, as the admission
+/// policy requires. A cluster that cannot say (no SelfSubjectReview, older
+/// than 1.28) cannot run the policy either: the Promotion names nobody.
+async fn requester(client: &Client) -> Result<Option<String>, PluginError> {
+    match whoami(client).await {
+        Ok(identity) => Ok(Some(identity.user)),
+        Err(PluginError::IdentityUnsupported) => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 async fn create(client: &Client, namespace: &str, promotion: &Promotion) -> Result<Promotion, PluginError> {
@@ -192,10 +206,18 @@ pub async fn rollback(
         Some((running, _)) => format!("rollback of {application} from {running} to {target}"),
         None => format!("rollback of {application} to {target}"),
     });
+    let requested_by = requester(client).await?;
     let promotion = create(
         client,
         namespace,
-        &new_promotion(namespace, &target, &environment_name, Some(reason), None),
+        &new_promotion(
+            namespace,
+            &target,
+            &environment_name,
+            Some(reason),
+            None,
+            requested_by,
+        ),
     )
     .await?;
     Ok(Rollback {

@@ -22,8 +22,9 @@ pub async fn why(
     Ok(render_why(&promotion, now))
 }
 
-/// Phase and message, then each gate, each approval (requested in the spec,
-/// and whether the operator accepted it) and each change.
+/// Phase and message, then each gate, each approval (as written in the
+/// spec, and how the operator judged it: verified, counted, why not), each
+/// approval rule with who satisfied it, and each change.
 pub fn render_why(promotion: &Promotion, now: &Time) -> String {
     let status = promotion.status.clone().unwrap_or_default();
     let spec = &promotion.spec;
@@ -37,6 +38,7 @@ pub fn render_why(promotion: &Promotion, now: &Time) -> String {
         ("Phase", format!("{:?}", status.phase)),
         ("Message", or_none(status.message.as_deref())),
         ("Reason", or_none(spec.reason.as_deref())),
+        ("Requested", or_none(spec.requested_by.as_deref())),
     ];
     if status.rollback {
         facts.push((
@@ -81,25 +83,51 @@ pub fn render_why(promotion: &Promotion, now: &Time) -> String {
     }
 
     out.push('\n');
-    let mut users: Vec<&str> = spec.approvals.iter().map(|a| a.user.as_str()).collect();
-    for accepted in &status.approvals {
-        if !users.contains(&accepted.user.as_str()) {
-            users.push(&accepted.user);
-        }
-    }
-    if users.is_empty() {
+    if spec.approvals.is_empty() {
         out.push_str("Approvals: none.\n");
     } else {
+        // status.approvals has one entry per spec entry, in order, once
+        // the operator has judged them.
         out.push_str("Approvals:\n");
-        let mut table = Table::new(&["USER", "ACCEPTED", "VERIFIED", "COMMENT"]);
-        for user in users {
-            let requested = spec.approvals.iter().find(|a| a.user == user);
-            let accepted = status.approvals.iter().find(|a| a.user == user);
+        let mut table = Table::new(&[
+            "USER", "GROUPS", "DECISION", "SEEN", "VERIFIED", "COUNTED", "NOTE", "COMMENT",
+        ]);
+        for (index, requested) in spec.approvals.iter().enumerate() {
+            let judged = status
+                .approvals
+                .get(index)
+                .filter(|j| j.user == requested.user && j.decision == requested.decision);
             table.row(vec![
-                user.to_string(),
-                accepted.map_or_else(|| "not yet".to_string(), |a| format!("{} ago", age(now, &a.at))),
-                accepted.map_or_else(|| NONE.to_string(), |a| yes_no(a.verified)),
-                or_none(requested.and_then(|r| r.comment.as_deref())),
+                requested.user.clone(),
+                if requested.groups.is_empty() {
+                    NONE.to_string()
+                } else {
+                    requested.groups.join(",")
+                },
+                format!("{:?}", requested.decision),
+                judged.map_or_else(|| "not yet".to_string(), |j| format!("{} ago", age(now, &j.at))),
+                judged.map_or_else(|| NONE.to_string(), |j| yes_no(j.verified)),
+                judged.map_or_else(|| NONE.to_string(), |j| yes_no(j.counted)),
+                or_none(judged.and_then(|j| j.note.as_deref())),
+                or_none(requested.comment.as_deref()),
+            ]);
+        }
+        out.push_str(&table.render());
+    }
+    if !status.approval_rules.is_empty() {
+        out.push('\n');
+        out.push_str("Approval rules:\n");
+        let mut table = Table::new(&["RULE", "NEEDED", "APPROVED BY", "MET"]);
+        for rule in &status.approval_rules {
+            table.row(vec![
+                rule.name.clone(),
+                rule.needed.to_string(),
+                if rule.approvers.is_empty() {
+                    NONE.to_string()
+                } else {
+                    rule.approvers.join(", ")
+                },
+                yes_no(rule.met),
             ]);
         }
         out.push_str(&table.render());
