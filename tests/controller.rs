@@ -13,15 +13,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use hoist::api::{
-    ApprovalRequest, Artifact, Environment, GateName, GateState, Health, Phase, Promotion, PromotionSpec,
-};
+use hoist::api::{Artifact, Environment, GateName, GateState, Health, Phase, Promotion, PromotionSpec};
 use hoist::controller::Settings;
 use hoist_testkit::cluster::{RequestCounter, TestCluster};
 use hoist_testkit::registry::{PushedImage, push_multi, registry_address};
 use hoist_testkit::{health, reconciles};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -132,7 +131,34 @@ impl Scenario {
             });
             scenario.apply::<Environment>(stage, environment).await;
         }
+        scenario.grant_approvers(&["alice", "bob"]).await;
         scenario
+    }
+
+    /// Lets `users` approve Promotions into prod, as a cluster admin would.
+    async fn grant_approvers(&self, users: &[&str]) {
+        let role: Role = serde_json::from_value(json!({
+            "metadata": {"name": "prod-approver"},
+            "rules": [
+                {"apiGroups": ["hoist.dev"], "resources": ["environments"], "resourceNames": ["prod"], "verbs": ["approve"]},
+                {"apiGroups": ["hoist.dev"], "resources": ["promotions"], "verbs": ["get", "list", "watch", "patch", "update"]},
+            ]
+        }))
+        .expect("role");
+        Api::<Role>::namespaced(self.client(), self.namespace())
+            .create(&PostParams::default(), &role)
+            .await
+            .expect("create role");
+        let binding: RoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": "prod-approver"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "prod-approver"},
+            "subjects": users.iter().map(|user| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user})).collect::<Vec<_>>()
+        }))
+        .expect("binding");
+        Api::<RoleBinding>::namespaced(self.client(), self.namespace())
+            .create(&PostParams::default(), &binding)
+            .await
+            .expect("create binding");
     }
 
     fn client(&self) -> Client {
@@ -299,6 +325,8 @@ impl Scenario {
                 artifact: artifact.into(),
                 environment: environment.into(),
                 reason: Some("test".into()),
+                // The admin asks, as the admission policy requires.
+                requested_by: Some(self.cluster.admin_user().to_string()),
                 r#override: None,
                 approvals: Vec::new(),
             },
@@ -309,16 +337,13 @@ impl Scenario {
             .expect("create promotion");
     }
 
+    /// `user` approves, as `kubectl hoist approve` does (they hold the
+    /// verb `approve` on prod: see `Scenario::new`).
     async fn approve(&self, name: &str, user: &str) {
-        let api: Api<Promotion> = Api::namespaced(self.client(), self.namespace());
-        let mut promotion = api.get(name).await.expect("promotion");
-        promotion.spec.approvals.push(ApprovalRequest {
-            user: user.into(),
-            comment: None,
-        });
-        api.replace(name, &PostParams::default(), &promotion)
+        let client = self.cluster.user_client(user, &[]).expect("approver's client");
+        hoist::plugin::approve(&client, self.namespace(), name, None)
             .await
-            .expect("approve");
+            .unwrap_or_else(|error| panic!("{user} approves {name}: {error}"));
     }
 
     async fn wait_phase(&self, name: &str, phase: Phase) -> Promotion {
@@ -421,7 +446,7 @@ async fn one_build_goes_dev_staging_prod_with_an_approval_and_prod_runs_the_dev_
     );
     assert_eq!(
         status.message.as_deref(),
-        Some(format!("waiting for the Approval gate: 0 of 1 approvals; approve with: kubectl hoist approve to-prod -n {}", scenario.namespace()).as_str())
+        Some(format!("waiting for the Approval gate: 0 of 1 approvals from users alice, bob; approve with: kubectl hoist approve to-prod -n {}", scenario.namespace()).as_str())
     );
     assert_eq!(
         scenario.images("prod", "backend").await[0].1,
@@ -438,7 +463,7 @@ async fn one_build_goes_dev_staging_prod_with_an_approval_and_prod_runs_the_dev_
             .iter()
             .map(|a| (a.user.as_str(), a.verified))
             .collect::<Vec<_>>(),
-        vec![("alice", false)]
+        vec![("alice", true)]
     );
     let changes: Vec<(String, String, Option<String>, String)> = status
         .changes
@@ -535,7 +560,7 @@ async fn one_build_goes_dev_staging_prod_with_an_approval_and_prod_runs_the_dev_
     );
     let events = scenario.cluster.recent_events().await.expect("events");
     for expected in [
-        "Normal to-prod Approved: approved by alice (identity not verified)",
+        "Normal to-prod Approved: approved by alice (verified)",
         "Normal to-prod Promoting: rolling out shop-1-0-0 to prod",
         "Normal to-prod Promoted: shop-1-0-0 runs in prod",
         "Normal shop-1-0-0 Resolved: all 2 images resolved to digests",

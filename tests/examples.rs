@@ -8,6 +8,7 @@ use hoist::api::{Artifact, Environment, Promotion};
 use hoist::render::Manifests;
 use hoist_testkit::cluster::TestCluster;
 use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::response::StatusCause;
 use kube::{Resource, ResourceExt};
@@ -104,6 +105,51 @@ impl Refusal {
     }
 }
 
+/// The example's people, as a cluster admin would grant them: carol asks
+/// for Promotions, alice (staff) and dave (client) may approve anywhere in
+/// the namespace.
+async fn grant_promoters_and_approvers(cluster: &TestCluster) {
+    let ns = cluster.namespace();
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "example-people"},
+        "rules": [
+            {"apiGroups": ["hoist.dev"], "resources": ["promotions"], "verbs": ["get", "list", "watch", "create", "patch", "update"]},
+            {"apiGroups": ["hoist.dev"], "resources": ["environments"], "verbs": ["get", "list", "approve"]},
+        ]
+    }))
+    .expect("role");
+    Api::<Role>::namespaced(cluster.client(), ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create role");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "example-people"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "example-people"},
+        "subjects": [
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "carol"},
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice"},
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "dave"}
+        ]
+    }))
+    .expect("binding");
+    Api::<RoleBinding>::namespaced(cluster.client(), ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create binding");
+}
+
+/// The example's first Promotion (requested by carol), created by carol.
+async fn carols_promotion(cluster: &TestCluster) -> Promotion {
+    grant_promoters_and_approvers(cluster).await;
+    let mut promotion = shop().promotions[0].clone();
+    promotion.metadata.namespace = Some(cluster.namespace().to_string());
+    let carol = cluster.user_client("carol", &[]).expect("carol's client");
+    Api::<Promotion>::namespaced(carol, cluster.namespace())
+        .create(&PostParams::default(), &promotion)
+        .await
+        .expect("promotion accepted")
+}
+
 #[tokio::test]
 async fn shop_example_is_accepted_by_the_api_server() {
     let cluster = TestCluster::new().await.expect("test cluster");
@@ -131,12 +177,56 @@ async fn shop_example_is_accepted_by_the_api_server() {
             "stored as written, defaults equal to the typed defaults"
         );
     }
-    let promotions: Api<Promotion> = Api::namespaced(client.clone(), ns);
+    // On a cluster the admission policy requires each Promotion to be
+    // created by its requester and each approval to be added by its
+    // approver (the example's approvals are what `hoist render` reads).
+    grant_promoters_and_approvers(&cluster).await;
     for promotion in &example.promotions {
-        promotions
-            .create(&params, &into_namespace(promotion, ns))
+        let requester = promotion
+            .spec
+            .requested_by
+            .clone()
+            .expect("the example names its requester");
+        let mut asked = into_namespace(promotion, ns);
+        asked.spec.approvals.clear();
+        let as_requester = cluster.user_client(&requester, &[]).expect("requester's client");
+        Api::<Promotion>::namespaced(as_requester, ns)
+            .create(&params, &asked)
             .await
             .expect("promotion accepted");
+        for approval in &promotion.spec.approvals {
+            let groups: Vec<&str> = approval.groups.iter().map(String::as_str).collect();
+            let approver = cluster
+                .user_client(&approval.user, &groups)
+                .expect("approver's client");
+            hoist::plugin::approve(&approver, ns, &promotion.name_any(), approval.comment.as_deref())
+                .await
+                .unwrap_or_else(|error| {
+                    panic!("{} approves {}: {error}", approval.user, promotion.name_any())
+                });
+        }
+    }
+    let promotions: Api<Promotion> = Api::namespaced(client.clone(), ns);
+    for promotion in &example.promotions {
+        let stored = promotions.get(&promotion.name_any()).await.expect("stored");
+        let stored: Vec<(String, Vec<String>)> = stored
+            .spec
+            .approvals
+            .iter()
+            .map(|a| (a.user.clone(), a.groups.clone()))
+            .collect();
+        // The example's groups, and the one every authenticated user has.
+        let expected: Vec<(String, Vec<String>)> = promotion
+            .spec
+            .approvals
+            .iter()
+            .map(|a| {
+                let mut groups = a.groups.clone();
+                groups.push("system:authenticated".into());
+                (a.user.clone(), groups)
+            })
+            .collect();
+        assert_eq!(stored, expected, "{}", promotion.name_any());
     }
     let config_maps: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
     for config_map in &example.config_maps {
@@ -180,8 +270,14 @@ async fn server_fills_in_defaults_a_minimal_environment_leaves_out() {
     assert_eq!(created.spec.history_limit, 20);
     let approval = created.spec.gates.approval.expect("approval gate kept");
     assert_eq!(
-        (approval.min_approvals, approval.forbid_self_approval),
-        (1, false)
+        (
+            approval.min_approvals,
+            approval.forbid_self_approval,
+            approval.allow_unverified,
+            approval.rules.len()
+        ),
+        (1, true, false, 0),
+        "self-approval is forbidden and only verified approvals count unless the gate says otherwise"
     );
     assert_eq!(approval.required, hoist::api::ApprovalRequired::Always);
 }
@@ -291,14 +387,11 @@ async fn semver_scheme_refuses_a_version_that_does_not_parse() {
 async fn promotion_approvals_can_be_added_but_not_removed() {
     let cluster = TestCluster::new().await.expect("test cluster");
     let api: Api<Promotion> = Api::namespaced(cluster.client(), cluster.namespace());
-    let mut promotion = shop().promotions[0].clone();
-    promotion.metadata.namespace = Some(cluster.namespace().to_string());
-    api.create(&PostParams::default(), &promotion)
-        .await
-        .expect("promotion accepted");
+    carols_promotion(&cluster).await;
 
-    let add = json!({"spec": {"approvals": [{"user": "alice"}]}});
-    let approved = api
+    let alice = cluster.user_client("alice", &[]).expect("alice's client");
+    let add = json!({"spec": {"approvals": [{"user": "alice", "groups": ["system:authenticated"]}]}});
+    let approved = Api::<Promotion>::namespaced(alice, cluster.namespace())
         .patch("shop-1.4.2-dev", &PatchParams::default(), &Patch::Merge(&add))
         .await
         .expect("approval added");
@@ -327,4 +420,82 @@ async fn promotion_approvals_can_be_added_but_not_removed() {
         "FieldValueInvalid",
         "artifact and environment cannot change: create a new Promotion",
     )]);
+}
+
+#[tokio::test]
+async fn approval_rules_are_refused_when_they_name_nobody_repeat_a_name_or_sit_beside_gate_wide_approvers() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let environments: Api<Environment> = Api::namespaced(cluster.client(), cluster.namespace());
+    let apply = |name: &str, approval: serde_json::Value| {
+        let environments = environments.clone();
+        let environment: Environment = serde_json::from_value(json!({
+            "apiVersion": "hoist.dev/v1alpha1", "kind": "Environment",
+            "metadata": {"name": name},
+            "spec": {"gates": {"approval": approval}}
+        }))
+        .expect("typed environment");
+        async move { environments.create(&PostParams::default(), &environment).await }
+    };
+    let created = apply(
+        "prod",
+        json!({"rules": [{"name": "staff", "groups": ["staff"]}, {"name": "client", "users": ["dave"], "minApprovals": 2}]}),
+    )
+    .await
+    .expect("two rules accepted");
+    let rules = created.spec.gates.approval.expect("approval gate").rules;
+    assert_eq!(
+        rules
+            .iter()
+            .map(|rule| (rule.name.as_str(), rule.min_approvals))
+            .collect::<Vec<_>>(),
+        vec![("staff", 1), ("client", 2)],
+        "minApprovals of a rule defaults to 1"
+    );
+
+    refusal(apply("nobody", json!({"rules": [{"name": "staff"}]})).await).assert_invalid(&[(
+        "spec.gates.approval.rules[0]",
+        "FieldValueInvalid",
+        "a rule must name users or groups who may approve for it",
+    )]);
+    refusal(
+        apply(
+            "beside",
+            json!({"users": ["alice"], "rules": [{"name": "staff", "groups": ["staff"]}]}),
+        )
+        .await,
+    )
+    .assert_invalid(&[(
+        "spec.gates.approval",
+        "FieldValueInvalid",
+        "with rules, name who may approve in each rule: users and groups of the gate itself must be empty",
+    )]);
+    refusal(
+        apply(
+            "twice",
+            json!({"rules": [{"name": "staff", "groups": ["staff"]}, {"name": "staff", "users": ["alice"]}]}),
+        )
+        .await,
+    )
+    .assert_invalid(&[("spec.gates.approval.rules[1]", "FieldValueDuplicate", "")]);
+}
+
+#[tokio::test]
+async fn the_requester_of_a_promotion_cannot_change() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let api: Api<Promotion> = Api::namespaced(cluster.client(), cluster.namespace());
+    let created = carols_promotion(&cluster).await;
+    assert_eq!(created.spec.requested_by.as_deref(), Some("carol"));
+    for requested_by in [Some("mallory".to_string()), None] {
+        let mut changed = created.clone();
+        changed.spec.requested_by = requested_by;
+        refusal(
+            api.replace("shop-1.4.2-dev", &PostParams::default(), &changed)
+                .await,
+        )
+        .assert_invalid(&[(
+            "spec",
+            "FieldValueInvalid",
+            "requestedBy cannot change: it records who created the Promotion",
+        )]);
+    }
 }

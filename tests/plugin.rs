@@ -3,9 +3,10 @@
 //! exactly this and create exactly these objects. Runs against the
 //! stand-in, or a real cluster with HOIST_TEST_KUBECONFIG.
 
-use hoist::api::{ApprovalRequest, Artifact, Environment, Promotion, PromotionSpec};
-use hoist::plugin::{self, ApprovalPatch, ApproveOutcome, PluginError};
+use hoist::api::{ApprovalDecision, ApprovalRequest, Artifact, Environment, Promotion, PromotionSpec};
+use hoist::plugin::{self, ApprovalPatch, ApproveOutcome, Identity, PluginError};
 use hoist_testkit::cluster::{KUBECONFIG_VAR, TestCluster};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
@@ -179,8 +180,11 @@ status:
   gates:
     - {{gate: ArtifactReady, state: Passed, message: every image resolved, lastChecked: "{checked}"}}
     - {{gate: Upstream, state: Passed, message: shop-1.5.0 succeeded and is healthy in dev, lastChecked: "{checked}"}}
-    - {{gate: Approval, state: Pending, message: "1 of 2 approvals (alice); mallory is not an allowed approver", lastChecked: "{checked}"}}
-  approvals: [{{user: alice, at: "{approved}", verified: false}}]
+    - {{gate: Approval, state: Pending, message: "1 of 2 approvals; not counted: mallory (not allowed to approve here)", lastChecked: "{checked}"}}
+  approvals:
+    - {{user: alice, groups: [system:authenticated], at: "{approved}", verified: true, counted: true, note: counted for rule approvers}}
+    - {{user: mallory, groups: [system:authenticated], at: "{checked}", verified: true, counted: false, note: not allowed to approve here}}
+  approvalRules: [{{name: approvers, needed: 2, approvers: [alice], met: false}}]
 "#,
         checked = ago(90),
         approved = ago(240),
@@ -203,7 +207,10 @@ status:
   rollback: true
   gates:
     - {{gate: Approval, state: Passed, message: "2 of 2 approvals (alice, bob)"}}
-  approvals: [{{user: alice, at: "{approved}", verified: true}}, {{user: bob, at: "{approved}", verified: true}}]
+  approvals:
+    - {{user: alice, groups: [system:authenticated], at: "{approved}", verified: true, counted: true, note: counted for rule approvers}}
+    - {{user: bob, groups: [system:authenticated], at: "{approved}", verified: true, counted: true, note: counted for rule approvers}}
+  approvalRules: [{{name: approvers, needed: 2, approvers: [alice, bob], met: true}}]
   changes:
     - {{component: backend, namespace: prod-apps, deployment: backend, container: app, from: "{A}", to: "{C}"}}
     - {{component: frontend, namespace: prod-apps, deployment: frontend, container: web, from: "{D}", to: "{D}"}}
@@ -223,8 +230,93 @@ metadata: {name: billing-2.1.0-prod}
 spec: {artifact: billing-2.1.0, environment: prod}
 "#;
 
+/// Lets `users` approve Promotions into every Environment of the test's
+/// namespace (verb `approve`), as a cluster admin would with the chart's
+/// approver role.
+async fn grant_approvers(cluster: &TestCluster, users: &[&str]) {
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "approver"},
+        "rules": [
+            {"apiGroups": ["hoist.dev"], "resources": ["environments"], "verbs": ["approve", "get", "list"]},
+            {"apiGroups": ["hoist.dev"], "resources": ["promotions"], "verbs": ["get", "list", "watch", "patch", "update"]},
+        ]
+    }))
+    .expect("role");
+    Api::<Role>::namespaced(cluster.client(), cluster.namespace())
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create role");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "approver"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "approver"},
+        "subjects": users.iter().map(|user| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user})).collect::<Vec<_>>()
+    }))
+    .expect("binding");
+    Api::<RoleBinding>::namespaced(cluster.client(), cluster.namespace())
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create binding");
+}
+
+/// Creates a Promotion fixture as the admission policy lets it be made: by
+/// the admin (its requester), each approval then added by its own user with
+/// the groups the API server authenticates, then the status.
+async fn create_promotion(cluster: &TestCluster, yaml: &str) -> Promotion {
+    let mut value: Value = serde_yaml::from_str(yaml).expect("fixture is YAML");
+    let approvals = value["spec"]
+        .as_object_mut()
+        .and_then(|spec| spec.remove("approvals"))
+        .unwrap_or_else(|| json!([]));
+    let status = value.as_object_mut().and_then(|object| object.remove("status"));
+    value["spec"]["requestedBy"] = json!(cluster.admin_user());
+    let name = value["metadata"]["name"].as_str().expect("name").to_string();
+    create::<Promotion>(
+        &cluster.client(),
+        cluster.namespace(),
+        &serde_yaml::to_string(&value).expect("yaml"),
+    )
+    .await;
+    for approval in approvals.as_array().into_iter().flatten() {
+        let user = approval["user"].as_str().expect("user");
+        let client = cluster.user_client(user, &[]).expect("user client");
+        let identity = plugin::whoami(&client).await.expect("whoami");
+        let mut entry = approval.clone();
+        entry["groups"] = json!(identity.groups);
+        let api: Api<Promotion> = Api::namespaced(client, cluster.namespace());
+        let current = api.get(&name).await.expect("promotion");
+        let path = if current.spec.approvals.is_empty() {
+            "/spec/approvals"
+        } else {
+            "/spec/approvals/-"
+        };
+        let value = if current.spec.approvals.is_empty() {
+            json!([entry])
+        } else {
+            entry
+        };
+        let patch =
+            serde_json::from_value(json!([{"op": "add", "path": path, "value": value}])).expect("patch");
+        api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
+            .await
+            .unwrap_or_else(|error| panic!("{user} approves {name}: {error}"));
+    }
+    let api: Api<Promotion> = Api::namespaced(cluster.client(), cluster.namespace());
+    match status {
+        Some(status) => api
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": status})),
+            )
+            .await
+            .expect("fixture status accepted"),
+        None => api.get(&name).await.expect("promotion"),
+    }
+}
+
 /// The whole fixture, created as the operator would have left it.
 async fn shop(cluster: &TestCluster) {
+    grant_approvers(cluster, &["alice", "bob", "mallory"]).await;
     let client = cluster.client();
     let ns = cluster.namespace();
     for yaml in [
@@ -245,9 +337,9 @@ async fn shop(cluster: &TestCluster) {
     create::<Environment>(&client, ns, &prod_yaml()).await;
     // Created in name order, so creation order and name order agree even
     // when both land in the same second.
-    create::<Promotion>(&client, ns, PENDING_PROMOTION).await;
-    create::<Promotion>(&client, ns, &succeeded_promotion_yaml()).await;
-    create::<Promotion>(&client, ns, &waiting_promotion_yaml()).await;
+    create_promotion(cluster, PENDING_PROMOTION).await;
+    create_promotion(cluster, &succeeded_promotion_yaml()).await;
+    create_promotion(cluster, &waiting_promotion_yaml()).await;
 }
 
 #[tokio::test]
@@ -353,25 +445,33 @@ async fn why_explains_a_waiting_promotion_gate_by_gate() {
         .expect("why");
     assert_eq!(
         output,
-        "\
+        format!(
+            "\
 Promotion shop-1.5.0-prod: Artifact shop-1.5.0 into Environment prod
 Phase:     Waiting
 Message:   waiting for the Approval gate: 1 of 2 approvals
 Reason:    new checkout
+Requested: {admin}
 
 Gates:
 GATE            STATE     CHECKED   MESSAGE
 ArtifactReady   Passed    90s ago   every image resolved
 Upstream        Passed    90s ago   shop-1.5.0 succeeded and is healthy in dev
-Approval        Pending   90s ago   1 of 2 approvals (alice); mallory is not an allowed approver
+Approval        Pending   90s ago   1 of 2 approvals; not counted: mallory (not allowed to approve here)
 
 Approvals:
-USER      ACCEPTED   VERIFIED   COMMENT
-alice     4m ago     no         lgtm
-mallory   not yet    <none>     <none>
+USER      GROUPS                 DECISION   SEEN      VERIFIED   COUNTED   NOTE                          COMMENT
+alice     system:authenticated   Approve    4m ago    yes        yes       counted for rule approvers    lgtm
+mallory   system:authenticated   Approve    90s ago   yes        no        not allowed to approve here   <none>
+
+Approval rules:
+RULE        NEEDED   APPROVED BY   MET
+approvers   2        alice         no
 
 Changes: none recorded (they are recorded when the rollout starts).
-"
+",
+            admin = cluster.admin_user()
+        )
     );
 }
 
@@ -390,6 +490,7 @@ Promotion shop-1.4.2-prod: Artifact shop-1.4.2 into Environment prod
 Phase:     Succeeded
 Message:   shop-1.4.2 runs in prod
 Reason:    <none>
+Requested: {admin}
 Rollback:  yes: the Artifact ran here before, so upstream gates do not apply
 Started:   3h5m ago
 Completed: 3h ago
@@ -399,9 +500,13 @@ GATE       STATE    CHECKED   MESSAGE
 Approval   Passed   <none>    2 of 2 approvals (alice, bob)
 
 Approvals:
-USER    ACCEPTED   VERIFIED   COMMENT
-alice   4h ago     yes        <none>
-bob     4h ago     yes        checked the dashboards
+USER    GROUPS                 DECISION   SEEN     VERIFIED   COUNTED   NOTE                         COMMENT
+alice   system:authenticated   Approve    4h ago   yes        yes       counted for rule approvers   <none>
+bob     system:authenticated   Approve    4h ago   yes        yes       counted for rule approvers   checked the dashboards
+
+Approval rules:
+RULE        NEEDED   APPROVED BY   MET
+approvers   2        alice, bob    yes
 
 Changes:
   backend: Deployment prod-apps/backend, container app
@@ -410,7 +515,8 @@ Changes:
   frontend: Deployment prod-apps/frontend, container web
     unchanged {D}
   configuration: 5f1e2d → 9a8b7c
-"
+",
+            admin = cluster.admin_user()
         )
     );
 
@@ -544,6 +650,7 @@ async fn promote_creates_a_promotion_and_names_it_after_artifact_and_environment
                 artifact: "shop-1.5.0".into(),
                 environment: "prod".into(),
                 reason: Some("new checkout".into()),
+                requested_by: Some(cluster.admin_user().to_string()),
                 r#override: None,
                 approvals: Vec::new(),
             },
@@ -569,6 +676,7 @@ async fn promote_creates_a_promotion_and_names_it_after_artifact_and_environment
             artifact: "shop-1.5.0".into(),
             environment: "dev".into(),
             reason: None,
+            requested_by: Some(cluster.admin_user().to_string()),
             r#override: None,
             approvals: Vec::new(),
         }
@@ -586,7 +694,7 @@ async fn promote_creates_a_promotion_and_names_it_after_artifact_and_environment
 #[test]
 fn a_long_generated_name_prefix_leaves_room_for_the_random_part() {
     let artifact = format!("shop-{}", "1".repeat(60));
-    let promotion = plugin::new_promotion("shop", &artifact, "prod", None, None);
+    let promotion = plugin::new_promotion("shop", &artifact, "prod", None, None, None);
     assert_eq!(
         (promotion.metadata.name, promotion.metadata.generate_name),
         (None, Some(format!("shop-{}-", "1".repeat(52))))
@@ -618,6 +726,7 @@ async fn rollback_promotes_the_newest_earlier_success_again() {
             artifact: "shop-1.4.1".into(),
             environment: "prod".into(),
             reason: Some("rollback of shop from shop-1.4.2 to shop-1.4.1".into()),
+            requested_by: Some(cluster.admin_user().to_string()),
             r#override: None,
             approvals: Vec::new(),
         }
@@ -644,6 +753,7 @@ async fn rollback_promotes_the_newest_earlier_success_again() {
                 artifact: "shop-1.5.0".into(),
                 environment: "prod".into(),
                 reason: Some("1.4.2 leaks memory".into()),
+                requested_by: Some(cluster.admin_user().to_string()),
                 r#override: None,
                 approvals: Vec::new(),
             }
@@ -684,6 +794,8 @@ fn promotion(approvals: &[(&str, Option<&str>)], phase: Option<&str>) -> Promoti
             "artifact": "shop-1.5.0", "environment": "prod",
             "approvals": approvals.iter().map(|(user, comment)| ApprovalRequest {
                 user: user.to_string(),
+                groups: Vec::new(),
+                decision: Default::default(),
                 comment: comment.map(str::to_string),
             }).collect::<Vec<_>>(),
         },
@@ -694,38 +806,72 @@ fn promotion(approvals: &[(&str, Option<&str>)], phase: Option<&str>) -> Promoti
     serde_json::from_value(value).expect("a Promotion")
 }
 
+fn identity(user: &str, groups: &[&str]) -> Identity {
+    Identity {
+        user: user.to_string(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+    }
+}
+
+const APPROVE: ApprovalDecision = ApprovalDecision::Approve;
+
 #[test]
 fn the_first_approval_creates_the_list_guarded_by_a_test_that_it_is_absent() {
-    let patch = plugin::approval_patch(&promotion(&[], None), "alice", Some("lgtm")).expect("open");
+    let alice = identity("alice", &["staff", "system:authenticated"]);
+    let patch = plugin::approval_patch(&promotion(&[], None), &alice, APPROVE, Some("lgtm")).expect("open");
     assert_eq!(
         patch,
         ApprovalPatch::Append(json!([
             {"op": "test", "path": "/spec/approvals", "value": null},
-            {"op": "add", "path": "/spec/approvals", "value": [{"user": "alice", "comment": "lgtm"}]},
+            {"op": "add", "path": "/spec/approvals", "value": [
+                {"user": "alice", "groups": ["staff", "system:authenticated"], "comment": "lgtm"}]},
         ]))
     );
 }
 
 #[test]
-fn later_approvals_are_appended() {
-    let patch =
-        plugin::approval_patch(&promotion(&[("alice", None)], Some("Waiting")), "bob", None).expect("open");
+fn later_approvals_and_rejections_are_appended() {
+    let open = promotion(&[("alice", None)], Some("Waiting"));
+    let bob = identity("bob", &["system:authenticated"]);
     assert_eq!(
-        patch,
+        plugin::approval_patch(&open, &bob, APPROVE, None).expect("open"),
         ApprovalPatch::Append(json!([
-            {"op": "add", "path": "/spec/approvals/-", "value": {"user": "bob"}},
+            {"op": "add", "path": "/spec/approvals/-", "value": {"user": "bob", "groups": ["system:authenticated"]}},
+        ]))
+    );
+    assert_eq!(
+        plugin::approval_patch(&open, &bob, ApprovalDecision::Reject, Some("breaks checkout")).expect("open"),
+        ApprovalPatch::Append(json!([
+            {"op": "add", "path": "/spec/approvals/-", "value": {"user": "bob", "groups": ["system:authenticated"],
+                                                               "decision": "Reject", "comment": "breaks checkout"}},
         ]))
     );
 }
 
 #[test]
-fn approving_twice_changes_nothing_and_an_ended_promotion_cannot_be_approved() {
+fn deciding_twice_changes_nothing_unless_the_first_was_unverified_and_an_ended_promotion_refuses() {
+    let alice = identity("alice", &[]);
+    let approved = promotion(&[("alice", None)], None);
     assert_eq!(
-        plugin::approval_patch(&promotion(&[("alice", None)], None), "alice", Some("again")).expect("open"),
-        ApprovalPatch::AlreadyApproved
+        plugin::approval_patch(&approved, &alice, APPROVE, Some("again")).expect("open"),
+        ApprovalPatch::AlreadyDecided
     );
+    // Written before the admission policy was installed: worth a verified one.
+    let mut unverified = approved.clone();
+    unverified.status = Some(
+        serde_json::from_value(json!({
+            "phase": "Waiting",
+            "approvals": [{"user": "alice", "at": "2026-11-01T00:00:00Z", "verified": false, "counted": false,
+                           "note": "not verified"}]
+        }))
+        .expect("status"),
+    );
+    assert!(matches!(
+        plugin::approval_patch(&unverified, &alice, APPROVE, None).expect("open"),
+        ApprovalPatch::Append(_)
+    ));
     let refused = ["Succeeded", "Failed", "RolledBack", "Superseded", "Rejected"].map(|phase| {
-        plugin::approval_patch(&promotion(&[], Some(phase)), "alice", None)
+        plugin::approval_patch(&promotion(&[], Some(phase)), &alice, APPROVE, None)
             .expect_err("terminal")
             .to_string()
     });
@@ -752,25 +898,41 @@ async fn apply(api: &Api<Promotion>, name: &str, patch: ApprovalPatch) -> Result
 #[tokio::test]
 async fn approval_patches_pass_the_api_servers_append_only_rule() {
     let cluster = TestCluster::new().await.expect("test cluster");
-    let client = cluster.client();
+    grant_approvers(&cluster, &["alice", "bob"]).await;
     let ns = cluster.namespace();
-    let api: Api<Promotion> = Api::namespaced(client.clone(), ns);
     let name = "billing-2.1.0-prod";
-    let open = create::<Promotion>(&client, ns, PENDING_PROMOTION).await;
+    let open = create_promotion(&cluster, PENDING_PROMOTION).await;
+    let as_user = |user: &str| {
+        let client = cluster.user_client(user, &[]).expect("user client");
+        Api::<Promotion>::namespaced(client, ns)
+    };
+    let whoami = |user: &str| {
+        let client = cluster.user_client(user, &[]).expect("user client");
+        async move { plugin::whoami(&client).await.expect("whoami") }
+    };
+    let (alice, bob) = (whoami("alice").await, whoami("bob").await);
 
-    let first = plugin::approval_patch(&open, "alice", Some("lgtm")).expect("open");
-    let approved = apply(&api, name, first.clone()).await.expect("first approval");
-    let second = plugin::approval_patch(&approved, "bob", None).expect("open");
-    let approved = apply(&api, name, second).await.expect("second approval");
+    let first = plugin::approval_patch(&open, &alice, APPROVE, Some("lgtm")).expect("open");
+    let approved = apply(&as_user("alice"), name, first.clone())
+        .await
+        .expect("first approval");
+    let second = plugin::approval_patch(&approved, &bob, APPROVE, None).expect("open");
+    let approved = apply(&as_user("bob"), name, second)
+        .await
+        .expect("second approval");
     assert_eq!(
         approved.spec.approvals,
         [
             ApprovalRequest {
                 user: "alice".into(),
+                groups: alice.groups.clone(),
+                decision: APPROVE,
                 comment: Some("lgtm".into())
             },
             ApprovalRequest {
                 user: "bob".into(),
+                groups: bob.groups.clone(),
+                decision: APPROVE,
                 comment: None
             },
         ]
@@ -778,12 +940,12 @@ async fn approval_patches_pass_the_api_servers_append_only_rule() {
 
     // A first-approval patch built before someone else approved must not
     // overwrite their approval.
-    match apply(&api, name, first).await {
+    match apply(&as_user("alice"), name, first).await {
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 422, "{status:?}"),
         other => panic!("expected the test operation to fail, got {other:?}"),
     }
     assert_eq!(
-        api.get(name).await.expect("get").spec.approvals,
+        as_user("alice").get(name).await.expect("get").spec.approvals,
         approved.spec.approvals
     );
 }
@@ -806,12 +968,14 @@ async fn approve_names_the_user_the_api_server_authenticates() {
     );
 
     let outcome = plugin::approve(&client, ns, "billing-2.1.0-prod", Some("ship it")).await;
-    let user = plugin::whoami(&client).await.expect("whoami");
+    let identity = plugin::whoami(&client).await.expect("whoami");
+    assert_eq!(identity.user, cluster.admin_user());
     assert_eq!(
         outcome.expect("approved"),
-        ApproveOutcome::Approved {
+        ApproveOutcome::Decided {
             promotion: "billing-2.1.0-prod".into(),
-            user: user.clone(),
+            identity: identity.clone(),
+            decision: APPROVE,
             approvals: 1
         }
     );
@@ -819,15 +983,18 @@ async fn approve_names_the_user_the_api_server_authenticates() {
         plugin::approve(&client, ns, "billing-2.1.0-prod", None)
             .await
             .expect("again"),
-        ApproveOutcome::AlreadyApproved {
+        ApproveOutcome::AlreadyDecided {
             promotion: "billing-2.1.0-prod".into(),
-            user: user.clone()
+            user: identity.user.clone(),
+            decision: APPROVE
         }
     );
     assert_eq!(
         api.get("billing-2.1.0-prod").await.expect("get").spec.approvals,
         [ApprovalRequest {
-            user,
+            user: identity.user.clone(),
+            groups: identity.groups.clone(),
+            decision: APPROVE,
             comment: Some("ship it".into())
         }]
     );
@@ -866,28 +1033,33 @@ async fn approve_refuses_to_guess_when_the_api_server_cannot_say_who_you_are() {
 }
 
 #[test]
-fn approve_reports_what_it_did() {
+fn approve_and_reject_report_what_they_did() {
     assert_eq!(
         [
-            ApproveOutcome::Approved {
+            ApproveOutcome::Decided {
                 promotion: "shop-1.5.0-prod".into(),
-                user: "alice".into(),
+                identity: identity("alice", &["staff", "system:authenticated"]),
+                decision: APPROVE,
                 approvals: 1
             },
-            ApproveOutcome::Approved {
+            ApproveOutcome::Decided {
                 promotion: "shop-1.5.0-prod".into(),
-                user: "bob".into(),
+                identity: identity("bob", &[]),
+                decision: ApprovalDecision::Reject,
                 approvals: 2
             },
-            ApproveOutcome::AlreadyApproved {
+            ApproveOutcome::AlreadyDecided {
                 promotion: "shop-1.5.0-prod".into(),
-                user: "alice".into()
+                user: "alice".into(),
+                decision: APPROVE
             },
         ]
         .map(|outcome| outcome.to_string()),
         [
-            "Promotion shop-1.5.0-prod approved by alice (1 approval so far)\n",
-            "Promotion shop-1.5.0-prod approved by bob (2 approvals so far)\n",
+            "Promotion shop-1.5.0-prod approved by alice (groups staff, system:authenticated); 1 entry in spec.approvals\n\
+             See whether it counts with: kubectl hoist why shop-1.5.0-prod\n",
+            "Promotion shop-1.5.0-prod rejected by bob (no groups); 2 entries in spec.approvals\n\
+             See whether it counts with: kubectl hoist why shop-1.5.0-prod\n",
             "alice already approved Promotion shop-1.5.0-prod; nothing changed\n",
         ]
     );
@@ -903,17 +1075,13 @@ fn kubeconfig(cluster: &TestCluster) -> (PathBuf, String) {
             .expect("a current context");
         return (PathBuf::from(path), context);
     }
-    let url = cluster.standin().expect("the stand-in").url();
+    let standin = cluster.standin().expect("the stand-in");
     let path = std::env::temp_dir().join(format!("kubectl-hoist-{}.kubeconfig", cluster.namespace()));
     std::fs::write(
         &path,
-        format!(
-            "apiVersion: v1\nkind: Config\n\
-             clusters: [{{name: standin, cluster: {{server: \"{url}\"}}}}]\n\
-             users: [{{name: tester, user: {{}}}}]\n\
-             contexts: [{{name: standin, context: {{cluster: standin, user: tester}}}}]\n\
-             current-context: standin\n"
-        ),
+        standin
+            .kubeconfig_yaml(kube_standin::ADMIN)
+            .expect("the admin's kubeconfig"),
     )
     .expect("kubeconfig written");
     (path, "standin".to_string())
@@ -973,19 +1141,22 @@ async fn the_binary_talks_to_the_cluster_of_the_kubeconfig() {
         kubectl_hoist(&config, ns, &["why", "shop-1.5.0-dev"]).await,
         (
             true,
-            "\
+            format!(
+                "\
 Promotion shop-1.5.0-dev: Artifact shop-1.5.0 into Environment dev
 Phase:     Pending
 Message:   <none>
 Reason:    smoke test
+Requested: {admin}
 
 Gates: not evaluated yet.
 
 Approvals: none.
 
 Changes: none recorded (they are recorded when the rollout starts).
-"
-            .to_string(),
+",
+                admin = cluster.admin_user()
+            ),
             String::new()
         )
     );

@@ -278,7 +278,8 @@ async fn reconciles_read_single_objects_only_and_an_idle_restart_writes_nothing(
     apply::<Promotion>(
         &cluster,
         json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Promotion", "metadata": {"name": "to-dev"},
-               "spec": {"artifact": "shop-1", "environment": "dev", "reason": "test"}}),
+               "spec": {"artifact": "shop-1", "environment": "dev", "reason": "test",
+                        "requestedBy": cluster.admin_user()}}),
     )
     .await;
     cluster

@@ -98,7 +98,8 @@ async fn promote(cluster: &TestCluster, name: &str, artifact: &str, environment:
     apply::<Promotion>(
         cluster,
         json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Promotion", "metadata": {"name": name},
-               "spec": {"artifact": artifact, "environment": environment, "reason": "test"}}),
+               "spec": {"artifact": artifact, "environment": environment, "reason": "test",
+                        "requestedBy": cluster.admin_user()}}),
     )
     .await;
 }

@@ -44,12 +44,15 @@ impl Cluster {
             None => {
                 let standin = StandIn::builder()
                     .crds(crds.into_iter().chain(bare))
+                    // The operator process keeps every right: the bench
+                    // measures it, not its RBAC.
+                    .user(operator::USER, &[kube_standin::MASTERS])
                     // Generous, so no watch of this run falls behind into 410 Gone.
                     .event_history(1_000_000)
                     .start()
                     .await?;
                 let kubeconfig = std::env::temp_dir().join(format!("hoist-bench-{name}.kubeconfig"));
-                std::fs::write(&kubeconfig, standin.kubeconfig_yaml(operator::USER))?;
+                std::fs::write(&kubeconfig, standin.kubeconfig_yaml(operator::USER)?)?;
                 Ok(Cluster {
                     client: standin.client(),
                     backend: Backend::StandIn(standin),

@@ -1,22 +1,33 @@
 //! One way for every integration test to get a Kubernetes API: a real
 //! cluster when `HOIST_TEST_KUBECONFIG` names a kubeconfig, otherwise the
 //! in-process API stand-in. Either way the test gets a fresh namespace, the
-//! Hoist CRDs from `crds/` installed, and a client that counts the requests
-//! it makes (so "this reconcile wrote nothing" can be asserted against a
-//! real cluster too).
+//! Hoist CRDs from `crds/` installed, an admin client, clients that act as
+//! the operator with exactly the chart's RBAC rules (and count the requests
+//! they make, so "this reconcile wrote nothing" can be asserted against a
+//! real cluster too), and clients for any test user.
+//!
+//! Every identity but the admin is the admin's client impersonating it
+//! (`Impersonate-User`, `Impersonate-Group`), on the stand-in as on a real
+//! cluster, so the API server authorizes each request of the code under test
+//! as it would authorize the real operator's or user's.
 //!
 //! Against a real cluster nothing may hang and nothing may be left behind:
 //! every request of the test client has a timeout, a refused CRD fails the
-//! test at once with the API server's message, and the test's namespaces are
-//! deleted when the [`TestCluster`] is dropped, also when the test panicked,
-//! within [`CLEANUP_TIMEOUT`].
+//! test at once with the API server's message, and the test's namespaces
+//! and its cluster-scoped RBAC objects are deleted when the [`TestCluster`]
+//! is dropped, also when the test panicked, within [`CLEANUP_TIMEOUT`].
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
+use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::client::ClientBuilder;
@@ -41,6 +52,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the API server may take to establish the CRDs.
 const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(30);
+/// The operator's ServiceAccount name in the test namespace, as the chart names it.
+const OPERATOR_SERVICE_ACCOUNT: &str = "hoist";
 
 /// One HTTP request a test client made.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,9 +64,15 @@ pub struct Request {
 }
 
 impl Request {
-    /// POST, PUT, PATCH and DELETE change state; GET never does.
+    /// POST, PUT, PATCH and DELETE change state; GET never does, nor does
+    /// a POST of a review (`selfsubjectreviews`, `*accessreviews`): the API
+    /// server answers it and stores nothing.
     pub fn is_write(&self) -> bool {
-        matches!(self.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE")
+        let review = self.method == "POST"
+            && (self.path.starts_with("/apis/authentication.k8s.io/")
+                || self.path.starts_with("/apis/authorization.k8s.io/"))
+            && self.path.ends_with("reviews");
+        matches!(self.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE") && !review
     }
 
     /// A list or watch of a collection rather than a read of one object.
@@ -96,15 +115,49 @@ impl RequestCounter {
     }
 }
 
+/// A cluster-scoped object a test created, deleted with its namespaces.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Leftover {
+    Namespace(String),
+    ClusterRoleBinding(String),
+    ClusterRole(String),
+}
+
+impl Leftover {
+    /// The `kubectl delete` resource type.
+    fn kind(&self) -> &'static str {
+        match self {
+            Leftover::Namespace(_) => "namespace",
+            Leftover::ClusterRoleBinding(_) => "clusterrolebinding",
+            Leftover::ClusterRole(_) => "clusterrole",
+        }
+    }
+
+    fn name(&self) -> &str {
+        match self {
+            Leftover::Namespace(name) | Leftover::ClusterRoleBinding(name) | Leftover::ClusterRole(name) => {
+                name
+            }
+        }
+    }
+}
+
 /// A Kubernetes API for one test: a namespace of its own on a real cluster or
 /// on a fresh stand-in.
 pub struct TestCluster {
+    /// The admin's user name, as the API server authenticates it.
+    admin: String,
+    /// The admin's configuration (the kubeconfig's user on a real cluster).
     config: Config,
     /// The kubeconfig of a real cluster.
     kubeconfig: Option<PathBuf>,
     client: Client,
     namespace: String,
     extra_namespaces: Mutex<Vec<String>>,
+    /// The operator's ClusterRole and ClusterRoleBinding.
+    cluster_objects: Vec<Leftover>,
+    /// Kubeconfig files written for processes of the code under test.
+    files: Mutex<Vec<PathBuf>>,
     standin: Option<StandIn>,
 }
 
@@ -153,31 +206,105 @@ impl TestCluster {
                 version.git_version
             )
         })?;
+        install_admission_policy(&client).await?;
+        let admin = admin_user(&client).await?;
         let namespace = create_namespace(&client, "hoist-test", &[]).await?;
-        Ok(Self {
+        let mut cluster = Self {
+            admin,
             config,
             kubeconfig: None,
             client,
             namespace,
             extra_namespaces: Mutex::new(Vec::new()),
+            cluster_objects: Vec::new(),
+            files: Mutex::new(Vec::new()),
             standin,
-        })
+        };
+        cluster.grant_operator_rules().await?;
+        Ok(cluster)
     }
 
-    /// A client of this cluster (requests not counted).
+    /// The admin's user name (what `client()` is authenticated as): the
+    /// requester of Promotions the admin creates.
+    pub fn admin_user(&self) -> &str {
+        &self.admin
+    }
+
+    /// The operator's user: ServiceAccount `hoist` of the test namespace.
+    pub fn operator_user(&self) -> String {
+        format!(
+            "system:serviceaccount:{}:{OPERATOR_SERVICE_ACCOUNT}",
+            self.namespace
+        )
+    }
+
+    /// The name of the test's ClusterRole and ClusterRoleBinding for the operator.
+    fn operator_role_name(&self) -> String {
+        format!("hoist-test-operator-{}", self.namespace)
+    }
+
+    /// Binds the operator's ServiceAccount to a ClusterRole of the chart's
+    /// rules (`charts/hoist/files/operator-rules.yaml`), both removed with
+    /// the test's namespaces.
+    async fn grant_operator_rules(&mut self) -> Result<()> {
+        let rules = read_operator_rules(&operator_rules_file())?;
+        let name = self.operator_role_name();
+        let role = ClusterRole {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            rules: Some(rules),
+            ..Default::default()
+        };
+        Api::<ClusterRole>::all(self.client.clone())
+            .create(&PostParams::default(), &role)
+            .await
+            .with_context(|| format!("creating ClusterRole {name}"))?;
+        self.cluster_objects.push(Leftover::ClusterRole(name.clone()));
+        let binding = ClusterRoleBinding {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: name.clone(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: OPERATOR_SERVICE_ACCOUNT.into(),
+                namespace: Some(self.namespace.clone()),
+                ..Default::default()
+            }]),
+        };
+        Api::<ClusterRoleBinding>::all(self.client.clone())
+            .create(&PostParams::default(), &binding)
+            .await
+            .with_context(|| format!("creating ClusterRoleBinding {name}"))?;
+        self.cluster_objects.push(Leftover::ClusterRoleBinding(name));
+        Ok(())
+    }
+
+    /// A client of this cluster's admin (requests not counted): the
+    /// stand-in's [`kube_standin::ADMIN`] (in `system:masters`), or the
+    /// kubeconfig's user of a real cluster.
     pub fn client(&self) -> Client {
         self.client.clone()
     }
 
-    /// A client whose requests are recorded in the returned counter; give it
-    /// to the code under test to assert what it did.
+    /// A client acting as the operator (see [`TestCluster::operator_user`],
+    /// allowed the chart's rules) whose requests are recorded in the
+    /// returned counter; give it to the code under test to assert what it
+    /// did.
     pub fn counted_client(&self) -> Result<(Client, RequestCounter)> {
         self.delayed_client(|_, _| None)
     }
 
-    /// A counted client (see [`TestCluster::counted_client`]) whose requests
-    /// picked by `slowness` are held back before they are sent, as over a
-    /// slow network.
+    /// A counted client of the operator (see [`TestCluster::counted_client`])
+    /// whose requests picked by `slowness` are held back before they are
+    /// sent, as over a slow network.
     pub fn delayed_client(&self, slowness: Slowness) -> Result<(Client, RequestCounter)> {
         let counter = RequestCounter::default();
         let recorder = counter.clone();
@@ -189,7 +316,7 @@ impl TestCluster {
             });
             request
         });
-        let client = ClientBuilder::try_from(self.operator_config())
+        let client = ClientBuilder::try_from(self.impersonating(&self.operator_user(), &[]))
             .context("creating a counted client")?
             .with_layer(&DelayLayer(slowness))
             .with_layer(&layer)
@@ -197,41 +324,78 @@ impl TestCluster {
         Ok((client, counter))
     }
 
-    /// A client for the code under test acting as `user`, through
-    /// impersonation (the kubeconfig's user needs the `impersonate` verb,
-    /// as a cluster admin has). A user nobody bound a role to may do
-    /// nothing. The stand-in has no authorization and ignores it.
+    /// A client acting as `user` in `groups` (and `system:authenticated`),
+    /// e.g. an approver: it may do what RBAC grants them.
+    pub fn user_client(&self, user: &str, groups: &[&str]) -> Result<Client> {
+        Client::try_from(self.impersonating(user, groups)).context("creating a user's client")
+    }
+
+    /// A client acting as `user` in no group but `system:authenticated`: a
+    /// user nobody bound a role to may do nothing.
     pub fn impersonating_client(&self, user: &str) -> Result<Client> {
-        let mut config = self.operator_config();
-        config.auth_info.impersonate = Some(user.to_string());
-        Client::try_from(config).context("creating an impersonating client")
+        self.user_client(user, &[])
     }
 
     /// A kubeconfig file for a process of the code under test (`hoist
-    /// controller`): the real cluster's own, or one for the stand-in
-    /// written to a temporary file.
+    /// controller`) acting as the operator, like
+    /// [`TestCluster::counted_client`]; removed when the cluster is dropped.
     pub fn kubeconfig_file(&self) -> Result<PathBuf> {
-        if let Some(path) = &self.kubeconfig {
-            return Ok(path.clone());
-        }
-        let standin = self
-            .standin
-            .as_ref()
-            .context("neither a cluster nor a stand-in")?;
-        let path = std::env::temp_dir().join(format!("{}.kubeconfig", self.namespace));
-        std::fs::write(&path, standin.kubeconfig_yaml("hoist-operator"))
+        self.user_kubeconfig_file(&self.operator_user(), &[])
+    }
+
+    /// A kubeconfig file for a process acting as `user` in `groups` (e.g.
+    /// `kubectl hoist approve`); removed when the cluster is dropped.
+    pub fn user_kubeconfig_file(&self, user: &str, groups: &[&str]) -> Result<PathBuf> {
+        let mut kubeconfig = match (&self.kubeconfig, &self.standin) {
+            (Some(path), _) => Kubeconfig::read_from(path)
+                .with_context(|| format!("reading the kubeconfig {}", path.display()))?,
+            (None, Some(standin)) => serde_yaml::from_str(&standin.kubeconfig_yaml(kube_standin::ADMIN)?)
+                .context("the stand-in's kubeconfig")?,
+            (None, None) => bail!("neither a cluster nor a stand-in"),
+        };
+        let context = kubeconfig
+            .current_context
+            .clone()
+            .context("the kubeconfig has no current context")?;
+        let user_name = kubeconfig
+            .contexts
+            .iter()
+            .find(|named| named.name == context)
+            .and_then(|named| named.context.as_ref())
+            .map(|context| context.user.clone())
+            .context("the kubeconfig's current context names no user")?;
+        let auth_info = kubeconfig
+            .auth_infos
+            .iter_mut()
+            .find(|named| Some(&named.name) == user_name.as_ref())
+            .and_then(|named| named.auth_info.as_mut())
+            .context("the kubeconfig's current user is not defined")?;
+        auth_info.impersonate = Some(user.to_owned());
+        auth_info.impersonate_groups =
+            (!groups.is_empty()).then(|| groups.iter().map(|group| (*group).to_owned()).collect());
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        let path = std::env::temp_dir().join(format!("{}-{}.kubeconfig", self.namespace, &suffix[..8]));
+        std::fs::write(&path, serde_yaml::to_string(&kubeconfig)?)
             .with_context(|| format!("writing {}", path.display()))?;
+        self.files
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(path.clone());
         Ok(path)
     }
 
-    /// The configuration of clients given to the code under test.
-    fn operator_config(&self) -> Config {
+    /// The admin's configuration, impersonating `user` in `groups`, for
+    /// the code under test.
+    fn impersonating(&self, user: &str, groups: &[&str]) -> Config {
         // No read timeout for the code under test: its watches stay silent
         // for minutes (kube-runtime's watcher has an idle timeout of its
         // own), and a read timeout would only break them. The tests' waits
         // bound how long a test waits for the operator.
         let mut config = self.config.clone();
         config.read_timeout = None;
+        config.auth_info.impersonate = Some(user.to_owned());
+        config.auth_info.impersonate_groups =
+            (!groups.is_empty()).then(|| groups.iter().map(|group| (*group).to_owned()).collect());
         config
     }
 
@@ -259,52 +423,71 @@ impl TestCluster {
 }
 
 impl Drop for TestCluster {
-    /// Removes the test's namespaces from a real cluster (the stand-in simply
-    /// goes away), also when the test panicked. `Drop` cannot await, and the
-    /// test's own client cannot be used here: its connection worker runs on
-    /// the test's runtime, which is blocked in this very call. So a fresh
-    /// client on a thread and runtime of its own does it, and the test waits
-    /// for it at most [`CLEANUP_TIMEOUT`].
+    /// Removes the kubeconfig files written for the test, and the test's
+    /// namespaces and cluster-scoped objects from a real cluster (the
+    /// stand-in simply goes away), also when the test panicked. `Drop`
+    /// cannot await, and the test's own client cannot be used here: its
+    /// connection worker runs on the test's runtime, which is blocked in
+    /// this very call. So a fresh client on a thread and runtime of its own
+    /// does it, and the test waits for it at most [`CLEANUP_TIMEOUT`].
     fn drop(&mut self) {
+        for file in std::mem::take(self.files.get_mut().unwrap_or_else(|p| p.into_inner())) {
+            let _ = std::fs::remove_file(file);
+        }
         if self.standin.is_some() {
             return;
         }
-        let mut namespaces =
-            std::mem::take(self.extra_namespaces.get_mut().unwrap_or_else(|p| p.into_inner()));
-        namespaces.push(self.namespace.clone());
-        if let Err(left) = delete_namespaces(&self.config, namespaces, CLEANUP_TIMEOUT) {
+        let mut objects: Vec<Leftover> =
+            std::mem::take(self.extra_namespaces.get_mut().unwrap_or_else(|p| p.into_inner()))
+                .into_iter()
+                .map(Leftover::Namespace)
+                .collect();
+        objects.push(Leftover::Namespace(self.namespace.clone()));
+        objects.append(&mut self.cluster_objects);
+        if let Err(left) = delete_objects(&self.config, objects, CLEANUP_TIMEOUT) {
             eprintln!("{left}");
         }
     }
 }
 
-/// Namespaces that could not be deleted, and why.
+/// Objects that could not be deleted, and why.
 #[derive(Debug)]
 struct LeftBehind {
-    namespaces: Vec<String>,
+    objects: Vec<Leftover>,
     reason: String,
 }
 
 impl std::fmt::Display for LeftBehind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut commands: Vec<(&str, Vec<&str>)> = Vec::new();
+        for object in &self.objects {
+            match commands.iter_mut().find(|(kind, _)| *kind == object.kind()) {
+                Some((_, names)) => names.push(object.name()),
+                None => commands.push((object.kind(), vec![object.name()])),
+            }
+        }
+        let commands: Vec<String> = commands
+            .iter()
+            .map(|(kind, names)| format!("kubectl delete {kind} {}", names.join(" ")))
+            .collect();
         write!(
             f,
-            "cleanup: namespaces left on the cluster ({}); delete them with: kubectl delete namespace {}",
+            "cleanup: objects left on the cluster ({}); delete them with: {}",
             self.reason,
-            self.namespaces.join(" ")
+            commands.join("; ")
         )
     }
 }
 
-/// Deletes `namespaces` through a new client of `config`, on a thread and
+/// Deletes `objects` through a new client of `config`, on a thread and
 /// runtime of its own so that it works from any thread, inside a runtime or
 /// not, whatever that runtime is doing. Waits at most `timeout`, then
 /// answers what is left (the thread is left to finish or die with the
 /// process).
-fn delete_namespaces(config: &Config, namespaces: Vec<String>, timeout: Duration) -> Result<(), LeftBehind> {
+fn delete_objects(config: &Config, objects: Vec<Leftover>, timeout: Duration) -> Result<(), LeftBehind> {
     let (done, finished) = mpsc::channel();
     let config = config.clone();
-    let pending = namespaces.clone();
+    let pending = objects.clone();
     let spawned = std::thread::Builder::new()
         .name("hoist-test-cleanup".into())
         .spawn(move || {
@@ -312,55 +495,69 @@ fn delete_namespaces(config: &Config, namespaces: Vec<String>, timeout: Duration
         });
     if let Err(error) = spawned {
         return Err(LeftBehind {
-            namespaces,
+            objects,
             reason: format!("could not start the cleanup thread: {error}"),
         });
     }
     match finished.recv_timeout(timeout) {
         Ok(outcome) => outcome,
         Err(_) => Err(LeftBehind {
-            namespaces,
+            objects,
             reason: format!("the API server did not answer within {timeout:?}"),
         }),
     }
 }
 
+/// Deletes one object; `None` when it is gone (or was already).
+async fn delete_object(client: &Client, object: &Leftover) -> Option<String> {
+    let params = DeleteParams::background();
+    let outcome = match object {
+        Leftover::Namespace(name) => Api::<Namespace>::all(client.clone())
+            .delete(name, &params)
+            .await
+            .map(|_| ()),
+        Leftover::ClusterRoleBinding(name) => Api::<ClusterRoleBinding>::all(client.clone())
+            .delete(name, &params)
+            .await
+            .map(|_| ()),
+        Leftover::ClusterRole(name) => Api::<ClusterRole>::all(client.clone())
+            .delete(name, &params)
+            .await
+            .map(|_| ()),
+    };
+    match outcome {
+        Ok(()) => None,
+        Err(kube::Error::Api(status)) if status.code == 404 => None,
+        Err(error) => Some(format!("{} {}: {error}", object.kind(), object.name())),
+    }
+}
+
 fn delete_on_own_runtime(
     config: Config,
-    namespaces: Vec<String>,
+    objects: Vec<Leftover>,
     timeout: Duration,
 ) -> Result<(), LeftBehind> {
-    let left = |namespaces: Vec<String>, reason: String| Err(LeftBehind { namespaces, reason });
+    let left = |objects: Vec<Leftover>, reason: String| Err(LeftBehind { objects, reason });
     let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(error) => return left(namespaces, format!("could not start a runtime: {error}")),
+        Err(error) => return left(objects, format!("could not start a runtime: {error}")),
     };
     runtime.block_on(async move {
         let client = match Client::try_from(config) {
             Ok(client) => client,
-            Err(error) => return left(namespaces, format!("could not create a client: {error}")),
+            Err(error) => return left(objects, format!("could not create a client: {error}")),
         };
-        let api: Api<Namespace> = Api::all(client);
-        let deletes = futures::future::join_all(namespaces.iter().map(|namespace| {
-            let api = api.clone();
-            async move {
-                match api.delete(namespace, &DeleteParams::background()).await {
-                    Ok(_) => None,
-                    Err(kube::Error::Api(status)) if status.code == 404 => None,
-                    Err(error) => Some(format!("{namespace}: {error}")),
-                }
-            }
-        }));
+        let deletes = futures::future::join_all(objects.iter().map(|object| delete_object(&client, object)));
         let Ok(outcomes) = tokio::time::timeout(timeout, deletes).await else {
             return left(
-                namespaces,
+                objects,
                 format!("the API server did not answer within {timeout:?}"),
             );
         };
-        let (failed, errors): (Vec<String>, Vec<String>) = namespaces
+        let (failed, errors): (Vec<Leftover>, Vec<String>) = objects
             .into_iter()
             .zip(outcomes)
-            .filter_map(|(namespace, error)| error.map(|error| (namespace, error)))
+            .filter_map(|(object, error)| error.map(|error| (object, error)))
             .unzip();
         if failed.is_empty() {
             Ok(())
@@ -387,6 +584,22 @@ pub fn crds_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../crds")
 }
 
+/// The chart's RBAC rules for the operator.
+pub fn operator_rules_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/operator-rules.yaml")
+}
+
+/// The YAML list of RBAC rules in `path`.
+pub fn read_operator_rules(path: &Path) -> Result<Vec<PolicyRule>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let rules: Vec<PolicyRule> = serde_yaml::from_str(&text)
+        .with_context(|| format!("parsing the RBAC rules of {}", path.display()))?;
+    if rules.is_empty() {
+        bail!("{} holds no RBAC rules", path.display());
+    }
+    Ok(rules)
+}
+
 /// Every CustomResourceDefinition in `dir`, in file-name order.
 pub fn read_crds(dir: &Path) -> Result<Vec<CustomResourceDefinition>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -408,6 +621,68 @@ pub fn read_crds(dir: &Path) -> Result<Vec<CustomResourceDefinition>> {
 /// Applies the CRDs and waits until the API server serves them. A CRD the
 /// API server refuses, or whose names it does not accept, fails at once with
 /// the API server's own message.
+/// The admission policy the chart ships (and `scripts/test` applies to a
+/// real cluster), so every test runs where approvals are verified, as in
+/// production.
+pub fn admission_policy_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/admission-policy.yaml")
+}
+
+/// Applies the admission policy and its binding (cluster-scoped; the same
+/// objects for every test, so they are left in place).
+async fn install_admission_policy(client: &Client) -> Result<()> {
+    let path = admission_policy_file();
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let params = PatchParams::apply(TEST_MANAGER).force();
+    let mut documents = serde_yaml::Deserializer::from_str(&text);
+    let policy: ValidatingAdmissionPolicy =
+        serde::Deserialize::deserialize(documents.next().context("the policy document")?)
+            .with_context(|| format!("parsing the policy in {}", path.display()))?;
+    let binding: ValidatingAdmissionPolicyBinding =
+        serde::Deserialize::deserialize(documents.next().context("the binding document")?)
+            .with_context(|| format!("parsing the binding in {}", path.display()))?;
+    let name = policy.metadata.name.clone().context("a policy without a name")?;
+    Api::<ValidatingAdmissionPolicy>::all(client.clone())
+        .patch(&name, &params, &Patch::Apply(&policy))
+        .await
+        .map_err(|error| refused("ValidatingAdmissionPolicy", &name, error))?;
+    let name = binding
+        .metadata
+        .name
+        .clone()
+        .context("a binding without a name")?;
+    Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+        .patch(&name, &params, &Patch::Apply(&binding))
+        .await
+        .map_err(|error| refused("ValidatingAdmissionPolicyBinding", &name, error))?;
+    Ok(())
+}
+
+fn refused(kind: &str, name: &str, error: kube::Error) -> anyhow::Error {
+    match error {
+        kube::Error::Api(status) => anyhow::anyhow!(
+            "the API server refused {kind} {name}: {} ({} {}); Hoist's approvals need Kubernetes 1.30+",
+            status.message,
+            status.code,
+            status.reason
+        ),
+        other => anyhow::Error::new(other).context(format!("applying {kind} {name}")),
+    }
+}
+
+/// Who the admin client is, from a SelfSubjectReview.
+async fn admin_user(client: &Client) -> Result<String> {
+    let review = Api::<SelfSubjectReview>::all(client.clone())
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await
+        .context("asking the API server who the test's admin is (SelfSubjectReview)")?;
+    review
+        .status
+        .and_then(|status| status.user_info)
+        .and_then(|info| info.username)
+        .context("the SelfSubjectReview named no user")
+}
+
 async fn install_crds(client: &Client, crds: &[CustomResourceDefinition]) -> Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     let params = PatchParams::apply(TEST_MANAGER).force();
@@ -578,6 +853,25 @@ impl TestCluster {
 }
 
 #[cfg(test)]
+mod request_tests {
+    use super::Request;
+
+    #[test]
+    fn reviews_store_nothing_and_are_not_writes() {
+        let request = |method: &str, path: &str| Request {
+            method: method.into(),
+            path: path.into(),
+            query: String::new(),
+        };
+        assert!(!request("POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews").is_write());
+        assert!(!request("POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews").is_write());
+        assert!(request("POST", "/apis/hoist.dev/v1alpha1/namespaces/t/promotions").is_write());
+        assert!(request("PATCH", "/apis/apps/v1/namespaces/t/deployments/backend").is_write());
+        assert!(!request("GET", "/api/v1/namespaces").is_write());
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -609,11 +903,16 @@ mod tests {
     async fn dropping_a_cluster_whose_api_server_hangs_returns_after_the_cleanup_timeout() {
         let config = config(&black_hole());
         let cluster = TestCluster {
+            admin: "unanswered".into(),
             client: Client::try_from(config.clone()).expect("client"),
             config,
             kubeconfig: None,
             namespace: "hoist-test-unanswered".into(),
             extra_namespaces: Mutex::new(vec!["hoist-dev-unanswered".into()]),
+            cluster_objects: vec![Leftover::ClusterRole(
+                "hoist-test-operator-hoist-test-unanswered".into(),
+            )],
+            files: Mutex::new(Vec::new()),
             standin: None,
         };
         let started = std::time::Instant::now();
@@ -625,37 +924,146 @@ mod tests {
         );
     }
 
+    fn test_objects() -> Vec<Leftover> {
+        vec![
+            Leftover::Namespace("hoist-test-a".into()),
+            Leftover::Namespace("hoist-dev-b".into()),
+            Leftover::ClusterRole("hoist-test-operator-hoist-test-a".into()),
+            Leftover::ClusterRoleBinding("hoist-test-operator-hoist-test-a".into()),
+        ]
+    }
+
     #[test]
-    fn cleanup_without_an_answer_names_the_namespaces_left() {
-        let left = delete_namespaces(
-            &config(&black_hole()),
-            vec!["hoist-test-a".into(), "hoist-dev-b".into()],
-            Duration::from_millis(500),
-        )
-        .expect_err("no answer");
+    fn cleanup_without_an_answer_names_the_objects_left() {
+        let left = delete_objects(&config(&black_hole()), test_objects(), Duration::from_millis(500))
+            .expect_err("no answer");
         assert_eq!(
             left.to_string(),
-            "cleanup: namespaces left on the cluster (the API server did not answer within 500ms); \
-             delete them with: kubectl delete namespace hoist-test-a hoist-dev-b"
+            "cleanup: objects left on the cluster (the API server did not answer within 500ms); \
+             delete them with: kubectl delete namespace hoist-test-a hoist-dev-b; \
+             kubectl delete clusterrole hoist-test-operator-hoist-test-a; \
+             kubectl delete clusterrolebinding hoist-test-operator-hoist-test-a"
         );
     }
 
     #[test]
-    fn cleanup_that_cannot_connect_names_the_namespaces_left_and_why() {
+    fn cleanup_that_cannot_connect_names_the_objects_left_and_why() {
         let started = std::time::Instant::now();
-        let left = delete_namespaces(
-            &config(&closed_port()),
-            vec!["hoist-test-a".into(), "hoist-dev-b".into()],
-            CLEANUP_TIMEOUT,
-        )
-        .expect_err("refused");
+        let left =
+            delete_objects(&config(&closed_port()), test_objects(), CLEANUP_TIMEOUT).expect_err("refused");
         assert!(started.elapsed() < CLEANUP_TIMEOUT, "{:?}", started.elapsed());
-        assert_eq!(left.namespaces, ["hoist-test-a", "hoist-dev-b"]);
+        assert_eq!(left.objects, test_objects());
         assert!(
-            left.reason.starts_with("hoist-test-a: ") && left.reason.contains("; hoist-dev-b: "),
+            left.reason.starts_with("namespace hoist-test-a: ")
+                && left.reason.contains("; namespace hoist-dev-b: ")
+                && left
+                    .reason
+                    .contains("; clusterrole hoist-test-operator-hoist-test-a: "),
             "{}",
             left.reason
         );
+    }
+
+    #[test]
+    fn the_operator_rules_are_the_charts() {
+        let rules = read_operator_rules(&operator_rules_file()).expect("rules");
+        let promotions_status = rules
+            .iter()
+            .find(|rule| {
+                rule.resources
+                    .as_deref()
+                    .unwrap_or_default()
+                    .contains(&"promotions/status".to_owned())
+            })
+            .expect("a rule for promotions/status");
+        assert_eq!(
+            promotions_status.api_groups.as_deref(),
+            Some(&["hoist.dev".to_owned()][..])
+        );
+        let empty = std::env::temp_dir().join(format!("empty-rules-{}.yaml", uuid::Uuid::new_v4().simple()));
+        std::fs::write(&empty, "[]\n").expect("written");
+        let error = read_operator_rules(&empty).expect_err("no rules").to_string();
+        std::fs::remove_file(&empty).expect("removed");
+        assert!(error.ends_with("holds no RBAC rules"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn the_operator_and_users_act_through_impersonation_with_their_own_rights() {
+        let cluster = TestCluster::new().await.expect("test cluster");
+        let ns = cluster.namespace().to_owned();
+        let (operator, _) = cluster.counted_client().expect("operator");
+        let who = |client: Client| async move {
+            Api::<k8s_openapi::api::authentication::v1::SelfSubjectReview>::all(client)
+                .create(&PostParams::default(), &Default::default())
+                .await
+                .expect("review")
+                .status
+                .and_then(|status| status.user_info)
+                .expect("user info")
+        };
+        let info = who(operator.clone()).await;
+        assert_eq!(info.username, Some(format!("system:serviceaccount:{ns}:hoist")));
+        assert_eq!(
+            info.groups,
+            Some(vec![
+                "system:serviceaccounts".to_owned(),
+                format!("system:serviceaccounts:{ns}"),
+                "system:authenticated".to_owned()
+            ])
+        );
+        // The chart's rules: reading ConfigMaps, never writing Secrets.
+        Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(operator.clone(), &ns)
+            .list(&Default::default())
+            .await
+            .expect("the operator lists ConfigMaps");
+        let secret = k8s_openapi::api::core::v1::Secret {
+            metadata: kube::api::ObjectMeta {
+                name: Some("s".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let refused = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(operator, &ns)
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect_err("the chart does not let the operator create Secrets");
+        assert!(
+            matches!(&refused, kube::Error::Api(status) if status.code == 403),
+            "{refused:?}"
+        );
+
+        let alice = cluster.user_client("alice", &["staff"]).expect("alice");
+        let info = who(alice.clone()).await;
+        assert_eq!(info.username.as_deref(), Some("alice"));
+        assert_eq!(
+            info.groups,
+            Some(vec!["staff".to_owned(), "system:authenticated".to_owned()])
+        );
+        let refused = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(alice, &ns)
+            .list(&Default::default())
+            .await
+            .expect_err("nobody granted alice anything");
+        assert!(
+            matches!(&refused, kube::Error::Api(status) if status.code == 403),
+            "{refused:?}"
+        );
+
+        let file = cluster
+            .user_kubeconfig_file("bob", &["client"])
+            .expect("kubeconfig");
+        let kubeconfig = Kubeconfig::read_from(&file).expect("readable");
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("config");
+        assert_eq!(
+            who(Client::try_from(config).expect("client"))
+                .await
+                .username
+                .as_deref(),
+            Some("bob")
+        );
+        drop(cluster);
+        assert!(!file.exists(), "the kubeconfig file is removed with the cluster");
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
-//! A test's namespaces are deleted when its `TestCluster` is dropped on a
-//! real cluster, also when the test panics, on either kind of runtime, and
-//! quickly. The "real cluster" is the stand-in reached through a kubeconfig
+//! A test's namespaces and the operator's ClusterRole and binding are
+//! deleted when its `TestCluster` is dropped on a real cluster, also when
+//! the test panics, on either kind of runtime, and quickly. The "real cluster" is the stand-in reached through a kubeconfig
 //! file, which takes the same path as `HOIST_TEST_KUBECONFIG`.
 
 use std::any::Any;
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use hoist_testkit::cluster::{CLEANUP_TIMEOUT, TestCluster};
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use kube::api::Api;
 use kube_standin::StandIn;
 use tokio::runtime::{Builder, Handle};
@@ -51,7 +52,13 @@ impl Server {
             "hoist-cleanup-{}.kubeconfig",
             uuid::Uuid::new_v4().simple()
         ));
-        std::fs::write(&kubeconfig, standin.kubeconfig_yaml("tester")).expect("kubeconfig written");
+        std::fs::write(
+            &kubeconfig,
+            standin
+                .kubeconfig_yaml(kube_standin::ADMIN)
+                .expect("the admin's kubeconfig"),
+        )
+        .expect("kubeconfig written");
         Server {
             standin,
             runtime,
@@ -59,6 +66,38 @@ impl Server {
             stop: Some(stop),
             thread: Some(thread),
         }
+    }
+
+    /// The names of the ClusterRoles and ClusterRoleBindings left.
+    fn cluster_rbac(&self) -> (Vec<String>, Vec<String>) {
+        let client = self.standin.client();
+        self.runtime.block_on(async move {
+            let names = |items: Vec<kube::api::ObjectMeta>| -> Vec<String> {
+                items
+                    .into_iter()
+                    .filter_map(|metadata| metadata.name)
+                    .filter(|name| name.starts_with("hoist-test-operator-"))
+                    .collect()
+            };
+            let roles = Api::<ClusterRole>::all(client.clone())
+                .list(&Default::default())
+                .await
+                .expect("roles");
+            let bindings = Api::<ClusterRoleBinding>::all(client)
+                .list(&Default::default())
+                .await
+                .expect("bindings");
+            (
+                names(roles.items.into_iter().map(|role| role.metadata).collect()),
+                names(
+                    bindings
+                        .items
+                        .into_iter()
+                        .map(|binding| binding.metadata)
+                        .collect(),
+                ),
+            )
+        })
     }
 
     /// The namespaces of `names` that still exist and are not being deleted.
@@ -170,6 +209,7 @@ fn assert_cleaned_up(server: &Server, run: &Run) {
         run.cleanup
     );
     assert_eq!(server.live_namespaces(&run.namespaces), Vec::<String>::new());
+    assert_eq!(server.cluster_rbac(), (Vec::new(), Vec::new()));
 }
 
 fn panic_message(outcome: &Result<(), Box<dyn Any + Send>>) -> String {
