@@ -277,6 +277,19 @@ fn refused<T: std::fmt::Debug>(result: Result<T, kube::Error>) -> (u16, String) 
     }
 }
 
+/// `who` sends the JSON patch `patch` of `promotion`.
+async fn json_patch(
+    tenant: &Tenant,
+    who: (&str, &[&str]),
+    promotion: &str,
+    patch: serde_json::Value,
+) -> Result<Promotion, kube::Error> {
+    let patch = serde_json::from_value(patch).expect("patch");
+    Api::<Promotion>::namespaced(tenant.client(who), tenant.namespace())
+        .patch(promotion, &PatchParams::default(), &Patch::<()>::Json(patch))
+        .await
+}
+
 /// `who` appends `entry` to spec.approvals with a JSON patch.
 async fn append(
     tenant: &Tenant,
@@ -284,13 +297,13 @@ async fn append(
     promotion: &str,
     entry: serde_json::Value,
 ) -> Result<Promotion, kube::Error> {
-    let patch = serde_json::from_value(json!([
-        {"op": "add", "path": "/spec/approvals", "value": [entry]}
-    ]))
-    .expect("patch");
-    Api::<Promotion>::namespaced(tenant.client(who), tenant.namespace())
-        .patch(promotion, &PatchParams::default(), &Patch::<()>::Json(patch))
-        .await
+    json_patch(
+        tenant,
+        who,
+        promotion,
+        json!([{"op": "add", "path": "/spec/approvals", "value": [entry]}]),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,7 +322,7 @@ async fn an_approval_in_someone_elses_name_is_refused_at_admission() {
     );
     assert_eq!(code, 403, "{message}");
     assert!(
-        message.contains("ValidatingAdmissionPolicy 'hoist-approvals' with binding 'hoist-approvals' denied request: user mallory may add approvals only in their own name, not as bob"),
+        message.contains("ValidatingAdmissionPolicy 'hoist-approvals' with binding 'hoist-approvals' denied request: user mallory may not approve promotions into environment prod in the name of bob: an approval must name the user who adds it (kubectl hoist approve records who you are)"),
         "{message}"
     );
     // Even an approver may not claim groups the API server did not authenticate.
@@ -325,7 +338,7 @@ async fn an_approval_in_someone_elses_name_is_refused_at_admission() {
     assert_eq!(code, 403, "{message}");
     assert!(
         message.contains(
-            "an approval by alice must carry exactly the groups the API server authenticated for them"
+            "user alice may not approve promotions into environment prod with groups [staff, client]: an approval must carry exactly the groups the API server authenticated, [staff, system:authenticated] (kubectl hoist approve records them)"
         ),
         "{message}"
     );
@@ -389,13 +402,16 @@ async fn the_requester_is_recorded_at_creation_and_never_changes() {
     let (code, message) = refused(promotions.create(&PostParams::default(), &anonymous).await);
     assert_eq!(code, 403, "{message}");
     assert!(
-        message.contains("spec.requestedBy must name the user who creates the Promotion: set requestedBy: carol (kubectl hoist promote does)"),
+        message.contains("user carol may not create a Promotion into environment dev requested by nobody: spec.requestedBy must be carol (kubectl hoist promote sets it)"),
         "{message}"
     );
     anonymous.spec.requested_by = Some("alice".into());
     let (code, message) = refused(promotions.create(&PostParams::default(), &anonymous).await);
     assert_eq!(code, 403, "{message}");
-    assert!(message.contains("set requestedBy: carol"), "{message}");
+    assert!(
+        message.contains("requested by alice: spec.requestedBy must be carol"),
+        "{message}"
+    );
 
     let created = tenant.promote(CAROL, "to-dev", "dev").await;
     assert_eq!(created.spec.requested_by.as_deref(), Some("carol"));
@@ -611,5 +627,138 @@ async fn auto_promote_works_under_the_policy_with_the_operators_identity() {
         })
         .await;
     assert_eq!(created.spec.requested_by, Some(tenant.cluster.operator_user()));
+    operator.stop().await;
+}
+
+/// Entries are compared as a multiset: a copy of an entry already there is
+/// added like any other, so nobody but its user may append it, and an
+/// update that swaps one copy for something else removes an entry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_of_an_approval_is_checked_like_a_new_one() {
+    let tenant = Tenant::new().await;
+    tenant.promote(CAROL, "to-prod", "prod").await;
+    tenant.approve(ALICE, "to-prod").await;
+    let promotions: Api<Promotion> = Api::namespaced(tenant.admin(), tenant.namespace());
+    let alices = serde_json::to_value(&promotions.get("to-prod").await.expect("promotion").spec.approvals[0])
+        .expect("entry");
+    let add = |entry: &serde_json::Value| json!([{"op": "add", "path": "/spec/approvals/-", "value": entry}]);
+    // mallory copies alice's entry word for word.
+    let (code, message) = refused(json_patch(&tenant, MALLORY, "to-prod", add(&alices)).await);
+    assert_eq!(code, 403, "{message}");
+    assert!(
+        message
+            .contains("user mallory may not approve promotions into environment prod in the name of alice"),
+        "{message}"
+    );
+    // alice may repeat herself; then swapping her copy for a rejection
+    // removes an entry, which the CRD's rule (every old entry still there)
+    // does not see and the policy does.
+    json_patch(&tenant, ALICE, "to-prod", add(&alices))
+        .await
+        .expect("alice repeats her approval");
+    let mut rejection = alices.clone();
+    rejection["decision"] = json!("Reject");
+    let replace = json!([{"op": "replace", "path": "/spec/approvals/1", "value": rejection}]);
+    let (code, message) = refused(json_patch(&tenant, ALICE, "to-prod", replace).await);
+    assert_eq!(code, 403, "{message}");
+    assert!(
+        message.contains(
+            "user alice may not change or remove approvals of a Promotion into environment prod: spec.approvals can only grow"
+        ),
+        "{message}"
+    );
+    assert_eq!(
+        promotions
+            .get("to-prod")
+            .await
+            .expect("promotion")
+            .spec
+            .approvals
+            .len(),
+        2
+    );
+}
+
+/// The operator watches the policy it is told to: removing the binding
+/// makes approvals written from then on unverified for good, restoring it
+/// makes new ones verified again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_follows_the_policy_as_its_binding_goes_and_comes_back() {
+    let tenant = Tenant::new().await;
+    let policy = format!("hoist-approvals-{}", tenant.namespace());
+    tenant
+        .cluster
+        .install_policy_copy(&policy)
+        .await
+        .expect("a copy of the policy");
+    let operator = tenant
+        .start(Settings {
+            approval_policy: policy.clone(),
+            ..Settings::default()
+        })
+        .await;
+    let condition = |status: &'static str| {
+        move |e: &Environment| {
+            e.status.as_ref().is_some_and(|s| {
+                s.conditions
+                    .iter()
+                    .any(|c| c.type_ == "ApprovalsVerified" && c.status == status)
+            })
+        }
+    };
+    tenant.wait::<Environment>("prod", condition("True")).await;
+
+    tenant
+        .cluster
+        .delete_policy_binding(&policy)
+        .await
+        .expect("binding deleted");
+    let prod = tenant.wait::<Environment>("prod", condition("False")).await;
+    let missing = prod
+        .status
+        .expect("status")
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "ApprovalsVerified")
+        .expect("condition");
+    assert_eq!(missing.reason, "PolicyMissing");
+    assert!(
+        missing.message.starts_with(&format!(
+            "approvals cannot be verified (the ValidatingAdmissionPolicyBinding {policy} is not installed): \
+             a cluster admin must install the ValidatingAdmissionPolicy {policy} and its \
+             ValidatingAdmissionPolicyBinding {policy}"
+        )),
+        "{}",
+        missing.message
+    );
+    tenant.promote(CAROL, "to-prod", "prod").await;
+    tenant.approve(ALICE, "to-prod").await;
+    let (_, state, message) = tenant.approval_gate("to-prod", 1).await;
+    assert_eq!(state, GateState::Pending, "{message}");
+    assert!(message.starts_with("approvals cannot be verified"), "{message}");
+
+    tenant
+        .cluster
+        .restore_policy_binding(&policy)
+        .await
+        .expect("binding restored");
+    tenant.wait::<Environment>("prod", condition("True")).await;
+    tenant.approve(DAVE, "to-prod").await;
+    let (promotion, state, message) = tenant.approval_gate("to-prod", 2).await;
+    assert_eq!(state, GateState::Pending, "{message}");
+    let judged: Vec<(String, bool, bool)> = promotion
+        .status
+        .expect("status")
+        .approvals
+        .into_iter()
+        .map(|a| (a.user, a.verified, a.counted))
+        .collect();
+    // alice's approval was written while nothing checked it: it stays unverified.
+    assert_eq!(
+        judged,
+        vec![("alice".into(), false, false), ("dave".into(), true, true)]
+    );
+    tenant.approve(BOB, "to-prod").await;
+    tenant.wait_phase("to-prod", Phase::Succeeded).await;
     operator.stop().await;
 }

@@ -1078,6 +1078,7 @@ fn a_rejection_by_an_allowed_approver_ends_the_promotion() {
 fn without_the_admission_policy_a_strict_gate_waits_and_the_environment_says_why() {
     let mut world = waiting_for_prod("{users: [alice]}");
     world.approvals = ApprovalTrust::Unverified {
+        policy: "hoist-approvals".into(),
         reason: "ValidatingAdmissionPolicy hoist-approvals not found".into(),
     };
     approve(&mut world, "to-prod", "alice");

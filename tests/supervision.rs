@@ -396,3 +396,44 @@ async fn hoist_controller_that_may_not_list_a_resource_exits_non_zero_naming_it(
         "{stderr}"
     );
 }
+
+/// An operator that may not ask who it is (its RBAC lacks create on
+/// selfsubjectreviews) does not start: autoPromote's Promotions must name
+/// it as their requester. Stand-in only: on a real cluster every
+/// authenticated user may (the bootstrap role system:basic-user), and no
+/// fault can be injected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_that_may_not_learn_who_it_is_does_not_start() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let Some(standin) = cluster.standin() else {
+        eprintln!("skipped on a real cluster: system:basic-user lets every user create SelfSubjectReviews");
+        return;
+    };
+    let refused = kube_standin::RequestMatch::any()
+        .verb(kube_standin::Verb::Create)
+        .resource("selfsubjectreviews");
+    standin.inject_fault(
+        kube_standin::Fault::fail(refused, 403)
+            .always()
+            .reason("Forbidden")
+            .message("selfsubjectreviews.authentication.k8s.io is forbidden: User \"hoist\" cannot create resource \"selfsubjectreviews\" in API group \"authentication.k8s.io\" at the cluster scope"),
+    );
+    let client = cluster.counted_client().expect("client").0;
+    let error = match hoist::controller::start(client, settings(&cluster)).await {
+        Ok(_) => panic!("the operator started without knowing who it is"),
+        Err(error) => error,
+    };
+    let chain = format!(
+        "{error}: {}",
+        std::error::Error::source(&error)
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    );
+    assert!(
+        chain.starts_with(
+            "cannot learn the operator's own user name with a SelfSubjectReview, which the Promotions autoPromote \
+             creates carry as spec.requestedBy (the operator's RBAC needs create on selfsubjectreviews.authentication.k8s.io): "
+        ) && chain.contains("cannot create resource \"selfsubjectreviews\""),
+        "{chain}"
+    );
+}

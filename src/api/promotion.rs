@@ -37,7 +37,7 @@ use super::{DIGEST, DNS_SUBDOMAIN};
 #[x_kube(validation = Rule::new("self.artifact == oldSelf.artifact && self.environment == oldSelf.environment").message("artifact and environment cannot change: create a new Promotion"))]
 #[x_kube(validation = Rule::new("has(self.reason) == has(oldSelf.reason) && (!has(self.reason) || self.reason == oldSelf.reason)").message("reason cannot change"))]
 #[x_kube(validation = Rule::new("has(self.override) == has(oldSelf.override) && (!has(self.override) || self.override == oldSelf.override)").message("override cannot change: create a new Promotion"))]
-#[x_kube(validation = Rule::new("!has(oldSelf.approvals) || (has(self.approvals) && oldSelf.approvals.all(a, a in self.approvals))").message("approvals can only be added, never changed or removed"))]
+#[x_kube(validation = Rule::new("!has(oldSelf.approvals) || (has(self.approvals) && self.approvals.size() >= oldSelf.approvals.size() && oldSelf.approvals.all(a, a in self.approvals))").message("approvals can only be added, never changed or removed"))]
 #[x_kube(validation = Rule::new("has(self.requestedBy) == has(oldSelf.requestedBy) && (!has(self.requestedBy) || self.requestedBy == oldSelf.requestedBy)").message("requestedBy cannot change: it records who created the Promotion"))]
 #[serde(rename_all = "camelCase")]
 pub struct PromotionSpec {
@@ -61,7 +61,7 @@ pub struct PromotionSpec {
     /// Cannot change. Where the approval gate forbids self-approval, this
     /// user's approvals do not count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 512))]
     pub requested_by: Option<String>,
 
     /// Break-glass: gates to waive, with a justification. An override
@@ -98,13 +98,13 @@ pub struct ApprovalRequest {
     /// The approving user, as the API server authenticates them (the
     /// admission policy hoist-approvals requires the user who adds the
     /// entry).
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(length(min = 1, max = 512))]
     pub user: String,
     /// The user's groups, as the API server authenticates them (the
     /// admission policy requires exactly the adding user's groups).
     /// Approval rules by group read them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64), inner(length(max = 253)))]
+    #[schemars(length(max = 128), inner(length(max = 512)))]
     pub groups: Vec<String>,
     /// Approve, or Reject: a rejection by an allowed approver ends the
     /// Promotion as Rejected.
@@ -120,7 +120,7 @@ pub struct ApprovalRequest {
 }
 
 /// What an approver decided.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
 pub enum ApprovalDecision {
     /// The Promotion may go ahead.
     #[default]

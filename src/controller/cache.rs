@@ -96,6 +96,10 @@ pub struct Cache<K: Resource<DynamicType = ()> + 'static> {
     changed: Arc<Notify>,
     listed: Arc<watch::Sender<bool>>,
     listed_signal: Listed,
+    /// Counts deletions, and relists after the first list (which may have
+    /// dropped objects unseen): kube-runtime's shared streams carry only
+    /// objects that exist.
+    removals: Arc<watch::Sender<u64>>,
 }
 
 impl<K: Resource<DynamicType = ()> + 'static> Clone for Cache<K> {
@@ -107,6 +111,7 @@ impl<K: Resource<DynamicType = ()> + 'static> Clone for Cache<K> {
             changed: Arc::clone(&self.changed),
             listed: Arc::clone(&self.listed),
             listed_signal: self.listed_signal.clone(),
+            removals: Arc::clone(&self.removals),
         }
     }
 }
@@ -140,7 +145,20 @@ where
                 listed: receiver,
                 last_error: Default::default(),
             },
+            removals: Arc::new(watch::channel(0).0),
         }
+    }
+
+    /// A stream that yields after objects may have left the cache (a
+    /// deletion, or a relist after the first list); several removals
+    /// between two polls yield once.
+    pub fn removals(&self) -> impl futures::Stream<Item = ()> + Send + 'static {
+        let mut removals = self.removals.subscribe();
+        removals.mark_unchanged();
+        futures::stream::unfold(removals, |mut removals| async move {
+            removals.changed().await.ok()?;
+            Some(((), removals))
+        })
     }
 
     /// Whether (and when) this cache has listed once.
@@ -154,10 +172,15 @@ where
     pub fn applied(&self, event: &Result<watcher::Event<K>, watcher::Error>) {
         match event {
             Ok(watcher::Event::InitDone) => {
-                self.listed
+                let relisted = !self
+                    .listed
                     .send_if_modified(|listed| !std::mem::replace(listed, true));
+                if relisted {
+                    self.removals.send_modify(|count| *count += 1);
+                }
                 *lock(&self.listed_signal.last_error) = None;
             }
+            Ok(watcher::Event::Delete(_)) => self.removals.send_modify(|count| *count += 1),
             Ok(_) => {}
             Err(error) => *lock(&self.listed_signal.last_error) = Some(error.to_string()),
         }
@@ -313,3 +336,43 @@ where
 
 /// Leaves an object as it is.
 pub fn keep<K>(_: &mut K) {}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::runtime::reflector::store::Writer;
+
+    use super::*;
+
+    fn config_map(name: &str) -> ConfigMap {
+        let mut object = ConfigMap::default();
+        object.metadata.name = Some(name.into());
+        object.metadata.namespace = Some("shop".into());
+        object
+    }
+
+    /// Whether the stream has yielded, without waiting.
+    fn yielded(stream: &mut (impl futures::Stream<Item = ()> + Unpin)) -> bool {
+        stream.next().now_or_never().flatten().is_some()
+    }
+
+    #[tokio::test]
+    async fn removals_yield_for_deletions_and_relists_but_not_for_the_first_list_or_changes() {
+        let cache = Cache::new("configmaps", Writer::<ConfigMap>::default().as_reader(), no_keys);
+        let mut removals = Box::pin(cache.removals());
+        let event = |event: watcher::Event<ConfigMap>| Ok(event);
+        cache.applied(&event(watcher::Event::Init));
+        cache.applied(&event(watcher::Event::InitApply(config_map("a"))));
+        cache.applied(&event(watcher::Event::InitDone));
+        assert!(!yielded(&mut removals), "the first list removes nothing");
+        cache.applied(&event(watcher::Event::Apply(config_map("b"))));
+        assert!(!yielded(&mut removals), "a change is not a removal");
+        cache.applied(&event(watcher::Event::Delete(config_map("a"))));
+        cache.applied(&event(watcher::Event::Delete(config_map("b"))));
+        assert!(yielded(&mut removals), "deletions");
+        assert!(!yielded(&mut removals), "two deletions between polls yield once");
+        cache.applied(&event(watcher::Event::Init));
+        cache.applied(&event(watcher::Event::InitDone));
+        assert!(yielded(&mut removals), "a relist may have dropped objects unseen");
+    }
+}

@@ -67,6 +67,15 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "cannot learn the operator's own user name with a SelfSubjectReview, which the Promotions autoPromote \
+         creates carry as spec.requestedBy (the operator's RBAC needs create on \
+         selfsubjectreviews.authentication.k8s.io)"
+    )]
+    Identity {
+        #[source]
+        source: kube::Error,
+    },
     #[error(transparent)]
     Stopped(#[from] Stopped),
 }
@@ -243,18 +252,23 @@ async fn serves_admission_policies(client: &Client) -> bool {
     }
 }
 
-/// The operator's own user name, as the API server authenticates it.
-async fn identity(client: &Client) -> Option<String> {
+/// The operator's own user name, as the API server authenticates it;
+/// `None` where the API server does not serve SelfSubjectReview (older than
+/// 1.28, which cannot run the admission policy either).
+async fn identity(client: &Client) -> Result<Option<String>, RunError> {
     let reviews: Api<SelfSubjectReview> = Api::all(client.clone());
     match reviews
         .create(&Default::default(), &SelfSubjectReview::default())
         .await
     {
-        Ok(review) => review.status?.user_info?.username,
-        Err(error) => {
-            tracing::warn!(%error, "cannot learn the operator's user name (SelfSubjectReview); Promotions it creates name no requester");
-            None
+        Ok(review) => Ok(review.status.and_then(|s| s.user_info).and_then(|u| u.username)),
+        Err(kube::Error::Api(status)) if status.code == 404 => {
+            tracing::warn!(
+                "the API server does not serve SelfSubjectReview; Promotions autoPromote creates name no requester"
+            );
+            Ok(None)
         }
+        Err(source) => Err(RunError::Identity { source }),
     }
 }
 
@@ -368,7 +382,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         listed.extend([policies.listed(), bindings.listed()]);
     }
     let readiness = Readiness::new(listed);
-    let identity = identity(&client).await;
+    let identity = identity(&client).await?;
 
     // No prefix: `with_prefix("")` would export every name with a leading `_`.
     let mut registry = Registry::default();
@@ -484,10 +498,15 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
                 triggers::over(stores.environments.clone(), triggers::environments_referencing),
             );
     let mut policy_drivers = Vec::new();
-    if let Some(((_, mut policy_events, policy_driver), (_, mut binding_events, binding_driver))) =
-        approval_policy
+    if let Some((
+        (policies, mut policy_events, policy_driver),
+        (bindings, mut binding_events, binding_driver),
+    )) = approval_policy
     {
         environment_controller = environment_controller
+            // Shared streams carry no deletions: a policy or binding removed
+            // reconciles every Environment.
+            .reconcile_all_on(futures::stream::select(policies.removals(), bindings.removals()))
             .watches_shared_stream(
                 stream(policy_events.pop()),
                 triggers::over(

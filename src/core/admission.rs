@@ -3,8 +3,11 @@
 //! must be installed as shipped, or Hoist cannot tell a real approval from
 //! one written in someone else's name.
 
+use std::sync::LazyLock;
+
 use k8s_openapi::api::admissionregistration::v1::{
-    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    MatchResources, ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    ValidatingAdmissionPolicySpec,
 };
 
 use crate::core::approval::ApprovalTrust;
@@ -14,7 +17,104 @@ pub const SHIPPED: &str = include_str!("../../charts/hoist/files/admission-polic
 /// The annotation that says which version of the policy is installed.
 pub const VERSION_ANNOTATION: &str = "hoist.dev/policy-version";
 /// The version this Hoist expects (the one in [`SHIPPED`]).
-pub const POLICY_VERSION: &str = "1";
+pub const POLICY_VERSION: &str = "2";
+
+/// The spec of the shipped policy, parsed once.
+static SHIPPED_SPEC: LazyLock<ValidatingAdmissionPolicySpec> = LazyLock::new(|| {
+    let policy: ValidatingAdmissionPolicy = serde::Deserialize::deserialize(
+        serde_yaml::Deserializer::from_str(SHIPPED)
+            .next()
+            .expect("the shipped admission policy file holds the policy first"),
+    )
+    .expect("the shipped admission policy parses");
+    policy.spec.expect("the shipped admission policy has a spec")
+});
+
+/// A policy spec as written, without what the API server fills in by
+/// default (failurePolicy Fail, matchPolicy Equivalent, empty selectors,
+/// rule scope `*`), so that the installed and the shipped one compare.
+fn as_written(spec: &ValidatingAdmissionPolicySpec) -> ValidatingAdmissionPolicySpec {
+    let mut spec = spec.clone();
+    if spec.failure_policy.as_deref() == Some("Fail") {
+        spec.failure_policy = None;
+    }
+    if let Some(constraints) = spec.match_constraints.as_mut() {
+        strip_match_defaults(constraints);
+    }
+    if spec.match_conditions.as_ref().is_some_and(Vec::is_empty) {
+        spec.match_conditions = None;
+    }
+    if spec.audit_annotations.as_ref().is_some_and(Vec::is_empty) {
+        spec.audit_annotations = None;
+    }
+    if spec.variables.as_ref().is_some_and(Vec::is_empty) {
+        spec.variables = None;
+    }
+    spec
+}
+
+fn strip_match_defaults(constraints: &mut MatchResources) {
+    if constraints.match_policy.as_deref() == Some("Equivalent") {
+        constraints.match_policy = None;
+    }
+    let empty = |selector: &Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector>| {
+        selector.as_ref().is_some_and(|s| {
+            s.match_labels.as_ref().is_none_or(|l| l.is_empty())
+                && s.match_expressions.as_ref().is_none_or(|e| e.is_empty())
+        })
+    };
+    if empty(&constraints.namespace_selector) {
+        constraints.namespace_selector = None;
+    }
+    if empty(&constraints.object_selector) {
+        constraints.object_selector = None;
+    }
+    for rules in [
+        &mut constraints.resource_rules,
+        &mut constraints.exclude_resource_rules,
+    ] {
+        for rule in rules.iter_mut().flatten() {
+            if rule.scope.as_deref() == Some("*") {
+                rule.scope = None;
+            }
+        }
+    }
+    if constraints
+        .exclude_resource_rules
+        .as_ref()
+        .is_some_and(Vec::is_empty)
+    {
+        constraints.exclude_resource_rules = None;
+    }
+}
+
+/// The first part of an installed policy's spec that is not as shipped.
+fn changed_part(installed: &ValidatingAdmissionPolicySpec) -> Option<&'static str> {
+    let (installed, shipped) = (as_written(installed), as_written(&SHIPPED_SPEC));
+    [
+        (
+            "failurePolicy",
+            installed.failure_policy != shipped.failure_policy,
+        ),
+        (
+            "matchConstraints",
+            installed.match_constraints != shipped.match_constraints,
+        ),
+        (
+            "matchConditions",
+            installed.match_conditions != shipped.match_conditions,
+        ),
+        ("paramKind", installed.param_kind != shipped.param_kind),
+        ("variables", installed.variables != shipped.variables),
+        ("validations", installed.validations != shipped.validations),
+        (
+            "auditAnnotations",
+            installed.audit_annotations != shipped.audit_annotations,
+        ),
+    ]
+    .into_iter()
+    .find_map(|(part, differs)| differs.then_some(part))
+}
 
 /// Whether approvals are verified, from what the API server serves: the
 /// policy and binding named `name` (the chart's are `hoist-approvals`);
@@ -28,7 +128,10 @@ pub fn policy_state(
 ) -> ApprovalTrust {
     match problem(name, served, policy, binding) {
         None => ApprovalTrust::Verified,
-        Some(reason) => ApprovalTrust::Unverified { reason },
+        Some(reason) => ApprovalTrust::Unverified {
+            policy: name.to_string(),
+            reason,
+        },
     }
 }
 
@@ -60,14 +163,12 @@ fn problem(
             "the ValidatingAdmissionPolicy {name} has {VERSION_ANNOTATION} {installed:?}, this Hoist ships {POLICY_VERSION:?}"
         ));
     }
-    let fails_closed = policy
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.failure_policy.as_deref())
-        .is_none_or(|failure| failure == "Fail");
-    if !fails_closed {
+    let Some(spec) = policy.spec.as_ref() else {
+        return Some(format!("the ValidatingAdmissionPolicy {name} has no spec"));
+    };
+    if let Some(part) = changed_part(spec) {
         return Some(format!(
-            "the ValidatingAdmissionPolicy {name} does not have failurePolicy Fail"
+            "the ValidatingAdmissionPolicy {name} is not as Hoist ships it: its {part} changed"
         ));
     }
     let Some(binding) = binding else {
@@ -113,7 +214,7 @@ mod tests {
 
     fn reason(state: ApprovalTrust) -> String {
         match state {
-            ApprovalTrust::Unverified { reason } => reason,
+            ApprovalTrust::Unverified { reason, .. } => reason,
             ApprovalTrust::Verified => panic!("verified"),
         }
     }
@@ -131,6 +232,24 @@ mod tests {
         let (policy, binding) = shipped();
         assert_eq!(policy.metadata.name.as_deref(), Some(NAME));
         assert_eq!(binding.metadata.name.as_deref(), Some(NAME));
+        assert_eq!(
+            policy_state(NAME, true, Some(&policy), Some(&binding)),
+            ApprovalTrust::Verified
+        );
+    }
+
+    #[test]
+    fn what_the_api_server_fills_in_by_default_is_no_difference() {
+        let (mut policy, binding) = shipped();
+        let spec = policy.spec.as_mut().expect("spec");
+        spec.failure_policy = Some("Fail".into());
+        let constraints = spec.match_constraints.as_mut().expect("constraints");
+        constraints.match_policy = Some("Equivalent".into());
+        constraints.namespace_selector = Some(Default::default());
+        constraints.object_selector = Some(Default::default());
+        for rule in constraints.resource_rules.iter_mut().flatten() {
+            rule.scope = Some("*".into());
+        }
         assert_eq!(
             policy_state(NAME, true, Some(&policy), Some(&binding)),
             ApprovalTrust::Verified
@@ -165,15 +284,45 @@ mod tests {
         let mut old = policy.clone();
         old.metadata.annotations = Some([(VERSION_ANNOTATION.to_string(), "0".to_string())].into());
         assert!(reason(policy_state(NAME, true, Some(&old), Some(&binding))).starts_with(
-            "the ValidatingAdmissionPolicy hoist-approvals has hoist.dev/policy-version \"0\", this Hoist ships \"1\""
+            "the ValidatingAdmissionPolicy hoist-approvals has hoist.dev/policy-version \"0\", this Hoist ships \"2\""
         ));
-        let mut ignoring = policy.clone();
-        if let Some(spec) = ignoring.spec.as_mut() {
-            spec.failure_policy = Some("Ignore".into());
-        }
-        assert!(
-            reason(policy_state(NAME, true, Some(&ignoring), Some(&binding)))
-                .contains("does not have failurePolicy Fail")
+        let changed = |change: fn(&mut ValidatingAdmissionPolicySpec)| {
+            let mut changed = policy.clone();
+            change(changed.spec.as_mut().expect("spec"));
+            reason(policy_state(NAME, true, Some(&changed), Some(&binding)))
+        };
+        assert_eq!(
+            changed(|spec| spec.failure_policy = Some("Ignore".into())),
+            "the ValidatingAdmissionPolicy hoist-approvals is not as Hoist ships it: its failurePolicy changed"
+        );
+        assert_eq!(
+            changed(|spec| {
+                spec.validations.as_mut().expect("validations").pop();
+            }),
+            "the ValidatingAdmissionPolicy hoist-approvals is not as Hoist ships it: its validations changed"
+        );
+        assert_eq!(
+            changed(|spec| {
+                let validation = &mut spec.validations.as_mut().expect("validations")[0];
+                validation.expression = "true".into();
+            }),
+            "the ValidatingAdmissionPolicy hoist-approvals is not as Hoist ships it: its validations changed"
+        );
+        assert_eq!(
+            changed(|spec| spec.variables.as_mut().expect("variables")[0].expression = "'admin'".into()),
+            "the ValidatingAdmissionPolicy hoist-approvals is not as Hoist ships it: its variables changed"
+        );
+        assert_eq!(
+            changed(|spec| {
+                let constraints = spec.match_constraints.as_mut().expect("constraints");
+                constraints.resource_rules.as_mut().expect("rules")[0].operations =
+                    Some(vec!["CREATE".into()]);
+            }),
+            "the ValidatingAdmissionPolicy hoist-approvals is not as Hoist ships it: its matchConstraints changed"
+        );
+        assert_eq!(
+            changed(|spec| spec.match_conditions = Some(vec![Default::default()])),
+            "the ValidatingAdmissionPolicy hoist-approvals is not as Hoist ships it: its matchConditions changed"
         );
 
         let mut warning = binding.clone();

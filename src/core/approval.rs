@@ -10,7 +10,10 @@
 //! before the policy was installed was never checked. An entry counts when
 //! it is verified or the gate says `allowUnverified`, it is not a
 //! self-approval the gate forbids, a rule allows its user or one of its
-//! groups, and it is its user's first entry that would count.
+//! groups, and it is its user's first entry of that decision that would
+//! count. A rejection is never a self-approval: a requester who may approve
+//! may withdraw their own Promotion, and an approver who approved may still
+//! reject it.
 
 use std::collections::BTreeMap;
 
@@ -36,8 +39,9 @@ pub enum ApprovalTrust {
     /// The policy and its binding are installed as shipped: entries added
     /// now name the user who added them, with their groups.
     Verified,
-    /// Nothing vouches for what an entry says, and why.
-    Unverified { reason: String },
+    /// Nothing vouches for what an entry says, and why: the policy (and
+    /// binding) of this name is missing or not as shipped.
+    Unverified { policy: String, reason: String },
 }
 
 impl ApprovalTrust {
@@ -47,10 +51,10 @@ impl ApprovalTrust {
 }
 
 /// What a cluster admin must do for approvals to be verified.
-pub fn admin_message(reason: &str) -> String {
+pub fn admin_message(policy: &str, reason: &str) -> String {
     format!(
         "approvals cannot be verified ({reason}): a cluster admin must install the ValidatingAdmissionPolicy \
-         {POLICY} and its ValidatingAdmissionPolicyBinding {POLICY} (Kubernetes 1.30+), from the Hoist chart \
+         {policy} and its ValidatingAdmissionPolicyBinding {policy} (Kubernetes 1.30+), from the Hoist chart \
          or deploy/admission/; on older clusters, set spec.gates.approval.allowUnverified: true to count \
          approvals nobody verified"
     )
@@ -261,7 +265,7 @@ fn judge(
     if !approval.verified && !gate.allow_unverified {
         return Err("identity not verified".into());
     }
-    if gate.forbid_self_approval {
+    if gate.forbid_self_approval && approval.decision == ApprovalDecision::Approve {
         match requested_by {
             Some(requester) if requester == approval.user => {
                 return Err(format!("self-approval: {requester} requested this Promotion"));
@@ -371,8 +375,8 @@ pub fn evaluate(input: &ApprovalInput<'_>) -> ApprovalVerdict {
     let rules = rules_of(gate);
     let requested_by = input.promotion.spec.requested_by.as_deref();
 
-    // The entry of each user that counts: their first that would.
-    let mut first_entry: BTreeMap<String, usize> = BTreeMap::new();
+    // The entry of each user and decision that counts: their first that would.
+    let mut first_entry: BTreeMap<(String, ApprovalDecision), usize> = BTreeMap::new();
     // Approvers that count, by entry index, with the rules that allow them.
     let mut approvers: Vec<(usize, Vec<usize>)> = Vec::new();
     let mut rejection = None;
@@ -384,14 +388,19 @@ pub fn evaluate(input: &ApprovalInput<'_>) -> ApprovalVerdict {
                 continue;
             }
         };
-        if let Some(first) = first_entry.get(&approval.user) {
+        let key = (approval.user.clone(), approval.decision);
+        if let Some(first) = first_entry.get(&key) {
             approval.note = Some(format!(
-                "duplicate: only the first entry of {} (spec.approvals[{first}]) counts",
+                "duplicate: only the first {} of {} (spec.approvals[{first}]) counts",
+                match approval.decision {
+                    ApprovalDecision::Approve => "approval",
+                    ApprovalDecision::Reject => "rejection",
+                },
                 approval.user
             ));
             continue;
         }
-        first_entry.insert(approval.user.clone(), index);
+        first_entry.insert(key, index);
         approval.counted = true;
         match approval.decision {
             ApprovalDecision::Reject => {
@@ -500,8 +509,8 @@ fn waiting(
 ) -> (GateState, String) {
     let mut parts = Vec::new();
     let blocked_by_trust = match input.trust {
-        ApprovalTrust::Unverified { reason } if !gate.allow_unverified => {
-            parts.push(admin_message(reason));
+        ApprovalTrust::Unverified { policy, reason } if !gate.allow_unverified => {
+            parts.push(admin_message(policy, reason));
             true
         }
         _ => false,
@@ -640,6 +649,7 @@ mod tests {
 
     fn unverified() -> ApprovalTrust {
         ApprovalTrust::Unverified {
+            policy: "hoist-approvals".into(),
             reason: "ValidatingAdmissionPolicy hoist-approvals not found".into(),
         }
     }
@@ -775,7 +785,7 @@ spec:
                         100,
                         true,
                         false,
-                        "duplicate: only the first entry of alice (spec.approvals[1]) counts"
+                        "duplicate: only the first approval of alice (spec.approvals[1]) counts"
                     ),
                     entry("bob", &[], 100, true, true, "counted for rule approvers"),
                 ],
@@ -788,7 +798,7 @@ spec:
                     approved("approved by alice (verified)"),
                     ignored("approval by carol ignored: self-approval: carol requested this Promotion"),
                     ignored(
-                        "approval by alice ignored: duplicate: only the first entry of alice (spec.approvals[1]) counts"
+                        "approval by alice ignored: duplicate: only the first approval of alice (spec.approvals[1]) counts"
                     ),
                     approved("approved by bob (verified)"),
                 ],
@@ -1152,7 +1162,8 @@ spec:
     }
 
     #[test]
-    fn a_rejection_by_an_allowed_approver_ends_it_and_one_by_anyone_else_is_ignored() {
+    fn a_rejection_by_an_allowed_approver_ends_it_even_after_their_approval_and_one_by_anyone_else_is_ignored()
+     {
         let gate = gate("{users: [alice, bob]}");
         let promotion = promotion(
             Some("carol"),
@@ -1170,7 +1181,7 @@ spec:
             verdict,
             ApprovalVerdict {
                 state: GateState::Failed,
-                message: "rejected by bob: breaks checkout".into(),
+                message: "rejected by alice (no reason given)".into(),
                 approvals: vec![
                     rejecting(entry(
                         "mallory",
@@ -1186,8 +1197,8 @@ spec:
                         &[],
                         100,
                         true,
-                        false,
-                        "duplicate: only the first entry of alice (spec.approvals[1]) counts"
+                        true,
+                        "rejection by an allowed approver (rule approvers)"
                     )),
                     rejecting(entry(
                         "bob",
@@ -1200,19 +1211,32 @@ spec:
                 ],
                 rules: vec![rule("approvers", 1, &["alice"], true)],
                 rejection: Some(Rejection {
-                    user: "bob".into(),
-                    comment: Some("breaks checkout".into())
+                    user: "alice".into(),
+                    comment: None
                 }),
                 notices: vec![
                     ignored(
                         "rejection by mallory ignored: not allowed to approve here: only users alice, bob"
                     ),
                     approved("approved by alice (verified)"),
-                    ignored(
-                        "rejection by alice ignored: duplicate: only the first entry of alice (spec.approvals[1]) counts"
-                    ),
                 ],
             }
+        );
+        // The requester may withdraw their own Promotion where they may approve:
+        // forbidSelfApproval is about approvals.
+        let verdict = decide(
+            Some(&self::gate("{users: [carol, bob]}")),
+            &self::promotion(
+                Some("carol"),
+                "[{user: carol, decision: Reject, comment: withdrawn}]",
+            ),
+            Bump::Major,
+            &ApprovalTrust::Verified,
+            &[],
+        );
+        assert_eq!(
+            outcome(&verdict),
+            (GateState::Failed, "rejected by carol: withdrawn")
         );
         // A rejection holds even where this bump needs no approval.
         let verdict = decide(

@@ -84,6 +84,7 @@ impl World {
             config_history: BTreeMap::new(),
             notices: Vec::new(),
             approvals: ApprovalTrust::Unverified {
+                policy: crate::core::approval::POLICY.into(),
                 reason: FILES_UNVERIFIED.into(),
             },
             operator: None,

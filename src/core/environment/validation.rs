@@ -227,13 +227,11 @@ fn approvals_verified(trust: &ApprovalTrust, allow_unverified: bool) -> Wanted<'
             type_: APPROVALS_VERIFIED,
             status: true,
             reason: "PolicyInstalled",
-            message: format!(
-                "the admission policy {} and its binding are installed: approvers are who the API server says",
-                approval::POLICY
-            ),
+            message: "the admission policy and its binding are installed as Hoist ships them: approvers are who the API server says"
+                .into(),
         },
-        ApprovalTrust::Unverified { reason } => {
-            let mut message = approval::admin_message(reason);
+        ApprovalTrust::Unverified { policy, reason } => {
+            let mut message = approval::admin_message(policy, reason);
             if allow_unverified {
                 message.push_str("; the approval gate counts unverified approvals (allowUnverified)");
             }
@@ -405,12 +403,13 @@ spec:
             (
                 "True".into(),
                 "PolicyInstalled".into(),
-                "the admission policy hoist-approvals and its binding are installed: approvers are who the API server says"
+                "the admission policy and its binding are installed as Hoist ships them: approvers are who the API server says"
                     .into()
             )
         );
 
         objects.approvals = ApprovalTrust::Unverified {
+            policy: "hoist-approvals".into(),
             reason: "ValidatingAdmissionPolicy hoist-approvals not found".into(),
         };
         objects.environment.status = Some(crate::api::EnvironmentStatus {

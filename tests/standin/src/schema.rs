@@ -13,7 +13,7 @@
 //! placement and the CEL cost budget (see [`rules`] and [`cost`]).
 
 mod cel;
-mod cost;
+pub(crate) mod cost;
 pub(crate) mod field;
 mod listtype;
 mod normalize;

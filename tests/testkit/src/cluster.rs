@@ -121,6 +121,8 @@ enum Leftover {
     Namespace(String),
     ClusterRoleBinding(String),
     ClusterRole(String),
+    ValidatingAdmissionPolicyBinding(String),
+    ValidatingAdmissionPolicy(String),
 }
 
 impl Leftover {
@@ -130,14 +132,18 @@ impl Leftover {
             Leftover::Namespace(_) => "namespace",
             Leftover::ClusterRoleBinding(_) => "clusterrolebinding",
             Leftover::ClusterRole(_) => "clusterrole",
+            Leftover::ValidatingAdmissionPolicyBinding(_) => "validatingadmissionpolicybinding",
+            Leftover::ValidatingAdmissionPolicy(_) => "validatingadmissionpolicy",
         }
     }
 
     fn name(&self) -> &str {
         match self {
-            Leftover::Namespace(name) | Leftover::ClusterRoleBinding(name) | Leftover::ClusterRole(name) => {
-                name
-            }
+            Leftover::Namespace(name)
+            | Leftover::ClusterRoleBinding(name)
+            | Leftover::ClusterRole(name)
+            | Leftover::ValidatingAdmissionPolicyBinding(name)
+            | Leftover::ValidatingAdmissionPolicy(name) => name,
         }
     }
 }
@@ -154,8 +160,9 @@ pub struct TestCluster {
     client: Client,
     namespace: String,
     extra_namespaces: Mutex<Vec<String>>,
-    /// The operator's ClusterRole and ClusterRoleBinding.
-    cluster_objects: Vec<Leftover>,
+    /// The operator's ClusterRole and ClusterRoleBinding, and admission
+    /// policies a test installed under names of its own.
+    cluster_objects: Mutex<Vec<Leftover>>,
     /// Kubeconfig files written for processes of the code under test.
     files: Mutex<Vec<PathBuf>>,
     standin: Option<StandIn>,
@@ -209,6 +216,7 @@ impl TestCluster {
         install_admission_policy(&client).await?;
         let admin = admin_user(&client).await?;
         let namespace = create_namespace(&client, "hoist-test", &[]).await?;
+        await_admission(&client, &namespace).await?;
         let mut cluster = Self {
             admin,
             config,
@@ -216,7 +224,7 @@ impl TestCluster {
             client,
             namespace,
             extra_namespaces: Mutex::new(Vec::new()),
-            cluster_objects: Vec::new(),
+            cluster_objects: Mutex::new(Vec::new()),
             files: Mutex::new(Vec::new()),
             standin,
         };
@@ -243,6 +251,42 @@ impl TestCluster {
         format!("hoist-test-operator-{}", self.namespace)
     }
 
+    /// Records a cluster-scoped object to delete when the test ends.
+    fn leave(&self, object: Leftover) {
+        self.cluster_objects
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(object);
+    }
+
+    /// Installs the shipped admission policy and its binding under `name`
+    /// (a copy that checks the same as the chart's), both deleted when the
+    /// test ends: for tests that point the operator at a policy of their own
+    /// and change it.
+    pub async fn install_policy_copy(&self, name: &str) -> Result<()> {
+        let (policy, binding) = shipped_policy(name)?;
+        self.leave(Leftover::ValidatingAdmissionPolicy(name.to_owned()));
+        apply_policy(&self.client, &policy).await?;
+        self.leave(Leftover::ValidatingAdmissionPolicyBinding(name.to_owned()));
+        apply_policy(&self.client, &binding).await
+    }
+
+    /// Deletes the ValidatingAdmissionPolicyBinding `name` (of a copy from
+    /// [`TestCluster::install_policy_copy`]).
+    pub async fn delete_policy_binding(&self, name: &str) -> Result<()> {
+        Api::<ValidatingAdmissionPolicyBinding>::all(self.client.clone())
+            .delete(name, &DeleteParams::default())
+            .await
+            .with_context(|| format!("deleting ValidatingAdmissionPolicyBinding {name}"))?;
+        Ok(())
+    }
+
+    /// Applies the binding `name` of the shipped policy copy `name` again.
+    pub async fn restore_policy_binding(&self, name: &str) -> Result<()> {
+        let (_, binding) = shipped_policy(name)?;
+        apply_policy(&self.client, &binding).await
+    }
+
     /// Binds the operator's ServiceAccount to a ClusterRole of the chart's
     /// rules (`charts/hoist/files/operator-rules.yaml`), both removed with
     /// the test's namespaces.
@@ -261,7 +305,7 @@ impl TestCluster {
             .create(&PostParams::default(), &role)
             .await
             .with_context(|| format!("creating ClusterRole {name}"))?;
-        self.cluster_objects.push(Leftover::ClusterRole(name.clone()));
+        self.leave(Leftover::ClusterRole(name.clone()));
         let binding = ClusterRoleBinding {
             metadata: kube::api::ObjectMeta {
                 name: Some(name.clone()),
@@ -283,7 +327,7 @@ impl TestCluster {
             .create(&PostParams::default(), &binding)
             .await
             .with_context(|| format!("creating ClusterRoleBinding {name}"))?;
-        self.cluster_objects.push(Leftover::ClusterRoleBinding(name));
+        self.leave(Leftover::ClusterRoleBinding(name));
         Ok(())
     }
 
@@ -443,7 +487,7 @@ impl Drop for TestCluster {
                 .map(Leftover::Namespace)
                 .collect();
         objects.push(Leftover::Namespace(self.namespace.clone()));
-        objects.append(&mut self.cluster_objects);
+        objects.append(self.cluster_objects.get_mut().unwrap_or_else(|p| p.into_inner()));
         if let Err(left) = delete_objects(&self.config, objects, CLEANUP_TIMEOUT) {
             eprintln!("{left}");
         }
@@ -521,6 +565,16 @@ async fn delete_object(client: &Client, object: &Leftover) -> Option<String> {
             .await
             .map(|_| ()),
         Leftover::ClusterRole(name) => Api::<ClusterRole>::all(client.clone())
+            .delete(name, &params)
+            .await
+            .map(|_| ()),
+        Leftover::ValidatingAdmissionPolicyBinding(name) => {
+            Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
+                .delete(name, &params)
+                .await
+                .map(|_| ())
+        }
+        Leftover::ValidatingAdmissionPolicy(name) => Api::<ValidatingAdmissionPolicy>::all(client.clone())
             .delete(name, &params)
             .await
             .map(|_| ()),
@@ -628,35 +682,109 @@ pub fn admission_policy_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/admission-policy.yaml")
 }
 
-/// Applies the admission policy and its binding (cluster-scoped; the same
-/// objects for every test, so they are left in place).
-async fn install_admission_policy(client: &Client) -> Result<()> {
+/// The shipped admission policy and its binding, named `name` (the
+/// binding's policyName too).
+fn shipped_policy(name: &str) -> Result<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)> {
     let path = admission_policy_file();
     let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let params = PatchParams::apply(TEST_MANAGER).force();
     let mut documents = serde_yaml::Deserializer::from_str(&text);
-    let policy: ValidatingAdmissionPolicy =
+    let mut policy: ValidatingAdmissionPolicy =
         serde::Deserialize::deserialize(documents.next().context("the policy document")?)
             .with_context(|| format!("parsing the policy in {}", path.display()))?;
-    let binding: ValidatingAdmissionPolicyBinding =
+    let mut binding: ValidatingAdmissionPolicyBinding =
         serde::Deserialize::deserialize(documents.next().context("the binding document")?)
             .with_context(|| format!("parsing the binding in {}", path.display()))?;
-    let name = policy.metadata.name.clone().context("a policy without a name")?;
-    Api::<ValidatingAdmissionPolicy>::all(client.clone())
-        .patch(&name, &params, &Patch::Apply(&policy))
-        .await
-        .map_err(|error| refused("ValidatingAdmissionPolicy", &name, error))?;
-    let name = binding
-        .metadata
+    policy.metadata.name = Some(name.to_owned());
+    binding.metadata.name = Some(name.to_owned());
+    if let Some(spec) = binding.spec.as_mut() {
+        spec.policy_name = Some(name.to_owned());
+    }
+    Ok((policy, binding))
+}
+
+/// Applies the admission policy and its binding as shipped (cluster-scoped;
+/// the same objects for every test, so they are left in place).
+async fn install_admission_policy(client: &Client) -> Result<()> {
+    let (policy, binding) = shipped_policy(SHIPPED_POLICY)?;
+    apply_policy(client, &policy).await?;
+    apply_policy(client, &binding).await
+}
+
+/// The name of the shipped policy and of its binding.
+const SHIPPED_POLICY: &str = "hoist-approvals";
+
+/// Server-side applies one admission object as [`TEST_MANAGER`].
+async fn apply_policy<K>(client: &Client, object: &K) -> Result<()>
+where
+    K: kube::Resource<Scope = kube::core::ClusterResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let name = object
+        .meta()
         .name
         .clone()
-        .context("a binding without a name")?;
-    Api::<ValidatingAdmissionPolicyBinding>::all(client.clone())
-        .patch(&name, &params, &Patch::Apply(&binding))
+        .context("an admission object without a name")?;
+    Api::<K>::all(client.clone())
+        .patch(
+            &name,
+            &PatchParams::apply(TEST_MANAGER).force(),
+            &Patch::Apply(object),
+        )
         .await
-        .map_err(|error| refused("ValidatingAdmissionPolicyBinding", &name, error))?;
+        .map_err(|error| refused(&K::kind(&()), &name, error))?;
     Ok(())
 }
+
+/// Waits until the API server enforces the admission policy, at most
+/// [`ADMISSION_TIMEOUT`]: a real kube-apiserver starts enforcing a new
+/// policy shortly after it is created. The probe is a Promotion that names
+/// someone else as its requester: refused once the policy is enforced; one
+/// created before that is deleted at once.
+async fn await_admission(client: &Client, namespace: &str) -> Result<()> {
+    let resource = kube::discovery::ApiResource {
+        group: "hoist.dev".into(),
+        version: "v1alpha1".into(),
+        api_version: "hoist.dev/v1alpha1".into(),
+        kind: "Promotion".into(),
+        plural: "promotions".into(),
+    };
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
+    let probe = kube::api::DynamicObject::new("hoist-admission-probe", &resource).data(serde_json::json!({
+        "spec": {"artifact": "probe", "environment": "probe", "requestedBy": "hoist-tests-nobody"}
+    }));
+    let deadline = std::time::Instant::now() + ADMISSION_TIMEOUT;
+    loop {
+        match api.create(&PostParams::default(), &probe).await {
+            Err(kube::Error::Api(status))
+                if status.code == 403 && status.message.contains("ValidatingAdmissionPolicy") =>
+            {
+                return Ok(());
+            }
+            Err(error) => {
+                return Err(anyhow::Error::new(error)
+                    .context("probing the admission policy with a Promotion of a foreign requester"));
+            }
+            Ok(_) => {
+                api.delete("hoist-admission-probe", &DeleteParams::default())
+                    .await
+                    .context("deleting the admission probe")?;
+            }
+        }
+        if std::time::Instant::now() > deadline {
+            bail!(
+                "the API server did not enforce the ValidatingAdmissionPolicy {SHIPPED_POLICY} within {ADMISSION_TIMEOUT:?}: \
+                 a Promotion naming another requester was admitted"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// How long a new admission policy may take to be enforced.
+const ADMISSION_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn refused(kind: &str, name: &str, error: kube::Error) -> anyhow::Error {
     match error {
@@ -909,9 +1037,9 @@ mod tests {
             kubeconfig: None,
             namespace: "hoist-test-unanswered".into(),
             extra_namespaces: Mutex::new(vec!["hoist-dev-unanswered".into()]),
-            cluster_objects: vec![Leftover::ClusterRole(
+            cluster_objects: Mutex::new(vec![Leftover::ClusterRole(
                 "hoist-test-operator-hoist-test-unanswered".into(),
-            )],
+            )]),
             files: Mutex::new(Vec::new()),
             standin: None,
         };

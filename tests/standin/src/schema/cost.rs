@@ -50,8 +50,8 @@ const LIST_CREATE_BASE_COST: u64 = 10;
 const MAP_CREATE_BASE_COST: u64 = 30;
 
 /// CEL's reserved words, which apiextensions escapes as `__{word}__` when a
-/// property has that name.
-const RESERVED: [&str; 21] = [
+/// property has that name (and which are no variable names).
+pub(crate) const RESERVED: [&str; 21] = [
     "true",
     "false",
     "null",
