@@ -19,7 +19,7 @@ pub const VERSION_ANNOTATION: &str = "hoist.dev/policy-version";
 /// The version this Hoist expects (the one in [`SHIPPED`]).
 pub const POLICY_VERSION: &str = "2";
 
-/// The spec of the shipped policy, parsed once.
+/// The spec of the shipped policy as written ([`as_written`]), parsed once.
 static SHIPPED_SPEC: LazyLock<ValidatingAdmissionPolicySpec> = LazyLock::new(|| {
     let policy: ValidatingAdmissionPolicy = serde::Deserialize::deserialize(
         serde_yaml::Deserializer::from_str(SHIPPED)
@@ -27,7 +27,7 @@ static SHIPPED_SPEC: LazyLock<ValidatingAdmissionPolicySpec> = LazyLock::new(|| 
             .expect("the shipped admission policy file holds the policy first"),
     )
     .expect("the shipped admission policy parses");
-    policy.spec.expect("the shipped admission policy has a spec")
+    as_written(&policy.spec.expect("the shipped admission policy has a spec"))
 });
 
 /// A policy spec as written, without what the API server fills in by
@@ -90,7 +90,7 @@ fn strip_match_defaults(constraints: &mut MatchResources) {
 
 /// The first part of an installed policy's spec that is not as shipped.
 fn changed_part(installed: &ValidatingAdmissionPolicySpec) -> Option<&'static str> {
-    let (installed, shipped) = (as_written(installed), as_written(&SHIPPED_SPEC));
+    let (installed, shipped) = (as_written(installed), &*SHIPPED_SPEC);
     [
         (
             "failurePolicy",
