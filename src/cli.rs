@@ -66,17 +66,18 @@ pub fn crds(out: Option<&Path>) -> Result<ExitCode, CliError> {
 
 /// `hoist render DIR`: prints the pinned Deployments and rendered ConfigMaps
 /// on stdout and a line per Promotion on stderr; exit code 3 when a
-/// Promotion did not succeed.
+/// Promotion did not succeed. Decides as at `at`, else now.
 pub async fn render(
     dir: &Path,
     namespace: &str,
     insecure_registries: Vec<String>,
+    at: Option<Timestamp>,
 ) -> Result<ExitCode, CliError> {
     let resolver = Resolver::new(ResolverConfig {
         insecure_registries,
         ..ResolverConfig::default()
     });
-    let now = Time(Timestamp::now());
+    let now = Time(at.unwrap_or_else(Timestamp::now));
     let rendered = crate::render::render(dir, namespace, &resolver, now).await?;
     print!("{}", rendered.yaml);
     for promotion in &rendered.promotions {

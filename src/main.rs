@@ -69,7 +69,17 @@ enum Command {
         /// A registry (host[:port]) to reach over plain HTTP; repeatable.
         #[arg(long = "insecure-registry")]
         insecure_registries: Vec<String>,
+        /// Decide as at this instant (RFC 3339, e.g. 2026-12-04T17:30:00Z)
+        /// instead of now: change windows and soak times are read against it.
+        #[arg(long, value_parser = instant)]
+        at: Option<k8s_openapi::jiff::Timestamp>,
     },
+}
+
+/// An instant in RFC 3339, such as `2026-12-04T17:30:00Z`.
+fn instant(text: &str) -> Result<k8s_openapi::jiff::Timestamp, String> {
+    text.parse()
+        .map_err(|error| format!("{text:?} is not an RFC 3339 instant such as 2026-12-04T17:30:00Z: {error}"))
 }
 
 /// A duration such as `3m`, `90s` or `1m30s` (or ISO 8601, `PT3M`).
@@ -119,7 +129,8 @@ async fn main() -> ExitCode {
             dir,
             namespace,
             insecure_registries,
-        } => hoist::cli::render(&dir, &namespace, insecure_registries).await,
+            at,
+        } => hoist::cli::render(&dir, &namespace, insecure_registries, at).await,
     };
     match result {
         Ok(code) => code,

@@ -210,6 +210,61 @@ async fn a_blocked_promotion_is_reported_with_its_gate() {
     );
 }
 
+/// The example with `extra` added to the gates of prod, rendered at `at`.
+async fn render_prod_gates(extra: &str, at: &str) -> PromotionReport {
+    let environments = std::fs::read_to_string(example().join("environments.yaml")).expect("environments");
+    let gated = environments.replace(
+        "  gates:\n    approval:\n",
+        &format!("  gates:\n{extra}    approval:\n"),
+    );
+    assert_ne!(environments, gated);
+    let dir = variant("environments.yaml", &gated);
+    std::os::unix::fs::symlink(example().join("images"), dir.path().join("images")).expect("link layout");
+    let resolver = Resolver::new(ResolverConfig::default());
+    let at = Time(at.parse().expect("instant"));
+    let rendered = render(dir.path(), "default", &resolver, at)
+        .await
+        .expect("renders");
+    rendered
+        .promotions
+        .into_iter()
+        .find(|p| p.name == "shop-1.4.2-prod")
+        .expect("prod promotion")
+}
+
+#[tokio::test]
+async fn render_decides_change_windows_from_the_clock_it_is_given() {
+    let freeze = "    windows:\n      - {name: friday-evening, type: Deny, schedule: \"0 18 * * FRI\", duration: 62h, timeZone: Europe/Berlin}\n";
+    // Friday 2026-12-04 18:30 in Berlin.
+    let held = render_prod_gates(freeze, "2026-12-04T17:30:00Z").await;
+    assert_eq!(
+        (held.phase, held.message.as_str()),
+        (
+            Phase::Waiting,
+            "waiting for the Windows gate: change window friday-evening (Deny) is on until \
+             2026-12-07 08:00 CET (2026-12-07T07:00:00Z); no Promotion starts before then unless an override \
+             waives Windows"
+        )
+    );
+    // Monday 08:00 in Berlin: the freeze is over.
+    let free = render_prod_gates(freeze, "2026-12-07T07:00:00Z").await;
+    assert_eq!(free.phase, Phase::Succeeded, "{}", free.message);
+}
+
+#[tokio::test]
+async fn render_holds_a_release_for_its_soak_after_the_upstream_rollout_it_assumes() {
+    // staging succeeds in the same render, so shop-1.4.2 is healthy there from that instant.
+    let held = render_prod_gates("    soak: {duration: 30m}\n", "2026-12-02T10:00:00Z").await;
+    assert_eq!(
+        (held.phase, held.message.as_str()),
+        (
+            Phase::Waiting,
+            "waiting for the Soak gate: shop-1.4.2 soaks until 2026-12-02T10:30:00Z: Healthy in staging since \
+             2026-12-02T10:00:00Z, soak 30m"
+        )
+    );
+}
+
 #[tokio::test]
 async fn approvals_in_files_count_only_where_the_gate_allows_unverified_approvals() {
     let environments = std::fs::read_to_string(example().join("environments.yaml")).expect("environments");

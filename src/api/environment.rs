@@ -140,7 +140,7 @@ pub struct ApplicationConfig {
 }
 
 /// The gates of an environment. An absent gate always passes.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Gates {
     /// Human approval before promoting.
@@ -149,6 +149,90 @@ pub struct Gates {
     /// Provenance the Artifact must carry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<ProvenanceGate>,
+    /// How long the Artifact must have been healthy in every upstream
+    /// environment before it may be promoted here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soak: Option<SoakGate>,
+    /// Change windows: `Deny` windows (freezes) hold every Promotion while
+    /// they are on; with `Allow` windows, Promotions start only inside one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub windows: Vec<ChangeWindow>,
+    /// Whether the version ranges of Artifact spec.compatibility must hold
+    /// against what runs here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compatibility: Option<CompatibilityGate>,
+}
+
+/// A duration written as hours, minutes and seconds: `30m`, `1h30m`, `72h`.
+pub(crate) const DURATION: &str = r"^([0-9]{1,6}(h|m|s))+$";
+
+/// Soak time in upstream environments.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SoakGate {
+    /// How long the Artifact must have been Healthy (status.applications[].
+    /// healthSince) in every upstream environment, e.g. `30m` or `24h`. A
+    /// rollback to a release that ran here before skips the soak.
+    #[schemars(length(min = 2, max = 32), pattern(DURATION))]
+    pub duration: String,
+}
+
+/// A period in which promotions are denied (a freeze) or allowed: a cron
+/// schedule with a duration in a time zone, or an absolute start and end.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.schedule) ? (has(self.duration) && !has(self.start) && !has(self.end)) : (has(self.start) && has(self.end) && !has(self.duration) && !has(self.timeZone))").message("a window is either schedule with duration (and optional timeZone), or start with end"))]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeWindow {
+    /// The window's name, unique in the gate, shown in messages.
+    #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
+    pub name: String,
+    /// Deny: no Promotion starts while the window is on. Allow: Promotions
+    /// start only while an Allow window is on. Deny wins where both are on.
+    pub r#type: WindowType,
+    /// When the window opens: a five-field cron schedule (minute hour
+    /// day-of-month month day-of-week), e.g. `0 18 * * FRI`, read in
+    /// timeZone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 128))]
+    pub schedule: Option<String>,
+    /// How long the window stays on after each opening of schedule, e.g.
+    /// `62h`: elapsed time, so a window over a daylight-saving change ends
+    /// by the clock one hour earlier or later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 32), pattern(DURATION))]
+    pub duration: Option<String>,
+    /// The IANA time zone the schedule is read in, e.g. `Europe/Berlin`;
+    /// default UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 64))]
+    pub time_zone: Option<String>,
+    /// An absolute window's start (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<Time>,
+    /// An absolute window's end (RFC 3339), after start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<Time>,
+}
+
+/// Whether a change window denies or allows promotions.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum WindowType {
+    /// No Promotion starts while the window is on.
+    Deny,
+    /// Promotions start only while an Allow window is on.
+    Allow,
+}
+
+/// Enforcement of Artifact spec.compatibility.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CompatibilityGate {
+    /// Hold a Promotion whose ranges are not satisfied by what runs here,
+    /// or that an application running here does not accept. When false the
+    /// gate passes and its message says what it would hold.
+    pub enforce: bool,
 }
 
 /// Who must approve, and when.

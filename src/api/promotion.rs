@@ -146,6 +146,12 @@ pub enum GateName {
     Approval,
     /// The Artifact carries the provenance the environment requires.
     Provenance,
+    /// The Artifact has been healthy upstream for the soak duration.
+    Soak,
+    /// No Deny change window is on, and an Allow window is, if there are any.
+    Windows,
+    /// The compatibility ranges hold against what runs in the environment.
+    Compatibility,
 }
 
 /// The lifecycle phase of a Promotion. Terminal phases never change.
@@ -241,6 +247,10 @@ pub struct GateStatus {
     /// When it was last evaluated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_checked: Option<Time>,
+    /// When the gate's verdict changes by the clock alone (a soak ends, a
+    /// change window opens or closes): the Promotion is looked at again then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_check: Option<Time>,
 }
 
 /// Outcome of a gate.

@@ -168,8 +168,13 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
         )
     };
     let verifying = plan.rolling_out();
+    let base = if verifying { VERIFYING } else { RESYNC };
+    // A soak ending or a change window opening is seen at that instant, not on a poll.
+    let next = plan
+        .next_check_in(&ctx.now())
+        .map_or(base, |clock| clock.min(base));
     write_statuses(&ctx, &environment, &promotions, plan).await?;
-    Ok(Action::requeue(if verifying { VERIFYING } else { RESYNC }))
+    Ok(Action::requeue(next))
 }
 
 /// The target Deployments of `snapshot` as cached now, for the look right

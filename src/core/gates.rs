@@ -2,6 +2,7 @@
 
 use std::collections::BTreeSet;
 
+use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
@@ -10,15 +11,54 @@ use crate::api::{
 };
 use crate::core::approval::{self, ApprovalInput, ApprovalNotice, ApprovalTrust, Rejection};
 use crate::core::artifact::ResolutionFailure;
-use crate::core::conditions;
-use crate::core::version;
+use crate::core::soak::{self, SoakInput};
+use crate::core::{compatibility, conditions, version, windows};
 use crate::registry;
+
+/// A gate's verdict: its state, what it saw, and when the clock alone
+/// changes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub state: GateState,
+    pub message: String,
+    pub next_check: Option<Timestamp>,
+}
+
+impl Outcome {
+    pub fn passed(message: impl Into<String>) -> Self {
+        Outcome {
+            state: GateState::Passed,
+            message: message.into(),
+            next_check: None,
+        }
+    }
+
+    pub fn failed(message: impl Into<String>) -> Self {
+        Outcome {
+            state: GateState::Failed,
+            message: message.into(),
+            next_check: None,
+        }
+    }
+}
+
+impl From<(GateState, String)> for Outcome {
+    fn from((state, message): (GateState, String)) -> Self {
+        Outcome {
+            state,
+            message,
+            next_check: None,
+        }
+    }
+}
 
 /// Everything the gates of one Promotion look at.
 pub struct GateInput<'a> {
     pub environment: &'a Environment,
     /// Finds another Environment of the namespace by name.
     pub environments: &'a dyn Fn(&str) -> Option<&'a Environment>,
+    /// Finds an Artifact of the namespace by name (for the ranges of what runs).
+    pub artifacts: &'a dyn Fn(&str) -> Option<&'a Artifact>,
     pub artifact: &'a Artifact,
     pub promotion: &'a Promotion,
     /// What runs in the environment now for the Artifact's application.
@@ -102,26 +142,38 @@ pub fn evaluate(input: &GateInput<'_>, previous: &[Approval]) -> GateVerdict {
         previous,
         now: input.now,
     });
-    let gates = vec![
-        (GateName::ArtifactReady, artifact_ready(input.artifact)),
-        (GateName::Upstream, upstream(input)),
-        (GateName::Approval, (approval.state, approval.message)),
-        (GateName::Provenance, provenance(input)),
+    let gates: Vec<(GateName, Outcome)> = vec![
+        (GateName::ArtifactReady, artifact_ready(input.artifact).into()),
+        (GateName::Upstream, upstream(input).into()),
+        (GateName::Approval, (approval.state, approval.message).into()),
+        (GateName::Provenance, provenance(input).into()),
+        (GateName::Soak, soak(input)),
+        (
+            GateName::Windows,
+            windows::evaluate(&input.environment.spec.gates.windows, input.now.0),
+        ),
+        (GateName::Compatibility, compatibility(input)),
     ];
     let gates = gates
         .into_iter()
-        .map(|(gate, (state, message))| {
-            let (state, message) =
+        .map(|(gate, outcome)| {
+            let Outcome {
+                state,
+                message,
+                next_check,
+            } = outcome;
+            let (state, message, next_check) =
                 if waived.contains(&gate) && gate != GateName::Approval && state != GateState::Passed {
-                    (GateState::Waived, format!("waived by override: {message}"))
+                    (GateState::Waived, format!("waived by override: {message}"), None)
                 } else {
-                    (state, message)
+                    (state, message, next_check)
                 };
             GateStatus {
                 gate,
                 state,
                 message,
                 last_checked: Some(input.now.clone()),
+                next_check: next_check.map(Time),
             }
         })
         .collect();
@@ -131,6 +183,61 @@ pub fn evaluate(input: &GateInput<'_>, previous: &[Approval]) -> GateVerdict {
         approval_rules: approval.rules,
         rejection: approval.rejection,
         approval_notices: approval.notices,
+    }
+}
+
+fn soak(input: &GateInput<'_>) -> Outcome {
+    soak::evaluate(&SoakInput {
+        gate: input.environment.spec.gates.soak.as_ref(),
+        artifact: input.artifact.metadata.name.as_deref().unwrap_or_default(),
+        application: &input.artifact.spec.application,
+        rollback: input.rollback,
+        upstream: input
+            .environment
+            .spec
+            .upstream
+            .iter()
+            .map(|name| (name.as_str(), (input.environments)(name)))
+            .collect(),
+        now: input.now.0,
+    })
+}
+
+fn compatibility(input: &GateInput<'_>) -> Outcome {
+    let candidate = compatibility::Release::of(input.artifact);
+    let running: Vec<compatibility::Release<'_>> = input
+        .environment
+        .status
+        .iter()
+        .flat_map(|status| &status.applications)
+        .filter(|app| app.application != input.artifact.spec.application)
+        .map(|app| running_release(app, input.artifacts))
+        .collect();
+    compatibility::evaluate(
+        input.environment.spec.gates.compatibility.as_ref(),
+        &candidate,
+        &running,
+    )
+}
+
+/// What runs for one application, with the ranges its Artifact declares
+/// (none, read as SemVer, when the Artifact is gone).
+pub fn running_release<'a>(
+    app: &'a ApplicationStatus,
+    artifacts: &dyn Fn(&str) -> Option<&'a Artifact>,
+) -> compatibility::Release<'a> {
+    match artifacts(&app.artifact) {
+        Some(artifact) => compatibility::Release {
+            version: &app.version,
+            ..compatibility::Release::of(artifact)
+        },
+        None => compatibility::Release {
+            application: &app.application,
+            artifact: &app.artifact,
+            version: &app.version,
+            scheme: crate::api::VersionScheme::SemVer,
+            declares: &[],
+        },
     }
 }
 
@@ -454,9 +561,11 @@ spec:
         );
         let now = Time(k8s_openapi::jiff::Timestamp::from_second(1_795_000_000).expect("valid time"));
         let none = |_: &str| None;
+        let no_artifacts = |_: &str| None;
         let input = GateInput {
             environment: &environment,
             environments: &none,
+            artifacts: &no_artifacts,
             artifact: &artifact,
             promotion: &promotion,
             current: None,

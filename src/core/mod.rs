@@ -5,9 +5,12 @@
 pub mod admission;
 pub mod approval;
 pub mod artifact;
+pub mod compatibility;
 pub mod conditions;
 pub mod config;
 pub mod deployment;
 pub mod environment;
 pub mod gates;
+pub mod soak;
 pub mod version;
+pub mod windows;

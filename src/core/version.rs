@@ -100,6 +100,16 @@ pub fn compare(scheme: VersionScheme, a: &str, b: &str) -> Option<Ordering> {
     }
 }
 
+/// A version as semver sees it, for matching against a range: SemVer as
+/// written, CalVer `YYYY.MM.PATCH` as `YYYY.M.PATCH` (a leading zero is not
+/// significant); `None` for opaque versions and versions that do not parse.
+pub fn as_semver(scheme: VersionScheme, version: &str) -> Option<semver::Version> {
+    match parse(scheme, version)? {
+        Parsed::Sem(version) => Some(version),
+        Parsed::Cal { year, month, patch } => Some(semver::Version::new(year, month, patch)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,5 +174,19 @@ mod tests {
             Some(Ordering::Less)
         );
         assert_eq!(compare(VersionScheme::Opaque, "b", "a"), None);
+    }
+
+    #[test]
+    fn versions_as_semver_sees_them() {
+        assert_eq!(
+            as_semver(VersionScheme::CalVer, "2026.01.3"),
+            Some(semver::Version::new(2026, 1, 3))
+        );
+        assert_eq!(
+            as_semver(VersionScheme::SemVer, "1.4.0-rc.1"),
+            Some(semver::Version::parse("1.4.0-rc.1").unwrap())
+        );
+        assert_eq!(as_semver(VersionScheme::SemVer, "1.4"), None);
+        assert_eq!(as_semver(VersionScheme::Opaque, "1.4.0"), None);
     }
 }

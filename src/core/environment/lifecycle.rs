@@ -28,6 +28,7 @@ fn keep_check_times(gates: Vec<GateStatus>, previous: &[GateStatus]) -> Vec<Gate
             if let Some(old) = previous.iter().find(|old| old.gate == gate.gate)
                 && old.state == gate.state
                 && old.message == gate.message
+                && old.next_check == gate.next_check
             {
                 gate.last_checked = old.last_checked.clone();
             }
@@ -165,10 +166,13 @@ impl Decision<'_, '_> {
         status.rollback = rollback;
         let environments = &self.snapshot.environments;
         let lookup = |name: &str| environments.get(name).copied();
+        let artifacts = &self.snapshot.artifacts;
+        let artifact_lookup = |name: &str| artifacts.get(name).copied();
         let verdict = gates::evaluate(
             &GateInput {
                 environment: self.snapshot.environment,
                 environments: &lookup,
+                artifacts: &artifact_lookup,
                 artifact,
                 promotion,
                 current: current.as_ref(),
@@ -195,6 +199,27 @@ impl Decision<'_, '_> {
                 .gates
                 .iter()
                 .any(|old| old.gate == gate.gate && old.state == GateState::Failed);
+            let was_waived = before
+                .gates
+                .iter()
+                .any(|old| old.gate == gate.gate && old.state == GateState::Waived);
+            if gate.state == GateState::Waived && !was_waived {
+                let justification = promotion
+                    .spec
+                    .r#override
+                    .as_ref()
+                    .map(|o| o.justification.as_str())
+                    .unwrap_or_default();
+                self.notice(
+                    &name,
+                    true,
+                    "GateWaived",
+                    format!(
+                        "{:?} gate {} (justification: {justification})",
+                        gate.gate, gate.message
+                    ),
+                );
+            }
             if gate.state == GateState::Failed && !was_failed {
                 self.notice(
                     &name,
@@ -460,6 +485,7 @@ mod tests {
             state: GateState::Passed,
             message: message.into(),
             last_checked: Some(at(checked)),
+            next_check: None,
         }
     }
 
@@ -499,6 +525,9 @@ mod tests {
                     passed(GateName::Upstream, "this environment has no upstream", 100),
                     passed(GateName::Approval, "no approval required here", 100),
                     passed(GateName::Provenance, "no provenance required here", 100),
+                    passed(GateName::Soak, "no soak required here", 100),
+                    passed(GateName::Windows, "no change windows here", 100),
+                    passed(GateName::Compatibility, "compatibility is not checked here", 100),
                 ],
                 approvals: Vec::new(),
                 approval_rules: Vec::new(),
@@ -703,5 +732,75 @@ mod tests {
                 serde_json::Value::String(phase.reason().into())
             );
         }
+    }
+
+    #[test]
+    fn a_freeze_holds_a_promotion_until_its_end_is_the_plans_next_check_and_an_override_waives_it() {
+        let spec = format!(
+            "  gates:\n    windows:\n      - {{name: freeze, type: Deny, start: \"{}\", end: \"{}\"}}",
+            at(50).0,
+            at(400).0
+        );
+        let mut objects = Objects::new(environment("dev", &spec));
+        objects.promotions = vec![promotion("p1", "shop-1", 50)];
+        let held = plan(&objects.snapshot());
+        let message = format!(
+            "change window freeze (Deny) is on until {}; no Promotion starts before then unless an override waives Windows",
+            at(400).0
+        );
+        assert_eq!(
+            outcome(&held, "p1"),
+            (Phase::Waiting, format!("waiting for the Windows gate: {message}"))
+        );
+        let gate = &held.promotions["p1"].gates[5];
+        assert_eq!(
+            (gate.gate, gate.state, gate.next_check.clone()),
+            (GateName::Windows, GateState::Pending, Some(at(400)))
+        );
+        assert_eq!(held.next_check, Some(at(400)));
+        assert_eq!(
+            held.next_check_in(&at(100)),
+            Some(std::time::Duration::from_secs(300))
+        );
+
+        // At the end of the freeze the same Promotion starts, and nothing is left to wait for.
+        objects.promotions[0].status = Some(held.promotions["p1"].clone());
+        objects.now = at(400);
+        let free = plan(&objects.snapshot());
+        assert_eq!(free.promotions["p1"].phase, Phase::Verifying);
+        assert_eq!(free.next_check, None);
+
+        // An override waives the freeze, with an Event that carries the justification.
+        objects.now = at(100);
+        objects.promotions = vec![promotion("p2", "shop-1", 50)];
+        objects.promotions[0].spec.r#override = Some(crate::api::Override {
+            waive: vec![GateName::Windows],
+            justification: "hotfix for INC-2211".into(),
+        });
+        // An override always needs an approval.
+        objects.promotions[0].spec.approvals = vec![crate::api::ApprovalRequest {
+            user: "dave".into(),
+            groups: Vec::new(),
+            decision: crate::api::ApprovalDecision::Approve,
+            comment: None,
+        }];
+        let waived = plan(&objects.snapshot());
+        assert_eq!(
+            waived.promotions["p2"].phase,
+            Phase::Verifying,
+            "{:?}",
+            waived.promotions["p2"].message
+        );
+        assert_eq!(waived.promotions["p2"].gates[5].state, GateState::Waived);
+        assert_eq!(waived.promotions["p2"].gates[5].next_check, None);
+        assert_eq!(
+            waived.notices[1],
+            notice(
+                "p2",
+                true,
+                "GateWaived",
+                &format!("Windows gate waived by override: {message} (justification: hotfix for INC-2211)")
+            )
+        );
     }
 }

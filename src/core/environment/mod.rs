@@ -47,7 +47,7 @@ use validation::validate;
 pub use auto_promote::AUTO_PROMOTED_LABEL;
 pub use config_maps::{RenderedConfigMap, config_map_name};
 pub use settle::settle;
-pub use validation::{APPROVALS_VERIFIED, CONFIG_VALID, TARGETS_VALID, UPSTREAM_VALID};
+pub use validation::{APPROVALS_VERIFIED, CONFIG_VALID, GATES_VALID, TARGETS_VALID, UPSTREAM_VALID};
 
 /// The world as one Environment's reconcile sees it.
 pub struct Snapshot<'a> {
@@ -100,9 +100,24 @@ pub struct Plan {
     /// Promotions to create (autoPromote).
     pub new_promotions: Vec<Promotion>,
     pub notices: Vec<Notice>,
+    /// The earliest instant a waiting Promotion's gate changes by the clock
+    /// alone (a soak ends, a change window opens or closes): decide again then.
+    pub next_check: Option<Time>,
 }
 
 impl Plan {
+    /// How long from `now` until [`Plan::next_check`], at least a
+    /// millisecond; `None` without one.
+    pub fn next_check_in(&self, now: &Time) -> Option<std::time::Duration> {
+        let next = self.next_check.as_ref()?;
+        let wait = now.0.duration_until(next.0);
+        Some(
+            std::time::Duration::try_from(wait)
+                .unwrap_or_default()
+                .max(std::time::Duration::from_millis(1)),
+        )
+    }
+
     /// A rollout is under way: worth looking at again soon, besides the
     /// watch events it causes.
     pub fn rolling_out(&self) -> bool {
@@ -189,6 +204,12 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
             .unwrap_or(20)
             .max(1),
     );
+    let next_check = promotions
+        .values()
+        .filter(|status| status.phase == Phase::Waiting)
+        .flat_map(|status| &status.gates)
+        .filter_map(|gate| gate.next_check.clone())
+        .min_by_key(|time| time.0);
     let applications: Vec<ApplicationStatus> = applications.into_values().collect();
     let summary = (!applications.is_empty()).then(|| {
         applications
@@ -211,5 +232,6 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
         config_history,
         new_promotions,
         notices,
+        next_check,
     }
 }

@@ -1,7 +1,9 @@
 //! Whether an Environment's spec can be carried out: its targets (Deployment,
 //! container, tenant opt-in of other namespaces), its upstream (exists, no
 //! cycles) and its configuration (renders), each as a condition naming the
-//! field, summarised in `Ready`; and, for an Environment with an approval
+//! field, summarised in `Ready`; for an Environment with a soak or change
+//! windows, whether they can be read (`GatesValid`, also in `Ready`); and,
+//! for an Environment with an approval
 //! gate, whether approvals can be verified (`ApprovalsVerified`).
 //!
 //! `ApprovalsVerified` stays out of `Ready`: it is a property of the
@@ -21,6 +23,7 @@ use crate::api::Environment;
 use crate::core::approval::{self, ApprovalTrust};
 use crate::core::conditions::{self, Wanted};
 use crate::core::deployment::LABEL_TENANT;
+use crate::core::{soak, windows};
 
 use super::{Snapshot, target_namespace};
 
@@ -29,11 +32,13 @@ pub const TARGETS_VALID: &str = "TargetsValid";
 pub const UPSTREAM_VALID: &str = "UpstreamValid";
 pub const CONFIG_VALID: &str = "ConfigValid";
 pub const APPROVALS_VERIFIED: &str = "ApprovalsVerified";
+pub const GATES_VALID: &str = "GatesValid";
 const ENVIRONMENT_CONDITIONS: &[&str] = &[
     crate::api::CONDITION_READY,
     TARGETS_VALID,
     UPSTREAM_VALID,
     CONFIG_VALID,
+    GATES_VALID,
     APPROVALS_VERIFIED,
 ];
 
@@ -146,6 +151,17 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
         }
     }
 
+    // Soak durations and change windows hold things the schema cannot check.
+    let gates = &environment.spec.gates;
+    let has_clock_gates = gates.soak.is_some() || !gates.windows.is_empty();
+    let gate_problems: Vec<String> = gates
+        .soak
+        .as_ref()
+        .and_then(soak::problem)
+        .into_iter()
+        .chain(windows::problems(&gates.windows))
+        .collect();
+
     let generation = environment.metadata.generation;
     let verdict = |type_: &'static str, problems: &[String], ok: &str, reason: &'static str| Wanted {
         type_,
@@ -161,6 +177,7 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
         .iter()
         .chain(&upstream_problems)
         .chain(&config_problems)
+        .chain(&gate_problems)
         .collect();
     let ready = Wanted {
         type_: crate::api::CONDITION_READY,
@@ -207,6 +224,14 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
             ),
         ]
         .into_iter()
+        .chain(has_clock_gates.then(|| {
+            verdict(
+                GATES_VALID,
+                &gate_problems,
+                "soak duration and change windows are valid",
+                "InvalidGates",
+            )
+        }))
         .chain(approvals_verified)
         .collect(),
         ENVIRONMENT_CONDITIONS,
@@ -512,5 +537,39 @@ spec:
             Some(vec!["d".to_string(), "d".into()]),
             "its own upstream"
         );
+    }
+
+    #[test]
+    fn unreadable_clock_gates_are_named_in_gates_valid_and_ready_and_absent_gates_add_no_condition() {
+        let objects = Objects::new(environment(
+            "prod",
+            r#"  gates:
+    soak: {duration: 0s}
+    windows:
+      - {name: freeze, type: Deny, schedule: "0 18 * * FRI", duration: 1h, timeZone: Europe/Nowhere}"#,
+        ));
+        let validation = validate(&objects.snapshot());
+        let problems = "spec.gates.soak.duration: \"0s\" must be longer than zero; \
+                        spec.gates.windows[0].timeZone: \"Europe/Nowhere\" is not an IANA time zone such as Europe/Berlin";
+        assert_eq!(
+            condition(&validation, GATES_VALID),
+            ("False".into(), "InvalidGates".into(), problems.into())
+        );
+        assert_eq!(
+            condition(&validation, crate::api::CONDITION_READY),
+            ("False".into(), "InvalidSpec".into(), problems.into())
+        );
+
+        let fine = Objects::new(environment("prod", "  gates: {soak: {duration: 30m}}"));
+        assert_eq!(
+            condition(&validate(&fine.snapshot()), GATES_VALID),
+            (
+                "True".into(),
+                "Valid".into(),
+                "soak duration and change windows are valid".into()
+            )
+        );
+        let none = Objects::new(environment("prod", ""));
+        assert!(conditions::find(&validate(&none.snapshot()).conditions, GATES_VALID).is_none());
     }
 }

@@ -223,6 +223,12 @@ async fn the_generated_crds_are_accepted_with_these_costs() -> anyhow::Result<()
                 "!has(self.rules) || size(self.rules) == 0 || ((!has(self.users) || size(self.users) == 0) && (!has(self.groups) || size(self.groups) == 0))",
                 18
             ),
+            cost(
+                "properties[spec].properties[gates].properties[windows].items.x-kubernetes-validations[0].rule",
+                "has(self.schedule) ? (has(self.duration) && !has(self.start) && !has(self.end)) : (has(self.start) && has(self.end) && !has(self.duration) && !has(self.timeZone))",
+                // 7 field tests per window, at most 16 windows.
+                7 * 16
+            ),
         ]
     );
     assert_eq!(
