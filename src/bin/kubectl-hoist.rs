@@ -43,6 +43,12 @@ enum Command {
         #[arg(long)]
         application: Option<String>,
     },
+    /// The supported version matrix: per application what runs, the
+    /// ranges it declares for others, and whether each holds.
+    Compat {
+        /// Only this Environment.
+        environment: Option<String>,
+    },
     /// Why a Promotion is where it is: phase, gates, approvals, changes.
     Why {
         /// The Promotion.
@@ -110,6 +116,7 @@ async fn run(cli: Cli) -> Result<String, PluginError> {
             environment,
             application,
         } => plugin::history(&client, &ns, &environment, application.as_deref(), &now).await,
+        Command::Compat { environment } => plugin::compat(&client, &ns, environment.as_deref()).await,
         Command::Why { promotion } => plugin::why(&client, &ns, &promotion, &now).await,
         Command::Diff {
             artifact,

@@ -29,7 +29,8 @@ struct Window<'a> {
 
 enum When {
     Schedule {
-        cron: Cron,
+        // A parsed pattern is large next to two instants.
+        cron: Box<Cron>,
         zone: TimeZone,
         duration: SignedDuration,
     },
@@ -72,7 +73,11 @@ fn read(index: usize, spec: &ChangeWindow) -> Result<Window<'_>, String> {
                 .and_then(|text| {
                     parse_duration(text).map_err(|error| format!("{field}.duration: {error}"))
                 })?;
-            When::Schedule { cron, zone, duration }
+            When::Schedule {
+                cron: Box::new(cron),
+                zone,
+                duration,
+            }
         }
         (None, Some(start), Some(end)) => {
             if end.0 <= start.0 {

@@ -7,6 +7,7 @@
 //! so the output is the same for the same objects.
 
 mod approve;
+mod compat;
 mod diff;
 mod promote;
 mod status;
@@ -14,6 +15,7 @@ mod table;
 mod why;
 
 pub use approve::{ApprovalPatch, ApproveOutcome, Identity, approval_patch, approve, reject, whoami};
+pub use compat::{compat, render_compat};
 pub use diff::{ContainerDiff, Diff, diff, plan_diff};
 pub use promote::{Rollback, new_promotion, promote, rollback, rollback_target};
 pub use status::{history, render_history, render_status, status};

@@ -126,7 +126,7 @@ fn application_row(app: &ApplicationStatus, now: &Time) -> Vec<String> {
 
 /// Environments ordered along the pipeline: those without upstream first,
 /// then by their longest upstream chain, then by name (dev, staging, prod).
-fn pipeline_order(environments: &[Environment]) -> Vec<&Environment> {
+pub(super) fn pipeline_order(environments: &[Environment]) -> Vec<&Environment> {
     let by_name: BTreeMap<String, &Environment> = environments.iter().map(|e| (e.name_any(), e)).collect();
     fn depth(name: &str, by_name: &BTreeMap<String, &Environment>, seen: &mut BTreeSet<String>) -> usize {
         // An upstream cycle is reported on the Environment itself; here it

@@ -68,16 +68,31 @@ pub fn render_why(promotion: &Promotion, now: &Time) -> String {
         out.push_str("Gates: not evaluated yet.\n");
     } else {
         out.push_str("Gates:\n");
-        let mut table = Table::new(&["GATE", "STATE", "CHECKED", "MESSAGE"]);
+        // A gate the clock alone changes (soak, change windows) says when.
+        let clocked = status.gates.iter().any(|gate| gate.next_check.is_some());
+        let header: &[&str] = if clocked {
+            &["GATE", "STATE", "CHECKED", "NEXT CHECK", "MESSAGE"]
+        } else {
+            &["GATE", "STATE", "CHECKED", "MESSAGE"]
+        };
+        let mut table = Table::new(header);
         for gate in &status.gates {
-            table.row(vec![
+            let mut row = vec![
                 format!("{:?}", gate.gate),
                 format!("{:?}", gate.state),
                 gate.last_checked
                     .as_ref()
                     .map_or_else(|| NONE.to_string(), |at| format!("{} ago", age(now, at))),
-                gate.message.clone(),
-            ]);
+            ];
+            if clocked {
+                row.push(
+                    gate.next_check
+                        .as_ref()
+                        .map_or_else(|| NONE.to_string(), |at| format!("in {}", age(at, now))),
+                );
+            }
+            row.push(gate.message.clone());
+            table.row(row);
         }
         out.push_str(&table.render());
     }
@@ -154,4 +169,44 @@ pub fn render_why(promotion: &Promotion, now: &Time) -> String {
 
 fn yes_no(value: bool) -> String {
     if value { "yes" } else { "no" }.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gate_the_clock_changes_shows_when_it_is_looked_at_next() {
+        let promotion: Promotion = serde_yaml::from_str(
+            r#"
+apiVersion: hoist.dev/v1alpha1
+kind: Promotion
+metadata: {name: to-staging, namespace: shop}
+spec: {artifact: shop-1, environment: staging, requestedBy: carol}
+status:
+  phase: Waiting
+  message: "waiting for the Soak gate: shop-1 soaks until 2026-12-02T10:40:00Z: Healthy in dev since 2026-12-02T10:10:00Z, soak 30m"
+  gates:
+    - {gate: Upstream, state: Passed, message: shop-1 is healthy in dev, lastChecked: "2026-12-02T10:15:00Z"}
+    - {gate: Soak, state: Pending, message: "shop-1 soaks until 2026-12-02T10:40:00Z: Healthy in dev since 2026-12-02T10:10:00Z, soak 30m", lastChecked: "2026-12-02T10:15:00Z", nextCheck: "2026-12-02T10:40:00Z"}
+"#,
+        )
+        .expect("fixture parses");
+        let now = Time("2026-12-02T10:20:00Z".parse().expect("instant"));
+        let text = render_why(&promotion, &now);
+        let gates: Vec<&str> = text
+            .lines()
+            .skip_while(|line| *line != "Gates:")
+            .skip(1)
+            .take(3)
+            .collect();
+        assert_eq!(
+            gates,
+            vec![
+                "GATE       STATE     CHECKED   NEXT CHECK   MESSAGE",
+                "Upstream   Passed    5m ago    <none>       shop-1 is healthy in dev",
+                "Soak       Pending   5m ago    in 20m       shop-1 soaks until 2026-12-02T10:40:00Z: Healthy in dev since 2026-12-02T10:10:00Z, soak 30m",
+            ]
+        );
+    }
 }
