@@ -66,7 +66,8 @@ pub fn crds(out: Option<&Path>) -> Result<ExitCode, CliError> {
 
 /// `hoist render DIR`: prints the pinned Deployments and rendered ConfigMaps
 /// on stdout and a line per Promotion on stderr; exit code 3 when a
-/// Promotion did not succeed. Decides as at `at`, else now.
+/// Promotion did not succeed (rolled out with only its in-cluster
+/// verification left counts as done). Decides as at `at`, else now.
 pub async fn render(
     dir: &Path,
     namespace: &str,
@@ -86,7 +87,7 @@ pub async fn render(
             promotion.namespace, promotion.name, promotion.phase, promotion.message
         );
     }
-    Ok(if rendered.all_succeeded() {
+    Ok(if rendered.all_done() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)

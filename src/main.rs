@@ -48,6 +48,9 @@ enum Command {
         /// approvals verified.
         #[arg(long, env = "HOIST_APPROVAL_POLICY", default_value = hoist::core::approval::POLICY)]
         approval_policy: String,
+        /// The Prometheus server of verification steps that name no address.
+        #[arg(long, env = "HOIST_PROMETHEUS_ADDRESS")]
+        prometheus_address: Option<String>,
         /// Log as JSON lines.
         #[arg(long, env = "HOIST_LOG_JSON")]
         log_json: bool,
@@ -110,6 +113,7 @@ async fn main() -> ExitCode {
             startup_timeout,
             shutdown_timeout,
             approval_policy,
+            prometheus_address,
             log_json,
         } => {
             let settings = hoist::controller::Settings {
@@ -120,6 +124,7 @@ async fn main() -> ExitCode {
                 startup_timeout,
                 shutdown_timeout,
                 approval_policy,
+                prometheus_address,
                 ..Default::default()
             };
             hoist::cli::controller(settings, log_json).await

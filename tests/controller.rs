@@ -445,6 +445,7 @@ async fn one_build_goes_dev_staging_prod_with_an_approval_and_prod_runs_the_dev_
             (GateName::Soak, GateState::Passed),
             (GateName::Windows, GateState::Passed),
             (GateName::Compatibility, GateState::Passed),
+            (GateName::Verification, GateState::Passed),
         ]
     );
     assert_eq!(
@@ -1343,7 +1344,7 @@ async fn a_freeze_holds_prod_and_an_override_with_an_approval_waives_it() {
         .expect("GatesValid");
     assert_eq!(
         (gates_valid.status.as_str(), gates_valid.message.as_str()),
-        ("True", "soak duration and change windows are valid")
+        ("True", "soak, change windows and verification steps are valid")
     );
 
     scenario.promote("to-prod", "shop-1-0-0", "prod").await;
@@ -1489,6 +1490,181 @@ payments      payments-1-4-0   1.4.0     shop >=1.0.0, <3.0.0       shop 2.0.0  
 shop          shop-2-0-0       2.0.0     payments >=1.4.0, <2.0.0   payments 1.4.0   holds
 Every declared range holds.
 "
+    );
+    scenario.stop().await;
+}
+
+// Verification against the real Prometheus of scripts/test.
+
+/// dev verifies every release with the error ratio the test pushes for it.
+async fn verify_dev_with_prometheus(scenario: &Scenario, count: i32, failure_limit: i32) {
+    let address = hoist_testkit::prometheus::address().expect("HOIST_TEST_PROMETHEUS (run scripts/test)");
+    scenario
+        .update_environment("dev", |spec| {
+            spec.gates.verification = vec![hoist::api::VerificationStep {
+                name: "error-rate".into(),
+                prometheus: hoist::api::PrometheusCheck {
+                    address: Some(address),
+                    bearer_token_secret: None,
+                    query: ERROR_RATIO.into(),
+                    condition: "result < 0.01".into(),
+                    interval: "1s".into(),
+                    count,
+                    failure_limit,
+                    inconclusive_limit: 0,
+                    consecutive_error_limit: 4,
+                },
+            }]
+        })
+        .await;
+}
+
+const ERROR_RATIO: &str = r#"max(hoist_test_error_ratio{namespace="{{namespace}}", environment="{{environment}}", artifact="{{artifact}}"})"#;
+
+/// Pushes the error ratio of `artifact` in dev and waits until Prometheus returns it.
+async fn error_ratio(scenario: &Scenario, artifact: &str, value: f64) {
+    let namespace = scenario.namespace();
+    let labels = format!(r#"namespace="{namespace}",environment="dev",artifact="{artifact}""#);
+    // One Pushgateway group per artifact: pushing one does not replace the other.
+    hoist_testkit::prometheus::push(
+        &format!("{namespace}-{artifact}"),
+        "hoist_test_error_ratio",
+        &labels,
+        value,
+    )
+    .await
+    .expect("push");
+    let query = ERROR_RATIO
+        .replace("{{namespace}}", namespace)
+        .replace("{{environment}}", "dev")
+        .replace("{{artifact}}", artifact);
+    hoist_testkit::prometheus::wait_for(&query, Some(&value.to_string()))
+        .await
+        .expect("Prometheus scraped the value");
+}
+
+async fn forget_error_ratios(scenario: &Scenario, artifacts: &[&str]) {
+    for artifact in artifacts {
+        let _ = hoist_testkit::prometheus::delete(&format!("{}-{artifact}", scenario.namespace())).await;
+    }
+}
+
+#[tokio::test]
+async fn prometheus_verifies_a_release_and_a_regressed_error_rate_rolls_the_next_one_back() {
+    let mut scenario = Scenario::new().await;
+    verify_dev_with_prometheus(&scenario, 3, 1).await;
+    scenario.start().await;
+    scenario.environment_observed("dev").await;
+    let good = scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.release("shop-1-1-0", "1.1.0", Some(REVISION)).await;
+    error_ratio(&scenario, "shop-1-0-0", 0.001).await;
+    error_ratio(&scenario, "shop-1-1-0", 0.2).await;
+
+    scenario.promote_and_wait("good", "shop-1-0-0", "dev").await;
+    let good_promotion = scenario.wait_phase("good", Phase::Succeeded).await;
+    let status = good_promotion.status.expect("status");
+    let step = &status.verification[0];
+    assert_eq!(
+        (
+            step.name.as_str(),
+            step.phase,
+            step.message.as_str(),
+            step.query.clone(),
+            step.next_measurement.clone()
+        ),
+        (
+            "error-rate",
+            hoist::api::VerificationPhase::Passed,
+            "passed: 3 of 3 measurement(s): 3 successful, 0 failed, 0 inconclusive",
+            Some(format!(
+                r#"max(hoist_test_error_ratio{{namespace="{}", environment="dev", artifact="shop-1-0-0"}})"#,
+                scenario.namespace()
+            )),
+            None
+        )
+    );
+    assert_eq!(
+        step.measurements
+            .iter()
+            .map(|m| (m.outcome, m.value.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![(hoist::api::MeasurementOutcome::Successful, Some("0.001")); 3]
+    );
+    // Measurements are an interval apart: the operator comes back for each, it is not woken by anything else.
+    let gaps: Vec<i64> = step
+        .measurements
+        .windows(2)
+        .map(|pair| pair[1].at.0.as_second() - pair[0].at.0.as_second())
+        .collect();
+    assert!(gaps.iter().all(|gap| *gap >= 1), "{gaps:?}");
+    let verification = status
+        .gates
+        .iter()
+        .find(|g| g.gate == GateName::Verification)
+        .expect("gate");
+    assert_eq!(
+        (verification.state, verification.message.as_str()),
+        (GateState::Passed, "1 verification step(s) passed: error-rate")
+    );
+
+    scenario.promote("regressed", "shop-1-1-0", "dev").await;
+    let rolled_back = scenario.wait_phase("regressed", Phase::RolledBack).await;
+    assert_eq!(
+        rolled_back.status.as_ref().and_then(|s| s.message.clone()),
+        Some(
+            "verification failed (step error-rate: 2 measurement(s) did not meet `result < 0.01` (failureLimit 1), \
+             the last was 0.2; 2 of 3 measurement(s): 0 successful, 2 failed, 0 inconclusive); rolled back to shop-1-0-0 1.0.0"
+                .into()
+        )
+    );
+    let dev = scenario
+        .cluster
+        .wait_for::<Environment>("dev", TIMEOUT, |e| {
+            e.status.as_ref().is_some_and(|s| {
+                s.applications
+                    .first()
+                    .is_some_and(|a| a.artifact == "shop-1-0-0" && a.health == Health::Healthy)
+            })
+        })
+        .await
+        .expect("dev runs the good release again");
+    assert_eq!(dev.status.expect("status").history[0].outcome, Phase::RolledBack);
+    assert_eq!(
+        scenario.images("dev", "backend").await[0].1,
+        pinned(&good["backend"])
+    );
+    forget_error_ratios(&scenario, &["shop-1-0-0", "shop-1-1-0"]).await;
+    scenario.stop().await;
+}
+
+#[tokio::test]
+async fn an_empty_query_result_is_inconclusive_and_fails_past_the_inconclusive_limit() {
+    let mut scenario = Scenario::new().await;
+    verify_dev_with_prometheus(&scenario, 1, 0).await;
+    scenario.start().await;
+    scenario.environment_observed("dev").await;
+    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    // Nothing is pushed for shop-1-0-0: the query has no sample.
+    scenario.promote("unmeasured", "shop-1-0-0", "dev").await;
+    let failed = scenario.wait_phase("unmeasured", Phase::Failed).await;
+    let status = failed.status.expect("status");
+    assert_eq!(
+        status.message.as_deref(),
+        Some(
+            "verification failed: step error-rate: 1 measurement(s) were inconclusive (inconclusiveLimit 0): the query \
+             returned no sample; 1 of 1 measurement(s): 0 successful, 0 failed, 1 inconclusive"
+        )
+    );
+    assert_eq!(
+        status.verification[0]
+            .measurements
+            .iter()
+            .map(|m| (m.outcome, m.message.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![(
+            hoist::api::MeasurementOutcome::Inconclusive,
+            Some("the query returned no sample")
+        )]
     );
     scenario.stop().await;
 }

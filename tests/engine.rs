@@ -365,6 +365,7 @@ fn a_release_goes_dev_then_prod_with_the_same_digests() {
             (GateName::Soak, GateState::Passed),
             (GateName::Windows, GateState::Passed),
             (GateName::Compatibility, GateState::Passed),
+            (GateName::Verification, GateState::Passed),
         ]
     );
 

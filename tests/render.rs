@@ -185,7 +185,7 @@ async fn a_blocked_promotion_is_reported_with_its_gate() {
     let rendered = render(dir.path(), "default", &resolver, now())
         .await
         .expect("renders");
-    assert!(!rendered.all_succeeded());
+    assert!(!rendered.all_done());
     let prod = rendered
         .promotions
         .iter()
@@ -200,6 +200,7 @@ async fn a_blocked_promotion_is_reported_with_its_gate() {
             message: "waiting for the Approval gate: 0 of 2 rules met; staff needs 1 approval from group staff; \
                       client needs 1 approval from group client; approve with: kubectl hoist approve shop-1.4.2-prod -n shop"
                 .into(),
+            needs_cluster: false,
         }
     );
     let (deployments, _) = documents(&rendered.yaml);
@@ -249,6 +250,22 @@ async fn render_decides_change_windows_from_the_clock_it_is_given() {
     // Monday 08:00 in Berlin: the freeze is over.
     let free = render_prod_gates(freeze, "2026-12-07T07:00:00Z").await;
     assert_eq!(free.phase, Phase::Succeeded, "{}", free.message);
+}
+
+#[tokio::test]
+async fn render_pins_a_release_whose_verification_needs_a_cluster_and_says_so() {
+    let verification = "    verification:\n      - name: error-rate\n        prometheus: {query: 'sum(rate(errors{env=\"{{environment}}\"}[5m]))', condition: result < 0.01}\n";
+    let prod = render_prod_gates(verification, "2026-12-02T10:00:00Z").await;
+    assert_eq!(
+        (prod.phase, prod.needs_cluster, prod.message.as_str()),
+        (
+            Phase::Verifying,
+            true,
+            "rolled out; verification runs in the cluster (hoist render cannot query Prometheus): step error-rate: \
+             0 of 1 measurement(s): 0 successful, 0 failed, 0 inconclusive; next measurement at 2026-12-02T10:00:00Z \
+             (every 30s)"
+        )
+    );
 }
 
 #[tokio::test]
@@ -330,7 +347,7 @@ async fn images_resolve_through_a_real_registry_when_no_layout_has_them() {
     let rendered = render(dir.path(), "default", &resolver, now())
         .await
         .expect("renders");
-    assert!(rendered.all_succeeded(), "{:?}", rendered.promotions);
+    assert!(rendered.all_done(), "{:?}", rendered.promotions);
     assert_eq!(
         resolver.registry_requests(),
         2,

@@ -163,6 +163,102 @@ pub struct Gates {
     /// against what runs here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compatibility: Option<CompatibilityGate>,
+    /// Checks run in order once the rollout is healthy, before the
+    /// Promotion succeeds. A failed check fails the Promotion, and with
+    /// rollback.automatic restores the previous release and configuration.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub verification: Vec<VerificationStep>,
+}
+
+/// One verification step.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationStep {
+    /// The step's name, unique in the gate, shown in status and messages.
+    #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
+    pub name: String,
+    /// A Prometheus query measured at intervals, with the analysis
+    /// semantics of Argo Rollouts: count measurements, failureLimit,
+    /// inconclusiveLimit, consecutiveErrorLimit.
+    pub prometheus: PrometheusCheck,
+}
+
+/// A PromQL query whose result must meet a condition.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusCheck {
+    /// The Prometheus server, e.g. `http://prometheus.monitoring:9090`;
+    /// default: the operator's --prometheus-address (chart value
+    /// verification.prometheusAddress).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 512), pattern(r"^https?://[^\s]+$"))]
+    pub address: Option<String>,
+    /// A key of a Secret in this namespace holding a bearer token sent to
+    /// the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_secret: Option<SecretKeyReference>,
+    /// The PromQL query. `{{namespace}}`, `{{environment}}`,
+    /// `{{application}}`, `{{artifact}}` and `{{version}}` are replaced by
+    /// the release's values; nothing else is a template. The result must be
+    /// a scalar or a vector of one sample.
+    #[schemars(length(min = 1, max = 4096))]
+    pub query: String,
+    /// What a measurement must meet: `result` compared with a number, e.g.
+    /// `result < 0.01` or `result >= 0.99`.
+    #[schemars(
+        length(min = 8, max = 64),
+        pattern(r"^result ?(<|<=|>|>=|==|!=) ?-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
+    )]
+    pub condition: String,
+    /// Time between measurements, e.g. `30s`.
+    #[serde(default = "default_interval")]
+    #[schemars(length(min = 2, max = 32), pattern(DURATION))]
+    pub interval: String,
+    /// Measurements to take; the step passes after this many without
+    /// exceeding a limit.
+    #[serde(default = "default_count")]
+    #[schemars(range(min = 1, max = 60))]
+    pub count: i32,
+    /// Failed measurements (condition not met) tolerated; one more fails the step.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 60))]
+    pub failure_limit: i32,
+    /// Inconclusive measurements (an empty result) tolerated; one more
+    /// fails the step.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 60))]
+    pub inconclusive_limit: i32,
+    /// Errors in a row (server unreachable, a query it refuses, a result
+    /// of several series) tolerated; one more fails the step. An error is
+    /// measured again after interval and does not count toward count.
+    #[serde(default = "default_error_limit")]
+    #[schemars(range(min = 0, max = 60))]
+    pub consecutive_error_limit: i32,
+}
+
+fn default_interval() -> String {
+    "30s".into()
+}
+
+fn default_count() -> i32 {
+    1
+}
+
+fn default_error_limit() -> i32 {
+    4
+}
+
+/// A key of a Secret in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct SecretKeyReference {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
+    pub name: String,
+    /// The key whose value is used.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
 }
 
 /// A duration written as hours, minutes and seconds: `30m`, `1h30m`, `72h`.

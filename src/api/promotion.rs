@@ -152,6 +152,8 @@ pub enum GateName {
     Windows,
     /// The compatibility ranges hold against what runs in the environment.
     Compatibility,
+    /// The verification steps passed once the rollout was healthy.
+    Verification,
 }
 
 /// The lifecycle phase of a Promotion. Terminal phases never change.
@@ -226,6 +228,10 @@ pub struct PromotionStatus {
     /// Configuration hash before and after, per application.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config: Option<ConfigChange>,
+    /// Each verification step of the Environment, once the rollout is
+    /// healthy: its measurements and outcome.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub verification: Vec<VerificationStatus>,
     /// When the Deployments were updated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
@@ -336,4 +342,67 @@ pub struct ConfigChange {
     pub from: Option<String>,
     /// The hash after.
     pub to: String,
+}
+
+/// How one verification step went.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationStatus {
+    /// The step (spec.gates.verification[].name).
+    pub name: String,
+    /// Pending (not started), Running, Passed or Failed.
+    pub phase: VerificationPhase,
+    /// What the step saw and what it waits for.
+    pub message: String,
+    /// The query as sent, with the release's values in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Measurements so far, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub measurements: Vec<Measurement>,
+    /// When the next measurement is due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_measurement: Option<Time>,
+}
+
+/// The phase of a verification step.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum VerificationPhase {
+    /// Waiting for the rollout or an earlier step.
+    Pending,
+    /// Measuring.
+    Running,
+    /// Every measurement needed was taken within the limits.
+    Passed,
+    /// A limit was exceeded.
+    Failed,
+}
+
+/// One measurement of a verification step.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Measurement {
+    /// When it was taken.
+    pub at: Time,
+    /// Successful, Failed, Inconclusive or Error.
+    pub outcome: MeasurementOutcome,
+    /// The query's result, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Why it is inconclusive or an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// What one measurement showed.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum MeasurementOutcome {
+    /// The condition held.
+    Successful,
+    /// The condition did not hold.
+    Failed,
+    /// The query returned no sample.
+    Inconclusive,
+    /// The query could not be run or its result could not be read.
+    Error,
 }

@@ -130,6 +130,8 @@ pub struct Context {
     /// The operator's own user name (from a SelfSubjectReview at start),
     /// the requester of the Promotions autoPromote creates.
     pub identity: Option<String>,
+    /// Runs the verification queries.
+    pub prometheus: super::prometheus::Prometheus,
 }
 
 impl Context {

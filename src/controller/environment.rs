@@ -133,7 +133,7 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
         .map(|rendered| (rendered.hash.clone(), rendered))
         .collect();
 
-    let snapshot = Snapshot {
+    let mut snapshot = Snapshot {
         environment: &environment,
         environments: environments.iter().map(|e| (e.name_any(), e.as_ref())).collect(),
         artifacts: artifacts
@@ -147,9 +147,18 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
         config_history,
         approvals: stores.approval_trust(),
         operator: ctx.identity.clone(),
+        measurements: BTreeMap::new(),
         now: ctx.now(),
     };
-    let plan = environment::plan(&snapshot);
+    let mut plan = environment::plan(&snapshot);
+    if !plan.queries.is_empty() {
+        // Verification measurements are due: take them, then decide with them.
+        snapshot.measurements = ctx
+            .prometheus
+            .measure_all(&ctx.client, &namespace, &plan.queries, snapshot.now.0)
+            .await;
+        plan = environment::plan(&snapshot);
+    }
     let pinned = write_objects(&ctx, &environment, &deployments, &snapshots, &plan).await?;
     let plan = if pinned.is_empty() {
         plan

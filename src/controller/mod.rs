@@ -16,6 +16,7 @@ mod environment;
 mod error;
 mod keys;
 mod metrics;
+mod prometheus;
 mod promotion;
 mod readiness;
 mod requests;
@@ -105,6 +106,8 @@ pub struct Settings {
     /// The ValidatingAdmissionPolicy (and binding) whose presence makes
     /// approvals verified; the chart installs `hoist-approvals`.
     pub approval_policy: String,
+    /// The Prometheus server of verification steps that name no address.
+    pub prometheus_address: Option<String>,
 }
 
 /// The start-up deadline unless configured: a large tenant lists in seconds.
@@ -124,6 +127,7 @@ impl Default for Settings {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             api_requests: ApiRequests::default(),
             approval_policy: crate::core::approval::POLICY.to_string(),
+            prometheus_address: None,
         }
     }
 }
@@ -431,6 +435,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         sources: Default::default(),
         backoff: Default::default(),
         identity,
+        prometheus: prometheus::Prometheus::new(settings.prometheus_address.clone()),
     });
     let controller_config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
 

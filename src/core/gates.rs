@@ -12,7 +12,7 @@ use crate::api::{
 use crate::core::approval::{self, ApprovalInput, ApprovalNotice, ApprovalTrust, Rejection};
 use crate::core::artifact::ResolutionFailure;
 use crate::core::soak::{self, SoakInput};
-use crate::core::{compatibility, conditions, version, windows};
+use crate::core::{compatibility, conditions, verification, version, windows};
 use crate::registry;
 
 /// A gate's verdict: its state, what it saw, and when the clock alone
@@ -85,11 +85,13 @@ pub struct GateVerdict {
 }
 
 impl GateVerdict {
-    /// The first gate that holds the Promotion, if any.
+    /// The first gate that holds the Promotion, if any. Verification runs
+    /// after the rollout, so it never holds one from starting.
     pub fn first_holding(&self) -> Option<&GateStatus> {
-        self.gates
-            .iter()
-            .find(|gate| matches!(gate.state, GateState::Pending | GateState::Failed))
+        self.gates.iter().find(|gate| {
+            gate.gate != GateName::Verification
+                && matches!(gate.state, GateState::Pending | GateState::Failed)
+        })
     }
 }
 
@@ -153,6 +155,10 @@ pub fn evaluate(input: &GateInput<'_>, previous: &[Approval]) -> GateVerdict {
             windows::evaluate(&input.environment.spec.gates.windows, input.now.0),
         ),
         (GateName::Compatibility, compatibility(input)),
+        (
+            GateName::Verification,
+            verification::before_rollout(&input.environment.spec.gates.verification),
+        ),
     ];
     let gates = gates
         .into_iter()

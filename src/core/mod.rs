@@ -12,5 +12,6 @@ pub mod deployment;
 pub mod environment;
 pub mod gates;
 pub mod soak;
+pub mod verification;
 pub mod version;
 pub mod windows;

@@ -26,7 +26,7 @@ use kube::ResourceExt;
 
 pub use load::{LoadError, Manifests};
 
-use crate::api::Phase;
+use crate::api::{GateName, GateState, Phase};
 use crate::core::artifact::{self, Resolution, ResolutionFailure};
 use crate::core::deployment::LABEL_ROLE;
 use crate::registry::{LayoutError, OciLayout, PullSecrets, Resolver};
@@ -50,6 +50,9 @@ pub struct PromotionReport {
     pub name: String,
     pub phase: Phase,
     pub message: String,
+    /// Rolled out, and only its verification remains, which needs a cluster
+    /// (Prometheus queries): the rendered output is what Git should hold.
+    pub needs_cluster: bool,
 }
 
 /// The result of a render.
@@ -61,9 +64,12 @@ pub struct Rendered {
 }
 
 impl Rendered {
-    /// Every Promotion succeeded.
-    pub fn all_succeeded(&self) -> bool {
-        self.promotions.iter().all(|p| p.phase == Phase::Succeeded)
+    /// Every Promotion succeeded, or rolled out with only its in-cluster
+    /// verification left.
+    pub fn all_done(&self) -> bool {
+        self.promotions
+            .iter()
+            .all(|p| p.phase == Phase::Succeeded || p.needs_cluster)
     }
 }
 
@@ -148,11 +154,30 @@ pub async fn render(
         .iter()
         .map(|p| {
             let status = p.status.clone().unwrap_or_default();
+            let verifying = (status.phase == Phase::Verifying)
+                .then(|| {
+                    status
+                        .gates
+                        .iter()
+                        .find(|g| g.gate == GateName::Verification && g.state == GateState::Pending)
+                })
+                .flatten();
+            let (needs_cluster, message) = match verifying {
+                Some(gate) => (
+                    true,
+                    format!(
+                        "rolled out; verification runs in the cluster (hoist render cannot query Prometheus): {}",
+                        gate.message
+                    ),
+                ),
+                None => (false, status.message.unwrap_or_default()),
+            };
             PromotionReport {
                 namespace: p.namespace().unwrap_or_default(),
                 name: p.name_any(),
                 phase: status.phase,
-                message: status.message.unwrap_or_default(),
+                message,
+                needs_cluster,
             }
         })
         .collect();

@@ -146,6 +146,8 @@ impl World {
                 .unwrap_or_default(),
             approvals: self.approvals.clone(),
             operator: self.operator.clone(),
+            // Files have no Prometheus: verification queries stay due.
+            measurements: BTreeMap::new(),
             now: self.now.clone(),
         };
         Some(environment::plan(&snapshot))

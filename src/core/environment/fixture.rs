@@ -232,6 +232,7 @@ pub struct Objects {
     pub configs: BTreeMap<String, Result<RenderedConfig, ConfigError>>,
     pub config_history: BTreeMap<String, RenderedConfig>,
     pub approvals: ApprovalTrust,
+    pub measurements: BTreeMap<String, (String, crate::api::Measurement)>,
     pub now: Time,
 }
 
@@ -253,6 +254,7 @@ impl Objects {
             configs: BTreeMap::new(),
             config_history: BTreeMap::new(),
             approvals: ApprovalTrust::Verified,
+            measurements: BTreeMap::new(),
             now: at(100),
         }
     }
@@ -276,6 +278,7 @@ impl Objects {
             config_history: self.config_history.clone(),
             approvals: self.approvals.clone(),
             operator: Some(OPERATOR.into()),
+            measurements: self.measurements.clone(),
             now: self.now.clone(),
         }
     }

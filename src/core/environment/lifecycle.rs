@@ -7,12 +7,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
 use crate::api::{
-    ApplicationStatus, Artifact, Change, ConfigChange, GateState, GateStatus, Health, Phase, Promotion,
-    PromotionStatus,
+    ApplicationStatus, Artifact, Change, ConfigChange, GateName, GateState, GateStatus, Health, Phase,
+    Promotion, PromotionStatus,
 };
 use crate::core::conditions::{self, Wanted};
 use crate::core::deployment::Rollout;
 use crate::core::gates::{self, GateInput};
+use crate::core::verification::{self, Progress, VerificationInput};
 use crate::core::version;
 
 use super::release::{Release, pins_for, release_of, rollout_of};
@@ -68,6 +69,17 @@ fn ready_condition(status: &PromotionStatus, generation: Option<i64>, now: &Time
         generation,
         now,
     )
+}
+
+/// Puts `gate` in place of its entry, keeping the entry's check time when
+/// nothing else changed.
+fn set_gate(status: &mut PromotionStatus, gate: GateStatus) {
+    let gates = keep_check_times(vec![gate], &status.gates);
+    let gate = gates.into_iter().next().expect("one gate");
+    match status.gates.iter_mut().find(|old| old.gate == gate.gate) {
+        Some(old) => *old = gate,
+        None => status.gates.push(gate),
+    }
 }
 
 fn terminal(status: &mut PromotionStatus, phase: Phase, message: String, now: &Time) {
@@ -377,6 +389,20 @@ impl Decision<'_, '_> {
                 status.message = Some(format!("rolling out {}: {why}", artifact.name_any()));
             }
             Rollout::Complete => {
+                match self.verification(promotion, artifact, status) {
+                    Some(Progress::Running { .. }) => return,
+                    Some(Progress::Failed { message }) => {
+                        return self.fail(
+                            promotion,
+                            artifact,
+                            &release,
+                            status,
+                            "verification failed",
+                            message,
+                        );
+                    }
+                    Some(Progress::Passed { .. }) | None => {}
+                }
                 let message = format!("{} runs in {environment_name}", artifact.name_any());
                 terminal(status, Phase::Succeeded, message.clone(), &now);
                 self.notice(&name, false, "Promoted", message);
@@ -399,48 +425,134 @@ impl Decision<'_, '_> {
                 self.in_flight.remove(&application);
             }
             Rollout::Failed(why) => {
-                self.in_flight.remove(&application);
-                let previous = self.applications.get(&application).cloned();
-                match previous.filter(|_| self.snapshot.environment.spec.rollback.automatic) {
-                    Some(previous) => {
-                        let message = format!(
-                            "rollout failed ({why}); rolled back to {} {}",
-                            previous.artifact, previous.version
-                        );
-                        terminal(status, Phase::RolledBack, message.clone(), &now);
-                        self.notice(&name, true, "RolledBack", message);
-                        self.history.insert(
-                            0,
-                            self.history_entry(promotion, artifact, &release, status, Phase::RolledBack),
-                        );
-                        if let Some(app) = self.applications.get_mut(&application) {
-                            app.health = Health::Progressing;
-                            app.health_since = Some(now.clone());
-                            // The configuration that came with the failed release is not
-                            // re-applied on its own; the next change of spec.config is.
-                            if !status.rollback && release.config_hash.is_some() {
-                                app.spec_config_hash = release.config_hash.clone();
-                            }
-                        }
-                    }
-                    None => {
-                        let message = format!("rollout failed: {why}");
-                        terminal(status, Phase::Failed, message.clone(), &now);
-                        self.notice(&name, true, "Failed", message);
-                        let spec_config_hash = release.config_hash.clone();
-                        self.record(
-                            promotion,
-                            artifact,
-                            &release,
-                            status,
-                            Phase::Failed,
-                            Health::Degraded,
-                            spec_config_hash,
-                        );
+                self.fail(promotion, artifact, &release, status, "rollout failed", why);
+            }
+        }
+    }
+
+    /// A rollout or its verification failed: the previous release again
+    /// with automatic rollback, else recorded as failed and degraded.
+    fn fail(
+        &mut self,
+        promotion: &Promotion,
+        artifact: &Artifact,
+        release: &Release,
+        status: &mut PromotionStatus,
+        what: &str,
+        why: String,
+    ) {
+        let name = promotion.name_any();
+        let now = self.snapshot.now.clone();
+        let application = artifact.spec.application.clone();
+        self.in_flight.remove(&application);
+        let previous = self.applications.get(&application).cloned();
+        match previous.filter(|_| self.snapshot.environment.spec.rollback.automatic) {
+            Some(previous) => {
+                let message = format!(
+                    "{what} ({why}); rolled back to {} {}",
+                    previous.artifact, previous.version
+                );
+                terminal(status, Phase::RolledBack, message.clone(), &now);
+                self.notice(&name, true, "RolledBack", message);
+                self.history.insert(
+                    0,
+                    self.history_entry(promotion, artifact, release, status, Phase::RolledBack),
+                );
+                if let Some(app) = self.applications.get_mut(&application) {
+                    app.health = Health::Progressing;
+                    app.health_since = Some(now.clone());
+                    // The configuration that came with the failed release is not
+                    // re-applied on its own; the next change of spec.config is.
+                    if !status.rollback && release.config_hash.is_some() {
+                        app.spec_config_hash = release.config_hash.clone();
                     }
                 }
             }
+            None => {
+                let message = format!("{what}: {why}");
+                terminal(status, Phase::Failed, message.clone(), &now);
+                self.notice(&name, true, "Failed", message);
+                let spec_config_hash = release.config_hash.clone();
+                self.record(
+                    promotion,
+                    artifact,
+                    release,
+                    status,
+                    Phase::Failed,
+                    Health::Degraded,
+                    spec_config_hash,
+                );
+            }
         }
+    }
+
+    /// The verification steps of a healthy rollout; `None` when there are
+    /// none or an override waives them. Records the steps' statuses and
+    /// the Verification gate, and asks for the queries that are due.
+    fn verification(
+        &mut self,
+        promotion: &Promotion,
+        artifact: &Artifact,
+        status: &mut PromotionStatus,
+    ) -> Option<Progress> {
+        let steps = &self.snapshot.environment.spec.gates.verification;
+        let waived = promotion
+            .spec
+            .r#override
+            .iter()
+            .any(|o| o.waive.contains(&GateName::Verification));
+        if steps.is_empty() || waived {
+            return None;
+        }
+        let name = promotion.name_any();
+        let environment = self.snapshot.environment.name_any();
+        let artifact_name = artifact.name_any();
+        let fresh = self
+            .snapshot
+            .measurements
+            .get(&name)
+            .map(|(step, measurement)| (step.as_str(), measurement));
+        let (statuses, progress) = verification::evaluate(&VerificationInput {
+            promotion: &name,
+            steps,
+            recorded: &status.verification,
+            fresh,
+            release: verification::Release {
+                namespace: &self.tenant,
+                environment: &environment,
+                application: &artifact.spec.application,
+                artifact: &artifact_name,
+                version: &artifact.spec.version,
+            },
+            now: self.snapshot.now.0,
+        });
+        let next = statuses
+            .iter()
+            .filter_map(|s| s.next_measurement.clone())
+            .min_by_key(|t| t.0);
+        status.verification = statuses;
+        let (state, message) = match &progress {
+            Progress::Running { message, due } => {
+                if let Some(due) = due {
+                    self.queries.push(due.clone());
+                }
+                status.message = Some(format!("verifying {artifact_name}: {message}"));
+                (GateState::Pending, message.clone())
+            }
+            Progress::Passed { message } => (GateState::Passed, message.clone()),
+            Progress::Failed { message } => (GateState::Failed, message.clone()),
+        };
+        set_gate(
+            status,
+            GateStatus {
+                gate: GateName::Verification,
+                state,
+                message,
+                last_checked: Some(self.snapshot.now.clone()),
+                next_check: next.filter(|_| state == GateState::Pending),
+            },
+        );
+        Some(progress)
     }
 
     fn finish(&mut self, promotion: &Promotion, before: PromotionStatus, mut status: PromotionStatus) {
@@ -528,6 +640,7 @@ mod tests {
                     passed(GateName::Soak, "no soak required here", 100),
                     passed(GateName::Windows, "no change windows here", 100),
                     passed(GateName::Compatibility, "compatibility is not checked here", 100),
+                    passed(GateName::Verification, "no verification here", 100),
                 ],
                 approvals: Vec::new(),
                 approval_rules: Vec::new(),
@@ -540,6 +653,7 @@ mod tests {
                     to: A.into(),
                 }],
                 config: None,
+                verification: Vec::new(),
                 started_at: Some(at(100)),
                 completed_at: None,
             }
@@ -802,5 +916,66 @@ mod tests {
                 &format!("Windows gate waived by override: {message} (justification: hotfix for INC-2211)")
             )
         );
+    }
+
+    #[test]
+    fn a_healthy_rollout_is_verified_before_it_succeeds_and_a_failed_measurement_rolls_it_back() {
+        let spec = "  rollback: {automatic: true}\n  gates:\n    verification:\n      - name: error-rate\n        prometheus: {query: 'errors{env=\"{{environment}}\"}', condition: result < 0.01, interval: 30s, count: 2}";
+        let mut objects = Objects::new(running_shop_1(spec));
+        objects.promotions = vec![verifying(promotion("p2", "shop-2", 50))];
+        objects.deployments = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
+        let measuring = plan(&objects.snapshot());
+        assert_eq!(
+            outcome(&measuring, "p2"),
+            (
+                Phase::Verifying,
+                format!(
+                    "verifying shop-2: step error-rate: 0 of 2 measurement(s): 0 successful, 0 failed, 0 inconclusive; \
+                     next measurement at {} (every 30s)",
+                    at(100).0
+                )
+            )
+        );
+        assert_eq!(
+            measuring
+                .queries
+                .iter()
+                .map(|q| (q.promotion.as_str(), q.step.as_str(), q.query.as_str()))
+                .collect::<Vec<_>>(),
+            vec![("p2", "error-rate", "errors{env=\"dev\"}")]
+        );
+        assert_eq!(
+            measuring.pins,
+            vec![pin("shop-2", B, None)],
+            "the new release runs while it is verified"
+        );
+        assert!(
+            measuring.status.applications[0].artifact == "shop-1",
+            "and is not recorded as running yet"
+        );
+
+        // The controller measures and decides again at the same instant: the error rate is too high.
+        let failed = crate::core::verification::measure(
+            &serde_json::json!({"status": "success", "data": {"resultType": "scalar", "result": [1.0, "0.5"]}}),
+            "result < 0.01",
+            at(100).0,
+        );
+        objects
+            .measurements
+            .insert("p2".into(), ("error-rate".into(), failed));
+        let decided = plan(&objects.snapshot());
+        let message = "verification failed (step error-rate: 1 measurement(s) did not meet `result < 0.01` \
+                       (failureLimit 0), the last was 0.5; 1 of 2 measurement(s): 0 successful, 1 failed, 0 inconclusive); \
+                       rolled back to shop-1 1.0.0";
+        assert_eq!(outcome(&decided, "p2"), (Phase::RolledBack, message.into()));
+        assert_eq!(decided.pins, vec![pin("shop-1", A, None)]);
+        assert_eq!(decided.queries, Vec::new());
+        let gate = decided.promotions["p2"]
+            .gates
+            .iter()
+            .find(|g| g.gate == GateName::Verification)
+            .expect("verification gate");
+        assert_eq!(gate.state, GateState::Failed);
+        assert_eq!(decided.promotions["p2"].verification[0].measurements.len(), 1);
     }
 }

@@ -34,12 +34,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::api::{
-    ApplicationStatus, Artifact, Environment, EnvironmentStatus, HistoryEntry, Phase, Promotion,
+    ApplicationStatus, Artifact, Environment, EnvironmentStatus, HistoryEntry, Measurement, Phase, Promotion,
     PromotionStatus, Target,
 };
 use crate::core::approval::ApprovalTrust;
 use crate::core::config::{ConfigError, RenderedConfig};
 use crate::core::deployment::DeploymentPin;
+use crate::core::verification::DueQuery;
 
 use release::{Release, release_of};
 use validation::validate;
@@ -71,6 +72,9 @@ pub struct Snapshot<'a> {
     /// The operator's own user, recorded as spec.requestedBy of the
     /// Promotions autoPromote creates, when known.
     pub operator: Option<String>,
+    /// Measurements taken for this decision: Promotion → (step, measurement),
+    /// the answers to an earlier [`Plan::queries`] at the same instant.
+    pub measurements: BTreeMap<String, (String, Measurement)>,
     pub now: Time,
 }
 
@@ -101,8 +105,12 @@ pub struct Plan {
     pub new_promotions: Vec<Promotion>,
     pub notices: Vec<Notice>,
     /// The earliest instant a waiting Promotion's gate changes by the clock
-    /// alone (a soak ends, a change window opens or closes): decide again then.
+    /// alone (a soak ends, a change window opens or closes) or a
+    /// verification measurement is due: decide again then.
     pub next_check: Option<Time>,
+    /// Verification queries due now. The controller runs them and decides
+    /// again with their measurements in [`Snapshot::measurements`].
+    pub queries: Vec<DueQuery>,
 }
 
 impl Plan {
@@ -146,6 +154,7 @@ struct Decision<'s, 'a> {
     in_flight: BTreeMap<String, (String, Release)>,
     promotions: BTreeMap<String, PromotionStatus>,
     notices: Vec<Notice>,
+    queries: Vec<DueQuery>,
 }
 
 /// Decides everything about one Environment.
@@ -165,6 +174,7 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
         in_flight: BTreeMap::new(),
         promotions: BTreeMap::new(),
         notices: Vec::new(),
+        queries: Vec::new(),
     };
 
     let mut promotions = snapshot.promotions.clone();
@@ -197,6 +207,7 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
         mut history,
         promotions,
         notices,
+        queries,
         ..
     } = decision;
     history.truncate(
@@ -206,7 +217,7 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
     );
     let next_check = promotions
         .values()
-        .filter(|status| status.phase == Phase::Waiting)
+        .filter(|status| matches!(status.phase, Phase::Waiting | Phase::Verifying))
         .flat_map(|status| &status.gates)
         .filter_map(|gate| gate.next_check.clone())
         .min_by_key(|time| time.0);
@@ -233,5 +244,6 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
         new_promotions,
         notices,
         next_check,
+        queries,
     }
 }

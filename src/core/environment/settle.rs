@@ -61,6 +61,8 @@ pub fn settle(
         config_history,
         approvals: snapshot.approvals.clone(),
         operator: snapshot.operator.clone(),
+        // Measurements of the first look are in its statuses already.
+        measurements: BTreeMap::new(),
         now: snapshot.now.clone(),
     });
     let created: BTreeSet<String> = plan.new_promotions.iter().map(|p| p.name_any()).collect();

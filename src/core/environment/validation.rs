@@ -23,7 +23,7 @@ use crate::api::Environment;
 use crate::core::approval::{self, ApprovalTrust};
 use crate::core::conditions::{self, Wanted};
 use crate::core::deployment::LABEL_TENANT;
-use crate::core::{soak, windows};
+use crate::core::{soak, verification, windows};
 
 use super::{Snapshot, target_namespace};
 
@@ -151,15 +151,17 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
         }
     }
 
-    // Soak durations and change windows hold things the schema cannot check.
+    // Soak durations, change windows and verification steps hold things the
+    // schema cannot check.
     let gates = &environment.spec.gates;
-    let has_clock_gates = gates.soak.is_some() || !gates.windows.is_empty();
+    let has_clock_gates = gates.soak.is_some() || !gates.windows.is_empty() || !gates.verification.is_empty();
     let gate_problems: Vec<String> = gates
         .soak
         .as_ref()
         .and_then(soak::problem)
         .into_iter()
         .chain(windows::problems(&gates.windows))
+        .chain(verification::problems(&gates.verification))
         .collect();
 
     let generation = environment.metadata.generation;
@@ -228,7 +230,7 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
             verdict(
                 GATES_VALID,
                 &gate_problems,
-                "soak duration and change windows are valid",
+                "soak, change windows and verification steps are valid",
                 "InvalidGates",
             )
         }))
@@ -566,7 +568,7 @@ spec:
             (
                 "True".into(),
                 "Valid".into(),
-                "soak duration and change windows are valid".into()
+                "soak, change windows and verification steps are valid".into()
             )
         );
         let none = Objects::new(environment("prod", ""));

@@ -3,5 +3,6 @@
 pub mod cluster;
 pub mod delay;
 pub mod health;
+pub mod prometheus;
 pub mod reconciles;
 pub mod registry;
