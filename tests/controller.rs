@@ -1503,7 +1503,8 @@ async fn verify_dev_with_prometheus(scenario: &Scenario, count: i32, failure_lim
         .update_environment("dev", |spec| {
             spec.gates.verification = vec![hoist::api::VerificationStep {
                 name: "error-rate".into(),
-                prometheus: hoist::api::PrometheusCheck {
+                job: None,
+                prometheus: Some(hoist::api::PrometheusCheck {
                     address: Some(address),
                     bearer_token_secret: None,
                     query: ERROR_RATIO.into(),
@@ -1513,7 +1514,7 @@ async fn verify_dev_with_prometheus(scenario: &Scenario, count: i32, failure_lim
                     failure_limit,
                     inconclusive_limit: 0,
                     consecutive_error_limit: 4,
-                },
+                }),
             }]
         })
         .await;
@@ -1665,6 +1666,161 @@ async fn an_empty_query_result_is_inconclusive_and_fails_past_the_inconclusive_l
             hoist::api::MeasurementOutcome::Inconclusive,
             Some("the query returned no sample")
         )]
+    );
+    scenario.stop().await;
+}
+
+// Verification Jobs: run by kube-controller-manager on a real cluster, by the
+// stand-in's Job controller emulation otherwise (tests/standin/README.md).
+
+/// dev verifies every release with a Job running `script` in busybox (or `image`).
+async fn verify_dev_with_job(scenario: &Scenario, image: &str, script: &str, timeout: &str, retries: i32) {
+    scenario
+        .update_environment("dev", |spec| {
+            spec.gates.verification = vec![hoist::api::VerificationStep {
+                name: "smoke".into(),
+                job: Some(hoist::api::JobCheck {
+                    image: image.into(),
+                    command: vec!["sh".into(), "-c".into(), script.into()],
+                    args: Vec::new(),
+                    env: vec![hoist::api::EnvValue {
+                        name: "SUITE".into(),
+                        value: "smoke".into(),
+                    }],
+                    service_account_name: None,
+                    timeout: timeout.into(),
+                    retries,
+                }),
+                prometheus: None,
+            }]
+        })
+        .await;
+}
+
+fn step_of(promotion: &Promotion) -> hoist::api::VerificationStatus {
+    promotion
+        .status
+        .as_ref()
+        .and_then(|s| s.verification.first().cloned())
+        .expect("a verification step")
+}
+
+#[tokio::test]
+async fn a_smoke_test_job_passes_and_the_promotion_succeeds() {
+    let mut scenario = Scenario::new().await;
+    verify_dev_with_job(&scenario, "busybox:1.36", "exit 0", "2m", 0).await;
+    scenario.start().await;
+    scenario.environment_observed("dev").await;
+    let images = scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.promote("smoke-ok", "shop-1-0-0", "dev").await;
+    let done = scenario.wait_phase("smoke-ok", Phase::Succeeded).await;
+    let namespace = scenario.stages["dev"].clone();
+    let step = step_of(&done);
+    assert_eq!(
+        (step.phase, step.message.clone(), step.job.clone()),
+        (
+            hoist::api::VerificationPhase::Passed,
+            format!(
+                "Job {namespace}/smoke-ok-smoke completed; logs: kubectl logs -n {namespace} job/smoke-ok-smoke"
+            ),
+            Some(hoist::api::JobReference {
+                namespace: namespace.clone(),
+                name: "smoke-ok-smoke".into()
+            })
+        )
+    );
+    let job = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(scenario.client(), &namespace)
+        .get("smoke-ok-smoke")
+        .await
+        .expect("the Job is kept for inspection");
+    let env: BTreeMap<String, String> = job.spec.expect("spec").template.spec.expect("pod").containers[0]
+        .env
+        .iter()
+        .flatten()
+        .map(|v| (v.name.clone(), v.value.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(env["HOIST_IMAGE_BACKEND"], pinned(&images["backend"]));
+    assert_eq!(env["HOIST_ENVIRONMENT"], "dev");
+    assert_eq!(env["HOIST_SOURCE_REVISION"], REVISION);
+    assert_eq!(env["SUITE"], "smoke");
+    scenario.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_job_is_retried_then_the_release_is_rolled_back() {
+    let mut scenario = Scenario::new().await;
+    verify_dev_with_job(&scenario, "busybox:1.36", "exit 0", "2m", 1).await;
+    scenario.start().await;
+    scenario.environment_observed("dev").await;
+    let good = scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.release("shop-1-1-0", "1.1.0", Some(REVISION)).await;
+    scenario.promote_and_wait("first", "shop-1-0-0", "dev").await;
+    let hash = config_hash(&scenario.deployment("dev", "backend").await);
+
+    // The next release's smoke test fails on every attempt.
+    verify_dev_with_job(&scenario, "busybox:1.36", "exit 1", "2m", 1).await;
+    scenario.environment_observed("dev").await;
+    scenario.promote("second", "shop-1-1-0", "dev").await;
+    let namespace = scenario.stages["dev"].clone();
+    // One failed attempt, one retry after Kubernetes' 10-second back-off.
+    let rolled_back = scenario
+        .cluster
+        .wait_for::<Promotion>("second", TIMEOUT + Duration::from_secs(30), |p| {
+            p.status.as_ref().is_some_and(|s| s.phase == Phase::RolledBack)
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(
+        rolled_back.status.as_ref().and_then(|s| s.message.clone()),
+        Some(format!(
+            "verification failed (step smoke: Job {namespace}/second-smoke failed: 2 of 2 attempt(s) failed; \
+             logs: kubectl logs -n {namespace} job/second-smoke); rolled back to shop-1-0-0 1.0.0"
+        ))
+    );
+    let backend = scenario
+        .cluster
+        .wait_for_in::<Deployment>(&namespace, "backend", TIMEOUT, |d| {
+            d.spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .map(|p| p.containers[0].image.clone())
+                == Some(Some(pinned(&good["backend"])))
+        })
+        .await
+        .expect("the previous images are back");
+    assert_eq!(config_hash(&backend), hash, "and the previous configuration");
+    scenario.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_that_cannot_start_times_out_and_fails_the_promotion() {
+    let mut scenario = Scenario::new().await;
+    // The image's registry never resolves: the Pod never starts, on any cluster.
+    verify_dev_with_job(&scenario, "example.invalid/smoke:1", "exit 0", "3s", 0).await;
+    scenario.start().await;
+    scenario.environment_observed("dev").await;
+    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.promote("stuck", "shop-1-0-0", "dev").await;
+    let running = scenario
+        .cluster
+        .wait_for::<Promotion>("stuck", TIMEOUT, |p| {
+            p.status.as_ref().is_some_and(|s| {
+                s.verification
+                    .first()
+                    .is_some_and(|v| v.message.contains("is running"))
+            })
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(running.status.as_ref().map(|s| s.phase), Some(Phase::Verifying));
+    let failed = scenario.wait_phase("stuck", Phase::Failed).await;
+    let namespace = scenario.stages["dev"].clone();
+    assert_eq!(
+        failed.status.and_then(|s| s.message),
+        Some(format!(
+            "verification failed: step smoke: Job {namespace}/stuck-smoke failed: ran longer than its timeout of 3s; \
+             logs: kubectl logs -n {namespace} job/stuck-smoke"
+        ))
     );
     scenario.stop().await;
 }

@@ -261,7 +261,7 @@ async fn render_pins_a_release_whose_verification_needs_a_cluster_and_says_so() 
         (
             Phase::Verifying,
             true,
-            "rolled out; verification runs in the cluster (hoist render cannot query Prometheus): step error-rate: \
+            "rolled out; verification runs in the cluster (hoist render runs no Jobs and queries no Prometheus): step error-rate: \
              0 of 1 measurement(s): 0 successful, 0 failed, 0 inconclusive; next measurement at 2026-12-02T10:00:00Z \
              (every 30s)"
         )

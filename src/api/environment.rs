@@ -172,17 +172,80 @@ pub struct Gates {
     pub verification: Vec<VerificationStep>,
 }
 
-/// One verification step.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+/// One verification step: a Job or a Prometheus query.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.job) != has(self.prometheus)").message("a verification step is either a job or a prometheus query"))]
 #[serde(rename_all = "camelCase")]
 pub struct VerificationStep {
     /// The step's name, unique in the gate, shown in status and messages.
     #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
     pub name: String,
+    /// A Job Hoist runs in the application's (first) target namespace,
+    /// with the release in its environment; it passes when the Job
+    /// completes, and fails when the Job fails or times out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobCheck>,
     /// A Prometheus query measured at intervals, with the analysis
     /// semantics of Argo Rollouts: count measurements, failureLimit,
     /// inconclusiveLimit, consecutiveErrorLimit.
-    pub prometheus: PrometheusCheck,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusCheck>,
+}
+
+/// A verification Job: one Pod, one container.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobCheck {
+    /// The runner image, e.g. `registry.example.com/shop/smoke-tests:1.4`.
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+    /// The container's command (its entrypoint when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32), inner(length(max = 4096)))]
+    pub command: Vec<String>,
+    /// The command's arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 4096)))]
+    pub args: Vec<String>,
+    /// Environment variables, besides the HOIST_* ones describing the
+    /// release (HOIST_ARTIFACT, HOIST_VERSION, HOIST_APPLICATION,
+    /// HOIST_ENVIRONMENT, HOIST_NAMESPACE, HOIST_PROMOTION,
+    /// HOIST_SOURCE_REPOSITORY, HOIST_SOURCE_REVISION and
+    /// HOIST_IMAGE_<COMPONENT> with each component's digest-pinned image).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub env: Vec<EnvValue>,
+    /// The ServiceAccount the Pod runs as (the namespace's default when empty).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
+    pub service_account_name: Option<String>,
+    /// How long the Job may run, all attempts together, e.g. `5m`
+    /// (activeDeadlineSeconds); then it fails.
+    #[serde(default = "default_job_timeout")]
+    #[schemars(length(min = 2, max = 32), pattern(DURATION))]
+    pub timeout: String,
+    /// Failed attempts tolerated before the Job fails (backoffLimit); each
+    /// retry comes after Kubernetes' back-off (10 s, doubling).
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 10))]
+    pub retries: i32,
+}
+
+fn default_job_timeout() -> String {
+    "10m".into()
+}
+
+/// An environment variable with a literal value.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct EnvValue {
+    /// The variable (a C identifier; HOIST_ is reserved).
+    #[schemars(length(min = 1, max = 128), pattern(r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub name: String,
+    /// Its value.
+    #[serde(default)]
+    #[schemars(length(max = 4096))]
+    pub value: String,
 }
 
 /// A PromQL query whose result must meet a condition.

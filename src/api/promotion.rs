@@ -357,6 +357,10 @@ pub struct VerificationStatus {
     /// The query as sent, with the release's values in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
+    /// The Job of a job step: its logs are `kubectl logs -n <namespace>
+    /// job/<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobReference>,
     /// Measurements so far, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub measurements: Vec<Measurement>,
@@ -405,4 +409,12 @@ pub enum MeasurementOutcome {
     Inconclusive,
     /// The query could not be run or its result could not be read.
     Error,
+}
+
+/// A Job, by namespace and name.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobReference {
+    pub namespace: String,
+    pub name: String,
 }

@@ -10,6 +10,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
@@ -46,6 +47,8 @@ pub struct Stores {
     pub namespaces: Cache<Namespace>,
     /// ConfigMaps Hoist writes (labelled `hoist.dev/environment`).
     pub config_maps: Cache<ConfigMap>,
+    /// Verification Jobs Hoist creates (labelled `hoist.dev/environment`).
+    pub jobs: Cache<Job>,
     /// Names and versions of every ConfigMap: when a base ConfigMap changed.
     pub config_map_versions: Cache<PartialObjectMeta<ConfigMap>>,
     /// Names and versions of every Secret: when a referenced Secret changed.

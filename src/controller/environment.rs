@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use futures::future::try_join_all;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
@@ -133,6 +134,7 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
         .map(|rendered| (rendered.hash.clone(), rendered))
         .collect();
 
+    let jobs: Vec<Arc<Job>> = stores.jobs.indexed(&keys::verification_jobs(&namespace, &name));
     let mut snapshot = Snapshot {
         environment: &environment,
         environments: environments.iter().map(|e| (e.name_any(), e.as_ref())).collect(),
@@ -147,6 +149,15 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
         config_history,
         approvals: stores.approval_trust(),
         operator: ctx.identity.clone(),
+        jobs: jobs
+            .iter()
+            .map(|job| {
+                (
+                    (job.namespace().unwrap_or_default(), job.name_any()),
+                    job.as_ref(),
+                )
+            })
+            .collect(),
         measurements: BTreeMap::new(),
         now: ctx.now(),
     };
@@ -160,6 +171,7 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
         plan = environment::plan(&snapshot);
     }
     let pinned = write_objects(&ctx, &environment, &deployments, &snapshots, &plan).await?;
+    write_jobs(&ctx, &plan).await?;
     let plan = if pinned.is_empty() {
         plan
     } else {
@@ -418,5 +430,38 @@ async fn apply_rendered_config_map(
         .await
         .map_err(Error::Kube)?;
     ctx.metrics.write(CONTROLLER);
+    Ok(())
+}
+
+/// Creates the verification Jobs the plan asks for (one that exists already
+/// is left alone) and deletes finished ones beyond those kept.
+async fn write_jobs(ctx: &Ctx, plan: &Plan) -> Result<(), Error> {
+    for job in &plan.jobs {
+        let namespace = job.namespace().unwrap_or_default();
+        match Api::<Job>::namespaced(ctx.client.clone(), &namespace)
+            .create(
+                &PostParams {
+                    field_manager: Some(FIELD_MANAGER.into()),
+                    ..Default::default()
+                },
+                job,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(error) => return Err(Error::Kube(error)),
+        }
+    }
+    for (namespace, name) in &plan.delete_jobs {
+        match Api::<Job>::namespaced(ctx.client.clone(), namespace)
+            .delete(name, &DeleteParams::background())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 => {}
+            Err(error) => return Err(Error::Kube(error)),
+        }
+    }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Index keys of the caches: which reconciles need which objects.
 
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
 
@@ -96,6 +97,20 @@ pub fn config_map(config_map: &ConfigMap) -> Vec<String> {
         .or_else(|| config_map.namespace());
     match (tenant, labels.get(LABEL_ENVIRONMENT)) {
         (Some(tenant), Some(environment)) => vec![snapshots(&tenant, environment)],
+        _ => Vec::new(),
+    }
+}
+
+/// The index key of the verification Jobs of one Environment.
+pub fn verification_jobs(namespace: &str, environment: &str) -> String {
+    format!("jobs/{namespace}/{environment}")
+}
+
+/// A verification Job is indexed under its tenant and Environment.
+pub fn job(job: &Job) -> Vec<String> {
+    let labels = job.labels();
+    match (labels.get(LABEL_TENANT), labels.get(LABEL_ENVIRONMENT)) {
+        (Some(tenant), Some(environment)) => vec![verification_jobs(tenant, environment)],
         _ => Vec::new(),
     }
 }

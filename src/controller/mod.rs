@@ -35,6 +35,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -327,9 +328,17 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     let (config_maps, mut config_map_events, config_maps_driver) = shared(
         "configmaps (labelled hoist.dev/environment)",
         Api::<ConfigMap>::all(client.clone()),
-        managed,
+        managed.clone(),
         1,
         keys::config_map,
+        keep,
+    );
+    let (jobs, mut job_events, jobs_driver) = shared(
+        "jobs.batch (labelled hoist.dev/environment)",
+        Api::<Job>::all(client.clone()),
+        managed,
+        1,
+        keys::job,
         keep,
     );
     // Base ConfigMaps and referenced Secrets: the version is enough to notice a change.
@@ -379,6 +388,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         deployments.listed(),
         namespaces.listed(),
         config_maps.listed(),
+        jobs.listed(),
         config_map_versions.listed(),
         secret_versions.listed(),
     ];
@@ -415,6 +425,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         deployments,
         namespaces,
         config_maps,
+        jobs,
         config_map_versions,
         secret_versions,
         approval_policy_name: settings.approval_policy.clone(),
@@ -490,6 +501,9 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
             .watches_shared_stream(stream(config_map_events.pop()), |config_map: Arc<ConfigMap>| {
                 triggers::environment_of_config_map(&config_map)
             })
+            .watches_shared_stream(stream(job_events.pop()), |job: Arc<Job>| {
+                triggers::environment_of_job(&job)
+            })
             .watches_shared_stream(
                 stream(namespace_events.pop()),
                 triggers::over(stores.environments.clone(), triggers::environments_targeting),
@@ -556,6 +570,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         ("deployments.apps", deployments_driver),
         ("namespaces", namespaces_driver),
         ("configmaps (labelled hoist.dev/environment)", config_maps_driver),
+        ("jobs.batch (labelled hoist.dev/environment)", jobs_driver),
         ("configmaps", config_map_versions_driver),
         ("secrets", secret_versions_driver),
     ]

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
@@ -70,6 +71,12 @@ pub fn environments_for_artifact(
 /// A Deployment Hoist pinned carries its Environment and tenant as labels.
 pub fn environment_of_deployment(deployment: &Deployment) -> Option<ObjectRef<Environment>> {
     let labels = deployment.labels();
+    Some(ObjectRef::new(labels.get(LABEL_ENVIRONMENT)?).within(labels.get(LABEL_TENANT)?))
+}
+
+/// A verification Job carries its Environment and tenant as labels.
+pub fn environment_of_job(job: &Job) -> Option<ObjectRef<Environment>> {
+    let labels = job.labels();
     Some(ObjectRef::new(labels.get(LABEL_ENVIRONMENT)?).within(labels.get(LABEL_TENANT)?))
 }
 

@@ -9,13 +9,19 @@
 //! asks for ([`DueQuery`]), turns each response into a [`Measurement`] with
 //! [`measure`], and decides again with the measurements in the snapshot.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use sha2::{Digest, Sha256};
 
 use crate::api::{
-    GateState, Measurement, MeasurementOutcome, PrometheusCheck, SecretKeyReference, VerificationPhase,
-    VerificationStatus, VerificationStep,
+    GateState, JobCheck, JobReference, Measurement, MeasurementOutcome, PrometheusCheck, SecretKeyReference,
+    VerificationPhase, VerificationStatus, VerificationStep,
 };
+use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_TENANT};
 
 use super::gates::Outcome;
 use super::windows::parse_duration;
@@ -103,15 +109,31 @@ pub fn problems(steps: &[VerificationStep]) -> Vec<String> {
         .iter()
         .enumerate()
         .flat_map(|(index, step)| {
-            let field = format!("spec.gates.verification[{index}].prometheus");
-            let check = &step.prometheus;
-            let condition = parse_condition(&check.condition)
-                .err()
-                .map(|error| format!("{field}.condition: {error}"));
-            let interval = parse_duration(&check.interval)
-                .err()
-                .map(|error| format!("{field}.interval: {error}"));
-            condition.into_iter().chain(interval)
+            let field = format!("spec.gates.verification[{index}]");
+            let mut problems = Vec::new();
+            if let Some(check) = &step.prometheus {
+                problems.extend(
+                    parse_condition(&check.condition)
+                        .err()
+                        .map(|error| format!("{field}.prometheus.condition: {error}")),
+                );
+                problems.extend(
+                    parse_duration(&check.interval)
+                        .err()
+                        .map(|error| format!("{field}.prometheus.interval: {error}")),
+                );
+            }
+            if let Some(job) = &step.job {
+                problems.extend(
+                    parse_duration(&job.timeout)
+                        .err()
+                        .map(|error| format!("{field}.job.timeout: {error}")),
+                );
+                problems.extend(job.env.iter().enumerate().filter(|(_, v)| v.name.starts_with("HOIST_")).map(
+                    |(i, v)| format!("{field}.job.env[{i}].name: {} is reserved: HOIST_ variables describe the release", v.name),
+                ));
+            }
+            problems
         })
         .collect()
 }
@@ -212,9 +234,25 @@ pub enum Progress {
     },
 }
 
+/// What a verification Job is told about the release, and where it runs.
+pub struct JobContext<'a> {
+    /// The namespace the Job runs in: the application's first target's.
+    pub namespace: &'a str,
+    /// The Promotion's uid, for an owner reference when the Job runs in
+    /// the Promotion's own namespace.
+    pub promotion_uid: Option<&'a str>,
+    /// (component, digest-pinned image) of the release.
+    pub images: &'a [(String, String)],
+    pub source_repository: Option<&'a str>,
+    pub source_revision: Option<&'a str>,
+    /// The verification Jobs that exist in that namespace, by name.
+    pub jobs: &'a BTreeMap<String, &'a Job>,
+}
+
 /// Everything one decision of a Promotion's verification looks at.
 pub struct VerificationInput<'a> {
     pub promotion: &'a str,
+    pub job: JobContext<'a>,
     pub steps: &'a [VerificationStep],
     /// The statuses recorded so far (status.verification).
     pub recorded: &'a [VerificationStatus],
@@ -224,11 +262,22 @@ pub struct VerificationInput<'a> {
     pub now: Timestamp,
 }
 
+/// What one decision of verification comes to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decided {
+    /// status.verification.
+    pub statuses: Vec<VerificationStatus>,
+    pub progress: Progress,
+    /// A Job to create for the step that runs now.
+    pub create: Option<Job>,
+}
+
 /// Decides verification once the rollout is healthy: the statuses to
-/// record and where it stands.
-pub fn evaluate(input: &VerificationInput<'_>) -> (Vec<VerificationStatus>, Progress) {
+/// record, where it stands, and the Job to create.
+pub fn evaluate(input: &VerificationInput<'_>) -> Decided {
     let mut statuses = Vec::new();
     let mut progress = None;
+    let mut create = None;
     for step in input.steps {
         let recorded = input.recorded.iter().find(|s| s.name == step.name);
         if progress.is_some() {
@@ -240,7 +289,19 @@ pub fn evaluate(input: &VerificationInput<'_>) -> (Vec<VerificationStatus>, Prog
             .fresh
             .filter(|(name, _)| *name == step.name)
             .map(|(_, measurement)| measurement);
-        let status = decide_step(input, step, recorded, fresh);
+        let (status, job) = match (&step.job, &step.prometheus) {
+            (Some(job), _) => job_step(input, step, job, recorded),
+            (None, Some(check)) => (decide_step(input, step, check, recorded, fresh), None),
+            (None, None) => (
+                VerificationStatus {
+                    phase: VerificationPhase::Failed,
+                    message: "names neither a job nor a prometheus query; fix the Environment".into(),
+                    ..pending(step)
+                },
+                None,
+            ),
+        };
+        create = create.or(job);
         match status.phase {
             VerificationPhase::Passed => {}
             VerificationPhase::Failed => {
@@ -249,17 +310,22 @@ pub fn evaluate(input: &VerificationInput<'_>) -> (Vec<VerificationStatus>, Prog
                 })
             }
             _ => {
-                let due = status
-                    .next_measurement
+                let due = step
+                    .prometheus
                     .as_ref()
-                    .is_some_and(|next| next.0 <= input.now)
-                    .then(|| DueQuery {
+                    .filter(|_| {
+                        status
+                            .next_measurement
+                            .as_ref()
+                            .is_some_and(|next| next.0 <= input.now)
+                    })
+                    .map(|check| DueQuery {
                         promotion: input.promotion.to_string(),
                         step: step.name.clone(),
-                        address: step.prometheus.address.clone(),
-                        bearer_token_secret: step.prometheus.bearer_token_secret.clone(),
-                        query: query_text(&step.prometheus.query, &input.release),
-                        condition: step.prometheus.condition.clone(),
+                        address: check.address.clone(),
+                        bearer_token_secret: check.bearer_token_secret.clone(),
+                        query: query_text(&check.query, &input.release),
+                        condition: check.condition.clone(),
                     });
                 progress = Some(Progress::Running {
                     message: format!("step {}: {}", step.name, status.message),
@@ -281,7 +347,11 @@ pub fn evaluate(input: &VerificationInput<'_>) -> (Vec<VerificationStatus>, Prog
                 .join(", ")
         ),
     });
-    (statuses, progress)
+    Decided {
+        statuses,
+        progress,
+        create,
+    }
 }
 
 fn pending(step: &VerificationStep) -> VerificationStatus {
@@ -290,6 +360,7 @@ fn pending(step: &VerificationStep) -> VerificationStatus {
         phase: VerificationPhase::Pending,
         message: "waits for the rollout and the steps before it".into(),
         query: None,
+        job: None,
         measurements: Vec::new(),
         next_measurement: None,
     }
@@ -298,10 +369,10 @@ fn pending(step: &VerificationStep) -> VerificationStatus {
 fn decide_step(
     input: &VerificationInput<'_>,
     step: &VerificationStep,
+    check: &PrometheusCheck,
     recorded: Option<&VerificationStatus>,
     fresh: Option<&Measurement>,
 ) -> VerificationStatus {
-    let check = &step.prometheus;
     let mut status = match recorded {
         Some(recorded)
             if matches!(
@@ -318,6 +389,7 @@ fn decide_step(
             phase: VerificationPhase::Running,
             message: String::new(),
             query: Some(query_text(&check.query, &input.release)),
+            job: None,
             measurements: Vec::new(),
             next_measurement: Some(Time(input.now)),
         },
@@ -414,6 +486,241 @@ fn judge(check: &PrometheusCheck, status: &mut VerificationStatus) {
     }
 }
 
+/// The name of a step's Job: `<promotion>-<step>`, made a DNS label of at
+/// most 63 characters (a hash of the whole keeps long names apart).
+pub fn job_name(promotion: &str, step: &str) -> String {
+    let whole = format!("{promotion}-{step}").replace('.', "-");
+    if whole.len() <= 63 {
+        return whole;
+    }
+    let hash = Sha256::digest(whole.as_bytes());
+    let suffix: String = hash.iter().take(5).map(|b| format!("{b:02x}")).collect();
+    format!("{}-{suffix}", whole[..52].trim_end_matches('-'))
+}
+
+/// `COMPONENT` of HOIST_IMAGE_<COMPONENT>.
+fn variable(component: &str) -> String {
+    component.to_ascii_uppercase().replace('-', "_")
+}
+
+fn job_step(
+    input: &VerificationInput<'_>,
+    step: &VerificationStep,
+    check: &JobCheck,
+    recorded: Option<&VerificationStatus>,
+) -> (VerificationStatus, Option<Job>) {
+    if let Some(recorded) =
+        recorded.filter(|r| matches!(r.phase, VerificationPhase::Passed | VerificationPhase::Failed))
+    {
+        return (recorded.clone(), None);
+    }
+    let name = job_name(input.promotion, &step.name);
+    let namespace = input.job.namespace;
+    let logs = format!("logs: kubectl logs -n {namespace} job/{name}");
+    let mut status = VerificationStatus {
+        name: step.name.clone(),
+        phase: VerificationPhase::Running,
+        message: String::new(),
+        query: None,
+        job: Some(JobReference {
+            namespace: namespace.to_string(),
+            name: name.clone(),
+        }),
+        measurements: Vec::new(),
+        next_measurement: None,
+    };
+    let Some(job) = input.job.jobs.get(&name) else {
+        status.message = format!("Job {namespace}/{name} created; waiting for it to run; {logs}");
+        return (status, Some(verification_job(input, step, check, &name)));
+    };
+    let job_status = job.status.clone().unwrap_or_default();
+    let condition = |kind: &str| {
+        job_status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == kind && c.status == "True")
+            .cloned()
+    };
+    let failed = job_status.failed.unwrap_or(0);
+    let attempts = check.retries + 1;
+    if condition("Complete").is_some() {
+        status.phase = VerificationPhase::Passed;
+        status.message = format!(
+            "Job {namespace}/{name} completed{}; {logs}",
+            if failed > 0 {
+                format!(" after {failed} failed attempt(s)")
+            } else {
+                String::new()
+            }
+        );
+    } else if let Some(failure) = condition("Failed") {
+        status.phase = VerificationPhase::Failed;
+        let why = match failure.reason.as_deref() {
+            Some("DeadlineExceeded") => format!("ran longer than its timeout of {}", check.timeout),
+            Some("BackoffLimitExceeded") => format!("{failed} of {attempts} attempt(s) failed"),
+            reason => format!(
+                "{}: {}",
+                reason.unwrap_or("Failed"),
+                failure.message.as_deref().unwrap_or("no message")
+            ),
+        };
+        status.message = format!("Job {namespace}/{name} failed: {why}; {logs}");
+    } else {
+        status.message = format!(
+            "Job {namespace}/{name} is running ({} active, {failed} of {attempts} attempt(s) failed so far); {logs}",
+            job_status.active.unwrap_or(0)
+        );
+    }
+    (status, None)
+}
+
+/// The Job of a job step, as Hoist creates it.
+fn verification_job(
+    input: &VerificationInput<'_>,
+    step: &VerificationStep,
+    check: &JobCheck,
+    name: &str,
+) -> Job {
+    let release = &input.release;
+    let mut env: Vec<EnvVar> = [
+        ("HOIST_ARTIFACT", release.artifact),
+        ("HOIST_VERSION", release.version),
+        ("HOIST_APPLICATION", release.application),
+        ("HOIST_ENVIRONMENT", release.environment),
+        ("HOIST_NAMESPACE", release.namespace),
+        ("HOIST_PROMOTION", input.promotion),
+        (
+            "HOIST_SOURCE_REPOSITORY",
+            input.job.source_repository.unwrap_or_default(),
+        ),
+        (
+            "HOIST_SOURCE_REVISION",
+            input.job.source_revision.unwrap_or_default(),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, value)| EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    })
+    .collect();
+    env.extend(input.job.images.iter().map(|(component, image)| EnvVar {
+        name: format!("HOIST_IMAGE_{}", variable(component)),
+        value: Some(image.clone()),
+        ..Default::default()
+    }));
+    env.extend(check.env.iter().map(|v| EnvVar {
+        name: v.name.clone(),
+        value: Some(v.value.clone()),
+        ..Default::default()
+    }));
+    let labels: BTreeMap<String, String> = [
+        (LABEL_TENANT, release.namespace),
+        (LABEL_ENVIRONMENT, release.environment),
+        (LABEL_ROLE, VERIFICATION_ROLE),
+        (LABEL_STEP, step.name.as_str()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let timeout = parse_duration(&check.timeout)
+        .map(|d| d.as_secs().max(1))
+        .unwrap_or(600);
+    let owner = input
+        .job
+        .promotion_uid
+        .filter(|_| input.job.namespace == release.namespace)
+        .map(|uid| OwnerReference {
+            api_version: "hoist.dev/v1alpha1".into(),
+            kind: "Promotion".into(),
+            name: input.promotion.into(),
+            uid: uid.into(),
+            ..Default::default()
+        });
+    Job {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(input.job.namespace.into()),
+            labels: Some(labels.clone()),
+            annotations: Some([(ANNOTATION_PROMOTION.to_string(), input.promotion.to_string())].into()),
+            owner_references: owner.map(|o| vec![o]),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(check.retries),
+            active_deadline_seconds: Some(timeout),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    service_account_name: check.service_account_name.clone(),
+                    containers: vec![Container {
+                        name: "verify".into(),
+                        image: Some(check.image.clone()),
+                        command: (!check.command.is_empty()).then(|| check.command.clone()),
+                        args: (!check.args.is_empty()).then(|| check.args.clone()),
+                        env: Some(env),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        status: None,
+    }
+}
+
+/// The `hoist.dev/role` of verification Jobs.
+pub const VERIFICATION_ROLE: &str = "verification";
+/// The label naming a verification Job's step.
+pub const LABEL_STEP: &str = "hoist.dev/verification-step";
+/// The annotation naming a verification Job's Promotion (names may be
+/// longer than a label value).
+pub const ANNOTATION_PROMOTION: &str = "hoist.dev/promotion";
+
+/// Finished verification Jobs kept per Environment for inspection.
+pub const KEPT_JOBS: usize = 10;
+
+/// Finished verification Jobs beyond the newest [`KEPT_JOBS`], except those
+/// of `running` Promotions: to delete.
+pub fn jobs_to_delete<'a>(jobs: impl Iterator<Item = &'a Job>, running: &[String]) -> Vec<(String, String)> {
+    let finished = |job: &Job| {
+        job.status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+            })
+    };
+    let mut done: Vec<&Job> = jobs
+        .filter(|job| finished(job))
+        .filter(|job| {
+            job.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(ANNOTATION_PROMOTION))
+                .is_none_or(|p| !running.contains(p))
+        })
+        .collect();
+    done.sort_by_key(|job| {
+        std::cmp::Reverse((
+            job.metadata.creation_timestamp.clone().map(|t| t.0),
+            job.metadata.name.clone(),
+        ))
+    });
+    done.into_iter()
+        .skip(KEPT_JOBS)
+        .filter_map(|job| Some((job.metadata.namespace.clone()?, job.metadata.name.clone()?)))
+        .collect()
+}
+
 /// The Verification gate before the rollout: what will run after it.
 pub fn before_rollout(steps: &[VerificationStep]) -> Outcome {
     if steps.is_empty() {
@@ -425,7 +732,11 @@ pub fn before_rollout(steps: &[VerificationStep]) -> Outcome {
             "runs once the rollout is healthy: {}",
             steps
                 .iter()
-                .map(|s| format!("{} (Prometheus)", s.name))
+                .map(|s| format!(
+                    "{} ({})",
+                    s.name,
+                    if s.job.is_some() { "Job" } else { "Prometheus" }
+                ))
                 .collect::<Vec<_>>()
                 .join(", ")
         ),
@@ -559,14 +870,24 @@ mod tests {
         fresh: Option<&Measurement>,
         now: &str,
     ) -> (Vec<VerificationStatus>, Progress) {
-        evaluate(&VerificationInput {
+        let jobs = BTreeMap::new();
+        let decided = evaluate(&VerificationInput {
             promotion: "to-prod",
+            job: JobContext {
+                namespace: "shop",
+                promotion_uid: None,
+                images: &[],
+                source_repository: None,
+                source_revision: None,
+                jobs: &jobs,
+            },
             steps,
             recorded,
             fresh: fresh.map(|m| ("error-rate", m)),
             release: RELEASE,
             now: instant(now),
-        })
+        });
+        (decided.statuses, decided.progress)
     }
 
     fn at(now: &str, body: serde_json::Value) -> Measurement {
@@ -805,6 +1126,180 @@ mod tests {
                 message: "runs once the rollout is healthy: error-rate (Prometheus)".into(),
                 next_check: None
             }
+        );
+    }
+
+    fn job_decision(jobs: &BTreeMap<String, &Job>, recorded: &[VerificationStatus]) -> Decided {
+        let steps = steps(
+            r#"
+- name: smoke
+  job: {image: "registry.example.com/shop/smoke:1", command: [sh, -c, "./smoke.sh"], env: [{name: TARGET, value: "http://backend"}], timeout: 5m, retries: 1}
+"#,
+        );
+        evaluate(&VerificationInput {
+            promotion: "shop-1.4.2-prod",
+            job: JobContext {
+                namespace: "shop",
+                promotion_uid: Some("uid-1"),
+                images: &[(
+                    "backend".into(),
+                    "registry.example.com/shop/backend@sha256:aa".into(),
+                )],
+                source_repository: Some("https://git.example.com/shop"),
+                source_revision: Some("3f2c9a1b"),
+                jobs,
+            },
+            steps: &steps,
+            recorded,
+            fresh: None,
+            release: RELEASE,
+            now: instant("2026-12-02T10:00:00Z"),
+        })
+    }
+
+    fn with_condition(job: &Job, kind: &str, reason: &str, failed: i32) -> Job {
+        let mut job = job.clone();
+        job.status = Some(
+            serde_json::from_value(serde_json::json!({
+                "failed": failed,
+                "conditions": [{"type": kind, "status": "True", "reason": reason, "message": "m"}]
+            }))
+            .unwrap(),
+        );
+        job
+    }
+
+    #[test]
+    fn a_job_step_creates_its_job_with_the_release_in_its_environment_and_reads_how_it_ended() {
+        let none = BTreeMap::new();
+        let first = job_decision(&none, &[]);
+        let job = first.create.clone().expect("a Job to create");
+        assert_eq!(job.metadata.name.as_deref(), Some("shop-1-4-2-prod-smoke"));
+        assert_eq!(
+            job.metadata.owner_references.as_ref().map(|o| o[0].uid.as_str()),
+            Some("uid-1"),
+            "in the Promotion's namespace the Job is the Promotion's"
+        );
+        let spec = job.spec.as_ref().unwrap();
+        assert_eq!(
+            (spec.backoff_limit, spec.active_deadline_seconds),
+            (Some(1), Some(300))
+        );
+        let pod = spec.template.spec.as_ref().unwrap();
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        let env: Vec<(String, String)> = pod.containers[0]
+            .env
+            .iter()
+            .flatten()
+            .map(|v| (v.name.clone(), v.value.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            env.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>(),
+            vec![
+                "HOIST_ARTIFACT=shop-1.4.2",
+                "HOIST_VERSION=1.4.2",
+                "HOIST_APPLICATION=shop",
+                "HOIST_ENVIRONMENT=prod",
+                "HOIST_NAMESPACE=shop",
+                "HOIST_PROMOTION=shop-1.4.2-prod",
+                "HOIST_SOURCE_REPOSITORY=https://git.example.com/shop",
+                "HOIST_SOURCE_REVISION=3f2c9a1b",
+                "HOIST_IMAGE_BACKEND=registry.example.com/shop/backend@sha256:aa",
+                "TARGET=http://backend",
+            ]
+        );
+        let logs = "logs: kubectl logs -n shop job/shop-1-4-2-prod-smoke";
+        assert_eq!(
+            first.progress,
+            Progress::Running {
+                message: format!(
+                    "step smoke: Job shop/shop-1-4-2-prod-smoke created; waiting for it to run; {logs}"
+                ),
+                due: None
+            }
+        );
+
+        let mut running = job.clone();
+        running.status = Some(serde_json::from_value(serde_json::json!({"active": 1, "failed": 1})).unwrap());
+        let jobs: BTreeMap<String, &Job> = [("shop-1-4-2-prod-smoke".to_string(), &running)].into();
+        let decided = job_decision(&jobs, &first.statuses);
+        assert_eq!(decided.create, None, "a Job that exists is not created again");
+        assert_eq!(
+            decided.progress,
+            Progress::Running {
+                message: format!(
+                    "step smoke: Job shop/shop-1-4-2-prod-smoke is running (1 active, 1 of 2 attempt(s) failed so far); {logs}"
+                ),
+                due: None
+            }
+        );
+
+        let outcomes = [
+            (
+                with_condition(&job, "Complete", "CompletionsReached", 1),
+                Progress::Passed {
+                    message: "1 verification step(s) passed: smoke".into(),
+                },
+            ),
+            (
+                with_condition(&job, "Failed", "BackoffLimitExceeded", 2),
+                Progress::Failed {
+                    message: format!(
+                        "step smoke: Job shop/shop-1-4-2-prod-smoke failed: 2 of 2 attempt(s) failed; {logs}"
+                    ),
+                },
+            ),
+            (
+                with_condition(&job, "Failed", "DeadlineExceeded", 0),
+                Progress::Failed {
+                    message: format!(
+                        "step smoke: Job shop/shop-1-4-2-prod-smoke failed: ran longer than its timeout of 5m; {logs}"
+                    ),
+                },
+            ),
+        ];
+        for (ended, expected) in outcomes {
+            let jobs: BTreeMap<String, &Job> = [("shop-1-4-2-prod-smoke".to_string(), &ended)].into();
+            assert_eq!(job_decision(&jobs, &first.statuses).progress, expected);
+        }
+    }
+
+    #[test]
+    fn job_names_are_dns_labels_of_at_most_63_characters() {
+        assert_eq!(job_name("to-prod", "smoke"), "to-prod-smoke");
+        let long = job_name(&"p".repeat(60), "smoke");
+        assert_eq!(long.len(), 63);
+        assert_ne!(
+            long,
+            job_name(&"p".repeat(61), "smoke"),
+            "the hash keeps long names apart"
+        );
+    }
+
+    #[test]
+    fn finished_jobs_beyond_the_kept_number_are_deleted_oldest_first_but_never_a_running_promotions() {
+        let job = |name: &str, second: i64, promotion: &str, finished: bool| -> Job {
+            let mut job: Job = serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "shop", "annotations": {ANNOTATION_PROMOTION: promotion},
+                             "creationTimestamp": Timestamp::from_second(1_795_000_000 + second).unwrap().to_string()}
+            }))
+            .unwrap();
+            if finished {
+                job = with_condition(&job, "Complete", "CompletionsReached", 0);
+            }
+            job
+        };
+        let mut jobs: Vec<Job> = (0..12)
+            .map(|i| job(&format!("j{i:02}"), i, &format!("p{i}"), true))
+            .collect();
+        jobs.push(job("old-running", -5, "p-running", true));
+        jobs.push(job("unfinished", -10, "p-x", false));
+        assert_eq!(
+            jobs_to_delete(jobs.iter(), &["p-running".to_string()]),
+            vec![
+                ("shop".to_string(), "j01".to_string()),
+                ("shop".to_string(), "j00".to_string())
+            ]
         );
     }
 }

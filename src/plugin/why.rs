@@ -148,6 +148,26 @@ pub fn render_why(promotion: &Promotion, now: &Time) -> String {
         out.push_str(&table.render());
     }
 
+    if !status.verification.is_empty() {
+        // Where each step's evidence is: the Job to read logs of, or the query as sent.
+        out.push_str("\nVerification:\n");
+        let mut table = Table::new(&["STEP", "PHASE", "RUNS", "MESSAGE"]);
+        for step in &status.verification {
+            let runs = match (&step.job, &step.query) {
+                (Some(job), _) => format!("job/{} -n {}", job.name, job.namespace),
+                (None, Some(query)) => query.clone(),
+                (None, None) => NONE.to_string(),
+            };
+            table.row(vec![
+                step.name.clone(),
+                format!("{:?}", step.phase),
+                runs,
+                step.message.clone(),
+            ]);
+        }
+        out.push_str(&table.render());
+    }
+
     out.push('\n');
     if status.changes.is_empty() && status.config.is_none() {
         out.push_str("Changes: none recorded (they are recorded when the rollout starts).\n");
@@ -206,6 +226,42 @@ status:
                 "GATE       STATE     CHECKED   NEXT CHECK   MESSAGE",
                 "Upstream   Passed    5m ago    <none>       shop-1 is healthy in dev",
                 "Soak       Pending   5m ago    in 20m       shop-1 soaks until 2026-12-02T10:40:00Z: Healthy in dev since 2026-12-02T10:10:00Z, soak 30m",
+            ]
+        );
+    }
+
+    #[test]
+    fn verification_steps_show_where_their_evidence_is() {
+        let promotion: Promotion = serde_yaml::from_str(
+            r#"
+apiVersion: hoist.dev/v1alpha1
+kind: Promotion
+metadata: {name: to-prod, namespace: shop}
+spec: {artifact: shop-1, environment: prod}
+status:
+  phase: Verifying
+  verification:
+    - {name: smoke, phase: Passed, message: "Job shop-prod/to-prod-smoke completed; logs: kubectl logs -n shop-prod job/to-prod-smoke", job: {namespace: shop-prod, name: to-prod-smoke}}
+    - {name: error-rate, phase: Running, message: "1 of 3 measurement(s)", query: "max(errors)"}
+"#,
+        )
+        .expect("fixture parses");
+        let text = render_why(
+            &promotion,
+            &Time("2026-12-02T10:20:00Z".parse().expect("instant")),
+        );
+        let lines: Vec<&str> = text
+            .lines()
+            .skip_while(|line| *line != "Verification:")
+            .skip(1)
+            .take(3)
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                "STEP         PHASE     RUNS                             MESSAGE",
+                "smoke        Passed    job/to-prod-smoke -n shop-prod   Job shop-prod/to-prod-smoke completed; logs: kubectl logs -n shop-prod job/to-prod-smoke",
+                "error-rate   Running   max(errors)                      1 of 3 measurement(s)",
             ]
         );
     }

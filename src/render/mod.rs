@@ -166,7 +166,7 @@ pub async fn render(
                 Some(gate) => (
                     true,
                     format!(
-                        "rolled out; verification runs in the cluster (hoist render cannot query Prometheus): {}",
+                        "rolled out; verification runs in the cluster (hoist render runs no Jobs and queries no Prometheus): {}",
                         gate.message
                     ),
                 ),

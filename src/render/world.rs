@@ -146,7 +146,8 @@ impl World {
                 .unwrap_or_default(),
             approvals: self.approvals.clone(),
             operator: self.operator.clone(),
-            // Files have no Prometheus: verification queries stay due.
+            // Files run no Jobs and have no Prometheus: verification stays to do.
+            jobs: BTreeMap::new(),
             measurements: BTreeMap::new(),
             now: self.now.clone(),
         };

@@ -233,6 +233,7 @@ pub struct Objects {
     pub config_history: BTreeMap<String, RenderedConfig>,
     pub approvals: ApprovalTrust,
     pub measurements: BTreeMap<String, (String, crate::api::Measurement)>,
+    pub jobs: Vec<k8s_openapi::api::batch::v1::Job>,
     pub now: Time,
 }
 
@@ -255,6 +256,7 @@ impl Objects {
             config_history: BTreeMap::new(),
             approvals: ApprovalTrust::Verified,
             measurements: BTreeMap::new(),
+            jobs: Vec::new(),
             now: at(100),
         }
     }
@@ -279,6 +281,19 @@ impl Objects {
             approvals: self.approvals.clone(),
             operator: Some(OPERATOR.into()),
             measurements: self.measurements.clone(),
+            jobs: self
+                .jobs
+                .iter()
+                .map(|job| {
+                    (
+                        (
+                            job.metadata.namespace.clone().unwrap_or_default(),
+                            job.metadata.name.clone().unwrap_or_default(),
+                        ),
+                        job,
+                    )
+                })
+                .collect(),
             now: self.now.clone(),
         }
     }

@@ -13,10 +13,11 @@ use crate::api::{
 use crate::core::conditions::{self, Wanted};
 use crate::core::deployment::Rollout;
 use crate::core::gates::{self, GateInput};
-use crate::core::verification::{self, Progress, VerificationInput};
+use crate::core::verification::{self, Decided, JobContext, Progress, VerificationInput};
 use crate::core::version;
+use k8s_openapi::api::batch::v1::Job;
 
-use super::release::{Release, pins_for, release_of, rollout_of};
+use super::release::{Release, pinned_images, pins_for, release_of, rollout_of};
 use super::validation::Validation;
 use super::{Decision, Notice, target_namespace};
 
@@ -512,8 +513,39 @@ impl Decision<'_, '_> {
             .measurements
             .get(&name)
             .map(|(step, measurement)| (step.as_str(), measurement));
-        let (statuses, progress) = verification::evaluate(&VerificationInput {
+        let application = &artifact.spec.application;
+        let job_namespace = self
+            .snapshot
+            .environment
+            .spec
+            .targets
+            .iter()
+            .find(|t| &t.application == application)
+            .map(|t| target_namespace(self.snapshot.environment, t))
+            .unwrap_or_else(|| self.tenant.clone());
+        let jobs: std::collections::BTreeMap<String, &Job> = self
+            .snapshot
+            .jobs
+            .iter()
+            .filter(|((namespace, _), _)| *namespace == job_namespace)
+            .map(|((_, job), object)| (job.clone(), *object))
+            .collect();
+        let images = self
+            .in_flight
+            .get(application)
+            .map(|(_, release)| pinned_images(&self.snapshot.artifacts, release))
+            .unwrap_or_default();
+        let source = artifact.spec.source.as_ref();
+        let decided = verification::evaluate(&VerificationInput {
             promotion: &name,
+            job: JobContext {
+                namespace: &job_namespace,
+                promotion_uid: promotion.metadata.uid.as_deref(),
+                images: &images,
+                source_repository: source.map(|s| s.repository.as_str()),
+                source_revision: source.map(|s| s.revision.as_str()),
+                jobs: &jobs,
+            },
             steps,
             recorded: &status.verification,
             fresh,
@@ -526,6 +558,12 @@ impl Decision<'_, '_> {
             },
             now: self.snapshot.now.0,
         });
+        let Decided {
+            statuses,
+            progress,
+            create,
+        } = decided;
+        self.jobs.extend(create);
         let next = statuses
             .iter()
             .filter_map(|s| s.next_measurement.clone())

@@ -40,7 +40,8 @@ use crate::api::{
 use crate::core::approval::ApprovalTrust;
 use crate::core::config::{ConfigError, RenderedConfig};
 use crate::core::deployment::DeploymentPin;
-use crate::core::verification::DueQuery;
+use crate::core::verification::{self, DueQuery};
+use k8s_openapi::api::batch::v1::Job;
 
 use release::{Release, release_of};
 use validation::validate;
@@ -72,6 +73,8 @@ pub struct Snapshot<'a> {
     /// The operator's own user, recorded as spec.requestedBy of the
     /// Promotions autoPromote creates, when known.
     pub operator: Option<String>,
+    /// Verification Jobs of this Environment, by (namespace, name).
+    pub jobs: BTreeMap<(String, String), &'a Job>,
     /// Measurements taken for this decision: Promotion → (step, measurement),
     /// the answers to an earlier [`Plan::queries`] at the same instant.
     pub measurements: BTreeMap<String, (String, Measurement)>,
@@ -111,6 +114,11 @@ pub struct Plan {
     /// Verification queries due now. The controller runs them and decides
     /// again with their measurements in [`Snapshot::measurements`].
     pub queries: Vec<DueQuery>,
+    /// Verification Jobs to create (where they do not exist yet).
+    pub jobs: Vec<Job>,
+    /// Finished verification Jobs to delete, beyond those kept, by
+    /// (namespace, name).
+    pub delete_jobs: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -155,6 +163,7 @@ struct Decision<'s, 'a> {
     promotions: BTreeMap<String, PromotionStatus>,
     notices: Vec<Notice>,
     queries: Vec<DueQuery>,
+    jobs: Vec<Job>,
 }
 
 /// Decides everything about one Environment.
@@ -175,6 +184,7 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
         promotions: BTreeMap::new(),
         notices: Vec::new(),
         queries: Vec::new(),
+        jobs: Vec::new(),
     };
 
     let mut promotions = snapshot.promotions.clone();
@@ -208,6 +218,7 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
         promotions,
         notices,
         queries,
+        jobs,
         ..
     } = decision;
     history.truncate(
@@ -221,6 +232,12 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
         .flat_map(|status| &status.gates)
         .filter_map(|gate| gate.next_check.clone())
         .min_by_key(|time| time.0);
+    let running: Vec<String> = promotions
+        .iter()
+        .filter(|(_, status)| !status.phase.is_terminal())
+        .map(|(name, _)| name.clone())
+        .collect();
+    let delete_jobs = verification::jobs_to_delete(snapshot.jobs.values().copied(), &running);
     let applications: Vec<ApplicationStatus> = applications.into_values().collect();
     let summary = (!applications.is_empty()).then(|| {
         applications
@@ -245,5 +262,7 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
         notices,
         next_check,
         queries,
+        jobs,
+        delete_jobs,
     }
 }

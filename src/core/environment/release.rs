@@ -42,6 +42,23 @@ pub(super) fn release_of(artifact: &Artifact, config_hash: Option<String>) -> Re
     }
 }
 
+/// (component, digest-pinned reference) of every component of a release.
+pub(super) fn pinned_images(
+    artifacts: &BTreeMap<String, &Artifact>,
+    release: &Release,
+) -> Vec<(String, String)> {
+    release
+        .images
+        .iter()
+        .filter_map(|image| {
+            Some((
+                image.component.clone(),
+                pinned_image(artifacts, release, &image.component)?,
+            ))
+        })
+        .collect()
+}
+
 /// The digest-pinned reference of `component` in a release.
 fn pinned_image(
     artifacts: &BTreeMap<String, &Artifact>,

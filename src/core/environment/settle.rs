@@ -61,6 +61,7 @@ pub fn settle(
         config_history,
         approvals: snapshot.approvals.clone(),
         operator: snapshot.operator.clone(),
+        jobs: snapshot.jobs.clone(),
         // Measurements of the first look are in its statuses already.
         measurements: BTreeMap::new(),
         now: snapshot.now.clone(),

@@ -27,6 +27,7 @@ mod auth;
 mod deployments;
 mod discovery;
 pub mod fieldmanager;
+mod jobs;
 mod log;
 mod meta;
 mod rbac;

@@ -13,6 +13,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use crate::admission::{self, Admission, Operation, Policies};
 use crate::deployments::{self, DeploymentController};
 use crate::fieldmanager;
+use crate::jobs::{self, JobController};
 use crate::meta::{self, NameRule};
 use crate::rbac::{self, RbacIndex};
 use crate::resources::{self, GenerationPolicy, ResourceInfo, ResourceKey, ResourceTypes, Resources};
@@ -145,6 +146,8 @@ pub(crate) struct Store {
     /// The emulated Deployment controller, when the cluster has one. It is
     /// taken out while it syncs, so its own status writes do not feed it.
     deployment_controller: Option<DeploymentController>,
+    /// The emulated Job controller, when the cluster has one.
+    job_controller: Option<JobController>,
     /// The RBAC objects, indexed for the authorizer.
     rbac: Arc<RbacIndex>,
     /// The admission policies and their bindings, compiled.
@@ -166,6 +169,17 @@ fn is_crd(resource: &ResourceInfo) -> bool {
 
 fn is_deployment(resource: &ResourceInfo) -> bool {
     resource.group == DEPLOYMENT_GROUP && resource.plural == DEPLOYMENT_PLURAL
+}
+
+fn is_job(resource: &ResourceInfo) -> bool {
+    resource.group == jobs::GROUP && resource.plural == jobs::PLURAL
+}
+
+fn job_key() -> ResourceKey {
+    ResourceKey {
+        group: jobs::GROUP.to_owned(),
+        plural: jobs::PLURAL.to_owned(),
+    }
 }
 
 fn deployment_key() -> ResourceKey {
@@ -238,6 +252,9 @@ fn apply_builtin_defaults(resource: &ResourceInfo, object: &mut Value) {
     if is_deployment(resource) {
         deployments::apply_defaults(object);
     }
+    if is_job(resource) {
+        jobs::apply_defaults(object);
+    }
     if resource.group == rbac::GROUP {
         rbac::apply_defaults(&resource.plural, object);
     }
@@ -257,6 +274,7 @@ impl Store {
             compacted: 1,
             watchers: Vec::new(),
             deployment_controller: None,
+            job_controller: None,
             rbac: Arc::default(),
             policies: Arc::default(),
         }
@@ -356,7 +374,8 @@ impl Store {
     /// Runs the emulated Deployment controller from now on; `this` is the
     /// shared handle of this store, which its deadline timers lock.
     pub fn run_deployment_controller(&mut self, this: Weak<Mutex<Store>>) {
-        self.deployment_controller = Some(DeploymentController::new(this));
+        self.deployment_controller = Some(DeploymentController::new(Weak::clone(&this)));
+        self.job_controller = Some(JobController::new(this));
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -490,6 +509,9 @@ impl Store {
         if event.resource.group == DEPLOYMENT_GROUP && event.resource.plural == DEPLOYMENT_PLURAL {
             self.notify_deployment_controller(&event);
         }
+        if event.resource == job_key() {
+            self.notify_job_controller(&event);
+        }
     }
 
     /// The emulated controller sees every stored change of a Deployment, as
@@ -525,10 +547,44 @@ impl Store {
         self.deployment_controller = Some(controller);
     }
 
-    /// The controller's status update: a write to `/status` by
-    /// `kube-controller-manager`, not a request of any client.
+    /// The emulated Job controller sees every stored change of a Job.
+    fn notify_job_controller(&mut self, event: &StoredEvent) {
+        let Some(mut controller) = self.job_controller.take() else {
+            return;
+        };
+        if controller.observe(event) {
+            let status = controller.sync(&event.object);
+            self.write_controller_status(&job_key(), &event.object, status);
+        }
+        self.job_controller = Some(controller);
+    }
+
+    /// A timer of the emulated Job controller fired (a Pod ended, a
+    /// back-off or a deadline passed).
+    pub fn job_timer_fired(&mut self, key: &ObjectKey, timer: u64) {
+        let Some(mut controller) = self.job_controller.take() else {
+            return;
+        };
+        let job = self
+            .objects
+            .get(&job_key())
+            .and_then(|objects| objects.get(key))
+            .cloned();
+        if let Some(job) = job.filter(|_| controller.is_current_timer(key, timer)) {
+            let status = controller.sync(&job);
+            self.write_controller_status(&job_key(), &job, status);
+        }
+        self.job_controller = Some(controller);
+    }
+
     fn write_deployment_status(&mut self, deployment: &Value, status: Value) {
-        let Some(resource) = self.resources.get(&deployment_key()).cloned() else {
+        self.write_controller_status(&deployment_key(), deployment, status);
+    }
+
+    /// An emulated controller's status update: a write to `/status` by
+    /// `kube-controller-manager`, not a request of any client.
+    fn write_controller_status(&mut self, key: &ResourceKey, deployment: &Value, status: Value) {
+        let Some(resource) = self.resources.get(key).cloned() else {
             return;
         };
         let now = meta::now();
@@ -550,7 +606,7 @@ impl Store {
             json!({"status": status}),
             &options,
         ) {
-            tracing::warn!(%error, namespace, name, "the emulated Deployment controller could not write status");
+            tracing::warn!(%error, namespace, name, "an emulated controller could not write status");
         }
     }
 
@@ -794,6 +850,9 @@ impl Store {
         }
         if resource.group == admission::GROUP {
             errors.extend(admission::validate(&resource.plural, object));
+        }
+        if is_job(resource) {
+            errors.extend(jobs::validate(object));
         }
         if let Some(schema) = resource.schema() {
             schema.normalize(object);

@@ -224,6 +224,12 @@ async fn the_generated_crds_are_accepted_with_these_costs() -> anyhow::Result<()
                 18
             ),
             cost(
+                "properties[spec].properties[gates].properties[verification].items.x-kubernetes-validations[0].rule",
+                "has(self.job) != has(self.prometheus)",
+                // 3 per step, at most 8 steps.
+                3 * 8
+            ),
+            cost(
                 "properties[spec].properties[gates].properties[windows].items.x-kubernetes-validations[0].rule",
                 "has(self.schedule) ? (has(self.duration) && !has(self.start) && !has(self.end)) : (has(self.start) && has(self.end) && !has(self.duration) && !has(self.timeZone))",
                 // 7 field tests per window, at most 16 windows.
