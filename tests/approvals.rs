@@ -544,13 +544,20 @@ async fn a_rejection_by_an_approver_ends_the_promotion() {
         Some(Some("example.invalid/x:1".to_string())),
         "prod untouched"
     );
-    let events = tenant.cluster.recent_events().await.expect("events");
-    assert!(
-        events
-            .lines()
-            .any(|line| line.trim() == "Warning to-prod Rejected: rejected by bob: breaks checkout"),
-        "{events}"
-    );
+    // The Event follows the status that records the rejection.
+    let expected = "Warning to-prod Rejected: rejected by bob: breaks checkout";
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let events = tenant.cluster.recent_events().await.expect("events");
+        if events.lines().any(|line| line.trim() == expected) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "missing {expected:?} in:\n{events}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     operator.stop().await;
 }
 

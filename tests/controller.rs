@@ -1496,25 +1496,31 @@ Every declared range holds.
 
 // Verification against the real Prometheus of scripts/test.
 
-/// dev verifies every release with the error ratio the test pushes for it.
-async fn verify_dev_with_prometheus(scenario: &Scenario, count: i32, failure_limit: i32) {
-    let address = hoist_testkit::prometheus::address().expect("HOIST_TEST_PROMETHEUS (run scripts/test)");
+/// The error-ratio check of the verification scenarios, against the test Prometheus.
+fn error_ratio_check(count: i32, failure_limit: i32) -> hoist::api::PrometheusCheck {
+    hoist::api::PrometheusCheck {
+        address: Some(
+            hoist_testkit::prometheus::address().expect("HOIST_TEST_PROMETHEUS (run scripts/test)"),
+        ),
+        bearer_token_secret: None,
+        query: ERROR_RATIO.into(),
+        condition: "result < 0.01".into(),
+        interval: "1s".into(),
+        count,
+        failure_limit,
+        inconclusive_limit: 0,
+        consecutive_error_limit: 4,
+    }
+}
+
+/// dev verifies every release with `check`.
+async fn verify_dev_with_prometheus(scenario: &Scenario, check: hoist::api::PrometheusCheck) {
     scenario
         .update_environment("dev", |spec| {
             spec.gates.verification = vec![hoist::api::VerificationStep {
                 name: "error-rate".into(),
                 job: None,
-                prometheus: Some(hoist::api::PrometheusCheck {
-                    address: Some(address),
-                    bearer_token_secret: None,
-                    query: ERROR_RATIO.into(),
-                    condition: "result < 0.01".into(),
-                    interval: "1s".into(),
-                    count,
-                    failure_limit,
-                    inconclusive_limit: 0,
-                    consecutive_error_limit: 4,
-                }),
+                prometheus: Some(check),
             }]
         })
         .await;
@@ -1553,7 +1559,7 @@ async fn forget_error_ratios(scenario: &Scenario, artifacts: &[&str]) {
 #[tokio::test]
 async fn prometheus_verifies_a_release_and_a_regressed_error_rate_rolls_the_next_one_back() {
     let mut scenario = Scenario::new().await;
-    verify_dev_with_prometheus(&scenario, 3, 1).await;
+    verify_dev_with_prometheus(&scenario, error_ratio_check(3, 1)).await;
     scenario.start().await;
     scenario.environment_observed("dev").await;
     let good = scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
@@ -1641,7 +1647,7 @@ async fn prometheus_verifies_a_release_and_a_regressed_error_rate_rolls_the_next
 #[tokio::test]
 async fn an_empty_query_result_is_inconclusive_and_fails_past_the_inconclusive_limit() {
     let mut scenario = Scenario::new().await;
-    verify_dev_with_prometheus(&scenario, 1, 0).await;
+    verify_dev_with_prometheus(&scenario, error_ratio_check(1, 0)).await;
     scenario.start().await;
     scenario.environment_observed("dev").await;
     scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
@@ -1714,25 +1720,32 @@ async fn a_smoke_test_job_passes_and_the_promotion_succeeds() {
     let images = scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
     scenario.promote("smoke-ok", "shop-1-0-0", "dev").await;
     let done = scenario.wait_phase("smoke-ok", Phase::Succeeded).await;
-    let namespace = scenario.stages["dev"].clone();
+    // Verification Jobs run in the tenant's namespace, owned by their Promotion.
+    let namespace = scenario.namespace().to_string();
+    let name = hoist::core::verification::job_name("smoke-ok", done.metadata.uid.as_deref(), "smoke");
     let step = step_of(&done);
     assert_eq!(
         (step.phase, step.message.clone(), step.job.clone()),
         (
             hoist::api::VerificationPhase::Passed,
-            format!(
-                "Job {namespace}/smoke-ok-smoke completed; logs: kubectl logs -n {namespace} job/smoke-ok-smoke"
-            ),
+            format!("Job {namespace}/{name} completed; logs: kubectl logs -n {namespace} job/{name}"),
             Some(hoist::api::JobReference {
                 namespace: namespace.clone(),
-                name: "smoke-ok-smoke".into()
+                name: name.clone()
             })
         )
     );
     let job = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(scenario.client(), &namespace)
-        .get("smoke-ok-smoke")
+        .get(&name)
         .await
         .expect("the Job is kept for inspection");
+    assert_eq!(
+        job.metadata
+            .owner_references
+            .as_ref()
+            .map(|o| (o[0].kind.clone(), o[0].name.clone())),
+        Some(("Promotion".to_string(), "smoke-ok".to_string()))
+    );
     let env: BTreeMap<String, String> = job.spec.expect("spec").template.spec.expect("pod").containers[0]
         .env
         .iter()
@@ -1761,7 +1774,7 @@ async fn a_failing_job_is_retried_then_the_release_is_rolled_back() {
     verify_dev_with_job(&scenario, "busybox:1.36", "exit 1", "2m", 1).await;
     scenario.environment_observed("dev").await;
     scenario.promote("second", "shop-1-1-0", "dev").await;
-    let namespace = scenario.stages["dev"].clone();
+    let namespace = scenario.namespace().to_string();
     // One failed attempt, one retry after Kubernetes' 10-second back-off.
     let rolled_back = scenario
         .cluster
@@ -1770,16 +1783,17 @@ async fn a_failing_job_is_retried_then_the_release_is_rolled_back() {
         })
         .await
         .unwrap_or_else(|error| panic!("{error}"));
+    let name = hoist::core::verification::job_name("second", rolled_back.metadata.uid.as_deref(), "smoke");
     assert_eq!(
         rolled_back.status.as_ref().and_then(|s| s.message.clone()),
         Some(format!(
-            "verification failed (step smoke: Job {namespace}/second-smoke failed: 2 of 2 attempt(s) failed; \
-             logs: kubectl logs -n {namespace} job/second-smoke); rolled back to shop-1-0-0 1.0.0"
+            "verification failed (step smoke: Job {namespace}/{name} failed: 2 of 2 attempt(s) failed; \
+             logs: kubectl logs -n {namespace} job/{name}); rolled back to shop-1-0-0 1.0.0"
         ))
     );
     let backend = scenario
         .cluster
-        .wait_for_in::<Deployment>(&namespace, "backend", TIMEOUT, |d| {
+        .wait_for_in::<Deployment>(&scenario.stages["dev"], "backend", TIMEOUT, |d| {
             d.spec
                 .as_ref()
                 .and_then(|s| s.template.spec.as_ref())
@@ -1796,7 +1810,7 @@ async fn a_failing_job_is_retried_then_the_release_is_rolled_back() {
 async fn a_job_that_cannot_start_times_out_and_fails_the_promotion() {
     let mut scenario = Scenario::new().await;
     // The image's registry never resolves: the Pod never starts, on any cluster.
-    verify_dev_with_job(&scenario, "example.invalid/smoke:1", "exit 0", "3s", 0).await;
+    verify_dev_with_job(&scenario, "example.invalid/smoke:1", "exit 0", "10s", 0).await;
     scenario.start().await;
     scenario.environment_observed("dev").await;
     scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
@@ -1814,13 +1828,80 @@ async fn a_job_that_cannot_start_times_out_and_fails_the_promotion() {
         .unwrap_or_else(|error| panic!("{error}"));
     assert_eq!(running.status.as_ref().map(|s| s.phase), Some(Phase::Verifying));
     let failed = scenario.wait_phase("stuck", Phase::Failed).await;
-    let namespace = scenario.stages["dev"].clone();
+    let namespace = scenario.namespace().to_string();
+    let name = hoist::core::verification::job_name("stuck", failed.metadata.uid.as_deref(), "smoke");
     assert_eq!(
         failed.status.and_then(|s| s.message),
         Some(format!(
-            "verification failed: step smoke: Job {namespace}/stuck-smoke failed: ran longer than its timeout of 3s; \
-             logs: kubectl logs -n {namespace} job/stuck-smoke"
+            "verification failed: step smoke: Job {namespace}/{name} failed: ran longer than its timeout of 10s; \
+             logs: kubectl logs -n {namespace} job/{name}"
         ))
     );
+    scenario.stop().await;
+}
+
+#[tokio::test]
+async fn a_bearer_token_from_a_secret_reaches_prometheus_and_a_refused_one_fails_the_step() {
+    let mut scenario = Scenario::new().await;
+    let proxy = hoist_testkit::prometheus::bearer_proxy("s3cret-token")
+        .await
+        .expect("proxy");
+    let secret = |token: &str| -> Secret {
+        serde_json::from_value(json!({
+            "metadata": {"name": "prometheus-token"},
+            "stringData": {"token": format!("{token}\n")}
+        }))
+        .expect("secret")
+    };
+    let secrets = Api::<Secret>::namespaced(scenario.client(), scenario.namespace());
+    secrets
+        .create(&PostParams::default(), &secret("s3cret-token"))
+        .await
+        .expect("create secret");
+    verify_dev_with_prometheus(
+        &scenario,
+        hoist::api::PrometheusCheck {
+            address: Some(proxy.clone()),
+            bearer_token_secret: Some(hoist::api::SecretKeyReference {
+                name: "prometheus-token".into(),
+                key: "token".into(),
+            }),
+            consecutive_error_limit: 0,
+            ..error_ratio_check(1, 0)
+        },
+    )
+    .await;
+    scenario.start().await;
+    scenario.environment_observed("dev").await;
+    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.release("shop-1-1-0", "1.1.0", Some(REVISION)).await;
+    error_ratio(&scenario, "shop-1-0-0", 0.001).await;
+    error_ratio(&scenario, "shop-1-1-0", 0.001).await;
+    scenario.promote_and_wait("with-token", "shop-1-0-0", "dev").await;
+
+    // The token is rotated to one the proxy refuses: the measurement is an error, and one is too many.
+    let mut wrong = secret("expired-token");
+    wrong.metadata.resource_version = secrets
+        .get("prometheus-token")
+        .await
+        .expect("secret")
+        .metadata
+        .resource_version;
+    secrets
+        .replace("prometheus-token", &PostParams::default(), &wrong)
+        .await
+        .expect("rotate");
+    scenario.promote("refused", "shop-1-1-0", "dev").await;
+    let rolled_back = scenario.wait_phase("refused", Phase::RolledBack).await;
+    assert_eq!(
+        rolled_back.status.as_ref().and_then(|s| s.message.clone()),
+        Some(
+            "verification failed (step error-rate: 1 error(s) in a row (consecutiveErrorLimit 0): Prometheus refused the \
+             query: a valid bearer token is required; 0 of 1 measurement(s): 0 successful, 0 failed, 0 inconclusive); \
+             rolled back to shop-1-0-0 1.0.0"
+                .into()
+        )
+    );
+    forget_error_ratios(&scenario, &["shop-1-0-0", "shop-1-1-0"]).await;
     scenario.stop().await;
 }

@@ -367,6 +367,9 @@ pub struct VerificationStatus {
     /// When the next measurement is due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_measurement: Option<Time>,
+    /// When the step started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<Time>,
 }
 
 /// The phase of a verification step.

@@ -28,6 +28,7 @@ use super::keys;
 use crate::api::{Artifact, Environment, Promotion};
 use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
 use crate::core::environment::{self, Plan, RenderedConfigMap, Snapshot, target_namespace};
+use crate::core::verification;
 
 const CONTROLLER: &str = "environment";
 /// How often an idle Environment is looked at again (watches normally trigger).
@@ -171,7 +172,7 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
         plan = environment::plan(&snapshot);
     }
     let pinned = write_objects(&ctx, &environment, &deployments, &snapshots, &plan).await?;
-    write_jobs(&ctx, &plan).await?;
+    write_jobs(&ctx, &plan, &promotions).await?;
     let plan = if pinned.is_empty() {
         plan
     } else {
@@ -434,22 +435,40 @@ async fn apply_rendered_config_map(
 }
 
 /// Creates the verification Jobs the plan asks for (one that exists already
-/// is left alone) and deletes finished ones beyond those kept.
-async fn write_jobs(ctx: &Ctx, plan: &Plan) -> Result<(), Error> {
+/// is left alone) and deletes finished ones beyond those kept. A Job the API
+/// server refuses is told on its Promotion and tried again later; the step
+/// fails once its timeout has passed without the Job.
+async fn write_jobs(ctx: &Ctx, plan: &Plan, promotions: &[Arc<Promotion>]) -> Result<(), Error> {
     for job in &plan.jobs {
         let namespace = job.namespace().unwrap_or_default();
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
         match Api::<Job>::namespaced(ctx.client.clone(), &namespace)
-            .create(
-                &PostParams {
-                    field_manager: Some(FIELD_MANAGER.into()),
-                    ..Default::default()
-                },
-                job,
-            )
+            .create(&params, job)
             .await
         {
             Ok(_) => {}
             Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(kube::Error::Api(status)) if (400..500).contains(&status.code) => {
+                let promotion = job
+                    .annotations()
+                    .get(verification::ANNOTATION_PROMOTION)
+                    .and_then(|name| promotions.iter().find(|p| &p.name_any() == name));
+                if let Some(promotion) = promotion {
+                    ctx.event(
+                        promotion.as_ref(),
+                        true,
+                        "VerificationJobRefused",
+                        format!(
+                            "cannot create Job {namespace}/{}: {}",
+                            job.name_any(),
+                            status.message
+                        ),
+                    );
+                }
+            }
             Err(error) => return Err(Error::Kube(error)),
         }
     }

@@ -59,6 +59,8 @@ pub struct GateInput<'a> {
     pub environments: &'a dyn Fn(&str) -> Option<&'a Environment>,
     /// Finds an Artifact of the namespace by name (for the ranges of what runs).
     pub artifacts: &'a dyn Fn(&str) -> Option<&'a Artifact>,
+    /// Releases of other applications rolling out here now: they will run.
+    pub in_flight: &'a [&'a Artifact],
     pub artifact: &'a Artifact,
     pub promotion: &'a Promotion,
     /// What runs in the environment now for the Artifact's application.
@@ -218,6 +220,13 @@ fn compatibility(input: &GateInput<'_>) -> Outcome {
         .flat_map(|status| &status.applications)
         .filter(|app| app.application != input.artifact.spec.application)
         .map(|app| running_release(app, input.artifacts))
+        .chain(
+            input
+                .in_flight
+                .iter()
+                .filter(|other| other.spec.application != input.artifact.spec.application)
+                .map(|other| compatibility::Release::of(other)),
+        )
         .collect();
     compatibility::evaluate(
         input.environment.spec.gates.compatibility.as_ref(),
@@ -572,6 +581,7 @@ spec:
             environment: &environment,
             environments: &none,
             artifacts: &no_artifacts,
+            in_flight: &[],
             artifact: &artifact,
             promotion: &promotion,
             current: None,

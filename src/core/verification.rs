@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, EnvVar, PodSpec, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
@@ -26,8 +26,9 @@ use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_TENANT};
 use super::gates::Outcome;
 use super::windows::parse_duration;
 
-/// Measurements kept per step: enough for the largest count and limits.
-pub const MAX_MEASUREMENTS: usize = 64;
+/// Measurements kept per step. Past it the oldest errors go first, so the
+/// measurements that count (at most `count`, 60) are always all kept.
+pub const MAX_MEASUREMENTS: usize = 128;
 
 /// The release a query is about, for the placeholders of its text.
 #[derive(Debug, Clone, Copy)]
@@ -236,10 +237,9 @@ pub enum Progress {
 
 /// What a verification Job is told about the release, and where it runs.
 pub struct JobContext<'a> {
-    /// The namespace the Job runs in: the application's first target's.
+    /// The namespace the Job runs in: the Environment's (and Promotion's) own.
     pub namespace: &'a str,
-    /// The Promotion's uid, for an owner reference when the Job runs in
-    /// the Promotion's own namespace.
+    /// The Promotion's uid: the Job's owner, and part of its name.
     pub promotion_uid: Option<&'a str>,
     /// (component, digest-pinned image) of the release.
     pub images: &'a [(String, String)],
@@ -363,6 +363,7 @@ fn pending(step: &VerificationStep) -> VerificationStatus {
         job: None,
         measurements: Vec::new(),
         next_measurement: None,
+        started_at: None,
     }
 }
 
@@ -392,6 +393,7 @@ fn decide_step(
             job: None,
             measurements: Vec::new(),
             next_measurement: Some(Time(input.now)),
+            started_at: Some(Time(input.now)),
         },
     };
     let interval = match parse_duration(&check.interval) {
@@ -405,8 +407,14 @@ fn decide_step(
     };
     if let Some(measurement) = fresh {
         status.measurements.push(measurement.clone());
-        let excess = status.measurements.len().saturating_sub(MAX_MEASUREMENTS);
-        status.measurements.drain(..excess);
+        while status.measurements.len() > MAX_MEASUREMENTS {
+            let oldest_error = status
+                .measurements
+                .iter()
+                .position(|m| m.outcome == MeasurementOutcome::Error)
+                .unwrap_or(0);
+            status.measurements.remove(oldest_error);
+        }
         status.next_measurement = Some(Time(
             measurement.at.0.checked_add(interval).unwrap_or(measurement.at.0),
         ));
@@ -486,16 +494,16 @@ fn judge(check: &PrometheusCheck, status: &mut VerificationStatus) {
     }
 }
 
-/// The name of a step's Job: `<promotion>-<step>`, made a DNS label of at
-/// most 63 characters (a hash of the whole keeps long names apart).
-pub fn job_name(promotion: &str, step: &str) -> String {
-    let whole = format!("{promotion}-{step}").replace('.', "-");
-    if whole.len() <= 63 {
-        return whole;
-    }
-    let hash = Sha256::digest(whole.as_bytes());
+/// The name of a step's Job: `<promotion>-<step>-<hash>`, a DNS label of
+/// at most 63 characters. The hash is of the Promotion's uid (its name where
+/// the uid is unknown) and the step, so a Promotion created again under the
+/// same name, or names that read alike (`a.b`, `a-b`), never share a Job.
+pub fn job_name(promotion: &str, uid: Option<&str>, step: &str) -> String {
+    let readable = format!("{promotion}-{step}").replace('.', "-");
+    let readable = readable[..readable.len().min(52)].trim_end_matches('-');
+    let hash = Sha256::digest(format!("{}/{step}", uid.unwrap_or(promotion)).as_bytes());
     let suffix: String = hash.iter().take(5).map(|b| format!("{b:02x}")).collect();
-    format!("{}-{suffix}", whole[..52].trim_end_matches('-'))
+    format!("{readable}-{suffix}")
 }
 
 /// `COMPONENT` of HOIST_IMAGE_<COMPONENT>.
@@ -514,9 +522,12 @@ fn job_step(
     {
         return (recorded.clone(), None);
     }
-    let name = job_name(input.promotion, &step.name);
+    let name = job_name(input.promotion, input.job.promotion_uid, &step.name);
     let namespace = input.job.namespace;
     let logs = format!("logs: kubectl logs -n {namespace} job/{name}");
+    let started = recorded
+        .and_then(|r| r.started_at.clone())
+        .unwrap_or(Time(input.now));
     let mut status = VerificationStatus {
         name: step.name.clone(),
         phase: VerificationPhase::Running,
@@ -528,11 +539,35 @@ fn job_step(
         }),
         measurements: Vec::new(),
         next_measurement: None,
+        started_at: Some(started.clone()),
     };
+    let timeout = parse_duration(&check.timeout).unwrap_or(SignedDuration::from_mins(10));
     let Some(job) = input.job.jobs.get(&name) else {
+        // A Job the API server keeps refusing (quota, admission) fails the step in time.
+        if started.0.checked_add(timeout).is_ok_and(|end| input.now >= end) {
+            status.phase = VerificationPhase::Failed;
+            status.message = format!(
+                "Job {namespace}/{name} could not be created within its timeout of {} (see the Promotion's \
+                 VerificationJobRefused Events)",
+                check.timeout
+            );
+            return (status, None);
+        }
         status.message = format!("Job {namespace}/{name} created; waiting for it to run; {logs}");
         return (status, Some(verification_job(input, step, check, &name)));
     };
+    let ours = job
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|labels| labels.get(LABEL_PROMOTION_UID))
+        .map(String::as_str);
+    if input.job.promotion_uid.is_some() && ours != input.job.promotion_uid {
+        status.phase = VerificationPhase::Failed;
+        status.message =
+            format!("Job {namespace}/{name} exists but is not this Promotion's; delete it and promote again");
+        return (status, None);
+    }
     let job_status = job.status.clone().unwrap_or_default();
     let condition = |kind: &str| {
         job_status
@@ -621,8 +656,10 @@ fn verification_job(
         (LABEL_ENVIRONMENT, release.environment),
         (LABEL_ROLE, VERIFICATION_ROLE),
         (LABEL_STEP, step.name.as_str()),
+        (LABEL_PROMOTION_UID, input.job.promotion_uid.unwrap_or_default()),
     ]
     .into_iter()
+    .filter(|(_, value)| !value.is_empty())
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
     let timeout = parse_duration(&check.timeout)
@@ -680,6 +717,8 @@ fn verification_job(
 pub const VERIFICATION_ROLE: &str = "verification";
 /// The label naming a verification Job's step.
 pub const LABEL_STEP: &str = "hoist.dev/verification-step";
+/// The label holding the uid of a verification Job's Promotion.
+pub const LABEL_PROMOTION_UID: &str = "hoist.dev/promotion-uid";
 /// The annotation naming a verification Job's Promotion (names may be
 /// longer than a label value).
 pub const ANNOTATION_PROMOTION: &str = "hoist.dev/promotion";
@@ -1174,7 +1213,20 @@ mod tests {
         let none = BTreeMap::new();
         let first = job_decision(&none, &[]);
         let job = first.create.clone().expect("a Job to create");
-        assert_eq!(job.metadata.name.as_deref(), Some("shop-1-4-2-prod-smoke"));
+        let name = job_name("shop-1.4.2-prod", Some("uid-1"), "smoke");
+        assert!(
+            name.starts_with("shop-1-4-2-prod-smoke-") && name.len() == 32,
+            "{name}"
+        );
+        assert_eq!(job.metadata.name.as_deref(), Some(name.as_str()));
+        assert_eq!(
+            job.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(LABEL_PROMOTION_UID))
+                .map(String::as_str),
+            Some("uid-1")
+        );
         assert_eq!(
             job.metadata.owner_references.as_ref().map(|o| o[0].uid.as_str()),
             Some("uid-1"),
@@ -1208,27 +1260,25 @@ mod tests {
                 "TARGET=http://backend",
             ]
         );
-        let logs = "logs: kubectl logs -n shop job/shop-1-4-2-prod-smoke";
+        let logs = format!("logs: kubectl logs -n shop job/{name}");
         assert_eq!(
             first.progress,
             Progress::Running {
-                message: format!(
-                    "step smoke: Job shop/shop-1-4-2-prod-smoke created; waiting for it to run; {logs}"
-                ),
+                message: format!("step smoke: Job shop/{name} created; waiting for it to run; {logs}"),
                 due: None
             }
         );
 
         let mut running = job.clone();
         running.status = Some(serde_json::from_value(serde_json::json!({"active": 1, "failed": 1})).unwrap());
-        let jobs: BTreeMap<String, &Job> = [("shop-1-4-2-prod-smoke".to_string(), &running)].into();
+        let jobs: BTreeMap<String, &Job> = [(name.clone(), &running)].into();
         let decided = job_decision(&jobs, &first.statuses);
         assert_eq!(decided.create, None, "a Job that exists is not created again");
         assert_eq!(
             decided.progress,
             Progress::Running {
                 message: format!(
-                    "step smoke: Job shop/shop-1-4-2-prod-smoke is running (1 active, 1 of 2 attempt(s) failed so far); {logs}"
+                    "step smoke: Job shop/{name} is running (1 active, 1 of 2 attempt(s) failed so far); {logs}"
                 ),
                 due: None
             }
@@ -1244,34 +1294,79 @@ mod tests {
             (
                 with_condition(&job, "Failed", "BackoffLimitExceeded", 2),
                 Progress::Failed {
-                    message: format!(
-                        "step smoke: Job shop/shop-1-4-2-prod-smoke failed: 2 of 2 attempt(s) failed; {logs}"
-                    ),
+                    message: format!("step smoke: Job shop/{name} failed: 2 of 2 attempt(s) failed; {logs}"),
                 },
             ),
             (
                 with_condition(&job, "Failed", "DeadlineExceeded", 0),
                 Progress::Failed {
                     message: format!(
-                        "step smoke: Job shop/shop-1-4-2-prod-smoke failed: ran longer than its timeout of 5m; {logs}"
+                        "step smoke: Job shop/{name} failed: ran longer than its timeout of 5m; {logs}"
                     ),
                 },
             ),
         ];
         for (ended, expected) in outcomes {
-            let jobs: BTreeMap<String, &Job> = [("shop-1-4-2-prod-smoke".to_string(), &ended)].into();
+            let jobs: BTreeMap<String, &Job> = [(name.clone(), &ended)].into();
             assert_eq!(job_decision(&jobs, &first.statuses).progress, expected);
         }
+
+        // A Job of that name that another Promotion made is never taken for this one's.
+        let mut foreign = with_condition(&job, "Complete", "CompletionsReached", 0);
+        foreign
+            .metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(LABEL_PROMOTION_UID.into(), "uid-0".into());
+        let jobs: BTreeMap<String, &Job> = [(name.clone(), &foreign)].into();
+        assert_eq!(
+            job_decision(&jobs, &first.statuses).progress,
+            Progress::Failed {
+                message: format!(
+                    "step smoke: Job shop/{name} exists but is not this Promotion's; delete it and promote again"
+                ),
+            }
+        );
     }
 
     #[test]
-    fn job_names_are_dns_labels_of_at_most_63_characters() {
-        assert_eq!(job_name("to-prod", "smoke"), "to-prod-smoke");
-        let long = job_name(&"p".repeat(60), "smoke");
+    fn a_job_the_api_server_keeps_refusing_fails_the_step_once_its_timeout_passed() {
+        let none = BTreeMap::new();
+        let first = job_decision(&none, &[]);
+        assert_eq!(
+            first.statuses[0].started_at,
+            Some(Time(instant("2026-12-02T10:00:00Z")))
+        );
+        let mut started_earlier = first.statuses.clone();
+        started_earlier[0].started_at = Some(Time(instant("2026-12-02T09:55:00Z")));
+        let decided = job_decision(&none, &started_earlier);
+        let name = job_name("shop-1.4.2-prod", Some("uid-1"), "smoke");
+        assert_eq!(
+            decided.progress,
+            Progress::Failed {
+                message: format!(
+                    "step smoke: Job shop/{name} could not be created within its timeout of 5m (see the Promotion's \
+                     VerificationJobRefused Events)"
+                )
+            }
+        );
+        assert_eq!(decided.create, None);
+    }
+
+    #[test]
+    fn job_names_are_dns_labels_of_at_most_63_characters_and_differ_per_promotion() {
+        assert!(job_name("to-prod", Some("u1"), "smoke").starts_with("to-prod-smoke-"));
+        assert_ne!(
+            job_name("to-prod", Some("u1"), "smoke"),
+            job_name("to-prod", Some("u2"), "smoke")
+        );
+        assert_ne!(job_name("a.b", None, "s"), job_name("a-b", None, "s"));
+        let long = job_name(&"p".repeat(60), None, "smoke");
         assert_eq!(long.len(), 63);
         assert_ne!(
             long,
-            job_name(&"p".repeat(61), "smoke"),
+            job_name(&"p".repeat(61), None, "smoke"),
             "the hash keeps long names apart"
         );
     }

@@ -181,11 +181,17 @@ impl Decision<'_, '_> {
         let lookup = |name: &str| environments.get(name).copied();
         let artifacts = &self.snapshot.artifacts;
         let artifact_lookup = |name: &str| artifacts.get(name).copied();
+        let in_flight: Vec<&Artifact> = self
+            .in_flight
+            .values()
+            .filter_map(|(_, release)| artifacts.get(&release.artifact).copied())
+            .collect();
         let verdict = gates::evaluate(
             &GateInput {
                 environment: self.snapshot.environment,
                 environments: &lookup,
                 artifacts: &artifact_lookup,
+                in_flight: &in_flight,
                 artifact,
                 promotion,
                 current: current.as_ref(),
@@ -280,6 +286,10 @@ impl Decision<'_, '_> {
         });
         status.phase = Phase::Verifying;
         status.started_at = Some(now.clone());
+        // The gates that held it are decided; the clock no longer changes them.
+        for gate in &mut status.gates {
+            gate.next_check = None;
+        }
         status.message = Some(format!(
             "rolling out {} {} to {environment_name}{}",
             artifact.name_any(),
@@ -393,12 +403,15 @@ impl Decision<'_, '_> {
                 match self.verification(promotion, artifact, status) {
                     Some(Progress::Running { .. }) => return,
                     Some(Progress::Failed { message }) => {
+                        // A rollback that fails its verification is not rolled
+                        // back to the release it replaced.
+                        let revert = !status.rollback;
                         return self.fail(
                             promotion,
                             artifact,
                             &release,
                             status,
-                            "verification failed",
+                            ("verification failed", revert),
                             message,
                         );
                     }
@@ -426,7 +439,14 @@ impl Decision<'_, '_> {
                 self.in_flight.remove(&application);
             }
             Rollout::Failed(why) => {
-                self.fail(promotion, artifact, &release, status, "rollout failed", why);
+                self.fail(
+                    promotion,
+                    artifact,
+                    &release,
+                    status,
+                    ("rollout failed", true),
+                    why,
+                );
             }
         }
     }
@@ -439,7 +459,7 @@ impl Decision<'_, '_> {
         artifact: &Artifact,
         release: &Release,
         status: &mut PromotionStatus,
-        what: &str,
+        (what, may_revert): (&str, bool),
         why: String,
     ) {
         let name = promotion.name_any();
@@ -447,7 +467,7 @@ impl Decision<'_, '_> {
         let application = artifact.spec.application.clone();
         self.in_flight.remove(&application);
         let previous = self.applications.get(&application).cloned();
-        match previous.filter(|_| self.snapshot.environment.spec.rollback.automatic) {
+        match previous.filter(|_| self.snapshot.environment.spec.rollback.automatic && may_revert) {
             Some(previous) => {
                 let message = format!(
                     "{what} ({why}); rolled back to {} {}",
@@ -470,7 +490,12 @@ impl Decision<'_, '_> {
                 }
             }
             None => {
-                let message = format!("{what}: {why}");
+                let kept = if !may_revert && self.snapshot.environment.spec.rollback.automatic {
+                    " (a rollback is not rolled back again)"
+                } else {
+                    ""
+                };
+                let message = format!("{what}: {why}{kept}");
                 terminal(status, Phase::Failed, message.clone(), &now);
                 self.notice(&name, true, "Failed", message);
                 let spec_config_hash = release.config_hash.clone();
@@ -514,15 +539,10 @@ impl Decision<'_, '_> {
             .get(&name)
             .map(|(step, measurement)| (step.as_str(), measurement));
         let application = &artifact.spec.application;
-        let job_namespace = self
-            .snapshot
-            .environment
-            .spec
-            .targets
-            .iter()
-            .find(|t| &t.application == application)
-            .map(|t| target_namespace(self.snapshot.environment, t))
-            .unwrap_or_else(|| self.tenant.clone());
+        // Verification Jobs run in the tenant's own namespace: a target
+        // namespace opted in for pinning images is not opened to Pods the
+        // tenant chooses.
+        let job_namespace = self.tenant.clone();
         let jobs: std::collections::BTreeMap<String, &Job> = self
             .snapshot
             .jobs
@@ -956,6 +976,15 @@ mod tests {
         );
     }
 
+    /// A measurement of `result < 0.01` at [`at`]`(100)` with a scalar result.
+    fn scalar_measurement(value: &str) -> crate::api::Measurement {
+        crate::core::verification::measure(
+            &serde_json::json!({"status": "success", "data": {"resultType": "scalar", "result": [1.0, value]}}),
+            "result < 0.01",
+            at(100).0,
+        )
+    }
+
     #[test]
     fn a_healthy_rollout_is_verified_before_it_succeeds_and_a_failed_measurement_rolls_it_back() {
         let spec = "  rollback: {automatic: true}\n  gates:\n    verification:\n      - name: error-rate\n        prometheus: {query: 'errors{env=\"{{environment}}\"}', condition: result < 0.01, interval: 30s, count: 2}";
@@ -993,11 +1022,7 @@ mod tests {
         );
 
         // The controller measures and decides again at the same instant: the error rate is too high.
-        let failed = crate::core::verification::measure(
-            &serde_json::json!({"status": "success", "data": {"resultType": "scalar", "result": [1.0, "0.5"]}}),
-            "result < 0.01",
-            at(100).0,
-        );
+        let failed = scalar_measurement("0.5");
         objects
             .measurements
             .insert("p2".into(), ("error-rate".into(), failed));
@@ -1015,5 +1040,47 @@ mod tests {
             .expect("verification gate");
         assert_eq!(gate.state, GateState::Failed);
         assert_eq!(decided.promotions["p2"].verification[0].measurements.len(), 1);
+    }
+
+    #[test]
+    fn while_verifying_only_the_next_measurement_wakes_the_environment_and_a_failed_rollback_stays() {
+        let spec = "  rollback: {automatic: true}\n  gates:\n    verification:\n      - name: error-rate\n        prometheus: {query: up, condition: result < 0.01, interval: 30s, count: 2}";
+        let mut objects = Objects::new(running_shop_1(spec));
+        let mut started = verifying(promotion("p2", "shop-2", 50));
+        // A change window's next opening, recorded before the rollout started, is no reason to wake.
+        started.status.as_mut().unwrap().gates = vec![GateStatus {
+            gate: GateName::Windows,
+            state: GateState::Passed,
+            message: "no Deny change window is on".into(),
+            last_checked: Some(at(60)),
+            next_check: Some(at(110)),
+        }];
+        objects.promotions = vec![started];
+        objects.deployments = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
+        let due = plan(&objects.snapshot());
+        assert_eq!(
+            due.next_check, None,
+            "the measurement due now is taken, not slept on"
+        );
+        let measured = scalar_measurement("0");
+        objects
+            .measurements
+            .insert("p2".into(), ("error-rate".into(), measured));
+        assert_eq!(plan(&objects.snapshot()).next_check, Some(at(130)));
+
+        // A rollback whose verification fails is not rolled back to what it replaced.
+        objects.promotions[0].status.as_mut().unwrap().rollback = true;
+        let failed = scalar_measurement("0.5");
+        objects
+            .measurements
+            .insert("p2".into(), ("error-rate".into(), failed));
+        let decided = plan(&objects.snapshot());
+        let (phase, message) = outcome(&decided, "p2");
+        assert_eq!(phase, Phase::Failed);
+        assert!(
+            message.ends_with("(a rollback is not rolled back again)"),
+            "{message}"
+        );
+        assert_eq!(decided.pins, vec![pin("shop-2", B, None)]);
     }
 }

@@ -226,11 +226,19 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
             .unwrap_or(20)
             .max(1),
     );
+    // A waiting Promotion's gates are decided again; once one rolls out, only
+    // its verification is. An instant already past is not a reason to wake.
     let next_check = promotions
         .values()
-        .filter(|status| matches!(status.phase, Phase::Waiting | Phase::Verifying))
-        .flat_map(|status| &status.gates)
+        .flat_map(|status| {
+            status.gates.iter().filter(move |gate| match status.phase {
+                Phase::Waiting => true,
+                Phase::Verifying => gate.gate == crate::api::GateName::Verification,
+                _ => false,
+            })
+        })
         .filter_map(|gate| gate.next_check.clone())
+        .filter(|time| time.0 > snapshot.now.0)
         .min_by_key(|time| time.0);
     let running: Vec<String> = promotions
         .iter()

@@ -67,7 +67,10 @@ pub fn settle(
         now: snapshot.now.clone(),
     });
     let created: BTreeSet<String> = plan.new_promotions.iter().map(|p| p.name_any()).collect();
+    // Jobs and queries were written or taken for the first plan only.
     let only_statuses = again.pins == plan.pins
+        && again.jobs.iter().all(|job| plan.jobs.contains(job))
+        && again.queries.is_empty()
         && again.config_maps == plan.config_maps
         && again
             .config_history

@@ -255,11 +255,36 @@ fn apply_builtin_defaults(resource: &ResourceInfo, object: &mut Value) {
     if is_job(resource) {
         jobs::apply_defaults(object);
     }
+    if resource.group.is_empty() && resource.plural == "secrets" {
+        merge_string_data(object);
+    }
     if resource.group == rbac::GROUP {
         rbac::apply_defaults(&resource.plural, object);
     }
     if resource.group == admission::GROUP {
         admission::apply_defaults(&resource.plural, object);
+    }
+}
+
+/// A Secret's `stringData` is write-only: the API server merges it into
+/// `data` (base64, its keys winning) and stores no `stringData`.
+fn merge_string_data(secret: &mut Value) {
+    use base64::Engine as _;
+    let Some(object) = secret.as_object_mut() else {
+        return;
+    };
+    let Some(Value::Object(strings)) = object.remove("stringData") else {
+        return;
+    };
+    let data = object.entry("data").or_insert_with(|| json!({}));
+    if !data.is_object() {
+        *data = json!({});
+    }
+    if let Some(data) = data.as_object_mut() {
+        for (key, value) in strings {
+            let text = value.as_str().unwrap_or_default();
+            data.insert(key, json!(base64::engine::general_purpose::STANDARD.encode(text)));
+        }
     }
 }
 
@@ -1463,5 +1488,20 @@ impl Store {
         }
         self.objects.remove(&key);
         self.resources.remove(&key);
+    }
+}
+
+#[cfg(test)]
+mod string_data_tests {
+    use super::*;
+
+    #[test]
+    fn string_data_is_merged_into_data_and_not_stored() {
+        let mut secret = json!({"metadata": {"name": "s"}, "data": {"a": "b2xk", "b": "Yg=="}, "stringData": {"a": "new"}});
+        merge_string_data(&mut secret);
+        assert_eq!(
+            secret,
+            json!({"metadata": {"name": "s"}, "data": {"a": "bmV3", "b": "Yg=="}})
+        );
     }
 }

@@ -5,6 +5,13 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
 
 /// The Prometheus server (HOIST_TEST_PROMETHEUS).
 pub fn address() -> Result<String> {
@@ -69,5 +76,73 @@ pub async fn wait_for(query_text: &str, expected: Option<&str>) -> Result<()> {
             bail!("Prometheus returned {seen:?} for {query_text}, not {expected:?}, within 20 s");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// An authenticating proxy in front of the test Prometheus, as clusters put
+/// one (kube-rbac-proxy, oauth2-proxy) in front of theirs: a request with
+/// `Authorization: Bearer <token>` is forwarded, any other is answered 401
+/// with Prometheus' error shape. Runs until the test process ends; answers
+/// its address (`http://127.0.0.1:<port>`).
+pub async fn bearer_proxy(token: &str) -> Result<String> {
+    let upstream = address()?;
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the proxy")?;
+    let local = listener.local_addr()?;
+    let expected = format!("Bearer {token}");
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            let expected = expected.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let upstream = upstream.clone();
+                    let expected = expected.clone();
+                    async move { Ok::<_, std::convert::Infallible>(forward(request, &upstream, &expected).await) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(format!("http://{local}"))
+}
+
+async fn forward(
+    request: Request<hyper::body::Incoming>,
+    upstream: &str,
+    expected: &str,
+) -> Response<Full<Bytes>> {
+    let authorized = request
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        == Some(expected);
+    if !authorized {
+        return Response::builder()
+            .status(StatusCode::UNAUTHORIZED)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from_static(
+                br#"{"status":"error","errorType":"unauthorized","error":"a valid bearer token is required"}"#,
+            )))
+            .expect("static response");
+    }
+    let path = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    match reqwest::get(format!("{upstream}{path}")).await {
+        Ok(answer) => {
+            let status = StatusCode::from_u16(answer.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            let body = answer.bytes().await.unwrap_or_default();
+            Response::builder()
+                .status(status)
+                .header("content-type", "application/json")
+                .body(Full::new(body))
+                .expect("response")
+        }
+        Err(_) => Response::builder()
+            .status(StatusCode::BAD_GATEWAY)
+            .body(Full::new(Bytes::new()))
+            .expect("response"),
     }
 }
