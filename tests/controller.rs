@@ -550,6 +550,13 @@ async fn one_build_goes_dev_staging_prod_with_an_approval_and_prod_runs_the_dev_
             Some(REVISION)
         )
     );
+    // The history keeps who approved, whether the API server vouched for them, and when.
+    let approved: Vec<(String, bool)> = status.history[0]
+        .approvals
+        .iter()
+        .map(|a| (a.user.clone(), a.verified))
+        .collect();
+    assert_eq!(approved, vec![("alice".to_string(), true)]);
     let digests: Vec<(String, String)> = app
         .images
         .iter()

@@ -26,6 +26,7 @@ const D: &str = "sha256:dddddddddddddddddddddddddddddddddddddddddddddddddddddddd
 const E: &str = "sha256:eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee";
 const F: &str = "sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
 const G: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+const REVISION: &str = "3f2c9a1b7e4d5c6f8a9b0c1d2e3f4a5b6c7d8e9f";
 
 /// The fixed "now" every rendering is made at; fixture times are before it.
 const NOW: i64 = 1_795_000_000;
@@ -94,7 +95,7 @@ fn artifact_yaml(name: &str, version: &str, images: &[(&str, &str)], ready: bool
         String::new()
     };
     format!(
-        "apiVersion: hoist.dev/v1alpha1\nkind: Artifact\nmetadata: {{name: {name}}}\nspec:\n  application: {application}\n  version: {version}\n  images:\n{spec}{status}"
+        "apiVersion: hoist.dev/v1alpha1\nkind: Artifact\nmetadata: {{name: {name}}}\nspec:\n  application: {application}\n  version: {version}\n  source: {{repository: \"https://git.example.com/{application}\", revision: \"{REVISION}\"}}\n  images:\n{spec}{status}"
     )
 }
 
@@ -144,6 +145,7 @@ status:
       artifact: shop-1.4.2
       version: 1.4.2
       images: [{{component: backend, digest: "{C}"}}, {{component: frontend, digest: "{D}"}}]
+      sourceRevision: "{REVISION}"
       promotion: shop-1.4.2-prod
       promotedAt: "{promoted}"
       approvers: [alice, bob]
@@ -151,12 +153,13 @@ status:
       healthSince: "{healthy}"
   history:
     - {{application: billing, artifact: billing-2.0.0, version: 2.0.0, promotion: billing-2.0.0-prod, outcome: Succeeded, completedAt: "{progressing}"}}
-    - {{application: shop, artifact: shop-1.4.2, version: 1.4.2, promotion: shop-1.4.2-prod, approvers: [alice, bob], outcome: Succeeded, completedAt: "{promoted}"}}
+    - {{application: shop, artifact: shop-1.4.2, version: 1.4.2, promotion: shop-1.4.2-prod, approvers: [alice, bob], approvals: [{{user: alice, at: "{approved}", verified: true}}, {{user: bob, at: "{promoted}", verified: false}}], outcome: Succeeded, completedAt: "{promoted}"}}
     - {{application: shop, artifact: shop-1.4.3, version: 1.4.3, promotion: shop-1.4.3-prod, approvers: [alice], outcome: Failed, completedAt: "{failed}"}}
     - {{application: shop, artifact: shop-1.4.1, version: 1.4.1, promotion: shop-1.4.1-prod, outcome: Succeeded, completedAt: "{first}"}}
 "#,
         progressing = ago(300),
         promoted = ago(3 * 3600),
+        approved = ago(4 * 3600),
         healthy = ago(5 * 3600),
         failed = ago(26 * 3600),
         first = ago(3 * 86_400),
@@ -346,9 +349,15 @@ async fn shop(cluster: &TestCluster) {
 async fn status_shows_what_runs_and_what_is_on_its_way_upstream_first() {
     let cluster = TestCluster::new().await.expect("test cluster");
     shop(&cluster).await;
-    let output = plugin::status(&cluster.client(), cluster.namespace(), None, &now())
-        .await
-        .expect("status");
+    let output = plugin::status(
+        &cluster.client(),
+        cluster.namespace(),
+        None,
+        &now(),
+        plugin::Output::Table,
+    )
+    .await
+    .expect("status");
     assert_eq!(
         output,
         "\
@@ -361,15 +370,88 @@ Environment prod (upstream: dev)
 APPLICATION   ARTIFACT        VERSION   HEALTH               PROMOTED   PROMOTION            APPROVERS
 billing       billing-2.0.0   2.0.0     Progressing for 5m   <none>     billing-2.0.0-prod   <none>
 shop          shop-1.4.2      1.4.2     Healthy for 5h       3h ago     shop-1.4.2-prod      alice, bob
+APPLICATION   COMPONENT   DIGEST                COMMIT
+billing       api         sha256:111111111111   <none>
+shop          backend     sha256:cccccccccccc   3f2c9a1b7e4d
+shop          frontend    sha256:dddddddddddd   3f2c9a1b7e4d
 PROMOTION            ARTIFACT        PHASE     MESSAGE
 billing-2.1.0-prod   billing-2.1.0   Pending   <none>
 shop-1.5.0-prod      shop-1.5.0      Waiting   waiting for the Approval gate: 1 of 2 approvals
 "
     );
 
-    let dev = plugin::status(&cluster.client(), cluster.namespace(), Some("dev"), &now())
+    let wide = plugin::status(
+        &cluster.client(),
+        cluster.namespace(),
+        Some("prod"),
+        &now(),
+        plugin::Output::Wide,
+    )
+    .await
+    .expect("status -o wide");
+    assert!(
+        wide.contains(&format!("shop          backend     {C}   {REVISION}")),
+        "{wide}"
+    );
+    assert!(
+        wide.contains("alice, bob   https://git.example.com/shop"),
+        "{wide}"
+    );
+    let json = plugin::status(
+        &cluster.client(),
+        cluster.namespace(),
+        Some("prod"),
+        &now(),
+        plugin::Output::Json,
+    )
+    .await
+    .expect("status -o json");
+    let document: serde_json::Value = serde_json::from_str(&json).expect("json");
+    let shop = &document["environments"][0]["applications"][1];
+    assert_eq!(
+        (
+            shop["application"].as_str(),
+            shop["version"].as_str(),
+            shop["source"]["repository"].as_str(),
+            shop["source"]["revision"].as_str(),
+            shop["components"][0]["component"].as_str(),
+            shop["components"][0]["digest"].as_str(),
+            shop["health"].as_str(),
+        ),
+        (
+            Some("shop"),
+            Some("1.4.2"),
+            Some("https://git.example.com/shop"),
+            Some(REVISION),
+            Some("backend"),
+            Some(C),
+            Some("Healthy")
+        )
+    );
+    assert_eq!(document["environments"][0]["promotions"][1]["phase"], "Waiting");
+    let yaml: serde_json::Value = serde_yaml::from_str(
+        &plugin::status(
+            &cluster.client(),
+            cluster.namespace(),
+            Some("prod"),
+            &now(),
+            plugin::Output::Yaml,
+        )
         .await
-        .expect("status dev");
+        .expect("status -o yaml"),
+    )
+    .expect("yaml");
+    assert_eq!(yaml, document, "one document, two spellings");
+
+    let dev = plugin::status(
+        &cluster.client(),
+        cluster.namespace(),
+        Some("dev"),
+        &now(),
+        plugin::Output::Table,
+    )
+    .await
+    .expect("status dev");
     assert_eq!(
         dev,
         "\
@@ -387,10 +469,12 @@ async fn status_of_a_missing_environment_or_an_empty_namespace_says_so() {
     let client = cluster.client();
     let ns = cluster.namespace();
     assert_eq!(
-        plugin::status(&client, ns, None, &now()).await.expect("status"),
+        plugin::status(&client, ns, None, &now(), plugin::Output::Table)
+            .await
+            .expect("status"),
         format!("no Environments in namespace {ns}\n")
     );
-    let error = plugin::status(&client, ns, Some("qa"), &now())
+    let error = plugin::status(&client, ns, Some("qa"), &now(), plugin::Output::Table)
         .await
         .expect_err("no such environment");
     assert_eq!(
@@ -413,7 +497,7 @@ async fn history_lists_releases_newest_first_optionally_of_one_application() {
 History of Environment prod, newest first:
 APPLICATION   VERSION   ARTIFACT        OUTCOME     COMPLETED   PROMOTION            APPROVERS
 billing       2.0.0     billing-2.0.0   Succeeded   5m ago      billing-2.0.0-prod   <none>
-shop          1.4.2     shop-1.4.2      Succeeded   3h ago      shop-1.4.2-prod      alice, bob
+shop          1.4.2     shop-1.4.2      Succeeded   3h ago      shop-1.4.2-prod      alice (verified, 4h ago), bob (unverified, 3h ago)
 shop          1.4.3     shop-1.4.3      Failed      26h ago     shop-1.4.3-prod      alice
 shop          1.4.1     shop-1.4.1      Succeeded   3d ago      shop-1.4.1-prod      <none>
 "
@@ -594,6 +678,15 @@ Changes:
     unchanged {D}
 "
         )
+    );
+
+    // Going back is a downgrade of its size, never a bump.
+    let back = plugin::diff(&cluster.client(), ns, "shop-1.4.1", "prod")
+        .await
+        .expect("diff");
+    assert_eq!(
+        back.to_string().lines().nth(1),
+        Some("Version:  1.4.2 → 1.4.1 (patch downgrade)")
     );
 
     let untargeted = plugin::diff(&cluster.client(), ns, "billing-2.0.0", "dev")

@@ -579,6 +579,18 @@ pub struct ApplicationStatus {
     pub health_since: Option<Time>,
 }
 
+/// An approval that counted for a release.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovedBy {
+    /// The approver.
+    pub user: String,
+    /// When Hoist first saw the approval.
+    pub at: Time,
+    /// Whether the admission policy vouched for the approver's identity.
+    pub verified: bool,
+}
+
 /// A component's digest.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -625,6 +637,10 @@ pub struct HistoryEntry {
     /// Who approved it: the approvals that counted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvers: Vec<String>,
+    /// Those approvals with when Hoist first saw each and whether the API
+    /// server vouched for the approver.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovedBy>,
     /// How the Promotion ended: Succeeded, Failed or RolledBack.
     pub outcome: Phase,
     /// When it ended.

@@ -34,6 +34,10 @@ enum Command {
     Status {
         /// Only this Environment.
         environment: Option<String>,
+        /// table (default), wide (full digests and commits, repositories),
+        /// json or yaml (a stable document for scripts).
+        #[arg(short, long, default_value = "table", value_parser = output)]
+        output: plugin::Output,
     },
     /// Past releases of an Environment, newest first.
     History {
@@ -107,11 +111,25 @@ enum Command {
     },
 }
 
+fn output(text: &str) -> Result<plugin::Output, String> {
+    match text {
+        "table" => Ok(plugin::Output::Table),
+        "wide" => Ok(plugin::Output::Wide),
+        "json" => Ok(plugin::Output::Json),
+        "yaml" => Ok(plugin::Output::Yaml),
+        other => Err(format!(
+            "{other:?} is not an output format: table, wide, json or yaml"
+        )),
+    }
+}
+
 async fn run(cli: Cli) -> Result<String, PluginError> {
     let (client, ns) = plugin::connect(cli.context.as_deref(), cli.namespace.as_deref()).await?;
     let now = Time(Timestamp::now());
     match cli.command {
-        Command::Status { environment } => plugin::status(&client, &ns, environment.as_deref(), &now).await,
+        Command::Status { environment, output } => {
+            plugin::status(&client, &ns, environment.as_deref(), &now, output).await
+        }
         Command::History {
             environment,
             application,

@@ -378,12 +378,16 @@ async fn write_statuses(
             Ok::<_, Error>((promotion.resource_version(), written))
         })
     });
-    let promoted = try_join_all(promotion_writes).await?;
+    // The Environment's record first: a crash before the Promotions' writes
+    // decides the same ends again (the history takes each Promotion once),
+    // while the other order could leave a finished Promotion that no
+    // Environment records, since finished Promotions are not decided again.
     let recorded = if environment.status.as_ref() != Some(&plan.status) {
         Some(ctx.apply_status(environment, &plan.status, CONTROLLER).await?)
     } else {
         None
     };
+    let promoted = try_join_all(promotion_writes).await?;
     // Only after every write: waiting between them would widen the moment in
     // which a crash leaves a Promotion's outcome without the Environment's record.
     for (before, written) in &promoted {

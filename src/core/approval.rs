@@ -24,7 +24,7 @@ use crate::api::{
     Approval, ApprovalDecision, ApprovalGate, ApprovalRequired, ApprovalRuleStatus, Environment, GateState,
     Promotion,
 };
-use crate::core::version::Bump;
+use crate::core::version::{Bump, Direction};
 
 /// The name of the admission policy, and of its binding, the chart ships.
 pub const POLICY: &str = "hoist-approvals";
@@ -93,6 +93,9 @@ pub struct ApprovalInput<'a> {
     pub promotion: &'a Promotion,
     /// The size of the version change against what runs.
     pub bump: Bump,
+    /// And its direction: `required: MinorOrMajor` and `Major` count a
+    /// downgrade by its size, like an upgrade.
+    pub direction: Direction,
     pub trust: &'a ApprovalTrust,
     /// status.approvals as last recorded: when each entry was first seen,
     /// and whether it was verified then.
@@ -464,7 +467,11 @@ pub fn evaluate(input: &ApprovalInput<'_>) -> ApprovalVerdict {
     } else if !needs_approval {
         (
             GateState::Passed,
-            format!("a {:?} version change needs no approval here", input.bump),
+            if input.direction == Direction::Downgrade {
+                format!("a {:?} downgrade needs no approval here", input.bump)
+            } else {
+                format!("a {:?} version change needs no approval here", input.bump)
+            },
         )
     } else if met {
         let mut message = if gate.rules.is_empty() {
@@ -486,6 +493,19 @@ pub fn evaluate(input: &ApprovalInput<'_>) -> ApprovalVerdict {
         (GateState::Passed, message)
     } else {
         waiting(input, gate, &rules, &statuses, total, min_total, &approvals)
+    };
+    // Say how a size rule treats a step back, so nobody takes it for a bump.
+    let message = if needs_approval
+        && rejection.is_none()
+        && gate.required != ApprovalRequired::Always
+        && input.direction == Direction::Downgrade
+    {
+        format!(
+            "{message} (a {:?} downgrade needs approval like a {:?} bump: required {:?})",
+            input.bump, input.bump, gate.required
+        )
+    } else {
+        message
     };
     ApprovalVerdict {
         state,
@@ -689,6 +709,7 @@ spec:
             environment: "prod",
             promotion,
             bump,
+            direction: Direction::Upgrade,
             trust,
             previous,
             now: &at(100),
@@ -1329,6 +1350,39 @@ spec:
         assert_eq!(
             policy(&gated, &promotion),
             Some(gate("{required: Always, users: [alice]}"))
+        );
+    }
+
+    #[test]
+    fn a_downgrade_is_counted_by_its_size_and_said_to_be_one() {
+        let gate = gate("{required: MinorOrMajor, users: [alice]}");
+        let promotion = promotion(Some("carol"), "[]");
+        let step = |bump: Bump| {
+            evaluate(&ApprovalInput {
+                gate: Some(&gate),
+                environment: "prod",
+                promotion: &promotion,
+                bump,
+                direction: Direction::Downgrade,
+                trust: &ApprovalTrust::Verified,
+                previous: &[],
+                now: &at(100),
+            })
+        };
+        assert_eq!(
+            outcome(&step(Bump::Patch)),
+            (GateState::Passed, "a Patch downgrade needs no approval here")
+        );
+        assert_eq!(
+            outcome(&step(Bump::Minor)),
+            (
+                GateState::Pending,
+                format!(
+                    "0 of 1 approvals from user alice; {HINT} (a Minor downgrade needs approval like a Minor bump: \
+                     required MinorOrMajor)"
+                )
+                .as_str()
+            )
         );
     }
 }

@@ -142,6 +142,11 @@ pub fn evaluate(input: &GateInput<'_>, previous: &[Approval]) -> GateVerdict {
             input.current.map(|current| current.version.as_str()),
             &input.artifact.spec.version,
         ),
+        direction: version::direction(
+            input.artifact.spec.version_scheme,
+            input.current.map(|current| current.version.as_str()),
+            &input.artifact.spec.version,
+        ),
         trust: input.trust,
         previous,
         now: input.now,

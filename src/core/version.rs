@@ -20,6 +20,47 @@ pub enum Bump {
     Major,
 }
 
+/// Which way a promotion moves the version that runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// To a newer version (or a first release).
+    Upgrade,
+    /// To an older version.
+    Downgrade,
+    /// The same version.
+    Same,
+    /// Versions that cannot be ordered (opaque or not parsed).
+    Unknown,
+}
+
+/// The direction of the step from `from` (what runs, if anything) to `to`.
+pub fn direction(scheme: VersionScheme, from: Option<&str>, to: &str) -> Direction {
+    let Some(from) = from else {
+        return Direction::Upgrade;
+    };
+    if from == to {
+        return Direction::Same;
+    }
+    match compare(scheme, to, from) {
+        Some(Ordering::Greater) => Direction::Upgrade,
+        Some(Ordering::Less) => Direction::Downgrade,
+        Some(Ordering::Equal) => Direction::Same,
+        None => Direction::Unknown,
+    }
+}
+
+/// A step as people say it: `minor bump`, `major downgrade`, `patch
+/// change` (when the direction cannot be told), `same version`.
+pub fn describe(size: Bump, direction: Direction) -> String {
+    let size = format!("{size:?}").to_lowercase();
+    match direction {
+        Direction::Upgrade => format!("{size} bump"),
+        Direction::Downgrade => format!("{size} downgrade"),
+        Direction::Same => "same version".into(),
+        Direction::Unknown => format!("{size} change"),
+    }
+}
+
 /// A parsed version, comparable within one scheme.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Parsed {
@@ -174,6 +215,34 @@ mod tests {
             Some(Ordering::Less)
         );
         assert_eq!(compare(VersionScheme::Opaque, "b", "a"), None);
+    }
+
+    #[test]
+    fn a_step_back_is_a_downgrade_of_its_size() {
+        let step = |from: Option<&str>, to: &str| {
+            describe(
+                bump(VersionScheme::SemVer, from, to),
+                direction(VersionScheme::SemVer, from, to),
+            )
+        };
+        assert_eq!(step(Some("1.1.0"), "1.0.0"), "minor downgrade");
+        assert_eq!(step(Some("1.0.0"), "1.1.0"), "minor bump");
+        assert_eq!(step(Some("2.0.0"), "1.9.9"), "major downgrade");
+        assert_eq!(step(Some("1.0.1"), "1.0.0"), "patch downgrade");
+        assert_eq!(step(Some("1.0.0"), "1.0.0-rc.1"), "patch downgrade");
+        assert_eq!(step(None, "1.0.0"), "major bump");
+        assert_eq!(step(Some("1.0.0"), "1.0.0"), "same version");
+        assert_eq!(
+            describe(
+                bump(VersionScheme::Opaque, Some("a"), "b"),
+                direction(VersionScheme::Opaque, Some("a"), "b")
+            ),
+            "major change"
+        );
+        assert_eq!(
+            direction(VersionScheme::CalVer, Some("2026.12.1"), "2026.11.4"),
+            Direction::Downgrade
+        );
     }
 
     #[test]

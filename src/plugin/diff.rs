@@ -11,7 +11,7 @@ use super::{PluginError, get};
 use crate::api::{Artifact, CONDITION_READY, Change, Environment};
 use crate::core::conditions;
 use crate::core::environment::target_namespace;
-use crate::core::version::{self, Bump};
+use crate::core::version::{self, Bump, Direction};
 
 /// What promoting one Artifact into one Environment would change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,8 @@ pub struct Diff {
     pub running: Option<(String, String)>,
     pub version: String,
     pub bump: Bump,
+    /// Upgrade, downgrade, or a step that cannot be told.
+    pub direction: Direction,
     /// Why the Artifact cannot be promoted yet, if it is not Ready.
     pub not_ready: Option<String>,
     /// One entry per target container of the application.
@@ -143,6 +145,11 @@ pub fn plan_diff(artifact: &Artifact, environment: &Environment) -> Diff {
             running.map(|app| app.version.as_str()),
             &artifact.spec.version,
         ),
+        direction: version::direction(
+            artifact.spec.version_scheme,
+            running.map(|app| app.version.as_str()),
+            &artifact.spec.version,
+        ),
         not_ready,
         containers,
         untargeted,
@@ -172,9 +179,9 @@ impl fmt::Display for Diff {
             }
             Some((_, running)) => writeln!(
                 f,
-                "Version:  {running} → {} ({} bump)",
+                "Version:  {running} → {} ({})",
                 self.version,
-                format!("{:?}", self.bump).to_lowercase()
+                version::describe(self.bump, self.direction)
             )?,
         }
         if let Some((artifact, _)) = &self.running {

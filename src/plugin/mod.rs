@@ -18,7 +18,7 @@ pub use approve::{ApprovalPatch, ApproveOutcome, Identity, approval_patch, appro
 pub use compat::{compat, render_compat};
 pub use diff::{ContainerDiff, Diff, diff, plan_diff};
 pub use promote::{Rollback, new_promotion, promote, rollback, rollback_target};
-pub use status::{history, render_history, render_status, status};
+pub use status::{Output, View, history, render_history, render_status, status, status_document};
 pub use why::{render_why, why};
 
 use kube::api::{Api, ListParams};

@@ -9,8 +9,22 @@ use kube::{Client, ResourceExt};
 
 use super::table::{NONE, Table, age, joined, or_none};
 use super::{PluginError, get, list};
-use crate::api::{ApplicationStatus, CONDITION_READY, Environment, Promotion};
+use crate::api::{ApplicationStatus, Artifact, CONDITION_READY, Environment, HistoryEntry, Promotion};
 use crate::core::conditions;
+
+/// How `status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Output {
+    /// Tables, digests and commits shortened.
+    #[default]
+    Table,
+    /// Tables with full digests, commits and the source repository.
+    Wide,
+    /// The stable JSON document (docs/kubectl-hoist.md).
+    Json,
+    /// The same document as YAML.
+    Yaml,
+}
 
 /// `status [ENVIRONMENT]`: one block per Environment (all of the namespace
 /// when `environment` is `None`).
@@ -19,6 +33,7 @@ pub async fn status(
     namespace: &str,
     environment: Option<&str>,
     now: &Time,
+    output: Output,
 ) -> Result<String, PluginError> {
     let environments_api: Api<Environment> = Api::namespaced(client.clone(), namespace);
     let environments = match environment {
@@ -27,29 +42,135 @@ pub async fn status(
     };
     let promotions_api: Api<Promotion> = Api::namespaced(client.clone(), namespace);
     let promotions = list(&promotions_api, "Promotion", namespace).await?;
-    Ok(render_status(namespace, &environments, &promotions, now))
+    let artifacts_api: Api<Artifact> = Api::namespaced(client.clone(), namespace);
+    let artifacts = list(&artifacts_api, "Artifact", namespace).await?;
+    let view = View {
+        namespace,
+        environments: &environments,
+        promotions: &promotions,
+        artifacts: &artifacts,
+        now,
+    };
+    Ok(match output {
+        Output::Table => render_status(&view, false),
+        Output::Wide => render_status(&view, true),
+        Output::Json => serde_json::to_string_pretty(&status_document(&view)).unwrap_or_default() + "\n",
+        Output::Yaml => serde_yaml::to_string(&status_document(&view)).unwrap_or_default(),
+    })
+}
+
+/// What `status` shows.
+pub struct View<'a> {
+    pub namespace: &'a str,
+    pub environments: &'a [Environment],
+    pub promotions: &'a [Promotion],
+    /// For each running release's source repository.
+    pub artifacts: &'a [Artifact],
+    pub now: &'a Time,
+}
+
+impl View<'_> {
+    fn repository(&self, artifact: &str) -> Option<&str> {
+        self.artifacts
+            .iter()
+            .find(|a| a.name_any() == artifact)
+            .and_then(|a| a.spec.source.as_ref())
+            .map(|s| s.repository.as_str())
+    }
+}
+
+/// `sha256:` and the first 12 hex digits, as `docker images` shortens.
+fn short_digest(digest: &str) -> String {
+    match digest.split_once(':') {
+        Some((algorithm, hex)) => format!("{algorithm}:{}", &hex[..hex.len().min(12)]),
+        None => digest.to_string(),
+    }
+}
+
+/// The stable document of `status -o json|yaml`: namespace, and per
+/// Environment (upstream first) its upstream, Ready, what runs per
+/// application (artifact, version, source repository and revision, health
+/// and since when, promotion, approvers, and each component's digest) and
+/// the Promotions in flight.
+pub fn status_document(view: &View<'_>) -> serde_json::Value {
+    let environments: Vec<serde_json::Value> = pipeline_order(view.environments)
+        .into_iter()
+        .map(|environment| {
+            let name = environment.name_any();
+            let status = environment.status.clone().unwrap_or_default();
+            let ready = conditions::find(&status.conditions, CONDITION_READY).map(|ready| {
+                serde_json::json!({"status": ready.status, "reason": ready.reason, "message": ready.message})
+            });
+            let applications: Vec<serde_json::Value> = status
+                .applications
+                .iter()
+                .map(|app| {
+                    serde_json::json!({
+                        "application": app.application,
+                        "artifact": app.artifact,
+                        "version": app.version,
+                        "source": {
+                            "repository": view.repository(&app.artifact),
+                            "revision": app.source_revision,
+                        },
+                        "health": app.health,
+                        "healthSince": app.health_since,
+                        "promotion": app.promotion,
+                        "promotedAt": app.promoted_at,
+                        "approvers": app.approvers,
+                        "components": app.images.iter().map(|i| serde_json::json!({"component": i.component, "digest": i.digest})).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            let in_flight: Vec<serde_json::Value> = in_flight(environment, view.promotions)
+                .into_iter()
+                .map(|p| {
+                    let status = p.status.clone().unwrap_or_default();
+                    serde_json::json!({"name": p.name_any(), "artifact": p.spec.artifact, "phase": status.phase, "message": status.message})
+                })
+                .collect();
+            serde_json::json!({
+                "name": name,
+                "upstream": environment.spec.upstream,
+                "ready": ready,
+                "applications": applications,
+                "promotions": in_flight,
+            })
+        })
+        .collect();
+    serde_json::json!({"namespace": view.namespace, "environments": environments})
 }
 
 /// Per Environment, upstream ones first: a line naming it (and why it is
-/// not Ready, if so), a table of what runs per application, and a table of
-/// the Promotions into it that have not ended, in queue order.
-pub fn render_status(
-    namespace: &str,
-    environments: &[Environment],
-    promotions: &[Promotion],
-    now: &Time,
-) -> String {
-    if environments.is_empty() {
-        return format!("no Environments in namespace {namespace}\n");
+/// not Ready, if so), a table of what runs, a row per application
+/// component with its digest and the source commit, and a table of the
+/// Promotions into it that have not ended, in queue order.
+pub fn render_status(view: &View<'_>, wide: bool) -> String {
+    if view.environments.is_empty() {
+        return format!("no Environments in namespace {}\n", view.namespace);
     }
-    pipeline_order(environments)
+    pipeline_order(view.environments)
         .into_iter()
-        .map(|environment| render_environment(environment, promotions, now))
+        .map(|environment| render_environment(view, environment, wide))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-fn render_environment(environment: &Environment, promotions: &[Promotion], now: &Time) -> String {
+/// The Promotions into `environment` that have not ended, in queue order.
+fn in_flight<'a>(environment: &Environment, promotions: &'a [Promotion]) -> Vec<&'a Promotion> {
+    let name = environment.name_any();
+    let mut pending: Vec<&Promotion> = promotions
+        .iter()
+        .filter(|p| p.spec.environment == name)
+        .filter(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_terminal()))
+        .collect();
+    // The engine serves Promotions in creation order; show them in that order.
+    pending.sort_by_key(|p| (p.metadata.creation_timestamp.clone(), p.name_any()));
+    pending
+}
+
+fn render_environment(view: &View<'_>, environment: &Environment, wide: bool) -> String {
+    let now = view.now;
     let name = environment.name_any();
     let mut out = format!("Environment {name}");
     if !environment.spec.upstream.is_empty() {
@@ -66,7 +187,7 @@ fn render_environment(environment: &Environment, promotions: &[Promotion], now: 
     if status.applications.is_empty() {
         out.push_str("Nothing runs here yet.\n");
     } else {
-        let mut table = Table::new(&[
+        let mut header = vec![
             "APPLICATION",
             "ARTIFACT",
             "VERSION",
@@ -74,20 +195,46 @@ fn render_environment(environment: &Environment, promotions: &[Promotion], now: 
             "PROMOTED",
             "PROMOTION",
             "APPROVERS",
-        ]);
+        ];
+        if wide {
+            header.push("REPOSITORY");
+        }
+        let mut table = Table::new(&header);
         for app in &status.applications {
-            table.row(application_row(app, now));
+            let mut row = application_row(app, now);
+            if wide {
+                row.push(or_none(view.repository(&app.artifact)));
+            }
+            table.row(row);
         }
         out.push_str(&table.render());
+        // What exactly runs: each component's digest and the commit it was built from.
+        let mut components = Table::new(&["APPLICATION", "COMPONENT", "DIGEST", "COMMIT"]);
+        for app in &status.applications {
+            let commit = app.source_revision.as_deref().map(|revision| {
+                if wide {
+                    revision.to_string()
+                } else {
+                    revision[..revision.len().min(12)].to_string()
+                }
+            });
+            for image in &app.images {
+                components.row(vec![
+                    app.application.clone(),
+                    image.component.clone(),
+                    if wide {
+                        image.digest.clone()
+                    } else {
+                        short_digest(&image.digest)
+                    },
+                    or_none(commit.as_deref()),
+                ]);
+            }
+        }
+        out.push_str(&components.render());
     }
 
-    let mut pending: Vec<&Promotion> = promotions
-        .iter()
-        .filter(|p| p.spec.environment == name)
-        .filter(|p| !p.status.as_ref().is_some_and(|s| s.phase.is_terminal()))
-        .collect();
-    // The engine serves Promotions in creation order; show them in that order.
-    pending.sort_by_key(|p| (p.metadata.creation_timestamp.clone(), p.name_any()));
+    let pending = in_flight(environment, view.promotions);
     if pending.is_empty() {
         out.push_str("No Promotions in flight.\n");
     } else {
@@ -207,8 +354,33 @@ pub fn render_history(environment: &Environment, application: Option<&str>, now:
                 .as_ref()
                 .map_or_else(|| NONE.to_string(), |at| format!("{} ago", age(now, at))),
             entry.promotion.clone(),
-            joined(&entry.approvers),
+            approved(entry, now),
         ]);
     }
     format!("History of Environment {name}, newest first:\n{}", table.render())
+}
+
+/// Who approved a past release: each with whether the API server vouched
+/// for them and when (entries recorded before that was kept: names only).
+fn approved(entry: &HistoryEntry, now: &Time) -> String {
+    if entry.approvals.is_empty() {
+        return joined(&entry.approvers);
+    }
+    entry
+        .approvals
+        .iter()
+        .map(|approval| {
+            format!(
+                "{} ({}, {} ago)",
+                approval.user,
+                if approval.verified {
+                    "verified"
+                } else {
+                    "unverified"
+                },
+                age(now, &approval.at)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -153,6 +153,7 @@ mod tests {
             promotion: promotion.into(),
             promoted_at: Some(at(1)),
             approvers: Vec::new(),
+            approvals: Vec::new(),
             outcome: Phase::Succeeded,
             completed_at: Some(at(1)),
         }

@@ -5,7 +5,8 @@
 use kube::ResourceExt;
 
 use crate::api::{
-    ApplicationStatus, ApprovalDecision, Artifact, Health, HistoryEntry, Phase, Promotion, PromotionStatus,
+    ApplicationStatus, ApprovalDecision, ApprovedBy, Artifact, Health, HistoryEntry, Phase, Promotion,
+    PromotionStatus,
 };
 
 use super::release::{Release, health_of, pins_for, rollout_of};
@@ -21,7 +22,35 @@ fn approvers(status: &PromotionStatus) -> Vec<String> {
         .collect()
 }
 
+/// The approvals that counted, with when each was seen and whether verified.
+fn approved_by(status: &PromotionStatus) -> Vec<ApprovedBy> {
+    status
+        .approvals
+        .iter()
+        .filter(|approval| approval.counted && approval.decision == ApprovalDecision::Approve)
+        .map(|approval| ApprovedBy {
+            user: approval.user.clone(),
+            at: approval.at.clone(),
+            verified: approval.verified,
+        })
+        .collect()
+}
+
 impl Decision<'_, '_> {
+    /// Adds the entry of a Promotion that ended, unless the history holds
+    /// that Promotion already: the Environment's status is written before
+    /// the Promotion's, so after a crash between the two the same end is
+    /// decided again.
+    pub(super) fn add_history(&mut self, entry: HistoryEntry) {
+        if !self
+            .history
+            .iter()
+            .any(|known| known.promotion == entry.promotion && known.promoted_at == entry.promoted_at)
+        {
+            self.history.insert(0, entry);
+        }
+    }
+
     pub(super) fn history_entry(
         &self,
         promotion: &Promotion,
@@ -39,6 +68,7 @@ impl Decision<'_, '_> {
             promotion: promotion.name_any(),
             promoted_at: status.started_at.clone(),
             approvers: approvers(status),
+            approvals: approved_by(status),
             outcome,
             completed_at: status.completed_at.clone(),
         }
@@ -57,7 +87,7 @@ impl Decision<'_, '_> {
         spec_config_hash: Option<String>,
     ) {
         let entry = self.history_entry(promotion, artifact, release, status, outcome);
-        self.history.insert(0, entry);
+        self.add_history(entry);
         let application = artifact.spec.application.clone();
         self.applications.insert(
             application.clone(),
@@ -256,6 +286,7 @@ mod tests {
             promotion: promotion.into(),
             promoted_at: Some(at(completed)),
             approvers: Vec::new(),
+            approvals: Vec::new(),
             outcome: Phase::Succeeded,
             completed_at: Some(at(completed)),
         };

@@ -142,6 +142,21 @@ impl Decision<'_, '_> {
         }
 
         if matches!(before.phase, Phase::Promoting | Phase::Verifying) {
+            // Its end was recorded, and the operator stopped before the
+            // Promotion's own status said so: say it now, change nothing.
+            if let Some(entry) = self
+                .history
+                .iter()
+                .find(|entry| entry.promotion == name && entry.promoted_at == before.started_at)
+            {
+                let message = format!(
+                    "{:?}: {} {} recorded in the history of Environment {environment_name}",
+                    entry.outcome, entry.artifact, entry.version
+                );
+                let at = entry.completed_at.clone().unwrap_or_else(|| now.clone());
+                terminal(&mut status, entry.outcome, message, &at);
+                return self.finish(promotion, before, status);
+            }
             self.verify(promotion, artifact, &mut status);
             return self.finish(promotion, before, status);
         }
@@ -475,10 +490,7 @@ impl Decision<'_, '_> {
                 );
                 terminal(status, Phase::RolledBack, message.clone(), &now);
                 self.notice(&name, true, "RolledBack", message);
-                self.history.insert(
-                    0,
-                    self.history_entry(promotion, artifact, release, status, Phase::RolledBack),
-                );
+                self.add_history(self.history_entry(promotion, artifact, release, status, Phase::RolledBack));
                 if let Some(app) = self.applications.get_mut(&application) {
                     app.health = Health::Progressing;
                     app.health_since = Some(now.clone());
@@ -821,6 +833,7 @@ mod tests {
                 promotion: "p2".into(),
                 promoted_at: Some(at(60)),
                 approvers: Vec::new(),
+                approvals: Vec::new(),
                 outcome: Phase::Failed,
                 completed_at: Some(at(100)),
             }]
@@ -1082,5 +1095,43 @@ mod tests {
             "{message}"
         );
         assert_eq!(decided.pins, vec![pin("shop-2", B, None)]);
+    }
+
+    #[test]
+    fn a_promotion_whose_end_the_environment_recorded_ends_so_without_pinning_again() {
+        // The operator wrote the Environment's record of p2's rollback, then stopped
+        // before p2's own status: p2 still says Verifying.
+        let mut environment = running_shop_1("  rollback: {automatic: true}");
+        environment.status.as_mut().unwrap().history = vec![HistoryEntry {
+            application: "shop".into(),
+            artifact: "shop-2".into(),
+            version: "1.1.0".into(),
+            images: Vec::new(),
+            config_hash: None,
+            promotion: "p2".into(),
+            promoted_at: Some(at(60)),
+            approvers: Vec::new(),
+            approvals: Vec::new(),
+            outcome: Phase::RolledBack,
+            completed_at: Some(at(90)),
+        }];
+        let mut objects = Objects::new(environment);
+        objects.promotions = vec![verifying(promotion("p2", "shop-2", 50))];
+        objects.deployments = vec![after_pin(deployment(), &pin("shop-1", A, None), true)];
+        let plan = plan(&objects.snapshot());
+        assert_eq!(
+            outcome(&plan, "p2"),
+            (
+                Phase::RolledBack,
+                "RolledBack: shop-2 1.1.0 recorded in the history of Environment dev".into()
+            )
+        );
+        assert_eq!(plan.promotions["p2"].completed_at, Some(at(90)));
+        assert_eq!(
+            plan.pins,
+            vec![pin("shop-1", A, None)],
+            "the failed release is not pinned again"
+        );
+        assert_eq!(plan.status.history.len(), 1, "and not recorded twice");
     }
 }

@@ -193,7 +193,12 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
     // Promotions already rolling out hold their application.
     for promotion in &promotions {
         let status = promotion.status.clone().unwrap_or_default();
+        let ended = previous
+            .history
+            .iter()
+            .any(|entry| entry.promotion == promotion.name_any() && entry.promoted_at == status.started_at);
         if matches!(status.phase, Phase::Promoting | Phase::Verifying)
+            && !ended
             && let Some(artifact) = snapshot.artifacts.get(&promotion.spec.artifact)
         {
             let hash = status.config.as_ref().map(|config| config.to.clone());
