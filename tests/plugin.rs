@@ -718,6 +718,56 @@ fn assert_generated_from(name: &str, prefix: &str) {
 }
 
 #[tokio::test]
+async fn hotfix_creates_the_break_glass_promotion_and_says_what_still_applies() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    shop(&cluster).await;
+    let client = cluster.client();
+    let ns = cluster.namespace();
+    let hotfix = plugin::hotfix(
+        &client,
+        ns,
+        "shop-1.5.0",
+        "prod",
+        vec![hoist::api::GateName::Upstream],
+        "INC-42: checkout is down".into(),
+        Some("hotfix-checkout".into()),
+    )
+    .await
+    .expect("hotfix");
+    assert_eq!(
+        hotfix.to_string(),
+        format!(
+            "\
+Promotion hotfix-checkout created: a break-glass override waiving Upstream.
+Now:     needs approval from 2 approver(s): kubectl hoist approve hotfix-checkout -n {ns}
+Checked: ArtifactReady: the Artifact is resolved.
+Then:    once approved and checked it starts at once (queued only behind a rollout of the same application).
+Follow:  kubectl hoist why hotfix-checkout -n {ns}
+"
+        )
+    );
+    let stored = Api::<Promotion>::namespaced(client.clone(), ns)
+        .get("hotfix-checkout")
+        .await
+        .expect("stored");
+    assert_eq!(
+        (
+            stored.spec.reason.as_deref(),
+            stored.spec.requested_by.as_deref(),
+            stored.spec.r#override.clone()
+        ),
+        (
+            Some("hotfix: INC-42: checkout is down"),
+            Some(cluster.admin_user()),
+            Some(hoist::api::Override {
+                waive: vec![hoist::api::GateName::Upstream],
+                justification: "INC-42: checkout is down".into()
+            })
+        )
+    );
+}
+
+#[tokio::test]
 async fn promote_creates_a_promotion_and_names_it_after_artifact_and_environment() {
     let cluster = TestCluster::new().await.expect("test cluster");
     shop(&cluster).await;

@@ -78,6 +78,23 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Ship a hotfix: a break-glass Promotion that waives gates (never
+    /// Approval), and what still has to happen before it runs.
+    Hotfix {
+        /// The Artifact to run.
+        artifact: String,
+        /// The Environment to run it in.
+        environment: String,
+        /// Gates to waive, comma-separated, e.g. Upstream,Soak.
+        #[arg(long, value_parser = plugin::waive_arg)]
+        waive: plugin::Waive,
+        /// Why the gates are waived (at least 10 characters), for the audit trail.
+        #[arg(long)]
+        justification: String,
+        /// Name of the Promotion (default: <artifact>-<environment>-<random>).
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Approve a Promotion as the user the API server knows you as.
     Approve {
         /// The Promotion.
@@ -150,6 +167,23 @@ async fn run(cli: Cli) -> Result<String, PluginError> {
         } => plugin::promote(&client, &ns, &artifact, &environment, reason, name)
             .await
             .map(|promotion| format!("{}\n", promotion.name_any())),
+        Command::Hotfix {
+            artifact,
+            environment,
+            waive,
+            justification,
+            name,
+        } => plugin::hotfix(
+            &client,
+            &ns,
+            &artifact,
+            &environment,
+            waive.0,
+            justification,
+            name,
+        )
+        .await
+        .map(|hotfix| hotfix.to_string()),
         Command::Approve { promotion, comment } => {
             plugin::approve(&client, &ns, &promotion, comment.as_deref())
                 .await

@@ -9,6 +9,7 @@
 mod approve;
 mod compat;
 mod diff;
+mod hotfix;
 mod promote;
 mod status;
 mod table;
@@ -17,6 +18,7 @@ mod why;
 pub use approve::{ApprovalPatch, ApproveOutcome, Identity, approval_patch, approve, reject, whoami};
 pub use compat::{compat, render_compat};
 pub use diff::{ContainerDiff, Diff, diff, plan_diff};
+pub use hotfix::{Hotfix, Waive, hotfix, parse_waive, plan_hotfix, waive_arg};
 pub use promote::{Rollback, new_promotion, promote, rollback, rollback_target};
 pub use status::{Output, View, history, render_history, render_status, status, status_document};
 pub use why::{render_why, why};

@@ -80,7 +80,7 @@ pub async fn promote(
 /// Who asks, for spec.requestedBy: the authenticated user, as the admission
 /// policy requires. A cluster that cannot say (no SelfSubjectReview, older
 /// than 1.28) cannot run the policy either: the Promotion names nobody.
-async fn requester(client: &Client) -> Result<Option<String>, PluginError> {
+pub(super) async fn requester(client: &Client) -> Result<Option<String>, PluginError> {
     match whoami(client).await {
         Ok(identity) => Ok(Some(identity.user)),
         Err(PluginError::IdentityUnsupported) => Ok(None),
@@ -88,7 +88,11 @@ async fn requester(client: &Client) -> Result<Option<String>, PluginError> {
     }
 }
 
-async fn create(client: &Client, namespace: &str, promotion: &Promotion) -> Result<Promotion, PluginError> {
+pub(super) async fn create(
+    client: &Client,
+    namespace: &str,
+    promotion: &Promotion,
+) -> Result<Promotion, PluginError> {
     let api: Api<Promotion> = Api::namespaced(client.clone(), namespace);
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.to_string()),
