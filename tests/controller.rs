@@ -301,6 +301,15 @@ impl Scenario {
         images
     }
 
+    /// Releases shop 1.0.0 as Artifact shop-1-0-0 and promotes it through dev
+    /// and staging (Promotions to-dev, to-staging), as prod's upstream needs.
+    async fn release_through_staging(&self, revision: Option<&str>) -> BTreeMap<String, PushedImage> {
+        let images = self.release("shop-1-0-0", "1.0.0", revision).await;
+        self.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
+        self.promote_and_wait("to-staging", "shop-1-0-0", "staging").await;
+        images
+    }
+
     /// Changes an Environment's spec with `change` and applies it.
     async fn update_environment(&self, name: &str, change: impl FnOnce(&mut hoist::api::EnvironmentSpec)) {
         let mut environment = self.environment(name).await;
@@ -413,12 +422,7 @@ fn pinned(image: &PushedImage) -> String {
 async fn one_build_goes_dev_staging_prod_with_an_approval_and_prod_runs_the_dev_digests() {
     let mut scenario = Scenario::new().await;
     scenario.start().await;
-    let images = scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
-
-    scenario.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
-    scenario
-        .promote_and_wait("to-staging", "shop-1-0-0", "staging")
-        .await;
+    let images = scenario.release_through_staging(Some(REVISION)).await;
     scenario.promote("to-prod", "shop-1-0-0", "prod").await;
     // Staging's own status may lag its Promotion's by a moment; wait until only approval holds.
     let waiting = scenario
@@ -873,11 +877,7 @@ async fn a_manual_rollback_skips_upstream_and_restores_the_release() {
 async fn missing_provenance_blocks_prod_with_the_reason() {
     let mut scenario = Scenario::new().await;
     scenario.start().await;
-    scenario.release("shop-1-0-0", "1.0.0", None).await;
-    scenario.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
-    scenario
-        .promote_and_wait("to-staging", "shop-1-0-0", "staging")
-        .await;
+    scenario.release_through_staging(None).await;
     scenario.promote("to-prod", "shop-1-0-0", "prod").await;
     scenario.approve("to-prod", "alice").await;
     // Once the approval counts, provenance is the one gate left.
@@ -1034,11 +1034,7 @@ async fn unknown_artifact_cross_tenant_target_and_digest_mismatch_are_refused_by
 async fn a_full_resync_of_an_idle_system_writes_nothing() {
     let mut scenario = Scenario::new().await;
     scenario.start().await;
-    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
-    scenario.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
-    scenario
-        .promote_and_wait("to-staging", "shop-1-0-0", "staging")
-        .await;
+    scenario.release_through_staging(Some(REVISION)).await;
     scenario.promote("to-prod", "shop-1-0-0", "prod").await;
     scenario.wait_phase("to-prod", Phase::Waiting).await;
     // Let the operator finish what it was doing, then restart it: a restart
@@ -1311,11 +1307,7 @@ async fn a_freeze_holds_prod_and_an_override_with_an_approval_waives_it() {
     use k8s_openapi::jiff::{SignedDuration, Timestamp, tz::TimeZone};
     let mut scenario = Scenario::new().await;
     scenario.start().await;
-    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
-    scenario.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
-    scenario
-        .promote_and_wait("to-staging", "shop-1-0-0", "staging")
-        .await;
+    scenario.release_through_staging(Some(REVISION)).await;
 
     // A weekly freeze, in Berlin, that opened at the start of the last minute and lasts two hours.
     let berlin = TimeZone::get("Europe/Berlin").expect("time zone");

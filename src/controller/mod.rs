@@ -496,13 +496,13 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
                 triggers::environments_for_artifact(&for_artifacts.0, &for_artifacts.1, &artifact)
             })
             .watches_shared_stream(stream(deployment_events.pop()), |deployment: Arc<Deployment>| {
-                triggers::environment_of_deployment(&deployment)
+                triggers::environment_of_labelled(deployment.as_ref())
             })
             .watches_shared_stream(stream(config_map_events.pop()), |config_map: Arc<ConfigMap>| {
                 triggers::environment_of_config_map(&config_map)
             })
             .watches_shared_stream(stream(job_events.pop()), |job: Arc<Job>| {
-                triggers::environment_of_job(&job)
+                triggers::environment_of_labelled(job.as_ref())
             })
             .watches_shared_stream(
                 stream(namespace_events.pop()),

@@ -4,12 +4,10 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
 
 use super::cache::Cache;
 use super::keys;
@@ -68,15 +66,10 @@ pub fn environments_for_artifact(
     refs
 }
 
-/// A Deployment Hoist pinned carries its Environment and tenant as labels.
-pub fn environment_of_deployment(deployment: &Deployment) -> Option<ObjectRef<Environment>> {
-    let labels = deployment.labels();
-    Some(ObjectRef::new(labels.get(LABEL_ENVIRONMENT)?).within(labels.get(LABEL_TENANT)?))
-}
-
-/// A verification Job carries its Environment and tenant as labels.
-pub fn environment_of_job(job: &Job) -> Option<ObjectRef<Environment>> {
-    let labels = job.labels();
+/// A Deployment Hoist pinned, or a verification Job it created, carries its
+/// Environment and tenant as labels.
+pub fn environment_of_labelled<K: Resource>(object: &K) -> Option<ObjectRef<Environment>> {
+    let labels = object.labels();
     Some(ObjectRef::new(labels.get(LABEL_ENVIRONMENT)?).within(labels.get(LABEL_TENANT)?))
 }
 
@@ -140,6 +133,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::batch::v1::Job;
     use kube::runtime::reflector;
     use kube::runtime::watcher::Event;
     use serde_json::json;
@@ -280,13 +275,22 @@ mod tests {
         }))
         .expect("deployment");
         assert_eq!(
-            names(environment_of_deployment(&deployment).into_iter().collect()),
+            names(environment_of_labelled(&deployment).into_iter().collect()),
             vec!["shop/prod"]
         );
         let unlabelled: Deployment =
             serde_json::from_value(json!({"metadata": {"name": "x", "namespace": "shop"}}))
                 .expect("deployment");
-        assert!(environment_of_deployment(&unlabelled).is_none());
+        assert!(environment_of_labelled(&unlabelled).is_none());
+        let job: Job = serde_json::from_value(json!({
+            "metadata": {"name": "to-prod-smoke-0a1b2c3d4e", "namespace": "shop",
+                         "labels": {LABEL_ENVIRONMENT: "prod", LABEL_TENANT: "shop"}}
+        }))
+        .expect("job");
+        assert_eq!(
+            names(environment_of_labelled(&job).into_iter().collect()),
+            vec!["shop/prod"]
+        );
 
         let snapshot: ConfigMap = serde_json::from_value(json!({
             "metadata": {"name": "hoist-dev-0123", "namespace": "shop", "labels": {LABEL_ENVIRONMENT: "dev"}}

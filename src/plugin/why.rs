@@ -195,6 +195,19 @@ fn yes_no(value: bool) -> String {
 mod tests {
     use super::*;
 
+    fn at_ten_twenty() -> Time {
+        Time("2026-12-02T10:20:00Z".parse().expect("instant"))
+    }
+
+    /// The `count` lines after the line `title`.
+    fn section<'a>(text: &'a str, title: &str, count: usize) -> Vec<&'a str> {
+        text.lines()
+            .skip_while(|line| *line != title)
+            .skip(1)
+            .take(count)
+            .collect()
+    }
+
     #[test]
     fn a_gate_the_clock_changes_shows_when_it_is_looked_at_next() {
         let promotion: Promotion = serde_yaml::from_str(
@@ -212,16 +225,9 @@ status:
 "#,
         )
         .expect("fixture parses");
-        let now = Time("2026-12-02T10:20:00Z".parse().expect("instant"));
-        let text = render_why(&promotion, &now);
-        let gates: Vec<&str> = text
-            .lines()
-            .skip_while(|line| *line != "Gates:")
-            .skip(1)
-            .take(3)
-            .collect();
+        let text = render_why(&promotion, &at_ten_twenty());
         assert_eq!(
-            gates,
+            section(&text, "Gates:", 3),
             vec![
                 "GATE       STATE     CHECKED   NEXT CHECK   MESSAGE",
                 "Upstream   Passed    5m ago    <none>       shop-1 is healthy in dev",
@@ -246,18 +252,9 @@ status:
 "#,
         )
         .expect("fixture parses");
-        let text = render_why(
-            &promotion,
-            &Time("2026-12-02T10:20:00Z".parse().expect("instant")),
-        );
-        let lines: Vec<&str> = text
-            .lines()
-            .skip_while(|line| *line != "Verification:")
-            .skip(1)
-            .take(3)
-            .collect();
+        let text = render_why(&promotion, &at_ten_twenty());
         assert_eq!(
-            lines,
+            section(&text, "Verification:", 3),
             vec![
                 "STEP         PHASE     RUNS                             MESSAGE",
                 "smoke        Passed    job/to-prod-smoke -n shop-prod   Job shop-prod/to-prod-smoke completed; logs: kubectl logs -n shop-prod job/to-prod-smoke",

@@ -26,8 +26,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::meta;
-use crate::server::lock;
-use crate::store::{EventType, ObjectKey, Store, StoredEvent};
+use crate::store::{EventType, ObjectKey, Store, StoredEvent, wake_at};
 
 /// The field manager of the real controller's status updates.
 pub(crate) const MANAGER: &str = "kube-controller-manager";
@@ -560,22 +559,15 @@ impl DeploymentController {
         let deadline_at = deadline
             .filter(|_| outcome.awaiting_deadline)
             .map(|deadline| rollout.progress_at + deadline);
-        let wake_at = match (rollout.ready_at, deadline_at) {
+        let wake = match (rollout.ready_at, deadline_at) {
             (Some(ready), Some(deadline)) => Some(ready.min(deadline)),
             (ready, deadline) => ready.or(deadline),
         };
-        if let Some(at) = wake_at {
+        if let Some(at) = wake {
             self.next_timer += 1;
             let id = self.next_timer;
-            let store = Weak::clone(&self.store);
-            let timer_key = key.clone();
-            let task = tokio::spawn(async move {
-                tokio::time::sleep_until(at).await;
-                if let Some(store) = store.upgrade() {
-                    lock(&store).deployment_timer_fired(&timer_key, id);
-                }
-            });
-            rollout.timer = Some((id, task.abort_handle()));
+            let timer = wake_at(&self.store, at, key.clone(), id, Store::deployment_timer_fired);
+            rollout.timer = Some((id, timer));
         }
         outcome.status
     }

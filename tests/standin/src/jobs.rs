@@ -32,9 +32,8 @@ use tokio::time::Instant;
 use crate::deployments::{POD_START, can_pull};
 use crate::meta;
 use crate::schema::FieldError;
-use crate::server::lock;
 use crate::status::{FieldReason, field_error};
-use crate::store::{EventType, ObjectKey, Store, StoredEvent};
+use crate::store::{EventType, ObjectKey, Store, StoredEvent, wake_at};
 
 pub(crate) const GROUP: &str = "batch";
 pub(crate) const PLURAL: &str = "jobs";
@@ -357,15 +356,8 @@ impl JobController {
         if let Some(at) = wake {
             self.next_timer += 1;
             let id = self.next_timer;
-            let store = Weak::clone(&self.store);
-            let timer_key = key.clone();
-            let task = tokio::spawn(async move {
-                tokio::time::sleep_until(at).await;
-                if let Some(store) = store.upgrade() {
-                    lock(&store).job_timer_fired(&timer_key, id);
-                }
-            });
-            run.timer = Some((id, task.abort_handle()));
+            let timer = wake_at(&self.store, at, key.clone(), id, Store::job_timer_fired);
+            run.timer = Some((id, timer));
         }
         status
     }

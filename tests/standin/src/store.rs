@@ -266,6 +266,26 @@ fn apply_builtin_defaults(resource: &ResourceInfo, object: &mut Value) {
     }
 }
 
+/// Calls `fired(store, key, id)` under the store's lock at `at`, unless the
+/// store is gone: the timers of the emulated controllers. Aborting the
+/// answered handle cancels it.
+pub(crate) fn wake_at(
+    store: &Weak<Mutex<Store>>,
+    at: tokio::time::Instant,
+    key: ObjectKey,
+    id: u64,
+    fired: fn(&mut Store, &ObjectKey, u64),
+) -> tokio::task::AbortHandle {
+    let store = Weak::clone(store);
+    tokio::spawn(async move {
+        tokio::time::sleep_until(at).await;
+        if let Some(store) = store.upgrade() {
+            fired(&mut crate::server::lock(&store), &key, id);
+        }
+    })
+    .abort_handle()
+}
+
 /// A Secret's `stringData` is write-only: the API server merges it into
 /// `data` (base64, its keys winning) and stores no `stringData`.
 fn merge_string_data(secret: &mut Value) {
