@@ -6,6 +6,7 @@
 use hoist::api::{ApprovalDecision, ApprovalRequest, Artifact, Environment, Promotion, PromotionSpec};
 use hoist::plugin::{self, ApprovalPatch, ApproveOutcome, Identity, PluginError};
 use hoist_testkit::cluster::{KUBECONFIG_VAR, TestCluster};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -495,11 +496,11 @@ async fn history_lists_releases_newest_first_optionally_of_one_application() {
             .expect("history"),
         "\
 History of Environment prod, newest first:
-APPLICATION   VERSION   ARTIFACT        OUTCOME     COMPLETED   PROMOTION            APPROVERS
-billing       2.0.0     billing-2.0.0   Succeeded   5m ago      billing-2.0.0-prod   <none>
-shop          1.4.2     shop-1.4.2      Succeeded   3h ago      shop-1.4.2-prod      alice (verified, 4h ago), bob (unverified, 3h ago)
-shop          1.4.3     shop-1.4.3      Failed      26h ago     shop-1.4.3-prod      alice
-shop          1.4.1     shop-1.4.1      Succeeded   3d ago      shop-1.4.1-prod      <none>
+APPLICATION   VERSION   ARTIFACT        CHANGE    OUTCOME     COMPLETED   PROMOTION            APPROVERS
+billing       2.0.0     billing-2.0.0   Release   Succeeded   5m ago      billing-2.0.0-prod   <none>
+shop          1.4.2     shop-1.4.2      Release   Succeeded   3h ago      shop-1.4.2-prod      alice (verified, 4h ago), bob (unverified, 3h ago)
+shop          1.4.3     shop-1.4.3      Release   Failed      26h ago     shop-1.4.3-prod      alice
+shop          1.4.1     shop-1.4.1      Release   Succeeded   3d ago      shop-1.4.1-prod      <none>
 "
     );
     assert_eq!(
@@ -508,8 +509,8 @@ shop          1.4.1     shop-1.4.1      Succeeded   3d ago      shop-1.4.1-prod 
             .expect("history of billing"),
         "\
 History of Environment prod, newest first:
-APPLICATION   VERSION   ARTIFACT        OUTCOME     COMPLETED   PROMOTION            APPROVERS
-billing       2.0.0     billing-2.0.0   Succeeded   5m ago      billing-2.0.0-prod   <none>
+APPLICATION   VERSION   ARTIFACT        CHANGE    OUTCOME     COMPLETED   PROMOTION            APPROVERS
+billing       2.0.0     billing-2.0.0   Release   Succeeded   5m ago      billing-2.0.0-prod   <none>
 "
     );
     assert_eq!(
@@ -517,6 +518,101 @@ billing       2.0.0     billing-2.0.0   Succeeded   5m ago      billing-2.0.0-pr
             .await
             .expect("empty history"),
         "No history of shop in Environment dev.\n"
+    );
+}
+
+/// `changes` where a snapshot is pruned, and for a user who may not read
+/// ConfigMaps: what cannot be told is named, the rest is shown.
+#[tokio::test]
+async fn changes_names_a_pruned_snapshot_and_configmaps_the_user_may_not_read() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    shop(&cluster).await;
+    let client = cluster.client();
+    let ns = cluster.namespace();
+    const H1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const H2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    let canary = format!(
+        r#"apiVersion: hoist.dev/v1alpha1
+kind: Environment
+metadata: {{name: canary}}
+spec:
+  targets:
+    - {{application: shop, component: backend, deployment: {{name: backend}}, container: app}}
+status:
+  history:
+    - {{application: shop, artifact: shop-1.4.2, version: 1.4.2, change: Release, images: [{{component: backend, digest: "{C}"}}], sourceRepository: "git@github.com:acme/shop.git", sourceRevision: "{REVISION}", configHash: "{H2}", promotion: shop-1.4.2-canary, promotedAt: "{second}", outcome: Succeeded}}
+    - {{application: shop, artifact: shop-1.4.1, version: 1.4.1, change: Release, images: [{{component: backend, digest: "{A}"}}], sourceRepository: "git@github.com:acme/shop.git", sourceRevision: "{REVISION}", configHash: "{H1}", promotion: shop-1.4.1-canary, promotedAt: "{first}", outcome: Succeeded}}
+"#,
+        second = ago(3600),
+        first = ago(7200),
+    );
+    create::<Environment>(&client, ns, &canary).await;
+    // Only the newer configuration's snapshot is still kept.
+    let snapshot: ConfigMap = serde_json::from_value(json!({
+        "metadata": {
+            "name": "hoist-canary-2222222222222222",
+            "labels": {"hoist.dev/environment": "canary", "hoist.dev/role": "config-snapshot", "hoist.dev/application": "shop"},
+            "annotations": {"hoist.dev/config-hash": H2}
+        },
+        "data": {"MODE": "fast"}
+    }))
+    .expect("snapshot");
+    Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &snapshot)
+        .await
+        .expect("create snapshot");
+
+    let selection = plugin::Selection::default();
+    let shown = plugin::changes(&client, ns, "canary", &selection)
+        .await
+        .expect("changes");
+    assert_eq!(
+        shown,
+        format!(
+            "shop in canary: 1.4.1 → 1.4.2 (patch bump)
+  from  shop-1.4.1 (Promotion shop-1.4.1-canary, {first})
+  to    shop-1.4.2 (Promotion shop-1.4.2-canary, {second})
+  commit: {short} (unchanged)
+  images:
+    backend  sha256:{a} → sha256:{c}
+  configuration: sha256:111111111111 → sha256:222222222222; which keys changed cannot be told: snapshot hoist-canary-1111111111111111 no longer kept
+",
+            first = ago(7200),
+            second = ago(3600),
+            short = &REVISION[..12],
+            a = &A[7..19],
+            c = &C[7..19],
+        )
+    );
+
+    // alice may read Hoist's objects, not ConfigMaps.
+    let alice = cluster.user_client("alice", &[]).expect("alice's client");
+    let shown = plugin::changes(&alice, ns, "canary", &selection)
+        .await
+        .expect("changes as alice");
+    assert!(
+        shown.ends_with(&format!(
+            "  configuration: sha256:111111111111 → sha256:222222222222; which keys changed cannot be told: \
+             you may not read ConfigMaps in namespace {ns} (RBAC verb get on configmaps)\n"
+        )),
+        "{shown}"
+    );
+
+    let error = plugin::changes(
+        &client,
+        ns,
+        "canary",
+        &plugin::Selection {
+            to: Some("1.9.9".into()),
+            ..plugin::Selection::default()
+        },
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "no successful release 1.9.9 of any application in the history of Environment canary \
+         (kubectl hoist history canary lists them)"
     );
 }
 

@@ -613,6 +613,20 @@ pub enum Health {
     Degraded,
 }
 
+/// What a history entry records.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ChangeKind {
+    /// A Promotion of an Artifact that had not run here before, or not
+    /// successfully.
+    #[default]
+    Release,
+    /// A Promotion of an Artifact that ran here successfully before.
+    Rollback,
+    /// A change of the configuration (overlay, base ConfigMap or a
+    /// referenced Secret) alone, rolled out with the same images.
+    Configuration,
+}
+
 /// One past release of an application in an environment.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -623,13 +637,24 @@ pub struct HistoryEntry {
     pub artifact: String,
     /// Its version.
     pub version: String,
+    /// What kind of change this was: a release of an Artifact, a rollback
+    /// to an earlier one, or a configuration change alone.
+    #[serde(default)]
+    pub change: ChangeKind,
     /// Digest per component.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<ComponentDigest>,
+    /// The repository the Artifact was built from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_repository: Option<String>,
+    /// The source commit it was built from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_revision: Option<String>,
     /// Hash of the configuration shipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
-    /// The Promotion.
+    /// The Promotion (for a configuration change: the one that put the
+    /// Artifact there).
     pub promotion: String,
     /// When it was promoted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -641,9 +666,11 @@ pub struct HistoryEntry {
     /// server vouched for the approver.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<ApprovedBy>,
-    /// How the Promotion ended: Succeeded, Failed or RolledBack.
+    /// How the Promotion ended: Succeeded, Failed or RolledBack (a
+    /// configuration change: Succeeded, recorded when Hoist rolls it out).
     pub outcome: Phase,
-    /// When it ended.
+    /// When it ended (a configuration change: when its Deployments were
+    /// healthy again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<Time>,
 }

@@ -47,6 +47,21 @@ enum Command {
         #[arg(long)]
         application: Option<String>,
     },
+    /// What changed between two releases of an application: version step,
+    /// commit range, each component's digest, configuration keys. Default:
+    /// the last two releases of each application in status.history.
+    Changes {
+        /// The Environment.
+        environment: String,
+        /// Only this application.
+        #[arg(long)]
+        application: Option<String>,
+        /// The older release, by Artifact name or version (default: the
+        /// one before TO).
+        from: Option<String>,
+        /// The newer release, by Artifact name or version (default: the newest).
+        to: Option<String>,
+    },
     /// The supported version matrix: per application what runs, the
     /// ranges it declares for others, and whether each holds.
     Compat {
@@ -151,6 +166,19 @@ async fn run(cli: Cli) -> Result<String, PluginError> {
             environment,
             application,
         } => plugin::history(&client, &ns, &environment, application.as_deref(), &now).await,
+        Command::Changes {
+            environment,
+            application,
+            from,
+            to,
+        } => {
+            let selection = plugin::Selection {
+                application,
+                from,
+                to,
+            };
+            plugin::changes(&client, &ns, &environment, &selection).await
+        }
         Command::Compat { environment } => plugin::compat(&client, &ns, environment.as_deref()).await,
         Command::Why { promotion } => plugin::why(&client, &ns, &promotion, &now).await,
         Command::Diff {

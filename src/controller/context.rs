@@ -259,14 +259,17 @@ impl Context {
         if let Some((read, digest)) = lock(&self.sources.secrets).get(&key)
             && *read == version
         {
-            return Ok(Some(*digest));
+            return Ok(Some(digest.clone()));
         }
         let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
         let Some(secret) = api.get_opt(name).await.map_err(Error::Kube)? else {
             return Ok(None);
         };
         let digest = config::secret_digest(&secret);
-        lock(&self.sources.secrets).insert(key, (secret.resource_version().unwrap_or_default(), digest));
+        lock(&self.sources.secrets).insert(
+            key,
+            (secret.resource_version().unwrap_or_default(), digest.clone()),
+        );
         Ok(Some(digest))
     }
 }

@@ -47,7 +47,7 @@ impl ConfigSources for Fetched {
         self.config_maps.get(name).map(Arc::as_ref)
     }
     fn secret(&self, name: &str) -> Option<SecretDigest> {
-        self.secrets.get(name).copied()
+        self.secrets.get(name).cloned()
     }
 }
 

@@ -9,6 +9,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::ResourceExt;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::api::ApplicationConfig;
@@ -49,15 +50,44 @@ pub struct RenderedConfig {
     /// `sha256:<hex>` over the data, binary data and every referenced
     /// Secret's content, so rotating a Secret changes it too.
     pub hash: String,
+    /// Each referenced Secret by name: its keys and content fingerprint.
+    pub secrets: BTreeMap<String, SecretRecord>,
 }
 
-/// SHA-256 over a Secret's content: what the configuration hash takes from
-/// it, so the operator never needs to keep the content itself.
-pub type SecretDigest = [u8; 32];
+/// What the configuration takes from a Secret: SHA-256 over its content
+/// and its key names, so the operator never needs to keep the values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretDigest {
+    pub sha256: [u8; 32],
+    pub keys: Vec<String>,
+}
+
+/// What a configuration snapshot keeps of a referenced Secret: its key
+/// names and a fingerprint of its content (the first 16 hex digits of the
+/// digest), enough to tell that it changed between two releases, never
+/// what it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRecord {
+    pub keys: Vec<String>,
+    pub fingerprint: String,
+}
+
+/// `hoist.dev/secrets` of a snapshot ConfigMap: the [`SecretRecord`] of
+/// each referenced Secret by name, as JSON.
+pub const ANNOTATION_SECRETS: &str = "hoist.dev/secrets";
 
 /// The digest of `secret`'s `data` (and `stringData`, which files given to
 /// `hoist render` may carry; a real API server never returns it).
 pub fn secret_digest(secret: &Secret) -> SecretDigest {
+    let mut keys: Vec<String> = secret
+        .data
+        .iter()
+        .flat_map(BTreeMap::keys)
+        .chain(secret.string_data.iter().flat_map(BTreeMap::keys))
+        .cloned()
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
     let mut hasher = Sha256::new();
     let mut feed = |bytes: &[u8]| {
         hasher.update((bytes.len() as u64).to_be_bytes());
@@ -73,7 +103,14 @@ pub fn secret_digest(secret: &Secret) -> SecretDigest {
         feed(key.as_bytes());
         feed(value.as_bytes());
     }
-    hasher.finalize().into()
+    SecretDigest {
+        sha256: hasher.finalize().into(),
+        keys,
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
 /// Looks up objects of the environment's namespace by name.
@@ -132,6 +169,7 @@ pub fn render(
         .collect();
     secret_names.sort_unstable();
     secret_names.dedup();
+    let mut secrets = BTreeMap::new();
     for name in secret_names {
         let digest = sources.secret(name).ok_or_else(|| ConfigError::SecretMissing {
             application: config.application.clone(),
@@ -140,19 +178,22 @@ pub fn render(
         })?;
         feed(b"secret");
         feed(name.as_bytes());
-        feed(&digest);
+        feed(&digest.sha256);
+        secrets.insert(
+            name.to_string(),
+            SecretRecord {
+                keys: digest.keys,
+                fingerprint: hex(&digest.sha256[..8]),
+            },
+        );
     }
-    let hex: String = hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    let hash = format!("sha256:{hex}");
+    let hash = format!("sha256:{}", hex(&hasher.finalize()));
     Ok(RenderedConfig {
         application: config.application.clone(),
         data,
         binary_data,
         hash,
+        secrets,
     })
 }
 
@@ -190,21 +231,151 @@ pub fn snapshot_config_map(
         .map(|(key, value)| (key.to_string(), value.to_string()))
         .into(),
     );
-    config_map.metadata.annotations =
-        Some([(ANNOTATION_CONFIG_HASH.to_string(), rendered.hash.clone())].into());
+    let mut annotations: BTreeMap<String, String> =
+        [(ANNOTATION_CONFIG_HASH.to_string(), rendered.hash.clone())].into();
+    if !rendered.secrets.is_empty() {
+        // Serializing string-keyed maps of strings cannot fail.
+        let secrets = serde_json::to_string(&rendered.secrets).unwrap_or_default();
+        annotations.insert(ANNOTATION_SECRETS.to_string(), secrets);
+    }
+    config_map.metadata.annotations = Some(annotations);
     config_map.metadata.owner_references = owner.map(|owner| vec![owner]);
     config_map
 }
 
 /// The configuration a snapshot ConfigMap keeps, or `None` when it lacks
-/// the hash annotation or the application label.
+/// the hash annotation or the application label. Its Secrets' records are
+/// empty when the snapshot keeps none (snapshots written before they were
+/// kept): what rolls the pods back is the data, not the records.
 pub fn from_snapshot(config_map: &ConfigMap) -> Option<RenderedConfig> {
+    let annotations = config_map.annotations();
     Some(RenderedConfig {
         application: config_map.labels().get(LABEL_APPLICATION)?.clone(),
         data: config_map.data.clone().unwrap_or_default(),
         binary_data: config_map.binary_data.clone().unwrap_or_default(),
-        hash: config_map.annotations().get(ANNOTATION_CONFIG_HASH)?.clone(),
+        hash: annotations.get(ANNOTATION_CONFIG_HASH)?.clone(),
+        secrets: annotations
+            .get(ANNOTATION_SECRETS)
+            .and_then(|json| serde_json::from_str(json).ok())
+            .unwrap_or_default(),
     })
+}
+
+/// Whether something is new, gone or different between two configurations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Added,
+    Removed,
+    Changed,
+}
+
+/// One difference between two configurations of an application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigKeyChange {
+    Added {
+        key: String,
+        value: String,
+    },
+    Removed {
+        key: String,
+        value: String,
+    },
+    Changed {
+        key: String,
+        from: String,
+        to: String,
+    },
+    /// A binary key: its bytes are not shown.
+    Binary {
+        key: String,
+        change: Presence,
+    },
+    /// A referenced Secret: its keys by name, never a value; `added` and
+    /// `removed` name the keys that came or went in a changed Secret.
+    Secret {
+        name: String,
+        change: Presence,
+        keys: Vec<String>,
+        added: Vec<String>,
+        removed: Vec<String>,
+    },
+    /// The hashes differ and neither the data nor the Secrets' records
+    /// (absent from snapshots older than them) say why.
+    Unrecorded,
+}
+
+/// What changed from configuration `from` to `to`: data keys, then binary
+/// keys, then Secrets, each in key order.
+pub fn changes(from: &RenderedConfig, to: &RenderedConfig) -> Vec<ConfigKeyChange> {
+    let mut changes = Vec::new();
+    let keys: std::collections::BTreeSet<&String> = from.data.keys().chain(to.data.keys()).collect();
+    for key in keys {
+        match (from.data.get(key), to.data.get(key)) {
+            (Some(before), Some(after)) if before != after => changes.push(ConfigKeyChange::Changed {
+                key: key.clone(),
+                from: before.clone(),
+                to: after.clone(),
+            }),
+            (None, Some(value)) => changes.push(ConfigKeyChange::Added {
+                key: key.clone(),
+                value: value.clone(),
+            }),
+            (Some(value), None) => changes.push(ConfigKeyChange::Removed {
+                key: key.clone(),
+                value: value.clone(),
+            }),
+            _ => {}
+        }
+    }
+    let keys: std::collections::BTreeSet<&String> =
+        from.binary_data.keys().chain(to.binary_data.keys()).collect();
+    for key in keys {
+        let change = match (from.binary_data.get(key), to.binary_data.get(key)) {
+            (Some(before), Some(after)) if before != after => Presence::Changed,
+            (None, Some(_)) => Presence::Added,
+            (Some(_), None) => Presence::Removed,
+            _ => continue,
+        };
+        changes.push(ConfigKeyChange::Binary {
+            key: key.clone(),
+            change,
+        });
+    }
+    let names: std::collections::BTreeSet<&String> = from.secrets.keys().chain(to.secrets.keys()).collect();
+    for name in names {
+        let (change, keys, added, removed) = match (from.secrets.get(name), to.secrets.get(name)) {
+            (Some(before), Some(after)) if before != after => (
+                Presence::Changed,
+                after.keys.clone(),
+                after
+                    .keys
+                    .iter()
+                    .filter(|k| !before.keys.contains(k))
+                    .cloned()
+                    .collect(),
+                before
+                    .keys
+                    .iter()
+                    .filter(|k| !after.keys.contains(k))
+                    .cloned()
+                    .collect(),
+            ),
+            (None, Some(after)) => (Presence::Added, after.keys.clone(), Vec::new(), Vec::new()),
+            (Some(before), None) => (Presence::Removed, before.keys.clone(), Vec::new(), Vec::new()),
+            _ => continue,
+        };
+        changes.push(ConfigKeyChange::Secret {
+            name: name.clone(),
+            change,
+            keys,
+            added,
+            removed,
+        });
+    }
+    if changes.is_empty() && from.hash != to.hash {
+        changes.push(ConfigKeyChange::Unrecorded);
+    }
+    changes
 }
 
 #[cfg(test)]
@@ -364,6 +535,129 @@ mod tests {
             snapshot.annotations().get("hoist.dev/config-hash"),
             Some(&rendered.hash)
         );
+        let secrets = snapshot.annotations().get("hoist.dev/secrets").unwrap();
+        let fingerprint = &rendered.secrets["token"].fingerprint;
+        assert_eq!(
+            secrets,
+            &format!(r#"{{"token":{{"keys":["token"],"fingerprint":"{fingerprint}"}}}}"#)
+        );
+        assert_eq!(fingerprint.len(), 16);
+        assert!(!secrets.contains("s3cret"), "a Secret's value never leaves it");
+    }
+
+    #[test]
+    fn a_snapshot_without_secret_records_still_decodes() {
+        let mut snapshot = snapshot_config_map("dev", "shop", &rendered(), None);
+        snapshot
+            .metadata
+            .annotations
+            .as_mut()
+            .unwrap()
+            .remove("hoist.dev/secrets");
+        let decoded = from_snapshot(&snapshot).unwrap();
+        assert_eq!(decoded.secrets, BTreeMap::new());
+        assert_eq!(decoded.data, rendered().data);
+    }
+
+    fn with(data: &[(&str, &str)], secrets: &[(&str, &[&str], &str)]) -> RenderedConfig {
+        RenderedConfig {
+            application: "shop".into(),
+            data: data.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            binary_data: BTreeMap::new(),
+            hash: "sha256:00".into(),
+            secrets: secrets
+                .iter()
+                .map(|(name, keys, fingerprint)| {
+                    (
+                        name.to_string(),
+                        SecretRecord {
+                            keys: keys.iter().map(|k| k.to_string()).collect(),
+                            fingerprint: fingerprint.to_string(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn changes_name_each_key_added_removed_or_changed_and_secrets_only_as_changed() {
+        let from = with(
+            &[("LOG_LEVEL", "info"), ("OLD", "1"), ("TTL", "60")],
+            &[
+                ("db", &["password", "user"], "aaaa"),
+                ("gone", &["k"], "bbbb"),
+                ("same", &["x"], "cccc"),
+            ],
+        );
+        let mut to = with(
+            &[("LOG_LEVEL", "debug"), ("NEW", "on"), ("TTL", "60")],
+            &[
+                ("db", &["password", "token"], "dddd"),
+                ("fresh", &["k"], "eeee"),
+                ("same", &["x"], "cccc"),
+            ],
+        );
+        to.binary_data.insert("logo.png".into(), ByteString(vec![1]));
+        assert_eq!(
+            changes(&from, &to),
+            vec![
+                ConfigKeyChange::Changed {
+                    key: "LOG_LEVEL".into(),
+                    from: "info".into(),
+                    to: "debug".into()
+                },
+                ConfigKeyChange::Added {
+                    key: "NEW".into(),
+                    value: "on".into()
+                },
+                ConfigKeyChange::Removed {
+                    key: "OLD".into(),
+                    value: "1".into()
+                },
+                ConfigKeyChange::Binary {
+                    key: "logo.png".into(),
+                    change: Presence::Added
+                },
+                ConfigKeyChange::Secret {
+                    name: "db".into(),
+                    change: Presence::Changed,
+                    keys: vec!["password".into(), "token".into()],
+                    added: vec!["token".into()],
+                    removed: vec!["user".into()],
+                },
+                ConfigKeyChange::Secret {
+                    name: "fresh".into(),
+                    change: Presence::Added,
+                    keys: vec!["k".into()],
+                    added: Vec::new(),
+                    removed: Vec::new(),
+                },
+                ConfigKeyChange::Secret {
+                    name: "gone".into(),
+                    change: Presence::Removed,
+                    keys: vec!["k".into()],
+                    added: Vec::new(),
+                    removed: Vec::new(),
+                },
+            ]
+        );
+        assert_eq!(
+            changes(&from, &from),
+            Vec::new(),
+            "nothing changed, nothing listed"
+        );
+    }
+
+    #[test]
+    fn a_secret_whose_content_was_not_recorded_is_said_so_when_the_hash_moved() {
+        let from = with(&[("A", "1")], &[]);
+        let mut to = with(&[("A", "1")], &[]);
+        to.hash = "sha256:11".into();
+        assert_eq!(changes(&from, &to), vec![ConfigKeyChange::Unrecorded]);
+        let mut same = with(&[("A", "1")], &[]);
+        same.hash = from.hash.clone();
+        assert_eq!(changes(&from, &same), Vec::new());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! so the output is the same for the same objects.
 
 mod approve;
+mod changes;
 mod compat;
 mod diff;
 mod hotfix;
@@ -16,6 +17,9 @@ mod table;
 mod why;
 
 pub use approve::{ApprovalPatch, ApproveOutcome, Identity, approval_patch, approve, reject, whoami};
+pub use changes::{
+    Changes, Commits, Configuration, Pair, Selection, changes, compare_link, plan_changes, select,
+};
 pub use compat::{compat, render_compat};
 pub use diff::{ContainerDiff, Diff, diff, plan_diff};
 pub use hotfix::{Hotfix, Waive, hotfix, parse_waive, plan_hotfix, waive_arg};
@@ -83,6 +87,32 @@ pub enum PluginError {
     NoPreviousRelease {
         application: String,
         environment: String,
+    },
+    #[error(
+        "no successful release {release} of {application} in the history of Environment {environment} \
+         (kubectl hoist history {environment} lists them)"
+    )]
+    NoSuchRelease {
+        application: String,
+        environment: String,
+        release: String,
+    },
+    #[error(
+        "no successful release of {application} in the history of Environment {environment} \
+         (kubectl hoist history {environment} lists them)"
+    )]
+    NoReleases {
+        application: String,
+        environment: String,
+    },
+    #[error(
+        "{release} names releases of several applications in Environment {environment} ({applications}): \
+         choose one with --application"
+    )]
+    Ambiguous {
+        release: String,
+        environment: String,
+        applications: String,
     },
     #[error("Artifact {artifact} is a release of {actual}, not of {application}")]
     WrongApplication {

@@ -7,7 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
-use super::table::{NONE, Table, age, joined, or_none};
+use super::table::{NONE, Table, age, joined, or_none, short_commit, short_digest};
 use super::{PluginError, get, list};
 use crate::api::{ApplicationStatus, Artifact, CONDITION_READY, Environment, HistoryEntry, Promotion};
 use crate::core::conditions;
@@ -76,14 +76,6 @@ impl View<'_> {
             .find(|a| a.name_any() == artifact)
             .and_then(|a| a.spec.source.as_ref())
             .map(|s| s.repository.as_str())
-    }
-}
-
-/// `sha256:` and the first 12 hex digits, as `docker images` shortens.
-fn short_digest(digest: &str) -> String {
-    match digest.split_once(':') {
-        Some((algorithm, hex)) => format!("{algorithm}:{}", &hex[..hex.len().min(12)]),
-        None => digest.to_string(),
     }
 }
 
@@ -215,7 +207,7 @@ fn render_environment(view: &View<'_>, environment: &Environment, wide: bool) ->
                 if wide {
                     revision.to_string()
                 } else {
-                    revision[..revision.len().min(12)].to_string()
+                    short_commit(revision)
                 }
             });
             for image in &app.images {
@@ -338,6 +330,7 @@ pub fn render_history(environment: &Environment, application: Option<&str>, now:
         "APPLICATION",
         "VERSION",
         "ARTIFACT",
+        "CHANGE",
         "OUTCOME",
         "COMPLETED",
         "PROMOTION",
@@ -348,6 +341,7 @@ pub fn render_history(environment: &Environment, application: Option<&str>, now:
             entry.application.clone(),
             entry.version.clone(),
             entry.artifact.clone(),
+            format!("{:?}", entry.change),
             format!("{:?}", entry.outcome),
             entry
                 .completed_at

@@ -49,6 +49,19 @@ impl Table {
     }
 }
 
+/// `sha256:` and the first 12 hex digits, as `docker images` shortens.
+pub(crate) fn short_digest(digest: &str) -> String {
+    match digest.split_once(':') {
+        Some((algorithm, hex)) => format!("{algorithm}:{}", hex.chars().take(12).collect::<String>()),
+        None => digest.to_string(),
+    }
+}
+
+/// The first 12 characters of a commit id.
+pub(crate) fn short_commit(revision: &str) -> String {
+    revision.chars().take(12).collect()
+}
+
 /// The value, or `<none>`.
 pub(crate) fn or_none(value: Option<&str>) -> String {
     value.filter(|v| !v.is_empty()).unwrap_or(NONE).to_string()

@@ -218,6 +218,7 @@ pub fn rendered(value: &str, hash: &str) -> RenderedConfig {
         data: [("MODE".to_string(), value.to_string())].into(),
         binary_data: BTreeMap::new(),
         hash: hash.into(),
+        secrets: BTreeMap::new(),
     }
 }
 

@@ -5,8 +5,8 @@
 use kube::ResourceExt;
 
 use crate::api::{
-    ApplicationStatus, ApprovalDecision, ApprovedBy, Artifact, Health, HistoryEntry, Phase, Promotion,
-    PromotionStatus,
+    ApplicationStatus, ApprovalDecision, ApprovedBy, Artifact, ChangeKind, Health, HistoryEntry, Phase,
+    Promotion, PromotionStatus,
 };
 
 use super::release::{Release, health_of, pins_for, rollout_of};
@@ -63,7 +63,14 @@ impl Decision<'_, '_> {
             application: artifact.spec.application.clone(),
             artifact: artifact.name_any(),
             version: artifact.spec.version.clone(),
+            change: if status.rollback {
+                ChangeKind::Rollback
+            } else {
+                ChangeKind::Release
+            },
             images: release.images.clone(),
+            source_repository: artifact.spec.source.as_ref().map(|s| s.repository.clone()),
+            source_revision: artifact.spec.source.as_ref().map(|s| s.revision.clone()),
             config_hash: release.config_hash.clone(),
             promotion: promotion.name_any(),
             promoted_at: status.started_at.clone(),
@@ -122,15 +129,41 @@ impl Decision<'_, '_> {
             if app.spec_config_hash.as_deref() == Some(rendered.hash.as_str()) {
                 continue;
             }
+            let now = self.snapshot.now.clone();
             app.config_hash = Some(rendered.hash.clone());
             app.spec_config_hash = Some(rendered.hash.clone());
             app.health = Health::Progressing;
-            app.health_since = Some(self.snapshot.now.clone());
-            changed.push(format!(
-                "configuration of {application} changed; rolling its Deployments"
+            app.health_since = Some(now.clone());
+            let source = self
+                .snapshot
+                .artifacts
+                .get(&app.artifact)
+                .and_then(|artifact| artifact.spec.source.as_ref());
+            let entry = HistoryEntry {
+                application: application.clone(),
+                artifact: app.artifact.clone(),
+                version: app.version.clone(),
+                change: ChangeKind::Configuration,
+                images: app.images.clone(),
+                source_repository: source.map(|s| s.repository.clone()),
+                source_revision: source
+                    .map(|s| s.revision.clone())
+                    .or_else(|| app.source_revision.clone()),
+                config_hash: Some(rendered.hash.clone()),
+                promotion: app.promotion.clone(),
+                promoted_at: Some(now),
+                approvers: Vec::new(),
+                approvals: Vec::new(),
+                outcome: Phase::Succeeded,
+                completed_at: None,
+            };
+            changed.push((
+                entry,
+                format!("configuration of {application} changed; rolling its Deployments"),
             ));
         }
-        for note in changed {
+        for (entry, note) in changed {
+            self.add_history(entry);
             self.notices.push(Notice {
                 promotion: None,
                 warning: false,
@@ -157,7 +190,22 @@ impl Decision<'_, '_> {
                 && app.health != health
             {
                 app.health = health;
-                app.health_since = Some(now);
+                app.health_since = Some(now.clone());
+                if health == Health::Healthy {
+                    // A configuration change is complete once its Deployments are healthy again.
+                    if let Some(entry) = self
+                        .history
+                        .iter_mut()
+                        .find(|entry| entry.application == application)
+                        .filter(|entry| {
+                            entry.change == ChangeKind::Configuration
+                                && entry.completed_at.is_none()
+                                && entry.config_hash == app.config_hash
+                        })
+                    {
+                        entry.completed_at = Some(now);
+                    }
+                }
             }
         }
     }
@@ -165,7 +213,7 @@ impl Decision<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use crate::api::{EnvironmentStatus, Health, HistoryEntry, Phase};
+    use crate::api::{ChangeKind, EnvironmentStatus, Health, HistoryEntry, Phase};
     use crate::core::environment::fixture::{
         A, B, Objects, after_pin, at, deployment, environment, pin, promotion, rendered, running, stalled,
         verifying,
@@ -216,11 +264,42 @@ mod tests {
                 note: "configuration of shop changed; rolling its Deployments".into(),
             }]
         );
+        let entry = HistoryEntry {
+            application: "shop".into(),
+            artifact: "shop-1".into(),
+            version: "1.0.0".into(),
+            change: ChangeKind::Configuration,
+            images: app.images.clone(),
+            source_repository: None,
+            source_revision: None,
+            config_hash: Some(H2.into()),
+            promotion: "to-shop-1".into(),
+            promoted_at: Some(at(100)),
+            approvers: Vec::new(),
+            approvals: Vec::new(),
+            outcome: Phase::Succeeded,
+            completed_at: None,
+        };
         assert_eq!(
             plan.status.history,
-            Vec::new(),
-            "a configuration change is no release"
+            vec![entry.clone()],
+            "the history records the configuration change, not yet complete"
         );
+
+        // Decided again at 100 with the Deployments rolled out: the change is complete.
+        objects.environment.status = Some(plan.status.clone());
+        objects.deployments = vec![after_pin(deployment(), &pin("shop-1", A, Some(H2)), true)];
+        let again = crate::core::environment::plan(&objects.snapshot());
+        assert_eq!(again.status.applications[0].health, Health::Healthy);
+        assert_eq!(
+            again.status.history,
+            vec![HistoryEntry {
+                completed_at: Some(at(100)),
+                ..entry
+            }],
+            "once, and complete when its Deployments are healthy"
+        );
+        assert_eq!(again.notices, Vec::new());
     }
 
     #[test]
@@ -281,6 +360,9 @@ mod tests {
             application: "shop".into(),
             artifact: "shop-0".into(),
             version: "0.9.0".into(),
+            change: ChangeKind::Release,
+            source_repository: None,
+            source_revision: None,
             images: Vec::new(),
             config_hash: None,
             promotion: promotion.into(),

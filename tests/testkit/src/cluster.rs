@@ -390,6 +390,17 @@ impl TestCluster {
     /// A kubeconfig file for a process acting as `user` in `groups` (e.g.
     /// `kubectl hoist approve`); removed when the cluster is dropped.
     pub fn user_kubeconfig_file(&self, user: &str, groups: &[&str]) -> Result<PathBuf> {
+        self.write_kubeconfig(Some((user, groups)))
+    }
+
+    /// A kubeconfig file for a process acting as the admin, as a person
+    /// running `kubectl hoist` with the cluster's own credentials would;
+    /// removed when the cluster is dropped.
+    pub fn admin_kubeconfig_file(&self) -> Result<PathBuf> {
+        self.write_kubeconfig(None)
+    }
+
+    fn write_kubeconfig(&self, impersonate: Option<(&str, &[&str])>) -> Result<PathBuf> {
         let mut kubeconfig = match (&self.kubeconfig, &self.standin) {
             (Some(path), _) => Kubeconfig::read_from(path)
                 .with_context(|| format!("reading the kubeconfig {}", path.display()))?,
@@ -414,9 +425,11 @@ impl TestCluster {
             .find(|named| Some(&named.name) == user_name.as_ref())
             .and_then(|named| named.auth_info.as_mut())
             .context("the kubeconfig's current user is not defined")?;
-        auth_info.impersonate = Some(user.to_owned());
-        auth_info.impersonate_groups =
-            (!groups.is_empty()).then(|| groups.iter().map(|group| (*group).to_owned()).collect());
+        if let Some((user, groups)) = impersonate {
+            auth_info.impersonate = Some(user.to_owned());
+            auth_info.impersonate_groups =
+                (!groups.is_empty()).then(|| groups.iter().map(|group| (*group).to_owned()).collect());
+        }
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let path = std::env::temp_dir().join(format!("{}-{}.kubeconfig", self.namespace, &suffix[..8]));
         std::fs::write(&path, serde_yaml::to_string(&kubeconfig)?)
