@@ -362,6 +362,7 @@ fn a_release_goes_dev_then_prod_with_the_same_digests() {
             (GateName::Upstream, GateState::Passed),
             (GateName::Approval, GateState::Pending),
             (GateName::Provenance, GateState::Passed),
+            (GateName::Vulnerabilities, GateState::Passed),
             (GateName::Soak, GateState::Passed),
             (GateName::Windows, GateState::Passed),
             (GateName::Compatibility, GateState::Passed),

@@ -185,6 +185,76 @@ pub struct ArtifactStatus {
     /// The result of the provenance check, made once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provenance: Option<ProvenanceStatus>,
+
+    /// Supply-chain checks of each component's digest (signatures, SLSA
+    /// provenance, vulnerability scans), one per component, check and
+    /// policy: made once, read by every Environment with the same policy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 512))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["component".into(), "check".into(), "policy".into()]))]
+    pub supply_chain: Vec<SupplyChainRecord>,
+}
+
+/// What one supply-chain check of one component's digest found.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SupplyChainRecord {
+    /// Component name.
+    pub component: String,
+    /// Which check.
+    pub check: SupplyChainCheck,
+    /// The policy checked against: 16 hex digits of a hash over the key
+    /// fingerprints and the policy's other settings. Environments with the
+    /// same policy share the record; a changed policy is checked anew.
+    pub policy: String,
+    /// The digest checked.
+    #[schemars(pattern(DIGEST))]
+    pub digest: String,
+    /// Verified, Failed (the image does not meet the policy) or Unavailable
+    /// (the registry could not be read; checked again with backoff).
+    pub verdict: SupplyChainVerdict,
+    /// PascalCase: Verified, SignatureMissing, UntrustedSignature, …
+    pub reason: String,
+    /// What was found, for humans.
+    pub message: String,
+    /// The names of the keys whose signatures verified.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signed_by: Vec<String>,
+    /// Unavailable: how many checks in a row could not read the registry
+    /// (the next waits 10 s, 20 s, … up to 10 minutes).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub attempts: i32,
+    /// For scans: when the newest verified scan finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scanned_at: Option<Time>,
+    /// When it was checked.
+    pub checked_at: Time,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
+}
+
+/// A supply-chain check.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum SupplyChainCheck {
+    /// Cosign signatures (gates.provenance.signatures).
+    Signatures,
+    /// SLSA provenance (gates.provenance.attestation).
+    Provenance,
+    /// A vulnerability scan (gates.vulnerabilities).
+    Vulnerabilities,
+}
+
+/// The outcome of a supply-chain check.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SupplyChainVerdict {
+    /// The image meets the policy.
+    Verified,
+    /// The image does not meet the policy; only a new image or a new policy changes it.
+    Failed,
+    /// The registry could not be read; checked again with backoff.
+    Unavailable,
 }
 
 /// A component image resolved to a digest.

@@ -170,6 +170,10 @@ pub struct Gates {
     #[schemars(length(max = 8))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub verification: Vec<VerificationStep>,
+    /// A recent, signed vulnerability scan of every component image without
+    /// findings above a severity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vulnerabilities: Option<VulnerabilityGate>,
 }
 
 /// One verification step: a Job or a Prometheus query.
@@ -503,6 +507,131 @@ pub struct ProvenanceGate {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32), inner(length(min = 1, max = 512)))]
     pub allowed_registries: Vec<String>,
+    /// Cosign signatures every component image of the Artifact must carry,
+    /// verified once per digest against these keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signatures: Option<SignaturePolicy>,
+    /// A signed SLSA provenance attestation every component image must
+    /// carry, naming the Artifact's spec.source repository and exactly its
+    /// revision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<AttestationPolicy>,
+}
+
+/// Which cosign signatures an image must carry. Keys only: keyless
+/// (Fulcio certificates and a Rekor entry) is not accepted yet.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SignaturePolicy {
+    /// The public keys a signature may be made with.
+    #[schemars(length(min = 1, max = 8))]
+    pub keys: Vec<PublicKey>,
+    /// How many of the listed keys must each have signed every component
+    /// image (distinct keys; default 1).
+    #[serde(default = "default_min_signatures")]
+    #[schemars(range(min = 1, max = 8))]
+    pub min_signatures: i32,
+}
+
+fn default_min_signatures() -> i32 {
+    1
+}
+
+/// A public key (ECDSA P-256 or P-384, Ed25519, or RSA), PEM-encoded as
+/// `cosign generate-key-pair` writes `cosign.pub`: inline, or in a key of a
+/// Secret of this namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.pem) != has(self.secretRef)").message("a key is either pem or secretRef"))]
+#[serde(rename_all = "camelCase")]
+pub struct PublicKey {
+    /// A name for the key, shown in messages (e.g. release-ci).
+    #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
+    pub name: String,
+    /// The key itself: `-----BEGIN PUBLIC KEY-----` …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 16384))]
+    pub pem: Option<String>,
+    /// A key of a Secret in this namespace holding the PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyReference>,
+}
+
+/// The SLSA provenance every component image must carry.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AttestationPolicy {
+    /// The keys the attestation (a DSSE envelope) may be signed with.
+    #[schemars(length(min = 1, max = 8))]
+    pub keys: Vec<PublicKey>,
+    /// The in-toto predicate type looked for.
+    #[serde(default)]
+    pub predicate_type: ProvenancePredicate,
+    /// The builder that must have made the image (builder.id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builder: Option<BuilderMatch>,
+}
+
+/// Which SLSA provenance predicate an attestation carries.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ProvenancePredicate {
+    /// SLSA provenance v1: the source is in
+    /// buildDefinition.resolvedDependencies, the builder in runDetails.builder.id.
+    #[default]
+    #[serde(rename = "https://slsa.dev/provenance/v1")]
+    SlsaV1,
+    /// SLSA provenance v0.2: the source is in materials (or
+    /// invocation.configSource), the builder in builder.id.
+    #[serde(rename = "https://slsa.dev/provenance/v0.2")]
+    SlsaV02,
+}
+
+/// The builder an attestation must name.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BuilderMatch {
+    /// builder.id, compared exactly, e.g.
+    /// https://github.com/slsa-framework/slsa-github-generator/.github/workflows/generator_generic_slsa3.yml@refs/tags/v2.1.0
+    #[schemars(length(min = 1, max = 512))]
+    pub id: String,
+}
+
+/// A vulnerability scan every component image must carry: a signed
+/// attestation with cosign's vulnerability predicate whose result is a Trivy
+/// or Grype JSON report.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VulnerabilityGate {
+    /// The keys the scan attestation may be signed with.
+    #[schemars(length(min = 1, max = 8))]
+    pub keys: Vec<PublicKey>,
+    /// The most severe finding allowed (default Medium: High and Critical
+    /// block).
+    #[serde(default = "default_max_severity")]
+    pub max_severity: Severity,
+    /// Vulnerability ids that never block (CVE-…, GHSA-…).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256), inner(length(min = 1, max = 64)))]
+    pub ignore: Vec<String>,
+    /// How old the newest scan may be (its metadata.scanFinishedOn), e.g.
+    /// `168h`; unset, any age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 32), pattern(DURATION))]
+    pub max_age: Option<String>,
+}
+
+fn default_max_severity() -> Severity {
+    Severity::Medium
+}
+
+/// The severity of a vulnerability, as Trivy and Grype report it (Grype's
+/// Negligible counts as Low).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum Severity {
+    Unknown,
+    Low,
+    Medium,
+    High,
+    Critical,
 }
 
 /// Rollback policy.

@@ -154,6 +154,8 @@ pub enum GateName {
     Compatibility,
     /// The verification steps passed once the rollout was healthy.
     Verification,
+    /// A recent signed vulnerability scan shows nothing above the allowed severity.
+    Vulnerabilities,
 }
 
 /// The lifecycle phase of a Promotion. Terminal phases never change.

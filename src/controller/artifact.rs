@@ -140,7 +140,7 @@ fn retry_after(failures: impl IntoIterator<Item = ResolutionFailure>) -> Option<
 
 /// Why an Artifact's registry credentials cannot be had.
 #[derive(Debug, thiserror::Error)]
-enum PullSecretError {
+pub(super) enum PullSecretError {
     /// Not the Artifact's problem: the reconcile fails and is retried.
     #[error("cannot read the pull secrets")]
     Read {
@@ -163,7 +163,7 @@ enum PullSecretError {
 
 /// Registry credentials for `artifact`: its imagePullSecrets, else those of
 /// the namespace's default ServiceAccount.
-async fn pull_secrets(ctx: &Ctx, artifact: &Artifact) -> Result<PullSecrets, PullSecretError> {
+pub(super) async fn pull_secrets(ctx: &Ctx, artifact: &Artifact) -> Result<PullSecrets, PullSecretError> {
     let read = |source| PullSecretError::Read { source };
     let namespace = artifact.namespace().unwrap_or_default();
     let mut names: Vec<String> = artifact

@@ -135,6 +135,8 @@ pub struct Context {
     pub identity: Option<String>,
     /// Runs the verification queries.
     pub prometheus: super::prometheus::Prometheus,
+    /// Supply-chain records this process made, until its caches hold them.
+    pub checks: super::supply_chain::Made,
 }
 
 impl Context {

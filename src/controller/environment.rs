@@ -25,6 +25,7 @@ use tracing::instrument;
 use super::Error;
 use super::context::{Ctx, FIELD_MANAGER, await_cached};
 use super::keys;
+use super::supply_chain;
 use crate::api::{Artifact, Environment, Promotion};
 use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
 use crate::core::environment::{self, Plan, RenderedConfigMap, Snapshot, target_namespace};
@@ -136,6 +137,9 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
         .collect();
 
     let jobs: Vec<Arc<Job>> = stores.jobs.indexed(&keys::verification_jobs(&namespace, &name));
+    let key_secrets = supply_chain::key_secrets(&ctx, &environment).await?;
+    // Artifacts as the supply-chain checks of this reconcile recorded them.
+    let checked: BTreeMap<String, Artifact>;
     let mut snapshot = Snapshot {
         environment: &environment,
         environments: environments.iter().map(|e| (e.name_any(), e.as_ref())).collect(),
@@ -160,6 +164,7 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
             })
             .collect(),
         measurements: BTreeMap::new(),
+        key_secrets,
         now: ctx.now(),
     };
     let mut plan = environment::plan(&snapshot);
@@ -169,6 +174,15 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
             .prometheus
             .measure_all(&ctx.client, &namespace, &plan.queries, snapshot.now.0)
             .await;
+        plan = environment::plan(&snapshot);
+    }
+    if !plan.checks.is_empty() {
+        // Signatures, provenance or scans of a digest are due: check them
+        // once, record them on the Artifacts, then decide with the records.
+        checked = supply_chain::run(&ctx, &namespace, &plan.checks, &artifacts).await?;
+        for (name, artifact) in &checked {
+            snapshot.artifacts.insert(name.clone(), artifact);
+        }
         plan = environment::plan(&snapshot);
     }
     let pinned = write_objects(&ctx, &environment, &deployments, &snapshots, &plan).await?;

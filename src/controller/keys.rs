@@ -30,7 +30,7 @@ pub fn targets_in(namespace: &str) -> String {
 pub fn base(namespace: &str, name: &str) -> String {
     key("base", namespace, name)
 }
-/// Environments whose configuration references Secret `name`.
+/// Environments whose configuration or supply-chain keys reference Secret `name`.
 pub fn secret(namespace: &str, name: &str) -> String {
     key("secret", namespace, name)
 }
@@ -68,6 +68,12 @@ pub fn environment(environment: &Environment) -> Vec<String> {
         keys.extend(config.base_config_map.iter().map(|name| base(&namespace, name)));
         keys.extend(config.secret_refs.iter().map(|s| secret(&namespace, &s.name)));
     }
+    // Secrets holding the keys of supply-chain policies.
+    keys.extend(
+        crate::core::supply_chain::key_secret_names(environment)
+            .iter()
+            .map(|name| secret(&namespace, name)),
+    );
     keys.sort_unstable();
     keys.dedup();
     keys

@@ -28,6 +28,12 @@ pub struct FailureLabel {
     pub error: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabel {
+    pub check: String,
+    pub verdict: String,
+}
+
 /// The metrics every reconciler reports.
 #[derive(Clone)]
 pub struct Metrics {
@@ -35,6 +41,7 @@ pub struct Metrics {
     failures: Family<FailureLabel, Counter>,
     duration: Family<ControllerLabel, Histogram>,
     writes: Family<ControllerLabel, Counter>,
+    checks: Family<CheckLabel, Counter>,
     startup: Gauge<f64, AtomicU64>,
 }
 
@@ -46,6 +53,7 @@ impl Metrics {
             failures: Family::default(),
             duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 14))),
             writes: Family::default(),
+            checks: Family::default(),
             startup: Gauge::default(),
         };
         registry.register(
@@ -67,6 +75,11 @@ impl Metrics {
             "hoist_api_writes",
             "Writes to the Kubernetes API",
             metrics.writes.clone(),
+        );
+        registry.register(
+            "hoist_supply_chain_checks",
+            "Supply-chain checks of a digest (signatures, provenance, scans), by check and verdict",
+            metrics.checks.clone(),
         );
         registry.register(
             "hoist_startup_duration_seconds",
@@ -109,6 +122,20 @@ impl Metrics {
             .get_or_create(&FailureLabel {
                 controller,
                 error: error.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts one supply-chain check made.
+    pub fn supply_chain_check(
+        &self,
+        check: crate::api::SupplyChainCheck,
+        verdict: crate::api::SupplyChainVerdict,
+    ) {
+        self.checks
+            .get_or_create(&CheckLabel {
+                check: format!("{check:?}"),
+                verdict: format!("{verdict:?}"),
             })
             .inc();
     }

@@ -23,6 +23,7 @@ mod requests;
 mod server;
 mod slim;
 mod supervisor;
+mod supply_chain;
 mod triggers;
 
 use std::net::SocketAddr;
@@ -447,6 +448,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         backoff: Default::default(),
         identity,
         prometheus: prometheus::Prometheus::new(settings.prometheus_address.clone()),
+        checks: Default::default(),
     });
     let controller_config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
 

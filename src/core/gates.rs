@@ -7,12 +7,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
     ApplicationStatus, Approval, ApprovalRuleStatus, Artifact, Environment, GateName, GateState, GateStatus,
-    Health, Promotion, RevisionCheck,
+    Health, Promotion, RevisionCheck, SupplyChainCheck,
 };
 use crate::core::approval::{self, ApprovalInput, ApprovalNotice, ApprovalTrust, Rejection};
 use crate::core::artifact::ResolutionFailure;
 use crate::core::soak::{self, SoakInput};
-use crate::core::{compatibility, conditions, verification, version, windows};
+use crate::core::{compatibility, conditions, supply_chain, verification, version, windows};
 use crate::registry;
 
 /// A gate's verdict: its state, what it saw, and when the clock alone
@@ -69,6 +69,8 @@ pub struct GateInput<'a> {
     pub rollback: bool,
     /// Whether the API server vouches for approvers now.
     pub trust: &'a ApprovalTrust,
+    /// The Environment's supply-chain policies, keys read.
+    pub supply_chain: &'a [Result<supply_chain::Policy, supply_chain::PolicyProblem>],
     pub now: &'a Time,
 }
 
@@ -155,7 +157,8 @@ pub fn evaluate(input: &GateInput<'_>, previous: &[Approval]) -> GateVerdict {
         (GateName::ArtifactReady, artifact_ready(input.artifact).into()),
         (GateName::Upstream, upstream(input).into()),
         (GateName::Approval, (approval.state, approval.message).into()),
-        (GateName::Provenance, provenance(input).into()),
+        (GateName::Provenance, provenance(input)),
+        (GateName::Vulnerabilities, vulnerabilities(input)),
         (GateName::Soak, soak(input)),
         (
             GateName::Windows,
@@ -335,7 +338,58 @@ fn upstream(input: &GateInput<'_>) -> (GateState, String) {
     }
 }
 
-fn provenance(input: &GateInput<'_>) -> (GateState, String) {
+/// The Provenance gate: what the spec shows (revision, registries), then
+/// the signatures and SLSA provenance checked for each digest.
+fn provenance(input: &GateInput<'_>) -> Outcome {
+    let (state, message) = spec_provenance(input);
+    if state != GateState::Passed {
+        return (state, message).into();
+    }
+    let checks = [SupplyChainCheck::Signatures, SupplyChainCheck::Provenance]
+        .into_iter()
+        .filter_map(|check| supply_chain::outcome(check, input.supply_chain, input.artifact, input.now.0))
+        .collect::<Vec<_>>();
+    if checks.is_empty() {
+        return (state, message).into();
+    }
+    let worst = checks
+        .iter()
+        .map(|o| o.state)
+        .find(|s| *s == GateState::Failed)
+        .or_else(|| checks.iter().map(|o| o.state).find(|s| *s == GateState::Pending))
+        .unwrap_or(GateState::Passed);
+    let lines: Vec<&str> = checks
+        .iter()
+        .filter(|o| o.state == worst)
+        .map(|o| o.message.as_str())
+        .collect();
+    let message = match worst {
+        GateState::Failed => format!(
+            "{}; the image cannot change: build and sign a new Artifact",
+            lines.join("; ")
+        ),
+        _ if message == "no provenance required here" => lines.join("; "),
+        _ => format!("{message}; {}", lines.join("; ")),
+    };
+    Outcome {
+        state: worst,
+        message,
+        next_check: checks.iter().filter_map(|o| o.next_check).min(),
+    }
+}
+
+/// The Vulnerabilities gate.
+fn vulnerabilities(input: &GateInput<'_>) -> Outcome {
+    supply_chain::outcome(
+        SupplyChainCheck::Vulnerabilities,
+        input.supply_chain,
+        input.artifact,
+        input.now.0,
+    )
+    .unwrap_or_else(|| Outcome::passed("no vulnerability scan required here"))
+}
+
+fn spec_provenance(input: &GateInput<'_>) -> (GateState, String) {
     let Some(gate) = &input.environment.spec.gates.provenance else {
         return (GateState::Passed, "no provenance required here".into());
     };
@@ -592,17 +646,18 @@ spec:
             current: None,
             rollback: false,
             trust: &ApprovalTrust::Verified,
+            supply_chain: &[],
             now: &now,
         };
         assert_eq!(
             provenance(&input),
-            (
+            Outcome::from((
                 GateState::Failed,
                 "image ghcr.io/acmeevil/frontend:1.0.0 of component frontend is not from an allowed registry (ghcr.io/acme, docker.io/library); \
                  component broken: \"Not A Reference\" is not a valid image reference; \
                  build a new Artifact that meets spec.gates.provenance"
                     .to_string()
-            )
+            ))
         );
     }
 }

@@ -12,6 +12,7 @@ pub mod deployment;
 pub mod environment;
 pub mod gates;
 pub mod soak;
+pub mod supply_chain;
 pub mod verification;
 pub mod version;
 pub mod windows;

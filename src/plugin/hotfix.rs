@@ -42,7 +42,7 @@ pub fn parse_waive(text: &str) -> Result<Vec<GateName>, String> {
         .map(|name| {
             let gate: GateName = serde_json::from_value(serde_json::Value::String(name.to_string())).map_err(|_| {
                 format!(
-                    "{name:?} is not a gate: ArtifactReady, Upstream, Provenance, Soak, Windows, Compatibility or Verification"
+                    "{name:?} is not a gate: ArtifactReady, Upstream, Provenance, Vulnerabilities, Soak, Windows, Compatibility or Verification"
                 )
             })?;
             if gate == GateName::Approval {
@@ -71,6 +71,11 @@ pub fn plan_hotfix(promotion: &Promotion, environment: &Environment, waived: &[G
             GateName::Provenance,
             gates.provenance.is_some(),
             "the provenance this Environment requires".to_string(),
+        ),
+        (
+            GateName::Vulnerabilities,
+            gates.vulnerabilities.is_some(),
+            "a recent signed vulnerability scan".to_string(),
         ),
         (
             GateName::Soak,

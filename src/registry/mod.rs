@@ -14,6 +14,7 @@
 //! work on the normalised form, so `nginx:1.27` and
 //! `docker.io/library/nginx:1.27` are one entry.
 
+mod attachments;
 mod credentials;
 mod layout;
 mod reference;

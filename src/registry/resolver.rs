@@ -54,18 +54,18 @@ impl Default for ResolverConfig {
 /// another tenant has resolved it.
 #[derive(Clone)]
 pub struct Resolver {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
-struct Shared {
-    config: ResolverConfig,
+pub(super) struct Shared {
+    pub(super) config: ResolverConfig,
     digests: Mutex<HashMap<String, Arc<OnceCell<String>>>>,
     // One oci-client per registry and credentials: a client keeps the first
     // credentials and the tokens it obtained per registry, which must never be
     // used on behalf of a tenant with other (or no) credentials.
     clients: Mutex<HashMap<(String, RegistryCredentials), Client>>,
-    limits: Mutex<HashMap<String, Arc<Semaphore>>>,
-    registry_requests: AtomicU64,
+    pub(super) limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    pub(super) registry_requests: AtomicU64,
 }
 
 impl Resolver {
@@ -148,20 +148,7 @@ impl Resolver {
         let registry = reference.resolve_registry();
         let credentials = pull_secrets.credentials_for(reference);
         let client = self.client_for(registry, credentials, image)?;
-        let limit = Arc::clone(
-            lock(&self.shared.limits)
-                .entry(registry.to_owned())
-                .or_insert_with(|| {
-                    Arc::new(Semaphore::new(
-                        self.shared.config.max_concurrent_per_registry.get(),
-                    ))
-                }),
-        );
-        let _permit = limit
-            .acquire_owned()
-            .await
-            .expect("per-registry semaphores are never closed");
-        self.shared.registry_requests.fetch_add(1, Ordering::Relaxed);
+        let _permit = self.permit(registry).await;
         let timeout = self.shared.config.request_timeout;
         let auth = credentials.into();
         let lookup = client.fetch_manifest_digest(reference, &auth);
@@ -175,7 +162,27 @@ impl Resolver {
         }
     }
 
-    fn client_for(
+    /// A turn among the lookups in flight against `registry`, counted as
+    /// one registry lookup.
+    pub(super) async fn permit(&self, registry: &str) -> tokio::sync::OwnedSemaphorePermit {
+        let limit = Arc::clone(
+            lock(&self.shared.limits)
+                .entry(registry.to_owned())
+                .or_insert_with(|| {
+                    Arc::new(Semaphore::new(
+                        self.shared.config.max_concurrent_per_registry.get(),
+                    ))
+                }),
+        );
+        let permit = limit
+            .acquire_owned()
+            .await
+            .expect("per-registry semaphores are never closed");
+        self.shared.registry_requests.fetch_add(1, Ordering::Relaxed);
+        permit
+    }
+
+    pub(super) fn client_for(
         &self,
         registry: &str,
         credentials: &RegistryCredentials,
@@ -217,7 +224,7 @@ enum Failure {
 }
 
 /// Sorts an oci-client error into what the caller can do about it.
-fn classify(image: &str, registry: &str, error: OciDistributionError) -> RegistryError {
+pub(super) fn classify(image: &str, registry: &str, error: OciDistributionError) -> RegistryError {
     let reference = image.to_owned();
     let failure = match &error {
         OciDistributionError::DigestError(DigestError::VerificationError { expected, actual }) => {
@@ -275,7 +282,7 @@ fn classify_envelope(envelope: &OciEnvelope) -> Failure {
 
 /// The maps behind these locks stay consistent even if a holder panicked
 /// (every update is a single insert), so a poisoned lock is still usable.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 

@@ -13,6 +13,7 @@ use crate::api::Environment;
 use crate::core::approval::ApprovalTrust;
 use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
 use crate::core::environment::{self, Notice, Plan, Snapshot};
+use crate::core::supply_chain;
 use crate::render::Manifests;
 
 /// What the simulated Deployment controller does with a new template.
@@ -132,6 +133,16 @@ impl World {
                 .namespaces
                 .iter()
                 .map(|n| (n.name_any(), n))
+                .collect(),
+            key_secrets: supply_chain::key_secret_names(environment)
+                .into_iter()
+                .filter_map(|secret| {
+                    let found =
+                        self.objects.secrets.iter().find(|s| {
+                            s.namespace().as_deref() == Some(namespace) && s.name_any() == secret
+                        })?;
+                    Some((secret, supply_chain::secret_data(found)))
+                })
                 .collect(),
             configs: environment
                 .spec

@@ -282,6 +282,7 @@ impl Objects {
             approvals: self.approvals.clone(),
             operator: Some(OPERATOR.into()),
             measurements: self.measurements.clone(),
+            key_secrets: Default::default(),
             jobs: self
                 .jobs
                 .iter()

@@ -14,7 +14,7 @@ use crate::core::conditions::{self, Wanted};
 use crate::core::deployment::Rollout;
 use crate::core::gates::{self, GateInput};
 use crate::core::verification::{self, Decided, JobContext, Progress, VerificationInput};
-use crate::core::version;
+use crate::core::{supply_chain, version};
 use k8s_openapi::api::batch::v1::Job;
 
 use super::release::{Release, pinned_images, pins_for, release_of, rollout_of};
@@ -201,6 +201,20 @@ impl Decision<'_, '_> {
             .values()
             .filter_map(|(_, release)| artifacts.get(&release.artifact).copied())
             .collect();
+        let (checks, checks_next) = supply_chain::due(&self.policies, artifact, now.0);
+        for check in checks {
+            let known = self.checks.iter().any(|c| {
+                c.artifact == check.artifact
+                    && c.component == check.component
+                    && c.policy.id == check.policy.id
+            });
+            if !known {
+                self.checks.push(check);
+            }
+        }
+        if let Some(next) = checks_next {
+            self.checks_next = Some(self.checks_next.map_or(next, |n| n.min(next)));
+        }
         let verdict = gates::evaluate(
             &GateInput {
                 environment: self.snapshot.environment,
@@ -212,6 +226,7 @@ impl Decision<'_, '_> {
                 current: current.as_ref(),
                 rollback,
                 trust: &self.snapshot.approvals,
+                supply_chain: &self.policies,
                 now: &now,
             },
             &before.approvals,
@@ -707,6 +722,11 @@ mod tests {
                     passed(GateName::Upstream, "this environment has no upstream", 100),
                     passed(GateName::Approval, "no approval required here", 100),
                     passed(GateName::Provenance, "no provenance required here", 100),
+                    passed(
+                        GateName::Vulnerabilities,
+                        "no vulnerability scan required here",
+                        100
+                    ),
                     passed(GateName::Soak, "no soak required here", 100),
                     passed(GateName::Windows, "no change windows here", 100),
                     passed(GateName::Compatibility, "compatibility is not checked here", 100),
@@ -940,7 +960,7 @@ mod tests {
             outcome(&held, "p1"),
             (Phase::Waiting, format!("waiting for the Windows gate: {message}"))
         );
-        let gate = &held.promotions["p1"].gates[5];
+        let gate = &held.promotions["p1"].gates[6];
         assert_eq!(
             (gate.gate, gate.state, gate.next_check.clone()),
             (GateName::Windows, GateState::Pending, Some(at(400)))
@@ -979,8 +999,8 @@ mod tests {
             "{:?}",
             waived.promotions["p2"].message
         );
-        assert_eq!(waived.promotions["p2"].gates[5].state, GateState::Waived);
-        assert_eq!(waived.promotions["p2"].gates[5].next_check, None);
+        assert_eq!(waived.promotions["p2"].gates[6].state, GateState::Waived);
+        assert_eq!(waived.promotions["p2"].gates[6].next_check, None);
         assert_eq!(
             waived.notices[1],
             notice(

@@ -40,6 +40,7 @@ use crate::api::{
 use crate::core::approval::ApprovalTrust;
 use crate::core::config::{ConfigError, RenderedConfig};
 use crate::core::deployment::DeploymentPin;
+use crate::core::supply_chain::{self, DueCheck, KeySecrets, Policy, PolicyProblem};
 use crate::core::verification::{self, DueQuery};
 use k8s_openapi::api::batch::v1::Job;
 
@@ -78,6 +79,8 @@ pub struct Snapshot<'a> {
     /// Measurements taken for this decision: Promotion → (step, measurement),
     /// the answers to an earlier [`Plan::queries`] at the same instant.
     pub measurements: BTreeMap<String, (String, Measurement)>,
+    /// The data of the Secrets the supply-chain policies take keys from.
+    pub key_secrets: KeySecrets,
     pub now: Time,
 }
 
@@ -114,6 +117,10 @@ pub struct Plan {
     /// Verification queries due now. The controller runs them and decides
     /// again with their measurements in [`Snapshot::measurements`].
     pub queries: Vec<DueQuery>,
+    /// Supply-chain checks due now (signatures, provenance, scans of a
+    /// digest). The controller makes them, records them in the Artifacts'
+    /// statuses and decides again with the records.
+    pub checks: Vec<DueCheck>,
     /// Verification Jobs to create (where they do not exist yet).
     pub jobs: Vec<Job>,
     /// Finished verification Jobs to delete, beyond those kept, by
@@ -164,6 +171,11 @@ struct Decision<'s, 'a> {
     notices: Vec<Notice>,
     queries: Vec<DueQuery>,
     jobs: Vec<Job>,
+    /// The Environment's supply-chain policies, keys read.
+    policies: Vec<Result<Policy, PolicyProblem>>,
+    checks: Vec<DueCheck>,
+    /// When a supply-chain check falls due next.
+    checks_next: Option<jiff::Timestamp>,
 }
 
 /// Decides everything about one Environment.
@@ -185,6 +197,9 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
         notices: Vec::new(),
         queries: Vec::new(),
         jobs: Vec::new(),
+        policies: supply_chain::policies(environment, &snapshot.key_secrets),
+        checks: Vec::new(),
+        checks_next: None,
     };
 
     let mut promotions = snapshot.promotions.clone();
@@ -224,6 +239,8 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
         notices,
         queries,
         jobs,
+        checks,
+        checks_next,
         ..
     } = decision;
     history.truncate(
@@ -243,6 +260,7 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
             })
         })
         .filter_map(|gate| gate.next_check.clone())
+        .chain(checks_next.map(Time))
         .filter(|time| time.0 > snapshot.now.0)
         .min_by_key(|time| time.0);
     let running: Vec<String> = promotions
@@ -275,6 +293,7 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
         notices,
         next_check,
         queries,
+        checks,
         jobs,
         delete_jobs,
     }

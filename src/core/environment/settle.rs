@@ -64,6 +64,7 @@ pub fn settle(
         jobs: snapshot.jobs.clone(),
         // Measurements of the first look are in its statuses already.
         measurements: BTreeMap::new(),
+        key_secrets: snapshot.key_secrets.clone(),
         now: snapshot.now.clone(),
     });
     let created: BTreeSet<String> = plan.new_promotions.iter().map(|p| p.name_any()).collect();
@@ -71,6 +72,7 @@ pub fn settle(
     let only_statuses = again.pins == plan.pins
         && again.jobs.iter().all(|job| plan.jobs.contains(job))
         && again.queries.is_empty()
+        && again.checks.is_empty()
         && again.config_maps == plan.config_maps
         && again
             .config_history

@@ -224,9 +224,27 @@ async fn the_generated_crds_are_accepted_with_these_costs() -> anyhow::Result<()
                 18
             ),
             cost(
+                "properties[spec].properties[gates].properties[provenance].properties[attestation].properties[keys].items.x-kubernetes-validations[0].rule",
+                "has(self.pem) != has(self.secretRef)",
+                // 3 per key, at most 8 keys.
+                3 * 8
+            ),
+            cost(
+                "properties[spec].properties[gates].properties[provenance].properties[signatures].properties[keys].items.x-kubernetes-validations[0].rule",
+                "has(self.pem) != has(self.secretRef)",
+                // 3 per key, at most 8 keys.
+                3 * 8
+            ),
+            cost(
                 "properties[spec].properties[gates].properties[verification].items.x-kubernetes-validations[0].rule",
                 "has(self.job) != has(self.prometheus)",
                 // 3 per step, at most 8 steps.
+                3 * 8
+            ),
+            cost(
+                "properties[spec].properties[gates].properties[vulnerabilities].properties[keys].items.x-kubernetes-validations[0].rule",
+                "has(self.pem) != has(self.secretRef)",
+                // 3 per key, at most 8 keys.
                 3 * 8
             ),
             cost(

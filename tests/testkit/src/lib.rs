@@ -6,3 +6,4 @@ pub mod health;
 pub mod prometheus;
 pub mod reconciles;
 pub mod registry;
+pub mod signing;

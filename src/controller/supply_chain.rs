@@ -1,0 +1,201 @@
+//! Makes the supply-chain checks an Environment's plan asks for: fetches
+//! what is attached to each digest (once per digest per reconcile), lets
+//! the core decide, records the results in the Artifacts' statuses and
+//! tells them in Events.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::{Api, PostParams};
+
+use super::Error;
+use super::artifact::{PullSecretError, pull_secrets};
+use super::context::{Ctx, FIELD_MANAGER};
+use crate::api::{Artifact, Environment, SupplyChainRecord, SupplyChainVerdict};
+use crate::core::supply_chain::{self, Attachments, DueCheck, KeySecrets};
+
+const CONTROLLER: &str = "environment";
+/// Tries to write an Artifact's status against concurrent writers.
+const WRITE_ATTEMPTS: usize = 5;
+
+/// Records this process made, by Artifact, component, check and policy:
+/// an Environment reconciled before its cache holds a record (or two
+/// reconciled at once) finds it here instead of asking the registry again.
+#[derive(Default)]
+pub struct Made(Mutex<HashMap<String, SupplyChainRecord>>);
+
+fn made_key(namespace: &str, check: &DueCheck) -> String {
+    format!(
+        "{namespace}/{}/{}/{:?}/{}",
+        check.artifact, check.component, check.policy.check, check.policy.id
+    )
+}
+
+/// The data of the Secrets the Environment's policies take keys from.
+pub async fn key_secrets(ctx: &Ctx, environment: &Environment) -> Result<KeySecrets, Error> {
+    let names = supply_chain::key_secret_names(environment);
+    let mut secrets = KeySecrets::new();
+    if names.is_empty() {
+        return Ok(secrets);
+    }
+    let namespace = environment.namespace().unwrap_or_default();
+    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    for name in names {
+        if let Some(secret) = api.get_opt(&name).await.map_err(Error::Kube)? {
+            secrets.insert(name, supply_chain::secret_data(&secret));
+        }
+    }
+    Ok(secrets)
+}
+
+/// Makes `checks` on `artifacts` and records them; returns each Artifact
+/// that gained records, as recorded.
+pub async fn run(
+    ctx: &Ctx,
+    namespace: &str,
+    checks: &[DueCheck],
+    artifacts: &BTreeMap<String, Arc<Artifact>>,
+) -> Result<BTreeMap<String, Artifact>, Error> {
+    let now = ctx.now();
+    let mut by_artifact: BTreeMap<&str, Vec<&DueCheck>> = BTreeMap::new();
+    for check in checks {
+        by_artifact.entry(&check.artifact).or_default().push(check);
+    }
+    let mut recorded = BTreeMap::new();
+    for (name, checks) in by_artifact {
+        let Some(artifact) = artifacts.get(name) else {
+            continue;
+        };
+        let previous = |check: &DueCheck| {
+            artifact.status.as_ref().and_then(|s| {
+                s.supply_chain
+                    .iter()
+                    .find(|r| {
+                        r.component == check.component
+                            && r.check == check.policy.check
+                            && r.policy == check.policy.id
+                    })
+                    .cloned()
+            })
+        };
+        let mut records = Vec::new();
+        let mut fetched: HashMap<String, Result<Attachments, String>> = HashMap::new();
+        let mut secrets = None;
+        for check in checks {
+            let key = made_key(namespace, check);
+            let made = lock(&ctx.checks).get(&key).cloned();
+            if let Some(made) =
+                made.filter(|m| m.digest == check.digest && !supply_chain::is_due(m, &check.policy, now.0))
+            {
+                records.push((made, previous(check)));
+                continue;
+            }
+            if !fetched.contains_key(&check.digest) {
+                if secrets.is_none() {
+                    secrets = Some(match pull_secrets(ctx, artifact).await {
+                        Ok(secrets) => Ok(secrets),
+                        Err(PullSecretError::Read { source }) => return Err(Error::Kube(source)),
+                        Err(error) => Err(error.to_string()),
+                    });
+                }
+                let attachments = match secrets.as_ref().expect("read above") {
+                    Ok(secrets) => ctx
+                        .resolver
+                        .attachments(&check.image, &check.digest, secrets)
+                        .await
+                        .map_err(|error| error.to_string()),
+                    Err(message) => Err(message.clone()),
+                };
+                fetched.insert(check.digest.clone(), attachments);
+            }
+            let attachments = fetched[&check.digest].as_ref().map_err(Clone::clone);
+            let before = previous(check);
+            let record = supply_chain::record(
+                check,
+                attachments,
+                artifact.spec.source.as_ref(),
+                before.as_ref(),
+                &now,
+            );
+            ctx.metrics.supply_chain_check(record.check, record.verdict);
+            lock(&ctx.checks).insert(key, record.clone());
+            records.push((record, before));
+        }
+        let written = write(ctx, artifact, records.iter().map(|(r, _)| r)).await?;
+        for (record, before) in &records {
+            let same = before.as_ref().is_some_and(|b| {
+                b.digest == record.digest && b.reason == record.reason && b.verdict == record.verdict
+            });
+            if !same {
+                let warning = record.verdict != SupplyChainVerdict::Verified;
+                let reason = if warning {
+                    record.reason.clone()
+                } else {
+                    format!("{:?}Verified", record.check)
+                };
+                ctx.event(
+                    &written,
+                    warning,
+                    &reason,
+                    format!(
+                        "component {} ({}): {}",
+                        record.component,
+                        supply_chain::short(&record.digest),
+                        record.message
+                    ),
+                );
+            }
+        }
+        recorded.insert(name.to_owned(), written);
+    }
+    Ok(recorded)
+}
+
+/// Writes `records` into the Artifact's status, replacing those of the same
+/// component, check and policy, against the newest version of the Artifact.
+async fn write<'r>(
+    ctx: &Ctx,
+    artifact: &Artifact,
+    records: impl Iterator<Item = &'r SupplyChainRecord> + Clone,
+) -> Result<Artifact, Error> {
+    let namespace = artifact.namespace().unwrap_or_default();
+    let api: Api<Artifact> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut current = artifact.clone();
+    for attempt in 0..WRITE_ATTEMPTS {
+        let mut updated = current.clone();
+        let status = updated.status.get_or_insert_with(Default::default);
+        for record in records.clone() {
+            status.supply_chain.retain(|r| {
+                !(r.component == record.component && r.check == record.check && r.policy == record.policy)
+            });
+            status.supply_chain.push(record.clone());
+        }
+        status
+            .supply_chain
+            .sort_by(|a, b| (&a.component, a.check, &a.policy).cmp(&(&b.component, b.check, &b.policy)));
+        if updated.status == current.status {
+            return Ok(updated);
+        }
+        let params = PostParams {
+            field_manager: Some(FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        match api.replace_status(&artifact.name_any(), &params, &updated).await {
+            Ok(written) => {
+                ctx.metrics.write(CONTROLLER);
+                return Ok(written);
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 && attempt + 1 < WRITE_ATTEMPTS => {
+                current = api.get(&artifact.name_any()).await.map_err(Error::Kube)?;
+            }
+            Err(error) => return Err(Error::Kube(error)),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+fn lock(made: &Made) -> std::sync::MutexGuard<'_, HashMap<String, SupplyChainRecord>> {
+    made.0.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,232 @@
+//! Attestations of a digest: DSSE envelopes around in-toto statements of a
+//! predicate type, signed by a trusted key, whose subject is the digest.
+
+use std::collections::BTreeSet;
+
+use super::envelope::{Envelope, Layer, Statement};
+use super::keys::TrustedKey;
+use super::{Finding, key_list, short};
+
+/// A statement that passed: signed by a trusted key, about the digest.
+#[derive(Debug, Clone)]
+pub struct Attested {
+    pub statement: Statement,
+    pub signed_by: Vec<String>,
+}
+
+/// The statements of `predicate_types` in `layers` that a key of `keys`
+/// signed and whose subject is `digest`; when there are none, the failure
+/// that says most about why (`what` names the attestation in messages).
+pub fn verified(
+    digest: &str,
+    layers: &[Layer],
+    keys: &[TrustedKey],
+    predicate_types: &[&str],
+    what: &str,
+) -> Result<Vec<Attested>, Finding> {
+    let mut passed = Vec::new();
+    let mut malformed: Vec<String> = Vec::new();
+    let mut unknown_ids: BTreeSet<String> = BTreeSet::new();
+    let mut untrusted = 0;
+    let mut other_subjects: BTreeSet<String> = BTreeSet::new();
+    let mut seen_types: BTreeSet<String> = BTreeSet::new();
+    for layer in layers {
+        let envelope = match Envelope::parse(&layer.content) {
+            Ok(envelope) => envelope,
+            Err(problem) => {
+                malformed.push(problem.to_string());
+                continue;
+            }
+        };
+        let statement = match Statement::parse(&envelope) {
+            Ok(statement) => statement,
+            Err(problem) => {
+                malformed.push(problem.to_string());
+                continue;
+            }
+        };
+        if !predicate_types.contains(&statement.predicate_type.as_str()) {
+            seen_types.insert(statement.predicate_type.clone());
+            continue;
+        }
+        let signers = envelope.signers(keys);
+        if signers.trusted.is_empty() {
+            unknown_ids.extend(signers.unknown_ids);
+            untrusted += signers.untrusted;
+            continue;
+        }
+        if !statement.subjects.iter().any(|subject| subject == digest) {
+            other_subjects.extend(statement.subjects.iter().cloned());
+            continue;
+        }
+        let signed_by: BTreeSet<String> = signers.trusted.iter().map(|k| k.name.clone()).collect();
+        passed.push(Attested {
+            statement,
+            signed_by: signed_by.into_iter().collect(),
+        });
+    }
+    if !passed.is_empty() {
+        return Ok(passed);
+    }
+    let wanted = predicate_types.join(" or ");
+    Err(if !other_subjects.is_empty() {
+        Finding::failed(
+            "WrongSubject",
+            format!(
+                "the {what} signed by a trusted key is about {}, not {}",
+                other_subjects
+                    .iter()
+                    .map(|d| short(d))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                short(digest)
+            ),
+        )
+    } else if !unknown_ids.is_empty() {
+        Finding::failed(
+            "UnknownKey",
+            format!(
+                "the {what} is signed by key {}, which is none of {}",
+                unknown_ids.into_iter().collect::<Vec<_>>().join(", "),
+                key_list(keys)
+            ),
+        )
+    } else if untrusted > 0 {
+        Finding::failed(
+            "UntrustedAttestation",
+            format!(
+                "the {what} verifies with none of the keys {}: signed with another key, or changed after signing",
+                key_list(keys)
+            ),
+        )
+    } else if !malformed.is_empty() {
+        Finding::failed(
+            "MalformedAttestation",
+            format!("no attestation could be read: {}", malformed.join("; ")),
+        )
+    } else {
+        let seen = if seen_types.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (attached: {})",
+                seen_types.into_iter().collect::<Vec<_>>().join(", ")
+            )
+        };
+        Finding::failed(
+            "AttestationMissing",
+            format!("no {what} ({wanted}) is attached to {}{seen}", short(digest)),
+        )
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod test_envelopes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde_json::json;
+
+    use super::super::envelope::{DSSE, IN_TOTO, Layer, pae};
+    use super::super::keys::test_keys::SigningKey;
+
+    /// A DSSE attestation layer with `predicate` about `digest`, signed by `key`.
+    pub fn attestation(
+        key: &SigningKey,
+        keyid: &str,
+        digest: &str,
+        predicate_type: &str,
+        predicate: serde_json::Value,
+    ) -> Layer {
+        let statement = json!({
+            "_type": "https://in-toto.io/Statement/v1",
+            "subject": [{"name": "r/shop", "digest": {"sha256": digest.trim_start_matches("sha256:")}}],
+            "predicateType": predicate_type,
+            "predicate": predicate,
+        });
+        let payload = serde_json::to_vec(&statement).expect("statement");
+        let signature = key.sign(&pae(IN_TOTO, &payload));
+        let envelope = json!({
+            "payloadType": IN_TOTO,
+            "payload": STANDARD.encode(&payload),
+            "signatures": [{"keyid": keyid, "sig": STANDARD.encode(signature)}],
+        });
+        Layer {
+            media_type: DSSE.into(),
+            annotations: [("predicateType".to_string(), predicate_type.to_string())].into(),
+            content: serde_json::to_vec(&envelope).expect("envelope"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::keys::test_keys::{SigningKey, Trusted};
+    use super::test_envelopes::attestation;
+    use super::*;
+
+    const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const OTHER: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+    const TYPE: &str = "https://slsa.dev/provenance/v1";
+
+    fn reason(layers: &[Layer], keys: &[TrustedKey]) -> &'static str {
+        match verified(DIGEST, layers, keys, &[TYPE], "provenance") {
+            Ok(_) => "Verified",
+            Err(finding) => finding.reason,
+        }
+    }
+
+    #[test]
+    fn a_signed_statement_about_the_digest_passes_and_every_other_is_named() {
+        let key = SigningKey::generate();
+        let other = SigningKey::generate();
+        let keys = [key.trusted("ci")];
+        assert_eq!(
+            reason(&[attestation(&key, "", DIGEST, TYPE, json!({}))], &keys),
+            "Verified"
+        );
+        assert_eq!(reason(&[], &keys), "AttestationMissing");
+        assert_eq!(
+            reason(
+                &[attestation(
+                    &key,
+                    "",
+                    DIGEST,
+                    "https://example.com/other",
+                    json!({})
+                )],
+                &keys
+            ),
+            "AttestationMissing"
+        );
+        assert_eq!(
+            reason(&[attestation(&key, "", OTHER, TYPE, json!({}))], &keys),
+            "WrongSubject"
+        );
+        assert_eq!(
+            reason(&[attestation(&other, "", DIGEST, TYPE, json!({}))], &keys),
+            "UntrustedAttestation"
+        );
+        assert_eq!(
+            reason(&[attestation(&other, "someone", DIGEST, TYPE, json!({}))], &keys),
+            "UnknownKey"
+        );
+        let mut broken = attestation(&key, "", DIGEST, TYPE, json!({}));
+        broken.content = b"{".to_vec();
+        assert_eq!(reason(&[broken], &keys), "MalformedAttestation");
+        let message = verified(
+            DIGEST,
+            &[attestation(&other, "someone", DIGEST, TYPE, json!({}))],
+            &keys,
+            &[TYPE],
+            "provenance",
+        )
+        .unwrap_err()
+        .message;
+        assert!(
+            message.starts_with("the provenance is signed by key someone, which is none of [ci (sha256:"),
+            "{message}"
+        );
+    }
+}

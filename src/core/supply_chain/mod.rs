@@ -1,0 +1,546 @@
+//! Supply-chain checks at promotion time: cosign signatures, SLSA
+//! provenance that must name the Artifact's commit, and vulnerability scans,
+//! each checked once per digest and policy.
+//!
+//! The controller fetches what is attached to a digest (signature and
+//! attestation manifests, through the referrers API or cosign's tag scheme)
+//! and hands it to [`record`], which decides from those bytes alone; the
+//! record lands in the Artifact's status, shared by every Environment with
+//! the same policy. The gates ([`outcome`]) read the records and `now`.
+
+pub mod attestations;
+pub mod envelope;
+pub mod keys;
+pub mod provenance;
+pub mod scan;
+pub mod signatures;
+
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::api::{
+    Artifact, Environment, GateState, PublicKey, Severity, SupplyChainCheck, SupplyChainRecord,
+    SupplyChainVerdict,
+};
+use crate::core::gates::Outcome;
+use crate::core::windows::parse_duration;
+pub use envelope::{Attachments, Layer};
+pub use keys::TrustedKey;
+
+/// The data of the Secrets of a namespace that policies name, by Secret name.
+pub type KeySecrets = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
+
+/// The Secrets the supply-chain policies of `environment` take keys from.
+pub fn key_secret_names(environment: &Environment) -> std::collections::BTreeSet<String> {
+    let gates = &environment.spec.gates;
+    let provenance = gates.provenance.as_ref();
+    provenance
+        .and_then(|p| p.signatures.as_ref())
+        .map(|s| s.keys.as_slice())
+        .into_iter()
+        .chain(
+            provenance
+                .and_then(|p| p.attestation.as_ref())
+                .map(|a| a.keys.as_slice()),
+        )
+        .chain(gates.vulnerabilities.as_ref().map(|v| v.keys.as_slice()))
+        .flatten()
+        .filter_map(|key| key.secret_ref.as_ref().map(|r| r.name.clone()))
+        .collect()
+}
+
+/// A Secret's keys and values as policies read them (`stringData` of a
+/// manifest file over `data`).
+pub fn secret_data(secret: &k8s_openapi::api::core::v1::Secret) -> BTreeMap<String, Vec<u8>> {
+    let mut data: BTreeMap<String, Vec<u8>> = secret
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()))
+        .collect();
+    for (k, v) in secret.string_data.iter().flatten() {
+        data.insert(k.clone(), v.clone().into_bytes());
+    }
+    data
+}
+
+/// What one check decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub verdict: SupplyChainVerdict,
+    /// PascalCase.
+    pub reason: &'static str,
+    pub message: String,
+    pub signed_by: Vec<String>,
+    pub scanned_at: Option<Timestamp>,
+}
+
+impl Finding {
+    pub fn verified(message: String) -> Finding {
+        Finding {
+            verdict: SupplyChainVerdict::Verified,
+            reason: "Verified",
+            message,
+            signed_by: Vec::new(),
+            scanned_at: None,
+        }
+    }
+
+    pub fn failed(reason: &'static str, message: String) -> Finding {
+        Finding {
+            verdict: SupplyChainVerdict::Failed,
+            reason,
+            message,
+            signed_by: Vec::new(),
+            scanned_at: None,
+        }
+    }
+}
+
+/// What a policy asks beyond its keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rule {
+    Signatures {
+        min: usize,
+    },
+    Provenance {
+        predicate: crate::api::ProvenancePredicate,
+        builder: Option<String>,
+    },
+    Vulnerabilities {
+        max: Severity,
+        ignore: Vec<String>,
+        max_age: Option<SignedDuration>,
+    },
+}
+
+/// A policy of an Environment with its keys read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub check: SupplyChainCheck,
+    /// 16 hex digits over the keys' fingerprints and the rule (maxAge aside:
+    /// it is applied to the record, not checked into it).
+    pub id: String,
+    pub keys: Vec<TrustedKey>,
+    pub rule: Rule,
+}
+
+/// A policy that cannot be used as written, and why (naming the field).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyProblem {
+    pub check: SupplyChainCheck,
+    pub message: String,
+    /// A Secret that does not exist (yet): the gate waits for it.
+    pub waiting: bool,
+}
+
+/// The supply-chain policies of `environment`, keys read from `secrets`.
+pub fn policies(environment: &Environment, secrets: &KeySecrets) -> Vec<Result<Policy, PolicyProblem>> {
+    let namespace = environment.metadata.namespace.as_deref().unwrap_or_default();
+    let gates = &environment.spec.gates;
+    let mut policies = Vec::new();
+    if let Some(provenance) = &gates.provenance {
+        if let Some(signatures) = &provenance.signatures {
+            policies.push(policy(
+                SupplyChainCheck::Signatures,
+                "spec.gates.provenance.signatures",
+                &signatures.keys,
+                Rule::Signatures {
+                    min: usize::try_from(signatures.min_signatures).unwrap_or(1).max(1),
+                },
+                namespace,
+                secrets,
+            ));
+        }
+        if let Some(attestation) = &provenance.attestation {
+            policies.push(policy(
+                SupplyChainCheck::Provenance,
+                "spec.gates.provenance.attestation",
+                &attestation.keys,
+                Rule::Provenance {
+                    predicate: attestation.predicate_type,
+                    builder: attestation.builder.as_ref().map(|b| b.id.clone()),
+                },
+                namespace,
+                secrets,
+            ));
+        }
+    }
+    if let Some(vulnerabilities) = &gates.vulnerabilities {
+        let max_age = match vulnerabilities.max_age.as_deref().map(parse_duration).transpose() {
+            Ok(max_age) => max_age,
+            Err(error) => {
+                policies.push(Err(PolicyProblem {
+                    check: SupplyChainCheck::Vulnerabilities,
+                    message: format!("spec.gates.vulnerabilities.maxAge: {error}"),
+                    waiting: false,
+                }));
+                return policies;
+            }
+        };
+        let mut ignore = vulnerabilities.ignore.clone();
+        ignore.sort();
+        ignore.dedup();
+        policies.push(policy(
+            SupplyChainCheck::Vulnerabilities,
+            "spec.gates.vulnerabilities",
+            &vulnerabilities.keys,
+            Rule::Vulnerabilities {
+                max: vulnerabilities.max_severity,
+                ignore,
+                max_age,
+            },
+            namespace,
+            secrets,
+        ));
+    }
+    policies
+}
+
+fn policy(
+    check: SupplyChainCheck,
+    field: &str,
+    specs: &[PublicKey],
+    rule: Rule,
+    namespace: &str,
+    secrets: &KeySecrets,
+) -> Result<Policy, PolicyProblem> {
+    let problem = |message: String, waiting| PolicyProblem {
+        check,
+        message,
+        waiting,
+    };
+    let mut keys = Vec::new();
+    for spec in specs {
+        let field = format!("{field}.keys[{}]", spec.name);
+        let text = match (&spec.pem, &spec.secret_ref) {
+            (Some(pem), _) => pem.clone(),
+            (None, Some(reference)) => {
+                let Some(data) = secrets.get(&reference.name) else {
+                    return Err(problem(
+                        format!("{field}: Secret {namespace}/{} not found", reference.name),
+                        true,
+                    ));
+                };
+                let Some(value) = data.get(&reference.key) else {
+                    return Err(problem(
+                        format!(
+                            "{field}: Secret {namespace}/{} has no key {}",
+                            reference.name, reference.key
+                        ),
+                        true,
+                    ));
+                };
+                String::from_utf8_lossy(value).into_owned()
+            }
+            (None, None) => return Err(problem(format!("{field}: neither pem nor secretRef"), false)),
+        };
+        let key = TrustedKey::from_pem(&spec.name, &text)
+            .map_err(|error| problem(format!("{field}: the key {error}"), false))?;
+        keys.push(key);
+    }
+    let mut fingerprints: Vec<&str> = keys.iter().map(|k| k.fingerprint.as_str()).collect();
+    fingerprints.sort();
+    let rule_text = match &rule {
+        Rule::Signatures { min } => format!("min={min}"),
+        Rule::Provenance { predicate, builder } => {
+            format!(
+                "type={};builder={}",
+                predicate.uri(),
+                builder.as_deref().unwrap_or("")
+            )
+        }
+        Rule::Vulnerabilities { max, ignore, .. } => format!("max={max:?};ignore={}", ignore.join(",")),
+    };
+    let hash = keys::fingerprint(format!("{check:?};{rule_text};keys={}", fingerprints.join(",")).as_bytes());
+    Ok(Policy {
+        check,
+        id: hash["sha256:".len().."sha256:".len() + 16].to_owned(),
+        keys,
+        rule,
+    })
+}
+
+/// A check to make: one component digest of one Artifact against one policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueCheck {
+    pub artifact: String,
+    pub component: String,
+    pub image: String,
+    pub digest: String,
+    pub policy: Policy,
+}
+
+/// How long after a scan went stale it is looked for again, and again.
+const RESCAN: SignedDuration = SignedDuration::from_hours(1);
+
+/// When a record is to be made again, if ever: an Unavailable one after its
+/// backoff; a scan once it is older than maxAge (a newer one may have been
+/// pushed), then hourly while it stays so.
+fn due_at(record: &SupplyChainRecord, policy: &Policy) -> Option<Timestamp> {
+    let checked = record.checked_at.0;
+    match record.verdict {
+        SupplyChainVerdict::Unavailable => Some(checked + retry_delay(record.attempts)),
+        SupplyChainVerdict::Failed => None,
+        SupplyChainVerdict::Verified => {
+            let Rule::Vulnerabilities {
+                max_age: Some(max_age),
+                ..
+            } = &policy.rule
+            else {
+                return None;
+            };
+            let stale = record.scanned_at.as_ref()?.0 + *max_age;
+            Some(if checked < stale { stale } else { checked + RESCAN })
+        }
+    }
+}
+
+/// Whether `record` is to be made again at `now`.
+pub fn is_due(record: &SupplyChainRecord, policy: &Policy, now: Timestamp) -> bool {
+    due_at(record, policy).is_some_and(|when| when <= now)
+}
+
+/// 10 s after the first failure, doubling, at most 10 minutes.
+fn retry_delay(attempts: i32) -> SignedDuration {
+    let doublings = u32::try_from(attempts.saturating_sub(1).clamp(0, 6)).unwrap_or(0);
+    SignedDuration::from_secs(10 * 2i64.pow(doublings)).min(SignedDuration::from_mins(10))
+}
+
+fn record_of<'a>(artifact: &'a Artifact, component: &str, policy: &Policy) -> Option<&'a SupplyChainRecord> {
+    artifact.status.as_ref()?.supply_chain.iter().find(|record| {
+        record.component == component && record.check == policy.check && record.policy == policy.id
+    })
+}
+
+/// The checks of `artifact` against `policies` to make at `now`, and the
+/// earliest later instant one falls due.
+pub fn due(
+    policies: &[Result<Policy, PolicyProblem>],
+    artifact: &Artifact,
+    now: Timestamp,
+) -> (Vec<DueCheck>, Option<Timestamp>) {
+    let mut checks = Vec::new();
+    let mut next: Option<Timestamp> = None;
+    let resolved = artifact
+        .status
+        .as_ref()
+        .map(|s| s.images.as_slice())
+        .unwrap_or_default();
+    for policy in policies.iter().flatten() {
+        for image in resolved {
+            let when = match record_of(artifact, &image.component, policy) {
+                Some(record) if record.digest == image.digest => due_at(record, policy),
+                _ => Some(now),
+            };
+            match when {
+                Some(when) if when <= now => checks.push(DueCheck {
+                    artifact: artifact.metadata.name.clone().unwrap_or_default(),
+                    component: image.component.clone(),
+                    image: image.image.clone(),
+                    digest: image.digest.clone(),
+                    policy: policy.clone(),
+                }),
+                Some(when) => next = Some(next.map_or(when, |n| n.min(when))),
+                None => {}
+            }
+        }
+    }
+    (checks, next)
+}
+
+/// The record of `check` given what was fetched for its digest (`Err`: the
+/// registry could not be read, with why). `previous` is the record it
+/// replaces, if any.
+pub fn record(
+    check: &DueCheck,
+    fetched: Result<&Attachments, String>,
+    source: Option<&crate::api::Source>,
+    previous: Option<&SupplyChainRecord>,
+    now: &Time,
+) -> SupplyChainRecord {
+    let base = |finding: Finding, attempts| SupplyChainRecord {
+        component: check.component.clone(),
+        check: check.policy.check,
+        policy: check.policy.id.clone(),
+        digest: check.digest.clone(),
+        verdict: finding.verdict,
+        reason: finding.reason.to_owned(),
+        message: finding.message,
+        attempts,
+        signed_by: finding.signed_by,
+        scanned_at: finding.scanned_at.map(Time),
+        checked_at: now.clone(),
+    };
+    let previous = previous.filter(|p| p.digest == check.digest);
+    let attachments = match fetched {
+        Ok(attachments) => attachments,
+        Err(message) => {
+            // A scan that verified stays verified while a newer one cannot be looked for.
+            if let Some(previous) = previous.filter(|p| p.verdict == SupplyChainVerdict::Verified) {
+                return SupplyChainRecord {
+                    checked_at: now.clone(),
+                    ..previous.clone()
+                };
+            }
+            let attempts = previous
+                .filter(|p| p.verdict == SupplyChainVerdict::Unavailable)
+                .map_or(0, |p| p.attempts)
+                + 1;
+            return base(
+                Finding {
+                    verdict: SupplyChainVerdict::Unavailable,
+                    reason: "RegistryUnavailable",
+                    message,
+                    signed_by: Vec::new(),
+                    scanned_at: None,
+                },
+                attempts,
+            );
+        }
+    };
+    let keys = &check.policy.keys;
+    let finding = match &check.policy.rule {
+        Rule::Signatures { min } => signatures::check(&check.digest, &attachments.signatures, keys, *min),
+        Rule::Provenance { predicate, builder } => provenance::check(
+            &check.digest,
+            &attachments.attestations,
+            keys,
+            *predicate,
+            builder.as_deref(),
+            source,
+        ),
+        Rule::Vulnerabilities { max, ignore, .. } => {
+            scan::check(&check.digest, &attachments.attestations, keys, *max, ignore)
+        }
+    };
+    base(finding, 0)
+}
+
+/// The verdict of the policies of `check` on `artifact` at `now`, or `None`
+/// without such a policy.
+pub fn outcome(
+    check: SupplyChainCheck,
+    policies: &[Result<Policy, PolicyProblem>],
+    artifact: &Artifact,
+    now: Timestamp,
+) -> Option<Outcome> {
+    let mut failed = Vec::new();
+    let mut pending = Vec::new();
+    let mut passed = Vec::new();
+    let mut next_check: Option<Timestamp> = None;
+    let mut any = false;
+    for policy in policies {
+        let policy = match policy {
+            Ok(policy) if policy.check == check => policy,
+            Ok(_) => continue,
+            Err(problem) if problem.check == check => {
+                any = true;
+                if problem.waiting {
+                    pending.push(problem.message.clone());
+                } else {
+                    failed.push(problem.message.clone());
+                }
+                continue;
+            }
+            Err(_) => continue,
+        };
+        any = true;
+        let resolved = artifact
+            .status
+            .as_ref()
+            .map(|s| s.images.as_slice())
+            .unwrap_or_default();
+        for image in resolved {
+            let at = format!("{}@{}", image.component, short(&image.digest));
+            let Some(record) =
+                record_of(artifact, &image.component, policy).filter(|r| r.digest == image.digest)
+            else {
+                pending.push(format!("{at}: checking"));
+                continue;
+            };
+            match record.verdict {
+                SupplyChainVerdict::Failed => {
+                    failed.push(format!("{at}: {} ({})", record.message, record.reason))
+                }
+                SupplyChainVerdict::Unavailable => pending.push(format!(
+                    "{at}: {}; checking again (attempt {})",
+                    record.message,
+                    record.attempts + 1
+                )),
+                SupplyChainVerdict::Verified => {
+                    if let Rule::Vulnerabilities {
+                        max_age: Some(max_age),
+                        ..
+                    } = &policy.rule
+                        && let Some(scanned) = &record.scanned_at
+                    {
+                        let stale = scanned.0 + *max_age;
+                        if now >= stale {
+                            let again = due_at(record, policy).unwrap_or(now);
+                            pending.push(format!(
+                                "{at}: the newest scan finished {}, longer ago than maxAge {}: push a newer scan (looked for again at {})",
+                                scanned.0,
+                                format_duration(*max_age),
+                                again
+                            ));
+                            next_check = Some(next_check.map_or(again, |n| n.min(again)));
+                            continue;
+                        }
+                        next_check = Some(next_check.map_or(stale, |n| n.min(stale)));
+                    }
+                    passed.push(format!("{at}: {}", record.message));
+                }
+            }
+        }
+    }
+    if !any {
+        return None;
+    }
+    let (state, lines) = if !failed.is_empty() {
+        (GateState::Failed, failed)
+    } else if !pending.is_empty() {
+        (GateState::Pending, pending)
+    } else {
+        (GateState::Passed, passed)
+    };
+    Some(Outcome {
+        state,
+        message: lines.join("; "),
+        next_check: if state == GateState::Failed {
+            None
+        } else {
+            next_check
+        },
+    })
+}
+
+fn format_duration(duration: SignedDuration) -> String {
+    let secs = duration.as_secs();
+    match (secs / 3600, secs % 3600 / 60, secs % 60) {
+        (h, 0, 0) => format!("{h}h"),
+        (0, m, 0) => format!("{m}m"),
+        _ => format!("{secs}s"),
+    }
+}
+
+/// `sha256:` and 12 hex digits.
+pub fn short(digest: &str) -> &str {
+    &digest[..digest.len().min("sha256:".len() + 12)]
+}
+
+/// `[name (sha256:fp…), …]`.
+pub fn key_list(keys: &[TrustedKey]) -> String {
+    format!(
+        "[{}]",
+        keys.iter()
+            .map(|k| format!("{} (sha256:{})", k.name, k.short()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,179 @@
+//! The signatures check: cosign simple-signing signatures of a digest by
+//! enough distinct trusted keys.
+
+use std::collections::BTreeSet;
+
+use super::envelope::{self, Layer};
+use super::keys::TrustedKey;
+use super::{Finding, key_list, short};
+
+/// Whether `layers` (the signature layers attached to `digest`) hold
+/// signatures naming `digest` by at least `min` distinct keys of `keys`.
+pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) -> Finding {
+    if layers.is_empty() {
+        return Finding::failed(
+            "SignatureMissing",
+            format!(
+                "no cosign signature is attached to {} (tag sha256-….sig or referrers)",
+                short(digest)
+            ),
+        );
+    }
+    let mut signers: BTreeSet<&str> = BTreeSet::new();
+    let mut other_digests: BTreeSet<String> = BTreeSet::new();
+    let mut untrusted = 0;
+    let mut malformed: Vec<String> = Vec::new();
+    for layer in layers {
+        let (payload, signature) = match envelope::simple_signing(layer) {
+            Ok(opened) => opened,
+            Err(problem) => {
+                malformed.push(problem.to_string());
+                continue;
+            }
+        };
+        let Some(key) = keys.iter().find(|key| key.verifies(&layer.content, &signature)) else {
+            untrusted += 1;
+            continue;
+        };
+        if payload.digest == digest {
+            signers.insert(&key.name);
+        } else {
+            other_digests.insert(payload.digest);
+        }
+    }
+    let signed_by: Vec<String> = signers.iter().map(|s| s.to_string()).collect();
+    if signers.len() >= min {
+        return Finding {
+            signed_by: signed_by.clone(),
+            ..Finding::verified(format!("signed by {}", signed_by.join(", ")))
+        };
+    }
+    let finding = if !other_digests.is_empty() {
+        Finding::failed(
+            "WrongDigest",
+            format!(
+                "a trusted signature names {}, not {}: it was copied from another image",
+                other_digests
+                    .iter()
+                    .map(|d| short(d))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                short(digest)
+            ),
+        )
+    } else if !signers.is_empty() {
+        Finding::failed(
+            "NotEnoughSignatures",
+            format!(
+                "signed by {} only; {min} distinct keys of {} must sign",
+                signed_by.join(", "),
+                key_list(keys)
+            ),
+        )
+    } else if untrusted > 0 {
+        Finding::failed(
+            "UntrustedSignature",
+            format!(
+                "{untrusted} signature(s) verify with none of the keys {}: made with another key, or the payload was changed after signing",
+                key_list(keys)
+            ),
+        )
+    } else {
+        Finding::failed(
+            "MalformedSignature",
+            format!("no signature could be read: {}", malformed.join("; ")),
+        )
+    };
+    Finding { signed_by, ..finding }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::envelope::{SIGNATURE_ANNOTATION, SIMPLE_SIGNING};
+    use super::super::keys::test_keys::{SigningKey, Trusted};
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+
+    const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
+    const OTHER: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
+
+    fn payload(digest: &str) -> Vec<u8> {
+        format!(
+            r#"{{"critical":{{"identity":{{"docker-reference":"r/shop"}},"image":{{"docker-manifest-digest":"{digest}"}},"type":"cosign container image signature"}},"optional":null}}"#
+        )
+        .into_bytes()
+    }
+
+    fn signed(key: &SigningKey, payload: Vec<u8>) -> Layer {
+        let signature = STANDARD.encode(key.sign(&payload));
+        Layer {
+            media_type: SIMPLE_SIGNING.into(),
+            annotations: BTreeMap::from([(SIGNATURE_ANNOTATION.to_string(), signature)]),
+            content: payload,
+        }
+    }
+
+    #[test]
+    fn a_signature_by_a_listed_key_naming_the_digest_verifies() {
+        let key = SigningKey::generate();
+        let finding = check(
+            DIGEST,
+            &[signed(&key, payload(DIGEST))],
+            &[key.trusted("release")],
+            1,
+        );
+        assert_eq!(finding.reason, "Verified");
+        assert_eq!(finding.message, "signed by release");
+        assert_eq!(finding.signed_by, vec!["release"]);
+    }
+
+    #[test]
+    fn each_way_of_failing_has_its_reason() {
+        let key = SigningKey::generate();
+        let other = SigningKey::generate();
+        let trusted = [key.trusted("release")];
+        let reason = |layers: &[Layer], min| check(DIGEST, layers, &trusted, min).reason;
+        assert_eq!(reason(&[], 1), "SignatureMissing");
+        assert_eq!(
+            reason(&[signed(&other, payload(DIGEST))], 1),
+            "UntrustedSignature"
+        );
+        let mut altered = signed(&key, payload(DIGEST));
+        altered.content = payload(OTHER);
+        assert_eq!(reason(&[altered], 1), "UntrustedSignature");
+        assert_eq!(reason(&[signed(&key, payload(OTHER))], 1), "WrongDigest");
+        let mut unsigned = signed(&key, payload(DIGEST));
+        unsigned.annotations.clear();
+        assert_eq!(reason(&[unsigned], 1), "MalformedSignature");
+        let message = check(DIGEST, &[signed(&key, payload(OTHER))], &trusted, 1).message;
+        assert_eq!(
+            message,
+            "a trusted signature names sha256:222222222222, not sha256:111111111111: it was copied from another image"
+        );
+    }
+
+    #[test]
+    fn min_signatures_counts_distinct_keys() {
+        let a = SigningKey::generate();
+        let b = SigningKey::generate();
+        let keys = [a.trusted("release"), b.trusted("security")];
+        let twice_by_a = [signed(&a, payload(DIGEST)), signed(&a, payload(DIGEST))];
+        let finding = check(DIGEST, &twice_by_a, &keys, 2);
+        assert_eq!(finding.reason, "NotEnoughSignatures");
+        assert!(
+            finding
+                .message
+                .starts_with("signed by release only; 2 distinct keys of [release (sha256:"),
+            "{}",
+            finding.message
+        );
+        let both = [signed(&a, payload(DIGEST)), signed(&b, payload(DIGEST))];
+        assert_eq!(
+            check(DIGEST, &both, &keys, 2).signed_by,
+            vec!["release", "security"]
+        );
+    }
+}

@@ -1,0 +1,298 @@
+//! Supply-chain material made by the tests: a P-256 key pair per test run,
+//! cosign simple-signing signatures and DSSE attestations (SLSA provenance,
+//! vulnerability scans) signed with it, pushed to the real test registry
+//! with oci-client the way cosign lays them out: under the tags
+//! `sha256-<hex>.sig` and `sha256-<hex>.att`, or as OCI 1.1 artifacts with a
+//! `subject`, listed in the referrers tag-schema index `sha256-<hex>`
+//! (what clients read where the registry has no referrers API, as Debian's
+//! docker-registry 2.8 has none).
+
+use std::collections::BTreeMap;
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::HeaderValue;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::manifest::{
+    IMAGE_MANIFEST_MEDIA_TYPE, OCI_IMAGE_INDEX_MEDIA_TYPE, OCI_IMAGE_MEDIA_TYPE, OciDescriptor,
+    OciImageIndex, OciImageManifest,
+};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::registry::PushedImage;
+
+pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
+pub const DSSE: &str = "application/vnd.dsse.envelope.v1+json";
+pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+pub const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
+pub const VULN_V1: &str = "https://cosign.sigstore.dev/attestation/vuln/v1";
+
+/// An ECDSA P-256 key pair, as `cosign generate-key-pair` makes.
+pub struct SigningKey(EcdsaKeyPair);
+
+impl SigningKey {
+    pub fn generate() -> SigningKey {
+        SigningKey(EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("key generation"))
+    }
+
+    /// `cosign.pub`.
+    pub fn public_pem(&self) -> String {
+        let der = self.0.public_key().as_der().expect("public key DER");
+        pem::encode(&pem::Pem::new("PUBLIC KEY", der.as_ref().to_vec()))
+    }
+
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.0
+            .sign(&SystemRandom::new(), message)
+            .expect("signing")
+            .as_ref()
+            .to_vec()
+    }
+}
+
+/// One layer of a signature or attestation manifest.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    pub media_type: &'static str,
+    pub annotations: BTreeMap<String, String>,
+    pub content: Vec<u8>,
+}
+
+/// A cosign signature of `image` whose payload names `names_digest`
+/// (the image's own digest, or another for a tampered variant).
+pub fn signature(key: &SigningKey, image: &PushedImage, names_digest: &str) -> Layer {
+    let payload = serde_json::to_vec(&json!({
+        "critical": {
+            "identity": {"docker-reference": image.reference.rsplit_once(':').map_or(image.reference.as_str(), |(r, _)| r)},
+            "image": {"docker-manifest-digest": names_digest},
+            "type": "cosign container image signature"
+        },
+        "optional": null
+    }))
+    .expect("payload");
+    Layer {
+        media_type: SIMPLE_SIGNING,
+        annotations: BTreeMap::from([(
+            SIGNATURE_ANNOTATION.to_string(),
+            STANDARD.encode(key.sign(&payload)),
+        )]),
+        content: payload,
+    }
+}
+
+/// A DSSE attestation of `predicate` about `subject_digest`, signed by `key`.
+pub fn attestation(key: &SigningKey, subject_digest: &str, predicate_type: &str, predicate: Value) -> Layer {
+    let statement = serde_json::to_vec(&json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"name": "image", "digest": {"sha256": subject_digest.trim_start_matches("sha256:")}}],
+        "predicateType": predicate_type,
+        "predicate": predicate,
+    }))
+    .expect("statement");
+    let mut message = format!("DSSEv1 {} {IN_TOTO} {} ", IN_TOTO.len(), statement.len()).into_bytes();
+    message.extend_from_slice(&statement);
+    let envelope = serde_json::to_vec(&json!({
+        "payloadType": IN_TOTO,
+        "payload": STANDARD.encode(&statement),
+        "signatures": [{"keyid": "", "sig": STANDARD.encode(key.sign(&message))}],
+    }))
+    .expect("envelope");
+    Layer {
+        media_type: DSSE,
+        annotations: BTreeMap::from([("predicateType".to_string(), predicate_type.to_string())]),
+        content: envelope,
+    }
+}
+
+/// SLSA v1 provenance of a build of `repository` at `commit` by `builder`.
+pub fn slsa_v1(repository: &str, commit: &str, builder: &str) -> Value {
+    json!({
+        "buildDefinition": {
+            "buildType": "https://actions.github.io/buildtypes/workflow/v1",
+            "externalParameters": {"workflow": {"repository": repository, "path": ".github/workflows/release.yml"}},
+            "resolvedDependencies": [{"uri": format!("git+{repository}@refs/heads/main"), "digest": {"gitCommit": commit}}]
+        },
+        "runDetails": {"builder": {"id": builder}, "metadata": {"invocationId": "1"}}
+    })
+}
+
+/// Cosign's vulnerability predicate around a Trivy report finished at
+/// `finished` (RFC 3339) with `findings` (id, severity, package).
+pub fn trivy_scan(finished: &str, findings: &[(&str, &str, &str)]) -> Value {
+    json!({
+        "invocation": {"parameters": null, "uri": "", "event_id": "", "builder.id": ""},
+        "scanner": {
+            "uri": "pkg:github/aquasecurity/trivy@0.58.1",
+            "version": "0.58.1",
+            "db": {"uri": "", "version": ""},
+            "result": {
+                "SchemaVersion": 2,
+                "ArtifactType": "container_image",
+                "Results": [{
+                    "Target": "image (debian 12.8)",
+                    "Vulnerabilities": findings.iter().map(|(id, severity, package)| json!({
+                        "VulnerabilityID": id, "PkgName": package, "InstalledVersion": "1.0.0", "Severity": severity
+                    })).collect::<Vec<_>>()
+                }]
+            }
+        },
+        "metadata": {"scanStartedOn": finished, "scanFinishedOn": finished}
+    })
+}
+
+fn digest_of(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .fold(String::from("sha256:"), |mut hex, byte| {
+            hex.push_str(&format!("{byte:02x}"));
+            hex
+        })
+}
+
+fn client() -> Client {
+    Client::try_from(ClientConfig {
+        protocol: ClientProtocol::Http,
+        ..ClientConfig::default()
+    })
+    .expect("client")
+}
+
+fn repository_of(image: &PushedImage) -> anyhow::Result<(String, String)> {
+    let reference: Reference = image.by_digest().parse()?;
+    Ok((reference.registry().to_owned(), reference.repository().to_owned()))
+}
+
+/// Pushes a manifest holding `layers` (with an empty config) at `tag` of the
+/// image's repository, optionally as an artifact about `subject`; returns
+/// its descriptor.
+async fn push_manifest(
+    image: &PushedImage,
+    tag: &str,
+    layers: &[Layer],
+    subject: Option<(OciDescriptor, &str)>,
+) -> anyhow::Result<OciDescriptor> {
+    let (registry, repository) = repository_of(image)?;
+    let reference = Reference::with_tag(registry.clone(), repository.clone(), tag.to_owned());
+    let client = client();
+    client
+        .store_auth_if_needed(&registry, &RegistryAuth::Anonymous)
+        .await;
+    let config = b"{}".to_vec();
+    let config_digest = digest_of(&config);
+    client
+        .push_blob(&reference, config.clone(), &config_digest)
+        .await?;
+    let mut descriptors = Vec::new();
+    for layer in layers {
+        let digest = digest_of(&layer.content);
+        client
+            .push_blob(&reference, layer.content.clone(), &digest)
+            .await?;
+        descriptors.push(OciDescriptor {
+            media_type: layer.media_type.to_owned(),
+            digest,
+            size: i64::try_from(layer.content.len())?,
+            urls: None,
+            annotations: Some(layer.annotations.clone()),
+            artifact_type: None,
+        });
+    }
+    let manifest = OciImageManifest {
+        schema_version: 2,
+        media_type: Some(OCI_IMAGE_MEDIA_TYPE.to_owned()),
+        config: OciDescriptor {
+            media_type: "application/vnd.oci.image.config.v1+json".to_owned(),
+            digest: config_digest,
+            size: i64::try_from(config.len())?,
+            urls: None,
+            annotations: None,
+            artifact_type: None,
+        },
+        layers: descriptors,
+        subject: subject.as_ref().map(|(s, _)| s.clone()),
+        artifact_type: subject.as_ref().map(|(_, t)| (*t).to_owned()),
+        annotations: None,
+    };
+    let bytes = serde_json::to_vec(&manifest)?;
+    let digest = digest_of(&bytes);
+    let size = i64::try_from(bytes.len())?;
+    client
+        .push_manifest_raw(&reference, bytes, HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE))
+        .await?;
+    Ok(OciDescriptor {
+        media_type: OCI_IMAGE_MEDIA_TYPE.to_owned(),
+        digest,
+        size,
+        urls: None,
+        annotations: None,
+        artifact_type: None,
+    })
+}
+
+/// Attaches signature layers the cosign way: tag `sha256-<hex>.sig`.
+pub async fn push_signatures(image: &PushedImage, layers: &[Layer]) -> anyhow::Result<()> {
+    let tag = format!("{}.sig", image.digest.replace(':', "-"));
+    push_manifest(image, &tag, layers, None).await.map(drop)
+}
+
+/// Attaches attestation layers the cosign way: tag `sha256-<hex>.att`.
+pub async fn push_attestations(image: &PushedImage, layers: &[Layer]) -> anyhow::Result<()> {
+    let tag = format!("{}.att", image.digest.replace(':', "-"));
+    push_manifest(image, &tag, layers, None).await.map(drop)
+}
+
+/// Attaches `layers` as an OCI 1.1 artifact of `artifact_type` whose subject
+/// is the image, listed in the referrers tag-schema index `sha256-<hex>`
+/// (replacing that index: one referrer per call).
+pub async fn push_referrer(image: &PushedImage, artifact_type: &str, layers: &[Layer]) -> anyhow::Result<()> {
+    let (registry, repository) = repository_of(image)?;
+    let client = client();
+    let by_digest = Reference::with_digest(registry.clone(), repository.clone(), image.digest.clone());
+    let (subject_bytes, _) = client
+        .pull_manifest_raw(
+            &by_digest,
+            &RegistryAuth::Anonymous,
+            &[OCI_IMAGE_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE],
+        )
+        .await?;
+    let subject = OciDescriptor {
+        media_type: OCI_IMAGE_MEDIA_TYPE.to_owned(),
+        digest: image.digest.clone(),
+        size: i64::try_from(subject_bytes.len())?,
+        urls: None,
+        annotations: None,
+        artifact_type: None,
+    };
+    let referrer_tag = format!("referrer-{}", &digest_of(artifact_type.as_bytes())[7..19]);
+    let referrer = push_manifest(image, &referrer_tag, layers, Some((subject, artifact_type))).await?;
+    let index = OciImageIndex {
+        schema_version: 2,
+        media_type: Some(OCI_IMAGE_INDEX_MEDIA_TYPE.to_owned()),
+        manifests: vec![oci_client::manifest::ImageIndexEntry {
+            media_type: referrer.media_type,
+            digest: referrer.digest,
+            size: referrer.size,
+            platform: None,
+            annotations: None,
+            artifact_type: Some(artifact_type.to_owned()),
+        }],
+        artifact_type: None,
+        annotations: None,
+    };
+    let index_reference = Reference::with_tag(registry, repository, image.digest.replace(':', "-"));
+    client
+        .push_manifest_raw(
+            &index_reference,
+            serde_json::to_vec(&index)?,
+            HeaderValue::from_static(OCI_IMAGE_INDEX_MEDIA_TYPE),
+        )
+        .await?;
+    Ok(())
+}
