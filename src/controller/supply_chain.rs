@@ -68,18 +68,8 @@ pub async fn run(
         let Some(artifact) = artifacts.get(name) else {
             continue;
         };
-        let previous = |check: &DueCheck| {
-            artifact.status.as_ref().and_then(|s| {
-                s.supply_chain
-                    .iter()
-                    .find(|r| {
-                        r.component == check.component
-                            && r.check == check.policy.check
-                            && r.policy == check.policy.id
-                    })
-                    .cloned()
-            })
-        };
+        let previous =
+            |check: &DueCheck| supply_chain::record_of(artifact, &check.component, &check.policy).cloned();
         let mut records = Vec::new();
         let mut fetched: HashMap<String, Result<Attachments, String>> = HashMap::new();
         let mut secrets = None;

@@ -309,7 +309,12 @@ fn retry_delay(attempts: i32) -> SignedDuration {
     SignedDuration::from_secs(10 * 2i64.pow(doublings)).min(SignedDuration::from_mins(10))
 }
 
-fn record_of<'a>(artifact: &'a Artifact, component: &str, policy: &Policy) -> Option<&'a SupplyChainRecord> {
+/// The record of `artifact`'s `component` against `policy`, if any.
+pub fn record_of<'a>(
+    artifact: &'a Artifact,
+    component: &str,
+    policy: &Policy,
+) -> Option<&'a SupplyChainRecord> {
     artifact.status.as_ref()?.supply_chain.iter().find(|record| {
         record.component == component && record.check == policy.check && record.policy == policy.id
     })
