@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use hoist::api::Phase;
 use hoist::registry::{Resolver, ResolverConfig};
 use hoist::render::{PromotionReport, render};
+use hoist_testkit::signing::{
+    SLSA_V1, SigningKey, VULN_V1, attestation, push_attestations, push_signatures, signature, slsa_v1,
+    trivy_scan,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -315,7 +319,7 @@ async fn approvals_in_files_count_only_where_the_gate_allows_unverified_approval
 }
 
 #[tokio::test]
-async fn images_resolve_through_a_real_registry_when_no_layout_has_them() {
+async fn images_resolve_and_verify_through_a_real_registry_when_no_layout_has_them() {
     let registry =
         hoist_testkit::registry::registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)");
     let images =
@@ -339,7 +343,31 @@ async fn images_resolve_through_a_real_registry_when_no_layout_has_them() {
             "allowedRegistries: [registry.example.com/shop]",
             &format!("allowedRegistries: [\"{registry}\"]"),
         );
+    // The example's gates verify against a key of this run, whose material
+    // is attached in the registry the cosign way.
+    let key = SigningKey::generate();
+    let environments = hoist_testkit::layout::replace_public_keys(&environments, &key.public_pem());
     std::fs::write(dir.path().join("environments.yaml"), environments).expect("write");
+    for image in images.values() {
+        push_signatures(image, &[signature(&key, image, &image.digest)])
+            .await
+            .expect("sign");
+        let provenance = slsa_v1(
+            "https://git.example.com/shop/shop",
+            "3f2c9a1b7e4d5c6f8a9b0c1d2e3f4a5b6c7d8e9f",
+            "https://ci.example.com/shop/release",
+        );
+        let scan = trivy_scan("2026-11-02T09:12:00Z", &[]);
+        push_attestations(
+            image,
+            &[
+                attestation(&key, &image.digest, SLSA_V1, provenance),
+                attestation(&key, &image.digest, VULN_V1, scan),
+            ],
+        )
+        .await
+        .expect("attest");
+    }
     let resolver = Resolver::new(ResolverConfig {
         insecure_registries: vec![registry.clone()],
         ..ResolverConfig::default()
@@ -348,10 +376,12 @@ async fn images_resolve_through_a_real_registry_when_no_layout_has_them() {
         .await
         .expect("renders");
     assert!(rendered.all_done(), "{:?}", rendered.promotions);
+    // Per image: its resolution, then once per digest the referrers, the
+    // .sig manifest and its layer, the .att manifest and its two layers.
     assert_eq!(
         resolver.registry_requests(),
-        2,
-        "one resolution per distinct reference"
+        2 * (1 + 6),
+        "one resolution per distinct reference, attachments read once per digest"
     );
     let (deployments, _) = documents(&rendered.yaml);
     let repository = images["backend"]
@@ -363,5 +393,143 @@ async fn images_resolve_through_a_real_registry_when_no_layout_has_them() {
     assert_eq!(
         image_of(&deployments, "shop-prod", "backend"),
         format!("{repository}@{}", images["backend"].digest)
+    );
+}
+
+/// A copy of the example, its OCI layout included, changed by `change`.
+fn copy_with(change: impl FnOnce(&Path)) -> tempdir::Dir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("create dir");
+        for entry in std::fs::read_dir(from).expect("read dir") {
+            let path = entry.expect("entry").path();
+            let target = to.join(path.file_name().expect("name"));
+            if path.is_dir() {
+                copy(&path, &target);
+            } else {
+                std::fs::copy(&path, &target).expect("copy");
+            }
+        }
+    }
+    let dir = tempdir::Dir::new();
+    copy(&example(), dir.path());
+    change(dir.path());
+    dir
+}
+
+/// `hoist render DIR` as a CI job runs it: exit code and stderr.
+fn render_command(dir: &Path) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
+        .args(["render", "--at", "2026-12-02T10:00:00Z"])
+        .arg(dir)
+        .output()
+        .expect("hoist runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The short form of a layout digest, as messages write it.
+fn short(reference: &str) -> String {
+    layout_digest(reference)[..19].to_string()
+}
+
+#[test]
+fn the_example_is_verified_offline_and_an_unsigned_copy_exits_3_naming_the_gate() {
+    let (code, stderr) = render_command(&example());
+    assert_eq!(
+        code,
+        Some(0),
+        "the signed example promotes through prod: {stderr}"
+    );
+
+    let unsigned = copy_with(|dir| {
+        hoist_testkit::layout::remove(&dir.join("images"), |name| name.ends_with(".sig")).expect("unsign")
+    });
+    let (code, stderr) = render_command(unsigned.path());
+    assert_eq!(code, Some(3), "{stderr}");
+    let backend = short("registry.example.com/shop/backend:1.4.2");
+    let frontend = short("registry.example.com/shop/frontend:1.4.2");
+    let expected = format!(
+        "Promotion shop/shop-1.4.2-prod: Waiting: waiting for the Provenance gate: backend@{backend}: no cosign \
+         signature is attached to {backend} (tag sha256-….sig or referrers) (SignatureMissing); \
+         frontend@{frontend}: no cosign signature is attached to {frontend} (tag sha256-….sig or referrers) \
+         (SignatureMissing); the image cannot change: build and sign a new Artifact"
+    );
+    assert!(stderr.lines().any(|line| line == expected), "{stderr}");
+    assert!(
+        stderr.contains("Promotion shop/shop-1.4.2-staging: Succeeded"),
+        "the scans are still there: {stderr}"
+    );
+}
+
+#[tokio::test]
+async fn an_image_whose_provenance_names_another_commit_is_blocked_offline() {
+    let artifact = std::fs::read_to_string(example().join("artifact.yaml")).expect("artifact");
+    let other = artifact.replace(
+        "revision: 3f2c9a1b7e4d5c6f8a9b0c1d2e3f4a5b6c7d8e9f",
+        "revision: 0123abc4567def890123abc4567def890123abcd",
+    );
+    assert_ne!(artifact, other);
+    let dir = variant("artifact.yaml", &other);
+    std::os::unix::fs::symlink(example().join("images"), dir.path().join("images")).expect("link layout");
+    let resolver = Resolver::new(ResolverConfig::default());
+    let rendered = render(dir.path(), "default", &resolver, now())
+        .await
+        .expect("renders");
+    let prod = rendered
+        .promotions
+        .iter()
+        .find(|p| p.name == "shop-1.4.2-prod")
+        .expect("prod promotion");
+    let backend = short("registry.example.com/shop/backend:1.4.2");
+    assert_eq!(prod.phase, Phase::Waiting);
+    assert!(
+        prod.message.starts_with(&format!(
+            "waiting for the Provenance gate: backend@{backend}: image {backend} was built from 3f2c9a1b7e4d…, \
+             Artifact says 0123abc4567d…"
+        )),
+        "{}",
+        prod.message
+    );
+    assert!(prod.message.contains("(RevisionMismatch)"), "{}", prod.message);
+}
+
+#[tokio::test]
+async fn an_altered_layout_blob_is_an_error_naming_it() {
+    let signature_layer = |dir: &Path| -> PathBuf {
+        // The signature manifest's one layer.
+        let images = dir.join("images");
+        let tag = layout_digest("registry.example.com/shop/backend:1.4.2").replace(':', "-");
+        let manifest =
+            hoist_testkit::layout::digest(&images, &format!("registry.example.com/shop/backend:{tag}.sig"))
+                .expect("signature in layout");
+        let blob = |digest: &str| {
+            images
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:"))
+        };
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(blob(&manifest)).expect("manifest")).expect("json");
+        blob(manifest["layers"][0]["digest"].as_str().expect("layer"))
+    };
+    let altered = copy_with(|dir| {
+        let path = signature_layer(dir);
+        let mut content = std::fs::read(&path).expect("layer");
+        content.push(b' ');
+        std::fs::write(&path, content).expect("alter");
+    });
+    let resolver = Resolver::new(ResolverConfig::default());
+    let error = render(altered.path(), "default", &resolver, now())
+        .await
+        .expect_err("an altered layout is refused");
+    let path = signature_layer(altered.path());
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "OCI layout blob {} does not hash to its name sha256:{} (the layout was altered)",
+            path.display(),
+            path.file_name().expect("name").to_string_lossy()
+        )
     );
 }

@@ -155,16 +155,10 @@ async fn write<'r>(
     let mut current = artifact.clone();
     for attempt in 0..WRITE_ATTEMPTS {
         let mut updated = current.clone();
-        let status = updated.status.get_or_insert_with(Default::default);
-        for record in records.clone() {
-            status.supply_chain.retain(|r| {
-                !(r.component == record.component && r.check == record.check && r.policy == record.policy)
-            });
-            status.supply_chain.push(record.clone());
-        }
-        status
-            .supply_chain
-            .sort_by(|a, b| (&a.component, a.check, &a.policy).cmp(&(&b.component, b.check, &b.policy)));
+        supply_chain::merge(
+            updated.status.get_or_insert_with(Default::default),
+            records.clone(),
+        );
         if updated.status == current.status {
             return Ok(updated);
         }

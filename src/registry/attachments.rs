@@ -15,7 +15,7 @@ use crate::core::supply_chain::envelope::{DSSE, SIMPLE_SIGNING};
 use crate::core::supply_chain::{Attachments, Layer};
 
 /// Layers larger than this are not read (a scan report is a few MiB at most).
-const MAX_LAYER: i64 = 16 * 1024 * 1024;
+pub(super) const MAX_LAYER: i64 = 16 * 1024 * 1024;
 
 impl Resolver {
     /// The signature and attestation layers attached to `image`'s `digest`.
@@ -66,13 +66,51 @@ impl Resolver {
             Err(error) => return Err(error),
         }
 
-        let hex = digest.trim_start_matches("sha256:");
-        for suffix in ["sig", "att"] {
-            if let Some(manifest) = fetch.manifest(&format!("sha256-{hex}.{suffix}")).await? {
+        for tag in cosign_tags(digest) {
+            if let Some(manifest) = fetch.manifest(&tag).await? {
                 fetch.layers(&manifest, &mut attachments).await?;
             }
         }
         Ok(attachments)
+    }
+}
+
+/// cosign's tags for `digest`'s signatures and attestations.
+pub(super) fn cosign_tags(digest: &str) -> [String; 2] {
+    let tag = referrers_tag(digest);
+    [format!("{tag}.sig"), format!("{tag}.att")]
+}
+
+/// The referrers API's tag-schema fallback for `digest`: `sha256-<hex>`.
+pub(super) fn referrers_tag(digest: &str) -> String {
+    digest.replacen(':', "-", 1)
+}
+
+/// Whether `layer` is a signature or attestation layer small enough to read.
+pub(super) fn is_read(layer: &OciDescriptor) -> bool {
+    (layer.media_type == SIMPLE_SIGNING || layer.media_type == DSSE) && layer.size <= MAX_LAYER
+}
+
+/// Adds a read layer to the signatures or the attestations, once: the same
+/// layer may be reachable several ways (referrers and cosign's tags).
+pub(super) fn add(into: &mut Attachments, layer: &OciDescriptor, content: Vec<u8>) {
+    let read = Layer {
+        media_type: layer.media_type.clone(),
+        annotations: layer
+            .annotations
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        content,
+    };
+    let list = if layer.media_type == SIMPLE_SIGNING {
+        &mut into.signatures
+    } else {
+        &mut into.attestations
+    };
+    if !list.contains(&read) {
+        list.push(read);
     }
 }
 
@@ -124,31 +162,9 @@ impl Fetch<'_> {
 
     /// Reads the signature and attestation layers of `manifest` into `into`.
     async fn layers(&self, manifest: &OciImageManifest, into: &mut Attachments) -> Result<(), RegistryError> {
-        for layer in &manifest.layers {
-            let signature = layer.media_type == SIMPLE_SIGNING;
-            if !(signature || layer.media_type == DSSE) || layer.size > MAX_LAYER {
-                continue;
-            }
+        for layer in manifest.layers.iter().filter(|layer| is_read(layer)) {
             let content = self.blob(layer).await?;
-            let read = Layer {
-                media_type: layer.media_type.clone(),
-                annotations: layer
-                    .annotations
-                    .iter()
-                    .flatten()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-                content,
-            };
-            let list = if signature {
-                &mut into.signatures
-            } else {
-                &mut into.attestations
-            };
-            // The same layer may be reachable both ways.
-            if !list.contains(&read) {
-                list.push(read);
-            }
+            add(into, layer, content);
         }
         Ok(())
     }

@@ -6,6 +6,11 @@
 //! Promotion, assuming each rollout completes; the pinned Deployments and
 //! rendered ConfigMaps are printed, with a report of every Promotion.
 //!
+//! Signatures, provenance attestations and vulnerability scans the gates
+//! ask for are verified from the OCI layout (or the registry an image
+//! resolved through) and recorded on the Artifacts as the operator records
+//! them, so an unsigned release is blocked on files too.
+//!
 //! No API server vouches for the approvals in files, so they are
 //! unverified: an approval gate counts them only with `allowUnverified`
 //! (a repository's review of the commit is then what stands behind them).
@@ -17,7 +22,7 @@
 mod load;
 pub mod world;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -29,6 +34,7 @@ pub use load::{LoadError, Manifests};
 use crate::api::{GateName, GateState, Phase};
 use crate::core::artifact::{self, Resolution, ResolutionFailure};
 use crate::core::deployment::LABEL_ROLE;
+use crate::core::supply_chain::{self, Attachments, DueCheck};
 use crate::registry::{LayoutError, OciLayout, PullSecrets, Resolver};
 use world::{RolloutOutcome, World};
 
@@ -41,6 +47,54 @@ pub enum RenderError {
     Layout(#[from] LayoutError),
     #[error("cannot serialize the output: {0}")]
     Serialize(#[source] serde_yaml::Error),
+}
+
+/// Rounds of deciding and checking: each stage of a pipeline may ask for
+/// checks of its own policies once its upstream promoted.
+const CHECK_ROUNDS: usize = 16;
+
+/// Makes `checks`, each digest's attachments read once, from the layout
+/// when the image resolved through it, else from its registry, and records
+/// them on the Artifacts.
+async fn supply_chain_checks(
+    world: &mut World,
+    layout: &OciLayout,
+    resolver: &Resolver,
+    checks: Vec<(String, DueCheck)>,
+    now: &Time,
+) -> Result<(), RenderError> {
+    let mut fetched: HashMap<(String, String), Result<Attachments, String>> = HashMap::new();
+    for (namespace, check) in checks {
+        let key = (check.image.clone(), check.digest.clone());
+        if !fetched.contains_key(&key) {
+            let attachments = if layout.digest(&check.image).is_some() {
+                Ok(layout.attachments(&check.image, &check.digest)?)
+            } else {
+                resolver
+                    .attachments(&check.image, &check.digest, &PullSecrets::default())
+                    .await
+                    .map_err(|error| error.to_string())
+            };
+            fetched.insert(key.clone(), attachments);
+        }
+        let Some(artifact) =
+            world.objects.artifacts.iter_mut().find(|a| {
+                a.namespace().as_deref() == Some(namespace.as_str()) && a.name_any() == check.artifact
+            })
+        else {
+            continue;
+        };
+        let previous = supply_chain::record_of(artifact, &check.component, &check.policy).cloned();
+        let record = supply_chain::record(
+            &check,
+            fetched[&key].as_ref().map_err(Clone::clone),
+            artifact.spec.source.as_ref(),
+            previous.as_ref(),
+            now,
+        );
+        supply_chain::merge(artifact.status.get_or_insert_with(Default::default), [&record]);
+    }
+    Ok(())
 }
 
 /// What became of one Promotion.
@@ -122,8 +176,17 @@ pub async fn render(
         }
     }
     world.objects = manifests;
-    // Deployments are assumed to roll out: render shows the state Git should hold.
-    world.settle(64, |_| RolloutOutcome::Completes);
+    // Deployments are assumed to roll out: render shows the state Git should
+    // hold. Each round makes the supply-chain checks the plans ask for; a
+    // check is due again only later (a retry, a stale scan), so few rounds do.
+    for _ in 0..CHECK_ROUNDS {
+        world.settle(64, |_| RolloutOutcome::Completes);
+        let checks = world.due_checks();
+        if checks.is_empty() {
+            break;
+        }
+        supply_chain_checks(&mut world, &layout, resolver, checks, &now).await?;
+    }
 
     let mut yaml = String::new();
     for deployment in &world.objects.deployments {

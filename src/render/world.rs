@@ -165,6 +165,16 @@ impl World {
         Some(environment::plan(&snapshot))
     }
 
+    /// The supply-chain checks every Environment's plan asks for now, with
+    /// the namespace of each.
+    pub fn due_checks(&self) -> Vec<(String, supply_chain::DueCheck)> {
+        self.environment_order()
+            .into_iter()
+            .filter_map(|(namespace, name)| Some((self.plan(&namespace, &name)?.checks, namespace)))
+            .flat_map(|(checks, namespace)| checks.into_iter().map(move |c| (namespace.clone(), c)))
+            .collect()
+    }
+
     /// Carries out a plan the way the controller does; returns whether
     /// anything changed.
     pub fn apply(&mut self, namespace: &str, name: &str, plan: Plan) -> bool {

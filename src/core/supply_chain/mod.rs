@@ -21,8 +21,8 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    Artifact, Environment, GateState, PublicKey, Severity, SupplyChainCheck, SupplyChainRecord,
-    SupplyChainVerdict,
+    Artifact, ArtifactStatus, Environment, GateState, PublicKey, Severity, SupplyChainCheck,
+    SupplyChainRecord, SupplyChainVerdict,
 };
 use crate::core::gates::Outcome;
 use crate::core::windows::parse_duration;
@@ -318,6 +318,20 @@ pub fn record_of<'a>(
     artifact.status.as_ref()?.supply_chain.iter().find(|record| {
         record.component == component && record.check == policy.check && record.policy == policy.id
     })
+}
+
+/// `status` with `records`, each replacing the record of the same
+/// component, check and policy, kept in that order.
+pub fn merge<'r>(status: &mut ArtifactStatus, records: impl IntoIterator<Item = &'r SupplyChainRecord>) {
+    for record in records {
+        status.supply_chain.retain(|r| {
+            !(r.component == record.component && r.check == record.check && r.policy == record.policy)
+        });
+        status.supply_chain.push(record.clone());
+    }
+    status
+        .supply_chain
+        .sort_by(|a, b| (&a.component, a.check, &a.policy).cmp(&(&b.component, b.check, &b.policy)));
 }
 
 /// The checks of `artifact` against `policies` to make at `now`, and the

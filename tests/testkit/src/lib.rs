@@ -3,6 +3,7 @@
 pub mod cluster;
 pub mod delay;
 pub mod health;
+pub mod layout;
 pub mod prometheus;
 pub mod reconciles;
 pub mod registry;

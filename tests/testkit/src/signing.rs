@@ -147,7 +147,7 @@ pub fn trivy_scan(finished: &str, findings: &[(&str, &str, &str)]) -> Value {
     })
 }
 
-fn digest_of(bytes: &[u8]) -> String {
+pub(crate) fn digest_of(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .fold(String::from("sha256:"), |mut hex, byte| {
