@@ -10,10 +10,14 @@ use anyhow::Context as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::future::join_all;
+use hoist::core::supply_chain::{Attachments, Layer as SupplyChainLayer};
 use hoist::registry::{PullSecrets, RegistryError, Resolver, ResolverConfig, pinned_reference};
+use hoist_testkit::referrers::ReferrersRegistry;
 use hoist_testkit::registry::{
-    AuthRegistry, move_tag, push_image, push_multi, registry_address, unique_repository,
+    AuthRegistry, PushedImage, move_tag, push_image, push_multi, registry_address, unique_repository,
 };
+use hoist_testkit::signing::{self, SigningKey};
+use oci_client::manifest::OciDescriptor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -409,4 +413,198 @@ async fn basic_auth_from_a_dockerconfigjson_pull_secret() -> anyhow::Result<()> 
     }
     assert_eq!(digest, image.digest);
     Ok(())
+}
+
+/// Cosign's artifact type for a signature pushed as an OCI 1.1 referrer.
+const COSIGN_SIGNATURE_ARTIFACT: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+
+/// An image in the test registry, signed the OCI 1.1 way through a registry
+/// with the referrers API in front of it (no `sha256-<hex>` index written).
+async fn signed_through_referrers_api(
+    registry: &ReferrersRegistry,
+) -> anyhow::Result<(PushedImage, SupplyChainLayer, OciDescriptor)> {
+    let upstream_image = push_image(&unique_repository("native-referrers"), "v1", 40).await?;
+    let signature = signing::signature(&SigningKey::generate(), &upstream_image, &upstream_image.digest);
+    let referrer = signing::push_referrer_native(
+        &registry.image(&upstream_image),
+        COSIGN_SIGNATURE_ARTIFACT,
+        std::slice::from_ref(&signature),
+    )
+    .await?;
+    let layer = SupplyChainLayer {
+        media_type: signature.media_type.to_owned(),
+        annotations: signature.annotations,
+        content: signature.content,
+    };
+    Ok((upstream_image, layer, referrer))
+}
+
+#[tokio::test]
+async fn signature_listed_by_the_referrers_api_is_found_through_it() -> anyhow::Result<()> {
+    let upstream = registry_address()?;
+    let registry = ReferrersRegistry::start(&upstream).await?;
+    let (upstream_image, signature, _) = signed_through_referrers_api(&registry).await?;
+    let image = registry.image(&upstream_image);
+    let resolver = resolver_for(&[registry.address(), &upstream], 4)?;
+
+    let attachments = resolver
+        .attachments(&image.reference, &image.digest, &anonymous())
+        .await?;
+
+    assert_eq!(attachments.signatures, [signature]);
+    assert!(attachments.attestations.is_empty());
+    assert_eq!(registry.subjects_recorded(), 1);
+    assert!(registry.referrers_requests() >= 1);
+    // Nor could it have come from the fallback index: there is none.
+    let (host, repository) = registry_and_repository(&upstream_image)?;
+    let fallback_tag = format!("{host}/{repository}:{}", upstream_image.digest.replace(':', "-"));
+    let fallback = resolver.resolve(&fallback_tag, None, &anonymous()).await;
+    assert!(
+        matches!(fallback, Err(RegistryError::NotFound { .. })),
+        "{fallback:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn signature_listed_only_by_the_referrers_api_is_not_found_without_it() -> anyhow::Result<()> {
+    let upstream = registry_address()?;
+    let registry = ReferrersRegistry::start(&upstream).await?;
+    let (upstream_image, _, _) = signed_through_referrers_api(&registry).await?;
+
+    let attachments = test_resolver()?
+        .attachments(&upstream_image.reference, &upstream_image.digest, &anonymous())
+        .await?;
+
+    assert_eq!(attachments, Attachments::default());
+    Ok(())
+}
+
+#[tokio::test]
+async fn referrers_api_answers_an_empty_index_for_a_digest_without_referrers() -> anyhow::Result<()> {
+    let upstream = registry_address()?;
+    let registry = ReferrersRegistry::start(&upstream).await?;
+    let image = registry.image(&push_image(&unique_repository("no-referrers"), "v1", 41).await?);
+    let resolver = resolver_for(&[registry.address()], 4)?;
+
+    let response = reqwest::get(referrers_url(&image, "")?).await?;
+    let status = response.status();
+    let content_type = response.headers().get("content-type").cloned();
+    let index: serde_json::Value = response.json().await?;
+    let attachments = resolver
+        .attachments(&image.reference, &image.digest, &anonymous())
+        .await?;
+
+    assert_eq!(status, reqwest::StatusCode::OK);
+    assert_eq!(
+        content_type.as_ref().map(|v| v.to_str()).transpose()?,
+        Some("application/vnd.oci.image.index.v1+json")
+    );
+    assert_eq!(
+        index,
+        serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": []
+        })
+    );
+    assert_eq!(attachments, Attachments::default());
+    assert_eq!(registry.referrers_requests(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn referrers_api_acknowledges_the_subject_and_filters_by_artifact_type() -> anyhow::Result<()> {
+    let upstream = registry_address()?;
+    let registry = ReferrersRegistry::start(&upstream).await?;
+    let (upstream_image, _, referrer) = signed_through_referrers_api(&registry).await?;
+    let image = registry.image(&upstream_image);
+    let http = reqwest::Client::new();
+
+    // The same manifest pushed again, to see the response headers.
+    let manifest_url = v2_url(&image, &format!("manifests/{}", referrer.digest))?;
+    let manifest = http
+        .get(manifest_url.clone())
+        .header("accept", &referrer.media_type)
+        .send()
+        .await?
+        .bytes()
+        .await?;
+    let repushed = http
+        .put(manifest_url)
+        .header("content-type", &referrer.media_type)
+        .body(manifest)
+        .send()
+        .await?;
+    let matching = http
+        .get(referrers_url(&image, COSIGN_SIGNATURE_ARTIFACT)?)
+        .send()
+        .await?;
+    let matching_filter = matching.headers().get("oci-filters-applied").cloned();
+    let matching: serde_json::Value = matching.json().await?;
+    let other = http
+        .get(referrers_url(&image, "application/spdx+json")?)
+        .send()
+        .await?;
+    let other_filter = other.headers().get("oci-filters-applied").cloned();
+    let other: serde_json::Value = other.json().await?;
+    let unfiltered = http.get(referrers_url(&image, "")?).send().await?;
+    let unfiltered_filter = unfiltered.headers().get("oci-filters-applied").cloned();
+    let unfiltered: serde_json::Value = unfiltered.json().await?;
+
+    assert_eq!(repushed.status(), reqwest::StatusCode::CREATED);
+    assert_eq!(
+        repushed
+            .headers()
+            .get("oci-subject")
+            .map(|v| v.to_str())
+            .transpose()?,
+        Some(image.digest.as_str())
+    );
+    let listed = serde_json::json!([{
+        "mediaType": referrer.media_type,
+        "digest": referrer.digest,
+        "size": referrer.size,
+        "artifactType": COSIGN_SIGNATURE_ARTIFACT,
+    }]);
+    assert_eq!(matching["manifests"], listed);
+    assert_eq!(other["manifests"], serde_json::json!([]));
+    // Pushed twice, listed once.
+    assert_eq!(unfiltered["manifests"], listed);
+    for filter in [&matching_filter, &other_filter] {
+        assert_eq!(
+            filter.as_ref().map(|v| v.to_str()).transpose()?,
+            Some("artifactType")
+        );
+    }
+    assert_eq!(unfiltered_filter, None);
+    Ok(())
+}
+
+/// `http://<registry>/v2/<repository>/referrers/<digest>`, filtered by
+/// `artifact_type` unless empty.
+fn referrers_url(image: &PushedImage, artifact_type: &str) -> anyhow::Result<reqwest::Url> {
+    let mut url = v2_url(image, &format!("referrers/{}", image.digest))?;
+    if !artifact_type.is_empty() {
+        url.query_pairs_mut().append_pair("artifactType", artifact_type);
+    }
+    Ok(url)
+}
+
+/// `http://<registry>/v2/<repository>/<path>`.
+fn v2_url(image: &PushedImage, path: &str) -> anyhow::Result<reqwest::Url> {
+    let (host, repository) = registry_and_repository(image)?;
+    Ok(reqwest::Url::parse(&format!(
+        "http://{host}/v2/{repository}/{path}"
+    ))?)
+}
+
+/// `(host:port, repository)` of an image.
+fn registry_and_repository(image: &PushedImage) -> anyhow::Result<(String, String)> {
+    let by_digest = image.by_digest();
+    let (repository_reference, _digest) = by_digest.rsplit_once('@').context("digest reference")?;
+    let (host, repository) = repository_reference
+        .split_once('/')
+        .context("a registry and a repository")?;
+    Ok((host.to_owned(), repository.to_owned()))
 }

@@ -6,5 +6,6 @@ pub mod health;
 pub mod layout;
 pub mod prometheus;
 pub mod reconciles;
+pub mod referrers;
 pub mod registry;
 pub mod signing;

@@ -5,7 +5,9 @@
 //! `sha256-<hex>.sig` and `sha256-<hex>.att`, or as OCI 1.1 artifacts with a
 //! `subject`, listed in the referrers tag-schema index `sha256-<hex>`
 //! (what clients read where the registry has no referrers API, as Debian's
-//! docker-registry 2.8 has none).
+//! docker-registry 2.8 has none), or listed by the registry itself through
+//! the referrers API ([`push_referrer_native`], through
+//! [`crate::referrers::ReferrersRegistry`]).
 
 use std::collections::BTreeMap;
 
@@ -169,17 +171,25 @@ fn repository_of(image: &PushedImage) -> anyhow::Result<(String, String)> {
     Ok((reference.registry().to_owned(), reference.repository().to_owned()))
 }
 
-/// Pushes a manifest holding `layers` (with an empty config) at `tag` of the
-/// image's repository, optionally as an artifact about `subject`; returns
-/// its descriptor.
+/// Where a manifest is pushed.
+enum At<'a> {
+    Tag(&'a str),
+    /// Its own digest, untagged: how referrers are pushed to a registry that
+    /// lists them itself.
+    OwnDigest,
+}
+
+/// Pushes a manifest holding `layers` (with an empty config) to the image's
+/// repository, optionally as an artifact about `subject`; returns its
+/// descriptor.
 async fn push_manifest(
     image: &PushedImage,
-    tag: &str,
+    at: At<'_>,
     layers: &[Layer],
     subject: Option<(OciDescriptor, &str)>,
 ) -> anyhow::Result<OciDescriptor> {
     let (registry, repository) = repository_of(image)?;
-    let reference = Reference::with_tag(registry.clone(), repository.clone(), tag.to_owned());
+    let in_repository = Reference::with_digest(registry.clone(), repository.clone(), image.digest.clone());
     let client = client();
     client
         .store_auth_if_needed(&registry, &RegistryAuth::Anonymous)
@@ -187,13 +197,13 @@ async fn push_manifest(
     let config = b"{}".to_vec();
     let config_digest = digest_of(&config);
     client
-        .push_blob(&reference, config.clone(), &config_digest)
+        .push_blob(&in_repository, config.clone(), &config_digest)
         .await?;
     let mut descriptors = Vec::new();
     for layer in layers {
         let digest = digest_of(&layer.content);
         client
-            .push_blob(&reference, layer.content.clone(), &digest)
+            .push_blob(&in_repository, layer.content.clone(), &digest)
             .await?;
         descriptors.push(OciDescriptor {
             media_type: layer.media_type.to_owned(),
@@ -223,6 +233,10 @@ async fn push_manifest(
     let bytes = serde_json::to_vec(&manifest)?;
     let digest = digest_of(&bytes);
     let size = i64::try_from(bytes.len())?;
+    let reference = match at {
+        At::Tag(tag) => Reference::with_tag(registry, repository, tag.to_owned()),
+        At::OwnDigest => Reference::with_digest(registry, repository, digest.clone()),
+    };
     client
         .push_manifest_raw(&reference, bytes, HeaderValue::from_static(OCI_IMAGE_MEDIA_TYPE))
         .await?;
@@ -236,16 +250,37 @@ async fn push_manifest(
     })
 }
 
+/// The descriptor of the image's manifest, for a `subject` field.
+async fn subject_of(image: &PushedImage) -> anyhow::Result<OciDescriptor> {
+    let (registry, repository) = repository_of(image)?;
+    let by_digest = Reference::with_digest(registry, repository, image.digest.clone());
+    let (subject_bytes, _) = client()
+        .pull_manifest_raw(
+            &by_digest,
+            &RegistryAuth::Anonymous,
+            &[OCI_IMAGE_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE],
+        )
+        .await?;
+    Ok(OciDescriptor {
+        media_type: OCI_IMAGE_MEDIA_TYPE.to_owned(),
+        digest: image.digest.clone(),
+        size: i64::try_from(subject_bytes.len())?,
+        urls: None,
+        annotations: None,
+        artifact_type: None,
+    })
+}
+
 /// Attaches signature layers the cosign way: tag `sha256-<hex>.sig`.
 pub async fn push_signatures(image: &PushedImage, layers: &[Layer]) -> anyhow::Result<()> {
     let tag = format!("{}.sig", image.digest.replace(':', "-"));
-    push_manifest(image, &tag, layers, None).await.map(drop)
+    push_manifest(image, At::Tag(&tag), layers, None).await.map(drop)
 }
 
 /// Attaches attestation layers the cosign way: tag `sha256-<hex>.att`.
 pub async fn push_attestations(image: &PushedImage, layers: &[Layer]) -> anyhow::Result<()> {
     let tag = format!("{}.att", image.digest.replace(':', "-"));
-    push_manifest(image, &tag, layers, None).await.map(drop)
+    push_manifest(image, At::Tag(&tag), layers, None).await.map(drop)
 }
 
 /// Attaches `layers` as an OCI 1.1 artifact of `artifact_type` whose subject
@@ -254,24 +289,15 @@ pub async fn push_attestations(image: &PushedImage, layers: &[Layer]) -> anyhow:
 pub async fn push_referrer(image: &PushedImage, artifact_type: &str, layers: &[Layer]) -> anyhow::Result<()> {
     let (registry, repository) = repository_of(image)?;
     let client = client();
-    let by_digest = Reference::with_digest(registry.clone(), repository.clone(), image.digest.clone());
-    let (subject_bytes, _) = client
-        .pull_manifest_raw(
-            &by_digest,
-            &RegistryAuth::Anonymous,
-            &[OCI_IMAGE_MEDIA_TYPE, IMAGE_MANIFEST_MEDIA_TYPE],
-        )
-        .await?;
-    let subject = OciDescriptor {
-        media_type: OCI_IMAGE_MEDIA_TYPE.to_owned(),
-        digest: image.digest.clone(),
-        size: i64::try_from(subject_bytes.len())?,
-        urls: None,
-        annotations: None,
-        artifact_type: None,
-    };
+    let subject = subject_of(image).await?;
     let referrer_tag = format!("referrer-{}", &digest_of(artifact_type.as_bytes())[7..19]);
-    let referrer = push_manifest(image, &referrer_tag, layers, Some((subject, artifact_type))).await?;
+    let referrer = push_manifest(
+        image,
+        At::Tag(&referrer_tag),
+        layers,
+        Some((subject, artifact_type)),
+    )
+    .await?;
     let index = OciImageIndex {
         schema_version: 2,
         media_type: Some(OCI_IMAGE_INDEX_MEDIA_TYPE.to_owned()),
@@ -295,4 +321,24 @@ pub async fn push_referrer(image: &PushedImage, artifact_type: &str, layers: &[L
         )
         .await?;
     Ok(())
+}
+
+/// Attaches `layers` as an OCI 1.1 artifact of `artifact_type` whose subject
+/// is the image, the way clients do where the registry has the referrers
+/// API: the manifest, pushed untagged by its own digest, is listed by the
+/// registry itself; no `sha256-<hex>` index is written, so a registry
+/// without the API lists it nowhere. `image` is addressed through such a
+/// registry ([`crate::referrers::ReferrersRegistry::image`]). Returns the
+/// artifact's descriptor.
+pub async fn push_referrer_native(
+    image: &PushedImage,
+    artifact_type: &str,
+    layers: &[Layer],
+) -> anyhow::Result<OciDescriptor> {
+    let subject = subject_of(image).await?;
+    let referrer = push_manifest(image, At::OwnDigest, layers, Some((subject, artifact_type))).await?;
+    Ok(OciDescriptor {
+        artifact_type: Some(artifact_type.to_owned()),
+        ..referrer
+    })
 }
