@@ -14,9 +14,10 @@ use hoist::controller::Settings;
 use hoist_testkit::cluster::{Request, RequestCounter, TestCluster};
 use hoist_testkit::delay::Slowness;
 use hoist_testkit::registry::{PushedImage, push_multi, registry_address};
+use hoist_testkit::signing::{SigningKey, push_signatures, signature};
 use hoist_testkit::{health, reconciles};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 use tokio::sync::oneshot;
@@ -144,6 +145,24 @@ async fn wait_ready(cluster: &TestCluster, name: &str) {
         .unwrap_or_else(|error| panic!("{error}"));
 }
 
+/// Deployments backend (container app) and frontend (container web).
+async fn target_deployments(cluster: &TestCluster) {
+    for (name, container) in [("backend", "app"), ("frontend", "web")] {
+        let deployment: Deployment = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            // No replica: the rollout completes on any cluster, whatever the image.
+            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": container, "image": "example.invalid/x:1"}]}}}
+        }))
+        .expect("deployment");
+        Api::<Deployment>::namespaced(cluster.client(), cluster.namespace())
+            .create(&PostParams::default(), &deployment)
+            .await
+            .expect("create deployment");
+    }
+}
+
 async fn pushed() -> [PushedImage; 2] {
     let images = push_multi("scale", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
         .await
@@ -239,20 +258,7 @@ async fn an_unreachable_registry_is_asked_again_only_when_its_backoff_is_due() {
 async fn reconciles_read_single_objects_only_and_an_idle_restart_writes_nothing() {
     let cluster = TestCluster::new().await.expect("test cluster");
     let namespace = cluster.namespace().to_string();
-    for (name, container) in [("backend", "app"), ("frontend", "web")] {
-        let deployment: Deployment = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            // No replica: the rollout completes on any cluster, whatever the image.
-            "spec": {"replicas": 0, "selector": {"matchLabels": {"app": name}},
-                     "template": {"metadata": {"labels": {"app": name}},
-                                  "spec": {"containers": [{"name": container, "image": "example.invalid/x:1"}]}}}
-        }))
-        .expect("deployment");
-        Api::<Deployment>::namespaced(cluster.client(), &namespace)
-            .create(&PostParams::default(), &deployment)
-            .await
-            .expect("create deployment");
-    }
+    target_deployments(&cluster).await;
     let base: ConfigMap =
         serde_json::from_value(json!({"metadata": {"name": "shop-base"}, "data": {"LOG_LEVEL": "info"}}))
             .expect("config map");
@@ -394,4 +400,102 @@ fn lists_are_told_from_object_reads_and_watches() {
         "/apis/hoist.dev/v1alpha1/namespaces/t/promotions",
         "watch=true&resourceVersion=5"
     )));
+}
+
+/// GETs of Secret `name` by the operator.
+fn secret_reads(operator: &Operator, name: &str) -> usize {
+    let path = format!("/secrets/{name}");
+    operator
+        .requests
+        .all()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path.ends_with(&path))
+        .count()
+}
+
+#[tokio::test]
+async fn a_key_secret_is_read_once_per_version_however_often_its_environment_is_decided() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let namespace = cluster.namespace().to_string();
+    target_deployments(&cluster).await;
+    let key = SigningKey::generate();
+    let secrets: Api<Secret> = Api::namespaced(cluster.client(), &namespace);
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "release-keys"},
+        "stringData": {"cosign.pub": key.public_pem()}
+    }))
+    .expect("secret");
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .expect("key secret");
+    apply::<Environment>(
+        &cluster,
+        json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "dev"},
+               "spec": {"targets": [
+                   {"application": "shop", "component": "backend", "deployment": {"name": "backend"}, "container": "app"},
+                   {"application": "shop", "component": "frontend", "deployment": {"name": "frontend"}, "container": "web"}],
+                 "gates": {"provenance": {"signatures": {"keys": [
+                     {"name": "release", "secretRef": {"name": "release-keys", "key": "cosign.pub"}}]}}}}}),
+    )
+    .await;
+    let images = pushed().await;
+    for image in &images {
+        push_signatures(image, &[signature(&key, image, &image.digest)])
+            .await
+            .expect("sign");
+    }
+    artifact(&cluster, "shop-1", &images).await;
+
+    let operator = start(&cluster).await;
+    wait_ready(&cluster, "shop-1").await;
+    apply::<Promotion>(
+        &cluster,
+        json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Promotion", "metadata": {"name": "to-dev"},
+               "spec": {"artifact": "shop-1", "environment": "dev", "reason": "test",
+                        "requestedBy": cluster.admin_user()}}),
+    )
+    .await;
+    cluster
+        .wait_for::<Promotion>("to-dev", TIMEOUT, |p| {
+            p.status.as_ref().is_some_and(|s| s.phase == Phase::Succeeded)
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    cluster
+        .wait_for::<Environment>("dev", TIMEOUT, |e| {
+            e.status.as_ref().is_some_and(|s| !s.history.is_empty())
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let decided = operator
+        .metric("hoist_reconciliations_total{controller=\"environment\"}")
+        .await;
+    assert!(
+        decided >= 2.0,
+        "not vacuous: Environment dev was decided {decided} time(s)"
+    );
+    assert_eq!(
+        secret_reads(&operator, "release-keys"),
+        1,
+        "read once, however often dev was decided ({decided} times)"
+    );
+
+    // A new version of the Secret is read again, once.
+    let rotated = json!({"metadata": {"annotations": {"hoist.dev/test-rotated": "1"}}});
+    secrets
+        .patch("release-keys", &PatchParams::default(), &Patch::Merge(&rotated))
+        .await
+        .expect("rotate");
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    while secret_reads(&operator, "release-keys") < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the changed key Secret was never read again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(secret_reads(&operator, "release-keys"), 2);
+    operator.stop().await;
 }

@@ -16,10 +16,11 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use kube::core::PartialObjectMeta;
+use kube::core::{NamespaceResourceScope, PartialObjectMeta};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::Error;
@@ -31,6 +32,7 @@ use crate::api::{Artifact, Environment, Promotion};
 use crate::core::admission;
 use crate::core::approval::ApprovalTrust;
 use crate::core::config::{self, SecretDigest};
+use crate::core::supply_chain;
 use crate::registry::Resolver;
 
 /// The field manager of every write Hoist makes.
@@ -86,14 +88,20 @@ impl Stores {
     }
 }
 
-/// Base ConfigMaps and Secret digests read from the API, each kept with the
-/// resourceVersion it was read at and read again only once the watch has
-/// seen another. A Secret's content is never kept, only its digest.
+/// Base ConfigMaps, Secret digests and the Secrets holding public keys read
+/// from the API, each kept with the resourceVersion it was read at and read
+/// again only once the watch has seen another. A configuration Secret's
+/// content is never kept, only its digest; the key Secrets a supply-chain
+/// policy names hold public keys.
 #[derive(Default)]
 pub struct ConfigSourceCache {
     config_maps: ReadAt<Arc<ConfigMap>>,
     secrets: ReadAt<SecretDigest>,
+    key_secrets: ReadAt<Arc<SecretData>>,
 }
+
+/// A Secret's data by key.
+pub type SecretData = std::collections::BTreeMap<String, Vec<u8>>;
 
 /// What was read of `(namespace, name)`, with the resourceVersion read.
 type ReadAt<T> = Mutex<HashMap<(String, String), (String, T)>>;
@@ -230,49 +238,69 @@ impl Context {
     /// The ConfigMap `namespace/name`, from [`ConfigSourceCache`] while
     /// the watch has seen no newer version; `None` if it does not exist.
     pub async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<Arc<ConfigMap>>, Error> {
-        let key = (namespace.to_string(), name.to_string());
-        let Some(version) = current_version(&self.stores.config_map_versions, namespace, name) else {
-            lock(&self.sources.config_maps).remove(&key);
-            return Ok(None);
-        };
-        if let Some((read, config_map)) = lock(&self.sources.config_maps).get(&key)
-            && *read == version
-        {
-            return Ok(Some(Arc::clone(config_map)));
-        }
-        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
-        let Some(config_map) = api.get_opt(name).await.map_err(Error::Kube)? else {
-            return Ok(None);
-        };
-        let config_map = Arc::new(config_map);
-        let read = config_map.resource_version().unwrap_or_default();
-        lock(&self.sources.config_maps).insert(key, (read, Arc::clone(&config_map)));
-        Ok(Some(config_map))
+        let versions = &self.stores.config_map_versions;
+        self.read_through(&self.sources.config_maps, versions, namespace, name, Arc::new)
+            .await
     }
 
     /// The digest of Secret `namespace/name`'s content, read again only
     /// when the watch has seen a new version; `None` if it does not exist.
     pub async fn secret_digest(&self, namespace: &str, name: &str) -> Result<Option<SecretDigest>, Error> {
+        let versions = &self.stores.secret_versions;
+        self.read_through(&self.sources.secrets, versions, namespace, name, |secret| {
+            config::secret_digest(&secret)
+        })
+        .await
+    }
+
+    /// The data of Secret `namespace/name`, which holds public keys a
+    /// supply-chain policy names, read again only when the watch has seen a
+    /// new version; `None` if it does not exist.
+    pub async fn key_secret(&self, namespace: &str, name: &str) -> Result<Option<Arc<SecretData>>, Error> {
+        let versions = &self.stores.secret_versions;
+        self.read_through(&self.sources.key_secrets, versions, namespace, name, |secret| {
+            Arc::new(supply_chain::secret_data(&secret))
+        })
+        .await
+    }
+
+    /// What `keep` takes of object `namespace/name`, from `cached` while the
+    /// watch (`versions`) has seen no newer version of it, else read from
+    /// the API; `None` if it does not exist.
+    async fn read_through<K, T>(
+        &self,
+        cached: &ReadAt<T>,
+        versions: &Cache<PartialObjectMeta<K>>,
+        namespace: &str,
+        name: &str,
+        keep: impl FnOnce(K) -> T,
+    ) -> Result<Option<T>, Error>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug
+            + 'static,
+        T: Clone,
+    {
         let key = (namespace.to_string(), name.to_string());
-        let Some(version) = current_version(&self.stores.secret_versions, namespace, name) else {
-            lock(&self.sources.secrets).remove(&key);
+        let Some(version) = current_version(versions, namespace, name) else {
+            lock(cached).remove(&key);
             return Ok(None);
         };
-        if let Some((read, digest)) = lock(&self.sources.secrets).get(&key)
+        if let Some((read, value)) = lock(cached).get(&key)
             && *read == version
         {
-            return Ok(Some(digest.clone()));
+            return Ok(Some(value.clone()));
         }
-        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
-        let Some(secret) = api.get_opt(name).await.map_err(Error::Kube)? else {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let Some(object) = api.get_opt(name).await.map_err(Error::Kube)? else {
             return Ok(None);
         };
-        let digest = config::secret_digest(&secret);
-        lock(&self.sources.secrets).insert(
-            key,
-            (secret.resource_version().unwrap_or_default(), digest.clone()),
-        );
-        Ok(Some(digest))
+        let read = object.resource_version().unwrap_or_default();
+        let value = keep(object);
+        lock(cached).insert(key, (read, value.clone()));
+        Ok(Some(value))
     }
 }
 

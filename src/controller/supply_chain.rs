@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 
@@ -33,18 +32,14 @@ fn made_key(namespace: &str, check: &DueCheck) -> String {
     )
 }
 
-/// The data of the Secrets the Environment's policies take keys from.
+/// The data of the Secrets the Environment's policies take keys from, read
+/// through the context's cache of configuration sources.
 pub async fn key_secrets(ctx: &Ctx, environment: &Environment) -> Result<KeySecrets, Error> {
-    let names = supply_chain::key_secret_names(environment);
-    let mut secrets = KeySecrets::new();
-    if names.is_empty() {
-        return Ok(secrets);
-    }
     let namespace = environment.namespace().unwrap_or_default();
-    let api: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
-    for name in names {
-        if let Some(secret) = api.get_opt(&name).await.map_err(Error::Kube)? {
-            secrets.insert(name, supply_chain::secret_data(&secret));
+    let mut secrets = KeySecrets::new();
+    for name in supply_chain::key_secret_names(environment) {
+        if let Some(data) = ctx.key_secret(&namespace, &name).await? {
+            secrets.insert(name, data.as_ref().clone());
         }
     }
     Ok(secrets)
