@@ -45,6 +45,8 @@ struct Scenario {
     /// Target namespace per stage.
     stages: BTreeMap<&'static str, String>,
     operator: Option<Operator>,
+    /// Registries besides the test registry the operator reaches over plain HTTP.
+    more_registries: Vec<String>,
 }
 
 fn deployment(name: &str, container: &str, replicas: i32) -> serde_json::Value {
@@ -93,6 +95,7 @@ impl Scenario {
             cluster,
             stages,
             operator: None,
+            more_registries: Vec::new(),
         };
         for stage in STAGES {
             scenario.create_deployment(stage, "backend", "app", 0).await;
@@ -201,7 +204,10 @@ impl Scenario {
         let registry = registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)");
         let settings = Settings {
             health_address: ([127, 0, 0, 1], 0).into(),
-            insecure_registries: vec![registry],
+            insecure_registries: [registry]
+                .into_iter()
+                .chain(self.more_registries.clone())
+                .collect(),
             namespace: Some(self.namespace().to_string()),
             ..Settings::default()
         };
@@ -2271,6 +2277,9 @@ enum Variant {
     /// CVE; the frontend's signature as an OCI 1.1 referrer instead of the
     /// `.sig` tag.
     ViaReferrers,
+    /// Signed, provenance of REVISION, the same scan, everything listed by
+    /// the registry's referrers API only (no tag, no fallback index).
+    ViaReferrersApi,
     Unsigned,
     SignedByAnotherKey,
     PayloadNamesAnotherDigest,
@@ -2303,14 +2312,15 @@ async fn attach(
         let signature = signing::signature(signer, image, named);
         match variant {
             Variant::Unsigned => {}
+            Variant::ViaReferrersApi => {
+                signing::push_referrer_native(image, COSIGN_SIGNATURE, &[signature])
+                    .await
+                    .expect("push referrer");
+            }
             Variant::ViaReferrers if component == "frontend" => {
-                signing::push_referrer(
-                    image,
-                    "application/vnd.dev.cosign.artifact.sig.v1+json",
-                    &[signature],
-                )
-                .await
-                .expect("push referrer");
+                signing::push_referrer(image, COSIGN_SIGNATURE, &[signature])
+                    .await
+                    .expect("push referrer");
             }
             _ => signing::push_signatures(image, &[signature])
                 .await
@@ -2337,27 +2347,34 @@ async fn attach(
         } else {
             &recent
         };
-        signing::push_attestations(
-            image,
-            &[
-                signing::attestation(
-                    key,
-                    &image.digest,
-                    signing::SLSA_V1,
-                    signing::slsa_v1("https://github.com/acme/shop", commit, BUILDER),
-                ),
-                signing::attestation(
-                    key,
-                    &image.digest,
-                    signing::VULN_V1,
-                    signing::trivy_scan(finished, findings),
-                ),
-            ],
-        )
-        .await
-        .expect("push attestations");
+        let attestations = [
+            signing::attestation(
+                key,
+                &image.digest,
+                signing::SLSA_V1,
+                signing::slsa_v1("https://github.com/acme/shop", commit, BUILDER),
+            ),
+            signing::attestation(
+                key,
+                &image.digest,
+                signing::VULN_V1,
+                signing::trivy_scan(finished, findings),
+            ),
+        ];
+        if variant == Variant::ViaReferrersApi {
+            signing::push_referrer_native(image, signing::DSSE, &attestations)
+                .await
+                .expect("push attestation referrer");
+        } else {
+            signing::push_attestations(image, &attestations)
+                .await
+                .expect("push attestations");
+        }
     }
 }
+
+/// The artifact type of a cosign signature pushed as an OCI 1.1 referrer.
+const COSIGN_SIGNATURE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
 impl Scenario {
     /// `environment` requires signatures, SLSA provenance and a recent scan, all by `key`.
@@ -2410,6 +2427,7 @@ impl Scenario {
 }
 
 use hoist::api::SupplyChainCheck as Check;
+use hoist_testkit::referrers::ReferrersRegistry;
 use hoist_testkit::signing::{self, SigningKey};
 
 fn all_verified() -> Vec<(String, Check, String)> {
@@ -2491,6 +2509,49 @@ async fn a_signed_release_promotes_once_verified_and_a_restart_fetches_nothing_a
         0.0
     );
     assert_eq!(scenario.records("shop-1-0-0", 6).await, all_verified());
+    scenario.stop().await;
+}
+
+#[tokio::test]
+async fn a_release_whose_signatures_only_the_referrers_api_lists_promotes() {
+    let upstream = registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)");
+    let registry = ReferrersRegistry::start(&upstream)
+        .await
+        .expect("referrers registry");
+    let mut scenario = Scenario::new().await;
+    scenario.more_registries.push(registry.address().to_owned());
+    let key = SigningKey::generate();
+    scenario.require_supply_chain("dev", &key).await;
+    let pushed = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
+        .await
+        .expect("push images");
+    let images: BTreeMap<String, PushedImage> = pushed
+        .iter()
+        .map(|(component, image)| (component.clone(), registry.image(image)))
+        .collect();
+    attach(&images, &key, &key, Variant::ViaReferrersApi).await;
+    assert_eq!(
+        registry.subjects_recorded(),
+        4,
+        "a signature and an attestation per image"
+    );
+    scenario
+        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
+        .await;
+    scenario.start().await;
+    scenario.promote("to-dev", "shop-1-0-0", "dev").await;
+    let promoted = scenario.wait_phase("to-dev", Phase::Succeeded).await;
+    assert_eq!(gate(&promoted, GateName::Provenance).state, GateState::Passed);
+    assert_eq!(
+        gate(&promoted, GateName::Vulnerabilities).state,
+        GateState::Passed
+    );
+    assert_eq!(scenario.records("shop-1-0-0", 6).await, all_verified());
+    assert_eq!(
+        registry.referrers_requests(),
+        2,
+        "the referrers API asked once per digest"
+    );
     scenario.stop().await;
 }
 
