@@ -66,8 +66,13 @@ impl TrustedKey {
         TrustedKey::from_der(name, block.contents())
     }
 
-    /// From a DER SubjectPublicKeyInfo.
+    /// From a DER SubjectPublicKeyInfo, exactly: aws-lc would also take a
+    /// raw 32-byte Ed25519 key and ignore bytes after the structure, which
+    /// would give one key several fingerprints (and policies).
     pub fn from_der(name: &str, der: &[u8]) -> Result<TrustedKey, KeyError> {
+        if !is_one_der_sequence(der) {
+            return Err(KeyError::Unsupported);
+        }
         let parsed: Vec<ParsedPublicKey> = ALGORITHMS
             .iter()
             .filter_map(|algorithm| ParsedPublicKey::new(*algorithm, der).ok())
@@ -94,6 +99,28 @@ impl TrustedKey {
         let hex = self.fingerprint.trim_start_matches("sha256:");
         &hex[..hex.len().min(12)]
     }
+}
+
+/// Whether `der` is one DER SEQUENCE and nothing more (the header's
+/// length covers exactly the rest).
+fn is_one_der_sequence(der: &[u8]) -> bool {
+    let [0x30, first, rest @ ..] = der else {
+        return false;
+    };
+    let (length, body) = if first & 0x80 == 0 {
+        (usize::from(*first), rest)
+    } else {
+        let octets = usize::from(first & 0x7f);
+        if octets == 0 || octets > 4 || rest.len() < octets {
+            return false;
+        }
+        let (length, body) = rest.split_at(octets);
+        (
+            length.iter().fold(0usize, |n, b| (n << 8) | usize::from(*b)),
+            body,
+        )
+    };
+    length == body.len()
 }
 
 /// `sha256:<hex>` of `bytes`.
@@ -157,6 +184,28 @@ mod tests {
         let garbage = pem::encode(&pem::Pem::new("PUBLIC KEY", vec![1, 2, 3]));
         assert_eq!(
             TrustedKey::from_pem("k", &garbage).unwrap_err(),
+            KeyError::Unsupported
+        );
+    }
+
+    #[test]
+    fn only_an_exact_subject_public_key_info_is_a_key() {
+        let key = SigningKey::generate();
+        let der = pem::parse(key.public_pem()).expect("PEM").into_contents();
+        assert!(TrustedKey::from_der("k", &der).is_ok());
+        let mut longer = der.clone();
+        longer.push(0);
+        assert_eq!(
+            TrustedKey::from_der("k", &longer).unwrap_err(),
+            KeyError::Unsupported
+        );
+        // aws-lc alone would read these as a raw Ed25519 key.
+        assert_eq!(
+            TrustedKey::from_der("k", &[7; 32]).unwrap_err(),
+            KeyError::Unsupported
+        );
+        assert_eq!(
+            TrustedKey::from_der("k", &der[..der.len() - 1]).unwrap_err(),
             KeyError::Unsupported
         );
     }

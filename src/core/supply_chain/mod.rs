@@ -545,9 +545,13 @@ fn format_duration(duration: SignedDuration) -> String {
     }
 }
 
-/// `sha256:` and 12 hex digits.
+/// `sha256:` and 12 hex digits. Cut at a character: a digest read from a
+/// signed payload or statement may hold anything.
 pub fn short(digest: &str) -> &str {
-    &digest[..digest.len().min("sha256:".len() + 12)]
+    digest
+        .char_indices()
+        .nth("sha256:".len() + 12)
+        .map_or(digest, |(end, _)| &digest[..end])
 }
 
 /// `[name (sha256:fp…), …]`.
@@ -561,5 +565,7 @@ pub fn key_list(keys: &[TrustedKey]) -> String {
     )
 }
 
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;

@@ -120,11 +120,11 @@ pub fn check(
         .unwrap_or_else(|| Finding::failed("AttestationMissing", "no provenance".into()))
 }
 
+/// Cut at a character: the provenance's commit may hold anything.
 fn short_commit(commit: &str) -> String {
-    if commit.len() > 12 {
-        format!("{}…", &commit[..12])
-    } else {
-        commit.to_owned()
+    match commit.char_indices().nth(12) {
+        Some((end, _)) => format!("{}…", &commit[..end]),
+        None => commit.to_owned(),
     }
 }
 
