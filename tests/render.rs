@@ -496,7 +496,7 @@ async fn an_image_whose_provenance_names_another_commit_is_blocked_offline() {
 }
 
 #[tokio::test]
-async fn an_altered_layout_blob_is_an_error_naming_it() {
+async fn an_altered_unreadable_or_misnamed_layout_blob_is_an_error_naming_it() {
     let signature_layer = |dir: &Path| -> PathBuf {
         // The signature manifest's one layer.
         let images = dir.join("images");
@@ -532,4 +532,64 @@ async fn an_altered_layout_blob_is_an_error_naming_it() {
             path.file_name().expect("name").to_string_lossy()
         )
     );
+
+    // A blob that never ends: refused before it is read.
+    let endless = copy_with(|dir| {
+        let path = signature_layer(dir);
+        std::fs::remove_file(&path).expect("remove layer");
+        std::os::unix::fs::symlink("/dev/zero", &path).expect("link");
+    });
+    let error = render(endless.path(), "default", &resolver, now())
+        .await
+        .expect_err("a device is refused");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "OCI layout blob {} cannot be read: not a regular file",
+            signature_layer(endless.path()).display()
+        )
+    );
+
+    // A digest written in capitals is not one.
+    let capitals = copy_with(|dir| {
+        let index = dir.join("images/index.json");
+        let text = std::fs::read_to_string(&index).expect("index");
+        let manifest = hoist_testkit::layout::digest(
+            &dir.join("images"),
+            &format!(
+                "registry.example.com/shop/backend:{}.sig",
+                layout_digest("registry.example.com/shop/backend:1.4.2").replace(':', "-")
+            ),
+        )
+        .expect("signature in layout");
+        let upper = format!("sha256:{}", manifest["sha256:".len()..].to_uppercase());
+        std::fs::write(&index, text.replace(&manifest, &upper)).expect("write index");
+    });
+    let error = render(capitals.path(), "default", &resolver, now())
+        .await
+        .expect_err("a bad digest is refused");
+    let message = error.to_string();
+    assert!(
+        message.starts_with(&format!(
+            "OCI layout {} names blob sha256:",
+            capitals.path().join("images").display()
+        )) && message
+            .ends_with(", which is not sha256:<64 lowercase hex digits> (the only digests Hoist reads)"),
+        "{message}"
+    );
+}
+
+#[test]
+fn attachments_in_a_layout_are_found_through_the_referrers_index_and_by_subject() {
+    use hoist_testkit::layout::{Attach, sign_example};
+    for how in [Attach::ReferrersIndex, Attach::Subjects] {
+        let key = SigningKey::generate();
+        let signed = copy_with(|dir| {
+            sign_example(dir, &key, how).expect("sign the copy");
+        });
+        let index = std::fs::read_to_string(signed.path().join("images/index.json")).expect("index");
+        assert!(!index.contains(".sig\""), "{how:?}: no cosign tag left");
+        let (code, stderr) = render_command(signed.path());
+        assert_eq!(code, Some(0), "{how:?}: {stderr}");
+    }
 }

@@ -481,20 +481,34 @@ async fn a_key_secret_is_read_once_per_version_however_often_its_environment_is_
         "read once, however often dev was decided ({decided} times)"
     );
 
-    // A new version of the Secret is read again, once.
-    let rotated = json!({"metadata": {"annotations": {"hoist.dev/test-rotated": "1"}}});
+    // A new version of the Secret is read again, once, and its key counts:
+    // the same images in a new Artifact are not signed with it.
+    let rotated = SigningKey::generate();
+    let patch = json!({"stringData": {"cosign.pub": rotated.public_pem()}});
     secrets
-        .patch("release-keys", &PatchParams::default(), &Patch::Merge(&rotated))
+        .patch("release-keys", &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .expect("rotate");
-    let deadline = tokio::time::Instant::now() + TIMEOUT;
-    while secret_reads(&operator, "release-keys") < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the changed key Secret was never read again"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    artifact(&cluster, "shop-2", &images).await;
+    apply::<Promotion>(
+        &cluster,
+        json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Promotion", "metadata": {"name": "to-dev-2"},
+               "spec": {"artifact": "shop-2", "environment": "dev", "reason": "test",
+                        "requestedBy": cluster.admin_user()}}),
+    )
+    .await;
+    cluster
+        .wait_for::<Artifact>("shop-2", TIMEOUT, |a| {
+            a.status.as_ref().is_some_and(|s| {
+                s.supply_chain
+                    .iter()
+                    .filter(|r| r.reason == "UntrustedSignature")
+                    .count()
+                    == 2
+            })
+        })
+        .await
+        .unwrap_or_else(|error| panic!("the rotated key was never used: {error}"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(secret_reads(&operator, "release-keys"), 2);
     operator.stop().await;

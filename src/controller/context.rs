@@ -91,8 +91,8 @@ impl Stores {
 /// Base ConfigMaps, Secret digests and the Secrets holding public keys read
 /// from the API, each kept with the resourceVersion it was read at and read
 /// again only once the watch has seen another. A configuration Secret's
-/// content is never kept, only its digest; the key Secrets a supply-chain
-/// policy names hold public keys.
+/// content is never kept, only its digest; of a Secret a supply-chain
+/// policy takes keys from, only the PEM public keys are.
 #[derive(Default)]
 pub struct ConfigSourceCache {
     config_maps: ReadAt<Arc<ConfigMap>>,

@@ -5,10 +5,12 @@
 //! digest from it the way it would from a registry: cosign's tags
 //! (`REPOSITORY:sha256-<hex>.sig`, `.att`), the referrers tag-schema index
 //! (`REPOSITORY:sha256-<hex>`) and any manifest of the layout whose
-//! `subject` is the digest (how `oras copy --to-oci-layout` keeps referrers).
+//! `subject` is the digest (OCI 1.1 referrers kept in the layout).
 
 use std::collections::BTreeMap;
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use oci_client::manifest::{OCI_IMAGE_MEDIA_TYPE, OciImageIndex, OciImageManifest};
 use serde::Deserialize;
@@ -50,8 +52,10 @@ pub enum LayoutError {
     },
     #[error("OCI layout blob {path} does not hash to its name {digest} (the layout was altered)")]
     Tampered { path: PathBuf, digest: String },
-    #[error("OCI layout names blob {digest}, which is not a sha256 digest")]
-    BadDigest { digest: String },
+    #[error(
+        "OCI layout {layout} names blob {digest}, which is not sha256:<64 lowercase hex digits> (the only digests Hoist reads)"
+    )]
+    BadDigest { layout: PathBuf, digest: String },
 }
 
 #[derive(Deserialize)]
@@ -83,6 +87,8 @@ pub struct OciLayout {
     refs: BTreeMap<String, Entry>,
     /// Every image manifest the layouts' indexes list, named or not.
     manifests: Vec<Entry>,
+    /// Subject digest → the manifests about it, read once when first asked.
+    subjects: OnceLock<BTreeMap<String, Vec<Entry>>>,
 }
 
 impl OciLayout {
@@ -144,10 +150,20 @@ impl OciLayout {
         self.refs.is_empty()
     }
 
+    /// Whether the layout holds anything of `image`'s repository (the image
+    /// itself, or what is attached to one of its digests): then its
+    /// attachments are read from here, even for an image pinned by digest.
+    pub fn has_repository(&self, image: &str) -> bool {
+        let wanted = repository(image);
+        self.refs.keys().any(|name| repository(name) == wanted)
+    }
+
     /// The signature and attestation layers attached to `image`'s `digest`
     /// in the layout, found as in a registry without the referrers API plus
     /// the layout's manifests whose subject is the digest. Every blob read
-    /// is checked against its digest.
+    /// is checked against its digest; a manifest the referrers index or
+    /// the subject scan cannot read is passed over, as a registry's
+    /// referrer that is gone.
     pub fn attachments(&self, image: &str, digest: &str) -> Result<Attachments, LayoutError> {
         let repository = repository(image);
         let mut manifests: Vec<(OciImageManifest, usize)> = Vec::new();
@@ -166,12 +182,13 @@ impl OciLayout {
                     digest: listed.digest,
                     dir: entry.dir,
                 };
-                manifests.push((self.json(&listed, "image manifest")?, entry.dir));
+                if let Ok(manifest) = self.json(&listed, "image manifest") {
+                    manifests.push((manifest, entry.dir));
+                }
             }
         }
-        for entry in &self.manifests {
-            let manifest: OciImageManifest = self.json(entry, "image manifest")?;
-            if manifest.subject.as_ref().is_some_and(|s| s.digest == digest) {
+        for entry in self.subjects().get(digest).into_iter().flatten() {
+            if let Ok(manifest) = self.json(entry, "image manifest") {
                 manifests.push((manifest, entry.dir));
             }
         }
@@ -185,6 +202,20 @@ impl OciLayout {
         Ok(found)
     }
 
+    /// The manifests of the layouts with a `subject`, by subject digest.
+    fn subjects(&self) -> &BTreeMap<String, Vec<Entry>> {
+        self.subjects.get_or_init(|| {
+            let mut subjects: BTreeMap<String, Vec<Entry>> = BTreeMap::new();
+            for entry in &self.manifests {
+                let manifest: Result<OciImageManifest, _> = self.json(entry, "image manifest");
+                if let Some(subject) = manifest.ok().and_then(|m| m.subject) {
+                    subjects.entry(subject.digest).or_default().push(entry.clone());
+                }
+            }
+            subjects
+        })
+    }
+
     fn json<T: DeserializeOwned>(&self, entry: &Entry, what: &'static str) -> Result<T, LayoutError> {
         let content = self.blob(entry.dir, &entry.digest)?;
         serde_json::from_slice(&content).map_err(|source| LayoutError::BlobParse {
@@ -196,35 +227,39 @@ impl OciLayout {
 
     fn blob_path(&self, dir: usize, digest: &str) -> Option<PathBuf> {
         let hex = digest.strip_prefix("sha256:")?;
-        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        let lowercase_hex = |b: u8| b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+        (hex.len() == 64 && hex.bytes().all(lowercase_hex))
             .then(|| self.dirs[dir].join("blobs/sha256").join(hex))
     }
 
-    /// The content of blob `digest`, which must hash to it.
+    /// The content of blob `digest`, a regular file of at most
+    /// [`MAX_LAYER`] bytes, which must hash to it.
     fn blob(&self, dir: usize, digest: &str) -> Result<Vec<u8>, LayoutError> {
         let path = self
             .blob_path(dir, digest)
             .ok_or_else(|| LayoutError::BadDigest {
+                layout: self.dirs[dir].clone(),
                 digest: digest.to_owned(),
             })?;
-        let size = std::fs::metadata(&path)
-            .map_err(|source| LayoutError::Blob {
-                path: path.clone(),
-                source,
-            })?
-            .len();
-        if size > MAX_LAYER.unsigned_abs() {
-            return Err(LayoutError::Blob {
-                path,
-                source: std::io::Error::other(format!("{size} bytes, more than {MAX_LAYER} are not read")),
-            });
-        }
-        let content = std::fs::read(&path).map_err(|source| LayoutError::Blob {
+        let error = |source| LayoutError::Blob {
             path: path.clone(),
             source,
-        })?;
-        let actual = fingerprint(&content);
-        if actual != digest {
+        };
+        let file = std::fs::File::open(&path).map_err(error)?;
+        // Not a device, a FIFO or a directory, whatever a link points to.
+        if !file.metadata().map_err(error)?.is_file() {
+            return Err(error(std::io::Error::other("not a regular file")));
+        }
+        let mut content = Vec::new();
+        file.take(MAX_LAYER.unsigned_abs() + 1)
+            .read_to_end(&mut content)
+            .map_err(error)?;
+        if content.len() as u64 > MAX_LAYER.unsigned_abs() {
+            return Err(error(std::io::Error::other(format!(
+                "more than {MAX_LAYER} bytes, which are not read"
+            ))));
+        }
+        if fingerprint(&content) != digest {
             return Err(LayoutError::Tampered {
                 path,
                 digest: digest.to_owned(),

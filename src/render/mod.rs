@@ -53,21 +53,36 @@ pub enum RenderError {
 /// checks of its own policies once its upstream promoted.
 const CHECK_ROUNDS: usize = 16;
 
-/// Makes `checks`, each digest's attachments read once, from the layout
-/// when the image resolved through it, else from its registry, and records
-/// them on the Artifacts.
+/// What was read for each (image, digest), once per render.
+type Fetched = HashMap<(String, String), Result<Attachments, String>>;
+
+/// Makes `checks` (those of several Environments sharing a policy once),
+/// each digest's attachments read once per render, from the layout when it
+/// holds the image's repository, else from its registry, and records them
+/// on the Artifacts.
 async fn supply_chain_checks(
     world: &mut World,
     layout: &OciLayout,
     resolver: &Resolver,
-    checks: Vec<(String, DueCheck)>,
+    mut checks: Vec<(String, DueCheck)>,
+    fetched: &mut Fetched,
     now: &Time,
 ) -> Result<(), RenderError> {
-    let mut fetched: HashMap<(String, String), Result<Attachments, String>> = HashMap::new();
+    let same = |(ns, c): &(String, DueCheck)| {
+        (
+            ns.clone(),
+            c.artifact.clone(),
+            c.component.clone(),
+            c.policy.check,
+            c.policy.id.clone(),
+        )
+    };
+    checks.sort_by_key(same);
+    checks.dedup_by_key(|check| same(check));
     for (namespace, check) in checks {
         let key = (check.image.clone(), check.digest.clone());
         if !fetched.contains_key(&key) {
-            let attachments = if layout.digest(&check.image).is_some() {
+            let attachments = if layout.has_repository(&check.image) {
                 Ok(layout.attachments(&check.image, &check.digest)?)
             } else {
                 resolver
@@ -179,13 +194,15 @@ pub async fn render(
     // Deployments are assumed to roll out: render shows the state Git should
     // hold. Each round makes the supply-chain checks the plans ask for; a
     // check is due again only later (a retry, a stale scan), so few rounds do.
-    for _ in 0..CHECK_ROUNDS {
+    // The last round settles what the checks before it recorded.
+    let mut fetched = Fetched::new();
+    for round in 0..=CHECK_ROUNDS {
         world.settle(64, |_| RolloutOutcome::Completes);
         let checks = world.due_checks();
-        if checks.is_empty() {
+        if checks.is_empty() || round == CHECK_ROUNDS {
             break;
         }
-        supply_chain_checks(&mut world, &layout, resolver, checks, &now).await?;
+        supply_chain_checks(&mut world, &layout, resolver, checks, &mut fetched, &now).await?;
     }
 
     let mut yaml = String::new();

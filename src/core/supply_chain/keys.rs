@@ -101,9 +101,14 @@ impl TrustedKey {
     }
 }
 
-/// Whether `der` is one DER SEQUENCE and nothing more (the header's
-/// length covers exactly the rest).
+/// Whether `der` is one DER SEQUENCE opening with another (a
+/// SubjectPublicKeyInfo's AlgorithmIdentifier) and nothing more: the
+/// header's length covers exactly the rest. 32 bytes are never one (an
+/// Ed25519 SubjectPublicKeyInfo has 44), whatever they look like.
 fn is_one_der_sequence(der: &[u8]) -> bool {
+    if der.len() == 32 {
+        return false;
+    }
     let [0x30, first, rest @ ..] = der else {
         return false;
     };
@@ -120,7 +125,7 @@ fn is_one_der_sequence(der: &[u8]) -> bool {
             body,
         )
     };
-    length == body.len()
+    length == body.len() && body.first() == Some(&0x30)
 }
 
 /// `sha256:<hex>` of `bytes`.
@@ -208,5 +213,35 @@ mod tests {
             TrustedKey::from_der("k", &der[..der.len() - 1]).unwrap_err(),
             KeyError::Unsupported
         );
+        let mut sequence_of_32 = vec![0x30, 30, 0x30];
+        sequence_of_32.resize(32, 0);
+        assert_eq!(
+            TrustedKey::from_der("k", &sequence_of_32).unwrap_err(),
+            KeyError::Unsupported
+        );
+    }
+
+    #[test]
+    fn rsa_keys_whose_length_takes_two_octets_are_read_and_verify() {
+        use aws_lc_rs::encoding::AsDer;
+        use aws_lc_rs::rsa::{KeyPair, KeySize};
+        use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+        for size in [KeySize::Rsa2048, KeySize::Rsa4096] {
+            let pair = KeyPair::generate(size).expect("RSA key");
+            let der = pair.public_key().as_der().expect("SubjectPublicKeyInfo");
+            assert_eq!(der.as_ref()[..2], [0x30, 0x82], "long-form length");
+            let pem = pem::encode(&pem::Pem::new("PUBLIC KEY", der.as_ref().to_vec()));
+            let key = TrustedKey::from_pem("rsa", &pem).expect("an RSA key is read");
+            let mut signature = vec![0; pair.public_modulus_len()];
+            pair.sign(
+                &RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                b"payload",
+                &mut signature,
+            )
+            .expect("sign");
+            assert!(key.verifies(b"payload", &signature));
+            assert!(!key.verifies(b"payload!", &signature));
+        }
     }
 }

@@ -52,18 +52,23 @@ pub fn key_secret_names(environment: &Environment) -> std::collections::BTreeSet
 }
 
 /// A Secret's keys and values as policies read them (`stringData` of a
-/// manifest file over `data`).
+/// manifest file over `data`). Only PEM public keys keep their value: a
+/// Secret made by `cosign generate-key-pair k8s://…` also holds the private
+/// key and its password, which are never kept (their names are, so a
+/// policy naming one is told it is not a public key).
 pub fn secret_data(secret: &k8s_openapi::api::core::v1::Secret) -> BTreeMap<String, Vec<u8>> {
-    let mut data: BTreeMap<String, Vec<u8>> = secret
-        .data
+    let data = secret.data.iter().flatten().map(|(k, v)| (k, v.0.as_slice()));
+    let string_data = secret
+        .string_data
         .iter()
         .flatten()
-        .map(|(k, v)| (k.clone(), v.0.clone()))
-        .collect();
-    for (k, v) in secret.string_data.iter().flatten() {
-        data.insert(k.clone(), v.clone().into_bytes());
-    }
-    data
+        .map(|(k, v)| (k, v.as_bytes()));
+    data.chain(string_data)
+        .map(|(key, value)| {
+            let public = pem::parse(value).is_ok_and(|block| block.tag() == "PUBLIC KEY");
+            (key.clone(), if public { value.to_vec() } else { Vec::new() })
+        })
+        .collect()
 }
 
 /// What one check decided.

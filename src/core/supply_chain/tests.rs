@@ -88,6 +88,38 @@ fn a_policy_is_named_by_its_keys_and_rule_and_shared_by_environments_with_the_sa
 }
 
 #[test]
+fn of_a_cosign_key_pair_secret_only_the_public_key_is_kept() {
+    let key = SigningKey::generate();
+    let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "cosign"},
+        "stringData": {
+            "cosign.pub": key.public_pem(),
+            "cosign.key": "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n",
+            "cosign.password": "hunter2"
+        }
+    }))
+    .expect("secret");
+    let data = secret_data(&secret);
+    assert_eq!(data["cosign.pub"], key.public_pem().into_bytes());
+    assert_eq!((data["cosign.key"].len(), data["cosign.password"].len()), (0, 0));
+    let private =
+        "{provenance: {signatures: {keys: [{name: release, secretRef: {name: cosign, key: cosign.key}}]}}}";
+    let problem = policies(
+        &environment(private),
+        &KeySecrets::from([("cosign".into(), data)]),
+    )[0]
+    .clone()
+    .unwrap_err();
+    assert!(
+        problem
+            .message
+            .starts_with("spec.gates.provenance.signatures.keys[release]: the key is not PEM"),
+        "{}",
+        problem.message
+    );
+}
+
+#[test]
 fn unusable_keys_are_named_by_field_and_a_missing_secret_is_waited_for() {
     let from_secret =
         "{provenance: {signatures: {keys: [{name: release, secretRef: {name: cosign, key: cosign.pub}}]}}}";

@@ -1,8 +1,9 @@
 //! Signatures and attestations written into an OCI image layout the way a
 //! registry holds them (`skopeo copy docker://REPO:sha256-<hex>.sig
 //! oci:DIR:REPO:sha256-<hex>.sig` gives the same): a manifest with an empty
-//! config and the given layers, named `REPOSITORY:TAG` in `index.json`.
-//! Blobs nothing names any more are removed.
+//! config and the given layers, named `REPOSITORY:TAG` in `index.json`, or
+//! as OCI 1.1 artifacts with a subject (listed by the referrers index tag
+//! or unnamed in `index.json`). Blobs nothing names any more are removed.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -10,7 +11,10 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde_json::{Value, json};
 
-use crate::signing::{Layer, digest_of};
+use crate::registry::PushedImage;
+use crate::signing::{
+    Layer, SLSA_V1, SigningKey, VULN_V1, attestation, digest_of, signature, slsa_v1, trivy_scan,
+};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -41,9 +45,10 @@ pub fn digest(layout: &Path, name: &str) -> anyhow::Result<String> {
         .with_context(|| format!("{name} is not in the layout {}", layout.display()))
 }
 
-/// Writes a manifest of `layers` named `name` (`REPOSITORY:TAG`) into the
-/// layout, replacing what had that name.
-pub fn put(layout: &Path, name: &str, layers: &[Layer]) -> anyhow::Result<()> {
+/// Writes a manifest of `layers` (with an empty config), about `subject`
+/// (a manifest of the layout) when given, into the blobs; returns its
+/// descriptor.
+fn write_manifest(layout: &Path, layers: &[Layer], subject: Option<&str>) -> anyhow::Result<Value> {
     let (config, config_size) = write_blob(layout, b"{}")?;
     let mut descriptors = Vec::new();
     for layer in layers {
@@ -55,25 +60,180 @@ pub fn put(layout: &Path, name: &str, layers: &[Layer]) -> anyhow::Result<()> {
             "annotations": layer.annotations,
         }));
     }
-    let manifest = serde_json::to_vec(&json!({
+    let mut manifest = json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_size},
         "layers": descriptors,
-    }))?;
-    let (digest, size) = write_blob(layout, &manifest)?;
+    });
+    if let Some(subject) = subject {
+        let path = layout
+            .join("blobs/sha256")
+            .join(subject.trim_start_matches("sha256:"));
+        let size = std::fs::metadata(&path)
+            .with_context(|| format!("subject {subject} is not in the layout"))?
+            .len();
+        manifest["subject"] = json!({"mediaType": MANIFEST, "digest": subject, "size": size});
+        manifest["artifactType"] = json!(layers.first().map_or(MANIFEST, |l| l.media_type));
+    }
+    let (digest, size) = write_blob(layout, &serde_json::to_vec(&manifest)?)?;
+    Ok(json!({"mediaType": MANIFEST, "digest": digest, "size": size}))
+}
+
+/// Adds `descriptor` to the layout's index, named `name` (replacing what
+/// had that name) or unnamed.
+fn list(layout: &Path, mut descriptor: Value, name: Option<&str>) -> anyhow::Result<()> {
     let mut index = read_index(layout)?;
     let manifests = index["manifests"]
         .as_array_mut()
         .context("index.json has no manifests list")?;
-    manifests.retain(|m| m["annotations"][REF_NAME] != name);
-    manifests.push(json!({
-        "mediaType": MANIFEST,
-        "digest": digest,
-        "size": size,
-        "annotations": {REF_NAME: name},
-    }));
+    if let Some(name) = name {
+        manifests.retain(|m| m["annotations"][REF_NAME] != name);
+        descriptor["annotations"] = json!({REF_NAME: name});
+    }
+    manifests.push(descriptor);
     write_index(layout, &index)
+}
+
+/// Writes a manifest of `layers` named `name` (`REPOSITORY:TAG`) into the
+/// layout, replacing what had that name.
+pub fn put(layout: &Path, name: &str, layers: &[Layer]) -> anyhow::Result<()> {
+    let descriptor = write_manifest(layout, layers, None)?;
+    list(layout, descriptor, Some(name))
+}
+
+/// Where attachments of a digest go in a layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attach {
+    /// cosign's names: `REPOSITORY:sha256-<hex>.sig` and `.att`.
+    CosignTags,
+    /// OCI 1.1 artifacts with a subject, listed by the referrers
+    /// tag-schema index `REPOSITORY:sha256-<hex>`.
+    ReferrersIndex,
+    /// OCI 1.1 artifacts with a subject, listed unnamed in `index.json`.
+    Subjects,
+}
+
+/// Attaches `signatures` and `attestations` (a manifest each) to
+/// `digest` of `repository` in the layout, as `how` says.
+pub fn attach(
+    layout: &Path,
+    repository: &str,
+    digest: &str,
+    signatures: &[Layer],
+    attestations: &[Layer],
+    how: Attach,
+) -> anyhow::Result<()> {
+    let tag = digest.replace(':', "-");
+    match how {
+        Attach::CosignTags => {
+            put(layout, &format!("{repository}:{tag}.sig"), signatures)?;
+            put(layout, &format!("{repository}:{tag}.att"), attestations)
+        }
+        Attach::ReferrersIndex => {
+            let referrers = vec![
+                write_manifest(layout, signatures, Some(digest))?,
+                write_manifest(layout, attestations, Some(digest))?,
+            ];
+            let index = serde_json::to_vec(&json!({
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.index.v1+json",
+                "manifests": referrers,
+            }))?;
+            let (index, size) = write_blob(layout, &index)?;
+            let descriptor = json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": index, "size": size});
+            list(layout, descriptor, Some(&format!("{repository}:{tag}")))
+        }
+        Attach::Subjects => {
+            list(layout, write_manifest(layout, signatures, Some(digest))?, None)?;
+            list(layout, write_manifest(layout, attestations, Some(digest))?, None)
+        }
+    }
+}
+
+/// Who the example's provenance says built the images.
+pub const EXAMPLE_BUILDER: &str = "https://ci.example.com/shop/release";
+/// When the example's scan finished.
+pub const EXAMPLE_SCANNED: &str = "2026-11-02T09:12:00Z";
+
+/// Signs the images of an example directory (`deploy/examples/shop` or a
+/// copy) with `key`: a cosign signature of each component's digest, its
+/// SLSA v1 provenance (the Artifact's repository and commit, built by
+/// [`EXAMPLE_BUILDER`]) and a signed Trivy scan with one Low finding,
+/// attached in `DIR/images` as `how` says after what earlier runs attached
+/// is removed; `key`'s public key replaces every PEM block in
+/// `environments.yaml`. Returns each signed reference and digest.
+pub fn sign_example(dir: &Path, key: &SigningKey, how: Attach) -> anyhow::Result<Vec<(String, String)>> {
+    let read =
+        |path: &Path| std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()));
+    let artifact: serde_yaml::Value = serde_yaml::from_str(&read(&dir.join("artifact.yaml"))?)?;
+    let spec = &artifact["spec"];
+    let repository = spec["source"]["repository"]
+        .as_str()
+        .context("artifact.yaml has no spec.source.repository")?;
+    let revision = spec["source"]["revision"]
+        .as_str()
+        .context("artifact.yaml has no spec.source.revision")?;
+    let images = dir.join("images");
+    let mut index = read_index(&images)?;
+    index["manifests"]
+        .as_array_mut()
+        .context("index.json has no manifests list")?
+        .retain(|m| {
+            let name = m["annotations"][REF_NAME].as_str();
+            let attached =
+                name.is_none_or(|n| n.ends_with(".sig") || n.ends_with(".att") || n.contains(":sha256-"));
+            !attached
+        });
+    write_index(&images, &index)?;
+
+    let mut signed = Vec::new();
+    for image in spec["images"]
+        .as_sequence()
+        .context("artifact.yaml has no spec.images")?
+    {
+        let reference = image["image"]
+            .as_str()
+            .context("an image without spec.images[].image")?;
+        let digest = self::digest(&images, reference)?;
+        let name = reference.rsplit_once(':').map_or(reference, |(name, _tag)| name);
+        let pushed = PushedImage {
+            reference: reference.to_owned(),
+            digest: digest.clone(),
+        };
+        let provenance = attestation(
+            key,
+            &digest,
+            SLSA_V1,
+            slsa_v1(repository, revision, EXAMPLE_BUILDER),
+        );
+        let scan = attestation(
+            key,
+            &digest,
+            VULN_V1,
+            trivy_scan(EXAMPLE_SCANNED, &[("CVE-2024-45490", "LOW", "libexpat1")]),
+        );
+        attach(
+            &images,
+            name,
+            &digest,
+            &[signature(key, &pushed, &digest)],
+            &[provenance, scan],
+            how,
+        )?;
+        signed.push((reference.to_owned(), digest));
+    }
+
+    let environments = dir.join("environments.yaml");
+    let text = read(&environments)?;
+    let replaced = replace_public_keys(&text, &key.public_pem());
+    anyhow::ensure!(
+        text.contains(BEGIN),
+        "{} holds no PEM public key to replace",
+        environments.display()
+    );
+    std::fs::write(&environments, replaced).with_context(|| format!("writing {}", environments.display()))?;
+    Ok(signed)
 }
 
 /// Removes every manifest whose name satisfies `doomed`.
