@@ -1103,8 +1103,16 @@ proptest! {
         let signature = TRUSTED.sign(message);
         match TrustedKey::from_der("k", &der) {
             Ok(key) => {
-                // Only the exact SubjectPublicKeyInfo is read: one key, one fingerprint.
-                prop_assert_eq!(key.verifies(message, &signature), der == pem.contents());
+                // A changed encoding may still hold the same key (aws-lc reads
+                // an EC point's hybrid form 0x06/0x07 as well as 0x04): then it
+                // verifies the real key's signatures and no one else's, under
+                // a fingerprint of its own bytes.
+                if key.verifies(message, &signature) {
+                    prop_assert!(key.verifies(b"other", &TRUSTED.sign(b"other")));
+                    prop_assert!(!key.verifies(message, &STRANGER.sign(message)));
+                } else {
+                    prop_assert_ne!(der.as_slice(), pem.contents());
+                }
                 prop_assert_eq!(key.fingerprint == TRUSTED.trusted("k").fingerprint, der == pem.contents());
             }
             Err(error) => key_rejected(&error, error == KeyError::Unsupported)?,
