@@ -370,6 +370,18 @@ impl Scenario {
             .unwrap_or_else(|error| panic!("{error}"))
     }
 
+    /// Promotion `name` once its `gate` is in `state`.
+    async fn wait_gate(&self, name: &str, gate: GateName, state: GateState) -> Promotion {
+        self.cluster
+            .wait_for::<Promotion>(name, TIMEOUT, |p| {
+                p.status
+                    .as_ref()
+                    .is_some_and(|s| s.gates.iter().any(|g| g.gate == gate && g.state == state))
+            })
+            .await
+            .unwrap_or_else(|error| panic!("{error}"))
+    }
+
     async fn deployment(&self, stage: &str, name: &str) -> Deployment {
         Api::<Deployment>::namespaced(self.client(), &self.stages[stage])
             .get(name)
@@ -1023,16 +1035,8 @@ async fn unknown_artifact_cross_tenant_target_and_digest_mismatch_are_refused_by
     );
     scenario.promote("bad-dev", "shop-bad", "dev").await;
     let held = scenario
-        .cluster
-        .wait_for::<Promotion>("bad-dev", TIMEOUT, |p| {
-            p.status.as_ref().is_some_and(|s| {
-                s.gates
-                    .iter()
-                    .any(|g| g.gate == GateName::ArtifactReady && g.state == GateState::Failed)
-            })
-        })
-        .await
-        .expect("artifact gate fails");
+        .wait_gate("bad-dev", GateName::ArtifactReady, GateState::Failed)
+        .await;
     assert_eq!(held.status.expect("status").phase, Phase::Waiting);
     scenario.stop().await;
 }
@@ -2661,16 +2665,8 @@ async fn each_tampered_release_is_blocked_with_its_own_reason() {
     scenario.promote("p-old", "shop-1-0-5", "dev").await;
     assert_eq!(scenario.records("shop-1-0-5", 6).await, all_verified());
     let held = scenario
-        .cluster
-        .wait_for::<Promotion>("p-old", TIMEOUT, |p| {
-            p.status.as_ref().is_some_and(|s| {
-                s.gates
-                    .iter()
-                    .any(|g| g.gate == GateName::Vulnerabilities && g.state == GateState::Pending)
-            })
-        })
-        .await
-        .unwrap_or_else(|error| panic!("{error}"));
+        .wait_gate("p-old", GateName::Vulnerabilities, GateState::Pending)
+        .await;
     let message = gate(&held, GateName::Vulnerabilities).message;
     assert!(
         message.contains(", longer ago than maxAge 168h: push a newer scan (looked for again at "),

@@ -5,11 +5,9 @@ use std::path::{Path, PathBuf};
 
 use hoist::api::Phase;
 use hoist::registry::{Resolver, ResolverConfig};
-use hoist::render::{PromotionReport, render};
-use hoist_testkit::signing::{
-    SLSA_V1, SigningKey, VULN_V1, attestation, push_attestations, push_signatures, signature, slsa_v1,
-    trivy_scan,
-};
+use hoist::render::{PromotionReport, Rendered, render};
+use hoist_testkit::layout::example_material;
+use hoist_testkit::signing::{SigningKey, push_attestations, push_signatures};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -134,6 +132,26 @@ async fn the_shop_example_promotes_one_build_through_every_stage_offline() {
     );
 }
 
+/// The example with `file` replaced by `content` (images from the layout of
+/// the original example directory), rendered at `at`.
+async fn render_variant(file: &str, content: &str, at: Time) -> Rendered {
+    let dir = variant(file, content);
+    std::os::unix::fs::symlink(example().join("images"), dir.path().join("images")).expect("link layout");
+    let resolver = Resolver::new(ResolverConfig::default());
+    render(dir.path(), "default", &resolver, at)
+        .await
+        .expect("renders")
+}
+
+/// The report of the prod Promotion.
+fn prod(rendered: &Rendered) -> &PromotionReport {
+    rendered
+        .promotions
+        .iter()
+        .find(|p| p.name == "shop-1.4.2-prod")
+        .expect("prod promotion")
+}
+
 /// Copies the example into a temp dir, replacing `file` with `content`.
 fn variant(file: &str, content: &str) -> tempdir::Dir {
     let dir = tempdir::Dir::new();
@@ -182,19 +200,9 @@ async fn a_blocked_promotion_is_reported_with_its_gate() {
                      - user: dave\n      groups: [client]\n      comment: accepted for the client\n";
     let without_approval = promotions.replace(approvals, "");
     assert_ne!(promotions, without_approval);
-    let dir = variant("promotion.yaml", &without_approval);
-    // Images resolve from the layout in the original example directory.
-    std::os::unix::fs::symlink(example().join("images"), dir.path().join("images")).expect("link layout");
-    let resolver = Resolver::new(ResolverConfig::default());
-    let rendered = render(dir.path(), "default", &resolver, now())
-        .await
-        .expect("renders");
+    let rendered = render_variant("promotion.yaml", &without_approval, now()).await;
     assert!(!rendered.all_done());
-    let prod = rendered
-        .promotions
-        .iter()
-        .find(|p| p.name == "shop-1.4.2-prod")
-        .expect("prod promotion");
+    let prod = prod(&rendered);
     assert_eq!(
         prod,
         &PromotionReport {
@@ -223,18 +231,8 @@ async fn render_prod_gates(extra: &str, at: &str) -> PromotionReport {
         &format!("  gates:\n{extra}    approval:\n"),
     );
     assert_ne!(environments, gated);
-    let dir = variant("environments.yaml", &gated);
-    std::os::unix::fs::symlink(example().join("images"), dir.path().join("images")).expect("link layout");
-    let resolver = Resolver::new(ResolverConfig::default());
-    let at = Time(at.parse().expect("instant"));
-    let rendered = render(dir.path(), "default", &resolver, at)
-        .await
-        .expect("renders");
-    rendered
-        .promotions
-        .into_iter()
-        .find(|p| p.name == "shop-1.4.2-prod")
-        .expect("prod promotion")
+    let rendered = render_variant("environments.yaml", &gated, Time(at.parse().expect("instant"))).await;
+    prod(&rendered).clone()
 }
 
 #[tokio::test]
@@ -291,17 +289,8 @@ async fn approvals_in_files_count_only_where_the_gate_allows_unverified_approval
     let environments = std::fs::read_to_string(example().join("environments.yaml")).expect("environments");
     let strict = environments.replace("      allowUnverified: true\n", "");
     assert_ne!(environments, strict);
-    let dir = variant("environments.yaml", &strict);
-    std::os::unix::fs::symlink(example().join("images"), dir.path().join("images")).expect("link layout");
-    let resolver = Resolver::new(ResolverConfig::default());
-    let rendered = render(dir.path(), "default", &resolver, now())
-        .await
-        .expect("renders");
-    let prod = rendered
-        .promotions
-        .iter()
-        .find(|p| p.name == "shop-1.4.2-prod")
-        .expect("prod promotion");
+    let rendered = render_variant("environments.yaml", &strict, now()).await;
+    let prod = prod(&rendered);
     assert_eq!(
         (prod.phase, prod.message.as_str()),
         (
@@ -349,24 +338,14 @@ async fn images_resolve_and_verify_through_a_real_registry_when_no_layout_has_th
     let environments = hoist_testkit::layout::replace_public_keys(&environments, &key.public_pem());
     std::fs::write(dir.path().join("environments.yaml"), environments).expect("write");
     for image in images.values() {
-        push_signatures(image, &[signature(&key, image, &image.digest)])
-            .await
-            .expect("sign");
-        let provenance = slsa_v1(
+        let (signatures, attestations) = example_material(
+            &key,
+            image,
             "https://git.example.com/shop/shop",
             "3f2c9a1b7e4d5c6f8a9b0c1d2e3f4a5b6c7d8e9f",
-            "https://ci.example.com/shop/release",
         );
-        let scan = trivy_scan("2026-11-02T09:12:00Z", &[]);
-        push_attestations(
-            image,
-            &[
-                attestation(&key, &image.digest, SLSA_V1, provenance),
-                attestation(&key, &image.digest, VULN_V1, scan),
-            ],
-        )
-        .await
-        .expect("attest");
+        push_signatures(image, &signatures).await.expect("sign");
+        push_attestations(image, &attestations).await.expect("attest");
     }
     let resolver = Resolver::new(ResolverConfig {
         insecure_registries: vec![registry.clone()],
@@ -471,17 +450,8 @@ async fn an_image_whose_provenance_names_another_commit_is_blocked_offline() {
         "revision: 0123abc4567def890123abc4567def890123abcd",
     );
     assert_ne!(artifact, other);
-    let dir = variant("artifact.yaml", &other);
-    std::os::unix::fs::symlink(example().join("images"), dir.path().join("images")).expect("link layout");
-    let resolver = Resolver::new(ResolverConfig::default());
-    let rendered = render(dir.path(), "default", &resolver, now())
-        .await
-        .expect("renders");
-    let prod = rendered
-        .promotions
-        .iter()
-        .find(|p| p.name == "shop-1.4.2-prod")
-        .expect("prod promotion");
+    let rendered = render_variant("artifact.yaml", &other, now()).await;
+    let prod = prod(&rendered);
     let backend = short("registry.example.com/shop/backend:1.4.2");
     assert_eq!(prod.phase, Phase::Waiting);
     assert!(

@@ -145,6 +145,34 @@ async fn wait_ready(cluster: &TestCluster, name: &str) {
         .unwrap_or_else(|error| panic!("{error}"));
 }
 
+/// Promotion `name` of `artifact` into dev.
+async fn promote(cluster: &TestCluster, name: &str, artifact: &str) {
+    apply::<Promotion>(
+        cluster,
+        json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Promotion", "metadata": {"name": name},
+               "spec": {"artifact": artifact, "environment": "dev", "reason": "test",
+                        "requestedBy": cluster.admin_user()}}),
+    )
+    .await;
+}
+
+/// Waits until Promotion `name` succeeded and dev's history records it
+/// (the Environment's status lands after the Promotion's).
+async fn wait_promoted(cluster: &TestCluster, name: &str) {
+    cluster
+        .wait_for::<Promotion>(name, TIMEOUT, |p| {
+            p.status.as_ref().is_some_and(|s| s.phase == Phase::Succeeded)
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    cluster
+        .wait_for::<Environment>("dev", TIMEOUT, |e| {
+            e.status.as_ref().is_some_and(|s| !s.history.is_empty())
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+}
+
 /// Deployments backend (container app) and frontend (container web).
 async fn target_deployments(cluster: &TestCluster) {
     for (name, container) in [("backend", "app"), ("frontend", "web")] {
@@ -281,26 +309,8 @@ async fn reconciles_read_single_objects_only_and_an_idle_restart_writes_nothing(
     let operator = start(&cluster).await;
     wait_ready(&cluster, "shop-1").await;
     operator.requests.reset();
-    apply::<Promotion>(
-        &cluster,
-        json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Promotion", "metadata": {"name": "to-dev"},
-               "spec": {"artifact": "shop-1", "environment": "dev", "reason": "test",
-                        "requestedBy": cluster.admin_user()}}),
-    )
-    .await;
-    cluster
-        .wait_for::<Promotion>("to-dev", TIMEOUT, |p| {
-            p.status.as_ref().is_some_and(|s| s.phase == Phase::Succeeded)
-        })
-        .await
-        .unwrap_or_else(|error| panic!("{error}"));
-    // The Environment's status lands after the Promotion's.
-    cluster
-        .wait_for::<Environment>("dev", TIMEOUT, |e| {
-            e.status.as_ref().is_some_and(|s| !s.history.is_empty())
-        })
-        .await
-        .unwrap_or_else(|error| panic!("{error}"));
+    promote(&cluster, "to-dev", "shop-1").await;
+    wait_promoted(&cluster, "to-dev").await;
     let requests = operator.requests.all();
     let lists: Vec<&Request> = requests.iter().filter(|r| is_list(r)).collect();
     assert_eq!(lists, Vec::<&Request>::new(), "reconciles list nothing");
@@ -449,25 +459,8 @@ async fn a_key_secret_is_read_once_per_version_however_often_its_environment_is_
 
     let operator = start(&cluster).await;
     wait_ready(&cluster, "shop-1").await;
-    apply::<Promotion>(
-        &cluster,
-        json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Promotion", "metadata": {"name": "to-dev"},
-               "spec": {"artifact": "shop-1", "environment": "dev", "reason": "test",
-                        "requestedBy": cluster.admin_user()}}),
-    )
-    .await;
-    cluster
-        .wait_for::<Promotion>("to-dev", TIMEOUT, |p| {
-            p.status.as_ref().is_some_and(|s| s.phase == Phase::Succeeded)
-        })
-        .await
-        .unwrap_or_else(|error| panic!("{error}"));
-    cluster
-        .wait_for::<Environment>("dev", TIMEOUT, |e| {
-            e.status.as_ref().is_some_and(|s| !s.history.is_empty())
-        })
-        .await
-        .unwrap_or_else(|error| panic!("{error}"));
+    promote(&cluster, "to-dev", "shop-1").await;
+    wait_promoted(&cluster, "to-dev").await;
     let decided = operator
         .metric("hoist_reconciliations_total{controller=\"environment\"}")
         .await;
@@ -490,13 +483,7 @@ async fn a_key_secret_is_read_once_per_version_however_often_its_environment_is_
         .await
         .expect("rotate");
     artifact(&cluster, "shop-2", &images).await;
-    apply::<Promotion>(
-        &cluster,
-        json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Promotion", "metadata": {"name": "to-dev-2"},
-               "spec": {"artifact": "shop-2", "environment": "dev", "reason": "test",
-                        "requestedBy": cluster.admin_user()}}),
-    )
-    .await;
+    promote(&cluster, "to-dev-2", "shop-2").await;
     cluster
         .wait_for::<Artifact>("shop-2", TIMEOUT, |a| {
             a.status.as_ref().is_some_and(|s| {

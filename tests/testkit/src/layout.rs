@@ -156,6 +156,30 @@ pub const EXAMPLE_BUILDER: &str = "https://ci.example.com/shop/release";
 /// When the example's scan finished.
 pub const EXAMPLE_SCANNED: &str = "2026-11-02T09:12:00Z";
 
+/// What the example's gates check for `image`, signed with `key`: its
+/// signature, and its SLSA v1 provenance (`repository` at `revision`, built
+/// by [`EXAMPLE_BUILDER`]) with a Trivy scan of one Low finding.
+pub fn example_material(
+    key: &SigningKey,
+    image: &PushedImage,
+    repository: &str,
+    revision: &str,
+) -> (Vec<Layer>, Vec<Layer>) {
+    let provenance = attestation(
+        key,
+        &image.digest,
+        SLSA_V1,
+        slsa_v1(repository, revision, EXAMPLE_BUILDER),
+    );
+    let scan = attestation(
+        key,
+        &image.digest,
+        VULN_V1,
+        trivy_scan(EXAMPLE_SCANNED, &[("CVE-2024-45490", "LOW", "libexpat1")]),
+    );
+    (vec![signature(key, image, &image.digest)], vec![provenance, scan])
+}
+
 /// Signs the images of an example directory (`deploy/examples/shop` or a
 /// copy) with `key`: a cosign signature of each component's digest, its
 /// SLSA v1 provenance (the Artifact's repository and commit, built by
@@ -201,26 +225,8 @@ pub fn sign_example(dir: &Path, key: &SigningKey, how: Attach) -> anyhow::Result
             reference: reference.to_owned(),
             digest: digest.clone(),
         };
-        let provenance = attestation(
-            key,
-            &digest,
-            SLSA_V1,
-            slsa_v1(repository, revision, EXAMPLE_BUILDER),
-        );
-        let scan = attestation(
-            key,
-            &digest,
-            VULN_V1,
-            trivy_scan(EXAMPLE_SCANNED, &[("CVE-2024-45490", "LOW", "libexpat1")]),
-        );
-        attach(
-            &images,
-            name,
-            &digest,
-            &[signature(key, &pushed, &digest)],
-            &[provenance, scan],
-            how,
-        )?;
+        let (signatures, attestations) = example_material(key, &pushed, repository, revision);
+        attach(&images, name, &digest, &signatures, &attestations, how)?;
         signed.push((reference.to_owned(), digest));
     }
 
