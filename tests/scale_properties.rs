@@ -374,8 +374,9 @@ async fn every_environment_waiting_at_start_up_is_reconciled() {
         .await;
     }
     // The ConfigMap caches list late, so the reconciles surely wait together.
-    let slow_configmaps = |method: &http::Method, path: &str| {
-        (method == http::Method::GET && path.ends_with("/configmaps")).then_some(Duration::from_millis(500))
+    let slow_configmaps = |method: &http::Method, uri: &http::Uri| {
+        (method == http::Method::GET && uri.path().ends_with("/configmaps"))
+            .then_some(Duration::from_millis(500))
     };
     let operator = start_with(&cluster, slow_configmaps).await;
     for name in &names {
@@ -498,5 +499,45 @@ async fn a_key_secret_is_read_once_per_version_however_often_its_environment_is_
         .unwrap_or_else(|error| panic!("the rotated key was never used: {error}"));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(secret_reads(&operator, "release-keys"), 2);
+    operator.stop().await;
+}
+
+#[tokio::test]
+async fn a_promotion_applied_with_its_artifact_is_not_rejected_while_the_artifact_cache_lags() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    target_deployments(&cluster).await;
+    apply::<Environment>(
+        &cluster,
+        json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Environment", "metadata": {"name": "dev"},
+               "spec": {"targets": [
+                   {"application": "shop", "component": "backend", "deployment": {"name": "backend"}, "container": "app"},
+                   {"application": "shop", "component": "frontend", "deployment": {"name": "frontend"}, "container": "web"}]}}),
+    )
+    .await;
+    let images = pushed().await;
+    // The operator's Artifact watch starts 3 s after its first list: an
+    // Artifact created meanwhile reaches its cache that much later than the
+    // Promotion naming it.
+    let slow_artifact_watch = |method: &http::Method, uri: &http::Uri| {
+        let watch = uri
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p == "watch=true"));
+        (method == http::Method::GET && watch && uri.path().ends_with("/artifacts"))
+            .then_some(Duration::from_secs(3))
+    };
+    let operator = start_with(&cluster, slow_artifact_watch).await;
+    artifact(&cluster, "shop-1", &images).await;
+    promote(&cluster, "to-dev", "shop-1").await;
+    let ended = cluster
+        .wait_for::<Promotion>("to-dev", TIMEOUT, |p| {
+            p.status.as_ref().is_some_and(|s| s.phase.is_terminal())
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let status = ended.status.expect("status");
+    assert_eq!(
+        (status.phase, status.message),
+        (Phase::Succeeded, Some("shop-1 runs in dev".into()))
+    );
     operator.stop().await;
 }

@@ -239,7 +239,8 @@ async fn every_start_becomes_ready_decides_every_environment_and_promotes() {
 async fn the_shutdown_signal_lets_a_reconcile_record_the_deployments_it_pinned() {
     let cluster = TestCluster::new().await.expect("test cluster");
     let images = populate(&cluster, 1).await;
-    let slow_status = |method: &http::Method, path: &str| {
+    let slow_status = |method: &http::Method, uri: &http::Uri| {
+        let path = uri.path();
         (method == http::Method::PATCH && path.contains("/promotions/") && path.ends_with("/status"))
             .then_some(Duration::from_secs(4))
     };

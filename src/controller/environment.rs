@@ -77,12 +77,27 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
         }
     }
     for promotion in &promotions {
-        if !artifacts.contains_key(&promotion.spec.artifact)
-            && let Some(artifact) = stores
-                .artifacts
-                .get(&ObjectRef::new(&promotion.spec.artifact).within(&namespace))
+        if artifacts.contains_key(&promotion.spec.artifact) {
+            continue;
+        }
+        if let Some(artifact) = stores
+            .artifacts
+            .get(&ObjectRef::new(&promotion.spec.artifact).within(&namespace))
         {
             artifacts.insert(promotion.spec.artifact.clone(), artifact);
+            continue;
+        }
+        // An Artifact applied with its Promotion may reach the cache after
+        // it: a Promotion is rejected for a missing Artifact only once the
+        // API server says there is none.
+        let open = promotion.status.as_ref().is_none_or(|s| !s.phase.is_terminal());
+        if open
+            && let Some(artifact) = Api::<Artifact>::namespaced(ctx.client.clone(), &namespace)
+                .get_opt(&promotion.spec.artifact)
+                .await
+                .map_err(Error::Kube)?
+        {
+            artifacts.insert(promotion.spec.artifact.clone(), Arc::new(artifact));
         }
     }
 

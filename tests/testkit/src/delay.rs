@@ -8,8 +8,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tower::{Layer, Service, ServiceExt};
 
-/// Which requests are held back, by method and path, and for how long.
-pub type Slowness = fn(&http::Method, &str) -> Option<Duration>;
+/// Which requests are held back, by method and URI (path and query: a
+/// watch is told from a list by `watch=true`), and for how long.
+pub type Slowness = fn(&http::Method, &http::Uri) -> Option<Duration>;
 
 /// The layer of [`Delayed`].
 #[derive(Clone, Copy)]
@@ -47,7 +48,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let delay = (self.slowness)(request.method(), request.uri().path());
+        let delay = (self.slowness)(request.method(), request.uri());
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             if let Some(delay) = delay {
