@@ -22,6 +22,7 @@ mod rules;
 
 use serde_json::Value;
 
+use field::BadValue;
 pub use rules::{ExpressionCost, RulesReport};
 
 /// Checks the `x-kubernetes-validations` of a CRD version's
@@ -70,11 +71,34 @@ pub enum MapType {
     Atomic,
 }
 
+impl FieldError {
+    /// Whether this error keeps the CEL rules from running, as apiextensions'
+    /// `hasBlockingErr` decides: a value of the wrong type, a required field
+    /// missing, a value outside the enum, too long a string, or too many items
+    /// or properties mean the object lacks the shape its rules were written for.
+    fn blocks_rules(&self) -> bool {
+        matches!(
+            self.reason.as_str(),
+            "FieldValueNotSupported"
+                | "FieldValueRequired"
+                | "FieldValueTooLong"
+                | "FieldValueTooMany"
+                | "FieldValueTypeInvalid"
+        )
+    }
+}
+
+/// What the apiserver reports in place of the CEL rules it did not run.
+const RULES_NOT_CHECKED: &str = "some validation rules were not checked because the object was invalid; correct the existing errors to complete validation";
+
 /// A compiled structural schema of one CRD version.
 pub struct StructuralSchema {
     schema: Value,
     openapi: jsonschema::Validator,
     cel: kube_cel::CompiledSchema,
+    /// Whether the schema has CEL rules at all: the apiserver has no CEL
+    /// validator for a schema without them, so nothing is reported as unchecked.
+    has_rules: bool,
 }
 
 impl StructuralSchema {
@@ -92,6 +116,7 @@ impl StructuralSchema {
             schema: openapi_v3_schema.clone(),
             openapi,
             cel,
+            has_rules: has_rules(openapi_v3_schema),
         })
     }
 
@@ -105,12 +130,38 @@ impl StructuralSchema {
     }
 
     /// Validates a whole object (after `normalize`) against the schema and its
-    /// CEL rules. `old` is the stored object on update (transition rules run
-    /// only then).
-    pub fn validate(&self, object: &Value, old: Option<&Value>) -> Result<(), Vec<FieldError>> {
+    /// CEL rules, as the apiserver's custom resource strategy does. `old` is
+    /// the stored object on update (transition rules run only then).
+    /// `metadata_errors` are what the validation of the object's metadata
+    /// found, which the apiserver does first, in the same list.
+    ///
+    /// The CEL rules run only if no error so far blocks them (see
+    /// [`FieldError::blocks_rules`]); if one does and the schema has rules,
+    /// the apiserver adds an error of its own at field `<nil>` saying that
+    /// some rules were not checked, and so does this.
+    pub fn validate(
+        &self,
+        object: &Value,
+        old: Option<&Value>,
+        metadata_errors: &[FieldError],
+    ) -> Result<(), Vec<FieldError>> {
         let mut errors = openapi::validate(&self.openapi, object);
         listtype::validate(object, &self.schema, &mut errors);
-        errors.extend(cel::validate(&self.cel, &self.schema, object, old));
+        if self.has_rules {
+            if metadata_errors
+                .iter()
+                .chain(&errors)
+                .any(FieldError::blocks_rules)
+            {
+                errors.push(field::invalid(
+                    "<nil>",
+                    BadValue::Json(&Value::Null),
+                    RULES_NOT_CHECKED,
+                ));
+            } else {
+                errors.extend(cel::validate(&self.cel, &self.schema, object, old));
+            }
+        }
         if errors.is_empty() { Ok(()) } else { Err(errors) }
     }
 
@@ -133,6 +184,21 @@ impl StructuralSchema {
         }
         node_at(&self.schema, path).map_or(MapType::Granular, map_type_of)
     }
+}
+
+/// Whether `node` or a node below it has `x-kubernetes-validations`, looked
+/// for where apiextensions' `hasXValidations` looks: properties, items and
+/// additionalProperties.
+fn has_rules(node: &Value) -> bool {
+    node.get("x-kubernetes-validations")
+        .and_then(Value::as_array)
+        .is_some_and(|rules| !rules.is_empty())
+        || node.get("items").is_some_and(has_rules)
+        || node.get("additionalProperties").is_some_and(has_rules)
+        || node
+            .get("properties")
+            .and_then(Value::as_object)
+            .is_some_and(|properties| properties.values().any(has_rules))
 }
 
 /// The schema node describing the value at `path`, if the schema describes it.

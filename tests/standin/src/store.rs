@@ -901,7 +901,7 @@ impl Store {
         }
         if let Some(schema) = resource.schema() {
             schema.normalize(object);
-            if let Err(schema_errors) = schema.validate(object, old) {
+            if let Err(schema_errors) = schema.validate(object, old, &errors) {
                 errors.extend(schema_errors);
             }
         }

@@ -48,7 +48,7 @@ fn check(
     old: Option<&Value>,
 ) -> Result<Value, Vec<FieldError>> {
     schema.normalize(&mut object);
-    schema.validate(&object, old).map(|()| object)
+    schema.validate(&object, old, &[]).map(|()| object)
 }
 
 fn error(field: &str, reason: &str, message: &str) -> FieldError {
@@ -57,6 +57,16 @@ fn error(field: &str, reason: &str, message: &str) -> FieldError {
         reason: reason.to_owned(),
         message: message.to_owned(),
     }
+}
+
+/// What the apiserver adds when an error keeps a schema's CEL rules from running.
+fn rules_not_checked() -> FieldError {
+    error(
+        "<nil>",
+        "FieldValueInvalid",
+        "<nil>: Invalid value: null: some validation rules were not checked because the object was invalid; correct the \
+         existing errors to complete validation",
+    )
 }
 
 #[test]
@@ -91,11 +101,14 @@ fn a_missing_required_field_is_reported() -> anyhow::Result<()> {
         .map(|spec| spec.remove("application"));
     assert_eq!(
         check(&artifacts()?, object, None),
-        Err(vec![error(
-            "spec.application",
-            "FieldValueRequired",
-            "spec.application: Required value"
-        )])
+        Err(vec![
+            error(
+                "spec.application",
+                "FieldValueRequired",
+                "spec.application: Required value"
+            ),
+            rules_not_checked()
+        ])
     );
     Ok(())
 }
@@ -106,11 +119,14 @@ fn an_enum_value_outside_the_list_is_not_supported() -> anyhow::Result<()> {
     object["spec"]["versionScheme"] = json!("Foo");
     assert_eq!(
         check(&artifacts()?, object, None),
-        Err(vec![error(
-            "spec.versionScheme",
-            "FieldValueNotSupported",
-            "spec.versionScheme: Unsupported value: \"Foo\": supported values: \"SemVer\", \"CalVer\", \"Opaque\""
-        )])
+        Err(vec![
+            error(
+                "spec.versionScheme",
+                "FieldValueNotSupported",
+                "spec.versionScheme: Unsupported value: \"Foo\": supported values: \"SemVer\", \"CalVer\", \"Opaque\""
+            ),
+            rules_not_checked()
+        ])
     );
     Ok(())
 }
@@ -122,11 +138,14 @@ fn length_limits_are_worded_like_the_apiserver() -> anyhow::Result<()> {
     too_long["spec"]["versionScheme"] = json!("Opaque");
     assert_eq!(
         check(&artifacts()?, too_long, None),
-        Err(vec![error(
-            "spec.version",
-            "FieldValueTooLong",
-            "spec.version: Too long: may not be more than 128 bytes"
-        )])
+        Err(vec![
+            error(
+                "spec.version",
+                "FieldValueTooLong",
+                "spec.version: Too long: may not be more than 128 bytes"
+            ),
+            rules_not_checked()
+        ])
     );
     let mut empty = artifact();
     empty["spec"]["version"] = json!("");
@@ -148,11 +167,14 @@ fn a_value_of_the_wrong_type_is_reported_with_its_type() -> anyhow::Result<()> {
     object["spec"]["application"] = json!(42);
     assert_eq!(
         check(&artifacts()?, object, None),
-        Err(vec![error(
-            "spec.application",
-            "FieldValueTypeInvalid",
-            "spec.application: Invalid value: \"integer\": spec.application in body must be of type string: \"integer\""
-        )])
+        Err(vec![
+            error(
+                "spec.application",
+                "FieldValueTypeInvalid",
+                "spec.application: Invalid value: \"integer\": spec.application in body must be of type string: \"integer\""
+            ),
+            rules_not_checked()
+        ])
     );
     Ok(())
 }
@@ -163,11 +185,14 @@ fn a_malformed_date_time_is_reported_as_a_type_error() -> anyhow::Result<()> {
     object["spec"]["source"]["builtAt"] = json!("yesterday");
     assert_eq!(
         check(&artifacts()?, object, None),
-        Err(vec![error(
-            "spec.source.builtAt",
-            "FieldValueTypeInvalid",
-            "spec.source.builtAt: Invalid value: \"yesterday\": spec.source.builtAt in body must be of type date-time: \"yesterday\""
-        )])
+        Err(vec![
+            error(
+                "spec.source.builtAt",
+                "FieldValueTypeInvalid",
+                "spec.source.builtAt: Invalid value: \"yesterday\": spec.source.builtAt in body must be of type date-time: \"yesterday\""
+            ),
+            rules_not_checked()
+        ])
     );
     let mut valid = artifact();
     valid["spec"]["source"]["builtAt"] = json!("2026-11-03T10:00:00Z");
@@ -213,6 +238,96 @@ fn a_semver_artifact_needs_a_semantic_version() -> anyhow::Result<()> {
     opaque["spec"]["version"] = json!("sha-abc1234");
     opaque["spec"]["versionScheme"] = json!("Opaque");
     assert!(check(&artifacts()?, opaque, None).is_ok());
+    Ok(())
+}
+
+#[test]
+fn an_error_that_blocks_the_cel_rules_stands_in_for_them() -> anyhow::Result<()> {
+    let semver = error(
+        "spec.version",
+        "FieldValueInvalid",
+        "spec.version: Invalid value: \"object\": version must be a semantic version such as 1.4.2 when versionScheme \
+         is SemVer",
+    );
+    // A missing field blocks the rules: a version the semantic-version rule
+    // refuses gets the same answer as one it accepts.
+    let without_application = |version: &str| {
+        let mut object = artifact();
+        object["spec"]["version"] = json!(version);
+        object["spec"]
+            .as_object_mut()
+            .map(|spec| spec.remove("application"));
+        object
+    };
+    let schema = artifacts()?;
+    let refused = check(&schema, without_application("1.4"), None);
+    assert_eq!(refused, check(&schema, without_application("1.4.2"), None));
+    assert_eq!(
+        refused.err().and_then(|errors| errors.last().cloned()),
+        Some(rules_not_checked())
+    );
+    // A value not matching its pattern does not: the rule runs and fails too.
+    let mut unmatched = artifact();
+    unmatched["spec"]["version"] = json!("1.4");
+    unmatched["spec"]["images"][0]["digest"] = json!("sha256:zz");
+    assert_eq!(
+        check(&artifacts()?, unmatched, None),
+        Err(vec![
+            error(
+                "spec.images[0].digest",
+                "FieldValueInvalid",
+                "spec.images[0].digest: Invalid value: \"sha256:zz\": spec.images[0].digest in body should match \
+                 '^sha256:[a-f0-9]{64}$'"
+            ),
+            semver.clone()
+        ])
+    );
+    // Neither does an invalid value in metadata; a missing name does.
+    let stored = {
+        let mut object = artifact();
+        object["spec"]["version"] = json!("1.4");
+        artifacts()?.normalize(&mut object);
+        object
+    };
+    let bad_label = error(
+        "metadata.labels",
+        "FieldValueInvalid",
+        "metadata.labels: Invalid value: \"-\": a valid label must be an empty string or consist of alphanumeric \
+         characters",
+    );
+    assert_eq!(
+        artifacts()?.validate(&stored, None, std::slice::from_ref(&bad_label)),
+        Err(vec![semver])
+    );
+    let no_name = error(
+        "metadata.name",
+        "FieldValueRequired",
+        "metadata.name: Required value: name or generateName is required",
+    );
+    assert_eq!(
+        artifacts()?.validate(&stored, None, &[no_name]),
+        Err(vec![rules_not_checked()])
+    );
+    Ok(())
+}
+
+#[test]
+fn without_cel_rules_no_error_stands_in_for_them() -> anyhow::Result<()> {
+    let schema = StructuralSchema::new(&json!({
+        "type": "object",
+        "properties": {
+            "spec": {"type": "object", "required": ["size"], "properties": {"size": {"type": "integer"}}}
+        }
+    }))
+    .map_err(anyhow::Error::msg)?;
+    assert_eq!(
+        check(&schema, json!({"spec": {}}), None),
+        Err(vec![error(
+            "spec.size",
+            "FieldValueRequired",
+            "spec.size: Required value"
+        )])
+    );
     Ok(())
 }
 
@@ -377,6 +492,7 @@ fn int_or_string_accepts_both_and_nothing_else() -> anyhow::Result<()> {
                 "FieldValueInvalid",
                 "spec.maxSurge: Invalid value: \"\": \"spec.maxSurge\" must validate at least one schema (anyOf)"
             ),
+            rules_not_checked(),
         ])
     );
     Ok(())

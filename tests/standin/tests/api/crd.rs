@@ -123,6 +123,84 @@ async fn custom_resources_are_validated_against_their_schema() -> anyhow::Result
     Ok(())
 }
 
+/// The Widget CRD with a CEL rule on its spec: a size of at most 10.
+fn widget_crd_with_a_rule() -> anyhow::Result<CustomResourceDefinition> {
+    let mut crd = serde_json::to_value(Widget::crd())?;
+    let spec = crd
+        .pointer_mut("/spec/versions/0/schema/openAPIV3Schema/properties/spec")
+        .ok_or_else(|| anyhow::anyhow!("the Widget CRD has no spec schema"))?;
+    spec["x-kubernetes-validations"] =
+        json!([{"rule": "self.size <= 10", "message": "size must be at most 10"}]);
+    Ok(serde_json::from_value(crd)?)
+}
+
+async fn create_widget(client: &kube::Client, spec: serde_json::Value) -> Result<Widget, kube::Error> {
+    let body = json!({
+        "apiVersion": "test.hoist.dev/v1",
+        "kind": "Widget",
+        "metadata": {"name": "w"},
+        "spec": spec,
+    });
+    raw(
+        client,
+        "POST",
+        "/apis/test.hoist.dev/v1/namespaces/default/widgets",
+        "application/json",
+        &body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_schema_error_that_keeps_the_cel_rules_from_running_is_told_as_the_server_tells_it()
+-> anyhow::Result<()> {
+    let server = StandIn::start_with_crds(vec![widget_crd_with_a_rule()?]).await?;
+    let client = server.client();
+    let not_checked = "Invalid value: null: some validation rules were not checked because the object was invalid; \
+                       correct the existing errors to complete validation";
+
+    // A size of the wrong type: the rule is not run, and a cause at <nil> says so.
+    let status = status_of(create_widget(&client, json!({"color": "red", "size": "big"})).await);
+    assert_eq!((status.code, status.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        status.message,
+        format!(
+            "Widget.test.hoist.dev \"w\" is invalid: [spec.size: Invalid value: \"string\": spec.size in body must be of \
+             type integer: \"string\", <nil>: {not_checked}]"
+        )
+    );
+    let causes: Vec<(String, String, String)> = status
+        .details
+        .map(|details| details.causes)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|cause| (cause.field, cause.reason, cause.message))
+        .collect();
+    assert_eq!(
+        causes,
+        vec![
+            (
+                "spec.size".to_owned(),
+                "FieldValueTypeInvalid".to_owned(),
+                "Invalid value: \"string\": spec.size in body must be of type integer: \"string\"".to_owned()
+            ),
+            (
+                "<nil>".to_owned(),
+                "FieldValueInvalid".to_owned(),
+                not_checked.to_owned()
+            ),
+        ]
+    );
+
+    // A size the schema accepts: the rule runs.
+    let status = status_of(create_widget(&client, json!({"color": "red", "size": 11})).await);
+    assert_eq!(
+        status.message,
+        "Widget.test.hoist.dev \"w\" is invalid: spec: Invalid value: \"object\": size must be at most 10"
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn unknown_fields_of_custom_resources_are_pruned() -> anyhow::Result<()> {
     let server = StandIn::start_with_crds(vec![Widget::crd()]).await?;
