@@ -7,7 +7,9 @@
 //! - `triggers`: which Environments a change of another object concerns;
 //! - `readiness`, `supervisor`, `server`: start-up, health, shutdown;
 //! - `error`: reconcile errors and per-object backoff;
-//! - `artifact`, `environment`, `promotion`: the reconcilers, over `context`.
+//! - `artifact`, `environment`, `promotion`: the reconcilers, over `context`;
+//! - `pull_secrets`, `supply_chain`, `prometheus`: what the reconcilers read
+//!   besides the caches (registry credentials, attachments, measurements).
 
 mod artifact;
 mod cache;
@@ -18,6 +20,7 @@ mod keys;
 mod metrics;
 mod prometheus;
 mod promotion;
+mod pull_secrets;
 mod readiness;
 mod requests;
 mod server;
