@@ -5,5 +5,6 @@ pub mod cli;
 pub mod controller;
 pub mod core;
 pub mod plugin;
+mod reconcile;
 pub mod registry;
 pub mod render;

@@ -295,8 +295,8 @@ fn shipped_hash(plan: &Plan) -> String {
     plan.config_maps[0].config.hash.clone()
 }
 
-#[test]
-fn a_release_goes_dev_then_prod_with_the_same_digests() {
+#[tokio::test]
+async fn a_release_goes_dev_then_prod_with_the_same_digests() {
     let mut world = standard_world();
     promote(&mut world, "to-dev", "shop-1.0.0", "dev");
     let start = reconcile(&mut world, "dev");
@@ -311,7 +311,7 @@ fn a_release_goes_dev_then_prod_with_the_same_digests() {
             "rolling out shop-1.0.0 to dev"
         )]
     );
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(
         phase(&world, "to-dev"),
         (Phase::Succeeded, "shop-1.0.0 runs in dev".into())
@@ -340,7 +340,7 @@ fn a_release_goes_dev_then_prod_with_the_same_digests() {
 
     // prod waits for an approval.
     promote(&mut world, "to-prod", "shop-1.0.0", "prod");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     let (waiting, message) = phase(&world, "to-prod");
     assert_eq!(waiting, Phase::Waiting);
     assert_eq!(
@@ -372,7 +372,7 @@ fn a_release_goes_dev_then_prod_with_the_same_digests() {
 
     // An approver not on the list does not count; alice does.
     approve(&mut world, "to-prod", "mallory");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(phase(&world, "to-prod").0, Phase::Waiting);
     assert_eq!(
         world.notices.last(),
@@ -402,7 +402,7 @@ fn a_release_goes_dev_then_prod_with_the_same_digests() {
             notice("to-prod", false, "Promoting", "rolling out shop-1.0.0 to prod"),
         ]
     );
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(
         phase(&world, "to-prod"),
         (Phase::Succeeded, "shop-1.0.0 runs in prod".into())
@@ -484,11 +484,11 @@ fn a_release_goes_dev_then_prod_with_the_same_digests() {
     );
 }
 
-#[test]
-fn an_idle_world_decides_nothing_new() {
+#[tokio::test]
+async fn an_idle_world_decides_nothing_new() {
     let mut world = standard_world();
     promote(&mut world, "to-dev", "shop-1.0.0", "dev");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     let before = world.clone();
     world.now = at(3600);
     let plan = world.plan("shop", "dev").unwrap();
@@ -500,19 +500,19 @@ fn an_idle_world_decides_nothing_new() {
     );
     assert_eq!(plan.notices, Vec::new());
     assert_eq!(plan.new_promotions, Vec::new());
-    let rounds = world.settle(10, completes);
+    let rounds = world.settle(10, completes).await;
     assert_eq!(rounds, 0, "nothing changed in the first round");
     assert_eq!(world.objects.environments, before.objects.environments);
     assert_eq!(world.objects.promotions, before.objects.promotions);
     assert_eq!(world.objects.deployments, before.objects.deployments);
 }
 
-#[test]
-fn upstream_gate_holds_prod_until_dev_runs_the_artifact() {
+#[tokio::test]
+async fn upstream_gate_holds_prod_until_dev_runs_the_artifact() {
     let mut world = standard_world();
     promote(&mut world, "to-prod", "shop-1.0.0", "prod");
     approve(&mut world, "to-prod", "bob");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(
         phase(&world, "to-prod"),
         (
@@ -527,8 +527,8 @@ fn upstream_gate_holds_prod_until_dev_runs_the_artifact() {
     );
 }
 
-#[test]
-fn promotions_of_one_application_queue_and_an_older_waiting_one_is_superseded() {
+#[tokio::test]
+async fn promotions_of_one_application_queue_and_an_older_waiting_one_is_superseded() {
     let mut world = standard_world();
     promote(&mut world, "first", "shop-1.0.0", "dev");
     world.now = at(1);
@@ -553,7 +553,7 @@ fn promotions_of_one_application_queue_and_an_older_waiting_one_is_superseded() 
             "queued behind Promotion first, which is rolling out shop".into()
         )
     );
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(phase(&world, "first").0, Phase::Succeeded);
     assert_eq!(phase(&world, "second").0, Phase::Succeeded);
     assert_eq!(
@@ -566,10 +566,10 @@ fn promotions_of_one_application_queue_and_an_older_waiting_one_is_superseded() 
     promote(&mut world, "old", "shop-1.0.0", "prod");
     world.now = at(5);
     promote(&mut world, "new-dev", "shop-1.1.0", "dev");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     promote(&mut world, "new-prod", "shop-1.1.0", "prod");
     approve(&mut world, "new-prod", "alice");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(phase(&world, "new-prod").0, Phase::Succeeded);
     assert_eq!(
         phase(&world, "old"),
@@ -580,14 +580,14 @@ fn promotions_of_one_application_queue_and_an_older_waiting_one_is_superseded() 
     );
 }
 
-#[test]
-fn missing_provenance_blocks_naming_the_problem() {
+#[tokio::test]
+async fn missing_provenance_blocks_naming_the_problem() {
     let mut world = world(&[artifact_yaml("shop-1.0.0", "1.0.0", A, B, None)]);
     promote(&mut world, "to-dev", "shop-1.0.0", "dev");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     promote(&mut world, "to-prod", "shop-1.0.0", "prod");
     approve(&mut world, "to-prod", "alice");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(
         phase(&world, "to-prod"),
         (
@@ -604,15 +604,15 @@ fn missing_provenance_blocks_naming_the_problem() {
     assert_eq!(blocked, vec!["Provenance gate: spec.source.revision is not set; build a new Artifact that meets spec.gates.provenance".to_string()]);
 }
 
-#[test]
-fn unknown_artifact_and_cross_tenant_targets_are_rejected() {
+#[tokio::test]
+async fn unknown_artifact_and_cross_tenant_targets_are_rejected() {
     let mut world = standard_world();
     promote(&mut world, "ghost", "shop-9.9.9", "dev");
     let plan = reconcile(&mut world, "dev");
     let rejected = "Artifact shop-9.9.9 not found in namespace shop; create it, then a new Promotion";
     assert_eq!(plan.notices, vec![notice("ghost", true, "Rejected", rejected)]);
     assert_eq!(plan.pins, Vec::new());
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(
         phase(&world, "ghost"),
         (
@@ -635,7 +635,7 @@ fn unknown_artifact_and_cross_tenant_targets_are_rejected() {
     assert_eq!(plan.promotions["to-dev"].phase, Phase::Rejected);
     assert_eq!(plan.pins, Vec::new(), "no pin, not even of the opted-in target");
     assert_eq!(plan.config_maps, Vec::new());
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(
         phase(&world, "to-dev"),
         (
@@ -663,11 +663,11 @@ fn unknown_artifact_and_cross_tenant_targets_are_rejected() {
     );
 }
 
-#[test]
-fn failed_rollout_rolls_back_images_and_config() {
+#[tokio::test]
+async fn failed_rollout_rolls_back_images_and_config() {
     let mut world = standard_world();
     promote(&mut world, "v1", "shop-1.0.0", "dev");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     let hash_v1 =
         annotation(&world, "shop-dev", "backend", "hoist.dev/config-hash").expect("config hash set");
     let images_v1 = images(&world, "shop-dev", "backend");
@@ -683,7 +683,7 @@ fn failed_rollout_rolls_back_images_and_config() {
         .config[0]
         .data
         .insert("FEATURE".into(), "on".into());
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     let hash_v1_new_config = annotation(&world, "shop-dev", "backend", "hoist.dev/config-hash").unwrap();
     assert_ne!(hash_v1, hash_v1_new_config);
     assert_eq!(
@@ -720,7 +720,7 @@ fn failed_rollout_rolls_back_images_and_config() {
         )]
     );
     world.roll_out(fails);
-    world.settle(10, fails);
+    world.settle(10, fails).await;
     let (phase_v2, message) = phase(&world, "v2");
     assert_eq!(phase_v2, Phase::RolledBack);
     assert!(
@@ -768,11 +768,11 @@ fn images_of(deployment: &Deployment) -> String {
         .join(",")
 }
 
-#[test]
-fn a_manual_rollback_restores_the_earlier_release_and_its_config() {
+#[tokio::test]
+async fn a_manual_rollback_restores_the_earlier_release_and_its_config() {
     let mut world = standard_world();
     promote(&mut world, "v1", "shop-1.0.0", "dev");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     let hash_v1 = annotation(&world, "shop-dev", "backend", "hoist.dev/config-hash").unwrap();
     let images_v1 = images(&world, "shop-dev", "backend");
     world
@@ -786,7 +786,7 @@ fn a_manual_rollback_restores_the_earlier_release_and_its_config() {
         .data
         .insert("FEATURE".into(), "on".into());
     promote(&mut world, "v2", "shop-1.1.0", "dev");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(phase(&world, "v2").0, Phase::Succeeded);
     assert_ne!(
         annotation(&world, "shop-dev", "backend", "hoist.dev/config-hash").unwrap(),
@@ -815,7 +815,7 @@ fn a_manual_rollback_restores_the_earlier_release_and_its_config() {
         hash_v1,
         "the ConfigMap gets the earlier configuration back"
     );
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(
         phase(&world, "back"),
         (Phase::Succeeded, "shop-1.0.0 runs in dev".into())
@@ -840,12 +840,12 @@ fn a_manual_rollback_restores_the_earlier_release_and_its_config() {
     );
 
     // The rollback stays until the configuration changes again.
-    let rounds = world.settle(10, completes);
+    let rounds = world.settle(10, completes).await;
     assert_eq!(rounds, 0);
 }
 
-#[test]
-fn auto_promote_picks_the_newest_ready_artifact_once() {
+#[tokio::test]
+async fn auto_promote_picks_the_newest_ready_artifact_once() {
     let mut world = standard_world();
     world
         .objects
@@ -877,7 +877,7 @@ fn auto_promote_picks_the_newest_ready_artifact_once() {
             true
         )]
     );
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     let auto: Vec<(String, String)> = world
         .objects
         .promotions
@@ -889,12 +889,12 @@ fn auto_promote_picks_the_newest_ready_artifact_once() {
         vec![("shop-1.1.0-dev".to_string(), "shop-1.1.0".to_string())]
     );
     assert_eq!(phase(&world, "shop-1.1.0-dev").0, Phase::Succeeded);
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(world.objects.promotions.len(), 1);
 }
 
-#[test]
-fn an_upstream_cycle_is_reported_on_the_environment() {
+#[tokio::test]
+async fn an_upstream_cycle_is_reported_on_the_environment() {
     let mut world = standard_world();
     world
         .objects
@@ -904,7 +904,7 @@ fn an_upstream_cycle_is_reported_on_the_environment() {
         .unwrap()
         .spec
         .upstream = vec!["prod".into()];
-    world.settle(3, completes);
+    world.settle(3, completes).await;
     let condition = environment(&world, "dev")
         .status
         .as_ref()
@@ -922,7 +922,7 @@ fn an_upstream_cycle_is_reported_on_the_environment() {
 
 /// The world with shop-1.0.0 running in dev and Promotion to-prod of it
 /// waiting, prod's approval gate set to `gate` (YAML).
-fn waiting_for_prod(gate: &str) -> World {
+async fn waiting_for_prod(gate: &str) -> World {
     let mut world = standard_world();
     world
         .objects
@@ -934,17 +934,17 @@ fn waiting_for_prod(gate: &str) -> World {
         .gates
         .approval = Some(serde_yaml::from_str(gate).expect("gate parses"));
     promote(&mut world, "to-dev", "shop-1.0.0", "dev");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     promote(&mut world, "to-prod", "shop-1.0.0", "prod");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(phase(&world, "to-prod").0, Phase::Waiting);
     world
 }
 
-#[test]
-fn prod_needs_staff_and_client_approvals_from_two_distinct_people() {
+#[tokio::test]
+async fn prod_needs_staff_and_client_approvals_from_two_distinct_people() {
     let mut world =
-        waiting_for_prod("{rules: [{name: staff, groups: [staff]}, {name: client, groups: [client]}]}");
+        waiting_for_prod("{rules: [{name: staff, groups: [staff]}, {name: client, groups: [client]}]}").await;
     // alice is in both groups: alone she meets one rule only.
     decide(
         &mut world,
@@ -954,7 +954,7 @@ fn prod_needs_staff_and_client_approvals_from_two_distinct_people() {
         ApprovalDecision::Approve,
         None,
     );
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(
         phase(&world, "to-prod"),
         (
@@ -973,7 +973,7 @@ fn prod_needs_staff_and_client_approvals_from_two_distinct_people() {
         ApprovalDecision::Approve,
         None,
     );
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(phase(&world, "to-prod").0, Phase::Waiting);
     // bob from staff lets alice count for client.
     world.now = at(30);
@@ -1012,7 +1012,7 @@ fn prod_needs_staff_and_client_approvals_from_two_distinct_people() {
             ("bob", true, "counted for rule staff"),
         ]
     );
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(phase(&world, "to-prod").0, Phase::Succeeded);
     let prod = environment(&world, "prod").status.clone().unwrap();
     assert_eq!(
@@ -1022,9 +1022,9 @@ fn prod_needs_staff_and_client_approvals_from_two_distinct_people() {
     assert_eq!(prod.history[0].approvers, vec!["alice".to_string(), "bob".into()]);
 }
 
-#[test]
-fn a_rejection_by_an_allowed_approver_ends_the_promotion() {
-    let mut world = waiting_for_prod("{users: [alice, bob], minApprovals: 2}");
+#[tokio::test]
+async fn a_rejection_by_an_allowed_approver_ends_the_promotion() {
+    let mut world = waiting_for_prod("{users: [alice, bob], minApprovals: 2}").await;
     decide(
         &mut world,
         "to-prod",
@@ -1034,7 +1034,7 @@ fn a_rejection_by_an_allowed_approver_ends_the_promotion() {
         Some("no"),
     );
     approve(&mut world, "to-prod", "alice");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(
         phase(&world, "to-prod").0,
         Phase::Waiting,
@@ -1067,7 +1067,7 @@ fn a_rejection_by_an_allowed_approver_ends_the_promotion() {
         )]
     );
     assert_eq!(plan.pins, Vec::new());
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(
         images(&world, "shop-prod", "backend")[0].1,
         "registry.example.com/shop/backend:latest",
@@ -1075,19 +1075,19 @@ fn a_rejection_by_an_allowed_approver_ends_the_promotion() {
     );
     // A Rejected Promotion stays so, whatever is added later.
     approve(&mut world, "to-prod", "bob");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(phase(&world, "to-prod").0, Phase::Rejected);
 }
 
-#[test]
-fn without_the_admission_policy_a_strict_gate_waits_and_the_environment_says_why() {
-    let mut world = waiting_for_prod("{users: [alice]}");
+#[tokio::test]
+async fn without_the_admission_policy_a_strict_gate_waits_and_the_environment_says_why() {
+    let mut world = waiting_for_prod("{users: [alice]}").await;
     world.approvals = ApprovalTrust::Unverified {
         policy: "hoist-approvals".into(),
         reason: "ValidatingAdmissionPolicy hoist-approvals not found".into(),
     };
     approve(&mut world, "to-prod", "alice");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     let admin = "approvals cannot be verified (ValidatingAdmissionPolicy hoist-approvals not found): a cluster \
                  admin must install the ValidatingAdmissionPolicy hoist-approvals and its \
                  ValidatingAdmissionPolicyBinding hoist-approvals (Kubernetes 1.30+), from the Hoist chart or \
@@ -1121,11 +1121,11 @@ fn without_the_admission_policy_a_strict_gate_waits_and_the_environment_says_why
 
     // Installing the policy later does not make alice's earlier approval verified.
     world.approvals = ApprovalTrust::Verified;
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(phase(&world, "to-prod").0, Phase::Waiting);
     world.now = at(40);
     approve(&mut world, "to-prod", "alice");
-    world.settle(10, completes);
+    world.settle(10, completes).await;
     assert_eq!(phase(&world, "to-prod").0, Phase::Succeeded);
     let status = promotion(&world, "to-prod").status.clone().unwrap();
     assert_eq!(

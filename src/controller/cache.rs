@@ -291,47 +291,60 @@ pub fn no_keys<K>(_: &K) -> Vec<String> {
     Vec::new()
 }
 
-/// A watch feeding a shared cache named `name`: the cache, one event stream
-/// per consumer (`subscribers` of them) and the future that drives the
-/// watch. `slim` trims every object before it is cached (fields Hoist never
-/// reads).
-pub fn shared<K>(
-    name: &'static str,
-    api: Api<K>,
-    config: watcher::Config,
-    subscribers: usize,
-    keys: Keys<K>,
-    slim: fn(&mut K),
-) -> (Cache<K>, Vec<ReflectHandle<K>>, future::BoxFuture<'static, ()>)
-where
-    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
-{
-    let (store, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
-    let handles = (0..subscribers).filter_map(|_| writer.subscribe()).collect();
-    let cache = Cache::new(name, store, keys);
-    let indexing = cache.clone();
-    let applied = cache.clone();
-    let driver = watcher(api, config)
-        .default_backoff()
-        .modify(move |object: &mut K| {
-            super::slim::metadata(object.meta_mut());
-            slim(object);
-        })
-        // Indexed before the store and the subscribers see the change, so a
-        // reconcile it triggers finds the object under its keys.
-        .inspect(move |event| {
-            if let Ok(event) = event {
-                indexing.observe(event);
-            }
-        })
-        .reflect_shared(writer)
-        // After the store: a cache marked listed holds the whole list.
-        .for_each(move |event| {
-            applied.applied(&event);
-            future::ready(())
-        })
-        .boxed();
-    (cache, handles, driver)
+/// The operator's watches, each named once where it is added: the futures
+/// that drive them (each to run as a task of its own) and the signals that
+/// their caches have listed, in the order added.
+#[derive(Default)]
+pub struct Watches {
+    pub drivers: Vec<(&'static str, future::BoxFuture<'static, ()>)>,
+    pub listed: Vec<Listed>,
+}
+
+impl Watches {
+    /// Adds a watch feeding a shared cache named `name`; returns the cache
+    /// and one event stream per consumer (`subscribers` of them). `slim`
+    /// trims every object before it is cached (fields Hoist never reads).
+    pub fn add<K>(
+        &mut self,
+        name: &'static str,
+        api: Api<K>,
+        config: watcher::Config,
+        subscribers: usize,
+        keys: Keys<K>,
+        slim: fn(&mut K),
+    ) -> (Cache<K>, Vec<ReflectHandle<K>>)
+    where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    {
+        let (store, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
+        let handles = (0..subscribers).filter_map(|_| writer.subscribe()).collect();
+        let cache = Cache::new(name, store, keys);
+        let indexing = cache.clone();
+        let applied = cache.clone();
+        let driver = watcher(api, config)
+            .default_backoff()
+            .modify(move |object: &mut K| {
+                super::slim::metadata(object.meta_mut());
+                slim(object);
+            })
+            // Indexed before the store and the subscribers see the change, so a
+            // reconcile it triggers finds the object under its keys.
+            .inspect(move |event| {
+                if let Ok(event) = event {
+                    indexing.observe(event);
+                }
+            })
+            .reflect_shared(writer)
+            // After the store: a cache marked listed holds the whole list.
+            .for_each(move |event| {
+                applied.applied(&event);
+                future::ready(())
+            })
+            .boxed();
+        self.listed.push(cache.listed());
+        self.drivers.push((name, driver));
+        (cache, handles)
+    }
 }
 
 /// Leaves an object as it is.

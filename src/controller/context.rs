@@ -28,11 +28,11 @@ use super::cache::Cache;
 use super::error::Backoff;
 use super::metrics::Metrics;
 use super::readiness::Readiness;
-use crate::api::{Artifact, Environment, Promotion};
+use crate::api::{Artifact, Environment, Promotion, SupplyChainRecord};
 use crate::core::admission;
 use crate::core::approval::ApprovalTrust;
 use crate::core::config::{self, SecretDigest};
-use crate::core::supply_chain;
+use crate::core::supply_chain::{self, DueCheck};
 use crate::registry::Resolver;
 
 /// The field manager of every write Hoist makes.
@@ -120,6 +120,32 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Supply-chain records this process made, by namespace, Artifact,
+/// component, check and policy: an Environment reconciled before its cache
+/// holds a record (or two reconciled at once) finds it here instead of
+/// asking the registry again.
+#[derive(Default)]
+pub struct ChecksMade(Mutex<HashMap<String, SupplyChainRecord>>);
+
+impl ChecksMade {
+    fn key(namespace: &str, check: &DueCheck) -> String {
+        format!(
+            "{namespace}/{}/{}/{:?}/{}",
+            check.artifact, check.component, check.policy.check, check.policy.id
+        )
+    }
+
+    /// The record made of `check` in `namespace`, if any.
+    pub fn get(&self, namespace: &str, check: &DueCheck) -> Option<SupplyChainRecord> {
+        lock(&self.0).get(&Self::key(namespace, check)).cloned()
+    }
+
+    /// Keeps `record`, made of `check` in `namespace`.
+    pub fn insert(&self, namespace: &str, check: &DueCheck, record: SupplyChainRecord) {
+        lock(&self.0).insert(Self::key(namespace, check), record);
+    }
+}
+
 /// Who writes Hoist's Events.
 pub struct Reporter {
     /// `reportingController`.
@@ -144,7 +170,7 @@ pub struct Context {
     /// Runs the verification queries.
     pub prometheus: super::prometheus::Prometheus,
     /// Supply-chain records this process made, until its caches hold them.
-    pub checks: super::supply_chain::Made,
+    pub checks: ChecksMade,
 }
 
 impl Context {

@@ -7,7 +7,9 @@
 //! - `triggers`: which Environments a change of another object concerns;
 //! - `readiness`, `supervisor`, `server`: start-up, health, shutdown;
 //! - `error`: reconcile errors and per-object backoff;
-//! - `artifact`, `environment`, `promotion`: the reconcilers, over `context`.
+//! - `artifact`, `environment`, `promotion`: the reconcilers, over `context`;
+//! - `pull_secrets`, `supply_chain`, `prometheus`: what the reconcilers read
+//!   besides the caches (registry credentials, attachments, measurements).
 
 mod artifact;
 mod cache;
@@ -18,6 +20,7 @@ mod keys;
 mod metrics;
 mod prometheus;
 mod promotion;
+mod pull_secrets;
 mod readiness;
 mod requests;
 mod server;
@@ -46,7 +49,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
 
-use cache::{keep, no_keys, shared};
+use cache::{Watches, keep, no_keys};
 pub use context::FIELD_MANAGER;
 use context::{Context, Ctx, Reporter, Stores};
 pub use error::Error;
@@ -286,7 +289,8 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         None => LABEL_ENVIRONMENT.to_string(),
     });
     let namespace = settings.namespace.as_deref();
-    let (environments, mut environment_events, environments_driver) = shared(
+    let mut watches = Watches::default();
+    let (environments, mut environment_events) = watches.add(
         "environments.hoist.dev",
         scoped_api::<Environment>(&client, namespace),
         Default::default(),
@@ -294,7 +298,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         keys::environment,
         keep,
     );
-    let (promotions, mut promotion_events, promotions_driver) = shared(
+    let (promotions, mut promotion_events) = watches.add(
         "promotions.hoist.dev",
         scoped_api::<Promotion>(&client, namespace),
         Default::default(),
@@ -302,7 +306,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         keys::promotion,
         slim::promotion,
     );
-    let (artifacts, mut artifact_events, artifacts_driver) = shared(
+    let (artifacts, mut artifact_events) = watches.add(
         "artifacts.hoist.dev",
         scoped_api::<Artifact>(&client, namespace),
         Default::default(),
@@ -310,7 +314,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         keys::artifact,
         keep,
     );
-    let (deployments, mut deployment_events, deployments_driver) = shared(
+    let (deployments, mut deployment_events) = watches.add(
         "deployments.apps",
         Api::<Deployment>::all(client.clone()),
         managed.clone(),
@@ -318,7 +322,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         no_keys,
         slim::deployment,
     );
-    let (namespaces, mut namespace_events, namespaces_driver) = shared(
+    let (namespaces, mut namespace_events) = watches.add(
         "namespaces",
         Api::<Namespace>::all(client.clone()),
         Default::default(),
@@ -326,7 +330,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         no_keys,
         keep,
     );
-    let (config_maps, mut config_map_events, config_maps_driver) = shared(
+    let (config_maps, mut config_map_events) = watches.add(
         "configmaps (labelled hoist.dev/environment)",
         Api::<ConfigMap>::all(client.clone()),
         managed.clone(),
@@ -334,7 +338,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         keys::config_map,
         keep,
     );
-    let (jobs, mut job_events, jobs_driver) = shared(
+    let (jobs, mut job_events) = watches.add(
         "jobs.batch (labelled hoist.dev/environment)",
         Api::<Job>::all(client.clone()),
         managed,
@@ -343,7 +347,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         keep,
     );
     // Base ConfigMaps and referenced Secrets: the version is enough to notice a change.
-    let (config_map_versions, mut config_map_version_events, config_map_versions_driver) = shared(
+    let (config_map_versions, mut config_map_version_events) = watches.add(
         "configmaps",
         scoped_api::<PartialObjectMeta<ConfigMap>>(&client, namespace),
         Default::default(),
@@ -351,7 +355,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         no_keys,
         slim::versions,
     );
-    let (secret_versions, mut secret_version_events, secret_versions_driver) = shared(
+    let (secret_versions, mut secret_version_events) = watches.add(
         "secrets",
         scoped_api::<PartialObjectMeta<Secret>>(&client, namespace),
         Default::default(),
@@ -364,7 +368,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     let approval_policy = serves_admission_policies(&client).await.then(|| {
         let named = watcher::Config::default().fields(&format!("metadata.name={}", settings.approval_policy));
         (
-            shared(
+            watches.add(
                 "validatingadmissionpolicies.admissionregistration.k8s.io",
                 Api::<ValidatingAdmissionPolicy>::all(client.clone()),
                 named.clone(),
@@ -372,7 +376,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
                 no_keys,
                 keep,
             ),
-            shared(
+            watches.add(
                 "validatingadmissionpolicybindings.admissionregistration.k8s.io",
                 Api::<ValidatingAdmissionPolicyBinding>::all(client.clone()),
                 named,
@@ -382,21 +386,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
             ),
         )
     });
-    let mut listed = vec![
-        environments.listed(),
-        promotions.listed(),
-        artifacts.listed(),
-        deployments.listed(),
-        namespaces.listed(),
-        config_maps.listed(),
-        jobs.listed(),
-        config_map_versions.listed(),
-        secret_versions.listed(),
-    ];
-    if let Some(((policies, _, _), (bindings, _, _))) = &approval_policy {
-        listed.extend([policies.listed(), bindings.listed()]);
-    }
-    let readiness = Readiness::new(listed);
+    let readiness = Readiness::new(watches.listed);
     let identity = identity(&client).await?;
 
     // No prefix: `with_prefix("")` would export every name with a leading `_`.
@@ -432,7 +422,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         approval_policy_name: settings.approval_policy.clone(),
         approval_policy: approval_policy
             .as_ref()
-            .map(|((policies, _, _), (bindings, _, _))| (policies.clone(), bindings.clone())),
+            .map(|((policies, _), (bindings, _))| (policies.clone(), bindings.clone())),
         readiness: readiness.clone(),
     };
     let ctx = Arc::new(Context {
@@ -518,12 +508,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
                 stream(secret_version_events.pop()),
                 triggers::over(stores.environments.clone(), triggers::environments_referencing),
             );
-    let mut policy_drivers = Vec::new();
-    if let Some((
-        (policies, mut policy_events, policy_driver),
-        (bindings, mut binding_events, binding_driver),
-    )) = approval_policy
-    {
+    if let Some(((policies, mut policy_events), (bindings, mut binding_events))) = approval_policy {
         environment_controller = environment_controller
             // Shared streams carry no deletions: a policy or binding removed
             // reconciles every Environment.
@@ -542,16 +527,6 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
                     triggers::environments_gated_by_approval,
                 ),
             );
-        policy_drivers = vec![
-            (
-                "validatingadmissionpolicies.admissionregistration.k8s.io",
-                policy_driver,
-            ),
-            (
-                "validatingadmissionpolicybindings.admissionregistration.k8s.io",
-                binding_driver,
-            ),
-        ];
     }
     let environment_controller = environment_controller
         .graceful_shutdown_on(signal(&graceful))
@@ -565,22 +540,12 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     // Every watch and every controller is a task of its own, so the runtime
     // spreads decoding watch events, scheduling and reconciling over its
     // threads instead of running them all on the thread that awaits `run`.
-    let watches = [
-        ("environments.hoist.dev", environments_driver),
-        ("promotions.hoist.dev", promotions_driver),
-        ("artifacts.hoist.dev", artifacts_driver),
-        ("deployments.apps", deployments_driver),
-        ("namespaces", namespaces_driver),
-        ("configmaps (labelled hoist.dev/environment)", config_maps_driver),
-        ("jobs.batch (labelled hoist.dev/environment)", jobs_driver),
-        ("configmaps", config_map_versions_driver),
-        ("secrets", secret_versions_driver),
-    ]
-    .into_iter()
-    .chain(policy_drivers)
-    .map(|(name, driver)| Task::watch(name, tokio::spawn(driver)))
-    .chain([Task::server(server)])
-    .collect::<Vec<_>>();
+    let watches = watches
+        .drivers
+        .into_iter()
+        .map(|(name, driver)| Task::watch(name, tokio::spawn(driver)))
+        .chain([Task::server(server)])
+        .collect::<Vec<_>>();
     let controllers = vec![
         Task::controller("artifact", tokio::spawn(artifact_controller)),
         Task::controller("promotion", tokio::spawn(promotion_controller)),

@@ -14,8 +14,8 @@ use tracing::instrument;
 
 use super::Error;
 use super::context::Ctx;
-use crate::api::{CONDITION_READY, Phase, Promotion};
-use crate::core::conditions::{self, Wanted};
+use crate::api::{Phase, Promotion};
+use crate::core::environment;
 
 const CONTROLLER: &str = "promotion";
 
@@ -26,31 +26,15 @@ pub async fn reconcile(promotion: Arc<Promotion>, ctx: Ctx) -> Result<Action, Er
         return Ok(Action::await_change());
     }
     let namespace = promotion.namespace().unwrap_or_default();
-    let environment = ObjectRef::new(&promotion.spec.environment).within(&namespace);
-    if ctx.stores.environments.get(&environment).is_some() {
+    let into = ObjectRef::new(&promotion.spec.environment).within(&namespace);
+    if ctx.stores.environments.get(&into).is_some() {
         return Ok(Action::await_change());
     }
-    let now = ctx.now();
     let message = format!(
         "Environment {} not found in namespace {namespace}; create it, then a new Promotion",
         promotion.spec.environment
     );
-    let mut rejected = status.clone();
-    rejected.phase = Phase::Rejected;
-    rejected.message = Some(message.clone());
-    rejected.completed_at = Some(now.clone());
-    rejected.observed_generation = promotion.metadata.generation;
-    rejected.conditions = conditions::set(
-        &status.conditions,
-        Wanted {
-            type_: CONDITION_READY,
-            status: false,
-            reason: "Rejected",
-            message: message.clone(),
-        },
-        promotion.metadata.generation,
-        &now,
-    );
+    let rejected = environment::ended(&promotion, Phase::Rejected, message.clone(), &ctx.now());
     ctx.apply_status(promotion.as_ref(), &rejected, CONTROLLER)
         .await?;
     ctx.event(promotion.as_ref(), true, "Rejected", message);

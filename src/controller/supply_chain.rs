@@ -4,33 +4,20 @@
 //! tells them in Events.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 
 use super::Error;
-use super::artifact::{PullSecretError, pull_secrets};
 use super::context::{Ctx, FIELD_MANAGER};
+use super::pull_secrets::{PullSecretError, pull_secrets};
 use crate::api::{Artifact, Environment, SupplyChainRecord, SupplyChainVerdict};
 use crate::core::supply_chain::{self, Attachments, DueCheck, KeySecrets};
 
 const CONTROLLER: &str = "environment";
 /// Tries to write an Artifact's status against concurrent writers.
 const WRITE_ATTEMPTS: usize = 5;
-
-/// Records this process made, by Artifact, component, check and policy:
-/// an Environment reconciled before its cache holds a record (or two
-/// reconciled at once) finds it here instead of asking the registry again.
-#[derive(Default)]
-pub struct Made(Mutex<HashMap<String, SupplyChainRecord>>);
-
-fn made_key(namespace: &str, check: &DueCheck) -> String {
-    format!(
-        "{namespace}/{}/{}/{:?}/{}",
-        check.artifact, check.component, check.policy.check, check.policy.id
-    )
-}
 
 /// The data of the Secrets the Environment's policies take keys from, read
 /// through the context's cache of configuration sources.
@@ -69,8 +56,7 @@ pub async fn run(
         let mut fetched: HashMap<String, Result<Attachments, String>> = HashMap::new();
         let mut secrets = None;
         for check in checks {
-            let key = made_key(namespace, check);
-            let made = lock(&ctx.checks).get(&key).cloned();
+            let made = ctx.checks.get(namespace, check);
             if let Some(made) =
                 made.filter(|m| m.digest == check.digest && !supply_chain::is_due(m, &check.policy, now.0))
             {
@@ -105,7 +91,7 @@ pub async fn run(
                 &now,
             );
             ctx.metrics.supply_chain_check(record.check, record.verdict);
-            lock(&ctx.checks).insert(key, record.clone());
+            ctx.checks.insert(namespace, check, record.clone());
             records.push((record, before));
         }
         let written = write(ctx, artifact, records.iter().map(|(r, _)| r)).await?;
@@ -173,8 +159,4 @@ async fn write<'r>(
         }
     }
     unreachable!("the last attempt returns")
-}
-
-fn lock(made: &Made) -> std::sync::MutexGuard<'_, HashMap<String, SupplyChainRecord>> {
-    made.0.lock().unwrap_or_else(PoisonError::into_inner)
 }

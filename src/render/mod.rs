@@ -2,9 +2,11 @@
 //! trying Hoist without a cluster. Artifacts, Environments, Promotions,
 //! Deployments, ConfigMaps, Secrets and Namespaces are read from a
 //! directory; images resolve through an OCI layout found in it or through
-//! their registries; the same engine the controller runs decides every
-//! Promotion, assuming each rollout completes; the pinned Deployments and
-//! rendered ConfigMaps are printed, with a report of every Promotion.
+//! their registries; every Environment is reconciled through the same steps
+//! the operator runs ([`crate::reconcile`]) on an in-memory [`World`],
+//! assuming each rollout completes; the pinned Deployments and rendered
+//! ConfigMaps are printed, with a report of every Promotion. Verification
+//! (Jobs, Prometheus queries) is left to the cluster.
 //!
 //! Signatures, provenance attestations and vulnerability scans the gates
 //! ask for are verified from the OCI layout (or the registry an image
@@ -20,6 +22,7 @@
 #![allow(clippy::result_large_err)]
 
 mod load;
+mod supply_chain;
 pub mod world;
 
 use std::collections::{BTreeMap, HashMap};
@@ -34,8 +37,8 @@ pub use load::{LoadError, Manifests};
 use crate::api::{GateName, GateState, Phase};
 use crate::core::artifact::{self, Resolution, ResolutionFailure};
 use crate::core::deployment::LABEL_ROLE;
-use crate::core::supply_chain::{self, Attachments, DueCheck};
 use crate::registry::{LayoutError, OciLayout, PullSecrets, Resolver};
+use supply_chain::Attached;
 use world::{RolloutOutcome, World};
 
 /// Why rendering could not run at all (a blocked Promotion is a result, not an error).
@@ -49,68 +52,10 @@ pub enum RenderError {
     Serialize(#[source] serde_yaml::Error),
 }
 
-/// Rounds of deciding and checking: each stage of a pipeline may ask for
-/// checks of its own policies once its upstream promoted.
-const CHECK_ROUNDS: usize = 16;
-
-/// What was read for each (image, digest), once per render.
-type Fetched = HashMap<(String, String), Result<Attachments, String>>;
-
-/// Makes `checks` (those of several Environments sharing a policy once),
-/// each digest's attachments read once per render, from the layout when it
-/// holds the image's repository, else from its registry, and records them
-/// on the Artifacts.
-async fn supply_chain_checks(
-    world: &mut World,
-    layout: &OciLayout,
-    resolver: &Resolver,
-    mut checks: Vec<(String, DueCheck)>,
-    fetched: &mut Fetched,
-    now: &Time,
-) -> Result<(), RenderError> {
-    let same = |(ns, c): &(String, DueCheck)| {
-        (
-            ns.clone(),
-            c.artifact.clone(),
-            c.component.clone(),
-            c.policy.check,
-            c.policy.id.clone(),
-        )
-    };
-    checks.sort_by_key(same);
-    checks.dedup_by_key(|check| same(check));
-    for (namespace, check) in checks {
-        let key = (check.image.clone(), check.digest.clone());
-        if !fetched.contains_key(&key) {
-            let attachments = if layout.has_repository(&check.image) {
-                Ok(layout.attachments(&check.image, &check.digest)?)
-            } else {
-                resolver
-                    .attachments(&check.image, &check.digest, &PullSecrets::default())
-                    .await
-                    .map_err(|error| error.to_string())
-            };
-            fetched.insert(key.clone(), attachments);
-        }
-        let Some(artifact) =
-            world.objects.artifacts.iter_mut().find(|a| {
-                a.namespace().as_deref() == Some(namespace.as_str()) && a.name_any() == check.artifact
-            })
-        else {
-            continue;
-        };
-        let previous = supply_chain::record_of(artifact, &check.component, &check.policy).cloned();
-        let record = supply_chain::record(
-            &check,
-            fetched[&key].as_ref().map_err(Clone::clone),
-            artifact.spec.source.as_ref(),
-            previous.as_ref(),
-            now,
-        );
-        supply_chain::merge(artifact.status.get_or_insert_with(Default::default), [&record]);
-    }
-    Ok(())
-}
+/// Rounds of reconciling every Environment: each stage of a pipeline
+/// promotes once its upstream did, and may ask for checks of its own
+/// policies then.
+const ROUNDS: usize = 64;
 
 /// What became of one Promotion.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,18 +137,15 @@ pub async fn render(
     }
     world.objects = manifests;
     // Deployments are assumed to roll out: render shows the state Git should
-    // hold. Each round makes the supply-chain checks the plans ask for; a
-    // check is due again only later (a retry, a stale scan), so few rounds do.
-    // The last round settles what the checks before it recorded.
-    let mut fetched = Fetched::new();
-    for round in 0..=CHECK_ROUNDS {
-        world.settle(64, |_| RolloutOutcome::Completes);
-        let checks = world.due_checks();
-        if checks.is_empty() || round == CHECK_ROUNDS {
-            break;
-        }
-        supply_chain_checks(&mut world, &layout, resolver, checks, &mut fetched, &now).await?;
-    }
+    // hold. The supply-chain checks the plans ask for are made on the way.
+    let mut attached = Attached {
+        layout: &layout,
+        resolver,
+        fetched: HashMap::new(),
+    };
+    world
+        .settle_checking(ROUNDS, |_| RolloutOutcome::Completes, &mut attached)
+        .await?;
 
     let mut yaml = String::new();
     for deployment in &world.objects.deployments {
@@ -234,7 +176,8 @@ pub async fn render(
         .iter()
         .map(|p| {
             let status = p.status.clone().unwrap_or_default();
-            let verifying = (status.phase == Phase::Verifying)
+            let verifying = world
+                .left_to_cluster(p)
                 .then(|| {
                     status
                         .gates

@@ -1,19 +1,25 @@
 //! An in-memory cluster for the decision engine: `hoist render` runs the
-//! same core on files with it, and the core's scenario tests use it to play
-//! a promotion through, step by step, without an API server.
+//! steps of an Environment's reconcile ([`crate::reconcile`]) on files with
+//! it, and the engine's scenario tests use it to play a promotion through,
+//! step by step, without an API server.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
+use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use crate::api::Environment;
+use crate::api::{Artifact, Environment, GateName, GateState, Promotion};
 use crate::core::approval::ApprovalTrust;
 use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
-use crate::core::environment::{self, Notice, Plan, Snapshot};
-use crate::core::supply_chain;
+use crate::core::environment::{self, Notice, Plan};
+use crate::core::supply_chain::{self, DueCheck};
+use crate::core::verification::{self, DueQuery};
+use crate::reconcile::{self, Dereferenced, Measurements, Seam};
 use crate::render::Manifests;
 
 /// What the simulated Deployment controller does with a new template.
@@ -40,6 +46,10 @@ pub struct World {
     pub approvals: ApprovalTrust,
     /// The operator's user, for the Promotions autoPromote creates.
     pub operator: Option<String>,
+    /// Promotions whose verification a plan left to the cluster, per
+    /// Environment (`namespace/name`): files run no Jobs and query no
+    /// Prometheus.
+    pub left_to_cluster: BTreeMap<String, BTreeSet<String>>,
     pub now: Time,
 }
 
@@ -89,67 +99,73 @@ impl World {
                 reason: FILES_UNVERIFIED.into(),
             },
             operator: None,
+            left_to_cluster: BTreeMap::new(),
             now,
         }
     }
 
-    /// Decides one Environment, as its reconcile would.
-    pub fn plan(&self, namespace: &str, name: &str) -> Option<Plan> {
-        let environment = self
-            .objects
+    fn environment(&self, namespace: &str, name: &str) -> Option<&Environment> {
+        self.objects
             .environments
             .iter()
-            .find(|e| key(*e) == (namespace.to_string(), name.to_string()))?;
-        let in_namespace = |ns: Option<String>| ns.as_deref() == Some(namespace);
+            .find(|e| key(*e) == (namespace.to_string(), name.to_string()))
+    }
+
+    /// Everything the decision about `environment` takes: the objects of
+    /// its namespace, every Deployment and Namespace, and the
+    /// configurations kept for it.
+    fn dereference(&self, environment: Arc<Environment>) -> Dereferenced {
+        let namespace = environment.namespace().unwrap_or_default();
+        let name = environment.name_any();
+        let in_namespace = |ns: Option<String>| ns.as_deref() == Some(namespace.as_str());
         let sources = NamespaceSources {
-            namespace,
+            namespace: &namespace,
             world: self,
         };
-        let snapshot = Snapshot {
-            environment,
+        Dereferenced {
             environments: self
                 .objects
                 .environments
                 .iter()
                 .filter(|e| in_namespace(e.namespace()))
-                .map(|e| (e.name_any(), e))
+                .map(|e| Arc::new(e.clone()))
                 .collect(),
             artifacts: self
                 .objects
                 .artifacts
                 .iter()
                 .filter(|a| in_namespace(a.namespace()))
-                .map(|a| (a.name_any(), a))
+                .map(|a| (a.name_any(), Arc::new(a.clone())))
                 .collect(),
             promotions: self
                 .objects
                 .promotions
                 .iter()
                 .filter(|p| in_namespace(p.namespace()) && p.spec.environment == name)
+                .map(|p| Arc::new(p.clone()))
                 .collect(),
-            deployments: self.objects.deployments.iter().map(|d| (key(d), d)).collect(),
+            deployments: self
+                .objects
+                .deployments
+                .iter()
+                .map(|d| (key(d), d.clone()))
+                .collect(),
             namespaces: self
                 .objects
                 .namespaces
                 .iter()
-                .map(|n| (n.name_any(), n))
+                .map(|n| (n.name_any(), n.clone()))
                 .collect(),
-            key_secrets: supply_chain::key_secret_names(environment)
+            key_secrets: supply_chain::key_secret_names(&environment)
                 .into_iter()
                 .filter_map(|secret| {
-                    let found =
-                        self.objects.secrets.iter().find(|s| {
-                            s.namespace().as_deref() == Some(namespace) && s.name_any() == secret
-                        })?;
+                    let found = self.objects.secrets.iter().find(|s| {
+                        s.namespace().as_deref() == Some(namespace.as_str()) && s.name_any() == secret
+                    })?;
                     Some((secret, supply_chain::secret_data(found)))
                 })
                 .collect(),
-            configs: environment
-                .spec
-                .config
-                .iter()
-                .map(|c| (c.application.clone(), config::render(c, namespace, &sources)))
-                .collect(),
+            configs: reconcile::configs(&environment, &sources),
             config_history: self
                 .config_history
                 .get(&format!("{namespace}/{name}"))
@@ -157,53 +173,39 @@ impl World {
                 .unwrap_or_default(),
             approvals: self.approvals.clone(),
             operator: self.operator.clone(),
-            // Files run no Jobs and have no Prometheus: verification stays to do.
-            jobs: BTreeMap::new(),
-            measurements: BTreeMap::new(),
+            // Files run no Jobs: what verification asks of them is left to
+            // the cluster (see `carry_out`).
+            jobs: Vec::new(),
             now: self.now.clone(),
-        };
-        Some(environment::plan(&snapshot))
+            environment,
+        }
     }
 
-    /// The supply-chain checks every Environment's plan asks for now, with
-    /// the namespace of each.
-    pub fn due_checks(&self) -> Vec<(String, supply_chain::DueCheck)> {
-        self.environment_order()
-            .into_iter()
-            .filter_map(|(namespace, name)| Some((self.plan(&namespace, &name)?.checks, namespace)))
-            .flat_map(|(checks, namespace)| checks.into_iter().map(move |c| (namespace.clone(), c)))
-            .collect()
+    /// Decides one Environment, as its reconcile would before measuring
+    /// and checking anything.
+    pub fn plan(&self, namespace: &str, name: &str) -> Option<Plan> {
+        let environment = Arc::new(self.environment(namespace, name)?.clone());
+        Some(environment::plan(&self.dereference(environment).snapshot()))
     }
 
-    /// Carries out a plan the way the controller does; returns whether
-    /// anything changed.
+    /// Carries out a plan the way the controller's apply and status steps
+    /// do; returns whether anything changed.
     pub fn apply(&mut self, namespace: &str, name: &str, plan: Plan) -> bool {
-        let mut changed = false;
-        let Some(environment) = self
-            .objects
-            .environments
-            .iter_mut()
-            .find(|e| key(*e) == (namespace.to_string(), name.to_string()))
-        else {
+        if self.environment(namespace, name).is_none() {
             return false;
-        };
-        if environment.status.as_ref() != Some(&plan.status) {
-            environment.status = Some(plan.status);
-            changed = true;
         }
-        for promotion in self
-            .objects
-            .promotions
-            .iter_mut()
-            .filter(|p| p.namespace().as_deref() == Some(namespace))
-        {
-            if let Some(status) = plan.promotions.get(&promotion.name_any())
-                && promotion.status.as_ref() != Some(status)
-            {
-                promotion.status = Some(status.clone());
-                changed = true;
-            }
-        }
+        let (carried_out, _) = self.carry_out(namespace, name, &plan);
+        let recorded = self.record(namespace, name, &plan);
+        carried_out || recorded
+    }
+
+    /// The apply step: Deployment pins, rendered ConfigMaps, the
+    /// configurations kept, new Promotions, and the verification left to
+    /// the cluster. Returns whether anything changed and the Deployments
+    /// pinned.
+    fn carry_out(&mut self, namespace: &str, name: &str, plan: &Plan) -> (bool, Vec<(String, String)>) {
+        let mut changed = false;
+        let mut pinned = Vec::new();
         for pin in &plan.pins {
             if let Some(deployment) = self
                 .objects
@@ -214,6 +216,7 @@ impl World {
             {
                 pin.overlay(deployment);
                 deployment.metadata.generation = Some(deployment.metadata.generation.unwrap_or(1) + 1);
+                pinned.push(key(deployment));
                 changed = true;
             }
         }
@@ -236,72 +239,95 @@ impl World {
                 }
             }
         }
+        let origin = format!("{namespace}/{name}");
         let kept: BTreeMap<String, RenderedConfig> = plan
             .config_history
-            .into_iter()
-            .map(|rendered| (rendered.hash.clone(), rendered))
+            .iter()
+            .map(|rendered| (rendered.hash.clone(), rendered.clone()))
             .collect();
-        self.config_history.insert(format!("{namespace}/{name}"), kept);
-        for mut promotion in plan.new_promotions {
-            if !self.objects.promotions.iter().any(|p| key(p) == key(&promotion)) {
+        self.config_history.insert(origin.clone(), kept);
+        for promotion in &plan.new_promotions {
+            if !self.objects.promotions.iter().any(|p| key(p) == key(promotion)) {
+                let mut promotion = promotion.clone();
                 promotion.metadata.creation_timestamp = Some(self.now.clone());
                 promotion.metadata.generation = Some(1);
                 self.objects.promotions.push(promotion);
                 changed = true;
             }
         }
+        // A verification Job to run or a measurement to take, now or later.
+        let left = plan
+            .jobs
+            .iter()
+            .filter_map(|job| job.annotations().get(verification::ANNOTATION_PROMOTION).cloned())
+            .chain(
+                plan.promotions
+                    .iter()
+                    .filter(|(_, status)| {
+                        status.gates.iter().any(|gate| {
+                            gate.gate == GateName::Verification
+                                && gate.state == GateState::Pending
+                                && gate.next_check.is_some()
+                        })
+                    })
+                    .map(|(promotion, _)| promotion.clone()),
+            )
+            .collect();
+        self.left_to_cluster.insert(origin, left);
+        (changed, pinned)
+    }
+
+    /// The status step: the Environment's and its Promotions' statuses,
+    /// then the notices. Returns whether a status changed.
+    fn record(&mut self, namespace: &str, name: &str, plan: &Plan) -> bool {
+        let mut changed = false;
+        if let Some(environment) = self
+            .objects
+            .environments
+            .iter_mut()
+            .find(|e| key(*e) == (namespace.to_string(), name.to_string()))
+            && environment.status.as_ref() != Some(&plan.status)
+        {
+            environment.status = Some(plan.status.clone());
+            changed = true;
+        }
+        for promotion in self
+            .objects
+            .promotions
+            .iter_mut()
+            .filter(|p| p.namespace().as_deref() == Some(namespace))
+        {
+            if let Some(status) = plan.promotions.get(&promotion.name_any())
+                && promotion.status.as_ref() != Some(status)
+            {
+                promotion.status = Some(status.clone());
+                changed = true;
+            }
+        }
         let origin = format!("{namespace}/{name}");
         self.notices
-            .extend(plan.notices.into_iter().map(|notice| (origin.clone(), notice)));
+            .extend(plan.notices.iter().map(|notice| (origin.clone(), notice.clone())));
         changed
+    }
+
+    /// Whether `promotion`'s verification was left to the cluster by the
+    /// last plan of its Environment.
+    pub fn left_to_cluster(&self, promotion: &Promotion) -> bool {
+        let environment = format!(
+            "{}/{}",
+            promotion.namespace().unwrap_or_default(),
+            promotion.spec.environment
+        );
+        self.left_to_cluster
+            .get(&environment)
+            .is_some_and(|left| left.contains(&promotion.name_any()))
     }
 
     /// The simulated Deployment controller: every Deployment whose template
     /// changed since it last looked gets `outcome(deployment)`.
     pub fn roll_out(&mut self, outcome: impl Fn(&Deployment) -> RolloutOutcome) {
         for deployment in &mut self.objects.deployments {
-            let generation = deployment.metadata.generation.unwrap_or(1);
-            let observed = deployment
-                .status
-                .as_ref()
-                .and_then(|s| s.observed_generation)
-                .unwrap_or(0);
-            if observed >= generation {
-                continue;
-            }
-            let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-            match outcome(deployment) {
-                RolloutOutcome::Completes => {
-                    deployment.status = Some(DeploymentStatus {
-                        observed_generation: Some(generation),
-                        replicas: Some(replicas),
-                        updated_replicas: Some(replicas),
-                        ready_replicas: Some(replicas),
-                        available_replicas: Some(replicas),
-                        ..Default::default()
-                    })
-                }
-                RolloutOutcome::ExceedsDeadline => {
-                    deployment.status = Some(DeploymentStatus {
-                        observed_generation: Some(generation),
-                        replicas: Some(replicas),
-                        updated_replicas: Some(1.min(replicas)),
-                        unavailable_replicas: Some(replicas),
-                        conditions: Some(vec![DeploymentCondition {
-                            type_: "Progressing".into(),
-                            status: "False".into(),
-                            reason: Some("ProgressDeadlineExceeded".into()),
-                            message: Some(format!(
-                                "ReplicaSet of {} has timed out progressing.",
-                                deployment.metadata.name.clone().unwrap_or_default()
-                            )),
-                            ..Default::default()
-                        }]),
-                        ..Default::default()
-                    })
-                }
-                RolloutOutcome::Stalls => {}
-            }
+            roll_out(deployment, &outcome);
         }
     }
 
@@ -334,22 +360,192 @@ impl World {
         ordered
     }
 
-    /// Decides and applies every Environment, lets rollouts happen, and
-    /// repeats until nothing changes (at most `rounds` times). Returns the
-    /// number of rounds that changed something.
-    pub fn settle(&mut self, rounds: usize, outcome: impl Fn(&Deployment) -> RolloutOutcome) -> usize {
+    /// Reconciles every Environment, lets rollouts happen, and repeats
+    /// until nothing changes (at most `rounds` times). Supply-chain checks
+    /// a plan asks for stay due: nothing here reads what is attached to a
+    /// digest. Returns the number of rounds that changed something.
+    pub async fn settle(&mut self, rounds: usize, outcome: impl Fn(&Deployment) -> RolloutOutcome) -> usize {
+        let Ok(rounds) = self.settle_checking(rounds, outcome, &mut Unchecked).await;
+        rounds
+    }
+
+    /// [`World::settle`], making the supply-chain checks the plans ask for
+    /// with `supply_chain`.
+    pub(crate) async fn settle_checking<C: SupplyChain>(
+        &mut self,
+        rounds: usize,
+        outcome: impl Fn(&Deployment) -> RolloutOutcome,
+        supply_chain: &mut C,
+    ) -> Result<usize, C::Error> {
         for round in 0..rounds {
             let mut changed = false;
             for (namespace, name) in self.environment_order() {
-                if let Some(plan) = self.plan(&namespace, &name) {
-                    changed |= self.apply(&namespace, &name, plan);
-                }
+                let Some(environment) = self.environment(&namespace, &name) else {
+                    continue;
+                };
+                let environment = Arc::new(environment.clone());
+                let mut settling = Settling {
+                    world: self,
+                    outcome: &outcome,
+                    supply_chain: &mut *supply_chain,
+                    changed: false,
+                };
+                reconcile::reconcile(&mut settling, environment).await?;
+                changed |= settling.changed;
             }
             self.roll_out(&outcome);
             if !changed {
-                return round;
+                return Ok(round);
             }
         }
-        rounds
+        Ok(rounds)
+    }
+}
+
+/// The simulated Deployment controller on one Deployment: if its template
+/// changed since it last looked, it gets `outcome(deployment)`.
+fn roll_out(deployment: &mut Deployment, outcome: &dyn Fn(&Deployment) -> RolloutOutcome) {
+    let generation = deployment.metadata.generation.unwrap_or(1);
+    let observed = deployment
+        .status
+        .as_ref()
+        .and_then(|s| s.observed_generation)
+        .unwrap_or(0);
+    if observed >= generation {
+        return;
+    }
+    let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    match outcome(deployment) {
+        RolloutOutcome::Completes => {
+            deployment.status = Some(DeploymentStatus {
+                observed_generation: Some(generation),
+                replicas: Some(replicas),
+                updated_replicas: Some(replicas),
+                ready_replicas: Some(replicas),
+                available_replicas: Some(replicas),
+                ..Default::default()
+            })
+        }
+        RolloutOutcome::ExceedsDeadline => {
+            deployment.status = Some(DeploymentStatus {
+                observed_generation: Some(generation),
+                replicas: Some(replicas),
+                updated_replicas: Some(1.min(replicas)),
+                unavailable_replicas: Some(replicas),
+                conditions: Some(vec![DeploymentCondition {
+                    type_: "Progressing".into(),
+                    status: "False".into(),
+                    reason: Some("ProgressDeadlineExceeded".into()),
+                    message: Some(format!(
+                        "ReplicaSet of {} has timed out progressing.",
+                        deployment.metadata.name.clone().unwrap_or_default()
+                    )),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            })
+        }
+        RolloutOutcome::Stalls => {}
+    }
+}
+
+/// How a World makes the supply-chain checks its plans ask for.
+pub(crate) trait SupplyChain {
+    type Error;
+    /// Makes `checks` of Artifacts of `namespace` in `world` and records
+    /// them on the Artifacts; returns each Artifact that gained records,
+    /// as recorded.
+    async fn check(
+        &mut self,
+        world: &mut World,
+        namespace: &str,
+        checks: &[DueCheck],
+    ) -> Result<BTreeMap<String, Artifact>, Self::Error>;
+}
+
+/// Makes no checks (a World on its own reads no attachments): they stay due.
+struct Unchecked;
+
+impl SupplyChain for Unchecked {
+    type Error = Infallible;
+    async fn check(
+        &mut self,
+        _: &mut World,
+        _: &str,
+        _: &[DueCheck],
+    ) -> Result<BTreeMap<String, Artifact>, Infallible> {
+        Ok(BTreeMap::new())
+    }
+}
+
+/// One Environment's reconcile in a World settling: whether it changed
+/// anything, and the rollouts its pins get.
+struct Settling<'w, C> {
+    world: &'w mut World,
+    outcome: &'w dyn Fn(&Deployment) -> RolloutOutcome,
+    supply_chain: &'w mut C,
+    changed: bool,
+}
+
+impl<C: SupplyChain> Seam for Settling<'_, C> {
+    type Error = C::Error;
+    type Pinned = (String, String);
+
+    async fn dereference(&mut self, environment: Arc<Environment>) -> Result<Dereferenced, C::Error> {
+        Ok(self.world.dereference(environment))
+    }
+
+    /// Files have no Prometheus: nothing is measured, and the queries are
+    /// left to the cluster.
+    async fn measure(&mut self, _: &str, _: &[DueQuery], _: Timestamp) -> Measurements {
+        Measurements::new()
+    }
+
+    async fn check(
+        &mut self,
+        namespace: &str,
+        checks: &[DueCheck],
+        _: &BTreeMap<String, Arc<Artifact>>,
+    ) -> Result<BTreeMap<String, Artifact>, C::Error> {
+        let recorded = self.supply_chain.check(self.world, namespace, checks).await?;
+        self.changed |= !recorded.is_empty();
+        Ok(recorded)
+    }
+
+    async fn apply(
+        &mut self,
+        dereferenced: &Dereferenced,
+        plan: &Plan,
+    ) -> Result<Vec<(String, String)>, C::Error> {
+        let (namespace, name) = key(dereferenced.environment.as_ref());
+        let (changed, pinned) = self.world.carry_out(&namespace, &name, plan);
+        self.changed |= changed;
+        Ok(pinned)
+    }
+
+    /// The pinned Deployments roll out as `outcome` says, at once.
+    async fn observe_after_pin(
+        &mut self,
+        dereferenced: &Dereferenced,
+        pinned: Vec<(String, String)>,
+    ) -> BTreeMap<(String, String), Deployment> {
+        for deployment in &mut self.world.objects.deployments {
+            if pinned.contains(&key(deployment)) {
+                roll_out(deployment, self.outcome);
+            }
+        }
+        self.world
+            .objects
+            .deployments
+            .iter()
+            .map(|deployment| (key(deployment), deployment.clone()))
+            .filter(|(key, _)| dereferenced.deployments.contains_key(key))
+            .collect()
+    }
+
+    async fn write_status(&mut self, dereferenced: &Dereferenced, plan: &Plan) -> Result<(), C::Error> {
+        let (namespace, name) = key(dereferenced.environment.as_ref());
+        self.changed |= self.world.record(&namespace, &name, plan);
+        Ok(())
     }
 }

@@ -89,6 +89,16 @@ fn terminal(status: &mut PromotionStatus, phase: Phase, message: String, now: &T
     status.completed_at = Some(now.clone());
 }
 
+/// `promotion`'s status ended in `phase` at `now`, as the engine ends one:
+/// for a Promotion no Environment decides (its Environment does not exist).
+pub fn ended(promotion: &Promotion, phase: Phase, message: String, now: &Time) -> PromotionStatus {
+    let mut status = promotion.status.clone().unwrap_or_default();
+    terminal(&mut status, phase, message, now);
+    status.observed_generation = promotion.metadata.generation;
+    status.conditions = ready_condition(&status, promotion.metadata.generation, now);
+    status
+}
+
 impl Decision<'_, '_> {
     fn notice(&mut self, promotion: &str, warning: bool, reason: &'static str, note: String) {
         self.notices.push(Notice {

@@ -49,6 +49,7 @@ use validation::validate;
 
 pub use auto_promote::AUTO_PROMOTED_LABEL;
 pub use config_maps::{RenderedConfigMap, config_map_name};
+pub use lifecycle::ended;
 pub use settle::settle;
 pub use validation::{APPROVALS_VERIFIED, CONFIG_VALID, GATES_VALID, TARGETS_VALID, UPSTREAM_VALID};
 

@@ -1,0 +1,185 @@
+//! The first step of an Environment's reconcile on the cluster: everything
+//! its decision takes, from the caches, read from the API where a cache
+//! cannot yet hold it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::reflector::ObjectRef;
+
+use crate::api::{Artifact, Environment};
+use crate::controller::context::Ctx;
+use crate::controller::{Error, keys, supply_chain};
+use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
+use crate::core::environment::target_namespace;
+use crate::reconcile::{self, Dereferenced};
+
+/// Base ConfigMaps and Secret digests of one namespace, for a reconcile.
+struct Fetched {
+    config_maps: BTreeMap<String, Arc<ConfigMap>>,
+    secrets: BTreeMap<String, SecretDigest>,
+}
+
+impl ConfigSources for Fetched {
+    fn config_map(&self, name: &str) -> Option<&ConfigMap> {
+        self.config_maps.get(name).map(Arc::as_ref)
+    }
+    fn secret(&self, name: &str) -> Option<SecretDigest> {
+        self.secrets.get(name).cloned()
+    }
+}
+
+/// What the decision about `environment` takes, and the configuration
+/// snapshot ConfigMaps it has (which the apply step keeps or deletes).
+pub(super) async fn dereference(
+    ctx: &Ctx,
+    environment: Arc<Environment>,
+) -> Result<(Dereferenced, Vec<Arc<ConfigMap>>), Error> {
+    // Runs only once every cache has listed (see `controller::reconciler`):
+    // deciding earlier would take existing snapshots and Deployments for
+    // missing ones and write them again.
+    let namespace = environment.namespace().unwrap_or_default();
+    let name = environment.name_any();
+    let stores = &ctx.stores;
+
+    let environments = stores.environments.indexed(&keys::in_namespace(&namespace));
+    let promotions = stores
+        .promotions
+        .indexed(&keys::into_environment(&namespace, &name));
+    // The Artifacts of the applications it runs, and any its Promotions name.
+    let mut artifacts: BTreeMap<String, Arc<Artifact>> = BTreeMap::new();
+    let applications: BTreeSet<&String> = environment.spec.targets.iter().map(|t| &t.application).collect();
+    for application in applications {
+        for artifact in stores
+            .artifacts
+            .indexed(&keys::application(&namespace, application))
+        {
+            artifacts.insert(artifact.name_any(), artifact);
+        }
+    }
+    for promotion in &promotions {
+        if artifacts.contains_key(&promotion.spec.artifact) {
+            continue;
+        }
+        if let Some(artifact) = stores
+            .artifacts
+            .get(&ObjectRef::new(&promotion.spec.artifact).within(&namespace))
+        {
+            artifacts.insert(promotion.spec.artifact.clone(), artifact);
+            continue;
+        }
+        // An Artifact applied with its Promotion may reach the cache after
+        // it: a Promotion is rejected for a missing Artifact only once the
+        // API server says there is none.
+        let open = promotion.status.as_ref().is_none_or(|s| !s.phase.is_terminal());
+        if open
+            && let Some(artifact) = Api::<Artifact>::namespaced(ctx.client.clone(), &namespace)
+                .get_opt(&promotion.spec.artifact)
+                .await
+                .map_err(Error::Kube)?
+        {
+            artifacts.insert(promotion.spec.artifact.clone(), Arc::new(artifact));
+        }
+    }
+
+    // Target Deployments: from the cache once Hoist labelled them, read otherwise.
+    let mut deployments: BTreeMap<(String, String), Deployment> = BTreeMap::new();
+    let mut target_namespaces: BTreeMap<String, Namespace> = BTreeMap::new();
+    for target in &environment.spec.targets {
+        let target_ns = target_namespace(&environment, target);
+        let key = (target_ns.clone(), target.deployment.name.clone());
+        if deployments.contains_key(&key) {
+            continue;
+        }
+        let cached = stores
+            .deployments
+            .get(&ObjectRef::new(&target.deployment.name).within(&target_ns));
+        let deployment = match cached {
+            Some(deployment) => Some(deployment.as_ref().clone()),
+            None => Api::<Deployment>::namespaced(ctx.client.clone(), &target_ns)
+                .get_opt(&target.deployment.name)
+                .await
+                .map_err(Error::Kube)?,
+        };
+        if let Some(deployment) = deployment {
+            deployments.insert(key, deployment);
+        }
+        if target_ns != namespace
+            && !target_namespaces.contains_key(&target_ns)
+            && let Some(ns) = stores.namespaces.get(&ObjectRef::new(&target_ns))
+        {
+            target_namespaces.insert(target_ns.clone(), ns.as_ref().clone());
+        }
+    }
+
+    let sources = fetch_config_sources(ctx, &environment).await?;
+    let configs = reconcile::configs(&environment, &sources);
+    let snapshots: Vec<Arc<ConfigMap>> = stores
+        .config_maps
+        .indexed(&keys::snapshots(&namespace, &name))
+        .into_iter()
+        // Snapshots live in the Environment's own namespace.
+        .filter(|cm| cm.namespace().as_deref() == Some(&namespace))
+        .collect();
+    let config_history: BTreeMap<String, RenderedConfig> = snapshots
+        .iter()
+        .filter_map(|cm| config::from_snapshot(cm))
+        .map(|rendered| (rendered.hash.clone(), rendered))
+        .collect();
+
+    let jobs = stores.jobs.indexed(&keys::verification_jobs(&namespace, &name));
+    let key_secrets = supply_chain::key_secrets(ctx, &environment).await?;
+    let dereferenced = Dereferenced {
+        environment,
+        environments,
+        artifacts,
+        promotions,
+        deployments,
+        namespaces: target_namespaces,
+        configs,
+        config_history,
+        approvals: stores.approval_trust(),
+        operator: ctx.identity.clone(),
+        jobs,
+        key_secrets,
+        now: ctx.now(),
+    };
+    Ok((dereferenced, snapshots))
+}
+
+/// The base ConfigMaps and Secret digests the Environment's config names,
+/// read through the context's cache of configuration sources.
+async fn fetch_config_sources(ctx: &Ctx, environment: &Environment) -> Result<Fetched, Error> {
+    let namespace = environment.namespace().unwrap_or_default();
+    let mut fetched = Fetched {
+        config_maps: BTreeMap::new(),
+        secrets: BTreeMap::new(),
+    };
+    let bases: BTreeSet<&String> = environment
+        .spec
+        .config
+        .iter()
+        .filter_map(|c| c.base_config_map.as_ref())
+        .collect();
+    for name in bases {
+        if let Some(config_map) = ctx.config_map(&namespace, name).await? {
+            fetched.config_maps.insert(name.clone(), config_map);
+        }
+    }
+    let secrets: BTreeSet<&String> = environment
+        .spec
+        .config
+        .iter()
+        .flat_map(|c| c.secret_refs.iter().map(|s| &s.name))
+        .collect();
+    for name in secrets {
+        if let Some(digest) = ctx.secret_digest(&namespace, name).await? {
+            fetched.secrets.insert(name.clone(), digest);
+        }
+    }
+    Ok(fetched)
+}

@@ -1,0 +1,70 @@
+//! The last step of an Environment's reconcile on the cluster: recording
+//! the plan in the statuses, then telling its notices in Events.
+
+use std::sync::Arc;
+
+use futures::future::try_join_all;
+use kube::ResourceExt;
+
+use super::CONTROLLER;
+use crate::api::{Environment, Promotion};
+use crate::controller::Error;
+use crate::controller::context::{Ctx, await_cached};
+use crate::core::environment::Plan;
+
+/// Records `plan`: the Promotions' statuses (all at once), then the
+/// Environment's, then the Events of its notices.
+pub(super) async fn write_statuses(
+    ctx: &Ctx,
+    environment: &Environment,
+    promotions: &[Arc<Promotion>],
+    plan: &Plan,
+) -> Result<(), Error> {
+    let promotion_writes = promotions.iter().filter_map(|promotion| {
+        let status = plan.promotions.get(&promotion.name_any())?;
+        (promotion.status.as_ref() != Some(status)).then_some(async move {
+            let written = ctx.apply_status(promotion.as_ref(), status, CONTROLLER).await?;
+            Ok::<_, Error>((promotion.resource_version(), written))
+        })
+    });
+    // The Environment's record first: a crash before the Promotions' writes
+    // decides the same ends again (the history takes each Promotion once),
+    // while the other order could leave a finished Promotion that no
+    // Environment records, since finished Promotions are not decided again.
+    let recorded = if environment.status.as_ref() != Some(&plan.status) {
+        Some(ctx.apply_status(environment, &plan.status, CONTROLLER).await?)
+    } else {
+        None
+    };
+    let promoted = try_join_all(promotion_writes).await?;
+    // Only after every write: waiting between them would widen the moment in
+    // which a crash leaves a Promotion's outcome without the Environment's record.
+    for (before, written) in &promoted {
+        await_cached(&ctx.stores.promotions, before.as_deref(), written).await;
+    }
+    if let Some(written) = &recorded {
+        await_cached(
+            &ctx.stores.environments,
+            environment.resource_version().as_deref(),
+            written,
+        )
+        .await;
+    }
+
+    for notice in &plan.notices {
+        match notice
+            .promotion
+            .as_ref()
+            .and_then(|p| promotions.iter().find(|candidate| &candidate.name_any() == p))
+        {
+            Some(promotion) => ctx.event(
+                promotion.as_ref(),
+                notice.warning,
+                notice.reason,
+                notice.note.clone(),
+            ),
+            None => ctx.event(environment, notice.warning, notice.reason, notice.note.clone()),
+        }
+    }
+    Ok(())
+}
