@@ -44,6 +44,20 @@ impl SigningKey {
         SigningKey(EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).expect("key generation"))
     }
 
+    /// A key written as unencrypted PKCS#8 PEM, as `openssl genpkey
+    /// -algorithm EC -pkeyopt ec_paramgen_curve:P-256` writes it.
+    pub fn from_pkcs8_pem(text: &str) -> anyhow::Result<SigningKey> {
+        let block = pem::parse(text).map_err(|error| anyhow::anyhow!("not a PEM block: {error}"))?;
+        anyhow::ensure!(
+            block.tag() == "PRIVATE KEY",
+            "a PEM block of {} where an unencrypted PKCS#8 PRIVATE KEY was expected",
+            block.tag()
+        );
+        EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, block.contents())
+            .map(SigningKey)
+            .map_err(|error| anyhow::anyhow!("not an ECDSA P-256 PKCS#8 key: {error}"))
+    }
+
     /// `cosign.pub`.
     pub fn public_pem(&self) -> String {
         let der = self.0.public_key().as_der().expect("public key DER");
