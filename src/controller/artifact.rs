@@ -66,7 +66,7 @@ pub async fn reconcile(artifact: Arc<Artifact>, ctx: Ctx) -> Result<Action, Erro
                 async move {
                     let resolution = match ctx.resolver.resolve(image, expected.as_deref(), secrets).await {
                         Ok(digest) => Resolution::Resolved(digest),
-                        Err(error) => Resolution::failed(component, &error),
+                        Err(error) => error.resolution(component),
                     };
                     (component.clone(), resolution)
                 }

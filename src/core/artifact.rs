@@ -7,7 +7,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::api::{Artifact, ArtifactStatus, ProvenanceStatus, ResolvedImage};
 use crate::core::conditions::{self, Wanted};
 use crate::core::gates;
-use crate::registry::RegistryError;
 
 /// What resolving one component's image gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,16 +16,6 @@ pub enum Resolution {
         failure: ResolutionFailure,
         message: String,
     },
-}
-
-impl Resolution {
-    /// Classifies a registry error for `component`.
-    pub fn failed(component: &str, error: &RegistryError) -> Self {
-        Resolution::Failed {
-            failure: ResolutionFailure::of(error),
-            message: format!("component {component}: {error}"),
-        }
-    }
 }
 
 /// Why an image was not resolved; its [`reason`](Self::reason) is the
@@ -60,22 +49,6 @@ impl ResolutionFailure {
         Self::RegistryUnavailable,
         Self::RegistryError,
     ];
-
-    /// The failure a registry error means.
-    pub fn of(error: &RegistryError) -> Self {
-        match error {
-            RegistryError::DigestMismatch { .. } => Self::DigestMismatch,
-            RegistryError::NotFound { .. } => Self::ImageNotFound,
-            RegistryError::InvalidReference { .. } | RegistryError::InvalidDigest { .. } => {
-                Self::InvalidReference
-            }
-            RegistryError::Unauthorized { .. }
-            | RegistryError::InvalidPullSecret { .. }
-            | RegistryError::InvalidPullSecretEntry { .. } => Self::Unauthorized,
-            _ if error.is_transient() => Self::RegistryUnavailable,
-            _ => Self::RegistryError,
-        }
-    }
 
     /// The PascalCase condition reason.
     pub fn reason(self) -> &'static str {
@@ -217,8 +190,6 @@ pub fn status(artifact: &Artifact, resolutions: &BTreeMap<String, Resolution>, n
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use k8s_openapi::jiff::Timestamp;
 
     use super::*;
@@ -267,40 +238,6 @@ spec:
             .map(ResolutionFailure::reason)
             .collect();
         assert_eq!(transient, ["PullSecretMissing", "RegistryUnavailable"]);
-    }
-
-    #[test]
-    fn registry_errors_are_classified() {
-        let timed_out = RegistryError::TimedOut {
-            reference: "r".into(),
-            after: Duration::from_secs(1),
-        };
-        let mismatch = RegistryError::DigestMismatch {
-            reference: "r".into(),
-            expected: "sha256:a".into(),
-            actual: "sha256:b".into(),
-        };
-        let entry = RegistryError::InvalidPullSecretEntry {
-            registry: "ghcr.io".into(),
-            reason: "no credentials",
-        };
-        assert_eq!(
-            ResolutionFailure::of(&timed_out),
-            ResolutionFailure::RegistryUnavailable
-        );
-        assert_eq!(
-            ResolutionFailure::of(&mismatch),
-            ResolutionFailure::DigestMismatch
-        );
-        assert_eq!(ResolutionFailure::of(&entry), ResolutionFailure::Unauthorized);
-        assert_eq!(
-            Resolution::failed("backend", &timed_out),
-            Resolution::Failed {
-                failure: ResolutionFailure::RegistryUnavailable,
-                message: "component backend: registry for image r did not answer within 1s; will retry"
-                    .into(),
-            }
-        );
     }
 
     #[test]

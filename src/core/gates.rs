@@ -11,9 +11,9 @@ use crate::api::{
 };
 use crate::core::approval::{self, ApprovalInput, ApprovalNotice, ApprovalTrust, Rejection};
 use crate::core::artifact::ResolutionFailure;
+use crate::core::reference::{canonical_registry, registry_and_repository};
 use crate::core::soak::{self, SoakInput};
 use crate::core::{compatibility, conditions, supply_chain, verification, version, windows};
-use crate::registry;
 
 /// A gate's verdict: its state, what it saw, and when the clock alone
 /// changes it.
@@ -402,7 +402,7 @@ fn spec_provenance(input: &GateInput<'_>) -> (GateState, String) {
     }
     if !gate.allowed_registries.is_empty() {
         for image in &input.artifact.spec.images {
-            match registry::registry_and_repository(&image.image) {
+            match registry_and_repository(&image.image) {
                 Ok((host, repository)) => {
                     let allowed = gate
                         .allowed_registries
@@ -444,8 +444,8 @@ fn registry_allows(entry: &str, host: &str, repository: &str) -> bool {
         Some((entry_host, prefix)) => (entry_host, Some(prefix)),
         None => (entry, None),
     };
-    let same_host = registry::canonical_registry(&entry_host.to_ascii_lowercase())
-        == registry::canonical_registry(&host.to_ascii_lowercase());
+    let same_host = canonical_registry(&entry_host.to_ascii_lowercase())
+        == canonical_registry(&host.to_ascii_lowercase());
     same_host
         && prefix.is_none_or(|prefix| {
             repository
@@ -512,7 +512,7 @@ status:
     }
 
     fn allows(entries: &[&str], image: &str) -> bool {
-        let (host, repository) = registry::registry_and_repository(image).expect("valid reference");
+        let (host, repository) = registry_and_repository(image).expect("valid reference");
         entries
             .iter()
             .any(|entry| registry_allows(entry, &host, &repository))

@@ -7,8 +7,8 @@ use jiff::Timestamp;
 
 use crate::api::{Environment, GateState, Health, SoakGate};
 
+use super::duration;
 use super::gates::Outcome;
-use super::windows::parse_duration;
 
 /// Everything the soak gate looks at.
 pub struct SoakInput<'a> {
@@ -24,7 +24,7 @@ pub struct SoakInput<'a> {
 
 /// The problem of spec.gates.soak that the schema cannot see.
 pub fn problem(gate: &SoakGate) -> Option<String> {
-    parse_duration(&gate.duration)
+    duration::parse(&gate.duration)
         .err()
         .map(|error| format!("spec.gates.soak.duration: {error}"))
 }
@@ -34,8 +34,8 @@ pub fn evaluate(input: &SoakInput<'_>) -> Outcome {
         return Outcome::passed("no soak required here");
     };
     let artifact = input.artifact;
-    let duration = match parse_duration(&gate.duration) {
-        Ok(duration) => duration,
+    let soak = match duration::parse(&gate.duration) {
+        Ok(soak) => soak,
         Err(error) => {
             return Outcome::failed(format!("spec.gates.soak.duration: {error}; fix the Environment"));
         }
@@ -64,7 +64,7 @@ pub fn evaluate(input: &SoakInput<'_>) -> Outcome {
         match running {
             Some(app) if app.health == Health::Healthy => match &app.health_since {
                 Some(since) => {
-                    let Ok(end) = since.0.checked_add(duration) else {
+                    let Ok(end) = since.0.checked_add(soak) else {
                         return Outcome::failed(format!(
                             "spec.gates.soak.duration: {} is too long; fix the Environment",
                             gate.duration

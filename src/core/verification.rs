@@ -23,8 +23,8 @@ use crate::api::{
 };
 use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_TENANT};
 
+use super::duration;
 use super::gates::Outcome;
-use super::windows::parse_duration;
 
 /// Measurements kept per step. Past it the oldest errors go first, so the
 /// measurements that count (at most `count`, 60) are always all kept.
@@ -119,14 +119,14 @@ pub fn problems(steps: &[VerificationStep]) -> Vec<String> {
                         .map(|error| format!("{field}.prometheus.condition: {error}")),
                 );
                 problems.extend(
-                    parse_duration(&check.interval)
+                    duration::parse(&check.interval)
                         .err()
                         .map(|error| format!("{field}.prometheus.interval: {error}")),
                 );
             }
             if let Some(job) = &step.job {
                 problems.extend(
-                    parse_duration(&job.timeout)
+                    duration::parse(&job.timeout)
                         .err()
                         .map(|error| format!("{field}.job.timeout: {error}")),
                 );
@@ -396,7 +396,7 @@ fn decide_step(
             started_at: Some(Time(input.now)),
         },
     };
-    let interval = match parse_duration(&check.interval) {
+    let interval = match duration::parse(&check.interval) {
         Ok(interval) => interval,
         Err(problem) => {
             status.phase = VerificationPhase::Failed;
@@ -541,7 +541,7 @@ fn job_step(
         next_measurement: None,
         started_at: Some(started.clone()),
     };
-    let timeout = parse_duration(&check.timeout).unwrap_or(SignedDuration::from_mins(10));
+    let timeout = duration::parse(&check.timeout).unwrap_or(SignedDuration::from_mins(10));
     let Some(job) = input.job.jobs.get(&name) else {
         // A Job the API server keeps refusing (quota, admission) fails the step in time.
         if started.0.checked_add(timeout).is_ok_and(|end| input.now >= end) {
@@ -662,7 +662,7 @@ fn verification_job(
     .filter(|(_, value)| !value.is_empty())
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let timeout = parse_duration(&check.timeout)
+    let timeout = duration::parse(&check.timeout)
         .map(|d| d.as_secs().max(1))
         .unwrap_or(600);
     let owner = input

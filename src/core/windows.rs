@@ -5,8 +5,6 @@
 //! end. The verdict is a function of the windows and `now`, and says when it
 //! changes by the clock alone.
 
-use std::str::FromStr;
-
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
 use jiff::tz::TimeZone;
@@ -14,6 +12,7 @@ use jiff::{SignedDuration, Timestamp, Zoned};
 
 use crate::api::{ChangeWindow, GateState, WindowType};
 
+use super::duration;
 use super::gates::Outcome;
 
 /// Openings of one schedule followed while looking for where overlapping
@@ -40,17 +39,6 @@ enum When {
     },
 }
 
-/// Parses a duration of the API (`30m`, `1h30m`, `72h`): elapsed time.
-pub fn parse_duration(text: &str) -> Result<SignedDuration, String> {
-    match SignedDuration::from_str(text) {
-        Ok(duration) if duration.is_positive() => Ok(duration),
-        Ok(_) => Err(format!("{text:?} must be longer than zero")),
-        Err(error) => Err(format!(
-            "{text:?} is not a duration such as 30m or 1h30m: {error}"
-        )),
-    }
-}
-
 fn read(index: usize, spec: &ChangeWindow) -> Result<Window<'_>, String> {
     let field = format!("spec.gates.windows[{index}]");
     let when = match (&spec.schedule, &spec.start, &spec.end) {
@@ -71,7 +59,7 @@ fn read(index: usize, spec: &ChangeWindow) -> Result<Window<'_>, String> {
                 .as_deref()
                 .ok_or_else(|| format!("{field}.duration: required with schedule"))
                 .and_then(|text| {
-                    parse_duration(text).map_err(|error| format!("{field}.duration: {error}"))
+                    duration::parse(text).map_err(|error| format!("{field}.duration: {error}"))
                 })?;
             When::Schedule {
                 cron: Box::new(cron),

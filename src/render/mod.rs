@@ -181,7 +181,7 @@ pub async fn render(
                             .await
                         {
                             Ok(digest) => Resolution::Resolved(digest),
-                            Err(error) => Resolution::failed(&component, &error),
+                            Err(error) => error.resolution(&component),
                         }
                     }
                 };

@@ -24,8 +24,8 @@ use crate::api::{
     Artifact, ArtifactStatus, Environment, GateState, PublicKey, Severity, SupplyChainCheck,
     SupplyChainRecord, SupplyChainVerdict,
 };
+use crate::core::duration;
 use crate::core::gates::Outcome;
-use crate::core::windows::parse_duration;
 pub use envelope::{Attachments, Layer};
 pub use keys::TrustedKey;
 
@@ -174,7 +174,12 @@ pub fn policies(environment: &Environment, secrets: &KeySecrets) -> Vec<Result<P
         }
     }
     if let Some(vulnerabilities) = &gates.vulnerabilities {
-        let max_age = match vulnerabilities.max_age.as_deref().map(parse_duration).transpose() {
+        let max_age = match vulnerabilities
+            .max_age
+            .as_deref()
+            .map(duration::parse)
+            .transpose()
+        {
             Ok(max_age) => max_age,
             Err(error) => {
                 policies.push(Err(PolicyProblem {
@@ -507,7 +512,7 @@ pub fn outcome(
                             pending.push(format!(
                                 "{at}: the newest scan finished {}, longer ago than maxAge {}: push a newer scan (looked for again at {})",
                                 scanned.0,
-                                format_duration(*max_age),
+                                duration::format(*max_age),
                                 again
                             ));
                             next_check = Some(next_check.map_or(again, |n| n.min(again)));
@@ -539,15 +544,6 @@ pub fn outcome(
             next_check
         },
     })
-}
-
-fn format_duration(duration: SignedDuration) -> String {
-    let secs = duration.as_secs();
-    match (secs / 3600, secs % 3600 / 60, secs % 60) {
-        (h, 0, 0) => format!("{h}h"),
-        (0, m, 0) => format!("{m}m"),
-        _ => format!("{secs}s"),
-    }
 }
 
 /// `sha256:` and 12 hex digits. Cut at a character: a digest read from a
