@@ -47,7 +47,7 @@ enum Command {
         shutdown_timeout: std::time::Duration,
         /// The ValidatingAdmissionPolicy (and binding) whose presence makes
         /// approvals verified.
-        #[arg(long, env = "HOIST_APPROVAL_POLICY", default_value = hoist::core::approval::POLICY)]
+        #[arg(long, env = "HOIST_APPROVAL_POLICY", default_value = hoist::core::gates::approval::POLICY)]
         approval_policy: String,
         /// The Prometheus server of verification steps that name no address.
         #[arg(long, env = "HOIST_PROMETHEUS_ADDRESS")]

@@ -10,9 +10,9 @@ use hoist::api::{
     ApprovalDecision, ApprovalRequest, ApprovalRuleStatus, ConfigChange, Environment, GateName, GateState,
     Health, Phase, Promotion, PromotionSpec,
 };
-use hoist::core::approval::ApprovalTrust;
 use hoist::core::deployment::DeploymentPin;
 use hoist::core::environment::{AUTO_PROMOTED_LABEL, Notice, Plan};
+use hoist::core::gates::approval::ApprovalTrust;
 use hoist::render::Manifests;
 use hoist::render::world::{RolloutOutcome, World};
 use k8s_openapi::api::apps::v1::Deployment;

@@ -30,8 +30,8 @@ use super::metrics::Metrics;
 use super::readiness::Readiness;
 use crate::api::{Artifact, Environment, Promotion};
 use crate::core::admission;
-use crate::core::approval::ApprovalTrust;
 use crate::core::config::{self, SecretDigest};
+use crate::core::gates::approval::ApprovalTrust;
 use crate::core::supply_chain;
 use crate::registry::Resolver;
 

@@ -29,7 +29,7 @@ use super::supply_chain;
 use crate::api::{Artifact, Environment, Promotion};
 use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
 use crate::core::environment::{self, Plan, RenderedConfigMap, Snapshot, target_namespace};
-use crate::core::verification;
+use crate::core::gates::verification;
 
 const CONTROLLER: &str = "environment";
 /// How often an idle Environment is looked at again (watches normally trigger).

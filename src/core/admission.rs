@@ -10,7 +10,7 @@ use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicySpec,
 };
 
-use crate::core::approval::ApprovalTrust;
+use crate::core::gates::approval::ApprovalTrust;
 
 /// The policy and binding Hoist ships, as written in the chart.
 pub const SHIPPED: &str = include_str!("../../charts/hoist/files/admission-policy.yaml");
@@ -210,7 +210,7 @@ mod tests {
         (policy, binding)
     }
 
-    const NAME: &str = crate::core::approval::POLICY;
+    const NAME: &str = crate::core::gates::approval::POLICY;
 
     fn reason(state: ApprovalTrust) -> String {
         match state {

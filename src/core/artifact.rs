@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{Artifact, ArtifactStatus, ProvenanceStatus, ResolvedImage};
 use crate::core::conditions::{self, Wanted};
-use crate::core::gates;
+use crate::core::gates::provenance;
 
 /// What resolving one component's image gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,7 +177,7 @@ pub fn status(artifact: &Artifact, resolutions: &BTreeMap<String, Resolution>, n
     };
     status.conditions = conditions::set(&status.conditions, ready, artifact.metadata.generation, now);
     if status.provenance.is_none() {
-        let (revision, message) = gates::revision_check(artifact);
+        let (revision, message) = provenance::revision_check(artifact);
         status.provenance = Some(ProvenanceStatus {
             revision,
             message,

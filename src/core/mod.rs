@@ -3,9 +3,7 @@
 //! shared by the controllers and `hoist render`.
 
 pub mod admission;
-pub mod approval;
 pub mod artifact;
-pub mod compatibility;
 pub mod conditions;
 pub mod config;
 pub mod deployment;
@@ -13,8 +11,5 @@ pub mod duration;
 pub mod environment;
 pub mod gates;
 pub mod reference;
-pub mod soak;
 pub mod supply_chain;
-pub mod verification;
 pub mod version;
-pub mod windows;

@@ -10,9 +10,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::api::Environment;
-use crate::core::approval::ApprovalTrust;
 use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
 use crate::core::environment::{self, Notice, Plan, Snapshot};
+use crate::core::gates::approval::ApprovalTrust;
 use crate::core::supply_chain;
 use crate::render::Manifests;
 
@@ -85,7 +85,7 @@ impl World {
             config_history: BTreeMap::new(),
             notices: Vec::new(),
             approvals: ApprovalTrust::Unverified {
-                policy: crate::core::approval::POLICY.into(),
+                policy: crate::core::gates::approval::POLICY.into(),
                 reason: FILES_UNVERIFIED.into(),
             },
             operator: None,

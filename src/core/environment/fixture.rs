@@ -14,9 +14,9 @@ use crate::api::{
     ApplicationStatus, Artifact, ComponentDigest, Environment, Health, Phase, Promotion, PromotionSpec,
     PromotionStatus,
 };
-use crate::core::approval::ApprovalTrust;
 use crate::core::config::{ConfigError, RenderedConfig};
 use crate::core::deployment::DeploymentPin;
+use crate::core::gates::approval::ApprovalTrust;
 
 use super::Snapshot;
 

@@ -12,8 +12,8 @@ use crate::api::{
 };
 use crate::core::conditions::{self, Wanted};
 use crate::core::deployment::Rollout;
+use crate::core::gates::verification::{self, Decided, JobContext, Progress, VerificationInput};
 use crate::core::gates::{self, GateInput};
-use crate::core::verification::{self, Decided, JobContext, Progress, VerificationInput};
 use crate::core::{supply_chain, version};
 use k8s_openapi::api::batch::v1::Job;
 
@@ -1014,7 +1014,7 @@ mod tests {
 
     /// A measurement of `result < 0.01` at [`at`]`(100)` with a scalar result.
     fn scalar_measurement(value: &str) -> crate::api::Measurement {
-        crate::core::verification::measure(
+        crate::core::gates::verification::measure(
             &serde_json::json!({"status": "success", "data": {"resultType": "scalar", "result": [1.0, value]}}),
             "result < 0.01",
             at(100).0,

@@ -37,11 +37,11 @@ use crate::api::{
     ApplicationStatus, Artifact, Environment, EnvironmentStatus, HistoryEntry, Measurement, Phase, Promotion,
     PromotionStatus, Target,
 };
-use crate::core::approval::ApprovalTrust;
 use crate::core::config::{ConfigError, RenderedConfig};
 use crate::core::deployment::DeploymentPin;
+use crate::core::gates::approval::ApprovalTrust;
+use crate::core::gates::verification::{self, DueQuery};
 use crate::core::supply_chain::{self, DueCheck, KeySecrets, Policy, PolicyProblem};
-use crate::core::verification::{self, DueQuery};
 use k8s_openapi::api::batch::v1::Job;
 
 use release::{Release, release_of};

@@ -20,10 +20,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 
 use crate::api::Environment;
-use crate::core::approval::{self, ApprovalTrust};
 use crate::core::conditions::{self, Wanted};
 use crate::core::deployment::LABEL_TENANT;
-use crate::core::{soak, verification, windows};
+use crate::core::gates::approval::{self, ApprovalTrust};
+use crate::core::gates::{soak, verification, windows};
 
 use super::{Snapshot, target_namespace};
 

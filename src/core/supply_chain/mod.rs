@@ -6,7 +6,8 @@
 //! attestation manifests, through the referrers API or cosign's tag scheme)
 //! and hands it to [`record`], which decides from those bytes alone; the
 //! record lands in the Artifact's status, shared by every Environment with
-//! the same policy. The gates ([`outcome`]) read the records and `now`.
+//! the same policy. The Provenance and Vulnerabilities gates read the
+//! records and `now`.
 
 pub mod attestations;
 pub mod envelope;
@@ -21,11 +22,10 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    Artifact, ArtifactStatus, Environment, GateState, PublicKey, Severity, SupplyChainCheck,
-    SupplyChainRecord, SupplyChainVerdict,
+    Artifact, ArtifactStatus, Environment, PublicKey, Severity, SupplyChainCheck, SupplyChainRecord,
+    SupplyChainVerdict,
 };
 use crate::core::duration;
-use crate::core::gates::Outcome;
 pub use envelope::{Attachments, Layer};
 pub use keys::TrustedKey;
 
@@ -289,7 +289,7 @@ const RESCAN: SignedDuration = SignedDuration::from_hours(1);
 /// When a record is to be made again, if ever: an Unavailable one after its
 /// backoff; a scan once it is older than maxAge (a newer one may have been
 /// pushed), then hourly while it stays so.
-fn due_at(record: &SupplyChainRecord, policy: &Policy) -> Option<Timestamp> {
+pub fn due_at(record: &SupplyChainRecord, policy: &Policy) -> Option<Timestamp> {
     let checked = record.checked_at.0;
     match record.verdict {
         SupplyChainVerdict::Unavailable => Some(checked + retry_delay(record.attempts)),
@@ -446,104 +446,6 @@ pub fn record(
         }
     };
     base(finding, 0)
-}
-
-/// The verdict of the policies of `check` on `artifact` at `now`, or `None`
-/// without such a policy.
-pub fn outcome(
-    check: SupplyChainCheck,
-    policies: &[Result<Policy, PolicyProblem>],
-    artifact: &Artifact,
-    now: Timestamp,
-) -> Option<Outcome> {
-    let mut failed = Vec::new();
-    let mut pending = Vec::new();
-    let mut passed = Vec::new();
-    let mut next_check: Option<Timestamp> = None;
-    let mut any = false;
-    for policy in policies {
-        let policy = match policy {
-            Ok(policy) if policy.check == check => policy,
-            Ok(_) => continue,
-            Err(problem) if problem.check == check => {
-                any = true;
-                if problem.waiting {
-                    pending.push(problem.message.clone());
-                } else {
-                    failed.push(problem.message.clone());
-                }
-                continue;
-            }
-            Err(_) => continue,
-        };
-        any = true;
-        let resolved = artifact
-            .status
-            .as_ref()
-            .map(|s| s.images.as_slice())
-            .unwrap_or_default();
-        for image in resolved {
-            let at = format!("{}@{}", image.component, short(&image.digest));
-            let Some(record) =
-                record_of(artifact, &image.component, policy).filter(|r| r.digest == image.digest)
-            else {
-                pending.push(format!("{at}: checking"));
-                continue;
-            };
-            match record.verdict {
-                SupplyChainVerdict::Failed => {
-                    failed.push(format!("{at}: {} ({})", record.message, record.reason))
-                }
-                SupplyChainVerdict::Unavailable => pending.push(format!(
-                    "{at}: {}; checking again (attempt {})",
-                    record.message,
-                    record.attempts + 1
-                )),
-                SupplyChainVerdict::Verified => {
-                    if let Rule::Vulnerabilities {
-                        max_age: Some(max_age),
-                        ..
-                    } = &policy.rule
-                        && let Some(scanned) = &record.scanned_at
-                    {
-                        let stale = scanned.0 + *max_age;
-                        if now >= stale {
-                            let again = due_at(record, policy).unwrap_or(now);
-                            pending.push(format!(
-                                "{at}: the newest scan finished {}, longer ago than maxAge {}: push a newer scan (looked for again at {})",
-                                scanned.0,
-                                duration::format(*max_age),
-                                again
-                            ));
-                            next_check = Some(next_check.map_or(again, |n| n.min(again)));
-                            continue;
-                        }
-                        next_check = Some(next_check.map_or(stale, |n| n.min(stale)));
-                    }
-                    passed.push(format!("{at}: {}", record.message));
-                }
-            }
-        }
-    }
-    if !any {
-        return None;
-    }
-    let (state, lines) = if !failed.is_empty() {
-        (GateState::Failed, failed)
-    } else if !pending.is_empty() {
-        (GateState::Pending, pending)
-    } else {
-        (GateState::Passed, passed)
-    };
-    Some(Outcome {
-        state,
-        message: lines.join("; "),
-        next_check: if state == GateState::Failed {
-            None
-        } else {
-            next_check
-        },
-    })
 }
 
 /// `sha256:` and 12 hex digits. Cut at a character: a digest read from a

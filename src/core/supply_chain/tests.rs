@@ -5,7 +5,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::keys::test_keys::SigningKey;
 use super::*;
-use crate::api::{Artifact, Environment};
+use crate::api::{Artifact, Environment, GateState};
+use crate::core::gates::records;
 
 const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const NEW_DIGEST: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
@@ -143,7 +144,7 @@ fn unusable_keys_are_named_by_field_and_a_missing_secret_is_waited_for() {
         "{}",
         problem.message
     );
-    let outcome = outcome(
+    let outcome = records::evaluate(
         SupplyChainCheck::Vulnerabilities,
         &policies(&environment(bad), &KeySecrets::new()),
         &artifact(vec![]),
@@ -173,7 +174,7 @@ fn a_digest_is_checked_once_and_a_new_digest_or_policy_is_checked_anew() {
     let (again, next) = due(&policies, &artifact(vec![done.clone()]), now);
     assert!(again.is_empty());
     assert_eq!(next, None);
-    let outcome = outcome(
+    let outcome = records::evaluate(
         SupplyChainCheck::Signatures,
         &policies,
         &artifact(vec![done.clone()]),
@@ -228,7 +229,7 @@ fn an_unreadable_registry_is_retried_with_backoff_and_the_gate_waits() {
         due(&policies, &artifact(vec![second.clone()]), t1.0).1,
         Some(at("2026-12-02T09:00:30Z"))
     );
-    let waiting = outcome(
+    let waiting = records::evaluate(
         SupplyChainCheck::Signatures,
         &policies,
         &artifact(vec![second]),
@@ -266,7 +267,7 @@ fn a_scan_older_than_max_age_holds_the_gate_from_that_instant_and_is_looked_for_
     let artifact = artifact(vec![done]);
     let stale_at = at("2026-12-08T12:00:00Z");
     // Fresh until exactly 168 h after the scan finished; the gate says when.
-    let before = outcome(
+    let before = records::evaluate(
         SupplyChainCheck::Vulnerabilities,
         &policies,
         &artifact,
@@ -281,7 +282,7 @@ fn a_scan_older_than_max_age_holds_the_gate_from_that_instant_and_is_looked_for_
         due(&policies, &artifact, at("2026-12-08T11:59:59Z")),
         (vec![], Some(stale_at))
     );
-    let stale = outcome(SupplyChainCheck::Vulnerabilities, &policies, &artifact, stale_at).unwrap();
+    let stale = records::evaluate(SupplyChainCheck::Vulnerabilities, &policies, &artifact, stale_at).unwrap();
     assert_eq!(stale.state, GateState::Pending);
     assert_eq!(
         stale.message,
@@ -321,14 +322,14 @@ fn a_failed_record_fails_the_gate_with_its_reason_and_is_never_checked_again() {
         due(&policies, &artifact, at("2027-01-01T00:00:00Z")),
         (vec![], None)
     );
-    let failed = outcome(SupplyChainCheck::Provenance, &policies, &artifact, now).unwrap();
+    let failed = records::evaluate(SupplyChainCheck::Provenance, &policies, &artifact, now).unwrap();
     assert_eq!(failed.state, GateState::Failed);
     assert_eq!(
         failed.message,
         "backend@sha256:111111111111: image sha256:111111111111 was built from 0123abc…, Artifact says 3f2c9a1… (RevisionMismatch)"
     );
     assert_eq!(
-        outcome(SupplyChainCheck::Signatures, &policies, &artifact, now),
+        records::evaluate(SupplyChainCheck::Signatures, &policies, &artifact, now),
         None
     );
 }

@@ -11,9 +11,9 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, Zoned};
 
 use crate::api::{ChangeWindow, GateState, WindowType};
+use crate::core::duration;
 
-use super::duration;
-use super::gates::Outcome;
+use super::outcome::Outcome;
 
 /// Openings of one schedule followed while looking for where overlapping
 /// openings end; a window on for longer than this many openings in a row
