@@ -16,8 +16,9 @@ use super::Error;
 use super::context::Ctx;
 use super::error::{self, Schedule};
 use crate::api::{Artifact, CONDITION_READY};
-use crate::core::artifact::{self, Resolution, ResolutionFailure};
+use crate::core::artifact::{self, Resolution};
 use crate::core::conditions;
+use crate::core::reasons::ResolutionFailure;
 use crate::registry::{PullSecrets, RegistryError};
 
 const CONTROLLER: &str = "artifact";
@@ -93,15 +94,9 @@ pub async fn reconcile(artifact: Arc<Artifact>, ctx: Ctx) -> Result<Action, Erro
     if artifact.status.as_ref() != Some(&new_status) {
         ctx.apply_status(artifact.as_ref(), &new_status, CONTROLLER)
             .await?;
-        let ready = conditions::find(&new_status.conditions, CONDITION_READY).cloned();
-        let was = conditions::find(&status.conditions, CONDITION_READY)
-            .map(|c| (c.status.clone(), c.reason.clone()));
-        if let Some(ready) = ready
-            && was != Some((ready.status.clone(), ready.reason.clone()))
-        {
-            let warning = ready.status != "True";
-            info!(reason = %ready.reason, "artifact {}", ready.message);
-            ctx.event(artifact.as_ref(), warning, &ready.reason, ready.message.clone());
+        if let Some((reason, note)) = artifact::ready_event(&status, &new_status) {
+            info!(%reason, "artifact {note}");
+            ctx.event(artifact.as_ref(), reason, note);
         }
     }
 

@@ -30,6 +30,7 @@ use crate::api::{Artifact, Environment, Promotion};
 use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
 use crate::core::environment::{self, Plan, RenderedConfigMap, Snapshot, target_namespace};
 use crate::core::gates::verification;
+use crate::core::reasons::EventReason;
 
 const CONTROLLER: &str = "environment";
 /// How often an idle Environment is looked at again (watches normally trigger).
@@ -323,8 +324,7 @@ async fn write_objects(
                 ctx.metrics.write(CONTROLLER);
                 ctx.event(
                     &created,
-                    false,
-                    "AutoPromoted",
+                    EventReason::AutoPromoted,
                     format!("{} qualifies for {name}", created.spec.artifact),
                 );
             }
@@ -436,8 +436,8 @@ async fn write_statuses(
             .promotion
             .and_then(|p| promotions.iter().find(|candidate| candidate.name_any() == p))
         {
-            Some(promotion) => ctx.event(promotion.as_ref(), notice.warning, notice.reason, notice.note),
-            None => ctx.event(environment, notice.warning, notice.reason, notice.note),
+            Some(promotion) => ctx.event(promotion.as_ref(), notice.reason, notice.note),
+            None => ctx.event(environment, notice.reason, notice.note),
         }
     }
     Ok(())
@@ -492,8 +492,7 @@ async fn write_jobs(ctx: &Ctx, plan: &Plan, promotions: &[Arc<Promotion>]) -> Re
                 if let Some(promotion) = promotion {
                     ctx.event(
                         promotion.as_ref(),
-                        true,
-                        "VerificationJobRefused",
+                        EventReason::VerificationJobRefused,
                         format!(
                             "cannot create Job {namespace}/{}: {}",
                             job.name_any(),

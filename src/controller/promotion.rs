@@ -16,6 +16,7 @@ use super::Error;
 use super::context::Ctx;
 use crate::api::{CONDITION_READY, Phase, Promotion};
 use crate::core::conditions::{self, Wanted};
+use crate::core::reasons::EventReason;
 
 const CONTROLLER: &str = "promotion";
 
@@ -45,7 +46,7 @@ pub async fn reconcile(promotion: Arc<Promotion>, ctx: Ctx) -> Result<Action, Er
         Wanted {
             type_: CONDITION_READY,
             status: false,
-            reason: "Rejected",
+            reason: Phase::Rejected.reason(),
             message: message.clone(),
         },
         promotion.metadata.generation,
@@ -53,6 +54,6 @@ pub async fn reconcile(promotion: Arc<Promotion>, ctx: Ctx) -> Result<Action, Er
     );
     ctx.apply_status(promotion.as_ref(), &rejected, CONTROLLER)
         .await?;
-    ctx.event(promotion.as_ref(), true, "Rejected", message);
+    ctx.event(promotion.as_ref(), EventReason::Rejected, message);
     Ok(Action::await_change())
 }

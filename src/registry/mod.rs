@@ -20,7 +20,8 @@ use std::time::Duration;
 use oci_client::ParseError;
 use oci_client::errors::OciDistributionError;
 
-use crate::core::artifact::{Resolution, ResolutionFailure};
+use crate::core::artifact::Resolution;
+use crate::core::reasons::ResolutionFailure;
 use crate::core::reference::ReferenceError;
 pub use crate::core::reference::{canonical_registry, pinned_reference, registry_and_repository};
 pub use credentials::{PullSecrets, RegistryCredentials};

@@ -32,8 +32,9 @@ use kube::ResourceExt;
 pub use load::{LoadError, Manifests};
 
 use crate::api::{GateName, GateState, Phase};
-use crate::core::artifact::{self, Resolution, ResolutionFailure};
+use crate::core::artifact::{self, Resolution};
 use crate::core::deployment::LABEL_ROLE;
+use crate::core::reasons::ResolutionFailure;
 use crate::core::supply_chain::{self, Attachments, DueCheck};
 use crate::registry::{LayoutError, OciLayout, PullSecrets, Resolver};
 use world::{RolloutOutcome, World};

@@ -13,6 +13,7 @@ use crate::api::Environment;
 use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
 use crate::core::environment::{self, Notice, Plan, Snapshot};
 use crate::core::gates::approval::ApprovalTrust;
+use crate::core::reasons::KubernetesReason;
 use crate::core::supply_chain;
 use crate::render::Manifests;
 
@@ -290,7 +291,7 @@ impl World {
                         conditions: Some(vec![DeploymentCondition {
                             type_: "Progressing".into(),
                             status: "False".into(),
-                            reason: Some("ProgressDeadlineExceeded".into()),
+                            reason: Some(KubernetesReason::ProgressDeadlineExceeded.to_string()),
                             message: Some(format!(
                                 "ReplicaSet of {} has timed out progressing.",
                                 deployment.metadata.name.clone().unwrap_or_default()

@@ -11,6 +11,7 @@ use crate::api::{
 
 use super::release::{Release, health_of, pins_for, rollout_of};
 use super::{Decision, Notice};
+use crate::core::reasons::EventReason;
 
 /// The approvers whose approvals counted.
 fn approvers(status: &PromotionStatus) -> Vec<String> {
@@ -166,8 +167,7 @@ impl Decision<'_, '_> {
             self.add_history(entry);
             self.notices.push(Notice {
                 promotion: None,
-                warning: false,
-                reason: "ConfigChanged",
+                reason: EventReason::ConfigChanged,
                 note,
             });
         }
@@ -219,6 +219,7 @@ mod tests {
         verifying,
     };
     use crate::core::environment::{Notice, RenderedConfigMap, plan};
+    use crate::core::reasons::EventReason;
 
     const H1: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     const H2: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -259,8 +260,7 @@ mod tests {
             plan.notices,
             vec![Notice {
                 promotion: None,
-                warning: false,
-                reason: "ConfigChanged",
+                reason: EventReason::ConfigChanged,
                 note: "configuration of shop changed; rolling its Deployments".into(),
             }]
         );

@@ -14,6 +14,7 @@ use crate::core::conditions::{self, Wanted};
 use crate::core::deployment::Rollout;
 use crate::core::gates::verification::{self, Decided, JobContext, Progress, VerificationInput};
 use crate::core::gates::{self, GateInput};
+use crate::core::reasons::{ConditionReason, EventReason};
 use crate::core::{supply_chain, version};
 use k8s_openapi::api::batch::v1::Job;
 
@@ -41,18 +42,18 @@ fn keep_check_times(gates: Vec<GateStatus>, previous: &[GateStatus]) -> Vec<Gate
 
 // The Ready reason is the engine's word on a phase, so it is defined with the lifecycle.
 impl Phase {
-    /// The PascalCase reason of a Promotion's `Ready` condition in this phase.
-    pub fn reason(self) -> &'static str {
+    /// The reason of a Promotion's `Ready` condition in this phase.
+    pub fn reason(self) -> ConditionReason {
         match self {
-            Phase::Pending => "Pending",
-            Phase::Waiting => "Waiting",
-            Phase::Promoting => "Promoting",
-            Phase::Verifying => "Verifying",
-            Phase::Succeeded => "Succeeded",
-            Phase::Failed => "Failed",
-            Phase::RolledBack => "RolledBack",
-            Phase::Superseded => "Superseded",
-            Phase::Rejected => "Rejected",
+            Phase::Pending => ConditionReason::Pending,
+            Phase::Waiting => ConditionReason::Waiting,
+            Phase::Promoting => ConditionReason::Promoting,
+            Phase::Verifying => ConditionReason::Verifying,
+            Phase::Succeeded => ConditionReason::Succeeded,
+            Phase::Failed => ConditionReason::Failed,
+            Phase::RolledBack => ConditionReason::RolledBack,
+            Phase::Superseded => ConditionReason::Superseded,
+            Phase::Rejected => ConditionReason::Rejected,
         }
     }
 }
@@ -90,10 +91,9 @@ fn terminal(status: &mut PromotionStatus, phase: Phase, message: String, now: &T
 }
 
 impl Decision<'_, '_> {
-    fn notice(&mut self, promotion: &str, warning: bool, reason: &'static str, note: String) {
+    fn notice(&mut self, promotion: &str, reason: EventReason, note: String) {
         self.notices.push(Notice {
             promotion: Some(promotion.to_string()),
-            warning,
             reason,
             note,
         });
@@ -115,7 +115,7 @@ impl Decision<'_, '_> {
                 promotion.spec.artifact, self.tenant
             );
             terminal(&mut status, Phase::Rejected, message.clone(), &now);
-            self.notice(&name, true, "Rejected", message);
+            self.notice(&name, EventReason::Rejected, message);
             return self.finish(promotion, before, status);
         };
         let application = artifact.spec.application.clone();
@@ -131,13 +131,13 @@ impl Decision<'_, '_> {
                 "Environment {environment_name} has no targets for application {application} (spec.targets)"
             );
             terminal(&mut status, Phase::Rejected, message.clone(), &now);
-            self.notice(&name, true, "Rejected", message);
+            self.notice(&name, EventReason::Rejected, message);
             return self.finish(promotion, before, status);
         }
         if let Some(problem) = validation.forbidden.get(&application) {
             let message = format!("refused: {problem}");
             terminal(&mut status, Phase::Rejected, message.clone(), &now);
-            self.notice(&name, true, "Rejected", message);
+            self.notice(&name, EventReason::Rejected, message);
             return self.finish(promotion, before, status);
         }
 
@@ -180,7 +180,7 @@ impl Decision<'_, '_> {
         if let Some(newer) = self.superseded_by(promotion, artifact) {
             let message = format!("{newer} succeeded in {environment_name} after this Promotion was created");
             terminal(&mut status, Phase::Superseded, message.clone(), &now);
-            self.notice(&name, false, "Superseded", message);
+            self.notice(&name, EventReason::Superseded, message);
             return self.finish(promotion, before, status);
         }
 
@@ -232,7 +232,7 @@ impl Decision<'_, '_> {
             &before.approvals,
         );
         for notice in &verdict.approval_notices {
-            self.notice(&name, notice.warning, notice.reason, notice.note.clone());
+            self.notice(&name, notice.reason, notice.note.clone());
         }
         status.gates = keep_check_times(verdict.gates.clone(), &before.gates);
         status.approvals = verdict.approvals.clone();
@@ -240,7 +240,7 @@ impl Decision<'_, '_> {
         if let Some(rejection) = &verdict.rejection {
             let message = rejection.message();
             terminal(&mut status, Phase::Rejected, message.clone(), &now);
-            self.notice(&name, true, "Rejected", message);
+            self.notice(&name, EventReason::Rejected, message);
             return self.finish(promotion, before, status);
         }
         for gate in &verdict.gates {
@@ -261,8 +261,7 @@ impl Decision<'_, '_> {
                     .unwrap_or_default();
                 self.notice(
                     &name,
-                    true,
-                    "GateWaived",
+                    EventReason::GateWaived,
                     format!(
                         "{:?} gate {} (justification: {justification})",
                         gate.gate, gate.message
@@ -272,8 +271,7 @@ impl Decision<'_, '_> {
             if gate.state == GateState::Failed && !was_failed {
                 self.notice(
                     &name,
-                    true,
-                    "Blocked",
+                    EventReason::Blocked,
                     format!("{:?} gate: {}", gate.gate, gate.message),
                 );
             }
@@ -328,8 +326,7 @@ impl Decision<'_, '_> {
         ));
         self.notice(
             &name,
-            false,
-            "Promoting",
+            EventReason::Promoting,
             format!("rolling out {} to {environment_name}", artifact.name_any()),
         );
         self.in_flight.insert(application, (name, release));
@@ -449,7 +446,7 @@ impl Decision<'_, '_> {
                 }
                 let message = format!("{} runs in {environment_name}", artifact.name_any());
                 terminal(status, Phase::Succeeded, message.clone(), &now);
-                self.notice(&name, false, "Promoted", message);
+                self.notice(&name, EventReason::Promoted, message);
                 let spec_config_hash = if status.rollback {
                     self.applications
                         .get(&application)
@@ -504,7 +501,7 @@ impl Decision<'_, '_> {
                     previous.artifact, previous.version
                 );
                 terminal(status, Phase::RolledBack, message.clone(), &now);
-                self.notice(&name, true, "RolledBack", message);
+                self.notice(&name, EventReason::RolledBack, message);
                 self.add_history(self.history_entry(promotion, artifact, release, status, Phase::RolledBack));
                 if let Some(app) = self.applications.get_mut(&application) {
                     app.health = Health::Progressing;
@@ -524,7 +521,7 @@ impl Decision<'_, '_> {
                 };
                 let message = format!("{what}: {why}{kept}");
                 terminal(status, Phase::Failed, message.clone(), &now);
-                self.notice(&name, true, "Failed", message);
+                self.notice(&name, EventReason::Failed, message);
                 let spec_config_hash = release.config_hash.clone();
                 self.record(
                     promotion,
@@ -660,12 +657,12 @@ mod tests {
         verifying,
     };
     use crate::core::environment::{Notice, Plan, plan};
+    use crate::core::reasons::EventReason;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
-    fn notice(promotion: &str, warning: bool, reason: &'static str, note: &str) -> Notice {
+    fn notice(promotion: &str, reason: EventReason, note: &str) -> Notice {
         Notice {
             promotion: Some(promotion.into()),
-            warning,
             reason,
             note: note.into(),
         }
@@ -751,7 +748,7 @@ mod tests {
         assert_eq!(plan.pins, vec![pin("shop-1", A, None)]);
         assert_eq!(
             plan.notices,
-            vec![notice("p1", false, "Promoting", "rolling out shop-1 to dev")]
+            vec![notice("p1", EventReason::Promoting, "rolling out shop-1 to dev")]
         );
         assert_eq!(
             plan.status.applications,
@@ -824,7 +821,7 @@ mod tests {
         assert_eq!(one_second_later.pins, vec![pin("shop-2", B, None)]);
         assert_eq!(
             one_second_later.notices,
-            vec![notice("old", false, "Superseded", message)]
+            vec![notice("old", EventReason::Superseded, message)]
         );
     }
 
@@ -866,7 +863,7 @@ mod tests {
             vec![pin("shop-2", B, None)],
             "what failed stays for a human to look at"
         );
-        assert_eq!(plan.notices, vec![notice("p2", true, "Failed", message)]);
+        assert_eq!(plan.notices, vec![notice("p2", EventReason::Failed, message)]);
     }
 
     #[test]
@@ -893,7 +890,7 @@ mod tests {
             vec![("p2", "shop-2", Phase::RolledBack)]
         );
         assert_eq!(plan.pins, vec![pin("shop-1", A, None)]);
-        assert_eq!(plan.notices, vec![notice("p2", true, "RolledBack", message)]);
+        assert_eq!(plan.notices, vec![notice("p2", EventReason::RolledBack, message)]);
     }
 
     #[test]
@@ -937,7 +934,7 @@ mod tests {
         ] {
             assert_eq!(
                 serde_json::to_value(phase).unwrap(),
-                serde_json::Value::String(phase.reason().into())
+                serde_json::Value::String(phase.reason().as_str().into())
             );
         }
     }
@@ -1005,8 +1002,7 @@ mod tests {
             waived.notices[1],
             notice(
                 "p2",
-                true,
-                "GateWaived",
+                EventReason::GateWaived,
                 &format!("Windows gate waived by override: {message} (justification: hotfix for INC-2211)")
             )
         );

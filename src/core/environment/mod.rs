@@ -41,6 +41,7 @@ use crate::core::config::{ConfigError, RenderedConfig};
 use crate::core::deployment::DeploymentPin;
 use crate::core::gates::approval::ApprovalTrust;
 use crate::core::gates::verification::{self, DueQuery};
+use crate::core::reasons::EventReason;
 use crate::core::supply_chain::{self, DueCheck, KeySecrets, Policy, PolicyProblem};
 use k8s_openapi::api::batch::v1::Job;
 
@@ -89,9 +90,7 @@ pub struct Snapshot<'a> {
 pub struct Notice {
     /// The Promotion it is about, or `None` for the Environment itself.
     pub promotion: Option<String>,
-    pub warning: bool,
-    /// PascalCase.
-    pub reason: &'static str,
+    pub reason: EventReason,
     pub note: String,
 }
 

@@ -99,6 +99,7 @@ pub fn settle(
 
 #[cfg(test)]
 mod tests {
+    use crate::core::reasons::EventReason;
 
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -113,10 +114,9 @@ mod tests {
         [(("shop".to_string(), "backend".to_string()), deployment)].into()
     }
 
-    fn notice(promotion: &str, warning: bool, reason: &'static str, note: &str) -> Notice {
+    fn notice(promotion: &str, reason: EventReason, note: &str) -> Notice {
         Notice {
             promotion: Some(promotion.into()),
-            warning,
             reason,
             note: note.into(),
         }
@@ -176,8 +176,8 @@ mod tests {
         assert_eq!(
             settled.notices,
             vec![
-                notice("p1", false, "Promoting", "rolling out shop-1 to dev"),
-                notice("p1", false, "Promoted", "shop-1 runs in dev"),
+                notice("p1", EventReason::Promoting, "rolling out shop-1 to dev"),
+                notice("p1", EventReason::Promoted, "shop-1 runs in dev"),
             ]
         );
     }
@@ -248,9 +248,9 @@ mod tests {
         assert_eq!(
             settled.notices,
             vec![
-                notice("ghost", true, "Rejected", rejected),
-                notice("p1", false, "Promoting", "rolling out shop-1 to dev"),
-                notice("p1", false, "Promoted", "shop-1 runs in dev"),
+                notice("ghost", EventReason::Rejected, rejected),
+                notice("p1", EventReason::Promoting, "rolling out shop-1 to dev"),
+                notice("p1", EventReason::Promoted, "shop-1 runs in dev"),
             ]
         );
     }

@@ -24,6 +24,7 @@ use crate::core::conditions::{self, Wanted};
 use crate::core::deployment::LABEL_TENANT;
 use crate::core::gates::approval::{self, ApprovalTrust};
 use crate::core::gates::{soak, verification, windows};
+use crate::core::reasons::ConditionReason;
 
 use super::{Snapshot, target_namespace};
 
@@ -165,10 +166,14 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
         .collect();
 
     let generation = environment.metadata.generation;
-    let verdict = |type_: &'static str, problems: &[String], ok: &str, reason: &'static str| Wanted {
+    let verdict = |type_: &'static str, problems: &[String], ok: &str, reason: ConditionReason| Wanted {
         type_,
         status: problems.is_empty(),
-        reason: if problems.is_empty() { "Valid" } else { reason },
+        reason: if problems.is_empty() {
+            ConditionReason::Valid
+        } else {
+            reason
+        },
         message: if problems.is_empty() {
             ok.to_string()
         } else {
@@ -184,7 +189,11 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
     let ready = Wanted {
         type_: crate::api::CONDITION_READY,
         status: all.is_empty(),
-        reason: if all.is_empty() { "Ready" } else { "InvalidSpec" },
+        reason: if all.is_empty() {
+            ConditionReason::Ready
+        } else {
+            ConditionReason::InvalidSpec
+        },
         message: if all.is_empty() {
             "targets, upstream and configuration are valid".to_string()
         } else {
@@ -210,19 +219,19 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
                 TARGETS_VALID,
                 &target_problems,
                 "every target Deployment and container exists",
-                "InvalidTarget",
+                ConditionReason::InvalidTarget,
             ),
             verdict(
                 UPSTREAM_VALID,
                 &upstream_problems,
                 "upstream environments exist, without cycles",
-                "InvalidUpstream",
+                ConditionReason::InvalidUpstream,
             ),
             verdict(
                 CONFIG_VALID,
                 &config_problems,
                 "configuration renders",
-                "InvalidConfig",
+                ConditionReason::InvalidConfig,
             ),
         ]
         .into_iter()
@@ -231,7 +240,7 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
                 GATES_VALID,
                 &gate_problems,
                 "soak, change windows and verification steps are valid",
-                "InvalidGates",
+                ConditionReason::InvalidGates,
             )
         }))
         .chain(approvals_verified)
@@ -253,7 +262,7 @@ fn approvals_verified(trust: &ApprovalTrust, allow_unverified: bool) -> Wanted<'
         ApprovalTrust::Verified => Wanted {
             type_: APPROVALS_VERIFIED,
             status: true,
-            reason: "PolicyInstalled",
+            reason: ConditionReason::PolicyInstalled,
             message: "the admission policy and its binding are installed as Hoist ships them: approvers are who the API server says"
                 .into(),
         },
@@ -265,7 +274,7 @@ fn approvals_verified(trust: &ApprovalTrust, allow_unverified: bool) -> Wanted<'
             Wanted {
                 type_: APPROVALS_VERIFIED,
                 status: false,
-                reason: "PolicyMissing",
+                reason: ConditionReason::PolicyMissing,
                 message,
             }
         }

@@ -2,8 +2,8 @@
 //! digest; one that never can be fails the gate.
 
 use crate::api::Artifact;
-use crate::core::artifact::ResolutionFailure;
 use crate::core::conditions;
+use crate::core::reasons::ResolutionFailure;
 
 use super::outcome::Outcome;
 
@@ -13,7 +13,10 @@ pub fn evaluate(artifact: &Artifact) -> Outcome {
     match conditions::find(&status.conditions, crate::api::CONDITION_READY) {
         Some(ready) if ready.status == "True" => Outcome::passed(format!("Artifact {name} is resolved")),
         Some(ready)
-            if ResolutionFailure::from_reason(&ready.reason).is_some_and(ResolutionFailure::is_terminal) =>
+            if ready
+                .reason
+                .parse::<ResolutionFailure>()
+                .is_ok_and(ResolutionFailure::is_terminal) =>
         {
             Outcome::failed(format!(
                 "Artifact {name} can never be promoted: {}",

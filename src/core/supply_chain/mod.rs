@@ -26,6 +26,7 @@ use crate::api::{
     SupplyChainVerdict,
 };
 use crate::core::duration;
+use crate::core::reasons::{EventReason, FindingReason};
 pub use envelope::{Attachments, Layer};
 pub use keys::TrustedKey;
 
@@ -75,32 +76,26 @@ pub fn secret_data(secret: &k8s_openapi::api::core::v1::Secret) -> BTreeMap<Stri
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub verdict: SupplyChainVerdict,
-    /// PascalCase.
-    pub reason: &'static str,
+    pub reason: FindingReason,
     pub message: String,
     pub signed_by: Vec<String>,
     pub scanned_at: Option<Timestamp>,
 }
 
 impl Finding {
-    pub fn verified(message: String) -> Finding {
+    /// A finding of `reason`, with the verdict it comes to.
+    pub fn of(reason: FindingReason, message: String) -> Finding {
         Finding {
-            verdict: SupplyChainVerdict::Verified,
-            reason: "Verified",
+            verdict: reason.verdict(),
+            reason,
             message,
             signed_by: Vec::new(),
             scanned_at: None,
         }
     }
 
-    pub fn failed(reason: &'static str, message: String) -> Finding {
-        Finding {
-            verdict: SupplyChainVerdict::Failed,
-            reason,
-            message,
-            signed_by: Vec::new(),
-            scanned_at: None,
-        }
+    pub fn verified(message: String) -> Finding {
+        Finding::of(FindingReason::Verified, message)
     }
 }
 
@@ -396,7 +391,7 @@ pub fn record(
         policy: check.policy.id.clone(),
         digest: check.digest.clone(),
         verdict: finding.verdict,
-        reason: finding.reason.to_owned(),
+        reason: finding.reason.as_str().to_owned(),
         message: finding.message,
         attempts,
         signed_by: finding.signed_by,
@@ -418,16 +413,7 @@ pub fn record(
                 .filter(|p| p.verdict == SupplyChainVerdict::Unavailable)
                 .map_or(0, |p| p.attempts)
                 + 1;
-            return base(
-                Finding {
-                    verdict: SupplyChainVerdict::Unavailable,
-                    reason: "RegistryUnavailable",
-                    message,
-                    signed_by: Vec::new(),
-                    scanned_at: None,
-                },
-                attempts,
-            );
+            return base(Finding::of(FindingReason::RegistryUnavailable, message), attempts);
         }
     };
     let keys = &check.policy.keys;
@@ -446,6 +432,35 @@ pub fn record(
         }
     };
     base(finding, 0)
+}
+
+/// The Event for `record`, made in place of `before`, when it says
+/// something new (another digest, verdict or reason): its reason and note.
+pub fn record_event(
+    record: &SupplyChainRecord,
+    before: Option<&SupplyChainRecord>,
+) -> Option<(EventReason, String)> {
+    let reason: FindingReason = record.reason.parse().ok()?;
+    let same = before.is_some_and(|before| {
+        before.digest == record.digest
+            && before.verdict == record.verdict
+            && before.reason.parse() == Ok(reason)
+    });
+    let event = match record.verdict {
+        SupplyChainVerdict::Verified => EventReason::Verified(record.check),
+        SupplyChainVerdict::Failed | SupplyChainVerdict::Unavailable => EventReason::Finding(reason),
+    };
+    (!same).then(|| {
+        (
+            event,
+            format!(
+                "component {} ({}): {}",
+                record.component,
+                short(&record.digest),
+                record.message
+            ),
+        )
+    })
 }
 
 /// `sha256:` and 12 hex digits. Cut at a character: a digest read from a

@@ -12,6 +12,7 @@ use super::envelope::Layer;
 use super::keys::TrustedKey;
 use super::{Finding, short};
 use crate::api::Severity;
+use crate::core::reasons::FindingReason;
 
 pub const VULN_V1: &str = "https://cosign.sigstore.dev/attestation/vuln/v1";
 /// How many findings a message lists before "and N more".
@@ -48,8 +49,8 @@ pub fn check(
         }
     }
     let Some((scan, signed_by)) = scans.into_iter().max_by_key(|(scan, _)| scan.finished) else {
-        return Finding::failed(
-            "MalformedAttestation",
+        return Finding::of(
+            FindingReason::MalformedAttestation,
             format!("no vulnerability scan could be read: {}", malformed.join("; ")),
         );
     };
@@ -89,8 +90,8 @@ pub fn check(
             .map(|v| format!("{} ({:?}, {})", v.id, v.severity, v.package))
             .collect();
         let more = blocking.len().saturating_sub(LISTED);
-        Finding::failed(
-            "VulnerabilitiesFound",
+        Finding::of(
+            FindingReason::VulnerabilitiesFound,
             format!(
                 "{by} of {}: {} above {max:?}: {}{}{waived}",
                 short(digest),
@@ -285,7 +286,7 @@ mod tests {
         ] {
             let layer = attestation(&key, "", DIGEST, VULN_V1, predicate);
             let blocked = check(DIGEST, std::slice::from_ref(&layer), &keys, Severity::Medium, &[]);
-            assert_eq!(blocked.reason, "VulnerabilitiesFound");
+            assert_eq!(blocked.reason, FindingReason::VulnerabilitiesFound);
             assert!(
                 blocked
                     .message
@@ -295,7 +296,7 @@ mod tests {
             );
             assert_eq!(blocked.scanned_at, Some("2026-12-01T10:00:00Z".parse().unwrap()));
             let ignored = check(DIGEST, &[layer], &keys, Severity::Medium, &["CVE-2026-1".into()]);
-            assert_eq!(ignored.reason, "Verified");
+            assert_eq!(ignored.reason, FindingReason::Verified);
             assert!(
                 ignored
                     .message
@@ -317,7 +318,7 @@ mod tests {
         let old = attestation(&key, "", DIGEST, VULN_V1, trivy("2026-11-01T00:00:00Z", &many));
         let new = attestation(&key, "", DIGEST, VULN_V1, trivy("2026-12-01T00:00:00Z", &[]));
         let finding = check(DIGEST, &[old.clone(), new], &keys, Severity::Medium, &[]);
-        assert_eq!(finding.reason, "Verified");
+        assert_eq!(finding.reason, FindingReason::Verified);
         assert_eq!(finding.scanned_at, Some("2026-12-01T00:00:00Z".parse().unwrap()));
         let finding = check(DIGEST, &[old], &keys, Severity::Medium, &[]);
         assert!(
@@ -341,7 +342,7 @@ mod tests {
             let layer = attestation(&key, "", DIGEST, VULN_V1, predicate);
             assert_eq!(
                 check(DIGEST, &[layer], &keys, Severity::Medium, &[]).reason,
-                "MalformedAttestation"
+                FindingReason::MalformedAttestation
             );
         }
     }

@@ -7,6 +7,7 @@ use super::keys::test_keys::SigningKey;
 use super::*;
 use crate::api::{Artifact, Environment, GateState};
 use crate::core::gates::records;
+use crate::core::reasons::FindingReason;
 
 const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const NEW_DIGEST: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
@@ -49,7 +50,7 @@ fn checked(check: &DueCheck, finding: Finding, when: &str) -> SupplyChainRecord 
     let attachments = Attachments::default();
     let mut record = record(check, Ok(&attachments), None, None, &Time(at(when)));
     record.verdict = finding.verdict;
-    record.reason = finding.reason.into();
+    record.reason = finding.reason.as_str().into();
     record.message = finding.message;
     record.scanned_at = finding.scanned_at.map(Time);
     record
@@ -311,8 +312,8 @@ fn a_failed_record_fails_the_gate_with_its_reason_and_is_never_checked_again() {
     let (checks, _) = due(&policies, &artifact(vec![]), now);
     let done = checked(
         &checks[0],
-        Finding::failed(
-            "RevisionMismatch",
+        Finding::of(
+            FindingReason::RevisionMismatch,
             "image sha256:111111111111 was built from 0123abc…, Artifact says 3f2c9a1…".into(),
         ),
         "2026-12-02T09:00:00Z",
@@ -332,4 +333,36 @@ fn a_failed_record_fails_the_gate_with_its_reason_and_is_never_checked_again() {
         records::evaluate(SupplyChainCheck::Signatures, &policies, &artifact, now),
         None
     );
+}
+
+#[test]
+fn a_record_is_told_when_its_digest_verdict_or_reason_is_new() {
+    let key = SigningKey::generate();
+    let env = environment(&format!(
+        "{{provenance: {{signatures: {{keys: [{{name: release, pem: {}}}]}}}}}}",
+        inline(&key)
+    ));
+    let policies = policies(&env, &KeySecrets::new());
+    let (checks, _) = due(&policies, &artifact(vec![]), at("2026-12-02T09:00:00Z"));
+    let verified = checked(
+        &checks[0],
+        Finding::verified("signed by release".into()),
+        "2026-12-02T09:00:00Z",
+    );
+    assert_eq!(
+        record_event(&verified, None),
+        Some((
+            EventReason::Verified(SupplyChainCheck::Signatures),
+            "component backend (sha256:111111111111): signed by release".to_string()
+        ))
+    );
+    assert_eq!(record_event(&verified, Some(&verified)), None);
+    let copied = checked(
+        &checks[0],
+        Finding::of(FindingReason::WrongDigest, "copied from another image".into()),
+        "2026-12-02T10:00:00Z",
+    );
+    let (reason, _) = record_event(&copied, Some(&verified)).expect("a new reason");
+    assert_eq!(reason, EventReason::Finding(FindingReason::WrongDigest));
+    assert!(reason.is_warning());
 }

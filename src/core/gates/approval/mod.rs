@@ -26,6 +26,7 @@ use kube::ResourceExt;
 use crate::api::{
     Approval, ApprovalDecision, ApprovalGate, ApprovalRequired, ApprovalRuleStatus, Environment, Promotion,
 };
+use crate::core::reasons::EventReason;
 use crate::core::version::{Bump, Direction};
 
 use super::outcome::Outcome;
@@ -126,9 +127,7 @@ impl Rejection {
 /// An Event the approval gate asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalNotice {
-    pub warning: bool,
-    /// PascalCase.
-    pub reason: &'static str,
+    pub reason: EventReason,
     pub note: String,
 }
 
@@ -450,8 +449,7 @@ fn ignored_notice(approval: &Approval) -> ApprovalNotice {
         ApprovalDecision::Reject => "rejection",
     };
     ApprovalNotice {
-        warning: true,
-        reason: "ApprovalIgnored",
+        reason: EventReason::ApprovalIgnored,
         note: format!(
             "{what} by {} ignored: {}",
             approval.user,
@@ -469,8 +467,7 @@ fn notice(approval: &Approval, rule: Option<&str>) -> Option<ApprovalNotice> {
         (false, _) => Some(ignored_notice(approval)),
         (true, ApprovalDecision::Reject) => None,
         (true, ApprovalDecision::Approve) => Some(ApprovalNotice {
-            warning: false,
-            reason: "Approved",
+            reason: EventReason::Approved,
             note: format!(
                 "approved by {}{} ({})",
                 approval.user,

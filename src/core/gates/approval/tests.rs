@@ -87,16 +87,14 @@ fn rule(name: &str, needed: i32, approvers: &[&str], met: bool) -> ApprovalRuleS
 
 fn approved(note: &str) -> ApprovalNotice {
     ApprovalNotice {
-        warning: false,
-        reason: "Approved",
+        reason: EventReason::Approved,
         note: note.into(),
     }
 }
 
 fn ignored(note: &str) -> ApprovalNotice {
     ApprovalNotice {
-        warning: true,
-        reason: "ApprovalIgnored",
+        reason: EventReason::ApprovalIgnored,
         note: note.into(),
     }
 }

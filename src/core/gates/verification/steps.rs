@@ -12,6 +12,7 @@ use crate::api::{
     VerificationPhase, VerificationStatus, VerificationStep,
 };
 use crate::core::duration;
+use crate::core::reasons::KubernetesReason;
 
 use super::job::{JobContext, LABEL_PROMOTION_UID, Release, job_name, verification_job};
 
@@ -397,10 +398,15 @@ fn job_step(
         );
     } else if let Some(failure) = condition("Failed") {
         status.phase = VerificationPhase::Failed;
-        let why = match failure.reason.as_deref() {
-            Some("DeadlineExceeded") => format!("ran longer than its timeout of {}", check.timeout),
-            Some("BackoffLimitExceeded") => format!("{failed} of {attempts} attempt(s) failed"),
-            reason => format!(
+        let reason = failure.reason.as_deref();
+        let why = match reason.map(str::parse) {
+            Some(Ok(KubernetesReason::DeadlineExceeded)) => {
+                format!("ran longer than its timeout of {}", check.timeout)
+            }
+            Some(Ok(KubernetesReason::BackoffLimitExceeded)) => {
+                format!("{failed} of {attempts} attempt(s) failed")
+            }
+            _ => format!(
                 "{}: {}",
                 reason.unwrap_or("Failed"),
                 failure.message.as_deref().unwrap_or("no message")
