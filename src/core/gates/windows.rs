@@ -11,7 +11,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp, Zoned};
 
 use crate::api::{ChangeWindow, GateState, WindowType};
-use crate::core::duration;
+use crate::core::duration::{self, DurationError};
 
 use super::outcome::Outcome;
 
@@ -39,28 +39,64 @@ enum When {
     },
 }
 
-fn read(index: usize, spec: &ChangeWindow) -> Result<Window<'_>, String> {
-    let field = format!("spec.gates.windows[{index}]");
+/// Why a change window cannot be read. Each names its field in
+/// `spec.gates.windows[index]`.
+#[derive(Debug, thiserror::Error)]
+pub enum WindowError {
+    #[error("spec.gates.windows[{index}].schedule: {schedule:?} is not a five-field cron schedule: {source}")]
+    Schedule {
+        index: usize,
+        schedule: String,
+        #[source]
+        source: croner::errors::CronError,
+    },
+
+    #[error("spec.gates.windows[{index}].timeZone: {zone:?} is not an IANA time zone such as Europe/Berlin")]
+    TimeZone { index: usize, zone: String },
+
+    #[error("spec.gates.windows[{index}].duration: required with schedule")]
+    DurationMissing { index: usize },
+
+    #[error("spec.gates.windows[{index}].duration: {source}")]
+    Duration {
+        index: usize,
+        #[source]
+        source: DurationError,
+    },
+
+    #[error("spec.gates.windows[{index}].end: {end} is not after start {start}")]
+    EndNotAfterStart {
+        index: usize,
+        start: Timestamp,
+        end: Timestamp,
+    },
+
+    #[error("spec.gates.windows[{index}]: a window is either schedule with duration, or start with end")]
+    Shape { index: usize },
+}
+
+fn read(index: usize, spec: &ChangeWindow) -> Result<Window<'_>, WindowError> {
     let when = match (&spec.schedule, &spec.start, &spec.end) {
         (Some(schedule), None, None) => {
             let cron = CronParser::builder()
                 .seconds(Seconds::Disallowed)
                 .build()
                 .parse(schedule)
-                .map_err(|error| {
-                    format!("{field}.schedule: {schedule:?} is not a five-field cron schedule: {error}")
+                .map_err(|source| WindowError::Schedule {
+                    index,
+                    schedule: schedule.clone(),
+                    source,
                 })?;
             let zone_name = spec.time_zone.as_deref().unwrap_or("UTC");
-            let zone = TimeZone::get(zone_name).map_err(|_| {
-                format!("{field}.timeZone: {zone_name:?} is not an IANA time zone such as Europe/Berlin")
+            let zone = TimeZone::get(zone_name).map_err(|_| WindowError::TimeZone {
+                index,
+                zone: zone_name.to_owned(),
             })?;
-            let duration = spec
+            let text = spec
                 .duration
                 .as_deref()
-                .ok_or_else(|| format!("{field}.duration: required with schedule"))
-                .and_then(|text| {
-                    duration::parse(text).map_err(|error| format!("{field}.duration: {error}"))
-                })?;
+                .ok_or(WindowError::DurationMissing { index })?;
+            let duration = duration::parse(text).map_err(|source| WindowError::Duration { index, source })?;
             When::Schedule {
                 cron: Box::new(cron),
                 zone,
@@ -69,18 +105,18 @@ fn read(index: usize, spec: &ChangeWindow) -> Result<Window<'_>, String> {
         }
         (None, Some(start), Some(end)) => {
             if end.0 <= start.0 {
-                return Err(format!("{field}.end: {} is not after start {}", end.0, start.0));
+                return Err(WindowError::EndNotAfterStart {
+                    index,
+                    start: start.0,
+                    end: end.0,
+                });
             }
             When::Fixed {
                 start: start.0,
                 end: end.0,
             }
         }
-        _ => {
-            return Err(format!(
-                "{field}: a window is either schedule with duration, or start with end"
-            ));
-        }
+        _ => return Err(WindowError::Shape { index }),
     };
     Ok(Window { spec, when })
 }
@@ -93,6 +129,7 @@ pub fn problems(windows: &[ChangeWindow]) -> Vec<String> {
         .iter()
         .enumerate()
         .filter_map(|(index, spec)| read(index, spec).err())
+        .map(|problem| problem.to_string())
         .collect()
 }
 

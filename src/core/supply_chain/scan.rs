@@ -45,7 +45,7 @@ pub fn check(
     for attestation in &attested {
         match read(&attestation.statement.predicate) {
             Ok(scan) => scans.push((scan, &attestation.signed_by)),
-            Err(problem) => malformed.push(problem),
+            Err(problem) => malformed.push(problem.to_string()),
         }
     }
     let Some((scan, signed_by)) = scans.into_iter().max_by_key(|(scan, _)| scan.finished) else {
@@ -120,13 +120,34 @@ struct Scan {
     findings: Vec<Vulnerability>,
 }
 
-fn read(predicate: &Value) -> Result<Scan, String> {
+/// Why a scan predicate cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("metadata.scanFinishedOn is missing")]
+    FinishedMissing,
+
+    #[error("metadata.scanFinishedOn {text:?} is not a time: {source}")]
+    Finished {
+        text: String,
+        #[source]
+        source: jiff::Error,
+    },
+
+    #[error("scanner.result is neither a Trivy nor a Grype JSON report")]
+    UnknownReport,
+
+    #[error("a {what} has no {field}")]
+    FieldMissing { what: &'static str, field: &'static str },
+}
+
+fn read(predicate: &Value) -> Result<Scan, ScanError> {
     let finished = predicate["metadata"]["scanFinishedOn"]
         .as_str()
-        .ok_or("metadata.scanFinishedOn is missing")?;
-    let finished: Timestamp = finished
-        .parse()
-        .map_err(|error| format!("metadata.scanFinishedOn {finished:?} is not a time: {error}"))?;
+        .ok_or(ScanError::FinishedMissing)?;
+    let finished: Timestamp = finished.parse().map_err(|source| ScanError::Finished {
+        text: finished.to_owned(),
+        source,
+    })?;
     let scanner = predicate["scanner"]["uri"]
         .as_str()
         .map(|uri| uri.rsplit('/').next().unwrap_or(uri).to_owned())
@@ -137,7 +158,7 @@ fn read(predicate: &Value) -> Result<Scan, String> {
     } else if result.get("matches").is_some() {
         grype(result)?
     } else {
-        return Err("scanner.result is neither a Trivy nor a Grype JSON report".into());
+        return Err(ScanError::UnknownReport);
     };
     Ok(Scan {
         scanner,
@@ -147,7 +168,7 @@ fn read(predicate: &Value) -> Result<Scan, String> {
 }
 
 /// Trivy: `Results[].Vulnerabilities[]` with `VulnerabilityID`, `PkgName`, `Severity`.
-fn trivy(report: &Value) -> Result<Vec<Vulnerability>, String> {
+fn trivy(report: &Value) -> Result<Vec<Vulnerability>, ScanError> {
     let mut found = Vec::new();
     for result in report["Results"]
         .as_array()
@@ -170,7 +191,7 @@ fn trivy(report: &Value) -> Result<Vec<Vulnerability>, String> {
 }
 
 /// Grype: `matches[]` with `vulnerability.id`, `vulnerability.severity`, `artifact.name`.
-fn grype(report: &Value) -> Result<Vec<Vulnerability>, String> {
+fn grype(report: &Value) -> Result<Vec<Vulnerability>, ScanError> {
     let mut found = Vec::new();
     for m in report["matches"]
         .as_array()
@@ -187,11 +208,11 @@ fn grype(report: &Value) -> Result<Vec<Vulnerability>, String> {
     Ok(found)
 }
 
-fn text(value: &Value, field: &str, what: &str) -> Result<String, String> {
+fn text(value: &Value, field: &'static str, what: &'static str) -> Result<String, ScanError> {
     value[field]
         .as_str()
         .map(str::to_owned)
-        .ok_or_else(|| format!("a {what} has no {field}"))
+        .ok_or(ScanError::FieldMissing { what, field })
 }
 
 fn package(name: &Value, version: &Value) -> String {

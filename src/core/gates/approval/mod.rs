@@ -222,7 +222,7 @@ pub fn evaluate(input: &ApprovalInput<'_>) -> ApprovalVerdict {
         let allowed = match judge(gate, &rules, requested_by, approval) {
             Ok(allowed) => allowed,
             Err(note) => {
-                approval.note = Some(note);
+                approval.note = Some(note.to_string());
                 continue;
             }
         };

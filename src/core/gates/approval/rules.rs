@@ -75,24 +75,45 @@ pub(super) fn count_of_approvals(n: usize) -> String {
     format!("{n} approval{}", if n == 1 { "" } else { "s" })
 }
 
+/// Why an entry of spec.approvals does not count: its note in
+/// status.approvals.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotCounted {
+    #[error("identity not verified")]
+    Unverified,
+
+    #[error("self-approval: {requester} requested this Promotion")]
+    SelfApproval { requester: String },
+
+    #[error("requester unknown: spec.requestedBy is not set")]
+    RequesterUnknown,
+
+    /// The gate's one implicit rule does not allow the approver.
+    #[error("not allowed to approve here: only {who}")]
+    NotAllowed { who: String },
+
+    #[error("not in the users or groups of any rule")]
+    NoRule,
+}
+
 /// The rules that allow `approval`, or why it does not count.
 pub(super) fn judge(
     gate: &ApprovalGate,
     rules: &[Rule<'_>],
     requested_by: Option<&str>,
     approval: &Approval,
-) -> Result<Vec<usize>, String> {
+) -> Result<Vec<usize>, NotCounted> {
     if !approval.verified && !gate.allow_unverified {
-        return Err("identity not verified".into());
+        return Err(NotCounted::Unverified);
     }
     if gate.forbid_self_approval && approval.decision == ApprovalDecision::Approve {
         match requested_by {
             Some(requester) if requester == approval.user => {
-                return Err(format!("self-approval: {requester} requested this Promotion"));
+                return Err(NotCounted::SelfApproval {
+                    requester: requester.to_owned(),
+                });
             }
-            None if !gate.allow_unverified => {
-                return Err("requester unknown: spec.requestedBy is not set".into());
-            }
+            None if !gate.allow_unverified => return Err(NotCounted::RequesterUnknown),
             _ => {}
         }
     }
@@ -104,8 +125,8 @@ pub(super) fn judge(
         .collect();
     if allowed.is_empty() {
         return Err(match rules {
-            [rule] if gate.rules.is_empty() => format!("not allowed to approve here: only {}", rule.who()),
-            _ => "not in the users or groups of any rule".into(),
+            [rule] if gate.rules.is_empty() => NotCounted::NotAllowed { who: rule.who() },
+            _ => NotCounted::NoRule,
         });
     }
     Ok(allowed)

@@ -13,19 +13,37 @@ pub(super) struct Condition {
     threshold: f64,
 }
 
-pub(super) fn parse_condition(text: &str) -> Result<Condition, String> {
+/// Why a step's condition cannot be read. Each names the condition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConditionError {
+    #[error("condition {text:?} must start with `result`")]
+    NoResult { text: String },
+
+    #[error("condition {text:?} must compare result with <, <=, >, >=, == or !=")]
+    NoComparison { text: String },
+
+    #[error("condition {text:?}: {number:?} is not a number")]
+    NotANumber { text: String, number: String },
+}
+
+pub(super) fn parse_condition(text: &str) -> Result<Condition, ConditionError> {
     let rest = text
         .strip_prefix("result")
-        .ok_or_else(|| format!("condition {text:?} must start with `result`"))?
+        .ok_or_else(|| ConditionError::NoResult {
+            text: text.to_owned(),
+        })?
         .trim_start();
     let op = ["<=", ">=", "==", "!=", "<", ">"]
         .into_iter()
         .find(|op| rest.starts_with(op))
-        .ok_or_else(|| format!("condition {text:?} must compare result with <, <=, >, >=, == or !="))?;
+        .ok_or_else(|| ConditionError::NoComparison {
+            text: text.to_owned(),
+        })?;
     let number = rest[op.len()..].trim();
-    let threshold = number
-        .parse::<f64>()
-        .map_err(|_| format!("condition {text:?}: {number:?} is not a number"))?;
+    let threshold = number.parse::<f64>().map_err(|_| ConditionError::NotANumber {
+        text: text.to_owned(),
+        number: number.to_owned(),
+    })?;
     Ok(Condition { op, threshold })
 }
 
@@ -90,7 +108,7 @@ pub fn measure(body: &serde_json::Value, condition: &str, at: Timestamp) -> Meas
     };
     let condition = match parse_condition(condition) {
         Ok(condition) => condition,
-        Err(problem) => return error(problem),
+        Err(problem) => return error(problem.to_string()),
     };
     if value.is_nan() {
         return Measurement {

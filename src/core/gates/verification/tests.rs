@@ -376,7 +376,7 @@ fn conditions_and_intervals_the_schema_cannot_read_are_named() {
         vec!["spec.gates.verification[0].prometheus.interval: \"0s\" must be longer than zero".to_string()]
     );
     assert_eq!(
-        parse_condition("value < 1").unwrap_err(),
+        parse_condition("value < 1").unwrap_err().to_string(),
         "condition \"value < 1\" must start with `result`"
     );
     assert_eq!(
