@@ -484,6 +484,4 @@ pub fn key_list(keys: &[TrustedKey]) -> String {
 }
 
 #[cfg(test)]
-mod properties;
-#[cfg(test)]
 mod tests;

@@ -1,4 +1,7 @@
-//! Policies, due checks and gate verdicts at exact instants.
+//! Policies, due checks and gate verdicts at exact instants; malformed
+//! input thrown at every parser and check (`properties`).
+
+mod properties;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

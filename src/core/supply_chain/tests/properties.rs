@@ -13,17 +13,17 @@ use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use serde_json::{Value, json};
 
-use super::attestations::{self, test_envelopes::attestation};
-use super::envelope::{
-    self, DSSE, Envelope, IN_TOTO, Layer, Malformed, SIGNATURE_ANNOTATION, SIMPLE_SIGNING, Statement, pae,
-};
-use super::keys::test_keys::{SigningKey, Trusted};
-use super::keys::{KeyError, TrustedKey};
-use super::provenance::{self, SLSA_V1, SLSA_V02};
-use super::scan::{self, VULN_V1};
-use super::{Finding, signatures};
 use crate::api::{ProvenancePredicate, Severity, Source, SupplyChainVerdict};
 use crate::core::reasons::FindingReason;
+use crate::core::supply_chain::attestations::{self, test_envelopes::attestation};
+use crate::core::supply_chain::envelope::{
+    self, DSSE, Envelope, IN_TOTO, Layer, Malformed, SIGNATURE_ANNOTATION, SIMPLE_SIGNING, Statement, pae,
+};
+use crate::core::supply_chain::keys::test_keys::{SigningKey, Trusted};
+use crate::core::supply_chain::keys::{KeyError, TrustedKey};
+use crate::core::supply_chain::provenance::{self, SLSA_V1, SLSA_V02};
+use crate::core::supply_chain::scan::{self, VULN_V1};
+use crate::core::supply_chain::{Finding, signatures};
 
 const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const OTHER: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
