@@ -80,6 +80,7 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::reasons::ResolutionFailure;
     use k8s_openapi::jiff::Timestamp;
 
     fn at(seconds: i64) -> Time {
@@ -101,7 +102,7 @@ mod tests {
         assert_eq!(first[0].last_transition_time, at(100));
         let same_status = set(
             &first,
-            ready(false, ConditionReason::RegistryUnavailable),
+            ready(false, ResolutionFailure::RegistryUnavailable.reason()),
             Some(2),
             &at(200),
         );

@@ -14,22 +14,33 @@ use crate::api::{SupplyChainCheck, SupplyChainVerdict};
 #[error("{0:?} is not a reason Hoist knows")]
 pub struct UnknownReason(pub String);
 
-/// An enum of reasons whose words are the variants' names.
+/// An enum of reasons whose words are the variants' names, and those of
+/// the reason enums it nests.
 macro_rules! reasons {
-    ($(#[$meta:meta])* $name:ident { $($(#[$variant_meta:meta])* $variant:ident,)+ }) => {
+    (
+        $(#[$meta:meta])* $name:ident {
+            $($(#[$variant_meta:meta])* $variant:ident,)+
+        }
+        $(nested {
+            $($(#[$nested_meta:meta])* $nested:ident($inner:ty),)+
+        })?
+    ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum $name {
             $($(#[$variant_meta])* $variant,)+
+            $($($(#[$nested_meta])* $nested($inner),)+)?
         }
 
         impl $name {
+            /// Its own reasons (not those of the enums it nests).
             pub const ALL: &'static [Self] = &[$(Self::$variant,)+];
 
             /// The PascalCase word.
             pub fn as_str(self) -> &'static str {
                 match self {
                     $(Self::$variant => stringify!($variant),)+
+                    $($(Self::$nested(reason) => reason.as_str(),)+)?
                 }
             }
         }
@@ -46,7 +57,14 @@ macro_rules! reasons {
             fn from_str(text: &str) -> Result<Self, UnknownReason> {
                 match text {
                     $(stringify!($variant) => Ok(Self::$variant),)+
-                    _ => Err(UnknownReason(text.to_owned())),
+                    _ => {
+                        $($(
+                            if let Ok(reason) = text.parse::<$inner>() {
+                                return Ok(Self::$nested(reason));
+                            }
+                        )+)?
+                        Err(UnknownReason(text.to_owned()))
+                    }
                 }
             }
         }
@@ -91,15 +109,7 @@ impl ResolutionFailure {
 
     /// The Artifact's `Ready` reason.
     pub fn reason(self) -> ConditionReason {
-        match self {
-            Self::DigestMismatch => ConditionReason::DigestMismatch,
-            Self::ImageNotFound => ConditionReason::ImageNotFound,
-            Self::InvalidReference => ConditionReason::InvalidReference,
-            Self::Unauthorized => ConditionReason::Unauthorized,
-            Self::PullSecretMissing => ConditionReason::PullSecretMissing,
-            Self::RegistryUnavailable => ConditionReason::RegistryUnavailable,
-            Self::RegistryError => ConditionReason::RegistryError,
-        }
+        ConditionReason::Unresolved(self)
     }
 }
 
@@ -110,14 +120,6 @@ reasons! {
         Resolved,
         /// An Artifact's `Ready` while images are being resolved.
         Resolving,
-        /// An Artifact's `Ready`: see [`ResolutionFailure`].
-        DigestMismatch,
-        ImageNotFound,
-        InvalidReference,
-        Unauthorized,
-        PullSecretMissing,
-        RegistryUnavailable,
-        RegistryError,
         /// An Environment's `Ready`: its spec is valid.
         Ready,
         /// An Environment's `Ready`: some check of its spec failed.
@@ -146,6 +148,10 @@ reasons! {
         RolledBack,
         Superseded,
         Rejected,
+    }
+    nested {
+        /// An Artifact's `Ready`: an image could not be resolved.
+        Unresolved(ResolutionFailure),
     }
 }
 
@@ -306,6 +312,7 @@ mod tests {
     fn every_reason_reads_back_from_its_word_and_no_other() {
         for failure in ResolutionFailure::ALL {
             assert_eq!(failure.as_str().parse(), Ok(*failure));
+            assert_eq!(failure.as_str().parse(), Ok(failure.reason()));
             assert_eq!(failure.reason().as_str(), failure.as_str());
         }
         for reason in ConditionReason::ALL {
@@ -396,11 +403,9 @@ mod tests {
         assert!(!EventReason::Verified(SupplyChainCheck::Vulnerabilities).is_warning());
         assert!(EventReason::Finding(FindingReason::WrongDigest).is_warning());
         assert!(!EventReason::Resolution(ConditionReason::Resolved).is_warning());
-        assert!(EventReason::Resolution(ConditionReason::ImageNotFound).is_warning());
-        assert_eq!(
-            EventReason::Resolution(ConditionReason::ImageNotFound).as_str(),
-            "ImageNotFound"
-        );
+        let not_found = EventReason::Resolution(ResolutionFailure::ImageNotFound.reason());
+        assert!(not_found.is_warning());
+        assert_eq!(not_found.as_str(), "ImageNotFound");
     }
 
     #[test]

@@ -17,13 +17,13 @@ mod resolver;
 
 use std::time::Duration;
 
-use oci_client::ParseError;
 use oci_client::errors::OciDistributionError;
 
 use crate::core::artifact::Resolution;
 use crate::core::reasons::ResolutionFailure;
-use crate::core::reference::ReferenceError;
-pub use crate::core::reference::{canonical_registry, pinned_reference, registry_and_repository};
+pub use crate::core::reference::{
+    ReferenceError, canonical_registry, pinned_reference, registry_and_repository,
+};
 pub use credentials::{PullSecrets, RegistryCredentials};
 pub use layout::{LayoutError, OciLayout};
 pub use resolver::{Resolver, ResolverConfig};
@@ -32,20 +32,9 @@ pub use resolver::{Resolver, ResolverConfig};
 /// names the reference as the caller gave it.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("{reference:?} is not a valid image reference")]
-    InvalidReference {
-        reference: String,
-        #[source]
-        source: ParseError,
-    },
-
-    #[error("{digest:?} is not a valid digest for image {reference}")]
-    InvalidDigest {
-        reference: String,
-        digest: String,
-        #[source]
-        source: ParseError,
-    },
+    /// The reference, or a digest it is pinned to, is malformed.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
 
     #[error("image {reference} does not exist in its registry: check the repository and tag")]
     NotFound {
@@ -121,8 +110,7 @@ impl RegistryError {
             // recover, and giving up for good on a glitch would strand the
             // Artifact; a bounded backoff costs little.
             Self::UnexpectedResponse { .. } => true,
-            Self::InvalidReference { .. }
-            | Self::InvalidDigest { .. }
+            Self::Reference(_)
             | Self::NotFound { .. }
             | Self::Unauthorized { .. }
             | Self::DigestMismatch { .. }
@@ -132,16 +120,14 @@ impl RegistryError {
             | Self::InvalidPullSecretEntry { .. } => false,
         }
     }
-}
 
-impl RegistryError {
     /// Why an Artifact's image is not resolved, as its `Ready` condition
     /// says.
     pub fn failure(&self) -> ResolutionFailure {
         match self {
             Self::DigestMismatch { .. } => ResolutionFailure::DigestMismatch,
             Self::NotFound { .. } => ResolutionFailure::ImageNotFound,
-            Self::InvalidReference { .. } | Self::InvalidDigest { .. } => ResolutionFailure::InvalidReference,
+            Self::Reference(_) => ResolutionFailure::InvalidReference,
             Self::Unauthorized { .. }
             | Self::InvalidPullSecret { .. }
             | Self::InvalidPullSecretEntry { .. } => ResolutionFailure::Unauthorized,
@@ -159,25 +145,6 @@ impl RegistryError {
     }
 }
 
-impl From<ReferenceError> for RegistryError {
-    fn from(error: ReferenceError) -> Self {
-        match error {
-            ReferenceError::InvalidReference { reference, source } => {
-                RegistryError::InvalidReference { reference, source }
-            }
-            ReferenceError::InvalidDigest {
-                reference,
-                digest,
-                source,
-            } => RegistryError::InvalidDigest {
-                reference,
-                digest,
-                source,
-            },
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,7 +155,7 @@ mod tests {
     fn pinning_refuses_a_malformed_digest() {
         let error = RegistryError::from(pinned_reference("ghcr.io/acme/api:v1", "sha256:abc").unwrap_err());
         assert!(
-            matches!(&error, RegistryError::InvalidDigest { reference, digest, .. }
+            matches!(&error, RegistryError::Reference(ReferenceError::InvalidDigest { reference, digest, .. })
                 if reference == "ghcr.io/acme/api:v1" && digest == "sha256:abc"),
             "{error:?}"
         );
@@ -199,7 +166,7 @@ mod tests {
     fn pinning_refuses_an_invalid_reference() {
         let error = RegistryError::from(pinned_reference("Not A Reference", DIGEST).unwrap_err());
         assert!(
-            matches!(&error, RegistryError::InvalidReference { reference, .. } if reference == "Not A Reference"),
+            matches!(&error, RegistryError::Reference(ReferenceError::InvalidReference { reference, .. }) if reference == "Not A Reference"),
             "{error:?}"
         );
         assert_eq!(

@@ -49,6 +49,16 @@ fn inline(key: &SigningKey) -> String {
     serde_json::to_string(&key.public_pem()).expect("json string")
 }
 
+/// The policies of an Environment that wants signatures by one new key.
+fn signature_policies() -> Vec<Result<Policy, PolicyProblem>> {
+    let key = SigningKey::generate();
+    let env = environment(&format!(
+        "{{provenance: {{signatures: {{keys: [{{name: release, pem: {}}}]}}}}}}",
+        inline(&key)
+    ));
+    policies(&env, &KeySecrets::new())
+}
+
 fn checked(check: &DueCheck, finding: Finding, when: &str) -> SupplyChainRecord {
     let attachments = Attachments::default();
     let mut record = record(check, Ok(&attachments), None, None, &Time(at(when)));
@@ -160,12 +170,7 @@ fn unusable_keys_are_named_by_field_and_a_missing_secret_is_waited_for() {
 
 #[test]
 fn a_digest_is_checked_once_and_a_new_digest_or_policy_is_checked_anew() {
-    let key = SigningKey::generate();
-    let env = environment(&format!(
-        "{{provenance: {{signatures: {{keys: [{{name: release, pem: {}}}]}}}}}}",
-        inline(&key)
-    ));
-    let policies = policies(&env, &KeySecrets::new());
+    let policies = signature_policies();
     let now = at("2026-12-02T09:00:00Z");
     let (due_now, _) = due(&policies, &artifact(vec![]), now);
     assert_eq!(due_now.len(), 1);
@@ -199,12 +204,7 @@ fn a_digest_is_checked_once_and_a_new_digest_or_policy_is_checked_anew() {
 
 #[test]
 fn an_unreadable_registry_is_retried_with_backoff_and_the_gate_waits() {
-    let key = SigningKey::generate();
-    let env = environment(&format!(
-        "{{provenance: {{signatures: {{keys: [{{name: release, pem: {}}}]}}}}}}",
-        inline(&key)
-    ));
-    let policies = policies(&env, &KeySecrets::new());
+    let policies = signature_policies();
     let t0 = Time(at("2026-12-02T09:00:00Z"));
     let (checks, _) = due(&policies, &artifact(vec![]), t0.0);
     let first = record(
@@ -340,12 +340,7 @@ fn a_failed_record_fails_the_gate_with_its_reason_and_is_never_checked_again() {
 
 #[test]
 fn a_record_is_told_when_its_digest_verdict_or_reason_is_new() {
-    let key = SigningKey::generate();
-    let env = environment(&format!(
-        "{{provenance: {{signatures: {{keys: [{{name: release, pem: {}}}]}}}}}}",
-        inline(&key)
-    ));
-    let policies = policies(&env, &KeySecrets::new());
+    let policies = signature_policies();
     let (checks, _) = due(&policies, &artifact(vec![]), at("2026-12-02T09:00:00Z"));
     let verified = checked(
         &checks[0],
