@@ -61,7 +61,7 @@ pub enum ReferenceError {
     },
 }
 
-/// Parses `image`, normalised (see [`parse`]).
+/// Parses `image`, normalised as Docker does.
 pub fn parse_image(image: &str) -> Result<Reference, ReferenceError> {
     parse(image).map_err(|source| ReferenceError::InvalidReference {
         reference: image.to_owned(),

@@ -170,7 +170,7 @@ pub const ANNOTATION_PROMOTION: &str = "hoist.dev/promotion";
 /// Finished verification Jobs kept per Environment for inspection.
 pub const KEPT_JOBS: usize = 10;
 
-/// Finished verification Jobs beyond the newest [`KEPT_JOBS`], except those
+/// Finished verification Jobs beyond the newest `KEPT_JOBS`, except those
 /// of `running` Promotions: to delete.
 pub fn jobs_to_delete<'a>(jobs: impl Iterator<Item = &'a Job>, running: &[String]) -> Vec<(String, String)> {
     let finished = |job: &Job| {
