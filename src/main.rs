@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use hoist::core::duration;
 
 #[derive(Parser)]
 #[command(
@@ -38,15 +39,15 @@ enum Command {
         watch_namespace: Option<String>,
         /// Give up (and exit non-zero, so Kubernetes restarts the pod) when the
         /// caches have not listed within this time, e.g. 3m or 90s.
-        #[arg(long, env = "HOIST_STARTUP_TIMEOUT", default_value = "3m", value_parser = duration)]
+        #[arg(long, env = "HOIST_STARTUP_TIMEOUT", default_value = "3m", value_parser = duration::parse_flag)]
         startup_timeout: std::time::Duration,
         /// How long in-flight reconciles may take to finish after SIGTERM;
         /// keep it below the pod's terminationGracePeriodSeconds.
-        #[arg(long, env = "HOIST_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = duration)]
+        #[arg(long, env = "HOIST_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = duration::parse_flag)]
         shutdown_timeout: std::time::Duration,
         /// The ValidatingAdmissionPolicy (and binding) whose presence makes
         /// approvals verified.
-        #[arg(long, env = "HOIST_APPROVAL_POLICY", default_value = hoist::core::approval::POLICY)]
+        #[arg(long, env = "HOIST_APPROVAL_POLICY", default_value = hoist::core::gates::approval::POLICY)]
         approval_policy: String,
         /// The Prometheus server of verification steps that name no address.
         #[arg(long, env = "HOIST_PROMETHEUS_ADDRESS")]
@@ -83,14 +84,6 @@ enum Command {
 fn instant(text: &str) -> Result<k8s_openapi::jiff::Timestamp, String> {
     text.parse()
         .map_err(|error| format!("{text:?} is not an RFC 3339 instant such as 2026-12-04T17:30:00Z: {error}"))
-}
-
-/// A duration such as `3m`, `90s` or `1m30s` (or ISO 8601, `PT3M`).
-fn duration(text: &str) -> Result<std::time::Duration, String> {
-    let parsed: k8s_openapi::jiff::SignedDuration = text
-        .parse()
-        .map_err(|error| format!("{text:?} is not a duration such as 3m or 90s: {error}"))?;
-    std::time::Duration::try_from(parsed).map_err(|_| format!("{text:?} is negative"))
 }
 
 /// jemalloc instead of glibc's allocator: with tens of thousands of cached

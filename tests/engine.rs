@@ -10,9 +10,10 @@ use hoist::api::{
     ApprovalDecision, ApprovalRequest, ApprovalRuleStatus, ConfigChange, Environment, GateName, GateState,
     Health, Phase, Promotion, PromotionSpec,
 };
-use hoist::core::approval::ApprovalTrust;
 use hoist::core::deployment::DeploymentPin;
 use hoist::core::environment::{AUTO_PROMOTED_LABEL, Notice, Plan};
+use hoist::core::gates::approval::ApprovalTrust;
+use hoist::core::reasons::EventReason;
 use hoist::render::Manifests;
 use hoist::render::world::{RolloutOutcome, World};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -281,10 +282,9 @@ fn pins(
         .into()
 }
 
-fn notice(promotion: &str, warning: bool, reason: &'static str, note: &str) -> Notice {
+fn notice(promotion: &str, reason: EventReason, note: &str) -> Notice {
     Notice {
         promotion: Some(promotion.into()),
-        warning,
         reason,
         note: note.into(),
     }
@@ -306,8 +306,7 @@ async fn a_release_goes_dev_then_prod_with_the_same_digests() {
         start.notices,
         vec![notice(
             "to-dev",
-            false,
-            "Promoting",
+            EventReason::Promoting,
             "rolling out shop-1.0.0 to dev"
         )]
     );
@@ -380,8 +379,7 @@ async fn a_release_goes_dev_then_prod_with_the_same_digests() {
             "shop/prod".to_string(),
             notice(
                 "to-prod",
-                true,
-                "ApprovalIgnored",
+                EventReason::ApprovalIgnored,
                 "approval by mallory ignored: not allowed to approve here: only users alice, bob"
             )
         )),
@@ -398,8 +396,12 @@ async fn a_release_goes_dev_then_prod_with_the_same_digests() {
     assert_eq!(
         start.notices,
         vec![
-            notice("to-prod", false, "Approved", "approved by alice (verified)"),
-            notice("to-prod", false, "Promoting", "rolling out shop-1.0.0 to prod"),
+            notice("to-prod", EventReason::Approved, "approved by alice (verified)"),
+            notice(
+                "to-prod",
+                EventReason::Promoting,
+                "rolling out shop-1.0.0 to prod"
+            ),
         ]
     );
     world.settle(10, completes).await;
@@ -540,8 +542,7 @@ async fn promotions_of_one_application_queue_and_an_older_waiting_one_is_superse
         plan.notices,
         vec![notice(
             "first",
-            false,
-            "Promoting",
+            EventReason::Promoting,
             "rolling out shop-1.0.0 to dev"
         )]
     );
@@ -598,7 +599,7 @@ async fn missing_provenance_blocks_naming_the_problem() {
     let blocked: Vec<_> = world
         .notices
         .iter()
-        .filter(|(_, n)| n.reason == "Blocked")
+        .filter(|(_, n)| n.reason == EventReason::Blocked)
         .map(|(_, n)| n.note.clone())
         .collect();
     assert_eq!(blocked, vec!["Provenance gate: spec.source.revision is not set; build a new Artifact that meets spec.gates.provenance".to_string()]);
@@ -610,7 +611,10 @@ async fn unknown_artifact_and_cross_tenant_targets_are_rejected() {
     promote(&mut world, "ghost", "shop-9.9.9", "dev");
     let plan = reconcile(&mut world, "dev");
     let rejected = "Artifact shop-9.9.9 not found in namespace shop; create it, then a new Promotion";
-    assert_eq!(plan.notices, vec![notice("ghost", true, "Rejected", rejected)]);
+    assert_eq!(
+        plan.notices,
+        vec![notice("ghost", EventReason::Rejected, rejected)]
+    );
     assert_eq!(plan.pins, Vec::new());
     world.settle(10, completes).await;
     assert_eq!(
@@ -714,8 +718,7 @@ async fn failed_rollout_rolls_back_images_and_config() {
         rollback.notices,
         vec![notice(
             "v2",
-            true,
-            "RolledBack",
+            EventReason::RolledBack,
             rollback.promotions["v2"].message.as_deref().unwrap()
         )]
     );
@@ -991,11 +994,14 @@ async fn prod_needs_staff_and_client_approvals_from_two_distinct_people() {
         vec![
             notice(
                 "to-prod",
-                false,
-                "Approved",
+                EventReason::Approved,
                 "approved by bob for rule staff (verified)"
             ),
-            notice("to-prod", false, "Promoting", "rolling out shop-1.0.0 to prod"),
+            notice(
+                "to-prod",
+                EventReason::Promoting,
+                "rolling out shop-1.0.0 to prod"
+            ),
         ]
     );
     let status = &start.promotions["to-prod"];
@@ -1061,8 +1067,7 @@ async fn a_rejection_by_an_allowed_approver_ends_the_promotion() {
         plan.notices,
         vec![notice(
             "to-prod",
-            true,
-            "Rejected",
+            EventReason::Rejected,
             "rejected by bob: breaks checkout"
         )]
     );

@@ -50,7 +50,9 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
 }
 
 fn blob(layout: &Path, digest: &str) -> PathBuf {
-    layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
+    layout
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
 }
 
 /// The image pulled back from the registry by digest into an OCI layout:
@@ -124,7 +126,10 @@ fn in_image(root: &Path, args: &[&str]) -> anyhow::Result<String> {
 fn the_binary_runs_from_the_images_own_layers_as_its_user() -> anyhow::Result<()> {
     let pulled = pull()?;
     let root = unpack(&pulled)?;
-    assert_eq!(in_image(root.path(), &["/hoist", "--version"])?, format!("hoist {VERSION}\n"));
+    assert_eq!(
+        in_image(root.path(), &["/hoist", "--version"])?,
+        format!("hoist {VERSION}\n")
+    );
     let help = in_image(root.path(), &["/hoist", "controller", "--help"])?;
     assert!(
         help.starts_with("Run the operator against the cluster") && help.contains("--health-address"),
@@ -133,7 +138,10 @@ fn the_binary_runs_from_the_images_own_layers_as_its_user() -> anyhow::Result<()
     // The operator reaches registries and the API server over TLS with the
     // image's CA bundle.
     let bundle = std::fs::read_to_string(root.path().join("etc/ssl/certs/ca-certificates.crt"))?;
-    assert!(bundle.contains("BEGIN CERTIFICATE"), "the image carries no CA certificates");
+    assert!(
+        bundle.contains("BEGIN CERTIFICATE"),
+        "the image carries no CA certificates"
+    );
     Ok(())
 }
 
@@ -241,21 +249,34 @@ fn hoists_own_provenance_gate_promotes_the_signed_image_and_refuses_another_key(
     let public_key = std::fs::read_to_string(&key_file).with_context(|| format!("reading {key_file}"))?;
     let revision = head_commit()?;
 
-    let signed = render(release_of_hoist(&tagged, &revision, &public_key)?.path(), registry)?;
+    let signed = render(
+        release_of_hoist(&tagged, &revision, &public_key)?.path(),
+        registry,
+    )?;
     let stderr = String::from_utf8_lossy(&signed.stderr);
     let stdout = String::from_utf8_lossy(&signed.stdout);
     if !signed.status.success() {
-        bail!("hoist render refused Hoist's own signed image ({}):\n{stderr}", signed.status);
+        bail!(
+            "hoist render refused Hoist's own signed image ({}):\n{stderr}",
+            signed.status
+        );
     }
     assert!(
-        stdout.contains(&format!("image: {}@{digest}", tagged.rsplit_once(':').map_or("", |(r, _)| r))),
+        stdout.contains(&format!(
+            "image: {}@{digest}",
+            tagged.rsplit_once(':').map_or("", |(r, _)| r)
+        )),
         "the Deployment is not pinned to the pushed digest:\n{stdout}"
     );
 
     let stranger = hoist_testkit::signing::SigningKey::generate().public_pem();
     let refused = render(release_of_hoist(&tagged, &revision, &stranger)?.path(), registry)?;
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert_eq!(refused.status.code(), Some(3), "hoist render with another key:\n{stderr}");
+    assert_eq!(
+        refused.status.code(),
+        Some(3),
+        "hoist render with another key:\n{stderr}"
+    );
     assert!(
         stderr.contains("waiting for the Provenance gate") && stderr.contains("(UntrustedSignature)"),
         "hoist render with another key:\n{stderr}"
@@ -266,14 +287,29 @@ fn hoists_own_provenance_gate_promotes_the_signed_image_and_refuses_another_key(
 #[test]
 fn the_chart_and_the_dockerfile_name_the_crates_version_and_the_built_repository() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let chart: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(root.join("charts/hoist/Chart.yaml"))?)?;
-    assert_eq!(chart["appVersion"].as_str(), Some(VERSION), "charts/hoist/Chart.yaml appVersion");
-    let values: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(root.join("charts/hoist/values.yaml"))?)?;
-    assert_eq!(values["image"]["repository"].as_str(), Some("ghcr.io/hoist-dev/hoist"));
-    assert_eq!(values["image"]["tag"].as_str(), Some(""), "the tag defaults to appVersion");
+    let chart: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("charts/hoist/Chart.yaml"))?)?;
+    assert_eq!(
+        chart["appVersion"].as_str(),
+        Some(VERSION),
+        "charts/hoist/Chart.yaml appVersion"
+    );
+    let values: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(root.join("charts/hoist/values.yaml"))?)?;
+    assert_eq!(
+        values["image"]["repository"].as_str(),
+        Some("ghcr.io/hoist-dev/hoist")
+    );
+    assert_eq!(
+        values["image"]["tag"].as_str(),
+        Some(""),
+        "the tag defaults to appVersion"
+    );
     let dockerfile = std::fs::read_to_string(root.join("Dockerfile"))?;
     assert!(
-        dockerfile.lines().any(|line| line == format!("ARG VERSION={VERSION}")),
+        dockerfile
+            .lines()
+            .any(|line| line == format!("ARG VERSION={VERSION}")),
         "the Dockerfile's ARG VERSION is not {VERSION}"
     );
     assert!(dockerfile.contains(r#"ENTRYPOINT ["/hoist", "controller"]"#));

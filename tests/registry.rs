@@ -11,7 +11,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use futures::future::join_all;
 use hoist::core::supply_chain::{Attachments, Layer as SupplyChainLayer};
-use hoist::registry::{PullSecrets, RegistryError, Resolver, ResolverConfig, pinned_reference};
+use hoist::registry::{
+    PullSecrets, ReferenceError, RegistryError, Resolver, ResolverConfig, pinned_reference,
+};
 use hoist_testkit::referrers::ReferrersRegistry;
 use hoist_testkit::registry::{
     AuthRegistry, PushedImage, move_tag, push_image, push_multi, registry_address, unique_repository,
@@ -200,7 +202,7 @@ async fn invalid_reference_is_refused_without_asking_the_registry() -> anyhow::R
         .unwrap_err();
 
     assert!(
-        matches!(&error, RegistryError::InvalidReference { reference, .. } if reference == "Shop/API:v1"),
+        matches!(&error, RegistryError::Reference(ReferenceError::InvalidReference { reference, .. }) if reference == "Shop/API:v1"),
         "{error:?}"
     );
     assert!(!error.is_transient());

@@ -15,8 +15,9 @@ use super::context::Ctx;
 use super::error::{self, Schedule};
 use super::pull_secrets::{PullSecretError, pull_secrets};
 use crate::api::{Artifact, CONDITION_READY};
-use crate::core::artifact::{self, Resolution, ResolutionFailure};
+use crate::core::artifact::{self, Resolution};
 use crate::core::conditions;
+use crate::core::reasons::ResolutionFailure;
 
 const CONTROLLER: &str = "artifact";
 /// Retries after a transient registry failure: 5 s, 10 s, … up to 10 minutes.
@@ -64,7 +65,7 @@ pub async fn reconcile(artifact: Arc<Artifact>, ctx: Ctx) -> Result<Action, Erro
                 async move {
                     let resolution = match ctx.resolver.resolve(image, expected.as_deref(), secrets).await {
                         Ok(digest) => Resolution::Resolved(digest),
-                        Err(error) => Resolution::failed(component, &error),
+                        Err(error) => error.resolution(component),
                     };
                     (component.clone(), resolution)
                 }
@@ -91,15 +92,9 @@ pub async fn reconcile(artifact: Arc<Artifact>, ctx: Ctx) -> Result<Action, Erro
     if artifact.status.as_ref() != Some(&new_status) {
         ctx.apply_status(artifact.as_ref(), &new_status, CONTROLLER)
             .await?;
-        let ready = conditions::find(&new_status.conditions, CONDITION_READY).cloned();
-        let was = conditions::find(&status.conditions, CONDITION_READY)
-            .map(|c| (c.status.clone(), c.reason.clone()));
-        if let Some(ready) = ready
-            && was != Some((ready.status.clone(), ready.reason.clone()))
-        {
-            let warning = ready.status != "True";
-            info!(reason = %ready.reason, "artifact {}", ready.message);
-            ctx.event(artifact.as_ref(), warning, &ready.reason, ready.message.clone());
+        if let Some((reason, note)) = artifact::ready_event(&status, &new_status) {
+            info!(%reason, "artifact {note}");
+            ctx.event(artifact.as_ref(), reason, note);
         }
     }
 

@@ -30,8 +30,9 @@ use super::metrics::Metrics;
 use super::readiness::Readiness;
 use crate::api::{Artifact, Environment, Promotion, SupplyChainRecord};
 use crate::core::admission;
-use crate::core::approval::ApprovalTrust;
 use crate::core::config::{self, SecretDigest};
+use crate::core::gates::approval::ApprovalTrust;
+use crate::core::reasons::EventReason;
 use crate::core::supply_chain::{self, DueCheck};
 use crate::registry::Resolver;
 
@@ -217,13 +218,7 @@ impl Context {
     /// background: the reconcile does not wait for it, and failing to
     /// record one never fails a reconcile. Its `eventTime` is taken now, so
     /// Events order as their causes did.
-    pub fn event<K: Resource<DynamicType = ()>>(
-        &self,
-        object: &K,
-        warning: bool,
-        reason: &str,
-        note: String,
-    ) {
+    pub fn event<K: Resource<DynamicType = ()>>(&self, object: &K, reason: EventReason, note: String) {
         let regarding: ObjectReference = object.object_ref(&());
         let now = Timestamp::now();
         let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".into());
@@ -249,11 +244,11 @@ impl Context {
                     .clone()
                     .unwrap_or_else(|| self.reporter.controller.clone()),
             ),
-            type_: Some(if warning { "Warning" } else { "Normal" }.to_string()),
+            type_: Some(if reason.is_warning() { "Warning" } else { "Normal" }.to_string()),
             ..Default::default()
         };
         let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
-        let reason = reason.to_string();
+        let reason = reason.as_str();
         tokio::spawn(async move {
             if let Err(error) = api.create(&PostParams::default(), &event).await {
                 tracing::warn!(%error, reason, "could not record an event");

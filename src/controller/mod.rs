@@ -131,7 +131,7 @@ impl Default for Settings {
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             api_requests: ApiRequests::default(),
-            approval_policy: crate::core::approval::POLICY.to_string(),
+            approval_policy: crate::core::gates::approval::POLICY.to_string(),
             prometheus_address: None,
         }
     }

@@ -12,7 +12,7 @@ use kube::Client;
 use kube::api::Api;
 
 use crate::api::Measurement;
-use crate::core::verification::{self, DueQuery};
+use crate::core::gates::verification::{self, DueQuery};
 
 /// How long one query may take before it counts as an error.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -16,6 +16,7 @@ use super::Error;
 use super::context::Ctx;
 use crate::api::{Phase, Promotion};
 use crate::core::environment;
+use crate::core::reasons::EventReason;
 
 const CONTROLLER: &str = "promotion";
 
@@ -37,6 +38,6 @@ pub async fn reconcile(promotion: Arc<Promotion>, ctx: Ctx) -> Result<Action, Er
     let rejected = environment::ended(&promotion, Phase::Rejected, message.clone(), &ctx.now());
     ctx.apply_status(promotion.as_ref(), &rejected, CONTROLLER)
         .await?;
-    ctx.event(promotion.as_ref(), true, "Rejected", message);
+    ctx.event(promotion.as_ref(), EventReason::Rejected, message);
     Ok(Action::await_change())
 }

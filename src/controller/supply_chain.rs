@@ -12,7 +12,7 @@ use kube::api::{Api, PostParams};
 use super::Error;
 use super::context::{Ctx, FIELD_MANAGER};
 use super::pull_secrets::{PullSecretError, pull_secrets};
-use crate::api::{Artifact, Environment, SupplyChainRecord, SupplyChainVerdict};
+use crate::api::{Artifact, Environment, SupplyChainRecord};
 use crate::core::supply_chain::{self, Attachments, DueCheck, KeySecrets};
 
 const CONTROLLER: &str = "environment";
@@ -96,27 +96,8 @@ pub async fn run(
         }
         let written = write(ctx, artifact, records.iter().map(|(r, _)| r)).await?;
         for (record, before) in &records {
-            let same = before.as_ref().is_some_and(|b| {
-                b.digest == record.digest && b.reason == record.reason && b.verdict == record.verdict
-            });
-            if !same {
-                let warning = record.verdict != SupplyChainVerdict::Verified;
-                let reason = if warning {
-                    record.reason.clone()
-                } else {
-                    format!("{:?}Verified", record.check)
-                };
-                ctx.event(
-                    &written,
-                    warning,
-                    &reason,
-                    format!(
-                        "component {} ({}): {}",
-                        record.component,
-                        supply_chain::short(&record.digest),
-                        record.message
-                    ),
-                );
+            if let Some((reason, note)) = supply_chain::record_event(record, before.as_ref()) {
+                ctx.event(&written, reason, note);
             }
         }
         recorded.insert(name.to_owned(), written);

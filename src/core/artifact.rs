@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::{Artifact, ArtifactStatus, ProvenanceStatus, ResolvedImage};
+use crate::api::{Artifact, ArtifactStatus, CONDITION_READY, ProvenanceStatus, ResolvedImage};
 use crate::core::conditions::{self, Wanted};
-use crate::core::gates;
-use crate::registry::RegistryError;
+use crate::core::gates::provenance;
+use crate::core::reasons::{ConditionReason, EventReason, ResolutionFailure};
 
 /// What resolving one component's image gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,98 +17,6 @@ pub enum Resolution {
         failure: ResolutionFailure,
         message: String,
     },
-}
-
-impl Resolution {
-    /// Classifies a registry error for `component`.
-    pub fn failed(component: &str, error: &RegistryError) -> Self {
-        Resolution::Failed {
-            failure: ResolutionFailure::of(error),
-            message: format!("component {component}: {error}"),
-        }
-    }
-}
-
-/// Why an image was not resolved; its [`reason`](Self::reason) is the
-/// Artifact's `Ready` reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResolutionFailure {
-    /// The registry has another digest than `spec.images[].digest`.
-    DigestMismatch,
-    /// The repository or tag does not exist.
-    ImageNotFound,
-    /// The reference or its digest is malformed.
-    InvalidReference,
-    /// The registry refused the credentials, or they could not be used.
-    Unauthorized,
-    /// A pull Secret the Artifact names (or the default ServiceAccount's) is
-    /// missing or unusable.
-    PullSecretMissing,
-    /// The registry did not answer, or not as the protocol says.
-    RegistryUnavailable,
-    /// The registry refused the request otherwise.
-    RegistryError,
-}
-
-impl ResolutionFailure {
-    pub const ALL: [Self; 7] = [
-        Self::DigestMismatch,
-        Self::ImageNotFound,
-        Self::InvalidReference,
-        Self::Unauthorized,
-        Self::PullSecretMissing,
-        Self::RegistryUnavailable,
-        Self::RegistryError,
-    ];
-
-    /// The failure a registry error means.
-    pub fn of(error: &RegistryError) -> Self {
-        match error {
-            RegistryError::DigestMismatch { .. } => Self::DigestMismatch,
-            RegistryError::NotFound { .. } => Self::ImageNotFound,
-            RegistryError::InvalidReference { .. } | RegistryError::InvalidDigest { .. } => {
-                Self::InvalidReference
-            }
-            RegistryError::Unauthorized { .. }
-            | RegistryError::InvalidPullSecret { .. }
-            | RegistryError::InvalidPullSecretEntry { .. } => Self::Unauthorized,
-            _ if error.is_transient() => Self::RegistryUnavailable,
-            _ => Self::RegistryError,
-        }
-    }
-
-    /// The PascalCase condition reason.
-    pub fn reason(self) -> &'static str {
-        match self {
-            Self::DigestMismatch => "DigestMismatch",
-            Self::ImageNotFound => "ImageNotFound",
-            Self::InvalidReference => "InvalidReference",
-            Self::Unauthorized => "Unauthorized",
-            Self::PullSecretMissing => "PullSecretMissing",
-            Self::RegistryUnavailable => "RegistryUnavailable",
-            Self::RegistryError => "RegistryError",
-        }
-    }
-
-    /// The failure whose [`reason`](Self::reason) is `reason`, as read back
-    /// from an Artifact's `Ready` condition.
-    pub fn from_reason(reason: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|failure| failure.reason() == reason)
-    }
-
-    /// No retry can change it: the spec is immutable, so only a new Artifact
-    /// can be promoted.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            Self::DigestMismatch | Self::ImageNotFound | Self::InvalidReference
-        )
-    }
-
-    /// Worth retrying without anyone changing anything.
-    pub fn is_transient(self) -> bool {
-        matches!(self, Self::RegistryUnavailable | Self::PullSecretMissing)
-    }
 }
 
 /// The components of `artifact` that still need resolving: resolved ones
@@ -167,9 +75,9 @@ pub fn status(artifact: &Artifact, resolutions: &BTreeMap<String, Resolution>, n
         .all(|i| status.images.iter().any(|r| r.component == i.component));
     let ready = if all_resolved {
         Wanted {
-            type_: crate::api::CONDITION_READY,
+            type_: CONDITION_READY,
             status: true,
-            reason: "Resolved",
+            reason: ConditionReason::Resolved,
             message: format!("all {} images resolved to digests", artifact.spec.images.len()),
         }
     } else {
@@ -180,7 +88,7 @@ pub fn status(artifact: &Artifact, resolutions: &BTreeMap<String, Resolution>, n
             .or(failures.first());
         match worst {
             Some((failure, _)) => Wanted {
-                type_: crate::api::CONDITION_READY,
+                type_: CONDITION_READY,
                 status: false,
                 reason: failure.reason(),
                 message: failures
@@ -195,16 +103,16 @@ pub fn status(artifact: &Artifact, resolutions: &BTreeMap<String, Resolution>, n
                     },
             },
             None => Wanted {
-                type_: crate::api::CONDITION_READY,
+                type_: CONDITION_READY,
                 status: false,
-                reason: "Resolving",
+                reason: ConditionReason::Resolving,
                 message: "resolving images".into(),
             },
         }
     };
     status.conditions = conditions::set(&status.conditions, ready, artifact.metadata.generation, now);
     if status.provenance.is_none() {
-        let (revision, message) = gates::revision_check(artifact);
+        let (revision, message) = provenance::revision_check(artifact);
         status.provenance = Some(ProvenanceStatus {
             revision,
             message,
@@ -215,10 +123,19 @@ pub fn status(artifact: &Artifact, resolutions: &BTreeMap<String, Resolution>, n
     status
 }
 
+/// The Event for a change of an Artifact's `Ready` condition, in status or
+/// reason, from `before` to `after`: its reason and note.
+pub fn ready_event(before: &ArtifactStatus, after: &ArtifactStatus) -> Option<(EventReason, String)> {
+    let ready = conditions::find(&after.conditions, CONDITION_READY)?;
+    let reason: ConditionReason = ready.reason.parse().ok()?;
+    let was = conditions::find(&before.conditions, CONDITION_READY)
+        .map(|c| (c.status.as_str(), c.reason.parse::<ConditionReason>().ok()));
+    (was != Some((ready.status.as_str(), Some(reason))))
+        .then(|| (EventReason::Resolution(reason), ready.message.clone()))
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use k8s_openapi::jiff::Timestamp;
 
     use super::*;
@@ -245,65 +162,6 @@ spec:
     }
 
     #[test]
-    fn every_failure_reads_back_from_its_reason() {
-        for failure in ResolutionFailure::ALL {
-            assert_eq!(ResolutionFailure::from_reason(failure.reason()), Some(failure));
-        }
-        assert_eq!(ResolutionFailure::from_reason("Resolved"), None);
-        assert_eq!(ResolutionFailure::from_reason("digestmismatch"), None);
-    }
-
-    #[test]
-    fn only_what_a_new_artifact_fixes_is_terminal_and_only_availability_is_transient() {
-        let terminal: Vec<&str> = ResolutionFailure::ALL
-            .into_iter()
-            .filter(|f| f.is_terminal())
-            .map(ResolutionFailure::reason)
-            .collect();
-        assert_eq!(terminal, ["DigestMismatch", "ImageNotFound", "InvalidReference"]);
-        let transient: Vec<&str> = ResolutionFailure::ALL
-            .into_iter()
-            .filter(|f| f.is_transient())
-            .map(ResolutionFailure::reason)
-            .collect();
-        assert_eq!(transient, ["PullSecretMissing", "RegistryUnavailable"]);
-    }
-
-    #[test]
-    fn registry_errors_are_classified() {
-        let timed_out = RegistryError::TimedOut {
-            reference: "r".into(),
-            after: Duration::from_secs(1),
-        };
-        let mismatch = RegistryError::DigestMismatch {
-            reference: "r".into(),
-            expected: "sha256:a".into(),
-            actual: "sha256:b".into(),
-        };
-        let entry = RegistryError::InvalidPullSecretEntry {
-            registry: "ghcr.io".into(),
-            reason: "no credentials",
-        };
-        assert_eq!(
-            ResolutionFailure::of(&timed_out),
-            ResolutionFailure::RegistryUnavailable
-        );
-        assert_eq!(
-            ResolutionFailure::of(&mismatch),
-            ResolutionFailure::DigestMismatch
-        );
-        assert_eq!(ResolutionFailure::of(&entry), ResolutionFailure::Unauthorized);
-        assert_eq!(
-            Resolution::failed("backend", &timed_out),
-            Resolution::Failed {
-                failure: ResolutionFailure::RegistryUnavailable,
-                message: "component backend: registry for image r did not answer within 1s; will retry"
-                    .into(),
-            }
-        );
-    }
-
-    #[test]
     fn a_terminal_failure_is_reported_before_a_transient_one() {
         let resolutions: BTreeMap<String, Resolution> = [
             (
@@ -323,7 +181,7 @@ spec:
         ]
         .into();
         let status = status(&artifact(), &resolutions, &now());
-        let ready = conditions::find(&status.conditions, crate::api::CONDITION_READY).unwrap();
+        let ready = conditions::find(&status.conditions, CONDITION_READY).unwrap();
         assert_eq!(
             (
                 ready.status.as_str(),
@@ -352,7 +210,7 @@ spec:
         ]
         .into();
         let status = status(&artifact(), &resolutions, &now());
-        let ready = conditions::find(&status.conditions, crate::api::CONDITION_READY).unwrap();
+        let ready = conditions::find(&status.conditions, CONDITION_READY).unwrap();
         assert_eq!(
             (ready.reason.as_str(), ready.message.as_str()),
             (
@@ -368,5 +226,26 @@ spec:
                 .collect::<Vec<_>>(),
             ["backend"]
         );
+    }
+
+    #[test]
+    fn a_ready_condition_is_told_once_per_status_and_reason() {
+        let resolving = status(&artifact(), &BTreeMap::new(), &now());
+        assert_eq!(
+            ready_event(&ArtifactStatus::default(), &resolving),
+            Some((
+                EventReason::Resolution(ConditionReason::Resolving),
+                "resolving images".to_string()
+            ))
+        );
+        assert_eq!(ready_event(&resolving, &resolving), None);
+        let failure = Resolution::Failed {
+            failure: ResolutionFailure::ImageNotFound,
+            message: "component backend: not found".into(),
+        };
+        let failed = status(&artifact(), &[("backend".to_string(), failure)].into(), &now());
+        let (reason, _) = ready_event(&resolving, &failed).expect("a new reason");
+        assert_eq!(reason.as_str(), "ImageNotFound");
+        assert!(reason.is_warning());
     }
 }

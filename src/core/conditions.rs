@@ -4,13 +4,14 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
+use crate::core::reasons::ConditionReason;
+
 /// The wanted state of one condition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wanted<'a> {
     pub type_: &'a str,
     pub status: bool,
-    /// PascalCase.
-    pub reason: &'a str,
+    pub reason: ConditionReason,
     /// What happened and what to do next.
     pub message: String,
 }
@@ -37,7 +38,7 @@ pub fn set(
     out.push(Condition {
         type_: wanted.type_.to_string(),
         status,
-        reason: wanted.reason.to_string(),
+        reason: wanted.reason.as_str().to_owned(),
         message: wanted.message,
         observed_generation: generation,
         last_transition_time: transition,
@@ -79,14 +80,14 @@ pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::reasons::ResolutionFailure;
     use k8s_openapi::jiff::Timestamp;
 
     fn at(seconds: i64) -> Time {
         Time(Timestamp::from_second(seconds).unwrap())
     }
 
-    fn ready(status: bool, reason: &str) -> Wanted<'static> {
-        let reason: &'static str = Box::leak(reason.to_string().into_boxed_str());
+    fn ready(status: bool, reason: ConditionReason) -> Wanted<'static> {
         Wanted {
             type_: "Ready",
             status,
@@ -97,15 +98,25 @@ mod tests {
 
     #[test]
     fn transition_time_moves_only_on_a_flip() {
-        let first = set(&[], ready(false, "Resolving"), Some(1), &at(100));
+        let first = set(&[], ready(false, ConditionReason::Resolving), Some(1), &at(100));
         assert_eq!(first[0].last_transition_time, at(100));
-        let same_status = set(&first, ready(false, "RegistryUnavailable"), Some(2), &at(200));
+        let same_status = set(
+            &first,
+            ready(false, ResolutionFailure::RegistryUnavailable.reason()),
+            Some(2),
+            &at(200),
+        );
         assert_eq!(same_status[0].last_transition_time, at(100));
         assert_eq!(
             (same_status[0].reason.as_str(), same_status[0].observed_generation),
             ("RegistryUnavailable", Some(2))
         );
-        let flipped = set(&same_status, ready(true, "Resolved"), Some(2), &at(300));
+        let flipped = set(
+            &same_status,
+            ready(true, ConditionReason::Resolved),
+            Some(2),
+            &at(300),
+        );
         assert_eq!(
             (
                 flipped[0].status.as_str(),
@@ -117,13 +128,13 @@ mod tests {
 
     #[test]
     fn set_all_drops_managed_conditions_no_longer_wanted() {
-        let mut existing = set(&[], ready(true, "Ok"), Some(1), &at(1));
+        let mut existing = set(&[], ready(true, ConditionReason::Ready), Some(1), &at(1));
         existing = set(
             &existing,
             Wanted {
                 type_: "TargetsValid",
                 status: false,
-                reason: "Missing",
+                reason: ConditionReason::InvalidTarget,
                 message: "x".into(),
             },
             Some(1),
@@ -134,7 +145,7 @@ mod tests {
             Wanted {
                 type_: "Foreign",
                 status: true,
-                reason: "Other",
+                reason: ConditionReason::Valid,
                 message: "y".into(),
             },
             Some(1),
@@ -142,7 +153,7 @@ mod tests {
         );
         let out = set_all(
             &existing,
-            vec![ready(true, "Ok")],
+            vec![ready(true, ConditionReason::Ready)],
             &["Ready", "TargetsValid"],
             Some(1),
             &at(2),

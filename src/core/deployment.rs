@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{Value, json};
 
+use crate::core::reasons::KubernetesReason;
+
 /// Pod-template annotation carrying the configuration hash; a new value rolls the pods.
 pub const ANNOTATION_CONFIG_HASH: &str = "hoist.dev/config-hash";
 /// Pod-template annotation naming the Artifact that runs.
@@ -144,7 +146,8 @@ pub fn rollout(deployment: &Deployment) -> Rollout {
         ));
     }
     let deadline_exceeded = status.conditions.iter().flatten().find(|condition| {
-        condition.type_ == "Progressing" && condition.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        condition.type_ == "Progressing"
+            && KubernetesReason::ProgressDeadlineExceeded.is(condition.reason.as_deref())
     });
     if let Some(condition) = deadline_exceeded {
         return Rollout::Failed(format!(
@@ -283,7 +286,7 @@ mod tests {
         failed.conditions = Some(vec![DeploymentCondition {
             type_: "Progressing".into(),
             status: "False".into(),
-            reason: Some("ProgressDeadlineExceeded".into()),
+            reason: Some(KubernetesReason::ProgressDeadlineExceeded.to_string()),
             message: Some("ReplicaSet \"backend-5d\" has timed out progressing.".into()),
             ..Default::default()
         }]);

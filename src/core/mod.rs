@@ -3,16 +3,14 @@
 //! shared by the controllers and `hoist render`.
 
 pub mod admission;
-pub mod approval;
 pub mod artifact;
-pub mod compatibility;
 pub mod conditions;
 pub mod config;
 pub mod deployment;
+pub mod duration;
 pub mod environment;
 pub mod gates;
-pub mod soak;
+pub mod reasons;
+pub mod reference;
 pub mod supply_chain;
-pub mod verification;
 pub mod version;
-pub mod windows;

@@ -10,8 +10,7 @@ use super::status::pipeline_order;
 use super::table::{NONE, Table};
 use super::{PluginError, get, list};
 use crate::api::{Artifact, Environment};
-use crate::core::compatibility::{self, Check};
-use crate::core::gates::running_release;
+use crate::core::gates::compatibility::{self, Check, running_release};
 
 /// `compat [ENVIRONMENT]`: one matrix per Environment (all of the namespace
 /// when `environment` is `None`).

@@ -11,9 +11,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::api::{Artifact, Environment, Promotion};
-use crate::core::approval::ApprovalTrust;
 use crate::core::config::{self, ConfigError, ConfigSources, RenderedConfig};
 use crate::core::environment::Snapshot;
+use crate::core::gates::approval::ApprovalTrust;
 use crate::core::supply_chain::KeySecrets;
 
 /// Everything the decision about one Environment takes, as read by the

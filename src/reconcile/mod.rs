@@ -22,8 +22,8 @@ use kube::ResourceExt;
 
 use crate::api::{Artifact, Environment, Measurement};
 use crate::core::environment::{self, Plan};
+use crate::core::gates::verification::DueQuery;
 use crate::core::supply_chain::DueCheck;
-use crate::core::verification::DueQuery;
 
 pub use dereferenced::{Dereferenced, configs};
 

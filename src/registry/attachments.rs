@@ -8,9 +8,10 @@ use oci_client::manifest::{OciDescriptor, OciImageManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 
+use super::RegistryError;
 use super::credentials::PullSecrets;
 use super::resolver::{Resolver, classify};
-use super::{RegistryError, parse_reference};
+use crate::core::reference::parse_image;
 use crate::core::supply_chain::envelope::{DSSE, SIMPLE_SIGNING};
 use crate::core::supply_chain::{Attachments, Layer};
 
@@ -27,7 +28,7 @@ impl Resolver {
         digest: &str,
         pull_secrets: &PullSecrets,
     ) -> Result<Attachments, RegistryError> {
-        let reference = parse_reference(image)?;
+        let reference = parse_image(image)?;
         let registry = reference.resolve_registry().to_owned();
         let credentials = pull_secrets.credentials_for(&reference);
         let client = self.client_for(&registry, credentials, image)?;

@@ -5,49 +5,36 @@
 //! answer for as long as it lives, so every caller sharing it sees the same
 //! digest for the same reference even if the tag moves in the registry later.
 //!
-//! Image references follow Docker's normalisation (as `oci-client`'s
-//! [`Reference`] implements it; Hoist parses them by hand, see `reference`):
-//! a name without a registry lives on `docker.io`, and a single-segment
-//! Docker Hub name lives under `library/`, so `nginx:1.27` is
-//! `docker.io/library/nginx:1.27`. A reference without tag or digest means
-//! `:latest`. [`pinned_reference`] and the digest cache both
-//! work on the normalised form, so `nginx:1.27` and
+//! Image references follow Docker's normalisation (see
+//! [`crate::core::reference`], which parses them by hand): the digest cache
+//! works on the normalised form, so `nginx:1.27` and
 //! `docker.io/library/nginx:1.27` are one entry.
 
 mod attachments;
 mod credentials;
 mod layout;
-mod reference;
 mod resolver;
 
 use std::time::Duration;
 
 use oci_client::errors::OciDistributionError;
-use oci_client::{ParseError, Reference};
 
+use crate::core::artifact::Resolution;
+use crate::core::reasons::ResolutionFailure;
+pub use crate::core::reference::{
+    ReferenceError, canonical_registry, pinned_reference, registry_and_repository,
+};
 pub use credentials::{PullSecrets, RegistryCredentials};
 pub use layout::{LayoutError, OciLayout};
-pub use reference::canonical_registry;
 pub use resolver::{Resolver, ResolverConfig};
 
 /// Why a reference could not be resolved. Every variant that concerns an image
 /// names the reference as the caller gave it.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("{reference:?} is not a valid image reference")]
-    InvalidReference {
-        reference: String,
-        #[source]
-        source: ParseError,
-    },
-
-    #[error("{digest:?} is not a valid digest for image {reference}")]
-    InvalidDigest {
-        reference: String,
-        digest: String,
-        #[source]
-        source: ParseError,
-    },
+    /// The reference, or a digest it is pinned to, is malformed.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
 
     #[error("image {reference} does not exist in its registry: check the repository and tag")]
     NotFound {
@@ -123,8 +110,7 @@ impl RegistryError {
             // recover, and giving up for good on a glitch would strand the
             // Artifact; a bounded backoff costs little.
             Self::UnexpectedResponse { .. } => true,
-            Self::InvalidReference { .. }
-            | Self::InvalidDigest { .. }
+            Self::Reference(_)
             | Self::NotFound { .. }
             | Self::Unauthorized { .. }
             | Self::DigestMismatch { .. }
@@ -134,36 +120,29 @@ impl RegistryError {
             | Self::InvalidPullSecretEntry { .. } => false,
         }
     }
-}
 
-/// The reference to deploy: `image`'s registry and repository, normalised,
-/// pinned to `digest`, with any tag dropped (`nginx:1.27` and
-/// `sha256:ab…` give `docker.io/library/nginx@sha256:ab…`).
-pub fn pinned_reference(image: &str, digest: &str) -> Result<String, RegistryError> {
-    let reference = parse_reference(image)?;
-    let pinned = reference.clone_with_digest(digest.to_owned()).whole();
-    // Parsing the result back refuses a malformed digest here, before it can
-    // reach a pod template.
-    reference::parse(&pinned).map_err(|source| RegistryError::InvalidDigest {
-        reference: image.to_owned(),
-        digest: digest.to_owned(),
-        source,
-    })?;
-    Ok(pinned)
-}
+    /// Why an Artifact's image is not resolved, as its `Ready` condition
+    /// says.
+    pub fn failure(&self) -> ResolutionFailure {
+        match self {
+            Self::DigestMismatch { .. } => ResolutionFailure::DigestMismatch,
+            Self::NotFound { .. } => ResolutionFailure::ImageNotFound,
+            Self::Reference(_) => ResolutionFailure::InvalidReference,
+            Self::Unauthorized { .. }
+            | Self::InvalidPullSecret { .. }
+            | Self::InvalidPullSecretEntry { .. } => ResolutionFailure::Unauthorized,
+            _ if self.is_transient() => ResolutionFailure::RegistryUnavailable,
+            _ => ResolutionFailure::RegistryError,
+        }
+    }
 
-/// The registry and repository `image` names, normalised as for pinning:
-/// `nginx:1.27` is (`docker.io`, `library/nginx`).
-pub fn registry_and_repository(image: &str) -> Result<(String, String), RegistryError> {
-    let reference = parse_reference(image)?;
-    Ok((reference.registry().to_owned(), reference.repository().to_owned()))
-}
-
-fn parse_reference(image: &str) -> Result<Reference, RegistryError> {
-    reference::parse(image).map_err(|source| RegistryError::InvalidReference {
-        reference: image.to_owned(),
-        source,
-    })
+    /// What resolving `component`'s image came to.
+    pub fn resolution(&self, component: &str) -> Resolution {
+        Resolution::Failed {
+            failure: self.failure(),
+            message: format!("component {component}: {self}"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -173,39 +152,10 @@ mod tests {
     const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     #[test]
-    fn pinning_a_docker_hub_short_name_normalises_it() {
-        assert_eq!(
-            pinned_reference("nginx:1.27", DIGEST).unwrap(),
-            format!("docker.io/library/nginx@{DIGEST}")
-        );
-        assert_eq!(
-            pinned_reference("bitnami/redis", DIGEST).unwrap(),
-            format!("docker.io/bitnami/redis@{DIGEST}")
-        );
-    }
-
-    #[test]
-    fn pinning_keeps_registry_and_port_and_drops_the_tag() {
-        assert_eq!(
-            pinned_reference("127.0.0.1:5000/shop/backend:v1.2.3", DIGEST).unwrap(),
-            format!("127.0.0.1:5000/shop/backend@{DIGEST}")
-        );
-    }
-
-    #[test]
-    fn pinning_replaces_a_digest_already_present() {
-        let other = "sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
-        assert_eq!(
-            pinned_reference(&format!("ghcr.io/acme/api:v1@{other}"), DIGEST).unwrap(),
-            format!("ghcr.io/acme/api@{DIGEST}")
-        );
-    }
-
-    #[test]
     fn pinning_refuses_a_malformed_digest() {
-        let error = pinned_reference("ghcr.io/acme/api:v1", "sha256:abc").unwrap_err();
+        let error = RegistryError::from(pinned_reference("ghcr.io/acme/api:v1", "sha256:abc").unwrap_err());
         assert!(
-            matches!(&error, RegistryError::InvalidDigest { reference, digest, .. }
+            matches!(&error, RegistryError::Reference(ReferenceError::InvalidDigest { reference, digest, .. })
                 if reference == "ghcr.io/acme/api:v1" && digest == "sha256:abc"),
             "{error:?}"
         );
@@ -214,9 +164,9 @@ mod tests {
 
     #[test]
     fn pinning_refuses_an_invalid_reference() {
-        let error = pinned_reference("Not A Reference", DIGEST).unwrap_err();
+        let error = RegistryError::from(pinned_reference("Not A Reference", DIGEST).unwrap_err());
         assert!(
-            matches!(&error, RegistryError::InvalidReference { reference, .. } if reference == "Not A Reference"),
+            matches!(&error, RegistryError::Reference(ReferenceError::InvalidReference { reference, .. }) if reference == "Not A Reference"),
             "{error:?}"
         );
         assert_eq!(
@@ -241,6 +191,34 @@ mod tests {
         assert_eq!(
             terminal.to_string(),
             "image r has digest sha256:b in the registry, but sha256:a was expected"
+        );
+    }
+
+    #[test]
+    fn registry_errors_are_classified() {
+        let timed_out = RegistryError::TimedOut {
+            reference: "r".into(),
+            after: Duration::from_secs(1),
+        };
+        let mismatch = RegistryError::DigestMismatch {
+            reference: "r".into(),
+            expected: "sha256:a".into(),
+            actual: "sha256:b".into(),
+        };
+        let entry = RegistryError::InvalidPullSecretEntry {
+            registry: "ghcr.io".into(),
+            reason: "no credentials",
+        };
+        assert_eq!(timed_out.failure(), ResolutionFailure::RegistryUnavailable);
+        assert_eq!(mismatch.failure(), ResolutionFailure::DigestMismatch);
+        assert_eq!(entry.failure(), ResolutionFailure::Unauthorized);
+        assert_eq!(
+            timed_out.resolution("backend"),
+            Resolution::Failed {
+                failure: ResolutionFailure::RegistryUnavailable,
+                message: "component backend: registry for image r did not answer within 1s; will retry"
+                    .into(),
+            }
         );
     }
 }

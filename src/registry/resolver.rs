@@ -11,8 +11,9 @@ use oci_client::errors::{DigestError, OciDistributionError, OciEnvelope, OciErro
 use oci_client::{Client, Reference};
 use tokio::sync::{OnceCell, Semaphore};
 
+use super::RegistryError;
 use super::credentials::{PullSecrets, RegistryCredentials};
-use super::{RegistryError, parse_reference, pinned_reference};
+use crate::core::reference::{parse_image, pinned_reference};
 
 const DEFAULT_MAX_CONCURRENT_PER_REGISTRY: NonZeroUsize = NonZeroUsize::new(4).unwrap();
 
@@ -91,7 +92,7 @@ impl Resolver {
         expected_digest: Option<&str>,
         pull_secrets: &PullSecrets,
     ) -> Result<String, RegistryError> {
-        let reference = parse_reference(image)?;
+        let reference = parse_image(image)?;
         if let Some(expected) = expected_digest {
             pinned_reference(image, expected)?;
         }

@@ -35,8 +35,9 @@ use kube::ResourceExt;
 pub use load::{LoadError, Manifests};
 
 use crate::api::{GateName, GateState, Phase};
-use crate::core::artifact::{self, Resolution, ResolutionFailure};
+use crate::core::artifact::{self, Resolution};
 use crate::core::deployment::LABEL_ROLE;
+use crate::core::reasons::ResolutionFailure;
 use crate::registry::{LayoutError, OciLayout, PullSecrets, Resolver};
 use supply_chain::Attached;
 use world::{RolloutOutcome, World};
@@ -126,7 +127,7 @@ pub async fn render(
                             .await
                         {
                             Ok(digest) => Resolution::Resolved(digest),
-                            Err(error) => Resolution::failed(&component, &error),
+                            Err(error) => error.resolution(&component),
                         }
                     }
                 };

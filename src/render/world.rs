@@ -14,11 +14,12 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use crate::api::{Artifact, Environment, GateName, GateState, Promotion};
-use crate::core::approval::ApprovalTrust;
 use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
 use crate::core::environment::{self, Notice, Plan};
+use crate::core::gates::approval::ApprovalTrust;
+use crate::core::gates::verification::{self, DueQuery};
+use crate::core::reasons::KubernetesReason;
 use crate::core::supply_chain::{self, DueCheck};
-use crate::core::verification::{self, DueQuery};
 use crate::reconcile::{self, Dereferenced, Measurements, Seam};
 use crate::render::Manifests;
 
@@ -95,7 +96,7 @@ impl World {
             config_history: BTreeMap::new(),
             notices: Vec::new(),
             approvals: ApprovalTrust::Unverified {
-                policy: crate::core::approval::POLICY.into(),
+                policy: crate::core::gates::approval::POLICY.into(),
                 reason: FILES_UNVERIFIED.into(),
             },
             operator: None,
@@ -435,7 +436,7 @@ fn roll_out(deployment: &mut Deployment, outcome: &dyn Fn(&Deployment) -> Rollou
                 conditions: Some(vec![DeploymentCondition {
                     type_: "Progressing".into(),
                     status: "False".into(),
-                    reason: Some("ProgressDeadlineExceeded".into()),
+                    reason: Some(KubernetesReason::ProgressDeadlineExceeded.to_string()),
                     message: Some(format!(
                         "ReplicaSet of {} has timed out progressing.",
                         deployment.metadata.name.clone().unwrap_or_default()

@@ -238,7 +238,7 @@ async fn a_smoke_test_job_passes_and_the_promotion_succeeds() {
     let done = scenario.wait_phase("smoke-ok", Phase::Succeeded).await;
     // Verification Jobs run in the tenant's namespace, owned by their Promotion.
     let namespace = scenario.namespace().to_string();
-    let name = hoist::core::verification::job_name("smoke-ok", done.metadata.uid.as_deref(), "smoke");
+    let name = hoist::core::gates::verification::job_name("smoke-ok", done.metadata.uid.as_deref(), "smoke");
     let step = step_of(&done);
     assert_eq!(
         (step.phase, step.message.clone(), step.job.clone()),
@@ -299,7 +299,8 @@ async fn a_failing_job_is_retried_then_the_release_is_rolled_back() {
         })
         .await
         .unwrap_or_else(|error| panic!("{error}"));
-    let name = hoist::core::verification::job_name("second", rolled_back.metadata.uid.as_deref(), "smoke");
+    let name =
+        hoist::core::gates::verification::job_name("second", rolled_back.metadata.uid.as_deref(), "smoke");
     assert_eq!(
         rolled_back.status.as_ref().and_then(|s| s.message.clone()),
         Some(format!(
@@ -345,7 +346,7 @@ async fn a_job_that_cannot_start_times_out_and_fails_the_promotion() {
     assert_eq!(running.status.as_ref().map(|s| s.phase), Some(Phase::Verifying));
     let failed = scenario.wait_phase("stuck", Phase::Failed).await;
     let namespace = scenario.namespace().to_string();
-    let name = hoist::core::verification::job_name("stuck", failed.metadata.uid.as_deref(), "smoke");
+    let name = hoist::core::gates::verification::job_name("stuck", failed.metadata.uid.as_deref(), "smoke");
     assert_eq!(
         failed.status.and_then(|s| s.message),
         Some(format!(

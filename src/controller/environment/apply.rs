@@ -20,7 +20,8 @@ use crate::controller::Error;
 use crate::controller::context::{Ctx, FIELD_MANAGER, await_cached};
 use crate::core::config;
 use crate::core::environment::{Plan, RenderedConfigMap};
-use crate::core::verification;
+use crate::core::gates::verification;
+use crate::core::reasons::EventReason;
 use crate::reconcile::Dereferenced;
 
 /// A Deployment written, with the resourceVersion it had before.
@@ -60,8 +61,7 @@ pub(super) async fn write_objects(
                 ctx.metrics.write(CONTROLLER);
                 ctx.event(
                     &created,
-                    false,
-                    "AutoPromoted",
+                    EventReason::AutoPromoted,
                     format!("{} qualifies for {name}", created.spec.artifact),
                 );
             }
@@ -180,8 +180,7 @@ pub(super) async fn write_jobs(ctx: &Ctx, plan: &Plan, promotions: &[Arc<Promoti
                 if let Some(promotion) = promotion {
                     ctx.event(
                         promotion.as_ref(),
-                        true,
-                        "VerificationJobRefused",
+                        EventReason::VerificationJobRefused,
                         format!(
                             "cannot create Job {namespace}/{}: {}",
                             job.name_any(),

@@ -29,8 +29,8 @@ use super::context::Ctx;
 use super::supply_chain;
 use crate::api::{Artifact, Environment};
 use crate::core::environment::Plan;
+use crate::core::gates::verification::DueQuery;
 use crate::core::supply_chain::DueCheck;
-use crate::core::verification::DueQuery;
 use crate::reconcile::{self, Dereferenced, Measurements, Seam};
 
 const CONTROLLER: &str = "environment";

@@ -57,13 +57,8 @@ pub(super) async fn write_statuses(
             .as_ref()
             .and_then(|p| promotions.iter().find(|candidate| &candidate.name_any() == p))
         {
-            Some(promotion) => ctx.event(
-                promotion.as_ref(),
-                notice.warning,
-                notice.reason,
-                notice.note.clone(),
-            ),
-            None => ctx.event(environment, notice.warning, notice.reason, notice.note.clone()),
+            Some(promotion) => ctx.event(promotion.as_ref(), notice.reason, notice.note.clone()),
+            None => ctx.event(environment, notice.reason, notice.note.clone()),
         }
     }
     Ok(())

@@ -14,9 +14,10 @@ use crate::api::{
     ApplicationStatus, Artifact, ComponentDigest, Environment, Health, Phase, Promotion, PromotionSpec,
     PromotionStatus,
 };
-use crate::core::approval::ApprovalTrust;
 use crate::core::config::{ConfigError, RenderedConfig};
 use crate::core::deployment::DeploymentPin;
+use crate::core::gates::approval::ApprovalTrust;
+use crate::core::reasons::KubernetesReason;
 
 use super::Snapshot;
 
@@ -203,7 +204,7 @@ pub fn stalled(mut deployment: Deployment) -> Deployment {
         conditions: Some(vec![DeploymentCondition {
             type_: "Progressing".into(),
             status: "False".into(),
-            reason: Some("ProgressDeadlineExceeded".into()),
+            reason: Some(KubernetesReason::ProgressDeadlineExceeded.to_string()),
             ..Default::default()
         }]),
         ..Default::default()

@@ -37,11 +37,12 @@ use crate::api::{
     ApplicationStatus, Artifact, Environment, EnvironmentStatus, HistoryEntry, Measurement, Phase, Promotion,
     PromotionStatus, Target,
 };
-use crate::core::approval::ApprovalTrust;
 use crate::core::config::{ConfigError, RenderedConfig};
 use crate::core::deployment::DeploymentPin;
+use crate::core::gates::approval::ApprovalTrust;
+use crate::core::gates::verification::{self, DueQuery};
+use crate::core::reasons::EventReason;
 use crate::core::supply_chain::{self, DueCheck, KeySecrets, Policy, PolicyProblem};
-use crate::core::verification::{self, DueQuery};
 use k8s_openapi::api::batch::v1::Job;
 
 use release::{Release, release_of};
@@ -90,9 +91,7 @@ pub struct Snapshot<'a> {
 pub struct Notice {
     /// The Promotion it is about, or `None` for the Environment itself.
     pub promotion: Option<String>,
-    pub warning: bool,
-    /// PascalCase.
-    pub reason: &'static str,
+    pub reason: EventReason,
     pub note: String,
 }
 

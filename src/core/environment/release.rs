@@ -8,6 +8,7 @@ use kube::ResourceExt;
 
 use crate::api::{Artifact, ComponentDigest, Health};
 use crate::core::deployment::{DeploymentPin, Rollout, rollout};
+use crate::core::reference::pinned_reference;
 
 use super::{Decision, Snapshot, target_namespace};
 
@@ -77,7 +78,7 @@ fn pinned_image(
         .iter()
         .find(|image| image.component == component)?
         .image;
-    crate::registry::pinned_reference(image, digest).ok()
+    pinned_reference(image, digest).ok()
 }
 
 /// Applies a pin plan for one application's release to its targets.

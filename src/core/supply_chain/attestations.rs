@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use super::envelope::{Envelope, Layer, Statement};
 use super::keys::TrustedKey;
 use super::{Finding, key_list, short};
+use crate::core::reasons::FindingReason;
 
 /// A statement that passed: signed by a trusted key, about the digest.
 #[derive(Debug, Clone)]
@@ -70,8 +71,8 @@ pub fn verified(
     }
     let wanted = predicate_types.join(" or ");
     Err(if !other_subjects.is_empty() {
-        Finding::failed(
-            "WrongSubject",
+        Finding::of(
+            FindingReason::WrongSubject,
             format!(
                 "the {what} signed by a trusted key is about {}, not {}",
                 other_subjects
@@ -83,8 +84,8 @@ pub fn verified(
             ),
         )
     } else if !unknown_ids.is_empty() {
-        Finding::failed(
-            "UnknownKey",
+        Finding::of(
+            FindingReason::UnknownKey,
             format!(
                 "the {what} is signed by key {}, which is none of {}",
                 unknown_ids.into_iter().collect::<Vec<_>>().join(", "),
@@ -92,16 +93,16 @@ pub fn verified(
             ),
         )
     } else if untrusted > 0 {
-        Finding::failed(
-            "UntrustedAttestation",
+        Finding::of(
+            FindingReason::UntrustedAttestation,
             format!(
                 "the {what} verifies with none of the keys {}: signed with another key, or changed after signing",
                 key_list(keys)
             ),
         )
     } else if !malformed.is_empty() {
-        Finding::failed(
-            "MalformedAttestation",
+        Finding::of(
+            FindingReason::MalformedAttestation,
             format!("no attestation could be read: {}", malformed.join("; ")),
         )
     } else {
@@ -113,8 +114,8 @@ pub fn verified(
                 seen_types.into_iter().collect::<Vec<_>>().join(", ")
             )
         };
-        Finding::failed(
-            "AttestationMissing",
+        Finding::of(
+            FindingReason::AttestationMissing,
             format!("no {what} ({wanted}) is attached to {}{seen}", short(digest)),
         )
     })
@@ -170,9 +171,9 @@ mod tests {
     const OTHER: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
     const TYPE: &str = "https://slsa.dev/provenance/v1";
 
-    fn reason(layers: &[Layer], keys: &[TrustedKey]) -> &'static str {
+    fn reason(layers: &[Layer], keys: &[TrustedKey]) -> FindingReason {
         match verified(DIGEST, layers, keys, &[TYPE], "provenance") {
-            Ok(_) => "Verified",
+            Ok(_) => FindingReason::Verified,
             Err(finding) => finding.reason,
         }
     }
@@ -184,9 +185,9 @@ mod tests {
         let keys = [key.trusted("ci")];
         assert_eq!(
             reason(&[attestation(&key, "", DIGEST, TYPE, json!({}))], &keys),
-            "Verified"
+            FindingReason::Verified
         );
-        assert_eq!(reason(&[], &keys), "AttestationMissing");
+        assert_eq!(reason(&[], &keys), FindingReason::AttestationMissing);
         assert_eq!(
             reason(
                 &[attestation(
@@ -198,23 +199,23 @@ mod tests {
                 )],
                 &keys
             ),
-            "AttestationMissing"
+            FindingReason::AttestationMissing
         );
         assert_eq!(
             reason(&[attestation(&key, "", OTHER, TYPE, json!({}))], &keys),
-            "WrongSubject"
+            FindingReason::WrongSubject
         );
         assert_eq!(
             reason(&[attestation(&other, "", DIGEST, TYPE, json!({}))], &keys),
-            "UntrustedAttestation"
+            FindingReason::UntrustedAttestation
         );
         assert_eq!(
             reason(&[attestation(&other, "someone", DIGEST, TYPE, json!({}))], &keys),
-            "UnknownKey"
+            FindingReason::UnknownKey
         );
         let mut broken = attestation(&key, "", DIGEST, TYPE, json!({}));
         broken.content = b"{".to_vec();
-        assert_eq!(reason(&[broken], &keys), "MalformedAttestation");
+        assert_eq!(reason(&[broken], &keys), FindingReason::MalformedAttestation);
         let message = verified(
             DIGEST,
             &[attestation(&other, "someone", DIGEST, TYPE, json!({}))],

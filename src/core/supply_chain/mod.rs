@@ -6,7 +6,8 @@
 //! attestation manifests, through the referrers API or cosign's tag scheme)
 //! and hands it to [`record`], which decides from those bytes alone; the
 //! record lands in the Artifact's status, shared by every Environment with
-//! the same policy. The gates ([`outcome`]) read the records and `now`.
+//! the same policy. The Provenance and Vulnerabilities gates read the
+//! records and `now`.
 
 pub mod attestations;
 pub mod envelope;
@@ -21,11 +22,11 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    Artifact, ArtifactStatus, Environment, GateState, PublicKey, Severity, SupplyChainCheck,
-    SupplyChainRecord, SupplyChainVerdict,
+    Artifact, ArtifactStatus, Environment, PublicKey, Severity, SupplyChainCheck, SupplyChainRecord,
+    SupplyChainVerdict,
 };
-use crate::core::gates::Outcome;
-use crate::core::windows::parse_duration;
+use crate::core::duration;
+use crate::core::reasons::{EventReason, FindingReason};
 pub use envelope::{Attachments, Layer};
 pub use keys::TrustedKey;
 
@@ -75,32 +76,26 @@ pub fn secret_data(secret: &k8s_openapi::api::core::v1::Secret) -> BTreeMap<Stri
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     pub verdict: SupplyChainVerdict,
-    /// PascalCase.
-    pub reason: &'static str,
+    pub reason: FindingReason,
     pub message: String,
     pub signed_by: Vec<String>,
     pub scanned_at: Option<Timestamp>,
 }
 
 impl Finding {
-    pub fn verified(message: String) -> Finding {
+    /// A finding of `reason`, with the verdict it comes to.
+    pub fn of(reason: FindingReason, message: String) -> Finding {
         Finding {
-            verdict: SupplyChainVerdict::Verified,
-            reason: "Verified",
+            verdict: reason.verdict(),
+            reason,
             message,
             signed_by: Vec::new(),
             scanned_at: None,
         }
     }
 
-    pub fn failed(reason: &'static str, message: String) -> Finding {
-        Finding {
-            verdict: SupplyChainVerdict::Failed,
-            reason,
-            message,
-            signed_by: Vec::new(),
-            scanned_at: None,
-        }
+    pub fn verified(message: String) -> Finding {
+        Finding::of(FindingReason::Verified, message)
     }
 }
 
@@ -174,7 +169,12 @@ pub fn policies(environment: &Environment, secrets: &KeySecrets) -> Vec<Result<P
         }
     }
     if let Some(vulnerabilities) = &gates.vulnerabilities {
-        let max_age = match vulnerabilities.max_age.as_deref().map(parse_duration).transpose() {
+        let max_age = match vulnerabilities
+            .max_age
+            .as_deref()
+            .map(duration::parse)
+            .transpose()
+        {
             Ok(max_age) => max_age,
             Err(error) => {
                 policies.push(Err(PolicyProblem {
@@ -284,7 +284,7 @@ const RESCAN: SignedDuration = SignedDuration::from_hours(1);
 /// When a record is to be made again, if ever: an Unavailable one after its
 /// backoff; a scan once it is older than maxAge (a newer one may have been
 /// pushed), then hourly while it stays so.
-fn due_at(record: &SupplyChainRecord, policy: &Policy) -> Option<Timestamp> {
+pub fn due_at(record: &SupplyChainRecord, policy: &Policy) -> Option<Timestamp> {
     let checked = record.checked_at.0;
     match record.verdict {
         SupplyChainVerdict::Unavailable => Some(checked + retry_delay(record.attempts)),
@@ -391,7 +391,7 @@ pub fn record(
         policy: check.policy.id.clone(),
         digest: check.digest.clone(),
         verdict: finding.verdict,
-        reason: finding.reason.to_owned(),
+        reason: finding.reason.as_str().to_owned(),
         message: finding.message,
         attempts,
         signed_by: finding.signed_by,
@@ -413,16 +413,7 @@ pub fn record(
                 .filter(|p| p.verdict == SupplyChainVerdict::Unavailable)
                 .map_or(0, |p| p.attempts)
                 + 1;
-            return base(
-                Finding {
-                    verdict: SupplyChainVerdict::Unavailable,
-                    reason: "RegistryUnavailable",
-                    message,
-                    signed_by: Vec::new(),
-                    scanned_at: None,
-                },
-                attempts,
-            );
+            return base(Finding::of(FindingReason::RegistryUnavailable, message), attempts);
         }
     };
     let keys = &check.policy.keys;
@@ -443,111 +434,33 @@ pub fn record(
     base(finding, 0)
 }
 
-/// The verdict of the policies of `check` on `artifact` at `now`, or `None`
-/// without such a policy.
-pub fn outcome(
-    check: SupplyChainCheck,
-    policies: &[Result<Policy, PolicyProblem>],
-    artifact: &Artifact,
-    now: Timestamp,
-) -> Option<Outcome> {
-    let mut failed = Vec::new();
-    let mut pending = Vec::new();
-    let mut passed = Vec::new();
-    let mut next_check: Option<Timestamp> = None;
-    let mut any = false;
-    for policy in policies {
-        let policy = match policy {
-            Ok(policy) if policy.check == check => policy,
-            Ok(_) => continue,
-            Err(problem) if problem.check == check => {
-                any = true;
-                if problem.waiting {
-                    pending.push(problem.message.clone());
-                } else {
-                    failed.push(problem.message.clone());
-                }
-                continue;
-            }
-            Err(_) => continue,
-        };
-        any = true;
-        let resolved = artifact
-            .status
-            .as_ref()
-            .map(|s| s.images.as_slice())
-            .unwrap_or_default();
-        for image in resolved {
-            let at = format!("{}@{}", image.component, short(&image.digest));
-            let Some(record) =
-                record_of(artifact, &image.component, policy).filter(|r| r.digest == image.digest)
-            else {
-                pending.push(format!("{at}: checking"));
-                continue;
-            };
-            match record.verdict {
-                SupplyChainVerdict::Failed => {
-                    failed.push(format!("{at}: {} ({})", record.message, record.reason))
-                }
-                SupplyChainVerdict::Unavailable => pending.push(format!(
-                    "{at}: {}; checking again (attempt {})",
-                    record.message,
-                    record.attempts + 1
-                )),
-                SupplyChainVerdict::Verified => {
-                    if let Rule::Vulnerabilities {
-                        max_age: Some(max_age),
-                        ..
-                    } = &policy.rule
-                        && let Some(scanned) = &record.scanned_at
-                    {
-                        let stale = scanned.0 + *max_age;
-                        if now >= stale {
-                            let again = due_at(record, policy).unwrap_or(now);
-                            pending.push(format!(
-                                "{at}: the newest scan finished {}, longer ago than maxAge {}: push a newer scan (looked for again at {})",
-                                scanned.0,
-                                format_duration(*max_age),
-                                again
-                            ));
-                            next_check = Some(next_check.map_or(again, |n| n.min(again)));
-                            continue;
-                        }
-                        next_check = Some(next_check.map_or(stale, |n| n.min(stale)));
-                    }
-                    passed.push(format!("{at}: {}", record.message));
-                }
-            }
-        }
-    }
-    if !any {
-        return None;
-    }
-    let (state, lines) = if !failed.is_empty() {
-        (GateState::Failed, failed)
-    } else if !pending.is_empty() {
-        (GateState::Pending, pending)
-    } else {
-        (GateState::Passed, passed)
+/// The Event for `record`, made in place of `before`, when it says
+/// something new (another digest, verdict or reason): its reason and note.
+pub fn record_event(
+    record: &SupplyChainRecord,
+    before: Option<&SupplyChainRecord>,
+) -> Option<(EventReason, String)> {
+    let reason: FindingReason = record.reason.parse().ok()?;
+    let same = before.is_some_and(|before| {
+        before.digest == record.digest
+            && before.verdict == record.verdict
+            && before.reason.parse() == Ok(reason)
+    });
+    let event = match record.verdict {
+        SupplyChainVerdict::Verified => EventReason::Verified(record.check),
+        SupplyChainVerdict::Failed | SupplyChainVerdict::Unavailable => EventReason::Finding(reason),
     };
-    Some(Outcome {
-        state,
-        message: lines.join("; "),
-        next_check: if state == GateState::Failed {
-            None
-        } else {
-            next_check
-        },
+    (!same).then(|| {
+        (
+            event,
+            format!(
+                "component {} ({}): {}",
+                record.component,
+                short(&record.digest),
+                record.message
+            ),
+        )
     })
-}
-
-fn format_duration(duration: SignedDuration) -> String {
-    let secs = duration.as_secs();
-    match (secs / 3600, secs % 3600 / 60, secs % 60) {
-        (h, 0, 0) => format!("{h}h"),
-        (0, m, 0) => format!("{m}m"),
-        _ => format!("{secs}s"),
-    }
 }
 
 /// `sha256:` and 12 hex digits. Cut at a character: a digest read from a
@@ -570,7 +483,5 @@ pub fn key_list(keys: &[TrustedKey]) -> String {
     )
 }
 
-#[cfg(test)]
-mod properties;
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@ use super::envelope::Layer;
 use super::keys::TrustedKey;
 use super::{Finding, short};
 use crate::api::{ProvenancePredicate, Source};
+use crate::core::reasons::FindingReason;
 
 pub const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
 pub const SLSA_V02: &str = "https://slsa.dev/provenance/v0.2";
@@ -40,8 +41,8 @@ pub fn check(
     source: Option<&Source>,
 ) -> Finding {
     let Some(source) = source else {
-        return Finding::failed(
-            "SourceMissing",
+        return Finding::of(
+            FindingReason::SourceMissing,
             "the Artifact has no spec.source to compare its provenance with".to_string(),
         );
     };
@@ -57,8 +58,8 @@ pub fn check(
         if let Some(wanted) = builder
             && built_by.as_deref() != Some(wanted)
         {
-            problems.push(Finding::failed(
-                "BuilderMismatch",
+            problems.push(Finding::of(
+                FindingReason::BuilderMismatch,
                 format!(
                     "image {} was built by {}, not {wanted}",
                     short(digest),
@@ -70,8 +71,8 @@ pub fn check(
         let named = sources(predicate, predicate_body);
         let same_repository: Vec<&Named> = named.iter().filter(|n| normalise(&n.uri) == repository).collect();
         if same_repository.is_empty() {
-            problems.push(Finding::failed(
-                "RepositoryMismatch",
+            problems.push(Finding::of(
+                FindingReason::RepositoryMismatch,
                 format!(
                     "the provenance of {} names no source in {}; it names {}",
                     short(digest),
@@ -104,8 +105,8 @@ pub fn check(
             .iter()
             .map(|n| n.commit.as_deref().map_or("no commit".to_string(), short_commit))
             .collect();
-        problems.push(Finding::failed(
-            "RevisionMismatch",
+        problems.push(Finding::of(
+            FindingReason::RevisionMismatch,
             format!(
                 "image {} was built from {}, Artifact says {}",
                 short(digest),
@@ -117,7 +118,7 @@ pub fn check(
     problems
         .into_iter()
         .next()
-        .unwrap_or_else(|| Finding::failed("AttestationMissing", "no provenance".into()))
+        .unwrap_or_else(|| Finding::of(FindingReason::AttestationMissing, "no provenance".into()))
 }
 
 /// Cut at a character: the provenance's commit may hold anything.
@@ -229,7 +230,7 @@ mod tests {
             Some(BUILDER),
             Some(&source()),
         );
-        assert_eq!(finding.reason, "Verified", "{}", finding.message);
+        assert_eq!(finding.reason, FindingReason::Verified, "{}", finding.message);
         assert_eq!(
             finding.message,
             format!("built from https://github.com/acme/shop@3f2c9a1b4d5e… by {BUILDER}, attested by ci")
@@ -243,7 +244,7 @@ mod tests {
             None,
             Some(&source()),
         );
-        assert_eq!(finding.reason, "RevisionMismatch");
+        assert_eq!(finding.reason, FindingReason::RevisionMismatch);
         assert_eq!(
             finding.message,
             "image sha256:111111111111 was built from 0123abcdef01…, Artifact says 3f2c9a1b4d5e…"
@@ -268,12 +269,12 @@ mod tests {
         };
         assert_eq!(
             reason(Some("https://other.example/builder"), Some(&source())),
-            "BuilderMismatch"
+            FindingReason::BuilderMismatch
         );
         let mut elsewhere = source();
         elsewhere.repository = "https://github.com/acme/other".into();
-        assert_eq!(reason(None, Some(&elsewhere)), "RepositoryMismatch");
-        assert_eq!(reason(None, None), "SourceMissing");
+        assert_eq!(reason(None, Some(&elsewhere)), FindingReason::RepositoryMismatch);
+        assert_eq!(reason(None, None), FindingReason::SourceMissing);
         // The wrong version of the predicate is not looked at.
         assert_eq!(
             check(
@@ -285,7 +286,7 @@ mod tests {
                 Some(&source())
             )
             .reason,
-            "AttestationMissing"
+            FindingReason::AttestationMissing
         );
     }
 
@@ -306,7 +307,7 @@ mod tests {
                 Some(BUILDER),
                 Some(&source()),
             );
-            assert_eq!(finding.reason, "Verified", "{}", finding.message);
+            assert_eq!(finding.reason, FindingReason::Verified, "{}", finding.message);
         }
     }
 

@@ -12,6 +12,7 @@ use super::envelope::Layer;
 use super::keys::TrustedKey;
 use super::{Finding, short};
 use crate::api::Severity;
+use crate::core::reasons::FindingReason;
 
 pub const VULN_V1: &str = "https://cosign.sigstore.dev/attestation/vuln/v1";
 /// How many findings a message lists before "and N more".
@@ -44,12 +45,12 @@ pub fn check(
     for attestation in &attested {
         match read(&attestation.statement.predicate) {
             Ok(scan) => scans.push((scan, &attestation.signed_by)),
-            Err(problem) => malformed.push(problem),
+            Err(problem) => malformed.push(problem.to_string()),
         }
     }
     let Some((scan, signed_by)) = scans.into_iter().max_by_key(|(scan, _)| scan.finished) else {
-        return Finding::failed(
-            "MalformedAttestation",
+        return Finding::of(
+            FindingReason::MalformedAttestation,
             format!("no vulnerability scan could be read: {}", malformed.join("; ")),
         );
     };
@@ -89,8 +90,8 @@ pub fn check(
             .map(|v| format!("{} ({:?}, {})", v.id, v.severity, v.package))
             .collect();
         let more = blocking.len().saturating_sub(LISTED);
-        Finding::failed(
-            "VulnerabilitiesFound",
+        Finding::of(
+            FindingReason::VulnerabilitiesFound,
             format!(
                 "{by} of {}: {} above {max:?}: {}{}{waived}",
                 short(digest),
@@ -119,13 +120,34 @@ struct Scan {
     findings: Vec<Vulnerability>,
 }
 
-fn read(predicate: &Value) -> Result<Scan, String> {
+/// Why a scan predicate cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("metadata.scanFinishedOn is missing")]
+    FinishedMissing,
+
+    #[error("metadata.scanFinishedOn {text:?} is not a time: {source}")]
+    Finished {
+        text: String,
+        #[source]
+        source: jiff::Error,
+    },
+
+    #[error("scanner.result is neither a Trivy nor a Grype JSON report")]
+    UnknownReport,
+
+    #[error("a {what} has no {field}")]
+    FieldMissing { what: &'static str, field: &'static str },
+}
+
+fn read(predicate: &Value) -> Result<Scan, ScanError> {
     let finished = predicate["metadata"]["scanFinishedOn"]
         .as_str()
-        .ok_or("metadata.scanFinishedOn is missing")?;
-    let finished: Timestamp = finished
-        .parse()
-        .map_err(|error| format!("metadata.scanFinishedOn {finished:?} is not a time: {error}"))?;
+        .ok_or(ScanError::FinishedMissing)?;
+    let finished: Timestamp = finished.parse().map_err(|source| ScanError::Finished {
+        text: finished.to_owned(),
+        source,
+    })?;
     let scanner = predicate["scanner"]["uri"]
         .as_str()
         .map(|uri| uri.rsplit('/').next().unwrap_or(uri).to_owned())
@@ -136,7 +158,7 @@ fn read(predicate: &Value) -> Result<Scan, String> {
     } else if result.get("matches").is_some() {
         grype(result)?
     } else {
-        return Err("scanner.result is neither a Trivy nor a Grype JSON report".into());
+        return Err(ScanError::UnknownReport);
     };
     Ok(Scan {
         scanner,
@@ -146,7 +168,7 @@ fn read(predicate: &Value) -> Result<Scan, String> {
 }
 
 /// Trivy: `Results[].Vulnerabilities[]` with `VulnerabilityID`, `PkgName`, `Severity`.
-fn trivy(report: &Value) -> Result<Vec<Vulnerability>, String> {
+fn trivy(report: &Value) -> Result<Vec<Vulnerability>, ScanError> {
     let mut found = Vec::new();
     for result in report["Results"]
         .as_array()
@@ -169,7 +191,7 @@ fn trivy(report: &Value) -> Result<Vec<Vulnerability>, String> {
 }
 
 /// Grype: `matches[]` with `vulnerability.id`, `vulnerability.severity`, `artifact.name`.
-fn grype(report: &Value) -> Result<Vec<Vulnerability>, String> {
+fn grype(report: &Value) -> Result<Vec<Vulnerability>, ScanError> {
     let mut found = Vec::new();
     for m in report["matches"]
         .as_array()
@@ -186,11 +208,11 @@ fn grype(report: &Value) -> Result<Vec<Vulnerability>, String> {
     Ok(found)
 }
 
-fn text(value: &Value, field: &str, what: &str) -> Result<String, String> {
+fn text(value: &Value, field: &'static str, what: &'static str) -> Result<String, ScanError> {
     value[field]
         .as_str()
         .map(str::to_owned)
-        .ok_or_else(|| format!("a {what} has no {field}"))
+        .ok_or(ScanError::FieldMissing { what, field })
 }
 
 fn package(name: &Value, version: &Value) -> String {
@@ -285,7 +307,7 @@ mod tests {
         ] {
             let layer = attestation(&key, "", DIGEST, VULN_V1, predicate);
             let blocked = check(DIGEST, std::slice::from_ref(&layer), &keys, Severity::Medium, &[]);
-            assert_eq!(blocked.reason, "VulnerabilitiesFound");
+            assert_eq!(blocked.reason, FindingReason::VulnerabilitiesFound);
             assert!(
                 blocked
                     .message
@@ -295,7 +317,7 @@ mod tests {
             );
             assert_eq!(blocked.scanned_at, Some("2026-12-01T10:00:00Z".parse().unwrap()));
             let ignored = check(DIGEST, &[layer], &keys, Severity::Medium, &["CVE-2026-1".into()]);
-            assert_eq!(ignored.reason, "Verified");
+            assert_eq!(ignored.reason, FindingReason::Verified);
             assert!(
                 ignored
                     .message
@@ -317,7 +339,7 @@ mod tests {
         let old = attestation(&key, "", DIGEST, VULN_V1, trivy("2026-11-01T00:00:00Z", &many));
         let new = attestation(&key, "", DIGEST, VULN_V1, trivy("2026-12-01T00:00:00Z", &[]));
         let finding = check(DIGEST, &[old.clone(), new], &keys, Severity::Medium, &[]);
-        assert_eq!(finding.reason, "Verified");
+        assert_eq!(finding.reason, FindingReason::Verified);
         assert_eq!(finding.scanned_at, Some("2026-12-01T00:00:00Z".parse().unwrap()));
         let finding = check(DIGEST, &[old], &keys, Severity::Medium, &[]);
         assert!(
@@ -341,7 +363,7 @@ mod tests {
             let layer = attestation(&key, "", DIGEST, VULN_V1, predicate);
             assert_eq!(
                 check(DIGEST, &[layer], &keys, Severity::Medium, &[]).reason,
-                "MalformedAttestation"
+                FindingReason::MalformedAttestation
             );
         }
     }

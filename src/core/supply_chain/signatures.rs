@@ -6,13 +6,14 @@ use std::collections::BTreeSet;
 use super::envelope::{self, Layer};
 use super::keys::TrustedKey;
 use super::{Finding, key_list, short};
+use crate::core::reasons::FindingReason;
 
 /// Whether `layers` (the signature layers attached to `digest`) hold
 /// signatures naming `digest` by at least `min` distinct keys of `keys`.
 pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) -> Finding {
     if layers.is_empty() {
-        return Finding::failed(
-            "SignatureMissing",
+        return Finding::of(
+            FindingReason::SignatureMissing,
             format!(
                 "no cosign signature is attached to {} (tag sha256-….sig or referrers)",
                 short(digest)
@@ -49,8 +50,8 @@ pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) ->
         };
     }
     let finding = if !other_digests.is_empty() {
-        Finding::failed(
-            "WrongDigest",
+        Finding::of(
+            FindingReason::WrongDigest,
             format!(
                 "a trusted signature names {}, not {}: it was copied from another image",
                 other_digests
@@ -62,8 +63,8 @@ pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) ->
             ),
         )
     } else if !signers.is_empty() {
-        Finding::failed(
-            "NotEnoughSignatures",
+        Finding::of(
+            FindingReason::NotEnoughSignatures,
             format!(
                 "signed by {} only; {min} distinct keys of {} must sign",
                 signed_by.join(", "),
@@ -71,16 +72,16 @@ pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) ->
             ),
         )
     } else if untrusted > 0 {
-        Finding::failed(
-            "UntrustedSignature",
+        Finding::of(
+            FindingReason::UntrustedSignature,
             format!(
                 "{untrusted} signature(s) verify with none of the keys {}: made with another key, or the payload was changed after signing",
                 key_list(keys)
             ),
         )
     } else {
-        Finding::failed(
-            "MalformedSignature",
+        Finding::of(
+            FindingReason::MalformedSignature,
             format!("no signature could be read: {}", malformed.join("; ")),
         )
     };
@@ -125,7 +126,7 @@ mod tests {
             &[key.trusted("release")],
             1,
         );
-        assert_eq!(finding.reason, "Verified");
+        assert_eq!(finding.reason, FindingReason::Verified);
         assert_eq!(finding.message, "signed by release");
         assert_eq!(finding.signed_by, vec!["release"]);
     }
@@ -136,18 +137,21 @@ mod tests {
         let other = SigningKey::generate();
         let trusted = [key.trusted("release")];
         let reason = |layers: &[Layer], min| check(DIGEST, layers, &trusted, min).reason;
-        assert_eq!(reason(&[], 1), "SignatureMissing");
+        assert_eq!(reason(&[], 1), FindingReason::SignatureMissing);
         assert_eq!(
             reason(&[signed(&other, payload(DIGEST))], 1),
-            "UntrustedSignature"
+            FindingReason::UntrustedSignature
         );
         let mut altered = signed(&key, payload(DIGEST));
         altered.content = payload(OTHER);
-        assert_eq!(reason(&[altered], 1), "UntrustedSignature");
-        assert_eq!(reason(&[signed(&key, payload(OTHER))], 1), "WrongDigest");
+        assert_eq!(reason(&[altered], 1), FindingReason::UntrustedSignature);
+        assert_eq!(
+            reason(&[signed(&key, payload(OTHER))], 1),
+            FindingReason::WrongDigest
+        );
         let mut unsigned = signed(&key, payload(DIGEST));
         unsigned.annotations.clear();
-        assert_eq!(reason(&[unsigned], 1), "MalformedSignature");
+        assert_eq!(reason(&[unsigned], 1), FindingReason::MalformedSignature);
         let message = check(DIGEST, &[signed(&key, payload(OTHER))], &trusted, 1).message;
         assert_eq!(
             message,
@@ -162,7 +166,7 @@ mod tests {
         let keys = [a.trusted("release"), b.trusted("security")];
         let twice_by_a = [signed(&a, payload(DIGEST)), signed(&a, payload(DIGEST))];
         let finding = check(DIGEST, &twice_by_a, &keys, 2);
-        assert_eq!(finding.reason, "NotEnoughSignatures");
+        assert_eq!(finding.reason, FindingReason::NotEnoughSignatures);
         assert!(
             finding
                 .message

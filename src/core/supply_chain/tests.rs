@@ -1,11 +1,16 @@
-//! Policies, due checks and gate verdicts at exact instants.
+//! Policies, due checks and gate verdicts at exact instants; malformed
+//! input thrown at every parser and check (`properties`).
+
+mod properties;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::keys::test_keys::SigningKey;
 use super::*;
-use crate::api::{Artifact, Environment};
+use crate::api::{Artifact, Environment, GateState};
+use crate::core::gates::records;
+use crate::core::reasons::FindingReason;
 
 const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const NEW_DIGEST: &str = "sha256:3333333333333333333333333333333333333333333333333333333333333333";
@@ -44,11 +49,21 @@ fn inline(key: &SigningKey) -> String {
     serde_json::to_string(&key.public_pem()).expect("json string")
 }
 
+/// The policies of an Environment that wants signatures by one new key.
+fn signature_policies() -> Vec<Result<Policy, PolicyProblem>> {
+    let key = SigningKey::generate();
+    let env = environment(&format!(
+        "{{provenance: {{signatures: {{keys: [{{name: release, pem: {}}}]}}}}}}",
+        inline(&key)
+    ));
+    policies(&env, &KeySecrets::new())
+}
+
 fn checked(check: &DueCheck, finding: Finding, when: &str) -> SupplyChainRecord {
     let attachments = Attachments::default();
     let mut record = record(check, Ok(&attachments), None, None, &Time(at(when)));
     record.verdict = finding.verdict;
-    record.reason = finding.reason.into();
+    record.reason = finding.reason.as_str().into();
     record.message = finding.message;
     record.scanned_at = finding.scanned_at.map(Time);
     record
@@ -143,7 +158,7 @@ fn unusable_keys_are_named_by_field_and_a_missing_secret_is_waited_for() {
         "{}",
         problem.message
     );
-    let outcome = outcome(
+    let outcome = records::evaluate(
         SupplyChainCheck::Vulnerabilities,
         &policies(&environment(bad), &KeySecrets::new()),
         &artifact(vec![]),
@@ -155,12 +170,7 @@ fn unusable_keys_are_named_by_field_and_a_missing_secret_is_waited_for() {
 
 #[test]
 fn a_digest_is_checked_once_and_a_new_digest_or_policy_is_checked_anew() {
-    let key = SigningKey::generate();
-    let env = environment(&format!(
-        "{{provenance: {{signatures: {{keys: [{{name: release, pem: {}}}]}}}}}}",
-        inline(&key)
-    ));
-    let policies = policies(&env, &KeySecrets::new());
+    let policies = signature_policies();
     let now = at("2026-12-02T09:00:00Z");
     let (due_now, _) = due(&policies, &artifact(vec![]), now);
     assert_eq!(due_now.len(), 1);
@@ -173,7 +183,7 @@ fn a_digest_is_checked_once_and_a_new_digest_or_policy_is_checked_anew() {
     let (again, next) = due(&policies, &artifact(vec![done.clone()]), now);
     assert!(again.is_empty());
     assert_eq!(next, None);
-    let outcome = outcome(
+    let outcome = records::evaluate(
         SupplyChainCheck::Signatures,
         &policies,
         &artifact(vec![done.clone()]),
@@ -194,12 +204,7 @@ fn a_digest_is_checked_once_and_a_new_digest_or_policy_is_checked_anew() {
 
 #[test]
 fn an_unreadable_registry_is_retried_with_backoff_and_the_gate_waits() {
-    let key = SigningKey::generate();
-    let env = environment(&format!(
-        "{{provenance: {{signatures: {{keys: [{{name: release, pem: {}}}]}}}}}}",
-        inline(&key)
-    ));
-    let policies = policies(&env, &KeySecrets::new());
+    let policies = signature_policies();
     let t0 = Time(at("2026-12-02T09:00:00Z"));
     let (checks, _) = due(&policies, &artifact(vec![]), t0.0);
     let first = record(
@@ -228,7 +233,7 @@ fn an_unreadable_registry_is_retried_with_backoff_and_the_gate_waits() {
         due(&policies, &artifact(vec![second.clone()]), t1.0).1,
         Some(at("2026-12-02T09:00:30Z"))
     );
-    let waiting = outcome(
+    let waiting = records::evaluate(
         SupplyChainCheck::Signatures,
         &policies,
         &artifact(vec![second]),
@@ -266,7 +271,7 @@ fn a_scan_older_than_max_age_holds_the_gate_from_that_instant_and_is_looked_for_
     let artifact = artifact(vec![done]);
     let stale_at = at("2026-12-08T12:00:00Z");
     // Fresh until exactly 168 h after the scan finished; the gate says when.
-    let before = outcome(
+    let before = records::evaluate(
         SupplyChainCheck::Vulnerabilities,
         &policies,
         &artifact,
@@ -281,7 +286,7 @@ fn a_scan_older_than_max_age_holds_the_gate_from_that_instant_and_is_looked_for_
         due(&policies, &artifact, at("2026-12-08T11:59:59Z")),
         (vec![], Some(stale_at))
     );
-    let stale = outcome(SupplyChainCheck::Vulnerabilities, &policies, &artifact, stale_at).unwrap();
+    let stale = records::evaluate(SupplyChainCheck::Vulnerabilities, &policies, &artifact, stale_at).unwrap();
     assert_eq!(stale.state, GateState::Pending);
     assert_eq!(
         stale.message,
@@ -310,8 +315,8 @@ fn a_failed_record_fails_the_gate_with_its_reason_and_is_never_checked_again() {
     let (checks, _) = due(&policies, &artifact(vec![]), now);
     let done = checked(
         &checks[0],
-        Finding::failed(
-            "RevisionMismatch",
+        Finding::of(
+            FindingReason::RevisionMismatch,
             "image sha256:111111111111 was built from 0123abc…, Artifact says 3f2c9a1…".into(),
         ),
         "2026-12-02T09:00:00Z",
@@ -321,14 +326,41 @@ fn a_failed_record_fails_the_gate_with_its_reason_and_is_never_checked_again() {
         due(&policies, &artifact, at("2027-01-01T00:00:00Z")),
         (vec![], None)
     );
-    let failed = outcome(SupplyChainCheck::Provenance, &policies, &artifact, now).unwrap();
+    let failed = records::evaluate(SupplyChainCheck::Provenance, &policies, &artifact, now).unwrap();
     assert_eq!(failed.state, GateState::Failed);
     assert_eq!(
         failed.message,
         "backend@sha256:111111111111: image sha256:111111111111 was built from 0123abc…, Artifact says 3f2c9a1… (RevisionMismatch)"
     );
     assert_eq!(
-        outcome(SupplyChainCheck::Signatures, &policies, &artifact, now),
+        records::evaluate(SupplyChainCheck::Signatures, &policies, &artifact, now),
         None
     );
+}
+
+#[test]
+fn a_record_is_told_when_its_digest_verdict_or_reason_is_new() {
+    let policies = signature_policies();
+    let (checks, _) = due(&policies, &artifact(vec![]), at("2026-12-02T09:00:00Z"));
+    let verified = checked(
+        &checks[0],
+        Finding::verified("signed by release".into()),
+        "2026-12-02T09:00:00Z",
+    );
+    assert_eq!(
+        record_event(&verified, None),
+        Some((
+            EventReason::Verified(SupplyChainCheck::Signatures),
+            "component backend (sha256:111111111111): signed by release".to_string()
+        ))
+    );
+    assert_eq!(record_event(&verified, Some(&verified)), None);
+    let copied = checked(
+        &checks[0],
+        Finding::of(FindingReason::WrongDigest, "copied from another image".into()),
+        "2026-12-02T10:00:00Z",
+    );
+    let (reason, _) = record_event(&copied, Some(&verified)).expect("a new reason");
+    assert_eq!(reason, EventReason::Finding(FindingReason::WrongDigest));
+    assert!(reason.is_warning());
 }

@@ -53,7 +53,11 @@ fn main() -> anyhow::Result<()> {
     let digest = layout::digest(&dir, name)?;
     // The signature names the repository the image is pushed to, as cosign's does.
     let image = PushedImage {
-        reference: format!("{}:{}", get("--identity")?, name.rsplit_once(':').map_or("", |(_, tag)| tag)),
+        reference: format!(
+            "{}:{}",
+            get("--identity")?,
+            name.rsplit_once(':').map_or("", |(_, tag)| tag)
+        ),
         digest: digest.clone(),
     };
     let provenance = attestation(
@@ -62,7 +66,9 @@ fn main() -> anyhow::Result<()> {
         SLSA_V1,
         slsa_v1(get("--repository")?, get("--commit")?, get("--builder")?),
     );
-    let repository = name.rsplit_once(':').map_or(name, |(repository, _tag)| repository);
+    let repository = name
+        .rsplit_once(':')
+        .map_or(name, |(repository, _tag)| repository);
     layout::attach(
         &dir,
         repository,

@@ -5,10 +5,10 @@
 
 use jiff::Timestamp;
 
-use crate::api::{Environment, GateState, Health, SoakGate};
+use crate::api::{Environment, Health, SoakGate};
+use crate::core::duration;
 
-use super::gates::Outcome;
-use super::windows::parse_duration;
+use super::outcome::Outcome;
 
 /// Everything the soak gate looks at.
 pub struct SoakInput<'a> {
@@ -18,13 +18,13 @@ pub struct SoakInput<'a> {
     /// The Artifact ran in this environment before: no soak.
     pub rollback: bool,
     /// Each upstream environment by name, and the Environment if it exists.
-    pub upstream: Vec<(&'a str, Option<&'a Environment>)>,
+    pub upstream: &'a [(&'a str, Option<&'a Environment>)],
     pub now: Timestamp,
 }
 
 /// The problem of spec.gates.soak that the schema cannot see.
 pub fn problem(gate: &SoakGate) -> Option<String> {
-    parse_duration(&gate.duration)
+    duration::parse(&gate.duration)
         .err()
         .map(|error| format!("spec.gates.soak.duration: {error}"))
 }
@@ -34,8 +34,8 @@ pub fn evaluate(input: &SoakInput<'_>) -> Outcome {
         return Outcome::passed("no soak required here");
     };
     let artifact = input.artifact;
-    let duration = match parse_duration(&gate.duration) {
-        Ok(duration) => duration,
+    let soak = match duration::parse(&gate.duration) {
+        Ok(soak) => soak,
         Err(error) => {
             return Outcome::failed(format!("spec.gates.soak.duration: {error}; fix the Environment"));
         }
@@ -51,7 +51,7 @@ pub fn evaluate(input: &SoakInput<'_>) -> Outcome {
     let mut waiting = Vec::new();
     // (end of soak, environment, healthy since) of the environment that ends last.
     let mut last: Option<(Timestamp, &str, Timestamp)> = None;
-    for (name, environment) in &input.upstream {
+    for (name, environment) in input.upstream {
         let running = environment
             .and_then(|environment| environment.status.as_ref())
             .and_then(|status| {
@@ -64,7 +64,7 @@ pub fn evaluate(input: &SoakInput<'_>) -> Outcome {
         match running {
             Some(app) if app.health == Health::Healthy => match &app.health_since {
                 Some(since) => {
-                    let Ok(end) = since.0.checked_add(duration) else {
+                    let Ok(end) = since.0.checked_add(soak) else {
                         return Outcome::failed(format!(
                             "spec.gates.soak.duration: {} is too long; fix the Environment",
                             gate.duration
@@ -81,15 +81,11 @@ pub fn evaluate(input: &SoakInput<'_>) -> Outcome {
         }
     }
     if !waiting.is_empty() {
-        return Outcome {
-            state: GateState::Pending,
-            message: format!(
-                "the {} soak starts once {artifact} is Healthy upstream: {}",
-                gate.duration,
-                waiting.join("; ")
-            ),
-            next_check: None,
-        };
+        return Outcome::pending(format!(
+            "the {} soak starts once {artifact} is Healthy upstream: {}",
+            gate.duration,
+            waiting.join("; ")
+        ));
     }
     let Some((end, name, since)) = last else {
         return Outcome::passed("no upstream environment to soak in");
@@ -101,12 +97,11 @@ pub fn evaluate(input: &SoakInput<'_>) -> Outcome {
         ))
     } else {
         Outcome {
-            state: GateState::Pending,
-            message: format!(
+            next_check: Some(end),
+            ..Outcome::pending(format!(
                 "{artifact} soaks until {end}: Healthy in {name} since {since}, soak {}",
                 gate.duration
-            ),
-            next_check: Some(end),
+            ))
         }
     }
 }
@@ -114,6 +109,7 @@ pub fn evaluate(input: &SoakInput<'_>) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::GateState;
     use crate::core::environment::fixture::{A, environment, running};
 
     fn upstream(name: &str, artifact: &str, health: Health, since: Option<&str>) -> Environment {
@@ -140,7 +136,7 @@ mod tests {
             artifact: "shop-1",
             application: "shop",
             rollback,
-            upstream: upstream.to_vec(),
+            upstream,
             now: now.parse().unwrap(),
         });
         (

@@ -129,6 +129,37 @@ fn normalises_docker_hub_names() {
     );
 }
 
+const DIGEST: &str = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+#[test]
+fn pinning_a_docker_hub_short_name_normalises_it() {
+    assert_eq!(
+        pinned_reference("nginx:1.27", DIGEST).unwrap(),
+        format!("docker.io/library/nginx@{DIGEST}")
+    );
+    assert_eq!(
+        pinned_reference("bitnami/redis", DIGEST).unwrap(),
+        format!("docker.io/bitnami/redis@{DIGEST}")
+    );
+}
+
+#[test]
+fn pinning_keeps_registry_and_port_and_drops_the_tag() {
+    assert_eq!(
+        pinned_reference("127.0.0.1:5000/shop/backend:v1.2.3", DIGEST).unwrap(),
+        format!("127.0.0.1:5000/shop/backend@{DIGEST}")
+    );
+}
+
+#[test]
+fn pinning_replaces_a_digest_already_present() {
+    let other = "sha256:ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff";
+    assert_eq!(
+        pinned_reference(&format!("ghcr.io/acme/api:v1@{other}"), DIGEST).unwrap(),
+        format!("ghcr.io/acme/api@{DIGEST}")
+    );
+}
+
 #[test]
 fn refuses_bad_references_with_the_reason() {
     assert_eq!(parse("").unwrap_err(), ParseError::NameEmpty);

@@ -13,16 +13,17 @@ use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use serde_json::{Value, json};
 
-use super::attestations::{self, test_envelopes::attestation};
-use super::envelope::{
+use crate::api::{ProvenancePredicate, Severity, Source, SupplyChainVerdict};
+use crate::core::reasons::FindingReason;
+use crate::core::supply_chain::attestations::{self, test_envelopes::attestation};
+use crate::core::supply_chain::envelope::{
     self, DSSE, Envelope, IN_TOTO, Layer, Malformed, SIGNATURE_ANNOTATION, SIMPLE_SIGNING, Statement, pae,
 };
-use super::keys::test_keys::{SigningKey, Trusted};
-use super::keys::{KeyError, TrustedKey};
-use super::provenance::{self, SLSA_V1, SLSA_V02};
-use super::scan::{self, VULN_V1};
-use super::{Finding, signatures};
-use crate::api::{ProvenancePredicate, Severity, Source, SupplyChainVerdict};
+use crate::core::supply_chain::keys::test_keys::{SigningKey, Trusted};
+use crate::core::supply_chain::keys::{KeyError, TrustedKey};
+use crate::core::supply_chain::provenance::{self, SLSA_V1, SLSA_V02};
+use crate::core::supply_chain::scan::{self, VULN_V1};
+use crate::core::supply_chain::{Finding, signatures};
 
 const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
 const OTHER: &str = "sha256:2222222222222222222222222222222222222222222222222222222222222222";
@@ -37,41 +38,41 @@ fn keys() -> Vec<TrustedKey> {
     vec![TRUSTED.trusted("release")]
 }
 
-const SIGNATURE_REASONS: &[&str] = &[
-    "Verified",
-    "SignatureMissing",
-    "WrongDigest",
-    "NotEnoughSignatures",
-    "UntrustedSignature",
-    "MalformedSignature",
+const SIGNATURE_REASONS: &[FindingReason] = &[
+    FindingReason::Verified,
+    FindingReason::SignatureMissing,
+    FindingReason::WrongDigest,
+    FindingReason::NotEnoughSignatures,
+    FindingReason::UntrustedSignature,
+    FindingReason::MalformedSignature,
 ];
-const ATTESTATION_REASONS: &[&str] = &[
-    "WrongSubject",
-    "UnknownKey",
-    "UntrustedAttestation",
-    "MalformedAttestation",
-    "AttestationMissing",
+const ATTESTATION_REASONS: &[FindingReason] = &[
+    FindingReason::WrongSubject,
+    FindingReason::UnknownKey,
+    FindingReason::UntrustedAttestation,
+    FindingReason::MalformedAttestation,
+    FindingReason::AttestationMissing,
 ];
-const PROVENANCE_REASONS: &[&str] = &[
-    "Verified",
-    "SourceMissing",
-    "BuilderMismatch",
-    "RepositoryMismatch",
-    "RevisionMismatch",
-    "WrongSubject",
-    "UnknownKey",
-    "UntrustedAttestation",
-    "MalformedAttestation",
-    "AttestationMissing",
+const PROVENANCE_REASONS: &[FindingReason] = &[
+    FindingReason::Verified,
+    FindingReason::SourceMissing,
+    FindingReason::BuilderMismatch,
+    FindingReason::RepositoryMismatch,
+    FindingReason::RevisionMismatch,
+    FindingReason::WrongSubject,
+    FindingReason::UnknownKey,
+    FindingReason::UntrustedAttestation,
+    FindingReason::MalformedAttestation,
+    FindingReason::AttestationMissing,
 ];
-const SCAN_REASONS: &[&str] = &[
-    "Verified",
-    "VulnerabilitiesFound",
-    "WrongSubject",
-    "UnknownKey",
-    "UntrustedAttestation",
-    "MalformedAttestation",
-    "AttestationMissing",
+const SCAN_REASONS: &[FindingReason] = &[
+    FindingReason::Verified,
+    FindingReason::VulnerabilitiesFound,
+    FindingReason::WrongSubject,
+    FindingReason::UnknownKey,
+    FindingReason::UntrustedAttestation,
+    FindingReason::MalformedAttestation,
+    FindingReason::AttestationMissing,
 ];
 
 /// Proptest's defaults but for the number of cases, and no regression files
@@ -86,7 +87,7 @@ fn cases(cases: u32) -> ProptestConfig {
 /// A finding as the gates read it: a reason of its check, a message, and a
 /// verdict that agrees with the reason (a check never says Unavailable:
 /// only the registry does).
-fn reasoned(finding: &Finding, reasons: &[&str]) -> Result<(), TestCaseError> {
+fn reasoned(finding: &Finding, reasons: &[FindingReason]) -> Result<(), TestCaseError> {
     prop_assert!(
         reasons.contains(&finding.reason),
         "reason {:?} is none of {reasons:?}",
@@ -99,7 +100,7 @@ fn reasoned(finding: &Finding, reasons: &[&str]) -> Result<(), TestCaseError> {
     );
     prop_assert_eq!(
         finding.verdict == SupplyChainVerdict::Verified,
-        finding.reason == "Verified"
+        finding.reason == FindingReason::Verified
     );
     prop_assert_ne!(finding.verdict, SupplyChainVerdict::Unavailable);
     Ok(())
@@ -1018,7 +1019,7 @@ proptest! {
         reasoned(&finding, SCAN_REASONS)?;
         prop_assert_eq!(
             finding.scanned_at.is_some(),
-            matches!(finding.reason, "Verified" | "VulnerabilitiesFound")
+            matches!(finding.reason, FindingReason::Verified | FindingReason::VulnerabilitiesFound)
         );
     }
 
@@ -1131,7 +1132,7 @@ fn a_trusted_signature_naming_a_digest_with_a_wide_character_is_a_wrong_digest()
     let content = simple_signing_payload_of("r/shop", CUT_INSIDE_A_CHARACTER);
     let layer = signature_layer_of(content.clone(), STANDARD.encode(TRUSTED.sign(&content)));
     let finding = signatures::check(DIGEST, &[layer], &keys(), 1);
-    assert_eq!(finding.reason, "WrongDigest");
+    assert_eq!(finding.reason, FindingReason::WrongDigest);
     assert_eq!(
         finding.message,
         "a trusted signature names sha256:00000000000🉢, not sha256:111111111111: it was copied from another image"
@@ -1142,7 +1143,7 @@ fn a_trusted_signature_naming_a_digest_with_a_wide_character_is_a_wrong_digest()
 fn a_statement_about_a_digest_with_a_wide_character_is_a_wrong_subject() {
     let layer = attestation(&TRUSTED, "", CUT_INSIDE_A_CHARACTER, SLSA_V1, json!({}));
     let finding = attestations::verified(DIGEST, &[layer], &keys(), &[SLSA_V1], "provenance").unwrap_err();
-    assert_eq!(finding.reason, "WrongSubject");
+    assert_eq!(finding.reason, FindingReason::WrongSubject);
     assert_eq!(
         finding.message,
         "the provenance signed by a trusted key is about sha256:00000000000🉢, not sha256:111111111111"
@@ -1167,7 +1168,7 @@ fn a_provenance_commit_with_a_wide_character_is_a_revision_mismatch() {
         None,
         Some(&source),
     );
-    assert_eq!(finding.reason, "RevisionMismatch");
+    assert_eq!(finding.reason, FindingReason::RevisionMismatch);
     assert_eq!(
         finding.message,
         "image sha256:111111111111 was built from 00000000000🉢…, Artifact says 3f2c9a1b4d5e…"

@@ -1,4 +1,12 @@
-//! Parsing image references without a regular expression.
+//! Image references: parsed without a regular expression, normalised as
+//! Docker does, pinned to digests.
+//!
+//! A name without a registry lives on `docker.io`, and a single-segment
+//! Docker Hub name lives under `library/`, so `nginx:1.27` is
+//! `docker.io/library/nginx:1.27`. A reference without tag or digest means
+//! `:latest`. Pinning and the registry's digest cache both work on the
+//! normalised form, so `nginx:1.27` and `docker.io/library/nginx:1.27` are
+//! one image.
 //!
 //! `oci-client`'s `Reference::try_from` matches one large regular expression
 //! whose compiled automaton and per-thread search caches stay in memory for
@@ -33,10 +41,61 @@ const DEFAULT_TAG: &str = "latest";
 const NAME_MAX: usize = 255;
 const TAG_MAX: usize = 128;
 
+/// Why an image reference cannot be used. Each names the reference as the
+/// caller gave it.
+#[derive(Debug, thiserror::Error)]
+pub enum ReferenceError {
+    #[error("{reference:?} is not a valid image reference")]
+    InvalidReference {
+        reference: String,
+        #[source]
+        source: ParseError,
+    },
+
+    #[error("{digest:?} is not a valid digest for image {reference}")]
+    InvalidDigest {
+        reference: String,
+        digest: String,
+        #[source]
+        source: ParseError,
+    },
+}
+
+/// Parses `image`, normalised as Docker does.
+pub fn parse_image(image: &str) -> Result<Reference, ReferenceError> {
+    parse(image).map_err(|source| ReferenceError::InvalidReference {
+        reference: image.to_owned(),
+        source,
+    })
+}
+
+/// The reference to deploy: `image`'s registry and repository, normalised,
+/// pinned to `digest`, with any tag dropped (`nginx:1.27` and
+/// `sha256:ab…` give `docker.io/library/nginx@sha256:ab…`).
+pub fn pinned_reference(image: &str, digest: &str) -> Result<String, ReferenceError> {
+    let reference = parse_image(image)?;
+    let pinned = reference.clone_with_digest(digest.to_owned()).whole();
+    // Parsing the result back refuses a malformed digest here, before it can
+    // reach a pod template.
+    parse(&pinned).map_err(|source| ReferenceError::InvalidDigest {
+        reference: image.to_owned(),
+        digest: digest.to_owned(),
+        source,
+    })?;
+    Ok(pinned)
+}
+
+/// The registry and repository `image` names, normalised as for pinning:
+/// `nginx:1.27` is (`docker.io`, `library/nginx`).
+pub fn registry_and_repository(image: &str) -> Result<(String, String), ReferenceError> {
+    let reference = parse_image(image)?;
+    Ok((reference.registry().to_owned(), reference.repository().to_owned()))
+}
+
 /// Parses `text` as an image reference, normalised as Docker does:
 /// `nginx:1.27` is `docker.io/library/nginx:1.27`, and a reference without
 /// tag or digest means `:latest`.
-pub fn parse(text: &str) -> Result<Reference, ParseError> {
+fn parse(text: &str) -> Result<Reference, ParseError> {
     if text.is_empty() {
         return Err(ParseError::NameEmpty);
     }

@@ -4,10 +4,10 @@
 //! both ways against what runs in an environment. The gate and `kubectl
 //! hoist compat` share these checks.
 
-use crate::api::{Artifact, Compatibility, CompatibilityGate, GateState, VersionScheme};
+use crate::api::{ApplicationStatus, Artifact, Compatibility, CompatibilityGate, VersionScheme};
 use crate::core::version;
 
-use super::gates::Outcome;
+use super::outcome::Outcome;
 
 /// A release of one application: what runs in an environment, or the
 /// Artifact about to be promoted.
@@ -30,6 +30,27 @@ impl<'a> Release<'a> {
             scheme: artifact.spec.version_scheme,
             declares: &artifact.spec.compatibility,
         }
+    }
+}
+
+/// What runs for one application, with the ranges its Artifact declares
+/// (none, read as SemVer, when the Artifact is gone).
+pub fn running_release<'a>(
+    app: &'a ApplicationStatus,
+    artifacts: &dyn Fn(&str) -> Option<&'a Artifact>,
+) -> Release<'a> {
+    match artifacts(&app.artifact) {
+        Some(artifact) => Release {
+            version: &app.version,
+            ..Release::of(artifact)
+        },
+        None => Release {
+            application: &app.application,
+            artifact: &app.artifact,
+            version: &app.version,
+            scheme: VersionScheme::SemVer,
+            declares: &[],
+        },
     }
 }
 
@@ -152,14 +173,10 @@ pub fn evaluate(
         } else {
             format!("{checked} compatibility range(s) hold against what runs here")
         }),
-        (false, true) => Outcome {
-            state: GateState::Pending,
-            message: format!(
-                "{}; promote compatible releases first, or waive Compatibility",
-                problems.join("; ")
-            ),
-            next_check: None,
-        },
+        (false, true) => Outcome::pending(format!(
+            "{}; promote compatible releases first, or waive Compatibility",
+            problems.join("; ")
+        )),
         (false, false) => Outcome::passed(format!("not enforced; would hold: {}", problems.join("; "))),
     }
 }
@@ -167,6 +184,7 @@ pub fn evaluate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::GateState;
 
     fn ranges(yaml: &str) -> Vec<Compatibility> {
         serde_yaml::from_str(yaml).expect("fixture parses")
