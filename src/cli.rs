@@ -35,6 +35,8 @@ pub enum CliError {
     Config(#[source] kube::config::InferConfigError),
     #[error(transparent)]
     Run(#[from] crate::controller::RunError),
+    #[error("leader election: {0}")]
+    Election(String),
 }
 
 /// `hoist crds`: the generated CRDs, printed or written one file each.
@@ -91,6 +93,33 @@ pub async fn render(
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)
+    })
+}
+
+/// The leader election `hoist controller` takes part in, from its options:
+/// `identity` defaults to the host name (a pod's name).
+pub fn election(
+    lease_name: String,
+    lease_namespace: Option<String>,
+    identity: Option<String>,
+    timing: crate::core::lease::Timing,
+) -> Result<crate::controller::leader::Election, CliError> {
+    let timing = timing
+        .validate()
+        .map_err(|error| CliError::Election(error.to_string()))?;
+    let identity = identity
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .filter(|identity| !identity.is_empty())
+        .ok_or_else(|| {
+            CliError::Election(
+                "this replica has no identity: set --leader-identity or POD_NAME (the chart sets it)".into(),
+            )
+        })?;
+    Ok(crate::controller::leader::Election {
+        lease_name,
+        lease_namespace,
+        identity,
+        timing,
     })
 }
 

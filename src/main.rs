@@ -55,6 +55,8 @@ enum Command {
         /// Log as JSON lines.
         #[arg(long, env = "HOIST_LOG_JSON")]
         log_json: bool,
+        #[command(flatten)]
+        election: Box<ElectionArgs>,
     },
     /// Print the CustomResourceDefinitions, or write one file per CRD into a directory.
     Crds {
@@ -78,6 +80,35 @@ enum Command {
         #[arg(long, value_parser = instant)]
         at: Option<k8s_openapi::jiff::Timestamp>,
     },
+}
+
+/// Leader election among replicas of `hoist controller`.
+#[derive(clap::Args)]
+struct ElectionArgs {
+    /// Take part in leader election over a coordination.k8s.io Lease: of the
+    /// replicas that run, only the holder reconciles and writes; the others
+    /// keep their caches warm and take over when it goes away.
+    #[arg(long = "leader-election", env = "HOIST_LEADER_ELECTION")]
+    enabled: bool,
+    /// The Lease's name.
+    #[arg(long, env = "HOIST_LEASE_NAME", default_value = "hoist")]
+    lease_name: String,
+    /// The Lease's namespace (default: the pod's own, or the kubeconfig's).
+    #[arg(long, env = "HOIST_LEASE_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// This replica's name in the Lease (default: the host name, a pod's name).
+    #[arg(long, env = "POD_NAME")]
+    leader_identity: Option<String>,
+    /// A Lease not renewed for this long is taken over (whole seconds).
+    #[arg(long, env = "HOIST_LEASE_DURATION", default_value = "15s", value_parser = duration::parse_flag)]
+    lease_duration: std::time::Duration,
+    /// A leader that could not renew for this long stops reconciling;
+    /// shorter than the lease duration.
+    #[arg(long, env = "HOIST_RENEW_DEADLINE", default_value = "10s", value_parser = duration::parse_flag)]
+    renew_deadline: std::time::Duration,
+    /// How often the leader renews the Lease and standbys look at it.
+    #[arg(long, env = "HOIST_RETRY_PERIOD", default_value = "1s", value_parser = duration::parse_flag)]
+    retry_period: std::time::Duration,
 }
 
 /// An instant in RFC 3339, such as `2026-12-04T17:30:00Z`.
@@ -108,7 +139,28 @@ async fn main() -> ExitCode {
             approval_policy,
             prometheus_address,
             log_json,
+            election,
         } => {
+            let election = if election.enabled {
+                match hoist::cli::election(
+                    election.lease_name,
+                    election.lease_namespace,
+                    election.leader_identity,
+                    hoist::core::lease::Timing {
+                        lease_duration: election.lease_duration,
+                        renew_deadline: election.renew_deadline,
+                        retry_period: election.retry_period,
+                    },
+                ) {
+                    Ok(election) => Some(election),
+                    Err(error) => {
+                        eprintln!("hoist: {error}");
+                        return ExitCode::from(2);
+                    }
+                }
+            } else {
+                None
+            };
             let settings = hoist::controller::Settings {
                 health_address,
                 insecure_registries,
@@ -118,6 +170,7 @@ async fn main() -> ExitCode {
                 shutdown_timeout,
                 approval_policy,
                 prometheus_address,
+                election,
                 ..Default::default()
             };
             hoist::cli::controller(settings, log_json).await

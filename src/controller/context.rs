@@ -172,6 +172,8 @@ pub struct Context {
     pub prometheus: super::prometheus::Prometheus,
     /// Supply-chain records this process made, until its caches hold them.
     pub checks: ChecksMade,
+    /// Whether this replica leads: only the leader reconciles.
+    pub leadership: super::leader::Leadership,
 }
 
 impl Context {

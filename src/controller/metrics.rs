@@ -14,6 +14,7 @@ use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::leader::Leadership;
 use super::readiness::Readiness;
 use crate::registry::Resolver;
 
@@ -92,6 +93,11 @@ impl Metrics {
     /// Exports how many caches have not listed yet, read on each scrape.
     pub fn register_readiness(registry: &mut Registry, readiness: Readiness) {
         registry.register_collector(Box::new(UnlistedCaches(readiness)));
+    }
+
+    /// Exports whether this replica leads (`hoist_leader{identity}`).
+    pub fn register_leadership(registry: &mut Registry, leadership: Leadership) {
+        registry.register_collector(Box::new(Leader(leadership)));
     }
 
     /// Records how long the operator took to become ready.
@@ -203,5 +209,28 @@ impl Collector for UnlistedCaches {
             gauge.metric_type(),
         )?;
         gauge.encode(metric)
+    }
+}
+
+/// `hoist_leader`: 1 while this replica leads, read at each scrape.
+struct Leader(Leadership);
+
+impl std::fmt::Debug for Leader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Leader").field(&self.0.identity()).finish()
+    }
+}
+
+impl Collector for Leader {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let gauge = ConstGauge::new(i64::from(self.0.is_leading()));
+        let mut metric = encoder.encode_descriptor(
+            "hoist_leader",
+            "1 while this replica holds the leader Lease and reconciles, 0 while it stands by",
+            None,
+            gauge.metric_type(),
+        )?;
+        let labels = [("identity", self.0.identity().to_owned())];
+        gauge.encode(metric.encode_family(&labels)?)
     }
 }

@@ -17,6 +17,7 @@ mod context;
 mod environment;
 mod error;
 mod keys;
+pub mod leader;
 mod metrics;
 mod prometheus;
 mod promotion;
@@ -113,6 +114,9 @@ pub struct Settings {
     pub approval_policy: String,
     /// The Prometheus server of verification steps that name no address.
     pub prometheus_address: Option<String>,
+    /// Take part in leader election: of the replicas that run, only the
+    /// holder of the Lease reconciles. `None`: this replica always does.
+    pub election: Option<leader::Election>,
 }
 
 /// The start-up deadline unless configured: a large tenant lists in seconds.
@@ -133,6 +137,7 @@ impl Default for Settings {
             api_requests: ApiRequests::default(),
             approval_policy: crate::core::gates::approval::POLICY.to_string(),
             prometheus_address: None,
+            election: None,
         }
     }
 }
@@ -168,6 +173,11 @@ where
         async move {
             if !ctx.stores.wait_until_synced().await {
                 // Stopping: nothing new is decided; the next start looks again.
+                return Ok(Action::await_change());
+            }
+            if !ctx.leadership.is_leading() {
+                // A standby decides nothing; when it becomes the leader every
+                // object is reconciled (`Leadership::acquired`).
                 return Ok(Action::await_change());
             }
             let _timer = ctx.metrics.reconcile(controller);
@@ -284,6 +294,18 @@ async fn identity(client: &Client) -> Result<Option<String>, RunError> {
 /// Binds the health server, starts the watches and the controllers.
 pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunError> {
     let started = Instant::now();
+    let leadership = match &settings.election {
+        Some(election) => leader::Leadership::candidate(&election.identity),
+        None => leader::Leadership::sole(),
+    };
+    // With an election, writes leave the process only while this replica
+    // leads; the Lease and the operator's own SelfSubjectReview go through
+    // the client as given.
+    let unfenced = client.clone();
+    let client = match &settings.election {
+        Some(_) => leader::fenced(client, leadership.clone()),
+        None => client,
+    };
     let managed = watcher::Config::default().labels(&match &settings.namespace {
         Some(namespace) => format!("{LABEL_ENVIRONMENT},{LABEL_TENANT}={namespace}"),
         None => LABEL_ENVIRONMENT.to_string(),
@@ -387,12 +409,15 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         )
     });
     let readiness = Readiness::new(watches.listed);
-    let identity = identity(&client).await?;
+    let identity = identity(&unfenced).await?;
 
     // No prefix: `with_prefix("")` would export every name with a leading `_`.
     let mut registry = Registry::default();
     let metrics = Metrics::register(&mut registry);
     Metrics::register_readiness(&mut registry, readiness.clone());
+    if settings.election.is_some() {
+        Metrics::register_leadership(&mut registry, leadership.clone());
+    }
     settings.api_requests.register(&mut registry);
     let resolver = Resolver::new(ResolverConfig {
         insecure_registries: settings.insecure_registries.clone(),
@@ -439,6 +464,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         identity,
         prometheus: prometheus::Prometheus::new(settings.prometheus_address.clone()),
         checks: Default::default(),
+        leadership: leadership.clone(),
     });
     let controller_config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
 
@@ -454,6 +480,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     let artifact_controller =
         Controller::for_shared_stream(stream(artifact_events.pop()), stores.artifacts.store())
             .with_config(controller_config.clone())
+            .reconcile_all_on(leadership.acquired())
             .graceful_shutdown_on(signal(&graceful))
             .run(
                 reconciler("artifact", artifact::reconcile),
@@ -465,6 +492,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     let promotion_controller =
         Controller::for_shared_stream(stream(promotion_events.pop()), stores.promotions.store())
             .with_config(controller_config.clone())
+            .reconcile_all_on(leadership.acquired())
             .graceful_shutdown_on(signal(&graceful))
             .run(
                 reconciler("promotion", promotion::reconcile),
@@ -477,6 +505,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     let mut environment_controller =
         Controller::for_shared_stream(stream(environment_events.pop()), stores.environments.store())
             .with_config(controller_config)
+            .reconcile_all_on(leadership.acquired())
             .watches_shared_stream(
                 stream(environment_events.pop()),
                 triggers::over(stores.environments.clone(), triggers::downstream_of),
@@ -551,7 +580,19 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         Task::controller("promotion", tokio::spawn(promotion_controller)),
         Task::controller("environment", tokio::spawn(environment_controller)),
     ];
-    let tasks = supervisor::AbortOnDrop::of(watches.iter().chain(&controllers));
+    let election = settings.election.clone().map(|election| {
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(leader::run(unfenced, election, leadership, async move {
+            let _ = released.await;
+        }));
+        (Task::election(handle), release)
+    });
+    let tasks = supervisor::AbortOnDrop::of(
+        watches
+            .iter()
+            .chain(&controllers)
+            .chain(election.as_ref().map(|(task, _)| task)),
+    );
     Ok(Operator {
         health_address,
         tasks,
@@ -565,6 +606,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
             startup_timeout: settings.startup_timeout,
             shutdown_timeout: settings.shutdown_timeout,
             started,
+            election,
         },
     })
 }

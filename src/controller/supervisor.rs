@@ -11,6 +11,9 @@
 //! - When a controller or a watch ends or panics, `/healthz` and `/readyz`
 //!   fail at once, the rest stops the same way, and `run` returns an error,
 //!   so `hoist controller` exits non-zero and Kubernetes restarts it.
+//! - With leader election, the Lease is released after the in-flight
+//!   reconciles finished (or the shutdown timeout passed), so a standby
+//!   takes over at once and never beside a reconcile of this replica.
 //! - When the caches have not listed within the start-up timeout (a list
 //!   refused by RBAC is retried forever by the watch), it names them, with
 //!   the last error of each, and returns an error.
@@ -21,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, oneshot};
 use tokio::task::{JoinError, JoinHandle};
 
 use super::metrics::Metrics;
@@ -78,6 +81,13 @@ impl Task {
         }
     }
 
+    pub fn election(handle: JoinHandle<()>) -> Self {
+        Task {
+            name: "leader election".into(),
+            handle,
+        }
+    }
+
     pub fn controller(kind: &str, handle: JoinHandle<()>) -> Self {
         Task {
             name: format!("{kind} controller"),
@@ -99,7 +109,13 @@ pub struct Supervisor {
     pub startup_timeout: Duration,
     pub shutdown_timeout: Duration,
     pub started: Instant,
+    /// The leader election's task (it never ends on its own) and what tells
+    /// it to release the Lease and end.
+    pub election: Option<(Task, oneshot::Sender<()>)>,
 }
+
+/// How long releasing the Lease may take at shutdown: one request.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why the supervisor begins to stop.
 enum Reason {
@@ -149,9 +165,12 @@ impl Supervisor {
             startup_timeout,
             shutdown_timeout,
             started,
+            election,
         } = self;
+        let (election, release) = election.unzip();
         // Whatever happens below, no task outlives `run`.
-        let _aborts = AbortOnDrop::of(watches.iter().chain(&controllers));
+        let _aborts = AbortOnDrop::of(watches.iter().chain(&controllers).chain(&election));
+        let mut election = named(election.into_iter().collect());
         let mut pending_controllers: BTreeSet<String> = controllers.iter().map(|t| t.name.clone()).collect();
         let mut watches = named(watches);
         let mut controllers = named(controllers);
@@ -164,6 +183,7 @@ impl Supervisor {
             tokio::select! {
                 biased;
                 Some((task, result)) = watches.next() => break Reason::Died(task, cause(result)),
+                Some((task, result)) = election.next() => break Reason::Died(task, cause(result)),
                 Some((task, result)) = controllers.next() => {
                     pending_controllers.remove(&task);
                     break Reason::Died(task, cause(result));
@@ -230,6 +250,18 @@ impl Supervisor {
                 tracing::error!(failure = %stopped_badly, "stopping");
                 health.fail(stopped_badly.to_string());
                 failure.get_or_insert(stopped_badly);
+            }
+        }
+        if let Some(release) = release {
+            // In-flight reconciles are done: give the Lease up.
+            let _ = release.send(());
+            if tokio::time::timeout(RELEASE_TIMEOUT, election.next())
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "releasing the leader Lease took too long; a standby takes over once it expires"
+                );
             }
         }
         match failure {

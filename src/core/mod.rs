@@ -10,6 +10,7 @@ pub mod deployment;
 pub mod duration;
 pub mod environment;
 pub mod gates;
+pub mod lease;
 pub mod reasons;
 pub mod reference;
 pub mod supply_chain;

@@ -43,6 +43,7 @@ impl Fixture {
 
     fn supervisor(&self, watches: Vec<Task>, controllers: Vec<Task>) -> Supervisor {
         Supervisor {
+            election: None,
             watches,
             controllers,
             readiness: self.readiness.clone(),

@@ -161,6 +161,52 @@ async fn update_with_a_stale_resource_version_conflicts() -> anyhow::Result<()> 
 }
 
 #[tokio::test]
+async fn of_two_replicas_claiming_one_lease_at_the_same_version_one_conflicts() -> anyhow::Result<()> {
+    // Leader election's claim: read the Lease, write it back as yours at the
+    // version read. Two replicas that read the same version cannot both win.
+    let server = StandIn::start().await?;
+    let leases: Api<Lease> = Api::namespaced(server.client(), "default");
+    let claim = |lease: &Lease, holder: &str| {
+        let mut lease = lease.clone();
+        lease.spec = Some(LeaseSpec {
+            holder_identity: Some(holder.to_owned()),
+            lease_duration_seconds: Some(15),
+            ..LeaseSpec::default()
+        });
+        lease
+    };
+    let read = leases
+        .create(
+            &PostParams::default(),
+            &Lease {
+                metadata: ObjectMeta {
+                    name: Some("hoist".to_owned()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(LeaseSpec::default()),
+            },
+        )
+        .await?;
+    let won = leases
+        .replace("hoist", &PostParams::default(), &claim(&read, "a"))
+        .await?;
+    assert!(resource_version(&won) > resource_version(&read));
+    let status = status_of(
+        leases
+            .replace("hoist", &PostParams::default(), &claim(&read, "b"))
+            .await,
+    );
+    assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        status.message,
+        "Operation cannot be fulfilled on leases.coordination.k8s.io \"hoist\": the object has been modified; please apply your changes to the latest version and try again"
+    );
+    let holder = leases.get("hoist").await?.spec.and_then(|s| s.holder_identity);
+    assert_eq!(holder.as_deref(), Some("a"));
+    Ok(())
+}
+
+#[tokio::test]
 async fn built_ins_allow_unconditional_updates_custom_resources_do_not() -> anyhow::Result<()> {
     let server = StandIn::start_with_crds(vec![<Widget as kube::CustomResourceExt>::crd()]).await?;
     let config_maps: Api<ConfigMap> = Api::namespaced(server.client(), "default");
