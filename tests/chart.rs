@@ -1,0 +1,199 @@
+//! The Helm chart as `helm template` renders it (helm from `.tools/bin`,
+//! installed by scripts/setup): two replicas with leader election, a
+//! PodDisruptionBudget, a hardened pod, the Lease's RBAC in the release's
+//! namespace only, and values checked by `values.schema.json`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, ensure};
+use serde_yaml::Value;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn helm() -> anyhow::Result<PathBuf> {
+    let helm = repo().join(".tools/bin/helm");
+    ensure!(
+        helm.is_file(),
+        "{} is missing: scripts/setup installs helm there",
+        helm.display()
+    );
+    Ok(helm)
+}
+
+/// `helm template` of the chart with `args`: the objects, or helm's error.
+fn template(args: &[&str]) -> anyhow::Result<Result<Vec<Value>, String>> {
+    let output = Command::new(helm()?)
+        .args(["template", "hoist", "charts/hoist", "--namespace", "hoist-system"])
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .context("running helm template")?;
+    if !output.status.success() {
+        return Ok(Err(String::from_utf8_lossy(&output.stderr).into_owned()));
+    }
+    let text = String::from_utf8(output.stdout)?;
+    let mut objects = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let object = Value::deserialize(document)?;
+        if !object.is_null() {
+            objects.push(object);
+        }
+    }
+    Ok(Ok(objects))
+}
+
+use serde::Deserialize as _;
+
+fn rendered(args: &[&str]) -> anyhow::Result<Vec<Value>> {
+    template(args)?.map_err(|error| anyhow::anyhow!("helm template {args:?} failed: {error}"))
+}
+
+fn refused(args: &[&str]) -> anyhow::Result<String> {
+    match template(args)? {
+        Ok(_) => anyhow::bail!("helm template {args:?} rendered; it should have been refused"),
+        Err(error) => Ok(error),
+    }
+}
+
+fn find<'a>(objects: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+}
+
+fn env<'a>(container: &'a Value, name: &str) -> Option<&'a Value> {
+    container["env"].as_sequence()?.iter().find(|e| e["name"] == name)
+}
+
+#[test]
+fn defaults_run_two_replicas_with_leader_election_a_budget_and_a_hardened_pod() -> anyhow::Result<()> {
+    let objects = rendered(&[])?;
+    let deployment = find(&objects, "Deployment", "hoist").context("no Deployment hoist")?;
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"], 2);
+    assert_eq!(spec["strategy"]["type"], "RollingUpdate");
+    assert_eq!(spec["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    let container = &pod["containers"][0];
+    assert_eq!(
+        container["image"].as_str(),
+        Some(format!("ghcr.io/hoist-dev/hoist:{}", env!("CARGO_PKG_VERSION")).as_str())
+    );
+    let security = &container["securityContext"];
+    assert_eq!(security["runAsNonRoot"], true);
+    // The image's own user (scripts/image, Dockerfile).
+    assert_eq!(security["runAsUser"], 65532);
+    assert_eq!(security["readOnlyRootFilesystem"], true);
+    assert_eq!(security["allowPrivilegeEscalation"], false);
+    assert_eq!(security["capabilities"]["drop"][0], "ALL");
+    assert_eq!(security["seccompProfile"]["type"], "RuntimeDefault");
+
+    let anti = &pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"][0];
+    assert_eq!(anti["podAffinityTerm"]["topologyKey"], "kubernetes.io/hostname");
+    assert_eq!(
+        anti["podAffinityTerm"]["labelSelector"]["matchLabels"],
+        spec["selector"]["matchLabels"]
+    );
+
+    assert_eq!(
+        env(container, "HOIST_LEADER_ELECTION").context("no HOIST_LEADER_ELECTION")?["value"],
+        "true"
+    );
+    assert_eq!(
+        env(container, "HOIST_LEASE_NAME").context("no HOIST_LEASE_NAME")?["value"],
+        "hoist"
+    );
+    assert_eq!(
+        env(container, "HOIST_LEASE_NAMESPACE").context("no HOIST_LEASE_NAMESPACE")?["valueFrom"]["fieldRef"]
+            ["fieldPath"],
+        "metadata.namespace"
+    );
+    for (name, value) in [
+        ("HOIST_LEASE_DURATION", "15s"),
+        ("HOIST_RENEW_DEADLINE", "10s"),
+        ("HOIST_RETRY_PERIOD", "1s"),
+    ] {
+        assert_eq!(
+            env(container, name).with_context(|| format!("no {name}"))?["value"],
+            value
+        );
+    }
+
+    let budget = find(&objects, "PodDisruptionBudget", "hoist").context("no PodDisruptionBudget")?;
+    assert_eq!(budget["spec"]["minAvailable"], 1);
+    assert_eq!(
+        budget["spec"]["selector"]["matchLabels"],
+        spec["selector"]["matchLabels"]
+    );
+
+    // The Lease: a Role in the release's namespace, by name where RBAC can.
+    let role = find(&objects, "Role", "hoist-leader-election").context("no Role for the Lease")?;
+    assert_eq!(role["metadata"]["namespace"], "hoist-system");
+    assert_eq!(role["rules"][0]["verbs"], serde_yaml::to_value(["create"])?);
+    assert_eq!(
+        role["rules"][1]["resourceNames"],
+        serde_yaml::to_value(["hoist"])?
+    );
+    assert_eq!(
+        role["rules"][1]["verbs"],
+        serde_yaml::to_value(["get", "update"])?
+    );
+    let binding = find(&objects, "RoleBinding", "hoist-leader-election").context("no RoleBinding")?;
+    assert_eq!(binding["subjects"][0]["name"], "hoist");
+    Ok(())
+}
+
+#[test]
+fn one_replica_without_election_is_replaced_by_stopping_first() -> anyhow::Result<()> {
+    let objects = rendered(&["--set", "replicas=1", "--set", "leaderElection.enabled=false"])?;
+    let deployment = find(&objects, "Deployment", "hoist").context("no Deployment hoist")?;
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert!(env(container, "HOIST_LEADER_ELECTION").is_none());
+    assert!(find(&objects, "PodDisruptionBudget", "hoist").is_none());
+    assert!(find(&objects, "Role", "hoist-leader-election").is_none());
+    Ok(())
+}
+
+#[test]
+fn two_replicas_without_election_are_refused() -> anyhow::Result<()> {
+    let error = refused(&["--set", "leaderElection.enabled=false"])?;
+    assert!(
+        error.contains("replicas above 1 need leaderElection.enabled"),
+        "helm said: {error}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_values_schema_refuses_wrong_types_and_unknown_keys() -> anyhow::Result<()> {
+    for (args, path) in [
+        (&["--set", "replicas=two"][..], "/replicas"),
+        (
+            &["--set-string", "leaderElection.enabled=yes"][..],
+            "/leaderElection/enabled",
+        ),
+        (
+            &["--set", "leaderElection.leaseDuration=1500ms"][..],
+            "/leaderElection/leaseDuration",
+        ),
+        (&["--set", "image.digest=latest"][..], "/image/digest"),
+        (&["--set", "metrics.port=70000"][..], "/metrics/port"),
+    ] {
+        let error = refused(args)?;
+        assert!(
+            error.contains("values don't meet the specifications of the schema") && error.contains(path),
+            "helm template {args:?} said: {error}"
+        );
+    }
+    // A misspelt key is refused, not silently ignored.
+    let error = refused(&["--set", "replica=3"])?;
+    assert!(error.contains("replica"), "helm said: {error}");
+    Ok(())
+}
