@@ -109,40 +109,18 @@ impl Scenario {
     /// requests passed through `slowness`.
     async fn replica(&self, identity: &'static str, slowness: hoist_testkit::delay::Slowness) -> Replica {
         let (client, requests) = self.cluster.delayed_client(slowness).expect("client");
-        let registry = registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)");
         let settings = Settings {
-            health_address: ([127, 0, 0, 1], 0).into(),
-            insecure_registries: vec![registry],
-            namespace: Some(self.namespace().to_string()),
             election: Some(Election {
                 lease_name: LEASE.into(),
                 lease_namespace: Some(self.namespace().to_string()),
                 identity: identity.into(),
                 timing: TIMING,
             }),
-            ..Settings::default()
+            ..self.settings()
         };
-        let operator = hoist::controller::start(client, settings)
-            .await
-            .expect("replica starts");
-        let health = operator.health_address();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            operator
-                .run(async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("replica runs");
-        });
         Replica {
             identity,
-            operator: Operator {
-                stop,
-                task,
-                requests,
-                health,
-            },
+            operator: Operator::spawn(client, requests, settings).await,
         }
     }
 

@@ -49,6 +49,32 @@ struct Operator {
     health: std::net::SocketAddr,
 }
 
+impl Operator {
+    /// Starts the operator with `client` (whose requests `requests` counts)
+    /// and runs it in a task of its own until it is stopped.
+    async fn spawn(client: Client, requests: RequestCounter, settings: Settings) -> Operator {
+        let operator = hoist::controller::start(client, settings)
+            .await
+            .expect("operator starts");
+        let health = operator.health_address();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            operator
+                .run(async move {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("operator runs");
+        });
+        Operator {
+            stop,
+            task,
+            requests,
+            health,
+        }
+    }
+}
+
 struct Scenario {
     cluster: TestCluster,
     /// Target namespace per stage.
@@ -210,8 +236,14 @@ impl Scenario {
     /// Starts the operator, watching only this test's namespace.
     async fn start(&mut self) {
         let (client, requests) = self.cluster.counted_client().expect("counted client");
+        let settings = self.settings();
+        self.operator = Some(Operator::spawn(client, requests, settings).await);
+    }
+
+    /// The operator's settings: this test's namespace and registries.
+    fn settings(&self) -> Settings {
         let registry = registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)");
-        let settings = Settings {
+        Settings {
             health_address: ([127, 0, 0, 1], 0).into(),
             insecure_registries: [registry]
                 .into_iter()
@@ -219,26 +251,7 @@ impl Scenario {
                 .collect(),
             namespace: Some(self.namespace().to_string()),
             ..Settings::default()
-        };
-        let operator = hoist::controller::start(client, settings)
-            .await
-            .expect("operator starts");
-        let health = operator.health_address();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            operator
-                .run(async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("operator runs");
-        });
-        self.operator = Some(Operator {
-            stop,
-            task,
-            requests,
-            health,
-        });
+        }
     }
 
     /// Stops the operator gracefully.
