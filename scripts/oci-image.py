@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import platform
 import subprocess
 import sys
 import tarfile
@@ -56,6 +57,27 @@ def shared_libraries(binary):
         if target.startswith("/"):
             paths.append(target)
     return sorted(set(paths))
+
+
+# OCI platform names of the machines the binary is built on.
+ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
+
+
+def architecture():
+    machine = platform.machine()
+    if machine not in ARCHITECTURES:
+        fail(f"no OCI architecture known for this machine ({machine})")
+    return ARCHITECTURES[machine]
+
+
+def check_glibc():
+    """Host names are looked up by glibc's NSS modules, which are part of
+    libc.so.6 itself from glibc 2.34 on; ldd never lists them, so an older
+    glibc would leave them out of the image."""
+    name, _, version = os.confstr("CS_GNU_LIBC_VERSION").partition(" ")
+    major, minor = (int(part) for part in version.split(".")[:2])
+    if name != "glibc" or (major, minor) < (2, 34):
+        fail(f"{name} {version}: the image needs glibc 2.34 or later, whose libc.so.6 resolves host names itself")
 
 
 def tar_info(name, mtime, mode, kind=tarfile.REGTYPE, size=0):
@@ -129,6 +151,7 @@ def main():
     with open(os.path.join(args.layout, "oci-layout"), "w") as out:
         json.dump({"imageLayoutVersion": "1.0.0"}, out)
 
+    check_glibc()
     tar = layer(args.binary, args.created)
     compressed = gzip.compress(tar, mtime=0)
     created = datetime.datetime.fromtimestamp(args.created, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -142,7 +165,7 @@ def main():
         "org.opencontainers.image.created": created,
     }
     config = {
-        "architecture": "amd64",
+        "architecture": architecture(),
         "os": "linux",
         "created": created,
         "config": {

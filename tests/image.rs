@@ -148,7 +148,13 @@ fn the_binary_runs_from_the_images_own_layers_as_its_user() -> anyhow::Result<()
 #[test]
 fn the_image_config_runs_the_controller_as_a_non_root_user_with_labels() -> anyhow::Result<()> {
     let config = pull()?.config;
-    assert_eq!(config["architecture"], "amd64");
+    // The binary's machine, by its OCI name.
+    let architecture = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    assert_eq!(config["architecture"], architecture);
     assert_eq!(config["os"], "linux");
     let run = &config["config"];
     assert_eq!(run["User"], NONROOT);

@@ -88,6 +88,12 @@ impl Leadership {
         until == u64::MAX || self.nanos(now) < until
     }
 
+    /// Until when this replica may act: `None` without election.
+    fn deadline(&self) -> Option<Instant> {
+        let until = self.0.until.load(Ordering::Acquire);
+        (until != u64::MAX).then(|| self.0.base + Duration::from_nanos(until))
+    }
+
     fn nanos(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.0.base).as_nanos()).unwrap_or(u64::MAX - 1)
     }
@@ -155,15 +161,27 @@ impl tower::Service<Request<Body>> for Fence {
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let reads = matches!(*request.method(), Method::GET | Method::HEAD);
-        if !reads && !self.leadership.is_leading() {
-            let refused = NotLeading {
-                identity: self.leadership.identity().to_owned(),
-            };
+        let client = self.client.clone();
+        if matches!(*request.method(), Method::GET | Method::HEAD) {
+            return Box::pin(async move { client.send(request).await.map_err(Into::into) });
+        }
+        let refused = NotLeading {
+            identity: self.leadership.identity().to_owned(),
+        };
+        if !self.leadership.is_leading() {
             return Box::pin(async move { Err(refused.into()) });
         }
-        let client = self.client.clone();
-        Box::pin(async move { client.send(request).await.map_err(Into::into) })
+        // A write still unanswered when the lead ends is given up: it must
+        // not reach the API server after a standby may have taken over.
+        match self.leadership.deadline() {
+            None => Box::pin(async move { client.send(request).await.map_err(Into::into) }),
+            Some(deadline) => Box::pin(async move {
+                match tokio::time::timeout_at(deadline.into(), client.send(request)).await {
+                    Ok(sent) => sent.map_err(Into::into),
+                    Err(_) => Err(refused.into()),
+                }
+            }),
+        }
     }
 }
 
@@ -179,12 +197,16 @@ pub async fn run(client: Client, election: Election, leadership: Leadership, sto
     tokio::pin!(stop);
     loop {
         let now = Instant::now();
-        let next = match try_round(&api, &election, &leadership, &mut observed, &mut lease, now).await {
-            Ok(next) => next,
-            Err(error) => {
-                tracing::warn!(lease = %election.lease_name, %error, "reading or writing the leader Lease failed");
-                now + election.timing.retry_period
-            }
+        let round = try_round(&api, &election, &leadership, &mut observed, &mut lease);
+        let next = tokio::select! {
+            () = &mut stop => break,
+            next = round => match next {
+                Ok(next) => next,
+                Err(error) => {
+                    tracing::warn!(lease = %election.lease_name, %error, "reading or writing the leader Lease failed");
+                    now + election.timing.retry_period
+                }
+            },
         };
         if !leadership.is_leading() && *leadership.0.leading.borrow() {
             tracing::warn!(identity = %election.identity, "stopped leading: the Lease was not renewed within the renew deadline");
@@ -214,14 +236,16 @@ async fn try_round(
     leadership: &Leadership,
     observed: &mut Option<Observed>,
     lease: &mut Option<Lease>,
-    now: Instant,
 ) -> Result<Instant, kube::Error> {
-    let retry = now + election.timing.retry_period;
     *lease = bounded(election.timing.retry_period, api.get_opt(&election.lease_name)).await?;
-    *observed = lease
-        .as_ref()
-        .map(|l| Observed::update(observed.take(), record(l), now));
-    match lease::decide(&election.identity, observed.as_ref(), now) {
+    // Seen when the answer came: a renewal written while the read was on
+    // its way is not taken for older than it is.
+    let now = Instant::now();
+    let retry = now + election.timing.retry_period;
+    let seen = Observed::update(observed.take(), lease.as_ref().map(record), now);
+    let step = lease::decide(&election.identity, &seen, now, election.timing.lease_duration);
+    *observed = Some(seen);
+    match step {
         Step::Wait { until } => {
             if leadership.is_leading() {
                 tracing::warn!(identity = %election.identity, "another replica holds the leader Lease: stopped leading");
@@ -234,12 +258,29 @@ async fn try_round(
             acquired,
         } => {
             let sent = Instant::now();
-            let written = claim(api, election, lease.take(), transitions, acquired).await?;
+            let written = match claim(api, election, lease.take(), transitions, acquired).await {
+                Ok(written) => written,
+                Err(error) => {
+                    // Another replica wrote the Lease first (it took over, or
+                    // created it after it was deleted): stop at once.
+                    if matches!(&error, kube::Error::Api(status) if status.code == 409)
+                        && leadership.is_leading()
+                    {
+                        tracing::warn!(identity = %election.identity, "another replica wrote the leader Lease first: stopped leading");
+                        leadership.resign();
+                    }
+                    return Err(error);
+                }
+            };
             leadership.extend(lease::leads_until(sent, election.timing));
             if acquired {
                 tracing::info!(identity = %election.identity, "became the leader");
             }
-            *observed = Some(Observed::update(observed.take(), record(&written), sent));
+            *observed = Some(Observed::update(
+                observed.take(),
+                Some(record(&written)),
+                Instant::now(),
+            ));
             *lease = Some(written);
             Ok(retry)
         }
@@ -339,3 +380,7 @@ async fn release(api: &Api<Lease>, election: &Election, lease: Option<Lease>) ->
     .await
     .map(drop)
 }
+
+#[cfg(test)]
+#[path = "tests/leader.rs"]
+mod tests;

@@ -222,6 +222,7 @@ impl Supervisor {
         // for their writes to reach the caches see them (at most a few
         // seconds: a controller that stopped reading leaves its share of
         // the watch's buffer to fill).
+        let mut timed_out = false;
         if ready {
             tracing::info!("shutting down: finishing in-flight reconciles");
             let _ = graceful.send(());
@@ -246,24 +247,31 @@ impl Supervisor {
                     pending: pending_controllers.into_iter().collect(),
                 }),
             };
+            timed_out = matches!(stopped_badly, Some(Stopped::ShutdownTimeout { .. }));
             if let Some(stopped_badly) = stopped_badly {
                 tracing::error!(failure = %stopped_badly, "stopping");
                 health.fail(stopped_badly.to_string());
                 failure.get_or_insert(stopped_badly);
             }
         }
-        if let Some(release) = release {
-            // In-flight reconciles are done: give the Lease up.
-            let _ = release.send(());
-            if tokio::time::timeout(RELEASE_TIMEOUT, election.next())
-                .await
-                .is_err()
-            {
-                tracing::warn!(
-                    "releasing the leader Lease took too long; a standby takes over once it expires"
-                );
+        // Released only once in-flight reconciles are done; when they did not
+        // finish in time the Lease is left to expire (the tasks are aborted
+        // when `run` returns), so no standby acts beside them.
+        let _unreleased = match release {
+            Some(release) if !timed_out => {
+                let _ = release.send(());
+                if tokio::time::timeout(RELEASE_TIMEOUT, election.next())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        "releasing the leader Lease took too long; a standby takes over once it expires"
+                    );
+                }
+                None
             }
-        }
+            kept => kept,
+        };
         match failure {
             Some(failure) => Err(failure),
             None => {

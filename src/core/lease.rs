@@ -50,6 +50,14 @@ pub enum TimingError {
         retry_period: Duration,
         renew_deadline: Duration,
     },
+    #[error(
+        "the lease duration ({lease_duration:?}) must exceed the renew deadline ({renew_deadline:?}) by at least the retry period ({retry_period:?}): a standby's look at the Lease may take that long"
+    )]
+    MarginTooShort {
+        lease_duration: Duration,
+        renew_deadline: Duration,
+        retry_period: Duration,
+    },
     #[error("the lease duration must be a whole number of seconds of at least 1, not {0:?}")]
     LeaseNotWholeSeconds(Duration),
 }
@@ -76,6 +84,13 @@ impl Timing {
                 renew_deadline,
             });
         }
+        if lease_duration - renew_deadline < retry_period {
+            return Err(TimingError::MarginTooShort {
+                lease_duration,
+                renew_deadline,
+                retry_period,
+            });
+        }
         Ok(self)
     }
 }
@@ -99,21 +114,32 @@ impl Record {
     }
 }
 
-/// A record as a candidate saw it: the record, and when this replica first
-/// saw it in this exact form.
+/// The Lease as a replica saw it: its record (`None`: there was no Lease),
+/// when this replica first saw it in this exact form, and who held the
+/// Lease this replica saw before (a Lease deleted under its holder is not
+/// free until that holder must have stopped).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observed {
-    pub record: Record,
+    pub record: Option<Record>,
     pub since: Instant,
+    pub held_before: Option<String>,
 }
 
 impl Observed {
-    /// What is known after reading `record` at `now`: the time a record
-    /// was first seen is kept while it stays the same.
-    pub fn update(previous: Option<Observed>, record: Record, now: Instant) -> Observed {
+    /// What is known after reading `record` at `now` (the instant the
+    /// answer arrived): the time a record was first seen is kept while it
+    /// stays the same.
+    pub fn update(previous: Option<Observed>, record: Option<Record>, now: Instant) -> Observed {
         match previous {
             Some(previous) if previous.record == record => previous,
-            _ => Observed { record, since: now },
+            previous => Observed {
+                held_before: previous.and_then(|p| match p.record {
+                    Some(r) => r.held_by().map(str::to_owned),
+                    None => p.held_before,
+                }),
+                record,
+                since: now,
+            },
         }
     }
 }
@@ -131,15 +157,22 @@ pub enum Step {
     Wait { until: Instant },
 }
 
-/// What `identity` does, having seen `observed` (None: no Lease exists).
-pub fn decide(identity: &str, observed: Option<&Observed>, now: Instant) -> Step {
-    let Some(observed) = observed else {
-        return Step::Claim {
-            transitions: 0,
-            acquired: true,
+/// What `identity` does, having seen `observed`. A Lease that was never
+/// there is claimed at once, and so is one its holder released (it stopped
+/// acting before it did); one deleted while another replica held it is
+/// waited out for `lease_duration`, as that holder may still act until then.
+pub fn decide(identity: &str, observed: &Observed, now: Instant, lease_duration: Duration) -> Step {
+    let Some(record) = &observed.record else {
+        return match observed.held_before.as_deref() {
+            Some(holder) if holder != identity && now < observed.since + lease_duration => Step::Wait {
+                until: observed.since + lease_duration,
+            },
+            _ => Step::Claim {
+                transitions: 0,
+                acquired: true,
+            },
         };
     };
-    let record = &observed.record;
     match record.held_by() {
         Some(holder) if holder == identity => Step::Claim {
             transitions: record.transitions,
@@ -173,20 +206,26 @@ pub fn leads_until(sent: Instant, timing: Timing) -> Instant {
 mod tests {
     use super::*;
 
-    fn held(by: &str, renewed: &str) -> Record {
-        Record {
+    const LEASE: Duration = Duration::from_secs(15);
+
+    fn held(by: &str, renewed: &str) -> Option<Record> {
+        Some(Record {
             holder: Some(by.into()),
             duration_seconds: Some(15),
             renew_time: Some(renewed.into()),
             transitions: 2,
-        }
+        })
+    }
+
+    fn seen(record: Option<Record>, since: Instant) -> Observed {
+        Observed::update(None, record, since)
     }
 
     #[test]
-    fn no_lease_is_claimed_as_the_first_holder() {
+    fn a_lease_never_there_is_claimed_as_the_first_holder() {
         let now = Instant::now();
         assert_eq!(
-            decide("a", None, now),
+            decide("a", &seen(None, now), now, LEASE),
             Step::Claim {
                 transitions: 0,
                 acquired: true
@@ -197,12 +236,13 @@ mod tests {
     #[test]
     fn the_holder_renews_without_a_transition() {
         let now = Instant::now();
-        let seen = Observed {
-            record: held("a", "t1"),
-            since: now,
-        };
         assert_eq!(
-            decide("a", Some(&seen), now + Duration::from_secs(60)),
+            decide(
+                "a",
+                &seen(held("a", "t1"), now),
+                now + Duration::from_secs(60),
+                LEASE
+            ),
             Step::Claim {
                 transitions: 2,
                 acquired: false
@@ -213,17 +253,14 @@ mod tests {
     #[test]
     fn another_holders_lease_expires_a_lease_duration_after_its_record_was_first_seen() {
         let start = Instant::now();
-        let seen = Observed {
-            record: held("b", "t1"),
-            since: start,
-        };
+        let observed = seen(held("b", "t1"), start);
         let until = start + Duration::from_secs(15);
         assert_eq!(
-            decide("a", Some(&seen), start + Duration::from_millis(14_999)),
+            decide("a", &observed, start + Duration::from_millis(14_999), LEASE),
             Step::Wait { until }
         );
         assert_eq!(
-            decide("a", Some(&seen), until),
+            decide("a", &observed, until, LEASE),
             Step::Claim {
                 transitions: 3,
                 acquired: true
@@ -234,7 +271,7 @@ mod tests {
     #[test]
     fn a_renewal_seen_restarts_the_wait_whatever_the_clocks_say() {
         let start = Instant::now();
-        let first = Observed::update(None, held("b", "t1"), start);
+        let first = seen(held("b", "t1"), start);
         // The same record read again keeps the instant it was first seen.
         let same = Observed::update(
             Some(first.clone()),
@@ -248,7 +285,7 @@ mod tests {
         let renewed = Observed::update(Some(same), held("b", "t0"), renewed_at);
         assert_eq!(renewed.since, renewed_at);
         assert_eq!(
-            decide("a", Some(&renewed), start + Duration::from_secs(16)),
+            decide("a", &renewed, start + Duration::from_secs(16), LEASE),
             Step::Wait {
                 until: renewed_at + Duration::from_secs(15)
             }
@@ -258,19 +295,50 @@ mod tests {
     #[test]
     fn a_released_lease_is_taken_at_once() {
         let now = Instant::now();
-        let released = Observed {
-            record: Record {
-                holder: Some(String::new()),
-                duration_seconds: Some(1),
-                renew_time: Some("t9".into()),
-                transitions: 4,
-            },
-            since: now,
-        };
+        let released = Some(Record {
+            holder: Some(String::new()),
+            duration_seconds: Some(1),
+            renew_time: Some("t9".into()),
+            transitions: 4,
+        });
+        let observed = Observed::update(Some(seen(held("b", "t8"), now)), released, now);
         assert_eq!(
-            decide("a", Some(&released), now),
+            decide("a", &observed, now, LEASE),
             Step::Claim {
                 transitions: 5,
+                acquired: true
+            }
+        );
+    }
+
+    #[test]
+    fn a_lease_deleted_under_another_holder_is_waited_out_for_a_lease_duration() {
+        let start = Instant::now();
+        let gone_at = start + Duration::from_secs(2);
+        let gone = Observed::update(Some(seen(held("b", "t1"), start)), None, gone_at);
+        assert_eq!(gone.held_before.as_deref(), Some("b"));
+        assert_eq!(
+            decide("a", &gone, gone_at + Duration::from_secs(14), LEASE),
+            Step::Wait {
+                until: gone_at + LEASE
+            }
+        );
+        assert_eq!(
+            decide("a", &gone, gone_at + LEASE, LEASE),
+            Step::Claim {
+                transitions: 0,
+                acquired: true
+            }
+        );
+        // Still missing at the next look: the wait keeps its start.
+        let still = Observed::update(Some(gone), None, gone_at + Duration::from_secs(5));
+        assert_eq!(still.since, gone_at);
+        // Its own Lease deleted, a leader claims it again at once.
+        let own = Observed::update(Some(seen(held("a", "t1"), start)), None, gone_at);
+        assert_eq!(
+            decide("a", &own, gone_at, LEASE),
+            Step::Claim {
+                transitions: 0,
                 acquired: true
             }
         );
@@ -281,9 +349,10 @@ mod tests {
         let sent = Instant::now();
         let timing = Timing::default();
         assert_eq!(leads_until(sent, timing), sent + Duration::from_secs(10));
-        // It stops acting before any other replica may take over: their wait
-        // starts no earlier than the renewal was sent.
-        assert!(leads_until(sent, timing) < sent + timing.lease_duration);
+        // A standby's wait starts when its read of the renewal answered,
+        // after the renewal was sent; the leader stops a retry period or
+        // more before that wait ends.
+        assert!(leads_until(sent, timing) + timing.retry_period <= sent + timing.lease_duration);
     }
 
     #[test]
@@ -307,6 +376,15 @@ mod tests {
         assert!(matches!(
             slow_retry.validate(),
             Err(TimingError::RetryNotShorter { .. })
+        ));
+        let thin_margin = Timing {
+            lease_duration: secs(2),
+            renew_deadline: Duration::from_millis(1900),
+            retry_period: Duration::from_millis(1500),
+        };
+        assert!(matches!(
+            thin_margin.validate(),
+            Err(TimingError::MarginTooShort { .. })
         ));
         let fractional = Timing {
             lease_duration: Duration::from_millis(1500),
