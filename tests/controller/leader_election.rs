@@ -81,28 +81,12 @@ impl Replica {
 impl Scenario {
     /// Lets the operator hold the Lease, as the chart's Role does.
     async fn grant_lease(&self) {
-        let role: Role = serde_json::from_value(json!({
-            "metadata": {"name": "hoist-leader-election"},
-            "rules": [
-                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
-                {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [LEASE], "verbs": ["get", "update"]},
-            ]
-        }))
-        .expect("role");
-        Api::<Role>::namespaced(self.client(), self.namespace())
-            .create(&PostParams::default(), &role)
-            .await
-            .expect("create role");
-        let binding: RoleBinding = serde_json::from_value(json!({
-            "metadata": {"name": "hoist-leader-election"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "hoist-leader-election"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": self.cluster.operator_user()}]
-        }))
-        .expect("binding");
-        Api::<RoleBinding>::namespaced(self.client(), self.namespace())
-            .create(&PostParams::default(), &binding)
-            .await
-            .expect("create binding");
+        let rules = json!([
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [LEASE], "verbs": ["get", "update"]},
+        ]);
+        self.grant("hoist-leader-election", rules, &[&self.cluster.operator_user()])
+            .await;
     }
 
     /// Starts a replica named `identity` taking part in the election, its
@@ -291,7 +275,9 @@ async fn a_standby_completes_exactly_once_a_promotion_its_killed_leader_pinned_b
         TIMING.lease_duration
     );
     assert!(
-        failover <= TIMING.lease_duration + 2 * TIMING.retry_period + Duration::from_millis(500),
+        // The lease duration, and then the standby's next look; what a busy
+        // machine adds to that is not what this test is about.
+        failover <= TIMING.lease_duration + Duration::from_secs(2),
         "the standby took {failover:?} to take over a lease of {:?}",
         TIMING.lease_duration
     );

@@ -175,21 +175,24 @@ impl Scenario {
 
     /// Lets `users` approve Promotions into prod, as a cluster admin would.
     async fn grant_approvers(&self, users: &[&str]) {
-        let role: Role = serde_json::from_value(json!({
-            "metadata": {"name": "prod-approver"},
-            "rules": [
-                {"apiGroups": ["hoist.dev"], "resources": ["environments"], "resourceNames": ["prod"], "verbs": ["approve"]},
-                {"apiGroups": ["hoist.dev"], "resources": ["promotions"], "verbs": ["get", "list", "watch", "patch", "update"]},
-            ]
-        }))
-        .expect("role");
+        let rules = json!([
+            {"apiGroups": ["hoist.dev"], "resources": ["environments"], "resourceNames": ["prod"], "verbs": ["approve"]},
+            {"apiGroups": ["hoist.dev"], "resources": ["promotions"], "verbs": ["get", "list", "watch", "patch", "update"]},
+        ]);
+        self.grant("prod-approver", rules, users).await;
+    }
+
+    /// A Role `name` of `rules` in the tenant's namespace, bound to `users`.
+    async fn grant(&self, name: &str, rules: serde_json::Value, users: &[&str]) {
+        let role: Role =
+            serde_json::from_value(json!({"metadata": {"name": name}, "rules": rules})).expect("role");
         Api::<Role>::namespaced(self.client(), self.namespace())
             .create(&PostParams::default(), &role)
             .await
             .expect("create role");
         let binding: RoleBinding = serde_json::from_value(json!({
-            "metadata": {"name": "prod-approver"},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "prod-approver"},
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
             "subjects": users.iter().map(|user| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user})).collect::<Vec<_>>()
         }))
         .expect("binding");
