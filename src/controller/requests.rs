@@ -70,7 +70,10 @@ pub fn classify(method: &http::Method, path: &str, query: &str) -> (&'static str
         other => other,
     };
     let (resource, named, subresource) = match rest {
-        [] => ("", false, None),
+        // A group version's discovery document (`/apis/<group>/<version>`,
+        // `/api/v1`): the operator reads admissionregistration.k8s.io/v1's
+        // at start to learn whether ValidatingAdmissionPolicy is served.
+        [] => return (verb_of(method, true, false), "discovery".into()),
         [resource] => (*resource, false, None),
         [resource, _name] => (*resource, true, None),
         [resource, _name, subresource, ..] => (*resource, true, Some(*subresource)),
@@ -157,6 +160,13 @@ mod tests {
                 "",
                 ("delete", "configmaps"),
             ),
+            (
+                Method::GET,
+                "/apis/admissionregistration.k8s.io/v1",
+                "",
+                ("get", "discovery"),
+            ),
+            (Method::GET, "/api/v1", "", ("get", "discovery")),
             (Method::GET, "/version", "", ("get", "other")),
         ];
         for (method, path, query, (verb, resource)) in cases {
