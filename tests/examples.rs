@@ -2,6 +2,7 @@
 //! broken objects naming the field. Runs against the stand-in, or a real
 //! cluster with HOIST_TEST_KUBECONFIG.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use hoist::api::{Artifact, Environment, Promotion};
@@ -9,9 +10,10 @@ use hoist::render::Manifests;
 use hoist_testkit::cluster::TestCluster;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::core::response::StatusCause;
-use kube::{Resource, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
+use serde::Deserialize;
 use serde_json::json;
 
 fn shop() -> Manifests {
@@ -508,4 +510,152 @@ async fn the_requester_of_a_promotion_cannot_change() {
             "requestedBy cannot change: it records who created the Promotion",
         )]);
     }
+}
+
+/// The cluster example's documents, file by file, each with who applies it:
+/// the file's first line, `# Applied by: carol (…)` or `# Applied by: a
+/// cluster admin …` (`None`).
+fn shop_cluster() -> Vec<(Option<String>, Vec<serde_json::Value>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/shop-cluster");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .expect("deploy/examples/shop-cluster")
+        .map(|entry| entry.expect("directory entry").path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).expect("example file");
+            let applier = text
+                .lines()
+                .next()
+                .and_then(|line| line.strip_prefix("# Applied by: "))
+                .unwrap_or_else(|| panic!("{} does not start with `# Applied by: `", path.display()));
+            let user = (!applier.starts_with("a cluster admin")).then(|| {
+                applier
+                    .split_whitespace()
+                    .next()
+                    .expect("a user name")
+                    .to_string()
+            });
+            let documents = serde_yaml::Deserializer::from_str(&text)
+                .map(|document| {
+                    serde_json::Value::deserialize(document)
+                        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
+                })
+                .collect();
+            (user, documents)
+        })
+        .collect()
+}
+
+/// Moves a cluster example document into the test's namespaces: `names`
+/// maps the example's namespaces to the test's.
+fn into_namespaces(mut document: serde_json::Value, names: &BTreeMap<&str, String>) -> serde_json::Value {
+    let rename = |value: &mut serde_json::Value| {
+        if let Some(name) = value.as_str().and_then(|name| names.get(name)) {
+            *value = json!(name);
+        }
+    };
+    rename(&mut document["metadata"]["namespace"]);
+    match document["kind"].as_str() {
+        Some("Namespace") => {
+            rename(&mut document["metadata"]["name"]);
+            if let Some(tenant) = document["metadata"]["labels"].get_mut("hoist.dev/tenant") {
+                rename(tenant);
+            }
+        }
+        Some("Environment") => {
+            if let Some(targets) = document["spec"]["targets"].as_array_mut() {
+                for target in targets {
+                    rename(&mut target["deployment"]["namespace"]);
+                }
+            }
+        }
+        _ => {}
+    }
+    document
+}
+
+/// `kubectl apply --server-side` of one document, as `client`'s user.
+async fn apply_server_side(
+    client: &Client,
+    document: &serde_json::Value,
+) -> Result<DynamicObject, kube::Error> {
+    let object: DynamicObject = serde_json::from_value(document.clone()).expect("an object");
+    let types = object.types.clone().expect("apiVersion and kind");
+    let gvk = GroupVersionKind::try_from(&types).expect("a group, version and kind");
+    let resource = ApiResource::from_gvk(&gvk);
+    let api: Api<DynamicObject> = match &object.metadata.namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let mut params = PatchParams::apply("kubectl");
+    // The test's namespaces exist before the example is applied (the
+    // testkit made them, to delete them when the test ends); on a fresh
+    // cluster the example creates them and nothing else owns their fields.
+    if object.metadata.namespace.is_none() {
+        params = params.force();
+    }
+    api.patch(&object.name_any(), &params, &Patch::Apply(document))
+        .await
+}
+
+/// What the README's "Try it on a cluster" applies, with the admission
+/// policy installed: each file as the user its first line names, nothing
+/// refused; then the people of its RBAC can do their part (carol asks for
+/// a Promotion into prod in her name, alice and dave approve it).
+#[tokio::test]
+async fn shop_cluster_example_applies_as_the_users_it_names() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let tenant = cluster.namespace().to_string();
+    let mut names = BTreeMap::from([("shop", tenant.clone())]);
+    for stage in ["shop-dev", "shop-staging", "shop-prod"] {
+        let namespace = cluster
+            .extra_namespace(stage, &[])
+            .await
+            .expect("stage namespace");
+        names.insert(stage, namespace);
+    }
+    for (user, documents) in shop_cluster() {
+        let client = match &user {
+            Some(user) => cluster.user_client(user, &[]).expect("user's client"),
+            None => cluster.client(),
+        };
+        for document in documents {
+            let document = into_namespaces(document, &names);
+            apply_server_side(&client, &document)
+                .await
+                .unwrap_or_else(|error| {
+                    panic!(
+                        "{} {} applied as {}: {error}",
+                        document["kind"],
+                        document["metadata"]["name"],
+                        user.as_deref().unwrap_or("the admin")
+                    )
+                });
+        }
+    }
+
+    let carol = cluster.user_client("carol", &[]).expect("carol's client");
+    let promotion = hoist::plugin::promote(&carol, &tenant, "shop-1.4.2", "prod", None, None)
+        .await
+        .expect("carol asks for a Promotion");
+    for (approver, group) in [("alice", "staff"), ("dave", "client")] {
+        let client = cluster
+            .user_client(approver, &[group])
+            .expect("approver's client");
+        hoist::plugin::approve(&client, &tenant, &promotion.name_any(), None)
+            .await
+            .unwrap_or_else(|error| panic!("{approver} approves: {error}"));
+    }
+    let stored = Api::<Promotion>::namespaced(cluster.client(), &tenant)
+        .get(&promotion.name_any())
+        .await
+        .expect("the Promotion");
+    let approvers: Vec<&str> = stored.spec.approvals.iter().map(|a| a.user.as_str()).collect();
+    assert_eq!(
+        (stored.spec.requested_by.as_deref(), approvers),
+        (Some("carol"), vec!["alice", "dave"])
+    );
 }
