@@ -601,7 +601,7 @@ async fn apply_server_side(
         .await
 }
 
-/// What the README's "Try it on a cluster" applies, with the admission
+/// What a person applies to a cluster (`deploy/examples/shop-cluster`), with the admission
 /// policy installed: each file as the user its first line names, nothing
 /// refused; then the people of its RBAC can do their part (carol asks for
 /// a Promotion into prod in her name, alice and dave approve it).
