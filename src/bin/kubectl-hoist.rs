@@ -2,6 +2,7 @@
 //! to see and steer Hoist promotions. Argument parsing and printing only;
 //! what the commands do lives in `hoist::plugin`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,10 @@ struct Cli {
     /// Namespace (tenant) to work in; defaults to the kubeconfig context's.
     #[arg(short, long, global = true)]
     namespace: Option<String>,
+    /// The kubeconfig file to use (as kubectl's --kubeconfig); defaults to
+    /// KUBECONFIG or ~/.kube/config.
+    #[arg(long, global = true)]
+    kubeconfig: Option<PathBuf>,
     /// The kubeconfig context to use; defaults to the current one.
     #[arg(long, global = true)]
     context: Option<String>,
@@ -156,7 +161,12 @@ fn output(text: &str) -> Result<plugin::Output, String> {
 }
 
 async fn run(cli: Cli) -> Result<String, PluginError> {
-    let (client, ns) = plugin::connect(cli.context.as_deref(), cli.namespace.as_deref()).await?;
+    let (client, ns) = plugin::connect(
+        cli.kubeconfig.as_deref(),
+        cli.context.as_deref(),
+        cli.namespace.as_deref(),
+    )
+    .await?;
     let now = Time(Timestamp::now());
     match cli.command {
         Command::Status { environment, output } => {

@@ -28,7 +28,9 @@ pub use status::{Output, View, history, render_history, render_status, status, s
 pub use why::{render_why, why};
 
 use kube::api::{Api, ListParams};
-use kube::config::{InferConfigError, KubeConfigOptions, KubeconfigError};
+use std::path::{Path, PathBuf};
+
+use kube::config::{InferConfigError, KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 use serde::de::DeserializeOwned;
 
@@ -44,6 +46,12 @@ pub enum PluginError {
     #[error("cannot load context {context} from the kubeconfig")]
     Kubeconfig {
         context: String,
+        #[source]
+        source: KubeconfigError,
+    },
+    #[error("cannot load the kubeconfig {}", path.display())]
+    KubeconfigFile {
+        path: PathBuf,
         #[source]
         source: KubeconfigError,
     },
@@ -130,19 +138,31 @@ pub enum PluginError {
     },
 }
 
-/// A client from the usual kubeconfig (KUBECONFIG, ~/.kube/config, or the
-/// pod's service account), optionally for another context, and the
-/// namespace to work in: `namespace`, else the context's.
+/// A client from the kubeconfig file `kubeconfig`, else the usual one
+/// (KUBECONFIG, ~/.kube/config, or the pod's service account), optionally
+/// for another context, and the namespace to work in: `namespace`, else
+/// the context's.
 pub async fn connect(
+    kubeconfig: Option<&Path>,
     context: Option<&str>,
     namespace: Option<&str>,
 ) -> Result<(Client, String), PluginError> {
-    let config = match context {
-        Some(context) => {
-            let options = KubeConfigOptions {
-                context: Some(context.to_string()),
-                ..KubeConfigOptions::default()
+    let options = KubeConfigOptions {
+        context: context.map(str::to_string),
+        ..KubeConfigOptions::default()
+    };
+    let config = match (kubeconfig, context) {
+        (Some(path), _) => {
+            let file_error = |source| PluginError::KubeconfigFile {
+                path: path.to_path_buf(),
+                source,
             };
+            let file = Kubeconfig::read_from(path).map_err(file_error)?;
+            Config::from_custom_kubeconfig(file, &options)
+                .await
+                .map_err(file_error)?
+        }
+        (None, Some(context)) => {
             Config::from_kubeconfig(&options)
                 .await
                 .map_err(|source| PluginError::Kubeconfig {
@@ -150,7 +170,7 @@ pub async fn connect(
                     source,
                 })?
         }
-        None => Config::infer().await.map_err(PluginError::Infer)?,
+        (None, None) => Config::infer().await.map_err(PluginError::Infer)?,
     };
     let namespace = namespace.map_or_else(|| config.default_namespace.clone(), str::to_string);
     let client = Client::try_from(config).map_err(PluginError::Client)?;
