@@ -8,12 +8,12 @@ use std::path::Path;
 use hoist::api::{Artifact, Environment, Promotion};
 use hoist::render::Manifests;
 use hoist_testkit::cluster::TestCluster;
+use hoist_testkit::example::{ExampleFile, apply_server_side, into_namespaces, shop_cluster};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::core::response::StatusCause;
-use kube::{Client, Resource, ResourceExt};
-use serde::Deserialize;
+use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 fn shop() -> Manifests {
@@ -512,95 +512,6 @@ async fn the_requester_of_a_promotion_cannot_change() {
     }
 }
 
-/// The cluster example's documents, file by file, each with who applies it:
-/// the file's first line, `# Applied by: carol (…)` or `# Applied by: a
-/// cluster admin …` (`None`).
-fn shop_cluster() -> Vec<(Option<String>, Vec<serde_json::Value>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/shop-cluster");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("deploy/examples/shop-cluster")
-        .map(|entry| entry.expect("directory entry").path())
-        .collect();
-    files.sort();
-    files
-        .iter()
-        .map(|path| {
-            let text = std::fs::read_to_string(path).expect("example file");
-            let applier = text
-                .lines()
-                .next()
-                .and_then(|line| line.strip_prefix("# Applied by: "))
-                .unwrap_or_else(|| panic!("{} does not start with `# Applied by: `", path.display()));
-            let user = (!applier.starts_with("a cluster admin")).then(|| {
-                applier
-                    .split_whitespace()
-                    .next()
-                    .expect("a user name")
-                    .to_string()
-            });
-            let documents = serde_yaml::Deserializer::from_str(&text)
-                .map(|document| {
-                    serde_json::Value::deserialize(document)
-                        .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
-                })
-                .collect();
-            (user, documents)
-        })
-        .collect()
-}
-
-/// Moves a cluster example document into the test's namespaces: `names`
-/// maps the example's namespaces to the test's.
-fn into_namespaces(mut document: serde_json::Value, names: &BTreeMap<&str, String>) -> serde_json::Value {
-    let rename = |value: &mut serde_json::Value| {
-        if let Some(name) = value.as_str().and_then(|name| names.get(name)) {
-            *value = json!(name);
-        }
-    };
-    rename(&mut document["metadata"]["namespace"]);
-    match document["kind"].as_str() {
-        Some("Namespace") => {
-            rename(&mut document["metadata"]["name"]);
-            if let Some(tenant) = document["metadata"]["labels"].get_mut("hoist.dev/tenant") {
-                rename(tenant);
-            }
-        }
-        Some("Environment") => {
-            if let Some(targets) = document["spec"]["targets"].as_array_mut() {
-                for target in targets {
-                    rename(&mut target["deployment"]["namespace"]);
-                }
-            }
-        }
-        _ => {}
-    }
-    document
-}
-
-/// `kubectl apply --server-side` of one document, as `client`'s user.
-async fn apply_server_side(
-    client: &Client,
-    document: &serde_json::Value,
-) -> Result<DynamicObject, kube::Error> {
-    let object: DynamicObject = serde_json::from_value(document.clone()).expect("an object");
-    let types = object.types.clone().expect("apiVersion and kind");
-    let gvk = GroupVersionKind::try_from(&types).expect("a group, version and kind");
-    let resource = ApiResource::from_gvk(&gvk);
-    let api: Api<DynamicObject> = match &object.metadata.namespace {
-        Some(namespace) => Api::namespaced_with(client.clone(), namespace, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    };
-    let mut params = PatchParams::apply("kubectl");
-    // The test's namespaces exist before the example is applied (the
-    // testkit made them, to delete them when the test ends); on a fresh
-    // cluster the example creates them and nothing else owns their fields.
-    if object.metadata.namespace.is_none() {
-        params = params.force();
-    }
-    api.patch(&object.name_any(), &params, &Patch::Apply(document))
-        .await
-}
-
 /// What a person applies to a cluster (`deploy/examples/shop-cluster`), with the admission
 /// policy installed: each file as the user its first line names, nothing
 /// refused; then the people of its RBAC can do their part (carol asks for
@@ -617,7 +528,7 @@ async fn shop_cluster_example_applies_as_the_users_it_names() {
             .expect("stage namespace");
         names.insert(stage, namespace);
     }
-    for (user, documents) in shop_cluster() {
+    for ExampleFile { user, documents, .. } in shop_cluster() {
         let client = match &user {
             Some(user) => cluster.user_client(user, &[]).expect("user's client"),
             None => cluster.client(),

@@ -30,6 +30,7 @@ use tokio::task::JoinHandle;
 mod gates;
 mod leader_election;
 mod promotion_path;
+mod readme;
 mod restarts;
 mod rollback;
 mod seven_questions;

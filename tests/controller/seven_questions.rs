@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
-use super::{STAGES, Scenario, TIMEOUT};
+use super::{STAGES, Scenario, TIMEOUT, readme};
 
 /// The README's section "The seven questions": each question's command run
 /// (the `kubectl-hoist` binary, as a user runs it) against a prod that saw
@@ -94,39 +94,7 @@ async fn the_seven_questions_are_answered_as_the_readme_shows() {
     }
 
     let mut answers: Vec<(&'static str, String)> = Vec::new();
-    let run = |args: &'static [&'static str]| {
-        let admin = admin.clone();
-        let tenant = tenant.clone();
-        async move {
-            let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-hoist"))
-                .env("KUBECONFIG", &admin)
-                .args(["-n", &tenant])
-                .args(args)
-                .kill_on_drop(true)
-                .output();
-            let output = tokio::time::timeout(TIMEOUT, output)
-                .await
-                .unwrap_or_else(|_| panic!("kubectl hoist {args:?} did not finish within {TIMEOUT:?}"))
-                .expect("kubectl-hoist runs");
-            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-            assert!(
-                output.status.success(),
-                "kubectl hoist {args:?} failed: {}{stdout}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let shown: Vec<String> = args
-                .iter()
-                .map(|arg| {
-                    if arg.contains(' ') {
-                        format!("\"{arg}\"")
-                    } else {
-                        arg.to_string()
-                    }
-                })
-                .collect();
-            format!("$ kubectl hoist {} -n shop\n{stdout}", shown.join(" "))
-        }
-    };
+    let run = |args: &'static [&'static str]| readme::kubectl_hoist(&admin, None, &tenant, args);
 
     // A configuration-only change: an overlay key changed, one added, one
     // removed, and the Secret rotated, made while the operator is stopped so
@@ -235,7 +203,7 @@ async fn the_seven_questions_are_answered_as_the_readme_shows() {
             (name, text)
         })
         .collect();
-    readme::check(&answers);
+    readme::check("seven-questions", "seven_questions", &answers);
 }
 
 /// Promotes `artifact` through dev and staging, then into prod with
@@ -278,87 +246,4 @@ async fn shop_release(scenario: &Scenario, version: &str, revision: &str) -> Str
         )
         .await;
     name
-}
-
-/// The README's answer blocks.
-mod readme {
-    use std::path::Path;
-
-    use regex::Regex;
-
-    const MARKER: &str = "<!-- seven-questions:";
-
-    /// What differs from run to run: times, ages, the random part of a
-    /// generated name, and so the padding of table columns.
-    fn stable(text: &str) -> String {
-        let time = Regex::new(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z").expect("regex");
-        // kubectl's ages, as `status` and `history` print them: "for 3s", "7m30s ago".
-        let age = Regex::new(r"\b(for )?\d+[ydhms](\d+[dhms])?( ago)?\b").expect("regex");
-        let generated = Regex::new(r"\b(shop-[0-9-]+-prod)-[a-z0-9]{5}\b").expect("regex");
-        let text = time.replace_all(text, "<time>");
-        let text = age.replace_all(&text, |found: &regex::Captures<'_>| {
-            match (found.get(1).is_some(), found.get(3).is_some()) {
-                (true, _) => "for <age>".to_string(),
-                (false, true) => "<age> ago".to_string(),
-                (false, false) => found[0].to_string(),
-            }
-        });
-        let text = generated.replace_all(&text, "$1-<random>");
-        text.lines()
-            .map(|line| line.split_whitespace().collect::<Vec<_>>().join(" "))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    /// The ```console block after `<!-- seven-questions:NAME -->`: its
-    /// byte range within `readme`.
-    fn block(readme: &str, name: &str) -> Option<std::ops::Range<usize>> {
-        let marker = format!("{MARKER}{name} -->");
-        let after = readme.find(&marker)? + marker.len();
-        let open = after + readme[after..].find("```console\n")? + "```console\n".len();
-        let close = open + readme[open..].find("```")?;
-        Some(open..close)
-    }
-
-    pub fn check(answers: &[(&str, String)]) {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
-        let mut readme = std::fs::read_to_string(&path).expect("README.md");
-        if std::env::var_os("HOIST_UPDATE_README").is_some() {
-            for (name, text) in answers {
-                let range = block(&readme, name)
-                    .unwrap_or_else(|| panic!("README.md has no ```console block after {MARKER}{name} -->"));
-                readme.replace_range(range, text);
-            }
-            std::fs::write(&path, readme).expect("README.md written");
-            return;
-        }
-        for (name, text) in answers {
-            let range = block(&readme, name)
-                .unwrap_or_else(|| panic!("README.md has no ```console block after {MARKER}{name} -->"));
-            assert_eq!(
-                stable(&readme[range]),
-                stable(text),
-                "README.md's answer {name} is not what the command prints; \
-                 HOIST_UPDATE_README=1 cargo nextest run --test controller seven_questions writes this run's"
-            );
-        }
-    }
-
-    #[test]
-    fn volatile_parts_are_set_aside_and_nothing_else() {
-        assert_eq!(
-            stable(
-                "shop   1.2.1   Healthy for 12s   3m20s ago   shop-1-1-0-prod-x7k2p   2026-12-02T10:20:00Z\n"
-            ),
-            "shop 1.2.1 Healthy for <age> <age> ago shop-1-1-0-prod-<random> <time>"
-        );
-        assert_ne!(stable("shop 1.2.1"), stable("shop 1.2.0"));
-        assert_ne!(stable("sha256:0123456789ab"), stable("sha256:0123456789ac"));
-        assert_ne!(
-            stable("sha256:52674656d33d"),
-            stable("sha256:52674656d34d"),
-            "a digest is no age"
-        );
-        assert_ne!(stable("TIMEOUT: \"30s\""), stable("TIMEOUT: \"31s\""));
-    }
 }

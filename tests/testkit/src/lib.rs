@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod delay;
+pub mod example;
 pub mod health;
 pub mod layout;
 pub mod prometheus;
