@@ -50,6 +50,17 @@ pub async fn kubectl_hoist(
     format!("$ kubectl hoist {} -n shop\n{stdout}", shown.join(" "))
 }
 
+/// The Promotion `kubectl hoist rollback` created, from what it printed
+/// (`Rolling back … : Promotion NAME`).
+pub fn rollback_promotion(printed: &str) -> String {
+    printed
+        .lines()
+        .find_map(|line| line.split("Promotion ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the rollback names its Promotion")
+        .to_string()
+}
+
 /// What differs from run to run: times, ages, the random part of a
 /// generated name, and so the padding of table columns.
 fn stable(text: &str) -> String {
@@ -83,14 +94,25 @@ fn block(readme: &str, section: &str, name: &str) -> Option<std::ops::Range<usiz
 }
 
 /// Asserts that each `(name, text)` of `answers` is the README's block
-/// after `<!-- SECTION:NAME -->` (volatile parts aside); with
-/// `HOIST_UPDATE_README=1` writes them there instead. `test` names the
-/// test binary's filter that produces them.
-pub fn check(section: &str, test: &str, answers: &[(&str, String)]) {
+/// after `<!-- SECTION:NAME -->` (volatile parts aside), once each `(from,
+/// to)` of `own` (what is the run's own: namespaces, repositories) is
+/// replaced by how the README shows it; with `HOIST_UPDATE_README=1` writes
+/// them there instead. `test` names the test binary's filter that produces
+/// them.
+pub fn check(section: &str, test: &str, answers: &[(&str, String)], own: &[(String, String)]) {
+    let answers: Vec<(&str, String)> = answers
+        .iter()
+        .map(|(name, text)| {
+            let text = own
+                .iter()
+                .fold(text.clone(), |text, (from, to)| text.replace(from.as_str(), to));
+            (*name, text)
+        })
+        .collect();
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md");
     let mut readme = std::fs::read_to_string(&path).expect("README.md");
     if std::env::var_os("HOIST_UPDATE_README").is_some() {
-        for (name, text) in answers {
+        for (name, text) in &answers {
             let range = block(&readme, section, name).unwrap_or_else(|| {
                 panic!("README.md has no ```console block after <!-- {section}:{name} -->")
             });
@@ -99,7 +121,7 @@ pub fn check(section: &str, test: &str, answers: &[(&str, String)]) {
         std::fs::write(&path, readme).expect("README.md written");
         return;
     }
-    for (name, text) in answers {
+    for (name, text) in &answers {
         let range = block(&readme, section, name)
             .unwrap_or_else(|| panic!("README.md has no ```console block after <!-- {section}:{name} -->"));
         assert_eq!(

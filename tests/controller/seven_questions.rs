@@ -141,12 +141,7 @@ async fn the_seven_questions_are_answered_as_the_readme_shows() {
 
     // Question 4: roll shop back, payments untouched.
     let rollback = run(&["rollback", "prod", "--application", "shop"]).await;
-    let promotion = rollback
-        .lines()
-        .find_map(|line| line.split("Promotion ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the rollback names its Promotion")
-        .to_string();
+    let promotion = readme::rollback_promotion(&rollback);
     answers.push(("rollback", rollback));
     scenario.approve(&promotion, "bob").await;
     scenario.wait_phase(&promotion, Phase::Succeeded).await;
@@ -194,16 +189,7 @@ async fn the_seven_questions_are_answered_as_the_readme_shows() {
     for stage in STAGES {
         own.push((scenario.stages[stage].clone(), format!("shop-{stage}")));
     }
-    let answers: Vec<(&str, String)> = answers
-        .into_iter()
-        .map(|(name, text)| {
-            let text = own
-                .iter()
-                .fold(text, |text, (from, to)| text.replace(from.as_str(), to));
-            (name, text)
-        })
-        .collect();
-    readme::check("seven-questions", "seven_questions", &answers);
+    readme::check("seven-questions", "seven_questions", &answers, &own);
 }
 
 /// Promotes `artifact` through dev and staging, then into prod with

@@ -138,12 +138,7 @@ async fn the_walkthrough_runs_as_the_readme_shows() {
     ));
 
     let mut rollback = run(Some("carol"), vec!["rollback", "prod", "--application", "shop"]).await;
-    let promotion = rollback
-        .lines()
-        .find_map(|line| line.split("Promotion ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("the rollback names its Promotion")
-        .to_string();
+    let promotion = readme::rollback_promotion(&rollback);
     scenario.wait_phase(&promotion, Phase::Waiting).await;
     for approver in ["alice", "dave"] {
         rollback += &run(Some(approver), vec!["approve", &promotion]).await;
@@ -155,16 +150,7 @@ async fn the_walkthrough_runs_as_the_readme_shows() {
     blocks.push(("after-rollback", after));
     scenario.stop().await;
 
-    let blocks: Vec<(&str, String)> = blocks
-        .into_iter()
-        .map(|(name, text)| {
-            let text = own
-                .iter()
-                .fold(text, |text, (from, to)| text.replace(from.as_str(), to));
-            (name, text)
-        })
-        .collect();
-    readme::check("walkthrough", "walkthrough", &blocks);
+    readme::check("walkthrough", "walkthrough", &blocks, &own);
 }
 
 /// Applies one file of the cluster example server-side as the user it
