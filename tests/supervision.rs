@@ -273,9 +273,22 @@ async fn the_shutdown_signal_lets_a_reconcile_record_the_deployments_it_pinned()
         before.status
     );
     let _ = operator.stop.send(());
-    // Unready at once, while the reconcile finishes.
-    let (code, body) = health::get(operator.health, "/readyz").await.expect("readyz");
+    // Unready as soon as the supervisor has taken the signal (its task may
+    // run after the first answer on a busy machine), while the reconcile
+    // still finishes: its status write is held back for 4 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    let (code, body) = loop {
+        let answer = health::get(operator.health, "/readyz").await.expect("readyz");
+        if answer.0 != 200 || tokio::time::Instant::now() >= deadline {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!((code, body.as_str()), (503, "not ready: shutting down\n"));
+    assert!(
+        !operator.task.is_finished(),
+        "the operator stopped before its reconcile recorded the pins"
+    );
     let result = tokio::time::timeout(TIMEOUT, operator.task)
         .await
         .expect("stops in time")
