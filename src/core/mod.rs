@@ -7,6 +7,7 @@ pub mod artifact;
 pub mod conditions;
 pub mod config;
 pub mod deployment;
+pub mod destinations;
 pub mod duration;
 pub mod environment;
 pub mod gates;
