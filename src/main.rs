@@ -52,6 +52,16 @@ enum Command {
         /// The Prometheus server of verification steps that name no address.
         #[arg(long, env = "HOIST_PROMETHEUS_ADDRESS")]
         prometheus_address: Option<String>,
+        /// A destination verification steps may query besides the host of
+        /// --prometheus-address: HOST, HOST:PORT, an IP address, ADDRESS:PORT
+        /// or a CIDR; repeatable. Loopback and private addresses need an entry
+        /// naming them, link-local ones (cloud metadata) an address or CIDR.
+        #[arg(
+            long = "allow-destination",
+            env = "HOIST_ALLOWED_DESTINATIONS",
+            value_delimiter = ','
+        )]
+        allowed_destinations: Vec<hoist::core::destinations::Allowed>,
         /// Log as JSON lines.
         #[arg(long, env = "HOIST_LOG_JSON")]
         log_json: bool,
@@ -138,6 +148,7 @@ async fn main() -> ExitCode {
             shutdown_timeout,
             approval_policy,
             prometheus_address,
+            allowed_destinations,
             log_json,
             election,
         } => {
@@ -170,6 +181,7 @@ async fn main() -> ExitCode {
                 shutdown_timeout,
                 approval_policy,
                 prometheus_address,
+                allowed_destinations,
                 election,
                 ..Default::default()
             };

@@ -197,3 +197,37 @@ fn the_values_schema_refuses_wrong_types_and_unknown_keys() -> anyhow::Result<()
     assert!(error.contains("replica"), "helm said: {error}");
     Ok(())
 }
+
+#[test]
+fn allowed_destinations_reach_the_operator_as_entries_it_reads() -> anyhow::Result<()> {
+    let container = |objects: &[Value]| -> anyhow::Result<Value> {
+        let deployment = find(objects, "Deployment", "hoist").context("no Deployment hoist")?;
+        Ok(deployment["spec"]["template"]["spec"]["containers"][0].clone())
+    };
+    // By default only the host of prometheusAddress is reached (src/core/destinations.rs).
+    assert!(env(&container(&rendered(&[])?)?, "HOIST_ALLOWED_DESTINATIONS").is_none());
+    let objects = rendered(&[
+        "--set",
+        "verification.allowedDestinations={prometheus.monitoring:9090,10.20.0.0/16}",
+    ])?;
+    let variable = env(&container(&objects)?, "HOIST_ALLOWED_DESTINATIONS")
+        .context("no HOIST_ALLOWED_DESTINATIONS")?["value"]
+        .as_str()
+        .context("a value")?
+        .to_owned();
+    assert_eq!(variable, "prometheus.monitoring:9090,10.20.0.0/16");
+    let entries = variable
+        .split(',')
+        .map(str::parse::<hoist::core::destinations::Allowed>)
+        .collect::<Result<Vec<_>, _>>()?;
+    assert_eq!(
+        entries.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["prometheus.monitoring:9090", "10.20.0.0/16"]
+    );
+    let error = refused(&["--set", "verification.allowedDestinations=10.0.0.0/8"])?;
+    assert!(
+        error.contains("/verification/allowedDestinations"),
+        "helm said: {error}"
+    );
+    Ok(())
+}

@@ -393,7 +393,7 @@ pub enum VerificationPhase {
 pub struct Measurement {
     /// When it was taken.
     pub at: Time,
-    /// Successful, Failed, Inconclusive or Error.
+    /// Successful, Failed, Inconclusive, Error or Refused.
     pub outcome: MeasurementOutcome,
     /// The query's result, when it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -414,6 +414,9 @@ pub enum MeasurementOutcome {
     Inconclusive,
     /// The query could not be run or its result could not be read.
     Error,
+    /// The operator's outbound allow-list does not admit the server's
+    /// address: the step fails at once.
+    Refused,
 }
 
 /// A Job, by namespace and name.

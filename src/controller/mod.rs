@@ -63,6 +63,7 @@ use supervisor::{Supervisor, Task};
 
 use crate::api::{Artifact, Environment, Promotion};
 use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_TENANT};
+use crate::core::destinations::{AllowList, Allowed};
 use crate::registry::{Resolver, ResolverConfig};
 
 /// Why the operator could not run, or stopped.
@@ -114,6 +115,9 @@ pub struct Settings {
     pub approval_policy: String,
     /// The Prometheus server of verification steps that name no address.
     pub prometheus_address: Option<String>,
+    /// Where verification steps may send queries besides the host of
+    /// `prometheus_address` (core/destinations): hosts, addresses, CIDRs.
+    pub allowed_destinations: Vec<Allowed>,
     /// Take part in leader election: of the replicas that run, only the
     /// holder of the Lease reconciles. `None`: this replica always does.
     pub election: Option<leader::Election>,
@@ -137,6 +141,7 @@ impl Default for Settings {
             api_requests: ApiRequests::default(),
             approval_policy: crate::core::gates::approval::POLICY.to_string(),
             prometheus_address: None,
+            allowed_destinations: Vec::new(),
             election: None,
         }
     }
@@ -462,7 +467,13 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         sources: Default::default(),
         backoff: Default::default(),
         identity,
-        prometheus: prometheus::Prometheus::new(settings.prometheus_address.clone()),
+        prometheus: prometheus::Prometheus::new(
+            settings.prometheus_address.clone(),
+            AllowList::new(
+                settings.allowed_destinations.clone(),
+                settings.prometheus_address.as_deref(),
+            ),
+        ),
         checks: Default::default(),
         leadership: leadership.clone(),
     });

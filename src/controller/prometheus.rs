@@ -1,8 +1,14 @@
 //! Runs the verification queries the engine asks for against Prometheus'
 //! HTTP API (`GET /api/v1/query`) and turns each answer into a measurement
 //! with the pure [`verification::measure`].
+//!
+//! A server's address is resolved here and judged by the operator's
+//! allow-list ([`AllowList::admit`]); the request then goes to the address
+//! judged and nowhere else: the name is pinned to it, redirects are not
+//! followed and no proxy is used.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures::future::join_all;
@@ -12,27 +18,47 @@ use kube::Client;
 use kube::api::Api;
 
 use crate::api::Measurement;
+use crate::core::destinations::{AllowList, Destination, Refusal};
 use crate::core::gates::verification::{self, DueQuery};
 
 /// How long one query may take before it counts as an error.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The HTTP client for Prometheus and the operator-wide default server.
+/// The most of an answer read: a query result is small, and a server the
+/// operator is pointed at must not make it hold a large body.
+const ANSWER_LIMIT: usize = 4 << 20;
+
+/// The operator-wide default server and the destinations it may reach.
 #[derive(Clone)]
 pub struct Prometheus {
-    http: reqwest::Client,
     default_address: Option<String>,
+    allowed: AllowList,
+}
+
+/// Why a query could not be sent or its answer read.
+#[derive(Debug, thiserror::Error)]
+enum QueryError {
+    #[error("cannot resolve {address}: {source}")]
+    Resolve {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error("cannot build an HTTP client for {address}: {source}")]
+    Client {
+        address: String,
+        #[source]
+        source: reqwest::Error,
+    },
 }
 
 impl Prometheus {
-    pub fn new(default_address: Option<String>) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(QUERY_TIMEOUT)
-            .build()
-            .unwrap_or_default();
+    pub fn new(default_address: Option<String>, allowed: AllowList) -> Self {
         Prometheus {
-            http,
             default_address,
+            allowed,
         }
     }
 
@@ -69,8 +95,12 @@ impl Prometheus {
                     .into(),
             );
         };
-        let mut request = self
-            .http
+        let http = match self.client(address).await {
+            Ok(http) => http,
+            Err(QueryError::Refused(refusal)) => return verification::refused(now, &refusal),
+            Err(error) => return verification::error(now, error.to_string()),
+        };
+        let mut request = http
             .get(format!("{}/api/v1/query", address.trim_end_matches('/')))
             .query(&[("query", query.query.as_str())]);
         if let Some(secret) = &query.bearer_token_secret {
@@ -79,20 +109,81 @@ impl Prometheus {
                 Err(message) => return verification::error(now, message),
             }
         }
-        let response = match request.send().await {
+        let mut response = match request.send().await {
             Ok(response) => response,
             Err(error) => {
                 return verification::error(now, format!("cannot reach {address}: {}", source_chain(&error)));
             }
         };
         let status = response.status();
-        match response.json::<serde_json::Value>().await {
+        let mut answer = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) if answer.len() + chunk.len() <= ANSWER_LIMIT => {
+                    answer.extend_from_slice(&chunk)
+                }
+                Ok(Some(_)) => {
+                    return verification::error(
+                        now,
+                        format!("{address} answered HTTP {status} with more than {ANSWER_LIMIT} bytes"),
+                    );
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    return verification::error(
+                        now,
+                        format!("cannot read {address}'s answer: {}", source_chain(&error)),
+                    );
+                }
+            }
+        }
+        match serde_json::from_slice::<serde_json::Value>(&answer) {
             Ok(body) => verification::measure(&body, &query.condition, now),
             Err(_) => verification::error(
                 now,
                 format!("{address} answered HTTP {status} without a query result"),
             ),
         }
+    }
+
+    /// A client that reaches `address` at the one IP address the allow-list
+    /// admitted for it.
+    async fn client(&self, address: &str) -> Result<reqwest::Client, QueryError> {
+        let destination = Destination::parse(address)?;
+        let resolved: Vec<IpAddr> = match (destination.ip(), &destination.host) {
+            (Some(ip), _) => vec![ip],
+            (None, host) => tokio::net::lookup_host((host.to_string(), destination.port))
+                .await
+                .map_err(|source| QueryError::Resolve {
+                    address: address.to_owned(),
+                    source,
+                })?
+                .map(|socket| socket.ip())
+                .collect(),
+        };
+        let ip = self.allowed.admit(&destination, &resolved)?;
+        reqwest::Client::builder()
+            .timeout(QUERY_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Pinned(SocketAddr::new(ip, destination.port)))
+            .build()
+            .map_err(|source| QueryError::Client {
+                address: address.to_owned(),
+                source,
+            })
+    }
+}
+
+/// A resolver that answers every name with the one address judged, so
+/// the client never resolves a name a second time (an address in the URL
+/// is connected to as written, and was judged as written).
+struct Pinned(SocketAddr);
+
+impl reqwest::dns::Resolve for Pinned {
+    fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let address = self.0;
+        Box::pin(async move { Ok(Box::new(std::iter::once(address)) as reqwest::dns::Addrs) })
     }
 }
 

@@ -157,13 +157,13 @@ impl AllowList {
     /// pick is not the operator's to guess.
     pub fn admit(&self, destination: &Destination, resolved: &[IpAddr]) -> Result<IpAddr, Refusal> {
         let first = *resolved.first().ok_or_else(|| Refusal::NoAddress {
-            address: destination.address.clone(),
+            target: destination.target(),
         })?;
         for &ip in resolved {
             let range = Range::of(ip);
             if let Some(range) = range.filter(|range| range.kind.never_admitted()) {
                 return Err(Refusal::Unroutable {
-                    address: destination.address.clone(),
+                    target: destination.target(),
                     ip,
                     range: range.kind,
                 });
@@ -174,9 +174,8 @@ impl AllowList {
                 .any(|entry| admits(entry, destination, ip, range))
             {
                 return Err(Refusal::NotAllowed {
-                    address: destination.address.clone(),
+                    target: destination.target(),
                     ip,
-                    port: destination.port,
                     range: range.map(|range| range.kind),
                 });
             }
@@ -207,8 +206,6 @@ fn admits(entry: &Allowed, destination: &Destination, ip: IpAddr, range: Option<
 /// A URL the operator is asked to send a request to: its host and port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Destination {
-    /// The address as written, for messages.
-    pub address: String,
     /// The host: a name to resolve, or an address.
     pub host: Host<String>,
     /// The port, explicit or the scheme's.
@@ -231,11 +228,12 @@ impl Destination {
             Host::Ipv6(ip) => Host::Ipv6(ip),
         };
         let port = url.port_or_known_default().ok_or_else(not_a_url)?;
-        Ok(Destination {
-            address: address.to_owned(),
-            host,
-            port,
-        })
+        Ok(Destination { host, port })
+    }
+
+    /// `host:port` (`[v6]:port`), as messages name a destination.
+    pub fn target(&self) -> String {
+        format!("{}:{}", self.host, self.port)
     }
 
     /// The address of the host when it is one (nothing to resolve).
@@ -249,31 +247,30 @@ impl Destination {
 }
 
 /// Why the operator does not send a request to a destination. Each names
-/// the address and, once resolved, the IP address judged.
+/// the host and port and, once resolved, the IP address judged; kept short
+/// enough for a status message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("{address:?} is not an http or https URL with a host")]
     NotAUrl { address: String },
 
-    #[error("{address} resolves to no address")]
-    NoAddress { address: String },
+    #[error("{target} resolves to no address")]
+    NoAddress { target: String },
 
-    #[error("{address} resolves to {ip}, a {range} address the operator never connects to")]
+    #[error("{target} resolves to {ip}, a {range} address the operator never connects to")]
     Unroutable {
-        address: String,
+        target: String,
         ip: IpAddr,
         range: RangeKind,
     },
 
     #[error(
-        "{address} resolves to {ip} (port {port}){}, which the operator's allow-list does not admit; \
-         an operator admin admits it with {FLAG}",
-        range.map(|range| format!(", a {range} address admitted only by an entry naming it ({})", range.admitted_by())).unwrap_or_default()
+        "{target} resolves to {ip}, not in the operator's allow-list{}; add it with {FLAG}",
+        range.map(|range| format!(" ({range} address: list it by {})", range.listed_by())).unwrap_or_default()
     )]
     NotAllowed {
-        address: String,
+        target: String,
         ip: IpAddr,
-        port: u16,
         range: Option<RangeKind>,
     },
 }
@@ -303,12 +300,11 @@ impl RangeKind {
         )
     }
 
-    fn admitted_by(self) -> &'static str {
+    /// The entries that admit an address of the range.
+    fn listed_by(self) -> &'static str {
         match self {
-            RangeKind::Metadata | RangeKind::LinkLocal => {
-                "the address or a CIDR within its range, never a host name"
-            }
-            _ => "the host name, the address or a CIDR within its range",
+            RangeKind::Metadata | RangeKind::LinkLocal => "address or CIDR",
+            _ => "name, address or CIDR",
         }
     }
 }

@@ -84,6 +84,9 @@ struct Scenario {
     operator: Option<Operator>,
     /// Registries besides the test registry the operator reaches over plain HTTP.
     more_registries: Vec<String>,
+    /// The operator's outbound allow-list (`--allow-destination`): the test
+    /// Prometheus (on 127.0.0.1, which only an entry naming it admits).
+    allowed_destinations: Vec<String>,
 }
 
 fn deployment(name: &str, container: &str, replicas: i32) -> serde_json::Value {
@@ -105,6 +108,15 @@ fn deployment(name: &str, container: &str, replicas: i32) -> serde_json::Value {
             }
         }
     })
+}
+
+/// The allow-list entry of the test Prometheus, or none where the tests
+/// run without one.
+fn test_prometheus_destination() -> Vec<String> {
+    hoist_testkit::prometheus::address()
+        .and_then(|address| hoist_testkit::prometheus::destination(&address))
+        .into_iter()
+        .collect()
 }
 
 impl Scenario {
@@ -133,6 +145,7 @@ impl Scenario {
             stages,
             operator: None,
             more_registries: Vec::new(),
+            allowed_destinations: test_prometheus_destination(),
         };
         for stage in STAGES {
             scenario.create_deployment(stage, "backend", "app", 0).await;
@@ -255,6 +268,11 @@ impl Scenario {
                 .chain(self.more_registries.clone())
                 .collect(),
             namespace: Some(self.namespace().to_string()),
+            allowed_destinations: self
+                .allowed_destinations
+                .iter()
+                .map(|entry| entry.parse().expect("allow-list entry"))
+                .collect(),
             ..Settings::default()
         }
     }

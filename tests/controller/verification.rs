@@ -370,6 +370,9 @@ async fn a_bearer_token_from_a_secret_reaches_prometheus_and_a_refused_one_fails
         }))
         .expect("secret")
     };
+    scenario
+        .allowed_destinations
+        .push(hoist_testkit::prometheus::destination(&proxy).expect("proxy destination"));
     let secrets = Api::<Secret>::namespaced(scenario.client(), scenario.namespace());
     secrets
         .create(&PostParams::default(), &secret("s3cret-token"))
@@ -420,5 +423,174 @@ async fn a_bearer_token_from_a_secret_reaches_prometheus_and_a_refused_one_fails
         )
     );
     forget_error_ratios(&scenario, &["shop-1-0-0", "shop-1-1-0"]).await;
+    scenario.stop().await;
+}
+
+// The operator's outbound allow-list (README, "Outbound requests").
+
+/// Promotes `artifact` into dev as `name` and waits until its verification step failed.
+async fn failed_step(scenario: &Scenario, name: &str, artifact: &str) -> hoist::api::VerificationStatus {
+    scenario.promote(name, artifact, "dev").await;
+    let failed = scenario
+        .cluster
+        .wait_for::<Promotion>(name, TIMEOUT, |p| {
+            p.status.as_ref().is_some_and(|s| {
+                s.verification
+                    .first()
+                    .is_some_and(|v| v.phase == hoist::api::VerificationPhase::Failed)
+            })
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    step_of(&failed)
+}
+
+/// dev's step now queries `address`.
+async fn verify_dev_at(scenario: &Scenario, address: &str) {
+    verify_dev_with_prometheus(
+        scenario,
+        hoist::api::PrometheusCheck {
+            address: Some(address.into()),
+            consecutive_error_limit: 0,
+            ..error_ratio_check(1, 0)
+        },
+    )
+    .await;
+    scenario.environment_observed("dev").await;
+}
+
+#[tokio::test]
+async fn destinations_outside_the_allow_list_the_metadata_address_and_a_name_resolving_to_loopback_are_refused()
+ {
+    let mut scenario = Scenario::new().await;
+    // Permissive-looking: every public address, and nothing that names a
+    // private, loopback or link-local one.
+    scenario.allowed_destinations = vec!["0.0.0.0/0".into(), "::/0".into()];
+    scenario.start().await;
+    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.release("shop-1-1-0", "1.1.0", Some(REVISION)).await;
+    scenario.release("shop-1-2-0", "1.2.0", Some(REVISION)).await;
+    let flag = "add it with --allow-destination (chart value verification.allowedDestinations)";
+    let refused = |message: &str| -> (
+        hoist::api::VerificationPhase,
+        String,
+        Vec<hoist::api::MeasurementOutcome>,
+    ) {
+        (
+            hoist::api::VerificationPhase::Failed,
+            format!(
+                "destination refused: {message}; 0 of 1 measurement(s): 0 successful, 0 failed, 0 inconclusive"
+            ),
+            vec![hoist::api::MeasurementOutcome::Refused],
+        )
+    };
+    let seen = |step: hoist::api::VerificationStatus| {
+        (
+            step.phase,
+            step.message,
+            step.measurements.iter().map(|m| m.outcome).collect::<Vec<_>>(),
+        )
+    };
+
+    verify_dev_at(&scenario, "http://10.0.0.1:9090").await;
+    assert_eq!(
+        seen(failed_step(&scenario, "private", "shop-1-0-0").await),
+        refused(&format!(
+            "10.0.0.1:9090 resolves to 10.0.0.1, not in the operator's allow-list (private address: list it by name, \
+             address or CIDR); {flag}"
+        ))
+    );
+
+    verify_dev_at(
+        &scenario,
+        "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+    )
+    .await;
+    assert_eq!(
+        seen(failed_step(&scenario, "metadata", "shop-1-1-0").await),
+        refused(&format!(
+            "169.254.169.254:80 resolves to 169.254.169.254, not in the operator's allow-list (link-local address: \
+             list it by address or CIDR); {flag}"
+        ))
+    );
+
+    // localhost is where the test Prometheus listens: only the allow-list keeps the operator away.
+    let prometheus = hoist_testkit::prometheus::address().expect("HOIST_TEST_PROMETHEUS (run scripts/test)");
+    let port = reqwest::Url::parse(&prometheus)
+        .ok()
+        .and_then(|url| url.port())
+        .expect("the test Prometheus' port");
+    verify_dev_at(&scenario, &format!("http://localhost:{port}")).await;
+    let loopback = seen(failed_step(&scenario, "loopback", "shop-1-2-0").await);
+    // localhost resolves to 127.0.0.1 or ::1 first, as the machine's resolver orders them.
+    let refused_at = |ip: &str| {
+        refused(&format!(
+            "localhost:{port} resolves to {ip}, not in the operator's allow-list (loopback address: list it by name, \
+             address or CIDR); {flag}"
+        ))
+    };
+    assert!(
+        [refused_at("127.0.0.1"), refused_at("::1")].contains(&loopback),
+        "{loopback:?}"
+    );
+    scenario.stop().await;
+}
+
+#[tokio::test]
+async fn status_keeps_prometheus_errors_bounded_and_no_other_answer() {
+    let mut scenario = Scenario::new().await;
+    // An internal service answering JSON with a credential in it, and a
+    // Prometheus answering an error longer than status keeps.
+    let service = hoist_testkit::prometheus::answering(
+        hyper::StatusCode::OK,
+        json!({"status": "error", "error": "AccessKeyId=AKIAEXAMPLESECRET"}).to_string(),
+    )
+    .await
+    .expect("service");
+    let long_error = format!("parse error: {}", "unexpected identifier ".repeat(200));
+    let prometheus = hoist_testkit::prometheus::answering(
+        hyper::StatusCode::BAD_REQUEST,
+        json!({"status": "error", "errorType": "bad_data", "error": long_error}).to_string(),
+    )
+    .await
+    .expect("prometheus");
+    for address in [&service, &prometheus] {
+        scenario
+            .allowed_destinations
+            .push(hoist_testkit::prometheus::destination(address).expect("destination"));
+    }
+    scenario.start().await;
+    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.release("shop-1-1-0", "1.1.0", Some(REVISION)).await;
+    let last_error = |step: &hoist::api::VerificationStatus| {
+        step.measurements
+            .last()
+            .and_then(|m| m.message.clone())
+            .expect("a measurement with a message")
+    };
+
+    verify_dev_at(&scenario, &service).await;
+    let step = failed_step(&scenario, "service", "shop-1-0-0").await;
+    assert_eq!(
+        last_error(&step),
+        "Prometheus refused the query: the answer is not a Prometheus query API response"
+    );
+    assert!(!step.message.contains("AKIA"), "{}", step.message);
+
+    verify_dev_at(&scenario, &prometheus).await;
+    let step = failed_step(&scenario, "prometheus", "shop-1-1-0").await;
+    let kept =
+        hoist::core::gates::verification::bounded(&format!("Prometheus refused the query: {long_error}"));
+    assert_eq!(
+        (last_error(&step).as_str(), kept.len()),
+        (kept.as_str(), hoist::core::gates::verification::MESSAGE_LIMIT)
+    );
+    assert_eq!(
+        step.message,
+        format!(
+            "1 error(s) in a row (consecutiveErrorLimit 0): {kept}; 0 of 1 measurement(s): 0 successful, 0 failed, \
+             0 inconclusive"
+        )
+    );
     scenario.stop().await;
 }

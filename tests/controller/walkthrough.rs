@@ -62,6 +62,7 @@ async fn the_walkthrough_runs_as_the_readme_shows() {
         stages,
         operator: None,
         more_registries: Vec::new(),
+        allowed_destinations: Vec::new(),
     };
     // What is this run's own, and how the README shows it.
     let mut own: Vec<(String, String)> = names

@@ -68,9 +68,8 @@ fn the_configured_prometheus_host_is_admitted_without_entries() {
     assert_eq!(
         decide(&configured, "http://grafana.monitoring:3000", &["10.96.0.13"]),
         Err(Refusal::NotAllowed {
-            address: "http://grafana.monitoring:3000".into(),
+            target: "grafana.monitoring:3000".into(),
             ip: ip("10.96.0.13"),
-            port: 3000,
             range: Some(RangeKind::Private),
         })
     );
@@ -129,10 +128,9 @@ fn the_metadata_address_is_refused_even_when_every_network_is_listed() {
     assert_eq!(
         refused("http://169.254.169.254/latest/meta-data/", &[]).map(|r| r.to_string()),
         Some(
-            "http://169.254.169.254/latest/meta-data/ resolves to 169.254.169.254 (port 80), a link-local address \
-             admitted only by an entry naming it (the address or a CIDR within its range, never a host name), which \
-             the operator's allow-list does not admit; an operator admin admits it with --allow-destination (chart \
-             value verification.allowedDestinations)"
+            "169.254.169.254:80 resolves to 169.254.169.254, not in the operator's allow-list (link-local address: \
+             list it by address or CIDR); add it with --allow-destination (chart value \
+             verification.allowedDestinations)"
                 .into()
         )
     );
@@ -159,9 +157,8 @@ fn loopback_and_private_addresses_need_an_entry_naming_them() {
     assert_eq!(
         decide(&public, "http://localhost:9090", &["127.0.0.1", "::1"]),
         Err(Refusal::NotAllowed {
-            address: "http://localhost:9090".into(),
+            target: "localhost:9090".into(),
             ip: ip("127.0.0.1"),
-            port: 9090,
             range: Some(RangeKind::Loopback),
         })
     );
@@ -236,7 +233,7 @@ fn only_http_urls_with_a_host_are_destinations() {
     assert_eq!(
         list(&["x"]).admit(&Destination::parse("http://x").expect("url"), &[]),
         Err(Refusal::NoAddress {
-            address: "http://x".into()
+            target: "x:80".into()
         })
     );
 }

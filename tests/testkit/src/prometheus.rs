@@ -146,3 +146,44 @@ async fn forward(
             .expect("response"),
     }
 }
+
+/// A server on 127.0.0.1 that answers every request with HTTP `status`, a
+/// JSON content type and `body`, as a server a verification step is
+/// pointed at may: Prometheus with an error, or another service. Runs until
+/// the test process ends; answers its address (`http://127.0.0.1:<port>`).
+pub async fn answering(status: StatusCode, body: String) -> Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the server")?;
+    let local = listener.local_addr()?;
+    let body = Bytes::from(body);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |_: Request<hyper::body::Incoming>| {
+                    let response = Response::builder()
+                        .status(status)
+                        .header("content-type", "application/json")
+                        .body(Full::new(body.clone()));
+                    async move { response }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(format!("http://{local}"))
+}
+
+/// The allow-list entry (`HOST:PORT`) of a server's address such as
+/// `http://127.0.0.1:9090`.
+pub fn destination(address: &str) -> Result<String> {
+    let url = reqwest::Url::parse(address).with_context(|| format!("{address} is not a URL"))?;
+    let host = url.host_str().with_context(|| format!("{address} has no host"))?;
+    let port = url
+        .port_or_known_default()
+        .with_context(|| format!("{address} has no port"))?;
+    Ok(format!("{host}:{port}"))
+}

@@ -23,7 +23,7 @@ use crate::core::duration;
 use super::outcome::Outcome;
 pub use job::{ANNOTATION_PROMOTION, JobContext, Release, job_name, jobs_to_delete};
 use prometheus::parse_condition;
-pub use prometheus::{error, measure};
+pub use prometheus::{MESSAGE_LIMIT, bounded, error, measure, refused};
 pub use steps::{Decided, DueQuery, Progress, VerificationInput, evaluate};
 
 /// The problems of spec.gates.verification the schema cannot see, each

@@ -5,6 +5,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{Measurement, MeasurementOutcome};
+use crate::core::destinations::Refusal;
 
 /// `result <op> <number>`, read.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,14 +63,14 @@ impl Condition {
 
 /// A measurement of the Prometheus query API's JSON response `body` at `at`.
 pub fn measure(body: &serde_json::Value, condition: &str, at: Timestamp) -> Measurement {
-    let error = |message: String| Measurement {
-        at: Time(at),
-        outcome: MeasurementOutcome::Error,
-        value: None,
-        message: Some(message),
-    };
+    let error = |message: String| self::error(at, message);
     if body["status"] != "success" {
-        let reason = body["error"].as_str().unwrap_or("no error message");
+        // Prometheus' own error (`errorType` and `error`) is shown, bounded;
+        // any other answer is not: it may be another service's content.
+        let reason = match (body["errorType"].as_str(), body["error"].as_str()) {
+            (Some(_), Some(reason)) => reason,
+            _ => "the answer is not a Prometheus query API response",
+        };
         return error(format!("Prometheus refused the query: {reason}"));
     }
     let data = &body["data"];
@@ -130,12 +131,43 @@ pub fn measure(body: &serde_json::Value, condition: &str, at: Timestamp) -> Meas
     }
 }
 
-/// A measurement that could not be taken (server unreachable, refused).
+/// A measurement that could not be taken (server unreachable, an answer
+/// that is not a query result); its message is [`bounded`].
 pub fn error(at: Timestamp, message: String) -> Measurement {
     Measurement {
         at: Time(at),
         outcome: MeasurementOutcome::Error,
         value: None,
-        message: Some(message),
+        message: Some(bounded(&message)),
     }
+}
+
+/// A measurement not taken because the operator's allow-list does not
+/// admit the server: the step fails with `refusal`, bounded.
+pub fn refused(at: Timestamp, refusal: &Refusal) -> Measurement {
+    Measurement {
+        at: Time(at),
+        outcome: MeasurementOutcome::Refused,
+        value: None,
+        message: Some(bounded(&refusal.to_string())),
+    }
+}
+
+/// The longest message a measurement keeps, in bytes: status is read by
+/// everyone who may read the Promotion, and what a server answers (or an
+/// address a tenant wrote) must not fill it.
+pub const MESSAGE_LIMIT: usize = 256;
+
+/// `text` cut to [`MESSAGE_LIMIT`] bytes on a character boundary, ending
+/// with `…` when cut.
+pub fn bounded(text: &str) -> String {
+    if text.len() <= MESSAGE_LIMIT {
+        return text.to_owned();
+    }
+    let ellipsis = '…';
+    let mut end = MESSAGE_LIMIT - ellipsis.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ellipsis}", &text[..end])
 }

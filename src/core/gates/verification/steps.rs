@@ -263,7 +263,21 @@ fn judge(check: &PrometheusCheck, status: &mut VerificationStatus) {
         "{taken} of {} measurement(s): {successful} successful, {failed} failed, {inconclusive} inconclusive",
         check.count
     );
-    let failure = if failed > limit(check.failure_limit) {
+    let refused = status
+        .measurements
+        .iter()
+        .rev()
+        .find(|m| m.outcome == MeasurementOutcome::Refused);
+    let failure = if let Some(refused) = refused {
+        // Refused again next time: the allow-list is the operator's, not the step's.
+        Some(format!(
+            "destination refused: {}",
+            refused
+                .message
+                .as_deref()
+                .unwrap_or("not in the operator's allow-list")
+        ))
+    } else if failed > limit(check.failure_limit) {
         Some(format!(
             "{failed} measurement(s) did not meet `{}` (failureLimit {}), the last was {last_value}",
             check.condition, check.failure_limit

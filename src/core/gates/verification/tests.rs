@@ -618,3 +618,66 @@ fn finished_jobs_beyond_the_kept_number_are_deleted_oldest_first_but_never_a_run
         ]
     );
 }
+
+#[test]
+fn a_refused_destination_fails_the_step_at_once_naming_the_refusal() {
+    let steps = steps(ERROR_RATE);
+    let (statuses, _) = decide(&steps, &[], None, "2026-12-02T10:00:00Z");
+    let refusal = crate::core::destinations::Refusal::NotAllowed {
+        target: "169.254.169.254:80".into(),
+        ip: "169.254.169.254".parse().expect("ip"),
+        range: Some(crate::core::destinations::RangeKind::LinkLocal),
+    };
+    let refused = refused(instant("2026-12-02T10:00:00Z"), &refusal);
+    let (statuses, progress) = decide(&steps, &statuses, Some(&refused), "2026-12-02T10:00:00Z");
+    let message = format!(
+        "destination refused: {}; 0 of 3 measurement(s): 0 successful, 0 failed, 0 inconclusive",
+        bounded(&refusal.to_string())
+    );
+    assert_eq!(
+        (
+            statuses[0].phase,
+            statuses[0].message.as_str(),
+            statuses[0].measurements[0].outcome
+        ),
+        (
+            VerificationPhase::Failed,
+            message.as_str(),
+            MeasurementOutcome::Refused
+        )
+    );
+    assert_eq!(
+        progress,
+        Progress::Failed {
+            message: format!("step error-rate: {message}")
+        }
+    );
+}
+
+#[test]
+fn what_a_server_answers_reaches_status_bounded_and_only_as_prometheus_errors() {
+    let at = instant("2026-12-02T10:00:00Z");
+    let message = |body: serde_json::Value| measure(&body, "result < 1", at).message.expect("message");
+    // Prometheus' own error, however long, is cut on a character boundary.
+    let long = "é".repeat(400);
+    let cut = message(serde_json::json!({"status": "error", "errorType": "bad_data", "error": long}));
+    assert_eq!(cut.len(), 255);
+    assert_eq!(cut, format!("Prometheus refused the query: {}…", "é".repeat(111)));
+    // Any other JSON's content is not shown.
+    assert_eq!(
+        message(serde_json::json!({"status": "error", "error": "AKIASECRET"})),
+        "Prometheus refused the query: the answer is not a Prometheus query API response"
+    );
+    assert_eq!(
+        message(serde_json::json!({"Code": "Success", "AccessKeyId": "AKIASECRET", "status": "ok"})),
+        "Prometheus refused the query: the answer is not a Prometheus query API response"
+    );
+    let odd = message(
+        serde_json::json!({"status": "success", "data": {"resultType": "vector", "result": [
+            {"metric": {}, "value": [1.0, "x".repeat(1000)]}
+        ]}}),
+    );
+    assert_eq!((odd.len(), odd.ends_with('…')), (MESSAGE_LIMIT, true));
+    assert_eq!(bounded("short"), "short");
+    assert_eq!(bounded(&"a".repeat(MESSAGE_LIMIT)), "a".repeat(MESSAGE_LIMIT));
+}
