@@ -231,3 +231,92 @@ fn allowed_destinations_reach_the_operator_as_entries_it_reads() -> anyhow::Resu
     );
     Ok(())
 }
+
+/// The resources of the rules of `role`, flattened.
+fn resources(role: &Value) -> Vec<String> {
+    role["rules"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .flat_map(|rule| rule["resources"].as_sequence().cloned().unwrap_or_default())
+        .filter_map(|resource| resource.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn a_namespace_scoped_install_grants_jobs_and_secrets_in_its_namespace_only() -> anyhow::Result<()> {
+    let tenant_owned = ["jobs", "secrets", "serviceaccounts"];
+    let cluster_wide = rendered(&[])?;
+    let role = find(&cluster_wide, "ClusterRole", "hoist").context("no ClusterRole")?;
+    for resource in tenant_owned {
+        assert!(resources(role).iter().any(|r| r == resource), "{resource}");
+    }
+    assert!(find(&cluster_wide, "Role", "hoist").is_none());
+
+    let scoped = rendered(&["--set", "watchNamespace=shop"])?;
+    let role = find(&scoped, "ClusterRole", "hoist").context("no ClusterRole")?;
+    for resource in tenant_owned {
+        assert!(
+            !resources(role).iter().any(|r| r == resource),
+            "{resource} cluster-wide"
+        );
+    }
+    let namespaced = find(&scoped, "Role", "hoist").context("no Role hoist")?;
+    assert_eq!(namespaced["metadata"]["namespace"], "shop");
+    assert_eq!(resources(namespaced), tenant_owned);
+    let binding = find(&scoped, "RoleBinding", "hoist").context("no RoleBinding hoist")?;
+    assert_eq!(
+        (
+            &binding["metadata"]["namespace"],
+            &binding["roleRef"]["kind"],
+            &binding["roleRef"]["name"],
+            &binding["subjects"][0]["name"],
+            &binding["subjects"][0]["namespace"]
+        ),
+        (
+            &Value::from("shop"),
+            &Value::from("Role"),
+            &Value::from("hoist"),
+            &Value::from("hoist"),
+            &Value::from("hoist-system")
+        )
+    );
+    let container = &find(&scoped, "Deployment", "hoist").context("no Deployment")?["spec"]["template"]["spec"]
+        ["containers"][0];
+    assert_eq!(
+        env(container, "HOIST_WATCH_NAMESPACE").context("no HOIST_WATCH_NAMESPACE")?["value"],
+        "shop"
+    );
+    Ok(())
+}
+
+#[test]
+fn every_operator_rule_says_why_and_what_a_holder_of_the_token_could_do() -> anyhow::Result<()> {
+    for file in ["operator-rules.yaml", "operator-namespace-rules.yaml"] {
+        let text = std::fs::read_to_string(repo().join("charts/hoist/files").join(file))?;
+        let lines: Vec<&str> = text.lines().collect();
+        let mut rules = 0;
+        for (index, line) in lines.iter().enumerate() {
+            if !line.starts_with("- apiGroups:") {
+                continue;
+            }
+            rules += 1;
+            let comment: Vec<&str> = lines[..index]
+                .iter()
+                .rev()
+                .take_while(|line| line.starts_with('#'))
+                .copied()
+                .collect();
+            assert!(
+                comment.len() >= 2
+                    && comment
+                        .iter()
+                        .any(|line| line.starts_with("# Holder of the token:")),
+                "{file}: the rule at line {} needs a comment saying why and what a holder of the token could do",
+                index + 1
+            );
+        }
+        assert!(rules > 0, "{file} has no rules");
+    }
+    Ok(())
+}

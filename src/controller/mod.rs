@@ -365,9 +365,11 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         keys::config_map,
         keep,
     );
+    // Verification Jobs run in their Environment's namespace: a
+    // namespace-scoped install needs Jobs there only.
     let (jobs, mut job_events) = watches.add(
         "jobs.batch (labelled hoist.dev/environment)",
-        Api::<Job>::all(client.clone()),
+        scoped_api::<Job>(&client, namespace),
         managed,
         1,
         keys::job,

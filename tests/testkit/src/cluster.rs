@@ -27,7 +27,9 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::client::ClientBuilder;
@@ -288,8 +290,9 @@ impl TestCluster {
     }
 
     /// Binds the operator's ServiceAccount to a ClusterRole of the chart's
-    /// rules (`charts/hoist/files/operator-rules.yaml`), both removed with
-    /// the test's namespaces.
+    /// cluster-wide rules (`charts/hoist/files/operator-rules.yaml`), both
+    /// removed with the test's namespaces, and to a Role of its namespace
+    /// rules (`operator-namespace-rules.yaml`) in the test's namespace.
     async fn grant_operator_rules(&mut self) -> Result<()> {
         let rules = read_operator_rules(&operator_rules_file())?;
         let name = self.operator_role_name();
@@ -327,7 +330,43 @@ impl TestCluster {
             .create(&PostParams::default(), &binding)
             .await
             .with_context(|| format!("creating ClusterRoleBinding {name}"))?;
-        self.leave(Leftover::ClusterRoleBinding(name));
+        self.leave(Leftover::ClusterRoleBinding(name.clone()));
+        // Jobs, Secrets and ServiceAccounts in the test's namespace only, as
+        // the chart's namespace-scoped install grants them (the operator
+        // under test watches that namespace).
+        let rules = read_operator_rules(&operator_namespace_rules_file())?;
+        let role = Role {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            rules: Some(rules),
+        };
+        Api::<Role>::namespaced(self.client.clone(), &self.namespace)
+            .create(&PostParams::default(), &role)
+            .await
+            .with_context(|| format!("creating Role {name}"))?;
+        let binding = RoleBinding {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "Role".into(),
+                name: name.clone(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: OPERATOR_SERVICE_ACCOUNT.into(),
+                namespace: Some(self.namespace.clone()),
+                ..Default::default()
+            }]),
+        };
+        Api::<RoleBinding>::namespaced(self.client.clone(), &self.namespace)
+            .create(&PostParams::default(), &binding)
+            .await
+            .with_context(|| format!("creating RoleBinding {name}"))?;
         Ok(())
     }
 
@@ -654,6 +693,12 @@ pub fn crds_dir() -> PathBuf {
 /// The chart's RBAC rules for the operator.
 pub fn operator_rules_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/operator-rules.yaml")
+}
+
+/// The chart's RBAC rules for the operator in the namespaces it watches
+/// (a Role there in a namespace-scoped install, in the ClusterRole otherwise).
+pub fn operator_namespace_rules_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/operator-namespace-rules.yaml")
 }
 
 /// The YAML list of RBAC rules in `path`.
