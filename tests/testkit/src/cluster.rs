@@ -309,22 +309,11 @@ impl TestCluster {
             .await
             .with_context(|| format!("creating ClusterRole {name}"))?;
         self.leave(Leftover::ClusterRole(name.clone()));
+        let (metadata, role_ref, subjects) = self.operator_binding("ClusterRole", &name);
         let binding = ClusterRoleBinding {
-            metadata: kube::api::ObjectMeta {
-                name: Some(name.clone()),
-                ..Default::default()
-            },
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".into(),
-                kind: "ClusterRole".into(),
-                name: name.clone(),
-            },
-            subjects: Some(vec![Subject {
-                kind: "ServiceAccount".into(),
-                name: OPERATOR_SERVICE_ACCOUNT.into(),
-                namespace: Some(self.namespace.clone()),
-                ..Default::default()
-            }]),
+            metadata,
+            role_ref,
+            subjects,
         };
         Api::<ClusterRoleBinding>::all(self.client.clone())
             .create(&PostParams::default(), &binding)
@@ -346,28 +335,43 @@ impl TestCluster {
             .create(&PostParams::default(), &role)
             .await
             .with_context(|| format!("creating Role {name}"))?;
+        let (metadata, role_ref, subjects) = self.operator_binding("Role", &name);
         let binding = RoleBinding {
-            metadata: kube::api::ObjectMeta {
-                name: Some(name.clone()),
-                ..Default::default()
-            },
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".into(),
-                kind: "Role".into(),
-                name: name.clone(),
-            },
-            subjects: Some(vec![Subject {
-                kind: "ServiceAccount".into(),
-                name: OPERATOR_SERVICE_ACCOUNT.into(),
-                namespace: Some(self.namespace.clone()),
-                ..Default::default()
-            }]),
+            metadata,
+            role_ref,
+            subjects,
         };
         Api::<RoleBinding>::namespaced(self.client.clone(), &self.namespace)
             .create(&PostParams::default(), &binding)
             .await
             .with_context(|| format!("creating RoleBinding {name}"))?;
         Ok(())
+    }
+
+    /// The name, role reference and subject of a binding `name` of the
+    /// operator's ServiceAccount to the `kind` (Role or ClusterRole) `name`.
+    fn operator_binding(
+        &self,
+        kind: &str,
+        name: &str,
+    ) -> (kube::api::ObjectMeta, RoleRef, Option<Vec<Subject>>) {
+        (
+            kube::api::ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: kind.into(),
+                name: name.to_owned(),
+            },
+            Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: OPERATOR_SERVICE_ACCOUNT.into(),
+                namespace: Some(self.namespace.clone()),
+                ..Default::default()
+            }]),
+        )
     }
 
     /// A client of this cluster's admin (requests not counted): the
