@@ -554,7 +554,11 @@ async fn status_keeps_prometheus_errors_bounded_and_no_other_answer() {
     )
     .await
     .expect("prometheus");
-    for address in [&service, &prometheus] {
+    // And one answering more than the operator reads.
+    let flood = hoist_testkit::prometheus::answering(hyper::StatusCode::OK, " ".repeat(5 << 20))
+        .await
+        .expect("flood");
+    for address in [&service, &prometheus, &flood] {
         scenario
             .allowed_destinations
             .push(hoist_testkit::prometheus::destination(address).expect("destination"));
@@ -562,6 +566,7 @@ async fn status_keeps_prometheus_errors_bounded_and_no_other_answer() {
     scenario.start().await;
     scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
     scenario.release("shop-1-1-0", "1.1.0", Some(REVISION)).await;
+    scenario.release("shop-1-2-0", "1.2.0", Some(REVISION)).await;
     let last_error = |step: &hoist::api::VerificationStatus| {
         step.measurements
             .last()
@@ -591,6 +596,13 @@ async fn status_keeps_prometheus_errors_bounded_and_no_other_answer() {
             "1 error(s) in a row (consecutiveErrorLimit 0): {kept}; 0 of 1 measurement(s): 0 successful, 0 failed, \
              0 inconclusive"
         )
+    );
+
+    verify_dev_at(&scenario, &flood).await;
+    let step = failed_step(&scenario, "flood", "shop-1-2-0").await;
+    assert_eq!(
+        last_error(&step),
+        format!("{flood} answered HTTP 200 OK with more than 4194304 bytes")
     );
     scenario.stop().await;
 }
