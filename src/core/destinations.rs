@@ -146,10 +146,6 @@ impl AllowList {
         AllowList { entries }
     }
 
-    pub fn entries(&self) -> &[Allowed] {
-        &self.entries
-    }
-
     /// The address to connect to for `destination`, whose host resolved to
     /// `resolved` (the host itself when it is an address): the first one,
     /// when every one is admitted. A name that resolves to one refused
