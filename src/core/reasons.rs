@@ -177,6 +177,18 @@ reasons! {
         RepositoryMismatch,
         RevisionMismatch,
         VulnerabilitiesFound,
+        /// A keyless signature's certificate chains to no certificate
+        /// authority of the trusted root.
+        UntrustedCertificate,
+        /// A keyless signature's certificate names another identity (SAN
+        /// or OIDC issuer) than the policy's.
+        IdentityMismatch,
+        /// Nothing the trusted root vouches for (a Rekor entry's signed
+        /// timestamp, an RFC 3161 timestamp) says when a keyless signature
+        /// was made.
+        NoTrustedTimestamp,
+        /// A keyless signature was made outside its certificate's validity.
+        CertificateExpired,
     }
 }
 

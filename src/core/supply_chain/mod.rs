@@ -11,6 +11,7 @@
 
 pub mod attestations;
 pub mod envelope;
+pub mod keyless;
 pub mod keys;
 pub mod provenance;
 pub mod scan;
