@@ -94,6 +94,23 @@ impl TrustedKey {
             .any(|key| key.verify_sig(message, signature).is_ok())
     }
 
+    /// Whether `signature` is this key's over a message of which `digest`
+    /// (by `algorithm`) is the hash: a Sigstore message signature names
+    /// the signed artifact by its digest only.
+    pub fn verifies_digest(
+        &self,
+        algorithm: &'static aws_lc_rs::digest::Algorithm,
+        digest: &[u8],
+        signature: &[u8],
+    ) -> bool {
+        let Ok(digest) = aws_lc_rs::digest::Digest::import_less_safe(digest, algorithm) else {
+            return false;
+        };
+        self.parsed
+            .iter()
+            .any(|key| key.verify_digest_sig(&digest, signature).is_ok())
+    }
+
     /// The fingerprint's first 12 hex digits, for messages.
     pub fn short(&self) -> &str {
         let hex = self.fingerprint.trim_start_matches("sha256:");

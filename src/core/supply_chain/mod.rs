@@ -10,6 +10,7 @@
 //! records and `now`.
 
 pub mod attestations;
+pub mod bundle;
 pub mod envelope;
 pub mod keyless;
 pub mod keys;
