@@ -52,6 +52,10 @@ enum Command {
         /// The Prometheus server of verification steps that name no address.
         #[arg(long, env = "HOIST_PROMETHEUS_ADDRESS")]
         prometheus_address: Option<String>,
+        /// A Sigstore trusted_root.json that keyless policies naming no
+        /// trustedRoot of their own verify against.
+        #[arg(long, env = "HOIST_TRUSTED_ROOT")]
+        trusted_root: Option<PathBuf>,
         /// Log as JSON lines.
         #[arg(long, env = "HOIST_LOG_JSON")]
         log_json: bool,
@@ -138,9 +142,17 @@ async fn main() -> ExitCode {
             shutdown_timeout,
             approval_policy,
             prometheus_address,
+            trusted_root,
             log_json,
             election,
         } => {
+            let trusted_root = match trusted_root.as_deref().map(hoist::cli::trusted_root).transpose() {
+                Ok(root) => root,
+                Err(error) => {
+                    eprintln!("hoist: {error}");
+                    return ExitCode::from(2);
+                }
+            };
             let election = if election.enabled {
                 match hoist::cli::election(
                     election.lease_name,
@@ -171,6 +183,7 @@ async fn main() -> ExitCode {
                 approval_policy,
                 prometheus_address,
                 election,
+                trusted_root,
                 ..Default::default()
             };
             hoist::cli::controller(settings, log_json).await

@@ -6,6 +6,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use cmpv2::status::{PkiStatus, PkiStatusInfo};
 use cms::cert::IssuerAndSerialNumber;
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos};
@@ -25,7 +26,7 @@ use spki::AlgorithmIdentifierOwned;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use x509_cert::attr::Attribute;
-use x509_tsp::{MessageImprint, TspVersion, TstInfo};
+use x509_tsp::{MessageImprint, TimeStampResp, TspVersion, TstInfo};
 
 /// GitHub Actions' OIDC issuer.
 pub const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
@@ -53,6 +54,59 @@ impl Leaf {
     /// ECDSA P-256 over SHA-256, ASN.1 DER, as cosign signs.
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         self.key.sign(message).expect("the leaf key signs")
+    }
+
+    /// A DSSE envelope of `payload` (of `payload_type`) signed by this leaf.
+    pub fn sign_dsse(&self, payload_type: &str, payload: &[u8]) -> DsseSigned {
+        let mut message =
+            format!("DSSEv1 {} {payload_type} {} ", payload_type.len(), payload.len()).into_bytes();
+        message.extend_from_slice(payload);
+        let signature = self.sign(&message);
+        let envelope = json!({
+            "payloadType": payload_type,
+            "payload": STANDARD.encode(payload),
+            "signatures": [{"sig": STANDARD.encode(&signature)}],
+        });
+        DsseSigned {
+            envelope,
+            payload: payload.to_vec(),
+            signature,
+        }
+    }
+
+    /// The canonicalized body of Rekor's `dsse` 0.0.1 entry for `signed`.
+    pub fn dsse_body(&self, signed: &DsseSigned) -> Vec<u8> {
+        let envelope = serde_json::to_vec(&signed.envelope).expect("JSON");
+        serde_json::to_vec(&json!({
+            "apiVersion": "0.0.1",
+            "kind": "dsse",
+            "spec": {
+                "envelopeHash": {"algorithm": "sha256", "value": sha256_hex(&envelope)},
+                "payloadHash": {"algorithm": "sha256", "value": sha256_hex(&signed.payload)},
+                "signatures": [{
+                    "signature": STANDARD.encode(&signed.signature),
+                    "verifier": STANDARD.encode(self.pem()),
+                }],
+            },
+        }))
+        .expect("JSON")
+    }
+
+    /// The canonicalized body of Rekor's `hashedrekord` 0.0.1 entry for a
+    /// message signature: the message's SHA-256, `signature` and this leaf.
+    pub fn hashedrekord_body(&self, message: &[u8], signature: &[u8]) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "apiVersion": "0.0.1",
+            "kind": "hashedrekord",
+            "spec": {
+                "data": {"hash": {"algorithm": "sha256", "value": sha256_hex(message)}},
+                "signature": {
+                    "content": STANDARD.encode(signature),
+                    "publicKey": {"content": STANDARD.encode(self.pem())},
+                },
+            },
+        }))
+        .expect("JSON")
     }
 
     /// The certificate as PEM (as Rekor records a verifier).
@@ -256,9 +310,10 @@ impl Sigstore {
         })
     }
 
-    /// An RFC 3161 timestamp token (DER) over `signature`, made at `at` by
-    /// the timestamp authority, as a bundle's
-    /// `timestampVerificationData.rfc3161Timestamps[].signedTimestamp` holds it.
+    /// The timestamp authority's RFC 3161 response (DER `TimeStampResp`,
+    /// status granted, with its token) over `signature`, made at `at`, as a
+    /// bundle's `timestampVerificationData.rfc3161Timestamps[].signedTimestamp`
+    /// holds it.
     pub fn timestamp(&self, signature: &[u8], at: i64) -> Vec<u8> {
         let sha256 = AlgorithmIdentifierOwned {
             oid: ID_SHA_256,
@@ -330,12 +385,19 @@ impl Sigstore {
             crls: None,
             signer_infos: SignerInfos(SetOfVec::try_from(vec![signer]).expect("one signer")),
         };
-        ContentInfo {
-            content_type: ID_SIGNED_DATA,
-            content: Any::encode_from(&signed_data).expect("DER"),
+        TimeStampResp {
+            status: PkiStatusInfo {
+                status: PkiStatus::Accepted,
+                status_string: None,
+                fail_info: None,
+            },
+            time_stamp_token: Some(ContentInfo {
+                content_type: ID_SIGNED_DATA,
+                content: Any::encode_from(&signed_data).expect("DER"),
+            }),
         }
         .to_der()
-        .expect("a timestamp token")
+        .expect("a timestamp response")
     }
 }
 
@@ -364,37 +426,39 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// The canonicalized body of Rekor's `dsse` 0.0.1 entry for a DSSE
-/// `envelope` (its JSON) with `payload`, signed with `signature` by `leaf`.
-pub fn dsse_body(envelope: &[u8], payload: &[u8], signature: &[u8], leaf: &Leaf) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "apiVersion": "0.0.1",
-        "kind": "dsse",
-        "spec": {
-            "envelopeHash": {"algorithm": "sha256", "value": sha256_hex(envelope)},
-            "payloadHash": {"algorithm": "sha256", "value": sha256_hex(payload)},
-            "signatures": [{
-                "signature": STANDARD.encode(signature),
-                "verifier": STANDARD.encode(leaf.pem()),
-            }],
-        },
-    }))
-    .expect("JSON")
+/// A DSSE envelope (its JSON) signed by a leaf, with its payload and signature.
+#[derive(Debug, Clone)]
+pub struct DsseSigned {
+    pub envelope: Value,
+    pub payload: Vec<u8>,
+    pub signature: Vec<u8>,
 }
 
-/// The canonicalized body of Rekor's `hashedrekord` 0.0.1 entry for a
-/// message signature: the message's SHA-256, `signature` and `leaf`.
-pub fn hashedrekord_body(message: &[u8], signature: &[u8], leaf: &Leaf) -> Vec<u8> {
+/// A Sigstore bundle v0.3 of a keyless DSSE signature, as cosign v3 writes
+/// it: the leaf `certificate` (none: a `publicKey` hint instead), the
+/// Rekor entries and the RFC 3161 timestamps.
+pub fn dsse_bundle(
+    certificate: Option<&[u8]>,
+    envelope: &Value,
+    tlog_entries: &[Value],
+    timestamps: &[Vec<u8>],
+) -> Vec<u8> {
+    let signer = match certificate {
+        Some(der) => json!({"certificate": {"rawBytes": STANDARD.encode(der)}}),
+        None => json!({"publicKey": {"hint": ""}}),
+    };
+    let mut material = signer;
+    material["tlogEntries"] = Value::Array(tlog_entries.to_vec());
+    material["timestampVerificationData"] = json!({
+        "rfc3161Timestamps": timestamps
+            .iter()
+            .map(|token| json!({"signedTimestamp": STANDARD.encode(token)}))
+            .collect::<Vec<_>>(),
+    });
     serde_json::to_vec(&json!({
-        "apiVersion": "0.0.1",
-        "kind": "hashedrekord",
-        "spec": {
-            "data": {"hash": {"algorithm": "sha256", "value": sha256_hex(message)}},
-            "signature": {
-                "content": STANDARD.encode(signature),
-                "publicKey": {"content": STANDARD.encode(leaf.pem())},
-            },
-        },
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": material,
+        "dsseEnvelope": envelope,
     }))
     .expect("JSON")
 }

@@ -14,12 +14,12 @@ pub mod tlog;
 
 use jiff::Timestamp;
 
+use super::bundle::{Signed, SignerMaterial};
+use super::keys::TrustedKey;
 use crate::core::reasons::FindingReason;
-use crate::core::supply_chain::keys::TrustedKey;
 use certificate::{CODE_SIGNING, Certificate};
 pub use identity::{Identity, Subject};
 pub use root::TrustedRoot;
-pub use tlog::LogEntry;
 
 /// A keyless policy: the identities it trusts and the root it trusts them
 /// through.
@@ -27,21 +27,6 @@ pub use tlog::LogEntry;
 pub struct Keyless {
     pub identities: Vec<Identity>,
     pub root: TrustedRoot,
-}
-
-/// What a bundle offers for one keyless signature.
-#[derive(Debug, Clone, Copy)]
-pub struct Evidence<'a> {
-    /// DER certificates, the leaf first (the bundle's `certificate`, or its
-    /// `x509CertificateChain`).
-    pub certificates: &'a [Vec<u8>],
-    /// The bytes the signature is over (a DSSE envelope's PAE, or the
-    /// message).
-    pub signed: &'a [u8],
-    pub signature: &'a [u8],
-    pub log_entries: &'a [LogEntry],
-    /// RFC 3161 timestamp tokens (DER).
-    pub timestamps: &'a [Vec<u8>],
 }
 
 /// Who made a verified keyless signature, and when.
@@ -98,11 +83,18 @@ impl KeylessError {
     }
 }
 
-/// The identity of the policy `evidence` was signed by, verified against
-/// the policy's root: chain, identity, signature, then time.
-pub fn verify(keyless: &Keyless, evidence: &Evidence) -> Result<Signer, KeylessError> {
+/// The identity of the policy a bundle's `signed` was made by, verified
+/// against the policy's root: chain, identity, signature, then time.
+pub fn verify(keyless: &Keyless, signed: &Signed) -> Result<Signer, KeylessError> {
     let root = &keyless.root;
-    let leaf_der = evidence.certificates.first().ok_or(KeylessError::NoCertificate)?;
+    let material = signed.material;
+    let leaf_der = match &material.signer {
+        SignerMaterial::Certificate { raw_bytes } => raw_bytes,
+        SignerMaterial::X509CertificateChain { certificates } => {
+            certificates.first().ok_or(KeylessError::NoCertificate)?
+        }
+        SignerMaterial::PublicKey { .. } => return Err(KeylessError::NoCertificate),
+    };
     let leaf = Certificate::from_der(leaf_der).map_err(KeylessError::MalformedCertificate)?;
     let authorities: Vec<&root::Authority> = root
         .certificate_authorities
@@ -140,19 +132,19 @@ pub fn verify(keyless: &Keyless, evidence: &Evidence) -> Result<Signer, KeylessE
         })?;
     let key =
         TrustedKey::from_der(&subject, &leaf.public_key_der()).map_err(|_| KeylessError::BadSignature)?;
-    if !key.verifies(evidence.signed, evidence.signature) {
+    if !signed.verifies_with(&key) {
         return Err(KeylessError::BadSignature);
     }
     let mut problems = Vec::new();
     let mut times = Vec::new();
-    for entry in evidence.log_entries {
-        match entry.verified_time(root, evidence.signature, &leaf) {
+    for entry in &material.tlog_entries {
+        match tlog::verified_time(entry, root, signed.signature, &leaf) {
             Ok(at) => times.push(at),
             Err(problem) => problems.push(problem.to_string()),
         }
     }
-    for token in evidence.timestamps {
-        match timestamp::verified_time(token, evidence.signature, root) {
+    for token in &material.timestamp_verification_data.rfc3161_timestamps {
+        match timestamp::verified_time(token, signed.signature, root) {
             Ok(at) => times.push(at),
             Err(problem) => problems.push(problem.to_string()),
         }

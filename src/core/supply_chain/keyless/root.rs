@@ -158,6 +158,20 @@ const KEY_DETAILS: [&str; 6] = [
     "PKIX_RSA_PKCS1V15_4096_SHA256",
 ];
 
+/// Whether `bytes` are a trusted root's JSON (by its media type), so a
+/// Secret's value holding one is kept: it is public, like a key.
+pub fn is_trusted_root(bytes: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct MediaType {
+        media_type: String,
+    }
+    serde_json::from_slice::<MediaType>(bytes).is_ok_and(|json| {
+        json.media_type
+            .starts_with("application/vnd.dev.sigstore.trustedroot+json")
+    })
+}
+
 /// Protobuf JSON bytes: standard or URL-safe base64, padded or not.
 pub fn protobuf_bytes(text: &str) -> Option<Vec<u8>> {
     let trimmed = text.trim_end_matches('=');

@@ -2,16 +2,16 @@
 //! makes per run: certificates 10 minutes long from EPOCH, Rekor entries
 //! and RFC 3161 timestamps at chosen seconds.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use hoist_testkit::keyless::{GITHUB_ISSUER, Leaf, Sigstore, dsse_body, hashedrekord_body, workflow};
+use der::{Decode, Encode};
+use hoist_testkit::keyless::{DsseSigned, GITHUB_ISSUER, Leaf, Sigstore, dsse_bundle, workflow};
 use jiff::Timestamp;
 use serde_json::Value;
 
 use super::*;
+use crate::core::supply_chain::bundle::Bundle;
 
 const EPOCH: i64 = 1_800_000_000;
-const SIGNED: &[u8] = b"DSSEv1 28 application/vnd.in-toto+json 2 {}";
+const IN_TOTO: &str = "application/vnd.in-toto+json";
 
 fn main_branch() -> String {
     workflow("acme/shop", "release.yml", "refs/heads/main")
@@ -31,53 +31,47 @@ fn policy(sigstore: &Sigstore, identities: Vec<Identity>) -> Keyless {
     }
 }
 
-/// A `tlogEntries[]` element as `LogEntry`.
-fn entry(json: &Value) -> LogEntry {
-    let number = |field: &str| json[field].as_str().and_then(|n| n.parse().ok()).expect(field);
-    let bytes = |value: &Value| STANDARD.decode(value.as_str().expect("base64")).expect("base64");
-    LogEntry {
-        log_index: number("logIndex"),
-        log_id: bytes(&json["logId"]["keyId"]),
-        integrated_time: number("integratedTime"),
-        body: bytes(&json["canonicalizedBody"]),
-        signed_entry_timestamp: Some(bytes(&json["inclusionPromise"]["signedEntryTimestamp"])),
-    }
-}
-
-/// A signature of SIGNED by `leaf`, logged by `rekor` at `integrated`.
+/// A keyless DSSE bundle's parts: a statement signed by a leaf, logged by a
+/// Rekor at a chosen second.
 #[derive(Clone)]
 struct Signed {
-    certificates: Vec<Vec<u8>>,
-    signature: Vec<u8>,
-    entries: Vec<LogEntry>,
+    certificate: Option<Vec<u8>>,
+    dsse: DsseSigned,
+    entries: Vec<Value>,
     timestamps: Vec<Vec<u8>>,
 }
 
 impl Signed {
     fn logged(leaf: &Leaf, rekor: &Sigstore, integrated: i64) -> Signed {
-        let signature = leaf.sign(SIGNED);
-        let body = dsse_body(b"{}", b"{}", &signature, leaf);
+        let dsse = leaf.sign_dsse(IN_TOTO, b"{}");
         Signed {
-            certificates: vec![leaf.der.clone()],
-            entries: vec![entry(&rekor.log_entry(&body, integrated, 42))],
-            signature,
+            certificate: Some(leaf.der.clone()),
+            entries: vec![rekor.log_entry(&leaf.dsse_body(&dsse), integrated, 42)],
+            dsse,
             timestamps: Vec::new(),
         }
     }
 
-    fn evidence(&self) -> Evidence<'_> {
-        Evidence {
-            certificates: &self.certificates,
-            signed: SIGNED,
-            signature: &self.signature,
-            log_entries: &self.entries,
-            timestamps: &self.timestamps,
-        }
+    fn bundle(&self) -> Bundle {
+        let json = dsse_bundle(
+            self.certificate.as_deref(),
+            &self.dsse.envelope,
+            &self.entries,
+            &self.timestamps,
+        );
+        Bundle::parse(&json).expect("the bundle reads")
+    }
+
+    fn verify(&self, keyless: &Keyless) -> Result<Signer, KeylessError> {
+        let bundle = self.bundle();
+        verify(keyless, &bundle.signed()[0])
     }
 }
 
 fn reason(keyless: &Keyless, signed: &Signed) -> FindingReason {
-    verify(keyless, &signed.evidence()).map_or_else(|error| error.reason(), |_| FindingReason::Verified)
+    signed
+        .verify(keyless)
+        .map_or_else(|error| error.reason(), |_| FindingReason::Verified)
 }
 
 #[test]
@@ -86,10 +80,7 @@ fn a_certificate_of_the_workflow_logged_while_valid_verifies() {
     let leaf = sigstore.leaf(&main_branch(), GITHUB_ISSUER, EPOCH);
     let signed = Signed::logged(&leaf, &sigstore, EPOCH + 60);
     assert_eq!(
-        verify(
-            &policy(&sigstore, vec![exact(&main_branch())]),
-            &signed.evidence()
-        ),
+        signed.verify(&policy(&sigstore, vec![exact(&main_branch())])),
         Ok(Signer {
             subject: main_branch(),
             issuer: GITHUB_ISSUER.to_owned(),
@@ -145,11 +136,9 @@ fn an_identity_mismatch_names_what_the_certificate_says() {
     let sigstore = Sigstore::generate(EPOCH);
     let other = workflow("acme/other", "release.yml", "refs/heads/main");
     let leaf = sigstore.leaf(&other, GITHUB_ISSUER, EPOCH);
-    let error = verify(
-        &policy(&sigstore, vec![exact(&main_branch())]),
-        &Signed::logged(&leaf, &sigstore, EPOCH + 1).evidence(),
-    )
-    .expect_err("another repository");
+    let error = Signed::logged(&leaf, &sigstore, EPOCH + 1)
+        .verify(&policy(&sigstore, vec![exact(&main_branch())]))
+        .expect_err("another repository");
     assert_eq!(
         error.to_string(),
         format!(
@@ -170,7 +159,7 @@ fn a_certificate_of_another_authority_is_untrusted() {
         FindingReason::UntrustedCertificate
     );
     let no_certificate = Signed {
-        certificates: Vec::new(),
+        certificate: None,
         ..Signed::logged(&leaf, &sigstore, EPOCH + 1)
     };
     assert_eq!(
@@ -183,12 +172,11 @@ fn a_certificate_of_another_authority_is_untrusted() {
 fn a_changed_payload_does_not_verify() {
     let sigstore = Sigstore::generate(EPOCH);
     let leaf = sigstore.leaf(&main_branch(), GITHUB_ISSUER, EPOCH);
-    let signed = Signed::logged(&leaf, &sigstore, EPOCH + 1);
-    let evidence = Evidence {
-        signed: b"DSSEv1 28 application/vnd.in-toto+json 2 []",
-        ..signed.evidence()
-    };
-    let error = verify(&policy(&sigstore, vec![exact(&main_branch())]), &evidence).expect_err("changed");
+    let mut signed = Signed::logged(&leaf, &sigstore, EPOCH + 1);
+    signed.dsse.envelope["payload"] = "W10=".into();
+    let error = signed
+        .verify(&policy(&sigstore, vec![exact(&main_branch())]))
+        .expect_err("changed");
     assert_eq!(error.reason(), FindingReason::UntrustedSignature);
 }
 
@@ -202,11 +190,9 @@ fn the_signature_must_be_made_within_the_certificates_ten_minutes() {
     assert_eq!(at(EPOCH + 600), FindingReason::Verified);
     assert_eq!(at(EPOCH + 601), FindingReason::CertificateExpired);
     assert_eq!(at(EPOCH - 1), FindingReason::CertificateExpired);
-    let error = verify(
-        &keyless,
-        &Signed::logged(&leaf, &sigstore, EPOCH + 3600).evidence(),
-    )
-    .expect_err("an hour late");
+    let error = Signed::logged(&leaf, &sigstore, EPOCH + 3600)
+        .verify(&keyless)
+        .expect_err("an hour late");
     assert_eq!(
         error.to_string(),
         "the signature was made at 2027-01-15T09:00:00Z, outside the certificate's validity 2027-01-15T08:00:00Z to 2027-01-15T08:10:00Z (or its authority's)"
@@ -223,7 +209,7 @@ fn only_a_log_or_timestamp_authority_of_the_root_proves_the_time() {
         entries: Vec::new(),
         ..Signed::logged(&leaf, &sigstore, EPOCH + 1)
     };
-    let error = verify(&keyless, &unlogged.evidence()).expect_err("no time");
+    let error = unlogged.verify(&keyless).expect_err("no time");
     assert_eq!(error.reason(), FindingReason::NoTrustedTimestamp);
     assert_eq!(
         error.to_string(),
@@ -233,8 +219,8 @@ fn only_a_log_or_timestamp_authority_of_the_root_proves_the_time() {
     assert_eq!(reason(&keyless, &foreign_log), FindingReason::NoTrustedTimestamp);
 
     let mut forged = Signed::logged(&leaf, &sigstore, EPOCH + 1);
-    forged.entries[0].integrated_time = EPOCH + 2;
-    let error = verify(&keyless, &forged.evidence()).expect_err("a changed entry");
+    forged.entries[0]["integratedTime"] = (EPOCH + 2).to_string().into();
+    let error = forged.verify(&keyless).expect_err("a changed entry");
     assert_eq!(
         error.to_string(),
         "nothing proves when the signature was made: Rekor entry 42: the signed entry timestamp does not verify with the log's key"
@@ -243,12 +229,12 @@ fn only_a_log_or_timestamp_authority_of_the_root_proves_the_time() {
     // An entry of the log, but for another signature by the same certificate.
     let mut borrowed = Signed::logged(&leaf, &sigstore, EPOCH + 1);
     let other = leaf.sign(b"another artifact");
-    borrowed.entries = vec![entry(&sigstore.log_entry(
-        &hashedrekord_body(b"another artifact", &other, &leaf),
+    borrowed.entries = vec![sigstore.log_entry(
+        &leaf.hashedrekord_body(b"another artifact", &other),
         EPOCH + 1,
         43,
-    ))];
-    let error = verify(&keyless, &borrowed.evidence()).expect_err("another signature");
+    )];
+    let error = borrowed.verify(&keyless).expect_err("another signature");
     assert_eq!(
         error.to_string(),
         "nothing proves when the signature was made: Rekor entry 43 records another signature or certificate than the bundle's"
@@ -260,15 +246,13 @@ fn a_hashedrekord_entry_of_the_signature_proves_the_time() {
     let sigstore = Sigstore::generate(EPOCH);
     let leaf = sigstore.leaf(&main_branch(), GITHUB_ISSUER, EPOCH);
     let mut signed = Signed::logged(&leaf, &sigstore, EPOCH + 1);
-    signed.entries = vec![entry(&sigstore.log_entry(
-        &hashedrekord_body(SIGNED, &signed.signature, &leaf),
+    let pae = crate::core::supply_chain::envelope::pae(IN_TOTO, &signed.dsse.payload);
+    signed.entries = vec![sigstore.log_entry(
+        &leaf.hashedrekord_body(&pae, &signed.dsse.signature),
         EPOCH + 5,
         9,
-    ))];
-    let verified = verify(
-        &policy(&sigstore, vec![exact(&main_branch())]),
-        &signed.evidence(),
-    );
+    )];
+    let verified = signed.verify(&policy(&sigstore, vec![exact(&main_branch())]));
     assert_eq!(verified.map(|signer| signer.at.as_second()), Ok(EPOCH + 5));
 }
 
@@ -282,35 +266,45 @@ fn an_rfc3161_timestamp_of_the_signature_by_the_roots_authority_proves_the_time(
         entries: Vec::new(),
         ..Signed::logged(&leaf, &sigstore, EPOCH)
     };
-    let signature = unlogged.signature.clone();
+    let signature = unlogged.dsse.signature.clone();
     let stamped = |tsa: &Sigstore, over: &[u8], at: i64| Signed {
         timestamps: vec![tsa.timestamp(over, at)],
         ..unlogged.clone()
     };
     let good = stamped(&sigstore, &signature, EPOCH + 30);
     assert_eq!(
-        verify(&keyless, &good.evidence()).map(|signer| signer.at.as_second()),
+        good.verify(&keyless).map(|signer| signer.at.as_second()),
         Ok(EPOCH + 30)
     );
     assert_eq!(
         reason(&keyless, &stamped(&sigstore, &signature, EPOCH + 900)),
         FindingReason::CertificateExpired
     );
-    let error =
-        verify(&keyless, &stamped(&elsewhere, &signature, EPOCH + 30).evidence()).expect_err("another TSA");
+    let error = stamped(&elsewhere, &signature, EPOCH + 30)
+        .verify(&keyless)
+        .expect_err("another TSA");
     assert_eq!(
         error.to_string(),
         "nothing proves when the signature was made: the RFC 3161 timestamp is signed by no timestamp authority of the trusted root"
     );
-    let error = verify(
-        &keyless,
-        &stamped(&sigstore, b"another signature", EPOCH + 30).evidence(),
-    )
-    .expect_err("another signature");
+    let error = stamped(&sigstore, b"another signature", EPOCH + 30)
+        .verify(&keyless)
+        .expect_err("another signature");
     assert_eq!(
         error.to_string(),
         "nothing proves when the signature was made: the RFC 3161 timestamp is of another signature (messageImprint differs)"
     );
+    // A bare TimeStampToken (the response's token alone) is read too.
+    let mut bare = good.clone();
+    bare.timestamps = vec![
+        x509_tsp::TimeStampResp::from_der(&good.timestamps[0])
+            .expect("a response")
+            .time_stamp_token
+            .expect("a token")
+            .to_der()
+            .expect("DER"),
+    ];
+    assert_eq!(reason(&keyless, &bare), FindingReason::Verified);
     let mut garbled = stamped(&sigstore, &signature, EPOCH + 30);
     garbled.timestamps = vec![b"not DER".to_vec()];
     assert_eq!(reason(&keyless, &garbled), FindingReason::NoTrustedTimestamp);

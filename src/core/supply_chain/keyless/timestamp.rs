@@ -4,6 +4,7 @@
 //! of the trusted root. Its messageImprint is the hash of the bundle's
 //! signature, as sigstore-go and cosign make and check it.
 
+use cmpv2::status::PkiStatus;
 use cms::content_info::ContentInfo;
 use cms::signed_data::{SignedData, SignerInfo};
 use const_oid::ObjectIdentifier;
@@ -13,7 +14,7 @@ use der::asn1::OctetString;
 use der::{Decode, Encode};
 use jiff::Timestamp;
 use sha2::{Digest, Sha256, Sha384, Sha512};
-use x509_tsp::TstInfo;
+use x509_tsp::{TimeStampResp, TstInfo};
 
 use super::certificate::{TIME_STAMPING, chained};
 use super::root::{Authority, TrustedRoot};
@@ -48,14 +49,35 @@ fn hash(oid: ObjectIdentifier, data: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
-/// The time `token` proves `signature` existed at, if a timestamp
-/// authority of `root` signed it.
+/// The token of `signed_timestamp`: protobuf-specs has the TSA's whole
+/// `TimeStampResp` there (status and token), which sigstore clients write;
+/// a bare `TimeStampToken` is read too.
+fn token(signed_timestamp: &[u8]) -> Result<ContentInfo, TimestampError> {
+    if let Ok(response) = TimeStampResp::from_der(signed_timestamp) {
+        if !matches!(
+            response.status.status,
+            PkiStatus::Accepted | PkiStatus::GrantedWithMods
+        ) {
+            return Err(malformed(format!(
+                "the TSA answered {:?}",
+                response.status.status
+            )));
+        }
+        return response
+            .time_stamp_token
+            .ok_or_else(|| malformed("the TSA's response has no token"));
+    }
+    ContentInfo::from_der(signed_timestamp).map_err(malformed)
+}
+
+/// The time `signed_timestamp` proves `signature` existed at, if a
+/// timestamp authority of `root` signed it.
 pub fn verified_time(
-    token: &[u8],
+    signed_timestamp: &[u8],
     signature: &[u8],
     root: &TrustedRoot,
 ) -> Result<Timestamp, TimestampError> {
-    let content = ContentInfo::from_der(token).map_err(malformed)?;
+    let content = token(signed_timestamp)?;
     if content.content_type != ID_SIGNED_DATA {
         return Err(malformed(format!(
             "content type {} is not signedData",

@@ -9,21 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::super::bundle::TransparencyLogEntry;
 use super::certificate::Certificate;
 use super::root::{TransparencyLog, TrustedRoot};
-
-/// A Rekor entry of a bundle (`verificationMaterial.tlogEntries[]`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LogEntry {
-    pub log_index: i64,
-    /// logId.keyId.
-    pub log_id: Vec<u8>,
-    pub integrated_time: i64,
-    /// canonicalizedBody.
-    pub body: Vec<u8>,
-    /// inclusionPromise.signedEntryTimestamp, if the entry has one.
-    pub signed_entry_timestamp: Option<Vec<u8>>,
-}
 
 /// Why an entry proves no time.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,47 +41,46 @@ struct Promised<'a> {
     log_index: i64,
 }
 
-impl LogEntry {
-    /// The instant the entry's SET proves, if it verifies with a log of
-    /// `root` and the entry records `signature` made by `leaf`.
-    pub fn verified_time(
-        &self,
-        root: &TrustedRoot,
-        signature: &[u8],
-        leaf: &Certificate,
-    ) -> Result<Timestamp, EntryError> {
-        let index = self.log_index;
-        let log: &TransparencyLog = root
-            .tlogs
-            .iter()
-            .find(|log| log.log_id == self.log_id)
-            .ok_or(EntryError::UnknownLog(index))?;
-        let promise = self
-            .signed_entry_timestamp
-            .as_deref()
-            .ok_or(EntryError::NoPromise(index))?;
-        let body = STANDARD.encode(&self.body);
-        let log_id: String = self.log_id.iter().map(|byte| format!("{byte:02x}")).collect();
-        let payload = serde_json::to_vec(&Promised {
-            body: &body,
-            integrated_time: self.integrated_time,
-            log_id: &log_id,
-            log_index: index,
-        })
-        .map_err(|_| EntryError::BadPromise(index))?;
-        if !log.key.verifies(&payload, promise) {
-            return Err(EntryError::BadPromise(index));
-        }
-        let at = Timestamp::from_second(self.integrated_time)
-            .map_err(|_| EntryError::KeyNotValid(index, self.integrated_time))?;
-        if !log.valid_for.contains(at) {
-            return Err(EntryError::KeyNotValid(index, self.integrated_time));
-        }
-        if !records(&self.body, signature, leaf) {
-            return Err(EntryError::OtherSignature(index));
-        }
-        Ok(at)
+/// The instant `entry`'s SET proves, if it verifies with a log of `root`
+/// and the entry records `signature` made by `leaf`.
+pub fn verified_time(
+    entry: &TransparencyLogEntry,
+    root: &TrustedRoot,
+    signature: &[u8],
+    leaf: &Certificate,
+) -> Result<Timestamp, EntryError> {
+    let index = entry.log_index;
+    let log: &TransparencyLog = root
+        .tlogs
+        .iter()
+        .find(|log| log.log_id == entry.log_id)
+        .ok_or(EntryError::UnknownLog(index))?;
+    let promise = entry
+        .inclusion_promise
+        .as_ref()
+        .map(|promise| promise.signed_entry_timestamp.as_slice())
+        .ok_or(EntryError::NoPromise(index))?;
+    let body = STANDARD.encode(&entry.canonicalized_body);
+    let log_id: String = entry.log_id.iter().map(|byte| format!("{byte:02x}")).collect();
+    let payload = serde_json::to_vec(&Promised {
+        body: &body,
+        integrated_time: entry.integrated_time,
+        log_id: &log_id,
+        log_index: index,
+    })
+    .map_err(|_| EntryError::BadPromise(index))?;
+    if !log.key.verifies(&payload, promise) {
+        return Err(EntryError::BadPromise(index));
     }
+    let at = Timestamp::from_second(entry.integrated_time)
+        .map_err(|_| EntryError::KeyNotValid(index, entry.integrated_time))?;
+    if !log.valid_for.contains(at) {
+        return Err(EntryError::KeyNotValid(index, entry.integrated_time));
+    }
+    if !records(&entry.canonicalized_body, signature, leaf) {
+        return Err(EntryError::OtherSignature(index));
+    }
+    Ok(at)
 }
 
 /// A Rekor entry body: its kind and that kind's spec.
