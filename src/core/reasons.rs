@@ -171,6 +171,10 @@ reasons! {
         UnknownKey,
         UntrustedAttestation,
         MalformedAttestation,
+        /// A Sigstore bundle that is not valid bundle JSON.
+        MalformedBundle,
+        /// A Sigstore bundle of a version Hoist does not read.
+        UnsupportedBundle,
         AttestationMissing,
         SourceMissing,
         BuilderMismatch,

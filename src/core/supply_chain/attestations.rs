@@ -1,8 +1,10 @@
 //! Attestations of a digest: DSSE envelopes around in-toto statements of a
-//! predicate type, signed by a trusted key, whose subject is the digest.
+//! predicate type, signed by a trusted key, whose subject is the digest;
+//! attached as cosign's legacy DSSE layers or inside Sigstore bundles.
 
 use std::collections::BTreeSet;
 
+use super::bundle::{self, BundleRead, Content};
 use super::envelope::{Envelope, Layer, Statement};
 use super::keys::TrustedKey;
 use super::{Finding, key_list, short};
@@ -18,6 +20,8 @@ pub struct Attested {
 /// The statements of `predicate_types` in `layers` that a key of `keys`
 /// signed and whose subject is `digest`; when there are none, the failure
 /// that says most about why (`what` names the attestation in messages).
+/// A bundle's envelope counts when its material is a public key; one
+/// signed with a certificate (keyless) is not verified by keys.
 pub fn verified(
     digest: &str,
     layers: &[Layer],
@@ -31,12 +35,25 @@ pub fn verified(
     let mut untrusted = 0;
     let mut other_subjects: BTreeSet<String> = BTreeSet::new();
     let mut seen_types: BTreeSet<String> = BTreeSet::new();
+    let mut keyless = 0;
+    let mut bundles = BundleRead::default();
     for layer in layers {
-        let envelope = match Envelope::parse(&layer.content) {
-            Ok(envelope) => envelope,
-            Err(problem) => {
-                malformed.push(problem.to_string());
+        let (envelope, bundled) = if bundle::is_bundle_layer(&layer.media_type) {
+            let Some(read) = bundles.read(layer) else {
                 continue;
+            };
+            let Content::DsseEnvelope(envelope) = &read.content else {
+                // A message signature says nothing of a predicate.
+                continue;
+            };
+            (envelope.clone(), Some(read))
+        } else {
+            match Envelope::parse(&layer.content) {
+                Ok(envelope) => (envelope, None),
+                Err(problem) => {
+                    malformed.push(problem.to_string());
+                    continue;
+                }
             }
         };
         let statement = match Statement::parse(&envelope) {
@@ -50,7 +67,16 @@ pub fn verified(
             seen_types.insert(statement.predicate_type.clone());
             continue;
         }
-        let signers = envelope.signers(keys);
+        let signers = match &bundled {
+            Some(bundle) => match bundle.keyed_signers(keys, &[]) {
+                Some(signers) => signers,
+                None => {
+                    keyless += 1;
+                    continue;
+                }
+            },
+            None => envelope.signers(keys),
+        };
         if signers.trusted.is_empty() {
             unknown_ids.extend(signers.unknown_ids);
             untrusted += signers.untrusted;
@@ -97,6 +123,16 @@ pub fn verified(
             FindingReason::UntrustedAttestation,
             format!(
                 "the {what} verifies with none of the keys {}: signed with another key, or changed after signing",
+                key_list(keys)
+            ),
+        )
+    } else if let Some(finding) = bundles.finding(what) {
+        finding
+    } else if keyless > 0 {
+        Finding::of(
+            FindingReason::UntrustedAttestation,
+            format!(
+                "{keyless} {what} bundle(s) are signed with a certificate (keyless), which the keys {} do not verify",
                 key_list(keys)
             ),
         )

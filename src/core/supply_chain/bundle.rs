@@ -11,14 +11,18 @@
 //! read the same parsed bundle. [`Bundle::signed`] says what each
 //! signature covers.
 
+use std::collections::BTreeSet;
+
 use base64::Engine;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
-use super::envelope::Envelope;
+use super::Finding;
+use super::envelope::{Envelope, Layer, Signers};
 use super::keys::TrustedKey;
+use crate::core::reasons::FindingReason;
 
 /// The bundle media types of protobuf-specs, oldest first.
 pub const BUNDLE_V0_1: &str = "application/vnd.dev.sigstore.bundle+json;version=0.1";
@@ -28,6 +32,73 @@ pub const BUNDLE_V0_2: &str = "application/vnd.dev.sigstore.bundle+json;version=
 pub const BUNDLE_V0_3: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// v0.3 in the older spelling, which sigstore clients also read.
 pub const BUNDLE_V0_3_LEGACY: &str = "application/vnd.dev.sigstore.bundle+json;version=0.3";
+
+/// Whether an OCI layer of `media_type` holds a Sigstore bundle, of a
+/// version Hoist reads or not (one it does not is reported, not skipped).
+pub fn is_bundle_layer(media_type: &str) -> bool {
+    media_type.starts_with("application/vnd.dev.sigstore.bundle")
+}
+
+/// The SHA-256 bytes of an OCI digest `sha256:<hex>` (empty for another
+/// algorithm or text that is not hex: nothing verifies against that).
+pub fn sha256_of(digest: &str) -> Vec<u8> {
+    let Some(hex) = digest.strip_prefix("sha256:").filter(|hex| hex.len() == 64) else {
+        return Vec::new();
+    };
+    (0..hex.len())
+        .step_by(2)
+        .map(|at| {
+            hex.get(at..at + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+        })
+        .collect::<Option<Vec<u8>>>()
+        .unwrap_or_default()
+}
+
+/// Bundle layers read by a check, and those that could not be.
+#[derive(Debug, Default)]
+pub struct BundleRead {
+    unsupported: BTreeSet<String>,
+    malformed: Vec<String>,
+}
+
+impl BundleRead {
+    /// The bundle in `layer`, or `None` (kept for [`BundleRead::finding`]).
+    pub fn read(&mut self, layer: &Layer) -> Option<Bundle> {
+        match Bundle::parse(&layer.content) {
+            Ok(bundle) => Some(bundle),
+            Err(BundleError::UnsupportedMediaType(media_type)) => {
+                self.unsupported.insert(media_type);
+                None
+            }
+            Err(problem) => {
+                self.malformed.push(problem.to_string());
+                None
+            }
+        }
+    }
+
+    /// The finding when no bundle that was read counted: `what` names the
+    /// bundles' kind in the message.
+    pub fn finding(&self, what: &str) -> Option<Finding> {
+        if !self.malformed.is_empty() {
+            Some(Finding::of(
+                FindingReason::MalformedBundle,
+                format!("no {what} bundle could be read: {}", self.malformed.join("; ")),
+            ))
+        } else if !self.unsupported.is_empty() {
+            Some(Finding::of(
+                FindingReason::UnsupportedBundle,
+                format!(
+                    "the attached {what} bundle(s) have media type {}, which Hoist does not read (Sigstore bundle v0.1 to v0.3)",
+                    self.unsupported.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            ))
+        } else {
+            None
+        }
+    }
+}
 
 /// Whether `media_type` is one of the bundle media types Hoist reads.
 pub fn is_bundle_media_type(media_type: &str) -> bool {
@@ -166,15 +237,6 @@ impl HashAlgorithm {
         }
     }
 
-    fn aws_lc(&self) -> Option<&'static aws_lc_rs::digest::Algorithm> {
-        match self {
-            HashAlgorithm::Sha2_256 => Some(&aws_lc_rs::digest::SHA256),
-            HashAlgorithm::Sha2_384 => Some(&aws_lc_rs::digest::SHA384),
-            HashAlgorithm::Sha2_512 => Some(&aws_lc_rs::digest::SHA512),
-            HashAlgorithm::Other(_) => None,
-        }
-    }
-
     /// The OCI digest prefix of the algorithm (`sha256`, …).
     pub fn oci_name(&self) -> Option<&'static str> {
         match self {
@@ -300,8 +362,8 @@ impl Bundle {
     /// verify it with: a verifier (keyed: [`Signed::verifies_with`] each
     /// listed key; keyless: the certificate's key, once the certificate is
     /// trusted) needs nothing else of the bundle. What the signed thing says
-    /// (the in-toto statement of an envelope, the artifact digest of a
-    /// message signature) is the caller's to compare with the image.
+    /// (the in-toto statement of an envelope, the artifact a message
+    /// signature is about) is the caller's to compare with the image.
     pub fn signed(&self) -> Vec<Signed<'_>> {
         let material = &self.verification_material;
         match &self.content {
@@ -321,17 +383,42 @@ impl Bundle {
                     })
                     .collect()
             }
-            Content::MessageSignature(signature) => signature
-                .message_digest
-                .iter()
-                .map(|digest| Signed {
-                    signature: &signature.signature,
-                    keyid: "",
-                    message: Message::Digest(digest),
-                    material,
-                })
-                .collect(),
+            Content::MessageSignature(signature) => vec![Signed {
+                signature: &signature.signature,
+                keyid: "",
+                message: Message::Artifact {
+                    claimed: signature.message_digest.as_ref(),
+                },
+                material,
+            }],
         }
+    }
+
+    /// Who of `keys` signed the bundle, when its material is a public key
+    /// (`None`: a certificate, which keys do not verify). The key is found
+    /// by trying each: the public key hint (sigstore-go writes the base64
+    /// SHA-256 of the DER key, other signers may write none or a name of
+    /// their own) only tells a listed key's failed signature from an
+    /// unknown key's. `artifact` is as for [`Signed::verifies_with`].
+    pub fn keyed_signers<'k>(&self, keys: &'k [TrustedKey], artifact: &[u8]) -> Option<Signers<'k>> {
+        let SignerMaterial::PublicKey { hint } = &self.verification_material.signer else {
+            return None;
+        };
+        let mut signers = Signers::default();
+        for signed in self.signed() {
+            let named: &str = if signed.keyid.is_empty() {
+                hint
+            } else {
+                signed.keyid
+            };
+            let id = keys
+                .iter()
+                .find(|key| key.sigstore_hint() == named)
+                .map_or(named, |key| key.fingerprint.as_str());
+            let key = keys.iter().find(|key| signed.verifies_with(key, artifact));
+            signers.add(key, id, keys);
+        }
+        Some(signers)
     }
 }
 
@@ -352,20 +439,24 @@ pub enum Message<'b> {
     /// pre-authentication encoding of the payload type and payload; the
     /// payload (for cosign an in-toto statement) is what it says.
     Dsse { envelope: &'b Envelope, pae: Vec<u8> },
-    /// A message signature: the signature is over an artifact of which the
-    /// bundle carries the digest only, so it is verified against the digest.
-    Digest(&'b HashOutput),
+    /// A message signature: over an artifact the bundle does not carry.
+    /// `claimed` (messageDigest) identifies it; protobuf-specs says it is
+    /// never to verify the signature with, so the verifier names the
+    /// artifact itself.
+    Artifact { claimed: Option<&'b HashOutput> },
 }
 
 impl Signed<'_> {
-    /// Whether `key` made this signature.
-    pub fn verifies_with(&self, key: &TrustedKey) -> bool {
+    /// Whether `key` made this signature. `artifact` is the SHA-256 of the
+    /// artifact the verifier holds a message signature to be about (for
+    /// an image, the digest being checked: the hash of its manifest); a
+    /// DSSE signature carries what it signs and ignores it.
+    pub fn verifies_with(&self, key: &TrustedKey, artifact: &[u8]) -> bool {
         match &self.message {
             Message::Dsse { pae, .. } => key.verifies(pae, self.signature),
-            Message::Digest(digest) => digest
-                .algorithm
-                .aws_lc()
-                .is_some_and(|algorithm| key.verifies_digest(algorithm, &digest.digest, self.signature)),
+            Message::Artifact { .. } => {
+                key.verifies_digest(&aws_lc_rs::digest::SHA256, artifact, self.signature)
+            }
         }
     }
 }

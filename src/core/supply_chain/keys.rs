@@ -4,6 +4,7 @@ use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA384_ASN1, ED25519, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256,
     RSA_PSS_2048_8192_SHA256, VerificationAlgorithm,
 };
+use base64::Engine;
 use sha2::{Digest, Sha256};
 
 /// A public key a policy trusts.
@@ -109,6 +110,18 @@ impl TrustedKey {
         self.parsed
             .iter()
             .any(|key| key.verify_digest_sig(&digest, signature).is_ok())
+    }
+
+    /// The fingerprint as Sigstore clients write a bundle's public key
+    /// hint: the base64 of the SHA-256 of the DER key.
+    pub fn sigstore_hint(&self) -> String {
+        let hex = self.fingerprint.trim_start_matches("sha256:");
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .filter_map(|at| hex.get(at..at + 2))
+            .filter_map(|pair| u8::from_str_radix(pair, 16).ok())
+            .collect();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 
     /// The fingerprint's first 12 hex digits, for messages.

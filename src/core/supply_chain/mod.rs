@@ -566,18 +566,24 @@ pub fn record(
     };
     let keys = &check.policy.keys;
     let finding = match &check.policy.rule {
-        Rule::Signatures { min } => signatures::check(&check.digest, &attachments.signatures, keys, *min),
+        Rule::Signatures { min } => {
+            signatures::check(&check.digest, &attachments.signature_layers(), keys, *min)
+        }
         Rule::Provenance { predicate, builder } => provenance::check(
             &check.digest,
-            &attachments.attestations,
+            &attachments.attestation_layers(),
             keys,
             *predicate,
             builder.as_deref(),
             source,
         ),
-        Rule::Vulnerabilities { max, ignore, .. } => {
-            scan::check(&check.digest, &attachments.attestations, keys, *max, ignore)
-        }
+        Rule::Vulnerabilities { max, ignore, .. } => scan::check(
+            &check.digest,
+            &attachments.attestation_layers(),
+            keys,
+            *max,
+            ignore,
+        ),
     };
     base(finding, 0)
 }

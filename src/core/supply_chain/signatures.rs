@@ -1,15 +1,26 @@
-//! The signatures check: cosign simple-signing signatures of a digest by
-//! enough distinct trusted keys.
+//! The signatures check: cosign signatures of a digest by enough distinct
+//! trusted keys, in the legacy simple-signing layout or as Sigstore bundles
+//! (cosign v3's default).
 
 use std::collections::BTreeSet;
 
-use super::envelope::{self, Layer};
+use super::bundle::{self, BundleRead, Content};
+use super::envelope::{self, Layer, Statement};
 use super::keys::TrustedKey;
 use super::{Finding, key_list, short};
 use crate::core::reasons::FindingReason;
 
-/// Whether `layers` (the signature layers attached to `digest`) hold
-/// signatures naming `digest` by at least `min` distinct keys of `keys`.
+/// The predicate type of the in-toto statement `cosign sign` signs in the
+/// bundle format: its subject is the image digest, its predicate empty.
+pub const COSIGN_SIGN_V1: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// Whether `layers` (the signature layers and Sigstore bundles attached to
+/// `digest`) hold signatures naming `digest` by at least `min` distinct
+/// keys of `keys`. A bundle signs the image as a DSSE envelope around a
+/// [`COSIGN_SIGN_V1`] statement about the digest, or as a message signature
+/// over the image manifest (verified against `digest` itself); bundles of
+/// other statements are attestations, and bundles signed with a
+/// certificate are keyless, neither of which counts here.
 pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) -> Finding {
     if layers.is_empty() {
         return Finding::of(
@@ -23,8 +34,39 @@ pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) ->
     let mut signers: BTreeSet<&str> = BTreeSet::new();
     let mut other_digests: BTreeSet<String> = BTreeSet::new();
     let mut untrusted = 0;
+    let mut keyless = 0;
     let mut malformed: Vec<String> = Vec::new();
+    let mut bundles = BundleRead::default();
+    let artifact = bundle::sha256_of(digest);
     for layer in layers {
+        if bundle::is_bundle_layer(&layer.media_type) {
+            let Some(bundle) = bundles.read(layer) else {
+                continue;
+            };
+            let names = match &bundle.content {
+                Content::DsseEnvelope(envelope) => match Statement::parse(envelope) {
+                    Ok(statement) if statement.predicate_type == COSIGN_SIGN_V1 => statement.subjects,
+                    Ok(_) => continue,
+                    Err(problem) => {
+                        malformed.push(problem.to_string());
+                        continue;
+                    }
+                },
+                Content::MessageSignature(_) => vec![digest.to_owned()],
+            };
+            let Some(found) = bundle.keyed_signers(keys, &artifact) else {
+                keyless += 1;
+                continue;
+            };
+            if found.trusted.is_empty() {
+                untrusted += 1;
+            } else if names.iter().any(|name| name == digest) {
+                signers.extend(found.trusted.iter().map(|key| key.name.as_str()));
+            } else {
+                other_digests.extend(names);
+            }
+            continue;
+        }
         let (payload, signature) = match envelope::simple_signing(layer) {
             Ok(opened) => opened,
             Err(problem) => {
@@ -77,6 +119,24 @@ pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) ->
             format!(
                 "{untrusted} signature(s) verify with none of the keys {}: made with another key, or the payload was changed after signing",
                 key_list(keys)
+            ),
+        )
+    } else if let Some(finding) = bundles.finding("signature") {
+        finding
+    } else if keyless > 0 {
+        Finding::of(
+            FindingReason::UntrustedSignature,
+            format!(
+                "{keyless} signature bundle(s) are signed with a certificate (keyless), which the keys {} do not verify",
+                key_list(keys)
+            ),
+        )
+    } else if malformed.is_empty() {
+        Finding::of(
+            FindingReason::SignatureMissing,
+            format!(
+                "no cosign signature is attached to {} (tag sha256-….sig or referrers; attached bundles are attestations)",
+                short(digest)
             ),
         )
     } else {

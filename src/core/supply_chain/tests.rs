@@ -1,6 +1,7 @@
 //! Policies, due checks and gate verdicts at exact instants; malformed
 //! input thrown at every parser and check (`properties`).
 
+mod bundles;
 mod properties;
 
 use jiff::Timestamp;

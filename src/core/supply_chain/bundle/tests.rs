@@ -194,28 +194,80 @@ fn keyed_signatures_verify_with_their_key_only() {
         }
     );
     let signed = &dsse.signed()[0];
-    assert!(signed.verifies_with(&key.trusted("release")));
-    assert!(!signed.verifies_with(&other.trusted("other")));
+    assert!(signed.verifies_with(&key.trusted("release"), &[]));
+    assert!(!signed.verifies_with(&other.trusted("other"), &[]));
+    let release = [key.trusted("release")];
+    let signers = dsse.keyed_signers(&release, &[]).expect("a keyed bundle");
+    assert_eq!(signers.trusted, vec![&release[0]]);
 
+    // A message signature is verified over the artifact the verifier names,
+    // never over the digest the bundle claims.
     let artifact = b"the signed artifact";
-    let message = |digest: &[u8], algorithm: &str| {
+    let claiming = |claimed: &[u8]| {
         parse(json!({
             "mediaType": BUNDLE_V0_3,
             "verificationMaterial": {"publicKey": {}},
             "messageSignature": {
-                "messageDigest": {"algorithm": algorithm, "digest": b64(digest)},
+                "messageDigest": {"algorithm": "SHA2_256", "digest": b64(claimed)},
                 "signature": b64(&key.sign(artifact))
             }
         }))
         .expect("parses")
     };
-    let right = message(&Sha256::digest(artifact), "SHA2_256");
-    assert!(right.signed()[0].verifies_with(&key.trusted("release")));
-    assert!(!right.signed()[0].verifies_with(&other.trusted("other")));
-    let wrong = message(&Sha256::digest(b"another artifact"), "SHA2_256");
-    assert!(!wrong.signed()[0].verifies_with(&key.trusted("release")));
-    let unknown = message(&Sha256::digest(artifact), "SHA3_256");
-    assert!(!unknown.signed()[0].verifies_with(&key.trusted("release")));
+    let bundle = claiming(&Sha256::digest(b"another artifact"));
+    let signed = &bundle.signed()[0];
+    assert!(signed.verifies_with(&key.trusted("release"), &Sha256::digest(artifact)));
+    assert!(!signed.verifies_with(&other.trusted("other"), &Sha256::digest(artifact)));
+    assert!(!signed.verifies_with(&key.trusted("release"), &Sha256::digest(b"another artifact")));
+    assert!(!signed.verifies_with(&key.trusted("release"), b"not a digest"));
+}
+
+/// The hint tells a listed key that did not sign from a key not listed.
+#[test]
+fn a_hint_naming_a_listed_key_is_that_key() {
+    let key = SigningKey::generate();
+    let other = SigningKey::generate();
+    let listed = [key.trusted("release")];
+    let statement = b"{}";
+    let bundle = |signer: &SigningKey, hint: &str| {
+        parse(json!({
+            "mediaType": BUNDLE_V0_3,
+            "verificationMaterial": {"publicKey": {"hint": hint}},
+            "dsseEnvelope": {
+                "payload": b64(statement),
+                "payloadType": IN_TOTO,
+                "signatures": [{"sig": b64(&signer.sign(&pae(IN_TOTO, statement)))}]
+            }
+        }))
+        .expect("parses")
+    };
+    let hint = listed[0].sigstore_hint();
+    assert_eq!(hint.len(), 44);
+    let unknown = bundle(&other, &other.trusted("x").sigstore_hint());
+    let signers = unknown.keyed_signers(&listed, &[]).expect("keyed");
+    assert_eq!(signers.unknown_ids, vec![other.trusted("x").sigstore_hint()]);
+    let forged = bundle(&other, &hint);
+    let signers = forged.keyed_signers(&listed, &[]).expect("keyed");
+    assert_eq!(
+        (
+            signers.trusted.len(),
+            signers.unknown_ids.len(),
+            signers.untrusted
+        ),
+        (0, 0, 1)
+    );
+    let unnamed = bundle(&key, "");
+    assert_eq!(
+        unnamed.keyed_signers(&listed, &[]).expect("keyed").trusted.len(),
+        1
+    );
+    let certificate = parse(json!({
+        "mediaType": BUNDLE_V0_3,
+        "verificationMaterial": {"certificate": {"rawBytes": b64(b"der")}},
+        "dsseEnvelope": {"payload": b64(statement), "payloadType": IN_TOTO, "signatures": [{"sig": b64(b"s")}]}
+    }))
+    .expect("parses");
+    assert!(certificate.keyed_signers(&listed, &[]).is_none());
 }
 
 #[test]
