@@ -565,14 +565,20 @@ pub fn record(
         }
     };
     let keys = &check.policy.keys;
+    let keyless = check.policy.keyless.as_ref();
     let finding = match &check.policy.rule {
-        Rule::Signatures { min } => {
-            signatures::check(&check.digest, &attachments.signature_layers(), keys, *min)
-        }
+        Rule::Signatures { min } => signatures::check(
+            &check.digest,
+            &attachments.signature_layers(),
+            keys,
+            keyless,
+            *min,
+        ),
         Rule::Provenance { predicate, builder } => provenance::check(
             &check.digest,
             &attachments.attestation_layers(),
             keys,
+            keyless,
             *predicate,
             builder.as_deref(),
             source,
@@ -581,6 +587,7 @@ pub fn record(
             &check.digest,
             &attachments.attestation_layers(),
             keys,
+            keyless,
             *max,
             ignore,
         ),

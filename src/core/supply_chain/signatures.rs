@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use super::bundle::{self, BundleRead, Content};
 use super::envelope::{self, Layer, Statement};
+use super::keyless::{Keyless, KeylessError, signers as keyless_signers};
 use super::keys::TrustedKey;
 use super::{Finding, key_list, short};
 use crate::core::reasons::FindingReason;
@@ -19,9 +20,15 @@ pub const COSIGN_SIGN_V1: &str = "https://sigstore.dev/cosign/sign/v1";
 /// keys of `keys`. A bundle signs the image as a DSSE envelope around a
 /// [`COSIGN_SIGN_V1`] statement about the digest, or as a message signature
 /// over the image manifest (verified against `digest` itself); bundles of
-/// other statements are attestations, and bundles signed with a
-/// certificate are keyless, neither of which counts here.
-pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) -> Finding {
+/// other statements are attestations. A bundle signed with a certificate
+/// counts when `keyless` verifies it: its identity is the signer.
+pub fn check(
+    digest: &str,
+    layers: &[Layer],
+    keys: &[TrustedKey],
+    keyless: Option<&Keyless>,
+    min: usize,
+) -> Finding {
     if layers.is_empty() {
         return Finding::of(
             FindingReason::SignatureMissing,
@@ -31,10 +38,11 @@ pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) ->
             ),
         );
     }
-    let mut signers: BTreeSet<&str> = BTreeSet::new();
+    let mut signers: BTreeSet<String> = BTreeSet::new();
     let mut other_digests: BTreeSet<String> = BTreeSet::new();
     let mut untrusted = 0;
-    let mut keyless = 0;
+    let mut unverified_keyless = 0;
+    let mut keyless_failures: Vec<KeylessError> = Vec::new();
     let mut malformed: Vec<String> = Vec::new();
     let mut bundles = BundleRead::default();
     let artifact = bundle::sha256_of(digest);
@@ -55,13 +63,20 @@ pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) ->
                 Content::MessageSignature(_) => vec![digest.to_owned()],
             };
             let Some(found) = bundle.keyed_signers(keys, &artifact) else {
-                keyless += 1;
+                match keyless.map(|policy| keyless_signers(policy, &bundle, &artifact)) {
+                    None => unverified_keyless += 1,
+                    Some(Err(failure)) => keyless_failures.push(failure),
+                    Some(Ok(found)) if names.iter().any(|name| name == digest) => {
+                        signers.extend(found.into_iter().map(|signer| signer.subject));
+                    }
+                    Some(Ok(_)) => other_digests.extend(names),
+                }
                 continue;
             };
             if found.trusted.is_empty() {
                 untrusted += 1;
             } else if names.iter().any(|name| name == digest) {
-                signers.extend(found.trusted.iter().map(|key| key.name.as_str()));
+                signers.extend(found.trusted.iter().map(|key| key.name.clone()));
             } else {
                 other_digests.extend(names);
             }
@@ -79,13 +94,13 @@ pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) ->
             continue;
         };
         if payload.digest == digest {
-            signers.insert(&key.name);
+            signers.insert(key.name.clone());
         } else {
             other_digests.insert(payload.digest);
         }
     }
-    let signed_by: Vec<String> = signers.iter().map(|s| s.to_string()).collect();
-    if signers.len() >= min {
+    let signed_by: Vec<String> = signers.into_iter().collect();
+    if signed_by.len() >= min {
         return Finding {
             signed_by: signed_by.clone(),
             ..Finding::verified(format!("signed by {}", signed_by.join(", ")))
@@ -104,7 +119,7 @@ pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) ->
                 short(digest)
             ),
         )
-    } else if !signers.is_empty() {
+    } else if !signed_by.is_empty() {
         Finding::of(
             FindingReason::NotEnoughSignatures,
             format!(
@@ -113,6 +128,8 @@ pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) ->
                 key_list(keys)
             ),
         )
+    } else if let Some(failure) = keyless_failures.first() {
+        Finding::of(failure.reason(), format!("keyless signature: {failure}"))
     } else if untrusted > 0 {
         Finding::of(
             FindingReason::UntrustedSignature,
@@ -123,11 +140,11 @@ pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) ->
         )
     } else if let Some(finding) = bundles.finding("signature") {
         finding
-    } else if keyless > 0 {
+    } else if unverified_keyless > 0 {
         Finding::of(
             FindingReason::UntrustedSignature,
             format!(
-                "{keyless} signature bundle(s) are signed with a certificate (keyless), which the keys {} do not verify",
+                "{unverified_keyless} signature bundle(s) are signed with a certificate (keyless), which the keys {} do not verify",
                 key_list(keys)
             ),
         )
@@ -184,6 +201,7 @@ mod tests {
             DIGEST,
             &[signed(&key, payload(DIGEST))],
             &[key.trusted("release")],
+            None,
             1,
         );
         assert_eq!(finding.reason, FindingReason::Verified);
@@ -196,7 +214,7 @@ mod tests {
         let key = SigningKey::generate();
         let other = SigningKey::generate();
         let trusted = [key.trusted("release")];
-        let reason = |layers: &[Layer], min| check(DIGEST, layers, &trusted, min).reason;
+        let reason = |layers: &[Layer], min| check(DIGEST, layers, &trusted, None, min).reason;
         assert_eq!(reason(&[], 1), FindingReason::SignatureMissing);
         assert_eq!(
             reason(&[signed(&other, payload(DIGEST))], 1),
@@ -212,7 +230,7 @@ mod tests {
         let mut unsigned = signed(&key, payload(DIGEST));
         unsigned.annotations.clear();
         assert_eq!(reason(&[unsigned], 1), FindingReason::MalformedSignature);
-        let message = check(DIGEST, &[signed(&key, payload(OTHER))], &trusted, 1).message;
+        let message = check(DIGEST, &[signed(&key, payload(OTHER))], &trusted, None, 1).message;
         assert_eq!(
             message,
             "a trusted signature names sha256:222222222222, not sha256:111111111111: it was copied from another image"
@@ -225,7 +243,7 @@ mod tests {
         let b = SigningKey::generate();
         let keys = [a.trusted("release"), b.trusted("security")];
         let twice_by_a = [signed(&a, payload(DIGEST)), signed(&a, payload(DIGEST))];
-        let finding = check(DIGEST, &twice_by_a, &keys, 2);
+        let finding = check(DIGEST, &twice_by_a, &keys, None, 2);
         assert_eq!(finding.reason, FindingReason::NotEnoughSignatures);
         assert!(
             finding
@@ -236,7 +254,7 @@ mod tests {
         );
         let both = [signed(&a, payload(DIGEST)), signed(&b, payload(DIGEST))];
         assert_eq!(
-            check(DIGEST, &both, &keys, 2).signed_by,
+            check(DIGEST, &both, &keys, None, 2).signed_by,
             vec!["release", "security"]
         );
     }

@@ -2,6 +2,7 @@
 //! input thrown at every parser and check (`properties`).
 
 mod bundles;
+mod keyless;
 mod properties;
 
 use jiff::Timestamp;

@@ -28,6 +28,8 @@ use time::format_description::well_known::Rfc3339;
 use x509_cert::attr::Attribute;
 use x509_tsp::{MessageImprint, TimeStampResp, TspVersion, TstInfo};
 
+use crate::signing::{BUNDLE_V0_3, Bundle, COSIGN_SIGN_V1, IN_TOTO, statement};
+
 /// GitHub Actions' OIDC issuer.
 pub const GITHUB_ISSUER: &str = "https://token.actions.githubusercontent.com";
 
@@ -121,6 +123,7 @@ pub struct Sigstore {
     ca_root: Authority,
     ca_intermediate: Authority,
     rekor: KeyPair,
+    ct_log: KeyPair,
     tsa_root: Authority,
     tsa_leaf: Authority,
 }
@@ -202,6 +205,7 @@ impl Sigstore {
             ca_root,
             ca_intermediate,
             rekor: KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("a P-256 key"),
+            ct_log: KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("a P-256 key"),
             tsa_root,
             tsa_leaf,
         }
@@ -217,7 +221,6 @@ impl Sigstore {
         let start = rfc3339(self.epoch - 86_400);
         let raw = |der: &[u8]| json!({"rawBytes": STANDARD.encode(der)});
         let rekor_key = self.rekor.subject_public_key_info();
-        let ct_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("a P-256 key");
         let log = |url: &str, key: &[u8]| {
             json!({
                 "baseUrl": url,
@@ -239,7 +242,7 @@ impl Sigstore {
                 "certChain": {"certificates": [raw(&self.ca_intermediate.der), raw(&self.ca_root.der)]},
                 "validFor": {"start": start}
             }],
-            "ctlogs": [log("https://ctfe.hoist.test/test", &ct_key.subject_public_key_info())],
+            "ctlogs": [log("https://ctfe.hoist.test/test", &self.ct_log.subject_public_key_info())],
             "timestampAuthorities": [{
                 "subject": {"organization": "hoist.test", "commonName": "hoist test tsa"},
                 "uri": "https://tsa.hoist.test/api/v1/timestamp",
@@ -426,6 +429,61 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// How a keyless bundle proves when it was signed.
+#[derive(Debug, Clone, Copy)]
+pub enum Proof {
+    /// A Rekor entry integrated at this second, with its signed entry timestamp.
+    Logged(i64),
+    /// An RFC 3161 timestamp of this second.
+    Stamped(i64),
+    /// Neither.
+    Unproven,
+}
+
+impl Sigstore {
+    /// What `cosign sign` writes keyless in the bundle format (its default
+    /// since v3): a DSSE envelope around a cosign/sign/v1 statement about
+    /// `names_digest`, signed by `leaf`, with the proof of time.
+    pub fn signature_bundle(&self, leaf: &Leaf, names_digest: &str, proof: Proof) -> Bundle {
+        self.keyless_bundle(leaf, names_digest, COSIGN_SIGN_V1, json!({}), proof)
+    }
+
+    /// What `cosign attest --type … --predicate FILE` writes keyless: a DSSE
+    /// envelope around a statement of `predicate` about `subject_digest`.
+    pub fn attestation_bundle(
+        &self,
+        leaf: &Leaf,
+        subject_digest: &str,
+        predicate_type: &str,
+        predicate: Value,
+        proof: Proof,
+    ) -> Bundle {
+        self.keyless_bundle(leaf, subject_digest, predicate_type, predicate, proof)
+    }
+
+    fn keyless_bundle(
+        &self,
+        leaf: &Leaf,
+        subject_digest: &str,
+        predicate_type: &str,
+        predicate: Value,
+        proof: Proof,
+    ) -> Bundle {
+        let statement = statement(subject_digest, predicate_type, predicate);
+        let dsse = leaf.sign_dsse(IN_TOTO, &statement);
+        let (entries, timestamps) = match proof {
+            Proof::Logged(at) => (vec![self.log_entry(&leaf.dsse_body(&dsse), at, 1)], Vec::new()),
+            Proof::Stamped(at) => (Vec::new(), vec![self.timestamp(&dsse.signature, at)]),
+            Proof::Unproven => (Vec::new(), Vec::new()),
+        };
+        Bundle {
+            json: dsse_bundle(Some(&leaf.der), &dsse.envelope, &entries, &timestamps),
+            content: "dsse-envelope",
+            predicate_type: Some(predicate_type.to_owned()),
+        }
+    }
+}
+
 /// A DSSE envelope (its JSON) signed by a leaf, with its payload and signature.
 #[derive(Debug, Clone)]
 pub struct DsseSigned {
@@ -456,7 +514,7 @@ pub fn dsse_bundle(
             .collect::<Vec<_>>(),
     });
     serde_json::to_vec(&json!({
-        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "mediaType": BUNDLE_V0_3,
         "verificationMaterial": material,
         "dsseEnvelope": envelope,
     }))

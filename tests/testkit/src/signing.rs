@@ -130,7 +130,7 @@ pub fn signature(key: &SigningKey, image: &PushedImage, names_digest: &str) -> L
 }
 
 /// An in-toto v1 statement of `predicate` about `subject_digest`.
-fn statement(subject_digest: &str, predicate_type: &str, predicate: Value) -> Vec<u8> {
+pub(crate) fn statement(subject_digest: &str, predicate_type: &str, predicate: Value) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [{"name": "image", "digest": {"sha256": subject_digest.trim_start_matches("sha256:")}}],

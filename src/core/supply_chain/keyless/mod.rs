@@ -14,7 +14,7 @@ pub mod tlog;
 
 use jiff::Timestamp;
 
-use super::bundle::{Signed, SignerMaterial};
+use super::bundle::{Bundle, Signed, SignerMaterial};
 use super::keys::TrustedKey;
 use crate::core::reasons::FindingReason;
 use certificate::{CODE_SIGNING, Certificate};
@@ -83,9 +83,29 @@ impl KeylessError {
     }
 }
 
+/// Who of the policy's identities made `bundle`'s signatures (at least
+/// one), else why the first did not verify. `artifact` is what a message
+/// signature is about (the digest checked).
+pub fn signers(keyless: &Keyless, bundle: &Bundle, artifact: &[u8]) -> Result<Vec<Signer>, KeylessError> {
+    let mut signers = Vec::new();
+    let mut first_error = None;
+    for signed in bundle.signed() {
+        match verify(keyless, &signed, artifact) {
+            Ok(signer) => signers.push(signer),
+            Err(error) => {
+                first_error.get_or_insert(error);
+            }
+        }
+    }
+    match first_error {
+        Some(error) if signers.is_empty() => Err(error),
+        _ => Ok(signers),
+    }
+}
+
 /// The identity of the policy a bundle's `signed` was made by, verified
 /// against the policy's root: chain, identity, signature, then time.
-pub fn verify(keyless: &Keyless, signed: &Signed) -> Result<Signer, KeylessError> {
+pub fn verify(keyless: &Keyless, signed: &Signed, artifact: &[u8]) -> Result<Signer, KeylessError> {
     let root = &keyless.root;
     let material = signed.material;
     let leaf_der = match &material.signer {
@@ -132,7 +152,7 @@ pub fn verify(keyless: &Keyless, signed: &Signed) -> Result<Signer, KeylessError
         })?;
     let key =
         TrustedKey::from_der(&subject, &leaf.public_key_der()).map_err(|_| KeylessError::BadSignature)?;
-    if !signed.verifies_with(&key) {
+    if !signed.verifies_with(&key, artifact) {
         return Err(KeylessError::BadSignature);
     }
     let mut problems = Vec::new();

@@ -64,7 +64,7 @@ impl Signed {
 
     fn verify(&self, keyless: &Keyless) -> Result<Signer, KeylessError> {
         let bundle = self.bundle();
-        verify(keyless, &bundle.signed()[0])
+        verify(keyless, &bundle.signed()[0], &[])
     }
 }
 

@@ -39,7 +39,7 @@ fn attached(bundles: &[Bundle]) -> Attachments {
 }
 
 fn signed(bundles: &[Bundle], keys: &[TrustedKey]) -> crate::core::supply_chain::Finding {
-    signatures::check(DIGEST, &attached(bundles).signature_layers(), keys, 1)
+    signatures::check(DIGEST, &attached(bundles).signature_layers(), keys, None, 1)
 }
 
 fn provenance(bundles: &[Bundle], keys: &[TrustedKey]) -> crate::core::supply_chain::Finding {
@@ -49,6 +49,7 @@ fn provenance(bundles: &[Bundle], keys: &[TrustedKey]) -> crate::core::supply_ch
         DIGEST,
         &attached(bundles).attestation_layers(),
         keys,
+        None,
         ProvenancePredicate::SlsaV1,
         Some(BUILDER),
         Some(&source),
@@ -60,6 +61,7 @@ fn scanned(bundles: &[Bundle], keys: &[TrustedKey]) -> crate::core::supply_chain
         DIGEST,
         &attached(bundles).attestation_layers(),
         keys,
+        None,
         Severity::Medium,
         &[],
     )
@@ -106,7 +108,7 @@ fn a_keyed_signature_bundle_counts_as_a_signature_of_its_key() {
     };
     let mut both = attached(&[signature_bundle(&key, DIGEST)]);
     both.signatures.push(legacy);
-    let finding = signatures::check(DIGEST, &both.signature_layers(), &keys, 2);
+    let finding = signatures::check(DIGEST, &both.signature_layers(), &keys, None, 2);
     assert_eq!(
         finding.signed_by,
         vec!["release", "security"],

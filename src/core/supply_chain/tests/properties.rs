@@ -956,7 +956,7 @@ proptest! {
         digest in digest(),
         min in 1usize..3,
     ) {
-        let finding = signatures::check(&digest, &layers, &keys(), min);
+        let finding = signatures::check(&digest, &layers, &keys(), None, min);
         reasoned(&finding, SIGNATURE_REASONS)?;
         if finding.verdict == SupplyChainVerdict::Verified {
             prop_assert!(finding.signed_by.len() >= min);
@@ -976,7 +976,7 @@ proptest! {
         digest in digest(),
     ) {
         let keys = keys();
-        match attestations::verified(&digest, &layers, &keys, &[SLSA_V1, VULN_V1], "attestation") {
+        match attestations::verified(&digest, &layers, &keys, None, &[SLSA_V1, VULN_V1], "attestation") {
             Ok(attested) => {
                 prop_assert!(!attested.is_empty());
                 for attestation in attested {
@@ -1002,7 +1002,7 @@ proptest! {
         let layers = [v1, v02].concat();
         for predicate in [ProvenancePredicate::SlsaV1, ProvenancePredicate::SlsaV02] {
             let finding = provenance::check(
-                &digest, &layers, &keys(), predicate, builder.as_deref(), source.as_ref(),
+                &digest, &layers, &keys(), None, predicate, builder.as_deref(), source.as_ref(),
             );
             reasoned(&finding, PROVENANCE_REASONS)?;
         }
@@ -1015,7 +1015,7 @@ proptest! {
         max in select(vec![Severity::Unknown, Severity::Low, Severity::Medium, Severity::High, Severity::Critical]),
         ignore in vec(text(), 0..3),
     ) {
-        let finding = scan::check(&digest, &layers, &keys(), max, &ignore);
+        let finding = scan::check(&digest, &layers, &keys(), None, max, &ignore);
         reasoned(&finding, SCAN_REASONS)?;
         prop_assert_eq!(
             finding.scanned_at.is_some(),
@@ -1050,7 +1050,7 @@ proptest! {
                 signature_layer_of(content.clone(), encoded(&signature, encoding))
             }
         };
-        let finding = signatures::check(DIGEST, std::slice::from_ref(&mutated), &keys(), 1);
+        let finding = signatures::check(DIGEST, std::slice::from_ref(&mutated), &keys(), None, 1);
         reasoned(&finding, SIGNATURE_REASONS)?;
         let same = mutated.content == content
             && envelope::simple_signing(&mutated).is_ok_and(|(_, read)| read == signature);
@@ -1078,7 +1078,7 @@ proptest! {
         let finding = provenance::check(
             DIGEST,
             std::slice::from_ref(&mutated),
-            &keys(),
+            &keys(), None,
             ProvenancePredicate::SlsaV1,
             None,
             Some(&source),
@@ -1131,7 +1131,7 @@ const CUT_INSIDE_A_CHARACTER: &str = "sha256:00000000000🉢0";
 fn a_trusted_signature_naming_a_digest_with_a_wide_character_is_a_wrong_digest() {
     let content = simple_signing_payload_of("r/shop", CUT_INSIDE_A_CHARACTER);
     let layer = signature_layer_of(content.clone(), STANDARD.encode(TRUSTED.sign(&content)));
-    let finding = signatures::check(DIGEST, &[layer], &keys(), 1);
+    let finding = signatures::check(DIGEST, &[layer], &keys(), None, 1);
     assert_eq!(finding.reason, FindingReason::WrongDigest);
     assert_eq!(
         finding.message,
@@ -1142,7 +1142,8 @@ fn a_trusted_signature_naming_a_digest_with_a_wide_character_is_a_wrong_digest()
 #[test]
 fn a_statement_about_a_digest_with_a_wide_character_is_a_wrong_subject() {
     let layer = attestation(&TRUSTED, "", CUT_INSIDE_A_CHARACTER, SLSA_V1, json!({}));
-    let finding = attestations::verified(DIGEST, &[layer], &keys(), &[SLSA_V1], "provenance").unwrap_err();
+    let finding =
+        attestations::verified(DIGEST, &[layer], &keys(), None, &[SLSA_V1], "provenance").unwrap_err();
     assert_eq!(finding.reason, FindingReason::WrongSubject);
     assert_eq!(
         finding.message,
@@ -1164,6 +1165,7 @@ fn a_provenance_commit_with_a_wide_character_is_a_revision_mismatch() {
         DIGEST,
         &[layer],
         &keys(),
+        None,
         ProvenancePredicate::SlsaV1,
         None,
         Some(&source),
