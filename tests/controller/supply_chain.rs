@@ -156,7 +156,11 @@ impl Scenario {
 
     /// The supply-chain records of Artifact `name` once it has `count`:
     /// (component, check, reason).
-    async fn records(&self, name: &str, count: usize) -> Vec<(String, hoist::api::SupplyChainCheck, String)> {
+    pub(super) async fn records(
+        &self,
+        name: &str,
+        count: usize,
+    ) -> Vec<(String, hoist::api::SupplyChainCheck, String)> {
         let artifact = self
             .cluster
             .wait_for::<Artifact>(name, TIMEOUT, |a| {
