@@ -34,6 +34,31 @@ enum Variant {
     ProvenanceOfAnotherCommit,
     CriticalCve,
     OutdatedScan,
+    /// Signed and attested as cosign v3 does by default: a signature
+    /// bundle, a SLSA bundle and a scan bundle, listed in the referrers
+    /// tag-schema index.
+    Bundles,
+    /// The same bundles, listed by the registry's referrers API only.
+    BundlesViaReferrersApi,
+    /// Bundles, the signature bundle by another key.
+    BundleSignedByAnotherKey,
+    /// Bundles, the signature bundle's statement about another digest.
+    BundleNamesAnotherDigest,
+    /// Bundles, the provenance bundle's statement changed after signing.
+    BundleTamperedProvenance,
+}
+
+impl Variant {
+    fn is_bundles(self) -> bool {
+        matches!(
+            self,
+            Variant::Bundles
+                | Variant::BundlesViaReferrersApi
+                | Variant::BundleSignedByAnotherKey
+                | Variant::BundleNamesAnotherDigest
+                | Variant::BundleTamperedProvenance
+        )
+    }
 }
 
 /// Attaches signatures and attestations to `images` as `variant` says.
@@ -47,6 +72,10 @@ async fn attach(
     let recent = (now - k8s_openapi::jiff::SignedDuration::from_hours(1)).to_string();
     let old = (now - k8s_openapi::jiff::SignedDuration::from_hours(24 * 30)).to_string();
     for (component, image) in images {
+        if variant.is_bundles() {
+            attach_bundles(image, key, other, variant, &recent).await;
+            continue;
+        }
         let signer = if variant == Variant::SignedByAnotherKey {
             other
         } else {
@@ -118,6 +147,64 @@ async fn attach(
                 .await
                 .expect("push attestations");
         }
+    }
+}
+
+/// Attaches bundles to `image` as `variant` (one of the bundle variants) says.
+async fn attach_bundles(
+    image: &PushedImage,
+    key: &SigningKey,
+    other: &SigningKey,
+    variant: Variant,
+    finished: &str,
+) {
+    let signer = if variant == Variant::BundleSignedByAnotherKey {
+        other
+    } else {
+        key
+    };
+    let named = if variant == Variant::BundleNamesAnotherDigest {
+        "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+    } else {
+        image.digest.as_str()
+    };
+    let mut provenance = signing::attestation_bundle(
+        key,
+        &image.digest,
+        signing::SLSA_V1,
+        signing::slsa_v1("https://github.com/acme/shop", REVISION, BUILDER),
+    );
+    if variant == Variant::BundleTamperedProvenance {
+        provenance = provenance.with_statement_edited(|statement| {
+            statement["predicate"]["runDetails"]["builder"]["id"] = json!("https://ci.example.org/elsewhere");
+        });
+    }
+    let bundles = [
+        signing::signature_bundle(signer, named),
+        provenance,
+        signing::attestation_bundle(
+            key,
+            &image.digest,
+            signing::VULN_V1,
+            signing::trivy_scan(
+                finished,
+                &[
+                    ("CVE-2026-0002", "CRITICAL", "zlib"),
+                    ("CVE-2026-0003", "LOW", "libc"),
+                ],
+            ),
+        ),
+    ];
+    if variant == Variant::BundlesViaReferrersApi {
+        for bundle in &bundles {
+            signing::push_bundle_native(image, bundle)
+                .await
+                .expect("push bundle referrer");
+        }
+    } else {
+        signing::push_bundles(image, &bundles)
+            .await
+            .expect("push bundles");
     }
 }
 
@@ -300,6 +387,69 @@ async fn a_release_whose_signatures_only_the_referrers_api_lists_promotes() {
 }
 
 #[tokio::test]
+async fn a_release_signed_and_attested_as_cosign_v3_bundles_promotes() {
+    let mut scenario = Scenario::new().await;
+    let key = SigningKey::generate();
+    scenario.require_supply_chain("dev", &key).await;
+    let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
+        .await
+        .expect("push images");
+    attach(&images, &key, &key, Variant::Bundles).await;
+    scenario
+        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
+        .await;
+    scenario.start().await;
+    scenario.promote("to-dev", "shop-1-0-0", "dev").await;
+    let promoted = scenario.wait_phase("to-dev", Phase::Succeeded).await;
+    let short = |component: &str| format!("{component}@{}", &images[component].digest[..19]);
+    assert_eq!(
+        gate(&promoted, GateName::Provenance).message,
+        format!(
+            "provenance requirements met; {b}: signed by release; {f}: signed by release; \
+             {b}: built from https://github.com/acme/shop@3f2c9a1b7e4d… by {BUILDER}, attested by ci; \
+             {f}: built from https://github.com/acme/shop@3f2c9a1b7e4d… by {BUILDER}, attested by ci",
+            b = short("backend"),
+            f = short("frontend")
+        )
+    );
+    assert_eq!(
+        gate(&promoted, GateName::Vulnerabilities).state,
+        GateState::Passed
+    );
+    assert_eq!(scenario.records("shop-1-0-0", 6).await, all_verified());
+    scenario.stop().await;
+}
+
+#[tokio::test]
+async fn a_release_whose_bundles_only_the_referrers_api_lists_promotes() {
+    let upstream = registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)");
+    let registry = ReferrersRegistry::start(&upstream)
+        .await
+        .expect("referrers registry");
+    let mut scenario = Scenario::new().await;
+    scenario.more_registries.push(registry.address().to_owned());
+    let key = SigningKey::generate();
+    scenario.require_supply_chain("dev", &key).await;
+    let pushed = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
+        .await
+        .expect("push images");
+    let images: BTreeMap<String, PushedImage> = pushed
+        .iter()
+        .map(|(component, image)| (component.clone(), registry.image(image)))
+        .collect();
+    attach(&images, &key, &key, Variant::BundlesViaReferrersApi).await;
+    assert_eq!(registry.subjects_recorded(), 6, "three bundles per image");
+    scenario
+        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
+        .await;
+    scenario.start().await;
+    scenario.promote("to-dev", "shop-1-0-0", "dev").await;
+    scenario.wait_phase("to-dev", Phase::Succeeded).await;
+    assert_eq!(scenario.records("shop-1-0-0", 6).await, all_verified());
+    scenario.stop().await;
+}
+
+#[tokio::test]
 async fn each_tampered_release_is_blocked_with_its_own_reason() {
     let mut scenario = Scenario::new().await;
     let key = SigningKey::generate();
@@ -326,6 +476,21 @@ async fn each_tampered_release_is_blocked_with_its_own_reason() {
             Variant::CriticalCve,
             Check::Vulnerabilities,
             "VulnerabilitiesFound",
+        ),
+        (
+            Variant::BundleSignedByAnotherKey,
+            Check::Signatures,
+            "UntrustedSignature",
+        ),
+        (
+            Variant::BundleNamesAnotherDigest,
+            Check::Signatures,
+            "WrongDigest",
+        ),
+        (
+            Variant::BundleTamperedProvenance,
+            Check::Provenance,
+            "UntrustedAttestation",
         ),
     ];
     let mut pushed = BTreeMap::new();
@@ -389,6 +554,10 @@ async fn each_tampered_release_is_blocked_with_its_own_reason() {
                 &backend[..19],
                 &backend[..19]
             ),
+            "UntrustedAttestation" => format!(
+                "backend@{}: the provenance verifies with none of the keys [ci (sha256:",
+                &backend[..19]
+            ),
             "RevisionMismatch" => format!(
                 "backend@{}: image {} was built from 0123abcdef01…, Artifact says 3f2c9a1b7e4d… (RevisionMismatch)",
                 &backend[..19],
@@ -402,8 +571,9 @@ async fn each_tampered_release_is_blocked_with_its_own_reason() {
         }
     }
     // A scan older than maxAge holds the Promotion, Pending: a newer scan may still be pushed.
-    scenario.promote("p-old", "shop-1-0-5", "dev").await;
-    assert_eq!(scenario.records("shop-1-0-5", 6).await, all_verified());
+    let outdated = format!("shop-1-0-{}", variants.len());
+    scenario.promote("p-old", &outdated, "dev").await;
+    assert_eq!(scenario.records(&outdated, 6).await, all_verified());
     let held = scenario
         .wait_gate("p-old", GateName::Vulnerabilities, GateState::Pending)
         .await;

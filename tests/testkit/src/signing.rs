@@ -204,6 +204,21 @@ impl Bundle {
         annotations
     }
 
+    /// The same bundle with `edit` applied to its envelope's statement
+    /// after signing (a tampered payload).
+    pub fn with_statement_edited(&self, edit: impl FnOnce(&mut Value)) -> Bundle {
+        self.edited(|value| {
+            let payload = value["dsseEnvelope"]["payload"]
+                .as_str()
+                .expect("an envelope's payload");
+            let mut statement: Value =
+                serde_json::from_slice(&STANDARD.decode(payload).expect("base64")).expect("statement JSON");
+            edit(&mut statement);
+            value["dsseEnvelope"]["payload"] =
+                json!(STANDARD.encode(serde_json::to_vec(&statement).expect("JSON")));
+        })
+    }
+
     /// The same bundle with `edit` applied to its JSON (a tampered variant).
     pub fn edited(&self, edit: impl FnOnce(&mut Value)) -> Bundle {
         let mut value: Value = serde_json::from_slice(&self.json).expect("bundle JSON");
