@@ -271,35 +271,48 @@ fn all_verified() -> Vec<(String, Check, String)> {
     records
 }
 
-#[tokio::test]
-async fn a_signed_release_promotes_once_verified_and_a_restart_fetches_nothing_again() {
-    let mut scenario = Scenario::new().await;
-    let key = SigningKey::generate();
-    let other = SigningKey::generate();
-    scenario.require_supply_chain("dev", &key).await;
+/// Pushes a release of two images with what `variant` attaches (signed by
+/// `key`), requires the supply chain of dev, starts the operator and
+/// promotes the release there until it succeeds.
+async fn promote_attached(
+    scenario: &mut Scenario,
+    key: &SigningKey,
+    variant: Variant,
+) -> (BTreeMap<String, PushedImage>, Promotion) {
+    scenario.require_supply_chain("dev", key).await;
     let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
         .await
         .expect("push images");
-    attach(&images, &key, &other, Variant::ViaReferrers).await;
+    attach(&images, key, &SigningKey::generate(), variant).await;
     scenario
         .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
         .await;
     scenario.start().await;
     scenario.promote("to-dev", "shop-1-0-0", "dev").await;
     let promoted = scenario.wait_phase("to-dev", Phase::Succeeded).await;
+    (images, promoted)
+}
+
+/// The Provenance gate's message once both images are signed and attested.
+fn provenance_met(images: &BTreeMap<String, PushedImage>) -> String {
+    let short = |component: &str| format!("{component}@{}", &images[component].digest[..19]);
+    format!(
+        "provenance requirements met; {b}: signed by release; {f}: signed by release; \
+         {b}: built from https://github.com/acme/shop@3f2c9a1b7e4d… by {BUILDER}, attested by ci; \
+         {f}: built from https://github.com/acme/shop@3f2c9a1b7e4d… by {BUILDER}, attested by ci",
+        b = short("backend"),
+        f = short("frontend")
+    )
+}
+
+#[tokio::test]
+async fn a_signed_release_promotes_once_verified_and_a_restart_fetches_nothing_again() {
+    let mut scenario = Scenario::new().await;
+    let key = SigningKey::generate();
+    let (images, promoted) = promote_attached(&mut scenario, &key, Variant::ViaReferrers).await;
     let provenance = gate(&promoted, GateName::Provenance);
     assert_eq!(provenance.state, GateState::Passed);
-    let short = |component: &str| format!("{component}@{}", &images[component].digest[..19]);
-    assert_eq!(
-        provenance.message,
-        format!(
-            "provenance requirements met; {b}: signed by release; {f}: signed by release; \
-             {b}: built from https://github.com/acme/shop@3f2c9a1b7e4d… by {BUILDER}, attested by ci; \
-             {f}: built from https://github.com/acme/shop@3f2c9a1b7e4d… by {BUILDER}, attested by ci",
-            b = short("backend"),
-            f = short("frontend")
-        )
-    );
+    assert_eq!(provenance.message, provenance_met(&images));
     let scan = gate(&promoted, GateName::Vulnerabilities);
     assert_eq!(scan.state, GateState::Passed);
     assert!(
@@ -343,8 +356,10 @@ async fn a_signed_release_promotes_once_verified_and_a_restart_fetches_nothing_a
     scenario.stop().await;
 }
 
-#[tokio::test]
-async fn a_release_whose_signatures_only_the_referrers_api_lists_promotes() {
+/// Promotes a release whose material (`variant`) only a registry with the
+/// referrers API in front of the test registry lists, `subjects` referrers
+/// in all; returns that registry.
+async fn promote_through_referrers_api(variant: Variant, subjects: usize) -> ReferrersRegistry {
     let upstream = registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)");
     let registry = ReferrersRegistry::start(&upstream)
         .await
@@ -360,12 +375,8 @@ async fn a_release_whose_signatures_only_the_referrers_api_lists_promotes() {
         .iter()
         .map(|(component, image)| (component.clone(), registry.image(image)))
         .collect();
-    attach(&images, &key, &key, Variant::ViaReferrersApi).await;
-    assert_eq!(
-        registry.subjects_recorded(),
-        4,
-        "a signature and an attestation per image"
-    );
+    attach(&images, &key, &key, variant).await;
+    assert_eq!(registry.subjects_recorded(), subjects, "{variant:?}");
     scenario
         .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
         .await;
@@ -378,39 +389,29 @@ async fn a_release_whose_signatures_only_the_referrers_api_lists_promotes() {
         GateState::Passed
     );
     assert_eq!(scenario.records("shop-1-0-0", 6).await, all_verified());
+    scenario.stop().await;
+    registry
+}
+
+#[tokio::test]
+async fn a_release_whose_signatures_only_the_referrers_api_lists_promotes() {
+    // A signature and an attestation per image.
+    let registry = promote_through_referrers_api(Variant::ViaReferrersApi, 4).await;
     assert_eq!(
         registry.referrers_requests(),
         2,
         "the referrers API asked once per digest"
     );
-    scenario.stop().await;
 }
 
 #[tokio::test]
 async fn a_release_signed_and_attested_as_cosign_v3_bundles_promotes() {
     let mut scenario = Scenario::new().await;
     let key = SigningKey::generate();
-    scenario.require_supply_chain("dev", &key).await;
-    let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
-        .await
-        .expect("push images");
-    attach(&images, &key, &key, Variant::Bundles).await;
-    scenario
-        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
-        .await;
-    scenario.start().await;
-    scenario.promote("to-dev", "shop-1-0-0", "dev").await;
-    let promoted = scenario.wait_phase("to-dev", Phase::Succeeded).await;
-    let short = |component: &str| format!("{component}@{}", &images[component].digest[..19]);
+    let (images, promoted) = promote_attached(&mut scenario, &key, Variant::Bundles).await;
     assert_eq!(
         gate(&promoted, GateName::Provenance).message,
-        format!(
-            "provenance requirements met; {b}: signed by release; {f}: signed by release; \
-             {b}: built from https://github.com/acme/shop@3f2c9a1b7e4d… by {BUILDER}, attested by ci; \
-             {f}: built from https://github.com/acme/shop@3f2c9a1b7e4d… by {BUILDER}, attested by ci",
-            b = short("backend"),
-            f = short("frontend")
-        )
+        provenance_met(&images)
     );
     assert_eq!(
         gate(&promoted, GateName::Vulnerabilities).state,
@@ -422,31 +423,9 @@ async fn a_release_signed_and_attested_as_cosign_v3_bundles_promotes() {
 
 #[tokio::test]
 async fn a_release_whose_bundles_only_the_referrers_api_lists_promotes() {
-    let upstream = registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)");
-    let registry = ReferrersRegistry::start(&upstream)
-        .await
-        .expect("referrers registry");
-    let mut scenario = Scenario::new().await;
-    scenario.more_registries.push(registry.address().to_owned());
-    let key = SigningKey::generate();
-    scenario.require_supply_chain("dev", &key).await;
-    let pushed = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
-        .await
-        .expect("push images");
-    let images: BTreeMap<String, PushedImage> = pushed
-        .iter()
-        .map(|(component, image)| (component.clone(), registry.image(image)))
-        .collect();
-    attach(&images, &key, &key, Variant::BundlesViaReferrersApi).await;
-    assert_eq!(registry.subjects_recorded(), 6, "three bundles per image");
-    scenario
-        .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
-        .await;
-    scenario.start().await;
-    scenario.promote("to-dev", "shop-1-0-0", "dev").await;
-    scenario.wait_phase("to-dev", Phase::Succeeded).await;
-    assert_eq!(scenario.records("shop-1-0-0", 6).await, all_verified());
-    scenario.stop().await;
+    // Three bundles per image.
+    let registry = promote_through_referrers_api(Variant::BundlesViaReferrersApi, 6).await;
+    assert_eq!(registry.referrers_requests(), 2);
 }
 
 #[tokio::test]

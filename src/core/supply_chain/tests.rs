@@ -3,6 +3,7 @@
 
 mod bundles;
 mod properties;
+mod recipes;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
