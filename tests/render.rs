@@ -550,9 +550,40 @@ async fn an_altered_unreadable_or_misnamed_layout_blob_is_an_error_naming_it() {
 }
 
 #[test]
+fn bundles_in_a_layout_by_a_key_not_listed_exit_3() {
+    use hoist_testkit::layout::{Attach, replace_public_keys, sign_example};
+    let listed = SigningKey::generate();
+    let signer = SigningKey::generate();
+    let signed = copy_with(|dir| {
+        sign_example(dir, &signer, Attach::Bundles).expect("sign the copy");
+        let environments = dir.join("environments.yaml");
+        let text = std::fs::read_to_string(&environments).expect("environments");
+        std::fs::write(&environments, replace_public_keys(&text, &listed.public_pem())).expect("write");
+    });
+    let (code, stderr) = render_command(signed.path());
+    assert_eq!(code, Some(3), "{stderr}");
+    // Staging's scan gate is the first to block: the bundle's public key
+    // hint names the signer, which is not the key listed.
+    let backend = short("registry.example.com/shop/backend:1.4.2");
+    let staging = stderr
+        .lines()
+        .find(|line| line.starts_with("Promotion shop/shop-1.4.2-staging: Waiting: "))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        staging.contains(&format!(
+            "waiting for the Vulnerabilities gate: backend@{backend}: the vulnerability scan is signed by key {}, \
+             which is none of [shop-release (sha256:",
+            signer.hint()
+        )),
+        "{stderr}"
+    );
+    assert!(staging.ends_with("(UnknownKey)"), "{stderr}");
+}
+
+#[test]
 fn attachments_in_a_layout_are_found_through_the_referrers_index_and_by_subject() {
     use hoist_testkit::layout::{Attach, sign_example};
-    for how in [Attach::ReferrersIndex, Attach::Subjects] {
+    for how in [Attach::ReferrersIndex, Attach::Subjects, Attach::Bundles] {
         let key = SigningKey::generate();
         let signed = copy_with(|dir| {
             sign_example(dir, &key, how).expect("sign the copy");

@@ -3,7 +3,8 @@
 //! each checked once per digest and policy.
 //!
 //! The controller fetches what is attached to a digest (signature and
-//! attestation manifests, through the referrers API or cosign's tag scheme)
+//! attestation manifests and Sigstore bundles, through the referrers API
+//! or cosign's tag scheme)
 //! and hands it to [`record`], which decides from those bytes alone; the
 //! record lands in the Artifact's status, shared by every Environment with
 //! the same policy. The Provenance and Vulnerabilities gates read the

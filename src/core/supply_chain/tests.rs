@@ -4,6 +4,7 @@
 mod bundles;
 mod keyless;
 mod properties;
+mod recipes;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

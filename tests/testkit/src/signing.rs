@@ -153,7 +153,17 @@ fn envelope(key: &SigningKey, statement: &[u8]) -> Value {
 
 /// A DSSE attestation of `predicate` about `subject_digest`, signed by `key`.
 pub fn attestation(key: &SigningKey, subject_digest: &str, predicate_type: &str, predicate: Value) -> Layer {
-    let envelope = envelope(key, &statement(subject_digest, predicate_type, predicate));
+    statement_attestation(
+        key,
+        &statement(subject_digest, predicate_type, predicate),
+        predicate_type,
+    )
+}
+
+/// A DSSE attestation layer of `statement` (an in-toto statement of
+/// `predicate_type`, as a tool wrote it), signed by `key`.
+pub fn statement_attestation(key: &SigningKey, statement: &[u8], predicate_type: &str) -> Layer {
+    let envelope = envelope(key, statement);
     Layer {
         media_type: DSSE,
         annotations: BTreeMap::from([("predicateType".to_string(), predicate_type.to_string())]),
@@ -202,6 +212,21 @@ impl Bundle {
             );
         }
         annotations
+    }
+
+    /// The same bundle with `edit` applied to its envelope's statement
+    /// after signing (a tampered payload).
+    pub fn with_statement_edited(&self, edit: impl FnOnce(&mut Value)) -> Bundle {
+        self.edited(|value| {
+            let payload = value["dsseEnvelope"]["payload"]
+                .as_str()
+                .expect("an envelope's payload");
+            let mut statement: Value =
+                serde_json::from_slice(&STANDARD.decode(payload).expect("base64")).expect("statement JSON");
+            edit(&mut statement);
+            value["dsseEnvelope"]["payload"] =
+                json!(STANDARD.encode(serde_json::to_vec(&statement).expect("JSON")));
+        })
     }
 
     /// The same bundle with `edit` applied to its JSON (a tampered variant).
@@ -256,9 +281,18 @@ pub fn attestation_bundle(
     predicate_type: &str,
     predicate: Value,
 ) -> Bundle {
-    let statement = statement(subject_digest, predicate_type, predicate);
+    statement_bundle(
+        key,
+        &statement(subject_digest, predicate_type, predicate),
+        predicate_type,
+    )
+}
+
+/// A v0.3 bundle of `statement` (an in-toto statement of `predicate_type`,
+/// as a tool wrote it) in a DSSE envelope signed by `key`.
+pub fn statement_bundle(key: &SigningKey, statement: &[u8], predicate_type: &str) -> Bundle {
     Bundle {
-        json: keyed_bundle(key, ("dsseEnvelope", envelope(key, &statement))),
+        json: keyed_bundle(key, ("dsseEnvelope", envelope(key, statement))),
         content: "dsse-envelope",
         predicate_type: Some(predicate_type.to_string()),
     }
@@ -503,10 +537,15 @@ pub async fn push_referrer(image: &PushedImage, artifact_type: &str, layers: &[L
         annotations: None,
     };
     let index_reference = Reference::with_tag(registry, repository, image.digest.replace(':', "-"));
+    push_index(&client, &index_reference, &index).await
+}
+
+/// Pushes `index` as the referrers tag-schema index `reference`.
+async fn push_index(client: &Client, reference: &Reference, index: &OciImageIndex) -> anyhow::Result<()> {
     client
         .push_manifest_raw(
-            &index_reference,
-            serde_json::to_vec(&index)?,
+            reference,
+            serde_json::to_vec(index)?,
             HeaderValue::from_static(OCI_IMAGE_INDEX_MEDIA_TYPE),
         )
         .await?;
@@ -595,14 +634,7 @@ pub async fn push_bundles(image: &PushedImage, bundles: &[Bundle]) -> anyhow::Re
             artifact_type: Some(BUNDLE_V0_3.to_owned()),
         });
     }
-    client
-        .push_manifest_raw(
-            &index_reference,
-            serde_json::to_vec(&index)?,
-            HeaderValue::from_static(OCI_IMAGE_INDEX_MEDIA_TYPE),
-        )
-        .await?;
-    Ok(())
+    push_index(&client, &index_reference, &index).await
 }
 
 /// Attaches `bundle` to the image as cosign v3 does where the registry has

@@ -2,7 +2,7 @@
 //! v3 writes them with a key: each counts as the legacy layout's signature
 //! or attestation does, and each way of failing has its reason.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::api::{ProvenancePredicate, Severity, Source};
 use crate::core::reasons::FindingReason;
@@ -67,21 +67,6 @@ fn scanned(bundles: &[Bundle], keys: &[TrustedKey]) -> crate::core::supply_chain
     )
 }
 
-/// The envelope's statement with `edit` applied, re-encoded without
-/// signing again: the payload changed after signing.
-fn tampered(bundle: &Bundle, edit: impl FnOnce(&mut Value)) -> Bundle {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    bundle.edited(|value| {
-        let payload = value["dsseEnvelope"]["payload"].as_str().expect("payload");
-        let mut statement: Value =
-            serde_json::from_slice(&STANDARD.decode(payload).expect("base64")).expect("JSON");
-        edit(&mut statement);
-        value["dsseEnvelope"]["payload"] =
-            json!(STANDARD.encode(serde_json::to_vec(&statement).expect("JSON")));
-    })
-}
-
 #[test]
 fn a_keyed_signature_bundle_counts_as_a_signature_of_its_key() {
     let key = SigningKey::generate();
@@ -135,7 +120,7 @@ fn each_bundle_that_does_not_sign_the_digest_has_its_reason() {
         reason(&[message_signature_bundle(&key, OTHER)]),
         FindingReason::UntrustedSignature
     );
-    let forged = tampered(&signature_bundle(&key, OTHER), |statement| {
+    let forged = signature_bundle(&key, OTHER).with_statement_edited(|statement| {
         statement["subject"][0]["digest"]["sha256"] = json!(DIGEST.trim_start_matches("sha256:"));
     });
     assert_eq!(reason(&[forged]), FindingReason::UntrustedSignature);
@@ -220,11 +205,11 @@ fn slsa_and_vulnerability_attestation_bundles_are_read_as_envelopes_are() {
     let anonymous = attestation_bundle(&stranger, DIGEST, SLSA_V1, slsa_v1(REPOSITORY, COMMIT, BUILDER))
         .edited(|value| value["verificationMaterial"]["publicKey"] = json!({}));
     assert_eq!(reason(&[anonymous]), FindingReason::UntrustedAttestation);
-    let altered = tampered(&slsa, |statement| {
+    let altered = slsa.with_statement_edited(|statement| {
         statement["predicate"]["runDetails"]["builder"]["id"] = json!("https://evil.example/builder");
     });
     assert_eq!(reason(&[altered]), FindingReason::UntrustedAttestation);
-    let critical = tampered(&scan, |statement| {
+    let critical = scan.with_statement_edited(|statement| {
         statement["predicate"]["scanner"]["result"]["Results"][0]["Vulnerabilities"] = json!([]);
     });
     assert_eq!(
