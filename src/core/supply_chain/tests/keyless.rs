@@ -354,3 +354,35 @@ fn a_trusted_root_in_a_secret_is_kept_as_a_public_key_is() {
         ["sigstore".to_owned()].into()
     );
 }
+
+/// The README's keyless policy is one the API takes: three policies, the
+/// ones naming the ConfigMap read from it, the other from the operator's root.
+#[test]
+fn the_readmes_keyless_policy_reads() {
+    let readme = include_str!("../../../../README.md");
+    let section = &readme[readme
+        .find("#### Keyless signatures")
+        .expect("the README's keyless section")..];
+    let start = section.find("```yaml\n").expect("a YAML block") + "```yaml\n".len();
+    let block = &section[start..start + section[start..].find("```").expect("its end")];
+    let gates = block.strip_prefix("gates:\n").expect("gates:");
+    let indented: String = gates.lines().map(|line| format!("  {line}\n")).collect();
+    let environment: crate::api::Environment = serde_yaml::from_str(&format!(
+        "apiVersion: hoist.dev/v1alpha1\nkind: Environment\nmetadata: {{name: prod, namespace: shop}}\nspec:\n  gates:\n{indented}"
+    ))
+    .expect("the README's gates parse");
+    let sigstore = Sigstore::generate(EPOCH);
+    let trust = TrustSources {
+        default_root: Some(Arc::from(sigstore.trusted_root())),
+        ..with_root(&sigstore.trusted_root())
+    };
+    let read: Vec<Policy> = policies(&environment, &trust)
+        .into_iter()
+        .map(|policy| policy.expect("a policy"))
+        .collect();
+    assert_eq!(read.len(), 3);
+    assert!(
+        read.iter()
+            .all(|policy| policy.keys.is_empty() && policy.keyless.is_some())
+    );
+}
