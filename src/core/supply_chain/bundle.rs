@@ -463,7 +463,7 @@ impl Signed<'_> {
 
 /// Bytes in protobuf JSON: base64, standard or URL-safe, padded or not.
 #[derive(Debug, Default)]
-struct Bytes(Vec<u8>);
+pub(crate) struct Bytes(pub(crate) Vec<u8>);
 
 impl<'de> Deserialize<'de> for Bytes {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Bytes, D::Error> {

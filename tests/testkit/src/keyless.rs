@@ -445,23 +445,12 @@ impl Sigstore {
     /// since v3): a DSSE envelope around a cosign/sign/v1 statement about
     /// `names_digest`, signed by `leaf`, with the proof of time.
     pub fn signature_bundle(&self, leaf: &Leaf, names_digest: &str, proof: Proof) -> Bundle {
-        self.keyless_bundle(leaf, names_digest, COSIGN_SIGN_V1, json!({}), proof)
+        self.attestation_bundle(leaf, names_digest, COSIGN_SIGN_V1, json!({}), proof)
     }
 
     /// What `cosign attest --type … --predicate FILE` writes keyless: a DSSE
     /// envelope around a statement of `predicate` about `subject_digest`.
     pub fn attestation_bundle(
-        &self,
-        leaf: &Leaf,
-        subject_digest: &str,
-        predicate_type: &str,
-        predicate: Value,
-        proof: Proof,
-    ) -> Bundle {
-        self.keyless_bundle(leaf, subject_digest, predicate_type, predicate, proof)
-    }
-
-    fn keyless_bundle(
         &self,
         leaf: &Leaf,
         subject_digest: &str,

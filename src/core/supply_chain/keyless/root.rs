@@ -4,11 +4,10 @@
 //! and the CT logs, each valid for a time range. Sigstore distributes it
 //! through its TUF repository; Hoist reads it as given and never fetches it.
 
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use jiff::Timestamp;
 use serde::Deserialize;
 
+use super::super::bundle::Bytes;
 use super::certificate::{Certificate, CertificateError};
 use crate::core::supply_chain::keys::{self, TrustedKey};
 
@@ -99,7 +98,7 @@ struct LogJson {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PublicKeyJson {
-    raw_bytes: String,
+    raw_bytes: Bytes,
     key_details: String,
     #[serde(default)]
     valid_for: Option<TimeRangeJson>,
@@ -108,7 +107,7 @@ struct PublicKeyJson {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct LogIdJson {
-    key_id: String,
+    key_id: Bytes,
 }
 
 #[derive(Deserialize)]
@@ -138,7 +137,7 @@ struct CertChainJson {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct RawBytesJson {
-    raw_bytes: String,
+    raw_bytes: Bytes,
 }
 
 #[derive(Deserialize)]
@@ -170,16 +169,6 @@ pub fn is_trusted_root(bytes: &[u8]) -> bool {
         json.media_type
             .starts_with("application/vnd.dev.sigstore.trustedroot+json")
     })
-}
-
-/// Protobuf JSON bytes: standard or URL-safe base64, padded or not.
-pub fn protobuf_bytes(text: &str) -> Option<Vec<u8>> {
-    let trimmed = text.trim_end_matches('=');
-    let padded = format!("{trimmed}{}", "=".repeat((4 - trimmed.len() % 4) % 4));
-    STANDARD
-        .decode(&padded)
-        .or_else(|_| URL_SAFE.decode(&padded))
-        .ok()
 }
 
 impl TrustedRoot {
@@ -238,9 +227,8 @@ fn authorities(field: &str, json: Vec<AuthorityJson>) -> Result<Vec<Authority>, 
                 .enumerate()
                 .map(|(at, raw)| {
                     let field = format!("{field}.certChain.certificates[{at}]");
-                    let der = protobuf_bytes(&raw.raw_bytes)
-                        .ok_or_else(|| field_error(field.clone(), "rawBytes is not base64"))?;
-                    Certificate::from_der(&der).map_err(|error: CertificateError| field_error(field, error))
+                    Certificate::from_der(&raw.raw_bytes.0)
+                        .map_err(|error: CertificateError| field_error(field, error))
                 })
                 .collect::<Result<Vec<_>, _>>()?;
             if chain.is_empty() {
@@ -281,15 +269,11 @@ fn logs(field: &str, json: Vec<LogJson>) -> Result<Vec<TransparencyLog>, RootErr
                     ),
                 ));
             }
-            let der = protobuf_bytes(&log.public_key.raw_bytes)
-                .ok_or_else(|| field_error(format!("{field}.publicKey.rawBytes"), "is not base64"))?;
-            let key = TrustedKey::from_der(&log.base_url, &der)
+            let key = TrustedKey::from_der(&log.base_url, &log.public_key.raw_bytes.0)
                 .map_err(|error| field_error(format!("{field}.publicKey.rawBytes"), error))?;
-            let log_id = protobuf_bytes(&log.log_id.key_id)
-                .ok_or_else(|| field_error(format!("{field}.logId.keyId"), "is not base64"))?;
             Ok(TransparencyLog {
                 base_url: log.base_url,
-                log_id,
+                log_id: log.log_id.key_id.0,
                 key,
                 valid_for: time_range(log.public_key.valid_for),
             })
