@@ -257,6 +257,18 @@ impl Sigstore {
     /// no scheme) from `issuer`, valid from `not_before` for 10 minutes,
     /// as Fulcio issues them.
     pub fn leaf(&self, subject: &str, issuer: &str, not_before: i64) -> Leaf {
+        self.issue(subject, issuer_extensions(issuer), not_before)
+    }
+
+    /// A leaf as Fulcio issued them before 1.2: the OIDC issuer only in the
+    /// deprecated extension 1.3.6.1.4.1.57264.1.1 (the raw issuer).
+    pub fn leaf_with_v1_issuer(&self, subject: &str, issuer: &str, not_before: i64) -> Leaf {
+        let mut extensions = issuer_extensions(issuer);
+        extensions.truncate(1);
+        self.issue(subject, extensions, not_before)
+    }
+
+    fn issue(&self, subject: &str, extensions: Vec<CustomExtension>, not_before: i64) -> Leaf {
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).expect("a P-256 key");
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
@@ -268,7 +280,7 @@ impl Sigstore {
         }];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-        params.custom_extensions = issuer_extensions(issuer);
+        params.custom_extensions = extensions;
         params.not_before = instant(not_before);
         params.not_after = instant(not_before + 600);
         let certificate = params
@@ -283,8 +295,9 @@ impl Sigstore {
         }
     }
 
-    /// A bundle's `tlogEntries[]` element for `body` (see [`dsse_body`],
-    /// [`hashedrekord_body`]) integrated at `integrated_time`, with the
+    /// A bundle's `tlogEntries[]` element for `body` (see
+    /// [`Leaf::dsse_body`], [`Leaf::hashedrekord_body`]) integrated at
+    /// `integrated_time`, with the
     /// log's signed entry timestamp over it.
     pub fn log_entry(&self, body: &[u8], integrated_time: i64, log_index: i64) -> Value {
         let log_id = self.log_id();

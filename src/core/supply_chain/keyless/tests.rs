@@ -132,6 +132,27 @@ fn the_subject_pattern_matches_the_whole_san_and_the_issuer_exactly() {
 }
 
 #[test]
+fn the_issuer_is_read_from_fulcios_older_extension_and_an_email_is_a_subject() {
+    let sigstore = Sigstore::generate(EPOCH);
+    let old = sigstore.leaf_with_v1_issuer(&main_branch(), GITHUB_ISSUER, EPOCH);
+    let keyless = policy(&sigstore, vec![exact(&main_branch())]);
+    assert_eq!(
+        reason(&keyless, &Signed::logged(&old, &sigstore, EPOCH + 1)),
+        FindingReason::Verified
+    );
+    let person = Identity {
+        issuer: "https://accounts.google.com".to_owned(),
+        subject: Subject::Exact("alice@example.com".to_owned()),
+    };
+    let keyless = policy(&sigstore, vec![person]);
+    let alice = sigstore.leaf("alice@example.com", "https://accounts.google.com", EPOCH);
+    assert_eq!(
+        reason(&keyless, &Signed::logged(&alice, &sigstore, EPOCH + 1)),
+        FindingReason::Verified
+    );
+}
+
+#[test]
 fn an_identity_mismatch_names_what_the_certificate_says() {
     let sigstore = Sigstore::generate(EPOCH);
     let other = workflow("acme/other", "release.yml", "refs/heads/main");
