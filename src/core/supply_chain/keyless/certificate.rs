@@ -51,11 +51,6 @@ impl Certificate {
         })
     }
 
-    /// The subject, as RFC 4514 text (for messages).
-    pub fn subject(&self) -> String {
-        self.x509.tbs_certificate.subject.to_string()
-    }
-
     /// Whether `at` is within notBefore..=notAfter.
     pub fn valid_at(&self, at: Timestamp) -> bool {
         let (not_before, not_after) = self.validity();
@@ -174,16 +169,6 @@ impl Certificate {
 
     fn extension<T: for<'a> Decode<'a>>(&self, oid: ObjectIdentifier) -> Option<T> {
         T::from_der(self.extension_value(oid)?).ok()
-    }
-
-    /// Whether it is the certificate a CMS signer names by issuer and
-    /// serial number.
-    pub fn has_issuer_and_serial(
-        &self,
-        issuer: &x509_cert::name::Name,
-        serial: &x509_cert::serial_number::SerialNumber,
-    ) -> bool {
-        &self.x509.tbs_certificate.issuer == issuer && &self.x509.tbs_certificate.serial_number == serial
     }
 }
 

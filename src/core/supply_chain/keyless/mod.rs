@@ -46,9 +46,13 @@ pub enum KeylessError {
     #[error("the bundle's certificate {0}")]
     MalformedCertificate(#[source] certificate::CertificateError),
     #[error(
-        "the certificate of {subject} chains to no certificate authority of trusted root sha256:{root}, or is not for code signing"
+        "the certificate of {subject} chains to no certificate authority of trusted root sha256:{root} ({authorities}), or is not for code signing"
     )]
-    UntrustedCertificate { subject: String, root: String },
+    UntrustedCertificate {
+        subject: String,
+        root: String,
+        authorities: String,
+    },
     #[error("the certificate names {found}, not an identity of the policy ({expected})")]
     IdentityMismatch { found: String, expected: String },
     #[error(
@@ -131,6 +135,12 @@ pub fn verify(keyless: &Keyless, signed: &Signed, artifact: &[u8]) -> Result<Sig
         return Err(KeylessError::UntrustedCertificate {
             subject: leaf.identities().join(", "),
             root: root.short().to_owned(),
+            authorities: root
+                .certificate_authorities
+                .iter()
+                .map(|authority| authority.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     }
     let (identity, subject) = keyless

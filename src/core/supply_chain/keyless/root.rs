@@ -51,7 +51,6 @@ pub struct Authority {
 /// A transparency log (Rekor): its id and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransparencyLog {
-    pub base_url: String,
     /// logId.keyId: the SHA-256 of the key's DER SubjectPublicKeyInfo.
     pub log_id: Vec<u8>,
     pub key: TrustedKey,
@@ -272,7 +271,6 @@ fn logs(field: &str, json: Vec<LogJson>) -> Result<Vec<TransparencyLog>, RootErr
             let key = TrustedKey::from_der(&log.base_url, &log.public_key.raw_bytes.0)
                 .map_err(|error| field_error(format!("{field}.publicKey.rawBytes"), error))?;
             Ok(TransparencyLog {
-                base_url: log.base_url,
                 log_id: log.log_id.key_id.0,
                 key,
                 valid_for: time_range(log.public_key.valid_for),

@@ -179,6 +179,17 @@ fn a_certificate_of_another_authority_is_untrusted() {
         reason(&keyless, &Signed::logged(&leaf, &sigstore, EPOCH + 1)),
         FindingReason::UntrustedCertificate
     );
+    let error = Signed::logged(&leaf, &sigstore, EPOCH + 1)
+        .verify(&keyless)
+        .expect_err("another CA");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the certificate of {} chains to no certificate authority of trusted root sha256:{} (https://fulcio.hoist.test), or is not for code signing",
+            main_branch(),
+            keyless.root.short()
+        )
+    );
     let no_certificate = Signed {
         certificate: None,
         ..Signed::logged(&leaf, &sigstore, EPOCH + 1)
