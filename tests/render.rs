@@ -408,6 +408,15 @@ fn render_command(dir: &Path) -> (Option<i32>, String) {
     )
 }
 
+/// The line of `hoist render`'s report saying why the example's staging
+/// Promotion waits.
+fn staging_waiting(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find(|line| line.starts_with("Promotion shop/shop-1.4.2-staging: Waiting: "))
+        .unwrap_or_else(|| panic!("{stderr}"))
+}
+
 /// The short form of a layout digest, as messages write it.
 fn short(reference: &str) -> String {
     layout_digest(reference)[..19].to_string()
@@ -565,10 +574,7 @@ fn bundles_in_a_layout_by_a_key_not_listed_exit_3() {
     // Staging's scan gate is the first to block: the bundle's public key
     // hint names the signer, which is not the key listed.
     let backend = short("registry.example.com/shop/backend:1.4.2");
-    let staging = stderr
-        .lines()
-        .find(|line| line.starts_with("Promotion shop/shop-1.4.2-staging: Waiting: "))
-        .unwrap_or_else(|| panic!("{stderr}"));
+    let staging = staging_waiting(&stderr);
     assert!(
         staging.contains(&format!(
             "waiting for the Vulnerabilities gate: backend@{backend}: the vulnerability scan is signed by key {}, \
@@ -694,10 +700,7 @@ fn a_keyless_signed_layout_is_verified_against_a_trusted_root_configmap() {
     let dev = workflow("acme/shop", "release.yml", "refs/heads/dev");
     let (code, stderr) = render_command(sign(dev.clone()).path());
     assert_eq!(code, Some(3), "{stderr}");
-    let staging = stderr
-        .lines()
-        .find(|line| line.starts_with("Promotion shop/shop-1.4.2-staging: Waiting: "))
-        .unwrap_or_else(|| panic!("{stderr}"));
+    let staging = staging_waiting(&stderr);
     assert!(
         staging.contains(&format!(
             "keyless vulnerability scan: the certificate names issuer={GITHUB_ISSUER};subject={dev}, not an identity of the policy"

@@ -68,6 +68,15 @@ impl Signed {
     }
 }
 
+/// A Sigstore, a leaf of the main branch's release workflow from EPOCH,
+/// and a policy trusting that workflow through the Sigstore's root.
+fn release_workflow() -> (Sigstore, Leaf, Keyless) {
+    let sigstore = Sigstore::generate(EPOCH);
+    let leaf = sigstore.leaf(&main_branch(), GITHUB_ISSUER, EPOCH);
+    let keyless = policy(&sigstore, vec![exact(&main_branch())]);
+    (sigstore, leaf, keyless)
+}
+
 fn reason(keyless: &Keyless, signed: &Signed) -> FindingReason {
     signed
         .verify(keyless)
@@ -214,9 +223,7 @@ fn a_changed_payload_does_not_verify() {
 
 #[test]
 fn the_signature_must_be_made_within_the_certificates_ten_minutes() {
-    let sigstore = Sigstore::generate(EPOCH);
-    let leaf = sigstore.leaf(&main_branch(), GITHUB_ISSUER, EPOCH);
-    let keyless = policy(&sigstore, vec![exact(&main_branch())]);
+    let (sigstore, leaf, keyless) = release_workflow();
     let at = |integrated| reason(&keyless, &Signed::logged(&leaf, &sigstore, integrated));
     assert_eq!(at(EPOCH), FindingReason::Verified);
     assert_eq!(at(EPOCH + 600), FindingReason::Verified);
@@ -233,10 +240,8 @@ fn the_signature_must_be_made_within_the_certificates_ten_minutes() {
 
 #[test]
 fn only_a_log_or_timestamp_authority_of_the_root_proves_the_time() {
-    let sigstore = Sigstore::generate(EPOCH);
+    let (sigstore, leaf, keyless) = release_workflow();
     let elsewhere = Sigstore::generate(EPOCH);
-    let leaf = sigstore.leaf(&main_branch(), GITHUB_ISSUER, EPOCH);
-    let keyless = policy(&sigstore, vec![exact(&main_branch())]);
     let unlogged = Signed {
         entries: Vec::new(),
         ..Signed::logged(&leaf, &sigstore, EPOCH + 1)
@@ -290,10 +295,8 @@ fn a_hashedrekord_entry_of_the_signature_proves_the_time() {
 
 #[test]
 fn an_rfc3161_timestamp_of_the_signature_by_the_roots_authority_proves_the_time() {
-    let sigstore = Sigstore::generate(EPOCH);
+    let (sigstore, leaf, keyless) = release_workflow();
     let elsewhere = Sigstore::generate(EPOCH);
-    let leaf = sigstore.leaf(&main_branch(), GITHUB_ISSUER, EPOCH);
-    let keyless = policy(&sigstore, vec![exact(&main_branch())]);
     let unlogged = Signed {
         entries: Vec::new(),
         ..Signed::logged(&leaf, &sigstore, EPOCH)
