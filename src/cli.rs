@@ -37,6 +37,31 @@ pub enum CliError {
     Run(#[from] crate::controller::RunError),
     #[error("leader election: {0}")]
     Election(String),
+    #[error("cannot read the trusted root {path}")]
+    ReadTrustedRoot {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the trusted root {path} {source}")]
+    TrustedRoot {
+        path: String,
+        #[source]
+        source: crate::core::supply_chain::keyless::root::RootError,
+    },
+}
+
+/// `--trusted-root FILE`: a Sigstore trusted_root.json, read and checked
+/// once at start, for keyless policies that name no root of their own.
+pub fn trusted_root(path: &Path) -> Result<std::sync::Arc<[u8]>, CliError> {
+    let shown = path.display().to_string();
+    let json = std::fs::read(path).map_err(|source| CliError::ReadTrustedRoot {
+        path: shown.clone(),
+        source,
+    })?;
+    crate::core::supply_chain::keyless::TrustedRoot::from_json(&json)
+        .map_err(|source| CliError::TrustedRoot { path: shown, source })?;
+    Ok(json.into())
 }
 
 /// `hoist crds`: the generated CRDs, printed or written one file each.

@@ -62,6 +62,10 @@ enum Command {
             value_delimiter = ','
         )]
         allowed_destinations: Vec<hoist::core::destinations::Allowed>,
+        /// A Sigstore trusted_root.json that keyless policies naming no
+        /// trustedRoot of their own verify against.
+        #[arg(long, env = "HOIST_TRUSTED_ROOT")]
+        trusted_root: Option<PathBuf>,
         /// Log as JSON lines.
         #[arg(long, env = "HOIST_LOG_JSON")]
         log_json: bool,
@@ -149,9 +153,17 @@ async fn main() -> ExitCode {
             approval_policy,
             prometheus_address,
             allowed_destinations,
+            trusted_root,
             log_json,
             election,
         } => {
+            let trusted_root = match trusted_root.as_deref().map(hoist::cli::trusted_root).transpose() {
+                Ok(root) => root,
+                Err(error) => {
+                    eprintln!("hoist: {error}");
+                    return ExitCode::from(2);
+                }
+            };
             let election = if election.enabled {
                 match hoist::cli::election(
                     election.lease_name,
@@ -183,6 +195,7 @@ async fn main() -> ExitCode {
                 prometheus_address,
                 allowed_destinations,
                 election,
+                trusted_root,
                 ..Default::default()
             };
             hoist::cli::controller(settings, log_json).await

@@ -320,3 +320,40 @@ fn every_operator_rule_says_why_and_what_a_holder_of_the_token_could_do() -> any
     }
     Ok(())
 }
+
+#[test]
+fn a_trusted_root_value_ships_as_a_configmap_the_operator_reads() -> anyhow::Result<()> {
+    let root =
+        "{\"mediaType\": \"application/vnd.dev.sigstore.trustedroot+json;version=0.1\", \"tlogs\": []}\n";
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(file.path(), root)?;
+    let path = file.path().display().to_string();
+    let objects = rendered(&["--set-file", &format!("keyless.trustedRoot={path}")])?;
+    let config_map =
+        find(&objects, "ConfigMap", "hoist-trusted-root").context("no ConfigMap hoist-trusted-root")?;
+    assert_eq!(config_map["data"]["trusted_root.json"], root);
+    let deployment = find(&objects, "Deployment", "hoist").context("no Deployment hoist")?;
+    let pod = &deployment["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(
+        env(container, "HOIST_TRUSTED_ROOT").context("no HOIST_TRUSTED_ROOT")?["value"],
+        "/etc/hoist/trusted-root/trusted_root.json"
+    );
+    assert_eq!(
+        container["volumeMounts"][0]["mountPath"],
+        "/etc/hoist/trusted-root"
+    );
+    assert_eq!(pod["volumes"][0]["configMap"]["name"], "hoist-trusted-root");
+
+    let defaults = rendered(&[])?;
+    assert!(find(&defaults, "ConfigMap", "hoist-trusted-root").is_none());
+    let deployment = find(&defaults, "Deployment", "hoist").context("no Deployment hoist")?;
+    assert!(
+        env(
+            &deployment["spec"]["template"]["spec"]["containers"][0],
+            "HOIST_TRUSTED_ROOT"
+        )
+        .is_none()
+    );
+    Ok(())
+}

@@ -570,3 +570,69 @@ async fn shop_cluster_example_applies_as_the_users_it_names() {
         (Some("carol"), vec!["alice", "dave"])
     );
 }
+
+#[tokio::test]
+async fn keyless_policies_are_refused_without_keys_or_identities_or_with_two_subjects_or_two_roots() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let environments: Api<Environment> = Api::namespaced(cluster.client(), cluster.namespace());
+    let apply = |name: &str, signatures: serde_json::Value| {
+        let environments = environments.clone();
+        let environment: Environment = serde_json::from_value(json!({
+            "apiVersion": "hoist.dev/v1alpha1", "kind": "Environment",
+            "metadata": {"name": name},
+            "spec": {"gates": {"provenance": {"signatures": signatures}}}
+        }))
+        .expect("typed environment");
+        async move { environments.create(&PostParams::default(), &environment).await }
+    };
+    let issuer = "https://token.actions.githubusercontent.com";
+    let subject = "https://github.com/acme/shop/.github/workflows/release.yml@refs/heads/main";
+    let root = json!({"configMapRef": {"name": "sigstore", "key": "trusted_root.json"}});
+    let created = apply(
+        "prod",
+        json!({"keyless": {"identities": [{"issuer": issuer, "subject": subject}], "trustedRoot": root}}),
+    )
+    .await
+    .expect("a keyless policy without keys is accepted");
+    let keyless = created
+        .spec
+        .gates
+        .provenance
+        .and_then(|p| p.signatures)
+        .and_then(|s| s.keyless)
+        .expect("keyless");
+    assert_eq!(keyless.identities[0].subject.as_deref(), Some(subject));
+
+    refusal(apply("nothing", json!({})).await).assert_invalid(&[(
+        "spec.gates.provenance.signatures",
+        "FieldValueInvalid",
+        "name keys, keyless identities, or both",
+    )]);
+    refusal(
+        apply(
+            "two-subjects",
+            json!({"keyless": {"identities": [{"issuer": issuer, "subject": subject, "subjectRegExp": ".*"}]}}),
+        )
+        .await,
+    )
+    .assert_invalid(&[(
+        "spec.gates.provenance.signatures.keyless.identities[0]",
+        "FieldValueInvalid",
+        "an identity has either subject or subjectRegExp",
+    )]);
+    refusal(
+        apply(
+            "two-roots",
+            json!({"keyless": {
+                "identities": [{"issuer": issuer, "subject": subject}],
+                "trustedRoot": {"configMapRef": {"name": "sigstore", "key": "trusted_root.json"}, "secretRef": {"name": "sigstore", "key": "trusted_root.json"}}
+            }}),
+        )
+        .await,
+    )
+    .assert_invalid(&[(
+        "spec.gates.provenance.signatures.keyless.trustedRoot",
+        "FieldValueInvalid",
+        "a trusted root is either configMapRef or secretRef",
+    )]);
+}

@@ -468,6 +468,79 @@ async fn signature_listed_by_the_referrers_api_is_found_through_it() -> anyhow::
     Ok(())
 }
 
+/// A bundle as the resolver hands it to the checks.
+fn bundle_layer(bundle: &signing::Bundle) -> SupplyChainLayer {
+    let layer = bundle.layer();
+    SupplyChainLayer {
+        media_type: layer.media_type.to_owned(),
+        annotations: layer.annotations,
+        content: layer.content,
+    }
+}
+
+#[tokio::test]
+async fn bundles_listed_in_the_referrers_tag_schema_index_are_found_beside_legacy_signatures()
+-> anyhow::Result<()> {
+    let image = push_image(&unique_repository("bundles"), "v1", 42).await?;
+    let key = SigningKey::generate();
+    let signature = signing::signature_bundle(&key, &image.digest);
+    let provenance = signing::attestation_bundle(
+        &key,
+        &image.digest,
+        signing::SLSA_V1,
+        signing::slsa_v1(
+            "https://github.com/acme/shop",
+            "3f2c9a1b",
+            "https://ci.example.com",
+        ),
+    );
+    let legacy = signing::signature(&key, &image, &image.digest);
+    signing::push_signatures(&image, std::slice::from_ref(&legacy)).await?;
+    signing::push_bundles(&image, std::slice::from_ref(&signature)).await?;
+    // A second push adds to the index, as cosign attest after cosign sign does.
+    signing::push_bundles(&image, std::slice::from_ref(&provenance)).await?;
+
+    let attachments = test_resolver()?
+        .attachments(&image.reference, &image.digest, &anonymous())
+        .await?;
+
+    assert_eq!(
+        attachments.bundles,
+        [bundle_layer(&signature), bundle_layer(&provenance)]
+    );
+    assert_eq!(attachments.signatures.len(), 1);
+    assert!(attachments.attestations.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bundle_listed_by_the_referrers_api_is_found_through_it() -> anyhow::Result<()> {
+    let upstream = registry_address()?;
+    let registry = ReferrersRegistry::start(&upstream).await?;
+    let upstream_image = push_image(&unique_repository("native-bundles"), "v1", 43).await?;
+    let image = registry.image(&upstream_image);
+    let bundle = signing::signature_bundle(&SigningKey::generate(), &image.digest);
+    let referrer = signing::push_bundle_native(&image, &bundle).await?;
+    let resolver = resolver_for(&[registry.address(), &upstream], 4)?;
+
+    let listed: serde_json::Value = reqwest::get(referrers_url(&image, signing::BUNDLE_V0_3)?)
+        .await?
+        .json()
+        .await?;
+    let attachments = resolver
+        .attachments(&image.reference, &image.digest, &anonymous())
+        .await?;
+
+    assert_eq!(listed["manifests"][0]["digest"], referrer.digest.as_str());
+    assert_eq!(listed["manifests"][0]["artifactType"], signing::BUNDLE_V0_3);
+    assert_eq!(
+        listed["manifests"][0]["annotations"]["dev.sigstore.bundle.predicateType"],
+        signing::COSIGN_SIGN_V1
+    );
+    assert_eq!(attachments.bundles, [bundle_layer(&bundle)]);
+    Ok(())
+}
+
 #[tokio::test]
 async fn signature_listed_only_by_the_referrers_api_is_not_found_without_it() -> anyhow::Result<()> {
     let upstream = registry_address()?;

@@ -408,6 +408,15 @@ fn render_command(dir: &Path) -> (Option<i32>, String) {
     )
 }
 
+/// The line of `hoist render`'s report saying why the example's staging
+/// Promotion waits.
+fn staging_waiting(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find(|line| line.starts_with("Promotion shop/shop-1.4.2-staging: Waiting: "))
+        .unwrap_or_else(|| panic!("{stderr}"))
+}
+
 /// The short form of a layout digest, as messages write it.
 fn short(reference: &str) -> String {
     layout_digest(reference)[..19].to_string()
@@ -550,9 +559,37 @@ async fn an_altered_unreadable_or_misnamed_layout_blob_is_an_error_naming_it() {
 }
 
 #[test]
+fn bundles_in_a_layout_by_a_key_not_listed_exit_3() {
+    use hoist_testkit::layout::{Attach, replace_public_keys, sign_example};
+    let listed = SigningKey::generate();
+    let signer = SigningKey::generate();
+    let signed = copy_with(|dir| {
+        sign_example(dir, &signer, Attach::Bundles).expect("sign the copy");
+        let environments = dir.join("environments.yaml");
+        let text = std::fs::read_to_string(&environments).expect("environments");
+        std::fs::write(&environments, replace_public_keys(&text, &listed.public_pem())).expect("write");
+    });
+    let (code, stderr) = render_command(signed.path());
+    assert_eq!(code, Some(3), "{stderr}");
+    // Staging's scan gate is the first to block: the bundle's public key
+    // hint names the signer, which is not the key listed.
+    let backend = short("registry.example.com/shop/backend:1.4.2");
+    let staging = staging_waiting(&stderr);
+    assert!(
+        staging.contains(&format!(
+            "waiting for the Vulnerabilities gate: backend@{backend}: the vulnerability scan is signed by key {}, \
+             which is none of [shop-release (sha256:",
+            signer.hint()
+        )),
+        "{stderr}"
+    );
+    assert!(staging.ends_with("(UnknownKey)"), "{stderr}");
+}
+
+#[test]
 fn attachments_in_a_layout_are_found_through_the_referrers_index_and_by_subject() {
     use hoist_testkit::layout::{Attach, sign_example};
-    for how in [Attach::ReferrersIndex, Attach::Subjects] {
+    for how in [Attach::ReferrersIndex, Attach::Subjects, Attach::Bundles] {
         let key = SigningKey::generate();
         let signed = copy_with(|dir| {
             sign_example(dir, &key, how).expect("sign the copy");
@@ -562,4 +599,113 @@ fn attachments_in_a_layout_are_found_through_the_referrers_index_and_by_subject(
         let (code, stderr) = render_command(signed.path());
         assert_eq!(code, Some(0), "{how:?}: {stderr}");
     }
+}
+
+/// The example signed keyless (bundles as cosign v3 writes them in GitHub
+/// Actions), its policies naming the workflow and a trusted root ConfigMap
+/// among the files: `hoist render` verifies it offline; signed from another
+/// branch, it exits 3 naming the identity.
+#[test]
+fn a_keyless_signed_layout_is_verified_against_a_trusted_root_configmap() {
+    use hoist_testkit::keyless::{GITHUB_ISSUER, Proof, Sigstore, workflow};
+    use hoist_testkit::layout::{EXAMPLE_BUILDER, EXAMPLE_SCANNED, attach_bundles, remove};
+    use hoist_testkit::signing::{SLSA_V1, VULN_V1, slsa_v1, trivy_scan};
+    let release = workflow("acme/shop", "release.yml", "refs/heads/main");
+    let epoch = Timestamp::now().as_second();
+    let sign = |subject: String| {
+        copy_with(|dir| {
+            let sigstore = Sigstore::generate(epoch);
+            let leaf = sigstore.leaf(&subject, GITHUB_ISSUER, epoch);
+            let images = dir.join("images");
+            remove(&images, |name| {
+                name.ends_with(".sig") || name.ends_with(".att") || name.contains(":sha256-")
+            })
+            .expect("unsign");
+            let artifact: serde_yaml::Value =
+                serde_yaml::from_str(&std::fs::read_to_string(dir.join("artifact.yaml")).expect("artifact"))
+                    .expect("YAML");
+            let source = &artifact["spec"]["source"];
+            let (repository, revision) = (
+                source["repository"].as_str().expect("repository"),
+                source["revision"].as_str().expect("revision"),
+            );
+            for image in artifact["spec"]["images"].as_sequence().expect("images") {
+                let reference = image["image"].as_str().expect("image");
+                let digest = layout_digest(reference);
+                let proof = Proof::Logged(epoch + 1);
+                let bundles = [
+                    sigstore.signature_bundle(&leaf, &digest, proof),
+                    sigstore.attestation_bundle(
+                        &leaf,
+                        &digest,
+                        SLSA_V1,
+                        slsa_v1(repository, revision, EXAMPLE_BUILDER),
+                        proof,
+                    ),
+                    sigstore.attestation_bundle(
+                        &leaf,
+                        &digest,
+                        VULN_V1,
+                        trivy_scan(EXAMPLE_SCANNED, &[("CVE-2024-45490", "LOW", "libexpat1")]),
+                        proof,
+                    ),
+                ];
+                let name = reference.rsplit_once(':').map_or(reference, |(name, _)| name);
+                attach_bundles(&images, name, &digest, &bundles).expect("attach");
+            }
+            // Every policy names the release workflow instead of the key.
+            let environments = dir.join("environments.yaml");
+            let text = std::fs::read_to_string(&environments).expect("environments");
+            let keyless = serde_yaml::to_value(serde_json::json!({
+                "identities": [{"issuer": GITHUB_ISSUER, "subject": release}],
+                "trustedRoot": {"configMapRef": {"name": "sigstore", "key": "trusted_root.json"}}
+            }))
+            .expect("YAML");
+            let mut documents = Vec::new();
+            for document in serde_yaml::Deserializer::from_str(&text) {
+                let mut environment = serde_yaml::Value::deserialize(document).expect("YAML");
+                for path in [
+                    ["provenance", "signatures"].as_slice(),
+                    &["provenance", "attestation"],
+                    &["vulnerabilities"],
+                ] {
+                    let policy = path
+                        .iter()
+                        .fold(&mut environment["spec"]["gates"], |node, key| &mut node[*key]);
+                    if let Some(policy) = policy.as_mapping_mut() {
+                        policy.remove("keys");
+                        policy.insert("keyless".into(), keyless.clone());
+                    }
+                }
+                documents.push(serde_yaml::to_string(&environment).expect("YAML"));
+            }
+            std::fs::write(&environments, documents.join("---\n")).expect("write");
+            let root = String::from_utf8(sigstore.trusted_root()).expect("UTF-8");
+            let config_map = serde_json::json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "sigstore", "namespace": "shop"},
+                "data": {"trusted_root.json": root}
+            });
+            std::fs::write(
+                dir.join("trusted-root.yaml"),
+                serde_yaml::to_string(&config_map).expect("YAML"),
+            )
+            .expect("write");
+        })
+    };
+    let signed = sign(release.clone());
+    let (code, stderr) = render_command(signed.path());
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let dev = workflow("acme/shop", "release.yml", "refs/heads/dev");
+    let (code, stderr) = render_command(sign(dev.clone()).path());
+    assert_eq!(code, Some(3), "{stderr}");
+    let staging = staging_waiting(&stderr);
+    assert!(
+        staging.contains(&format!(
+            "keyless vulnerability scan: the certificate names issuer={GITHUB_ISSUER};subject={dev}, not an identity of the policy"
+        )),
+        "{stderr}"
+    );
+    assert!(staging.contains("(IdentityMismatch)"), "{stderr}");
 }

@@ -451,3 +451,36 @@ async fn an_operator_that_may_not_learn_who_it_is_does_not_start() {
         "{chain}"
     );
 }
+
+/// `--trusted-root` is read and checked at start: a file that is not a
+/// Sigstore trusted root stops the operator before it contacts the cluster.
+#[tokio::test]
+async fn hoist_controller_with_a_trusted_root_that_is_not_one_exits_naming_the_file() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let not_a_root = dir.path().join("trusted_root.json");
+    std::fs::write(&not_a_root, r#"{"mediaType": "application/json"}"#).expect("write");
+    let missing = dir.path().join("missing.json");
+    for (path, says) in [
+        (
+            &not_a_root,
+            format!(
+                "hoist: the trusted root {} has mediaType \"application/json\", not application/vnd.dev.sigstore.trustedroot+json;version=0.1\n",
+                not_a_root.display()
+            ),
+        ),
+        (
+            &missing,
+            format!("hoist: cannot read the trusted root {}\n", missing.display()),
+        ),
+    ] {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_hoist"))
+            .args(["controller", "--health-address=127.0.0.1:0", "--trusted-root"])
+            .arg(path)
+            .env("KUBECONFIG", dir.path().join("no-kubeconfig"))
+            .output()
+            .await
+            .expect("runs");
+        assert_eq!(output.status.code(), Some(2));
+        assert_eq!(String::from_utf8_lossy(&output.stderr), says);
+    }
+}

@@ -518,16 +518,23 @@ pub struct ProvenanceGate {
     pub attestation: Option<AttestationPolicy>,
 }
 
-/// Which cosign signatures an image must carry. Keys only: keyless
-/// (Fulcio certificates and a Rekor entry) is not accepted yet.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+/// Which cosign signatures an image must carry: made with a listed key,
+/// or keyless by a listed identity (or both kinds).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new(KEYS_OR_KEYLESS).message(KEYS_OR_KEYLESS_MESSAGE))]
 #[serde(rename_all = "camelCase")]
 pub struct SignaturePolicy {
     /// The public keys a signature may be made with.
-    #[schemars(length(min = 1, max = 8))]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
     pub keys: Vec<PublicKey>,
-    /// How many of the listed keys must each have signed every component
-    /// image (distinct keys; default 1).
+    /// Keyless signatures: the identities (CI workflows, people) whose
+    /// Fulcio certificates may sign, and the trusted root they are
+    /// verified against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyless: Option<KeylessPolicy>,
+    /// How many signers must each have signed every component image
+    /// (distinct listed keys and keyless identities; default 1).
     #[serde(default = "default_min_signatures")]
     #[schemars(range(min = 1, max = 8))]
     pub min_signatures: i32,
@@ -535,6 +542,71 @@ pub struct SignaturePolicy {
 
 fn default_min_signatures() -> i32 {
     1
+}
+
+/// A supply-chain policy names keys, a keyless policy, or both.
+const KEYS_OR_KEYLESS: &str = "(has(self.keys) && size(self.keys) > 0) || has(self.keyless)";
+const KEYS_OR_KEYLESS_MESSAGE: &str = "name keys, keyless identities, or both";
+
+/// Keyless signing: a short-lived certificate Fulcio issued for an OIDC
+/// identity (a CI workflow, a person), with the signing time proven by a
+/// Rekor entry or an RFC 3161 timestamp, all verified offline against a
+/// Sigstore trusted root.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeylessPolicy {
+    /// The identities a certificate may name; one must match.
+    #[schemars(length(min = 1, max = 8))]
+    pub identities: Vec<KeylessIdentity>,
+    /// The trusted_root.json (Sigstore's, or your own Fulcio's) to verify
+    /// against; unset, the operator's `--trusted-root`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_root: Option<TrustedRootReference>,
+}
+
+/// An identity of a keyless signer: the OIDC issuer and the certificate's
+/// subject alternative name (a workflow URI or an email).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.subject) != has(self.subjectRegExp)").message("an identity has either subject or subjectRegExp"))]
+#[serde(rename_all = "camelCase")]
+pub struct KeylessIdentity {
+    /// The OIDC issuer, exactly, e.g. https://token.actions.githubusercontent.com
+    /// for GitHub Actions.
+    #[schemars(length(min = 1, max = 512))]
+    pub issuer: String,
+    /// The subject alternative name, exactly, e.g.
+    /// https://github.com/acme/shop/.github/workflows/release.yml@refs/heads/main
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub subject: Option<String>,
+    /// A regular expression (RE2 syntax) the whole subject alternative
+    /// name must match, e.g. ^https://github\.com/acme/shop/\.github/workflows/release\.yml@refs/tags/v.*$
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub subject_reg_exp: Option<String>,
+}
+
+/// Where a trusted_root.json is: a key of a ConfigMap or of a Secret in
+/// this namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.configMapRef) != has(self.secretRef)").message("a trusted root is either configMapRef or secretRef"))]
+#[serde(rename_all = "camelCase")]
+pub struct TrustedRootReference {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<ConfigMapKeyReference>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<SecretKeyReference>,
+}
+
+/// A key of a ConfigMap in the same namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct ConfigMapKeyReference {
+    /// Name of the ConfigMap.
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
+    pub name: String,
+    /// The key whose value is used.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
 }
 
 /// A public key (ECDSA P-256 or P-384, Ed25519, or RSA), PEM-encoded as
@@ -557,12 +629,18 @@ pub struct PublicKey {
 }
 
 /// The SLSA provenance every component image must carry.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new(KEYS_OR_KEYLESS).message(KEYS_OR_KEYLESS_MESSAGE))]
 #[serde(rename_all = "camelCase")]
 pub struct AttestationPolicy {
     /// The keys the attestation (a DSSE envelope) may be signed with.
-    #[schemars(length(min = 1, max = 8))]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
     pub keys: Vec<PublicKey>,
+    /// Keyless attestations: the identities whose Fulcio certificates may
+    /// sign them, and the trusted root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyless: Option<KeylessPolicy>,
     /// The in-toto predicate type looked for.
     #[serde(default)]
     pub predicate_type: ProvenancePredicate,
@@ -598,12 +676,18 @@ pub struct BuilderMatch {
 /// A vulnerability scan every component image must carry: a signed
 /// attestation with cosign's vulnerability predicate whose result is a Trivy
 /// or Grype JSON report.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new(KEYS_OR_KEYLESS).message(KEYS_OR_KEYLESS_MESSAGE))]
 #[serde(rename_all = "camelCase")]
 pub struct VulnerabilityGate {
     /// The keys the scan attestation may be signed with.
-    #[schemars(length(min = 1, max = 8))]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
     pub keys: Vec<PublicKey>,
+    /// Keyless scan attestations: the identities whose Fulcio
+    /// certificates may sign them, and the trusted root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyless: Option<KeylessPolicy>,
     /// The most severe finding allowed (default Medium: High and Critical
     /// block).
     #[serde(default = "default_max_severity")]

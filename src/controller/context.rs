@@ -174,6 +174,8 @@ pub struct Context {
     pub checks: ChecksMade,
     /// Whether this replica leads: only the leader reconciles.
     pub leadership: super::leader::Leadership,
+    /// `--trusted-root`: for keyless policies that name no root.
+    pub trusted_root: Option<Arc<[u8]>>,
 }
 
 impl Context {

@@ -26,7 +26,8 @@ pub fn application(namespace: &str, application: &str) -> String {
 pub fn targets_in(namespace: &str) -> String {
     key("targets-in", "", namespace)
 }
-/// Environments whose configuration is based on ConfigMap `name`.
+/// Environments reading ConfigMap `name`: their configuration's base, or
+/// a keyless policy's trusted root.
 pub fn base(namespace: &str, name: &str) -> String {
     key("base", namespace, name)
 }
@@ -68,11 +69,17 @@ pub fn environment(environment: &Environment) -> Vec<String> {
         keys.extend(config.base_config_map.iter().map(|name| base(&namespace, name)));
         keys.extend(config.secret_refs.iter().map(|s| secret(&namespace, &s.name)));
     }
-    // Secrets holding the keys of supply-chain policies.
+    // Secrets holding the keys or trusted roots of supply-chain policies,
+    // and ConfigMaps holding trusted roots.
     keys.extend(
         crate::core::supply_chain::key_secret_names(environment)
             .iter()
             .map(|name| secret(&namespace, name)),
+    );
+    keys.extend(
+        crate::core::supply_chain::root_config_map_names(environment)
+            .iter()
+            .map(|name| base(&namespace, name)),
     );
     keys.sort_unstable();
     keys.dedup();

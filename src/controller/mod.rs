@@ -121,6 +121,9 @@ pub struct Settings {
     /// Take part in leader election: of the replicas that run, only the
     /// holder of the Lease reconciles. `None`: this replica always does.
     pub election: Option<leader::Election>,
+    /// The trusted_root.json (`--trusted-root`) of keyless policies that
+    /// name none of their own.
+    pub trusted_root: Option<Arc<[u8]>>,
 }
 
 /// The start-up deadline unless configured: a large tenant lists in seconds.
@@ -143,6 +146,7 @@ impl Default for Settings {
             prometheus_address: None,
             allowed_destinations: Vec::new(),
             election: None,
+            trusted_root: None,
         }
     }
 }
@@ -478,6 +482,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         ),
         checks: Default::default(),
         leadership: leadership.clone(),
+        trusted_root: settings.trusted_root.clone(),
     });
     let controller_config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
 

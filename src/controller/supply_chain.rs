@@ -13,23 +13,34 @@ use super::Error;
 use super::context::{Ctx, FIELD_MANAGER};
 use super::pull_secrets::{PullSecretError, pull_secrets};
 use crate::api::{Artifact, Environment, SupplyChainRecord};
-use crate::core::supply_chain::{self, Attachments, DueCheck, KeySecrets};
+use crate::core::supply_chain::{self, Attachments, DueCheck, TrustSources};
 
 const CONTROLLER: &str = "environment";
 /// Tries to write an Artifact's status against concurrent writers.
 const WRITE_ATTEMPTS: usize = 5;
 
-/// The data of the Secrets the Environment's policies take keys from, read
-/// through the context's cache of configuration sources.
-pub async fn key_secrets(ctx: &Ctx, environment: &Environment) -> Result<KeySecrets, Error> {
+/// The data of the Secrets and ConfigMaps the Environment's policies take
+/// keys and trusted roots from, read through the context's cache of
+/// configuration sources, and the operator's default trusted root.
+pub async fn trust_sources(ctx: &Ctx, environment: &Environment) -> Result<TrustSources, Error> {
     let namespace = environment.namespace().unwrap_or_default();
-    let mut secrets = KeySecrets::new();
+    let mut trust = TrustSources {
+        default_root: ctx.trusted_root.clone(),
+        ..TrustSources::default()
+    };
     for name in supply_chain::key_secret_names(environment) {
         if let Some(data) = ctx.key_secret(&namespace, &name).await? {
-            secrets.insert(name, data.as_ref().clone());
+            trust.secrets.insert(name, data.as_ref().clone());
         }
     }
-    Ok(secrets)
+    for name in supply_chain::root_config_map_names(environment) {
+        if let Some(config_map) = ctx.config_map(&namespace, &name).await? {
+            trust
+                .config_maps
+                .insert(name, supply_chain::config_map_data(&config_map));
+        }
+    }
+    Ok(trust)
 }
 
 /// Makes `checks` on `artifacts` and records them; returns each Artifact

@@ -171,12 +171,28 @@ reasons! {
         UnknownKey,
         UntrustedAttestation,
         MalformedAttestation,
+        /// A Sigstore bundle that is not valid bundle JSON.
+        MalformedBundle,
+        /// A Sigstore bundle of a version Hoist does not read.
+        UnsupportedBundle,
         AttestationMissing,
         SourceMissing,
         BuilderMismatch,
         RepositoryMismatch,
         RevisionMismatch,
         VulnerabilitiesFound,
+        /// A keyless signature's certificate chains to no certificate
+        /// authority of the trusted root.
+        UntrustedCertificate,
+        /// A keyless signature's certificate names another identity (SAN
+        /// or OIDC issuer) than the policy's.
+        IdentityMismatch,
+        /// Nothing the trusted root vouches for (a Rekor entry's signed
+        /// timestamp, an RFC 3161 timestamp) says when a keyless signature
+        /// was made.
+        NoTrustedTimestamp,
+        /// A keyless signature was made outside its certificate's validity.
+        CertificateExpired,
     }
 }
 

@@ -14,7 +14,7 @@ use crate::api::{Artifact, Environment, Promotion};
 use crate::core::config::{self, ConfigError, ConfigSources, RenderedConfig};
 use crate::core::environment::Snapshot;
 use crate::core::gates::approval::ApprovalTrust;
-use crate::core::supply_chain::KeySecrets;
+use crate::core::supply_chain::TrustSources;
 
 /// Everything the decision about one Environment takes, as read by the
 /// dereference step (see [`Snapshot`] for what each field means).
@@ -33,7 +33,7 @@ pub struct Dereferenced {
     pub operator: Option<String>,
     /// Its verification Jobs.
     pub jobs: Vec<Arc<Job>>,
-    pub key_secrets: KeySecrets,
+    pub trust: TrustSources,
     pub now: Time,
 }
 
@@ -70,7 +70,7 @@ impl Dereferenced {
                 })
                 .collect(),
             measurements: BTreeMap::new(),
-            key_secrets: self.key_secrets.clone(),
+            trust: self.trust.clone(),
             now: self.now.clone(),
         }
     }

@@ -1,6 +1,8 @@
 //! What is attached to a digest: cosign signature and attestation
-//! manifests, found through the OCI referrers API (or its tag-schema
-//! fallback, `sha256-<hex>` holding an index) and through cosign's tags
+//! manifests and Sigstore bundles (cosign v3's default: a manifest of
+//! artifactType the bundle media type, one layer holding the bundle JSON),
+//! found through the OCI referrers API (or its tag-schema fallback,
+//! `sha256-<hex>` holding an index) and through cosign's tags
 //! (`sha256-<hex>.sig`, `sha256-<hex>.att`), with the resolver's clients,
 //! credentials and per-registry limits.
 
@@ -12,6 +14,7 @@ use super::RegistryError;
 use super::credentials::PullSecrets;
 use super::resolver::{Resolver, classify};
 use crate::core::reference::parse_image;
+use crate::core::supply_chain::bundle::is_bundle_layer;
 use crate::core::supply_chain::envelope::{DSSE, SIMPLE_SIGNING};
 use crate::core::supply_chain::{Attachments, Layer};
 
@@ -87,13 +90,15 @@ pub(super) fn referrers_tag(digest: &str) -> String {
     digest.replacen(':', "-", 1)
 }
 
-/// Whether `layer` is a signature or attestation layer small enough to read.
+/// Whether `layer` is a signature, attestation or bundle layer small enough to read.
 pub(super) fn is_read(layer: &OciDescriptor) -> bool {
-    (layer.media_type == SIMPLE_SIGNING || layer.media_type == DSSE) && layer.size <= MAX_LAYER
+    (layer.media_type == SIMPLE_SIGNING || layer.media_type == DSSE || is_bundle_layer(&layer.media_type))
+        && layer.size <= MAX_LAYER
 }
 
-/// Adds a read layer to the signatures or the attestations, once: the same
-/// layer may be reachable several ways (referrers and cosign's tags).
+/// Adds a read layer to the signatures, the attestations or the bundles,
+/// once: the same layer may be reachable several ways (referrers and
+/// cosign's tags).
 pub(super) fn add(into: &mut Attachments, layer: &OciDescriptor, content: Vec<u8>) {
     let read = Layer {
         media_type: layer.media_type.clone(),
@@ -107,6 +112,8 @@ pub(super) fn add(into: &mut Attachments, layer: &OciDescriptor, content: Vec<u8
     };
     let list = if layer.media_type == SIMPLE_SIGNING {
         &mut into.signatures
+    } else if is_bundle_layer(&layer.media_type) {
+        &mut into.bundles
     } else {
         &mut into.attestations
     };

@@ -158,7 +158,7 @@ impl OciLayout {
         self.refs.keys().any(|name| repository(name) == wanted)
     }
 
-    /// The signature and attestation layers attached to `image`'s `digest`
+    /// The signature, attestation and bundle layers attached to `image`'s `digest`
     /// in the layout, found as in a registry without the referrers API plus
     /// the layout's manifests whose subject is the digest. Every blob read
     /// is checked against its digest; a manifest the referrers index or

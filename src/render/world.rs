@@ -157,15 +157,26 @@ impl World {
                 .iter()
                 .map(|n| (n.name_any(), n.clone()))
                 .collect(),
-            key_secrets: supply_chain::key_secret_names(&environment)
-                .into_iter()
-                .filter_map(|secret| {
-                    let found = self.objects.secrets.iter().find(|s| {
-                        s.namespace().as_deref() == Some(namespace.as_str()) && s.name_any() == secret
-                    })?;
-                    Some((secret, supply_chain::secret_data(found)))
-                })
-                .collect(),
+            trust: supply_chain::TrustSources {
+                secrets: supply_chain::key_secret_names(&environment)
+                    .into_iter()
+                    .filter_map(|secret| {
+                        let found = self.objects.secrets.iter().find(|s| {
+                            s.namespace().as_deref() == Some(namespace.as_str()) && s.name_any() == secret
+                        })?;
+                        Some((secret, supply_chain::secret_data(found)))
+                    })
+                    .collect(),
+                config_maps: supply_chain::root_config_map_names(&environment)
+                    .into_iter()
+                    .filter_map(|name| {
+                        let found = sources.config_map(&name)?;
+                        Some((name, supply_chain::config_map_data(found)))
+                    })
+                    .collect(),
+                // Files name their trusted roots in ConfigMaps or Secrets.
+                default_root: None,
+            },
             configs: reconcile::configs(&environment, &sources),
             config_history: self
                 .config_history

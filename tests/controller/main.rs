@@ -28,6 +28,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 mod gates;
+mod keyless;
 mod leader_election;
 mod promotion_path;
 mod readme;

@@ -34,6 +34,31 @@ enum Variant {
     ProvenanceOfAnotherCommit,
     CriticalCve,
     OutdatedScan,
+    /// Signed and attested as cosign v3 does by default: a signature
+    /// bundle, a SLSA bundle and a scan bundle, listed in the referrers
+    /// tag-schema index.
+    Bundles,
+    /// The same bundles, listed by the registry's referrers API only.
+    BundlesViaReferrersApi,
+    /// Bundles, the signature bundle by another key.
+    BundleSignedByAnotherKey,
+    /// Bundles, the signature bundle's statement about another digest.
+    BundleNamesAnotherDigest,
+    /// Bundles, the provenance bundle's statement changed after signing.
+    BundleTamperedProvenance,
+}
+
+impl Variant {
+    fn is_bundles(self) -> bool {
+        matches!(
+            self,
+            Variant::Bundles
+                | Variant::BundlesViaReferrersApi
+                | Variant::BundleSignedByAnotherKey
+                | Variant::BundleNamesAnotherDigest
+                | Variant::BundleTamperedProvenance
+        )
+    }
 }
 
 /// Attaches signatures and attestations to `images` as `variant` says.
@@ -47,6 +72,10 @@ async fn attach(
     let recent = (now - k8s_openapi::jiff::SignedDuration::from_hours(1)).to_string();
     let old = (now - k8s_openapi::jiff::SignedDuration::from_hours(24 * 30)).to_string();
     for (component, image) in images {
+        if variant.is_bundles() {
+            attach_bundles(image, key, other, variant, &recent).await;
+            continue;
+        }
         let signer = if variant == Variant::SignedByAnotherKey {
             other
         } else {
@@ -121,6 +150,64 @@ async fn attach(
     }
 }
 
+/// Attaches bundles to `image` as `variant` (one of the bundle variants) says.
+async fn attach_bundles(
+    image: &PushedImage,
+    key: &SigningKey,
+    other: &SigningKey,
+    variant: Variant,
+    finished: &str,
+) {
+    let signer = if variant == Variant::BundleSignedByAnotherKey {
+        other
+    } else {
+        key
+    };
+    let named = if variant == Variant::BundleNamesAnotherDigest {
+        "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+    } else {
+        image.digest.as_str()
+    };
+    let mut provenance = signing::attestation_bundle(
+        key,
+        &image.digest,
+        signing::SLSA_V1,
+        signing::slsa_v1("https://github.com/acme/shop", REVISION, BUILDER),
+    );
+    if variant == Variant::BundleTamperedProvenance {
+        provenance = provenance.with_statement_edited(|statement| {
+            statement["predicate"]["runDetails"]["builder"]["id"] = json!("https://ci.example.org/elsewhere");
+        });
+    }
+    let bundles = [
+        signing::signature_bundle(signer, named),
+        provenance,
+        signing::attestation_bundle(
+            key,
+            &image.digest,
+            signing::VULN_V1,
+            signing::trivy_scan(
+                finished,
+                &[
+                    ("CVE-2026-0002", "CRITICAL", "zlib"),
+                    ("CVE-2026-0003", "LOW", "libc"),
+                ],
+            ),
+        ),
+    ];
+    if variant == Variant::BundlesViaReferrersApi {
+        for bundle in &bundles {
+            signing::push_bundle_native(image, bundle)
+                .await
+                .expect("push bundle referrer");
+        }
+    } else {
+        signing::push_bundles(image, &bundles)
+            .await
+            .expect("push bundles");
+    }
+}
+
 /// The artifact type of a cosign signature pushed as an OCI 1.1 referrer.
 const COSIGN_SIGNATURE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
 
@@ -156,7 +243,11 @@ impl Scenario {
 
     /// The supply-chain records of Artifact `name` once it has `count`:
     /// (component, check, reason).
-    async fn records(&self, name: &str, count: usize) -> Vec<(String, hoist::api::SupplyChainCheck, String)> {
+    pub(super) async fn records(
+        &self,
+        name: &str,
+        count: usize,
+    ) -> Vec<(String, hoist::api::SupplyChainCheck, String)> {
         let artifact = self
             .cluster
             .wait_for::<Artifact>(name, TIMEOUT, |a| {
@@ -184,35 +275,48 @@ fn all_verified() -> Vec<(String, Check, String)> {
     records
 }
 
-#[tokio::test]
-async fn a_signed_release_promotes_once_verified_and_a_restart_fetches_nothing_again() {
-    let mut scenario = Scenario::new().await;
-    let key = SigningKey::generate();
-    let other = SigningKey::generate();
-    scenario.require_supply_chain("dev", &key).await;
+/// Pushes a release of two images with what `variant` attaches (signed by
+/// `key`), requires the supply chain of dev, starts the operator and
+/// promotes the release there until it succeeds.
+async fn promote_attached(
+    scenario: &mut Scenario,
+    key: &SigningKey,
+    variant: Variant,
+) -> (BTreeMap<String, PushedImage>, Promotion) {
+    scenario.require_supply_chain("dev", key).await;
     let images = push_multi("shop", &[("backend", "1.0.0"), ("frontend", "1.0.0")])
         .await
         .expect("push images");
-    attach(&images, &key, &other, Variant::ViaReferrers).await;
+    attach(&images, key, &SigningKey::generate(), variant).await;
     scenario
         .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
         .await;
     scenario.start().await;
     scenario.promote("to-dev", "shop-1-0-0", "dev").await;
     let promoted = scenario.wait_phase("to-dev", Phase::Succeeded).await;
+    (images, promoted)
+}
+
+/// The Provenance gate's message once both images are signed and attested.
+fn provenance_met(images: &BTreeMap<String, PushedImage>) -> String {
+    let short = |component: &str| format!("{component}@{}", &images[component].digest[..19]);
+    format!(
+        "provenance requirements met; {b}: signed by release; {f}: signed by release; \
+         {b}: built from https://github.com/acme/shop@3f2c9a1b7e4d… by {BUILDER}, attested by ci; \
+         {f}: built from https://github.com/acme/shop@3f2c9a1b7e4d… by {BUILDER}, attested by ci",
+        b = short("backend"),
+        f = short("frontend")
+    )
+}
+
+#[tokio::test]
+async fn a_signed_release_promotes_once_verified_and_a_restart_fetches_nothing_again() {
+    let mut scenario = Scenario::new().await;
+    let key = SigningKey::generate();
+    let (images, promoted) = promote_attached(&mut scenario, &key, Variant::ViaReferrers).await;
     let provenance = gate(&promoted, GateName::Provenance);
     assert_eq!(provenance.state, GateState::Passed);
-    let short = |component: &str| format!("{component}@{}", &images[component].digest[..19]);
-    assert_eq!(
-        provenance.message,
-        format!(
-            "provenance requirements met; {b}: signed by release; {f}: signed by release; \
-             {b}: built from https://github.com/acme/shop@3f2c9a1b7e4d… by {BUILDER}, attested by ci; \
-             {f}: built from https://github.com/acme/shop@3f2c9a1b7e4d… by {BUILDER}, attested by ci",
-            b = short("backend"),
-            f = short("frontend")
-        )
-    );
+    assert_eq!(provenance.message, provenance_met(&images));
     let scan = gate(&promoted, GateName::Vulnerabilities);
     assert_eq!(scan.state, GateState::Passed);
     assert!(
@@ -256,8 +360,10 @@ async fn a_signed_release_promotes_once_verified_and_a_restart_fetches_nothing_a
     scenario.stop().await;
 }
 
-#[tokio::test]
-async fn a_release_whose_signatures_only_the_referrers_api_lists_promotes() {
+/// Promotes a release whose material (`variant`) only a registry with the
+/// referrers API in front of the test registry lists, `subjects` referrers
+/// in all; returns that registry.
+async fn promote_through_referrers_api(variant: Variant, subjects: usize) -> ReferrersRegistry {
     let upstream = registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)");
     let registry = ReferrersRegistry::start(&upstream)
         .await
@@ -273,12 +379,8 @@ async fn a_release_whose_signatures_only_the_referrers_api_lists_promotes() {
         .iter()
         .map(|(component, image)| (component.clone(), registry.image(image)))
         .collect();
-    attach(&images, &key, &key, Variant::ViaReferrersApi).await;
-    assert_eq!(
-        registry.subjects_recorded(),
-        4,
-        "a signature and an attestation per image"
-    );
+    attach(&images, &key, &key, variant).await;
+    assert_eq!(registry.subjects_recorded(), subjects, "{variant:?}");
     scenario
         .artifact("shop-1-0-0", "1.0.0", &images, Some(REVISION))
         .await;
@@ -291,12 +393,43 @@ async fn a_release_whose_signatures_only_the_referrers_api_lists_promotes() {
         GateState::Passed
     );
     assert_eq!(scenario.records("shop-1-0-0", 6).await, all_verified());
+    scenario.stop().await;
+    registry
+}
+
+#[tokio::test]
+async fn a_release_whose_signatures_only_the_referrers_api_lists_promotes() {
+    // A signature and an attestation per image.
+    let registry = promote_through_referrers_api(Variant::ViaReferrersApi, 4).await;
     assert_eq!(
         registry.referrers_requests(),
         2,
         "the referrers API asked once per digest"
     );
+}
+
+#[tokio::test]
+async fn a_release_signed_and_attested_as_cosign_v3_bundles_promotes() {
+    let mut scenario = Scenario::new().await;
+    let key = SigningKey::generate();
+    let (images, promoted) = promote_attached(&mut scenario, &key, Variant::Bundles).await;
+    assert_eq!(
+        gate(&promoted, GateName::Provenance).message,
+        provenance_met(&images)
+    );
+    assert_eq!(
+        gate(&promoted, GateName::Vulnerabilities).state,
+        GateState::Passed
+    );
+    assert_eq!(scenario.records("shop-1-0-0", 6).await, all_verified());
     scenario.stop().await;
+}
+
+#[tokio::test]
+async fn a_release_whose_bundles_only_the_referrers_api_lists_promotes() {
+    // Three bundles per image.
+    let registry = promote_through_referrers_api(Variant::BundlesViaReferrersApi, 6).await;
+    assert_eq!(registry.referrers_requests(), 2);
 }
 
 #[tokio::test]
@@ -326,6 +459,21 @@ async fn each_tampered_release_is_blocked_with_its_own_reason() {
             Variant::CriticalCve,
             Check::Vulnerabilities,
             "VulnerabilitiesFound",
+        ),
+        (
+            Variant::BundleSignedByAnotherKey,
+            Check::Signatures,
+            "UntrustedSignature",
+        ),
+        (
+            Variant::BundleNamesAnotherDigest,
+            Check::Signatures,
+            "WrongDigest",
+        ),
+        (
+            Variant::BundleTamperedProvenance,
+            Check::Provenance,
+            "UntrustedAttestation",
         ),
     ];
     let mut pushed = BTreeMap::new();
@@ -389,6 +537,10 @@ async fn each_tampered_release_is_blocked_with_its_own_reason() {
                 &backend[..19],
                 &backend[..19]
             ),
+            "UntrustedAttestation" => format!(
+                "backend@{}: the provenance verifies with none of the keys [ci (sha256:",
+                &backend[..19]
+            ),
             "RevisionMismatch" => format!(
                 "backend@{}: image {} was built from 0123abcdef01…, Artifact says 3f2c9a1b7e4d… (RevisionMismatch)",
                 &backend[..19],
@@ -402,8 +554,9 @@ async fn each_tampered_release_is_blocked_with_its_own_reason() {
         }
     }
     // A scan older than maxAge holds the Promotion, Pending: a newer scan may still be pushed.
-    scenario.promote("p-old", "shop-1-0-5", "dev").await;
-    assert_eq!(scenario.records("shop-1-0-5", 6).await, all_verified());
+    let outdated = format!("shop-1-0-{}", variants.len());
+    scenario.promote("p-old", &outdated, "dev").await;
+    assert_eq!(scenario.records(&outdated, 6).await, all_verified());
     let held = scenario
         .wait_gate("p-old", GateName::Vulnerabilities, GateState::Pending)
         .await;

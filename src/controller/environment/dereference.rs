@@ -132,7 +132,7 @@ pub(super) async fn dereference(
         .collect();
 
     let jobs = stores.jobs.indexed(&keys::verification_jobs(&namespace, &name));
-    let key_secrets = supply_chain::key_secrets(ctx, &environment).await?;
+    let trust = supply_chain::trust_sources(ctx, &environment).await?;
     let dereferenced = Dereferenced {
         environment,
         environments,
@@ -145,7 +145,7 @@ pub(super) async fn dereference(
         approvals: stores.approval_trust(),
         operator: ctx.identity.clone(),
         jobs,
-        key_secrets,
+        trust,
         now: ctx.now(),
     };
     Ok((dereferenced, snapshots))

@@ -283,7 +283,7 @@ impl Objects {
             approvals: self.approvals.clone(),
             operator: Some(OPERATOR.into()),
             measurements: self.measurements.clone(),
-            key_secrets: Default::default(),
+            trust: Default::default(),
             jobs: self
                 .jobs
                 .iter()

@@ -42,7 +42,7 @@ use crate::core::deployment::DeploymentPin;
 use crate::core::gates::approval::ApprovalTrust;
 use crate::core::gates::verification::{self, DueQuery};
 use crate::core::reasons::EventReason;
-use crate::core::supply_chain::{self, DueCheck, KeySecrets, Policy, PolicyProblem};
+use crate::core::supply_chain::{self, DueCheck, Policy, PolicyProblem, TrustSources};
 use k8s_openapi::api::batch::v1::Job;
 
 use release::{Release, release_of};
@@ -81,8 +81,8 @@ pub struct Snapshot<'a> {
     /// Measurements taken for this decision: Promotion → (step, measurement),
     /// the answers to an earlier [`Plan::queries`] at the same instant.
     pub measurements: BTreeMap<String, (String, Measurement)>,
-    /// The data of the Secrets the supply-chain policies take keys from.
-    pub key_secrets: KeySecrets,
+    /// What the supply-chain policies take keys and trusted roots from.
+    pub trust: TrustSources,
     pub now: Time,
 }
 
@@ -197,7 +197,7 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
         notices: Vec::new(),
         queries: Vec::new(),
         jobs: Vec::new(),
-        policies: supply_chain::policies(environment, &snapshot.key_secrets),
+        policies: supply_chain::policies(environment, &snapshot.trust),
         checks: Vec::new(),
         checks_next: None,
     };

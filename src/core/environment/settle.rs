@@ -64,7 +64,7 @@ pub fn settle(
         jobs: snapshot.jobs.clone(),
         // Measurements of the first look are in its statuses already.
         measurements: BTreeMap::new(),
-        key_secrets: snapshot.key_secrets.clone(),
+        trust: snapshot.trust.clone(),
         now: snapshot.now.clone(),
     });
     let created: BTreeSet<String> = plan.new_promotions.iter().map(|p| p.name_any()).collect();

@@ -1,9 +1,12 @@
 //! Attestations of a digest: DSSE envelopes around in-toto statements of a
-//! predicate type, signed by a trusted key, whose subject is the digest.
+//! predicate type, signed by a trusted key, whose subject is the digest;
+//! attached as cosign's legacy DSSE layers or inside Sigstore bundles.
 
 use std::collections::BTreeSet;
 
+use super::bundle::{self, BundleRead, Content};
 use super::envelope::{Envelope, Layer, Statement};
+use super::keyless::{Keyless, KeylessError, signers as keyless_signers};
 use super::keys::TrustedKey;
 use super::{Finding, key_list, short};
 use crate::core::reasons::FindingReason;
@@ -18,10 +21,13 @@ pub struct Attested {
 /// The statements of `predicate_types` in `layers` that a key of `keys`
 /// signed and whose subject is `digest`; when there are none, the failure
 /// that says most about why (`what` names the attestation in messages).
+/// A bundle's envelope counts when its material is a public key of
+/// `keys`, or a certificate `keyless` verifies (its identity signed it).
 pub fn verified(
     digest: &str,
     layers: &[Layer],
     keys: &[TrustedKey],
+    keyless: Option<&Keyless>,
     predicate_types: &[&str],
     what: &str,
 ) -> Result<Vec<Attested>, Finding> {
@@ -31,12 +37,26 @@ pub fn verified(
     let mut untrusted = 0;
     let mut other_subjects: BTreeSet<String> = BTreeSet::new();
     let mut seen_types: BTreeSet<String> = BTreeSet::new();
+    let mut unverified_keyless = 0;
+    let mut keyless_failures: Vec<KeylessError> = Vec::new();
+    let mut bundles = BundleRead::default();
     for layer in layers {
-        let envelope = match Envelope::parse(&layer.content) {
-            Ok(envelope) => envelope,
-            Err(problem) => {
-                malformed.push(problem.to_string());
+        let (envelope, bundled) = if bundle::is_bundle_layer(&layer.media_type) {
+            let Some(read) = bundles.read(layer) else {
                 continue;
+            };
+            let Content::DsseEnvelope(envelope) = &read.content else {
+                // A message signature says nothing of a predicate.
+                continue;
+            };
+            (envelope.clone(), Some(read))
+        } else {
+            match Envelope::parse(&layer.content) {
+                Ok(envelope) => (envelope, None),
+                Err(problem) => {
+                    malformed.push(problem.to_string());
+                    continue;
+                }
             }
         };
         let statement = match Statement::parse(&envelope) {
@@ -50,17 +70,35 @@ pub fn verified(
             seen_types.insert(statement.predicate_type.clone());
             continue;
         }
-        let signers = envelope.signers(keys);
-        if signers.trusted.is_empty() {
-            unknown_ids.extend(signers.unknown_ids);
-            untrusted += signers.untrusted;
-            continue;
-        }
+        let keyed = match &bundled {
+            Some(bundle) => bundle.keyed_signers(keys, &[]),
+            None => Some(envelope.signers(keys)),
+        };
+        let signed_by: BTreeSet<String> = match (keyed, &bundled, keyless) {
+            (Some(signers), _, _) => {
+                if signers.trusted.is_empty() {
+                    unknown_ids.extend(signers.unknown_ids);
+                    untrusted += signers.untrusted;
+                    continue;
+                }
+                signers.trusted.iter().map(|k| k.name.clone()).collect()
+            }
+            (None, Some(bundle), Some(policy)) => match keyless_signers(policy, bundle, &[]) {
+                Ok(found) => found.into_iter().map(|signer| signer.subject).collect(),
+                Err(failure) => {
+                    keyless_failures.push(failure);
+                    continue;
+                }
+            },
+            (None, _, _) => {
+                unverified_keyless += 1;
+                continue;
+            }
+        };
         if !statement.subjects.iter().any(|subject| subject == digest) {
             other_subjects.extend(statement.subjects.iter().cloned());
             continue;
         }
-        let signed_by: BTreeSet<String> = signers.trusted.iter().map(|k| k.name.clone()).collect();
         passed.push(Attested {
             statement,
             signed_by: signed_by.into_iter().collect(),
@@ -83,6 +121,8 @@ pub fn verified(
                 short(digest)
             ),
         )
+    } else if let Some(failure) = keyless_failures.first() {
+        Finding::of(failure.reason(), format!("keyless {what}: {failure}"))
     } else if !unknown_ids.is_empty() {
         Finding::of(
             FindingReason::UnknownKey,
@@ -97,6 +137,16 @@ pub fn verified(
             FindingReason::UntrustedAttestation,
             format!(
                 "the {what} verifies with none of the keys {}: signed with another key, or changed after signing",
+                key_list(keys)
+            ),
+        )
+    } else if let Some(finding) = bundles.finding(what) {
+        finding
+    } else if unverified_keyless > 0 {
+        Finding::of(
+            FindingReason::UntrustedAttestation,
+            format!(
+                "{unverified_keyless} {what} bundle(s) are signed with a certificate (keyless), which the keys {} do not verify",
                 key_list(keys)
             ),
         )
@@ -172,7 +222,7 @@ mod tests {
     const TYPE: &str = "https://slsa.dev/provenance/v1";
 
     fn reason(layers: &[Layer], keys: &[TrustedKey]) -> FindingReason {
-        match verified(DIGEST, layers, keys, &[TYPE], "provenance") {
+        match verified(DIGEST, layers, keys, None, &[TYPE], "provenance") {
             Ok(_) => FindingReason::Verified,
             Err(finding) => finding.reason,
         }
@@ -220,6 +270,7 @@ mod tests {
             DIGEST,
             &[attestation(&other, "someone", DIGEST, TYPE, json!({}))],
             &keys,
+            None,
             &[TYPE],
             "provenance",
         )

@@ -27,11 +27,26 @@ pub struct Layer {
 }
 
 /// What the registry (or an OCI layout) holds for one digest: the layers of
-/// its signature manifests and of its attestation manifests.
+/// its signature manifests and of its attestation manifests, and the
+/// Sigstore bundles attached to it (each a signature or an attestation, as
+/// what it signs says).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Attachments {
     pub signatures: Vec<Layer>,
     pub attestations: Vec<Layer>,
+    pub bundles: Vec<Layer>,
+}
+
+impl Attachments {
+    /// The signature layers and the bundles, for the signatures check.
+    pub fn signature_layers(&self) -> Vec<Layer> {
+        self.signatures.iter().chain(&self.bundles).cloned().collect()
+    }
+
+    /// The attestation layers and the bundles, for the attestation checks.
+    pub fn attestation_layers(&self) -> Vec<Layer> {
+        self.attestations.iter().chain(&self.bundles).cloned().collect()
+    }
 }
 
 /// What a simple-signing payload says.
@@ -158,17 +173,11 @@ impl Envelope {
         let message = self.pae();
         let mut signers = Signers::default();
         for (keyid, signature) in &self.signatures {
-            match keys.iter().find(|key| key.verifies(&message, signature)) {
-                Some(key) => signers.trusted.push(key),
-                None if !keyid.is_empty()
-                    && !keys
-                        .iter()
-                        .any(|key| &key.name == keyid || &key.fingerprint == keyid) =>
-                {
-                    signers.unknown_ids.push(keyid.clone())
-                }
-                None => signers.untrusted += 1,
-            }
+            signers.add(
+                keys.iter().find(|key| key.verifies(&message, signature)),
+                keyid,
+                keys,
+            );
         }
         signers
     }
@@ -182,6 +191,24 @@ pub struct Signers<'k> {
     pub unknown_ids: Vec<String>,
     /// Signatures that verify with no listed key and name none.
     pub untrusted: usize,
+}
+
+impl<'k> Signers<'k> {
+    /// Counts one signature: made by `key` of `keys`, or by none of them
+    /// (then named by `keyid` when it names none of `keys` either).
+    pub fn add(&mut self, key: Option<&'k TrustedKey>, keyid: &str, keys: &[TrustedKey]) {
+        match key {
+            Some(key) => self.trusted.push(key),
+            None if !keyid.is_empty()
+                && !keys
+                    .iter()
+                    .any(|key| key.name == keyid || key.fingerprint == keyid) =>
+            {
+                self.unknown_ids.push(keyid.to_owned())
+            }
+            None => self.untrusted += 1,
+        }
+    }
 }
 
 /// `DSSEv1 <len(type)> <type> <len(body)> <body>`.

@@ -4,6 +4,7 @@ use aws_lc_rs::signature::{
     ECDSA_P256_SHA256_ASN1, ECDSA_P384_SHA384_ASN1, ED25519, ParsedPublicKey, RSA_PKCS1_2048_8192_SHA256,
     RSA_PSS_2048_8192_SHA256, VerificationAlgorithm,
 };
+use base64::Engine;
 use sha2::{Digest, Sha256};
 
 /// A public key a policy trusts.
@@ -92,6 +93,35 @@ impl TrustedKey {
         self.parsed
             .iter()
             .any(|key| key.verify_sig(message, signature).is_ok())
+    }
+
+    /// Whether `signature` is this key's over a message of which `digest`
+    /// (by `algorithm`) is the hash: a Sigstore message signature names
+    /// the signed artifact by its digest only.
+    pub fn verifies_digest(
+        &self,
+        algorithm: &'static aws_lc_rs::digest::Algorithm,
+        digest: &[u8],
+        signature: &[u8],
+    ) -> bool {
+        let Ok(digest) = aws_lc_rs::digest::Digest::import_less_safe(digest, algorithm) else {
+            return false;
+        };
+        self.parsed
+            .iter()
+            .any(|key| key.verify_digest_sig(&digest, signature).is_ok())
+    }
+
+    /// The fingerprint as Sigstore clients write a bundle's public key
+    /// hint: the base64 of the SHA-256 of the DER key.
+    pub fn sigstore_hint(&self) -> String {
+        let hex = self.fingerprint.trim_start_matches("sha256:");
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .filter_map(|at| hex.get(at..at + 2))
+            .filter_map(|pair| u8::from_str_radix(pair, 16).ok())
+            .collect();
+        base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 
     /// The fingerprint's first 12 hex digits, for messages.

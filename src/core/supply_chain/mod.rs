@@ -3,14 +3,17 @@
 //! each checked once per digest and policy.
 //!
 //! The controller fetches what is attached to a digest (signature and
-//! attestation manifests, through the referrers API or cosign's tag scheme)
+//! attestation manifests and Sigstore bundles, through the referrers API
+//! or cosign's tag scheme)
 //! and hands it to [`record`], which decides from those bytes alone; the
 //! record lands in the Artifact's status, shared by every Environment with
 //! the same policy. The Provenance and Vulnerabilities gates read the
 //! records and `now`.
 
 pub mod attestations;
+pub mod bundle;
 pub mod envelope;
+pub mod keyless;
 pub mod keys;
 pub mod provenance;
 pub mod scan;
@@ -22,41 +25,99 @@ use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::{
-    Artifact, ArtifactStatus, Environment, PublicKey, Severity, SupplyChainCheck, SupplyChainRecord,
-    SupplyChainVerdict,
+    Artifact, ArtifactStatus, Environment, KeylessPolicy, PublicKey, Severity, SupplyChainCheck,
+    SupplyChainRecord, SupplyChainVerdict,
 };
 use crate::core::duration;
 use crate::core::reasons::{EventReason, FindingReason};
 pub use envelope::{Attachments, Layer};
+use keyless::{Identity, Keyless, Subject, TrustedRoot};
 pub use keys::TrustedKey;
 
 /// The data of the Secrets of a namespace that policies name, by Secret name.
 pub type KeySecrets = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
 
-/// The Secrets the supply-chain policies of `environment` take keys from.
-pub fn key_secret_names(environment: &Environment) -> std::collections::BTreeSet<String> {
+/// The data of the ConfigMaps of a namespace that policies name, by name.
+pub type RootConfigMaps = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
+
+/// What supply-chain policies read besides the Environment: the Secrets
+/// (keys, trusted roots) and ConfigMaps (trusted roots) of its namespace
+/// they name, and the trusted root the operator was started with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TrustSources {
+    pub secrets: KeySecrets,
+    pub config_maps: RootConfigMaps,
+    /// `--trusted-root`: for keyless policies that name no root.
+    pub default_root: Option<std::sync::Arc<[u8]>>,
+}
+
+/// The keys and keyless policies of `environment`'s supply-chain gates.
+fn trust_specs(environment: &Environment) -> Vec<(&[PublicKey], Option<&KeylessPolicy>)> {
     let gates = &environment.spec.gates;
     let provenance = gates.provenance.as_ref();
-    provenance
+    let signatures = provenance
         .and_then(|p| p.signatures.as_ref())
-        .map(|s| s.keys.as_slice())
+        .map(|s| (s.keys.as_slice(), s.keyless.as_ref()));
+    let attestation = provenance
+        .and_then(|p| p.attestation.as_ref())
+        .map(|a| (a.keys.as_slice(), a.keyless.as_ref()));
+    let vulnerabilities = gates
+        .vulnerabilities
+        .as_ref()
+        .map(|v| (v.keys.as_slice(), v.keyless.as_ref()));
+    [signatures, attestation, vulnerabilities]
         .into_iter()
-        .chain(
-            provenance
-                .and_then(|p| p.attestation.as_ref())
-                .map(|a| a.keys.as_slice()),
-        )
-        .chain(gates.vulnerabilities.as_ref().map(|v| v.keys.as_slice()))
         .flatten()
-        .filter_map(|key| key.secret_ref.as_ref().map(|r| r.name.clone()))
         .collect()
 }
 
+/// The Secrets the supply-chain policies of `environment` take keys or
+/// trusted roots from.
+pub fn key_secret_names(environment: &Environment) -> std::collections::BTreeSet<String> {
+    trust_specs(environment)
+        .into_iter()
+        .flat_map(|(keys, keyless)| {
+            let roots = keyless
+                .and_then(|k| k.trusted_root.as_ref())
+                .and_then(|root| root.secret_ref.as_ref());
+            keys.iter()
+                .filter_map(|key| key.secret_ref.as_ref())
+                .chain(roots)
+                .map(|reference| reference.name.clone())
+        })
+        .collect()
+}
+
+/// The ConfigMaps the keyless policies of `environment` take trusted roots from.
+pub fn root_config_map_names(environment: &Environment) -> std::collections::BTreeSet<String> {
+    trust_specs(environment)
+        .into_iter()
+        .filter_map(|(_, keyless)| keyless?.trusted_root.as_ref()?.config_map_ref.as_ref())
+        .map(|reference| reference.name.clone())
+        .collect()
+}
+
+/// A ConfigMap's keys and values (`binaryData` too), as policies read them.
+pub fn config_map_data(config_map: &k8s_openapi::api::core::v1::ConfigMap) -> BTreeMap<String, Vec<u8>> {
+    let data = config_map
+        .data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone().into_bytes()));
+    let binary = config_map
+        .binary_data
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.0.clone()));
+    data.chain(binary).collect()
+}
+
 /// A Secret's keys and values as policies read them (`stringData` of a
-/// manifest file over `data`). Only PEM public keys keep their value: a
-/// Secret made by `cosign generate-key-pair k8s://…` also holds the private
-/// key and its password, which are never kept (their names are, so a
-/// policy naming one is told it is not a public key).
+/// manifest file over `data`). Only PEM public keys and trusted roots (both
+/// public) keep their value: a Secret made by `cosign generate-key-pair
+/// k8s://…` also holds the private key and its password, which are never
+/// kept (their names are, so a policy naming one is told it is not a
+/// public key).
 pub fn secret_data(secret: &k8s_openapi::api::core::v1::Secret) -> BTreeMap<String, Vec<u8>> {
     let data = secret.data.iter().flatten().map(|(k, v)| (k, v.0.as_slice()));
     let string_data = secret
@@ -66,7 +127,8 @@ pub fn secret_data(secret: &k8s_openapi::api::core::v1::Secret) -> BTreeMap<Stri
         .map(|(k, v)| (k, v.as_bytes()));
     data.chain(string_data)
         .map(|(key, value)| {
-            let public = pem::parse(value).is_ok_and(|block| block.tag() == "PUBLIC KEY");
+            let public = pem::parse(value).is_ok_and(|block| block.tag() == "PUBLIC KEY")
+                || keyless::root::is_trusted_root(value);
             (key.clone(), if public { value.to_vec() } else { Vec::new() })
         })
         .collect()
@@ -116,14 +178,16 @@ pub enum Rule {
     },
 }
 
-/// A policy of an Environment with its keys read.
+/// A policy of an Environment with its keys and trusted root read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
     pub check: SupplyChainCheck,
-    /// 16 hex digits over the keys' fingerprints and the rule (maxAge aside:
-    /// it is applied to the record, not checked into it).
+    /// 16 hex digits over the keys' fingerprints, the keyless identities
+    /// and trusted root, and the rule (maxAge aside: it is applied to the
+    /// record, not checked into it).
     pub id: String,
     pub keys: Vec<TrustedKey>,
+    pub keyless: Option<Keyless>,
     pub rule: Rule,
 }
 
@@ -136,8 +200,9 @@ pub struct PolicyProblem {
     pub waiting: bool,
 }
 
-/// The supply-chain policies of `environment`, keys read from `secrets`.
-pub fn policies(environment: &Environment, secrets: &KeySecrets) -> Vec<Result<Policy, PolicyProblem>> {
+/// The supply-chain policies of `environment`, keys and trusted roots read
+/// from `trust`.
+pub fn policies(environment: &Environment, trust: &TrustSources) -> Vec<Result<Policy, PolicyProblem>> {
     let namespace = environment.metadata.namespace.as_deref().unwrap_or_default();
     let gates = &environment.spec.gates;
     let mut policies = Vec::new();
@@ -146,25 +211,25 @@ pub fn policies(environment: &Environment, secrets: &KeySecrets) -> Vec<Result<P
             policies.push(policy(
                 SupplyChainCheck::Signatures,
                 "spec.gates.provenance.signatures",
-                &signatures.keys,
+                (&signatures.keys, signatures.keyless.as_ref()),
                 Rule::Signatures {
                     min: usize::try_from(signatures.min_signatures).unwrap_or(1).max(1),
                 },
                 namespace,
-                secrets,
+                trust,
             ));
         }
         if let Some(attestation) = &provenance.attestation {
             policies.push(policy(
                 SupplyChainCheck::Provenance,
                 "spec.gates.provenance.attestation",
-                &attestation.keys,
+                (&attestation.keys, attestation.keyless.as_ref()),
                 Rule::Provenance {
                     predicate: attestation.predicate_type,
                     builder: attestation.builder.as_ref().map(|b| b.id.clone()),
                 },
                 namespace,
-                secrets,
+                trust,
             ));
         }
     }
@@ -191,14 +256,14 @@ pub fn policies(environment: &Environment, secrets: &KeySecrets) -> Vec<Result<P
         policies.push(policy(
             SupplyChainCheck::Vulnerabilities,
             "spec.gates.vulnerabilities",
-            &vulnerabilities.keys,
+            (&vulnerabilities.keys, vulnerabilities.keyless.as_ref()),
             Rule::Vulnerabilities {
                 max: vulnerabilities.max_severity,
                 ignore,
                 max_age,
             },
             namespace,
-            secrets,
+            trust,
         ));
     }
     policies
@@ -207,11 +272,12 @@ pub fn policies(environment: &Environment, secrets: &KeySecrets) -> Vec<Result<P
 fn policy(
     check: SupplyChainCheck,
     field: &str,
-    specs: &[PublicKey],
+    (specs, keyless_spec): (&[PublicKey], Option<&KeylessPolicy>),
     rule: Rule,
     namespace: &str,
-    secrets: &KeySecrets,
+    trust: &TrustSources,
 ) -> Result<Policy, PolicyProblem> {
+    let secrets = &trust.secrets;
     let problem = |message: String, waiting| PolicyProblem {
         check,
         message,
@@ -259,13 +325,96 @@ fn policy(
         }
         Rule::Vulnerabilities { max, ignore, .. } => format!("max={max:?};ignore={}", ignore.join(",")),
     };
-    let hash = keys::fingerprint(format!("{check:?};{rule_text};keys={}", fingerprints.join(",")).as_bytes());
+    let keyless = keyless_spec
+        .map(|spec| keyless_policy(&format!("{field}.keyless"), spec, namespace, trust))
+        .transpose()
+        .map_err(|(message, waiting)| problem(message, waiting))?;
+    // A keyed policy's id stays what it was before keyless policies were read.
+    let keyless_text = keyless.as_ref().map_or_else(String::new, |keyless| {
+        let mut identities: Vec<String> = keyless.identities.iter().map(Identity::describe).collect();
+        identities.sort();
+        format!(
+            ";keyless={};root={}",
+            identities.join(","),
+            keyless.root.fingerprint
+        )
+    });
+    let hash = keys::fingerprint(
+        format!(
+            "{check:?};{rule_text};keys={}{keyless_text}",
+            fingerprints.join(",")
+        )
+        .as_bytes(),
+    );
     Ok(Policy {
         check,
         id: hash["sha256:".len().."sha256:".len() + 16].to_owned(),
         keys,
+        keyless,
         rule,
     })
+}
+
+/// A keyless policy with its identities compiled and its trusted root
+/// read; else why not, and whether a ConfigMap or Secret to wait for is
+/// missing.
+fn keyless_policy(
+    field: &str,
+    spec: &KeylessPolicy,
+    namespace: &str,
+    trust: &TrustSources,
+) -> Result<Keyless, (String, bool)> {
+    let identities = spec
+        .identities
+        .iter()
+        .enumerate()
+        .map(|(index, identity)| {
+            let subject = match (&identity.subject, &identity.subject_reg_exp) {
+                (Some(subject), _) => Subject::Exact(subject.clone()),
+                (None, Some(pattern)) => Subject::pattern(pattern)
+                    .map_err(|error| (format!("{field}.identities[{index}]: {error}"), false))?,
+                (None, None) => {
+                    return Err((
+                        format!("{field}.identities[{index}]: neither subject nor subjectRegExp"),
+                        false,
+                    ));
+                }
+            };
+            Ok(Identity {
+                issuer: identity.issuer.clone(),
+                subject,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let field = format!("{field}.trustedRoot");
+    let (json, source): (&[u8], String) = match &spec.trusted_root {
+        None => match &trust.default_root {
+            Some(root) => (root, "the operator's --trusted-root".to_owned()),
+            None => {
+                return Err((
+                    format!("{field}: not set, and the operator was started without --trusted-root"),
+                    false,
+                ));
+            }
+        },
+        Some(reference) => {
+            let (kind, data, name, key) = match (&reference.config_map_ref, &reference.secret_ref) {
+                (Some(r), _) => ("ConfigMap", trust.config_maps.get(&r.name), &r.name, &r.key),
+                (None, Some(r)) => ("Secret", trust.secrets.get(&r.name), &r.name, &r.key),
+                (None, None) => return Err((format!("{field}: neither configMapRef nor secretRef"), false)),
+            };
+            let source = format!("{kind} {namespace}/{name}");
+            let Some(data) = data else {
+                return Err((format!("{field}: {source} not found"), true));
+            };
+            let Some(value) = data.get(key) else {
+                return Err((format!("{field}: {source} has no key {key}"), true));
+            };
+            (value.as_slice(), format!("{source} key {key}"))
+        }
+    };
+    let root = TrustedRoot::from_json(json).map_err(|error| (format!("{field}: {source} {error}"), false))?;
+    Ok(Keyless { identities, root })
 }
 
 /// A check to make: one component digest of one Artifact against one policy.
@@ -417,19 +566,32 @@ pub fn record(
         }
     };
     let keys = &check.policy.keys;
+    let keyless = check.policy.keyless.as_ref();
     let finding = match &check.policy.rule {
-        Rule::Signatures { min } => signatures::check(&check.digest, &attachments.signatures, keys, *min),
+        Rule::Signatures { min } => signatures::check(
+            &check.digest,
+            &attachments.signature_layers(),
+            keys,
+            keyless,
+            *min,
+        ),
         Rule::Provenance { predicate, builder } => provenance::check(
             &check.digest,
-            &attachments.attestations,
+            &attachments.attestation_layers(),
             keys,
+            keyless,
             *predicate,
             builder.as_deref(),
             source,
         ),
-        Rule::Vulnerabilities { max, ignore, .. } => {
-            scan::check(&check.digest, &attachments.attestations, keys, *max, ignore)
-        }
+        Rule::Vulnerabilities { max, ignore, .. } => scan::check(
+            &check.digest,
+            &attachments.attestation_layers(),
+            keys,
+            keyless,
+            *max,
+            ignore,
+        ),
     };
     base(finding, 0)
 }

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use super::attestations;
 use super::envelope::Layer;
+use super::keyless::Keyless;
 use super::keys::TrustedKey;
 use super::{Finding, short};
 use crate::api::{ProvenancePredicate, Source};
@@ -36,6 +37,7 @@ pub fn check(
     digest: &str,
     layers: &[Layer],
     keys: &[TrustedKey],
+    keyless: Option<&Keyless>,
     predicate: ProvenancePredicate,
     builder: Option<&str>,
     source: Option<&Source>,
@@ -46,10 +48,11 @@ pub fn check(
             "the Artifact has no spec.source to compare its provenance with".to_string(),
         );
     };
-    let attested = match attestations::verified(digest, layers, keys, &[predicate.uri()], "provenance") {
-        Ok(attested) => attested,
-        Err(finding) => return finding,
-    };
+    let attested =
+        match attestations::verified(digest, layers, keys, keyless, &[predicate.uri()], "provenance") {
+            Ok(attested) => attested,
+            Err(finding) => return finding,
+        };
     let repository = normalise(&source.repository);
     let mut problems: Vec<Finding> = Vec::new();
     for attestation in &attested {
@@ -226,6 +229,7 @@ mod tests {
             DIGEST,
             &[good],
             &keys,
+            None,
             ProvenancePredicate::SlsaV1,
             Some(BUILDER),
             Some(&source()),
@@ -240,6 +244,7 @@ mod tests {
             DIGEST,
             &[bad],
             &keys,
+            None,
             ProvenancePredicate::SlsaV1,
             None,
             Some(&source()),
@@ -261,6 +266,7 @@ mod tests {
                 DIGEST,
                 std::slice::from_ref(&layer),
                 &keys,
+                None,
                 ProvenancePredicate::SlsaV1,
                 builder,
                 source,
@@ -281,6 +287,7 @@ mod tests {
                 DIGEST,
                 std::slice::from_ref(&layer),
                 &keys,
+                None,
                 ProvenancePredicate::SlsaV02,
                 None,
                 Some(&source())
@@ -303,6 +310,7 @@ mod tests {
                 DIGEST,
                 &[layer],
                 &keys,
+                None,
                 ProvenancePredicate::SlsaV02,
                 Some(BUILDER),
                 Some(&source()),

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::attestations;
 use super::envelope::Layer;
+use super::keyless::Keyless;
 use super::keys::TrustedKey;
 use super::{Finding, short};
 use crate::api::Severity;
@@ -33,13 +34,15 @@ pub fn check(
     digest: &str,
     layers: &[Layer],
     keys: &[TrustedKey],
+    keyless: Option<&Keyless>,
     max: Severity,
     ignore: &[String],
 ) -> Finding {
-    let attested = match attestations::verified(digest, layers, keys, &[VULN_V1], "vulnerability scan") {
-        Ok(attested) => attested,
-        Err(finding) => return finding,
-    };
+    let attested =
+        match attestations::verified(digest, layers, keys, keyless, &[VULN_V1], "vulnerability scan") {
+            Ok(attested) => attested,
+            Err(finding) => return finding,
+        };
     let mut scans = Vec::new();
     let mut malformed = Vec::new();
     for attestation in &attested {
@@ -306,7 +309,14 @@ mod tests {
             ),
         ] {
             let layer = attestation(&key, "", DIGEST, VULN_V1, predicate);
-            let blocked = check(DIGEST, std::slice::from_ref(&layer), &keys, Severity::Medium, &[]);
+            let blocked = check(
+                DIGEST,
+                std::slice::from_ref(&layer),
+                &keys,
+                None,
+                Severity::Medium,
+                &[],
+            );
             assert_eq!(blocked.reason, FindingReason::VulnerabilitiesFound);
             assert!(
                 blocked
@@ -316,7 +326,14 @@ mod tests {
                 blocked.message
             );
             assert_eq!(blocked.scanned_at, Some("2026-12-01T10:00:00Z".parse().unwrap()));
-            let ignored = check(DIGEST, &[layer], &keys, Severity::Medium, &["CVE-2026-1".into()]);
+            let ignored = check(
+                DIGEST,
+                &[layer],
+                &keys,
+                None,
+                Severity::Medium,
+                &["CVE-2026-1".into()],
+            );
             assert_eq!(ignored.reason, FindingReason::Verified);
             assert!(
                 ignored
@@ -338,10 +355,10 @@ mod tests {
         let many: Vec<(&str, &str, &str)> = many.iter().map(|(id, s, p)| (id.as_str(), *s, *p)).collect();
         let old = attestation(&key, "", DIGEST, VULN_V1, trivy("2026-11-01T00:00:00Z", &many));
         let new = attestation(&key, "", DIGEST, VULN_V1, trivy("2026-12-01T00:00:00Z", &[]));
-        let finding = check(DIGEST, &[old.clone(), new], &keys, Severity::Medium, &[]);
+        let finding = check(DIGEST, &[old.clone(), new], &keys, None, Severity::Medium, &[]);
         assert_eq!(finding.reason, FindingReason::Verified);
         assert_eq!(finding.scanned_at, Some("2026-12-01T00:00:00Z".parse().unwrap()));
-        let finding = check(DIGEST, &[old], &keys, Severity::Medium, &[]);
+        let finding = check(DIGEST, &[old], &keys, None, Severity::Medium, &[]);
         assert!(
             finding
                 .message
@@ -362,7 +379,7 @@ mod tests {
         ] {
             let layer = attestation(&key, "", DIGEST, VULN_V1, predicate);
             assert_eq!(
-                check(DIGEST, &[layer], &keys, Severity::Medium, &[]).reason,
+                check(DIGEST, &[layer], &keys, None, Severity::Medium, &[]).reason,
                 FindingReason::MalformedAttestation
             );
         }

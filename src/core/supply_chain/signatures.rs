@@ -1,16 +1,34 @@
-//! The signatures check: cosign simple-signing signatures of a digest by
-//! enough distinct trusted keys.
+//! The signatures check: cosign signatures of a digest by enough distinct
+//! trusted keys, in the legacy simple-signing layout or as Sigstore bundles
+//! (cosign v3's default).
 
 use std::collections::BTreeSet;
 
-use super::envelope::{self, Layer};
+use super::bundle::{self, BundleRead, Content};
+use super::envelope::{self, Layer, Statement};
+use super::keyless::{Keyless, KeylessError, signers as keyless_signers};
 use super::keys::TrustedKey;
 use super::{Finding, key_list, short};
 use crate::core::reasons::FindingReason;
 
-/// Whether `layers` (the signature layers attached to `digest`) hold
-/// signatures naming `digest` by at least `min` distinct keys of `keys`.
-pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) -> Finding {
+/// The predicate type of the in-toto statement `cosign sign` signs in the
+/// bundle format: its subject is the image digest, its predicate empty.
+pub const COSIGN_SIGN_V1: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// Whether `layers` (the signature layers and Sigstore bundles attached to
+/// `digest`) hold signatures naming `digest` by at least `min` distinct
+/// keys of `keys`. A bundle signs the image as a DSSE envelope around a
+/// [`COSIGN_SIGN_V1`] statement about the digest, or as a message signature
+/// over the image manifest (verified against `digest` itself); bundles of
+/// other statements are attestations. A bundle signed with a certificate
+/// counts when `keyless` verifies it: its identity is the signer.
+pub fn check(
+    digest: &str,
+    layers: &[Layer],
+    keys: &[TrustedKey],
+    keyless: Option<&Keyless>,
+    min: usize,
+) -> Finding {
     if layers.is_empty() {
         return Finding::of(
             FindingReason::SignatureMissing,
@@ -20,11 +38,50 @@ pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) ->
             ),
         );
     }
-    let mut signers: BTreeSet<&str> = BTreeSet::new();
+    let mut signers: BTreeSet<String> = BTreeSet::new();
     let mut other_digests: BTreeSet<String> = BTreeSet::new();
     let mut untrusted = 0;
+    let mut unverified_keyless = 0;
+    let mut keyless_failures: Vec<KeylessError> = Vec::new();
     let mut malformed: Vec<String> = Vec::new();
+    let mut bundles = BundleRead::default();
+    let artifact = bundle::sha256_of(digest);
     for layer in layers {
+        if bundle::is_bundle_layer(&layer.media_type) {
+            let Some(bundle) = bundles.read(layer) else {
+                continue;
+            };
+            let names = match &bundle.content {
+                Content::DsseEnvelope(envelope) => match Statement::parse(envelope) {
+                    Ok(statement) if statement.predicate_type == COSIGN_SIGN_V1 => statement.subjects,
+                    Ok(_) => continue,
+                    Err(problem) => {
+                        malformed.push(problem.to_string());
+                        continue;
+                    }
+                },
+                Content::MessageSignature(_) => vec![digest.to_owned()],
+            };
+            let Some(found) = bundle.keyed_signers(keys, &artifact) else {
+                match keyless.map(|policy| keyless_signers(policy, &bundle, &artifact)) {
+                    None => unverified_keyless += 1,
+                    Some(Err(failure)) => keyless_failures.push(failure),
+                    Some(Ok(found)) if names.iter().any(|name| name == digest) => {
+                        signers.extend(found.into_iter().map(|signer| signer.subject));
+                    }
+                    Some(Ok(_)) => other_digests.extend(names),
+                }
+                continue;
+            };
+            if found.trusted.is_empty() {
+                untrusted += 1;
+            } else if names.iter().any(|name| name == digest) {
+                signers.extend(found.trusted.iter().map(|key| key.name.clone()));
+            } else {
+                other_digests.extend(names);
+            }
+            continue;
+        }
         let (payload, signature) = match envelope::simple_signing(layer) {
             Ok(opened) => opened,
             Err(problem) => {
@@ -37,13 +94,13 @@ pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) ->
             continue;
         };
         if payload.digest == digest {
-            signers.insert(&key.name);
+            signers.insert(key.name.clone());
         } else {
             other_digests.insert(payload.digest);
         }
     }
-    let signed_by: Vec<String> = signers.iter().map(|s| s.to_string()).collect();
-    if signers.len() >= min {
+    let signed_by: Vec<String> = signers.into_iter().collect();
+    if signed_by.len() >= min {
         return Finding {
             signed_by: signed_by.clone(),
             ..Finding::verified(format!("signed by {}", signed_by.join(", ")))
@@ -62,7 +119,7 @@ pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) ->
                 short(digest)
             ),
         )
-    } else if !signers.is_empty() {
+    } else if !signed_by.is_empty() {
         Finding::of(
             FindingReason::NotEnoughSignatures,
             format!(
@@ -71,12 +128,32 @@ pub fn check(digest: &str, layers: &[Layer], keys: &[TrustedKey], min: usize) ->
                 key_list(keys)
             ),
         )
+    } else if let Some(failure) = keyless_failures.first() {
+        Finding::of(failure.reason(), format!("keyless signature: {failure}"))
     } else if untrusted > 0 {
         Finding::of(
             FindingReason::UntrustedSignature,
             format!(
                 "{untrusted} signature(s) verify with none of the keys {}: made with another key, or the payload was changed after signing",
                 key_list(keys)
+            ),
+        )
+    } else if let Some(finding) = bundles.finding("signature") {
+        finding
+    } else if unverified_keyless > 0 {
+        Finding::of(
+            FindingReason::UntrustedSignature,
+            format!(
+                "{unverified_keyless} signature bundle(s) are signed with a certificate (keyless), which the keys {} do not verify",
+                key_list(keys)
+            ),
+        )
+    } else if malformed.is_empty() {
+        Finding::of(
+            FindingReason::SignatureMissing,
+            format!(
+                "no cosign signature is attached to {} (tag sha256-….sig or referrers; attached bundles are attestations)",
+                short(digest)
             ),
         )
     } else {
@@ -124,6 +201,7 @@ mod tests {
             DIGEST,
             &[signed(&key, payload(DIGEST))],
             &[key.trusted("release")],
+            None,
             1,
         );
         assert_eq!(finding.reason, FindingReason::Verified);
@@ -136,7 +214,7 @@ mod tests {
         let key = SigningKey::generate();
         let other = SigningKey::generate();
         let trusted = [key.trusted("release")];
-        let reason = |layers: &[Layer], min| check(DIGEST, layers, &trusted, min).reason;
+        let reason = |layers: &[Layer], min| check(DIGEST, layers, &trusted, None, min).reason;
         assert_eq!(reason(&[], 1), FindingReason::SignatureMissing);
         assert_eq!(
             reason(&[signed(&other, payload(DIGEST))], 1),
@@ -152,7 +230,7 @@ mod tests {
         let mut unsigned = signed(&key, payload(DIGEST));
         unsigned.annotations.clear();
         assert_eq!(reason(&[unsigned], 1), FindingReason::MalformedSignature);
-        let message = check(DIGEST, &[signed(&key, payload(OTHER))], &trusted, 1).message;
+        let message = check(DIGEST, &[signed(&key, payload(OTHER))], &trusted, None, 1).message;
         assert_eq!(
             message,
             "a trusted signature names sha256:222222222222, not sha256:111111111111: it was copied from another image"
@@ -165,7 +243,7 @@ mod tests {
         let b = SigningKey::generate();
         let keys = [a.trusted("release"), b.trusted("security")];
         let twice_by_a = [signed(&a, payload(DIGEST)), signed(&a, payload(DIGEST))];
-        let finding = check(DIGEST, &twice_by_a, &keys, 2);
+        let finding = check(DIGEST, &twice_by_a, &keys, None, 2);
         assert_eq!(finding.reason, FindingReason::NotEnoughSignatures);
         assert!(
             finding
@@ -176,7 +254,7 @@ mod tests {
         );
         let both = [signed(&a, payload(DIGEST)), signed(&b, payload(DIGEST))];
         assert_eq!(
-            check(DIGEST, &both, &keys, 2).signed_by,
+            check(DIGEST, &both, &keys, None, 2).signed_by,
             vec!["release", "security"]
         );
     }

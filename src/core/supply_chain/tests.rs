@@ -1,7 +1,10 @@
 //! Policies, due checks and gate verdicts at exact instants; malformed
 //! input thrown at every parser and check (`properties`).
 
+mod bundles;
+mod keyless;
 mod properties;
+mod recipes;
 
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -56,7 +59,7 @@ fn signature_policies() -> Vec<Result<Policy, PolicyProblem>> {
         "{{provenance: {{signatures: {{keys: [{{name: release, pem: {}}}]}}}}}}",
         inline(&key)
     ));
-    policies(&env, &KeySecrets::new())
+    policies(&env, &TrustSources::default())
 }
 
 fn checked(check: &DueCheck, finding: Finding, when: &str) -> SupplyChainRecord {
@@ -80,7 +83,7 @@ fn a_policy_is_named_by_its_keys_and_rule_and_shared_by_environments_with_the_sa
         )
     };
     let id = |gates: &str| {
-        policies(&environment(gates), &KeySecrets::new())[0]
+        policies(&environment(gates), &TrustSources::default())[0]
             .clone()
             .expect("policy")
             .id
@@ -92,10 +95,13 @@ fn a_policy_is_named_by_its_keys_and_rule_and_shared_by_environments_with_the_sa
     // The same key from a Secret is the same policy.
     let from_secret =
         "{provenance: {signatures: {keys: [{name: release, secretRef: {name: cosign, key: cosign.pub}}]}}}";
-    let secrets = KeySecrets::from([(
-        "cosign".to_string(),
-        [("cosign.pub".to_string(), key.public_pem().into_bytes())].into(),
-    )]);
+    let secrets = TrustSources {
+        secrets: KeySecrets::from([(
+            "cosign".to_string(),
+            [("cosign.pub".to_string(), key.public_pem().into_bytes())].into(),
+        )]),
+        ..TrustSources::default()
+    };
     let policy = policies(&environment(from_secret), &secrets)[0]
         .clone()
         .expect("policy");
@@ -121,7 +127,10 @@ fn of_a_cosign_key_pair_secret_only_the_public_key_is_kept() {
         "{provenance: {signatures: {keys: [{name: release, secretRef: {name: cosign, key: cosign.key}}]}}}";
     let problem = policies(
         &environment(private),
-        &KeySecrets::from([("cosign".into(), data)]),
+        &TrustSources {
+            secrets: KeySecrets::from([("cosign".into(), data)]),
+            ..TrustSources::default()
+        },
     )[0]
     .clone()
     .unwrap_err();
@@ -138,7 +147,7 @@ fn of_a_cosign_key_pair_secret_only_the_public_key_is_kept() {
 fn unusable_keys_are_named_by_field_and_a_missing_secret_is_waited_for() {
     let from_secret =
         "{provenance: {signatures: {keys: [{name: release, secretRef: {name: cosign, key: cosign.pub}}]}}}";
-    let problem = policies(&environment(from_secret), &KeySecrets::new())[0]
+    let problem = policies(&environment(from_secret), &TrustSources::default())[0]
         .clone()
         .unwrap_err();
     assert_eq!(
@@ -147,7 +156,7 @@ fn unusable_keys_are_named_by_field_and_a_missing_secret_is_waited_for() {
     );
     assert!(problem.waiting);
     let bad = "{vulnerabilities: {keys: [{name: scanner, pem: not-a-key}]}}";
-    let problem = policies(&environment(bad), &KeySecrets::new())[0]
+    let problem = policies(&environment(bad), &TrustSources::default())[0]
         .clone()
         .unwrap_err();
     assert!(!problem.waiting);
@@ -160,7 +169,7 @@ fn unusable_keys_are_named_by_field_and_a_missing_secret_is_waited_for() {
     );
     let outcome = records::evaluate(
         SupplyChainCheck::Vulnerabilities,
-        &policies(&environment(bad), &KeySecrets::new()),
+        &policies(&environment(bad), &TrustSources::default()),
         &artifact(vec![]),
         at("2026-12-02T00:00:00Z"),
     )
@@ -260,7 +269,7 @@ fn a_scan_older_than_max_age_holds_the_gate_from_that_instant_and_is_looked_for_
         "{{vulnerabilities: {{maxAge: 168h, keys: [{{name: scanner, pem: {}}}]}}}}",
         inline(&key)
     ));
-    let policies = policies(&env, &KeySecrets::new());
+    let policies = policies(&env, &TrustSources::default());
     let checked_at = "2026-12-02T09:00:00Z";
     let (checks, _) = due(&policies, &artifact(vec![]), at(checked_at));
     let scan = Finding {
@@ -310,7 +319,7 @@ fn a_failed_record_fails_the_gate_with_its_reason_and_is_never_checked_again() {
         "{{provenance: {{attestation: {{keys: [{{name: ci, pem: {}}}]}}}}}}",
         inline(&key)
     ));
-    let policies = policies(&env, &KeySecrets::new());
+    let policies = policies(&env, &TrustSources::default());
     let now = at("2026-12-02T09:00:00Z");
     let (checks, _) = due(&policies, &artifact(vec![]), now);
     let done = checked(

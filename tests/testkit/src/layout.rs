@@ -3,9 +3,11 @@
 //! oci:DIR:REPO:sha256-<hex>.sig` gives the same): a manifest with an empty
 //! config and the given layers, named `REPOSITORY:TAG` in `index.json`, or
 //! as OCI 1.1 artifacts with a subject (listed by the referrers index tag
-//! or unnamed in `index.json`). Blobs nothing names any more are removed.
+//! or unnamed in `index.json`), and Sigstore bundles as cosign v3 attaches
+//! them (`oras copy` of a registry's referrers gives the same). Blobs
+//! nothing names any more are removed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -13,7 +15,8 @@ use serde_json::{Value, json};
 
 use crate::registry::PushedImage;
 use crate::signing::{
-    Layer, SLSA_V1, SigningKey, VULN_V1, attestation, digest_of, signature, slsa_v1, trivy_scan,
+    Bundle, Layer, SLSA_V1, SigningKey, VULN_V1, attestation, attestation_bundle, digest_of, signature,
+    signature_bundle, slsa_v1, trivy_scan,
 };
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
@@ -49,6 +52,40 @@ pub fn digest(layout: &Path, name: &str) -> anyhow::Result<String> {
 /// (a manifest of the layout) when given, into the blobs; returns its
 /// descriptor.
 fn write_manifest(layout: &Path, layers: &[Layer], subject: Option<&str>) -> anyhow::Result<Value> {
+    write_shaped(
+        layout,
+        layers,
+        subject,
+        "application/vnd.oci.image.config.v1+json",
+        None,
+    )
+}
+
+/// Writes `bundle`'s referrer manifest about `subject` as cosign does (the
+/// empty descriptor's media type for config, the bundle annotations);
+/// returns its descriptor with the artifactType and annotations an index
+/// lists it with.
+fn write_bundle(layout: &Path, bundle: &Bundle, subject: &str) -> anyhow::Result<Value> {
+    let annotations = bundle.annotations();
+    let mut descriptor = write_shaped(
+        layout,
+        &[bundle.layer()],
+        Some(subject),
+        "application/vnd.oci.empty.v1+json",
+        Some(&annotations),
+    )?;
+    descriptor["artifactType"] = json!(crate::signing::BUNDLE_V0_3);
+    descriptor["annotations"] = json!(annotations);
+    Ok(descriptor)
+}
+
+fn write_shaped(
+    layout: &Path,
+    layers: &[Layer],
+    subject: Option<&str>,
+    config_media_type: &str,
+    annotations: Option<&BTreeMap<String, String>>,
+) -> anyhow::Result<Value> {
     let (config, config_size) = write_blob(layout, b"{}")?;
     let mut descriptors = Vec::new();
     for layer in layers {
@@ -63,9 +100,12 @@ fn write_manifest(layout: &Path, layers: &[Layer], subject: Option<&str>) -> any
     let mut manifest = json!({
         "schemaVersion": 2,
         "mediaType": MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": config_size},
+        "config": {"mediaType": config_media_type, "digest": config, "size": config_size},
         "layers": descriptors,
     });
+    if let Some(annotations) = annotations {
+        manifest["annotations"] = json!(annotations);
+    }
     if let Some(subject) = subject {
         let path = layout
             .join("blobs/sha256")
@@ -112,6 +152,47 @@ pub enum Attach {
     ReferrersIndex,
     /// OCI 1.1 artifacts with a subject, listed unnamed in `index.json`.
     Subjects,
+    /// Sigstore bundles as cosign v3 writes them by default, listed by the
+    /// referrers tag-schema index `REPOSITORY:sha256-<hex>`.
+    Bundles,
+}
+
+/// Attaches `bundles` to `digest` of `repository` in the layout as cosign
+/// v3 does on a registry without the referrers API: each a referrer
+/// manifest, listed in the index `REPOSITORY:sha256-<hex>`.
+pub fn attach_bundles(
+    layout: &Path,
+    repository: &str,
+    digest: &str,
+    bundles: &[Bundle],
+) -> anyhow::Result<()> {
+    let referrers = bundles
+        .iter()
+        .map(|bundle| write_bundle(layout, bundle, digest))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    list_referrers(layout, repository, digest, referrers)
+}
+
+/// Names an index of `referrers` `REPOSITORY:sha256-<hex>` (the referrers tag schema).
+fn list_referrers(
+    layout: &Path,
+    repository: &str,
+    digest: &str,
+    referrers: Vec<Value>,
+) -> anyhow::Result<()> {
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": referrers,
+    }))?;
+    let (index, size) = write_blob(layout, &index)?;
+    let descriptor =
+        json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": index, "size": size});
+    list(
+        layout,
+        descriptor,
+        Some(&format!("{repository}:{}", digest.replace(':', "-"))),
+    )
 }
 
 /// Attaches `signatures` and `attestations` (a manifest each) to
@@ -135,15 +216,9 @@ pub fn attach(
                 write_manifest(layout, signatures, Some(digest))?,
                 write_manifest(layout, attestations, Some(digest))?,
             ];
-            let index = serde_json::to_vec(&json!({
-                "schemaVersion": 2,
-                "mediaType": "application/vnd.oci.image.index.v1+json",
-                "manifests": referrers,
-            }))?;
-            let (index, size) = write_blob(layout, &index)?;
-            let descriptor = json!({"mediaType": "application/vnd.oci.image.index.v1+json", "digest": index, "size": size});
-            list(layout, descriptor, Some(&format!("{repository}:{tag}")))
+            list_referrers(layout, repository, digest, referrers)
         }
+        Attach::Bundles => anyhow::bail!("bundles are attached with attach_bundles"),
         Attach::Subjects => {
             list(layout, write_manifest(layout, signatures, Some(digest))?, None)?;
             list(layout, write_manifest(layout, attestations, Some(digest))?, None)
@@ -178,6 +253,31 @@ pub fn example_material(
         trivy_scan(EXAMPLE_SCANNED, &[("CVE-2024-45490", "LOW", "libexpat1")]),
     );
     (vec![signature(key, image, &image.digest)], vec![provenance, scan])
+}
+
+/// [`example_material`] as cosign v3 writes it by default: a signature
+/// bundle and two attestation bundles.
+pub fn example_bundles(
+    key: &SigningKey,
+    image: &PushedImage,
+    repository: &str,
+    revision: &str,
+) -> Vec<Bundle> {
+    vec![
+        signature_bundle(key, &image.digest),
+        attestation_bundle(
+            key,
+            &image.digest,
+            SLSA_V1,
+            slsa_v1(repository, revision, EXAMPLE_BUILDER),
+        ),
+        attestation_bundle(
+            key,
+            &image.digest,
+            VULN_V1,
+            trivy_scan(EXAMPLE_SCANNED, &[("CVE-2024-45490", "LOW", "libexpat1")]),
+        ),
+    ]
 }
 
 /// Signs the images of an example directory (`deploy/examples/shop` or a
@@ -225,8 +325,13 @@ pub fn sign_example(dir: &Path, key: &SigningKey, how: Attach) -> anyhow::Result
             reference: reference.to_owned(),
             digest: digest.clone(),
         };
-        let (signatures, attestations) = example_material(key, &pushed, repository, revision);
-        attach(&images, name, &digest, &signatures, &attestations, how)?;
+        if how == Attach::Bundles {
+            let bundles = example_bundles(key, &pushed, repository, revision);
+            attach_bundles(&images, name, &digest, &bundles)?;
+        } else {
+            let (signatures, attestations) = example_material(key, &pushed, repository, revision);
+            attach(&images, name, &digest, &signatures, &attestations, how)?;
+        }
         signed.push((reference.to_owned(), digest));
     }
 

@@ -1,6 +1,9 @@
 //! Supply-chain material made by the tests: a P-256 key pair per test run,
 //! cosign simple-signing signatures and DSSE attestations (SLSA provenance,
-//! vulnerability scans) signed with it, pushed to the real test registry
+//! vulnerability scans) signed with it, and the same as Sigstore bundles the
+//! way cosign v3 writes them by default ([`signature_bundle`],
+//! [`attestation_bundle`], attached as cosign's `specs/BUNDLE_SPEC.md` says by
+//! [`push_bundles`] and [`push_bundle_native`]), pushed to the real test registry
 //! with oci-client the way cosign lays them out: under the tags
 //! `sha256-<hex>.sig` and `sha256-<hex>.att`, or as OCI 1.1 artifacts with a
 //! `subject`, listed in the referrers tag-schema index `sha256-<hex>`
@@ -35,6 +38,14 @@ pub const DSSE: &str = "application/vnd.dsse.envelope.v1+json";
 pub const IN_TOTO: &str = "application/vnd.in-toto+json";
 pub const SLSA_V1: &str = "https://slsa.dev/provenance/v1";
 pub const VULN_V1: &str = "https://cosign.sigstore.dev/attestation/vuln/v1";
+/// The Sigstore bundle media type cosign v3 writes (bundle, layer and
+/// referrer artifactType alike).
+pub const BUNDLE_V0_3: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// The predicate type of the statement `cosign sign` signs in the bundle format.
+pub const COSIGN_SIGN_V1: &str = "https://sigstore.dev/cosign/sign/v1";
+/// The OCI empty descriptor's media type: a bundle referrer's config.
+const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 
 /// An ECDSA P-256 key pair, as `cosign generate-key-pair` makes.
 pub struct SigningKey(EcdsaKeyPair);
@@ -71,6 +82,21 @@ impl SigningKey {
             .as_ref()
             .to_vec()
     }
+
+    /// Signs the message whose SHA-256 is `sha256` (a manifest, through the
+    /// digest that names it).
+    pub fn sign_sha256(&self, sha256: &[u8]) -> Vec<u8> {
+        let digest = aws_lc_rs::digest::Digest::import_less_safe(sha256, &aws_lc_rs::digest::SHA256)
+            .expect("a SHA-256 digest");
+        self.0.sign_digest(&digest).expect("signing").as_ref().to_vec()
+    }
+
+    /// The public key hint sigstore-go's keypairs write into a bundle:
+    /// the base64 SHA-256 of the DER public key.
+    pub fn hint(&self) -> String {
+        let der = self.0.public_key().as_der().expect("public key DER");
+        STANDARD.encode(Sha256::digest(der.as_ref()))
+    }
 }
 
 /// One layer of a signature or attestation manifest.
@@ -103,27 +129,192 @@ pub fn signature(key: &SigningKey, image: &PushedImage, names_digest: &str) -> L
     }
 }
 
-/// A DSSE attestation of `predicate` about `subject_digest`, signed by `key`.
-pub fn attestation(key: &SigningKey, subject_digest: &str, predicate_type: &str, predicate: Value) -> Layer {
-    let statement = serde_json::to_vec(&json!({
+/// An in-toto v1 statement of `predicate` about `subject_digest`.
+pub(crate) fn statement(subject_digest: &str, predicate_type: &str, predicate: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [{"name": "image", "digest": {"sha256": subject_digest.trim_start_matches("sha256:")}}],
         "predicateType": predicate_type,
         "predicate": predicate,
     }))
-    .expect("statement");
+    .expect("statement")
+}
+
+/// A DSSE envelope of the in-toto `statement`, signed by `key`.
+fn envelope(key: &SigningKey, statement: &[u8]) -> Value {
     let mut message = format!("DSSEv1 {} {IN_TOTO} {} ", IN_TOTO.len(), statement.len()).into_bytes();
-    message.extend_from_slice(&statement);
-    let envelope = serde_json::to_vec(&json!({
+    message.extend_from_slice(statement);
+    json!({
         "payloadType": IN_TOTO,
-        "payload": STANDARD.encode(&statement),
+        "payload": STANDARD.encode(statement),
         "signatures": [{"keyid": "", "sig": STANDARD.encode(key.sign(&message))}],
-    }))
-    .expect("envelope");
+    })
+}
+
+/// A DSSE attestation of `predicate` about `subject_digest`, signed by `key`.
+pub fn attestation(key: &SigningKey, subject_digest: &str, predicate_type: &str, predicate: Value) -> Layer {
+    statement_attestation(
+        key,
+        &statement(subject_digest, predicate_type, predicate),
+        predicate_type,
+    )
+}
+
+/// A DSSE attestation layer of `statement` (an in-toto statement of
+/// `predicate_type`, as a tool wrote it), signed by `key`.
+pub fn statement_attestation(key: &SigningKey, statement: &[u8], predicate_type: &str) -> Layer {
+    let envelope = envelope(key, statement);
     Layer {
         media_type: DSSE,
         annotations: BTreeMap::from([("predicateType".to_string(), predicate_type.to_string())]),
-        content: envelope,
+        content: serde_json::to_vec(&envelope).expect("envelope"),
+    }
+}
+
+/// A Sigstore bundle, and what cosign annotates its referrer manifest with.
+#[derive(Clone, Debug)]
+pub struct Bundle {
+    /// The bundle JSON.
+    pub json: Vec<u8>,
+    /// `dev.sigstore.bundle.content`: `dsse-envelope` or `message-signature`.
+    pub content: &'static str,
+    /// `dev.sigstore.bundle.predicateType`, for an envelope.
+    pub predicate_type: Option<String>,
+}
+
+impl Bundle {
+    /// The referrer's one layer: the bundle JSON, titled by its digest.
+    pub fn layer(&self) -> Layer {
+        let title = format!("{}.sigstore.json", digest_of(&self.json).replace(':', "-"));
+        Layer {
+            media_type: BUNDLE_V0_3,
+            annotations: BTreeMap::from([("org.opencontainers.image.title".to_string(), title)]),
+            content: self.json.clone(),
+        }
+    }
+
+    /// The referrer manifest's annotations (and its index entry's).
+    pub fn annotations(&self) -> BTreeMap<String, String> {
+        let mut annotations = BTreeMap::from([
+            (
+                "dev.sigstore.bundle.content".to_string(),
+                self.content.to_string(),
+            ),
+            (
+                "org.opencontainers.image.created".to_string(),
+                "2026-12-01T10:00:00.000Z".to_string(),
+            ),
+        ]);
+        if let Some(predicate_type) = &self.predicate_type {
+            annotations.insert(
+                "dev.sigstore.bundle.predicateType".to_string(),
+                predicate_type.clone(),
+            );
+        }
+        annotations
+    }
+
+    /// The same bundle with `edit` applied to its envelope's statement
+    /// after signing (a tampered payload).
+    pub fn with_statement_edited(&self, edit: impl FnOnce(&mut Value)) -> Bundle {
+        self.edited(|value| {
+            let payload = value["dsseEnvelope"]["payload"]
+                .as_str()
+                .expect("an envelope's payload");
+            let mut statement: Value =
+                serde_json::from_slice(&STANDARD.decode(payload).expect("base64")).expect("statement JSON");
+            edit(&mut statement);
+            value["dsseEnvelope"]["payload"] =
+                json!(STANDARD.encode(serde_json::to_vec(&statement).expect("JSON")));
+        })
+    }
+
+    /// The same bundle with `edit` applied to its JSON (a tampered variant).
+    pub fn edited(&self, edit: impl FnOnce(&mut Value)) -> Bundle {
+        let mut value: Value = serde_json::from_slice(&self.json).expect("bundle JSON");
+        edit(&mut value);
+        Bundle {
+            json: serde_json::to_vec(&value).expect("bundle JSON"),
+            ..self.clone()
+        }
+    }
+}
+
+/// A v0.3 bundle signed with `key` (verification material: its public key
+/// hint, no transparency-log entry, as `cosign … --key … --tlog-upload=false`
+/// writes it; protobuf JSON leaves out empty fields).
+fn keyed_bundle(key: &SigningKey, content: (&str, Value)) -> Vec<u8> {
+    let (field, mut content) = content;
+    // protobuf JSON leaves out the empty keyid the legacy envelope carries.
+    for signature in content["signatures"].as_array_mut().into_iter().flatten() {
+        if let Some(signature) = signature.as_object_mut() {
+            signature.remove("keyid");
+        }
+    }
+    let mut bundle = json!({
+        "mediaType": BUNDLE_V0_3,
+        "verificationMaterial": {"publicKey": {"hint": key.hint()}},
+    });
+    bundle[field] = content;
+    serde_json::to_vec(&bundle).expect("bundle")
+}
+
+/// What `cosign sign --key` writes in the bundle format: a DSSE envelope
+/// around an in-toto statement of [`COSIGN_SIGN_V1`], its subject the digest
+/// (`names_digest`: the image's own, or another for a tampered variant),
+/// its predicate empty.
+pub fn signature_bundle(key: &SigningKey, names_digest: &str) -> Bundle {
+    let statement = statement(names_digest, COSIGN_SIGN_V1, json!({}));
+    Bundle {
+        json: keyed_bundle(key, ("dsseEnvelope", envelope(key, &statement))),
+        content: "dsse-envelope",
+        predicate_type: Some(COSIGN_SIGN_V1.to_string()),
+    }
+}
+
+/// What `cosign attest --key --type … --predicate FILE` writes in the bundle
+/// format: a DSSE envelope around an in-toto statement of `predicate`
+/// about `subject_digest`.
+pub fn attestation_bundle(
+    key: &SigningKey,
+    subject_digest: &str,
+    predicate_type: &str,
+    predicate: Value,
+) -> Bundle {
+    statement_bundle(
+        key,
+        &statement(subject_digest, predicate_type, predicate),
+        predicate_type,
+    )
+}
+
+/// A v0.3 bundle of `statement` (an in-toto statement of `predicate_type`,
+/// as a tool wrote it) in a DSSE envelope signed by `key`.
+pub fn statement_bundle(key: &SigningKey, statement: &[u8], predicate_type: &str) -> Bundle {
+    Bundle {
+        json: keyed_bundle(key, ("dsseEnvelope", envelope(key, statement))),
+        content: "dsse-envelope",
+        predicate_type: Some(predicate_type.to_string()),
+    }
+}
+
+/// A message-signature bundle over the manifest of `digest` (signed through
+/// the digest, the manifest's SHA-256), as `cosign sign-blob` writes one for
+/// a blob.
+pub fn message_signature_bundle(key: &SigningKey, digest: &str) -> Bundle {
+    let hex = digest.trim_start_matches("sha256:");
+    let sha256: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|at| u8::from_str_radix(&hex[at..at + 2], 16).expect("a hex digest"))
+        .collect();
+    let message = json!({
+        "messageDigest": {"algorithm": "SHA2_256", "digest": STANDARD.encode(&sha256)},
+        "signature": STANDARD.encode(key.sign_sha256(&sha256)),
+    });
+    Bundle {
+        json: keyed_bundle(key, ("messageSignature", message)),
+        content: "message-signature",
+        predicate_type: None,
     }
 }
 
@@ -193,6 +384,19 @@ enum At<'a> {
     OwnDigest,
 }
 
+/// How a pushed manifest looks beyond its layers.
+struct Shape {
+    /// The config's media type (the content is `{}` either way).
+    config: &'static str,
+    annotations: Option<BTreeMap<String, String>>,
+}
+
+/// cosign's legacy signature and attestation manifests.
+const LEGACY: Shape = Shape {
+    config: IMAGE_CONFIG,
+    annotations: None,
+};
+
 /// Pushes a manifest holding `layers` (with an empty config) to the image's
 /// repository, optionally as an artifact about `subject`; returns its
 /// descriptor.
@@ -201,6 +405,7 @@ async fn push_manifest(
     at: At<'_>,
     layers: &[Layer],
     subject: Option<(OciDescriptor, &str)>,
+    shape: Shape,
 ) -> anyhow::Result<OciDescriptor> {
     let (registry, repository) = repository_of(image)?;
     let in_repository = Reference::with_digest(registry.clone(), repository.clone(), image.digest.clone());
@@ -232,7 +437,7 @@ async fn push_manifest(
         schema_version: 2,
         media_type: Some(OCI_IMAGE_MEDIA_TYPE.to_owned()),
         config: OciDescriptor {
-            media_type: "application/vnd.oci.image.config.v1+json".to_owned(),
+            media_type: shape.config.to_owned(),
             digest: config_digest,
             size: i64::try_from(config.len())?,
             urls: None,
@@ -242,7 +447,7 @@ async fn push_manifest(
         layers: descriptors,
         subject: subject.as_ref().map(|(s, _)| s.clone()),
         artifact_type: subject.as_ref().map(|(_, t)| (*t).to_owned()),
-        annotations: None,
+        annotations: shape.annotations,
     };
     let bytes = serde_json::to_vec(&manifest)?;
     let digest = digest_of(&bytes);
@@ -288,13 +493,17 @@ async fn subject_of(image: &PushedImage) -> anyhow::Result<OciDescriptor> {
 /// Attaches signature layers the cosign way: tag `sha256-<hex>.sig`.
 pub async fn push_signatures(image: &PushedImage, layers: &[Layer]) -> anyhow::Result<()> {
     let tag = format!("{}.sig", image.digest.replace(':', "-"));
-    push_manifest(image, At::Tag(&tag), layers, None).await.map(drop)
+    push_manifest(image, At::Tag(&tag), layers, None, LEGACY)
+        .await
+        .map(drop)
 }
 
 /// Attaches attestation layers the cosign way: tag `sha256-<hex>.att`.
 pub async fn push_attestations(image: &PushedImage, layers: &[Layer]) -> anyhow::Result<()> {
     let tag = format!("{}.att", image.digest.replace(':', "-"));
-    push_manifest(image, At::Tag(&tag), layers, None).await.map(drop)
+    push_manifest(image, At::Tag(&tag), layers, None, LEGACY)
+        .await
+        .map(drop)
 }
 
 /// Attaches `layers` as an OCI 1.1 artifact of `artifact_type` whose subject
@@ -310,6 +519,7 @@ pub async fn push_referrer(image: &PushedImage, artifact_type: &str, layers: &[L
         At::Tag(&referrer_tag),
         layers,
         Some((subject, artifact_type)),
+        LEGACY,
     )
     .await?;
     let index = OciImageIndex {
@@ -327,10 +537,15 @@ pub async fn push_referrer(image: &PushedImage, artifact_type: &str, layers: &[L
         annotations: None,
     };
     let index_reference = Reference::with_tag(registry, repository, image.digest.replace(':', "-"));
+    push_index(&client, &index_reference, &index).await
+}
+
+/// Pushes `index` as the referrers tag-schema index `reference`.
+async fn push_index(client: &Client, reference: &Reference, index: &OciImageIndex) -> anyhow::Result<()> {
     client
         .push_manifest_raw(
-            &index_reference,
-            serde_json::to_vec(&index)?,
+            reference,
+            serde_json::to_vec(index)?,
             HeaderValue::from_static(OCI_IMAGE_INDEX_MEDIA_TYPE),
         )
         .await?;
@@ -350,9 +565,81 @@ pub async fn push_referrer_native(
     layers: &[Layer],
 ) -> anyhow::Result<OciDescriptor> {
     let subject = subject_of(image).await?;
-    let referrer = push_manifest(image, At::OwnDigest, layers, Some((subject, artifact_type))).await?;
+    let referrer = push_manifest(
+        image,
+        At::OwnDigest,
+        layers,
+        Some((subject, artifact_type)),
+        LEGACY,
+    )
+    .await?;
     Ok(OciDescriptor {
         artifact_type: Some(artifact_type.to_owned()),
         ..referrer
     })
+}
+
+/// Pushes `bundle` as cosign does: a manifest of artifactType
+/// [`BUNDLE_V0_3`] with the empty config, the bundle as its one layer, the
+/// image as its subject and the bundle annotations, untagged.
+async fn push_bundle_manifest(image: &PushedImage, bundle: &Bundle) -> anyhow::Result<OciDescriptor> {
+    let subject = subject_of(image).await?;
+    let shape = Shape {
+        config: OCI_EMPTY,
+        annotations: Some(bundle.annotations()),
+    };
+    push_manifest(
+        image,
+        At::OwnDigest,
+        &[bundle.layer()],
+        Some((subject, BUNDLE_V0_3)),
+        shape,
+    )
+    .await
+}
+
+/// Attaches `bundles` to the image as cosign v3 does on a registry without
+/// the referrers API: each bundle's referrer manifest, listed (with its
+/// artifactType and annotations) in the referrers tag-schema index
+/// `sha256-<hex>` next to what that index already lists.
+pub async fn push_bundles(image: &PushedImage, bundles: &[Bundle]) -> anyhow::Result<()> {
+    let (registry, repository) = repository_of(image)?;
+    let index_reference = Reference::with_tag(registry, repository, image.digest.replace(':', "-"));
+    let client = client();
+    let mut index = match client
+        .pull_manifest_raw(
+            &index_reference,
+            &RegistryAuth::Anonymous,
+            &[OCI_IMAGE_INDEX_MEDIA_TYPE],
+        )
+        .await
+    {
+        Ok((bytes, _)) => serde_json::from_slice::<OciImageIndex>(&bytes)?,
+        Err(_) => OciImageIndex {
+            schema_version: 2,
+            media_type: Some(OCI_IMAGE_INDEX_MEDIA_TYPE.to_owned()),
+            manifests: Vec::new(),
+            artifact_type: None,
+            annotations: None,
+        },
+    };
+    for bundle in bundles {
+        let referrer = push_bundle_manifest(image, bundle).await?;
+        index.manifests.push(oci_client::manifest::ImageIndexEntry {
+            media_type: referrer.media_type,
+            digest: referrer.digest,
+            size: referrer.size,
+            platform: None,
+            annotations: Some(bundle.annotations()),
+            artifact_type: Some(BUNDLE_V0_3.to_owned()),
+        });
+    }
+    push_index(&client, &index_reference, &index).await
+}
+
+/// Attaches `bundle` to the image as cosign v3 does where the registry has
+/// the referrers API: the referrer manifest alone, which the registry lists
+/// (`image` addressed through [`crate::referrers::ReferrersRegistry::image`]).
+pub async fn push_bundle_native(image: &PushedImage, bundle: &Bundle) -> anyhow::Result<OciDescriptor> {
+    push_bundle_manifest(image, bundle).await
 }

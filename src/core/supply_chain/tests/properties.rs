@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 use crate::api::{ProvenancePredicate, Severity, Source, SupplyChainVerdict};
 use crate::core::reasons::FindingReason;
 use crate::core::supply_chain::attestations::{self, test_envelopes::attestation};
+use crate::core::supply_chain::bundle::{
+    BUNDLE_V0_1, BUNDLE_V0_2, BUNDLE_V0_3, BUNDLE_V0_3_LEGACY, Bundle, BundleError,
+};
 use crate::core::supply_chain::envelope::{
     self, DSSE, Envelope, IN_TOTO, Layer, Malformed, SIGNATURE_ANNOTATION, SIMPLE_SIGNING, Statement, pae,
 };
@@ -23,6 +26,7 @@ use crate::core::supply_chain::keys::test_keys::{SigningKey, Trusted};
 use crate::core::supply_chain::keys::{KeyError, TrustedKey};
 use crate::core::supply_chain::provenance::{self, SLSA_V1, SLSA_V02};
 use crate::core::supply_chain::scan::{self, VULN_V1};
+use crate::core::supply_chain::signatures::COSIGN_SIGN_V1;
 use crate::core::supply_chain::{Finding, signatures};
 
 const DIGEST: &str = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
@@ -45,12 +49,16 @@ const SIGNATURE_REASONS: &[FindingReason] = &[
     FindingReason::NotEnoughSignatures,
     FindingReason::UntrustedSignature,
     FindingReason::MalformedSignature,
+    FindingReason::MalformedBundle,
+    FindingReason::UnsupportedBundle,
 ];
 const ATTESTATION_REASONS: &[FindingReason] = &[
     FindingReason::WrongSubject,
     FindingReason::UnknownKey,
     FindingReason::UntrustedAttestation,
     FindingReason::MalformedAttestation,
+    FindingReason::MalformedBundle,
+    FindingReason::UnsupportedBundle,
     FindingReason::AttestationMissing,
 ];
 const PROVENANCE_REASONS: &[FindingReason] = &[
@@ -63,6 +71,8 @@ const PROVENANCE_REASONS: &[FindingReason] = &[
     FindingReason::UnknownKey,
     FindingReason::UntrustedAttestation,
     FindingReason::MalformedAttestation,
+    FindingReason::MalformedBundle,
+    FindingReason::UnsupportedBundle,
     FindingReason::AttestationMissing,
 ];
 const SCAN_REASONS: &[FindingReason] = &[
@@ -72,6 +82,8 @@ const SCAN_REASONS: &[FindingReason] = &[
     FindingReason::UnknownKey,
     FindingReason::UntrustedAttestation,
     FindingReason::MalformedAttestation,
+    FindingReason::MalformedBundle,
+    FindingReason::UnsupportedBundle,
     FindingReason::AttestationMissing,
 ];
 
@@ -346,6 +358,100 @@ fn envelope_json() -> BoxedStrategy<Value> {
         .boxed()
 }
 
+/// A bundle: a media type of the four (mostly), verification material with
+/// a key hint, a certificate or a chain (or several, or none) and log
+/// entries of any shape, and a DSSE envelope or a message signature (or
+/// both, or neither).
+fn bundle_json() -> BoxedStrategy<Value> {
+    let media_type = prop_oneof![
+        4 => select(vec![BUNDLE_V0_1, BUNDLE_V0_2, BUNDLE_V0_3, BUNDLE_V0_3_LEGACY]).prop_map(Value::from),
+        1 => string(),
+    ];
+    let b64 = prop_oneof![
+        3 => bytes().prop_map(|b| Value::String(STANDARD.encode(b))),
+        1 => string(),
+    ]
+    .boxed();
+    let int64 = prop_oneof![
+        any::<i64>().prop_map(|n| Value::String(n.to_string())),
+        any::<i64>().prop_map(Value::from),
+        string(),
+    ]
+    .boxed();
+    let certificate = field(b64.clone()).prop_map(|raw| object(vec![("rawBytes", raw)]));
+    let entry = (
+        field(int64.clone()),
+        field(b64.clone()),
+        field(int64),
+        field(b64.clone()),
+    )
+        .prop_map(|(index, key_id, time, body)| {
+            object(vec![
+                ("logIndex", index),
+                ("logId", key_id.map(|k| json!({"keyId": k}))),
+                ("integratedTime", time),
+                ("canonicalizedBody", body),
+            ])
+        });
+    let material = (
+        proptest::option::of(field(string()).prop_map(|hint| object(vec![("hint", hint)]))),
+        proptest::option::of(certificate.clone()),
+        proptest::option::of(
+            list(certificate.boxed()).prop_map(|certificates| json!({"certificates": certificates})),
+        ),
+        field(list(entry.boxed())),
+    )
+        .prop_map(|(key, certificate, chain, entries)| {
+            object(vec![
+                ("publicKey", key),
+                ("certificate", certificate),
+                ("x509CertificateChain", chain),
+                ("tlogEntries", entries),
+            ])
+        });
+    let message = (field(b64.clone()), field(b64)).prop_map(|(digest, signature)| {
+        object(vec![
+            (
+                "messageDigest",
+                digest.map(|d| json!({"algorithm": "SHA2_256", "digest": d})),
+            ),
+            ("signature", signature),
+        ])
+    });
+    (
+        field(media_type.boxed()),
+        field(material.boxed()),
+        proptest::option::of(envelope_json()),
+        proptest::option::weighted(0.3, message),
+    )
+        .prop_map(|(media_type, material, envelope, message)| {
+            object(vec![
+                ("mediaType", media_type),
+                ("verificationMaterial", material),
+                ("dsseEnvelope", envelope),
+                ("messageSignature", message),
+            ])
+        })
+        .boxed()
+}
+
+/// Bundle layers: bytes, shaped bundles, and bundles of a statement of
+/// `predicate_type` signed by the trusted key or another.
+fn bundle_layer(predicate_type: &'static str, predicate: BoxedStrategy<Value>) -> BoxedStrategy<Layer> {
+    let layer = |content: Vec<u8>| Layer {
+        media_type: BUNDLE_V0_3.into(),
+        annotations: Default::default(),
+        content,
+    };
+    let shaped = prop_oneof![bytes(), bundle_json().prop_map(|v| to_bytes(&v))].prop_map(layer);
+    let signed = (signer(), statement(predicate_type, predicate)).prop_map(move |(signer, statement)| {
+        let key = signer.key().unwrap_or(&STRANGER);
+        let bundle = hoist_testkit::signing::statement_bundle(key, &to_bytes(&statement), predicate_type);
+        layer(bundle.layer().content)
+    });
+    prop_oneof![1 => shaped, 1 => signed].boxed()
+}
+
 /// A source entry of a provenance: uri and digest set.
 fn dependency() -> BoxedStrategy<Value> {
     let uri = prop_oneof![
@@ -535,7 +641,18 @@ fn attestation_layer(predicate_type: &'static str, predicate: BoxedStrategy<Valu
         let key = signer.key().expect("a signer");
         attestation(key, &keyid, &about, predicate_type, predicate)
     });
-    prop_oneof![1 => raw, 1 => shaped, 2 => signed, 4 => readable].boxed()
+    let bundled = bundle_layer(predicate_type, predicate_strategy_of(predicate_type));
+    prop_oneof![1 => raw, 1 => shaped, 2 => signed, 4 => readable, 1 => bundled].boxed()
+}
+
+/// The predicates a bundle strategy of `predicate_type` signs.
+fn predicate_strategy_of(predicate_type: &str) -> BoxedStrategy<Value> {
+    match predicate_type {
+        SLSA_V1 => slsa_v1(),
+        SLSA_V02 => slsa_v02(),
+        VULN_V1 => scan_predicate(),
+        _ => json(),
+    }
 }
 
 fn signature_layer() -> BoxedStrategy<Layer> {
@@ -563,7 +680,8 @@ fn signature_layer() -> BoxedStrategy<Layer> {
             content,
         }
     });
-    prop_oneof![1 => raw, 3 => signed].boxed()
+    let bundled = bundle_layer(COSIGN_SIGN_V1, Just(json!({})).boxed());
+    prop_oneof![1 => raw, 3 => signed, 1 => bundled].boxed()
 }
 
 fn digest() -> BoxedStrategy<String> {
@@ -864,6 +982,25 @@ proptest! {
     }
 
     #[test]
+    fn a_bundle_of_any_bytes_is_read_or_named_malformed(
+        content in prop_oneof![bytes(), bundle_json().prop_map(|v| to_bytes(&v)), json().prop_map(|v| to_bytes(&v))],
+    ) {
+        match Bundle::parse(&content) {
+            Ok(bundle) => prop_assert!(!bundle.signed().is_empty()),
+            Err(error) => {
+                let known = match &error {
+                    BundleError::Json(detail) => !detail.trim().is_empty(),
+                    BundleError::UnsupportedMediaType(media_type) => {
+                        ![BUNDLE_V0_1, BUNDLE_V0_2, BUNDLE_V0_3, BUNDLE_V0_3_LEGACY].contains(&media_type.as_str())
+                    }
+                    BundleError::Content(_) | BundleError::Material(_) | BundleError::Unsigned => true,
+                };
+                rejected(&error, known)?;
+            }
+        }
+    }
+
+    #[test]
     fn a_statement_of_any_payload_is_read_or_named_malformed(
         payload_type in prop_oneof![3 => Just(IN_TOTO.to_owned()), 1 => text()],
         payload in prop_oneof![
@@ -956,7 +1093,7 @@ proptest! {
         digest in digest(),
         min in 1usize..3,
     ) {
-        let finding = signatures::check(&digest, &layers, &keys(), min);
+        let finding = signatures::check(&digest, &layers, &keys(), None, min);
         reasoned(&finding, SIGNATURE_REASONS)?;
         if finding.verdict == SupplyChainVerdict::Verified {
             prop_assert!(finding.signed_by.len() >= min);
@@ -976,7 +1113,7 @@ proptest! {
         digest in digest(),
     ) {
         let keys = keys();
-        match attestations::verified(&digest, &layers, &keys, &[SLSA_V1, VULN_V1], "attestation") {
+        match attestations::verified(&digest, &layers, &keys, None, &[SLSA_V1, VULN_V1], "attestation") {
             Ok(attested) => {
                 prop_assert!(!attested.is_empty());
                 for attestation in attested {
@@ -1002,7 +1139,7 @@ proptest! {
         let layers = [v1, v02].concat();
         for predicate in [ProvenancePredicate::SlsaV1, ProvenancePredicate::SlsaV02] {
             let finding = provenance::check(
-                &digest, &layers, &keys(), predicate, builder.as_deref(), source.as_ref(),
+                &digest, &layers, &keys(), None, predicate, builder.as_deref(), source.as_ref(),
             );
             reasoned(&finding, PROVENANCE_REASONS)?;
         }
@@ -1015,7 +1152,7 @@ proptest! {
         max in select(vec![Severity::Unknown, Severity::Low, Severity::Medium, Severity::High, Severity::Critical]),
         ignore in vec(text(), 0..3),
     ) {
-        let finding = scan::check(&digest, &layers, &keys(), max, &ignore);
+        let finding = scan::check(&digest, &layers, &keys(), None, max, &ignore);
         reasoned(&finding, SCAN_REASONS)?;
         prop_assert_eq!(
             finding.scanned_at.is_some(),
@@ -1050,7 +1187,7 @@ proptest! {
                 signature_layer_of(content.clone(), encoded(&signature, encoding))
             }
         };
-        let finding = signatures::check(DIGEST, std::slice::from_ref(&mutated), &keys(), 1);
+        let finding = signatures::check(DIGEST, std::slice::from_ref(&mutated), &keys(), None, 1);
         reasoned(&finding, SIGNATURE_REASONS)?;
         let same = mutated.content == content
             && envelope::simple_signing(&mutated).is_ok_and(|(_, read)| read == signature);
@@ -1078,7 +1215,7 @@ proptest! {
         let finding = provenance::check(
             DIGEST,
             std::slice::from_ref(&mutated),
-            &keys(),
+            &keys(), None,
             ProvenancePredicate::SlsaV1,
             None,
             Some(&source),
@@ -1131,7 +1268,7 @@ const CUT_INSIDE_A_CHARACTER: &str = "sha256:00000000000🉢0";
 fn a_trusted_signature_naming_a_digest_with_a_wide_character_is_a_wrong_digest() {
     let content = simple_signing_payload_of("r/shop", CUT_INSIDE_A_CHARACTER);
     let layer = signature_layer_of(content.clone(), STANDARD.encode(TRUSTED.sign(&content)));
-    let finding = signatures::check(DIGEST, &[layer], &keys(), 1);
+    let finding = signatures::check(DIGEST, &[layer], &keys(), None, 1);
     assert_eq!(finding.reason, FindingReason::WrongDigest);
     assert_eq!(
         finding.message,
@@ -1142,7 +1279,8 @@ fn a_trusted_signature_naming_a_digest_with_a_wide_character_is_a_wrong_digest()
 #[test]
 fn a_statement_about_a_digest_with_a_wide_character_is_a_wrong_subject() {
     let layer = attestation(&TRUSTED, "", CUT_INSIDE_A_CHARACTER, SLSA_V1, json!({}));
-    let finding = attestations::verified(DIGEST, &[layer], &keys(), &[SLSA_V1], "provenance").unwrap_err();
+    let finding =
+        attestations::verified(DIGEST, &[layer], &keys(), None, &[SLSA_V1], "provenance").unwrap_err();
     assert_eq!(finding.reason, FindingReason::WrongSubject);
     assert_eq!(
         finding.message,
@@ -1164,6 +1302,7 @@ fn a_provenance_commit_with_a_wide_character_is_a_revision_mismatch() {
         DIGEST,
         &[layer],
         &keys(),
+        None,
         ProvenancePredicate::SlsaV1,
         None,
         Some(&source),
