@@ -695,11 +695,25 @@ pub fn admission_policy_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/admission-policy.yaml")
 }
 
+/// The admission policy on Environments the chart ships, so every test runs
+/// where the operator may act on Job steps and Secret references, as in
+/// production.
+pub fn environment_policy_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/environment-policy.yaml")
+}
+
 /// The shipped admission policy and its binding, named `name` (the
 /// binding's policyName too).
 fn shipped_policy(name: &str) -> Result<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)> {
-    let path = admission_policy_file();
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    shipped_policy_from(&admission_policy_file(), name)
+}
+
+/// The policy and binding of the chart's file `path`, named `name`.
+fn shipped_policy_from(
+    path: &Path,
+    name: &str,
+) -> Result<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut documents = serde_yaml::Deserializer::from_str(&text);
     let mut policy: ValidatingAdmissionPolicy =
         serde::Deserialize::deserialize(documents.next().context("the policy document")?)
@@ -718,13 +732,21 @@ fn shipped_policy(name: &str) -> Result<(ValidatingAdmissionPolicy, ValidatingAd
 /// Applies the admission policy and its binding as shipped (cluster-scoped;
 /// the same objects for every test, so they are left in place).
 async fn install_admission_policy(client: &Client) -> Result<()> {
-    let (policy, binding) = shipped_policy(SHIPPED_POLICY)?;
-    apply_policy(client, &policy).await?;
-    apply_policy(client, &binding).await
+    for (path, name) in [
+        (admission_policy_file(), SHIPPED_POLICY),
+        (environment_policy_file(), SHIPPED_ENVIRONMENT_POLICY),
+    ] {
+        let (policy, binding) = shipped_policy_from(&path, name)?;
+        apply_policy(client, &policy).await?;
+        apply_policy(client, &binding).await?;
+    }
+    Ok(())
 }
 
 /// The name of the shipped policy and of its binding.
 const SHIPPED_POLICY: &str = "hoist-approvals";
+/// The name of the shipped policy on Environments and of its binding.
+const SHIPPED_ENVIRONMENT_POLICY: &str = "hoist-environments";
 
 /// Server-side applies one admission object as [`TEST_MANAGER`].
 async fn apply_policy<K>(client: &Client, object: &K) -> Result<()>
