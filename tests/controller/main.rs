@@ -240,8 +240,12 @@ impl Scenario {
 
     /// Starts the operator, watching only this test's namespace.
     async fn start(&mut self) {
+        self.start_with(self.settings()).await;
+    }
+
+    /// Starts the operator with `settings` (from [`Scenario::settings`]).
+    async fn start_with(&mut self, settings: Settings) {
         let (client, requests) = self.cluster.counted_client().expect("counted client");
-        let settings = self.settings();
         self.operator = Some(Operator::spawn(client, requests, settings).await);
     }
 
