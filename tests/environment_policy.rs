@@ -469,3 +469,42 @@ async fn without_the_policy_the_operator_acts_on_no_job_step_nor_secret() {
         .expect("operator stops")
         .expect("operator task");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_most_one_request_may_add_stays_within_the_api_servers_cel_budget() {
+    let tenant = Tenant::new().await;
+    let secrets = |count: usize| -> Vec<serde_json::Value> {
+        (0..count)
+            .map(|index| json!({"name": format!("secret-{index}")}))
+            .collect()
+    };
+    let job = |name: &str, account: &str| json!({"name": name, "job": {"image": "smoke:1", "serviceAccountName": account}});
+    let most = spec(json!({
+        "config": [{"application": "shop", "secretRefs": secrets(16)}],
+        "gates": {"verification": [job("first", "deployer"), job("second", "tester")]}
+    }));
+    // 1 check for the Jobs, 2 per ServiceAccount, 1 per Secret: 21 × 350,000.
+    tenant.apply(None, "prod", most).await.expect("within the budget");
+    let (code, message) = refused(
+        tenant
+            .apply(
+                None,
+                "staging",
+                spec(json!({"config": [
+                    {"application": "shop", "secretRefs": secrets(16)},
+                    {"application": "cart", "secretRefs": [{"name": "secret-16"}]}
+                ]})),
+            )
+            .await,
+    );
+    assert_eq!(code, 403, "{message}");
+    let admin = tenant.cluster.admin_user().to_owned();
+    assert!(
+        message.ends_with(&format!(
+            "{DENIED}user {admin} may not add or change references to 17 Secrets of environment staging in one \
+             request: at most 16 (each is an authorization check within the CEL cost budget of the API server); \
+             apply the change in parts"
+        )),
+        "{message}"
+    );
+}
