@@ -2,9 +2,8 @@
 //! policy hoist-environments shipped with the chart refuses, at the API
 //! server (stand-in, or a real cluster with HOIST_TEST_KUBECONFIG), an
 //! Environment write that adds or changes a verification Job step or a
-//! Secret reference its author could not have made directly; and the
-//! operator (run with the chart's RBAC only) neither creates Jobs nor reads
-//! Secrets for an Environment while that policy is not installed.
+//! Secret reference its author could not have made directly. (The operator
+//! without the policy: tests/controller/verification.rs.)
 //!
 //! People, each a client of their own through impersonation:
 //! - frank may edit Environments in the tenant namespace, nothing else;
@@ -13,15 +12,10 @@
 use std::time::Duration;
 
 use hoist::api::Environment;
-use hoist::controller::Settings;
 use hoist_testkit::cluster::TestCluster;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
-use kube::{Client, ResourceExt};
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const FRANK: &str = "frank";
@@ -64,22 +58,7 @@ impl Tenant {
 
     /// A Role of `rules` bound to `users`, as a cluster admin grants it.
     async fn grant(&self, name: &str, users: &[&str], rules: serde_json::Value) {
-        let role: Role =
-            serde_json::from_value(json!({"metadata": {"name": name}, "rules": rules})).expect("role");
-        Api::<Role>::namespaced(self.admin(), self.namespace())
-            .create(&PostParams::default(), &role)
-            .await
-            .expect("create role");
-        let binding: RoleBinding = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": users.iter().map(|user| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user})).collect::<Vec<_>>()
-        }))
-        .expect("binding");
-        Api::<RoleBinding>::namespaced(self.admin(), self.namespace())
-            .create(&PostParams::default(), &binding)
-            .await
-            .expect("create binding");
+        self.cluster.grant(name, rules, users).await.expect("grant");
     }
 
     /// `who` applies Environment `name` with `spec` (server-side, as `kubectl apply --server-side`).
@@ -364,110 +343,6 @@ fn merge(spec: &mut serde_json::Value, extra: &serde_json::Value) {
     if let Some(added) = extra["gates"]["verification"].as_array() {
         spec["gates"]["verification"] = json!([steps, added.clone()].concat());
     }
-}
-
-struct Operator {
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
-}
-
-/// Starts the operator, as its ServiceAccount with the chart's RBAC only.
-async fn start(tenant: &Tenant, settings: Settings) -> Operator {
-    let (client, _) = tenant.cluster.counted_client().expect("operator client");
-    let settings = Settings {
-        health_address: ([127, 0, 0, 1], 0).into(),
-        namespace: Some(tenant.namespace().to_string()),
-        ..settings
-    };
-    let operator = hoist::controller::start(client, settings)
-        .await
-        .expect("operator starts");
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        operator
-            .run(async move {
-                let _ = stopped.await;
-            })
-            .await
-            .expect("operator runs");
-    });
-    Operator { stop, task }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_the_policy_the_operator_acts_on_no_job_step_nor_secret() {
-    let tenant = Tenant::new().await;
-    let ns = tenant.namespace().to_owned();
-    let absent = format!("hoist-environments-absent-{ns}");
-    let mut prod = with_job(None);
-    merge(&mut prod, &secret_references("db-password")[0].1);
-    tenant.apply(None, "prod", prod).await.expect("the admin may");
-    tenant
-        .apply(None, "dev", spec(json!({})))
-        .await
-        .expect("the admin may");
-    let operator = start(
-        &tenant,
-        Settings {
-            environment_policy: absent.clone(),
-            ..Settings::default()
-        },
-    )
-    .await;
-    let condition = |environment: &Environment| {
-        environment
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "TenantBoundaries"))
-            .cloned()
-    };
-    let prod = tenant
-        .cluster
-        .wait_for::<Environment>("prod", TIMEOUT, |e| condition(e).is_some())
-        .await
-        .unwrap_or_else(|error| panic!("{error}"));
-    let held = condition(&prod).expect("condition");
-    assert_eq!(
-        (held.status.as_str(), held.reason.as_str()),
-        ("False", "PolicyMissing")
-    );
-    assert_eq!(
-        held.message,
-        format!(
-            "Hoist creates no verification Job and reads no Secret for this Environment \
-             (spec.gates.verification[0].job, spec.config[application=shop].secretRefs): \
-             the ValidatingAdmissionPolicy {absent} is not installed, so the API server does not check that its \
-             authors may do that themselves; a cluster admin must install the ValidatingAdmissionPolicy {absent} and \
-             its ValidatingAdmissionPolicyBinding {absent} (Kubernetes 1.30+) from the Hoist chart or \
-             deploy/admission/, or run the operator with --trust-environments-without-policy"
-        )
-    );
-    let config = prod
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "ConfigValid"))
-        .expect("ConfigValid");
-    assert!(config.message.contains("not read"), "{}", config.message);
-    // An Environment that asks for neither has no such condition.
-    let dev = tenant
-        .cluster
-        .wait_for::<Environment>("dev", TIMEOUT, |e| e.status.is_some())
-        .await
-        .unwrap_or_else(|error| panic!("{error}"));
-    assert_eq!(condition(&dev), None);
-    let jobs = Api::<Job>::namespaced(tenant.admin(), &ns)
-        .list(&ListParams::default())
-        .await
-        .expect("jobs");
-    assert_eq!(
-        jobs.items.iter().map(|j| j.name_any()).collect::<Vec<_>>(),
-        Vec::<String>::new()
-    );
-    let _ = operator.stop.send(());
-    tokio::time::timeout(TIMEOUT, operator.task)
-        .await
-        .expect("operator stops")
-        .expect("operator task");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

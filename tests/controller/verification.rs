@@ -439,18 +439,28 @@ async fn without_the_environments_policy_no_verification_job_runs_unless_the_adm
     scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
     scenario.promote("held", "shop-1-0-0", "dev").await;
     let waiting = scenario.wait_phase("held", Phase::Waiting).await;
-    let message = waiting.status.and_then(|s| s.message).unwrap_or_default();
-    assert_eq!(
-        message,
-        format!(
-            "Environment dev is not ready for shop: TenantBoundaries: Hoist creates no verification Job and reads no \
-             Secret for this Environment (spec.gates.verification[0].job): the ValidatingAdmissionPolicy {absent} is \
-             not installed, so the API server does not check that its authors may do that themselves; a cluster \
-             admin must install the ValidatingAdmissionPolicy {absent} and its ValidatingAdmissionPolicyBinding \
-             {absent} (Kubernetes 1.30+) from the Hoist chart or deploy/admission/, or run the operator with \
-             --trust-environments-without-policy"
-        )
+    let held = format!(
+        "Hoist creates no verification Job and reads no Secret for this Environment \
+         (spec.gates.verification[0].job): the ValidatingAdmissionPolicy {absent} is not installed, so the API \
+         server does not check that its authors may do that themselves; a cluster admin must install the \
+         ValidatingAdmissionPolicy {absent} and its ValidatingAdmissionPolicyBinding {absent} (Kubernetes 1.30+) \
+         from the Hoist chart or deploy/admission/, or run the operator with --trust-environments-without-policy"
     );
+    assert_eq!(
+        waiting.status.and_then(|s| s.message).unwrap_or_default(),
+        format!("Environment dev is not ready for shop: TenantBoundaries: {held}")
+    );
+    let dev = Api::<Environment>::namespaced(scenario.client(), scenario.namespace())
+        .get("dev")
+        .await
+        .expect("dev");
+    let condition = dev
+        .status
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .find(|c| c.type_ == "TenantBoundaries")
+        .map(|c| (c.status.as_str(), c.reason.as_str(), c.message.as_str()));
+    assert_eq!(condition, Some(("False", "PolicyMissing", held.as_str())));
     let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(scenario.client(), scenario.namespace())
         .list(&Default::default())
         .await

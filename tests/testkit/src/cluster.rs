@@ -27,7 +27,9 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::client::ClientBuilder;
@@ -366,6 +368,44 @@ impl TestCluster {
             .with_layer(&layer)
             .build();
         Ok((client, counter))
+    }
+
+    /// A Role `name` of `rules` (RBAC PolicyRules as JSON) in the test's
+    /// namespace, bound to `users`, as a cluster admin grants people rights.
+    pub async fn grant(&self, name: &str, rules: serde_json::Value, users: &[&str]) -> Result<()> {
+        let role: Role =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "rules": rules}))
+                .with_context(|| format!("the rules of Role {name}"))?;
+        Api::<Role>::namespaced(self.client.clone(), &self.namespace)
+            .create(&PostParams::default(), &role)
+            .await
+            .with_context(|| format!("creating Role {name}"))?;
+        let subjects: Vec<Subject> = users
+            .iter()
+            .map(|user| Subject {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "User".into(),
+                name: (*user).into(),
+                namespace: None,
+            })
+            .collect();
+        let binding = RoleBinding {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "Role".into(),
+                name: name.to_owned(),
+            },
+            subjects: Some(subjects),
+        };
+        Api::<RoleBinding>::namespaced(self.client.clone(), &self.namespace)
+            .create(&PostParams::default(), &binding)
+            .await
+            .with_context(|| format!("creating RoleBinding {name}"))?;
+        Ok(())
     }
 
     /// A client acting as `user` in `groups` (and `system:authenticated`),
