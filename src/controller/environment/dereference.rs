@@ -165,7 +165,8 @@ pub(super) async fn dereference(
 }
 
 /// The base ConfigMaps and Secret digests the Environment's config names,
-/// read through the context's cache of configuration sources.
+/// read through the context's cache of configuration sources (the Secrets
+/// only when `secrets_read`).
 async fn fetch_config_sources(
     ctx: &Ctx,
     environment: &Environment,
@@ -188,12 +189,14 @@ async fn fetch_config_sources(
             fetched.config_maps.insert(name.clone(), config_map);
         }
     }
+    if !secrets_read {
+        return Ok(fetched);
+    }
     let secrets: BTreeSet<&String> = environment
         .spec
         .config
         .iter()
         .flat_map(|c| c.secret_refs.iter().map(|s| &s.name))
-        .filter(|_| secrets_read)
         .collect();
     for name in secrets {
         if let Some(digest) = ctx.secret_digest(&namespace, name).await? {
