@@ -170,10 +170,7 @@ pub fn environments_policy_state(
 ) -> Boundaries {
     match (problem(&ENVIRONMENTS, name, served, policy, binding), trusted) {
         (None, _) => Boundaries::Enforced,
-        (Some(reason), true) => Boundaries::Trusted {
-            policy: name.to_string(),
-            reason,
-        },
+        (Some(_), true) => Boundaries::Trusted,
         (Some(reason), false) => Boundaries::Unenforced {
             policy: name.to_string(),
             reason,

@@ -22,9 +22,11 @@ pub const TRUST_FLAG: &str = "--trust-environments-without-policy";
 pub enum Boundaries {
     /// The policy and its binding are installed as shipped.
     Enforced,
-    /// They are not (`reason`), and the cluster admin runs the operator
-    /// trusting Environments anyway ([`TRUST_FLAG`]).
-    Trusted { policy: String, reason: String },
+    /// They are not, and the cluster admin runs the operator trusting
+    /// Environments anyway ([`TRUST_FLAG`]), or `hoist render` reads files
+    /// (nothing checked who wrote them; it runs no Job and reads the
+    /// Secrets in them with its user's own rights).
+    Trusted,
     /// They are not (`reason`): the operator creates no verification Job and
     /// reads no Secret an Environment names.
     Unenforced { policy: String, reason: String },

@@ -59,9 +59,6 @@ pub struct World {
     pub now: Time,
 }
 
-/// Why no admission policy checked the Environments of files.
-pub const FILES_TRUSTED: &str = "hoist render reads files, and no API server checked who wrote them";
-
 /// Why approvals are not verified on files.
 pub const FILES_UNVERIFIED: &str =
     "hoist render reads files, and no API server authenticated who wrote the approvals in them";
@@ -110,10 +107,7 @@ impl World {
                 policy: crate::core::gates::approval::POLICY.into(),
                 reason: FILES_UNVERIFIED.into(),
             },
-            boundaries: Boundaries::Trusted {
-                policy: crate::core::tenancy::POLICY.into(),
-                reason: FILES_TRUSTED.into(),
-            },
+            boundaries: Boundaries::Trusted,
             operator: None,
             left_to_cluster: BTreeMap::new(),
             now,

@@ -308,10 +308,7 @@ fn an_environment_with_a_job_step_or_secret_reference_says_when_the_operator_act
     );
     assert_eq!(condition(&validation, crate::api::CONDITION_READY).0, "False");
     // Trusted without the policy, the operator acts: no condition.
-    objects.boundaries = crate::core::tenancy::Boundaries::Trusted {
-        policy: "hoist-environments".into(),
-        reason: "absent".into(),
-    };
+    objects.boundaries = crate::core::tenancy::Boundaries::Trusted;
     assert_eq!(
         conditions::find(&validate(&objects.snapshot()).conditions, TENANT_BOUNDARIES),
         None
