@@ -49,6 +49,16 @@ enum Command {
         /// approvals verified.
         #[arg(long, env = "HOIST_APPROVAL_POLICY", default_value = hoist::core::gates::approval::POLICY)]
         approval_policy: String,
+        /// The ValidatingAdmissionPolicy (and binding) whose presence lets
+        /// the operator create Environments' verification Jobs and read the
+        /// Secrets they reference.
+        #[arg(long, env = "HOIST_ENVIRONMENT_POLICY", default_value = hoist::core::tenancy::POLICY)]
+        environment_policy: String,
+        /// Create verification Jobs and read referenced Secrets even while
+        /// that policy is not installed as shipped: whoever may edit an
+        /// Environment then acts with the operator's permissions.
+        #[arg(long, env = "HOIST_TRUST_ENVIRONMENTS_WITHOUT_POLICY")]
+        trust_environments_without_policy: bool,
         /// The Prometheus server of verification steps that name no address.
         #[arg(long, env = "HOIST_PROMETHEUS_ADDRESS")]
         prometheus_address: Option<String>,
@@ -151,6 +161,8 @@ async fn main() -> ExitCode {
             startup_timeout,
             shutdown_timeout,
             approval_policy,
+            environment_policy,
+            trust_environments_without_policy,
             prometheus_address,
             allowed_destinations,
             trusted_root,
@@ -192,6 +204,8 @@ async fn main() -> ExitCode {
                 startup_timeout,
                 shutdown_timeout,
                 approval_policy,
+                environment_policy,
+                trust_environments_without_policy,
                 prometheus_address,
                 allowed_destinations,
                 election,

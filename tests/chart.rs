@@ -357,3 +357,78 @@ fn a_trusted_root_value_ships_as_a_configmap_the_operator_reads() -> anyhow::Res
     );
     Ok(())
 }
+
+/// `.venv/bin/kubernetes-validate --strict` (Kubernetes 1.33) on `objects`
+/// written to a file: Ok, or its complaint.
+fn kubernetes_validate(objects: &[&Value]) -> anyhow::Result<()> {
+    let validate = repo().join(".venv/bin/kubernetes-validate");
+    ensure!(
+        validate.is_file(),
+        "{} is missing: scripts/setup installs it",
+        validate.display()
+    );
+    let mut text = String::new();
+    for object in objects {
+        text.push_str("---\n");
+        text.push_str(&serde_yaml::to_string(object)?);
+    }
+    let file = std::env::temp_dir().join(format!("hoist-chart-{}.yaml", std::process::id()));
+    std::fs::write(&file, text)?;
+    let output = Command::new(validate)
+        .args(["--strict", "-k", "1.33", "--quiet"])
+        .arg(&file)
+        .output()
+        .context("running kubernetes-validate")?;
+    std::fs::remove_file(&file)?;
+    ensure!(
+        output.status.success(),
+        "kubernetes-validate refused: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+#[test]
+fn the_environments_policy_is_installed_as_shipped_unless_turned_off() -> anyhow::Result<()> {
+    let objects = rendered(&[])?;
+    let policy = find(&objects, "ValidatingAdmissionPolicy", "hoist-environments").context("no policy")?;
+    let binding =
+        find(&objects, "ValidatingAdmissionPolicyBinding", "hoist-environments").context("no binding")?;
+    let mut shipped =
+        serde_yaml::Deserializer::from_str(include_str!("../charts/hoist/files/environment-policy.yaml"));
+    let shipped_policy = Value::deserialize(shipped.next().context("the policy document")?)?;
+    let shipped_binding = Value::deserialize(shipped.next().context("the binding document")?)?;
+    assert_eq!(policy, &shipped_policy);
+    assert_eq!(binding, &shipped_binding);
+    assert_eq!(
+        binding["spec"]["validationActions"],
+        serde_yaml::to_value(["Deny"])?
+    );
+    kubernetes_validate(&[policy, binding])?;
+    let container = &find(&objects, "Deployment", "hoist").context("no Deployment")?["spec"]["template"]["spec"]
+        ["containers"][0];
+    assert_eq!(env(container, "HOIST_TRUST_ENVIRONMENTS_WITHOUT_POLICY"), None);
+
+    let objects = rendered(&[
+        "--set",
+        "environmentPolicy.install=false",
+        "--set",
+        "environmentPolicy.trustWithoutPolicy=true",
+    ])?;
+    assert_eq!(
+        find(&objects, "ValidatingAdmissionPolicy", "hoist-environments"),
+        None
+    );
+    assert_eq!(
+        find(&objects, "ValidatingAdmissionPolicyBinding", "hoist-environments"),
+        None
+    );
+    let container = &find(&objects, "Deployment", "hoist").context("no Deployment")?["spec"]["template"]["spec"]
+        ["containers"][0];
+    assert_eq!(
+        env(container, "HOIST_TRUST_ENVIRONMENTS_WITHOUT_POLICY").context("no trust flag")?["value"],
+        "true"
+    );
+    Ok(())
+}

@@ -736,7 +736,10 @@ pub struct EnvironmentStatus {
     pub observed_generation: Option<i64>,
     /// Ready, one condition per problem found in the spec, and, with an
     /// approval gate, ApprovalsVerified (whether the admission policy
-    /// vouches for approvers; it does not affect Ready).
+    /// vouches for approvers; it does not affect Ready); TenantBoundaries
+    /// False while the operator acts on none of the Environment's
+    /// verification Jobs and Secret references, because the admission
+    /// policy on Environments is not installed (Ready is False then too).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

@@ -34,6 +34,7 @@ use crate::core::config::{self, SecretDigest};
 use crate::core::gates::approval::ApprovalTrust;
 use crate::core::reasons::EventReason;
 use crate::core::supply_chain::{self, DueCheck};
+use crate::core::tenancy::Boundaries;
 use crate::registry::Resolver;
 
 /// The field manager of every write Hoist makes.
@@ -65,6 +66,17 @@ pub struct Stores {
         Cache<ValidatingAdmissionPolicy>,
         Cache<ValidatingAdmissionPolicyBinding>,
     )>,
+    /// The name of the admission policy that keeps Environment authors
+    /// within their RBAC (and of its binding).
+    pub environment_policy_name: String,
+    /// That policy and its binding, watched by name; `None` when the API
+    /// server does not serve the kind.
+    pub environment_policy: Option<(
+        Cache<ValidatingAdmissionPolicy>,
+        Cache<ValidatingAdmissionPolicyBinding>,
+    )>,
+    /// The cluster admin trusts Environments without that policy.
+    pub trust_environments_without_policy: bool,
     /// Whether every cache has listed once (and the operator is not stopping).
     pub readiness: Readiness,
 }
@@ -79,6 +91,26 @@ impl Stores {
                 let policy = policies.get(&ObjectRef::new(name));
                 let binding = bindings.get(&ObjectRef::new(name));
                 admission::policy_state(name, true, policy.as_deref(), binding.as_deref())
+            }
+        }
+    }
+
+    /// Whether the API server keeps Environment authors within their RBAC now.
+    pub fn boundaries(&self) -> Boundaries {
+        let name = &self.environment_policy_name;
+        let trusted = self.trust_environments_without_policy;
+        match &self.environment_policy {
+            None => admission::environments_policy_state(name, false, None, None, trusted),
+            Some((policies, bindings)) => {
+                let policy = policies.get(&ObjectRef::new(name));
+                let binding = bindings.get(&ObjectRef::new(name));
+                admission::environments_policy_state(
+                    name,
+                    true,
+                    policy.as_deref(),
+                    binding.as_deref(),
+                    trusted,
+                )
             }
         }
     }

@@ -53,12 +53,21 @@ pub fn approval_gated() -> String {
     key("approval-gated", "", "")
 }
 
+/// Environments with a verification Job step or a Secret reference (they
+/// depend on the admission policy on Environments).
+pub fn delegating() -> String {
+    key("delegating", "", "")
+}
+
 pub fn environment(environment: &Environment) -> Vec<String> {
     let namespace = environment.namespace().unwrap_or_default();
     let spec = &environment.spec;
     let mut keys = vec![in_namespace(&namespace)];
     if spec.gates.approval.is_some() {
         keys.push(approval_gated());
+    }
+    if !crate::core::tenancy::delegated(environment).is_empty() {
+        keys.push(delegating());
     }
     keys.extend(spec.upstream.iter().map(|name| downstream_of(&namespace, name)));
     for target in &spec.targets {

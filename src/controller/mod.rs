@@ -50,7 +50,7 @@ use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use prometheus_client::registry::Registry;
 
-use cache::{Watches, keep, no_keys};
+use cache::{Cache, Watches, keep, no_keys};
 pub use context::FIELD_MANAGER;
 use context::{Context, Ctx, Reporter, Stores};
 pub use error::Error;
@@ -113,6 +113,14 @@ pub struct Settings {
     /// The ValidatingAdmissionPolicy (and binding) whose presence makes
     /// approvals verified; the chart installs `hoist-approvals`.
     pub approval_policy: String,
+    /// The ValidatingAdmissionPolicy (and binding) whose presence lets the
+    /// operator act on Environments' Job steps and Secret references; the
+    /// chart installs `hoist-environments`.
+    pub environment_policy: String,
+    /// Act on them without that policy: the cluster admin accepts that
+    /// whoever may edit an Environment has Jobs created and Secrets read
+    /// with the operator's permissions.
+    pub trust_environments_without_policy: bool,
     /// The Prometheus server of verification steps that name no address.
     pub prometheus_address: Option<String>,
     /// Where verification steps may send queries besides the host of
@@ -143,6 +151,8 @@ impl Default for Settings {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             api_requests: ApiRequests::default(),
             approval_policy: crate::core::gates::approval::POLICY.to_string(),
+            environment_policy: crate::core::tenancy::POLICY.to_string(),
+            trust_environments_without_policy: false,
             prometheus_address: None,
             allowed_destinations: Vec::new(),
             election: None,
@@ -280,6 +290,45 @@ async fn serves_admission_policies(client: &Client) -> bool {
     }
 }
 
+/// A watch of the ValidatingAdmissionPolicy named `name` and one of its
+/// binding, for readiness named `labels`.
+#[allow(clippy::type_complexity)]
+fn watch_policy(
+    watches: &mut Watches,
+    client: &Client,
+    name: &str,
+    labels: [&'static str; 2],
+) -> (
+    (
+        Cache<ValidatingAdmissionPolicy>,
+        Vec<ReflectHandle<ValidatingAdmissionPolicy>>,
+    ),
+    (
+        Cache<ValidatingAdmissionPolicyBinding>,
+        Vec<ReflectHandle<ValidatingAdmissionPolicyBinding>>,
+    ),
+) {
+    let named = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    (
+        watches.add(
+            labels[0],
+            Api::<ValidatingAdmissionPolicy>::all(client.clone()),
+            named.clone(),
+            1,
+            no_keys,
+            keep,
+        ),
+        watches.add(
+            labels[1],
+            Api::<ValidatingAdmissionPolicyBinding>::all(client.clone()),
+            named,
+            1,
+            no_keys,
+            keep,
+        ),
+    )
+}
+
 /// The operator's own user name, as the API server authenticates it;
 /// `None` where the API server does not serve SelfSubjectReview (older than
 /// 1.28, which cannot run the admission policy either).
@@ -396,29 +445,39 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         no_keys,
         slim::versions,
     );
-    // The admission policy that vouches for approvals, where the API server
-    // serves the kind (Kubernetes 1.30+): watched by name.
-    let approval_policy = serves_admission_policies(&client).await.then(|| {
-        let named = watcher::Config::default().fields(&format!("metadata.name={}", settings.approval_policy));
-        (
-            watches.add(
+    // The admission policies that vouch for approvals and for Environments'
+    // authors, where the API server serves the kind (Kubernetes 1.30+):
+    // each watched by name.
+    let serves_policies = serves_admission_policies(&client).await;
+    let approval_policy = serves_policies.then(|| {
+        watch_policy(
+            &mut watches,
+            &client,
+            &settings.approval_policy,
+            [
                 "validatingadmissionpolicies.admissionregistration.k8s.io",
-                Api::<ValidatingAdmissionPolicy>::all(client.clone()),
-                named.clone(),
-                1,
-                no_keys,
-                keep,
-            ),
-            watches.add(
                 "validatingadmissionpolicybindings.admissionregistration.k8s.io",
-                Api::<ValidatingAdmissionPolicyBinding>::all(client.clone()),
-                named,
-                1,
-                no_keys,
-                keep,
-            ),
+            ],
         )
     });
+    let environment_policy = serves_policies.then(|| {
+        watch_policy(
+            &mut watches,
+            &client,
+            &settings.environment_policy,
+            [
+                "validatingadmissionpolicies.admissionregistration.k8s.io (environments)",
+                "validatingadmissionpolicybindings.admissionregistration.k8s.io (environments)",
+            ],
+        )
+    });
+    if settings.trust_environments_without_policy {
+        tracing::warn!(
+            policy = settings.environment_policy,
+            "trusting Environments without the admission policy: whoever may edit an Environment has verification \
+             Jobs created and Secrets read with the operator's permissions"
+        );
+    }
     let readiness = Readiness::new(watches.listed);
     let identity = identity(&unfenced).await?;
 
@@ -459,6 +518,11 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         approval_policy: approval_policy
             .as_ref()
             .map(|((policies, _), (bindings, _))| (policies.clone(), bindings.clone())),
+        environment_policy_name: settings.environment_policy.clone(),
+        environment_policy: environment_policy
+            .as_ref()
+            .map(|((policies, _), (bindings, _))| (policies.clone(), bindings.clone())),
+        trust_environments_without_policy: settings.trust_environments_without_policy,
         readiness: readiness.clone(),
     };
     let ctx = Arc::new(Context {
@@ -573,6 +637,18 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
                     stores.environments.clone(),
                     triggers::environments_gated_by_approval,
                 ),
+            );
+    }
+    if let Some(((policies, mut policy_events), (bindings, mut binding_events))) = environment_policy {
+        environment_controller = environment_controller
+            .reconcile_all_on(futures::stream::select(policies.removals(), bindings.removals()))
+            .watches_shared_stream(
+                stream(policy_events.pop()),
+                triggers::over(stores.environments.clone(), triggers::environments_delegating),
+            )
+            .watches_shared_stream(
+                stream(binding_events.pop()),
+                triggers::over(stores.environments.clone(), triggers::environments_delegating),
             );
     }
     let environment_controller = environment_controller

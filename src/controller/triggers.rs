@@ -119,6 +119,13 @@ pub fn environments_gated_by_approval<K>(
     environments_under(environments, &keys::approval_gated())
 }
 
+/// The Environments policy (or its binding) changed: whether the operator
+/// acts on Job steps and Secret references changes for every Environment
+/// with one.
+pub fn environments_delegating<K>(environments: &Cache<Environment>, _: &K) -> Vec<ObjectRef<Environment>> {
+    environments_under(environments, &keys::delegating())
+}
+
 /// Wraps a mapper over a cache for `watches_shared_stream`.
 pub fn over<C, K, R: 'static>(
     cache: C,

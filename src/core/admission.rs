@@ -1,7 +1,11 @@
-//! Whether the API server vouches for approvals: the admission policy that
-//! makes approvals trustworthy (`charts/hoist/files/admission-policy.yaml`)
-//! must be installed as shipped, or Hoist cannot tell a real approval from
-//! one written in someone else's name.
+//! Whether the API server vouches for what Hoist trusts: the admission
+//! policy that makes approvals trustworthy
+//! (`charts/hoist/files/admission-policy.yaml`) must be installed as
+//! shipped, or Hoist cannot tell a real approval from one written in
+//! someone else's name; the one that keeps Environment authors within
+//! their RBAC (`charts/hoist/files/environment-policy.yaml`) likewise, or
+//! Hoist cannot tell a Job step or Secret reference its author may make
+//! from one that uses the operator's permissions instead.
 
 use std::sync::LazyLock;
 
@@ -11,24 +15,42 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 
 use crate::core::gates::approval::ApprovalTrust;
+use crate::core::tenancy::Boundaries;
 
-/// The policy and binding Hoist ships, as written in the chart.
+/// The approvals policy and binding Hoist ships, as written in the chart.
 pub const SHIPPED: &str = include_str!("../../charts/hoist/files/admission-policy.yaml");
 /// The annotation that says which version of the policy is installed.
 pub const VERSION_ANNOTATION: &str = "hoist.dev/policy-version";
-/// The version this Hoist expects (the one in [`SHIPPED`]).
+/// The version of the approvals policy this Hoist expects (the one in [`SHIPPED`]).
 pub const POLICY_VERSION: &str = "2";
+/// The Environments policy and binding Hoist ships, as written in the chart.
+pub const SHIPPED_ENVIRONMENTS: &str = include_str!("../../charts/hoist/files/environment-policy.yaml");
+/// The version of the Environments policy this Hoist expects.
+pub const ENVIRONMENTS_POLICY_VERSION: &str = "1";
 
-/// The spec of the shipped policy as written ([`as_written`]), parsed once.
-static SHIPPED_SPEC: LazyLock<ValidatingAdmissionPolicySpec> = LazyLock::new(|| {
+/// One policy as Hoist ships it.
+struct Shipped {
+    version: &'static str,
+    /// Its spec as written ([`as_written`]).
+    spec: ValidatingAdmissionPolicySpec,
+}
+
+fn parse_shipped(file: &'static str, version: &'static str) -> Shipped {
     let policy: ValidatingAdmissionPolicy = serde::Deserialize::deserialize(
-        serde_yaml::Deserializer::from_str(SHIPPED)
+        serde_yaml::Deserializer::from_str(file)
             .next()
-            .expect("the shipped admission policy file holds the policy first"),
+            .expect("a shipped admission policy file holds the policy first"),
     )
-    .expect("the shipped admission policy parses");
-    as_written(&policy.spec.expect("the shipped admission policy has a spec"))
-});
+    .expect("a shipped admission policy parses");
+    Shipped {
+        version,
+        spec: as_written(&policy.spec.expect("a shipped admission policy has a spec")),
+    }
+}
+
+static APPROVALS: LazyLock<Shipped> = LazyLock::new(|| parse_shipped(SHIPPED, POLICY_VERSION));
+static ENVIRONMENTS: LazyLock<Shipped> =
+    LazyLock::new(|| parse_shipped(SHIPPED_ENVIRONMENTS, ENVIRONMENTS_POLICY_VERSION));
 
 /// A policy spec as written, without what the API server fills in by
 /// default (failurePolicy Fail, matchPolicy Equivalent, empty selectors,
@@ -89,8 +111,8 @@ fn strip_match_defaults(constraints: &mut MatchResources) {
 }
 
 /// The first part of an installed policy's spec that is not as shipped.
-fn changed_part(installed: &ValidatingAdmissionPolicySpec) -> Option<&'static str> {
-    let (installed, shipped) = (as_written(installed), &*SHIPPED_SPEC);
+fn changed_part(installed: &ValidatingAdmissionPolicySpec, shipped: &Shipped) -> Option<&'static str> {
+    let (installed, shipped) = (as_written(installed), &shipped.spec);
     [
         (
             "failurePolicy",
@@ -126,7 +148,7 @@ pub fn policy_state(
     policy: Option<&ValidatingAdmissionPolicy>,
     binding: Option<&ValidatingAdmissionPolicyBinding>,
 ) -> ApprovalTrust {
-    match problem(name, served, policy, binding) {
+    match problem(&APPROVALS, name, served, policy, binding) {
         None => ApprovalTrust::Verified,
         Some(reason) => ApprovalTrust::Unverified {
             policy: name.to_string(),
@@ -135,8 +157,30 @@ pub fn policy_state(
     }
 }
 
-/// What keeps the policy from vouching for approvals, if anything.
+/// Whether the API server keeps Environment authors within their RBAC,
+/// from what it serves: the policy and binding named `name` (the chart's
+/// are `hoist-environments`), as for [`policy_state`]; `trusted` when the
+/// cluster admin runs the operator trusting Environments without it.
+pub fn environments_policy_state(
+    name: &str,
+    served: bool,
+    policy: Option<&ValidatingAdmissionPolicy>,
+    binding: Option<&ValidatingAdmissionPolicyBinding>,
+    trusted: bool,
+) -> Boundaries {
+    match (problem(&ENVIRONMENTS, name, served, policy, binding), trusted) {
+        (None, _) => Boundaries::Enforced,
+        (Some(_), true) => Boundaries::Trusted,
+        (Some(reason), false) => Boundaries::Unenforced {
+            policy: name.to_string(),
+            reason,
+        },
+    }
+}
+
+/// What keeps the policy from vouching, if anything.
 fn problem(
+    shipped: &Shipped,
     name: &str,
     served: bool,
     policy: Option<&ValidatingAdmissionPolicy>,
@@ -158,15 +202,16 @@ fn problem(
         .and_then(|a| a.get(VERSION_ANNOTATION))
         .cloned()
         .unwrap_or_default();
-    if installed != POLICY_VERSION {
+    if installed != shipped.version {
         return Some(format!(
-            "the ValidatingAdmissionPolicy {name} has {VERSION_ANNOTATION} {installed:?}, this Hoist ships {POLICY_VERSION:?}"
+            "the ValidatingAdmissionPolicy {name} has {VERSION_ANNOTATION} {installed:?}, this Hoist ships {:?}",
+            shipped.version
         ));
     }
     let Some(spec) = policy.spec.as_ref() else {
         return Some(format!("the ValidatingAdmissionPolicy {name} has no spec"));
     };
-    if let Some(part) = changed_part(spec) {
+    if let Some(part) = changed_part(spec, shipped) {
         return Some(format!(
             "the ValidatingAdmissionPolicy {name} is not as Hoist ships it: its {part} changed"
         ));

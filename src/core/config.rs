@@ -37,6 +37,15 @@ pub enum ConfigError {
         namespace: String,
         name: String,
     },
+    #[error(
+        "Secret {namespace}/{name} (spec.config[application={application}].secretRefs) not read: \
+         the admission policy on Environments is not enforced (condition TenantBoundaries)"
+    )]
+    SecretNotRead {
+        application: String,
+        namespace: String,
+        name: String,
+    },
 }
 
 /// The configuration an application gets in an environment.
@@ -118,6 +127,9 @@ pub trait ConfigSources {
     fn config_map(&self, name: &str) -> Option<&ConfigMap>;
     /// The [`secret_digest`] of a Secret.
     fn secret(&self, name: &str) -> Option<SecretDigest>;
+    /// Whether Secrets were read at all: not for an Environment held by
+    /// [`crate::core::tenancy::held`].
+    fn secrets_read(&self) -> bool;
 }
 
 /// Renders `config` from its sources in `namespace`.
@@ -171,6 +183,13 @@ pub fn render(
     secret_names.dedup();
     let mut secrets = BTreeMap::new();
     for name in secret_names {
+        if !sources.secrets_read() {
+            return Err(ConfigError::SecretNotRead {
+                application: config.application.clone(),
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            });
+        }
         let digest = sources.secret(name).ok_or_else(|| ConfigError::SecretMissing {
             application: config.application.clone(),
             namespace: namespace.to_string(),

@@ -15,4 +15,5 @@ pub mod lease;
 pub mod reasons;
 pub mod reference;
 pub mod supply_chain;
+pub mod tenancy;
 pub mod version;

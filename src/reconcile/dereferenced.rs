@@ -15,6 +15,7 @@ use crate::core::config::{self, ConfigError, ConfigSources, RenderedConfig};
 use crate::core::environment::Snapshot;
 use crate::core::gates::approval::ApprovalTrust;
 use crate::core::supply_chain::TrustSources;
+use crate::core::tenancy::Boundaries;
 
 /// Everything the decision about one Environment takes, as read by the
 /// dereference step (see [`Snapshot`] for what each field means).
@@ -30,6 +31,7 @@ pub struct Dereferenced {
     pub configs: BTreeMap<String, Result<RenderedConfig, ConfigError>>,
     pub config_history: BTreeMap<String, RenderedConfig>,
     pub approvals: ApprovalTrust,
+    pub boundaries: Boundaries,
     pub operator: Option<String>,
     /// Its verification Jobs.
     pub jobs: Vec<Arc<Job>>,
@@ -58,6 +60,7 @@ impl Dereferenced {
             configs: self.configs.clone(),
             config_history: self.config_history.clone(),
             approvals: self.approvals.clone(),
+            boundaries: self.boundaries.clone(),
             operator: self.operator.clone(),
             jobs: self
                 .jobs

@@ -20,6 +20,7 @@ use crate::core::gates::approval::ApprovalTrust;
 use crate::core::gates::verification::{self, DueQuery};
 use crate::core::reasons::KubernetesReason;
 use crate::core::supply_chain::{self, DueCheck};
+use crate::core::tenancy::Boundaries;
 use crate::reconcile::{self, Dereferenced, Measurements, Seam};
 use crate::render::Manifests;
 
@@ -45,6 +46,10 @@ pub struct World {
     /// Whether an admission policy vouches for approvers: on files nothing
     /// does, so a new World's approvals are unverified.
     pub approvals: ApprovalTrust,
+    /// Whether Job steps and Secret references are acted on: on files
+    /// nothing checked their authors, and whoever runs `hoist render` reads
+    /// the Secrets in them with their own rights and runs no Job.
+    pub boundaries: Boundaries,
     /// The operator's user, for the Promotions autoPromote creates.
     pub operator: Option<String>,
     /// Promotions whose verification a plan left to the cluster, per
@@ -79,6 +84,9 @@ impl ConfigSources for NamespaceSources<'_> {
             .find(|s| s.namespace().as_deref() == Some(self.namespace) && s.name_any() == name)
             .map(config::secret_digest)
     }
+    fn secrets_read(&self) -> bool {
+        true
+    }
 }
 
 fn key<K: kube::Resource>(object: &K) -> (String, String) {
@@ -99,6 +107,7 @@ impl World {
                 policy: crate::core::gates::approval::POLICY.into(),
                 reason: FILES_UNVERIFIED.into(),
             },
+            boundaries: Boundaries::Trusted,
             operator: None,
             left_to_cluster: BTreeMap::new(),
             now,
@@ -184,6 +193,7 @@ impl World {
                 .cloned()
                 .unwrap_or_default(),
             approvals: self.approvals.clone(),
+            boundaries: self.boundaries.clone(),
             operator: self.operator.clone(),
             // Files run no Jobs: what verification asks of them is left to
             // the cluster (see `carry_out`).

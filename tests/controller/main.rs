@@ -20,7 +20,6 @@ use hoist_testkit::reconciles;
 use hoist_testkit::registry::{PushedImage, push_multi, registry_address};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -200,22 +199,7 @@ impl Scenario {
 
     /// A Role `name` of `rules` in the tenant's namespace, bound to `users`.
     async fn grant(&self, name: &str, rules: serde_json::Value, users: &[&str]) {
-        let role: Role =
-            serde_json::from_value(json!({"metadata": {"name": name}, "rules": rules})).expect("role");
-        Api::<Role>::namespaced(self.client(), self.namespace())
-            .create(&PostParams::default(), &role)
-            .await
-            .expect("create role");
-        let binding: RoleBinding = serde_json::from_value(json!({
-            "metadata": {"name": name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": users.iter().map(|user| json!({"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user})).collect::<Vec<_>>()
-        }))
-        .expect("binding");
-        Api::<RoleBinding>::namespaced(self.client(), self.namespace())
-            .create(&PostParams::default(), &binding)
-            .await
-            .expect("create binding");
+        self.cluster.grant(name, rules, users).await.expect("grant");
     }
 
     fn client(&self) -> Client {
@@ -254,8 +238,12 @@ impl Scenario {
 
     /// Starts the operator, watching only this test's namespace.
     async fn start(&mut self) {
+        self.start_with(self.settings()).await;
+    }
+
+    /// Starts the operator with `settings` (from [`Scenario::settings`]).
+    async fn start_with(&mut self, settings: Settings) {
         let (client, requests) = self.cluster.counted_client().expect("counted client");
-        let settings = self.settings();
         self.operator = Some(Operator::spawn(client, requests, settings).await);
     }
 

@@ -606,3 +606,59 @@ async fn status_keeps_prometheus_errors_bounded_and_no_other_answer() {
     );
     scenario.stop().await;
 }
+
+#[tokio::test]
+async fn without_the_environments_policy_no_verification_job_runs_unless_the_admin_trusts_environments() {
+    let mut scenario = Scenario::new().await;
+    verify_dev_with_job(&scenario, "busybox:1.36", "exit 0", "2m", 0).await;
+    // The operator looks for a policy nobody installed.
+    let absent = format!("hoist-environments-absent-{}", scenario.namespace());
+    scenario
+        .start_with(hoist::controller::Settings {
+            environment_policy: absent.clone(),
+            ..scenario.settings()
+        })
+        .await;
+    scenario.environment_observed("dev").await;
+    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.promote("held", "shop-1-0-0", "dev").await;
+    let waiting = scenario.wait_phase("held", Phase::Waiting).await;
+    let held = format!(
+        "Hoist creates no verification Job and reads no Secret for this Environment \
+         (spec.gates.verification[0].job): the ValidatingAdmissionPolicy {absent} is not installed, so the API \
+         server does not check that its authors may do that themselves; a cluster admin must install the \
+         ValidatingAdmissionPolicy {absent} and its ValidatingAdmissionPolicyBinding {absent} (Kubernetes 1.30+) \
+         from the Hoist chart or deploy/admission/, or run the operator with --trust-environments-without-policy"
+    );
+    assert_eq!(
+        waiting.status.and_then(|s| s.message).unwrap_or_default(),
+        format!("Environment dev is not ready for shop: TenantBoundaries: {held}")
+    );
+    let dev = Api::<Environment>::namespaced(scenario.client(), scenario.namespace())
+        .get("dev")
+        .await
+        .expect("dev");
+    let condition = dev
+        .status
+        .iter()
+        .flat_map(|s| &s.conditions)
+        .find(|c| c.type_ == "TenantBoundaries")
+        .map(|c| (c.status.as_str(), c.reason.as_str(), c.message.as_str()));
+    assert_eq!(condition, Some(("False", "PolicyMissing", held.as_str())));
+    let jobs = Api::<k8s_openapi::api::batch::v1::Job>::namespaced(scenario.client(), scenario.namespace())
+        .list(&Default::default())
+        .await
+        .expect("jobs");
+    assert_eq!(jobs.items.len(), 0, "no Job without the policy");
+    scenario.stop().await;
+    // The cluster admin accepts the risk: the same Promotion goes through.
+    scenario
+        .start_with(hoist::controller::Settings {
+            environment_policy: absent,
+            trust_environments_without_policy: true,
+            ..scenario.settings()
+        })
+        .await;
+    scenario.wait_phase("held", Phase::Succeeded).await;
+    scenario.stop().await;
+}

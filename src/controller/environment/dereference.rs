@@ -16,12 +16,15 @@ use crate::controller::context::Ctx;
 use crate::controller::{Error, keys, supply_chain};
 use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
 use crate::core::environment::target_namespace;
+use crate::core::tenancy;
 use crate::reconcile::{self, Dereferenced};
 
 /// Base ConfigMaps and Secret digests of one namespace, for a reconcile.
 struct Fetched {
     config_maps: BTreeMap<String, Arc<ConfigMap>>,
     secrets: BTreeMap<String, SecretDigest>,
+    /// False for an Environment the operator reads no Secret for.
+    secrets_read: bool,
 }
 
 impl ConfigSources for Fetched {
@@ -30,6 +33,9 @@ impl ConfigSources for Fetched {
     }
     fn secret(&self, name: &str) -> Option<SecretDigest> {
         self.secrets.get(name).cloned()
+    }
+    fn secrets_read(&self) -> bool {
+        self.secrets_read
     }
 }
 
@@ -116,7 +122,10 @@ pub(super) async fn dereference(
         }
     }
 
-    let sources = fetch_config_sources(ctx, &environment).await?;
+    // Without the admission policy on Environments, no Secret they name is read.
+    let boundaries = stores.boundaries();
+    let secrets_read = tenancy::held(&environment, &boundaries).is_none();
+    let sources = fetch_config_sources(ctx, &environment, secrets_read).await?;
     let configs = reconcile::configs(&environment, &sources);
     let snapshots: Vec<Arc<ConfigMap>> = stores
         .config_maps
@@ -132,7 +141,10 @@ pub(super) async fn dereference(
         .collect();
 
     let jobs = stores.jobs.indexed(&keys::verification_jobs(&namespace, &name));
-    let trust = supply_chain::trust_sources(ctx, &environment).await?;
+    let trust = match secrets_read {
+        true => supply_chain::trust_sources(ctx, &environment).await?,
+        false => Default::default(),
+    };
     let dereferenced = Dereferenced {
         environment,
         environments,
@@ -143,6 +155,7 @@ pub(super) async fn dereference(
         configs,
         config_history,
         approvals: stores.approval_trust(),
+        boundaries,
         operator: ctx.identity.clone(),
         jobs,
         trust,
@@ -152,12 +165,18 @@ pub(super) async fn dereference(
 }
 
 /// The base ConfigMaps and Secret digests the Environment's config names,
-/// read through the context's cache of configuration sources.
-async fn fetch_config_sources(ctx: &Ctx, environment: &Environment) -> Result<Fetched, Error> {
+/// read through the context's cache of configuration sources (the Secrets
+/// only when `secrets_read`).
+async fn fetch_config_sources(
+    ctx: &Ctx,
+    environment: &Environment,
+    secrets_read: bool,
+) -> Result<Fetched, Error> {
     let namespace = environment.namespace().unwrap_or_default();
     let mut fetched = Fetched {
         config_maps: BTreeMap::new(),
         secrets: BTreeMap::new(),
+        secrets_read,
     };
     let bases: BTreeSet<&String> = environment
         .spec
@@ -169,6 +188,9 @@ async fn fetch_config_sources(ctx: &Ctx, environment: &Environment) -> Result<Fe
         if let Some(config_map) = ctx.config_map(&namespace, name).await? {
             fetched.config_maps.insert(name.clone(), config_map);
         }
+    }
+    if !secrets_read {
+        return Ok(fetched);
     }
     let secrets: BTreeSet<&String> = environment
         .spec

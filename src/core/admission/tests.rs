@@ -22,6 +22,54 @@ fn the_plain_manifests_are_the_charts() {
         include_str!("../../../deploy/admission/hoist-approvals.yaml"),
         SHIPPED
     );
+    assert_eq!(
+        include_str!("../../../deploy/admission/hoist-environments.yaml"),
+        SHIPPED_ENVIRONMENTS
+    );
+}
+
+fn shipped_environments() -> (ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding) {
+    let mut documents = serde_yaml::Deserializer::from_str(SHIPPED_ENVIRONMENTS);
+    let policy = serde::Deserialize::deserialize(documents.next().expect("policy")).expect("a policy");
+    let binding = serde::Deserialize::deserialize(documents.next().expect("binding")).expect("a binding");
+    (policy, binding)
+}
+
+#[test]
+fn the_environments_policy_is_enforced_only_as_shipped() {
+    use crate::core::tenancy::{Boundaries, POLICY};
+    let (policy, binding) = shipped_environments();
+    assert_eq!(policy.metadata.name.as_deref(), Some(POLICY));
+    assert_eq!(
+        environments_policy_state(POLICY, true, Some(&policy), Some(&binding), false),
+        Boundaries::Enforced
+    );
+    let mut changed = policy.clone();
+    if let Some(validations) = changed.spec.as_mut().and_then(|s| s.validations.as_mut()) {
+        validations.pop();
+    }
+    let reason =
+        "the ValidatingAdmissionPolicy hoist-environments is not as Hoist ships it: its validations changed";
+    assert_eq!(
+        environments_policy_state(POLICY, true, Some(&changed), Some(&binding), false),
+        Boundaries::Unenforced {
+            policy: POLICY.into(),
+            reason: reason.into()
+        }
+    );
+    assert_eq!(
+        environments_policy_state(POLICY, true, Some(&changed), Some(&binding), true),
+        Boundaries::Trusted
+    );
+    // The approvals policy is not the Environments policy.
+    let (approvals, _) = shipped();
+    assert_eq!(
+        environments_policy_state(POLICY, true, Some(&approvals), Some(&binding), false),
+        Boundaries::Unenforced {
+            policy: POLICY.into(),
+            reason: "the ValidatingAdmissionPolicy hoist-environments has hoist.dev/policy-version \"2\", this Hoist ships \"1\"".into()
+        }
+    );
 }
 
 #[test]

@@ -14,6 +14,9 @@ impl ConfigSources for Sources {
     fn secret(&self, name: &str) -> Option<SecretDigest> {
         self.secrets.get(name).map(secret_digest)
     }
+    fn secrets_read(&self) -> bool {
+        true
+    }
 }
 
 fn config(data: &[(&str, &str)], base: Option<&str>, secrets: &[&str]) -> ApplicationConfig {

@@ -18,6 +18,7 @@ use crate::core::config::{ConfigError, RenderedConfig};
 use crate::core::deployment::DeploymentPin;
 use crate::core::gates::approval::ApprovalTrust;
 use crate::core::reasons::KubernetesReason;
+use crate::core::tenancy::Boundaries;
 
 use super::Snapshot;
 
@@ -234,6 +235,7 @@ pub struct Objects {
     pub configs: BTreeMap<String, Result<RenderedConfig, ConfigError>>,
     pub config_history: BTreeMap<String, RenderedConfig>,
     pub approvals: ApprovalTrust,
+    pub boundaries: Boundaries,
     pub measurements: BTreeMap<String, (String, crate::api::Measurement)>,
     pub jobs: Vec<k8s_openapi::api::batch::v1::Job>,
     pub now: Time,
@@ -242,7 +244,7 @@ pub struct Objects {
 impl Objects {
     /// `environment` with the Deployment, Artifacts `shop-1` (1.0.0, digest
     /// A) and `shop-2` (1.1.0, digest B), no Promotions, approvals
-    /// verified, at [`at`]`(100)`.
+    /// verified, the Environments policy enforced, at [`at`]`(100)`.
     pub fn new(environment: Environment) -> Self {
         Self {
             environment,
@@ -257,6 +259,7 @@ impl Objects {
             configs: BTreeMap::new(),
             config_history: BTreeMap::new(),
             approvals: ApprovalTrust::Verified,
+            boundaries: Boundaries::Enforced,
             measurements: BTreeMap::new(),
             jobs: Vec::new(),
             now: at(100),
@@ -281,6 +284,7 @@ impl Objects {
             configs: self.configs.clone(),
             config_history: self.config_history.clone(),
             approvals: self.approvals.clone(),
+            boundaries: self.boundaries.clone(),
             operator: Some(OPERATOR.into()),
             measurements: self.measurements.clone(),
             trust: Default::default(),

@@ -43,6 +43,7 @@ use crate::core::gates::approval::ApprovalTrust;
 use crate::core::gates::verification::{self, DueQuery};
 use crate::core::reasons::EventReason;
 use crate::core::supply_chain::{self, DueCheck, Policy, PolicyProblem, TrustSources};
+use crate::core::tenancy::{self, Boundaries};
 use k8s_openapi::api::batch::v1::Job;
 
 use release::{Release, release_of};
@@ -52,7 +53,9 @@ pub use auto_promote::AUTO_PROMOTED_LABEL;
 pub use config_maps::{RenderedConfigMap, config_map_name};
 pub use lifecycle::ended;
 pub use settle::settle;
-pub use validation::{APPROVALS_VERIFIED, CONFIG_VALID, GATES_VALID, TARGETS_VALID, UPSTREAM_VALID};
+pub use validation::{
+    APPROVALS_VERIFIED, CONFIG_VALID, GATES_VALID, TARGETS_VALID, TENANT_BOUNDARIES, UPSTREAM_VALID,
+};
 
 /// The world as one Environment's reconcile sees it.
 pub struct Snapshot<'a> {
@@ -73,6 +76,9 @@ pub struct Snapshot<'a> {
     pub config_history: BTreeMap<String, RenderedConfig>,
     /// Whether the admission policy vouches for approvers.
     pub approvals: ApprovalTrust,
+    /// Whether the admission policy keeps the Environment's authors within
+    /// their RBAC (see [`crate::core::tenancy`]).
+    pub boundaries: Boundaries,
     /// The operator's own user, recorded as spec.requestedBy of the
     /// Promotions autoPromote creates, when known.
     pub operator: Option<String>,
@@ -263,6 +269,12 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
         .chain(checks_next.map(Time))
         .filter(|time| time.0 > snapshot.now.0)
         .min_by_key(|time| time.0);
+    // Without the admission policy, nothing the Environment's authors may
+    // not do themselves: no Job is created, no bearer token read and sent.
+    let (jobs, queries) = match tenancy::held(environment, &snapshot.boundaries) {
+        Some(_) => (Vec::new(), Vec::new()),
+        None => (jobs, queries),
+    };
     let running: Vec<String> = promotions
         .iter()
         .filter(|(_, status)| !status.phase.is_terminal())

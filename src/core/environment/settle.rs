@@ -60,6 +60,7 @@ pub fn settle(
         configs: snapshot.configs.clone(),
         config_history,
         approvals: snapshot.approvals.clone(),
+        boundaries: snapshot.boundaries.clone(),
         operator: snapshot.operator.clone(),
         jobs: snapshot.jobs.clone(),
         // Measurements of the first look are in its statuses already.

@@ -6,6 +6,11 @@
 //! for an Environment with an approval
 //! gate, whether approvals can be verified (`ApprovalsVerified`).
 //!
+//! For an Environment with a verification Job step or a Secret reference
+//! while the admission policy hoist-environments is not enforced,
+//! `TenantBoundaries` is False and so is `Ready`: the operator then acts on
+//! none of those fields, so no Promotion can go through.
+//!
 //! `ApprovalsVerified` stays out of `Ready`: it is a property of the
 //! cluster (is the admission policy installed?), not of the Environment's
 //! spec, and the approval gate already holds every Promotion that needs a
@@ -25,6 +30,7 @@ use crate::core::deployment::LABEL_TENANT;
 use crate::core::gates::approval::{self, ApprovalTrust};
 use crate::core::gates::{soak, verification, windows};
 use crate::core::reasons::ConditionReason;
+use crate::core::tenancy;
 
 use super::{Snapshot, target_namespace};
 
@@ -34,6 +40,7 @@ pub const UPSTREAM_VALID: &str = "UpstreamValid";
 pub const CONFIG_VALID: &str = "ConfigValid";
 pub const APPROVALS_VERIFIED: &str = "ApprovalsVerified";
 pub const GATES_VALID: &str = "GatesValid";
+pub const TENANT_BOUNDARIES: &str = "TenantBoundaries";
 const ENVIRONMENT_CONDITIONS: &[&str] = &[
     crate::api::CONDITION_READY,
     TARGETS_VALID,
@@ -41,6 +48,7 @@ const ENVIRONMENT_CONDITIONS: &[&str] = &[
     CONFIG_VALID,
     GATES_VALID,
     APPROVALS_VERIFIED,
+    TENANT_BOUNDARIES,
 ];
 
 pub(super) struct Validation {
@@ -57,6 +65,15 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
     let mut target_problems = Vec::new();
     let mut forbidden = BTreeMap::new();
     let mut not_ready: BTreeMap<String, String> = BTreeMap::new();
+    // Without the admission policy the operator acts on no Job step and
+    // reads no Secret: no Promotion can start (its configuration or gates
+    // need them), which this says first.
+    let held = tenancy::held(environment, &snapshot.boundaries);
+    for target in held.iter().flat_map(|_| &environment.spec.targets) {
+        not_ready
+            .entry(target.application.clone())
+            .or_insert_with(|| format!("{TENANT_BOUNDARIES}: {}", held.as_deref().unwrap_or_default()));
+    }
     let mut seen = BTreeMap::new();
     for (index, target) in environment.spec.targets.iter().enumerate() {
         let namespace = target_namespace(environment, target);
@@ -185,12 +202,15 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
         .chain(&upstream_problems)
         .chain(&config_problems)
         .chain(&gate_problems)
+        .chain(&held)
         .collect();
     let ready = Wanted {
         type_: crate::api::CONDITION_READY,
         status: all.is_empty(),
         reason: if all.is_empty() {
             ConditionReason::Ready
+        } else if all.len() == usize::from(held.is_some()) {
+            ConditionReason::PolicyMissing
         } else {
             ConditionReason::InvalidSpec
         },
@@ -244,6 +264,12 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
             )
         }))
         .chain(approvals_verified)
+        .chain(held.as_ref().map(|message| Wanted {
+            type_: TENANT_BOUNDARIES,
+            status: false,
+            reason: ConditionReason::PolicyMissing,
+            message: message.clone(),
+        }))
         .collect(),
         ENVIRONMENT_CONDITIONS,
         generation,

@@ -668,6 +668,7 @@ impl Policies {
                 continue;
             };
             let root = root.get_or_insert_with(cel::root_context);
+            let budget = Arc::new(cel::CheckBudget::default());
             let evaluation = Evaluation::new(
                 root,
                 vec![
@@ -693,9 +694,11 @@ impl Policies {
                         cel::authorizer_value(cel::Authorizer {
                             rbac: Arc::clone(rbac),
                             user: request.user.clone(),
+                            budget: Arc::clone(&budget),
                         }),
                     ),
                 ],
+                budget,
             );
             let mut variables = None;
             for binding in bindings {

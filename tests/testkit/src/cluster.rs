@@ -411,6 +411,44 @@ impl TestCluster {
         Ok((client, counter))
     }
 
+    /// A Role `name` of `rules` (RBAC PolicyRules as JSON) in the test's
+    /// namespace, bound to `users`, as a cluster admin grants people rights.
+    pub async fn grant(&self, name: &str, rules: serde_json::Value, users: &[&str]) -> Result<()> {
+        let role: Role =
+            serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "rules": rules}))
+                .with_context(|| format!("the rules of Role {name}"))?;
+        Api::<Role>::namespaced(self.client.clone(), &self.namespace)
+            .create(&PostParams::default(), &role)
+            .await
+            .with_context(|| format!("creating Role {name}"))?;
+        let subjects: Vec<Subject> = users
+            .iter()
+            .map(|user| Subject {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "User".into(),
+                name: (*user).into(),
+                namespace: None,
+            })
+            .collect();
+        let binding = RoleBinding {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "Role".into(),
+                name: name.to_owned(),
+            },
+            subjects: Some(subjects),
+        };
+        Api::<RoleBinding>::namespaced(self.client.clone(), &self.namespace)
+            .create(&PostParams::default(), &binding)
+            .await
+            .with_context(|| format!("creating RoleBinding {name}"))?;
+        Ok(())
+    }
+
     /// A client acting as `user` in `groups` (and `system:authenticated`),
     /// e.g. an approver: it may do what RBAC grants them.
     pub fn user_client(&self, user: &str, groups: &[&str]) -> Result<Client> {
@@ -744,11 +782,25 @@ pub fn admission_policy_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/admission-policy.yaml")
 }
 
+/// The admission policy on Environments the chart ships, so every test runs
+/// where the operator may act on Job steps and Secret references, as in
+/// production.
+pub fn environment_policy_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/environment-policy.yaml")
+}
+
 /// The shipped admission policy and its binding, named `name` (the
 /// binding's policyName too).
 fn shipped_policy(name: &str) -> Result<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)> {
-    let path = admission_policy_file();
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    shipped_policy_from(&admission_policy_file(), name)
+}
+
+/// The policy and binding of the chart's file `path`, named `name`.
+fn shipped_policy_from(
+    path: &Path,
+    name: &str,
+) -> Result<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut documents = serde_yaml::Deserializer::from_str(&text);
     let mut policy: ValidatingAdmissionPolicy =
         serde::Deserialize::deserialize(documents.next().context("the policy document")?)
@@ -767,13 +819,21 @@ fn shipped_policy(name: &str) -> Result<(ValidatingAdmissionPolicy, ValidatingAd
 /// Applies the admission policy and its binding as shipped (cluster-scoped;
 /// the same objects for every test, so they are left in place).
 async fn install_admission_policy(client: &Client) -> Result<()> {
-    let (policy, binding) = shipped_policy(SHIPPED_POLICY)?;
-    apply_policy(client, &policy).await?;
-    apply_policy(client, &binding).await
+    for (path, name) in [
+        (admission_policy_file(), SHIPPED_POLICY),
+        (environment_policy_file(), SHIPPED_ENVIRONMENT_POLICY),
+    ] {
+        let (policy, binding) = shipped_policy_from(&path, name)?;
+        apply_policy(client, &policy).await?;
+        apply_policy(client, &binding).await?;
+    }
+    Ok(())
 }
 
 /// The name of the shipped policy and of its binding.
 const SHIPPED_POLICY: &str = "hoist-approvals";
+/// The name of the shipped policy on Environments and of its binding.
+const SHIPPED_ENVIRONMENT_POLICY: &str = "hoist-environments";
 
 /// Server-side applies one admission object as [`TEST_MANAGER`].
 async fn apply_policy<K>(client: &Client, object: &K) -> Result<()>

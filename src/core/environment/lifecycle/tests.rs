@@ -505,3 +505,29 @@ fn a_promotion_whose_end_the_environment_recorded_ends_so_without_pinning_again(
     );
     assert_eq!(plan.status.history.len(), 1, "and not recorded twice");
 }
+
+#[test]
+fn without_the_environments_policy_no_job_is_created_and_no_query_sent_for_a_release_being_verified() {
+    let spec = "  gates:\n    verification:\n      - name: smoke\n        job: {image: smoke:1}\n      - name: errors\n        prometheus: {query: errors, condition: result < 0.01, bearerTokenSecret: {name: token, key: t}}";
+    let mut objects = Objects::new(running_shop_1(spec));
+    objects.promotions = vec![verifying(promotion("p2", "shop-2", 50))];
+    objects.deployments = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
+    let enforced = plan(&objects.snapshot());
+    assert_eq!(
+        enforced
+            .jobs
+            .iter()
+            .map(|job| job.metadata.labels.is_some())
+            .collect::<Vec<_>>(),
+        [true],
+        "the policy enforced, the smoke Job is created"
+    );
+    objects.boundaries = crate::core::tenancy::Boundaries::Unenforced {
+        policy: "hoist-environments".into(),
+        reason: "the ValidatingAdmissionPolicy hoist-environments is not installed".into(),
+    };
+    let held = plan(&objects.snapshot());
+    assert_eq!(held.jobs, Vec::new());
+    assert_eq!(held.queries, Vec::new());
+    assert_eq!(held.pins, enforced.pins, "what runs stays pinned");
+}

@@ -266,3 +266,66 @@ fn unreadable_clock_gates_are_named_in_gates_valid_and_ready_and_absent_gates_ad
     let none = Objects::new(environment("prod", ""));
     assert!(conditions::find(&validate(&none.snapshot()).conditions, GATES_VALID).is_none());
 }
+
+#[test]
+fn an_environment_with_a_job_step_or_secret_reference_says_when_the_operator_acts_on_neither() {
+    let spec = "  config: [{application: shop, secretRefs: [{name: db}]}]\n  gates: {verification: [{name: smoke, job: {image: smoke:1}}]}";
+    let mut objects = Objects::new(environment("prod", spec));
+    objects.configs.insert(
+        "shop".into(),
+        Err(ConfigError::SecretNotRead {
+            application: "shop".into(),
+            namespace: "shop".into(),
+            name: "db".into(),
+        }),
+    );
+    let enforced = {
+        let mut objects = Objects::new(environment("prod", spec));
+        objects.configs = BTreeMap::new();
+        validate(&objects.snapshot())
+    };
+    assert_eq!(conditions::find(&enforced.conditions, TENANT_BOUNDARIES), None);
+    objects.boundaries = crate::core::tenancy::Boundaries::Unenforced {
+        policy: "hoist-environments".into(),
+        reason: "the ValidatingAdmissionPolicy hoist-environments is not installed".into(),
+    };
+    let validation = validate(&objects.snapshot());
+    let held = crate::core::tenancy::held(objects.snapshot().environment, &objects.boundaries).expect("held");
+    assert_eq!(
+        condition(&validation, TENANT_BOUNDARIES),
+        ("False".into(), "PolicyMissing".into(), held.clone())
+    );
+    assert_eq!(
+        validation.not_ready,
+        owned(&[("shop", &format!("TenantBoundaries: {held}"))]),
+        "the hold is what each application waits for"
+    );
+    let not_read = "Secret shop/db (spec.config[application=shop].secretRefs) not read: the admission policy on \
+                    Environments is not enforced (condition TenantBoundaries)";
+    assert_eq!(
+        condition(&validation, CONFIG_VALID),
+        ("False".into(), "InvalidConfig".into(), not_read.into())
+    );
+    assert_eq!(condition(&validation, crate::api::CONDITION_READY).0, "False");
+    // Trusted without the policy, the operator acts: no condition.
+    objects.boundaries = crate::core::tenancy::Boundaries::Trusted;
+    assert_eq!(
+        conditions::find(&validate(&objects.snapshot()).conditions, TENANT_BOUNDARIES),
+        None
+    );
+}
+
+#[test]
+fn an_environment_held_only_by_the_missing_policy_is_unready_for_that_reason() {
+    let mut objects = Objects::new(environment(
+        "prod",
+        "  gates: {verification: [{name: smoke, job: {image: smoke:1}}]}",
+    ));
+    objects.boundaries = crate::core::tenancy::Boundaries::Unenforced {
+        policy: "hoist-environments".into(),
+        reason: "the ValidatingAdmissionPolicy hoist-environments is not installed".into(),
+    };
+    let validation = validate(&objects.snapshot());
+    let (status, reason, _) = condition(&validation, crate::api::CONDITION_READY);
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "PolicyMissing"));
+}

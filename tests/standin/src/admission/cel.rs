@@ -8,6 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use kube_cel::KubeCelExt;
 use kube_cel::cel::common::ast::{EntryExpr, Expr, IdedExpr};
@@ -165,16 +166,23 @@ impl Variables {
 /// What the expressions of one policy see.
 pub(super) struct Evaluation<'c> {
     scope: Context<'c>,
+    /// What the authorizer's checks cost in this evaluation.
+    budget: Arc<CheckBudget>,
 }
 
 impl<'c> Evaluation<'c> {
-    /// A scope of `root` with the policy's inputs bound.
-    pub fn new(root: &'c Context<'c>, bindings: Vec<(&'static str, Value)>) -> Self {
+    /// A scope of `root` with the policy's inputs bound, its checks charged
+    /// to `budget`.
+    pub fn new(
+        root: &'c Context<'c>,
+        bindings: Vec<(&'static str, Value)>,
+        budget: Arc<CheckBudget>,
+    ) -> Self {
         let mut scope = root.new_inner_scope();
         for (name, value) in bindings {
             scope.add_variable_from_value(name, value);
         }
-        Evaluation { scope }
+        Evaluation { scope, budget }
     }
 
     /// Evaluates the policy's variables in order, each seeing those before
@@ -185,6 +193,7 @@ impl<'c> Evaluation<'c> {
         for (name, expression) in variables {
             let mut scope = self.scope.new_inner_scope();
             scope.add_variable_from_value("variables", result.as_value());
+            self.budget.start_expression();
             match expression.program.execute(&scope) {
                 Ok(value) => {
                     result.values.insert(name.clone(), value);
@@ -213,6 +222,7 @@ impl<'c> Evaluation<'c> {
     pub fn evaluate(&self, expression: &Expression, variables: &Variables) -> Result<Value, String> {
         let mut scope = self.scope.new_inner_scope();
         scope.add_variable_from_value("variables", variables.as_value());
+        self.budget.start_expression();
         expression.program.execute(&scope).map_err(|error| {
             format!(
                 "expression '{}' resulted in error: {}",
@@ -247,11 +257,56 @@ pub(super) fn from_json(value: &serde_json::Value) -> Value {
     }
 }
 
-/// Whom the `authorizer` checks, against which RBAC data.
+/// Whom the `authorizer` checks, against which RBAC data, and what its
+/// checks cost so far.
 #[derive(Debug)]
 pub(super) struct Authorizer {
     pub rbac: Arc<RbacIndex>,
     pub user: UserInfo,
+    pub budget: Arc<CheckBudget>,
+}
+
+/// The run-time cost of authorization checks (`k8s.io/apiserver/pkg/cel/
+/// library/cost.go`: a `check` costs 350,000, "to allow for only two
+/// authorization checks per expression"), against the limits the server
+/// enforces: 1,000,000 per expression (`PerCallLimit`) and 10,000,000 per
+/// evaluation of a policy (`RuntimeCELCostBudget`). Other operations cost
+/// far less and are not counted, so what the stand-in refuses the server
+/// refuses too.
+#[derive(Debug, Default)]
+pub(super) struct CheckBudget {
+    in_expression: AtomicU64,
+    in_policy: AtomicU64,
+}
+
+const CHECK_COST: u64 = 350_000;
+const PER_CALL_LIMIT: u64 = 1_000_000;
+const POLICY_BUDGET: u64 = 10_000_000;
+
+impl CheckBudget {
+    /// A new expression starts.
+    fn start_expression(&self) {
+        self.in_expression.store(0, Ordering::Relaxed);
+    }
+
+    /// Charges one check, or fails as the server's cost tracker does.
+    fn charge(&self) -> Result<(), ExecutionError> {
+        let expression = self.in_expression.fetch_add(CHECK_COST, Ordering::Relaxed) + CHECK_COST;
+        let policy = self.in_policy.fetch_add(CHECK_COST, Ordering::Relaxed) + CHECK_COST;
+        let exceeded = |message: &str| ExecutionError::FunctionError {
+            function: "check".to_owned(),
+            message: message.to_owned(),
+        };
+        if expression > PER_CALL_LIMIT {
+            return Err(exceeded("operation cancelled: actual cost limit exceeded"));
+        }
+        if policy > POLICY_BUDGET {
+            return Err(exceeded(
+                "validation failed due to running out of cost budget, no further validation rules will be run",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The values of the authz library's types.
@@ -409,6 +464,7 @@ fn service_account(
     Ok(authorizer_value(Authorizer {
         rbac: Arc::clone(&authorizer.rbac),
         user: UserInfo::service_account(&namespace, &name),
+        budget: Arc::clone(&authorizer.budget),
     }))
 }
 
@@ -463,6 +519,7 @@ fn set_attribute(ftx: &FunctionContext, This(this): This<Value>, value: Arc<Stri
 fn check(This(this): This<Value>, verb: Arc<String>) -> ResolveResult {
     let decision = match authz(&this) {
         Some(Authz::PathCheck { authorizer, path }) => {
+            authorizer.budget.charge()?;
             authorizer
                 .rbac
                 .authorize(&Attributes::path(&authorizer.user, &verb, path))
@@ -474,15 +531,18 @@ fn check(This(this): This<Value>, verb: Arc<String>) -> ResolveResult {
             subresource,
             namespace,
             name,
-        }) => authorizer.rbac.authorize(&Attributes::resource(
-            &authorizer.user,
-            &verb,
-            group,
-            resource,
-            subresource,
-            namespace,
-            name,
-        )),
+        }) => {
+            authorizer.budget.charge()?;
+            authorizer.rbac.authorize(&Attributes::resource(
+                &authorizer.user,
+                &verb,
+                group,
+                resource,
+                subresource,
+                namespace,
+                name,
+            ))
+        }
         _ => return Err(ExecutionError::NoSuchOverload),
     };
     Ok(opaque(Authz::Decision {
@@ -595,9 +655,18 @@ mod tests {
             ..UserInfo::default()
         };
         let root = root_context();
+        let budget = Arc::new(CheckBudget::default());
         let evaluation = Evaluation::new(
             &root,
-            vec![("authorizer", authorizer_value(Authorizer { rbac, user: alice }))],
+            vec![(
+                "authorizer",
+                authorizer_value(Authorizer {
+                    rbac,
+                    user: alice,
+                    budget: Arc::clone(&budget),
+                }),
+            )],
+            budget,
         );
         let run = |text: &str| {
             let expression = compile(text, &declarations()).expect("compiles");
@@ -644,6 +713,48 @@ mod tests {
     }
 
     #[test]
+    fn authorization_checks_cost_what_the_server_charges_per_expression_and_per_policy() {
+        let rbac = RbacIndex::new([].iter(), [].iter(), [].iter(), [].iter());
+        let root = root_context();
+        let budget = Arc::new(CheckBudget::default());
+        let authorizer = Authorizer {
+            rbac,
+            user: UserInfo::default(),
+            budget: Arc::clone(&budget),
+        };
+        let evaluation = Evaluation::new(&root, vec![("authorizer", authorizer_value(authorizer))], budget);
+        let run = |text: &str| {
+            let expression = compile(text, &declarations()).expect("compiles");
+            evaluation.evaluate(&expression, &Variables::default())
+        };
+        let check = |name: &str| {
+            format!("!authorizer.group('').resource('secrets').name('{name}').check('get').allowed()")
+        };
+        let two = format!("{} && {}", check("a"), check("b"));
+        assert_eq!(run(&two), Ok(Value::Bool(true)));
+        let three = format!("{two} && {}", check("c"));
+        assert_eq!(
+            run(&three),
+            Err(format!(
+                "expression '{three}' resulted in error: operation cancelled: actual cost limit exceeded"
+            ))
+        );
+        // 2 + 3 checks so far; 28 in all fit in 10,000,000, the 29th does not.
+        for _ in 0..11 {
+            assert_eq!(run(&two), Ok(Value::Bool(true)));
+        }
+        assert_eq!(run(&check("d")), Ok(Value::Bool(true)));
+        assert_eq!(
+            run(&check("e")),
+            Err(format!(
+                "expression '{}' resulted in error: validation failed due to running out of cost budget, no further \
+                 validation rules will be run",
+                check("e")
+            ))
+        );
+    }
+
+    #[test]
     fn the_macros_and_operators_of_an_approval_policy_work_on_lists_of_objects() {
         let root = root_context();
         let old =
@@ -660,6 +771,7 @@ mod tests {
                 ("oldObject", from_json(&old)),
                 ("request", from_json(&request)),
             ],
+            Default::default(),
         );
         let run = |text: &str| {
             let expression = compile(text, &declarations()).expect("compiles");
@@ -695,7 +807,11 @@ mod tests {
     #[test]
     fn a_failed_variable_fails_what_reads_it_with_its_own_error() {
         let root = root_context();
-        let evaluation = Evaluation::new(&root, vec![("object", from_json(&json!({"spec": {"n": 2}})))]);
+        let evaluation = Evaluation::new(
+            &root,
+            vec![("object", from_json(&json!({"spec": {"n": 2}})))],
+            Default::default(),
+        );
         let names = ["broken".to_owned(), "double".to_owned()];
         let compile_variable = |index: usize, text: &str| {
             let visible = Declarations {
