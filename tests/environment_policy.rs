@@ -217,6 +217,11 @@ async fn a_verification_job_as_a_service_account_needs_to_act_as_it() {
 /// Each field that names a Secret, as a spec referencing `secret` there.
 fn secret_references(secret: &str) -> Vec<(&'static str, serde_json::Value)> {
     let key = |list: &str| json!([{"name": "release-ci", "secretRef": {"name": secret, "key": list}}]);
+    let keyless = json!({
+        "identities": [{"issuer": "https://token.actions.githubusercontent.com",
+                        "subject": "https://github.com/acme/shop/.github/workflows/release.yml@refs/heads/main"}],
+        "trustedRoot": {"secretRef": {"name": secret, "key": "trusted_root.json"}}
+    });
     vec![
         (
             "spec.config[application=shop].secretRefs",
@@ -242,6 +247,19 @@ fn secret_references(secret: &str) -> Vec<(&'static str, serde_json::Value)> {
         (
             "spec.gates.vulnerabilities.keys[name=release-ci].secretRef",
             spec(json!({"gates": {"vulnerabilities": {"keys": key("cosign.pub")}}})),
+        ),
+        // Keyless-only policies: no keys, the trusted root in a Secret.
+        (
+            "spec.gates.provenance.signatures.keyless.trustedRoot.secretRef",
+            spec(json!({"gates": {"provenance": {"signatures": {"keyless": keyless}}}})),
+        ),
+        (
+            "spec.gates.provenance.attestation.keyless.trustedRoot.secretRef",
+            spec(json!({"gates": {"provenance": {"attestation": {"keyless": keyless}}}})),
+        ),
+        (
+            "spec.gates.vulnerabilities.keyless.trustedRoot.secretRef",
+            spec(json!({"gates": {"vulnerabilities": {"keyless": keyless}}})),
         ),
     ]
 }

@@ -2,7 +2,7 @@
 //! Environment make the operator act for whoever wrote them, with its own
 //! permissions: a verification Job step makes it create Jobs, a Secret
 //! reference makes it read that Secret (and send a bearer token to a
-//! Prometheus address). The admission policy hoist-environments
+//! Prometheus address; a keyless policy's trusted root may be a Secret too). The admission policy hoist-environments
 //! (`charts/hoist/files/environment-policy.yaml`) lets only those write
 //! such a field who could create the Job or read the Secret themselves;
 //! while it is not installed as shipped, the operator acts on none of them,
@@ -61,23 +61,34 @@ pub fn delegated(environment: &Environment) -> Vec<String> {
         }
     }
     let provenance = gates.provenance.as_ref();
-    let key_lists = [
+    let policies = [
         (
             "spec.gates.provenance.signatures",
-            provenance.and_then(|p| p.signatures.as_ref()).map(|s| &s.keys),
+            provenance
+                .and_then(|p| p.signatures.as_ref())
+                .map(|s| (&s.keys, &s.keyless)),
         ),
         (
             "spec.gates.provenance.attestation",
-            provenance.and_then(|p| p.attestation.as_ref()).map(|a| &a.keys),
+            provenance
+                .and_then(|p| p.attestation.as_ref())
+                .map(|a| (&a.keys, &a.keyless)),
         ),
         (
             "spec.gates.vulnerabilities",
-            gates.vulnerabilities.as_ref().map(|v| &v.keys),
+            gates.vulnerabilities.as_ref().map(|v| (&v.keys, &v.keyless)),
         ),
     ];
-    for (path, keys) in key_lists {
-        for key in keys.into_iter().flatten().filter(|key| key.secret_ref.is_some()) {
+    for (path, (keys, keyless)) in policies
+        .into_iter()
+        .filter_map(|(path, policy)| Some((path, policy?)))
+    {
+        for key in keys.iter().filter(|key| key.secret_ref.is_some()) {
             fields.push(format!("{path}.keys[name={}].secretRef", key.name));
+        }
+        let root = keyless.as_ref().and_then(|k| k.trusted_root.as_ref());
+        if root.is_some_and(|root| root.secret_ref.is_some()) {
+            fields.push(format!("{path}.keyless.trustedRoot.secretRef"));
         }
     }
     fields

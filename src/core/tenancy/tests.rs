@@ -19,8 +19,11 @@ const EVERY_FIELD: &str = r#"
       - {name: latency, prometheus: {query: up, condition: result > 0}}
     provenance:
       signatures: {keys: [{name: ci, secretRef: {name: keys, key: pub}}, {name: inline, pem: x}]}
-      attestation: {keys: [{name: slsa, secretRef: {name: keys, key: slsa}}]}
-    vulnerabilities: {keys: [{name: scan, secretRef: {name: keys, key: scan}}]}
+      attestation:
+        keys: [{name: slsa, secretRef: {name: keys, key: slsa}}]
+        keyless: {identities: [{issuer: i, subject: s}], trustedRoot: {secretRef: {name: root, key: r}}}
+    vulnerabilities:
+      keyless: {identities: [{issuer: i, subject: s}], trustedRoot: {configMapRef: {name: root, key: r}}}
 "#;
 
 #[test]
@@ -33,7 +36,7 @@ fn every_job_step_and_secret_reference_is_delegated() {
             "spec.config[application=shop].secretRefs",
             "spec.gates.provenance.signatures.keys[name=ci].secretRef",
             "spec.gates.provenance.attestation.keys[name=slsa].secretRef",
-            "spec.gates.vulnerabilities.keys[name=scan].secretRef",
+            "spec.gates.provenance.attestation.keyless.trustedRoot.secretRef",
         ]
     );
     assert_eq!(delegated(&environment("dev", "")), Vec::<String>::new());
