@@ -224,10 +224,37 @@ async fn the_generated_crds_are_accepted_with_these_costs() -> anyhow::Result<()
                 18
             ),
             cost(
+                "properties[spec].properties[gates].properties[provenance].properties[attestation].properties[keyless].properties[identities].items.x-kubernetes-validations[0].rule",
+                "has(self.subject) != has(self.subjectRegExp)",
+                // 3 per identity, at most 8 identities.
+                3 * 8
+            ),
+            cost(
+                "properties[spec].properties[gates].properties[provenance].properties[attestation].properties[keyless].properties[trustedRoot].x-kubernetes-validations[0].rule",
+                "has(self.configMapRef) != has(self.secretRef)",
+                3
+            ),
+            cost(
                 "properties[spec].properties[gates].properties[provenance].properties[attestation].properties[keys].items.x-kubernetes-validations[0].rule",
                 "has(self.pem) != has(self.secretRef)",
                 // 3 per key, at most 8 keys.
                 3 * 8
+            ),
+            cost(
+                "properties[spec].properties[gates].properties[provenance].properties[attestation].x-kubernetes-validations[0].rule",
+                "(has(self.keys) && size(self.keys) > 0) || has(self.keyless)",
+                6
+            ),
+            cost(
+                "properties[spec].properties[gates].properties[provenance].properties[signatures].properties[keyless].properties[identities].items.x-kubernetes-validations[0].rule",
+                "has(self.subject) != has(self.subjectRegExp)",
+                // 3 per identity, at most 8 identities.
+                3 * 8
+            ),
+            cost(
+                "properties[spec].properties[gates].properties[provenance].properties[signatures].properties[keyless].properties[trustedRoot].x-kubernetes-validations[0].rule",
+                "has(self.configMapRef) != has(self.secretRef)",
+                3
             ),
             cost(
                 "properties[spec].properties[gates].properties[provenance].properties[signatures].properties[keys].items.x-kubernetes-validations[0].rule",
@@ -236,16 +263,37 @@ async fn the_generated_crds_are_accepted_with_these_costs() -> anyhow::Result<()
                 3 * 8
             ),
             cost(
+                "properties[spec].properties[gates].properties[provenance].properties[signatures].x-kubernetes-validations[0].rule",
+                "(has(self.keys) && size(self.keys) > 0) || has(self.keyless)",
+                6
+            ),
+            cost(
                 "properties[spec].properties[gates].properties[verification].items.x-kubernetes-validations[0].rule",
                 "has(self.job) != has(self.prometheus)",
                 // 3 per step, at most 8 steps.
                 3 * 8
             ),
             cost(
+                "properties[spec].properties[gates].properties[vulnerabilities].properties[keyless].properties[identities].items.x-kubernetes-validations[0].rule",
+                "has(self.subject) != has(self.subjectRegExp)",
+                // 3 per identity, at most 8 identities.
+                3 * 8
+            ),
+            cost(
+                "properties[spec].properties[gates].properties[vulnerabilities].properties[keyless].properties[trustedRoot].x-kubernetes-validations[0].rule",
+                "has(self.configMapRef) != has(self.secretRef)",
+                3
+            ),
+            cost(
                 "properties[spec].properties[gates].properties[vulnerabilities].properties[keys].items.x-kubernetes-validations[0].rule",
                 "has(self.pem) != has(self.secretRef)",
                 // 3 per key, at most 8 keys.
                 3 * 8
+            ),
+            cost(
+                "properties[spec].properties[gates].properties[vulnerabilities].x-kubernetes-validations[0].rule",
+                "(has(self.keys) && size(self.keys) > 0) || has(self.keyless)",
+                6
             ),
             cost(
                 "properties[spec].properties[gates].properties[windows].items.x-kubernetes-validations[0].rule",
