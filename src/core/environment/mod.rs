@@ -241,7 +241,7 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
     let Decision {
         applications,
         mut history,
-        promotions,
+        mut promotions,
         notices,
         queries,
         jobs,
@@ -271,8 +271,14 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
         .min_by_key(|time| time.0);
     // Without the admission policy, nothing the Environment's authors may
     // not do themselves: no Job is created, no bearer token read and sent.
+    // A release already being verified says what it waits for.
     let (jobs, queries) = match tenancy::held(environment, &snapshot.boundaries) {
-        Some(_) => (Vec::new(), Vec::new()),
+        Some(held) => {
+            for status in promotions.values_mut().filter(|s| s.phase == Phase::Verifying) {
+                status.message = Some(format!("verification waits: {TENANT_BOUNDARIES}: {held}"));
+            }
+            (Vec::new(), Vec::new())
+        }
         None => (jobs, queries),
     };
     let running: Vec<String> = promotions

@@ -530,4 +530,15 @@ fn without_the_environments_policy_no_job_is_created_and_no_query_sent_for_a_rel
     assert_eq!(held.jobs, Vec::new());
     assert_eq!(held.queries, Vec::new());
     assert_eq!(held.pins, enforced.pins, "what runs stays pinned");
+    assert_eq!(held.promotions["p2"].phase, Phase::Verifying);
+    let message = held.promotions["p2"].message.clone().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "verification waits: TenantBoundaries: Hoist creates no verification Job and reads no Secret for this \
+             Environment (spec.gates.verification[0].job, spec.gates.verification[1].prometheus.bearerTokenSecret): \
+             the ValidatingAdmissionPolicy hoist-environments is not installed"
+        ),
+        "{message}"
+    );
+    assert_ne!(enforced.promotions["p2"].message, held.promotions["p2"].message);
 }
