@@ -122,11 +122,24 @@ pub fn check(
     } else if !signed_by.is_empty() {
         Finding::of(
             FindingReason::NotEnoughSignatures,
-            format!(
-                "signed by {} only; {min} distinct keys of {} must sign",
-                signed_by.join(", "),
-                key_list(keys)
-            ),
+            match keyless {
+                None => format!(
+                    "signed by {} only; {min} distinct keys of {} must sign",
+                    signed_by.join(", "),
+                    key_list(keys)
+                ),
+                Some(keyless) => format!(
+                    "signed by {} only; {min} distinct signers (keys of {}, keyless identities [{}]) must sign",
+                    signed_by.join(", "),
+                    key_list(keys),
+                    keyless
+                        .identities
+                        .iter()
+                        .map(|identity| identity.describe())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
         )
     } else if let Some(failure) = keyless_failures.first() {
         Finding::of(failure.reason(), format!("keyless signature: {failure}"))

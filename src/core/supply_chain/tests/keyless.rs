@@ -76,6 +76,26 @@ fn a_keyless_signature_of_the_workflow_counts_as_signed_by_its_identity() {
         signed(&[stamped], Some(&keyless(&sigstore))).reason,
         FindingReason::Verified
     );
+    // Two signers asked for: the message names keyless identities too.
+    let policy = keyless(&sigstore);
+    let two = signatures::check(
+        DIGEST,
+        &attached(std::slice::from_ref(&bundle)).signature_layers(),
+        &[],
+        Some(&policy),
+        2,
+    );
+    assert_eq!(
+        (two.reason, two.message),
+        (
+            FindingReason::NotEnoughSignatures,
+            format!(
+                "signed by {release} only; 2 distinct signers (keys of [], keyless identities \
+                 [issuer={GITHUB_ISSUER};subject={release}]) must sign",
+                release = release()
+            )
+        )
+    );
     // Without keyless identities, keys do not verify a certificate.
     assert_eq!(signed(&[bundle], None).reason, FindingReason::UntrustedSignature);
 }
