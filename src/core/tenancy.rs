@@ -9,6 +9,7 @@
 //! unless the cluster admin runs it trusting Environments without it.
 
 use crate::api::Environment;
+use crate::core::supply_chain;
 
 /// The name of the policy (and of its binding) the chart installs.
 pub const POLICY: &str = "hoist-environments";
@@ -60,35 +61,13 @@ pub fn delegated(environment: &Environment) -> Vec<String> {
             ));
         }
     }
-    let provenance = gates.provenance.as_ref();
-    let policies = [
-        (
-            "spec.gates.provenance.signatures",
-            provenance
-                .and_then(|p| p.signatures.as_ref())
-                .map(|s| (&s.keys, &s.keyless)),
-        ),
-        (
-            "spec.gates.provenance.attestation",
-            provenance
-                .and_then(|p| p.attestation.as_ref())
-                .map(|a| (&a.keys, &a.keyless)),
-        ),
-        (
-            "spec.gates.vulnerabilities",
-            gates.vulnerabilities.as_ref().map(|v| (&v.keys, &v.keyless)),
-        ),
-    ];
-    for (path, (keys, keyless)) in policies
-        .into_iter()
-        .filter_map(|(path, policy)| Some((path, policy?)))
-    {
-        for key in keys.iter().filter(|key| key.secret_ref.is_some()) {
-            fields.push(format!("{path}.keys[name={}].secretRef", key.name));
+    for spec in supply_chain::trust_specs(environment) {
+        for key in spec.keys.iter().filter(|key| key.secret_ref.is_some()) {
+            fields.push(format!("{}.keys[name={}].secretRef", spec.path, key.name));
         }
-        let root = keyless.as_ref().and_then(|k| k.trusted_root.as_ref());
+        let root = spec.keyless.and_then(|k| k.trusted_root.as_ref());
         if root.is_some_and(|root| root.secret_ref.is_some()) {
-            fields.push(format!("{path}.keyless.trustedRoot.secretRef"));
+            fields.push(format!("{}.keyless.trustedRoot.secretRef", spec.path));
         }
     }
     fields

@@ -51,20 +51,36 @@ pub struct TrustSources {
     pub default_root: Option<std::sync::Arc<[u8]>>,
 }
 
+/// A supply-chain policy's keys and keyless policy, by the field that
+/// holds them.
+pub struct TrustSpec<'a> {
+    /// `spec.gates.provenance.signatures`, `…attestation` or `spec.gates.vulnerabilities`.
+    pub path: &'static str,
+    pub keys: &'a [PublicKey],
+    pub keyless: Option<&'a KeylessPolicy>,
+}
+
 /// The keys and keyless policies of `environment`'s supply-chain gates.
-fn trust_specs(environment: &Environment) -> Vec<(&[PublicKey], Option<&KeylessPolicy>)> {
+pub fn trust_specs(environment: &Environment) -> Vec<TrustSpec<'_>> {
     let gates = &environment.spec.gates;
     let provenance = gates.provenance.as_ref();
-    let signatures = provenance
-        .and_then(|p| p.signatures.as_ref())
-        .map(|s| (s.keys.as_slice(), s.keyless.as_ref()));
+    let signatures = provenance.and_then(|p| p.signatures.as_ref()).map(|s| TrustSpec {
+        path: "spec.gates.provenance.signatures",
+        keys: &s.keys,
+        keyless: s.keyless.as_ref(),
+    });
     let attestation = provenance
         .and_then(|p| p.attestation.as_ref())
-        .map(|a| (a.keys.as_slice(), a.keyless.as_ref()));
-    let vulnerabilities = gates
-        .vulnerabilities
-        .as_ref()
-        .map(|v| (v.keys.as_slice(), v.keyless.as_ref()));
+        .map(|a| TrustSpec {
+            path: "spec.gates.provenance.attestation",
+            keys: &a.keys,
+            keyless: a.keyless.as_ref(),
+        });
+    let vulnerabilities = gates.vulnerabilities.as_ref().map(|v| TrustSpec {
+        path: "spec.gates.vulnerabilities",
+        keys: &v.keys,
+        keyless: v.keyless.as_ref(),
+    });
     [signatures, attestation, vulnerabilities]
         .into_iter()
         .flatten()
@@ -76,11 +92,13 @@ fn trust_specs(environment: &Environment) -> Vec<(&[PublicKey], Option<&KeylessP
 pub fn key_secret_names(environment: &Environment) -> std::collections::BTreeSet<String> {
     trust_specs(environment)
         .into_iter()
-        .flat_map(|(keys, keyless)| {
-            let roots = keyless
+        .flat_map(|spec| {
+            let roots = spec
+                .keyless
                 .and_then(|k| k.trusted_root.as_ref())
                 .and_then(|root| root.secret_ref.as_ref());
-            keys.iter()
+            spec.keys
+                .iter()
                 .filter_map(|key| key.secret_ref.as_ref())
                 .chain(roots)
                 .map(|reference| reference.name.clone())
@@ -92,7 +110,7 @@ pub fn key_secret_names(environment: &Environment) -> std::collections::BTreeSet
 pub fn root_config_map_names(environment: &Environment) -> std::collections::BTreeSet<String> {
     trust_specs(environment)
         .into_iter()
-        .filter_map(|(_, keyless)| keyless?.trusted_root.as_ref()?.config_map_ref.as_ref())
+        .filter_map(|spec| spec.keyless?.trusted_root.as_ref()?.config_map_ref.as_ref())
         .map(|reference| reference.name.clone())
         .collect()
 }
