@@ -22,6 +22,7 @@ use super::{DIGEST, DNS_LABEL, DNS_SUBDOMAIN, Phase, SecretReference};
     status = "EnvironmentStatus",
     shortname = "env",
     category = "hoist",
+    selectable = ".spec.cluster",
     doc = "A stage of one tenant, with targets, configuration and gates.",
     printcolumn(
         name = "Ready",
@@ -45,6 +46,13 @@ pub struct EnvironmentSpec {
     #[schemars(length(max = 16), inner(length(min = 1, max = 63), pattern(DNS_LABEL)))]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub upstream: Vec<String>,
+
+    /// The workload cluster whose agent (`hoist agent --cluster NAME`)
+    /// reconciles this Environment. Unset: the operator in the cluster
+    /// that holds the Environment reconciles it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
+    pub cluster: Option<String>,
 
     /// The Deployment containers that run each application component here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
