@@ -1304,6 +1304,104 @@ fn approve_and_reject_report_what_they_did() {
     );
 }
 
+// Several threads: the API stand-in serves the child process from this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_refusal_is_printed_once_as_the_api_servers_message() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let ns = cluster.namespace();
+    create_promotion(&cluster, PENDING_PROMOTION).await;
+    // mallory may patch Promotions but holds no `approve` on Environments:
+    // the API server's admission policy refuses her approval.
+    let role: Role = serde_json::from_value(json!({
+        "metadata": {"name": "promotion-editor"},
+        "rules": [{"apiGroups": ["hoist.dev"], "resources": ["promotions"], "verbs": ["get", "list", "patch"]}]
+    }))
+    .expect("role");
+    Api::<Role>::namespaced(cluster.client(), ns)
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create role");
+    let binding: RoleBinding = serde_json::from_value(json!({
+        "metadata": {"name": "promotion-editor"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "promotion-editor"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"}]
+    }))
+    .expect("binding");
+    Api::<RoleBinding>::namespaced(cluster.client(), ns)
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create binding");
+    let path = cluster
+        .user_kubeconfig_file("mallory", &[])
+        .expect("mallory's kubeconfig");
+    let context = Kubeconfig::read_from(&path)
+        .expect("mallory's kubeconfig")
+        .current_context
+        .expect("a current context");
+    let mallory = (path, context);
+
+    assert_eq!(
+        kubectl_hoist(&mallory, ns, &["approve", "billing-2.1.0-prod"]).await,
+        (
+            false,
+            String::new(),
+            format!(
+                "kubectl hoist: cannot approve Promotion billing-2.1.0-prod: promotions.hoist.dev \"billing-2.1.0-prod\" \
+                 is forbidden: ValidatingAdmissionPolicy 'hoist-approvals' with binding 'hoist-approvals' denied \
+                 request: user mallory may not approve promotions into environment prod: needs RBAC verb approve \
+                 on environments/prod in namespace {ns}\n"
+            )
+        )
+    );
+    // RBAC's own refusal reads the same way: one line, the API server's words.
+    assert_eq!(
+        kubectl_hoist(&mallory, ns, &["status"]).await,
+        (
+            false,
+            String::new(),
+            format!(
+                "kubectl hoist: cannot list Environments in namespace {ns}: environments.hoist.dev is forbidden: \
+                 User \"mallory\" cannot list resource \"environments\" in API group \"hoist.dev\" in the \
+                 namespace \"{ns}\"\n"
+            )
+        )
+    );
+}
+
+#[test]
+fn a_refusal_names_the_field_paths_its_message_leaves_out() {
+    let status = |message: &str, fields: &[&str]| {
+        let status: kube::core::Status = serde_json::from_value(json!({
+            "status": "Failure",
+            "code": 422,
+            "reason": "Invalid",
+            "message": message,
+            "details": {"causes": fields.iter().map(|field| json!({"reason": "FieldValueInvalid", "field": field})).collect::<Vec<_>>()}
+        }))
+        .expect("a Status");
+        PluginError::Api {
+            action: "create Promotion p".into(),
+            source: kube::Error::Api(Box::new(status)),
+        }
+    };
+    assert_eq!(
+        status(
+            "Promotion.hoist.dev \"p\" is invalid: spec.artifact: Required value",
+            &["spec.artifact"]
+        )
+        .report(),
+        "cannot create Promotion p: Promotion.hoist.dev \"p\" is invalid: spec.artifact: Required value"
+    );
+    assert_eq!(
+        status("the request is invalid", &["spec.environment", "spec.reason"]).report(),
+        "cannot create Promotion p: the request is invalid (field spec.environment, spec.reason)"
+    );
+    assert_eq!(
+        status("", &[]).report(),
+        "cannot create Promotion p: the API server answered 422 Invalid"
+    );
+}
+
 /// A kubeconfig reaching the test's API (the real cluster's own, or one
 /// written for the stand-in) and the context to name.
 fn kubeconfig(cluster: &TestCluster) -> (PathBuf, String) {

@@ -138,6 +138,50 @@ pub enum PluginError {
     },
 }
 
+impl PluginError {
+    /// What a person reads when the command fails: this error, then each
+    /// cause on a line of its own; an API server's refusal ends the chain,
+    /// told once as its own message with the field paths it names (kube's
+    /// `Error::Api` would otherwise print the message twice, once inside a
+    /// debug dump of the whole `Status`).
+    pub fn report(&self) -> String {
+        let mut lines = vec![self.to_string()];
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            if let Some(kube::Error::Api(status)) = cause.downcast_ref::<kube::Error>() {
+                lines[0] = format!("{}: {}", lines[0], refusal(status));
+                lines.truncate(1);
+                break;
+            }
+            lines.push(format!("  caused by: {cause}"));
+            source = cause.source();
+        }
+        lines.join("\n")
+    }
+}
+
+/// An API server's refusal: its message, then the field paths of its causes
+/// that the message does not already name.
+fn refusal(status: &kube::core::Status) -> String {
+    let message = if status.message.is_empty() {
+        format!("the API server answered {} {}", status.code, status.reason)
+    } else {
+        status.message.clone()
+    };
+    let fields: Vec<&str> = status
+        .details
+        .iter()
+        .flat_map(|details| &details.causes)
+        .map(|cause| cause.field.as_str())
+        .filter(|field| !field.is_empty() && !message.contains(*field))
+        .collect();
+    if fields.is_empty() {
+        message
+    } else {
+        format!("{message} (field {})", fields.join(", "))
+    }
+}
+
 /// A client from the kubeconfig file `kubeconfig`, else the usual one
 /// (KUBECONFIG, ~/.kube/config, or the pod's service account), optionally
 /// for another context, and the namespace to work in: `namespace`, else
