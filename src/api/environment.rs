@@ -874,6 +874,12 @@ pub struct HistoryEntry {
     /// The source commit it was built from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_revision: Option<String>,
+    /// The build that produced it (the Artifact's `spec.source.buildId`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_id: Option<String>,
+    /// A link to that build (the Artifact's `spec.source.buildUrl`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_url: Option<String>,
     /// Hash of the configuration shipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
-use super::table::{short_commit, short_digest};
+use super::table::{build, or_none, short_commit, short_digest};
 use super::{PluginError, get};
 use crate::api::{Artifact, ChangeKind, Environment, HistoryEntry, Phase, VersionScheme};
 use crate::core::config::{self, ConfigKeyChange, Presence, RenderedConfig};
@@ -436,6 +436,21 @@ impl fmt::Display for Changes {
                 _ => format!("Promotion {}", entry.promotion),
             };
             writeln!(f, "  {label:<5} {} ({what}{when})", entry.artifact)?;
+        }
+        let builds = [from, to].map(|entry| build(entry.build_id.as_deref(), entry.build_url.as_deref()));
+        if let [before, after] = &builds
+            && (before.is_some() || after.is_some())
+        {
+            if before == after {
+                writeln!(f, "  build: {} (unchanged)", or_none(after.as_deref()))?;
+            } else {
+                writeln!(
+                    f,
+                    "  builds: {} → {}",
+                    or_none(before.as_deref()),
+                    or_none(after.as_deref())
+                )?;
+            }
         }
         match &self.commits {
             Commits::Same(commit) => writeln!(f, "  commit: {} (unchanged)", short_commit(commit))?,

@@ -7,9 +7,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::{Client, ResourceExt};
 
-use super::table::{NONE, Table, age, joined, or_none, short_commit, short_digest};
+use super::table::{NONE, Table, age, build, joined, or_none, short_commit, short_digest};
 use super::{PluginError, get, list};
-use crate::api::{ApplicationStatus, Artifact, CONDITION_READY, Environment, HistoryEntry, Promotion};
+use crate::api::{
+    ApplicationStatus, Artifact, CONDITION_READY, Environment, HistoryEntry, Promotion, Source,
+};
 use crate::core::conditions;
 
 /// How `status` prints.
@@ -70,12 +72,21 @@ pub struct View<'a> {
 }
 
 impl View<'_> {
-    fn repository(&self, artifact: &str) -> Option<&str> {
+    fn source(&self, artifact: &str) -> Option<&Source> {
         self.artifacts
             .iter()
             .find(|a| a.name_any() == artifact)
             .and_then(|a| a.spec.source.as_ref())
-            .map(|s| s.repository.as_str())
+    }
+
+    fn repository(&self, artifact: &str) -> Option<&str> {
+        self.source(artifact).map(|s| s.repository.as_str())
+    }
+
+    /// The build that produced `artifact`, as [`build`] tells it.
+    fn build(&self, artifact: &str) -> Option<String> {
+        self.source(artifact)
+            .and_then(|s| build(s.build_id.as_deref(), s.build_url.as_deref()))
     }
 }
 
@@ -104,6 +115,8 @@ pub fn status_document(view: &View<'_>) -> serde_json::Value {
                         "source": {
                             "repository": view.repository(&app.artifact),
                             "revision": app.source_revision,
+                            "buildId": view.source(&app.artifact).and_then(|s| s.build_id.as_deref()),
+                            "buildUrl": view.source(&app.artifact).and_then(|s| s.build_url.as_deref()),
                         },
                         "health": app.health,
                         "healthSince": app.health_since,
@@ -188,14 +201,27 @@ fn render_environment(view: &View<'_>, environment: &Environment, wide: bool) ->
             "PROMOTION",
             "APPROVERS",
         ];
+        // Wide: where each release comes from, and the build column when
+        // some Artifact names its build.
+        let builds = wide
+            && status
+                .applications
+                .iter()
+                .any(|app| view.build(&app.artifact).is_some());
         if wide {
             header.push("REPOSITORY");
+        }
+        if builds {
+            header.push("BUILD");
         }
         let mut table = Table::new(&header);
         for app in &status.applications {
             let mut row = application_row(app, now);
             if wide {
                 row.push(or_none(view.repository(&app.artifact)));
+            }
+            if builds {
+                row.push(or_none(view.build(&app.artifact).as_deref()));
             }
             table.row(row);
         }
@@ -326,7 +352,10 @@ pub fn render_history(environment: &Environment, application: Option<&str>, now:
             None => format!("No history in Environment {name}.\n"),
         };
     }
-    let mut table = Table::new(&[
+    let build_of = |entry: &HistoryEntry| build(entry.build_id.as_deref(), entry.build_url.as_deref());
+    // The build column when some release names its build.
+    let builds = entries.iter().any(|entry| build_of(entry).is_some());
+    let mut header = vec![
         "APPLICATION",
         "VERSION",
         "ARTIFACT",
@@ -335,9 +364,13 @@ pub fn render_history(environment: &Environment, application: Option<&str>, now:
         "COMPLETED",
         "PROMOTION",
         "APPROVERS",
-    ]);
+    ];
+    if builds {
+        header.push("BUILD");
+    }
+    let mut table = Table::new(&header);
     for entry in entries {
-        table.row(vec![
+        let mut row = vec![
             entry.application.clone(),
             entry.version.clone(),
             entry.artifact.clone(),
@@ -349,7 +382,11 @@ pub fn render_history(environment: &Environment, application: Option<&str>, now:
                 .map_or_else(|| NONE.to_string(), |at| format!("{} ago", age(now, at))),
             entry.promotion.clone(),
             approved(entry, now),
-        ]);
+        ];
+        if builds {
+            row.push(or_none(build_of(entry).as_deref()));
+        }
+        table.row(row);
     }
     format!("History of Environment {name}, newest first:\n{}", table.render())
 }

@@ -68,6 +68,16 @@ pub(crate) fn or_none(value: Option<&str>) -> String {
 }
 
 /// A comma-separated list, or `<none>`.
+/// A build as people cite it: its id, with the link to it when recorded
+/// (`812 (https://ci.example.com/runs/812)`), or the link alone.
+pub(crate) fn build(id: Option<&str>, url: Option<&str>) -> Option<String> {
+    match (id, url) {
+        (Some(id), Some(url)) => Some(format!("{id} ({url})")),
+        (Some(only), None) | (None, Some(only)) => Some(only.to_string()),
+        (None, None) => None,
+    }
+}
+
 pub(crate) fn joined(values: &[String]) -> String {
     if values.is_empty() {
         NONE.to_string()

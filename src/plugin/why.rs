@@ -6,9 +6,9 @@ use kube::api::Api;
 use kube::{Client, ResourceExt};
 
 use super::diff::ContainerDiff;
-use super::table::{NONE, Table, age, or_none};
+use super::table::{NONE, Table, age, build, or_none};
 use super::{PluginError, get};
-use crate::api::Promotion;
+use crate::api::{Artifact, Promotion};
 
 /// `why PROMOTION`.
 pub async fn why(
@@ -19,13 +19,26 @@ pub async fn why(
 ) -> Result<String, PluginError> {
     let api: Api<Promotion> = Api::namespaced(client.clone(), namespace);
     let promotion = get(&api, "Promotion", promotion, namespace).await?;
-    Ok(render_why(&promotion, now))
+    // The Artifact only adds its build: a Promotion naming one that is gone
+    // is still explained.
+    let artifacts: Api<Artifact> = Api::namespaced(client.clone(), namespace);
+    let artifact = artifacts
+        .get_opt(&promotion.spec.artifact)
+        .await
+        .map_err(|source| PluginError::Api {
+            action: format!(
+                "read Artifact {} in namespace {namespace}",
+                promotion.spec.artifact
+            ),
+            source,
+        })?;
+    Ok(render_why(&promotion, artifact.as_ref(), now))
 }
 
-/// Phase and message, then each gate, each approval (as written in the
+/// Phase and message (and the build of `artifact`, the Promotion's), then each gate, each approval (as written in the
 /// spec, and how the operator judged it: verified, counted, why not), each
 /// approval rule with who satisfied it, and each change.
-pub fn render_why(promotion: &Promotion, now: &Time) -> String {
+pub fn render_why(promotion: &Promotion, artifact: Option<&Artifact>, now: &Time) -> String {
     let status = promotion.status.clone().unwrap_or_default();
     let spec = &promotion.spec;
     let mut out = format!(
@@ -40,6 +53,12 @@ pub fn render_why(promotion: &Promotion, now: &Time) -> String {
         ("Reason", or_none(spec.reason.as_deref())),
         ("Requested", or_none(spec.requested_by.as_deref())),
     ];
+    if let Some(build) = artifact
+        .and_then(|artifact| artifact.spec.source.as_ref())
+        .and_then(|source| build(source.build_id.as_deref(), source.build_url.as_deref()))
+    {
+        facts.push(("Build", build));
+    }
     if status.rollback {
         facts.push((
             "Rollback",
@@ -225,7 +244,7 @@ status:
 "#,
         )
         .expect("fixture parses");
-        let text = render_why(&promotion, &at_ten_twenty());
+        let text = render_why(&promotion, None, &at_ten_twenty());
         assert_eq!(
             section(&text, "Gates:", 3),
             vec![
@@ -252,7 +271,7 @@ status:
 "#,
         )
         .expect("fixture parses");
-        let text = render_why(&promotion, &at_ten_twenty());
+        let text = render_why(&promotion, None, &at_ten_twenty());
         assert_eq!(
             section(&text, "Verification:", 3),
             vec![

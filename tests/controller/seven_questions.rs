@@ -211,6 +211,8 @@ async fn through_to_prod(scenario: &Scenario, artifact: &str, approver: &str) {
 /// `revision`, working with payments 1.x from 1.4.0); returns its name.
 async fn shop_release(scenario: &Scenario, version: &str, revision: &str) -> String {
     let name = format!("shop-{}", version.replace('.', "-"));
+    // The CI run that built it, as GitHub Actions numbers them.
+    let build = format!("71{}", version.replace('.', ""));
     let images = push_multi("shop", &[("backend", version), ("frontend", version)])
         .await
         .expect("push images");
@@ -225,7 +227,10 @@ async fn shop_release(scenario: &Scenario, version: &str, revision: &str) -> Str
                         {"component": "backend", "image": images["backend"].reference},
                         {"component": "frontend", "image": images["frontend"].reference}
                     ],
-                    "source": {"repository": "https://github.com/acme/shop", "revision": revision},
+                    "source": {
+                        "repository": "https://github.com/acme/shop", "revision": revision,
+                        "buildId": build, "buildUrl": format!("https://github.com/acme/shop/actions/runs/{build}")
+                    },
                     "compatibility": [{"application": "payments", "versions": ">=1.4.0, <2.0.0"}]
                 }
             }),

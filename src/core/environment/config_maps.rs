@@ -151,6 +151,8 @@ mod tests {
             change: crate::api::ChangeKind::Release,
             source_repository: None,
             source_revision: None,
+            build_id: None,
+            build_url: None,
             images: Vec::new(),
             config_hash: Some(config_hash.into()),
             promotion: promotion.into(),

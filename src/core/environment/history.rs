@@ -72,6 +72,8 @@ impl Decision<'_, '_> {
             images: release.images.clone(),
             source_repository: artifact.spec.source.as_ref().map(|s| s.repository.clone()),
             source_revision: artifact.spec.source.as_ref().map(|s| s.revision.clone()),
+            build_id: artifact.spec.source.as_ref().and_then(|s| s.build_id.clone()),
+            build_url: artifact.spec.source.as_ref().and_then(|s| s.build_url.clone()),
             config_hash: release.config_hash.clone(),
             promotion: promotion.name_any(),
             promoted_at: status.started_at.clone(),
@@ -150,6 +152,8 @@ impl Decision<'_, '_> {
                 source_revision: source
                     .map(|s| s.revision.clone())
                     .or_else(|| app.source_revision.clone()),
+                build_id: source.and_then(|s| s.build_id.clone()),
+                build_url: source.and_then(|s| s.build_url.clone()),
                 config_hash: Some(rendered.hash.clone()),
                 promotion: app.promotion.clone(),
                 promoted_at: Some(now),

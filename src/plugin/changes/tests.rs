@@ -31,6 +31,8 @@ fn entry(application: &str, version: &str, backend: &str, commit: &str, hash: &s
         ],
         source_repository: Some("https://github.com/acme/shop".into()),
         source_revision: Some(commit.into()),
+        build_id: None,
+        build_url: None,
         config_hash: Some(hash.into()),
         promotion: format!("{application}-{version}-prod"),
         promoted_at: Some(at(0)),
