@@ -31,6 +31,9 @@ pub struct Cluster {
     pub kubeconfig: PathBuf,
     /// Put before every namespace name of this part (empty on a stand-in).
     pub prefix: String,
+    /// The user the API server authenticates for the bench: the
+    /// `requestedBy` of its Promotions.
+    pub requested_by: String,
     run: String,
 }
 
@@ -53,8 +56,14 @@ impl Cluster {
                     .await?;
                 let kubeconfig = std::env::temp_dir().join(format!("hoist-bench-{name}.kubeconfig"));
                 std::fs::write(&kubeconfig, standin.kubeconfig_yaml(operator::USER)?)?;
+                let client = standin.client();
+                // As the chart installs Hoist: its admission policies hold
+                // the bench's Promotions to what they hold people's to.
+                hoist_testkit::cluster::install_admission_policy(&client).await?;
+                let requested_by = requested_by(&client).await?;
                 Ok(Cluster {
-                    client: standin.client(),
+                    client,
+                    requested_by,
                     backend: Backend::StandIn(standin),
                     kubeconfig,
                     prefix: String::new(),
@@ -62,18 +71,13 @@ impl Cluster {
                 })
             }
             Some(path) => {
-                let config = Config::from_custom_kubeconfig(
-                    Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?,
-                    &KubeConfigOptions::default(),
-                )
-                .await
-                .with_context(|| format!("the kubeconfig {}", path.display()))?;
-                let client = Client::try_from(config)?;
+                let client = connect(path).await?;
                 let version = client
                     .apiserver_version()
                     .await
                     .with_context(|| format!("reaching the API server of {}", path.display()))?;
                 crate::progress(&format!("{name}: Kubernetes {}", version.git_version));
+                let requested_by = requested_by(&client).await?;
                 install(&client, crds.into_iter().chain(bare)).await?;
                 let run = format!("{name}-{:x}", std::process::id());
                 Ok(Cluster {
@@ -81,6 +85,7 @@ impl Cluster {
                     client,
                     kubeconfig: path.to_path_buf(),
                     prefix: format!("hoist-bench-{name}-"),
+                    requested_by,
                     run,
                 })
             }
@@ -145,6 +150,35 @@ impl Cluster {
         }
         Ok(())
     }
+}
+
+/// Checks, before the run makes anything, that it can go ahead on the
+/// cluster of `kubeconfig` ([`crate::preflight`]).
+pub async fn preflight(kubeconfig: &Path) -> Result<()> {
+    let client = connect(kubeconfig).await?;
+    crate::preflight::check(&client)
+        .await
+        .with_context(|| format!("checking the cluster of {} before the run", kubeconfig.display()))
+}
+
+/// A client for the cluster of `kubeconfig`.
+async fn connect(kubeconfig: &Path) -> Result<Client> {
+    let config = Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(kubeconfig).with_context(|| format!("reading {}", kubeconfig.display()))?,
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .with_context(|| format!("the kubeconfig {}", kubeconfig.display()))?;
+    Ok(Client::try_from(config)?)
+}
+
+/// Who the API server says the bench is (SelfSubjectReview), as `kubectl
+/// hoist promote` asks before it sets `spec.requestedBy`.
+async fn requested_by(client: &Client) -> Result<String> {
+    Ok(hoist::plugin::whoami(client)
+        .await
+        .context("asking the API server who the bench is")?
+        .user)
 }
 
 /// Applies the CRDs and waits until the API server serves them.

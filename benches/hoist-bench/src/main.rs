@@ -12,6 +12,7 @@ mod cluster;
 mod heap;
 mod observe;
 mod operator;
+mod preflight;
 mod report;
 mod world;
 
@@ -65,8 +66,9 @@ struct Args {
     /// Run against the cluster of this kubeconfig instead of the stand-in:
     /// the bench installs the Hoist CRDs and copies of them under
     /// bare.hoist.dev, works in namespaces `hoist-bench-*` of its own and
-    /// deletes them (and the copies) afterwards. Its user must be allowed to
-    /// do all that; nothing else may run an operator for Hoist's kinds there.
+    /// deletes them (and the copies) afterwards. Before anything it checks
+    /// that its user may do all that (and run the operator), and that no
+    /// Hoist operator of the chart runs there, and names what is missing.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
 }
@@ -110,6 +112,9 @@ async fn main() -> Result<()> {
         };
         hoist::cli::controller(settings, false).await?;
         return Ok(());
+    }
+    if let Some(kubeconfig) = &args.kubeconfig {
+        cluster::preflight(kubeconfig).await?;
     }
     let registry = registry_address().context("the bench needs the local registry")?;
     let started = Instant::now();
@@ -302,7 +307,10 @@ async fn level(
             .filter(|(v, _)| *v == version)
             .map(|&(v, index)| {
                 let (namespace, environment) = size.environment(index);
-                (namespace, world::promotion("hoist.dev", &environment, v))
+                (
+                    namespace,
+                    world::promotion("hoist.dev", &environment, v, &cluster.requested_by),
+                )
             })
             .collect();
         if round.is_empty() {
@@ -327,7 +335,7 @@ async fn level(
     let mut operator_latencies = Vec::with_capacity(timed.len());
     for &(version, index) in timed {
         let (namespace, environment) = size.environment(index);
-        let promotion = world::promotion("hoist.dev", &environment, version);
+        let promotion = world::promotion("hoist.dev", &environment, version, &cluster.requested_by);
         let start = Instant::now();
         world::create(&client, &namespace, promotion).await?;
         let seen = promotions
@@ -357,7 +365,7 @@ async fn level(
         let environment = format!("env-{index:02}");
         let start = Instant::now();
         bare_promotion(
-            &client,
+            cluster,
             &bare_namespace,
             &environment,
             version,
@@ -505,7 +513,7 @@ async fn status_templates(client: &Client, size: &Size) -> Result<Statuses> {
 /// pinned, the Promotion's status is set to Succeeded and the Environment's
 /// status records the release.
 async fn bare_promotion(
-    client: &Client,
+    cluster: &Cluster,
     namespace: &str,
     environment: &str,
     version: usize,
@@ -514,7 +522,8 @@ async fn bare_promotion(
     statuses: &Statuses,
 ) -> Result<()> {
     let name = format!("{environment}-{sequence}");
-    let mut promotion = world::promotion(BARE_GROUP, environment, version);
+    let client = &cluster.client;
+    let mut promotion = world::promotion(BARE_GROUP, environment, version, &cluster.requested_by);
     promotion["metadata"]["name"] = json!(name);
     world::create(client, namespace, promotion).await?;
     let application = world::application(environment);

@@ -242,11 +242,14 @@ pub fn artifact(environment: &str, version: usize, backend: &PushedImage, fronte
     }})
 }
 
-pub fn promotion(group: &str, environment: &str, version: usize) -> Value {
+/// A Promotion as `kubectl hoist promote` makes it: `requestedBy` names the
+/// user the API server authenticates for the bench, as the chart's
+/// `hoist-approvals` policy requires.
+pub fn promotion(group: &str, environment: &str, version: usize, requested_by: &str) -> Value {
     json!({"apiVersion": format!("{group}/v1alpha1"), "kind": "Promotion",
            "metadata": {"name": promotion_name(environment, version)},
            "spec": {"artifact": artifact_name(environment, version), "environment": environment,
-                    "reason": "benchmark"}})
+                    "reason": "benchmark", "requestedBy": requested_by}})
 }
 
 /// The bare namespace: `environments` Environments of the bare group and

@@ -816,9 +816,10 @@ fn shipped_policy_from(
     Ok((policy, binding))
 }
 
-/// Applies the admission policy and its binding as shipped (cluster-scoped;
-/// the same objects for every test, so they are left in place).
-async fn install_admission_policy(client: &Client) -> Result<()> {
+/// Applies the chart's admission policies and their bindings as shipped
+/// (cluster-scoped; the same objects for every test, so they are left in
+/// place).
+pub async fn install_admission_policy(client: &Client) -> Result<()> {
     for (path, name) in [
         (admission_policy_file(), SHIPPED_POLICY),
         (environment_policy_file(), SHIPPED_ENVIRONMENT_POLICY),
