@@ -237,6 +237,11 @@ pub struct PromotionStatus {
     /// When the Deployments were updated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<Time>,
+    /// When the rollout's progress last went into `message`: at most once
+    /// per 30 seconds, so a slow Deployment controller's every step does not
+    /// rewrite the Promotion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_reported_at: Option<Time>,
     /// When a terminal phase was reached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<Time>,

@@ -22,6 +22,9 @@ use super::release::{Release, pinned_images, pins_for, release_of, rollout_of};
 use super::validation::Validation;
 use super::{Decision, Notice, target_namespace};
 
+/// How often a rollout's progress may rewrite the message of its Promotion.
+pub const PROGRESS_REPORT_SECONDS: i64 = 30;
+
 /// Carries `last_checked` over from the previous status for gates whose
 /// verdict did not change, so an unchanged world writes nothing.
 fn keep_check_times(gates: Vec<GateStatus>, previous: &[GateStatus]) -> Vec<GateStatus> {
@@ -434,7 +437,19 @@ impl Decision<'_, '_> {
         let environment_name = self.snapshot.environment.name_any();
         match rollout_of(self.snapshot, &pins) {
             Rollout::Progressing(why) => {
-                status.message = Some(format!("rolling out {}: {why}", artifact.name_any()));
+                // The message says that the rollout started; how far it got
+                // replaces it once it has taken a while, and then at most
+                // once per interval: each change is a write of the status.
+                let reported = status
+                    .progress_reported_at
+                    .as_ref()
+                    .or(status.started_at.as_ref());
+                if reported.is_none_or(|reported| {
+                    now.0.as_second() - reported.0.as_second() >= PROGRESS_REPORT_SECONDS
+                }) {
+                    status.message = Some(format!("rolling out {}: {why}", artifact.name_any()));
+                    status.progress_reported_at = Some(now);
+                }
             }
             Rollout::Complete => {
                 match self.verification(promotion, artifact, status) {

@@ -91,6 +91,7 @@ fn a_promotion_whose_gates_pass_starts_with_exactly_this_plan() {
             config: None,
             verification: Vec::new(),
             started_at: Some(at(100)),
+            progress_reported_at: None,
             completed_at: None,
         }
     );
@@ -105,6 +106,48 @@ fn a_promotion_whose_gates_pass_starts_with_exactly_this_plan() {
         "nothing runs until the rollout is over"
     );
     assert_eq!(plan.new_promotions, Vec::new());
+}
+
+#[test]
+fn a_slow_rollout_rewrites_its_promotions_message_at_most_every_thirty_seconds() {
+    let rolling = |started: i64, reported: Option<i64>, message: &str, now: i64| {
+        let mut objects = Objects::new(environment("dev", ""));
+        let mut p1 = verifying(promotion("p1", "shop-1", 50));
+        if let Some(status) = p1.status.as_mut() {
+            status.started_at = Some(at(started));
+            status.progress_reported_at = reported.map(at);
+            status.message = Some(message.into());
+        }
+        objects.promotions = vec![p1];
+        objects.deployments = vec![after_pin(deployment(), &pin("shop-1", A, None), false)];
+        objects.now = at(now);
+        let status = plan(&objects.snapshot()).promotions["p1"].clone();
+        (status.message.unwrap_or_default(), status.progress_reported_at)
+    };
+    let started = "rolling out shop-1 1.0.0 to dev";
+    let progress =
+        "rolling out shop-1: shop/backend: waiting for the Deployment controller to observe generation 2";
+    // 29 s after the start: the start's message stays, nothing to write.
+    assert_eq!(rolling(71, None, started, 100), (started.into(), None));
+    // 30 s: how far it got.
+    assert_eq!(rolling(70, None, started, 100), (progress.into(), Some(at(100))));
+    // Then at most once per 30 s after the last report.
+    assert_eq!(
+        rolling(
+            10,
+            Some(71),
+            "rolling out shop-1: shop/backend: 0 of 1 replicas updated",
+            100
+        ),
+        (
+            "rolling out shop-1: shop/backend: 0 of 1 replicas updated".into(),
+            Some(at(71))
+        )
+    );
+    assert_eq!(
+        rolling(10, Some(70), started, 100),
+        (progress.into(), Some(at(100)))
+    );
 }
 
 #[test]
