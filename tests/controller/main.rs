@@ -37,6 +37,7 @@ mod seven_questions;
 mod supply_chain;
 mod verification;
 mod walkthrough;
+mod workload_clusters;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const REVISION: &str = "3f2c9a1b7e4d5c6f8a9b0c1d2e3f4a5b6c7d8e9f";
@@ -124,10 +125,14 @@ impl Scenario {
     /// Deployments in a namespace of its own, opted in for the tenant; prod
     /// needs alice's or bob's approval and a source revision.
     async fn new() -> Self {
+        Self::on(TestCluster::new().await.expect("test cluster")).await
+    }
+
+    /// The scenario of [`Scenario::new`] on `cluster` (the hub of two).
+    async fn on(cluster: TestCluster) -> Self {
         // Operator logs show with `--no-capture` and RUST_LOG=hoist=debug;
         // its reconciles are recorded for the tests that ask which ran.
         reconciles::install();
-        let cluster = TestCluster::new().await.expect("test cluster");
         let tenant = cluster.namespace().to_string();
         let mut stages = BTreeMap::new();
         for stage in STAGES {

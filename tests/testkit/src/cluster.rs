@@ -54,6 +54,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the API server may take to establish the CRDs.
 const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(30);
+/// The label opting a namespace in for a tenant (the namespace of that name on the hub).
+const TENANT_LABEL: &str = "hoist.dev/tenant";
 /// The operator's ServiceAccount name in the test namespace, as the chart names it.
 const OPERATOR_SERVICE_ACCOUNT: &str = "hoist";
 
@@ -178,27 +180,37 @@ impl TestCluster {
             Some(path) => Self::from_kubeconfig(Path::new(&path))
                 .await
                 .with_context(|| format!("{KUBECONFIG_VAR}={}", Path::new(&path).display())),
-            None => {
-                let standin = StandIn::start().await.context("starting the API stand-in")?;
-                Self::connect(standin.config(), Some(standin)).await
-            }
+            None => Self::start_standin(None).await,
         }
+    }
+
+    /// A fresh stand-in; the test's namespace is `namespace` (labelled as
+    /// opted in for the tenant of that name) when given.
+    pub(crate) async fn start_standin(namespace: Option<&str>) -> Result<Self> {
+        let standin = StandIn::start().await.context("starting the API stand-in")?;
+        Self::connect(standin.config(), Some(standin), namespace).await
     }
 
     /// The cluster of the kubeconfig at `path` (its current context), as with
     /// `HOIST_TEST_KUBECONFIG`: its namespaces are deleted on drop.
     pub async fn from_kubeconfig(path: &Path) -> Result<Self> {
+        Self::from_kubeconfig_in(path, None).await
+    }
+
+    /// The cluster of the kubeconfig at `path`, with `namespace` as the
+    /// test's namespace when given (see [`TestCluster::start_standin`]).
+    pub(crate) async fn from_kubeconfig_in(path: &Path, namespace: Option<&str>) -> Result<Self> {
         let kubeconfig = Kubeconfig::read_from(path)
             .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .with_context(|| format!("building a client config from {}", path.display()))?;
-        let mut cluster = Self::connect(config, None).await?;
+        let mut cluster = Self::connect(config, None, namespace).await?;
         cluster.kubeconfig = Some(path.to_path_buf());
         Ok(cluster)
     }
 
-    async fn connect(config: Config, standin: Option<StandIn>) -> Result<Self> {
+    async fn connect(config: Config, standin: Option<StandIn>, namespace: Option<&str>) -> Result<Self> {
         let crds = read_crds(&crds_dir())?;
         let config = with_timeouts(config);
         let client = Client::try_from(config.clone()).context("creating a client")?;
@@ -217,7 +229,10 @@ impl TestCluster {
         })?;
         install_admission_policy(&client).await?;
         let admin = admin_user(&client).await?;
-        let namespace = create_namespace(&client, "hoist-test", &[]).await?;
+        let namespace = match namespace {
+            Some(name) => create_named_namespace(&client, name, &[(TENANT_LABEL, name)]).await?,
+            None => create_namespace(&client, "hoist-test", &[]).await?,
+        };
         await_admission(&client, &namespace).await?;
         let mut cluster = Self {
             admin,
@@ -548,10 +563,69 @@ impl TestCluster {
         self.standin.as_ref()
     }
 
+    /// A ClusterRole `name` of `rules` bound to the ServiceAccount
+    /// `service_account` of the test's namespace, both removed when the
+    /// test ends.
+    pub async fn grant_service_account_cluster_wide(
+        &self,
+        name: &str,
+        rules: Vec<PolicyRule>,
+        service_account: &str,
+    ) -> Result<()> {
+        let role = ClusterRole {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            rules: Some(rules),
+            ..Default::default()
+        };
+        Api::<ClusterRole>::all(self.client.clone())
+            .create(&PostParams::default(), &role)
+            .await
+            .with_context(|| format!("creating ClusterRole {name}"))?;
+        self.leave(Leftover::ClusterRole(name.to_owned()));
+        let binding = ClusterRoleBinding {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: name.to_owned(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: service_account.to_owned(),
+                namespace: Some(self.namespace.clone()),
+                ..Default::default()
+            }]),
+        };
+        Api::<ClusterRoleBinding>::all(self.client.clone())
+            .create(&PostParams::default(), &binding)
+            .await
+            .with_context(|| format!("creating ClusterRoleBinding {name}"))?;
+        self.leave(Leftover::ClusterRoleBinding(name.to_owned()));
+        Ok(())
+    }
+
     /// Another fresh namespace, with the given labels, removed with the test's
     /// (e.g. a target namespace of another tenant).
     pub async fn extra_namespace(&self, prefix: &str, labels: &[(&str, &str)]) -> Result<String> {
         let name = create_namespace(&self.client, prefix, labels).await?;
+        self.keep_namespace(name)
+    }
+
+    /// A namespace named `name` with the given labels, removed with the
+    /// test's: in a workload cluster, one of the same name as a namespace
+    /// of the hub.
+    pub async fn named_namespace(&self, name: &str, labels: &[(&str, &str)]) -> Result<String> {
+        let name = create_named_namespace(&self.client, name, labels).await?;
+        self.keep_namespace(name)
+    }
+
+    fn keep_namespace(&self, name: String) -> Result<String> {
         self.extra_namespaces
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -995,9 +1069,13 @@ fn names_refused(crd: &CustomResourceDefinition) -> Option<String> {
 
 /// Creates a namespace named `<prefix>-<random>` with the given labels.
 async fn create_namespace(client: &Client, prefix: &str, labels: &[(&str, &str)]) -> Result<String> {
-    let api: Api<Namespace> = Api::all(client.clone());
     let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let name = format!("{prefix}-{}", &suffix[..8]);
+    create_named_namespace(client, &format!("{prefix}-{}", &suffix[..8]), labels).await
+}
+
+async fn create_named_namespace(client: &Client, name: &str, labels: &[(&str, &str)]) -> Result<String> {
+    let name = name.to_owned();
+    let api: Api<Namespace> = Api::all(client.clone());
     let mut namespace = Namespace::default();
     namespace.metadata.name = Some(name.clone());
     namespace.metadata.labels = Some(
