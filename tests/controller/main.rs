@@ -59,6 +59,12 @@ impl Operator {
         let operator = hoist::controller::start(client, settings)
             .await
             .expect("operator starts");
+        Self::running(operator, requests)
+    }
+
+    /// Runs `operator` (started; an agent too) in a task of its own until
+    /// it is stopped.
+    fn running(operator: hoist::controller::Operator, requests: RequestCounter) -> Operator {
         let health = operator.health_address();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -430,17 +436,7 @@ impl Scenario {
 
     /// (container, image) of a Deployment's pod template.
     async fn images(&self, stage: &str, name: &str) -> Vec<(String, String)> {
-        let deployment = self.deployment(stage, name).await;
-        deployment
-            .spec
-            .expect("spec")
-            .template
-            .spec
-            .expect("pod spec")
-            .containers
-            .into_iter()
-            .map(|c| (c.name, c.image.unwrap_or_default()))
-            .collect()
+        images_of(self.deployment(stage, name).await)
     }
 
     async fn annotation(&self, stage: &str, name: &str, key: &str) -> Option<String> {
@@ -464,6 +460,31 @@ impl Scenario {
             .await
             .unwrap_or_else(|error| panic!("{error}"))
     }
+}
+
+/// (container, image) of `deployment`'s pod template.
+fn images_of(deployment: Deployment) -> Vec<(String, String)> {
+    deployment
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod spec")
+        .containers
+        .into_iter()
+        .map(|c| (c.name, c.image.unwrap_or_default()))
+        .collect()
+}
+
+/// (Promotion, outcome) of an Environment's history, newest first.
+fn history_of(environment: Environment) -> Vec<(String, Phase)> {
+    environment
+        .status
+        .expect("status")
+        .history
+        .iter()
+        .map(|h| (h.promotion.clone(), h.outcome))
+        .collect()
 }
 
 /// The `hoist.dev/config-hash` pod-template annotation.

@@ -23,9 +23,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
-use tokio::sync::oneshot;
 
-use super::{Operator, REVISION, Scenario, TIMEOUT, config_hash, deployment, pinned};
+use super::{Operator, REVISION, Scenario, TIMEOUT, config_hash, deployment, history_of, images_of, pinned};
 
 /// The workload cluster's name.
 const CLUSTER: &str = "eu";
@@ -108,25 +107,7 @@ impl Workload {
         let started = hoist::controller::agent::start(hub, local, agent, self.agent_settings())
             .await
             .expect("agent starts");
-        let health = started.health_address();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            started
-                .run(async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .expect("agent runs");
-        });
-        self.agents.insert(
-            identity,
-            Operator {
-                stop,
-                task,
-                requests,
-                health,
-            },
-        );
+        self.agents.insert(identity, Operator::running(started, requests));
     }
 
     /// The agent's settings: the hub operator's (this test's namespace and registries).
@@ -172,20 +153,12 @@ impl Workload {
 
     /// (container, image) of Deployment `name` of `stage` in the workload cluster.
     async fn images(&self, stage: &str, name: &str) -> Vec<(String, String)> {
-        let deployment = Api::<Deployment>::namespaced(self.cluster.client(), &self.hub.stages[stage])
-            .get(name)
-            .await
-            .expect("deployment in the workload cluster");
-        deployment
-            .spec
-            .expect("spec")
-            .template
-            .spec
-            .expect("pod spec")
-            .containers
-            .into_iter()
-            .map(|c| (c.name, c.image.unwrap_or_default()))
-            .collect()
+        images_of(
+            Api::<Deployment>::namespaced(self.cluster.client(), &self.hub.stages[stage])
+                .get(name)
+                .await
+                .expect("deployment in the workload cluster"),
+        )
     }
 
     /// Releases 1.0.0 and promotes it into dev on the hub and staging in `eu`.
@@ -483,4 +456,62 @@ async fn readyz_once(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+#[tokio::test]
+async fn an_agent_killed_right_after_its_deployment_patch_completes_the_promotion_exactly_once_after_restart()
+{
+    let mut workload = Workload::new().await;
+    workload.start().await;
+    let images = workload.hub.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    workload.hub.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
+    let namespace = workload.hub.stages["staging"].clone();
+    let deployments: Api<Deployment> = Api::namespaced(workload.cluster.client(), &namespace);
+    let generation_before = deployments
+        .get("backend")
+        .await
+        .expect("deployment")
+        .metadata
+        .generation
+        .unwrap_or(0);
+    let expected = pinned(&images["backend"]);
+    workload.promote("to-staging", "shop-1-0-0", "staging").await;
+    workload
+        .cluster
+        .wait_for_in::<Deployment>(&namespace, "backend", TIMEOUT, |d| {
+            d.spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .is_some_and(|p| p.containers[0].image.as_deref() == Some(expected.as_str()))
+        })
+        .await
+        .expect("deployment patched in the workload cluster");
+    // As kill -9: no release of the Lease, nothing more written.
+    let killed = workload.agents.remove("agent-a").expect("agent-a");
+    killed.task.abort();
+    let _ = killed.task.await;
+
+    // Its successor (a new pod) takes the Lease over once it expires.
+    workload.start_agent("agent-a-restarted").await;
+    workload.hub.wait_phase("to-staging", Phase::Succeeded).await;
+    let staging = workload
+        .hub
+        .cluster
+        .wait_for::<Environment>("staging", TIMEOUT, |e| {
+            e.status.as_ref().is_some_and(|s| !s.history.is_empty())
+        })
+        .await
+        .expect("history");
+    assert_eq!(
+        history_of(staging),
+        vec![("to-staging".to_string(), Phase::Succeeded)],
+        "exactly one release"
+    );
+    let deployment = deployments.get("backend").await.expect("deployment");
+    assert_eq!(
+        deployment.metadata.generation,
+        Some(generation_before + 1),
+        "the agents changed the Deployment once"
+    );
+    workload.stop().await;
 }

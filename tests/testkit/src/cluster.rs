@@ -185,7 +185,9 @@ impl TestCluster {
     }
 
     /// A fresh stand-in; the test's namespace is `namespace` (labelled as
-    /// opted in for the tenant of that name) when given.
+    /// opted in for the tenant of that name) when given, and the operator's
+    /// ServiceAccount is then an agent's, with the chart's rules of an
+    /// agent in its workload cluster.
     pub(crate) async fn start_standin(namespace: Option<&str>) -> Result<Self> {
         let standin = StandIn::start().await.context("starting the API stand-in")?;
         Self::connect(standin.config(), Some(standin), namespace).await
@@ -229,6 +231,10 @@ impl TestCluster {
         })?;
         install_admission_policy(&client).await?;
         let admin = admin_user(&client).await?;
+        let cluster_rules = match namespace {
+            Some(_) => agent_local_rules_file(),
+            None => operator_rules_file(),
+        };
         let namespace = match namespace {
             Some(name) => create_named_namespace(&client, name, &[(TENANT_LABEL, name)]).await?,
             None => create_namespace(&client, "hoist-test", &[]).await?,
@@ -245,7 +251,7 @@ impl TestCluster {
             files: Mutex::new(Vec::new()),
             standin,
         };
-        cluster.grant_operator_rules().await?;
+        cluster.grant_operator_rules(&cluster_rules).await?;
         Ok(cluster)
     }
 
@@ -305,36 +311,15 @@ impl TestCluster {
     }
 
     /// Binds the operator's ServiceAccount to a ClusterRole of the chart's
-    /// cluster-wide rules (`charts/hoist/files/operator-rules.yaml`), both
+    /// cluster-wide rules `cluster_rules` (`charts/hoist/files/operator-rules.yaml`,
+    /// or `agent-local-rules.yaml` in a workload cluster), both
     /// removed with the test's namespaces, and to a Role of its namespace
     /// rules (`operator-namespace-rules.yaml`) in the test's namespace.
-    async fn grant_operator_rules(&mut self) -> Result<()> {
-        let rules = read_operator_rules(&operator_rules_file())?;
+    async fn grant_operator_rules(&mut self, cluster_rules: &Path) -> Result<()> {
+        let rules = read_operator_rules(cluster_rules)?;
         let name = self.operator_role_name();
-        let role = ClusterRole {
-            metadata: kube::api::ObjectMeta {
-                name: Some(name.clone()),
-                ..Default::default()
-            },
-            rules: Some(rules),
-            ..Default::default()
-        };
-        Api::<ClusterRole>::all(self.client.clone())
-            .create(&PostParams::default(), &role)
-            .await
-            .with_context(|| format!("creating ClusterRole {name}"))?;
-        self.leave(Leftover::ClusterRole(name.clone()));
-        let (metadata, role_ref, subjects) = self.operator_binding("ClusterRole", &name);
-        let binding = ClusterRoleBinding {
-            metadata,
-            role_ref,
-            subjects,
-        };
-        Api::<ClusterRoleBinding>::all(self.client.clone())
-            .create(&PostParams::default(), &binding)
-            .await
-            .with_context(|| format!("creating ClusterRoleBinding {name}"))?;
-        self.leave(Leftover::ClusterRoleBinding(name.clone()));
+        self.grant_service_account_cluster_wide(&name, rules, OPERATOR_SERVICE_ACCOUNT)
+            .await?;
         // Jobs, Secrets and ServiceAccounts in the test's namespace only, as
         // the chart's namespace-scoped install grants them (the operator
         // under test watches that namespace).
@@ -809,6 +794,11 @@ pub fn crds_dir() -> PathBuf {
 /// The chart's RBAC rules for the operator.
 pub fn operator_rules_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/operator-rules.yaml")
+}
+
+/// The chart's cluster-wide rules of an agent in its workload cluster.
+pub fn agent_local_rules_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/agent-local-rules.yaml")
 }
 
 /// The chart's RBAC rules for the operator in the namespaces it watches

@@ -12,7 +12,8 @@
 //!
 //! The agent acts on the hub as the ServiceAccount `hoist-agent-<cluster>`
 //! of the hub's test namespace, allowed [`agent_hub_rules`], and in the
-//! workload cluster as the operator's ServiceAccount there.
+//! workload cluster as the operator's ServiceAccount there, allowed the
+//! chart's rules of an agent (`charts/hoist/files/agent-local-rules.yaml`).
 
 use std::path::Path;
 
