@@ -84,13 +84,13 @@ impl Health {
             && !leadership.is_leading()
         {
             let holder = leadership.other_holder().map_or_else(
-                || "not held by another replica yet".to_owned(),
-                |holder| format!("held by {holder}"),
+                || "has no other holder yet".to_owned(),
+                |holder| format!("is held by {holder}"),
             );
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
-                    "not ready: standby: Lease {lease} is {holder}; only its holder works, this replica ({}) \
+                    "not ready: standby: Lease {lease} {holder}; only its holder works, this replica ({}) \
                      takes over when it is not renewed\n",
                     leadership.identity()
                 ),
