@@ -96,7 +96,14 @@ impl Workload {
 
     /// Starts an agent of `eu` named `identity` (its Lease holder identity).
     async fn start_agent(&mut self, identity: &'static str) {
-        let hub = clusters::agent_hub_client(&self.hub.cluster, CLUSTER).expect("agent's hub client");
+        self.start_agent_with(identity, |_, _| None).await;
+    }
+
+    /// Starts an agent of `eu` named `identity` whose hub requests picked by
+    /// `slowness` are held back.
+    async fn start_agent_with(&mut self, identity: &'static str, slowness: hoist_testkit::delay::Slowness) {
+        let hub =
+            clusters::agent_hub_client(&self.hub.cluster, CLUSTER, slowness).expect("agent's hub client");
         let (local, requests) = self.cluster.counted_client().expect("agent's local client");
         let agent = Agent {
             cluster: CLUSTER.into(),
@@ -424,7 +431,7 @@ async fn of_two_agents_claiming_one_cluster_only_one_works_and_the_other_says_wh
     );
     assert_eq!(
         readyz_once(workload.agents["agent-b"].health, |(_, body)| body
-            .contains("held by"))
+            .contains("held by agent-a"))
         .await,
         Some((503, expected))
     );
@@ -459,10 +466,18 @@ async fn readyz_once(
 }
 
 #[tokio::test]
-async fn an_agent_killed_right_after_its_deployment_patch_completes_the_promotion_exactly_once_after_restart()
-{
+async fn an_agent_killed_after_its_deployment_patch_completes_the_promotion_once_after_restart() {
     let mut workload = Workload::new().await;
-    workload.start().await;
+    workload.hub.start().await;
+    // Its status writes of staging are held back for longer than the test
+    // waits: it is killed between the Deployment patch and their record.
+    workload
+        .start_agent_with("agent-a", |method, uri| {
+            (*method == http::Method::PATCH
+                && (uri.path().ends_with("/staging/status") || uri.path().ends_with("/to-staging/status")))
+            .then_some(Duration::from_secs(60))
+        })
+        .await;
     let images = workload.hub.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
     workload.hub.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
     let namespace = workload.hub.stages["staging"].clone();
@@ -486,6 +501,14 @@ async fn an_agent_killed_right_after_its_deployment_patch_completes_the_promotio
         })
         .await
         .expect("deployment patched in the workload cluster");
+    let promotion: Promotion = Api::namespaced(workload.hub.client(), workload.hub.namespace())
+        .get("to-staging")
+        .await
+        .expect("to-staging");
+    assert_eq!(
+        promotion.status, None,
+        "killed before it recorded anything of to-staging"
+    );
     // As kill -9: no release of the Lease, nothing more written.
     let killed = workload.agents.remove("agent-a").expect("agent-a");
     killed.task.abort();
@@ -512,6 +535,60 @@ async fn an_agent_killed_right_after_its_deployment_patch_completes_the_promotio
         deployment.metadata.generation,
         Some(generation_before + 1),
         "the agents changed the Deployment once"
+    );
+    workload.stop().await;
+}
+
+/// Until when the hub does not answer an agent started with
+/// [`hub_down_while_set`]: every request it sends then (reads, writes,
+/// Lease renewals, watches) is held back until the outage ends.
+static HUB_DOWN_UNTIL: std::sync::Mutex<Option<tokio::time::Instant>> = std::sync::Mutex::new(None);
+
+fn hub_down_while_set(_: &http::Method, _: &http::Uri) -> Option<Duration> {
+    let until = (*HUB_DOWN_UNTIL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()))?;
+    let left = until.saturating_duration_since(tokio::time::Instant::now());
+    (!left.is_zero()).then_some(left)
+}
+
+#[tokio::test]
+async fn after_the_hub_was_unreachable_for_15_seconds_the_agent_resumes_and_the_next_promotion_succeeds() {
+    let mut workload = Workload::new().await;
+    workload.hub.start().await;
+    workload.start_agent_with("agent-a", hub_down_while_set).await;
+    let v2 = workload.hub.release("shop-2-0-0", "2.0.0", Some(REVISION)).await;
+    workload.release_through_staging().await;
+    workload.hub.promote_and_wait("v2-dev", "shop-2-0-0", "dev").await;
+    let v1_images = workload.images("staging", "backend").await;
+
+    let outage = Duration::from_secs(15);
+    *HUB_DOWN_UNTIL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(tokio::time::Instant::now() + outage);
+    // Past the renew deadline: the agent has stopped acting.
+    tokio::time::sleep(TIMING.lease_duration).await;
+    workload.promote("v2-staging", "shop-2-0-0", "staging").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        workload.images("staging", "backend").await,
+        v1_images,
+        "nothing new applied while the hub cannot be reached"
+    );
+
+    workload.hub.wait_phase("v2-staging", Phase::Succeeded).await;
+    assert_eq!(
+        workload.images("staging", "backend").await[0].1,
+        pinned(&v2["backend"]),
+        "2.0.0 runs in staging"
+    );
+    let staging = workload.hub.environment("staging").await;
+    assert_eq!(
+        history_of(staging),
+        vec![
+            ("v2-staging".to_string(), Phase::Succeeded),
+            ("to-staging".to_string(), Phase::Succeeded)
+        ]
     );
     workload.stop().await;
 }

@@ -393,6 +393,12 @@ impl TestCluster {
     /// whose requests picked by `slowness` are held back before they are
     /// sent, as over a slow network.
     pub fn delayed_client(&self, slowness: Slowness) -> Result<(Client, RequestCounter)> {
+        self.delayed_client_as(&self.operator_user(), slowness)
+    }
+
+    /// A counted client acting as `user` whose requests picked by
+    /// `slowness` are held back (see [`TestCluster::delayed_client`]).
+    pub fn delayed_client_as(&self, user: &str, slowness: Slowness) -> Result<(Client, RequestCounter)> {
         let counter = RequestCounter::default();
         let recorder = counter.clone();
         let layer = MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
@@ -403,7 +409,7 @@ impl TestCluster {
             });
             request
         });
-        let client = ClientBuilder::try_from(self.impersonating(&self.operator_user(), &[]))
+        let client = ClientBuilder::try_from(self.impersonating(user, &[]))
             .context("creating a counted client")?
             .with_layer(&DelayLayer(slowness))
             .with_layer(&layer)

@@ -22,6 +22,7 @@ use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::Client;
 
 use crate::cluster::{KUBECONFIG_VAR, TestCluster};
+use crate::delay::Slowness;
 
 /// The environment variable naming a kubeconfig of a real workload cluster.
 pub const WORKLOAD_KUBECONFIG_VAR: &str = "HOIST_TEST_WORKLOAD_KUBECONFIG";
@@ -103,9 +104,10 @@ pub async fn grant_agent(hub: &TestCluster, cluster: &str) -> Result<()> {
         .await
 }
 
-/// The agent's client of `hub`, acting as its identity of `cluster`.
-pub fn agent_hub_client(hub: &TestCluster, cluster: &str) -> Result<Client> {
-    hub.impersonating_client(&agent_user(hub, cluster))
+/// The agent's client of `hub`, acting as its identity of `cluster`,
+/// whose requests picked by `slowness` are held back.
+pub fn agent_hub_client(hub: &TestCluster, cluster: &str, slowness: Slowness) -> Result<Client> {
+    Ok(hub.delayed_client_as(&agent_user(hub, cluster), slowness)?.0)
 }
 
 /// The ServiceAccount of the agent of `cluster` in the hub's namespace.
