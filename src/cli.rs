@@ -37,6 +37,14 @@ pub enum CliError {
     Run(#[from] crate::controller::RunError),
     #[error("leader election: {0}")]
     Election(String),
+    #[error("{0}")]
+    Cluster(String),
+    #[error("cannot read the hub kubeconfig {path}")]
+    HubKubeconfig {
+        path: String,
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
     #[error("cannot read the trusted root {path}")]
     ReadTrustedRoot {
         path: String,
@@ -129,6 +137,23 @@ pub fn election(
     identity: Option<String>,
     timing: crate::core::lease::Timing,
 ) -> Result<crate::controller::leader::Election, CliError> {
+    let (identity, timing) = replica(identity, timing)?;
+    Ok(crate::controller::leader::Election {
+        lease_name,
+        lease_namespace,
+        identity,
+        timing,
+        labels: Default::default(),
+        annotations: Default::default(),
+    })
+}
+
+/// A replica's identity in an election (default: the host name, a pod's
+/// name) and its checked timing.
+fn replica(
+    identity: Option<String>,
+    timing: crate::core::lease::Timing,
+) -> Result<(String, crate::core::lease::Timing), CliError> {
     let timing = timing
         .validate()
         .map_err(|error| CliError::Election(error.to_string()))?;
@@ -140,16 +165,30 @@ pub fn election(
                 "this replica has no identity: set --leader-identity or POD_NAME (the chart sets it)".into(),
             )
         })?;
-    Ok(crate::controller::leader::Election {
-        lease_name,
-        lease_namespace,
+    Ok((identity, timing))
+}
+
+/// The agent `hoist agent` runs, from its options: `identity` defaults to
+/// the host name (a pod's name).
+pub fn agent(
+    cluster: String,
+    namespace: Option<String>,
+    identity: Option<String>,
+    timing: crate::core::lease::Timing,
+) -> Result<crate::controller::agent::Agent, CliError> {
+    if let Some(why) = crate::core::clusters::invalid_name(&cluster) {
+        return Err(CliError::Cluster(why));
+    }
+    let (identity, timing) = replica(identity, timing)?;
+    Ok(crate::controller::agent::Agent {
+        cluster,
+        namespace,
         identity,
         timing,
     })
 }
 
-/// `hoist controller`: runs the operator until SIGTERM or Ctrl-C.
-pub async fn controller(settings: crate::controller::Settings, log_json: bool) -> Result<ExitCode, CliError> {
+fn init_logging(log_json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
@@ -158,6 +197,40 @@ pub async fn controller(settings: crate::controller::Settings, log_json: bool) -
     } else {
         builder.init()
     }
+}
+
+/// `hoist agent`: runs the agent with the hub of `hub_kubeconfig` and the
+/// cluster of the current kubeconfig or service account until SIGTERM or
+/// Ctrl-C.
+pub async fn agent_run(
+    hub_kubeconfig: &Path,
+    agent: crate::controller::agent::Agent,
+    settings: crate::controller::Settings,
+    log_json: bool,
+) -> Result<ExitCode, CliError> {
+    init_logging(log_json);
+    let path = hub_kubeconfig.display().to_string();
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(hub_kubeconfig).map_err(|source| CliError::HubKubeconfig {
+            path: path.clone(),
+            source,
+        })?;
+    let hub_config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .map_err(|source| CliError::HubKubeconfig { path, source })?;
+    let hub = settings
+        .api_requests
+        .client(hub_config)
+        .map_err(CliError::Connect)?;
+    let config = kube::Config::infer().await.map_err(CliError::Config)?;
+    let local = settings.api_requests.client(config).map_err(CliError::Connect)?;
+    crate::controller::agent::run(hub, local, agent, settings, shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `hoist controller`: runs the operator until SIGTERM or Ctrl-C.
+pub async fn controller(settings: crate::controller::Settings, log_json: bool) -> Result<ExitCode, CliError> {
+    init_logging(log_json);
     let config = kube::Config::infer().await.map_err(CliError::Config)?;
     let client = settings.api_requests.client(config).map_err(CliError::Connect)?;
     crate::controller::run(client, settings, shutdown_signal()).await?;

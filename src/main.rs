@@ -21,66 +21,31 @@ struct Cli {
 enum Command {
     /// Run the operator against the cluster of the current kubeconfig or service account.
     Controller {
-        /// Address of /healthz, /readyz and /metrics.
-        #[arg(long, env = "HOIST_HEALTH_ADDRESS", default_value = "0.0.0.0:8080")]
-        health_address: std::net::SocketAddr,
-        /// A registry (host[:port]) to reach over plain HTTP; repeatable.
-        #[arg(
-            long = "insecure-registry",
-            env = "HOIST_INSECURE_REGISTRIES",
-            value_delimiter = ','
-        )]
-        insecure_registries: Vec<String>,
-        /// Concurrent requests per registry.
-        #[arg(long, env = "HOIST_REGISTRY_CONCURRENCY", default_value = "4")]
-        registry_concurrency: std::num::NonZeroUsize,
-        /// Watch only this namespace (a namespace-scoped install); all when absent.
-        #[arg(long = "watch-namespace", env = "HOIST_WATCH_NAMESPACE")]
-        watch_namespace: Option<String>,
-        /// Give up (and exit non-zero, so Kubernetes restarts the pod) when the
-        /// caches have not listed within this time, e.g. 3m or 90s.
-        #[arg(long, env = "HOIST_STARTUP_TIMEOUT", default_value = "3m", value_parser = duration::parse_flag)]
-        startup_timeout: std::time::Duration,
-        /// How long in-flight reconciles may take to finish after SIGTERM;
-        /// keep it below the pod's terminationGracePeriodSeconds.
-        #[arg(long, env = "HOIST_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = duration::parse_flag)]
-        shutdown_timeout: std::time::Duration,
-        /// The ValidatingAdmissionPolicy (and binding) whose presence makes
-        /// approvals verified.
-        #[arg(long, env = "HOIST_APPROVAL_POLICY", default_value = hoist::core::gates::approval::POLICY)]
-        approval_policy: String,
-        /// The ValidatingAdmissionPolicy (and binding) whose presence lets
-        /// the operator create Environments' verification Jobs and read the
-        /// Secrets they reference.
-        #[arg(long, env = "HOIST_ENVIRONMENT_POLICY", default_value = hoist::core::tenancy::POLICY)]
-        environment_policy: String,
-        /// Create verification Jobs and read referenced Secrets even while
-        /// that policy is not installed as shipped: whoever may edit an
-        /// Environment then acts with the operator's permissions.
-        #[arg(long, env = "HOIST_TRUST_ENVIRONMENTS_WITHOUT_POLICY")]
-        trust_environments_without_policy: bool,
-        /// The Prometheus server of verification steps that name no address.
-        #[arg(long, env = "HOIST_PROMETHEUS_ADDRESS")]
-        prometheus_address: Option<String>,
-        /// A destination verification steps may query besides the host of
-        /// --prometheus-address: HOST, HOST:PORT, an IP address, ADDRESS:PORT
-        /// or a CIDR; repeatable. Loopback and private addresses need an entry
-        /// naming them, link-local ones (cloud metadata) an address or CIDR.
-        #[arg(
-            long = "allow-destination",
-            env = "HOIST_ALLOWED_DESTINATIONS",
-            value_delimiter = ','
-        )]
-        allowed_destinations: Vec<hoist::core::destinations::Allowed>,
-        /// A Sigstore trusted_root.json that keyless policies naming no
-        /// trustedRoot of their own verify against.
-        #[arg(long, env = "HOIST_TRUSTED_ROOT")]
-        trusted_root: Option<PathBuf>,
-        /// Log as JSON lines.
-        #[arg(long, env = "HOIST_LOG_JSON")]
-        log_json: bool,
+        #[command(flatten)]
+        engine: Box<EngineArgs>,
         #[command(flatten)]
         election: Box<ElectionArgs>,
+    },
+    /// Run the agent of a workload cluster: reconcile the Environments of the
+    /// hub whose spec.cluster names this cluster, with Deployments, ConfigMaps,
+    /// Secrets, Namespaces and Jobs of the cluster of the current kubeconfig
+    /// or service account.
+    Agent {
+        /// A kubeconfig of the hub (its current context), where Artifacts,
+        /// Environments and Promotions live.
+        #[arg(long, env = "HOIST_HUB_KUBECONFIG")]
+        hub_kubeconfig: PathBuf,
+        /// This workload cluster's name, as Environments' spec.cluster give it.
+        #[arg(long, env = "HOIST_CLUSTER")]
+        cluster: String,
+        /// The hub namespace of the heartbeat Lease hoist-agent-<cluster>
+        /// (default: the hub kubeconfig's namespace).
+        #[arg(long, env = "HOIST_AGENT_NAMESPACE")]
+        agent_namespace: Option<String>,
+        #[command(flatten)]
+        engine: Box<EngineArgs>,
+        #[command(flatten)]
+        replica: Box<ReplicaArgs>,
     },
     /// Print the CustomResourceDefinitions, or write one file per CRD into a directory.
     Crds {
@@ -106,6 +71,69 @@ enum Command {
     },
 }
 
+/// What `hoist controller` and `hoist agent` share: the engine's settings.
+#[derive(clap::Args)]
+struct EngineArgs {
+    /// Address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "HOIST_HEALTH_ADDRESS", default_value = "0.0.0.0:8080")]
+    health_address: std::net::SocketAddr,
+    /// A registry (host[:port]) to reach over plain HTTP; repeatable.
+    #[arg(
+        long = "insecure-registry",
+        env = "HOIST_INSECURE_REGISTRIES",
+        value_delimiter = ','
+    )]
+    insecure_registries: Vec<String>,
+    /// Concurrent requests per registry.
+    #[arg(long, env = "HOIST_REGISTRY_CONCURRENCY", default_value = "4")]
+    registry_concurrency: std::num::NonZeroUsize,
+    /// Watch only this namespace (a namespace-scoped install); all when absent.
+    #[arg(long = "watch-namespace", env = "HOIST_WATCH_NAMESPACE")]
+    watch_namespace: Option<String>,
+    /// Give up (and exit non-zero, so Kubernetes restarts the pod) when the
+    /// caches have not listed within this time, e.g. 3m or 90s.
+    #[arg(long, env = "HOIST_STARTUP_TIMEOUT", default_value = "3m", value_parser = duration::parse_flag)]
+    startup_timeout: std::time::Duration,
+    /// How long in-flight reconciles may take to finish after SIGTERM;
+    /// keep it below the pod's terminationGracePeriodSeconds.
+    #[arg(long, env = "HOIST_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = duration::parse_flag)]
+    shutdown_timeout: std::time::Duration,
+    /// The ValidatingAdmissionPolicy (and binding) whose presence makes
+    /// approvals verified.
+    #[arg(long, env = "HOIST_APPROVAL_POLICY", default_value = hoist::core::gates::approval::POLICY)]
+    approval_policy: String,
+    /// The ValidatingAdmissionPolicy (and binding) whose presence lets
+    /// the operator create Environments' verification Jobs and read the
+    /// Secrets they reference.
+    #[arg(long, env = "HOIST_ENVIRONMENT_POLICY", default_value = hoist::core::tenancy::POLICY)]
+    environment_policy: String,
+    /// Create verification Jobs and read referenced Secrets even while
+    /// that policy is not installed as shipped: whoever may edit an
+    /// Environment then acts with the operator's permissions.
+    #[arg(long, env = "HOIST_TRUST_ENVIRONMENTS_WITHOUT_POLICY")]
+    trust_environments_without_policy: bool,
+    /// The Prometheus server of verification steps that name no address.
+    #[arg(long, env = "HOIST_PROMETHEUS_ADDRESS")]
+    prometheus_address: Option<String>,
+    /// A destination verification steps may query besides the host of
+    /// --prometheus-address: HOST, HOST:PORT, an IP address, ADDRESS:PORT
+    /// or a CIDR; repeatable. Loopback and private addresses need an entry
+    /// naming them, link-local ones (cloud metadata) an address or CIDR.
+    #[arg(
+        long = "allow-destination",
+        env = "HOIST_ALLOWED_DESTINATIONS",
+        value_delimiter = ','
+    )]
+    allowed_destinations: Vec<hoist::core::destinations::Allowed>,
+    /// A Sigstore trusted_root.json that keyless policies naming no
+    /// trustedRoot of their own verify against.
+    #[arg(long, env = "HOIST_TRUSTED_ROOT")]
+    trusted_root: Option<PathBuf>,
+    /// Log as JSON lines.
+    #[arg(long, env = "HOIST_LOG_JSON")]
+    log_json: bool,
+}
+
 /// Leader election among replicas of `hoist controller`.
 #[derive(clap::Args)]
 struct ElectionArgs {
@@ -120,6 +148,13 @@ struct ElectionArgs {
     /// The Lease's namespace (default: the pod's own, or the kubeconfig's).
     #[arg(long, env = "HOIST_LEASE_NAMESPACE")]
     lease_namespace: Option<String>,
+    #[command(flatten)]
+    replica: ReplicaArgs,
+}
+
+/// A replica's part in an election: its name and the Lease's timing.
+#[derive(clap::Args)]
+struct ReplicaArgs {
     /// This replica's name in the Lease (default: the host name, a pod's name).
     #[arg(long, env = "POD_NAME")]
     leader_identity: Option<String>,
@@ -133,6 +168,55 @@ struct ElectionArgs {
     /// How often the leader renews the Lease and standbys look at it.
     #[arg(long, env = "HOIST_RETRY_PERIOD", default_value = "1s", value_parser = duration::parse_flag)]
     retry_period: std::time::Duration,
+}
+
+impl ReplicaArgs {
+    fn timing(&self) -> hoist::core::lease::Timing {
+        hoist::core::lease::Timing {
+            lease_duration: self.lease_duration,
+            renew_deadline: self.renew_deadline,
+            retry_period: self.retry_period,
+        }
+    }
+}
+
+impl EngineArgs {
+    /// The settings these flags give, with `election`; `Err` after printing
+    /// why they cannot be used.
+    fn settings(
+        self,
+        election: Option<hoist::controller::leader::Election>,
+    ) -> Result<(hoist::controller::Settings, bool), ExitCode> {
+        let trusted_root = match self
+            .trusted_root
+            .as_deref()
+            .map(hoist::cli::trusted_root)
+            .transpose()
+        {
+            Ok(root) => root,
+            Err(error) => {
+                eprintln!("hoist: {error}");
+                return Err(ExitCode::from(2));
+            }
+        };
+        let settings = hoist::controller::Settings {
+            health_address: self.health_address,
+            insecure_registries: self.insecure_registries,
+            registry_concurrency: self.registry_concurrency,
+            namespace: self.watch_namespace,
+            startup_timeout: self.startup_timeout,
+            shutdown_timeout: self.shutdown_timeout,
+            approval_policy: self.approval_policy,
+            environment_policy: self.environment_policy,
+            trust_environments_without_policy: self.trust_environments_without_policy,
+            prometheus_address: self.prometheus_address,
+            allowed_destinations: self.allowed_destinations,
+            election,
+            trusted_root,
+            ..Default::default()
+        };
+        Ok((settings, self.log_json))
+    }
 }
 
 /// An instant in RFC 3339, such as `2026-12-04T17:30:00Z`.
@@ -153,39 +237,13 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Controller {
-            health_address,
-            insecure_registries,
-            registry_concurrency,
-            watch_namespace,
-            startup_timeout,
-            shutdown_timeout,
-            approval_policy,
-            environment_policy,
-            trust_environments_without_policy,
-            prometheus_address,
-            allowed_destinations,
-            trusted_root,
-            log_json,
-            election,
-        } => {
-            let trusted_root = match trusted_root.as_deref().map(hoist::cli::trusted_root).transpose() {
-                Ok(root) => root,
-                Err(error) => {
-                    eprintln!("hoist: {error}");
-                    return ExitCode::from(2);
-                }
-            };
+        Command::Controller { engine, election } => {
             let election = if election.enabled {
                 match hoist::cli::election(
                     election.lease_name,
                     election.lease_namespace,
-                    election.leader_identity,
-                    hoist::core::lease::Timing {
-                        lease_duration: election.lease_duration,
-                        renew_deadline: election.renew_deadline,
-                        retry_period: election.retry_period,
-                    },
+                    election.replica.leader_identity.clone(),
+                    election.replica.timing(),
                 ) {
                     Ok(election) => Some(election),
                     Err(error) => {
@@ -196,23 +254,36 @@ async fn main() -> ExitCode {
             } else {
                 None
             };
-            let settings = hoist::controller::Settings {
-                health_address,
-                insecure_registries,
-                registry_concurrency,
-                namespace: watch_namespace,
-                startup_timeout,
-                shutdown_timeout,
-                approval_policy,
-                environment_policy,
-                trust_environments_without_policy,
-                prometheus_address,
-                allowed_destinations,
-                election,
-                trusted_root,
-                ..Default::default()
+            let (settings, log_json) = match engine.settings(election) {
+                Ok(settings) => settings,
+                Err(code) => return code,
             };
             hoist::cli::controller(settings, log_json).await
+        }
+        Command::Agent {
+            hub_kubeconfig,
+            cluster,
+            agent_namespace,
+            engine,
+            replica,
+        } => {
+            let agent = match hoist::cli::agent(
+                cluster,
+                agent_namespace,
+                replica.leader_identity.clone(),
+                replica.timing(),
+            ) {
+                Ok(agent) => agent,
+                Err(error) => {
+                    eprintln!("hoist: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            let (settings, log_json) = match engine.settings(None) {
+                Ok(settings) => settings,
+                Err(code) => return code,
+            };
+            hoist::cli::agent_run(&hub_kubeconfig, agent, settings, log_json).await
         }
         Command::Crds { out } => hoist::cli::crds(out.as_deref()),
         Command::Render {

@@ -292,7 +292,11 @@ fn a_namespace_scoped_install_grants_jobs_and_secrets_in_its_namespace_only() ->
 
 #[test]
 fn every_operator_rule_says_why_and_what_a_holder_of_the_token_could_do() -> anyhow::Result<()> {
-    for file in ["operator-rules.yaml", "operator-namespace-rules.yaml"] {
+    for file in [
+        "operator-rules.yaml",
+        "operator-namespace-rules.yaml",
+        "agent-local-rules.yaml",
+    ] {
         let text = std::fs::read_to_string(repo().join("charts/hoist/files").join(file))?;
         let lines: Vec<&str> = text.lines().collect();
         let mut rules = 0;
@@ -430,5 +434,102 @@ fn the_environments_policy_is_installed_as_shipped_unless_turned_off() -> anyhow
         env(container, "HOIST_TRUST_ENVIRONMENTS_WITHOUT_POLICY").context("no trust flag")?["value"],
         "true"
     );
+    Ok(())
+}
+
+#[test]
+fn agent_mode_runs_hoist_agent_with_the_hub_kubeconfig_and_only_the_local_rules() -> anyhow::Result<()> {
+    let objects = rendered(&[
+        "--set",
+        "mode=agent",
+        "--set",
+        "agent.cluster=eu",
+        "--set",
+        "agent.hubKubeconfigSecret=hoist-hub",
+        "--set",
+        "agent.hubNamespace=hoist-agents",
+    ])?;
+    let deployment = find(&objects, "Deployment", "hoist").context("no Deployment hoist")?;
+    let spec = &deployment["spec"];
+    assert_eq!(spec["replicas"], 2);
+    assert_eq!(
+        spec["strategy"]["type"], "RollingUpdate",
+        "one works, the other stands by"
+    );
+    let pod = &spec["template"]["spec"];
+    let container = &pod["containers"][0];
+    assert_eq!(container["args"], serde_yaml::to_value(["agent"])?);
+    for (name, value) in [
+        ("HOIST_CLUSTER", "eu"),
+        ("HOIST_HUB_KUBECONFIG", "/etc/hoist/hub/kubeconfig"),
+        ("HOIST_AGENT_NAMESPACE", "hoist-agents"),
+        ("HOIST_LEASE_DURATION", "15s"),
+        ("HOIST_RENEW_DEADLINE", "10s"),
+        ("HOIST_RETRY_PERIOD", "1s"),
+    ] {
+        assert_eq!(env(container, name).context(name)?["value"], value, "{name}");
+    }
+    for absent in [
+        "HOIST_LEADER_ELECTION",
+        "HOIST_LEASE_NAME",
+        "HOIST_LEASE_NAMESPACE",
+    ] {
+        assert!(
+            env(container, absent).is_none(),
+            "{absent}: the agent's Lease is on the hub"
+        );
+    }
+    assert_eq!(
+        container["volumeMounts"],
+        serde_yaml::from_str::<Value>("[{name: hub-kubeconfig, mountPath: /etc/hoist/hub, readOnly: true}]")?
+    );
+    assert_eq!(
+        pod["volumes"],
+        serde_yaml::from_str::<Value>(
+            "[{name: hub-kubeconfig, secret: {secretName: hoist-hub, items: [{key: kubeconfig, path: kubeconfig}]}}]"
+        )?
+    );
+
+    let role = find(&objects, "ClusterRole", "hoist").context("no ClusterRole hoist")?;
+    assert_eq!(
+        resources(role),
+        [
+            "deployments",
+            "configmaps",
+            "namespaces",
+            "jobs",
+            "secrets",
+            "serviceaccounts"
+        ]
+    );
+    let kinds: Vec<&str> = objects.iter().filter_map(|o| o["kind"].as_str()).collect();
+    for absent in [
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "Role",
+        "RoleBinding",
+    ] {
+        assert!(!kinds.contains(&absent), "{absent} in {kinds:?}");
+    }
+    assert!(
+        find(&objects, "ClusterRole", "hoist-approver").is_none(),
+        "approvers act on the hub"
+    );
+    kubernetes_validate(&objects.iter().collect::<Vec<_>>())?;
+
+    let missing = refused(&[
+        "--set",
+        "mode=agent",
+        "--set",
+        "agent.hubKubeconfigSecret=hoist-hub",
+    ])?;
+    assert!(missing.contains("mode: agent needs agent.cluster"), "{missing}");
+    let missing = refused(&["--set", "mode=agent", "--set", "agent.cluster=eu"])?;
+    assert!(
+        missing.contains("mode: agent needs agent.hubKubeconfigSecret"),
+        "{missing}"
+    );
+    let wrong = refused(&["--set", "mode=hub"])?;
+    assert!(wrong.contains("mode"), "{wrong}");
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! What every reconciler shares: the client, the registry resolver, the
+//! What every reconciler shares: the clients, the registry resolver, the
 //! caches, the configuration sources read so far, the event writer and the
 //! metrics.
 
@@ -30,6 +30,7 @@ use super::metrics::Metrics;
 use super::readiness::Readiness;
 use crate::api::{Artifact, Environment, Promotion, SupplyChainRecord};
 use crate::core::admission;
+use crate::core::clusters::Scope;
 use crate::core::config::{self, SecretDigest};
 use crate::core::gates::approval::ApprovalTrust;
 use crate::core::reasons::EventReason;
@@ -189,7 +190,14 @@ pub struct Reporter {
 
 /// Shared by all reconciles.
 pub struct Context {
-    pub client: Client,
+    /// Where Artifacts, Environments, Promotions, their statuses and Events
+    /// live: the hub.
+    pub hub: Client,
+    /// Where Deployments, ConfigMaps, Secrets, Namespaces and Jobs live: the
+    /// workload cluster of an agent; the hub itself for the operator.
+    pub local: Client,
+    /// Which Environments this process reconciles.
+    pub scope: Scope,
     pub resolver: Resolver,
     pub reporter: Reporter,
     pub metrics: Metrics,
@@ -231,7 +239,7 @@ impl Context {
         S: Serialize,
     {
         let namespace = object.namespace().unwrap_or_default();
-        let api: Api<K> = Api::namespaced(self.client.clone(), &namespace);
+        let api: Api<K> = Api::namespaced(self.hub.clone(), &namespace);
         let body = json!({
             "apiVersion": K::api_version(&()),
             "kind": K::kind(&()),
@@ -283,7 +291,7 @@ impl Context {
             type_: Some(if reason.is_warning() { "Warning" } else { "Normal" }.to_string()),
             ..Default::default()
         };
-        let api: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        let api: Api<Event> = Api::namespaced(self.hub.clone(), &namespace);
         let reason = reason.as_str();
         tokio::spawn(async move {
             if let Err(error) = api.create(&PostParams::default(), &event).await {
@@ -350,7 +358,7 @@ impl Context {
         {
             return Ok(Some(value.clone()));
         }
-        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let api: Api<K> = Api::namespaced(self.local.clone(), namespace);
         let Some(object) = api.get_opt(name).await.map_err(Error::Kube)? else {
             return Ok(None);
         };

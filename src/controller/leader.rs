@@ -8,9 +8,10 @@
 //! this replica leads, that is until the renew deadline after the start of
 //! its last successful renewal, which ends before any standby may take over.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
@@ -36,6 +37,10 @@ pub struct Election {
     /// This replica's name in `spec.holderIdentity` (its pod's name).
     pub identity: String,
     pub timing: Timing,
+    /// Labels and annotations the Lease carries (an agent's heartbeat
+    /// Lease names its cluster and version); none for the operator's.
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// Whether this replica leads now, shared by the elector, the fence, the
@@ -52,6 +57,8 @@ struct Shared {
     until: AtomicU64,
     /// Flips to true each time this replica becomes the leader.
     leading: watch::Sender<bool>,
+    /// Who else held the Lease at the last look, while this replica waits.
+    other_holder: Mutex<Option<String>>,
 }
 
 impl Leadership {
@@ -61,6 +68,7 @@ impl Leadership {
             base: Instant::now(),
             until: AtomicU64::new(until),
             leading: watch::Sender::new(until > 0),
+            other_holder: Mutex::new(None),
         }))
     }
 
@@ -76,6 +84,24 @@ impl Leadership {
 
     pub fn identity(&self) -> &str {
         &self.0.identity
+    }
+
+    /// The other replica that held the Lease at the last look, if one did.
+    pub fn other_holder(&self) -> Option<String> {
+        self.0
+            .other_holder
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Records who holds the Lease at this look (`None`: nobody else).
+    fn seen_holder(&self, holder: Option<String>) {
+        *self
+            .0
+            .other_holder
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = holder;
     }
 
     /// Whether this replica may reconcile and write at this instant.
@@ -244,9 +270,23 @@ async fn try_round(
     let retry = now + election.timing.retry_period;
     let seen = Observed::update(observed.take(), lease.as_ref().map(record), now);
     let step = lease::decide(&election.identity, &seen, now, election.timing.lease_duration);
+    let holder = lease
+        .as_ref()
+        .and_then(|lease| lease.spec.as_ref())
+        .and_then(|spec| spec.holder_identity.clone())
+        .filter(|holder| *holder != election.identity && !holder.is_empty());
     *observed = Some(seen);
     match step {
         Step::Wait { until } => {
+            if holder.is_some() && holder != leadership.other_holder() {
+                tracing::info!(
+                    identity = %election.identity,
+                    holder = holder.as_deref().unwrap_or_default(),
+                    lease = %election.lease_name,
+                    "another replica holds the Lease: standing by"
+                );
+            }
+            leadership.seen_holder(holder);
             if leadership.is_leading() {
                 tracing::warn!(identity = %election.identity, "another replica holds the leader Lease: stopped leading");
                 leadership.resign();
@@ -257,6 +297,7 @@ async fn try_round(
             transitions,
             acquired,
         } => {
+            leadership.seen_holder(None);
             let sent = Instant::now();
             let written = match claim(api, election, lease.take(), transitions, acquired).await {
                 Ok(written) => written,
@@ -337,6 +378,8 @@ async fn claim(
     match current {
         Some(mut lease) => {
             lease.spec = Some(spec);
+            lease.labels_mut().extend(election.labels.clone());
+            lease.annotations_mut().extend(election.annotations.clone());
             let name = lease.name_any();
             bounded(limit, api.replace(&name, &PostParams::default(), &lease)).await
         }
@@ -344,6 +387,9 @@ async fn claim(
             let lease = Lease {
                 metadata: ObjectMeta {
                     name: Some(election.lease_name.clone()),
+                    labels: Some(election.labels.clone()).filter(|labels| !labels.is_empty()),
+                    annotations: Some(election.annotations.clone())
+                        .filter(|annotations| !annotations.is_empty()),
                     ..ObjectMeta::default()
                 },
                 spec: Some(spec),

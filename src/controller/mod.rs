@@ -8,9 +8,12 @@
 //! - `readiness`, `supervisor`, `server`: start-up, health, shutdown;
 //! - `error`: reconcile errors and per-object backoff;
 //! - `artifact`, `environment`, `promotion`: the reconcilers, over `context`;
+//! - `agent`: the same engine in a workload cluster, for the Environments
+//!   of that cluster, reading and writing Hoist's kinds on the hub;
 //! - `pull_secrets`, `supply_chain`, `prometheus`: what the reconcilers read
 //!   besides the caches (registry credentials, attachments, measurements).
 
+pub mod agent;
 mod artifact;
 mod cache;
 mod context;
@@ -62,6 +65,7 @@ pub use supervisor::Stopped;
 use supervisor::{Supervisor, Task};
 
 use crate::api::{Artifact, Environment, Promotion};
+use crate::core::clusters::{self, Scope};
 use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_TENANT};
 use crate::core::destinations::{AllowList, Allowed};
 use crate::registry::{Resolver, ResolverConfig};
@@ -351,18 +355,33 @@ async fn identity(client: &Client) -> Result<Option<String>, RunError> {
 
 /// Binds the health server, starts the watches and the controllers.
 pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunError> {
+    start_scoped(client.clone(), client, Scope::Hub, settings).await
+}
+
+/// Starts the process that reconciles the Environments of `scope`, reading
+/// and writing Hoist's kinds on `hub` and workload kinds on `local` (the
+/// same client for the operator, see [`agent`] for the agent).
+async fn start_scoped(
+    hub: Client,
+    local: Client,
+    scope: Scope,
+    settings: Settings,
+) -> Result<Operator, RunError> {
     let started = Instant::now();
     let leadership = match &settings.election {
         Some(election) => leader::Leadership::candidate(&election.identity),
         None => leader::Leadership::sole(),
     };
     // With an election, writes leave the process only while this replica
-    // leads; the Lease and the operator's own SelfSubjectReview go through
-    // the client as given.
-    let unfenced = client.clone();
-    let client = match &settings.election {
-        Some(_) => leader::fenced(client, leadership.clone()),
-        None => client,
+    // leads, through either client; the Lease and the process's own
+    // SelfSubjectReview go through the hub's client as given.
+    let unfenced = hub.clone();
+    let (hub, local) = match &settings.election {
+        Some(_) => (
+            leader::fenced(hub, leadership.clone()),
+            leader::fenced(local, leadership.clone()),
+        ),
+        None => (hub, local),
     };
     let managed = watcher::Config::default().labels(&match &settings.namespace {
         Some(namespace) => format!("{LABEL_ENVIRONMENT},{LABEL_TENANT}={namespace}"),
@@ -370,33 +389,49 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     });
     let namespace = settings.namespace.as_deref();
     let mut watches = Watches::default();
+    // Subscribers of the Hoist kinds' watches: the kind's own controller
+    // and the Environment controller's triggers; an agent runs neither the
+    // Artifact nor the Promotion controller (digests are resolved and
+    // Promotions into missing Environments refused on the hub), and its
+    // Environment controller is fed by a watch of its own Environments.
+    let subscribers = match scope {
+        Scope::Hub => 2,
+        Scope::Agent { .. } => 1,
+    };
+    // Every Environment, also those of other clusters: upstream, soak and
+    // compatibility gates read their statuses wherever they run.
     let (environments, mut environment_events) = watches.add(
         "environments.hoist.dev",
-        scoped_api::<Environment>(&client, namespace),
+        scoped_api::<Environment>(&hub, namespace),
         Default::default(),
-        2,
+        subscribers,
         keys::environment,
         keep,
     );
+    // An agent sees only the Promotions the hub labelled with its cluster.
+    let promotions_of_scope = match scope.cluster() {
+        Some(cluster) => watcher::Config::default().labels(&clusters::label_selector(cluster)),
+        None => watcher::Config::default(),
+    };
     let (promotions, mut promotion_events) = watches.add(
         "promotions.hoist.dev",
-        scoped_api::<Promotion>(&client, namespace),
-        Default::default(),
-        2,
+        scoped_api::<Promotion>(&hub, namespace),
+        promotions_of_scope,
+        subscribers,
         keys::promotion,
         slim::promotion,
     );
     let (artifacts, mut artifact_events) = watches.add(
         "artifacts.hoist.dev",
-        scoped_api::<Artifact>(&client, namespace),
+        scoped_api::<Artifact>(&hub, namespace),
         Default::default(),
-        2,
+        subscribers,
         keys::artifact,
         keep,
     );
     let (deployments, mut deployment_events) = watches.add(
         "deployments.apps",
-        Api::<Deployment>::all(client.clone()),
+        Api::<Deployment>::all(local.clone()),
         managed.clone(),
         1,
         no_keys,
@@ -404,7 +439,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     );
     let (namespaces, mut namespace_events) = watches.add(
         "namespaces",
-        Api::<Namespace>::all(client.clone()),
+        Api::<Namespace>::all(local.clone()),
         Default::default(),
         1,
         no_keys,
@@ -412,7 +447,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     );
     let (config_maps, mut config_map_events) = watches.add(
         "configmaps (labelled hoist.dev/environment)",
-        Api::<ConfigMap>::all(client.clone()),
+        Api::<ConfigMap>::all(local.clone()),
         managed.clone(),
         1,
         keys::config_map,
@@ -422,7 +457,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     // namespace-scoped install needs Jobs there only.
     let (jobs, mut job_events) = watches.add(
         "jobs.batch (labelled hoist.dev/environment)",
-        scoped_api::<Job>(&client, namespace),
+        scoped_api::<Job>(&local, namespace),
         managed,
         1,
         keys::job,
@@ -431,7 +466,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     // Base ConfigMaps and referenced Secrets: the version is enough to notice a change.
     let (config_map_versions, mut config_map_version_events) = watches.add(
         "configmaps",
-        scoped_api::<PartialObjectMeta<ConfigMap>>(&client, namespace),
+        scoped_api::<PartialObjectMeta<ConfigMap>>(&local, namespace),
         Default::default(),
         1,
         no_keys,
@@ -439,20 +474,26 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     );
     let (secret_versions, mut secret_version_events) = watches.add(
         "secrets",
-        scoped_api::<PartialObjectMeta<Secret>>(&client, namespace),
+        scoped_api::<PartialObjectMeta<Secret>>(&local, namespace),
         Default::default(),
         1,
         no_keys,
         slim::versions,
     );
+    // The Environments an agent reconciles, from a watch of its own.
+    let own_environments = match scope.cluster() {
+        Some(cluster) => Some(agent::watch_own_environments(&mut watches, &hub, namespace, cluster).await),
+        None => None,
+    };
     // The admission policies that vouch for approvals and for Environments'
     // authors, where the API server serves the kind (Kubernetes 1.30+):
-    // each watched by name.
-    let serves_policies = serves_admission_policies(&client).await;
+    // each watched by name, on the hub, where Environments and approvals
+    // are written.
+    let serves_policies = serves_admission_policies(&hub).await;
     let approval_policy = serves_policies.then(|| {
         watch_policy(
             &mut watches,
-            &client,
+            &hub,
             &settings.approval_policy,
             [
                 "validatingadmissionpolicies.admissionregistration.k8s.io",
@@ -463,7 +504,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     let environment_policy = serves_policies.then(|| {
         watch_policy(
             &mut watches,
-            &client,
+            &hub,
             &settings.environment_policy,
             [
                 "validatingadmissionpolicies.admissionregistration.k8s.io (environments)",
@@ -495,7 +536,18 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         ..ResolverConfig::default()
     });
     Metrics::register_registry_lookups(&mut registry, resolver.clone());
-    let health = Arc::new(Health::new(readiness.clone(), registry));
+    let health = Health::new(readiness.clone(), registry);
+    // One agent per cluster works; a standby says so.
+    let health = Arc::new(match (&scope, &settings.election) {
+        (Scope::Agent { .. }, Some(election)) => {
+            let namespace = election
+                .lease_namespace
+                .clone()
+                .unwrap_or_else(|| unfenced.default_namespace().to_owned());
+            health.requiring_lead(leadership.clone(), format!("{namespace}/{}", election.lease_name))
+        }
+        _ => health,
+    });
     let (health_address, server) = server::serve(settings.health_address, Arc::clone(&health))
         .await
         .map_err(|source| RunError::Serve {
@@ -526,7 +578,9 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         readiness: readiness.clone(),
     };
     let ctx = Arc::new(Context {
-        client: client.clone(),
+        hub: hub.clone(),
+        local: local.clone(),
+        scope: scope.clone(),
         resolver,
         reporter: Reporter {
             controller: "hoist".into(),
@@ -550,7 +604,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     });
     let controller_config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
 
-    // One signal for the three controllers: stop taking new work.
+    // One signal for the controllers: stop taking new work.
     let (graceful, _) = tokio::sync::broadcast::channel::<()>(1);
     let signal = |tx: &tokio::sync::broadcast::Sender<()>| {
         let mut rx = tx.subscribe();
@@ -559,66 +613,76 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         }
     };
 
-    let artifact_controller =
-        Controller::for_shared_stream(stream(artifact_events.pop()), stores.artifacts.store())
-            .with_config(controller_config.clone())
-            .reconcile_all_on(leadership.acquired())
-            .graceful_shutdown_on(signal(&graceful))
-            .run(
-                reconciler("artifact", artifact::reconcile),
-                error_policy("artifact"),
-                Arc::clone(&ctx),
-            )
-            .for_each(|_| future::ready(()));
-
-    let promotion_controller =
-        Controller::for_shared_stream(stream(promotion_events.pop()), stores.promotions.store())
-            .with_config(controller_config.clone())
-            .reconcile_all_on(leadership.acquired())
-            .graceful_shutdown_on(signal(&graceful))
-            .run(
-                reconciler("promotion", promotion::reconcile),
-                error_policy("promotion"),
-                Arc::clone(&ctx),
-            )
-            .for_each(|_| future::ready(()));
+    // Digests are resolved and Promotions into missing Environments refused
+    // on the hub only.
+    let hub_controllers = matches!(scope, Scope::Hub).then(|| {
+        let artifact_controller =
+            Controller::for_shared_stream(stream(artifact_events.pop()), stores.artifacts.store())
+                .with_config(controller_config.clone())
+                .reconcile_all_on(leadership.acquired())
+                .graceful_shutdown_on(signal(&graceful))
+                .run(
+                    reconciler("artifact", artifact::reconcile),
+                    error_policy("artifact"),
+                    Arc::clone(&ctx),
+                )
+                .for_each(|_| future::ready(()));
+        let promotion_controller =
+            Controller::for_shared_stream(stream(promotion_events.pop()), stores.promotions.store())
+                .with_config(controller_config.clone())
+                .reconcile_all_on(leadership.acquired())
+                .graceful_shutdown_on(signal(&graceful))
+                .run(
+                    reconciler("promotion", promotion::reconcile),
+                    error_policy("promotion"),
+                    Arc::clone(&ctx),
+                )
+                .for_each(|_| future::ready(()));
+        [
+            Task::controller("artifact", tokio::spawn(artifact_controller)),
+            Task::controller("promotion", tokio::spawn(promotion_controller)),
+        ]
+    });
 
     let for_artifacts = (stores.promotions.clone(), stores.environments.clone());
-    let mut environment_controller =
-        Controller::for_shared_stream(stream(environment_events.pop()), stores.environments.store())
-            .with_config(controller_config)
-            .reconcile_all_on(leadership.acquired())
-            .watches_shared_stream(
-                stream(environment_events.pop()),
-                triggers::over(stores.environments.clone(), triggers::downstream_of),
-            )
-            .watches_shared_stream(stream(promotion_events.pop()), |promotion: Arc<Promotion>| {
-                triggers::environment_of_promotion(&promotion)
-            })
-            .watches_shared_stream(stream(artifact_events.pop()), move |artifact: Arc<Artifact>| {
-                triggers::environments_for_artifact(&for_artifacts.0, &for_artifacts.1, &artifact)
-            })
-            .watches_shared_stream(stream(deployment_events.pop()), |deployment: Arc<Deployment>| {
-                triggers::environment_of_labelled(deployment.as_ref())
-            })
-            .watches_shared_stream(stream(config_map_events.pop()), |config_map: Arc<ConfigMap>| {
-                triggers::environment_of_config_map(&config_map)
-            })
-            .watches_shared_stream(stream(job_events.pop()), |job: Arc<Job>| {
-                triggers::environment_of_labelled(job.as_ref())
-            })
-            .watches_shared_stream(
-                stream(namespace_events.pop()),
-                triggers::over(stores.environments.clone(), triggers::environments_targeting),
-            )
-            .watches_shared_stream(
-                stream(config_map_version_events.pop()),
-                triggers::over(stores.environments.clone(), triggers::environments_based_on),
-            )
-            .watches_shared_stream(
-                stream(secret_version_events.pop()),
-                triggers::over(stores.environments.clone(), triggers::environments_referencing),
-            );
+    let (reconciled, reconciled_store) = match own_environments {
+        Some((own, mut own_events)) => (stream(own_events.pop()), own.store()),
+        None => (stream(environment_events.pop()), stores.environments.store()),
+    };
+    let mut environment_controller = Controller::for_shared_stream(reconciled, reconciled_store)
+        .with_config(controller_config)
+        .reconcile_all_on(leadership.acquired())
+        .watches_shared_stream(
+            stream(environment_events.pop()),
+            triggers::over(stores.environments.clone(), triggers::downstream_of),
+        )
+        .watches_shared_stream(stream(promotion_events.pop()), |promotion: Arc<Promotion>| {
+            triggers::environment_of_promotion(&promotion)
+        })
+        .watches_shared_stream(stream(artifact_events.pop()), move |artifact: Arc<Artifact>| {
+            triggers::environments_for_artifact(&for_artifacts.0, &for_artifacts.1, &artifact)
+        })
+        .watches_shared_stream(stream(deployment_events.pop()), |deployment: Arc<Deployment>| {
+            triggers::environment_of_labelled(deployment.as_ref())
+        })
+        .watches_shared_stream(stream(config_map_events.pop()), |config_map: Arc<ConfigMap>| {
+            triggers::environment_of_config_map(&config_map)
+        })
+        .watches_shared_stream(stream(job_events.pop()), |job: Arc<Job>| {
+            triggers::environment_of_labelled(job.as_ref())
+        })
+        .watches_shared_stream(
+            stream(namespace_events.pop()),
+            triggers::over(stores.environments.clone(), triggers::environments_targeting),
+        )
+        .watches_shared_stream(
+            stream(config_map_version_events.pop()),
+            triggers::over(stores.environments.clone(), triggers::environments_based_on),
+        )
+        .watches_shared_stream(
+            stream(secret_version_events.pop()),
+            triggers::over(stores.environments.clone(), triggers::environments_referencing),
+        );
     if let Some(((policies, mut policy_events), (bindings, mut binding_events))) = approval_policy {
         environment_controller = environment_controller
             // Shared streams carry no deletions: a policy or binding removed
@@ -669,11 +733,14 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         .map(|(name, driver)| Task::watch(name, tokio::spawn(driver)))
         .chain([Task::server(server)])
         .collect::<Vec<_>>();
-    let controllers = vec![
-        Task::controller("artifact", tokio::spawn(artifact_controller)),
-        Task::controller("promotion", tokio::spawn(promotion_controller)),
-        Task::controller("environment", tokio::spawn(environment_controller)),
-    ];
+    let controllers = hub_controllers
+        .into_iter()
+        .flatten()
+        .chain([Task::controller(
+            "environment",
+            tokio::spawn(environment_controller),
+        )])
+        .collect::<Vec<_>>();
     let election = settings.election.clone().map(|election| {
         let (release, released) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(leader::run(unfenced, election, leadership, async move {

@@ -46,7 +46,7 @@ pub(super) async fn pull_secrets(ctx: &Ctx, artifact: &Artifact) -> Result<PullS
         .map(|s| s.name.clone())
         .collect();
     if names.is_empty() {
-        let accounts: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &namespace);
+        let accounts: Api<ServiceAccount> = Api::namespaced(ctx.local.clone(), &namespace);
         if let Some(account) = accounts.get_opt("default").await.map_err(read)? {
             names = account
                 .image_pull_secrets
@@ -56,7 +56,7 @@ pub(super) async fn pull_secrets(ctx: &Ctx, artifact: &Artifact) -> Result<PullS
                 .collect();
         }
     }
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let secrets: Api<Secret> = Api::namespaced(ctx.local.clone(), &namespace);
     let mut pull = PullSecrets::default();
     for name in names {
         let Some(secret) = secrets.get_opt(&name).await.map_err(read)? else {

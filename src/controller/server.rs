@@ -14,6 +14,7 @@ use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
+use super::leader::Leadership;
 use super::readiness::Readiness;
 
 /// What the probes and the scraper see.
@@ -22,6 +23,9 @@ pub struct Health {
     /// Why the operator is failing (a controller or watch died), once it is.
     failure: Mutex<Option<String>>,
     registry: Registry,
+    /// Ready only while leading (an agent: one per cluster works), with
+    /// the Lease named in the reason a standby gives.
+    lead_required: Option<(Leadership, String)>,
 }
 
 impl Health {
@@ -30,7 +34,15 @@ impl Health {
             readiness,
             failure: Mutex::new(None),
             registry,
+            lead_required: None,
         }
+    }
+
+    /// Says ready only while `leadership` leads: a standby names the
+    /// holder of `lease` (namespace/name) that keeps it waiting.
+    pub fn requiring_lead(mut self, leadership: Leadership, lease: String) -> Self {
+        self.lead_required = Some((leadership, lease));
+        self
     }
 
     /// Records that the operator cannot go on; `/healthz` and `/readyz` fail from now on.
@@ -66,6 +78,22 @@ impl Health {
             return (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "not ready: shutting down\n".into(),
+            );
+        }
+        if let Some((leadership, lease)) = &self.lead_required
+            && !leadership.is_leading()
+        {
+            let holder = leadership.other_holder().map_or_else(
+                || "has no other holder yet".to_owned(),
+                |holder| format!("is held by {holder}"),
+            );
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "not ready: standby: Lease {lease} {holder}; only its holder works, this replica ({}) \
+                     takes over when it is not renewed\n",
+                    leadership.identity()
+                ),
             );
         }
         if self.readiness.is_ready() {

@@ -124,7 +124,7 @@ async fn write<'r>(
     records: impl Iterator<Item = &'r SupplyChainRecord> + Clone,
 ) -> Result<Artifact, Error> {
     let namespace = artifact.namespace().unwrap_or_default();
-    let api: Api<Artifact> = Api::namespaced(ctx.client.clone(), &namespace);
+    let api: Api<Artifact> = Api::namespaced(ctx.hub.clone(), &namespace);
     let mut current = artifact.clone();
     for attempt in 0..WRITE_ATTEMPTS {
         let mut updated = current.clone();

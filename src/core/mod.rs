@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod artifact;
+pub mod clusters;
 pub mod conditions;
 pub mod config;
 pub mod deployment;

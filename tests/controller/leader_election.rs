@@ -99,6 +99,8 @@ impl Scenario {
                 lease_namespace: Some(self.namespace().to_string()),
                 identity: identity.into(),
                 timing: TIMING,
+                labels: Default::default(),
+                annotations: Default::default(),
             }),
             ..self.settings()
         };

@@ -37,6 +37,7 @@ mod seven_questions;
 mod supply_chain;
 mod verification;
 mod walkthrough;
+mod workload_clusters;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const REVISION: &str = "3f2c9a1b7e4d5c6f8a9b0c1d2e3f4a5b6c7d8e9f";
@@ -58,6 +59,12 @@ impl Operator {
         let operator = hoist::controller::start(client, settings)
             .await
             .expect("operator starts");
+        Self::running(operator, requests)
+    }
+
+    /// Runs `operator` (started; an agent too) in a task of its own until
+    /// it is stopped.
+    fn running(operator: hoist::controller::Operator, requests: RequestCounter) -> Operator {
         let health = operator.health_address();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -124,10 +131,14 @@ impl Scenario {
     /// Deployments in a namespace of its own, opted in for the tenant; prod
     /// needs alice's or bob's approval and a source revision.
     async fn new() -> Self {
+        Self::on(TestCluster::new().await.expect("test cluster")).await
+    }
+
+    /// The scenario of [`Scenario::new`] on `cluster` (the hub of two).
+    async fn on(cluster: TestCluster) -> Self {
         // Operator logs show with `--no-capture` and RUST_LOG=hoist=debug;
         // its reconciles are recorded for the tests that ask which ran.
         reconciles::install();
-        let cluster = TestCluster::new().await.expect("test cluster");
         let tenant = cluster.namespace().to_string();
         let mut stages = BTreeMap::new();
         for stage in STAGES {
@@ -425,17 +436,7 @@ impl Scenario {
 
     /// (container, image) of a Deployment's pod template.
     async fn images(&self, stage: &str, name: &str) -> Vec<(String, String)> {
-        let deployment = self.deployment(stage, name).await;
-        deployment
-            .spec
-            .expect("spec")
-            .template
-            .spec
-            .expect("pod spec")
-            .containers
-            .into_iter()
-            .map(|c| (c.name, c.image.unwrap_or_default()))
-            .collect()
+        images_of(self.deployment(stage, name).await)
     }
 
     async fn annotation(&self, stage: &str, name: &str, key: &str) -> Option<String> {
@@ -459,6 +460,31 @@ impl Scenario {
             .await
             .unwrap_or_else(|error| panic!("{error}"))
     }
+}
+
+/// (container, image) of `deployment`'s pod template.
+fn images_of(deployment: Deployment) -> Vec<(String, String)> {
+    deployment
+        .spec
+        .expect("spec")
+        .template
+        .spec
+        .expect("pod spec")
+        .containers
+        .into_iter()
+        .map(|c| (c.name, c.image.unwrap_or_default()))
+        .collect()
+}
+
+/// (Promotion, outcome) of an Environment's history, newest first.
+fn history_of(environment: Environment) -> Vec<(String, Phase)> {
+    environment
+        .status
+        .expect("status")
+        .history
+        .iter()
+        .map(|h| (h.promotion.clone(), h.outcome))
+        .collect()
 }
 
 /// The `hoist.dev/config-hash` pod-template annotation.

@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use super::{REVISION, STAGES, Scenario, TIMEOUT, artifact_ready, pinned};
+use super::{REVISION, STAGES, Scenario, TIMEOUT, artifact_ready, history_of, pinned};
 
 #[tokio::test]
 async fn a_full_resync_of_an_idle_system_writes_nothing() {
@@ -138,15 +138,8 @@ async fn crash_at(point: &str) {
         })
         .await
         .expect("history");
-    let history: Vec<(String, Phase)> = dev
-        .status
-        .expect("status")
-        .history
-        .iter()
-        .map(|h| (h.promotion.clone(), h.outcome))
-        .collect();
     assert_eq!(
-        history,
+        history_of(dev),
         vec![("to-dev".to_string(), Phase::Succeeded)],
         "{point}: exactly one release"
     );

@@ -51,7 +51,7 @@ pub(super) async fn write_objects(
     let apply = PatchParams::apply(FIELD_MANAGER).force();
 
     for promotion in &plan.new_promotions {
-        let api: Api<Promotion> = Api::namespaced(ctx.client.clone(), &namespace);
+        let api: Api<Promotion> = Api::namespaced(ctx.hub.clone(), &namespace);
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.into()),
             ..Default::default()
@@ -71,7 +71,7 @@ pub(super) async fn write_objects(
     }
 
     // Configuration snapshots first: a rollback must never find its configuration gone.
-    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &namespace);
+    let config_maps: Api<ConfigMap> = Api::namespaced(ctx.local.clone(), &namespace);
     let wanted: BTreeSet<String> = plan
         .config_history
         .iter()
@@ -117,7 +117,7 @@ pub(super) async fn write_objects(
         if live.as_ref().is_some_and(|d| pin.is_satisfied_by(d)) {
             return None;
         }
-        let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &pin.namespace);
+        let api: Api<Deployment> = Api::namespaced(ctx.local.clone(), &pin.namespace);
         let apply = &apply;
         Some(async move {
             let written = api
@@ -147,7 +147,7 @@ async fn apply_rendered_config_map(
         return Ok(());
     }
     let body = rendered.object(&name, &environment.namespace().unwrap_or_default());
-    let api: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), &rendered.namespace);
+    let api: Api<ConfigMap> = Api::namespaced(ctx.local.clone(), &rendered.namespace);
     api.patch(&rendered.name, params, &Patch::Apply(&body))
         .await
         .map_err(Error::Kube)?;
@@ -166,7 +166,7 @@ pub(super) async fn write_jobs(ctx: &Ctx, plan: &Plan, promotions: &[Arc<Promoti
             field_manager: Some(FIELD_MANAGER.into()),
             ..Default::default()
         };
-        match Api::<Job>::namespaced(ctx.client.clone(), &namespace)
+        match Api::<Job>::namespaced(ctx.local.clone(), &namespace)
             .create(&params, job)
             .await
         {
@@ -193,7 +193,7 @@ pub(super) async fn write_jobs(ctx: &Ctx, plan: &Plan, promotions: &[Arc<Promoti
         }
     }
     for (namespace, name) in &plan.delete_jobs {
-        match Api::<Job>::namespaced(ctx.client.clone(), namespace)
+        match Api::<Job>::namespaced(ctx.local.clone(), namespace)
             .delete(name, &DeleteParams::background())
             .await
         {

@@ -83,7 +83,7 @@ pub(super) async fn dereference(
         // API server says there is none.
         let open = promotion.status.as_ref().is_none_or(|s| !s.phase.is_terminal());
         if open
-            && let Some(artifact) = Api::<Artifact>::namespaced(ctx.client.clone(), &namespace)
+            && let Some(artifact) = Api::<Artifact>::namespaced(ctx.hub.clone(), &namespace)
                 .get_opt(&promotion.spec.artifact)
                 .await
                 .map_err(Error::Kube)?
@@ -106,7 +106,7 @@ pub(super) async fn dereference(
             .get(&ObjectRef::new(&target.deployment.name).within(&target_ns));
         let deployment = match cached {
             Some(deployment) => Some(deployment.as_ref().clone()),
-            None => Api::<Deployment>::namespaced(ctx.client.clone(), &target_ns)
+            None => Api::<Deployment>::namespaced(ctx.local.clone(), &target_ns)
                 .get_opt(&target.deployment.name)
                 .await
                 .map_err(Error::Kube)?,

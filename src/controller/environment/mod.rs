@@ -41,6 +41,11 @@ const VERIFYING: Duration = Duration::from_secs(15);
 
 #[instrument(skip_all, fields(name = %environment.name_any(), namespace = environment.namespace(), generation = environment.metadata.generation))]
 pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action, Error> {
+    // An Environment of another cluster is its agent's: no pin, no status
+    // here (the hub still reads it as an upstream of others).
+    if !ctx.scope.reconciles(&environment) {
+        return Ok(Action::await_change());
+    }
     let mut cluster = Cluster {
         ctx: &ctx,
         snapshots: Vec::new(),
@@ -79,7 +84,7 @@ impl Seam for Cluster<'_> {
     async fn measure(&mut self, namespace: &str, queries: &[DueQuery], now: Timestamp) -> Measurements {
         self.ctx
             .prometheus
-            .measure_all(&self.ctx.client, namespace, queries, now)
+            .measure_all(&self.ctx.local, namespace, queries, now)
             .await
     }
 

@@ -10,6 +10,7 @@ use super::CONTROLLER;
 use crate::api::{Environment, Promotion};
 use crate::controller::Error;
 use crate::controller::context::{Ctx, await_cached};
+use crate::core::clusters;
 use crate::core::environment::Plan;
 
 /// Records `plan`: the Promotions' statuses (all at once), then the
@@ -31,7 +32,15 @@ pub(super) async fn write_statuses(
     // decides the same ends again (the history takes each Promotion once),
     // while the other order could leave a finished Promotion that no
     // Environment records, since finished Promotions are not decided again.
-    let recorded = if environment.status.as_ref() != Some(&plan.status) {
+    // Compared without the hub's `AgentConnected`: an agent's record leaves
+    // it alone and is not rewritten because of it.
+    let recorded = if environment
+        .status
+        .as_ref()
+        .map(clusters::without_hub_conditions)
+        .as_ref()
+        != Some(&clusters::without_hub_conditions(&plan.status))
+    {
         Some(ctx.apply_status(environment, &plan.status, CONTROLLER).await?)
     } else {
         None

@@ -54,6 +54,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CLEANUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the API server may take to establish the CRDs.
 const ESTABLISH_TIMEOUT: Duration = Duration::from_secs(30);
+/// The label opting a namespace in for a tenant (the namespace of that name on the hub).
+const TENANT_LABEL: &str = "hoist.dev/tenant";
 /// The operator's ServiceAccount name in the test namespace, as the chart names it.
 const OPERATOR_SERVICE_ACCOUNT: &str = "hoist";
 
@@ -178,27 +180,39 @@ impl TestCluster {
             Some(path) => Self::from_kubeconfig(Path::new(&path))
                 .await
                 .with_context(|| format!("{KUBECONFIG_VAR}={}", Path::new(&path).display())),
-            None => {
-                let standin = StandIn::start().await.context("starting the API stand-in")?;
-                Self::connect(standin.config(), Some(standin)).await
-            }
+            None => Self::start_standin(None).await,
         }
+    }
+
+    /// A fresh stand-in; the test's namespace is `namespace` (labelled as
+    /// opted in for the tenant of that name) when given, and the operator's
+    /// ServiceAccount is then an agent's, with the chart's rules of an
+    /// agent in its workload cluster.
+    pub(crate) async fn start_standin(namespace: Option<&str>) -> Result<Self> {
+        let standin = StandIn::start().await.context("starting the API stand-in")?;
+        Self::connect(standin.config(), Some(standin), namespace).await
     }
 
     /// The cluster of the kubeconfig at `path` (its current context), as with
     /// `HOIST_TEST_KUBECONFIG`: its namespaces are deleted on drop.
     pub async fn from_kubeconfig(path: &Path) -> Result<Self> {
+        Self::from_kubeconfig_in(path, None).await
+    }
+
+    /// The cluster of the kubeconfig at `path`, with `namespace` as the
+    /// test's namespace when given (see [`TestCluster::start_standin`]).
+    pub(crate) async fn from_kubeconfig_in(path: &Path, namespace: Option<&str>) -> Result<Self> {
         let kubeconfig = Kubeconfig::read_from(path)
             .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
         let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
             .await
             .with_context(|| format!("building a client config from {}", path.display()))?;
-        let mut cluster = Self::connect(config, None).await?;
+        let mut cluster = Self::connect(config, None, namespace).await?;
         cluster.kubeconfig = Some(path.to_path_buf());
         Ok(cluster)
     }
 
-    async fn connect(config: Config, standin: Option<StandIn>) -> Result<Self> {
+    async fn connect(config: Config, standin: Option<StandIn>, namespace: Option<&str>) -> Result<Self> {
         let crds = read_crds(&crds_dir())?;
         let config = with_timeouts(config);
         let client = Client::try_from(config.clone()).context("creating a client")?;
@@ -217,7 +231,14 @@ impl TestCluster {
         })?;
         install_admission_policy(&client).await?;
         let admin = admin_user(&client).await?;
-        let namespace = create_namespace(&client, "hoist-test", &[]).await?;
+        let cluster_rules = match namespace {
+            Some(_) => agent_local_rules_file(),
+            None => operator_rules_file(),
+        };
+        let namespace = match namespace {
+            Some(name) => create_named_namespace(&client, name, &[(TENANT_LABEL, name)]).await?,
+            None => create_namespace(&client, "hoist-test", &[]).await?,
+        };
         await_admission(&client, &namespace).await?;
         let mut cluster = Self {
             admin,
@@ -230,7 +251,7 @@ impl TestCluster {
             files: Mutex::new(Vec::new()),
             standin,
         };
-        cluster.grant_operator_rules().await?;
+        cluster.grant_operator_rules(&cluster_rules).await?;
         Ok(cluster)
     }
 
@@ -290,36 +311,15 @@ impl TestCluster {
     }
 
     /// Binds the operator's ServiceAccount to a ClusterRole of the chart's
-    /// cluster-wide rules (`charts/hoist/files/operator-rules.yaml`), both
+    /// cluster-wide rules `cluster_rules` (`charts/hoist/files/operator-rules.yaml`,
+    /// or `agent-local-rules.yaml` in a workload cluster), both
     /// removed with the test's namespaces, and to a Role of its namespace
     /// rules (`operator-namespace-rules.yaml`) in the test's namespace.
-    async fn grant_operator_rules(&mut self) -> Result<()> {
-        let rules = read_operator_rules(&operator_rules_file())?;
+    async fn grant_operator_rules(&mut self, cluster_rules: &Path) -> Result<()> {
+        let rules = read_operator_rules(cluster_rules)?;
         let name = self.operator_role_name();
-        let role = ClusterRole {
-            metadata: kube::api::ObjectMeta {
-                name: Some(name.clone()),
-                ..Default::default()
-            },
-            rules: Some(rules),
-            ..Default::default()
-        };
-        Api::<ClusterRole>::all(self.client.clone())
-            .create(&PostParams::default(), &role)
-            .await
-            .with_context(|| format!("creating ClusterRole {name}"))?;
-        self.leave(Leftover::ClusterRole(name.clone()));
-        let (metadata, role_ref, subjects) = self.operator_binding("ClusterRole", &name);
-        let binding = ClusterRoleBinding {
-            metadata,
-            role_ref,
-            subjects,
-        };
-        Api::<ClusterRoleBinding>::all(self.client.clone())
-            .create(&PostParams::default(), &binding)
-            .await
-            .with_context(|| format!("creating ClusterRoleBinding {name}"))?;
-        self.leave(Leftover::ClusterRoleBinding(name.clone()));
+        self.grant_service_account_cluster_wide(&name, rules, OPERATOR_SERVICE_ACCOUNT)
+            .await?;
         // Jobs, Secrets and ServiceAccounts in the test's namespace only, as
         // the chart's namespace-scoped install grants them (the operator
         // under test watches that namespace).
@@ -393,6 +393,12 @@ impl TestCluster {
     /// whose requests picked by `slowness` are held back before they are
     /// sent, as over a slow network.
     pub fn delayed_client(&self, slowness: Slowness) -> Result<(Client, RequestCounter)> {
+        self.delayed_client_as(&self.operator_user(), slowness)
+    }
+
+    /// A counted client acting as `user` whose requests picked by
+    /// `slowness` are held back (see [`TestCluster::delayed_client`]).
+    pub fn delayed_client_as(&self, user: &str, slowness: Slowness) -> Result<(Client, RequestCounter)> {
         let counter = RequestCounter::default();
         let recorder = counter.clone();
         let layer = MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
@@ -403,7 +409,7 @@ impl TestCluster {
             });
             request
         });
-        let client = ClientBuilder::try_from(self.impersonating(&self.operator_user(), &[]))
+        let client = ClientBuilder::try_from(self.impersonating(user, &[]))
             .context("creating a counted client")?
             .with_layer(&DelayLayer(slowness))
             .with_layer(&layer)
@@ -548,10 +554,69 @@ impl TestCluster {
         self.standin.as_ref()
     }
 
+    /// A ClusterRole `name` of `rules` bound to the ServiceAccount
+    /// `service_account` of the test's namespace, both removed when the
+    /// test ends.
+    pub async fn grant_service_account_cluster_wide(
+        &self,
+        name: &str,
+        rules: Vec<PolicyRule>,
+        service_account: &str,
+    ) -> Result<()> {
+        let role = ClusterRole {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            rules: Some(rules),
+            ..Default::default()
+        };
+        Api::<ClusterRole>::all(self.client.clone())
+            .create(&PostParams::default(), &role)
+            .await
+            .with_context(|| format!("creating ClusterRole {name}"))?;
+        self.leave(Leftover::ClusterRole(name.to_owned()));
+        let binding = ClusterRoleBinding {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "ClusterRole".into(),
+                name: name.to_owned(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: service_account.to_owned(),
+                namespace: Some(self.namespace.clone()),
+                ..Default::default()
+            }]),
+        };
+        Api::<ClusterRoleBinding>::all(self.client.clone())
+            .create(&PostParams::default(), &binding)
+            .await
+            .with_context(|| format!("creating ClusterRoleBinding {name}"))?;
+        self.leave(Leftover::ClusterRoleBinding(name.to_owned()));
+        Ok(())
+    }
+
     /// Another fresh namespace, with the given labels, removed with the test's
     /// (e.g. a target namespace of another tenant).
     pub async fn extra_namespace(&self, prefix: &str, labels: &[(&str, &str)]) -> Result<String> {
         let name = create_namespace(&self.client, prefix, labels).await?;
+        self.keep_namespace(name)
+    }
+
+    /// A namespace named `name` with the given labels, removed with the
+    /// test's: in a workload cluster, one of the same name as a namespace
+    /// of the hub.
+    pub async fn named_namespace(&self, name: &str, labels: &[(&str, &str)]) -> Result<String> {
+        let name = create_named_namespace(&self.client, name, labels).await?;
+        self.keep_namespace(name)
+    }
+
+    fn keep_namespace(&self, name: String) -> Result<String> {
         self.extra_namespaces
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -735,6 +800,11 @@ pub fn crds_dir() -> PathBuf {
 /// The chart's RBAC rules for the operator.
 pub fn operator_rules_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/operator-rules.yaml")
+}
+
+/// The chart's cluster-wide rules of an agent in its workload cluster.
+pub fn agent_local_rules_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/agent-local-rules.yaml")
 }
 
 /// The chart's RBAC rules for the operator in the namespaces it watches
@@ -996,9 +1066,13 @@ fn names_refused(crd: &CustomResourceDefinition) -> Option<String> {
 
 /// Creates a namespace named `<prefix>-<random>` with the given labels.
 async fn create_namespace(client: &Client, prefix: &str, labels: &[(&str, &str)]) -> Result<String> {
-    let api: Api<Namespace> = Api::all(client.clone());
     let suffix = uuid::Uuid::new_v4().simple().to_string();
-    let name = format!("{prefix}-{}", &suffix[..8]);
+    create_named_namespace(client, &format!("{prefix}-{}", &suffix[..8]), labels).await
+}
+
+async fn create_named_namespace(client: &Client, name: &str, labels: &[(&str, &str)]) -> Result<String> {
+    let name = name.to_owned();
+    let api: Api<Namespace> = Api::all(client.clone());
     let mut namespace = Namespace::default();
     namespace.metadata.name = Some(name.clone());
     namespace.metadata.labels = Some(

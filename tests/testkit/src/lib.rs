@@ -1,6 +1,7 @@
 //! Test helpers for Hoist's integration suites.
 
 pub mod cluster;
+pub mod clusters;
 pub mod delay;
 pub mod example;
 pub mod health;
