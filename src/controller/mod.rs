@@ -19,6 +19,7 @@ mod error;
 mod keys;
 pub mod leader;
 mod metrics;
+mod namespaces;
 mod prometheus;
 mod promotion;
 mod pull_secrets;
@@ -99,9 +100,10 @@ pub struct Settings {
     pub registry_concurrency: std::num::NonZeroUsize,
     /// Reconciles run at once per controller (0: unlimited).
     pub concurrency: u16,
-    /// Watch only this namespace's Hoist resources (and only Deployments and
-    /// ConfigMaps Hoist labelled for it); all namespaces when `None`.
-    pub namespace: Option<String>,
+    /// Watch only these namespaces' Hoist resources, Jobs, base ConfigMaps
+    /// and Secrets (and only Deployments and ConfigMaps Hoist labelled for
+    /// them); all namespaces when empty.
+    pub namespaces: Vec<String>,
     /// How long the caches may take to list before the operator gives up
     /// (and exits non-zero, so that Kubernetes restarts it).
     pub startup_timeout: Duration,
@@ -146,7 +148,7 @@ impl Default for Settings {
             insecure_registries: Vec::new(),
             registry_concurrency: ResolverConfig::default().max_concurrent_per_registry,
             concurrency: 16,
-            namespace: None,
+            namespaces: Vec::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             api_requests: ApiRequests::default(),
@@ -159,6 +161,19 @@ impl Default for Settings {
             trusted_root: None,
         }
     }
+}
+
+/// The namespaces of `--watch-namespace`, each once, sorted, empty
+/// entries dropped (`HOIST_WATCH_NAMESPACE=""` watches all namespaces).
+pub fn namespace_list(given: Vec<String>) -> Vec<String> {
+    let mut namespaces: Vec<String> = given
+        .into_iter()
+        .map(|namespace| namespace.trim().to_string())
+        .filter(|namespace| !namespace.is_empty())
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    namespaces
 }
 
 /// Retries a failed reconcile with the object's own exponential backoff.
@@ -207,18 +222,6 @@ where
             result
         }
         .boxed()
-    }
-}
-
-/// An Api over one namespace, or all of them.
-fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = kube::core::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(namespace) => Api::namespaced(client.clone(), namespace),
-        None => Api::all(client.clone()),
     }
 }
 
@@ -364,31 +367,34 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         Some(_) => leader::fenced(client, leadership.clone()),
         None => client,
     };
-    let managed = watcher::Config::default().labels(&match &settings.namespace {
-        Some(namespace) => format!("{LABEL_ENVIRONMENT},{LABEL_TENANT}={namespace}"),
-        None => LABEL_ENVIRONMENT.to_string(),
+    let managed = watcher::Config::default().labels(&match settings.namespaces.as_slice() {
+        [] => LABEL_ENVIRONMENT.to_string(),
+        namespaces => format!("{LABEL_ENVIRONMENT},{LABEL_TENANT} in ({})", namespaces.join(",")),
     });
-    let namespace = settings.namespace.as_deref();
+    let watched = settings.namespaces.as_slice();
     let mut watches = Watches::default();
-    let (environments, mut environment_events) = watches.add(
+    let (environments, mut environment_events) = watches.add_in::<Environment>(
         "environments.hoist.dev",
-        scoped_api::<Environment>(&client, namespace),
+        &client,
+        watched,
         Default::default(),
         2,
         keys::environment,
         keep,
     );
-    let (promotions, mut promotion_events) = watches.add(
+    let (promotions, mut promotion_events) = watches.add_in::<Promotion>(
         "promotions.hoist.dev",
-        scoped_api::<Promotion>(&client, namespace),
+        &client,
+        watched,
         Default::default(),
         2,
         keys::promotion,
         slim::promotion,
     );
-    let (artifacts, mut artifact_events) = watches.add(
+    let (artifacts, mut artifact_events) = watches.add_in::<Artifact>(
         "artifacts.hoist.dev",
-        scoped_api::<Artifact>(&client, namespace),
+        &client,
+        watched,
         Default::default(),
         2,
         keys::artifact,
@@ -420,26 +426,30 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     );
     // Verification Jobs run in their Environment's namespace: a
     // namespace-scoped install needs Jobs there only.
-    let (jobs, mut job_events) = watches.add(
+    let (jobs, mut job_events) = watches.add_in::<Job>(
         "jobs.batch (labelled hoist.dev/environment)",
-        scoped_api::<Job>(&client, namespace),
+        &client,
+        watched,
         managed,
         1,
         keys::job,
         keep,
     );
     // Base ConfigMaps and referenced Secrets: the version is enough to notice a change.
-    let (config_map_versions, mut config_map_version_events) = watches.add(
-        "configmaps",
-        scoped_api::<PartialObjectMeta<ConfigMap>>(&client, namespace),
-        Default::default(),
-        1,
-        no_keys,
-        slim::versions,
-    );
-    let (secret_versions, mut secret_version_events) = watches.add(
+    let (config_map_versions, mut config_map_version_events) = watches
+        .add_in::<PartialObjectMeta<ConfigMap>>(
+            "configmaps",
+            &client,
+            watched,
+            Default::default(),
+            1,
+            no_keys,
+            slim::versions,
+        );
+    let (secret_versions, mut secret_version_events) = watches.add_in::<PartialObjectMeta<Secret>>(
         "secrets",
-        scoped_api::<PartialObjectMeta<Secret>>(&client, namespace),
+        &client,
+        watched,
         Default::default(),
         1,
         no_keys,
