@@ -23,7 +23,8 @@ use kube::core::NamespaceResourceScope;
 use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+
+use super::namespaces::Watched;
 use tokio::sync::{Notify, watch};
 
 /// How many events a subscriber may lag behind before the watch waits for it.
@@ -316,7 +317,7 @@ impl Watches {
         slim: fn(&mut K),
     ) -> (Cache<K>, Vec<ReflectHandle<K>>)
     where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+        K: Watched,
     {
         let events = |_: Store<K>| watcher(api, config).default_backoff().boxed();
         self.add_events(name, events, subscribers, keys, slim)
@@ -337,13 +338,7 @@ impl Watches {
         slim: fn(&mut K),
     ) -> (Cache<K>, Vec<ReflectHandle<K>>)
     where
-        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + std::fmt::Debug
-            + Send
-            + Sync
-            + 'static,
+        K: Watched + Resource<Scope = NamespaceResourceScope>,
     {
         let events = |store: Store<K>| super::namespaces::watch(client, namespaces, config, store);
         self.add_events(name, events, subscribers, keys, slim)
@@ -359,7 +354,7 @@ impl Watches {
         slim: fn(&mut K),
     ) -> (Cache<K>, Vec<ReflectHandle<K>>)
     where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+        K: Watched,
     {
         let (store, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
         let handles = (0..subscribers).filter_map(|_| writer.subscribe()).collect();

@@ -56,6 +56,7 @@ pub use context::FIELD_MANAGER;
 use context::{Context, Ctx, Reporter, Stores};
 pub use error::Error;
 use metrics::Metrics;
+pub use namespaces::list as namespace_list;
 use readiness::Readiness;
 pub use requests::ApiRequests;
 pub use server::Health;
@@ -161,19 +162,6 @@ impl Default for Settings {
             trusted_root: None,
         }
     }
-}
-
-/// The namespaces of `--watch-namespace`, each once, sorted, empty
-/// entries dropped (`HOIST_WATCH_NAMESPACE=""` watches all namespaces).
-pub fn namespace_list(given: Vec<String>) -> Vec<String> {
-    let mut namespaces: Vec<String> = given
-        .into_iter()
-        .map(|namespace| namespace.trim().to_string())
-        .filter(|namespace| !namespace.is_empty())
-        .collect();
-    namespaces.sort();
-    namespaces.dedup();
-    namespaces
 }
 
 /// Retries a failed reconcile with the object's own exponential backoff.

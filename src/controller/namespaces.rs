@@ -24,6 +24,17 @@ use kube::runtime::watcher::{self, Event, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+/// What a watch can feed a cache with.
+pub trait Watched:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
+{
+}
+
+impl<K> Watched for K where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
+{
+}
+
 type Item<K> = Result<Event<K>, watcher::Error>;
 
 /// Where one namespace's watch is.
@@ -141,6 +152,19 @@ where
     }
 }
 
+/// The namespaces of `--watch-namespace`, each once, sorted, empty
+/// entries dropped (`HOIST_WATCH_NAMESPACE=""` watches all namespaces).
+pub fn list(given: Vec<String>) -> Vec<String> {
+    let mut namespaces: Vec<String> = given
+        .into_iter()
+        .map(|namespace| namespace.trim().to_string())
+        .filter(|namespace| !namespace.is_empty())
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    namespaces
+}
+
 /// The events of a watch of `K` in `namespaces` (all of them when empty)
 /// for `store`: one watch, or one per namespace merged.
 pub fn watch<K>(
@@ -150,13 +174,7 @@ pub fn watch<K>(
     store: Store<K>,
 ) -> BoxStream<'static, Item<K>>
 where
-    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
+    K: Watched + Resource<Scope = NamespaceResourceScope>,
 {
     let in_namespace = |namespace: &String| {
         watcher(Api::<K>::namespaced(client.clone(), namespace), config.clone())

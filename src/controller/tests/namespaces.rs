@@ -90,7 +90,7 @@ fn id(object: &ConfigMap) -> String {
     format!("{}/{}", object.namespace().unwrap_or_default(), object.name_any())
 }
 
-fn list(namespace: &str, names: &[&str]) -> Vec<Event<ConfigMap>> {
+fn listed(namespace: &str, names: &[&str]) -> Vec<Event<ConfigMap>> {
     let mut events = vec![Event::Init];
     events.extend(
         names
@@ -116,14 +116,14 @@ fn sorted(mut events: Vec<String>) -> Vec<String> {
 #[test]
 fn the_store_is_listed_once_when_every_namespace_has_listed() {
     let mut merged = Merged::new();
-    merged.send("shop", list("shop", &["a", "b"]));
+    merged.send("shop", listed("shop", &["a", "b"]));
     assert_eq!(
         merged.drain(),
         Vec::<String>::new(),
         "payments has not listed yet"
     );
     assert!(merged.held().is_empty());
-    merged.send("payments", list("payments", &["c"]));
+    merged.send("payments", listed("payments", &["c"]));
     assert_eq!(
         sorted(merged.drain()),
         [
@@ -140,7 +140,7 @@ fn the_store_is_listed_once_when_every_namespace_has_listed() {
 #[test]
 fn changes_and_relists_before_every_namespace_listed_reach_the_first_list() {
     let mut merged = Merged::new();
-    merged.send("shop", list("shop", &["a", "b"]));
+    merged.send("shop", listed("shop", &["a", "b"]));
     merged.send(
         "shop",
         vec![
@@ -158,7 +158,7 @@ fn changes_and_relists_before_every_namespace_listed_reach_the_first_list() {
         vec![Event::Init, Event::InitApply(config_map("payments", "d"))],
     );
     // The watch of payments was lost and lists again: d is gone.
-    merged.send("payments", list("payments", &["e"]));
+    merged.send("payments", listed("payments", &["e"]));
     assert_eq!(
         sorted(merged.drain()),
         [
@@ -175,11 +175,11 @@ fn changes_and_relists_before_every_namespace_listed_reach_the_first_list() {
 #[test]
 fn a_relist_of_one_namespace_keeps_the_others_objects_and_removes_what_it_no_longer_lists() {
     let mut merged = Merged::new();
-    merged.send("shop", list("shop", &["a", "b"]));
-    merged.send("payments", list("payments", &["c"]));
+    merged.send("shop", listed("shop", &["a", "b"]));
+    merged.send("payments", listed("payments", &["c"]));
     merged.drain();
     // shop's watch was lost; meanwhile a was deleted and x created.
-    merged.send("shop", list("shop", &["b", "x"]));
+    merged.send("shop", listed("shop", &["b", "x"]));
     assert_eq!(merged.drain(), ["Apply shop/b", "Apply shop/x", "Delete shop/a"]);
     assert_eq!(merged.held(), ["payments/c", "shop/b", "shop/x"]);
 }
@@ -187,8 +187,8 @@ fn a_relist_of_one_namespace_keeps_the_others_objects_and_removes_what_it_no_lon
 #[test]
 fn changes_after_the_first_list_pass_through() {
     let mut merged = Merged::new();
-    merged.send("shop", list("shop", &["a"]));
-    merged.send("payments", list("payments", &["c"]));
+    merged.send("shop", listed("shop", &["a"]));
+    merged.send("payments", listed("payments", &["c"]));
     merged.drain();
     merged.send("payments", vec![Event::Apply(config_map("payments", "d"))]);
     assert_eq!(merged.drain(), ["Apply payments/d"]);
@@ -203,4 +203,11 @@ fn changes_after_the_first_list_pass_through() {
         [format!("Err {}", watcher::Error::NoResourceVersion)]
     );
     assert_eq!(merged.held(), ["payments/c", "payments/d"]);
+}
+
+#[test]
+fn the_flag_lists_each_namespace_once_and_empty_means_all() {
+    let given = |values: &[&str]| super::list(values.iter().map(|value| value.to_string()).collect());
+    assert_eq!(given(&["shop", "payments", " shop "]), ["payments", "shop"]);
+    assert_eq!(given(&[""]), Vec::<String>::new(), "HOIST_WATCH_NAMESPACE=\"\"");
 }
