@@ -87,9 +87,10 @@ struct EngineArgs {
     /// Concurrent requests per registry.
     #[arg(long, env = "HOIST_REGISTRY_CONCURRENCY", default_value = "4")]
     registry_concurrency: std::num::NonZeroUsize,
-    /// Watch only this namespace (a namespace-scoped install); all when absent.
-    #[arg(long = "watch-namespace", env = "HOIST_WATCH_NAMESPACE")]
-    watch_namespace: Option<String>,
+    /// Watch only these namespaces (a namespace-scoped install): repeat
+    /// the flag or separate them with commas; all when absent.
+    #[arg(long = "watch-namespace", env = "HOIST_WATCH_NAMESPACE", value_delimiter = ',')]
+    watch_namespace: Vec<String>,
     /// Give up (and exit non-zero, so Kubernetes restarts the pod) when the
     /// caches have not listed within this time, e.g. 3m or 90s.
     #[arg(long, env = "HOIST_STARTUP_TIMEOUT", default_value = "3m", value_parser = duration::parse_flag)]
@@ -203,7 +204,7 @@ impl EngineArgs {
             health_address: self.health_address,
             insecure_registries: self.insecure_registries,
             registry_concurrency: self.registry_concurrency,
-            namespace: self.watch_namespace,
+            namespaces: hoist::controller::namespace_list(self.watch_namespace),
             startup_timeout: self.startup_timeout,
             shutdown_timeout: self.shutdown_timeout,
             approval_policy: self.approval_policy,

@@ -190,7 +190,7 @@ impl Tenant {
         let settings = Settings {
             health_address: ([127, 0, 0, 1], 0).into(),
             insecure_registries: vec![registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)")],
-            namespace: Some(self.namespace().to_string()),
+            namespaces: vec![self.namespace().to_string()],
             ..settings
         };
         let operator = hoist::controller::start(client, settings)

@@ -291,6 +291,71 @@ fn a_namespace_scoped_install_grants_jobs_and_secrets_in_its_namespace_only() ->
 }
 
 #[test]
+fn a_list_of_namespaces_grants_jobs_and_secrets_by_a_role_in_each_and_nowhere_else() -> anyhow::Result<()> {
+    let tenant_owned = ["jobs", "secrets", "serviceaccounts"];
+    let scoped = rendered(&[
+        "--set",
+        "watchNamespaces={shop,payments}",
+        "--set",
+        "watchNamespace=shop",
+    ])?;
+    let role = find(&scoped, "ClusterRole", "hoist").context("no ClusterRole")?;
+    for resource in tenant_owned {
+        assert!(
+            !resources(role).iter().any(|r| r == resource),
+            "{resource} cluster-wide"
+        );
+    }
+    let of_kind = |kind: &str| -> Vec<&Value> {
+        scoped
+            .iter()
+            .filter(|object| object["kind"] == kind && object["metadata"]["name"] == "hoist")
+            .collect()
+    };
+    let roles = of_kind("Role");
+    let bindings = of_kind("RoleBinding");
+    let namespaces = |objects: &[&Value]| -> Vec<Value> {
+        objects
+            .iter()
+            .map(|o| o["metadata"]["namespace"].clone())
+            .collect()
+    };
+    assert_eq!(namespaces(&roles), [Value::from("payments"), Value::from("shop")]);
+    assert_eq!(
+        namespaces(&bindings),
+        [Value::from("payments"), Value::from("shop")]
+    );
+    for role in &roles {
+        assert_eq!(resources(role), tenant_owned);
+    }
+    for binding in &bindings {
+        assert_eq!(
+            (&binding["roleRef"]["kind"], &binding["roleRef"]["name"]),
+            (&Value::from("Role"), &Value::from("hoist"))
+        );
+        assert_eq!(
+            (
+                &binding["subjects"][0]["name"],
+                &binding["subjects"][0]["namespace"]
+            ),
+            (&Value::from("hoist"), &Value::from("hoist-system"))
+        );
+    }
+    let container = &find(&scoped, "Deployment", "hoist").context("no Deployment")?["spec"]["template"]["spec"]
+        ["containers"][0];
+    assert_eq!(
+        env(container, "HOIST_WATCH_NAMESPACE").context("no HOIST_WATCH_NAMESPACE")?["value"],
+        "payments,shop"
+    );
+    kubernetes_validate(&roles.iter().chain(&bindings).copied().collect::<Vec<_>>())?;
+    assert!(
+        refused(&["--set", "watchNamespaces={Shop}"])?.contains("watchNamespaces"),
+        "not a namespace name"
+    );
+    Ok(())
+}
+
+#[test]
 fn every_operator_rule_says_why_and_what_a_holder_of_the_token_could_do() -> anyhow::Result<()> {
     for file in [
         "operator-rules.yaml",

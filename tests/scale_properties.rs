@@ -45,7 +45,7 @@ async fn start_with(cluster: &TestCluster, slowness: Slowness) -> Operator {
     let settings = Settings {
         health_address: ([127, 0, 0, 1], 0).into(),
         insecure_registries: vec![registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)")],
-        namespace: Some(cluster.namespace().to_string()),
+        namespaces: vec![cluster.namespace().to_string()],
         ..Settings::default()
     };
     let operator = hoist::controller::start(client, settings)

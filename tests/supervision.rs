@@ -36,7 +36,7 @@ fn settings(cluster: &TestCluster) -> Settings {
     Settings {
         health_address: ([127, 0, 0, 1], 0).into(),
         insecure_registries: vec![registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)")],
-        namespace: Some(cluster.namespace().to_string()),
+        namespaces: vec![cluster.namespace().to_string()],
         shutdown_timeout: Duration::from_secs(10),
         ..Settings::default()
     }

@@ -32,7 +32,7 @@ use kube::runtime::reflector::ReflectHandle;
 use kube::runtime::watcher;
 
 use super::cache::{Cache, Watches, keep, no_keys};
-use super::{Operator, RunError, Settings, leader, scoped_api};
+use super::{Operator, RunError, Settings, leader};
 use crate::api::Environment;
 use crate::core::clusters::{self, Scope};
 use crate::core::lease::Timing;
@@ -100,7 +100,7 @@ pub async fn run(
 pub(super) async fn watch_own_environments(
     watches: &mut Watches,
     hub: &Client,
-    namespace: Option<&str>,
+    namespaces: &[String],
     cluster: &str,
 ) -> (Cache<Environment>, Vec<ReflectHandle<Environment>>) {
     let selects = match hub.apiserver_version().await {
@@ -120,9 +120,10 @@ pub(super) async fn watch_own_environments(
         );
         watcher::Config::default()
     };
-    watches.add(
+    watches.add_in::<Environment>(
         "environments.hoist.dev (of this cluster)",
-        scoped_api::<Environment>(hub, namespace),
+        hub,
+        namespaces,
         config,
         1,
         no_keys,

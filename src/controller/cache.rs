@@ -16,12 +16,15 @@ use std::ops::Deref;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt, future};
 use kube::api::Api;
+use kube::core::NamespaceResourceScope;
 use kube::runtime::reflector::{self, ObjectRef, ReflectHandle, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+use kube::{Client, Resource, ResourceExt};
+
+use super::namespaces::Watched;
 use tokio::sync::{Notify, watch};
 
 /// How many events a subscriber may lag behind before the watch waits for it.
@@ -314,15 +317,51 @@ impl Watches {
         slim: fn(&mut K),
     ) -> (Cache<K>, Vec<ReflectHandle<K>>)
     where
-        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+        K: Watched,
+    {
+        let events = |_: Store<K>| watcher(api, config).default_backoff().boxed();
+        self.add_events(name, events, subscribers, keys, slim)
+    }
+
+    /// [`Watches::add`] of a namespaced kind in `namespaces` only (all of
+    /// them when empty): one watch per namespace, merged into one cache
+    /// ([`super::namespaces`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_in<K>(
+        &mut self,
+        name: &'static str,
+        client: &Client,
+        namespaces: &[String],
+        config: watcher::Config,
+        subscribers: usize,
+        keys: Keys<K>,
+        slim: fn(&mut K),
+    ) -> (Cache<K>, Vec<ReflectHandle<K>>)
+    where
+        K: Watched + Resource<Scope = NamespaceResourceScope>,
+    {
+        let events = |store: Store<K>| super::namespaces::watch(client, namespaces, config, store);
+        self.add_events(name, events, subscribers, keys, slim)
+    }
+
+    /// Adds a cache named `name` fed by `events` (given the cache's store).
+    fn add_events<K>(
+        &mut self,
+        name: &'static str,
+        events: impl FnOnce(Store<K>) -> BoxStream<'static, Result<watcher::Event<K>, watcher::Error>>,
+        subscribers: usize,
+        keys: Keys<K>,
+        slim: fn(&mut K),
+    ) -> (Cache<K>, Vec<ReflectHandle<K>>)
+    where
+        K: Watched,
     {
         let (store, writer) = reflector::store_shared(SUBSCRIBER_BUFFER);
         let handles = (0..subscribers).filter_map(|_| writer.subscribe()).collect();
-        let cache = Cache::new(name, store, keys);
+        let cache = Cache::new(name, store.clone(), keys);
         let indexing = cache.clone();
         let applied = cache.clone();
-        let driver = watcher(api, config)
-            .default_backoff()
+        let driver = events(store)
             .modify(move |object: &mut K| {
                 super::slim::metadata(object.meta_mut());
                 slim(object);

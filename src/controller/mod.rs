@@ -22,6 +22,7 @@ mod error;
 mod keys;
 pub mod leader;
 mod metrics;
+mod namespaces;
 mod prometheus;
 mod promotion;
 mod pull_secrets;
@@ -58,6 +59,7 @@ pub use context::FIELD_MANAGER;
 use context::{Context, Ctx, Reporter, Stores};
 pub use error::Error;
 use metrics::Metrics;
+pub use namespaces::list as namespace_list;
 use readiness::Readiness;
 pub use requests::ApiRequests;
 pub use server::Health;
@@ -103,9 +105,10 @@ pub struct Settings {
     pub registry_concurrency: std::num::NonZeroUsize,
     /// Reconciles run at once per controller (0: unlimited).
     pub concurrency: u16,
-    /// Watch only this namespace's Hoist resources (and only Deployments and
-    /// ConfigMaps Hoist labelled for it); all namespaces when `None`.
-    pub namespace: Option<String>,
+    /// Watch only these namespaces' Hoist resources, Jobs, base ConfigMaps
+    /// and Secrets (and only Deployments and ConfigMaps Hoist labelled for
+    /// them); all namespaces when empty.
+    pub namespaces: Vec<String>,
     /// How long the caches may take to list before the operator gives up
     /// (and exits non-zero, so that Kubernetes restarts it).
     pub startup_timeout: Duration,
@@ -150,7 +153,7 @@ impl Default for Settings {
             insecure_registries: Vec::new(),
             registry_concurrency: ResolverConfig::default().max_concurrent_per_registry,
             concurrency: 16,
-            namespace: None,
+            namespaces: Vec::new(),
             startup_timeout: DEFAULT_STARTUP_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             api_requests: ApiRequests::default(),
@@ -211,18 +214,6 @@ where
             result
         }
         .boxed()
-    }
-}
-
-/// An Api over one namespace, or all of them.
-fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
-where
-    K: Resource<Scope = kube::core::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    match namespace {
-        Some(namespace) => Api::namespaced(client.clone(), namespace),
-        None => Api::all(client.clone()),
     }
 }
 
@@ -383,11 +374,11 @@ async fn start_scoped(
         ),
         None => (hub, local),
     };
-    let managed = watcher::Config::default().labels(&match &settings.namespace {
-        Some(namespace) => format!("{LABEL_ENVIRONMENT},{LABEL_TENANT}={namespace}"),
-        None => LABEL_ENVIRONMENT.to_string(),
+    let managed = watcher::Config::default().labels(&match settings.namespaces.as_slice() {
+        [] => LABEL_ENVIRONMENT.to_string(),
+        namespaces => format!("{LABEL_ENVIRONMENT},{LABEL_TENANT} in ({})", namespaces.join(",")),
     });
-    let namespace = settings.namespace.as_deref();
+    let watched = settings.namespaces.as_slice();
     let mut watches = Watches::default();
     // Subscribers of the Hoist kinds' watches: the kind's own controller
     // and the Environment controller's triggers; an agent runs neither the
@@ -400,9 +391,10 @@ async fn start_scoped(
     };
     // Every Environment, also those of other clusters: upstream, soak and
     // compatibility gates read their statuses wherever they run.
-    let (environments, mut environment_events) = watches.add(
+    let (environments, mut environment_events) = watches.add_in::<Environment>(
         "environments.hoist.dev",
-        scoped_api::<Environment>(&hub, namespace),
+        &hub,
+        watched,
         Default::default(),
         subscribers,
         keys::environment,
@@ -413,17 +405,19 @@ async fn start_scoped(
         Some(cluster) => watcher::Config::default().labels(&clusters::label_selector(cluster)),
         None => watcher::Config::default(),
     };
-    let (promotions, mut promotion_events) = watches.add(
+    let (promotions, mut promotion_events) = watches.add_in::<Promotion>(
         "promotions.hoist.dev",
-        scoped_api::<Promotion>(&hub, namespace),
+        &hub,
+        watched,
         promotions_of_scope,
         subscribers,
         keys::promotion,
         slim::promotion,
     );
-    let (artifacts, mut artifact_events) = watches.add(
+    let (artifacts, mut artifact_events) = watches.add_in::<Artifact>(
         "artifacts.hoist.dev",
-        scoped_api::<Artifact>(&hub, namespace),
+        &hub,
+        watched,
         Default::default(),
         subscribers,
         keys::artifact,
@@ -455,26 +449,30 @@ async fn start_scoped(
     );
     // Verification Jobs run in their Environment's namespace: a
     // namespace-scoped install needs Jobs there only.
-    let (jobs, mut job_events) = watches.add(
+    let (jobs, mut job_events) = watches.add_in::<Job>(
         "jobs.batch (labelled hoist.dev/environment)",
-        scoped_api::<Job>(&local, namespace),
+        &local,
+        watched,
         managed,
         1,
         keys::job,
         keep,
     );
     // Base ConfigMaps and referenced Secrets: the version is enough to notice a change.
-    let (config_map_versions, mut config_map_version_events) = watches.add(
-        "configmaps",
-        scoped_api::<PartialObjectMeta<ConfigMap>>(&local, namespace),
-        Default::default(),
-        1,
-        no_keys,
-        slim::versions,
-    );
-    let (secret_versions, mut secret_version_events) = watches.add(
+    let (config_map_versions, mut config_map_version_events) = watches
+        .add_in::<PartialObjectMeta<ConfigMap>>(
+            "configmaps",
+            &local,
+            watched,
+            Default::default(),
+            1,
+            no_keys,
+            slim::versions,
+        );
+    let (secret_versions, mut secret_version_events) = watches.add_in::<PartialObjectMeta<Secret>>(
         "secrets",
-        scoped_api::<PartialObjectMeta<Secret>>(&local, namespace),
+        &local,
+        watched,
         Default::default(),
         1,
         no_keys,
@@ -482,7 +480,7 @@ async fn start_scoped(
     );
     // The Environments an agent reconciles, from a watch of its own.
     let own_environments = match scope.cluster() {
-        Some(cluster) => Some(agent::watch_own_environments(&mut watches, &hub, namespace, cluster).await),
+        Some(cluster) => Some(agent::watch_own_environments(&mut watches, &hub, watched, cluster).await),
         None => None,
     };
     // The admission policies that vouch for approvals and for Environments'

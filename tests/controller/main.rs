@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 mod gates;
 mod keyless;
 mod leader_election;
+mod namespaces;
 mod promotion_path;
 mod readme;
 mod restarts;
@@ -267,7 +268,7 @@ impl Scenario {
                 .into_iter()
                 .chain(self.more_registries.clone())
                 .collect(),
-            namespace: Some(self.namespace().to_string()),
+            namespaces: vec![self.namespace().to_string()],
             allowed_destinations: self
                 .allowed_destinations
                 .iter()

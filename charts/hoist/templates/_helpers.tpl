@@ -34,3 +34,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 {{- end -}}
+
+{{- /* The namespaces a namespace-scoped install watches, comma-separated
+(watchNamespaces and watchNamespace, each once); empty for all. */ -}}
+{{- define "hoist.watchNamespaces" -}}
+{{- $namespaces := .Values.watchNamespaces | default list -}}
+{{- with .Values.watchNamespace }}{{ $namespaces = append $namespaces . }}{{ end -}}
+{{- $namespaces | uniq | sortAlpha | join "," -}}
+{{- end -}}

@@ -323,6 +323,14 @@ impl TestCluster {
         // Jobs, Secrets and ServiceAccounts in the test's namespace only, as
         // the chart's namespace-scoped install grants them (the operator
         // under test watches that namespace).
+        self.grant_operator_namespace_rules(&self.namespace).await
+    }
+
+    /// A Role of the chart's namespace rules (`operator-namespace-rules.yaml`)
+    /// in `namespace`, bound to the operator's ServiceAccount: what the
+    /// chart grants in each namespace of `watchNamespaces`.
+    async fn grant_operator_namespace_rules(&self, namespace: &str) -> Result<()> {
+        let name = self.operator_role_name();
         let rules = read_operator_rules(&operator_namespace_rules_file())?;
         let role = Role {
             metadata: kube::api::ObjectMeta {
@@ -331,20 +339,20 @@ impl TestCluster {
             },
             rules: Some(rules),
         };
-        Api::<Role>::namespaced(self.client.clone(), &self.namespace)
+        Api::<Role>::namespaced(self.client.clone(), namespace)
             .create(&PostParams::default(), &role)
             .await
-            .with_context(|| format!("creating Role {name}"))?;
+            .with_context(|| format!("creating Role {namespace}/{name}"))?;
         let (metadata, role_ref, subjects) = self.operator_binding("Role", &name);
         let binding = RoleBinding {
             metadata,
             role_ref,
             subjects,
         };
-        Api::<RoleBinding>::namespaced(self.client.clone(), &self.namespace)
+        Api::<RoleBinding>::namespaced(self.client.clone(), namespace)
             .create(&PostParams::default(), &binding)
             .await
-            .with_context(|| format!("creating RoleBinding {name}"))?;
+            .with_context(|| format!("creating RoleBinding {namespace}/{name}"))?;
         Ok(())
     }
 
@@ -599,6 +607,15 @@ impl TestCluster {
             .with_context(|| format!("creating ClusterRoleBinding {name}"))?;
         self.leave(Leftover::ClusterRoleBinding(name.to_owned()));
         Ok(())
+    }
+
+    /// Another fresh namespace where the operator holds the chart's
+    /// namespace rules, as in one more namespace of `watchNamespaces` (a
+    /// tenant of its own, besides the test's namespace).
+    pub async fn watched_namespace(&self, prefix: &str) -> Result<String> {
+        let namespace = self.extra_namespace(prefix, &[]).await?;
+        self.grant_operator_namespace_rules(&namespace).await?;
+        Ok(namespace)
     }
 
     /// Another fresh namespace, with the given labels, removed with the test's
