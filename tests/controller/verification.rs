@@ -20,6 +20,7 @@ fn error_ratio_check(count: i32, failure_limit: i32) -> hoist::api::PrometheusCh
         ),
         bearer_token_secret: None,
         query: ERROR_RATIO.into(),
+        baseline: None,
         condition: "result < 0.01".into(),
         interval: "1s".into(),
         count,
