@@ -193,6 +193,122 @@ async fn an_empty_query_result_is_inconclusive_and_fails_past_the_inconclusive_l
     scenario.stop().await;
 }
 
+const P99_BY_VERSION: &str =
+    r#"max(hoist_test_p99_seconds{namespace="{{namespace}}", environment="{{environment}}", version="{{version}}"})"#;
+
+/// Pushes the p99 latency of shop `version` in dev, labelled by version,
+/// and waits until Prometheus returns it.
+async fn p99(scenario: &Scenario, version: &str, value: f64) {
+    let namespace = scenario.namespace();
+    let labels = format!(r#"namespace="{namespace}",environment="dev",version="{version}""#);
+    hoist_testkit::prometheus::push(
+        &format!("{namespace}-p99-{version}"),
+        "hoist_test_p99_seconds",
+        &labels,
+        value,
+    )
+    .await
+    .expect("push");
+    let query = P99_BY_VERSION
+        .replace("{{namespace}}", namespace)
+        .replace("{{environment}}", "dev")
+        .replace("{{version}}", version);
+    hoist_testkit::prometheus::wait_for(&query, Some(&value.to_string()))
+        .await
+        .expect("Prometheus scraped the value");
+}
+
+#[tokio::test]
+async fn a_release_no_slower_than_the_one_it_replaces_passes_and_a_regressed_one_rolls_back() {
+    let mut scenario = Scenario::new().await;
+    scenario.start().await;
+    scenario.environment_observed("dev").await;
+    // The first release has nothing to compare with: it runs before the step exists.
+    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.promote_and_wait("first", "shop-1-0-0", "dev").await;
+    verify_dev_with_prometheus(
+        &scenario,
+        hoist::api::PrometheusCheck {
+            query: P99_BY_VERSION.into(),
+            baseline: Some(hoist::api::BaselineQuery {
+                query: P99_BY_VERSION.replace("{{version}}", "{{previousVersion}}"),
+            }),
+            condition: "result <= baseline * 1.1".into(),
+            ..error_ratio_check(2, 0)
+        },
+    )
+    .await;
+    let kept = scenario.release("shop-1-1-0", "1.1.0", Some(REVISION)).await;
+    scenario.release("shop-1-2-0", "1.2.0", Some(REVISION)).await;
+    p99(&scenario, "1.0.0", 0.2).await;
+    p99(&scenario, "1.1.0", 0.21).await;
+    p99(&scenario, "1.2.0", 0.3).await;
+
+    scenario.promote_and_wait("no-slower", "shop-1-1-0", "dev").await;
+    let passed = scenario.wait_phase("no-slower", Phase::Succeeded).await;
+    let step = passed.status.expect("status").verification[0].clone();
+    let namespace = scenario.namespace();
+    assert_eq!(
+        (step.phase, step.message.as_str(), step.query, step.baseline_query),
+        (
+            hoist::api::VerificationPhase::Passed,
+            "passed: 2 of 2 measurement(s): 2 successful, 0 failed, 0 inconclusive",
+            Some(format!(
+                r#"max(hoist_test_p99_seconds{{namespace="{namespace}", environment="dev", version="1.1.0"}})"#
+            )),
+            Some(format!(
+                r#"max(hoist_test_p99_seconds{{namespace="{namespace}", environment="dev", version="1.0.0"}})"#
+            )),
+        )
+    );
+    assert_eq!(
+        step.measurements
+            .iter()
+            .map(|m| (m.outcome, m.value.as_deref(), m.baseline.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![(hoist::api::MeasurementOutcome::Successful, Some("0.21"), Some("0.2")); 2]
+    );
+
+    scenario.promote("slower", "shop-1-2-0", "dev").await;
+    let rolled_back = scenario.wait_phase("slower", Phase::RolledBack).await;
+    let status = rolled_back.status.expect("status");
+    assert_eq!(
+        status.message.as_deref(),
+        Some(
+            "verification failed (step error-rate: 1 measurement(s) did not meet `result <= baseline * 1.1` \
+             (failureLimit 0), the last was 0.3 (baseline 0.21); 1 of 2 measurement(s): 0 successful, 1 failed, 0 inconclusive); \
+             rolled back to shop-1-1-0 1.1.0"
+        )
+    );
+    assert_eq!(
+        status.verification[0]
+            .measurements
+            .iter()
+            .map(|m| (m.outcome, m.value.as_deref(), m.baseline.as_deref()))
+            .collect::<Vec<_>>(),
+        vec![(hoist::api::MeasurementOutcome::Failed, Some("0.3"), Some("0.21"))]
+    );
+    scenario
+        .cluster
+        .wait_for::<Environment>("dev", TIMEOUT, |e| {
+            e.status.as_ref().is_some_and(|s| {
+                s.applications
+                    .first()
+                    .is_some_and(|a| a.artifact == "shop-1-1-0" && a.health == Health::Healthy)
+            })
+        })
+        .await
+        .expect("dev runs 1.1.0 again");
+    assert_eq!(
+        scenario.images("dev", "backend").await[0].1,
+        pinned(&kept["backend"])
+    );
+    for version in ["1.0.0", "1.1.0", "1.2.0"] {
+        let _ = hoist_testkit::prometheus::delete(&format!("{namespace}-p99-{version}")).await;
+    }
+    scenario.stop().await;
+}
+
 // Verification Jobs: run by kube-controller-manager on a real cluster, by the
 // stand-in's Job controller emulation otherwise (tests/standin/README.md).
 

@@ -292,6 +292,10 @@ fn judge(check: &PrometheusCheck, status: &mut VerificationStatus) {
     let limit = |value: i32| usize::try_from(value).unwrap_or(0);
     let last = status.measurements.last();
     let last_value = last.and_then(|m| m.value.as_deref()).unwrap_or("none");
+    let last_value = match last.and_then(|m| m.baseline.as_deref()) {
+        Some(baseline) => format!("{last_value} (baseline {baseline})"),
+        None => last_value.to_string(),
+    };
     let tally = format!(
         "{taken} of {} measurement(s): {successful} successful, {failed} failed, {inconclusive} inconclusive",
         check.count

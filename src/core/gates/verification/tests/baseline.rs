@@ -288,3 +288,24 @@ fn inconclusive_measurements_within_the_limit_do_not_pass_a_baseline_step() {
         }
     );
 }
+
+#[test]
+fn a_failed_step_names_the_last_result_and_its_baseline() {
+    let steps = steps(NOT_WORSE);
+    let (statuses, _) = decide(&steps, &[], None, "2026-12-02T10:00:00Z");
+    let regressed = measure(
+        &vector("0.3"),
+        Some(Ok(&vector("0.21"))),
+        "result <= baseline * 1.1",
+        instant("2026-12-02T10:00:00Z"),
+    );
+    let (_, progress) = decide(&steps, &statuses, Some(&regressed), "2026-12-02T10:00:00Z");
+    assert_eq!(
+        progress,
+        Progress::Failed {
+            message: "step error-rate: 1 measurement(s) did not meet `result <= baseline * 1.1` (failureLimit 0), the \
+                      last was 0.3 (baseline 0.21); 1 of 2 measurement(s): 0 successful, 1 failed, 0 inconclusive"
+                .into()
+        }
+    );
+}
