@@ -193,8 +193,7 @@ async fn an_empty_query_result_is_inconclusive_and_fails_past_the_inconclusive_l
     scenario.stop().await;
 }
 
-const P99_BY_VERSION: &str =
-    r#"max(hoist_test_p99_seconds{namespace="{{namespace}}", environment="{{environment}}", version="{{version}}"})"#;
+const P99_BY_VERSION: &str = r#"max(hoist_test_p99_seconds{namespace="{{namespace}}", environment="{{environment}}", version="{{version}}"})"#;
 
 /// Pushes the p99 latency of shop `version` in dev, labelled by version,
 /// and waits until Prometheus returns it.
@@ -266,7 +265,14 @@ async fn a_release_no_slower_than_the_one_it_replaces_passes_and_a_regressed_one
             .iter()
             .map(|m| (m.outcome, m.value.as_deref(), m.baseline.as_deref()))
             .collect::<Vec<_>>(),
-        vec![(hoist::api::MeasurementOutcome::Successful, Some("0.21"), Some("0.2")); 2]
+        vec![
+            (
+                hoist::api::MeasurementOutcome::Successful,
+                Some("0.21"),
+                Some("0.2")
+            );
+            2
+        ]
     );
 
     scenario.promote("slower", "shop-1-2-0", "dev").await;
