@@ -93,6 +93,21 @@ async fn error_ratio(scenario: &Scenario, artifact: &str, value: f64) {
     .await;
 }
 
+/// Waits until dev runs `artifact`, healthy (again, after a rollback).
+async fn runs_healthy_in_dev(scenario: &Scenario, artifact: &str) -> Environment {
+    scenario
+        .cluster
+        .wait_for::<Environment>("dev", TIMEOUT, |e| {
+            e.status.as_ref().is_some_and(|s| {
+                s.applications
+                    .first()
+                    .is_some_and(|a| a.artifact == artifact && a.health == Health::Healthy)
+            })
+        })
+        .await
+        .unwrap_or_else(|error| panic!("dev runs {artifact}: {error}"))
+}
+
 async fn forget_error_ratios(scenario: &Scenario, artifacts: &[&str]) {
     forget(scenario, "hoist_test_error_ratio", artifacts).await;
 }
@@ -165,17 +180,7 @@ async fn prometheus_verifies_a_release_and_a_regressed_error_rate_rolls_the_next
                 .into()
         )
     );
-    let dev = scenario
-        .cluster
-        .wait_for::<Environment>("dev", TIMEOUT, |e| {
-            e.status.as_ref().is_some_and(|s| {
-                s.applications
-                    .first()
-                    .is_some_and(|a| a.artifact == "shop-1-0-0" && a.health == Health::Healthy)
-            })
-        })
-        .await
-        .expect("dev runs the good release again");
+    let dev = runs_healthy_in_dev(&scenario, "shop-1-0-0").await;
     assert_eq!(dev.status.expect("status").history[0].outcome, Phase::RolledBack);
     assert_eq!(
         scenario.images("dev", "backend").await[0].1,
@@ -232,6 +237,16 @@ async fn p99(scenario: &Scenario, version: &str, value: f64) {
     .await;
 }
 
+/// Each measurement's outcome, value and baseline.
+fn both_values(
+    step: &hoist::api::VerificationStatus,
+) -> Vec<(hoist::api::MeasurementOutcome, Option<&str>, Option<&str>)> {
+    step.measurements
+        .iter()
+        .map(|m| (m.outcome, m.value.as_deref(), m.baseline.as_deref()))
+        .collect()
+}
+
 /// p99 of the new version at most 10 % above the replaced version's, twice.
 fn p99_no_slower() -> hoist::api::PrometheusCheck {
     hoist::api::PrometheusCheck {
@@ -244,14 +259,21 @@ fn p99_no_slower() -> hoist::api::PrometheusCheck {
     }
 }
 
-#[tokio::test]
-async fn an_empty_baseline_is_inconclusive_never_a_pass() {
+/// dev runs shop 1.0.0, then verifies every release with [`p99_no_slower`].
+/// The first release has nothing to compare with: it runs before the step exists.
+async fn first_release_then_p99_no_slower() -> Scenario {
     let mut scenario = Scenario::new().await;
     scenario.start().await;
     scenario.environment_observed("dev").await;
     scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
     scenario.promote_and_wait("first", "shop-1-0-0", "dev").await;
     verify_dev_with_prometheus(&scenario, p99_no_slower()).await;
+    scenario
+}
+
+#[tokio::test]
+async fn an_empty_baseline_is_inconclusive_never_a_pass() {
+    let mut scenario = first_release_then_p99_no_slower().await;
     scenario.release("shop-1-1-0", "1.1.0", Some(REVISION)).await;
     // Only the new version has a value: 1.0.0's series is empty.
     p99(&scenario, "1.1.0", 0.1).await;
@@ -267,11 +289,7 @@ async fn an_empty_baseline_is_inconclusive_never_a_pass() {
         )
     );
     assert_eq!(
-        status.verification[0]
-            .measurements
-            .iter()
-            .map(|m| (m.outcome, m.value.as_deref(), m.baseline.as_deref()))
-            .collect::<Vec<_>>(),
+        both_values(&status.verification[0]),
         vec![(hoist::api::MeasurementOutcome::Inconclusive, Some("0.1"), None)]
     );
     forget(&scenario, "hoist_test_p99_seconds", &["1.1.0"]).await;
@@ -280,13 +298,7 @@ async fn an_empty_baseline_is_inconclusive_never_a_pass() {
 
 #[tokio::test]
 async fn a_release_no_slower_than_the_one_it_replaces_passes_and_a_regressed_one_rolls_back() {
-    let mut scenario = Scenario::new().await;
-    scenario.start().await;
-    scenario.environment_observed("dev").await;
-    // The first release has nothing to compare with: it runs before the step exists.
-    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
-    scenario.promote_and_wait("first", "shop-1-0-0", "dev").await;
-    verify_dev_with_prometheus(&scenario, p99_no_slower()).await;
+    let mut scenario = first_release_then_p99_no_slower().await;
     let kept = scenario.release("shop-1-1-0", "1.1.0", Some(REVISION)).await;
     scenario.release("shop-1-2-0", "1.2.0", Some(REVISION)).await;
     p99(&scenario, "1.0.0", 0.2).await;
@@ -298,7 +310,12 @@ async fn a_release_no_slower_than_the_one_it_replaces_passes_and_a_regressed_one
     let step = passed.status.expect("status").verification[0].clone();
     let namespace = scenario.namespace();
     assert_eq!(
-        (step.phase, step.message.as_str(), step.query, step.baseline_query),
+        (
+            step.phase,
+            step.message.as_str(),
+            step.query.clone(),
+            step.baseline_query.clone()
+        ),
         (
             hoist::api::VerificationPhase::Passed,
             "passed: 2 of 2 measurement(s): 2 successful, 0 failed, 0 inconclusive",
@@ -311,10 +328,7 @@ async fn a_release_no_slower_than_the_one_it_replaces_passes_and_a_regressed_one
         )
     );
     assert_eq!(
-        step.measurements
-            .iter()
-            .map(|m| (m.outcome, m.value.as_deref(), m.baseline.as_deref()))
-            .collect::<Vec<_>>(),
+        both_values(&step),
         vec![
             (
                 hoist::api::MeasurementOutcome::Successful,
@@ -337,24 +351,10 @@ async fn a_release_no_slower_than_the_one_it_replaces_passes_and_a_regressed_one
         )
     );
     assert_eq!(
-        status.verification[0]
-            .measurements
-            .iter()
-            .map(|m| (m.outcome, m.value.as_deref(), m.baseline.as_deref()))
-            .collect::<Vec<_>>(),
+        both_values(&status.verification[0]),
         vec![(hoist::api::MeasurementOutcome::Failed, Some("0.3"), Some("0.21"))]
     );
-    scenario
-        .cluster
-        .wait_for::<Environment>("dev", TIMEOUT, |e| {
-            e.status.as_ref().is_some_and(|s| {
-                s.applications
-                    .first()
-                    .is_some_and(|a| a.artifact == "shop-1-1-0" && a.health == Health::Healthy)
-            })
-        })
-        .await
-        .expect("dev runs 1.1.0 again");
+    runs_healthy_in_dev(&scenario, "shop-1-1-0").await;
     assert_eq!(
         scenario.images("dev", "backend").await[0].1,
         pinned(&kept["backend"])

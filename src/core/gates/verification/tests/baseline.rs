@@ -5,6 +5,12 @@
 use super::super::steps::baseline_text;
 use super::*;
 
+/// A release with none before it in the Environment.
+const FIRST: Release<'static> = Release {
+    previous: None,
+    ..RELEASE
+};
+
 const NOT_WORSE: &str = r#"
 - name: error-rate
   prometheus:
@@ -15,14 +21,18 @@ const NOT_WORSE: &str = r#"
     count: 2
 "#;
 
-fn reading(condition: &str, result: &str, baseline: &str) -> MeasurementOutcome {
+/// A measurement at 10:00 of `condition` with both answers vectors of one sample.
+fn compared(condition: &str, result: &str, baseline: &str) -> Measurement {
     measure(
         &vector(result),
         Some(Ok(&vector(baseline))),
         condition,
         instant("2026-12-02T10:00:00Z"),
     )
-    .outcome
+}
+
+fn reading(condition: &str, result: &str, baseline: &str) -> MeasurementOutcome {
+    compared(condition, result, baseline).outcome
 }
 
 #[test]
@@ -148,11 +158,7 @@ fn the_baseline_query_measures_the_release_being_replaced() {
         ),
         Some(r#"errors{v="1.4.1",a="shop-1.4.1",env="prod",new="1.4.2"}"#.into())
     );
-    let first = Release {
-        previous: None,
-        ..RELEASE
-    };
-    assert_eq!(baseline_text("errors", &first), None);
+    assert_eq!(baseline_text("errors", &FIRST), None);
     // The step's own query knows no previous release.
     assert_eq!(
         query_text(r#"errors{v="{{previousVersion}}"}"#, &RELEASE),
@@ -181,12 +187,7 @@ fn a_baseline_step_asks_for_both_queries_and_records_both_values() {
         ),
         other => panic!("{other:?}"),
     }
-    let measured = measure(
-        &vector("0.0105"),
-        Some(Ok(&vector("0.01"))),
-        "result <= baseline * 1.1",
-        instant("2026-12-02T10:00:00Z"),
-    );
+    let measured = compared("result <= baseline * 1.1", "0.0105", "0.01");
     let (statuses, _) = decide(&steps, &statuses, Some(&measured), "2026-12-02T10:00:00Z");
     assert_eq!(
         statuses[0]
@@ -201,11 +202,7 @@ fn a_baseline_step_asks_for_both_queries_and_records_both_values() {
 #[test]
 fn a_first_release_has_no_baseline_each_measurement_is_inconclusive_and_the_step_fails_past_the_limit() {
     let steps = steps(&NOT_WORSE.replace("count: 2", "count: 2\n    inconclusiveLimit: 1"));
-    let first = Release {
-        previous: None,
-        ..RELEASE
-    };
-    let (statuses, progress) = decide_release(first, &steps, &[], None, "2026-12-02T10:00:00Z");
+    let (statuses, progress) = decide_release(FIRST, &steps, &[], None, "2026-12-02T10:00:00Z");
     // Nothing is asked of Prometheus: there is nothing to compare with.
     assert_eq!(statuses[0].baseline_query, None);
     assert!(
@@ -230,9 +227,9 @@ fn a_first_release_has_no_baseline_each_measurement_is_inconclusive_and_the_step
         Some(Time(instant("2026-12-02T10:00:30Z")))
     );
     // Not before the interval.
-    let (early, _) = decide_release(first, &steps, &statuses, None, "2026-12-02T10:00:29Z");
+    let (early, _) = decide_release(FIRST, &steps, &statuses, None, "2026-12-02T10:00:29Z");
     assert_eq!(early[0].measurements.len(), 1);
-    let (statuses, progress) = decide_release(first, &steps, &statuses, None, "2026-12-02T10:00:30Z");
+    let (statuses, progress) = decide_release(FIRST, &steps, &statuses, None, "2026-12-02T10:00:30Z");
     assert_eq!(statuses[0].phase, VerificationPhase::Failed);
     assert_eq!(
         progress,
@@ -273,11 +270,7 @@ fn a_condition_and_a_baseline_query_go_together() {
 #[test]
 fn inconclusive_measurements_within_the_limit_do_not_pass_a_baseline_step() {
     let steps = steps(&NOT_WORSE.replace("count: 2", "count: 1\n    inconclusiveLimit: 5"));
-    let first = Release {
-        previous: None,
-        ..RELEASE
-    };
-    let (statuses, progress) = decide_release(first, &steps, &[], None, "2026-12-02T10:00:00Z");
+    let (statuses, progress) = decide_release(FIRST, &steps, &[], None, "2026-12-02T10:00:00Z");
     assert_eq!(statuses[0].phase, VerificationPhase::Failed);
     assert_eq!(
         progress,
@@ -293,12 +286,7 @@ fn inconclusive_measurements_within_the_limit_do_not_pass_a_baseline_step() {
 fn a_failed_step_names_the_last_result_and_its_baseline() {
     let steps = steps(NOT_WORSE);
     let (statuses, _) = decide(&steps, &[], None, "2026-12-02T10:00:00Z");
-    let regressed = measure(
-        &vector("0.3"),
-        Some(Ok(&vector("0.21"))),
-        "result <= baseline * 1.1",
-        instant("2026-12-02T10:00:00Z"),
-    );
+    let regressed = compared("result <= baseline * 1.1", "0.3", "0.21");
     let (_, progress) = decide(&steps, &statuses, Some(&regressed), "2026-12-02T10:00:00Z");
     assert_eq!(
         progress,
