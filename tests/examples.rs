@@ -492,6 +492,64 @@ async fn approval_rules_are_refused_when_they_name_nobody_repeat_a_name_or_sit_b
 }
 
 #[tokio::test]
+async fn a_condition_reading_baseline_is_refused_without_a_baseline_query_and_one_outside_the_grammar_too() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let environments: Api<Environment> = Api::namespaced(cluster.client(), cluster.namespace());
+    let apply = |name: &str, prometheus: serde_json::Value| {
+        let environments = environments.clone();
+        let environment: Environment = serde_json::from_value(json!({
+            "apiVersion": "hoist.dev/v1alpha1", "kind": "Environment",
+            "metadata": {"name": name},
+            "spec": {"gates": {"verification": [{"name": "error-rate", "prometheus": prometheus}]}}
+        }))
+        .expect("typed environment");
+        async move { environments.create(&PostParams::default(), &environment).await }
+    };
+    for (name, condition) in [
+        ("scaled", "result <= baseline * 1.1"),
+        ("offset", "result >= baseline - 0.05"),
+        ("difference", "result - baseline < 0.005"),
+    ] {
+        apply(
+            name,
+            json!({"query": "errors", "baseline": {"query": "errors{v=\"{{previousVersion}}\"}"}, "condition": condition}),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("{condition} accepted: {error}"));
+    }
+    let rule =
+        "prometheus.baseline.query is required when prometheus.condition reads baseline, and only then";
+    refusal(
+        apply(
+            "unread",
+            json!({"query": "errors", "condition": "result <= baseline"}),
+        )
+        .await,
+    )
+    .assert_invalid(&[("spec.gates.verification[0].prometheus", "FieldValueInvalid", rule)]);
+    refusal(
+        apply(
+            "unused",
+            json!({"query": "errors", "baseline": {"query": "errors"}, "condition": "result < 1"}),
+        )
+        .await,
+    )
+    .assert_invalid(&[("spec.gates.verification[0].prometheus", "FieldValueInvalid", rule)]);
+    refusal(
+        apply(
+            "divided",
+            json!({"query": "errors", "baseline": {"query": "errors"}, "condition": "result < baseline / 2"}),
+        )
+        .await,
+    )
+    .assert_invalid(&[(
+        "spec.gates.verification[0].prometheus.condition",
+        "FieldValueInvalid",
+        "should match",
+    )]);
+}
+
+#[tokio::test]
 async fn the_requester_of_a_promotion_cannot_change() {
     let cluster = TestCluster::new().await.expect("test cluster");
     let api: Api<Promotion> = Api::namespaced(cluster.client(), cluster.namespace());

@@ -261,7 +261,8 @@ pub struct EnvValue {
 }
 
 /// A PromQL query whose result must meet a condition.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.baseline) == self.condition.contains('baseline')").message("prometheus.baseline.query is required when prometheus.condition reads baseline, and only then"))]
 #[serde(rename_all = "camelCase")]
 pub struct PrometheusCheck {
     /// The Prometheus server, e.g. `http://prometheus.monitoring:9090`;
@@ -280,12 +281,16 @@ pub struct PrometheusCheck {
     /// a scalar or a vector of one sample.
     #[schemars(length(min = 1, max = 4096))]
     pub query: String,
+    /// The same measurement of the release this one replaces, read by the
+    /// condition as `baseline`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineQuery>,
     /// What a measurement must meet: `result` compared with a number, e.g.
-    /// `result < 0.01` or `result >= 0.99`.
-    #[schemars(
-        length(min = 8, max = 64),
-        pattern(r"^result ?(<|<=|>|>=|==|!=) ?-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
-    )]
+    /// `result < 0.01` or `result >= 0.99`; with a baseline, compared with
+    /// it: `result <= baseline`, `result <= baseline * 1.1`,
+    /// `result <= baseline + 0.05` (or `- 0.05`), or their difference with
+    /// a number: `result - baseline < 0.005`.
+    #[schemars(length(min = 8, max = 64), pattern(CONDITION))]
     pub condition: String,
     /// Time between measurements, e.g. `30s`.
     #[serde(default = "default_interval")]
@@ -311,6 +316,25 @@ pub struct PrometheusCheck {
     #[serde(default = "default_error_limit")]
     #[schemars(range(min = 0, max = 60))]
     pub consecutive_error_limit: i32,
+}
+
+/// `result <op> <right>` with a number, `baseline`, `baseline * <number>`
+/// or `baseline ± <number>` on the right, or `result - baseline <op>
+/// <number>`; read by the core's condition parser.
+const CONDITION: &str = concat!(
+    r"^(result ?(<|<=|>|>=|==|!=) ?(-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?",
+    r"|baseline( ?[*+-] ?-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?)?)",
+    r"|result ?- ?baseline ?(<|<=|>|>=|==|!=) ?-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?)$"
+);
+
+/// The query measuring the release a Promotion replaces.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+pub struct BaselineQuery {
+    /// The PromQL query, with the placeholders of the step's query plus
+    /// `{{previousVersion}}` and `{{previousArtifact}}`, the release being
+    /// replaced. An empty or failing result is inconclusive, never a pass.
+    #[schemars(length(min = 1, max = 4096))]
+    pub query: String,
 }
 
 fn default_interval() -> String {

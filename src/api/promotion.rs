@@ -364,6 +364,9 @@ pub struct VerificationStatus {
     /// The query as sent, with the release's values in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub query: Option<String>,
+    /// The baseline query as sent, with the replaced release's values in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_query: Option<String>,
     /// The Job of a job step: its logs are `kubectl logs -n <namespace>
     /// job/<name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -403,6 +406,9 @@ pub struct Measurement {
     /// The query's result, when it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value: Option<String>,
+    /// The baseline query's result, when the step has one and it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
     /// Why it is inconclusive or an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

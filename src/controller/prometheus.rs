@@ -100,50 +100,30 @@ impl Prometheus {
             Err(QueryError::Refused(refusal)) => return verification::refused(now, &refusal),
             Err(error) => return verification::error(now, error.to_string()),
         };
-        let mut request = http
-            .get(format!("{}/api/v1/query", address.trim_end_matches('/')))
-            .query(&[("query", query.query.as_str())]);
-        if let Some(secret) = &query.bearer_token_secret {
-            match token(client, namespace, &secret.name, &secret.key).await {
-                Ok(token) => request = request.bearer_auth(token),
+        let token = match &query.bearer_token_secret {
+            Some(secret) => match token(client, namespace, &secret.name, &secret.key).await {
+                Ok(token) => Some(token),
                 Err(message) => return verification::error(now, message),
-            }
-        }
-        let mut response = match request.send().await {
-            Ok(response) => response,
-            Err(error) => {
-                return verification::error(now, format!("cannot reach {address}: {}", source_chain(&error)));
-            }
+            },
+            None => None,
         };
-        let status = response.status();
-        let mut answer = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) if answer.len() + chunk.len() <= ANSWER_LIMIT => {
-                    answer.extend_from_slice(&chunk)
-                }
-                Ok(Some(_)) => {
-                    return verification::error(
-                        now,
-                        format!("{address} answered HTTP {status} with more than {ANSWER_LIMIT} bytes"),
-                    );
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    return verification::error(
-                        now,
-                        format!("cannot read {address}'s answer: {}", source_chain(&error)),
-                    );
-                }
-            }
-        }
-        match serde_json::from_slice::<serde_json::Value>(&answer) {
-            Ok(body) => verification::measure(&body, &query.condition, now),
-            Err(_) => verification::error(
-                now,
-                format!("{address} answered HTTP {status} without a query result"),
-            ),
-        }
+        let result = match answer(&http, address, &query.query, token.as_deref()).await {
+            Ok(body) => body,
+            Err(message) => return verification::error(now, message),
+        };
+        // The baseline goes to the same server, through the same pinned client.
+        let baseline = match &query.baseline {
+            Some(baseline) => Some(answer(&http, address, baseline, token.as_deref()).await),
+            None => None,
+        };
+        verification::measure(
+            &result,
+            baseline
+                .as_ref()
+                .map(|answered| answered.as_ref().map_err(Clone::clone)),
+            &query.condition,
+            now,
+        )
     }
 
     /// A client that reaches `address` at the one IP address the allow-list
@@ -173,6 +153,46 @@ impl Prometheus {
                 source,
             })
     }
+}
+
+/// Prometheus' answer to `query`, read as JSON, or why there is none.
+async fn answer(
+    http: &reqwest::Client,
+    address: &str,
+    query: &str,
+    token: Option<&str>,
+) -> Result<serde_json::Value, String> {
+    let mut request = http
+        .get(format!("{}/api/v1/query", address.trim_end_matches('/')))
+        .query(&[("query", query)]);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let mut response = request
+        .send()
+        .await
+        .map_err(|error| format!("cannot reach {address}: {}", source_chain(&error)))?;
+    let status = response.status();
+    let mut answer = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if answer.len() + chunk.len() <= ANSWER_LIMIT => answer.extend_from_slice(&chunk),
+            Ok(Some(_)) => {
+                return Err(format!(
+                    "{address} answered HTTP {status} with more than {ANSWER_LIMIT} bytes"
+                ));
+            }
+            Ok(None) => break,
+            Err(error) => {
+                return Err(format!(
+                    "cannot read {address}'s answer: {}",
+                    source_chain(&error)
+                ));
+            }
+        }
+    }
+    serde_json::from_slice::<serde_json::Value>(&answer)
+        .map_err(|_| format!("{address} answered HTTP {status} without a query result"))
 }
 
 /// A resolver that answers every name with the one address judged, so

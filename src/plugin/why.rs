@@ -168,19 +168,33 @@ pub fn render_why(promotion: &Promotion, artifact: Option<&Artifact>, now: &Time
     }
 
     if !status.verification.is_empty() {
-        // Where each step's evidence is: the Job to read logs of, or the query as sent.
+        // Where each step's evidence is: the Job to read logs of, or the
+        // query as sent (and the baseline query it is compared with); and
+        // the last value measured, next to its baseline.
         out.push_str("\nVerification:\n");
-        let mut table = Table::new(&["STEP", "PHASE", "RUNS", "MESSAGE"]);
+        let mut table = Table::new(&["STEP", "PHASE", "RUNS", "LAST", "MESSAGE"]);
         for step in &status.verification {
-            let runs = match (&step.job, &step.query) {
-                (Some(job), _) => format!("job/{} -n {}", job.name, job.namespace),
-                (None, Some(query)) => query.clone(),
-                (None, None) => NONE.to_string(),
+            let runs = match (&step.job, &step.query, &step.baseline_query) {
+                (Some(job), _, _) => format!("job/{} -n {}", job.name, job.namespace),
+                (None, Some(query), Some(baseline)) => format!("{query} vs baseline {baseline}"),
+                (None, Some(query), None) => query.clone(),
+                (None, None, _) => NONE.to_string(),
+            };
+            let last = step
+                .measurements
+                .iter()
+                .rev()
+                .find(|m| m.value.is_some() || m.baseline.is_some());
+            let last = match last.map(|m| (m.value.as_deref(), m.baseline.as_deref())) {
+                Some((value, Some(baseline))) => format!("{} (baseline {baseline})", or_none(value)),
+                Some((value, None)) => or_none(value).to_string(),
+                None => NONE.to_string(),
             };
             table.row(vec![
                 step.name.clone(),
                 format!("{:?}", step.phase),
                 runs,
+                last,
                 step.message.clone(),
             ]);
         }
@@ -268,16 +282,25 @@ status:
   verification:
     - {name: smoke, phase: Passed, message: "Job shop-prod/to-prod-smoke completed; logs: kubectl logs -n shop-prod job/to-prod-smoke", job: {namespace: shop-prod, name: to-prod-smoke}}
     - {name: error-rate, phase: Running, message: "1 of 3 measurement(s)", query: "max(errors)"}
+    - name: p99
+      phase: Running
+      message: "2 of 3 measurement(s)"
+      query: 'max(p99{v="1.1"})'
+      baselineQuery: 'max(p99{v="1.0"})'
+      measurements:
+        - {at: "2026-12-02T10:19:00Z", outcome: Successful, value: "0.21", baseline: "0.2"}
+        - {at: "2026-12-02T10:19:30Z", outcome: Error, message: "cannot reach prometheus"}
 "#,
         )
         .expect("fixture parses");
         let text = render_why(&promotion, None, &at_ten_twenty());
         assert_eq!(
-            section(&text, "Verification:", 3),
+            section(&text, "Verification:", 4),
             vec![
-                "STEP         PHASE     RUNS                             MESSAGE",
-                "smoke        Passed    job/to-prod-smoke -n shop-prod   Job shop-prod/to-prod-smoke completed; logs: kubectl logs -n shop-prod job/to-prod-smoke",
-                "error-rate   Running   max(errors)                      1 of 3 measurement(s)",
+                "STEP         PHASE     RUNS                                              LAST                  MESSAGE",
+                "smoke        Passed    job/to-prod-smoke -n shop-prod                    <none>                Job shop-prod/to-prod-smoke completed; logs: kubectl logs -n shop-prod job/to-prod-smoke",
+                "error-rate   Running   max(errors)                                       <none>                1 of 3 measurement(s)",
+                "p99          Running   max(p99{v=\"1.1\"}) vs baseline max(p99{v=\"1.0\"})   0.21 (baseline 0.2)   2 of 3 measurement(s)",
             ]
         );
     }

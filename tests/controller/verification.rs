@@ -20,6 +20,7 @@ fn error_ratio_check(count: i32, failure_limit: i32) -> hoist::api::PrometheusCh
         ),
         bearer_token_secret: None,
         query: ERROR_RATIO.into(),
+        baseline: None,
         condition: "result < 0.01".into(),
         interval: "1s".into(),
         count,
@@ -44,32 +45,71 @@ async fn verify_dev_with_prometheus(scenario: &Scenario, check: hoist::api::Prom
 
 const ERROR_RATIO: &str = r#"max(hoist_test_error_ratio{namespace="{{namespace}}", environment="{{environment}}", artifact="{{artifact}}"})"#;
 
-/// Pushes the error ratio of `artifact` in dev and waits until Prometheus returns it.
-async fn error_ratio(scenario: &Scenario, artifact: &str, value: f64) {
+/// Pushes `metric{namespace, environment="dev", <label>="<release>"}` and
+/// waits until `query` (its placeholders replaced for dev and `release`)
+/// returns it. One Pushgateway group per metric and release: pushing one
+/// does not replace another.
+async fn push_dev(
+    scenario: &Scenario,
+    metric: &str,
+    query: &str,
+    (label, release): (&str, &str),
+    value: f64,
+) {
     let namespace = scenario.namespace();
-    let labels = format!(r#"namespace="{namespace}",environment="dev",artifact="{artifact}""#);
-    // One Pushgateway group per artifact: pushing one does not replace the other.
-    hoist_testkit::prometheus::push(
-        &format!("{namespace}-{artifact}"),
-        "hoist_test_error_ratio",
-        &labels,
-        value,
-    )
-    .await
-    .expect("push");
-    let query = ERROR_RATIO
+    let labels = format!(r#"namespace="{namespace}",environment="dev",{label}="{release}""#);
+    hoist_testkit::prometheus::push(&group(scenario, metric, release), metric, &labels, value)
+        .await
+        .expect("push");
+    let query = query
         .replace("{{namespace}}", namespace)
         .replace("{{environment}}", "dev")
-        .replace("{{artifact}}", artifact);
+        .replace(&format!("{{{{{label}}}}}"), release);
     hoist_testkit::prometheus::wait_for(&query, Some(&value.to_string()))
         .await
         .expect("Prometheus scraped the value");
 }
 
-async fn forget_error_ratios(scenario: &Scenario, artifacts: &[&str]) {
-    for artifact in artifacts {
-        let _ = hoist_testkit::prometheus::delete(&format!("{}-{artifact}", scenario.namespace())).await;
+fn group(scenario: &Scenario, metric: &str, release: &str) -> String {
+    format!("{}-{metric}-{release}", scenario.namespace())
+}
+
+/// Removes what [`push_dev`] pushed of `metric` for `releases`.
+async fn forget(scenario: &Scenario, metric: &str, releases: &[&str]) {
+    for release in releases {
+        let _ = hoist_testkit::prometheus::delete(&group(scenario, metric, release)).await;
     }
+}
+
+/// Pushes the error ratio of `artifact` in dev and waits until Prometheus returns it.
+async fn error_ratio(scenario: &Scenario, artifact: &str, value: f64) {
+    push_dev(
+        scenario,
+        "hoist_test_error_ratio",
+        ERROR_RATIO,
+        ("artifact", artifact),
+        value,
+    )
+    .await;
+}
+
+/// Waits until dev runs `artifact`, healthy (again, after a rollback).
+async fn runs_healthy_in_dev(scenario: &Scenario, artifact: &str) -> Environment {
+    scenario
+        .cluster
+        .wait_for::<Environment>("dev", TIMEOUT, |e| {
+            e.status.as_ref().is_some_and(|s| {
+                s.applications
+                    .first()
+                    .is_some_and(|a| a.artifact == artifact && a.health == Health::Healthy)
+            })
+        })
+        .await
+        .unwrap_or_else(|error| panic!("dev runs {artifact}: {error}"))
+}
+
+async fn forget_error_ratios(scenario: &Scenario, artifacts: &[&str]) {
+    forget(scenario, "hoist_test_error_ratio", artifacts).await;
 }
 
 #[tokio::test]
@@ -140,17 +180,7 @@ async fn prometheus_verifies_a_release_and_a_regressed_error_rate_rolls_the_next
                 .into()
         )
     );
-    let dev = scenario
-        .cluster
-        .wait_for::<Environment>("dev", TIMEOUT, |e| {
-            e.status.as_ref().is_some_and(|s| {
-                s.applications
-                    .first()
-                    .is_some_and(|a| a.artifact == "shop-1-0-0" && a.health == Health::Healthy)
-            })
-        })
-        .await
-        .expect("dev runs the good release again");
+    let dev = runs_healthy_in_dev(&scenario, "shop-1-0-0").await;
     assert_eq!(dev.status.expect("status").history[0].outcome, Phase::RolledBack);
     assert_eq!(
         scenario.images("dev", "backend").await[0].1,
@@ -189,6 +219,147 @@ async fn an_empty_query_result_is_inconclusive_and_fails_past_the_inconclusive_l
             Some("the query returned no sample")
         )]
     );
+    scenario.stop().await;
+}
+
+const P99_BY_VERSION: &str = r#"max(hoist_test_p99_seconds{namespace="{{namespace}}", environment="{{environment}}", version="{{version}}"})"#;
+
+/// Pushes the p99 latency of shop `version` in dev, labelled by version,
+/// and waits until Prometheus returns it.
+async fn p99(scenario: &Scenario, version: &str, value: f64) {
+    push_dev(
+        scenario,
+        "hoist_test_p99_seconds",
+        P99_BY_VERSION,
+        ("version", version),
+        value,
+    )
+    .await;
+}
+
+/// Each measurement's outcome, value and baseline.
+fn both_values(
+    step: &hoist::api::VerificationStatus,
+) -> Vec<(hoist::api::MeasurementOutcome, Option<&str>, Option<&str>)> {
+    step.measurements
+        .iter()
+        .map(|m| (m.outcome, m.value.as_deref(), m.baseline.as_deref()))
+        .collect()
+}
+
+/// p99 of the new version at most 10 % above the replaced version's, twice.
+fn p99_no_slower() -> hoist::api::PrometheusCheck {
+    hoist::api::PrometheusCheck {
+        query: P99_BY_VERSION.into(),
+        baseline: Some(hoist::api::BaselineQuery {
+            query: P99_BY_VERSION.replace("{{version}}", "{{previousVersion}}"),
+        }),
+        condition: "result <= baseline * 1.1".into(),
+        ..error_ratio_check(2, 0)
+    }
+}
+
+/// dev runs shop 1.0.0, then verifies every release with [`p99_no_slower`].
+/// The first release has nothing to compare with: it runs before the step exists.
+async fn first_release_then_p99_no_slower() -> Scenario {
+    let mut scenario = Scenario::new().await;
+    scenario.start().await;
+    scenario.environment_observed("dev").await;
+    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.promote_and_wait("first", "shop-1-0-0", "dev").await;
+    verify_dev_with_prometheus(&scenario, p99_no_slower()).await;
+    scenario
+}
+
+#[tokio::test]
+async fn an_empty_baseline_is_inconclusive_never_a_pass() {
+    let mut scenario = first_release_then_p99_no_slower().await;
+    scenario.release("shop-1-1-0", "1.1.0", Some(REVISION)).await;
+    // Only the new version has a value: 1.0.0's series is empty.
+    p99(&scenario, "1.1.0", 0.1).await;
+    scenario.promote("unmeasured", "shop-1-1-0", "dev").await;
+    let rolled_back = scenario.wait_phase("unmeasured", Phase::RolledBack).await;
+    let status = rolled_back.status.expect("status");
+    assert_eq!(
+        status.message.as_deref(),
+        Some(
+            "verification failed (step error-rate: 1 measurement(s) were inconclusive (inconclusiveLimit 0): \
+             baseline: the query returned no sample; 1 of 2 measurement(s): 0 successful, 0 failed, 1 inconclusive); \
+             rolled back to shop-1-0-0 1.0.0"
+        )
+    );
+    assert_eq!(
+        both_values(&status.verification[0]),
+        vec![(hoist::api::MeasurementOutcome::Inconclusive, Some("0.1"), None)]
+    );
+    forget(&scenario, "hoist_test_p99_seconds", &["1.1.0"]).await;
+    scenario.stop().await;
+}
+
+#[tokio::test]
+async fn a_release_no_slower_than_the_one_it_replaces_passes_and_a_regressed_one_rolls_back() {
+    let mut scenario = first_release_then_p99_no_slower().await;
+    let kept = scenario.release("shop-1-1-0", "1.1.0", Some(REVISION)).await;
+    scenario.release("shop-1-2-0", "1.2.0", Some(REVISION)).await;
+    p99(&scenario, "1.0.0", 0.2).await;
+    p99(&scenario, "1.1.0", 0.21).await;
+    p99(&scenario, "1.2.0", 0.3).await;
+
+    scenario.promote_and_wait("no-slower", "shop-1-1-0", "dev").await;
+    let passed = scenario.wait_phase("no-slower", Phase::Succeeded).await;
+    let step = passed.status.expect("status").verification[0].clone();
+    let namespace = scenario.namespace();
+    assert_eq!(
+        (
+            step.phase,
+            step.message.as_str(),
+            step.query.clone(),
+            step.baseline_query.clone()
+        ),
+        (
+            hoist::api::VerificationPhase::Passed,
+            "passed: 2 of 2 measurement(s): 2 successful, 0 failed, 0 inconclusive",
+            Some(format!(
+                r#"max(hoist_test_p99_seconds{{namespace="{namespace}", environment="dev", version="1.1.0"}})"#
+            )),
+            Some(format!(
+                r#"max(hoist_test_p99_seconds{{namespace="{namespace}", environment="dev", version="1.0.0"}})"#
+            )),
+        )
+    );
+    assert_eq!(
+        both_values(&step),
+        vec![
+            (
+                hoist::api::MeasurementOutcome::Successful,
+                Some("0.21"),
+                Some("0.2")
+            );
+            2
+        ]
+    );
+
+    scenario.promote("slower", "shop-1-2-0", "dev").await;
+    let rolled_back = scenario.wait_phase("slower", Phase::RolledBack).await;
+    let status = rolled_back.status.expect("status");
+    assert_eq!(
+        status.message.as_deref(),
+        Some(
+            "verification failed (step error-rate: 1 measurement(s) did not meet `result <= baseline * 1.1` \
+             (failureLimit 0), the last was 0.3 (baseline 0.21); 1 of 2 measurement(s): 0 successful, 1 failed, 0 inconclusive); \
+             rolled back to shop-1-1-0 1.1.0"
+        )
+    );
+    assert_eq!(
+        both_values(&status.verification[0]),
+        vec![(hoist::api::MeasurementOutcome::Failed, Some("0.3"), Some("0.21"))]
+    );
+    runs_healthy_in_dev(&scenario, "shop-1-1-0").await;
+    assert_eq!(
+        scenario.images("dev", "backend").await[0].1,
+        pinned(&kept["backend"])
+    );
+    forget(&scenario, "hoist_test_p99_seconds", &["1.0.0", "1.1.0", "1.2.0"]).await;
     scenario.stop().await;
 }
 

@@ -605,6 +605,8 @@ impl Decision<'_, '_> {
             .map(|(_, release)| pinned_images(&self.snapshot.artifacts, release))
             .unwrap_or_default();
         let source = artifact.spec.source.as_ref();
+        // The release running before this one, which a baseline query measures.
+        let previous = self.applications.get(application);
         let decided = verification::evaluate(&VerificationInput {
             promotion: &name,
             job: JobContext {
@@ -624,6 +626,10 @@ impl Decision<'_, '_> {
                 application: &artifact.spec.application,
                 artifact: &artifact_name,
                 version: &artifact.spec.version,
+                previous: previous.map(|running| verification::Previous {
+                    artifact: &running.artifact,
+                    version: &running.version,
+                }),
             },
             now: self.snapshot.now.0,
         });

@@ -268,6 +268,12 @@ async fn the_generated_crds_are_accepted_with_these_costs() -> anyhow::Result<()
                 6
             ),
             cost(
+                "properties[spec].properties[gates].properties[verification].items.properties[prometheus].x-kubernetes-validations[0].rule",
+                "has(self.baseline) == self.condition.contains('baseline')",
+                // 30 per step (contains reads the condition's 64 characters, 256 bytes), at most 8 steps.
+                30 * 8
+            ),
+            cost(
                 "properties[spec].properties[gates].properties[verification].items.x-kubernetes-validations[0].rule",
                 "has(self.job) != has(self.prometheus)",
                 // 3 per step, at most 8 steps.

@@ -406,6 +406,7 @@ fn a_freeze_holds_a_promotion_until_its_end_is_the_plans_next_check_and_an_overr
 fn scalar_measurement(value: &str) -> crate::api::Measurement {
     crate::core::gates::verification::measure(
         &serde_json::json!({"status": "success", "data": {"resultType": "scalar", "result": [1.0, value]}}),
+        None,
         "result < 0.01",
         at(100).0,
     )

@@ -21,6 +21,15 @@ pub struct Release<'a> {
     pub application: &'a str,
     pub artifact: &'a str,
     pub version: &'a str,
+    /// The release it replaces, if one runs: what a baseline query measures.
+    pub previous: Option<Previous<'a>>,
+}
+
+/// The release a Promotion replaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Previous<'a> {
+    pub artifact: &'a str,
+    pub version: &'a str,
 }
 
 /// What a verification Job is told about the release, and where it runs.

@@ -2,7 +2,8 @@
 //! before the Promotion succeeds. A step is a Prometheus query measured
 //! every `interval` with Argo Rollouts' analysis semantics: it passes after
 //! `count` measurements, fails once failed measurements exceed
-//! `failureLimit`, inconclusive ones (no sample) `inconclusiveLimit`, or
+//! `failureLimit`, inconclusive ones (no sample, or no baseline to compare
+//! with) `inconclusiveLimit`, or
 //! errors in a row `consecutiveErrorLimit`.
 //!
 //! Everything here is pure: the controller runs the queries the decision
@@ -21,7 +22,7 @@ use crate::api::VerificationStep;
 use crate::core::duration;
 
 use super::outcome::Outcome;
-pub use job::{ANNOTATION_PROMOTION, JobContext, Release, job_name, jobs_to_delete};
+pub use job::{ANNOTATION_PROMOTION, JobContext, Previous, Release, job_name, jobs_to_delete};
 use prometheus::parse_condition;
 pub use prometheus::{MESSAGE_LIMIT, bounded, error, measure, refused};
 pub use steps::{Decided, DueQuery, Progress, VerificationInput, evaluate};
@@ -36,11 +37,18 @@ pub fn problems(steps: &[VerificationStep]) -> Vec<String> {
             let field = format!("spec.gates.verification[{index}]");
             let mut problems = Vec::new();
             if let Some(check) = &step.prometheus {
-                problems.extend(
-                    parse_condition(&check.condition)
-                        .err()
-                        .map(|error| format!("{field}.prometheus.condition: {error}")),
-                );
+                match parse_condition(&check.condition) {
+                    Err(error) => problems.push(format!("{field}.prometheus.condition: {error}")),
+                    Ok(condition) if condition.reads_baseline() && check.baseline.is_none() => problems.push(format!(
+                        "{field}.prometheus.condition reads baseline: set {field}.prometheus.baseline.query, the \
+                         query measuring the release being replaced"
+                    )),
+                    Ok(condition) if !condition.reads_baseline() && check.baseline.is_some() => problems.push(format!(
+                        "{field}.prometheus.baseline is set but the condition does not read it: compare with baseline, \
+                         e.g. `result <= baseline * 1.1`"
+                    )),
+                    Ok(_) => {}
+                }
                 problems.extend(
                     duration::parse(&check.interval)
                         .err()

@@ -15,6 +15,7 @@ use crate::core::duration;
 use crate::core::reasons::KubernetesReason;
 
 use super::job::{JobContext, LABEL_PROMOTION_UID, Release, job_name, verification_job};
+use super::prometheus::inconclusive;
 
 /// Measurements kept per step. Past it the oldest errors go first, so the
 /// measurements that count (at most `count`, 60) are always all kept.
@@ -29,6 +30,8 @@ pub struct DueQuery {
     pub address: Option<String>,
     pub bearer_token_secret: Option<SecretKeyReference>,
     pub query: String,
+    /// The baseline query with the replaced release's values, if the step has one.
+    pub baseline: Option<String>,
     pub condition: String,
 }
 
@@ -45,6 +48,17 @@ pub fn query_text(template: &str, release: &Release<'_>) -> String {
     .fold(template.to_string(), |text, (placeholder, value)| {
         text.replace(placeholder, value)
     })
+}
+
+/// The baseline query with the replaced release's values in place of
+/// `{{previousVersion}}` and `{{previousArtifact}}` (and the release's in
+/// place of the others); `None` when nothing runs before this release.
+pub fn baseline_text(template: &str, release: &Release<'_>) -> Option<String> {
+    let previous = release.previous?;
+    let text = template
+        .replace("{{previousVersion}}", previous.version)
+        .replace("{{previousArtifact}}", previous.artifact);
+    Some(query_text(&text, release))
 }
 
 /// Where verification stands after a decision.
@@ -139,6 +153,7 @@ pub fn evaluate(input: &VerificationInput<'_>) -> Decided {
                         address: check.address.clone(),
                         bearer_token_secret: check.bearer_token_secret.clone(),
                         query: query_text(&check.query, &input.release),
+                        baseline: status.baseline_query.clone(),
                         condition: check.condition.clone(),
                     });
                 progress = Some(Progress::Running {
@@ -174,6 +189,7 @@ fn pending(step: &VerificationStep) -> VerificationStatus {
         phase: VerificationPhase::Pending,
         message: "waits for the rollout and the steps before it".into(),
         query: None,
+        baseline_query: None,
         job: None,
         measurements: Vec::new(),
         next_measurement: None,
@@ -204,6 +220,10 @@ fn decide_step(
             phase: VerificationPhase::Running,
             message: String::new(),
             query: Some(query_text(&check.query, &input.release)),
+            baseline_query: check
+                .baseline
+                .as_ref()
+                .and_then(|baseline| baseline_text(&baseline.query, &input.release)),
             job: None,
             measurements: Vec::new(),
             next_measurement: Some(Time(input.now)),
@@ -219,7 +239,20 @@ fn decide_step(
             return status;
         }
     };
-    if let Some(measurement) = fresh {
+    // A first release has nothing to compare with: each measurement of a
+    // baseline step is inconclusive, taken here without asking Prometheus.
+    let unmeasurable = (check.baseline.is_some() && input.release.previous.is_none())
+        .then(|| status.next_measurement.clone())
+        .flatten()
+        .filter(|next| next.0 <= input.now)
+        .map(|_| {
+            inconclusive(
+                input.now,
+                None,
+                "baseline: no release ran here before this one to compare with".into(),
+            )
+        });
+    if let Some(measurement) = fresh.or(unmeasurable.as_ref()) {
         status.measurements.push(measurement.clone());
         while status.measurements.len() > MAX_MEASUREMENTS {
             let oldest_error = status
@@ -259,6 +292,10 @@ fn judge(check: &PrometheusCheck, status: &mut VerificationStatus) {
     let limit = |value: i32| usize::try_from(value).unwrap_or(0);
     let last = status.measurements.last();
     let last_value = last.and_then(|m| m.value.as_deref()).unwrap_or("none");
+    let last_value = match last.and_then(|m| m.baseline.as_deref()) {
+        Some(baseline) => format!("{last_value} (baseline {baseline})"),
+        None => last_value.to_string(),
+    };
     let tally = format!(
         "{taken} of {} measurement(s): {successful} successful, {failed} failed, {inconclusive} inconclusive",
         check.count
@@ -293,6 +330,12 @@ fn judge(check: &PrometheusCheck, status: &mut VerificationStatus) {
             "{errors_in_a_row} error(s) in a row (consecutiveErrorLimit {}): {}",
             check.consecutive_error_limit,
             last.and_then(|m| m.message.as_deref()).unwrap_or("unknown error")
+        ))
+    } else if check.baseline.is_some() && taken >= limit(check.count) && successful + failed == 0 {
+        // Within the inconclusiveLimit, yet not once compared: no baseline is never a pass.
+        Some(format!(
+            "no measurement was compared with the baseline: {}",
+            last.and_then(|m| m.message.as_deref()).unwrap_or("no sample")
         ))
     } else {
         None
@@ -344,6 +387,7 @@ fn job_step(
         phase: VerificationPhase::Running,
         message: String::new(),
         query: None,
+        baseline_query: None,
         job: Some(JobReference {
             namespace: namespace.to_string(),
             name: name.clone(),

@@ -24,6 +24,10 @@ const RELEASE: Release<'static> = Release {
     application: "shop",
     artifact: "shop-1.4.2",
     version: "1.4.2",
+    previous: Some(Previous {
+        artifact: "shop-1.4.1",
+        version: "1.4.1",
+    }),
 };
 
 fn vector(value: &str) -> serde_json::Value {
@@ -47,7 +51,7 @@ fn placeholders_are_replaced_and_nothing_else_is_a_template() {
 fn a_response_becomes_a_measurement_for_every_shape_prometheus_returns() {
     let at = instant("2026-12-02T10:00:00Z");
     let outcome = |body: serde_json::Value, condition: &str| {
-        let m = measure(&body, condition, at);
+        let m = measure(&body, None, condition, at);
         (m.outcome, m.value, m.message)
     };
     assert_eq!(
@@ -132,6 +136,17 @@ fn decide(
     fresh: Option<&Measurement>,
     now: &str,
 ) -> (Vec<VerificationStatus>, Progress) {
+    decide_release(RELEASE, steps, recorded, fresh, now)
+}
+
+/// [`decide`] for `release`.
+fn decide_release(
+    release: Release<'_>,
+    steps: &[VerificationStep],
+    recorded: &[VerificationStatus],
+    fresh: Option<&Measurement>,
+    now: &str,
+) -> (Vec<VerificationStatus>, Progress) {
     let jobs = BTreeMap::new();
     let decided = evaluate(&VerificationInput {
         promotion: "to-prod",
@@ -146,14 +161,14 @@ fn decide(
         steps,
         recorded,
         fresh: fresh.map(|m| ("error-rate", m)),
-        release: RELEASE,
+        release,
         now: instant(now),
     });
     (decided.statuses, decided.progress)
 }
 
 fn at(now: &str, body: serde_json::Value) -> Measurement {
-    measure(&body, "result < 0.01", instant(now))
+    measure(&body, None, "result < 0.01", instant(now))
 }
 
 const ERROR_RATE: &str = r#"
@@ -176,6 +191,7 @@ fn a_step_measures_at_once_then_every_interval_and_passes_after_count() {
         address: None,
         bearer_token_secret: None,
         query: r#"sum(rate(errors{env="prod"}[5m]))"#.into(),
+        baseline: None,
         condition: "result < 0.01".into(),
     };
     assert_eq!(
@@ -348,7 +364,7 @@ fn steps_run_in_order_and_a_later_one_waits() {
         statuses.iter().map(|s| s.phase).collect::<Vec<_>>(),
         vec![VerificationPhase::Running, VerificationPhase::Pending]
     );
-    let ok = measure(&vector("0"), "result < 1", instant("2026-12-02T10:00:00Z"));
+    let ok = measure(&vector("0"), None, "result < 1", instant("2026-12-02T10:00:00Z"));
     let (statuses, progress) = decide(&steps, &statuses, Some(&ok), "2026-12-02T10:00:00Z");
     assert_eq!(
         statuses.iter().map(|s| s.phase).collect::<Vec<_>>(),
@@ -377,7 +393,7 @@ fn conditions_and_intervals_the_schema_cannot_read_are_named() {
     );
     assert_eq!(
         parse_condition("value < 1").unwrap_err().to_string(),
-        "condition \"value < 1\" must start with `result`"
+        "condition \"value < 1\" must start with `result` or `result - baseline`"
     );
     assert_eq!(
         before_rollout(&steps(ERROR_RATE)),
@@ -657,7 +673,7 @@ fn a_refused_destination_fails_the_step_at_once_naming_the_refusal() {
 #[test]
 fn what_a_server_answers_reaches_status_bounded_and_only_as_prometheus_errors() {
     let at = instant("2026-12-02T10:00:00Z");
-    let message = |body: serde_json::Value| measure(&body, "result < 1", at).message.expect("message");
+    let message = |body: serde_json::Value| measure(&body, None, "result < 1", at).message.expect("message");
     // Prometheus' own error, however long, is cut on a character boundary.
     let long = "é".repeat(400);
     let cut = message(serde_json::json!({"status": "error", "errorType": "bad_data", "error": long}));
@@ -681,3 +697,5 @@ fn what_a_server_answers_reaches_status_bounded_and_only_as_prometheus_errors() 
     assert_eq!(bounded("short"), "short");
     assert_eq!(bounded(&"a".repeat(MESSAGE_LIMIT)), "a".repeat(MESSAGE_LIMIT));
 }
+
+mod baseline;
