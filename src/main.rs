@@ -76,6 +76,10 @@ enum Command {
         /// trustedRoot of their own verify against.
         #[arg(long, env = "HOIST_TRUSTED_ROOT")]
         trusted_root: Option<PathBuf>,
+        /// Where workload-cluster agents renew their Leases on this hub
+        /// (default: the operator's own namespace, or the kubeconfig's).
+        #[arg(long, env = "HOIST_AGENT_NAMESPACE")]
+        agent_namespace: Option<String>,
         /// Log as JSON lines.
         #[arg(long, env = "HOIST_LOG_JSON")]
         log_json: bool,
@@ -166,6 +170,7 @@ async fn main() -> ExitCode {
             prometheus_address,
             allowed_destinations,
             trusted_root,
+            agent_namespace,
             log_json,
             election,
         } => {
@@ -210,6 +215,7 @@ async fn main() -> ExitCode {
                 allowed_destinations,
                 election,
                 trusted_root,
+                agent_namespace,
                 ..Default::default()
             };
             hoist::cli::controller(settings, log_json).await

@@ -8,9 +8,12 @@
 //! - `readiness`, `supervisor`, `server`: start-up, health, shutdown;
 //! - `error`: reconcile errors and per-object backoff;
 //! - `artifact`, `environment`, `promotion`: the reconcilers, over `context`;
+//! - `agents`: on the hub, workload-cluster agents' heartbeats on their
+//!   Environments and Promotions;
 //! - `pull_secrets`, `supply_chain`, `prometheus`: what the reconcilers read
 //!   besides the caches (registry credentials, attachments, measurements).
 
+mod agents;
 mod artifact;
 mod cache;
 mod context;
@@ -41,6 +44,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -132,6 +136,9 @@ pub struct Settings {
     /// The trusted_root.json (`--trusted-root`) of keyless policies that
     /// name none of their own.
     pub trusted_root: Option<Arc<[u8]>>,
+    /// Where workload-cluster agents renew their Leases on the hub; the
+    /// client's default namespace (in a pod, its own) when `None`.
+    pub agent_namespace: Option<String>,
 }
 
 /// The start-up deadline unless configured: a large tenant lists in seconds.
@@ -157,6 +164,7 @@ impl Default for Settings {
             allowed_destinations: Vec::new(),
             election: None,
             trusted_root: None,
+            agent_namespace: None,
         }
     }
 }
@@ -374,7 +382,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         "environments.hoist.dev",
         scoped_api::<Environment>(&client, namespace),
         Default::default(),
-        2,
+        3,
         keys::environment,
         keep,
     );
@@ -382,7 +390,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         "promotions.hoist.dev",
         scoped_api::<Promotion>(&client, namespace),
         Default::default(),
-        2,
+        3,
         keys::promotion,
         slim::promotion,
     );
@@ -444,6 +452,19 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         1,
         no_keys,
         slim::versions,
+    );
+    // Workload-cluster agents' heartbeats, in the agent namespace only.
+    let agent_namespace = settings
+        .agent_namespace
+        .clone()
+        .unwrap_or_else(|| client.default_namespace().to_owned());
+    let (leases, mut lease_events) = watches.add(
+        "leases.coordination.k8s.io (labelled hoist.dev/cluster)",
+        Api::<Lease>::namespaced(client.clone(), &agent_namespace),
+        watcher::Config::default().labels(crate::core::agents::LABEL_CLUSTER),
+        1,
+        no_keys,
+        keep,
     );
     // The admission policies that vouch for approvals and for Environments'
     // authors, where the API server serves the kind (Kubernetes 1.30+):
@@ -514,6 +535,8 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         jobs,
         config_map_versions,
         secret_versions,
+        leases,
+        agent_namespace,
         approval_policy_name: settings.approval_policy.clone(),
         approval_policy: approval_policy
             .as_ref()
@@ -586,7 +609,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
     let for_artifacts = (stores.promotions.clone(), stores.environments.clone());
     let mut environment_controller =
         Controller::for_shared_stream(stream(environment_events.pop()), stores.environments.store())
-            .with_config(controller_config)
+            .with_config(controller_config.clone())
             .reconcile_all_on(leadership.acquired())
             .watches_shared_stream(
                 stream(environment_events.pop()),
@@ -660,6 +683,25 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         )
         .for_each(|_| future::ready(()));
 
+    let agents_controller =
+        Controller::for_shared_stream(stream(environment_events.pop()), stores.environments.store())
+            .with_config(controller_config)
+            .reconcile_all_on(leadership.acquired())
+            .watches_shared_stream(
+                stream(lease_events.pop()),
+                triggers::over(stores.environments.clone(), agents::environments_of_lease),
+            )
+            .watches_shared_stream(stream(promotion_events.pop()), |promotion: Arc<Promotion>| {
+                triggers::environment_of_promotion(&promotion)
+            })
+            .graceful_shutdown_on(signal(&graceful))
+            .run(
+                reconciler("agents", agents::reconcile),
+                error_policy("agents"),
+                Arc::clone(&ctx),
+            )
+            .for_each(|_| future::ready(()));
+
     // Every watch and every controller is a task of its own, so the runtime
     // spreads decoding watch events, scheduling and reconciling over its
     // threads instead of running them all on the thread that awaits `run`.
@@ -673,6 +715,7 @@ pub async fn start(client: Client, settings: Settings) -> Result<Operator, RunEr
         Task::controller("artifact", tokio::spawn(artifact_controller)),
         Task::controller("promotion", tokio::spawn(promotion_controller)),
         Task::controller("environment", tokio::spawn(environment_controller)),
+        Task::controller("agents", tokio::spawn(agents_controller)),
     ];
     let election = settings.election.clone().map(|election| {
         let (release, released) = tokio::sync::oneshot::channel::<()>();

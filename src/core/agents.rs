@@ -217,7 +217,8 @@ fn silent_since(cluster: &str, since: Timestamp, silence: &Silence) -> String {
 /// The message of a Promotion held while its Environment's agent is silent.
 pub fn waiting_message(cluster: &str, since: Timestamp, silence: &Silence) -> String {
     format!(
-        "waiting for the agent of cluster {cluster}: {}",
+        "{}{}",
+        waiting_prefix(cluster),
         silent_since(cluster, since, silence)
     )
 }
@@ -229,6 +230,11 @@ pub struct PromotionWrites {
     pub label: Option<String>,
     /// The Waiting message to set (with phase Waiting).
     pub waiting: Option<String>,
+    /// The agent is back and the status still shows the hub's Waiting:
+    /// give up the fields the hub set (the agent's own status, written or
+    /// to come, replaces them; what the agent does not write would
+    /// otherwise stay the hub's forever).
+    pub release: bool,
 }
 
 /// What the hub writes to a Promotion with `label` (its `hoist.dev/cluster`
@@ -237,7 +243,8 @@ pub struct PromotionWrites {
 /// (Pending or Waiting) is held while the agent is silent: one in flight
 /// belongs to the agent, which finishes it when back; and only when its
 /// status says something else, so the agent's own status, once it is
-/// back, is never fought over.
+/// back, is never fought over: once connected, the hub only gives up its
+/// Waiting message.
 pub fn promotion_writes(
     cluster: &str,
     label: Option<&str>,
@@ -246,14 +253,33 @@ pub fn promotion_writes(
     state: &AgentState,
 ) -> PromotionWrites {
     let label = (label != Some(cluster)).then(|| cluster.to_owned());
-    let waiting = match state {
-        AgentState::Silent { since, silence } if matches!(phase, Phase::Pending | Phase::Waiting) => {
+    let not_started = matches!(phase, Phase::Pending | Phase::Waiting);
+    match state {
+        AgentState::Silent { since, silence } if not_started => {
             let wanted = waiting_message(cluster, *since, silence);
-            (phase != Phase::Waiting || message != Some(wanted.as_str())).then_some(wanted)
+            let waiting = (phase != Phase::Waiting || message != Some(wanted.as_str())).then_some(wanted);
+            PromotionWrites {
+                label,
+                waiting,
+                release: false,
+            }
         }
-        _ => None,
-    };
-    PromotionWrites { label, waiting }
+        AgentState::Connected { .. } => PromotionWrites {
+            label,
+            waiting: None,
+            release: phase == Phase::Waiting
+                && message.is_some_and(|m| m.starts_with(&waiting_prefix(cluster))),
+        },
+        AgentState::Silent { .. } => PromotionWrites {
+            label,
+            ..Default::default()
+        },
+    }
+}
+
+/// How every Waiting message of the hub for `cluster` begins.
+fn waiting_prefix(cluster: &str) -> String {
+    format!("waiting for the agent of cluster {cluster}: ")
 }
 
 /// Whether `conditions` already hold `wanted` (same status, reason,

@@ -176,7 +176,8 @@ fn promotions_not_started_wait_while_the_agent_is_silent() {
         promotion_writes("eu", None, Phase::Pending, None, &silent),
         PromotionWrites {
             label: Some("eu".into()),
-            waiting: Some(message.into())
+            waiting: Some(message.into()),
+            release: false,
         }
     );
     assert_eq!(
@@ -189,7 +190,8 @@ fn promotions_not_started_wait_while_the_agent_is_silent() {
         ),
         PromotionWrites {
             label: Some("eu".into()),
-            waiting: Some(message.into())
+            waiting: Some(message.into()),
+            release: false,
         }
     );
     // Already written: nothing to write.
@@ -215,8 +217,28 @@ fn promotions_not_started_wait_while_the_agent_is_silent() {
         promotion_writes("eu", None, Phase::Pending, None, &connected),
         PromotionWrites {
             label: Some("eu".into()),
-            waiting: None
+            waiting: None,
+            release: false,
         }
+    );
+    // Back: the hub's Waiting is given up, once; the agent's own Waiting stays.
+    assert_eq!(
+        promotion_writes("eu", Some("eu"), Phase::Waiting, Some(message), &connected),
+        PromotionWrites {
+            label: None,
+            waiting: None,
+            release: true,
+        }
+    );
+    assert_eq!(
+        promotion_writes(
+            "eu",
+            Some("eu"),
+            Phase::Waiting,
+            Some("held by Approval"),
+            &connected
+        ),
+        PromotionWrites::default()
     );
 }
 

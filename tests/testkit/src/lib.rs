@@ -4,6 +4,7 @@ pub mod cluster;
 pub mod delay;
 pub mod example;
 pub mod health;
+pub mod heartbeat;
 pub mod keyless;
 pub mod layout;
 pub mod prometheus;
