@@ -789,6 +789,23 @@ pub fn environment_policy_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/environment-policy.yaml")
 }
 
+/// The admission policy on workload-cluster agents the chart ships, so
+/// every test runs where agents write only what is theirs, as in production.
+pub fn agent_policy_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/agent-policy.yaml")
+}
+
+/// The rules of a workload-cluster agent on the hub (the chart's
+/// ClusterRole `<release>-agent`).
+pub fn agent_rules_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/agent-hub-rules.yaml")
+}
+
+/// The rules of a workload-cluster agent in the agent namespace (its Lease).
+pub fn agent_namespace_rules_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/agent-hub-namespace-rules.yaml")
+}
+
 /// The shipped admission policy and its binding, named `name` (the
 /// binding's policyName too).
 fn shipped_policy(name: &str) -> Result<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)> {
@@ -822,6 +839,7 @@ async fn install_admission_policy(client: &Client) -> Result<()> {
     for (path, name) in [
         (admission_policy_file(), SHIPPED_POLICY),
         (environment_policy_file(), SHIPPED_ENVIRONMENT_POLICY),
+        (agent_policy_file(), SHIPPED_AGENT_POLICY),
     ] {
         let (policy, binding) = shipped_policy_from(&path, name)?;
         apply_policy(client, &policy).await?;
@@ -834,6 +852,9 @@ async fn install_admission_policy(client: &Client) -> Result<()> {
 const SHIPPED_POLICY: &str = "hoist-approvals";
 /// The name of the shipped policy on Environments and of its binding.
 const SHIPPED_ENVIRONMENT_POLICY: &str = "hoist-environments";
+
+/// The name of the shipped policy on workload-cluster agents and of its binding.
+const SHIPPED_AGENT_POLICY: &str = "hoist-agents";
 
 /// Server-side applies one admission object as [`TEST_MANAGER`].
 async fn apply_policy<K>(client: &Client, object: &K) -> Result<()>
