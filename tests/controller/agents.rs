@@ -43,20 +43,28 @@ impl Scenario {
     /// Which field managers own `status.conditions[type=AgentConnected]`.
     async fn condition_managers(&self) -> Vec<String> {
         let environment = self.environment("eu-prod").await;
-        environment
-            .metadata
-            .managed_fields
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|entry| {
-                entry
-                    .fields_v1
-                    .as_ref()
-                    .is_some_and(|fields| fields.0.to_string().contains(r#"{\"type\":\"AgentConnected\"}"#))
-            })
-            .filter_map(|entry| entry.manager)
-            .collect()
+        managers_of(&environment.metadata, r#"{\"type\":\"AgentConnected\"}"#)
     }
+}
+
+/// The field managers whose managed fields name `field` (as it appears in
+/// the FieldsV1 JSON).
+fn managers_of(
+    metadata: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    field: &str,
+) -> Vec<String> {
+    metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| {
+            entry
+                .fields_v1
+                .as_ref()
+                .is_some_and(|fields| fields.0.to_string().contains(field))
+        })
+        .filter_map(|entry| entry.manager.clone())
+        .collect()
 }
 
 fn agent_connected(environment: &Environment) -> Option<&Condition> {
@@ -110,20 +118,10 @@ async fn agent_connected_follows_the_lease_and_promotions_carry_the_cluster() {
         })
         .await
         .unwrap_or_else(|error| panic!("{error}"));
-    let label_managers: Vec<_> = promotion
-        .metadata
-        .managed_fields
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|entry| {
-            entry
-                .fields_v1
-                .as_ref()
-                .is_some_and(|fields| fields.0.to_string().contains("hoist.dev/cluster"))
-        })
-        .filter_map(|entry| entry.manager)
-        .collect();
-    assert_eq!(label_managers, vec!["hoist-hub".to_string()]);
+    assert_eq!(
+        managers_of(&promotion.metadata, "hoist.dev/cluster"),
+        vec!["hoist-hub".to_string()]
+    );
 
     // The agent connects: True, with its version and replica.
     let agent = AgentLease::new(
