@@ -21,6 +21,10 @@ struct Cli {
 enum Command {
     /// Run the operator against the cluster of the current kubeconfig or service account.
     Controller {
+        /// Where workload-cluster agents renew their Leases on this hub
+        /// (default: the operator's own namespace, or the kubeconfig's).
+        #[arg(long, env = "HOIST_AGENT_NAMESPACE")]
+        agent_namespace: Option<String>,
         #[command(flatten)]
         engine: Box<EngineArgs>,
         #[command(flatten)]
@@ -89,7 +93,11 @@ struct EngineArgs {
     registry_concurrency: std::num::NonZeroUsize,
     /// Watch only these namespaces (a namespace-scoped install): repeat
     /// the flag or separate them with commas; all when absent.
-    #[arg(long = "watch-namespace", env = "HOIST_WATCH_NAMESPACE", value_delimiter = ',')]
+    #[arg(
+        long = "watch-namespace",
+        env = "HOIST_WATCH_NAMESPACE",
+        value_delimiter = ','
+    )]
     watch_namespace: Vec<String>,
     /// Give up (and exit non-zero, so Kubernetes restarts the pod) when the
     /// caches have not listed within this time, e.g. 3m or 90s.
@@ -238,7 +246,11 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Controller { engine, election } => {
+        Command::Controller {
+            agent_namespace,
+            engine,
+            election,
+        } => {
             let election = if election.enabled {
                 match hoist::cli::election(
                     election.lease_name,
@@ -255,10 +267,11 @@ async fn main() -> ExitCode {
             } else {
                 None
             };
-            let (settings, log_json) = match engine.settings(election) {
+            let (mut settings, log_json) = match engine.settings(election) {
                 Ok(settings) => settings,
                 Err(code) => return code,
             };
+            settings.agent_namespace = agent_namespace;
             hoist::cli::controller(settings, log_json).await
         }
         Command::Agent {

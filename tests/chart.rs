@@ -361,6 +361,8 @@ fn every_operator_rule_says_why_and_what_a_holder_of_the_token_could_do() -> any
         "operator-rules.yaml",
         "operator-namespace-rules.yaml",
         "agent-local-rules.yaml",
+        "agent-hub-rules.yaml",
+        "agent-hub-namespace-rules.yaml",
     ] {
         let text = std::fs::read_to_string(repo().join("charts/hoist/files").join(file))?;
         let lines: Vec<&str> = text.lines().collect();
@@ -596,5 +598,89 @@ fn agent_mode_runs_hoist_agent_with_the_hub_kubeconfig_and_only_the_local_rules(
     );
     let wrong = refused(&["--set", "mode=hub"])?;
     assert!(wrong.contains("mode"), "{wrong}");
+    Ok(())
+}
+
+#[test]
+fn the_agents_policy_is_installed_as_shipped_unless_turned_off() -> anyhow::Result<()> {
+    let objects = rendered(&[])?;
+    let policy = find(&objects, "ValidatingAdmissionPolicy", "hoist-agents").context("no policy")?;
+    let binding = find(&objects, "ValidatingAdmissionPolicyBinding", "hoist-agents").context("no binding")?;
+    let mut shipped =
+        serde_yaml::Deserializer::from_str(include_str!("../charts/hoist/files/agent-policy.yaml"));
+    let shipped_policy = Value::deserialize(shipped.next().context("the policy document")?)?;
+    let shipped_binding = Value::deserialize(shipped.next().context("the binding document")?)?;
+    assert_eq!(policy, &shipped_policy);
+    assert_eq!(binding, &shipped_binding);
+    assert_eq!(
+        include_str!("../deploy/admission/hoist-agents.yaml"),
+        include_str!("../charts/hoist/files/agent-policy.yaml"),
+        "deploy/admission/hoist-agents.yaml is a copy of the chart's file"
+    );
+    kubernetes_validate(&[policy, binding])?;
+    // No agents: no agent ServiceAccount nor role.
+    assert_eq!(find(&objects, "ClusterRole", "hoist-agent"), None);
+
+    let objects = rendered(&["--set", "agents.policy.install=false"])?;
+    assert_eq!(find(&objects, "ValidatingAdmissionPolicy", "hoist-agents"), None);
+    assert_eq!(
+        find(&objects, "ValidatingAdmissionPolicyBinding", "hoist-agents"),
+        None
+    );
+    Ok(())
+}
+
+#[test]
+fn each_agent_cluster_gets_a_service_account_bound_to_the_agent_rules() -> anyhow::Result<()> {
+    let objects = rendered(&["--set", "agents.clusters={eu,us}"])?;
+    let cluster_role = find(&objects, "ClusterRole", "hoist-agent").context("no ClusterRole hoist-agent")?;
+    assert_eq!(
+        resources(cluster_role),
+        [
+            "artifacts",
+            "environments",
+            "promotions",
+            "artifacts/status",
+            "environments/status",
+            "promotions/status",
+            "events",
+            "validatingadmissionpolicies",
+            "validatingadmissionpolicybindings"
+        ]
+    );
+    let role = find(&objects, "Role", "hoist-agent").context("no Role hoist-agent")?;
+    assert_eq!(role["metadata"]["namespace"], "hoist-system");
+    assert_eq!(resources(role), ["leases"]);
+    let mut validated = vec![cluster_role, role];
+    for cluster in ["eu", "us"] {
+        let account = format!("hoist-agent-{cluster}");
+        let service_account =
+            find(&objects, "ServiceAccount", &account).context("no agent ServiceAccount")?;
+        assert_eq!(service_account["metadata"]["namespace"], "hoist-system");
+        for (kind, role_kind) in [("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")] {
+            let binding =
+                find(&objects, kind, &format!("hoist-agent-{cluster}")).context("no agent binding")?;
+            assert_eq!(
+                (
+                    &binding["roleRef"]["kind"],
+                    &binding["roleRef"]["name"],
+                    &binding["subjects"][0]["kind"],
+                    &binding["subjects"][0]["name"],
+                    &binding["subjects"][0]["namespace"]
+                ),
+                (
+                    &Value::from(role_kind),
+                    &Value::from("hoist-agent"),
+                    &Value::from("ServiceAccount"),
+                    &Value::from(account.as_str()),
+                    &Value::from("hoist-system")
+                )
+            );
+            validated.push(binding);
+        }
+        validated.push(service_account);
+    }
+    kubernetes_validate(&validated)?;
+    assert!(refused(&["--set", "agents.clusters={EU}"])?.contains("/agents/clusters/0"));
     Ok(())
 }

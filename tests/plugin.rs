@@ -1509,3 +1509,84 @@ Changes: none recorded (they are recorded when the rollout starts).
         std::fs::remove_file(&config.0).expect("kubeconfig removed");
     }
 }
+
+/// An agent's Lease as leader election writes it, renewed `renewed` seconds
+/// before now.
+fn agent_lease_yaml(cluster: &str, holder: &str, renewed: i64) -> String {
+    format!(
+        r#"
+apiVersion: coordination.k8s.io/v1
+kind: Lease
+metadata:
+  name: hoist-agent-{cluster}
+  labels: {{hoist.dev/cluster: {cluster}}}
+  annotations: {{hoist.dev/agent-version: 0.9.0}}
+spec:
+  holderIdentity: {holder}
+  leaseDurationSeconds: 15
+  acquireTime: "{acquired}"
+  renewTime: "{renewed}"
+  leaseTransitions: 0
+"#,
+        acquired = ago(3600),
+        renewed = Timestamp::from_second(NOW - renewed)
+            .expect("valid time")
+            .strftime("%Y-%m-%dT%H:%M:%S%.6fZ"),
+    )
+}
+
+#[tokio::test]
+async fn clusters_lists_each_agent_connected_or_silent_with_its_environments() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let (client, namespace) = (cluster.client(), cluster.namespace().to_string());
+    for (name, workload) in [
+        ("eu-prod", Some("eu")),
+        ("eu-staging", Some("eu")),
+        ("us-prod", Some("us")),
+        ("dev", None),
+    ] {
+        let spec = workload.map_or_else(|| "{}".to_string(), |c| format!("{{cluster: {c}}}"));
+        create::<Environment>(
+            &client,
+            &namespace,
+            &format!("apiVersion: hoist.dev/v1alpha1\nkind: Environment\nmetadata: {{name: {name}}}\nspec: {spec}\n"),
+        )
+        .await;
+    }
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(client.clone(), &namespace);
+    for yaml in [
+        agent_lease_yaml("eu", "agent-eu-7f9c", 5),
+        agent_lease_yaml("us", "agent-us-0", 600),
+    ] {
+        let lease = serde_yaml::from_str(&yaml).expect("lease");
+        leases
+            .create(&PostParams::default(), &lease)
+            .await
+            .expect("create lease");
+    }
+    let table = plugin::clusters(&client, &namespace, Some(&namespace), &now())
+        .await
+        .expect("clusters");
+    assert_eq!(
+        table,
+        format!(
+            "CLUSTER   AGENT              VERSION   REPLICA         LAST HEARTBEAT   ENVIRONMENTS\n\
+             eu        connected          0.9.0     agent-eu-7f9c   5s ago           {namespace}/eu-prod, {namespace}/eu-staging\n\
+             us        silent for 9m45s   0.9.0     <none>          10m ago          {namespace}/us-prod\n"
+        )
+    );
+
+    // A cluster named by an Environment only: no agent has connected since
+    // the Environment was created.
+    let waiting: Environment = serde_yaml::from_str(&format!(
+        "apiVersion: hoist.dev/v1alpha1\nkind: Environment\n\
+         metadata: {{name: ap-prod, namespace: shop, creationTimestamp: \"{}\"}}\nspec: {{cluster: ap}}\n",
+        ago(7200)
+    ))
+    .expect("environment");
+    assert_eq!(
+        plugin::render_clusters(&[], &[waiting], &now()),
+        "CLUSTER   AGENT             VERSION   REPLICA   LAST HEARTBEAT   ENVIRONMENTS\n\
+         ap        silent for 120m   <none>    <none>    <none>           shop/ap-prod\n"
+    );
+}

@@ -73,6 +73,16 @@ enum Command {
         /// Only this Environment.
         environment: Option<String>,
     },
+    /// Workload clusters on this hub: each agent's state, version, replica
+    /// and last heartbeat, and the Environments of the cluster.
+    Clusters {
+        /// Where the agents' Leases are: the hub operator's namespace.
+        #[arg(long, default_value = "hoist-system")]
+        agent_namespace: String,
+        /// Environments of every namespace, not only --namespace's.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
     /// Why a Promotion is where it is: phase, gates, approvals, changes.
     Why {
         /// The Promotion.
@@ -190,6 +200,13 @@ async fn run(cli: Cli) -> Result<String, PluginError> {
             plugin::changes(&client, &ns, &environment, &selection).await
         }
         Command::Compat { environment } => plugin::compat(&client, &ns, environment.as_deref()).await,
+        Command::Clusters {
+            agent_namespace,
+            all_namespaces,
+        } => {
+            let namespace = (!all_namespaces).then_some(ns.as_str());
+            plugin::clusters(&client, &agent_namespace, namespace, &now).await
+        }
         Command::Why { promotion } => plugin::why(&client, &ns, &promotion, &now).await,
         Command::Diff {
             artifact,

@@ -11,6 +11,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, ObjectReference, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
@@ -58,6 +59,11 @@ pub struct Stores {
     pub config_map_versions: Cache<PartialObjectMeta<ConfigMap>>,
     /// Names and versions of every Secret: when a referenced Secret changed.
     pub secret_versions: Cache<PartialObjectMeta<Secret>>,
+    /// Workload-cluster agents' Leases (labelled `hoist.dev/cluster`) in
+    /// the agent namespace; on the hub only.
+    pub leases: Option<Cache<Lease>>,
+    /// The namespace of the agents' Leases on the hub (`--agent-namespace`).
+    pub agent_namespace: String,
     /// The name of the admission policy that vouches for approvals (and of
     /// its binding).
     pub approval_policy_name: String,
@@ -238,6 +244,25 @@ impl Context {
             + std::fmt::Debug,
         S: Serialize,
     {
+        self.apply_status_as(FIELD_MANAGER, object, status, controller)
+            .await
+    }
+
+    /// [`Context::apply_status`] with field manager `manager`.
+    pub async fn apply_status_as<K, S>(
+        &self,
+        manager: &str,
+        object: &K,
+        status: &S,
+        controller: &'static str,
+    ) -> Result<K, Error>
+    where
+        K: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+        S: Serialize,
+    {
         let namespace = object.namespace().unwrap_or_default();
         let api: Api<K> = Api::namespaced(self.hub.clone(), &namespace);
         let body = json!({
@@ -249,7 +274,7 @@ impl Context {
         let written = api
             .patch_status(
                 &object.name_any(),
-                &PatchParams::apply(FIELD_MANAGER).force(),
+                &PatchParams::apply(manager).force(),
                 &Patch::Apply(&body),
             )
             .await

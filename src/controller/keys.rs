@@ -48,6 +48,11 @@ pub fn snapshots(namespace: &str, environment: &str) -> String {
     key("snapshots", namespace, environment)
 }
 
+/// Environments of a workload cluster (`spec.cluster`).
+pub fn in_cluster(cluster: &str) -> String {
+    key("cluster", "", cluster)
+}
+
 /// Environments with an approval gate (they depend on the admission policy).
 pub fn approval_gated() -> String {
     key("approval-gated", "", "")
@@ -63,6 +68,7 @@ pub fn environment(environment: &Environment) -> Vec<String> {
     let namespace = environment.namespace().unwrap_or_default();
     let spec = &environment.spec;
     let mut keys = vec![in_namespace(&namespace)];
+    keys.extend(spec.cluster.as_deref().map(in_cluster));
     if spec.gates.approval.is_some() {
         keys.push(approval_gated());
     }

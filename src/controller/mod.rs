@@ -10,10 +10,13 @@
 //! - `artifact`, `environment`, `promotion`: the reconcilers, over `context`;
 //! - `agent`: the same engine in a workload cluster, for the Environments
 //!   of that cluster, reading and writing Hoist's kinds on the hub;
+//! - `agents`: on the hub, workload-cluster agents' heartbeats on their
+//!   Environments and Promotions;
 //! - `pull_secrets`, `supply_chain`, `prometheus`: what the reconcilers read
 //!   besides the caches (registry credentials, attachments, measurements).
 
 pub mod agent;
+mod agents;
 mod artifact;
 mod cache;
 mod context;
@@ -45,6 +48,7 @@ use k8s_openapi::api::admissionregistration::v1::{
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::Api;
 use kube::core::PartialObjectMeta;
@@ -139,6 +143,9 @@ pub struct Settings {
     /// The trusted_root.json (`--trusted-root`) of keyless policies that
     /// name none of their own.
     pub trusted_root: Option<Arc<[u8]>>,
+    /// Where workload-cluster agents renew their Leases on the hub; the
+    /// client's default namespace (in a pod, its own) when `None`.
+    pub agent_namespace: Option<String>,
 }
 
 /// The start-up deadline unless configured: a large tenant lists in seconds.
@@ -164,6 +171,7 @@ impl Default for Settings {
             allowed_destinations: Vec::new(),
             election: None,
             trusted_root: None,
+            agent_namespace: None,
         }
     }
 }
@@ -385,8 +393,14 @@ async fn start_scoped(
     // Artifact nor the Promotion controller (digests are resolved and
     // Promotions into missing Environments refused on the hub), and its
     // Environment controller is fed by a watch of its own Environments.
+    // On the hub, the agents' controller also follows Environments and
+    // Promotions.
     let subscribers = match scope {
         Scope::Hub => 2,
+        Scope::Agent { .. } => 1,
+    };
+    let followed = match scope {
+        Scope::Hub => 3,
         Scope::Agent { .. } => 1,
     };
     // Every Environment, also those of other clusters: upstream, soak and
@@ -396,7 +410,7 @@ async fn start_scoped(
         &hub,
         watched,
         Default::default(),
-        subscribers,
+        followed,
         keys::environment,
         keep,
     );
@@ -410,7 +424,7 @@ async fn start_scoped(
         &hub,
         watched,
         promotions_of_scope,
-        subscribers,
+        followed,
         keys::promotion,
         slim::promotion,
     );
@@ -483,6 +497,22 @@ async fn start_scoped(
         Some(cluster) => Some(agent::watch_own_environments(&mut watches, &hub, watched, cluster).await),
         None => None,
     };
+    // On the hub, workload-cluster agents' heartbeats, in the agent
+    // namespace only (an agent reads no other agent's Lease).
+    let agent_namespace = settings
+        .agent_namespace
+        .clone()
+        .unwrap_or_else(|| hub.default_namespace().to_owned());
+    let lease_watch = matches!(scope, Scope::Hub).then(|| {
+        watches.add(
+            "leases.coordination.k8s.io (labelled hoist.dev/cluster)",
+            Api::<Lease>::namespaced(hub.clone(), &agent_namespace),
+            watcher::Config::default().labels(crate::core::agents::LABEL_CLUSTER),
+            1,
+            no_keys,
+            keep,
+        )
+    });
     // The admission policies that vouch for approvals and for Environments'
     // authors, where the API server serves the kind (Kubernetes 1.30+):
     // each watched by name, on the hub, where Environments and approvals
@@ -564,6 +594,8 @@ async fn start_scoped(
         jobs,
         config_map_versions,
         secret_versions,
+        leases: lease_watch.as_ref().map(|(leases, _)| leases.clone()),
+        agent_namespace,
         approval_policy_name: settings.approval_policy.clone(),
         approval_policy: approval_policy
             .as_ref()
@@ -648,7 +680,7 @@ async fn start_scoped(
         None => (stream(environment_events.pop()), stores.environments.store()),
     };
     let mut environment_controller = Controller::for_shared_stream(reconciled, reconciled_store)
-        .with_config(controller_config)
+        .with_config(controller_config.clone())
         .reconcile_all_on(leadership.acquired())
         .watches_shared_stream(
             stream(environment_events.pop()),
@@ -722,6 +754,29 @@ async fn start_scoped(
         )
         .for_each(|_| future::ready(()));
 
+    // On the hub only: agents' heartbeats on their Environments and Promotions.
+    let agents_controller = lease_watch.map(|(_, mut lease_events)| {
+        let controller =
+            Controller::for_shared_stream(stream(environment_events.pop()), stores.environments.store())
+                .with_config(controller_config)
+                .reconcile_all_on(leadership.acquired())
+                .watches_shared_stream(
+                    stream(lease_events.pop()),
+                    triggers::over(stores.environments.clone(), agents::environments_of_lease),
+                )
+                .watches_shared_stream(stream(promotion_events.pop()), |promotion: Arc<Promotion>| {
+                    triggers::environment_of_promotion(&promotion)
+                })
+                .graceful_shutdown_on(signal(&graceful))
+                .run(
+                    reconciler("agents", agents::reconcile),
+                    error_policy("agents"),
+                    Arc::clone(&ctx),
+                )
+                .for_each(|_| future::ready(()));
+        Task::controller("agents", tokio::spawn(controller))
+    });
+
     // Every watch and every controller is a task of its own, so the runtime
     // spreads decoding watch events, scheduling and reconciling over its
     // threads instead of running them all on the thread that awaits `run`.
@@ -738,6 +793,7 @@ async fn start_scoped(
             "environment",
             tokio::spawn(environment_controller),
         )])
+        .chain(agents_controller)
         .collect::<Vec<_>>();
     let election = settings.election.clone().map(|election| {
         let (release, released) = tokio::sync::oneshot::channel::<()>();

@@ -3,6 +3,7 @@
 //! shared by the controllers and `hoist render`.
 
 pub mod admission;
+pub mod agents;
 pub mod artifact;
 pub mod clusters;
 pub mod conditions;

@@ -138,6 +138,10 @@ reasons! {
         PolicyInstalled,
         /// `ApprovalsVerified`: it is not.
         PolicyMissing,
+        /// `AgentConnected`: the cluster's agent renews its Lease on the hub.
+        LeaseRenewed,
+        /// `AgentConnected`: it does not (no Lease, released or expired).
+        AgentSilent,
         /// A Promotion's `Ready`: its phase.
         Pending,
         Waiting,

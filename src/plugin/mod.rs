@@ -8,6 +8,7 @@
 
 mod approve;
 mod changes;
+mod clusters;
 mod compat;
 mod diff;
 mod hotfix;
@@ -20,6 +21,7 @@ pub use approve::{ApprovalPatch, ApproveOutcome, Identity, approval_patch, appro
 pub use changes::{
     Changes, Commits, Configuration, Pair, Selection, changes, compare_link, plan_changes, select,
 };
+pub use clusters::{clusters, render_clusters};
 pub use compat::{compat, render_compat};
 pub use diff::{ContainerDiff, Diff, diff, plan_diff};
 pub use hotfix::{Hotfix, Waive, hotfix, parse_waive, plan_hotfix, waive_arg};

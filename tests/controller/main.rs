@@ -26,6 +26,7 @@ use serde_json::json;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+mod agents;
 mod gates;
 mod keyless;
 mod leader_election;

@@ -177,12 +177,15 @@ impl Workload {
         images
     }
 
-    /// The paths the hub operator wrote to about `names` (Environments or Promotions).
+    /// The paths the hub operator wrote to about `names` (Environments or
+    /// Promotions) other than as the agents' heartbeat (field manager
+    /// `hoist-hub`: AgentConnected, the cluster label, Waiting while silent).
     fn hub_writes_about(&self, names: &[&str]) -> Vec<String> {
         self.hub
             .requests()
             .writes()
             .into_iter()
+            .filter(|request| !is_heartbeat_write(request))
             .map(|request| request.path)
             .filter(|path| names.iter().any(|name| path.contains(&format!("/{name}"))))
             .collect()
@@ -205,8 +208,25 @@ async fn the_hub_operator_leaves_environments_of_workload_clusters_and_their_pro
         .get("to-prod")
         .await
         .expect("to-prod");
-    assert_eq!(promotion.status, None, "no agent: nobody decides it");
-    assert_eq!(scenario.environment("prod").await.status, None);
+    // No agent: nobody decides it, and the hub says what it waits for.
+    let status = promotion.status.expect("the hub's Waiting");
+    assert_eq!(status.phase, Phase::Waiting);
+    assert!(
+        status.message.as_deref().is_some_and(|message| message
+            .starts_with("waiting for the agent of cluster eu: no agent of cluster eu has connected since ")),
+        "{status:?}"
+    );
+    assert_eq!(status.started_at, None, "nothing was rolled out");
+    let prod = scenario.environment("prod").await.status.expect("AgentConnected");
+    assert_eq!(
+        prod.conditions
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str()))
+            .collect::<Vec<_>>(),
+        [("AgentConnected", "False", "AgentSilent")],
+        "the hub's heartbeat condition only"
+    );
+    assert_eq!(prod.applications, Vec::new());
     assert_eq!(
         scenario.images("prod", "backend").await[0].1,
         "example.invalid/backend:latest",
@@ -219,7 +239,27 @@ async fn the_hub_operator_leaves_environments_of_workload_clusters_and_their_pro
         .map(|request| request.path)
         .filter(|path| path.ends_with("/prod") || path.contains("/prod/") || path.contains("to-prod"))
         .collect();
-    assert_eq!(writes, Vec::<String>::new());
+    assert_eq!(
+        writes
+            .iter()
+            .filter(|path| !path.contains("/status") && !path.ends_with("/to-prod"))
+            .count(),
+        0,
+        "nothing but statuses and the Promotion's cluster label: {writes:?}"
+    );
+    let others: Vec<String> = scenario
+        .requests()
+        .writes()
+        .into_iter()
+        .filter(|request| !is_heartbeat_write(request))
+        .map(|request| request.path)
+        .filter(|path| path.ends_with("/prod") || path.contains("/prod/") || path.contains("to-prod"))
+        .collect();
+    assert_eq!(
+        others,
+        Vec::<String>::new(),
+        "only the agents' heartbeat wrote about prod"
+    );
     scenario.stop().await;
 }
 
@@ -506,7 +546,8 @@ async fn an_agent_killed_after_its_deployment_patch_completes_the_promotion_once
         .await
         .expect("to-staging");
     assert_eq!(
-        promotion.status, None,
+        promotion.status.and_then(|status| status.started_at),
+        None,
         "killed before it recorded anything of to-staging"
     );
     // As kill -9: no release of the Lease, nothing more written.
@@ -591,4 +632,9 @@ async fn after_the_hub_was_unreachable_for_15_seconds_the_agent_resumes_and_the_
         ]
     );
     workload.stop().await;
+}
+
+/// A write of the hub's agents controller (field manager `hoist-hub`).
+fn is_heartbeat_write(request: &hoist_testkit::cluster::Request) -> bool {
+    request.query.contains("fieldManager=hoist-hub")
 }

@@ -562,6 +562,49 @@ impl TestCluster {
         self.standin.as_ref()
     }
 
+    /// A Role `name` of `rules` in the test's namespace, bound to its
+    /// ServiceAccount `service_account`; both go with the namespace.
+    pub async fn grant_service_account_in_namespace(
+        &self,
+        name: &str,
+        rules: Vec<PolicyRule>,
+        service_account: &str,
+    ) -> Result<()> {
+        let role = Role {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            rules: Some(rules),
+        };
+        Api::<Role>::namespaced(self.client.clone(), &self.namespace)
+            .create(&PostParams::default(), &role)
+            .await
+            .with_context(|| format!("creating Role {name}"))?;
+        let binding = RoleBinding {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            role_ref: RoleRef {
+                api_group: "rbac.authorization.k8s.io".into(),
+                kind: "Role".into(),
+                name: name.to_owned(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "ServiceAccount".into(),
+                name: service_account.to_owned(),
+                namespace: Some(self.namespace.clone()),
+                ..Default::default()
+            }]),
+        };
+        Api::<RoleBinding>::namespaced(self.client.clone(), &self.namespace)
+            .create(&PostParams::default(), &binding)
+            .await
+            .with_context(|| format!("creating RoleBinding {name}"))?;
+        Ok(())
+    }
+
     /// A ClusterRole `name` of `rules` bound to the ServiceAccount
     /// `service_account` of the test's namespace, both removed when the
     /// test ends.
@@ -876,6 +919,23 @@ pub fn environment_policy_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/environment-policy.yaml")
 }
 
+/// The admission policy on workload-cluster agents the chart ships, so
+/// every test runs where agents write only what is theirs, as in production.
+pub fn agent_policy_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/agent-policy.yaml")
+}
+
+/// The rules of a workload-cluster agent on the hub (the chart's
+/// ClusterRole `<release>-agent`).
+pub fn agent_rules_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/agent-hub-rules.yaml")
+}
+
+/// The rules of a workload-cluster agent in the agent namespace (its Lease).
+pub fn agent_namespace_rules_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/agent-hub-namespace-rules.yaml")
+}
+
 /// The shipped admission policy and its binding, named `name` (the
 /// binding's policyName too).
 fn shipped_policy(name: &str) -> Result<(ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding)> {
@@ -910,6 +970,7 @@ pub async fn install_admission_policy(client: &Client) -> Result<()> {
     for (path, name) in [
         (admission_policy_file(), SHIPPED_POLICY),
         (environment_policy_file(), SHIPPED_ENVIRONMENT_POLICY),
+        (agent_policy_file(), SHIPPED_AGENT_POLICY),
     ] {
         let (policy, binding) = shipped_policy_from(&path, name)?;
         apply_policy(client, &policy).await?;
@@ -922,6 +983,9 @@ pub async fn install_admission_policy(client: &Client) -> Result<()> {
 const SHIPPED_POLICY: &str = "hoist-approvals";
 /// The name of the shipped policy on Environments and of its binding.
 const SHIPPED_ENVIRONMENT_POLICY: &str = "hoist-environments";
+
+/// The name of the shipped policy on workload-cluster agents and of its binding.
+const SHIPPED_AGENT_POLICY: &str = "hoist-agents";
 
 /// Server-side applies one admission object as [`TEST_MANAGER`].
 async fn apply_policy<K>(client: &Client, object: &K) -> Result<()>

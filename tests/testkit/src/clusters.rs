@@ -11,38 +11,24 @@
 //! namespace of its own name in the workload cluster.
 //!
 //! The agent acts on the hub as the ServiceAccount `hoist-agent-<cluster>`
-//! of the hub's test namespace, allowed [`agent_hub_rules`], and in the
+//! of the hub's test namespace, allowed the chart's rules of agents on the
+//! hub (`charts/hoist/files/agent-hub-rules.yaml` and, in the agent
+//! namespace, `agent-hub-namespace-rules.yaml`), and in the
 //! workload cluster as the operator's ServiceAccount there, allowed the
 //! chart's rules of an agent (`charts/hoist/files/agent-local-rules.yaml`).
 
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::Client;
 
-use crate::cluster::{KUBECONFIG_VAR, TestCluster};
+use crate::cluster::{
+    KUBECONFIG_VAR, TestCluster, agent_namespace_rules_file, agent_rules_file, read_operator_rules,
+};
 use crate::delay::Slowness;
 
 /// The environment variable naming a kubeconfig of a real workload cluster.
 pub const WORKLOAD_KUBECONFIG_VAR: &str = "HOIST_TEST_WORKLOAD_KUBECONFIG";
-
-/// The hub's rules for an agent's identity: read Hoist's kinds, write only
-/// their statuses and Events, its Lease, and read the admission policies
-/// that vouch for approvals and Environments' authors. The hub's shipped
-/// rules for agents (`charts/hoist/files/agent-hub-rules.yaml`) replace
-/// these once they exist; the admission policy `hoist-agents` narrows
-/// status writes to the agent's own cluster.
-pub fn agent_hub_rules() -> Result<Vec<PolicyRule>> {
-    serde_json::from_value(serde_json::json!([
-        {"apiGroups": ["hoist.dev"], "resources": ["artifacts", "environments", "promotions"], "verbs": ["get", "list", "watch"]},
-        {"apiGroups": ["hoist.dev"], "resources": ["artifacts/status", "environments/status", "promotions/status"], "verbs": ["patch"]},
-        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]},
-        {"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingadmissionpolicies", "validatingadmissionpolicybindings"], "verbs": ["get", "list", "watch"]},
-    ]))
-    .context("the agent's hub rules")
-}
 
 /// A hub and a workload cluster for one test.
 pub struct TwoClusters {
@@ -97,11 +83,21 @@ pub fn agent_user(hub: &TestCluster, cluster: &str) -> String {
     )
 }
 
-/// Grants the agent identity of `cluster` [`agent_hub_rules`] on `hub`.
+/// Grants the agent identity of `cluster` on `hub` what the chart grants
+/// it: the ClusterRole of `charts/hoist/files/agent-hub-rules.yaml` and, in
+/// the agent namespace (the hub's test namespace), the Role of
+/// `agent-hub-namespace-rules.yaml` (its Lease).
 pub async fn grant_agent(hub: &TestCluster, cluster: &str) -> Result<()> {
     let name = format!("hoist-test-agent-{cluster}-{}", hub.namespace());
-    hub.grant_service_account_cluster_wide(&name, agent_hub_rules()?, &agent_service_account(cluster))
-        .await
+    let account = agent_service_account(cluster);
+    hub.grant_service_account_cluster_wide(&name, read_operator_rules(&agent_rules_file())?, &account)
+        .await?;
+    hub.grant_service_account_in_namespace(
+        &name,
+        read_operator_rules(&agent_namespace_rules_file())?,
+        &account,
+    )
+    .await
 }
 
 /// The agent's client of `hub`, acting as its identity of `cluster`,

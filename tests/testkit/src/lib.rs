@@ -5,6 +5,7 @@ pub mod clusters;
 pub mod delay;
 pub mod example;
 pub mod health;
+pub mod heartbeat;
 pub mod keyless;
 pub mod layout;
 pub mod prometheus;
