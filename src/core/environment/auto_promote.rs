@@ -16,7 +16,8 @@ impl Decision<'_, '_> {
     /// been promoted here, requested by the operator's user.
     pub(super) fn auto_promotions(&self) -> Vec<Promotion> {
         let environment = self.snapshot.environment;
-        if !environment.spec.auto_promote {
+        // Not for a workload cluster's Environment (its validation says so).
+        if !environment.spec.auto_promote || environment.spec.cluster.is_some() {
             return Vec::new();
         }
         let applications: BTreeSet<&str> = environment
@@ -186,6 +187,28 @@ mod tests {
             plan(&objects.snapshot()).new_promotions,
             Vec::new(),
             "autoPromote is off"
+        );
+    }
+
+    #[test]
+    fn a_workload_clusters_environment_creates_no_promotion_and_says_why() {
+        let objects = Objects::new(environment("dev", "  autoPromote: true\n  cluster: eu"));
+        let plan = plan(&objects.snapshot());
+        assert_eq!(plan.new_promotions, Vec::new());
+        let ready = crate::core::conditions::find(&plan.status.conditions, crate::api::CONDITION_READY)
+            .expect("Ready");
+        assert_eq!(
+            (
+                ready.status.as_str(),
+                ready.reason.as_str(),
+                ready.message.as_str()
+            ),
+            (
+                "False",
+                "InvalidSpec",
+                "spec.autoPromote: an Environment of a workload cluster (spec.cluster) is promoted by Promotions \
+                 created on the hub; autoPromote is not available there"
+            )
         );
     }
 
