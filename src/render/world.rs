@@ -346,11 +346,15 @@ impl World {
     }
 
     /// The simulated Deployment controller: every Deployment whose template
-    /// changed since it last looked gets `outcome(deployment)`.
-    pub fn roll_out(&mut self, outcome: impl Fn(&Deployment) -> RolloutOutcome) {
+    /// changed since it last looked gets `outcome(deployment)`. Returns
+    /// whether a Deployment's status changed (which, on a cluster, is an
+    /// event that reconciles its Environment again).
+    pub fn roll_out(&mut self, outcome: impl Fn(&Deployment) -> RolloutOutcome) -> bool {
+        let mut changed = false;
         for deployment in &mut self.objects.deployments {
-            roll_out(deployment, &outcome);
+            changed |= roll_out(deployment, &outcome);
         }
+        changed
     }
 
     /// Environments of `namespace` with every upstream before its downstream.
@@ -415,8 +419,10 @@ impl World {
                 reconcile::reconcile(&mut settling, environment).await?;
                 changed |= settling.changed;
             }
-            self.roll_out(&outcome);
-            if !changed {
+            // A Deployment controller's answer reconciles again, as its
+            // status event does on a cluster.
+            let rolled = self.roll_out(&outcome);
+            if !changed && !rolled {
                 return Ok(round);
             }
         }
@@ -425,8 +431,9 @@ impl World {
 }
 
 /// The simulated Deployment controller on one Deployment: if its template
-/// changed since it last looked, it gets `outcome(deployment)`.
-fn roll_out(deployment: &mut Deployment, outcome: &dyn Fn(&Deployment) -> RolloutOutcome) {
+/// changed since it last looked, it gets `outcome(deployment)`; whether its
+/// status changed.
+fn roll_out(deployment: &mut Deployment, outcome: &dyn Fn(&Deployment) -> RolloutOutcome) -> bool {
     let generation = deployment.metadata.generation.unwrap_or(1);
     let observed = deployment
         .status
@@ -434,7 +441,7 @@ fn roll_out(deployment: &mut Deployment, outcome: &dyn Fn(&Deployment) -> Rollou
         .and_then(|s| s.observed_generation)
         .unwrap_or(0);
     if observed >= generation {
-        return;
+        return false;
     }
     let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     match outcome(deployment) {
@@ -467,8 +474,9 @@ fn roll_out(deployment: &mut Deployment, outcome: &dyn Fn(&Deployment) -> Rollou
                 ..Default::default()
             })
         }
-        RolloutOutcome::Stalls => {}
+        RolloutOutcome::Stalls => return false,
     }
+    true
 }
 
 /// How a World makes the supply-chain checks its plans ask for.
