@@ -89,7 +89,11 @@ struct EngineArgs {
     registry_concurrency: std::num::NonZeroUsize,
     /// Watch only these namespaces (a namespace-scoped install): repeat
     /// the flag or separate them with commas; all when absent.
-    #[arg(long = "watch-namespace", env = "HOIST_WATCH_NAMESPACE", value_delimiter = ',')]
+    #[arg(
+        long = "watch-namespace",
+        env = "HOIST_WATCH_NAMESPACE",
+        value_delimiter = ','
+    )]
     watch_namespace: Vec<String>,
     /// Give up (and exit non-zero, so Kubernetes restarts the pod) when the
     /// caches have not listed within this time, e.g. 3m or 90s.

@@ -34,6 +34,7 @@ mod promotion_path;
 mod readme;
 mod restarts;
 mod rollback;
+mod secret_watches;
 mod seven_questions;
 mod supply_chain;
 mod verification;
@@ -315,6 +316,11 @@ impl Scenario {
 
     fn requests(&self) -> &RequestCounter {
         &self.operator.as_ref().expect("operator running").requests
+    }
+
+    /// Where the running operator serves /metrics.
+    fn health(&self) -> std::net::SocketAddr {
+        self.operator.as_ref().expect("operator running").health
     }
 
     async fn artifact(
