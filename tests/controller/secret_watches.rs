@@ -95,33 +95,13 @@ async fn a_cluster_wide_operator_watches_secrets_only_where_environments_read_th
         .expect("config hash");
 
     // Rotating it rolls the pods.
-    secrets
-        .patch(
-            "shop-token",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"stringData": {"TOKEN": "two"}})),
-        )
-        .await
-        .expect("rotate");
-    scenario
-        .cluster
-        .wait_for_in::<Deployment>(&namespace, "backend", TIMEOUT, |d| {
-            config_hash(d).is_some_and(|hash| hash != first_hash)
-        })
-        .await
-        .expect("the rotation rolls the Deployment");
+    scenario.rotate_token(&tenant, &namespace, &first_hash).await;
 
     // Secrets were listed and watched in the tenant's namespace, never
     // cluster-wide nor where no Environment reads one. (On a real cluster
     // other tests' Environments may read Secrets in their own namespaces.)
     let tenant_secrets = format!("/api/v1/namespaces/{tenant}/secrets");
-    let collections: Vec<String> = scenario
-        .requests()
-        .all()
-        .into_iter()
-        .filter(|request| request.method == "GET" && request.path.ends_with("/secrets"))
-        .map(|request| request.path)
-        .collect();
+    let collections = scenario.secret_collections();
     assert!(collections.contains(&tenant_secrets), "{collections:?}");
     assert!(
         !collections.iter().any(|path| path == "/api/v1/secrets"),
