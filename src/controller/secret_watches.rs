@@ -206,6 +206,9 @@ impl PerNamespace {
         changed: impl futures::Stream<Item = Arc<Environment>> + Send,
         removals: impl futures::Stream<Item = ()> + Send,
     ) {
+        // The watches stop with this task, even while the context that
+        // reads them lives on.
+        let _stop = StopOnDrop(Arc::clone(&self.watches));
         // An Environment's change can only start or stop the watch of its
         // own namespace; after a removal every watched one is looked at.
         let changed = changed.map(|environment| environment.namespace().into_iter().collect());
@@ -217,6 +220,15 @@ impl PerNamespace {
                 self.update(&namespace);
             }
         }
+    }
+}
+
+/// Stops every namespace's watch when dropped.
+struct StopOnDrop(Arc<Mutex<HashMap<String, NamespaceWatch>>>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        lock(&self.0).clear();
     }
 }
 
