@@ -5,6 +5,9 @@
 //!
 //! - `cache`, `slim`, `keys`: the watched caches, what they drop, how they are indexed;
 //! - `triggers`: which Environments a change of another object concerns;
+//! - `namespaces`, `secret_watches`: watches over a list of namespaces, and
+//!   a cluster-wide install's Secret watches of the namespaces where
+//!   Environments read Secrets;
 //! - `readiness`, `supervisor`, `server`: start-up, health, shutdown;
 //! - `error`: reconcile errors and per-object backoff;
 //! - `artifact`, `environment`, `promotion`: the reconcilers, over `context`;
