@@ -29,6 +29,7 @@ use super::cache::Cache;
 use super::error::Backoff;
 use super::metrics::Metrics;
 use super::readiness::Readiness;
+use super::secret_watches::{SecretVersions, Seen};
 use crate::api::{Artifact, Environment, Promotion, SupplyChainRecord};
 use crate::core::admission;
 use crate::core::clusters::Scope;
@@ -57,8 +58,9 @@ pub struct Stores {
     pub jobs: Cache<Job>,
     /// Names and versions of every ConfigMap: when a base ConfigMap changed.
     pub config_map_versions: Cache<PartialObjectMeta<ConfigMap>>,
-    /// Names and versions of every Secret: when a referenced Secret changed.
-    pub secret_versions: Cache<PartialObjectMeta<Secret>>,
+    /// Names and versions of the Secrets where Environments read them:
+    /// when a referenced Secret changed.
+    pub secret_versions: SecretVersions,
     /// Workload-cluster agents' Leases (labelled `hoist.dev/cluster`) in
     /// the agent namespace; on the hub only.
     pub leases: Option<Cache<Lease>>,
@@ -145,16 +147,6 @@ pub type SecretData = std::collections::BTreeMap<String, Vec<u8>>;
 
 /// What was read of `(namespace, name)`, with the resourceVersion read.
 type ReadAt<T> = Mutex<HashMap<(String, String), (String, T)>>;
-
-/// The current version of `namespace/name` by the watch, or `None` if it does not exist.
-fn current_version<K>(versions: &Cache<PartialObjectMeta<K>>, namespace: &str, name: &str) -> Option<String>
-where
-    K: Resource<DynamicType = ()> + Clone + 'static,
-{
-    versions
-        .get(&ObjectRef::new(name).within(namespace))
-        .map(|meta| meta.resource_version().unwrap_or_default())
-}
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -328,16 +320,16 @@ impl Context {
     /// The ConfigMap `namespace/name`, from [`ConfigSourceCache`] while
     /// the watch has seen no newer version; `None` if it does not exist.
     pub async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<Arc<ConfigMap>>, Error> {
-        let versions = &self.stores.config_map_versions;
-        self.read_through(&self.sources.config_maps, versions, namespace, name, Arc::new)
+        let seen = Seen::in_cache(&self.stores.config_map_versions, namespace, name);
+        self.read_through::<ConfigMap, _>(&self.sources.config_maps, seen, namespace, name, Arc::new)
             .await
     }
 
     /// The digest of Secret `namespace/name`'s content, read again only
     /// when the watch has seen a new version; `None` if it does not exist.
     pub async fn secret_digest(&self, namespace: &str, name: &str) -> Result<Option<SecretDigest>, Error> {
-        let versions = &self.stores.secret_versions;
-        self.read_through(&self.sources.secrets, versions, namespace, name, |secret| {
+        let seen = self.stores.secret_versions.seen(namespace, name);
+        self.read_through(&self.sources.secrets, seen, namespace, name, |secret: Secret| {
             config::secret_digest(&secret)
         })
         .await
@@ -347,20 +339,25 @@ impl Context {
     /// supply-chain policy names, read again only when the watch has seen a
     /// new version; `None` if it does not exist.
     pub async fn key_secret(&self, namespace: &str, name: &str) -> Result<Option<Arc<SecretData>>, Error> {
-        let versions = &self.stores.secret_versions;
-        self.read_through(&self.sources.key_secrets, versions, namespace, name, |secret| {
-            Arc::new(supply_chain::secret_data(&secret))
-        })
+        let seen = self.stores.secret_versions.seen(namespace, name);
+        self.read_through(
+            &self.sources.key_secrets,
+            seen,
+            namespace,
+            name,
+            |secret: Secret| Arc::new(supply_chain::secret_data(&secret)),
+        )
         .await
     }
 
     /// What `keep` takes of object `namespace/name`, from `cached` while the
-    /// watch (`versions`) has seen no newer version of it, else read from
-    /// the API; `None` if it does not exist.
+    /// watch has seen no newer version of it (`seen`), else read from the
+    /// API; `None` if it does not exist. A watch that knows nothing of it
+    /// (not listed) sends the read to the API.
     async fn read_through<K, T>(
         &self,
         cached: &ReadAt<T>,
-        versions: &Cache<PartialObjectMeta<K>>,
+        seen: Seen,
         namespace: &str,
         name: &str,
         keep: impl FnOnce(K) -> T,
@@ -374,14 +371,19 @@ impl Context {
         T: Clone,
     {
         let key = (namespace.to_string(), name.to_string());
-        let Some(version) = current_version(versions, namespace, name) else {
-            lock(cached).remove(&key);
-            return Ok(None);
-        };
-        if let Some((read, value)) = lock(cached).get(&key)
-            && *read == version
-        {
-            return Ok(Some(value.clone()));
+        match seen {
+            Seen::Absent => {
+                lock(cached).remove(&key);
+                return Ok(None);
+            }
+            Seen::Version(version) => {
+                if let Some((read, value)) = lock(cached).get(&key)
+                    && *read == version
+                {
+                    return Ok(Some(value.clone()));
+                }
+            }
+            Seen::Unknown => {}
         }
         let api: Api<K> = Api::namespaced(self.local.clone(), namespace);
         let Some(object) = api.get_opt(name).await.map_err(Error::Kube)? else {

@@ -35,6 +35,10 @@ pub fn base(namespace: &str, name: &str) -> String {
 pub fn secret(namespace: &str, name: &str) -> String {
     key("secret", namespace, name)
 }
+/// Environments that read a Secret in their namespace `namespace`.
+pub fn reads_secrets_in(namespace: &str) -> String {
+    key("reads-secrets-in", namespace, "")
+}
 /// Promotions into an Environment.
 pub fn into_environment(namespace: &str, environment: &str) -> String {
     key("environment", namespace, environment)
@@ -96,6 +100,10 @@ pub fn environment(environment: &Environment) -> Vec<String> {
             .iter()
             .map(|name| base(&namespace, name)),
     );
+    let secrets_here = secret(&namespace, "");
+    if keys.iter().any(|key| key.starts_with(&secrets_here)) {
+        keys.push(reads_secrets_in(&namespace));
+    }
     keys.sort_unstable();
     keys.dedup();
     keys

@@ -16,6 +16,7 @@ use prometheus_client::registry::Registry;
 
 use super::leader::Leadership;
 use super::readiness::Readiness;
+use super::secret_watches::PerNamespace;
 use crate::registry::Resolver;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -98,6 +99,12 @@ impl Metrics {
     /// Exports whether this replica leads (`hoist_leader{identity}`).
     pub fn register_leadership(registry: &mut Registry, leadership: Leadership) {
         registry.register_collector(Box::new(Leader(leadership)));
+    }
+
+    /// Exports which namespaces' Secrets a cluster-wide install watches
+    /// (`hoist_secret_watches{namespace}`).
+    pub fn register_secret_watches(registry: &mut Registry, watches: PerNamespace) {
+        registry.register_collector(Box::new(SecretWatches(watches)));
     }
 
     /// Records how long the operator took to become ready.
@@ -209,6 +216,35 @@ impl Collector for UnlistedCaches {
             gauge.metric_type(),
         )?;
         gauge.encode(metric)
+    }
+}
+
+/// `hoist_secret_watches{namespace}`: 1 for each namespace whose Secrets
+/// are watched, read at each scrape (a namespace no longer watched is gone).
+struct SecretWatches(PerNamespace);
+
+impl std::fmt::Debug for SecretWatches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SecretWatches")
+            .field(&self.0.namespaces())
+            .finish()
+    }
+}
+
+impl Collector for SecretWatches {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let gauge = ConstGauge::new(1_i64);
+        let mut metric = encoder.encode_descriptor(
+            "hoist_secret_watches",
+            "1 for each namespace whose Secrets the operator watches because an Environment there reads one",
+            None,
+            gauge.metric_type(),
+        )?;
+        for namespace in self.0.namespaces() {
+            let labels = [("namespace", namespace)];
+            ConstGauge::new(1_i64).encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
     }
 }
 

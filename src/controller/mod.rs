@@ -5,6 +5,9 @@
 //!
 //! - `cache`, `slim`, `keys`: the watched caches, what they drop, how they are indexed;
 //! - `triggers`: which Environments a change of another object concerns;
+//! - `namespaces`, `secret_watches`: watches over a list of namespaces, and
+//!   a cluster-wide install's Secret watches of the namespaces where
+//!   Environments read Secrets;
 //! - `readiness`, `supervisor`, `server`: start-up, health, shutdown;
 //! - `error`: reconcile errors and per-object backoff;
 //! - `artifact`, `environment`, `promotion`: the reconcilers, over `context`;
@@ -31,6 +34,7 @@ mod promotion;
 mod pull_secrets;
 mod readiness;
 mod requests;
+mod secret_watches;
 mod server;
 mod slim;
 mod supervisor;
@@ -404,13 +408,14 @@ async fn start_scoped(
         Scope::Agent { .. } => 1,
     };
     // Every Environment, also those of other clusters: upstream, soak and
-    // compatibility gates read their statuses wherever they run.
+    // compatibility gates read their statuses wherever they run. (A
+    // cluster-wide install's Secret watches follow them too.)
     let (environments, mut environment_events) = watches.add_in::<Environment>(
         "environments.hoist.dev",
         &hub,
         watched,
         Default::default(),
-        followed,
+        followed + usize::from(watched.is_empty()),
         keys::environment,
         keep,
     );
@@ -483,15 +488,35 @@ async fn start_scoped(
             no_keys,
             slim::versions,
         );
-    let (secret_versions, mut secret_version_events) = watches.add_in::<PartialObjectMeta<Secret>>(
-        "secrets",
-        &local,
-        watched,
-        Default::default(),
-        1,
-        no_keys,
-        slim::versions,
-    );
+    let (secret_versions, secret_version_events) = match watched {
+        [] => {
+            let (per_namespace, changes) =
+                secret_watches::PerNamespace::new(local.clone(), scope.clone(), environments.clone());
+            let follow = per_namespace
+                .clone()
+                .follow(stream(environment_events.pop()), environments.removals());
+            watches.drivers.push(("secrets (per namespace)", follow.boxed()));
+            (
+                secret_watches::SecretVersions::PerNamespace(per_namespace),
+                changes,
+            )
+        }
+        _ => {
+            let (versions, mut events) = watches.add_in::<PartialObjectMeta<Secret>>(
+                "secrets",
+                &local,
+                watched,
+                Default::default(),
+                1,
+                no_keys,
+                slim::versions,
+            );
+            (
+                secret_watches::SecretVersions::Listed(versions),
+                stream(events.pop()).boxed(),
+            )
+        }
+    };
     // The Environments an agent reconciles, from a watch of its own.
     let own_environments = match scope.cluster() {
         Some(cluster) => Some(agent::watch_own_environments(&mut watches, &hub, watched, cluster).await),
@@ -556,6 +581,9 @@ async fn start_scoped(
     Metrics::register_readiness(&mut registry, readiness.clone());
     if settings.election.is_some() {
         Metrics::register_leadership(&mut registry, leadership.clone());
+    }
+    if let secret_watches::SecretVersions::PerNamespace(watches) = &secret_versions {
+        Metrics::register_secret_watches(&mut registry, watches.clone());
     }
     settings.api_requests.register(&mut registry);
     let resolver = Resolver::new(ResolverConfig {
@@ -710,7 +738,7 @@ async fn start_scoped(
             triggers::over(stores.environments.clone(), triggers::environments_based_on),
         )
         .watches_shared_stream(
-            stream(secret_version_events.pop()),
+            secret_version_events,
             triggers::over(stores.environments.clone(), triggers::environments_referencing),
         );
     if let Some(((policies, mut policy_events), (bindings, mut binding_events))) = approval_policy {

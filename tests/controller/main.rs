@@ -35,6 +35,7 @@ mod promotion_path;
 mod readme;
 mod restarts;
 mod rollback;
+mod secret_watches;
 mod seven_questions;
 mod supply_chain;
 mod verification;
@@ -316,6 +317,44 @@ impl Scenario {
 
     fn requests(&self) -> &RequestCounter {
         &self.operator.as_ref().expect("operator running").requests
+    }
+
+    /// The Secrets collections the operator listed or watched, sorted, each once.
+    fn secret_collections(&self) -> Vec<String> {
+        let mut collections: Vec<String> = self
+            .requests()
+            .all()
+            .into_iter()
+            .filter(|request| request.method == "GET" && request.path.ends_with("/secrets"))
+            .map(|request| request.path)
+            .collect();
+        collections.sort();
+        collections.dedup();
+        collections
+    }
+
+    /// Rotates Secret `shop-token` of `namespace` and waits until the
+    /// backend Deployment of namespace `deployments` rolls off config hash `before`.
+    async fn rotate_token(&self, namespace: &str, deployments: &str, before: &str) {
+        Api::<k8s_openapi::api::core::v1::Secret>::namespaced(self.client(), namespace)
+            .patch(
+                "shop-token",
+                &PatchParams::default(),
+                &Patch::Merge(&json!({"stringData": {"TOKEN": "two"}})),
+            )
+            .await
+            .expect("rotate");
+        self.cluster
+            .wait_for_in::<Deployment>(deployments, "backend", TIMEOUT, |d| {
+                config_hash(d).is_some_and(|hash| hash != before)
+            })
+            .await
+            .expect("the rotation rolls the Deployment");
+    }
+
+    /// Where the running operator serves /metrics.
+    fn health(&self) -> std::net::SocketAddr {
+        self.operator.as_ref().expect("operator running").health
     }
 
     async fn artifact(

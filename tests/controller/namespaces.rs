@@ -152,21 +152,7 @@ async fn an_operator_of_two_namespaces_promotes_in_both_and_reads_no_secret_else
     );
 
     // Rotating the second tenant's Secret rolls its pods.
-    Api::<Secret>::namespaced(scenario.client(), &second)
-        .patch(
-            "shop-token",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"stringData": {"TOKEN": "two"}})),
-        )
-        .await
-        .expect("rotate");
-    scenario
-        .cluster
-        .wait_for_in::<Deployment>(&second_dev, "backend", TIMEOUT, |d| {
-            config_hash(d).is_some_and(|hash| hash != first_hash)
-        })
-        .await
-        .expect("the rotation rolls the second tenant's Deployment");
+    scenario.rotate_token(&second, &second_dev, &first_hash).await;
 
     // The operator's RBAC stops at the listed namespaces, and it lists or
     // watches Secrets only there.
@@ -187,20 +173,11 @@ async fn an_operator_of_two_namespaces_promotes_in_both_and_reads_no_secret_else
         matches!(&refused, kube::Error::Api(status) if status.code == 403),
         "{refused}"
     );
-    let mut secret_collections: Vec<String> = scenario
-        .requests()
-        .all()
-        .into_iter()
-        .filter(|request| request.method == "GET" && request.path.ends_with("/secrets"))
-        .map(|request| request.path)
-        .collect();
-    secret_collections.sort();
-    secret_collections.dedup();
     let mut listed = vec![
         format!("/api/v1/namespaces/{tenant}/secrets"),
         format!("/api/v1/namespaces/{second}/secrets"),
     ];
     listed.sort();
-    assert_eq!(secret_collections, listed);
+    assert_eq!(scenario.secret_collections(), listed);
     scenario.stop().await;
 }

@@ -63,6 +63,12 @@ struct Args {
     /// on the stand-in only, whose request log it reads.
     #[arg(long, default_value_t = 0)]
     trace: usize,
+    /// Secrets (4 KiB each) that no Environment references, created in
+    /// namespaces of their own before the operator starts at every size:
+    /// a cluster-wide install watches Secrets only where Environments read
+    /// them, so they should not show in its memory.
+    #[arg(long, default_value_t = 0)]
+    unrelated_secrets: usize,
     /// Run against the cluster of this kubeconfig instead of the stand-in:
     /// the bench installs the Hoist CRDs and copies of them under
     /// bare.hoist.dev, works in namespaces `hoist-bench-*` of its own and
@@ -159,10 +165,17 @@ async fn main() -> Result<()> {
             &registry_report,
             args.registry_concurrency,
             started.elapsed(),
-            &match &args.kubeconfig {
-                Some(path) => format!("the cluster of {}", path.display()),
-                None => "the in-process stand-in".to_string(),
-            },
+            &format!(
+                "{}{}",
+                match &args.kubeconfig {
+                    Some(path) => format!("the cluster of {}", path.display()),
+                    None => "the in-process stand-in".to_string(),
+                },
+                match args.unrelated_secrets {
+                    0 => String::new(),
+                    count => format!(", with {count} unrelated Secrets of 4 KiB in namespaces of their own"),
+                }
+            ),
         )
     );
     Ok(())
@@ -259,6 +272,11 @@ async fn level(
     populate(cluster, world::objects(&size, images)).await?;
     let bare_environments = size.environments.min(64);
     populate(cluster, world::bare_objects(&bare_namespace, bare_environments)).await?;
+    populate(
+        cluster,
+        world::unrelated_secrets(&size.prefix, args.unrelated_secrets),
+    )
+    .await?;
     let populated = begun.elapsed();
     progress(&format!("{name}: store filled in {populated:.1?}"));
 

@@ -54,6 +54,30 @@ impl Size {
     }
 }
 
+/// Secrets per namespace of [`unrelated_secrets`].
+const SECRETS_PER_NAMESPACE: usize = 100;
+
+/// `count` Secrets of 4 KiB each that no Environment references, in
+/// namespaces of their own (`<prefix>unrelated-NNN`, 100 Secrets each):
+/// what the operator must not hold in memory for nothing.
+pub fn unrelated_secrets(prefix: &str, count: usize) -> Vec<Vec<(String, Value)>> {
+    let namespace_of = |index: usize| format!("{prefix}unrelated-{:03}", index / SECRETS_PER_NAMESPACE);
+    let namespaces = (0..count.div_ceil(SECRETS_PER_NAMESPACE))
+        .map(|index| namespace(&namespace_of(index * SECRETS_PER_NAMESPACE)))
+        .collect();
+    let payload = "x".repeat(4096);
+    let secrets = (0..count)
+        .map(|index| {
+            (
+                namespace_of(index),
+                json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": format!("unrelated-{index:05}")},
+                       "stringData": {"payload": payload}}),
+            )
+        })
+        .collect();
+    vec![namespaces, secrets]
+}
+
 /// The application an environment runs (one per environment).
 pub fn application(environment: &str) -> String {
     format!("app-{}", environment.trim_start_matches("env-"))

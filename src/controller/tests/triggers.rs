@@ -214,3 +214,19 @@ fn namespaces_base_config_maps_and_secrets_reach_the_environments_that_use_them(
         vec!["shop/dev"]
     );
 }
+
+#[test]
+fn the_namespaces_where_environments_read_secrets_are_indexed() {
+    let readers = |namespace: &str| {
+        names(
+            environments()
+                .indexed(&keys::reads_secrets_in(namespace))
+                .iter()
+                .map(|environment| ObjectRef::from_obj(environment.as_ref()))
+                .collect(),
+        )
+    };
+    // shop/dev reads Secret token; other/dev reads none.
+    assert_eq!(readers("shop"), vec!["shop/dev"]);
+    assert_eq!(readers("other"), Vec::<String>::new());
+}

@@ -652,6 +652,17 @@ impl TestCluster {
         Ok(())
     }
 
+    /// Grants the operator the chart's namespace rules
+    /// (`operator-namespace-rules.yaml`) in every namespace, by a
+    /// ClusterRole, as the chart's cluster-wide install (no
+    /// `watchNamespaces`) does; removed when the test ends.
+    pub async fn grant_cluster_wide_install(&self) -> Result<()> {
+        let rules = read_operator_rules(&operator_namespace_rules_file())?;
+        let name = format!("{}-cluster-wide", self.operator_role_name());
+        self.grant_service_account_cluster_wide(&name, rules, OPERATOR_SERVICE_ACCOUNT)
+            .await
+    }
+
     /// Another fresh namespace where the operator holds the chart's
     /// namespace rules, as in one more namespace of `watchNamespaces` (a
     /// tenant of its own, besides the test's namespace).
