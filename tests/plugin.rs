@@ -1312,25 +1312,14 @@ async fn an_api_refusal_is_printed_once_as_the_api_servers_message() {
     create_promotion(&cluster, PENDING_PROMOTION).await;
     // mallory may patch Promotions but holds no `approve` on Environments:
     // the API server's admission policy refuses her approval.
-    let role: Role = serde_json::from_value(json!({
-        "metadata": {"name": "promotion-editor"},
-        "rules": [{"apiGroups": ["hoist.dev"], "resources": ["promotions"], "verbs": ["get", "list", "patch"]}]
-    }))
-    .expect("role");
-    Api::<Role>::namespaced(cluster.client(), ns)
-        .create(&PostParams::default(), &role)
+    cluster
+        .grant(
+            "promotion-editor",
+            json!([{"apiGroups": ["hoist.dev"], "resources": ["promotions"], "verbs": ["get", "list", "patch"]}]),
+            &["mallory"],
+        )
         .await
-        .expect("create role");
-    let binding: RoleBinding = serde_json::from_value(json!({
-        "metadata": {"name": "promotion-editor"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "promotion-editor"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "mallory"}]
-    }))
-    .expect("binding");
-    Api::<RoleBinding>::namespaced(cluster.client(), ns)
-        .create(&PostParams::default(), &binding)
-        .await
-        .expect("create binding");
+        .expect("grant");
     let path = cluster
         .user_kubeconfig_file("mallory", &[])
         .expect("mallory's kubeconfig");

@@ -428,14 +428,9 @@ impl TestCluster {
     /// A Role `name` of `rules` (RBAC PolicyRules as JSON) in the test's
     /// namespace, bound to `users`, as a cluster admin grants people rights.
     pub async fn grant(&self, name: &str, rules: serde_json::Value, users: &[&str]) -> Result<()> {
-        let role: Role =
-            serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "rules": rules}))
-                .with_context(|| format!("the rules of Role {name}"))?;
-        Api::<Role>::namespaced(self.client.clone(), &self.namespace)
-            .create(&PostParams::default(), &role)
-            .await
-            .with_context(|| format!("creating Role {name}"))?;
-        let subjects: Vec<Subject> = users
+        let rules: Vec<PolicyRule> =
+            serde_json::from_value(rules).with_context(|| format!("the rules of Role {name}"))?;
+        let subjects = users
             .iter()
             .map(|user| Subject {
                 api_group: Some("rbac.authorization.k8s.io".into()),
@@ -444,6 +439,44 @@ impl TestCluster {
                 namespace: None,
             })
             .collect();
+        self.grant_in_namespace(name, rules, subjects).await
+    }
+
+    /// A Role `name` of `rules` in the test's namespace, bound to its
+    /// ServiceAccount `service_account`; both go with the namespace.
+    pub async fn grant_service_account_in_namespace(
+        &self,
+        name: &str,
+        rules: Vec<PolicyRule>,
+        service_account: &str,
+    ) -> Result<()> {
+        let subject = Subject {
+            kind: "ServiceAccount".into(),
+            name: service_account.to_owned(),
+            namespace: Some(self.namespace.clone()),
+            ..Default::default()
+        };
+        self.grant_in_namespace(name, rules, vec![subject]).await
+    }
+
+    /// A Role `name` of `rules` in the test's namespace bound to `subjects`.
+    async fn grant_in_namespace(
+        &self,
+        name: &str,
+        rules: Vec<PolicyRule>,
+        subjects: Vec<Subject>,
+    ) -> Result<()> {
+        let role = Role {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.to_owned()),
+                ..Default::default()
+            },
+            rules: Some(rules),
+        };
+        Api::<Role>::namespaced(self.client.clone(), &self.namespace)
+            .create(&PostParams::default(), &role)
+            .await
+            .with_context(|| format!("creating Role {name}"))?;
         let binding = RoleBinding {
             metadata: kube::api::ObjectMeta {
                 name: Some(name.to_owned()),
@@ -560,49 +593,6 @@ impl TestCluster {
     /// Tests must not depend on it for their assertions.
     pub fn standin(&self) -> Option<&StandIn> {
         self.standin.as_ref()
-    }
-
-    /// A Role `name` of `rules` in the test's namespace, bound to its
-    /// ServiceAccount `service_account`; both go with the namespace.
-    pub async fn grant_service_account_in_namespace(
-        &self,
-        name: &str,
-        rules: Vec<PolicyRule>,
-        service_account: &str,
-    ) -> Result<()> {
-        let role = Role {
-            metadata: kube::api::ObjectMeta {
-                name: Some(name.to_owned()),
-                ..Default::default()
-            },
-            rules: Some(rules),
-        };
-        Api::<Role>::namespaced(self.client.clone(), &self.namespace)
-            .create(&PostParams::default(), &role)
-            .await
-            .with_context(|| format!("creating Role {name}"))?;
-        let binding = RoleBinding {
-            metadata: kube::api::ObjectMeta {
-                name: Some(name.to_owned()),
-                ..Default::default()
-            },
-            role_ref: RoleRef {
-                api_group: "rbac.authorization.k8s.io".into(),
-                kind: "Role".into(),
-                name: name.to_owned(),
-            },
-            subjects: Some(vec![Subject {
-                kind: "ServiceAccount".into(),
-                name: service_account.to_owned(),
-                namespace: Some(self.namespace.clone()),
-                ..Default::default()
-            }]),
-        };
-        Api::<RoleBinding>::namespaced(self.client.clone(), &self.namespace)
-            .create(&PostParams::default(), &binding)
-            .await
-            .with_context(|| format!("creating RoleBinding {name}"))?;
-        Ok(())
     }
 
     /// A ClusterRole `name` of `rules` bound to the ServiceAccount
