@@ -252,16 +252,14 @@ async fn a_standby_completes_exactly_once_a_promotion_its_killed_leader_pinned_b
     HOLD_STATUS.store(true, Ordering::SeqCst);
     scenario.promote("to-dev", "shop-1-0-0", "dev").await;
     let expected = pinned(&images["backend"]);
-    scenario
-        .cluster
-        .wait_for_in::<Deployment>(&scenario.stages["dev"], "backend", TIMEOUT, |d| {
-            d.spec
-                .as_ref()
-                .and_then(|s| s.template.spec.as_ref())
-                .is_some_and(|p| p.containers[0].image.as_deref() == Some(expected.as_str()))
-        })
-        .await
-        .expect("the leader pinned backend");
+    wait_pinned(
+        &scenario.cluster,
+        &scenario.stages["dev"],
+        "backend",
+        &expected,
+        "the leader pinned backend",
+    )
+    .await;
     assert_eq!(
         scenario.history("dev").await,
         Vec::new(),

@@ -542,6 +542,20 @@ fn config_hash(deployment: &Deployment) -> Option<String> {
         .cloned()
 }
 
+/// Waits until Deployment `namespace/name` of `cluster` has its first
+/// container pinned to `image`; panics with `what` otherwise.
+async fn wait_pinned(cluster: &TestCluster, namespace: &str, name: &str, image: &str, what: &str) {
+    cluster
+        .wait_for_in::<Deployment>(namespace, name, TIMEOUT, |d| {
+            d.spec
+                .as_ref()
+                .and_then(|s| s.template.spec.as_ref())
+                .is_some_and(|p| p.containers[0].image.as_deref() == Some(image))
+        })
+        .await
+        .expect(what);
+}
+
 fn pinned(image: &PushedImage) -> String {
     let repository = image.reference.rsplit_once(':').expect("tagged reference").0;
     format!("{repository}@{}", image.digest)

@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use super::{REVISION, STAGES, Scenario, TIMEOUT, artifact_ready, history_of, pinned};
+use super::{REVISION, STAGES, Scenario, TIMEOUT, artifact_ready, history_of, pinned, wait_pinned};
 
 #[tokio::test]
 async fn a_full_resync_of_an_idle_system_writes_nothing() {
@@ -104,16 +104,14 @@ async fn crash_at(point: &str) {
         }
         "after-deployment-patch" => {
             scenario.promote("to-dev", "shop-1-0-0", "dev").await;
-            scenario
-                .cluster
-                .wait_for_in::<Deployment>(&namespace, "backend", TIMEOUT, |d| {
-                    d.spec
-                        .as_ref()
-                        .and_then(|s| s.template.spec.as_ref())
-                        .is_some_and(|p| p.containers[0].image.as_deref() == Some(expected.as_str()))
-                })
-                .await
-                .expect("deployment patched");
+            wait_pinned(
+                &scenario.cluster,
+                &namespace,
+                "backend",
+                &expected,
+                "deployment patched",
+            )
+            .await;
             scenario.kill().await;
         }
         _ => {

@@ -24,7 +24,10 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use super::{Operator, REVISION, Scenario, TIMEOUT, config_hash, deployment, history_of, images_of, pinned};
+use super::{
+    Operator, REVISION, Scenario, TIMEOUT, config_hash, deployment, history_of, images_of, pinned,
+    wait_pinned,
+};
 
 /// The workload cluster's name.
 const CLUSTER: &str = "eu";
@@ -531,16 +534,14 @@ async fn an_agent_killed_after_its_deployment_patch_completes_the_promotion_once
         .unwrap_or(0);
     let expected = pinned(&images["backend"]);
     workload.promote("to-staging", "shop-1-0-0", "staging").await;
-    workload
-        .cluster
-        .wait_for_in::<Deployment>(&namespace, "backend", TIMEOUT, |d| {
-            d.spec
-                .as_ref()
-                .and_then(|s| s.template.spec.as_ref())
-                .is_some_and(|p| p.containers[0].image.as_deref() == Some(expected.as_str()))
-        })
-        .await
-        .expect("deployment patched in the workload cluster");
+    wait_pinned(
+        &workload.cluster,
+        &namespace,
+        "backend",
+        &expected,
+        "deployment patched in the workload cluster",
+    )
+    .await;
     let promotion: Promotion = Api::namespaced(workload.hub.client(), workload.hub.namespace())
         .get("to-staging")
         .await
