@@ -45,6 +45,17 @@ pub enum CliError {
         #[source]
         source: kube::config::KubeconfigError,
     },
+    #[error("cannot read the configuration file {path}")]
+    ReadConfig {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the configuration file {path} is not valid: {source}")]
+    OperatorConfig {
+        path: String,
+        source: crate::core::operator_config::ConfigError,
+    },
     #[error("cannot read the trusted root {path}")]
     ReadTrustedRoot {
         path: String,
@@ -70,6 +81,18 @@ pub fn trusted_root(path: &Path) -> Result<std::sync::Arc<[u8]>, CliError> {
     crate::core::supply_chain::keyless::TrustedRoot::from_json(&json)
         .map_err(|source| CliError::TrustedRoot { path: shown, source })?;
     Ok(json.into())
+}
+
+/// `--config FILE`: the operator's configuration, read and checked once at
+/// start.
+pub fn operator_config(path: &Path) -> Result<crate::core::operator_config::OperatorConfig, CliError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| CliError::ReadConfig {
+        path: shown.clone(),
+        source,
+    })?;
+    crate::core::operator_config::parse(&text)
+        .map_err(|source| CliError::OperatorConfig { path: shown, source })
 }
 
 /// `hoist crds`: the generated CRDs, printed or written one file each.

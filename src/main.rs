@@ -138,6 +138,10 @@ struct EngineArgs {
     /// trustedRoot of their own verify against.
     #[arg(long, env = "HOIST_TRUSTED_ROOT")]
     trusted_root: Option<PathBuf>,
+    /// The operator's configuration file (YAML; README "Operator
+    /// configuration"): settings for every tenant of this install.
+    #[arg(long, env = "HOIST_CONFIG")]
+    config: Option<PathBuf>,
     /// Log as JSON lines.
     #[arg(long, env = "HOIST_LOG_JSON")]
     log_json: bool,
@@ -208,6 +212,18 @@ impl EngineArgs {
                 return Err(ExitCode::from(2));
             }
         };
+        let config = match self
+            .config
+            .as_deref()
+            .map(hoist::cli::operator_config)
+            .transpose()
+        {
+            Ok(config) => config.unwrap_or_default(),
+            Err(error) => {
+                eprintln!("hoist: {error}");
+                return Err(ExitCode::from(2));
+            }
+        };
         let settings = hoist::controller::Settings {
             health_address: self.health_address,
             insecure_registries: self.insecure_registries,
@@ -222,6 +238,7 @@ impl EngineArgs {
             allowed_destinations: self.allowed_destinations,
             election,
             trusted_root,
+            config: std::sync::Arc::new(config),
             ..Default::default()
         };
         Ok((settings, self.log_json))

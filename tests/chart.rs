@@ -410,11 +410,23 @@ fn a_trusted_root_value_ships_as_a_configmap_the_operator_reads() -> anyhow::Res
         env(container, "HOIST_TRUSTED_ROOT").context("no HOIST_TRUSTED_ROOT")?["value"],
         "/etc/hoist/trusted-root/trusted_root.json"
     );
-    assert_eq!(
-        container["volumeMounts"][0]["mountPath"],
-        "/etc/hoist/trusted-root"
+    assert!(
+        container["volumeMounts"]
+            .as_sequence()
+            .context("no volumeMounts")?
+            .iter()
+            .any(|mount| mount["name"] == "trusted-root" && mount["mountPath"] == "/etc/hoist/trusted-root"),
+        "{container:?}"
     );
-    assert_eq!(pod["volumes"][0]["configMap"]["name"], "hoist-trusted-root");
+    assert!(
+        pod["volumes"]
+            .as_sequence()
+            .context("no volumes")?
+            .iter()
+            .any(|volume| volume["name"] == "trusted-root"
+                && volume["configMap"]["name"] == "hoist-trusted-root"),
+        "{pod:?}"
+    );
 
     let defaults = rendered(&[])?;
     assert!(find(&defaults, "ConfigMap", "hoist-trusted-root").is_none());
@@ -426,6 +438,38 @@ fn a_trusted_root_value_ships_as_a_configmap_the_operator_reads() -> anyhow::Res
         )
         .is_none()
     );
+    Ok(())
+}
+
+#[test]
+fn the_operator_configuration_ships_as_a_configmap_the_operator_reads_and_a_change_rolls_the_pods()
+-> anyhow::Result<()> {
+    let objects = rendered(&[])?;
+    let config_map = find(&objects, "ConfigMap", "hoist-config").context("no ConfigMap hoist-config")?;
+    let text = config_map["data"]["config.yaml"]
+        .as_str()
+        .context("no config.yaml")?;
+    assert_eq!(hoist::core::operator_config::parse(text), Ok(Default::default()));
+    let deployment = find(&objects, "Deployment", "hoist").context("no Deployment hoist")?;
+    let pod = &deployment["spec"]["template"];
+    let container = &pod["spec"]["containers"][0];
+    assert_eq!(
+        env(container, "HOIST_CONFIG").context("no HOIST_CONFIG")?["value"],
+        "/etc/hoist/config/config.yaml"
+    );
+    assert!(
+        pod["spec"]["volumes"]
+            .as_sequence()
+            .context("no volumes")?
+            .iter()
+            .any(|volume| volume["configMap"]["name"] == "hoist-config"),
+        "{pod:?}"
+    );
+    let checksum = &pod["metadata"]["annotations"]["checksum/config"];
+    assert!(checksum.is_string(), "{pod:?}");
+    let error = refused(&["--set-json", "config={\"unknown\":1}"])?;
+    assert!(error.contains("unknown"), "{error}");
+    kubernetes_validate(&[config_map, deployment])?;
     Ok(())
 }
 
@@ -548,12 +592,14 @@ fn agent_mode_runs_hoist_agent_with_the_hub_kubeconfig_and_only_the_local_rules(
     }
     assert_eq!(
         container["volumeMounts"],
-        serde_yaml::from_str::<Value>("[{name: hub-kubeconfig, mountPath: /etc/hoist/hub, readOnly: true}]")?
+        serde_yaml::from_str::<Value>(
+            "[{name: config, mountPath: /etc/hoist/config, readOnly: true}, {name: hub-kubeconfig, mountPath: /etc/hoist/hub, readOnly: true}]"
+        )?
     );
     assert_eq!(
         pod["volumes"],
         serde_yaml::from_str::<Value>(
-            "[{name: hub-kubeconfig, secret: {secretName: hoist-hub, items: [{key: kubeconfig, path: kubeconfig}]}}]"
+            "[{name: config, configMap: {name: hoist-config}}, {name: hub-kubeconfig, secret: {secretName: hoist-hub, items: [{key: kubeconfig, path: kubeconfig}]}}]"
         )?
     );
 

@@ -78,6 +78,7 @@ use crate::api::{Artifact, Environment, Promotion};
 use crate::core::clusters::{self, Scope};
 use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_TENANT};
 use crate::core::destinations::{AllowList, Allowed};
+use crate::core::operator_config::OperatorConfig;
 use crate::registry::{Resolver, ResolverConfig};
 
 /// Why the operator could not run, or stopped.
@@ -150,6 +151,8 @@ pub struct Settings {
     /// Where workload-cluster agents renew their Leases on the hub; the
     /// client's default namespace (in a pod, its own) when `None`.
     pub agent_namespace: Option<String>,
+    /// The operator's configuration (`--config`).
+    pub config: Arc<OperatorConfig>,
 }
 
 /// The start-up deadline unless configured: a large tenant lists in seconds.
@@ -175,6 +178,7 @@ impl Default for Settings {
             allowed_destinations: Vec::new(),
             election: None,
             trusted_root: None,
+            config: Default::default(),
             agent_namespace: None,
         }
     }
