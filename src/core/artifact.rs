@@ -7,6 +7,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::api::{Artifact, ArtifactStatus, CONDITION_READY, ProvenanceStatus, ResolvedImage};
 use crate::core::conditions::{self, Wanted};
 use crate::core::gates::provenance;
+use crate::core::kstatus;
 use crate::core::reasons::{ConditionReason, EventReason, ResolutionFailure};
 
 /// What resolving one component's image gave.
@@ -110,7 +111,9 @@ pub fn status(artifact: &Artifact, resolutions: &BTreeMap<String, Resolution>, n
             },
         }
     };
+    let progress = kstatus::of_artifact(&ready);
     status.conditions = conditions::set(&status.conditions, ready, artifact.metadata.generation, now);
+    status.conditions = kstatus::set(&status.conditions, progress, artifact.metadata.generation, now);
     if status.provenance.is_none() {
         let (revision, message) = provenance::revision_check(artifact);
         status.provenance = Some(ProvenanceStatus {

@@ -13,6 +13,7 @@ pub mod destinations;
 pub mod duration;
 pub mod environment;
 pub mod gates;
+pub mod kstatus;
 pub mod lease;
 pub mod operator_config;
 pub mod reasons;

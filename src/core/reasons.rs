@@ -142,6 +142,10 @@ reasons! {
         LeaseRenewed,
         /// `AgentConnected`: it does not (no Lease, released or expired).
         AgentSilent,
+        /// An Environment's `Reconciling` (kstatus): a rollout progresses.
+        Progressing,
+        /// An Environment's `Stalled` (kstatus): a release it runs is Degraded.
+        Degraded,
         /// A Promotion's `Ready`: its phase.
         Pending,
         Waiting,

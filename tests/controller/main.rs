@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 mod agents;
 mod gates;
+mod health_checks;
 mod keyless;
 mod leader_election;
 mod namespaces;

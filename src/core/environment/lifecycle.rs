@@ -15,7 +15,7 @@ use crate::core::deployment::Rollout;
 use crate::core::gates::verification::{self, Decided, JobContext, Progress, VerificationInput};
 use crate::core::gates::{self, GateInput};
 use crate::core::reasons::{ConditionReason, EventReason};
-use crate::core::{supply_chain, version};
+use crate::core::{kstatus, supply_chain, version};
 use k8s_openapi::api::batch::v1::Job;
 
 use super::release::{Release, pinned_images, pins_for, release_of, rollout_of};
@@ -61,9 +61,11 @@ impl Phase {
     }
 }
 
+/// `Ready` (True once Succeeded) and kstatus' `Reconciling`/`Stalled`, all
+/// from the phase and message.
 fn ready_condition(status: &PromotionStatus, generation: Option<i64>, now: &Time) -> Vec<Condition> {
     let message = status.message.clone().unwrap_or_default();
-    conditions::set(
+    let ready = conditions::set(
         &status.conditions,
         Wanted {
             type_: crate::api::CONDITION_READY,
@@ -73,7 +75,8 @@ fn ready_condition(status: &PromotionStatus, generation: Option<i64>, now: &Time
         },
         generation,
         now,
-    )
+    );
+    kstatus::set(&ready, kstatus::of_promotion(status), generation, now)
 }
 
 /// Puts `gate` in place of its entry, keeping the entry's check time when

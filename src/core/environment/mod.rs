@@ -41,6 +41,7 @@ use crate::core::config::{ConfigError, RenderedConfig};
 use crate::core::deployment::DeploymentPin;
 use crate::core::gates::approval::ApprovalTrust;
 use crate::core::gates::verification::{self, DueQuery};
+use crate::core::kstatus;
 use crate::core::reasons::EventReason;
 use crate::core::supply_chain::{self, DueCheck, Policy, PolicyProblem, TrustSources};
 use crate::core::tenancy::{self, Boundaries};
@@ -295,10 +296,16 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
             .collect::<Vec<_>>()
             .join(", ")
     });
+    let conditions = kstatus::set(
+        &validation.conditions,
+        kstatus::of_environment(&validation.ready, &applications),
+        environment.metadata.generation,
+        &snapshot.now,
+    );
     Plan {
         status: EnvironmentStatus {
             observed_generation: environment.metadata.generation,
-            conditions: validation.conditions,
+            conditions,
             summary,
             applications,
             history,

@@ -53,6 +53,8 @@ const ENVIRONMENT_CONDITIONS: &[&str] = &[
 
 pub(super) struct Validation {
     pub(super) conditions: Vec<Condition>,
+    /// The `Ready` condition wanted, for kstatus' conditions.
+    pub(super) ready: Wanted<'static>,
     /// Applications with a target in a namespace not opted in for this tenant.
     pub(super) forbidden: BTreeMap<String, String>,
     /// Applications whose targets are not all usable yet, with why.
@@ -247,7 +249,7 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
     let conditions = conditions::set_all(
         &previous,
         [
-            ready,
+            ready.clone(),
             verdict(
                 TARGETS_VALID,
                 &target_problems,
@@ -290,6 +292,7 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
     );
     Validation {
         conditions,
+        ready,
         forbidden,
         not_ready,
     }

@@ -52,14 +52,24 @@ fn a_promotion_whose_gates_pass_starts_with_exactly_this_plan() {
         plan.promotions["p1"],
         PromotionStatus {
             observed_generation: Some(1),
-            conditions: vec![Condition {
-                type_: "Ready".into(),
-                status: "False".into(),
-                reason: "Verifying".into(),
-                message: message.into(),
-                observed_generation: Some(1),
-                last_transition_time: at(100),
-            }],
+            conditions: vec![
+                Condition {
+                    type_: "Ready".into(),
+                    status: "False".into(),
+                    reason: "Verifying".into(),
+                    message: message.into(),
+                    observed_generation: Some(1),
+                    last_transition_time: at(100),
+                },
+                Condition {
+                    type_: "Reconciling".into(),
+                    status: "True".into(),
+                    reason: "Verifying".into(),
+                    message: message.into(),
+                    observed_generation: Some(1),
+                    last_transition_time: at(100),
+                }
+            ],
             phase: Phase::Verifying,
             message: Some(message.into()),
             rollback: false,
