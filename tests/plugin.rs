@@ -1579,3 +1579,301 @@ async fn clusters_lists_each_agent_connected_or_silent_with_its_environments() {
          ap        silent for 120m   <none>    <none>    <none>           shop/ap-prod\n"
     );
 }
+
+/// The test registry's resolver (plain HTTP on 127.0.0.1).
+fn publish_resolver() -> hoist::registry::Resolver {
+    let registry = hoist_testkit::registry::registry_address().expect("the test registry (scripts/registry)");
+    hoist::registry::Resolver::new(hoist::registry::ResolverConfig {
+        insecure_registries: vec![registry],
+        ..Default::default()
+    })
+}
+
+/// CI variables as a publish run sees them; HOME without a docker config.
+fn ci_variables(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let mut variables: std::collections::BTreeMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+    variables.insert(
+        "HOME".into(),
+        std::env::temp_dir().join("hoist-no-home").display().to_string(),
+    );
+    move |name: &str| variables.get(name).cloned()
+}
+
+fn publish_request(version: &str, images: &[(&str, &str)]) -> plugin::PublishRequest {
+    plugin::PublishRequest {
+        application: "shop".into(),
+        version: version.into(),
+        images: images.iter().map(|(c, i)| format!("{c}={i}")).collect(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn publish_pins_each_image_to_the_registrys_digest_with_the_source_of_github_actions() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let ns = cluster.namespace();
+    let pushed = hoist_testkit::registry::push_multi("shop", &[("backend", "1.4.2"), ("frontend", "1.4.2")])
+        .await
+        .expect("push");
+    let (backend, frontend) = (&pushed["backend"], &pushed["frontend"]);
+    let github = ci_variables(&[
+        ("GITHUB_SHA", REVISION),
+        ("GITHUB_SERVER_URL", "https://github.com"),
+        ("GITHUB_REPOSITORY", "acme/shop"),
+        ("GITHUB_RUN_ID", "9182736450"),
+    ]);
+    let request = publish_request(
+        "1.4.2",
+        &[("backend", &backend.reference), ("frontend", &frontend.reference)],
+    );
+    let resolver = publish_resolver();
+    let published = plugin::publish(&cluster.client(), ns, request.clone(), &resolver, &github, &now())
+        .await
+        .expect("published");
+    let run = "https://github.com/acme/shop/actions/runs/9182736450";
+    assert_eq!(
+        published.to_string(),
+        format!(
+            "artifact.hoist.dev/shop-1.4.2 created\n  \
+             backend   {}@{}\n  \
+             frontend  {}@{}\n  \
+             source    https://github.com/acme/shop@{REVISION} (build 9182736450: {run})\n",
+            backend.reference, backend.digest, frontend.reference, frontend.digest
+        )
+    );
+    let stored: Artifact = Api::namespaced(cluster.client(), ns)
+        .get("shop-1.4.2")
+        .await
+        .expect("the Artifact");
+    let spec = serde_json::to_value(&stored.spec).expect("JSON");
+    assert_eq!(
+        spec,
+        json!({
+            "application": "shop", "version": "1.4.2", "versionScheme": "SemVer",
+            "images": [
+                {"component": "backend", "image": backend.reference, "digest": backend.digest},
+                {"component": "frontend", "image": frontend.reference, "digest": frontend.digest}
+            ],
+            "source": {"repository": "https://github.com/acme/shop", "revision": REVISION,
+                "buildId": "9182736450", "buildUrl": run, "builtAt": now().0.to_string()}
+        })
+    );
+
+    // A re-run of the pipeline publishes nothing twice.
+    let again = plugin::publish(&cluster.client(), ns, request, &resolver, &github, &now())
+        .await
+        .expect("published again");
+    assert!(!again.created);
+    assert!(
+        again
+            .to_string()
+            .starts_with("artifact.hoist.dev/shop-1.4.2 unchanged (published before)\n"),
+        "{again}"
+    );
+
+    // Other digests under the same version: refused, nothing changed.
+    let other = publish_request(
+        "1.4.2",
+        &[
+            ("backend", &frontend.by_digest()),
+            ("frontend", &frontend.reference),
+        ],
+    );
+    let error = plugin::publish(&cluster.client(), ns, other, &resolver, &github, &now())
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        error.report(),
+        format!(
+            "Artifact shop-1.4.2 already exists in namespace {ns} with another spec.images (backend={}, \
+             frontend={}, not backend={}, frontend={}); an Artifact never changes: publish under another \
+             version or --name",
+            backend.digest, frontend.digest, frontend.digest, frontend.digest
+        )
+    );
+}
+
+#[tokio::test]
+async fn publish_takes_gitlab_ci_variables_and_digests_given_in_the_references() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let ns = cluster.namespace();
+    let gitlab = ci_variables(&[
+        ("CI_COMMIT_SHA", REVISION),
+        ("CI_PROJECT_URL", "https://gitlab.example.com/acme/shop"),
+        ("CI_PIPELINE_ID", "4711"),
+        (
+            "CI_PIPELINE_URL",
+            "https://gitlab.example.com/acme/shop/-/pipelines/4711",
+        ),
+    ]);
+    let image = format!("registry.example.com/shop/backend:2.0.0@{A}");
+    let resolver = publish_resolver();
+    let published = plugin::publish(
+        &cluster.client(),
+        ns,
+        publish_request("2.0.0", &[("backend", &image)]),
+        &resolver,
+        &gitlab,
+        &now(),
+    )
+    .await
+    .expect("published");
+    assert_eq!(
+        resolver.registry_requests(),
+        0,
+        "the digest was given: no registry asked"
+    );
+    assert_eq!(
+        published.to_string(),
+        format!(
+            "artifact.hoist.dev/shop-2.0.0 created\n  \
+             backend  registry.example.com/shop/backend:2.0.0@{A}\n  \
+             source   https://gitlab.example.com/acme/shop@{REVISION} (build 4711: \
+             https://gitlab.example.com/acme/shop/-/pipelines/4711)\n"
+        )
+    );
+
+    // Flags win over the variables; a repository without a revision is refused.
+    let flags = plugin::PublishRequest {
+        source_repository: Some("https://git.example.com/shop".into()),
+        revision: None,
+        ..publish_request("2.0.1", &[("backend", &image)])
+    };
+    let bare = ci_variables(&[]);
+    let error = plugin::publish(&cluster.client(), ns, flags, &resolver, &bare, &now())
+        .await
+        .expect_err("no revision");
+    assert_eq!(
+        error.report(),
+        "the source needs both a repository and a revision: the revision is missing (pass --revision, or run \
+         where GitHub Actions or GitLab CI set it)"
+    );
+    for (flags, message) in [
+        (
+            vec!["backend".to_string()],
+            "--image \"backend\": expected COMPONENT=IMAGE, e.g. backend=registry.example.com/shop/backend:1.4.2",
+        ),
+        (
+            vec![format!("backend={image}"), format!("backend={image}")],
+            "--image: component backend is given twice",
+        ),
+    ] {
+        assert_eq!(
+            plugin::parse_images(&flags).expect_err("refused").to_string(),
+            message
+        );
+    }
+    assert_eq!(
+        plugin::artifact_name("shop", "1.4.2+build.7"),
+        "shop-1.4.2-build.7"
+    );
+    assert_eq!(plugin::artifact_name("Shop", "2026.11.3"), "shop-2026.11.3");
+}
+
+// Several threads: the API stand-in serves the child process from this runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ci_identity_with_the_shipped_publisher_role_publishes_and_starts_dev_and_nothing_more() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let ns = cluster.namespace();
+    shop(&cluster).await;
+    // deploy/ci/publisher-role.yaml, in this test's namespace, bound to `ci`.
+    let role: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/ci/publisher-role.yaml"
+        ))
+        .expect("the shipped Role"),
+    )
+    .expect("YAML");
+    cluster
+        .grant("hoist-publisher", role["rules"].clone(), &["ci"])
+        .await
+        .expect("grant");
+    let path = cluster.user_kubeconfig_file("ci", &[]).expect("ci's kubeconfig");
+    let context = Kubeconfig::read_from(&path)
+        .expect("ci's kubeconfig")
+        .current_context
+        .expect("a current context");
+    let ci = (path, context);
+    let pushed = hoist_testkit::registry::push_multi("shop", &[("backend", "1.7.0")])
+        .await
+        .expect("push");
+    let registry = hoist_testkit::registry::registry_address().expect("registry");
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-hoist"))
+        .env("KUBECONFIG", &ci.0)
+        .env("HOME", std::env::temp_dir().join("hoist-no-home"))
+        .env("GITHUB_SHA", REVISION)
+        .env("GITHUB_SERVER_URL", "https://github.com")
+        .env("GITHUB_REPOSITORY", "acme/shop")
+        .env("GITHUB_RUN_ID", "77")
+        .args(["--context", &ci.1, "-n", ns, "publish", "shop", "1.7.0"])
+        .args(["--image", &format!("backend={}", pushed["backend"].reference)])
+        .args(["--insecure-registry", &registry, "--promote", "dev"])
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(BINARY_TIMEOUT, run)
+        .await
+        .expect("kubectl-hoist finishes")
+        .expect("kubectl-hoist runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines[0], "artifact.hoist.dev/shop-1.7.0 created");
+    let promotion = lines[3]
+        .strip_prefix("promotion.hoist.dev/")
+        .and_then(|rest| rest.strip_suffix(" created"))
+        .expect("the Promotion's line");
+    assert_generated_from(promotion, "shop-1.7.0-dev-");
+    let created: Promotion = Api::namespaced(cluster.client(), ns)
+        .get(promotion)
+        .await
+        .expect("the Promotion");
+    assert_eq!(created.spec.requested_by.as_deref(), Some("ci"));
+    assert_eq!(created.spec.environment, "dev");
+
+    // Nothing more: the Artifact cannot be changed or deleted, prod cannot
+    // be read (so not promoted into by this command).
+    let client = cluster.user_client("ci", &[]).expect("ci's client");
+    let artifacts: Api<Artifact> = Api::namespaced(client.clone(), ns);
+    let refused = artifacts
+        .delete("shop-1.7.0", &Default::default())
+        .await
+        .expect_err("delete refused");
+    assert!(
+        matches!(refused, kube::Error::Api(ref status) if status.code == 403),
+        "{refused}"
+    );
+    let output = kubectl_hoist(
+        &ci,
+        ns,
+        &[
+            "publish",
+            "shop",
+            "1.7.1",
+            "--image",
+            &format!("backend={}", pushed["backend"].by_digest()),
+            "--promote",
+            "prod",
+        ],
+    )
+    .await;
+    assert_eq!(
+        output,
+        (
+            false,
+            String::new(),
+            format!(
+                "kubectl hoist: cannot read Environment prod in namespace {ns}: environments.hoist.dev \"prod\" \
+                 is forbidden: User \"ci\" cannot get resource \"environments\" in API group \"hoist.dev\" in the \
+                 namespace \"{ns}\"\n"
+            )
+        )
+    );
+}

@@ -125,6 +125,44 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Create the Artifact of a release from CI: each image pinned to the
+    /// digest its registry has now (or the one the reference gives), the
+    /// source from the flags or the CI system's variables (GitHub Actions,
+    /// GitLab CI); with --promote, its first Promotion too.
+    Publish {
+        /// The application (a DNS label).
+        application: String,
+        /// The release version.
+        version: String,
+        /// COMPONENT=IMAGE, once per component, e.g.
+        /// backend=registry.example.com/shop/backend:1.4.2.
+        #[arg(long = "image", required = true)]
+        images: Vec<String>,
+        /// SemVer (default), CalVer or Opaque.
+        #[arg(long, default_value = "SemVer", value_parser = version_scheme)]
+        version_scheme: hoist::api::VersionScheme,
+        /// The Artifact's name (default: <application>-<version>).
+        #[arg(long)]
+        name: Option<String>,
+        /// Source repository URL (default: GITHUB_SERVER_URL/GITHUB_REPOSITORY, CI_PROJECT_URL).
+        #[arg(long)]
+        source_repository: Option<String>,
+        /// Full commit id (default: GITHUB_SHA, CI_COMMIT_SHA).
+        #[arg(long)]
+        revision: Option<String>,
+        /// Build id (default: GITHUB_RUN_ID, CI_PIPELINE_ID).
+        #[arg(long)]
+        build_id: Option<String>,
+        /// Link to the build (default: the GitHub Actions run, CI_PIPELINE_URL).
+        #[arg(long)]
+        build_url: Option<String>,
+        /// Also create a Promotion of the Artifact into this Environment.
+        #[arg(long)]
+        promote: Option<String>,
+        /// A registry spoken to over plain HTTP (host:port), repeated.
+        #[arg(long = "insecure-registry")]
+        insecure_registries: Vec<String>,
+    },
     /// Approve a Promotion as the user the API server knows you as.
     Approve {
         /// The Promotion.
@@ -156,6 +194,11 @@ enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+}
+
+fn version_scheme(text: &str) -> Result<hoist::api::VersionScheme, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_string()))
+        .map_err(|_| format!("{text:?} is not a version scheme: SemVer, CalVer or Opaque"))
 }
 
 fn output(text: &str) -> Result<plugin::Output, String> {
@@ -239,6 +282,40 @@ async fn run(cli: Cli) -> Result<String, PluginError> {
         )
         .await
         .map(|hotfix| hotfix.to_string()),
+        Command::Publish {
+            application,
+            version,
+            images,
+            version_scheme,
+            name,
+            source_repository,
+            revision,
+            build_id,
+            build_url,
+            promote,
+            insecure_registries,
+        } => {
+            let request = plugin::PublishRequest {
+                application,
+                version,
+                version_scheme,
+                images,
+                name,
+                source_repository,
+                revision,
+                build_id,
+                build_url,
+                promote,
+            };
+            let resolver = hoist::registry::Resolver::new(hoist::registry::ResolverConfig {
+                insecure_registries,
+                ..Default::default()
+            });
+            let variable = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+            plugin::publish(&client, &ns, request, &resolver, &variable, &now)
+                .await
+                .map(|published| published.to_string())
+        }
         Command::Approve { promotion, comment } => {
             plugin::approve(&client, &ns, &promotion, comment.as_deref())
                 .await

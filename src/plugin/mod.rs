@@ -13,6 +13,7 @@ mod compat;
 mod diff;
 mod hotfix;
 mod promote;
+mod publish;
 mod status;
 mod table;
 mod why;
@@ -26,6 +27,10 @@ pub use compat::{compat, render_compat};
 pub use diff::{ContainerDiff, Diff, diff, plan_diff};
 pub use hotfix::{Hotfix, Waive, hotfix, parse_waive, plan_hotfix, waive_arg};
 pub use promote::{Rollback, new_promotion, promote, rollback, rollback_target};
+pub use publish::{
+    PublishError, PublishRequest, Published, artifact_name, docker_credentials, parse_images, publish,
+    source_of,
+};
 pub use status::{Output, View, history, render_history, render_status, status, status_document};
 pub use why::{render_why, why};
 
@@ -67,6 +72,8 @@ pub enum PluginError {
         name: String,
         namespace: String,
     },
+    #[error(transparent)]
+    Publish(Box<PublishError>),
     #[error("cannot {action}")]
     Api {
         action: String,
@@ -138,6 +145,12 @@ pub enum PluginError {
         application: String,
         environment: String,
     },
+}
+
+impl From<PublishError> for PluginError {
+    fn from(error: PublishError) -> Self {
+        PluginError::Publish(Box::new(error))
+    }
 }
 
 impl PluginError {
