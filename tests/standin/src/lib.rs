@@ -24,8 +24,11 @@
 
 mod admission;
 mod auth;
+mod cronjobs;
+mod daemonsets;
 mod deployments;
 mod discovery;
+mod emulation;
 pub mod fieldmanager;
 mod jobs;
 mod log;
@@ -36,9 +39,11 @@ mod reviews;
 pub mod schema;
 mod selector;
 mod server;
+mod statefulsets;
 mod status;
 mod store;
 mod watch;
+mod workloads;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -99,6 +104,7 @@ pub struct StandInBuilder {
     event_history: usize,
     bookmark_interval: Duration,
     deployment_controller: bool,
+    nodes: usize,
     users: Vec<(String, Vec<String>)>,
 }
 
@@ -109,6 +115,7 @@ impl Default for StandInBuilder {
             event_history: 10_000,
             bookmark_interval: Duration::from_secs(1),
             deployment_controller: true,
+            nodes: daemonsets::DEFAULT_NODES,
             users: vec![(ADMIN.to_owned(), vec![MASTERS.to_owned()])],
         }
     }
@@ -139,6 +146,13 @@ impl StandInBuilder {
     /// status by hand and need it to stay as written.
     pub fn deployment_controller(mut self, enabled: bool) -> Self {
         self.deployment_controller = enabled;
+        self
+    }
+
+    /// How many nodes the emulated DaemonSet controller runs a Pod on
+    /// (default 2).
+    pub fn nodes(mut self, nodes: usize) -> Self {
+        self.nodes = nodes;
         self
     }
 
@@ -247,6 +261,7 @@ impl StandInBuilder {
         });
         if self.deployment_controller {
             lock(&shared.store).run_deployment_controller(Arc::downgrade(&shared.store));
+            lock(&shared.store).run_workload_controllers(Arc::downgrade(&shared.store), self.nodes);
         }
         let task = tokio::spawn(serve(listener, Arc::clone(&shared), shutdown_signal));
         Ok(StandIn {

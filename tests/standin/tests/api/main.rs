@@ -20,3 +20,4 @@ mod patch;
 mod runtime;
 mod status;
 mod watch;
+mod workloads;
