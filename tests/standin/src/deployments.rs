@@ -211,7 +211,7 @@ fn max_unavailable(deployment: &Value, replicas: i64) -> i64 {
     unavailable.min(replicas)
 }
 
-fn condition(kind: &str, status: &str, reason: &str, message: String, now: &str) -> Value {
+pub(crate) fn condition(kind: &str, status: &str, reason: &str, message: String, now: &str) -> Value {
     json!({
         "type": kind,
         "status": status,
@@ -229,7 +229,7 @@ fn find<'a>(conditions: &'a [Value], kind: &str) -> Option<&'a Value> {
 /// `deploymentutil.SetDeploymentCondition`: nothing changes when status and
 /// reason are the same; `lastTransitionTime` is kept when only the reason
 /// changes; the condition moves to the end of the list.
-fn set_condition(conditions: &mut Vec<Value>, mut new: Value) {
+pub(crate) fn set_condition(conditions: &mut Vec<Value>, mut new: Value) {
     if let Some(current) = find(conditions, new["type"].as_str().unwrap_or_default()) {
         if current["status"] == new["status"] && current["reason"] == new["reason"] {
             return;

@@ -36,6 +36,7 @@ mod meta;
 mod rbac;
 mod resources;
 mod reviews;
+mod rollouts;
 pub mod schema;
 mod selector;
 mod server;
@@ -93,6 +94,8 @@ pub enum Error {
     CrdRefused { name: String, message: String },
     #[error("creating the initial {object} failed: {message}")]
     Setup { object: String, message: String },
+    #[error("the stand-in's Rollout CustomResourceDefinition (crds/rollouts.yaml) does not parse")]
+    RolloutCrd(#[source] serde_yaml::Error),
     #[error("the stand-in has no user {user}; register it with StandInBuilder::user or StandIn::add_user")]
     UnknownUser { user: String },
 }
@@ -171,14 +174,7 @@ impl StandInBuilder {
     pub async fn start(self) -> Result<StandIn, Error> {
         let mut store = Store::new(self.event_history);
         let now = meta::now();
-        let options = WriteOptions {
-            manager: "kube-standin",
-            now: &now,
-            target: WriteTarget::Main,
-            fields_recorded: false,
-            require_resource_version: false,
-            admission: None,
-        };
+        let options = setup_write(&now);
         let namespaces = store
             .resources
             .lookup("", "v1", "namespaces")
@@ -212,13 +208,7 @@ impl StandInBuilder {
                     message: error.message,
                 })?;
         }
-        let crd_resource = store
-            .resources
-            .lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-            .ok_or_else(|| Error::Setup {
-                object: "customresourcedefinitions".to_owned(),
-                message: "not served".to_owned(),
-            })?;
+        let crd_resource = crd_resource(&store)?;
         for crd in self.crds {
             let name = crd.metadata.name.clone().unwrap_or_default();
             let body = serde_json::to_value(&crd).map_err(|source| Error::SerializeCrd {
@@ -277,6 +267,28 @@ impl StandInBuilder {
     }
 }
 
+/// How the stand-in writes the objects it sets up itself.
+fn setup_write(now: &str) -> WriteOptions<'_> {
+    WriteOptions {
+        manager: "kube-standin",
+        now,
+        target: WriteTarget::Main,
+        fields_recorded: false,
+        require_resource_version: false,
+        admission: None,
+    }
+}
+
+fn crd_resource(store: &Store) -> Result<Arc<resources::ResourceInfo>, Error> {
+    store
+        .resources
+        .lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        .ok_or_else(|| Error::Setup {
+            object: "customresourcedefinitions".to_owned(),
+            message: "not served".to_owned(),
+        })
+}
+
 /// A running stand-in API server. Clones share the server; it stops on
 /// [`StandIn::shutdown`] or when the last clone is dropped.
 #[derive(Clone)]
@@ -318,6 +330,30 @@ impl StandIn {
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         self.inner.url.clone()
+    }
+
+    /// Installs Argo Rollouts as far as the stand-in goes: the project's
+    /// Rollout CustomResourceDefinition (`crds/rollouts.yaml`, kept if
+    /// already there) and the emulated Rollout controller (see
+    /// `README.md`). Calling it again changes nothing.
+    pub fn install_argo_rollouts(&self) -> Result<(), Error> {
+        let crd: serde_json::Value =
+            serde_yaml::from_str(include_str!("../crds/rollouts.yaml")).map_err(Error::RolloutCrd)?;
+        let name = meta::name(&crd).to_owned();
+        let now = meta::now();
+        let options = setup_write(&now);
+        let mut store = lock(&self.inner.shared.store);
+        let crds = crd_resource(&store)?;
+        if store.get(&crds, None, &name).is_none() {
+            store
+                .create(&crds, None, crd, &options)
+                .map_err(|error| Error::CrdRefused {
+                    name,
+                    message: error.message,
+                })?;
+        }
+        store.run_rollout_controller(Arc::downgrade(&self.inner.shared.store));
+        Ok(())
     }
 
     /// A client configuration for this server as [`ADMIN`] (default

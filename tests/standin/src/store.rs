@@ -21,7 +21,9 @@ use crate::resources::{self, GenerationPolicy, ResourceInfo, ResourceKey, Resour
 use crate::schema::FieldError;
 use crate::status::{ApiError, FieldReason, field_error};
 use crate::workloads;
-use crate::{daemonsets::DaemonSetController, statefulsets::StatefulSetController};
+use crate::{
+    daemonsets::DaemonSetController, rollouts::RolloutController, statefulsets::StatefulSetController,
+};
 
 /// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
 /// Ordered like etcd keys, so lists come out sorted by namespace then name.
@@ -437,6 +439,13 @@ impl Store {
         let emulations = self.emulations.get_or_insert_with(|| Emulations::new(this));
         emulations.add(Box::new(StatefulSetController::default()));
         emulations.add(Box::new(DaemonSetController::new(nodes)));
+    }
+
+    /// Runs the emulated Argo Rollouts controller from now on.
+    pub fn run_rollout_controller(&mut self, this: Weak<Mutex<Store>>) {
+        self.emulations
+            .get_or_insert_with(|| Emulations::new(this))
+            .add(Box::new(RolloutController::default()));
     }
 
     pub fn resource_version(&self) -> u64 {
