@@ -34,6 +34,7 @@ mod namespaces;
 mod promotion_path;
 mod readme;
 mod restarts;
+mod retention;
 mod rollback;
 mod secret_watches;
 mod seven_questions;
