@@ -1654,10 +1654,7 @@ async fn gc_dry_run_shows_what_would_go_and_why_each_survivor_stays() {
         .await
         .expect("gc dev");
     let header = "KIND        NAME      OF     WOULD   REASON          NEEDED BY\n";
-    assert_eq!(
-        dev,
-        format!(
-            "{header}\
+    let rows = "\
              Artifact    shop-d    shop   stay    Newest          <none>\n\
              Artifact    shop-c    shop   stay    OpenPromotion   p-c\n\
              Artifact    shop-b    shop   stay    Runs            dev\n\
@@ -1666,10 +1663,8 @@ async fn gc_dry_run_shows_what_would_go_and_why_each_survivor_stays() {
              Promotion   p-b       dev    stay    Newest          <none>\n\
              Promotion   p-young   dev    stay    Young           <none>\n\
              Promotion   p-a       dev    stay    InHistory       dev\n\
-             Promotion   p-old     dev    go      BeyondNewest    <none>\n\
-             2 of 9 would go\n"
-        )
-    );
+             Promotion   p-old     dev    go      BeyondNewest    <none>\n";
+    assert_eq!(dev, format!("{header}{rows}2 of 9 would go\n"));
     let all = plugin::gc(&client, &namespace, None, &defaults, &now())
         .await
         .expect("gc all");
@@ -1677,18 +1672,7 @@ async fn gc_dry_run_shows_what_would_go_and_why_each_survivor_stays() {
     assert_eq!(
         all,
         format!(
-            "{header}\
-             Artifact    shop-d    shop   stay    Newest          <none>\n\
-             Artifact    shop-c    shop   stay    OpenPromotion   p-c\n\
-             Artifact    shop-b    shop   stay    Runs            dev\n\
-             Artifact    shop-a    shop   stay    InHistory       dev\n\
-             Artifact    shop-0    shop   go      BeyondNewest    <none>\n\
-             Promotion   p-b       dev    stay    Newest          <none>\n\
-             Promotion   p-young   dev    stay    Young           <none>\n\
-             Promotion   p-a       dev    stay    InHistory       dev\n\
-             Promotion   p-old     dev    go      BeyondNewest    <none>\n\
-             Promotion   p-c       prod   stay    Open            <none>\n\
-             2 of 10 would go\n"
+            "{header}{rows}Promotion   p-c       prod   stay    Open            <none>\n2 of 10 would go\n"
         )
     );
     let missing = plugin::gc(&client, &namespace, Some("qa"), &defaults, &now())

@@ -1,18 +1,8 @@
-use k8s_openapi::jiff::Timestamp;
-
 use super::*;
+use crate::core::environment::fixture::{at, yaml};
 use crate::core::operator_config;
 
-/// `seconds` after a fixed instant.
-fn at(seconds: i64) -> Time {
-    Time(Timestamp::from_second(1_795_000_000 + seconds).expect("valid time"))
-}
-
 const DAY: i64 = 86_400;
-
-fn yaml<T: serde::de::DeserializeOwned>(text: &str) -> T {
-    serde_yaml::from_str(text).expect("fixture parses")
-}
 
 /// Artifact `name` of `application`, created `created` seconds after `at(0)`.
 fn artifact(name: &str, application: &str, created: i64) -> Artifact {
@@ -122,6 +112,39 @@ const NEWEST: Outcome = Outcome::Keep {
 };
 const DELETED: Outcome = Outcome::Delete(DeleteReason::BeyondNewest);
 
+/// dev keeping one Artifact, running shop-5 (its newest history entry),
+/// with `earlier` (Artifact, outcome) entries after it and `history_limit`.
+fn dev_running_shop_5(history_limit: i32, earlier: &[(&str, &str)]) -> Environment {
+    let entries: Vec<String> = std::iter::once(entry("shop-5", "p5", "Succeeded"))
+        .chain(
+            earlier
+                .iter()
+                .map(|(artifact, outcome)| entry(artifact, "earlier", outcome)),
+        )
+        .collect();
+    let status = format!(
+        "applications: [{}], history: [{}]",
+        running("shop-5", "p5"),
+        entries.join(", ")
+    );
+    environment(
+        "dev",
+        &format!("retention: {{artifacts: 1}}, historyLimit: {history_limit}"),
+        &status,
+    )
+}
+
+/// The decision on [`five_artifacts`] on day 10, with the built-in defaults.
+fn decide_five(environments: &[Environment], promotions: &[Promotion]) -> Decision {
+    decide_at(
+        10 * DAY,
+        environments,
+        &five_artifacts(),
+        promotions,
+        &RetentionDefaults::default(),
+    )
+}
+
 /// shop-1 … shop-5, one a day; shop-5 is the newest.
 fn five_artifacts() -> Vec<Artifact> {
     (1..=5)
@@ -166,13 +189,7 @@ fn the_namespace_keeps_the_most_artifacts_any_environment_asks_for() {
         environment("dev", "retention: {artifacts: 1}", ""),
         environment("prod", "retention: {artifacts: 3}", ""),
     ];
-    let decision = decide_at(
-        10 * DAY,
-        &environments,
-        &five_artifacts(),
-        &[],
-        &RetentionDefaults::default(),
-    );
+    let decision = decide_five(&environments, &[]);
     let deleted: Vec<&str> = decision.deletions().map(|v| v.name.as_str()).collect();
     assert_eq!(deleted, ["shop-2", "shop-1"]);
 }
@@ -238,13 +255,7 @@ fn an_artifact_an_environment_of_another_cluster_runs_stays() {
             &format!("applications: [{}]", running("shop-1", "p1")),
         ),
     ];
-    let decision = decide_at(
-        10 * DAY,
-        &environments,
-        &five_artifacts(),
-        &[],
-        &RetentionDefaults::default(),
-    );
+    let decision = decide_five(&environments, &[]);
     assert_eq!(
         outcome(&decision, Kind::Artifact, "shop-1"),
         kept(KeepReason::Runs, "prod")
@@ -256,25 +267,11 @@ fn an_artifact_an_environment_of_another_cluster_runs_stays() {
 fn an_artifact_in_a_history_within_its_limit_stays() {
     // shop-2 failed (never a rollback target); shop-1 is beyond the limit
     // of 2 (a limit lowered since the history was written).
-    let status = format!(
-        "applications: [{}], history: [{}, {}, {}]",
-        running("shop-5", "p5"),
-        entry("shop-5", "p5", "Succeeded"),
-        entry("shop-2", "p2", "Failed"),
-        entry("shop-1", "p1", "Failed"),
-    );
-    let environments = [environment(
-        "dev",
-        "retention: {artifacts: 1}, historyLimit: 2",
-        &status,
+    let environments = [dev_running_shop_5(
+        2,
+        &[("shop-2", "Failed"), ("shop-1", "Failed")],
     )];
-    let decision = decide_at(
-        10 * DAY,
-        &environments,
-        &five_artifacts(),
-        &[],
-        &RetentionDefaults::default(),
-    );
+    let decision = decide_five(&environments, &[]);
     assert_eq!(
         outcome(&decision, Kind::Artifact, "shop-2"),
         kept(KeepReason::InHistory, "dev")
@@ -289,13 +286,7 @@ fn an_artifact_an_open_promotion_refers_to_stays() {
         promotion("p1", "shop-1", "dev", "Waiting", None),
         promotion("p2", "shop-2", "dev", "Superseded", Some(DAY)),
     ];
-    let decision = decide_at(
-        10 * DAY,
-        &environments,
-        &five_artifacts(),
-        &promotions,
-        &RetentionDefaults::default(),
-    );
+    let decision = decide_five(&environments, &promotions);
     assert_eq!(
         outcome(&decision, Kind::Artifact, "shop-1"),
         kept(KeepReason::OpenPromotion, "p1")
@@ -307,25 +298,11 @@ fn an_artifact_an_open_promotion_refers_to_stays() {
 fn the_rollback_target_stays_even_beyond_the_history_limit() {
     // historyLimit 1 covers only shop-5's entry; shop-3 is where a rollback
     // of shop goes, shop-2 failed.
-    let status = format!(
-        "applications: [{}], history: [{}, {}, {}]",
-        running("shop-5", "p5"),
-        entry("shop-5", "p5", "Succeeded"),
-        entry("shop-3", "p3", "Succeeded"),
-        entry("shop-2", "p2", "Failed"),
-    );
-    let environments = [environment(
-        "dev",
-        "retention: {artifacts: 1}, historyLimit: 1",
-        &status,
+    let environments = [dev_running_shop_5(
+        1,
+        &[("shop-3", "Succeeded"), ("shop-2", "Failed")],
     )];
-    let decision = decide_at(
-        10 * DAY,
-        &environments,
-        &five_artifacts(),
-        &[],
-        &RetentionDefaults::default(),
-    );
+    let decision = decide_five(&environments, &[]);
     assert_eq!(
         outcome(&decision, Kind::Artifact, "shop-3"),
         kept(KeepReason::RollbackTarget, "dev")
