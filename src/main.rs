@@ -107,6 +107,10 @@ struct EngineArgs {
     /// keep it below the pod's terminationGracePeriodSeconds.
     #[arg(long, env = "HOIST_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = duration::parse_flag)]
     shutdown_timeout: std::time::Duration,
+    /// How often retention deletes old Artifacts and finished Promotions
+    /// nothing needs (README, "Retention"), e.g. 10m.
+    #[arg(long, env = "HOIST_RETENTION_INTERVAL", default_value = "10m", value_parser = duration::parse_flag)]
+    retention_interval: std::time::Duration,
     /// The ValidatingAdmissionPolicy (and binding) whose presence makes
     /// approvals verified.
     #[arg(long, env = "HOIST_APPROVAL_POLICY", default_value = hoist::core::gates::approval::POLICY)]
@@ -231,6 +235,7 @@ impl EngineArgs {
             namespaces: hoist::controller::namespace_list(self.watch_namespace),
             startup_timeout: self.startup_timeout,
             shutdown_timeout: self.shutdown_timeout,
+            retention_interval: self.retention_interval,
             approval_policy: self.approval_policy,
             environment_policy: self.environment_policy,
             trust_environments_without_policy: self.trust_environments_without_policy,

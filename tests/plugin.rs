@@ -1877,3 +1877,107 @@ async fn a_ci_identity_with_the_shipped_publisher_role_publishes_and_starts_dev_
         )
     );
 }
+
+/// A Promotion of `artifact` into `environment` in `phase`, finished
+/// `finished` seconds ago (terminal phases).
+fn gc_promotion_yaml(
+    name: &str,
+    artifact: &str,
+    environment: &str,
+    phase: &str,
+    finished: Option<i64>,
+) -> String {
+    let completed = finished.map_or_else(String::new, |seconds| {
+        format!(", completedAt: \"{}\"", ago(seconds))
+    });
+    format!(
+        "apiVersion: hoist.dev/v1alpha1\nkind: Promotion\nmetadata: {{name: {name}}}\n\
+         spec: {{artifact: {artifact}, environment: {environment}}}\nstatus: {{phase: {phase}{completed}}}\n"
+    )
+}
+
+#[tokio::test]
+async fn gc_dry_run_shows_what_would_go_and_why_each_survivor_stays() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let (client, namespace) = (cluster.client(), cluster.namespace().to_string());
+    let target =
+        "targets: [{application: shop, component: backend, deployment: {name: backend}, container: app}]";
+    create::<Environment>(
+        &client,
+        &namespace,
+        &format!(
+            "apiVersion: hoist.dev/v1alpha1\nkind: Environment\nmetadata: {{name: dev}}\n\
+             spec: {{{target}, retention: {{artifacts: 1, promotions: 1, promotionsMinAge: 1h}}}}\n\
+             status:\n  applications: [{{application: shop, artifact: shop-b, version: 1.0.1, promotion: p-b, health: Healthy}}]\n  \
+             history:\n    - {{application: shop, artifact: shop-b, version: 1.0.1, promotion: p-b, outcome: Succeeded}}\n    \
+             - {{application: shop, artifact: shop-a, version: 1.0.0, promotion: p-a, outcome: Succeeded}}\n"
+        ),
+    )
+    .await;
+    create::<Environment>(
+        &client,
+        &namespace,
+        &format!(
+            "apiVersion: hoist.dev/v1alpha1\nkind: Environment\nmetadata: {{name: prod}}\n\
+             spec: {{{target}, retention: {{artifacts: 1}}}}\n"
+        ),
+    )
+    .await;
+    // Created oldest first; ties in creation order by name.
+    for (name, version, digest) in [
+        ("shop-0", "0.9.0", A),
+        ("shop-a", "1.0.0", B),
+        ("shop-b", "1.0.1", C),
+        ("shop-c", "1.0.2", D),
+        ("shop-d", "1.0.3", E),
+    ] {
+        create::<Artifact>(
+            &client,
+            &namespace,
+            &artifact_yaml(name, version, &[("backend", digest)], true),
+        )
+        .await;
+    }
+    for yaml in [
+        gc_promotion_yaml("p-b", "shop-b", "dev", "Succeeded", Some(600)),
+        gc_promotion_yaml("p-young", "shop-c", "dev", "Superseded", Some(1200)),
+        gc_promotion_yaml("p-a", "shop-a", "dev", "Succeeded", Some(7200)),
+        gc_promotion_yaml("p-old", "shop-0", "dev", "Superseded", Some(86_400)),
+        gc_promotion_yaml("p-c", "shop-c", "prod", "Waiting", None),
+    ] {
+        create_promotion(&cluster, &yaml).await;
+    }
+    let defaults = plugin::retention_defaults(None).expect("defaults");
+    let dev = plugin::gc(&client, &namespace, Some("dev"), &defaults, &now())
+        .await
+        .expect("gc dev");
+    let header = "KIND        NAME      OF     WOULD   REASON          NEEDED BY\n";
+    let rows = "\
+             Artifact    shop-d    shop   stay    Newest          <none>\n\
+             Artifact    shop-c    shop   stay    OpenPromotion   p-c\n\
+             Artifact    shop-b    shop   stay    Runs            dev\n\
+             Artifact    shop-a    shop   stay    InHistory       dev\n\
+             Artifact    shop-0    shop   go      BeyondNewest    <none>\n\
+             Promotion   p-b       dev    stay    Newest          <none>\n\
+             Promotion   p-young   dev    stay    Young           <none>\n\
+             Promotion   p-a       dev    stay    InHistory       dev\n\
+             Promotion   p-old     dev    go      BeyondNewest    <none>\n";
+    assert_eq!(dev, format!("{header}{rows}2 of 9 would go\n"));
+    let all = plugin::gc(&client, &namespace, None, &defaults, &now())
+        .await
+        .expect("gc all");
+    // prod's open Promotion too.
+    assert_eq!(
+        all,
+        format!(
+            "{header}{rows}Promotion   p-c       prod   stay    Open            <none>\n2 of 10 would go\n"
+        )
+    );
+    let missing = plugin::gc(&client, &namespace, Some("qa"), &defaults, &now())
+        .await
+        .expect_err("no qa");
+    assert_eq!(
+        missing.to_string(),
+        format!("Environment qa not found in namespace {namespace}")
+    );
+}

@@ -83,6 +83,37 @@ pub struct EnvironmentSpec {
     #[serde(default = "default_history_limit")]
     #[schemars(range(min = 1, max = 100))]
     pub history_limit: i32,
+
+    /// How many old Artifacts and finished Promotions Hoist keeps; each
+    /// field unset takes the operator configuration's `retention`, else
+    /// the built-in default. Whatever runs, is in a history, is the
+    /// rollback target or is referenced by an open Promotion is never
+    /// deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
+}
+
+/// How many old Artifacts and finished Promotions to keep.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Retention {
+    /// Artifacts kept per application of this namespace, newest (by
+    /// creation) first; older ones nothing needs are deleted. Artifacts are
+    /// shared by the namespace's Environments, so the largest value any of
+    /// them asks for applies. Default 30.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub artifacts: Option<i32>,
+    /// Finished Promotions into this Environment kept, newest (by
+    /// completion) first. Default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub promotions: Option<i32>,
+    /// Finished Promotions younger than this are kept whatever their
+    /// number, e.g. `72h`. Default `336h` (14 days).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 32), pattern(DURATION))]
+    pub promotions_min_age: Option<String>,
 }
 
 fn default_history_limit() -> i32 {

@@ -83,6 +83,24 @@ enum Command {
         #[arg(short = 'A', long)]
         all_namespaces: bool,
     },
+    /// What retention would delete now, and why each survivor stays
+    /// (the operator does the deleting).
+    Gc {
+        /// The Environment: its finished Promotions and the Artifacts of
+        /// the applications it targets.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        environment: Option<String>,
+        /// Every Artifact and Promotion of the namespace.
+        #[arg(long)]
+        all: bool,
+        /// Only show what would go (required: gc never deletes).
+        #[arg(long, required = true)]
+        dry_run: bool,
+        /// The operator's configuration file (`hoist controller --config`),
+        /// for its retention defaults; without it, the built-in ones.
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+    },
     /// Why a Promotion is where it is: phase, gates, approvals, changes.
     Why {
         /// The Promotion.
@@ -249,6 +267,15 @@ async fn run(cli: Cli) -> Result<String, PluginError> {
         } => {
             let namespace = (!all_namespaces).then_some(ns.as_str());
             plugin::clusters(&client, &agent_namespace, namespace, &now).await
+        }
+        Command::Gc {
+            environment,
+            all: _,
+            dry_run: _,
+            config,
+        } => {
+            let defaults = plugin::retention_defaults(config.as_deref())?;
+            plugin::gc(&client, &ns, environment.as_deref(), &defaults, &now).await
         }
         Command::Why { promotion } => plugin::why(&client, &ns, &promotion, &now).await,
         Command::Diff {

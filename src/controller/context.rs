@@ -35,6 +35,7 @@ use crate::core::admission;
 use crate::core::clusters::Scope;
 use crate::core::config::{self, SecretDigest};
 use crate::core::gates::approval::ApprovalTrust;
+use crate::core::operator_config::OperatorConfig;
 use crate::core::reasons::EventReason;
 use crate::core::supply_chain::{self, DueCheck};
 use crate::core::tenancy::Boundaries;
@@ -214,6 +215,8 @@ pub struct Context {
     pub leadership: super::leader::Leadership,
     /// `--trusted-root`: for keyless policies that name no root.
     pub trusted_root: Option<Arc<[u8]>>,
+    /// The operator's configuration (`--config`): tenant-wide settings.
+    pub config: Arc<OperatorConfig>,
 }
 
 impl Context {

@@ -31,6 +31,13 @@ pub struct FailureLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeletionLabel {
+    pub kind: &'static str,
+    pub reason: &'static str,
+    pub namespace: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CheckLabel {
     pub check: String,
     pub verdict: String,
@@ -44,6 +51,7 @@ pub struct Metrics {
     duration: Family<ControllerLabel, Histogram>,
     writes: Family<ControllerLabel, Counter>,
     checks: Family<CheckLabel, Counter>,
+    deletions: Family<DeletionLabel, Counter>,
     startup: Gauge<f64, AtomicU64>,
 }
 
@@ -56,6 +64,7 @@ impl Metrics {
             duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 14))),
             writes: Family::default(),
             checks: Family::default(),
+            deletions: Family::default(),
             startup: Gauge::default(),
         };
         registry.register(
@@ -82,6 +91,11 @@ impl Metrics {
             "hoist_supply_chain_checks",
             "Supply-chain checks of a digest (signatures, provenance, scans), by check and verdict",
             metrics.checks.clone(),
+        );
+        registry.register(
+            "hoist_retention_deletions",
+            "Artifacts and Promotions retention deleted, by kind, reason and namespace",
+            metrics.deletions.clone(),
         );
         registry.register(
             "hoist_startup_duration_seconds",
@@ -149,6 +163,17 @@ impl Metrics {
             .get_or_create(&CheckLabel {
                 check: format!("{check:?}"),
                 verdict: format!("{verdict:?}"),
+            })
+            .inc();
+    }
+
+    /// Counts one object retention deleted.
+    pub fn retention_deletion(&self, kind: &'static str, reason: &'static str, namespace: &str) {
+        self.deletions
+            .get_or_create(&DeletionLabel {
+                kind,
+                reason,
+                namespace: namespace.to_owned(),
             })
             .inc();
     }

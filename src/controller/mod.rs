@@ -34,6 +34,7 @@ mod promotion;
 mod pull_secrets;
 mod readiness;
 mod requests;
+mod retention;
 mod secret_watches;
 mod server;
 mod slim;
@@ -153,10 +154,15 @@ pub struct Settings {
     pub agent_namespace: Option<String>,
     /// The operator's configuration (`--config`).
     pub config: Arc<OperatorConfig>,
+    /// How often retention looks for old Artifacts and finished Promotions
+    /// to delete (on the hub, while leading).
+    pub retention_interval: Duration,
 }
 
 /// The start-up deadline unless configured: a large tenant lists in seconds.
 pub const DEFAULT_STARTUP_TIMEOUT: Duration = Duration::from_secs(180);
+/// Retention's pace unless configured: deleting is never urgent.
+pub const DEFAULT_RETENTION_INTERVAL: Duration = Duration::from_secs(600);
 /// Below Kubernetes' default grace period of 30 s, so the process ends on its own.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -180,6 +186,7 @@ impl Default for Settings {
             trusted_root: None,
             config: Default::default(),
             agent_namespace: None,
+            retention_interval: DEFAULT_RETENTION_INTERVAL,
         }
     }
 }
@@ -663,6 +670,7 @@ async fn start_scoped(
         checks: Default::default(),
         leadership: leadership.clone(),
         trusted_root: settings.trusted_root.clone(),
+        config: settings.config.clone(),
     });
     let controller_config = kube::runtime::controller::Config::default().concurrency(settings.concurrency);
 
@@ -700,9 +708,11 @@ async fn start_scoped(
                     Arc::clone(&ctx),
                 )
                 .for_each(|_| future::ready(()));
+        let retention = retention::run(Arc::clone(&ctx), settings.retention_interval, signal(&graceful));
         [
             Task::controller("artifact", tokio::spawn(artifact_controller)),
             Task::controller("promotion", tokio::spawn(promotion_controller)),
+            Task::controller("retention", tokio::spawn(retention)),
         ]
     });
 

@@ -18,6 +18,7 @@ pub mod lease;
 pub mod operator_config;
 pub mod reasons;
 pub mod reference;
+pub mod retention;
 pub mod supply_chain;
 pub mod tenancy;
 pub mod version;

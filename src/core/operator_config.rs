@@ -11,10 +11,16 @@
 
 use serde::Deserialize;
 
+use crate::core::retention::RetentionDefaults;
+
 /// The whole file. Every section is optional and has documented defaults.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OperatorConfig {}
+pub struct OperatorConfig {
+    /// The tenant-wide defaults of Environments' `spec.retention`.
+    #[serde(default)]
+    pub retention: RetentionDefaults,
+}
 
 /// Why a configuration file cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -114,6 +114,36 @@ impl ResolutionFailure {
 }
 
 reasons! {
+    /// Why retention keeps an Artifact or a finished Promotion.
+    KeepReason {
+        /// Among the newest its application (Artifacts) or Environment
+        /// (Promotions) keeps.
+        Newest,
+        /// An Environment runs the Artifact.
+        Runs,
+        /// An Environment's history (within its historyLimit) or status
+        /// names it.
+        InHistory,
+        /// A Promotion that has not finished refers to the Artifact.
+        OpenPromotion,
+        /// An Environment would roll back to the Artifact.
+        RollbackTarget,
+        /// The Promotion has not finished.
+        Open,
+        /// The Promotion finished less than promotionsMinAge ago.
+        Young,
+    }
+}
+
+reasons! {
+    /// Why retention deletes an Artifact or a finished Promotion.
+    DeleteReason {
+        /// Older than the newest kept, and nothing needs it.
+        BeyondNewest,
+    }
+}
+
+reasons! {
     /// The reason of a condition Hoist sets.
     ConditionReason {
         /// An Artifact's `Ready`: every image resolved to a digest.
@@ -266,6 +296,8 @@ pub enum EventReason {
     Superseded,
     /// The API server refused a verification Job.
     VerificationJobRefused,
+    /// Retention deleted old Artifacts or finished Promotions.
+    RetentionDeleted,
     /// An Artifact's `Ready` condition changed to this reason.
     Resolution(ConditionReason),
     /// A supply-chain check of a digest verified.
@@ -291,6 +323,7 @@ impl EventReason {
             Self::RolledBack => "RolledBack",
             Self::Superseded => "Superseded",
             Self::VerificationJobRefused => "VerificationJobRefused",
+            Self::RetentionDeleted => "RetentionDeleted",
             Self::Resolution(reason) => reason.as_str(),
             Self::Verified(SupplyChainCheck::Signatures) => "SignaturesVerified",
             Self::Verified(SupplyChainCheck::Provenance) => "ProvenanceVerified",
@@ -307,6 +340,7 @@ impl EventReason {
             | Self::ConfigChanged
             | Self::Promoted
             | Self::Promoting
+            | Self::RetentionDeleted
             | Self::Superseded
             | Self::Verified(_) => false,
             Self::ApprovalIgnored

@@ -11,6 +11,7 @@ mod changes;
 mod clusters;
 mod compat;
 mod diff;
+mod gc;
 mod hotfix;
 mod promote;
 mod publish;
@@ -25,6 +26,7 @@ pub use changes::{
 pub use clusters::{clusters, render_clusters};
 pub use compat::{compat, render_compat};
 pub use diff::{ContainerDiff, Diff, diff, plan_diff};
+pub use gc::{gc, render_gc, retention_defaults};
 pub use hotfix::{Hotfix, Waive, hotfix, parse_waive, plan_hotfix, waive_arg};
 pub use promote::{Rollback, new_promotion, promote, rollback, rollback_target};
 pub use publish::{
@@ -93,6 +95,18 @@ pub enum PluginError {
          create a new Promotion instead"
     )]
     Terminal { promotion: String, phase: Phase },
+    #[error("cannot read the operator configuration {}", path.display())]
+    ConfigRead {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the operator configuration {} is invalid", path.display())]
+    ConfigInvalid {
+        path: PathBuf,
+        #[source]
+        source: crate::core::operator_config::ConfigError,
+    },
     #[error("the approval patch is not a valid JSON patch (a bug in kubectl-hoist)")]
     Patch(#[source] serde_json::Error),
     #[error("the approvals of Promotion {promotion} kept changing while approving; try again")]

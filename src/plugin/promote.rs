@@ -8,7 +8,8 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use kube::{Client, ResourceExt};
 
 use super::{FIELD_MANAGER, PluginError, get, whoami};
-use crate::api::{Artifact, Environment, HistoryEntry, Phase, Promotion, PromotionSpec};
+use crate::api::{Artifact, Environment, HistoryEntry, Promotion, PromotionSpec};
+use crate::core::environment;
 
 /// The longest generateName prefix the API server keeps (63 minus the five
 /// random characters); cutting it here first lets us end it cleanly.
@@ -115,18 +116,10 @@ pub fn rollback_target<'e>(
     environment: &'e Environment,
     application: &str,
 ) -> Result<&'e HistoryEntry, PluginError> {
-    let status = environment.status.as_ref();
-    let running = status
-        .and_then(|s| s.applications.iter().find(|app| app.application == application))
-        .map(|app| app.artifact.as_str());
-    status
-        .into_iter()
-        .flat_map(|s| &s.history)
-        .find(|entry| {
-            entry.application == application
-                && entry.outcome == Phase::Succeeded
-                && Some(entry.artifact.as_str()) != running
-        })
+    environment
+        .status
+        .as_ref()
+        .and_then(|status| environment::rollback_target(status, application))
         .ok_or_else(|| PluginError::NoPreviousRelease {
             application: application.to_string(),
             environment: environment.name_any(),

@@ -35,6 +35,7 @@ mod namespaces;
 mod promotion_path;
 mod readme;
 mod restarts;
+mod retention;
 mod rollback;
 mod secret_watches;
 mod seven_questions;

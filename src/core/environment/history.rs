@@ -5,8 +5,8 @@
 use kube::ResourceExt;
 
 use crate::api::{
-    ApplicationStatus, ApprovalDecision, ApprovedBy, Artifact, ChangeKind, Health, HistoryEntry, Phase,
-    Promotion, PromotionStatus,
+    ApplicationStatus, ApprovalDecision, ApprovedBy, Artifact, ChangeKind, EnvironmentStatus, Health,
+    HistoryEntry, Phase, Promotion, PromotionStatus,
 };
 
 use super::release::{Release, health_of, pins_for, rollout_of};
@@ -35,6 +35,21 @@ fn approved_by(status: &PromotionStatus) -> Vec<ApprovedBy> {
             verified: approval.verified,
         })
         .collect()
+}
+
+/// The release `application` rolls back to: the newest Succeeded entry of
+/// the history whose Artifact is not the one running now.
+pub fn rollback_target<'s>(status: &'s EnvironmentStatus, application: &str) -> Option<&'s HistoryEntry> {
+    let running = status
+        .applications
+        .iter()
+        .find(|app| app.application == application)
+        .map(|app| app.artifact.as_str());
+    status.history.iter().find(|entry| {
+        entry.application == application
+            && entry.outcome == Phase::Succeeded
+            && Some(entry.artifact.as_str()) != running
+    })
 }
 
 impl Decision<'_, '_> {

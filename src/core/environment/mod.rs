@@ -52,6 +52,7 @@ use validation::validate;
 
 pub use auto_promote::AUTO_PROMOTED_LABEL;
 pub use config_maps::{RenderedConfigMap, config_map_name};
+pub use history::rollback_target;
 pub use lifecycle::ended;
 pub use settle::settle;
 pub use validation::{
