@@ -182,18 +182,6 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
         .chain(verification::problems(&gates.verification))
         .collect();
 
-    // An agent may not create Promotions on the hub: an Environment of a
-    // workload cluster is promoted by Promotions people create there.
-    let promotion_problems: Vec<String> = (environment.spec.cluster.is_some()
-        && environment.spec.auto_promote)
-        .then(|| {
-            "spec.autoPromote: an Environment of a workload cluster (spec.cluster) is promoted by Promotions \
-             created on the hub; autoPromote is not available there"
-                .to_string()
-        })
-        .into_iter()
-        .collect();
-
     let generation = environment.metadata.generation;
     let verdict = |type_: &'static str, problems: &[String], ok: &str, reason: ConditionReason| Wanted {
         type_,
@@ -214,7 +202,6 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
         .chain(&upstream_problems)
         .chain(&config_problems)
         .chain(&gate_problems)
-        .chain(&promotion_problems)
         .chain(&held)
         .collect();
     let ready = Wanted {
