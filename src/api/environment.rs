@@ -38,7 +38,6 @@ use super::{DIGEST, DNS_LABEL, DNS_SUBDOMAIN, Phase, SecretReference};
     ),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
-#[x_kube(validation = Rule::new("!has(self.autoPromotion) || self.autoPromote").message("spec.autoPromotion is the policy of autoPromote: set autoPromote: true, or remove autoPromotion").field_path(".autoPromotion"))]
 #[serde(rename_all = "camelCase")]
 pub struct EnvironmentSpec {
     /// Environments (in this namespace) an Artifact must have succeeded in,
@@ -78,7 +77,8 @@ pub struct EnvironmentSpec {
 
     /// The policy of `autoPromote: true`: which version steps it takes,
     /// the environments a release must run in first, and a hold that
-    /// pauses it. Manual Promotions are never affected.
+    /// pauses it. Manual Promotions are never affected. Set without
+    /// `autoPromote: true`, the Environment is not Ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_promotion: Option<AutoPromotion>,
 

@@ -182,6 +182,19 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
         .chain(verification::problems(&gates.verification))
         .collect();
 
+    // A policy without autoPromote would be ignored without a word. (Not a
+    // CEL rule: one on the spec would count every field of it against the
+    // API server's cost budget.)
+    let promotion_problems: Vec<String> = (environment.spec.auto_promotion.is_some()
+        && !environment.spec.auto_promote)
+        .then(|| {
+            "spec.autoPromotion is the policy of autoPromote, which is false: set autoPromote: true, or \
+             remove autoPromotion"
+                .to_string()
+        })
+        .into_iter()
+        .collect();
+
     let generation = environment.metadata.generation;
     let verdict = |type_: &'static str, problems: &[String], ok: &str, reason: ConditionReason| Wanted {
         type_,
@@ -202,6 +215,7 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
         .chain(&upstream_problems)
         .chain(&config_problems)
         .chain(&gate_problems)
+        .chain(&promotion_problems)
         .chain(&held)
         .collect();
     let ready = Wanted {

@@ -93,9 +93,8 @@ fn a_workload_clusters_environment_creates_no_promotion_itself_but_says_what_the
     );
 }
 
-#[test]
-fn an_artifact_without_a_version_order_is_newer_when_created_later() {
-    let mut objects = Objects::new(environment("dev", "  autoPromote: true"));
+/// Opaque releases shop-abc (running) and shop-def (created 30 s later).
+fn opaque_releases(objects: &mut Objects) {
     objects.artifacts = vec![
         artifact("shop-abc", "sha-abc1234", A, 0),
         artifact("shop-def", "sha-def5678", B, 30),
@@ -107,6 +106,12 @@ fn an_artifact_without_a_version_order_is_newer_when_created_later() {
         applications: vec![running("shop-abc", "sha-abc1234", A, None)],
         ..Default::default()
     });
+}
+
+#[test]
+fn an_artifact_without_a_version_order_is_newer_when_created_later() {
+    let mut objects = Objects::new(environment("dev", "  autoPromote: true"));
+    opaque_releases(&mut objects);
     objects.deployments = vec![after_pin(deployment(), &pin("shop-abc", A, None), true)];
     assert_eq!(
         plan(&objects.snapshot()).new_promotions,
@@ -258,17 +263,7 @@ fn a_first_release_or_an_opaque_version_is_a_step_only_any_takes() {
     );
 
     let mut objects = with_policy("    versions: MinorOrPatch");
-    objects.artifacts = vec![
-        artifact("shop-abc", "sha-abc1234", A, 0),
-        artifact("shop-def", "sha-def5678", B, 30),
-    ];
-    for artifact in &mut objects.artifacts {
-        artifact.spec.version_scheme = crate::api::VersionScheme::Opaque;
-    }
-    objects.environment.status = Some(EnvironmentStatus {
-        applications: vec![running("shop-abc", "sha-abc1234", A, None)],
-        ..Default::default()
-    });
+    opaque_releases(&mut objects);
     assert_eq!(
         decide(&objects).condition,
         wanted(
@@ -422,4 +417,26 @@ fn the_condition_moves_only_when_auto_promotion_is_held_or_resumed_and_goes_with
         None,
         "off: no condition"
     );
+}
+
+#[test]
+fn a_policy_without_auto_promote_is_an_invalid_spec() {
+    let objects = Objects::new(environment("dev", "  autoPromotion: {versions: Patch}"));
+    let plan = plan(&objects.snapshot());
+    let ready = conditions::find(&plan.status.conditions, crate::api::CONDITION_READY).expect("Ready");
+    assert_eq!(
+        (
+            ready.status.as_str(),
+            ready.reason.as_str(),
+            ready.message.as_str()
+        ),
+        (
+            "False",
+            "InvalidSpec",
+            "spec.autoPromotion is the policy of autoPromote, which is false: set autoPromote: true, or \
+             remove autoPromotion"
+        )
+    );
+    assert_eq!(plan.new_promotions, Vec::new());
+    assert_eq!(conditions::find(&plan.status.conditions, AUTO_PROMOTION), None);
 }
