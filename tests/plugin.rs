@@ -3,7 +3,10 @@
 //! exactly this and create exactly these objects. Runs against the
 //! stand-in, or a real cluster with HOIST_TEST_KUBECONFIG.
 
-use hoist::api::{ApprovalDecision, ApprovalRequest, Artifact, Environment, Promotion, PromotionSpec};
+use hoist::api::{
+    ApprovalDecision, ApprovalRequest, Artifact, AutoPromotion, AutoPromotionHold, Environment, Promotion,
+    PromotionSpec, VersionPolicy,
+};
 use hoist::plugin::{self, ApprovalPatch, ApproveOutcome, Identity, PluginError};
 use hoist_testkit::cluster::{KUBECONFIG_VAR, TestCluster};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -927,6 +930,83 @@ async fn promote_creates_a_promotion_and_names_it_after_artifact_and_environment
     assert_eq!(
         error.to_string(),
         format!("Artifact shop-9.9.9 not found in namespace {ns}")
+    );
+}
+
+#[tokio::test]
+async fn hold_and_unhold_pause_and_resume_auto_promotion_naming_who_held_it_when() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    shop(&cluster).await;
+    let client = cluster.client();
+    let ns = cluster.namespace();
+    let api: Api<Environment> = Api::namespaced(client.clone(), ns);
+    api.patch(
+        "dev",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"autoPromote": true}})),
+    )
+    .await
+    .expect("dev auto-promotes");
+    let user = cluster.admin_user();
+
+    let held = plugin::hold(&client, ns, "dev", "incident 42", &now())
+        .await
+        .expect("hold");
+    assert_eq!(
+        held.to_string(),
+        format!(
+            "Auto-promotion of dev held by {user}: incident 42\n\
+             Manual Promotions still run; resume with: kubectl hoist unhold dev\n"
+        )
+    );
+    assert_eq!(
+        api.get("dev").await.expect("dev").spec.auto_promotion,
+        Some(AutoPromotion {
+            versions: VersionPolicy::Any,
+            upstream: Vec::new(),
+            hold: Some(AutoPromotionHold {
+                reason: "incident 42".into(),
+                by: Some(user.to_string()),
+                since: Some(now()),
+            }),
+        })
+    );
+
+    let unheld = plugin::unhold(&client, ns, "dev").await.expect("unhold");
+    assert_eq!(
+        unheld.to_string(),
+        format!(
+            "Auto-promotion of dev resumed (held by {user} since {}: incident 42)\n",
+            ago(0)
+        )
+    );
+    assert_eq!(
+        api.get("dev").await.expect("dev").spec.auto_promotion,
+        Some(AutoPromotion::default()),
+        "only the hold goes"
+    );
+    assert_eq!(
+        plugin::unhold(&client, ns, "dev")
+            .await
+            .expect("unhold again")
+            .to_string(),
+        "Auto-promotion of dev was not held: nothing to resume\n"
+    );
+
+    let error = plugin::hold(&client, ns, "prod", "incident 42", &now())
+        .await
+        .expect_err("prod does not auto-promote");
+    assert_eq!(
+        error.to_string(),
+        "Environment prod does not auto-promote (spec.autoPromote is false): there is nothing to hold or \
+         resume; manual Promotions are never held"
+    );
+    let error = plugin::unhold(&client, ns, "qa")
+        .await
+        .expect_err("no such environment");
+    assert_eq!(
+        error.to_string(),
+        format!("Environment qa not found in namespace {ns}")
     );
 }
 

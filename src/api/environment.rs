@@ -71,9 +71,16 @@ pub struct EnvironmentSpec {
     pub gates: Gates,
 
     /// Promote new Ready Artifacts automatically once they pass the gates
-    /// (typical for dev).
+    /// (typical for dev); `autoPromotion` narrows which.
     #[serde(default)]
     pub auto_promote: bool,
+
+    /// The policy of `autoPromote: true`: which version steps it takes,
+    /// the environments a release must run in first, and a hold that
+    /// pauses it. Manual Promotions are never affected. Set without
+    /// `autoPromote: true`, the Environment is not Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_promotion: Option<AutoPromotion>,
 
     /// What to do when a rollout or its verification fails.
     #[serde(default)]
@@ -118,6 +125,56 @@ pub struct Retention {
 
 fn default_history_limit() -> i32 {
     20
+}
+
+/// Which new Artifacts autoPromote promotes.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoPromotion {
+    /// The largest version step from what runs that is promoted by itself;
+    /// a larger one waits for a manual Promotion. Opaque versions, whose
+    /// step cannot be told, are promoted only with `Any`.
+    #[serde(default)]
+    pub versions: VersionPolicy,
+    /// Environments (in this namespace) the Artifact must run in, healthy,
+    /// before a Promotion of it is created here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16), inner(length(min = 1, max = 63), pattern(DNS_LABEL)))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub upstream: Vec<String>,
+    /// While set, no Promotion is created by autoPromote (`kubectl hoist
+    /// hold` / `unhold`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold: Option<AutoPromotionHold>,
+}
+
+/// The version steps autoPromote takes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum VersionPolicy {
+    /// Every newer release.
+    #[default]
+    Any,
+    /// Releases of the same major version.
+    MinorOrPatch,
+    /// Releases of the same major and minor version.
+    Patch,
+}
+
+/// A pause of autoPromote, and who asked for it when.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoPromotionHold {
+    /// Why, shown in the Environment's status.
+    #[schemars(length(min = 1, max = 1024))]
+    pub reason: String,
+    /// Who held it, as `kubectl hoist hold` learned from the API server
+    /// (SelfSubjectReview).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub by: Option<String>,
+    /// When it was held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
 }
 
 /// One container of one Deployment that runs an application component.

@@ -16,7 +16,7 @@ use kube::ResourceExt;
     name = "kubectl-hoist",
     bin_name = "kubectl hoist",
     version,
-    about = "See what runs where and why, and promote, approve, reject and roll back Hoist releases"
+    about = "See what runs where and why; promote, approve, reject and roll back Hoist releases; hold auto-promotion"
 )]
 struct Cli {
     /// Namespace (tenant) to work in; defaults to the kubeconfig context's.
@@ -198,6 +198,20 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Pause an Environment's auto-promotion (manual Promotions still run),
+    /// recording who held it, when and why.
+    Hold {
+        /// The Environment.
+        environment: String,
+        /// Why, shown in the Environment's status.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Resume an Environment's auto-promotion.
+    Unhold {
+        /// The Environment.
+        environment: String,
+    },
     /// Promote the previous successful release of an application again.
     Rollback {
         /// The Environment.
@@ -351,6 +365,12 @@ async fn run(cli: Cli) -> Result<String, PluginError> {
         Command::Reject { promotion, reason } => plugin::reject(&client, &ns, &promotion, &reason)
             .await
             .map(|outcome| outcome.to_string()),
+        Command::Hold { environment, reason } => plugin::hold(&client, &ns, &environment, &reason, &now)
+            .await
+            .map(|held| held.to_string()),
+        Command::Unhold { environment } => plugin::unhold(&client, &ns, &environment)
+            .await
+            .map(|unheld| unheld.to_string()),
         Command::Rollback {
             environment,
             application,

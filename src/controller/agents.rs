@@ -6,6 +6,7 @@
 //! owning only what it sets, so the agent's own status writes (field
 //! manager `hoist`) and these never own the same condition.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::coordination::v1::Lease;
@@ -21,10 +22,12 @@ use tracing::instrument;
 use super::Error;
 use super::cache::Cache;
 use super::context::Ctx;
+use super::environment;
 use super::keys;
-use crate::api::{Environment, Promotion};
+use crate::api::{ApplicationStatus, Artifact, Environment, Promotion};
 use crate::core::agents::{self, AgentState, FIELD_MANAGER, Heartbeat, LABEL_CLUSTER};
 use crate::core::conditions;
+use crate::core::environment as core_environment;
 
 const CONTROLLER: &str = "agents";
 
@@ -94,10 +97,57 @@ pub async fn reconcile(environment: Arc<Environment>, ctx: Ctx) -> Result<Action
             apply_status(&ctx, promotion.as_ref(), json!({})).await?;
         }
     }
+    // An agent may not create Promotions on the hub: autoPromote of its
+    // Environments is decided here, from the status the agent writes.
+    let auto = auto_promotions_of(&ctx, &environment);
+    environment::create_auto_promotions(&ctx, &auto, CONTROLLER).await?;
     Ok(match state.expires() {
         Some(until) => Action::requeue(until.duration_since(now).unsigned_abs()),
         None => Action::await_change(),
     })
+}
+
+/// The Promotions autoPromote creates for `environment` (of a workload
+/// cluster), from the cached Artifacts, Promotions and Environments of its
+/// namespace and what its agent says runs there.
+fn auto_promotions_of(ctx: &Ctx, environment: &Environment) -> Vec<Promotion> {
+    if !environment.spec.auto_promote {
+        return Vec::new();
+    }
+    let namespace = environment.namespace().unwrap_or_default();
+    let stores = &ctx.stores;
+    let environments = stores.environments.indexed(&keys::in_namespace(&namespace));
+    let promotions = stores
+        .promotions
+        .indexed(&keys::into_environment(&namespace, &environment.name_any()));
+    let artifacts: Vec<Arc<Artifact>> = environment
+        .spec
+        .targets
+        .iter()
+        .map(|t| &t.application)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .flat_map(|application| {
+            stores
+                .artifacts
+                .indexed(&keys::application(&namespace, application))
+        })
+        .collect();
+    let running: BTreeMap<String, ApplicationStatus> = environment
+        .status
+        .iter()
+        .flat_map(|status| &status.applications)
+        .map(|app| (app.application.clone(), app.clone()))
+        .collect();
+    core_environment::auto_promotions(&core_environment::Inputs {
+        environment,
+        environments: &environments.iter().map(|e| (e.name_any(), e.as_ref())).collect(),
+        artifacts: &artifacts.iter().map(|a| (a.name_any(), a.as_ref())).collect(),
+        promotions: &promotions.iter().map(Arc::as_ref).collect::<Vec<_>>(),
+        running: &running,
+        operator: ctx.identity.as_deref(),
+    })
+    .promotions
 }
 
 /// The state of `cluster`'s agent now, from the cached Leases.

@@ -79,7 +79,12 @@ pub fn environment(environment: &Environment) -> Vec<String> {
     if !crate::core::tenancy::delegated(environment).is_empty() {
         keys.push(delegating());
     }
-    keys.extend(spec.upstream.iter().map(|name| downstream_of(&namespace, name)));
+    keys.extend(
+        spec.upstream
+            .iter()
+            .chain(spec.auto_promotion.iter().flat_map(|policy| &policy.upstream))
+            .map(|name| downstream_of(&namespace, name)),
+    );
     for target in &spec.targets {
         keys.push(application(&namespace, &target.application));
         keys.push(targets_in(&target_namespace(environment, target)));

@@ -408,14 +408,15 @@ async fn start_scoped(
     // Artifact nor the Promotion controller (digests are resolved and
     // Promotions into missing Environments refused on the hub), and its
     // Environment controller is fed by a watch of its own Environments.
-    // On the hub, the agents' controller also follows Environments and
-    // Promotions.
+    // On the hub, the agents' controller also follows Environments (its
+    // own and their upstream), Promotions and Artifacts (for the
+    // Promotions autoPromote creates for workload clusters' Environments).
     let subscribers = match scope {
-        Scope::Hub => 2,
+        Scope::Hub => 3,
         Scope::Agent { .. } => 1,
     };
     let followed = match scope {
-        Scope::Hub => 3,
+        Scope::Hub => 4,
         Scope::Agent { .. } => 1,
     };
     // Every Environment, also those of other clusters: upstream, soak and
@@ -717,6 +718,7 @@ async fn start_scoped(
     });
 
     let for_artifacts = (stores.promotions.clone(), stores.environments.clone());
+    let agents_for_artifacts = for_artifacts.clone();
     let (reconciled, reconciled_store) = match own_environments {
         Some((own, mut own_events)) => (stream(own_events.pop()), own.store()),
         None => (stream(environment_events.pop()), stores.environments.store()),
@@ -808,6 +810,17 @@ async fn start_scoped(
                 )
                 .watches_shared_stream(stream(promotion_events.pop()), |promotion: Arc<Promotion>| {
                     triggers::environment_of_promotion(&promotion)
+                })
+                .watches_shared_stream(
+                    stream(environment_events.pop()),
+                    triggers::over(stores.environments.clone(), triggers::downstream_of),
+                )
+                .watches_shared_stream(stream(artifact_events.pop()), move |artifact: Arc<Artifact>| {
+                    triggers::environments_for_artifact(
+                        &agents_for_artifacts.0,
+                        &agents_for_artifacts.1,
+                        &artifact,
+                    )
                 })
                 .graceful_shutdown_on(signal(&graceful))
                 .run(

@@ -168,6 +168,13 @@ reasons! {
         PolicyInstalled,
         /// `ApprovalsVerified`: it is not.
         PolicyMissing,
+        /// `AutoPromotion`: autoPromote promotes what its policy allows.
+        Active,
+        /// `AutoPromotion`: a hold (`kubectl hoist hold`) pauses it.
+        Held,
+        /// `AutoPromotion`: a newer release is a larger version step than
+        /// the policy's and waits for a manual Promotion.
+        StepTooLarge,
         /// `AgentConnected`: the cluster's agent renews its Lease on the hub.
         LeaseRenewed,
         /// `AgentConnected`: it does not (no Lease, released or expired).

@@ -1,5 +1,5 @@
 //! `kubectl hoist`: read what runs where and why, and ask for changes
-//! (promote, approve, rollback) without writing YAML.
+//! (promote, approve, rollback, hold auto-promotion) without writing YAML.
 //!
 //! Every command is a function of a [`kube::Client`] and a namespace that
 //! returns data or rendered text, so `src/bin/kubectl-hoist.rs` only parses
@@ -12,6 +12,7 @@ mod clusters;
 mod compat;
 mod diff;
 mod gc;
+mod hold;
 mod hotfix;
 mod promote;
 mod publish;
@@ -27,6 +28,7 @@ pub use clusters::{clusters, render_clusters};
 pub use compat::{compat, render_compat};
 pub use diff::{ContainerDiff, Diff, diff, plan_diff};
 pub use gc::{gc, render_gc, retention_defaults};
+pub use hold::{Held, Unheld, hold, unhold};
 pub use hotfix::{Hotfix, Waive, hotfix, parse_waive, plan_hotfix, waive_arg};
 pub use promote::{Rollback, new_promotion, promote, rollback, rollback_target};
 pub use publish::{
@@ -145,6 +147,11 @@ pub enum PluginError {
         environment: String,
         applications: String,
     },
+    #[error(
+        "Environment {environment} does not auto-promote (spec.autoPromote is false): there is nothing to \
+         hold or resume; manual Promotions are never held"
+    )]
+    NotAutoPromoted { environment: String },
     #[error("Artifact {artifact} is a release of {actual}, not of {application}")]
     WrongApplication {
         artifact: String,

@@ -27,6 +27,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 mod agents;
+mod auto_promotion;
 mod gates;
 mod health_checks;
 mod keyless;

@@ -171,6 +171,15 @@ impl Workload {
         )
     }
 
+    /// prod's status, as its agent wrote it on the hub.
+    async fn prod_status(&self) -> hoist::api::EnvironmentStatus {
+        self.hub
+            .environment("prod")
+            .await
+            .status
+            .expect("prod's status on the hub")
+    }
+
     /// Releases 1.0.0 and promotes it into dev on the hub and staging in `eu`.
     async fn release_through_staging(&self) -> BTreeMap<String, hoist_testkit::registry::PushedImage> {
         let images = self.hub.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
@@ -307,12 +316,7 @@ async fn a_release_goes_from_the_hub_into_a_workload_cluster_with_an_approval_on
         pinned(&images["backend"]),
         "dev runs on the hub"
     );
-    let prod = workload
-        .hub
-        .environment("prod")
-        .await
-        .status
-        .expect("prod's status on the hub");
+    let prod = workload.prod_status().await;
     assert_eq!(prod.applications[0].artifact, "shop-1-0-0");
     assert_eq!(
         workload.hub_writes_about(&["staging", "prod", "to-staging", "to-prod"]),
@@ -341,6 +345,65 @@ async fn a_release_goes_from_the_hub_into_a_workload_cluster_with_an_approval_on
     let spec = lease.spec.expect("spec");
     assert_eq!(spec.holder_identity.as_deref(), Some("agent-a"));
     assert_eq!(spec.lease_duration_seconds, Some(3));
+    workload.stop().await;
+}
+
+#[tokio::test]
+async fn the_hub_creates_the_promotions_auto_promote_decides_for_a_workload_cluster_and_the_agent_runs_them()
+{
+    let mut workload = Workload::new().await;
+    workload
+        .hub
+        .update_environment("prod", |spec| {
+            spec.auto_promote = true;
+            spec.gates.approval = None;
+        })
+        .await;
+    workload.start().await;
+    let images = workload.release_through_staging().await;
+    let promoted = workload.hub.wait_phase("shop-1-0-0-prod", Phase::Succeeded).await;
+    assert_eq!(promoted.spec.reason.as_deref(), Some("autoPromote"));
+    assert_eq!(
+        promoted.metadata.labels,
+        Some(BTreeMap::from([
+            ("hoist.dev/auto-promoted".to_string(), "true".to_string()),
+            ("hoist.dev/cluster".to_string(), CLUSTER.to_string()),
+        ])),
+        "created by the hub, labelled for the agent"
+    );
+    assert_eq!(
+        workload.images("prod", "backend").await[0].1,
+        pinned(&images["backend"]),
+        "the agent rolled it out in the workload cluster"
+    );
+    let prod = workload.prod_status().await;
+    assert_eq!(
+        prod.conditions
+            .iter()
+            .filter(|c| c.type_ == "Ready" || c.type_ == "AutoPromotion")
+            .map(|c| (
+                c.type_.as_str(),
+                c.status.as_str(),
+                c.reason.as_str(),
+                c.message.as_str()
+            ))
+            .collect::<Vec<_>>(),
+        [
+            (
+                "AutoPromotion",
+                "True",
+                "Active",
+                "promotes every newer Ready Artifact"
+            ),
+            (
+                "Ready",
+                "True",
+                "Ready",
+                "targets, upstream and configuration are valid"
+            ),
+        ],
+        "the agent records the condition; autoPromote is no longer refused there"
+    );
     workload.stop().await;
 }
 

@@ -35,6 +35,40 @@ fn owner(environment: &Environment) -> Option<OwnerReference> {
     })
 }
 
+/// Creates the Promotions autoPromote decided on the hub, each announced by
+/// an Event; one that exists already (created by an earlier reconcile) is
+/// left as it is.
+pub(in crate::controller) async fn create_auto_promotions(
+    ctx: &Ctx,
+    promotions: &[Promotion],
+    controller: &'static str,
+) -> Result<(), Error> {
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    for promotion in promotions {
+        let api: Api<Promotion> =
+            Api::namespaced(ctx.hub.clone(), &promotion.namespace().unwrap_or_default());
+        match api.create(&params, promotion).await {
+            Ok(created) => {
+                ctx.metrics.write(controller);
+                ctx.event(
+                    &created,
+                    EventReason::AutoPromoted,
+                    format!(
+                        "{} qualifies for {}",
+                        created.spec.artifact, created.spec.environment
+                    ),
+                );
+            }
+            Err(kube::Error::Api(status)) if status.code == 409 => {}
+            Err(error) => return Err(Error::Kube(error)),
+        }
+    }
+    Ok(())
+}
+
 /// Carries out `plan` up to the statuses: new Promotions, configuration
 /// snapshots (`snapshots` are those there are), rendered ConfigMaps and
 /// Deployment pins, writing only what differs. Returns the Deployments
@@ -50,25 +84,7 @@ pub(super) async fn write_objects(
     let name = environment.name_any();
     let apply = PatchParams::apply(FIELD_MANAGER).force();
 
-    for promotion in &plan.new_promotions {
-        let api: Api<Promotion> = Api::namespaced(ctx.hub.clone(), &namespace);
-        let params = PostParams {
-            field_manager: Some(FIELD_MANAGER.into()),
-            ..Default::default()
-        };
-        match api.create(&params, promotion).await {
-            Ok(created) => {
-                ctx.metrics.write(CONTROLLER);
-                ctx.event(
-                    &created,
-                    EventReason::AutoPromoted,
-                    format!("{} qualifies for {name}", created.spec.artifact),
-                );
-            }
-            Err(kube::Error::Api(status)) if status.code == 409 => {}
-            Err(error) => return Err(Error::Kube(error)),
-        }
-    }
+    create_auto_promotions(ctx, &plan.new_promotions, CONTROLLER).await?;
 
     // Configuration snapshots first: a rollback must never find its configuration gone.
     let config_maps: Api<ConfigMap> = Api::namespaced(ctx.local.clone(), &namespace);

@@ -12,6 +12,8 @@ mod apply;
 mod dereference;
 mod status;
 
+pub(super) use apply::create_auto_promotions;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,7 +13,7 @@
 //! - `release`: what each Deployment is pinned to, and how its rollout goes;
 //! - `history`: what runs, its health, and the history of what ran;
 //! - `config_maps`: rendered ConfigMaps and the configurations kept for rollbacks;
-//! - `auto_promote`: the Promotions `spec.autoPromote` creates;
+//! - `auto_promote`: the Promotions `spec.autoPromote` creates, by its policy;
 //! - `settle`: the second look right after Deployments were pinned.
 
 mod auto_promote;
@@ -37,6 +37,7 @@ use crate::api::{
     ApplicationStatus, Artifact, Environment, EnvironmentStatus, HistoryEntry, Measurement, Phase, Promotion,
     PromotionStatus, Target,
 };
+use crate::core::conditions;
 use crate::core::config::{ConfigError, RenderedConfig};
 use crate::core::deployment::DeploymentPin;
 use crate::core::gates::approval::ApprovalTrust;
@@ -50,7 +51,7 @@ use k8s_openapi::api::batch::v1::Job;
 use release::{Release, release_of};
 use validation::validate;
 
-pub use auto_promote::AUTO_PROMOTED_LABEL;
+pub use auto_promote::{AUTO_PROMOTED_LABEL, AUTO_PROMOTION, AutoPromotions, Inputs, auto_promotions};
 pub use config_maps::{RenderedConfigMap, config_map_name};
 pub use history::rollback_target;
 pub use lifecycle::ended;
@@ -239,7 +240,35 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
 
     let pins = decision.pins();
     let (config_maps, config_history) = decision.config_maps();
-    let new_promotions = decision.auto_promotions();
+    let auto = auto_promote::auto_promotions(&auto_promote::Inputs {
+        environment,
+        environments: &snapshot.environments,
+        artifacts: &snapshot.artifacts,
+        promotions: &snapshot.promotions,
+        running: &decision.applications,
+        operator: snapshot.operator.as_deref(),
+    });
+    // A workload cluster's agent may not create Promotions on the hub: the
+    // hub operator creates them from the same decision (see
+    // `controller::agents`); the agent records the condition.
+    let new_promotions = if environment.spec.cluster.is_some() {
+        Vec::new()
+    } else {
+        auto.promotions
+    };
+    let conditions = match auto.condition {
+        Some(wanted) => conditions::set(
+            &validation.conditions,
+            wanted,
+            environment.metadata.generation,
+            &snapshot.now,
+        ),
+        None => validation
+            .conditions
+            .into_iter()
+            .filter(|c| c.type_ != AUTO_PROMOTION)
+            .collect(),
+    };
     let Decision {
         applications,
         mut history,
@@ -298,7 +327,7 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
             .join(", ")
     });
     let conditions = kstatus::set(
-        &validation.conditions,
+        &conditions,
         kstatus::of_environment(&validation.ready, &applications),
         environment.metadata.generation,
         &snapshot.now,

@@ -184,13 +184,14 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
         .chain(verification::problems(&gates.verification))
         .collect();
 
-    // An agent may not create Promotions on the hub: an Environment of a
-    // workload cluster is promoted by Promotions people create there.
-    let promotion_problems: Vec<String> = (environment.spec.cluster.is_some()
-        && environment.spec.auto_promote)
+    // A policy without autoPromote would be ignored without a word. (Not a
+    // CEL rule: one on the spec would count every field of it against the
+    // API server's cost budget.)
+    let promotion_problems: Vec<String> = (environment.spec.auto_promotion.is_some()
+        && !environment.spec.auto_promote)
         .then(|| {
-            "spec.autoPromote: an Environment of a workload cluster (spec.cluster) is promoted by Promotions \
-             created on the hub; autoPromote is not available there"
+            "spec.autoPromotion is the policy of autoPromote, which is false: set autoPromote: true, or \
+             remove autoPromotion"
                 .to_string()
         })
         .into_iter()
