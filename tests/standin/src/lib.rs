@@ -99,6 +99,7 @@ pub struct StandInBuilder {
     event_history: usize,
     bookmark_interval: Duration,
     deployment_controller: bool,
+    deployment_controller_delay: Duration,
     users: Vec<(String, Vec<String>)>,
 }
 
@@ -109,6 +110,7 @@ impl Default for StandInBuilder {
             event_history: 10_000,
             bookmark_interval: Duration::from_secs(1),
             deployment_controller: true,
+            deployment_controller_delay: Duration::ZERO,
             users: vec![(ADMIN.to_owned(), vec![MASTERS.to_owned()])],
         }
     }
@@ -139,6 +141,15 @@ impl StandInBuilder {
     /// status by hand and need it to stay as written.
     pub fn deployment_controller(mut self, enabled: bool) -> Self {
         self.deployment_controller = enabled;
+        self
+    }
+
+    /// How long the emulated Deployment controller takes from a Deployment
+    /// write to its status update (`observedGeneration`), as a loaded
+    /// kube-controller-manager does (default: none, it answers under the
+    /// write's lock). Changes made meanwhile are covered by the same sync.
+    pub fn deployment_controller_delay(mut self, delay: Duration) -> Self {
+        self.deployment_controller_delay = delay;
         self
     }
 
@@ -246,7 +257,8 @@ impl StandInBuilder {
             users: Mutex::new(users),
         });
         if self.deployment_controller {
-            lock(&shared.store).run_deployment_controller(Arc::downgrade(&shared.store));
+            lock(&shared.store)
+                .run_deployment_controller(Arc::downgrade(&shared.store), self.deployment_controller_delay);
         }
         let task = tokio::spawn(serve(listener, Arc::clone(&shared), shutdown_signal));
         Ok(StandIn {

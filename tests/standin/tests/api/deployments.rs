@@ -596,3 +596,57 @@ async fn without_the_controller_deployment_status_stays_as_written() -> anyhow::
     assert_eq!(server.resource_version(), resource_version(&written));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_delayed_controller_observes_changes_after_its_delay_and_covers_those_made_meanwhile()
+-> anyhow::Result<()> {
+    let delay = Duration::from_millis(300);
+    let server = StandIn::builder()
+        .deployment_controller_delay(delay)
+        .start()
+        .await?;
+    let deployments = deployments(&server);
+    let started = Instant::now();
+    let created = deployments
+        .create(&PostParams::default(), &web(Some(0), None))
+        .await?;
+    let mut events = deployments
+        .watch(&WatchParams::default(), &resource_version(&created).to_string())
+        .await?
+        .boxed();
+    let patched = deployments
+        .patch(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(&image_patch(UNPULLABLE[1])),
+        )
+        .await?;
+    assert_eq!(
+        (patched.metadata.generation, status(&patched).observed_generation),
+        (Some(2), None),
+        "nothing is observed before the delay"
+    );
+    assert_eq!(next_event(&mut events).await?, ("MODIFIED", patched.clone()));
+
+    let (kind, synced) = next_event(&mut events).await?;
+    assert!(
+        started.elapsed() >= delay,
+        "observed after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(kind, "MODIFIED");
+    assert_eq!(resource_version(&synced), resource_version(&patched) + 1);
+    assert_eq!(
+        counts(&synced),
+        (Some(2), None, None, None, None, None),
+        "one sync covers the create and the patch made during the delay"
+    );
+    assert_eq!(progressing_reason(&synced), "NewReplicaSetAvailable");
+    assert!(
+        tokio::time::timeout(delay * 2, next_event(&mut events))
+            .await
+            .is_err(),
+        "no second sync"
+    );
+    Ok(())
+}
