@@ -38,9 +38,10 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// A fresh stand-in with the Hoist CRDs and their bare copies, or the
-    /// real cluster of `kubeconfig` with both installed, for part `name`.
-    pub async fn new(kubeconfig: Option<&Path>, name: &str) -> Result<Self> {
+    /// A fresh stand-in with the Hoist CRDs and their bare copies (its
+    /// Deployment controller answering after `delay`), or the real cluster
+    /// of `kubeconfig` with both installed, for part `name`.
+    pub async fn new(kubeconfig: Option<&Path>, name: &str, delay: Duration) -> Result<Self> {
         let crds = hoist::api::crds();
         let bare = world::bare_crds(&crds);
         match kubeconfig {
@@ -52,6 +53,7 @@ impl Cluster {
                     .user(operator::USER, &[kube_standin::MASTERS])
                     // Generous, so no watch of this run falls behind into 410 Gone.
                     .event_history(1_000_000)
+                    .deployment_controller_delay(delay)
                     .start()
                     .await?;
                 let kubeconfig = std::env::temp_dir().join(format!("hoist-bench-{name}.kubeconfig"));

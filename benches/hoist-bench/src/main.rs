@@ -29,7 +29,7 @@ use kube_standin::StandIn;
 use serde_json::{Value, json};
 
 use cluster::Cluster;
-use observe::{Tracker, key};
+use observe::{Rollouts, Tracker, key};
 use operator::Operator;
 use report::{Cpu, Latencies, LevelReport, RegistryReport, Resync};
 use world::{BARE_GROUP, Size, VERSIONS};
@@ -77,6 +77,11 @@ struct Args {
     /// Hoist operator of the chart runs there, and names what is missing.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// How long the stand-in's Deployment controller takes from a
+    /// Deployment write to its status update (`300ms`), as a loaded
+    /// kube-controller-manager does; a real cluster's takes what it takes.
+    #[arg(long, value_parser = hoist::core::duration::parse_flag)]
+    deployment_controller_delay: Option<Duration>,
 }
 
 #[derive(Subcommand)]
@@ -120,17 +125,24 @@ async fn main() -> Result<()> {
         return Ok(());
     }
     if let Some(kubeconfig) = &args.kubeconfig {
+        if args.deployment_controller_delay.is_some() {
+            bail!(
+                "--deployment-controller-delay sets the stand-in's Deployment controller; the cluster of \
+                 --kubeconfig has its own"
+            );
+        }
         cluster::preflight(kubeconfig).await?;
     }
     let registry = registry_address().context("the bench needs the local registry")?;
     let started = Instant::now();
     let images = push_images("bench", VERSIONS, 0).await?;
     let registry_report = registry_section(&args, &registry).await?;
+    let delay = args.deployment_controller_delay.unwrap_or_default();
     let mut levels = Vec::new();
     let largest = args.factors.iter().copied().max().unwrap_or(1);
     for &factor in &args.factors {
         let name = format!("{factor}x");
-        let cluster = Cluster::new(args.kubeconfig.as_deref(), &name).await?;
+        let cluster = Cluster::new(args.kubeconfig.as_deref(), &name, delay).await?;
         let size = Size {
             environments: args.base_environments * factor,
             prefix: cluster.prefix.clone(),
@@ -167,9 +179,13 @@ async fn main() -> Result<()> {
             started.elapsed(),
             &format!(
                 "{}{}",
-                match &args.kubeconfig {
-                    Some(path) => format!("the cluster of {}", path.display()),
-                    None => "the in-process stand-in".to_string(),
+                match (&args.kubeconfig, args.deployment_controller_delay) {
+                    (Some(path), _) => format!("the cluster of {}", path.display()),
+                    (None, Some(delay)) => format!(
+                        "the in-process stand-in, its Deployment controller answering after {} ms",
+                        delay.as_millis()
+                    ),
+                    (None, None) => "the in-process stand-in".to_string(),
                 },
                 match args.unrelated_secrets {
                     0 => String::new(),
@@ -296,6 +312,7 @@ async fn level(
         world::api(&client, BARE_GROUP, "Promotion", "promotions"),
         observe::succeeded,
     );
+    let rollouts = Rollouts::start(client.clone());
 
     let mut operator = start_operator(args, kubeconfig, registry, &name)?;
     let ready = operator.wait_ready(WAIT).await?;
@@ -351,6 +368,7 @@ async fn level(
     let operator_cpu = operator.cpu()?;
     let bench_cpu = operator::cpu_time(std::process::id())?;
     let mut operator_latencies = Vec::with_capacity(timed.len());
+    let mut overheads = Vec::with_capacity(timed.len());
     for &(version, index) in timed {
         let (namespace, environment) = size.environment(index);
         let promotion = world::promotion("hoist.dev", &environment, version, &cluster.requested_by);
@@ -363,6 +381,8 @@ async fn level(
             )
             .await?;
         operator_latencies.push(seen - start);
+        let observed = rolled_out(&client, &rollouts, &namespace, &environment).await?;
+        overheads.push(seen.saturating_duration_since(observed));
         if operator_latencies.len() <= args.trace {
             tokio::time::sleep(Duration::from_millis(20)).await;
             trace(cluster.standin(), start, seen);
@@ -384,8 +404,8 @@ async fn level(
         let start = Instant::now();
         bare_promotion(
             cluster,
-            &bare_namespace,
-            &environment,
+            &rollouts,
+            (&bare_namespace, &environment),
             version,
             sequence,
             &images[sequence % images.len()],
@@ -434,12 +454,36 @@ async fn level(
         bulk: bulk.len(),
         bulk_time,
         operator: Latencies::new(operator_latencies),
+        overhead: Latencies::new(overheads),
         bare: Latencies::new(bare_latencies),
         requests,
         cpu,
         lookups,
         resync,
     })
+}
+
+/// When the Deployment controller had rolled out both Deployments of
+/// `environment` at their current generations (the pins of its last
+/// promotion), as [`Rollouts`] saw it.
+async fn rolled_out(
+    client: &Client,
+    rollouts: &Rollouts,
+    namespace: &str,
+    environment: &str,
+) -> Result<Instant> {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), namespace);
+    let application = world::application(environment);
+    let mut last = None;
+    for component in ["backend", "frontend"] {
+        let name = format!("{application}-{component}");
+        let generation = api.get(&name).await?.metadata.generation.unwrap_or(0);
+        let at = rollouts
+            .wait(&key(namespace, &name), generation, PROMOTION_TIMEOUT)
+            .await?;
+        last = last.max(Some(at));
+    }
+    last.context("an environment has two Deployments")
 }
 
 /// Prints the requests made since `start` to stderr, with their times
@@ -528,12 +572,14 @@ async fn status_templates(client: &Client, size: &Size) -> Result<Statuses> {
 
 /// What a perfect operator writes for one promotion, issued directly: the
 /// Promotion is created as for the operator, then both Deployments are
-/// pinned, the Promotion's status is set to Succeeded and the Environment's
-/// status records the release.
+/// pinned; once the Deployment controller has rolled both out (what the
+/// operator waits for, seen by a watch: no requests), the Promotion's
+/// status is set to Succeeded and the Environment's status records the
+/// release.
 async fn bare_promotion(
     cluster: &Cluster,
-    namespace: &str,
-    environment: &str,
+    rollouts: &Rollouts,
+    (namespace, environment): (&str, &str),
     version: usize,
     sequence: usize,
     images: &[PushedImage; 2],
@@ -547,16 +593,24 @@ async fn bare_promotion(
     let application = world::application(environment);
     let artifact = world::artifact_name(environment, version);
     let hash = format!("sha256:{sequence:064x}");
+    let mut pinned = Vec::new();
     for (component, container, image) in [("backend", "app", &images[0]), ("frontend", "web", &images[1])] {
+        let deployment = format!("{application}-{component}");
         let pin = world::bare_pin(
             namespace,
-            &format!("{application}-{component}"),
+            &deployment,
             container,
             &image.by_digest(),
             &artifact,
             &hash,
         );
-        world::apply(client, namespace, &pin, false).await?;
+        let written = world::apply(client, namespace, &pin, false).await?;
+        pinned.push((deployment, written.metadata.generation.unwrap_or(0)));
+    }
+    for (deployment, generation) in pinned {
+        rollouts
+            .wait(&key(namespace, &deployment), generation, PROMOTION_TIMEOUT)
+            .await?;
     }
     let status = json!({"apiVersion": format!("{BARE_GROUP}/v1alpha1"), "kind": "Promotion",
                         "metadata": {"name": name, "namespace": namespace},
@@ -567,7 +621,8 @@ async fn bare_promotion(
     let status = json!({"apiVersion": format!("{BARE_GROUP}/v1alpha1"), "kind": "Environment",
                         "metadata": {"name": environment, "namespace": namespace},
                         "status": environment_status});
-    world::apply(client, namespace, &status, true).await
+    world::apply(client, namespace, &status, true).await?;
+    Ok(())
 }
 
 /// Restarts the operator on the settled store: a full resync.
@@ -618,7 +673,7 @@ async fn idle_resync(
 async fn registry_section(args: &Args, registry: &str) -> Result<RegistryReport> {
     progress("registry: pushing images");
     let images = push_images("registry", args.registry_references / 2, 1000).await?;
-    let cluster = Cluster::new(args.kubeconfig.as_deref(), "registry").await?;
+    let cluster = Cluster::new(args.kubeconfig.as_deref(), "registry", Duration::ZERO).await?;
     let outcome = registry_lookups(args, registry, &cluster, &images).await;
     cluster.clean_up().await?;
     outcome

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use futures::StreamExt;
+use hoist::core::deployment::{Rollout, rollout};
+use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
@@ -134,4 +136,91 @@ pub fn ready(object: &Value) -> bool {
 pub fn observed(object: &Value) -> bool {
     object["status"]["observedGeneration"].is_u64()
         && object["status"]["observedGeneration"] == object["metadata"]["generation"]
+}
+
+/// `(namespace/name, generation)` → when a Deployment was first seen rolled
+/// out at that generation.
+type RolledOut = Arc<Mutex<HashMap<(String, i64), Instant>>>;
+
+/// When the Deployment controller had rolled out each generation of each
+/// Deployment, judged as the operator's core judges a rollout
+/// ([`hoist::core::deployment::rollout`]: `observedGeneration` caught up,
+/// no failed `Progressing` condition, every replica updated and
+/// available). The operator waits for exactly this before `Succeeded`, so
+/// bare writes wait for it too, and the time from it to `Succeeded` is the
+/// operator's own.
+pub struct Rollouts {
+    seen: RolledOut,
+    changes: watch::Receiver<usize>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Rollouts {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Rollouts {
+    /// Watches every Deployment `client` may see.
+    pub fn start(client: kube::Client) -> Self {
+        let seen: RolledOut = Arc::default();
+        let (sender, changes) = watch::channel(0);
+        let recorded = Arc::clone(&seen);
+        let api: Api<Deployment> = Api::all(client);
+        let task = tokio::spawn(async move {
+            let mut deployments = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .boxed();
+            while let Some(deployment) = deployments.next().await {
+                let Ok(deployment) = deployment else { continue };
+                if rollout(&deployment) != Rollout::Complete {
+                    continue;
+                }
+                let key = (
+                    key(
+                        deployment.metadata.namespace.as_deref().unwrap_or_default(),
+                        deployment.metadata.name.as_deref().unwrap_or_default(),
+                    ),
+                    deployment.metadata.generation.unwrap_or(0),
+                );
+                let count = {
+                    let mut seen = recorded.lock().unwrap_or_else(PoisonError::into_inner);
+                    let before = seen.len();
+                    seen.entry(key).or_insert_with(Instant::now);
+                    (seen.len() > before).then_some(seen.len())
+                };
+                if let Some(count) = count {
+                    sender.send_replace(count);
+                }
+            }
+        });
+        Rollouts { seen, changes, task }
+    }
+
+    /// When Deployment `key` was first seen rolled out at `generation` or a later one.
+    pub async fn wait(&self, key: &str, generation: i64, timeout: Duration) -> Result<Instant> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changes = self.changes.clone();
+        loop {
+            let at = self
+                .seen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .filter(|((seen, at_generation), _)| seen == key && *at_generation >= generation)
+                .map(|(_, at)| *at)
+                .min();
+            if let Some(at) = at {
+                return Ok(at);
+            }
+            if tokio::time::timeout_at(deadline, changes.changed())
+                .await
+                .is_err()
+            {
+                bail!("Deployment {key} was not rolled out at generation {generation} within {timeout:?}");
+            }
+        }
+    }
 }

@@ -149,19 +149,19 @@ pub async fn create(client: &Client, namespace: &str, object: Value) -> Result<(
     Ok(())
 }
 
-/// Server-side applies `object` (or its status) as the bench.
-pub async fn apply(client: &Client, namespace: &str, object: &Value, status: bool) -> Result<()> {
+/// Server-side applies `object` (or its status) as the bench; answers
+/// the object as written.
+pub async fn apply(client: &Client, namespace: &str, object: &Value, status: bool) -> Result<DynamicObject> {
     let (group, version) = split_api_version(object);
     let kind = object["kind"].as_str().unwrap_or_default();
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
     let api = namespaced(client, namespace, &group, &version, kind);
     let params = PatchParams::apply(MANAGER).force();
-    if status {
-        api.patch_status(name, &params, &Patch::Apply(object)).await?;
+    Ok(if status {
+        api.patch_status(name, &params, &Patch::Apply(object)).await?
     } else {
-        api.patch(name, &params, &Patch::Apply(object)).await?;
-    }
-    Ok(())
+        api.patch(name, &params, &Patch::Apply(object)).await?
+    })
 }
 
 fn split_api_version(object: &Value) -> (String, String) {
