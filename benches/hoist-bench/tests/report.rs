@@ -10,8 +10,8 @@ const TIMEOUT: Duration = Duration::from_secs(300);
 async fn small_run(args: &[&str]) -> String {
     hoist_testkit::registry::registry_address().expect("HOIST_TEST_REGISTRY (run scripts/test)");
     let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_hoist-bench"))
-        .args(["--base-environments", "2", "--factors", "1", "--timed", "4"])
-        .args(["--registry-artifacts", "2", "--registry-references", "2"])
+        .args(["--base-environments", "1", "--factors", "1", "--timed", "4"])
+        .args(["--registry-artifacts", "1", "--registry-references", "2"])
         .args(args)
         .kill_on_drop(true)
         .output();
@@ -50,7 +50,7 @@ async fn a_slow_deployment_controller_is_reported_as_such_not_as_the_operators_c
     let report = small_run(&["--deployment-controller-delay", "300ms"]).await;
     assert!(
         report.contains(
-            "API server: the in-process stand-in, its Deployment controller answering after 300 ms."
+            "API server: the in-process stand-in, the Deployment controller answering after 300 ms."
         ),
         "{report}"
     );
@@ -62,7 +62,7 @@ async fn a_slow_deployment_controller_is_reported_as_such_not_as_the_operators_c
         "{report}"
     );
     let cells = row(&report, "1×");
-    assert_eq!(cells[1..3], ["20 / 2 / 20", "4"], "{report}");
+    assert_eq!(cells[1..3], ["10 / 1 / 10", "4"], "{report}");
     let [operator, _, _] = triple(&cells[3]);
     let [bare, _, _] = triple(&cells[4]);
     let [overhead, _, _] = triple(&cells[6]);
@@ -72,5 +72,42 @@ async fn a_slow_deployment_controller_is_reported_as_such_not_as_the_operators_c
     assert!(
         report.contains("- operator overhead: from the Deployment controller having rolled out both pins"),
         "{report}"
+    );
+}
+
+#[tokio::test]
+async fn a_two_cluster_run_reports_the_same_figures_and_the_requests_by_cluster() {
+    let report = small_run(&["--workload-cluster"]).await;
+    assert!(
+        report.contains(
+            "API server: two in-process stand-ins: a hub (the operator) and a workload cluster (an agent, \
+             `hoist agent`)."
+        ),
+        "{report}"
+    );
+    let cells = row(&report, "1×");
+    assert_eq!(cells[1..3], ["10 / 1 / 10", "4"], "{report}");
+    for latencies in [&cells[3], &cells[4], &cells[6]] {
+        let [p50, p90, p99] = triple(latencies);
+        assert!(0.0 < p50 && p50 <= p90 && p90 <= p99, "{report}");
+    }
+    let requests = report
+        .lines()
+        .find(|line| line.starts_with("- 1×: "))
+        .unwrap_or_else(|| panic!("no requests line in:\n{report}"));
+    // Each promotion pins both Deployments in the workload cluster and
+    // records its outcome on the hub, where the hub operator labels it
+    // with the cluster.
+    for part in [
+        "agent → workload: patch deployments 2.00",
+        "agent → hub: patch environments/status 1.00",
+        "agent → hub: create events 2.00",
+        "hub operator: patch promotions 1.00",
+    ] {
+        assert!(requests.contains(part), "{part} in {requests}");
+    }
+    assert!(
+        !report.contains("Idle resync"),
+        "the idle resync is the one-cluster run's: {report}"
     );
 }
