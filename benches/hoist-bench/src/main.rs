@@ -29,7 +29,7 @@ use kube_standin::StandIn;
 use serde_json::{Value, json};
 
 use cluster::Cluster;
-use observe::{Rollouts, Tracker, key};
+use observe::{Tracker, key, rollout_key};
 use operator::{Operator, Role};
 use report::{Cpu, Latencies, LevelReport, RegistryReport, Resync};
 use world::{BARE_GROUP, Size, VERSIONS};
@@ -483,7 +483,7 @@ async fn level(
         world::api(&client, BARE_GROUP, "Promotion", "promotions"),
         observe::succeeded,
     );
-    let rollouts = Rollouts::start(local.clone());
+    let rollouts = observe::rollouts(&local);
 
     let mut operator = start_operator(args, kubeconfig, registry, &name)?;
     let mut ready = operator.wait_ready(WAIT).await?;
@@ -663,10 +663,10 @@ async fn level(
 
 /// When the Deployment controller had rolled out both Deployments of
 /// `environment` at their current generations (the pins of its last
-/// promotion), as [`Rollouts`] saw it.
+/// promotion), as [`observe::rollouts`] saw it.
 async fn rolled_out(
     client: &Client,
-    rollouts: &Rollouts,
+    rollouts: &Tracker,
     namespace: &str,
     environment: &str,
 ) -> Result<Instant> {
@@ -677,7 +677,7 @@ async fn rolled_out(
         let name = format!("{application}-{component}");
         let generation = api.get(&name).await?.metadata.generation.unwrap_or(0);
         let at = rollouts
-            .wait(&key(namespace, &name), generation, PROMOTION_TIMEOUT)
+            .wait(&rollout_key(namespace, &name, generation), PROMOTION_TIMEOUT)
             .await?;
         last = last.max(Some(at));
     }
@@ -776,7 +776,7 @@ async fn status_templates(client: &Client, size: &Size) -> Result<Statuses> {
 /// release.
 async fn bare_promotion(
     cluster: &Cluster,
-    (local, rollouts): (&Client, &Rollouts),
+    (local, rollouts): (&Client, &Tracker),
     (namespace, environment): (&str, &str),
     version: usize,
     sequence: usize,
@@ -807,7 +807,10 @@ async fn bare_promotion(
     }
     for (deployment, generation) in pinned {
         rollouts
-            .wait(&key(namespace, &deployment), generation, PROMOTION_TIMEOUT)
+            .wait(
+                &rollout_key(namespace, &deployment, generation),
+                PROMOTION_TIMEOUT,
+            )
             .await?;
     }
     let status = json!({"apiVersion": format!("{BARE_GROUP}/v1alpha1"), "kind": "Promotion",

@@ -10,7 +10,7 @@ use anyhow::{Result, bail};
 use futures::StreamExt;
 use hoist::core::deployment::{Rollout, rollout};
 use k8s_openapi::api::apps::v1::Deployment;
-use kube::api::{Api, DynamicObject};
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -42,6 +42,22 @@ pub fn key(namespace: &str, name: &str) -> String {
 impl Tracker {
     /// Watches `api` and records objects for which `state` holds.
     pub fn start(api: Api<DynamicObject>, state: fn(&Value) -> bool) -> Self {
+        Self::keyed(api, move |object| {
+            state(object).then(|| {
+                key(
+                    object["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    object["metadata"]["name"].as_str().unwrap_or_default(),
+                )
+            })
+        })
+    }
+
+    /// Watches `api` and records the key `key_of` answers for an object,
+    /// when it answers one.
+    pub fn keyed(
+        api: Api<DynamicObject>,
+        key_of: impl Fn(&Value) -> Option<String> + Send + 'static,
+    ) -> Self {
         let seen: Seen = Arc::default();
         let (sender, changes) = watch::channel(0);
         let recorded = Arc::clone(&seen);
@@ -55,13 +71,9 @@ impl Tracker {
                 let Ok(json) = serde_json::to_value(&object) else {
                     continue;
                 };
-                if !state(&json) {
+                let Some(key) = key_of(&json) else {
                     continue;
-                }
-                let key = key(
-                    object.metadata.namespace.as_deref().unwrap_or_default(),
-                    object.metadata.name.as_deref().unwrap_or_default(),
-                );
+                };
                 let count = {
                     let mut seen = lock(&recorded);
                     let before = seen.len();
@@ -138,89 +150,29 @@ pub fn observed(object: &Value) -> bool {
         && object["status"]["observedGeneration"] == object["metadata"]["generation"]
 }
 
-/// `(namespace/name, generation)` → when a Deployment was first seen rolled
-/// out at that generation.
-type RolledOut = Arc<Mutex<HashMap<(String, i64), Instant>>>;
+/// The key of Deployment `namespace/name` rolled out at `generation` in
+/// the tracker of [`rollouts`].
+pub fn rollout_key(namespace: &str, name: &str, generation: i64) -> String {
+    format!("{}@{generation}", key(namespace, name))
+}
 
 /// When the Deployment controller had rolled out each generation of each
-/// Deployment, judged as the operator's core judges a rollout
-/// ([`hoist::core::deployment::rollout`]: `observedGeneration` caught up,
-/// no failed `Progressing` condition, every replica updated and
-/// available). The operator waits for exactly this before `Succeeded`, so
-/// bare writes wait for it too, and the time from it to `Succeeded` is the
-/// operator's own.
-pub struct Rollouts {
-    seen: RolledOut,
-    changes: watch::Receiver<usize>,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Rollouts {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl Rollouts {
-    /// Watches every Deployment `client` may see.
-    pub fn start(client: kube::Client) -> Self {
-        let seen: RolledOut = Arc::default();
-        let (sender, changes) = watch::channel(0);
-        let recorded = Arc::clone(&seen);
-        let api: Api<Deployment> = Api::all(client);
-        let task = tokio::spawn(async move {
-            let mut deployments = watcher(api, watcher::Config::default())
-                .default_backoff()
-                .applied_objects()
-                .boxed();
-            while let Some(deployment) = deployments.next().await {
-                let Ok(deployment) = deployment else { continue };
-                if rollout(&deployment) != Rollout::Complete {
-                    continue;
-                }
-                let key = (
-                    key(
-                        deployment.metadata.namespace.as_deref().unwrap_or_default(),
-                        deployment.metadata.name.as_deref().unwrap_or_default(),
-                    ),
-                    deployment.metadata.generation.unwrap_or(0),
-                );
-                let count = {
-                    let mut seen = recorded.lock().unwrap_or_else(PoisonError::into_inner);
-                    let before = seen.len();
-                    seen.entry(key).or_insert_with(Instant::now);
-                    (seen.len() > before).then_some(seen.len())
-                };
-                if let Some(count) = count {
-                    sender.send_replace(count);
-                }
-            }
-        });
-        Rollouts { seen, changes, task }
-    }
-
-    /// When Deployment `key` was first seen rolled out at `generation` or a later one.
-    pub async fn wait(&self, key: &str, generation: i64, timeout: Duration) -> Result<Instant> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut changes = self.changes.clone();
-        loop {
-            let at = self
-                .seen
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .iter()
-                .filter(|((seen, at_generation), _)| seen == key && *at_generation >= generation)
-                .map(|(_, at)| *at)
-                .min();
-            if let Some(at) = at {
-                return Ok(at);
-            }
-            if tokio::time::timeout_at(deadline, changes.changed())
-                .await
-                .is_err()
-            {
-                bail!("Deployment {key} was not rolled out at generation {generation} within {timeout:?}");
-            }
-        }
-    }
+/// Deployment `client` may see (keys of [`rollout_key`]), judged as the
+/// operator's core judges a rollout ([`hoist::core::deployment::rollout`]:
+/// `observedGeneration` caught up, no failed `Progressing` condition, every
+/// replica updated and available). The operator waits for exactly this
+/// before `Succeeded`, so bare writes wait for it too, and the time from
+/// it to `Succeeded` is the operator's own.
+pub fn rollouts(client: &kube::Client) -> Tracker {
+    let api = Api::all_with(client.clone(), &ApiResource::erase::<Deployment>(&()));
+    Tracker::keyed(api, |object| {
+        let deployment: Deployment = serde_json::from_value(object.clone()).ok()?;
+        (rollout(&deployment) == Rollout::Complete).then(|| {
+            rollout_key(
+                deployment.metadata.namespace.as_deref().unwrap_or_default(),
+                deployment.metadata.name.as_deref().unwrap_or_default(),
+                deployment.metadata.generation.unwrap_or(0),
+            )
+        })
+    })
 }
