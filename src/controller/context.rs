@@ -418,15 +418,34 @@ where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
     let key = ObjectRef::from_obj(written);
-    let written = written.resource_version();
-    let caught_up = |store: &kube::runtime::reflector::Store<K>| {
-        let cached = store.get(&key).and_then(|object| object.resource_version());
-        cached.is_some() && (cached == written || cached.as_deref() != before)
-    };
+    let caught_up =
+        |store: &kube::runtime::reflector::Store<K>| shows_write(store.get(&key).as_deref(), before, written);
     if !cache.wait_until(caught_up, CACHE_CATCH_UP).await {
         tracing::debug!(object = %key, "cache did not catch up with a write");
     }
 }
 
+/// Whether `cached` (the cache's version of an object) shows the write
+/// answered with `written` over the version `before`: it is the version
+/// written, or a later one. A later version differs from `before` and keeps
+/// at least the written generation; a version between the two differs from
+/// `before` too, but has the older generation. Such a version is a status
+/// write of another writer (kube-controller-manager's on a Deployment, late
+/// under load) committed after the cache's `before` and before this write:
+/// taking it as caught up let the next reconcile see a target Deployment
+/// without its pin and apply the pin again.
+fn shows_write<K: Resource>(cached: Option<&K>, before: Option<&str>, written: &K) -> bool {
+    let Some(cached) = cached else {
+        return false;
+    };
+    let version = cached.resource_version();
+    version == written.resource_version()
+        || (version.as_deref() != before && cached.meta().generation >= written.meta().generation)
+}
+
 /// Shared handle to the context.
 pub type Ctx = Arc<Context>;
+
+#[cfg(test)]
+#[path = "tests/context.rs"]
+mod tests;

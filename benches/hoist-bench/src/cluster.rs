@@ -38,9 +38,27 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// A fresh stand-in with the Hoist CRDs and their bare copies, or the
-    /// real cluster of `kubeconfig` with both installed, for part `name`.
-    pub async fn new(kubeconfig: Option<&Path>, name: &str) -> Result<Self> {
+    /// A fresh stand-in with the Hoist CRDs and their bare copies (its
+    /// Deployment controller answering after `delay`), or the real cluster
+    /// of `kubeconfig` with both installed, for part `name`.
+    pub async fn new(kubeconfig: Option<&Path>, name: &str, delay: Duration) -> Result<Self> {
+        Self::connect(kubeconfig, name, delay, true).await
+    }
+
+    /// The workload cluster of a two-cluster run, for part `name`: a fresh
+    /// stand-in as [`Cluster::new`] makes, or the real cluster of
+    /// `kubeconfig`, where nothing is installed (the Hoist kinds live on
+    /// the hub) and the namespaces are named as on the hub.
+    pub async fn workload(kubeconfig: Option<&Path>, name: &str, delay: Duration) -> Result<Self> {
+        Self::connect(kubeconfig, name, delay, false).await
+    }
+
+    async fn connect(
+        kubeconfig: Option<&Path>,
+        name: &str,
+        delay: Duration,
+        hoist_kinds: bool,
+    ) -> Result<Self> {
         let crds = hoist::api::crds();
         let bare = world::bare_crds(&crds);
         match kubeconfig {
@@ -50,11 +68,16 @@ impl Cluster {
                     // The operator process keeps every right: the bench
                     // measures it, not its RBAC.
                     .user(operator::USER, &[kube_standin::MASTERS])
+                    // A two-cluster run's agent on the hub, held to its
+                    // cluster's objects by the `hoist-agents` policy.
+                    .user(operator::AGENT_USER, &[kube_standin::MASTERS])
                     // Generous, so no watch of this run falls behind into 410 Gone.
                     .event_history(1_000_000)
+                    .deployment_controller_delay(delay)
                     .start()
                     .await?;
-                let kubeconfig = std::env::temp_dir().join(format!("hoist-bench-{name}.kubeconfig"));
+                let place = if hoist_kinds { "" } else { "-workload" };
+                let kubeconfig = crate::operator::temp_path(&format!("{name}{place}.kubeconfig"));
                 std::fs::write(&kubeconfig, standin.kubeconfig_yaml(operator::USER)?)?;
                 let client = standin.client();
                 // As the chart installs Hoist: its admission policies hold
@@ -78,7 +101,9 @@ impl Cluster {
                     .with_context(|| format!("reaching the API server of {}", path.display()))?;
                 crate::progress(&format!("{name}: Kubernetes {}", version.git_version));
                 let requested_by = requested_by(&client).await?;
-                install(&client, crds.into_iter().chain(bare)).await?;
+                if hoist_kinds {
+                    install(&client, crds.into_iter().chain(bare)).await?;
+                }
                 let run = format!("{name}-{:x}", std::process::id());
                 Ok(Cluster {
                     backend: Backend::Real,
@@ -89,6 +114,20 @@ impl Cluster {
                     run,
                 })
             }
+        }
+    }
+
+    /// The kubeconfig an agent reaches this cluster (its hub) with: on a
+    /// stand-in its own user [`operator::AGENT_USER`]; on a real cluster
+    /// the bench's (see the README on the `hoist-agents` policy).
+    pub fn agent_kubeconfig(&self, name: &str) -> Result<PathBuf> {
+        match &self.backend {
+            Backend::StandIn(standin) => {
+                let path = crate::operator::temp_path(&format!("{name}-agent-hub.kubeconfig"));
+                std::fs::write(&path, standin.kubeconfig_yaml(operator::AGENT_USER)?)?;
+                Ok(path)
+            }
+            Backend::Real => Ok(self.kubeconfig.clone()),
         }
     }
 
@@ -153,12 +192,24 @@ impl Cluster {
 }
 
 /// Checks, before the run makes anything, that it can go ahead on the
-/// cluster of `kubeconfig` ([`crate::preflight`]).
-pub async fn preflight(kubeconfig: &Path) -> Result<()> {
+/// cluster of `kubeconfig` ([`crate::preflight`]), the hub of an agent
+/// when `agent` says so.
+pub async fn preflight(kubeconfig: &Path, agent: bool) -> Result<()> {
     let client = connect(kubeconfig).await?;
-    crate::preflight::check(&client)
+    crate::preflight::check(&client, agent)
         .await
         .with_context(|| format!("checking the cluster of {} before the run", kubeconfig.display()))
+}
+
+/// The same for the workload cluster of a two-cluster run.
+pub async fn preflight_workload(kubeconfig: &Path) -> Result<()> {
+    let client = connect(kubeconfig).await?;
+    crate::preflight::check_workload(&client).await.with_context(|| {
+        format!(
+            "checking the workload cluster of {} before the run",
+            kubeconfig.display()
+        )
+    })
 }
 
 /// A client for the cluster of `kubeconfig`.

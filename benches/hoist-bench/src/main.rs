@@ -29,8 +29,8 @@ use kube_standin::StandIn;
 use serde_json::{Value, json};
 
 use cluster::Cluster;
-use observe::{Tracker, key};
-use operator::Operator;
+use observe::{Tracker, key, rollout_key};
+use operator::{Operator, Role};
 use report::{Cpu, Latencies, LevelReport, RegistryReport, Resync};
 use world::{BARE_GROUP, Size, VERSIONS};
 
@@ -77,6 +77,27 @@ struct Args {
     /// Hoist operator of the chart runs there, and names what is missing.
     #[arg(long)]
     kubeconfig: Option<PathBuf>,
+    /// How long the stand-in's Deployment controller takes from a
+    /// Deployment write to its status update (`300ms`), as a loaded
+    /// kube-controller-manager does; a real cluster's takes what it takes.
+    #[arg(long, value_parser = hoist::core::duration::parse_flag)]
+    deployment_controller_delay: Option<Duration>,
+    /// Two clusters: the Hoist kinds and the operator on a hub, the
+    /// Deployments and an agent (`hoist agent`) for the Environments
+    /// (`spec.cluster`) in a workload cluster; two stand-ins, or with
+    /// `--kubeconfig` (the hub) and `--workload-kubeconfig` two real clusters.
+    #[arg(long)]
+    workload_cluster: bool,
+    /// The workload cluster of a two-cluster run on real clusters (implies
+    /// `--workload-cluster`); the bench checks there too what it needs.
+    #[arg(long, requires = "kubeconfig")]
+    workload_kubeconfig: Option<PathBuf>,
+}
+
+impl Args {
+    fn two_clusters(&self) -> bool {
+        self.workload_cluster || self.workload_kubeconfig.is_some()
+    }
 }
 
 #[derive(Subcommand)]
@@ -84,16 +105,47 @@ enum Command {
     /// Runs the operator as `hoist controller` does (the bench starts itself so).
     #[command(hide = true)]
     Operator {
-        #[arg(long)]
-        health_address: std::net::SocketAddr,
-        #[arg(long)]
-        insecure_registry: String,
-        #[arg(long)]
-        registry_concurrency: std::num::NonZeroUsize,
-        /// Where to publish the live heap bytes.
-        #[arg(long)]
-        heap_file: std::path::PathBuf,
+        #[command(flatten)]
+        process: Process,
     },
+    /// Runs an agent as `hoist agent` does in a workload cluster (the
+    /// cluster of `KUBECONFIG`).
+    #[command(hide = true)]
+    Agent {
+        #[command(flatten)]
+        process: Process,
+        #[arg(long)]
+        hub_kubeconfig: PathBuf,
+        #[arg(long)]
+        cluster: String,
+    },
+}
+
+/// The settings of an operator or agent process the bench starts.
+#[derive(clap::Args)]
+struct Process {
+    #[arg(long)]
+    health_address: std::net::SocketAddr,
+    #[arg(long)]
+    insecure_registry: String,
+    #[arg(long)]
+    registry_concurrency: std::num::NonZeroUsize,
+    /// Where to publish the live heap bytes.
+    #[arg(long)]
+    heap_file: std::path::PathBuf,
+}
+
+impl Process {
+    /// Publishes the heap and answers the operator's settings.
+    fn settings(self) -> hoist::controller::Settings {
+        heap::publish(self.heap_file);
+        hoist::controller::Settings {
+            health_address: self.health_address,
+            insecure_registries: vec![self.insecure_registry],
+            registry_concurrency: self.registry_concurrency,
+            ..Default::default()
+        }
+    }
 }
 
 const WAIT: Duration = Duration::from_secs(600);
@@ -102,35 +154,58 @@ const PROMOTION_TIMEOUT: Duration = Duration::from_secs(60);
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    if let Some(Command::Operator {
-        health_address,
-        insecure_registry,
-        registry_concurrency,
-        heap_file,
-    }) = args.command
-    {
-        heap::publish(heap_file);
-        let settings = hoist::controller::Settings {
-            health_address,
-            insecure_registries: vec![insecure_registry],
-            registry_concurrency,
-            ..Default::default()
-        };
-        hoist::cli::controller(settings, false).await?;
-        return Ok(());
+    match args.command {
+        Some(Command::Operator { process }) => {
+            hoist::cli::controller(process.settings(), false).await?;
+            return Ok(());
+        }
+        Some(Command::Agent {
+            process,
+            hub_kubeconfig,
+            cluster,
+        }) => {
+            let agent = hoist::controller::agent::Agent {
+                cluster,
+                namespace: None,
+                identity: "hoist-bench-agent".to_owned(),
+                timing: Default::default(),
+            };
+            hoist::cli::agent_run(&hub_kubeconfig, agent, process.settings(), false).await?;
+            return Ok(());
+        }
+        None => {}
     }
     if let Some(kubeconfig) = &args.kubeconfig {
-        cluster::preflight(kubeconfig).await?;
+        if args.deployment_controller_delay.is_some() {
+            bail!(
+                "--deployment-controller-delay sets the stand-in's Deployment controller; the cluster of \
+                 --kubeconfig has its own"
+            );
+        }
+        cluster::preflight(kubeconfig, args.two_clusters()).await?;
+    }
+    if let Some(workload) = &args.workload_kubeconfig {
+        cluster::preflight_workload(workload).await?;
+    } else if args.kubeconfig.is_some() && args.workload_cluster {
+        bail!(
+            "--workload-cluster with --kubeconfig runs on two real clusters: name the workload cluster with \
+             --workload-kubeconfig"
+        );
     }
     let registry = registry_address().context("the bench needs the local registry")?;
     let started = Instant::now();
     let images = push_images("bench", VERSIONS, 0).await?;
     let registry_report = registry_section(&args, &registry).await?;
+    let delay = args.deployment_controller_delay.unwrap_or_default();
     let mut levels = Vec::new();
     let largest = args.factors.iter().copied().max().unwrap_or(1);
     for &factor in &args.factors {
         let name = format!("{factor}x");
-        let cluster = Cluster::new(args.kubeconfig.as_deref(), &name).await?;
+        let cluster = Cluster::new(args.kubeconfig.as_deref(), &name, delay).await?;
+        let workload = match args.two_clusters() {
+            true => Some(Cluster::workload(args.workload_kubeconfig.as_deref(), &name, delay).await?),
+            false => None,
+        };
         let size = Size {
             environments: args.base_environments * factor,
             prefix: cluster.prefix.clone(),
@@ -143,7 +218,7 @@ async fn main() -> Result<()> {
         ));
         let outcome = level(
             &args,
-            &cluster,
+            (&cluster, workload.as_ref()),
             &registry,
             factor,
             size,
@@ -156,6 +231,9 @@ async fn main() -> Result<()> {
             cluster.remove_bare_crds().await?;
         }
         cluster.clean_up().await?;
+        if let Some(workload) = workload {
+            workload.clean_up().await?;
+        }
         levels.push(outcome?);
     }
     print!(
@@ -167,10 +245,7 @@ async fn main() -> Result<()> {
             started.elapsed(),
             &format!(
                 "{}{}",
-                match &args.kubeconfig {
-                    Some(path) => format!("the cluster of {}", path.display()),
-                    None => "the in-process stand-in".to_string(),
-                },
+                api_servers(&args),
                 match args.unrelated_secrets {
                     0 => String::new(),
                     count => format!(", with {count} unrelated Secrets of 4 KiB in namespaces of their own"),
@@ -179,6 +254,30 @@ async fn main() -> Result<()> {
         )
     );
     Ok(())
+}
+
+/// Which API servers the run used, for the report.
+fn api_servers(args: &Args) -> String {
+    let servers = match (&args.kubeconfig, &args.workload_kubeconfig, args.two_clusters()) {
+        (Some(hub), Some(workload), _) => format!(
+            "the hub of {} (the operator) and the workload cluster of {} (an agent, `hoist agent`)",
+            hub.display(),
+            workload.display()
+        ),
+        (Some(path), _, _) => format!("the cluster of {}", path.display()),
+        (None, _, true) => {
+            "two in-process stand-ins: a hub (the operator) and a workload cluster (an agent, `hoist agent`)"
+                .to_owned()
+        }
+        (None, _, false) => "the in-process stand-in".to_owned(),
+    };
+    match (&args.kubeconfig, args.deployment_controller_delay) {
+        (None, Some(delay)) => format!(
+            "{servers}, the Deployment controller answering after {} ms",
+            delay.as_millis()
+        ),
+        _ => servers,
+    }
 }
 
 fn progress(message: &str) {
@@ -199,12 +298,77 @@ async fn push_images(prefix: &str, versions: usize, seed: u64) -> Result<Vec<[Pu
 }
 
 fn start_operator(args: &Args, kubeconfig: &Path, registry: &str, name: &str) -> Result<Operator> {
+    start_process(&Role::Operator, args, kubeconfig, registry, name)
+}
+
+fn start_process(
+    role: &Role<'_>,
+    args: &Args,
+    kubeconfig: &Path,
+    registry: &str,
+    name: &str,
+) -> Result<Operator> {
     Operator::start(
+        role,
         kubeconfig,
         registry,
         args.registry_concurrency,
         &operator::log_path(name),
     )
+}
+
+/// Creates `batches` on `cluster`, or split between it (the hub) and a
+/// `workload` cluster ([`world::split_for_workload`]), the workload's first
+/// so that the Environments find their Deployments.
+async fn populate_both(
+    cluster: &Cluster,
+    workload: Option<&Cluster>,
+    batches: Vec<Vec<(String, Value)>>,
+) -> Result<()> {
+    match workload {
+        Some(workload) => {
+            let (hub, local) = world::split_for_workload(batches, operator::CLUSTER);
+            populate(workload, local).await?;
+            populate(cluster, hub).await
+        }
+        None => populate(cluster, batches).await,
+    }
+}
+
+/// The requests of the operator and, in a two-cluster run, of the agent,
+/// by kind; an agent's by where they went: to the hub (Hoist's kinds, their
+/// statuses, Events, its Lease) or to its workload cluster (the rest).
+async fn requests_of(operator: &Operator, agent: Option<&Operator>) -> Result<BTreeMap<String, usize>> {
+    let Some(agent) = agent else {
+        return operator.requests().await;
+    };
+    let mut requests: BTreeMap<String, usize> = operator
+        .requests()
+        .await?
+        .into_iter()
+        .map(|(kind, count)| (format!("hub operator: {kind}"), count))
+        .collect();
+    for (kind, count) in agent.requests().await? {
+        let resource = kind.split_once(' ').map_or("", |(_, resource)| resource);
+        let on_hub = resource.starts_with("artifacts")
+            || resource.starts_with("environments")
+            || resource.starts_with("promotions")
+            || resource.starts_with("events")
+            || resource.starts_with("leases")
+            || resource.starts_with("selfsubject");
+        let place = if on_hub {
+            "agent → hub"
+        } else {
+            "agent → workload"
+        };
+        *requests.entry(format!("{place}: {kind}")).or_default() += count;
+    }
+    Ok(requests)
+}
+
+/// The CPU time `processes` used so far, together.
+fn cpu_of(processes: &[&Operator]) -> Result<Duration> {
+    processes.iter().map(|process| process.cpu()).sum()
 }
 
 async fn populate(cluster: &Cluster, batches: Vec<Vec<(String, Value)>>) -> Result<()> {
@@ -217,11 +381,26 @@ async fn populate(cluster: &Cluster, batches: Vec<Vec<(String, Value)>>) -> Resu
 
 /// Waits until the operator made no request for `quiet`.
 async fn wait_quiet(operator: &Operator, quiet: Duration) -> Result<()> {
+    wait_all_quiet(&[operator], quiet).await
+}
+
+/// Waits until none of `processes` made a request for `quiet`, but for
+/// an agent's heartbeat (it renews its Lease every second or two).
+async fn wait_all_quiet(processes: &[&Operator], quiet: Duration) -> Result<()> {
     let deadline = Instant::now() + WAIT;
     let mut last = usize::MAX;
     let mut since = Instant::now();
     loop {
-        let count: usize = operator.requests().await?.values().sum();
+        let mut count = 0;
+        for process in processes {
+            count += process
+                .requests()
+                .await?
+                .iter()
+                .filter(|(kind, _)| !kind.ends_with(" leases"))
+                .map(|(_, count)| count)
+                .sum::<usize>();
+        }
         if count != last {
             last = count;
             since = Instant::now();
@@ -257,7 +436,7 @@ fn since(before: &BTreeMap<String, usize>, after: BTreeMap<String, usize>) -> BT
 
 async fn level(
     args: &Args,
-    cluster: &Cluster,
+    (cluster, workload): (&Cluster, Option<&Cluster>),
     registry: &str,
     factor: usize,
     size: Size,
@@ -266,14 +445,22 @@ async fn level(
 ) -> Result<LevelReport> {
     let name = format!("{factor}x");
     let client = cluster.client.clone();
+    // Where the Deployments are: the workload cluster of a two-cluster run.
+    let local = workload.unwrap_or(cluster).client.clone();
     let kubeconfig = &cluster.kubeconfig;
     let bare_namespace = size.bare_namespace();
     let begun = Instant::now();
-    populate(cluster, world::objects(&size, images)).await?;
+    populate_both(cluster, workload, world::objects(&size, images)).await?;
     let bare_environments = size.environments.min(64);
-    populate(cluster, world::bare_objects(&bare_namespace, bare_environments)).await?;
-    populate(
+    populate_both(
         cluster,
+        workload,
+        world::bare_objects(&bare_namespace, bare_environments),
+    )
+    .await?;
+    populate_both(
+        cluster,
+        workload,
         world::unrelated_secrets(&size.prefix, args.unrelated_secrets),
     )
     .await?;
@@ -296,14 +483,36 @@ async fn level(
         world::api(&client, BARE_GROUP, "Promotion", "promotions"),
         observe::succeeded,
     );
+    let rollouts = observe::rollouts(&local);
 
     let mut operator = start_operator(args, kubeconfig, registry, &name)?;
-    let ready = operator.wait_ready(WAIT).await?;
+    let mut ready = operator.wait_ready(WAIT).await?;
+    let mut agent = match workload {
+        Some(workload) => {
+            let hub_kubeconfig = cluster.agent_kubeconfig(&name)?;
+            let role = Role::Agent {
+                hub_kubeconfig: &hub_kubeconfig,
+            };
+            let mut agent = start_process(
+                &role,
+                args,
+                &workload.kubeconfig,
+                registry,
+                &format!("{name}-agent"),
+            )?;
+            ready = ready.max(agent.wait_ready(WAIT).await?);
+            Some(agent)
+        }
+        None => None,
+    };
+    let processes: Vec<&Operator> = [Some(&operator), agent.as_ref()].into_iter().flatten().collect();
+    // The process that reconciles the Environments: its memory and time.
+    let worker = agent.as_ref().unwrap_or(&operator);
     artifacts.wait_count(size.artifacts(), WAIT).await?;
     environments.wait_count(size.environments, WAIT).await?;
-    let settled = operator.uptime();
-    wait_quiet(&operator, Duration::from_secs(1)).await?;
-    let rss_synced = operator.memory()?;
+    let settled = worker.uptime();
+    wait_all_quiet(&processes, Duration::from_secs(1)).await?;
+    let rss_synced = worker.memory()?;
     let lookups = operator.metric("hoist_registry_lookups_total").await?;
     progress(&format!(
         "{name}: ready after {ready:.1?}, settled after {settled:.1?}, RSS {} MiB, {lookups} registry lookups",
@@ -346,11 +555,12 @@ async fn level(
         ));
     }
 
-    wait_quiet(&operator, Duration::from_secs(1)).await?;
-    let requests_before = operator.requests().await?;
-    let operator_cpu = operator.cpu()?;
+    wait_all_quiet(&processes, Duration::from_secs(1)).await?;
+    let requests_before = requests_of(&operator, agent.as_ref()).await?;
+    let operator_cpu = cpu_of(&processes)?;
     let bench_cpu = operator::cpu_time(std::process::id())?;
     let mut operator_latencies = Vec::with_capacity(timed.len());
+    let mut overheads = Vec::with_capacity(timed.len());
     for &(version, index) in timed {
         let (namespace, environment) = size.environment(index);
         let promotion = world::promotion("hoist.dev", &environment, version, &cluster.requested_by);
@@ -363,17 +573,19 @@ async fn level(
             )
             .await?;
         operator_latencies.push(seen - start);
+        let observed = rolled_out(&local, &rollouts, &namespace, &environment).await?;
+        overheads.push(seen.saturating_duration_since(observed));
         if operator_latencies.len() <= args.trace {
             tokio::time::sleep(Duration::from_millis(20)).await;
             trace(cluster.standin(), start, seen);
         }
     }
-    let operator_cpu = operator.cpu()? - operator_cpu;
+    let operator_cpu = cpu_of(&processes)? - operator_cpu;
     let bench_cpu = operator::cpu_time(std::process::id())? - bench_cpu;
-    wait_quiet(&operator, Duration::from_secs(1)).await?;
-    let requests = since(&requests_before, operator.requests().await?);
+    wait_all_quiet(&processes, Duration::from_secs(1)).await?;
+    let requests = since(&requests_before, requests_of(&operator, agent.as_ref()).await?);
     progress(&format!("{name}: {} timed promotions done", timed.len()));
-    verify_pins(&client, &size, images).await?;
+    verify_pins(&local, &size, images).await?;
 
     let statuses = status_templates(&client, &size).await?;
     let bench_before_bare = operator::cpu_time(std::process::id())?;
@@ -384,8 +596,8 @@ async fn level(
         let start = Instant::now();
         bare_promotion(
             cluster,
-            &bare_namespace,
-            &environment,
+            (&local, &rollouts),
+            (&bare_namespace, &environment),
             version,
             sequence,
             &images[sequence % images.len()],
@@ -415,9 +627,15 @@ async fn level(
             .map(|after| after - bench_before_bare),
     };
     progress(&format!("{name}: {} bare promotions done", timed.len()));
-    let rss_after = operator.memory()?;
+    let rss_after = worker.memory()?;
 
-    let resync = if resync {
+    let resync = if let Some(agent) = agent.take() {
+        // A two-cluster run measures promotions; the idle resync is the
+        // one-cluster run's.
+        agent.stop().await?;
+        operator.stop().await?;
+        None
+    } else if resync {
         Some(idle_resync(args, kubeconfig, registry, &name, operator).await?)
     } else {
         operator.stop().await?;
@@ -434,12 +652,36 @@ async fn level(
         bulk: bulk.len(),
         bulk_time,
         operator: Latencies::new(operator_latencies),
+        overhead: Latencies::new(overheads),
         bare: Latencies::new(bare_latencies),
         requests,
         cpu,
         lookups,
         resync,
     })
+}
+
+/// When the Deployment controller had rolled out both Deployments of
+/// `environment` at their current generations (the pins of its last
+/// promotion), as [`observe::rollouts`] saw it.
+async fn rolled_out(
+    client: &Client,
+    rollouts: &Tracker,
+    namespace: &str,
+    environment: &str,
+) -> Result<Instant> {
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), namespace);
+    let application = world::application(environment);
+    let mut last = None;
+    for component in ["backend", "frontend"] {
+        let name = format!("{application}-{component}");
+        let generation = api.get(&name).await?.metadata.generation.unwrap_or(0);
+        let at = rollouts
+            .wait(&rollout_key(namespace, &name, generation), PROMOTION_TIMEOUT)
+            .await?;
+        last = last.max(Some(at));
+    }
+    last.context("an environment has two Deployments")
 }
 
 /// Prints the requests made since `start` to stderr, with their times
@@ -528,12 +770,14 @@ async fn status_templates(client: &Client, size: &Size) -> Result<Statuses> {
 
 /// What a perfect operator writes for one promotion, issued directly: the
 /// Promotion is created as for the operator, then both Deployments are
-/// pinned, the Promotion's status is set to Succeeded and the Environment's
-/// status records the release.
+/// pinned; once the Deployment controller has rolled both out (what the
+/// operator waits for, seen by a watch: no requests), the Promotion's
+/// status is set to Succeeded and the Environment's status records the
+/// release.
 async fn bare_promotion(
     cluster: &Cluster,
-    namespace: &str,
-    environment: &str,
+    (local, rollouts): (&Client, &Tracker),
+    (namespace, environment): (&str, &str),
     version: usize,
     sequence: usize,
     images: &[PushedImage; 2],
@@ -547,16 +791,27 @@ async fn bare_promotion(
     let application = world::application(environment);
     let artifact = world::artifact_name(environment, version);
     let hash = format!("sha256:{sequence:064x}");
+    let mut pinned = Vec::new();
     for (component, container, image) in [("backend", "app", &images[0]), ("frontend", "web", &images[1])] {
+        let deployment = format!("{application}-{component}");
         let pin = world::bare_pin(
             namespace,
-            &format!("{application}-{component}"),
+            &deployment,
             container,
             &image.by_digest(),
             &artifact,
             &hash,
         );
-        world::apply(client, namespace, &pin, false).await?;
+        let written = world::apply(local, namespace, &pin, false).await?;
+        pinned.push((deployment, written.metadata.generation.unwrap_or(0)));
+    }
+    for (deployment, generation) in pinned {
+        rollouts
+            .wait(
+                &rollout_key(namespace, &deployment, generation),
+                PROMOTION_TIMEOUT,
+            )
+            .await?;
     }
     let status = json!({"apiVersion": format!("{BARE_GROUP}/v1alpha1"), "kind": "Promotion",
                         "metadata": {"name": name, "namespace": namespace},
@@ -567,7 +822,8 @@ async fn bare_promotion(
     let status = json!({"apiVersion": format!("{BARE_GROUP}/v1alpha1"), "kind": "Environment",
                         "metadata": {"name": environment, "namespace": namespace},
                         "status": environment_status});
-    world::apply(client, namespace, &status, true).await
+    world::apply(client, namespace, &status, true).await?;
+    Ok(())
 }
 
 /// Restarts the operator on the settled store: a full resync.
@@ -618,7 +874,7 @@ async fn idle_resync(
 async fn registry_section(args: &Args, registry: &str) -> Result<RegistryReport> {
     progress("registry: pushing images");
     let images = push_images("registry", args.registry_references / 2, 1000).await?;
-    let cluster = Cluster::new(args.kubeconfig.as_deref(), "registry").await?;
+    let cluster = Cluster::new(args.kubeconfig.as_deref(), "registry", Duration::ZERO).await?;
     let outcome = registry_lookups(args, registry, &cluster, &images).await;
     cluster.clean_up().await?;
     outcome

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use futures::StreamExt;
-use kube::api::{Api, DynamicObject};
+use hoist::core::deployment::{Rollout, rollout};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::Value;
 use tokio::sync::watch;
@@ -40,6 +42,22 @@ pub fn key(namespace: &str, name: &str) -> String {
 impl Tracker {
     /// Watches `api` and records objects for which `state` holds.
     pub fn start(api: Api<DynamicObject>, state: fn(&Value) -> bool) -> Self {
+        Self::keyed(api, move |object| {
+            state(object).then(|| {
+                key(
+                    object["metadata"]["namespace"].as_str().unwrap_or_default(),
+                    object["metadata"]["name"].as_str().unwrap_or_default(),
+                )
+            })
+        })
+    }
+
+    /// Watches `api` and records the key `key_of` answers for an object,
+    /// when it answers one.
+    pub fn keyed(
+        api: Api<DynamicObject>,
+        key_of: impl Fn(&Value) -> Option<String> + Send + 'static,
+    ) -> Self {
         let seen: Seen = Arc::default();
         let (sender, changes) = watch::channel(0);
         let recorded = Arc::clone(&seen);
@@ -53,13 +71,9 @@ impl Tracker {
                 let Ok(json) = serde_json::to_value(&object) else {
                     continue;
                 };
-                if !state(&json) {
+                let Some(key) = key_of(&json) else {
                     continue;
-                }
-                let key = key(
-                    object.metadata.namespace.as_deref().unwrap_or_default(),
-                    object.metadata.name.as_deref().unwrap_or_default(),
-                );
+                };
                 let count = {
                     let mut seen = lock(&recorded);
                     let before = seen.len();
@@ -134,4 +148,31 @@ pub fn ready(object: &Value) -> bool {
 pub fn observed(object: &Value) -> bool {
     object["status"]["observedGeneration"].is_u64()
         && object["status"]["observedGeneration"] == object["metadata"]["generation"]
+}
+
+/// The key of Deployment `namespace/name` rolled out at `generation` in
+/// the tracker of [`rollouts`].
+pub fn rollout_key(namespace: &str, name: &str, generation: i64) -> String {
+    format!("{}@{generation}", key(namespace, name))
+}
+
+/// When the Deployment controller had rolled out each generation of each
+/// Deployment `client` may see (keys of [`rollout_key`]), judged as the
+/// operator's core judges a rollout ([`hoist::core::deployment::rollout`]:
+/// `observedGeneration` caught up, no failed `Progressing` condition, every
+/// replica updated and available). The operator waits for exactly this
+/// before `Succeeded`, so bare writes wait for it too, and the time from
+/// it to `Succeeded` is the operator's own.
+pub fn rollouts(client: &kube::Client) -> Tracker {
+    let api = Api::all_with(client.clone(), &ApiResource::erase::<Deployment>(&()));
+    Tracker::keyed(api, |object| {
+        let deployment: Deployment = serde_json::from_value(object.clone()).ok()?;
+        (rollout(&deployment) == Rollout::Complete).then(|| {
+            rollout_key(
+                deployment.metadata.namespace.as_deref().unwrap_or_default(),
+                deployment.metadata.name.as_deref().unwrap_or_default(),
+                deployment.metadata.generation.unwrap_or(0),
+            )
+        })
+    })
 }

@@ -1,6 +1,8 @@
 //! The operator as a process of its own, so its resident memory is its own:
 //! this binary started again as `hoist-bench operator`, which runs exactly
-//! what `hoist controller` runs, against the stand-in through a kubeconfig.
+//! what `hoist controller` runs, against the stand-in through a kubeconfig;
+//! or as `hoist-bench agent`, which runs what `hoist agent` runs in a
+//! workload cluster.
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpListener};
@@ -17,6 +19,23 @@ use tokio::process::{Child, Command};
 /// (what `--trace` prints).
 pub const USER: &str = "hoist";
 
+/// The workload cluster's name: the `spec.cluster` of the Environments of
+/// a two-cluster run.
+pub const CLUSTER: &str = "workload";
+
+/// The agent's user on a hub stand-in: the ServiceAccount
+/// `hoist-agent-<cluster>` the chart creates per agent, so the chart's
+/// `hoist-agents` admission policy holds its writes to its own cluster's.
+pub const AGENT_USER: &str = "system:serviceaccount:default:hoist-agent-workload";
+
+/// What the process runs.
+pub enum Role<'a> {
+    /// `hoist controller`.
+    Operator,
+    /// `hoist agent --cluster` [`CLUSTER`], reaching the hub with `hub_kubeconfig`.
+    Agent { hub_kubeconfig: &'a Path },
+}
+
 pub struct Operator {
     child: Child,
     pid: u32,
@@ -32,15 +51,29 @@ fn free_port() -> Result<SocketAddr> {
 }
 
 impl Operator {
-    /// Starts the operator with `kubeconfig`, logging to `log`.
-    pub fn start(kubeconfig: &Path, registry: &str, registry_concurrency: usize, log: &Path) -> Result<Self> {
+    /// Starts the operator (or agent) with `kubeconfig`, logging to `log`.
+    pub fn start(
+        role: &Role<'_>,
+        kubeconfig: &Path,
+        registry: &str,
+        registry_concurrency: usize,
+        log: &Path,
+    ) -> Result<Self> {
         let health = free_port()?;
         let heap_file = crate::heap::path_for(log);
         let _ = std::fs::remove_file(&heap_file);
         let output = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let errors = output.try_clone()?;
-        let child = Command::new(std::env::current_exe().context("locating the bench binary")?)
-            .arg("operator")
+        let mut command = Command::new(std::env::current_exe().context("locating the bench binary")?);
+        match role {
+            Role::Operator => command.arg("operator"),
+            Role::Agent { hub_kubeconfig } => command
+                .arg("agent")
+                .arg("--hub-kubeconfig")
+                .arg(hub_kubeconfig)
+                .arg(format!("--cluster={CLUSTER}")),
+        };
+        let child = command
             .arg(format!("--health-address={health}"))
             .arg(format!("--insecure-registry={registry}"))
             .arg(format!("--registry-concurrency={registry_concurrency}"))
@@ -230,5 +263,11 @@ async fn http_get(address: SocketAddr, path: &str) -> Result<(u16, String)> {
 
 /// Where the operator's logs of one run go.
 pub fn log_path(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("hoist-bench-{name}.log"))
+    temp_path(&format!("{name}.log"))
+}
+
+/// A file of this run in the temporary directory: runs side by side
+/// (the bench's own tests) keep their kubeconfigs and logs apart.
+pub fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("hoist-bench-{}-{name}", std::process::id()))
 }

@@ -4,12 +4,23 @@
 //! process it starts does with the same kubeconfig), and that no Hoist
 //! operator installed by the chart runs there (it would reconcile the
 //! bench's Promotions too, and the figures would be of two operators).
+//!
+//! A two-cluster run starts an agent with the bench's kubeconfigs: on the
+//! hub its user also needs the chart's rights of agents
+//! (`charts/hoist/files/agent-hub-rules.yaml`,
+//! `agent-hub-namespace-rules.yaml`), and in the workload cluster those of
+//! an agent there (`agent-local-rules.yaml`) besides what the bench makes,
+//! and no agent of the chart may run there.
 
 use anyhow::{Result, bail};
+use hoist_testkit::cluster::{
+    agent_local_rules_file, agent_namespace_rules_file, agent_rules_file, read_operator_rules,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
 };
+use k8s_openapi::api::rbac::v1::PolicyRule;
 use kube::api::{Api, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 
@@ -56,14 +67,73 @@ const RIGHTS: &[(&str, &str, &[&str])] = &[
     (BARE_GROUP, "promotions/status", &["patch"]),
 ];
 
+/// What the bench makes in a workload cluster, besides the agent's rights.
+const WORKLOAD_RIGHTS: &[(&str, &str, &[&str])] = &[
+    ("", "namespaces", &["create", "list", "delete"]),
+    ("apps", "deployments", &["create", "watch"]),
+    ("", "configmaps", &["create"]),
+];
+
 /// The label the chart puts on the operator's Deployment.
 const CHART_SELECTOR: &str = "app.kubernetes.io/name=hoist";
 
-/// Fails, naming everything missing at once, unless the run can go ahead.
-pub async fn check(client: &Client) -> Result<()> {
+/// `(group, resource, verbs)` of each rule.
+fn rights_of(rules: &[PolicyRule]) -> Vec<(String, String, Vec<String>)> {
+    rules
+        .iter()
+        .flat_map(|rule| {
+            let groups = rule.api_groups.clone().unwrap_or_default();
+            let resources = rule.resources.clone().unwrap_or_default();
+            groups.into_iter().flat_map(move |group| {
+                let verbs = rule.verbs.clone();
+                resources
+                    .clone()
+                    .into_iter()
+                    .map(move |resource| (group.clone(), resource, verbs.clone()))
+            })
+        })
+        .collect()
+}
+
+fn listed(rights: &[(&str, &str, &[&str])]) -> Vec<(String, String, Vec<String>)> {
+    rights
+        .iter()
+        .map(|(group, resource, verbs)| {
+            (
+                (*group).to_owned(),
+                (*resource).to_owned(),
+                verbs.iter().map(|verb| (*verb).to_owned()).collect(),
+            )
+        })
+        .collect()
+}
+
+/// Fails, naming everything missing at once, unless the run can go ahead
+/// (with an agent of the workload cluster reaching this hub when `agent`).
+pub async fn check(client: &Client, agent: bool) -> Result<()> {
+    let mut rights = listed(RIGHTS);
+    if agent {
+        rights.extend(rights_of(&read_operator_rules(&agent_rules_file())?));
+        rights.extend(rights_of(&read_operator_rules(&agent_namespace_rules_file())?));
+    }
+    require(client, &rights).await?;
+    no_operator_runs(client).await
+}
+
+/// The same for the workload cluster of a two-cluster run.
+pub async fn check_workload(client: &Client) -> Result<()> {
+    let mut rights = listed(WORKLOAD_RIGHTS);
+    rights.extend(rights_of(&read_operator_rules(&agent_local_rules_file())?));
+    require(client, &rights).await?;
+    no_operator_runs(client).await
+}
+
+/// Fails naming each of `rights` the user lacks.
+async fn require(client: &Client, rights: &[(String, String, Vec<String>)]) -> Result<()> {
     let mut missing = Vec::new();
     let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
-    for &(group, resource, verbs) in RIGHTS {
+    for (group, resource, verbs) in rights {
+        let (group, resource) = (group.as_str(), resource.as_str());
         let (resource, subresource) = resource
             .split_once('/')
             .map_or((resource, None), |(r, s)| (r, Some(s)));
@@ -90,12 +160,18 @@ pub async fn check(client: &Client) -> Result<()> {
         }
     }
     if !missing.is_empty() {
+        missing.dedup();
         bail!(
             "the bench's user may not do what a run does (cluster-wide): {}; bind it a ClusterRole with these \
              rights (cluster-admin has them) and run again",
             missing.join(", ")
         );
     }
+    Ok(())
+}
+
+/// Fails naming the chart's operators (or agents) that run on the cluster.
+async fn no_operator_runs(client: &Client) -> Result<()> {
     let deployments: Api<Deployment> = Api::all(client.clone());
     let operators: Vec<String> = deployments
         .list(&ListParams::default().labels(CHART_SELECTOR))

@@ -78,6 +78,42 @@ pub fn unrelated_secrets(prefix: &str, count: usize) -> Vec<Vec<(String, Value)>
     vec![namespaces, secrets]
 }
 
+/// Objects to create, batch by batch (each batch at once, in order), as
+/// `(namespace, object)`.
+pub type Batches = Vec<Vec<(String, Value)>>;
+
+/// The objects of [`objects`] for a hub and a workload cluster: the hub
+/// holds the tenant namespaces, the Environments (`spec.cluster` naming
+/// the workload cluster) and the Artifacts; the workload cluster holds
+/// namespaces of the same names, opted in for those tenants
+/// (`hoist.dev/tenant`), with the base ConfigMaps and the Deployments.
+pub fn split_for_workload(batches: Batches, cluster: &str) -> (Batches, Batches) {
+    let mut hub = Vec::new();
+    let mut workload = Vec::new();
+    for mut batch in batches {
+        let kind = batch.first().map(|(_, object)| object["kind"].clone());
+        match kind.as_ref().and_then(Value::as_str) {
+            Some("Namespace") => {
+                hub.push(batch.clone());
+                for (_, namespace) in &mut batch {
+                    let name = namespace["metadata"]["name"].clone();
+                    namespace["metadata"]["labels"]["hoist.dev/tenant"] = name;
+                }
+                workload.push(batch);
+            }
+            Some("ConfigMap" | "Deployment" | "Secret") => workload.push(batch),
+            Some("Environment") => {
+                for (_, environment) in &mut batch {
+                    environment["spec"]["cluster"] = json!(cluster);
+                }
+                hub.push(batch);
+            }
+            _ => hub.push(batch),
+        }
+    }
+    (hub, workload)
+}
+
 /// The application an environment runs (one per environment).
 pub fn application(environment: &str) -> String {
     format!("app-{}", environment.trim_start_matches("env-"))
@@ -149,19 +185,19 @@ pub async fn create(client: &Client, namespace: &str, object: Value) -> Result<(
     Ok(())
 }
 
-/// Server-side applies `object` (or its status) as the bench.
-pub async fn apply(client: &Client, namespace: &str, object: &Value, status: bool) -> Result<()> {
+/// Server-side applies `object` (or its status) as the bench; answers
+/// the object as written.
+pub async fn apply(client: &Client, namespace: &str, object: &Value, status: bool) -> Result<DynamicObject> {
     let (group, version) = split_api_version(object);
     let kind = object["kind"].as_str().unwrap_or_default();
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
     let api = namespaced(client, namespace, &group, &version, kind);
     let params = PatchParams::apply(MANAGER).force();
-    if status {
-        api.patch_status(name, &params, &Patch::Apply(object)).await?;
+    Ok(if status {
+        api.patch_status(name, &params, &Patch::Apply(object)).await?
     } else {
-        api.patch(name, &params, &Patch::Apply(object)).await?;
-    }
-    Ok(())
+        api.patch(name, &params, &Patch::Apply(object)).await?
+    })
 }
 
 fn split_api_version(object: &Value) -> (String, String) {

@@ -427,9 +427,24 @@ struct Rollout {
     /// The pending timer and its id (a stale timer that already woke up
     /// when it was replaced must not sync).
     timer: Option<(u64, AbortHandle)>,
+    /// The pending timer is a sync the controller owes after its reaction
+    /// delay; later changes wait for it rather than push it back.
+    sync_owed: bool,
 }
 
 impl Rollout {
+    fn new() -> Self {
+        Rollout {
+            template_hash: String::new(),
+            progress_at: Instant::now(),
+            pods: 0,
+            ready: 0,
+            ready_at: None,
+            timer: None,
+            sync_owed: false,
+        }
+    }
+
     /// Brings the Pods up to date at `now`: a new template replaces them all,
     /// a scale-up adds Pods that start now, a scale-down removes some, and
     /// starting Pods whose time has come are ready.
@@ -459,6 +474,9 @@ impl Rollout {
 /// that look at stuck rollouts again when their deadline passes.
 pub(crate) struct DeploymentController {
     store: Weak<Mutex<Store>>,
+    /// How long after a change the controller syncs (zero: under the
+    /// write's lock, at once).
+    delay: Duration,
     rollouts: BTreeMap<ObjectKey, Rollout>,
     next_timer: u64,
 }
@@ -475,13 +493,43 @@ impl Drop for DeploymentController {
 
 impl DeploymentController {
     /// Timers lock `store` when they fire; it must be the store that owns
-    /// this controller.
-    pub fn new(store: Weak<Mutex<Store>>) -> Self {
+    /// this controller. It syncs a changed Deployment `delay` after the
+    /// change (at once when zero).
+    pub fn new(store: Weak<Mutex<Store>>, delay: Duration) -> Self {
         DeploymentController {
             store,
+            delay,
             rollouts: BTreeMap::new(),
             next_timer: 0,
         }
+    }
+
+    /// Whether a change is synced later rather than at once.
+    pub fn is_delayed(&self) -> bool {
+        !self.delay.is_zero()
+    }
+
+    /// Owes `deployment` a sync after the reaction delay, as the real
+    /// controller's work queue takes time under load: a sync already owed
+    /// covers this change too (it reads the Deployment when it runs).
+    pub fn sync_later(&mut self, deployment: &Value) {
+        let key = (
+            meta::namespace(deployment).to_owned(),
+            meta::name(deployment).to_owned(),
+        );
+        let rollout = self.rollouts.entry(key.clone()).or_insert_with(Rollout::new);
+        if rollout.sync_owed {
+            return;
+        }
+        if let Some((_, timer)) = rollout.timer.take() {
+            timer.abort();
+        }
+        self.next_timer += 1;
+        let id = self.next_timer;
+        let at = Instant::now() + self.delay;
+        let timer = wake_at(&self.store, at, key, id, Store::deployment_timer_fired);
+        rollout.timer = Some((id, timer));
+        rollout.sync_owed = true;
     }
 
     /// Takes note of a stored change of a Deployment (forgetting Deployments
@@ -529,14 +577,8 @@ impl DeploymentController {
         let hash = template_hash(deployment);
         let started = Instant::now();
         // Deleted Deployments are forgotten, so a new entry is a new Deployment.
-        let rollout = self.rollouts.entry(key.clone()).or_insert_with(|| Rollout {
-            template_hash: String::new(),
-            progress_at: started,
-            pods: 0,
-            ready: 0,
-            ready_at: None,
-            timer: None,
-        });
+        let rollout = self.rollouts.entry(key.clone()).or_insert_with(Rollout::new);
+        rollout.sync_owed = false;
         let new_replica_set = rollout.template_hash != hash;
         rollout.observe_pods(deployment, new_replica_set, started);
         let deadline = progress_deadline(deployment);
@@ -954,14 +996,7 @@ mod tests {
     #[test]
     fn pods_become_ready_after_they_start_unless_an_image_cannot_be_pulled() {
         let start = Instant::now();
-        let mut rollout = Rollout {
-            template_hash: String::new(),
-            progress_at: start,
-            pods: 0,
-            ready: 0,
-            ready_at: None,
-            timer: None,
-        };
+        let mut rollout = Rollout::new();
         let web = deployment(2, "nginx:1", json!({}));
         rollout.observe_pods(&web, true, start);
         assert_eq!(

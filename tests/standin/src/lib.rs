@@ -108,6 +108,7 @@ pub struct StandInBuilder {
     bookmark_interval: Duration,
     deployment_controller: bool,
     nodes: usize,
+    deployment_controller_delay: Duration,
     users: Vec<(String, Vec<String>)>,
 }
 
@@ -119,6 +120,7 @@ impl Default for StandInBuilder {
             bookmark_interval: Duration::from_secs(1),
             deployment_controller: true,
             nodes: daemonsets::DEFAULT_NODES,
+            deployment_controller_delay: Duration::ZERO,
             users: vec![(ADMIN.to_owned(), vec![MASTERS.to_owned()])],
         }
     }
@@ -156,6 +158,15 @@ impl StandInBuilder {
     /// (default 2).
     pub fn nodes(mut self, nodes: usize) -> Self {
         self.nodes = nodes;
+        self
+    }
+
+    /// How long the emulated Deployment controller takes from a Deployment
+    /// write to its status update (`observedGeneration`), as a loaded
+    /// kube-controller-manager does (default: none, it answers under the
+    /// write's lock). Changes made meanwhile are covered by the same sync.
+    pub fn deployment_controller_delay(mut self, delay: Duration) -> Self {
+        self.deployment_controller_delay = delay;
         self
     }
 
@@ -250,7 +261,8 @@ impl StandInBuilder {
             users: Mutex::new(users),
         });
         if self.deployment_controller {
-            lock(&shared.store).run_deployment_controller(Arc::downgrade(&shared.store));
+            lock(&shared.store)
+                .run_deployment_controller(Arc::downgrade(&shared.store), self.deployment_controller_delay);
             lock(&shared.store).run_workload_controllers(Arc::downgrade(&shared.store), self.nodes);
         }
         let task = tokio::spawn(serve(listener, Arc::clone(&shared), shutdown_signal));

@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -426,10 +427,11 @@ impl Store {
         self.policies.admit(request, &self.rbac, namespace, warnings)
     }
 
-    /// Runs the emulated Deployment controller from now on; `this` is the
-    /// shared handle of this store, which its deadline timers lock.
-    pub fn run_deployment_controller(&mut self, this: Weak<Mutex<Store>>) {
-        self.deployment_controller = Some(DeploymentController::new(Weak::clone(&this)));
+    /// Runs the emulated Deployment controller from now on, syncing a
+    /// changed Deployment `delay` after the change; `this` is the shared
+    /// handle of this store, which its timers lock.
+    pub fn run_deployment_controller(&mut self, this: Weak<Mutex<Store>>, delay: Duration) {
+        self.deployment_controller = Some(DeploymentController::new(Weak::clone(&this), delay));
         self.job_controller = Some(JobController::new(this));
     }
 
@@ -587,14 +589,19 @@ impl Store {
 
     /// The emulated controller sees every stored change of a Deployment, as
     /// the real one watches them, and writes its status right after the
-    /// change that caused it (under the same lock, so the next read sees it).
+    /// change that caused it (under the same lock, so the next read sees it),
+    /// or after its reaction delay when it has one.
     fn notify_deployment_controller(&mut self, event: &StoredEvent) {
         let Some(mut controller) = self.deployment_controller.take() else {
             return;
         };
         if controller.observe(event) {
-            let status = controller.sync(&event.object);
-            self.write_deployment_status(&event.object, status);
+            if controller.is_delayed() {
+                controller.sync_later(&event.object);
+            } else {
+                let status = controller.sync(&event.object);
+                self.write_deployment_status(&event.object, status);
+            }
         }
         self.deployment_controller = Some(controller);
     }

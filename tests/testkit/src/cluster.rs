@@ -184,6 +184,24 @@ impl TestCluster {
         }
     }
 
+    /// As [`TestCluster::new`], but a stand-in's Deployment controller
+    /// takes `delay` from a Deployment write to its status update, as a
+    /// loaded kube-controller-manager does; a real cluster's takes what it
+    /// takes.
+    pub async fn with_deployment_controller_delay(delay: Duration) -> Result<Self> {
+        match std::env::var_os(KUBECONFIG_VAR) {
+            Some(_) => Self::new().await,
+            None => {
+                let standin = StandIn::builder()
+                    .deployment_controller_delay(delay)
+                    .start()
+                    .await
+                    .context("starting the API stand-in")?;
+                Self::connect(standin.config(), Some(standin), None).await
+            }
+        }
+    }
+
     /// A fresh stand-in; the test's namespace is `namespace` (labelled as
     /// opted in for the tenant of that name) when given, and the operator's
     /// ServiceAccount is then an agent's, with the chart's rules of an

@@ -44,6 +44,13 @@ fn image_patch(image: &str) -> serde_json::Value {
     json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}})
 }
 
+/// Sets the image of web's container `app` with a merge patch.
+async fn patch_image(deployments: &Api<Deployment>, image: &str) -> kube::Result<Deployment> {
+    deployments
+        .patch("web", &PatchParams::default(), &Patch::Merge(&image_patch(image)))
+        .await
+}
+
 type Condition = (String, String, String, String);
 
 fn condition(kind: &str, status: &str, reason: &str, message: &str) -> Condition {
@@ -207,13 +214,7 @@ async fn rollouts_to_zero_replicas_complete_after_create_and_after_an_image_patc
     assert_eq!(updated, transitioned);
     assert_eq!(next_event(&mut events).await?, ("MODIFIED", synced.clone()));
 
-    let patched = deployments
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(&image_patch(UNPULLABLE[1])),
-        )
-        .await?;
+    let patched = patch_image(&deployments, UNPULLABLE[1]).await?;
     assert_eq!(
         (patched.metadata.generation, status(&patched).observed_generation),
         (Some(2), Some(1))
@@ -326,13 +327,7 @@ async fn rollouts_with_pullable_images_complete_once_their_pods_are_ready() -> a
 
     // A new template: its Pods take over at once (the old ones are gone)
     // and become ready in turn.
-    deployments
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(&image_patch(PULLABLE[1])),
-        )
-        .await?;
+    patch_image(&deployments, PULLABLE[1]).await?;
     let (_, own_write) = next_event(&mut events).await?;
     assert_eq!(status(&own_write), status(&complete));
     let (_, rolling) = next_event(&mut events).await?;
@@ -444,13 +439,7 @@ async fn rollouts_with_an_unpullable_image_progress_until_the_deadline_then_fail
 
     // A new template resumes the rollout, which times out again.
     let patched_at = Instant::now();
-    deployments
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(&image_patch(UNPULLABLE[1])),
-        )
-        .await?;
+    patch_image(&deployments, UNPULLABLE[1]).await?;
     let (_, own_write) = next_event(&mut events).await?;
     assert_eq!(progressing_reason(&own_write), "ProgressDeadlineExceeded");
     let (_, resumed) = next_event(&mut events).await?;
@@ -490,13 +479,7 @@ async fn a_new_template_restarts_the_progress_deadline() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     // Before the request: the controller's sync, and so the new deadline, follow it.
     let patched_at = Instant::now();
-    let patched = deployments
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(&image_patch(UNPULLABLE[1])),
-        )
-        .await?;
+    let patched = patch_image(&deployments, UNPULLABLE[1]).await?;
     let mut events = deployments
         .watch(&WatchParams::default(), &resource_version(&patched).to_string())
         .await?
@@ -535,13 +518,7 @@ async fn client_status_writes_stand_until_the_next_spec_change() -> anyhow::Resu
     assert_eq!(written, deployments.get("web").await?);
     assert_eq!(counts(&written), (Some(1), Some(5), None, None, None, None));
 
-    deployments
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(&image_patch(UNPULLABLE[1])),
-        )
-        .await?;
+    patch_image(&deployments, UNPULLABLE[1]).await?;
     let recomputed = deployments.get("web").await?;
     assert_eq!(counts(&recomputed), (Some(2), None, None, None, None, None));
     assert_eq!(progressing_reason(&recomputed), "NewReplicaSetAvailable");
@@ -594,5 +571,53 @@ async fn without_the_controller_deployment_status_stays_as_written() -> anyhow::
     assert_eq!(later, written);
     assert_eq!(counts(&later), (Some(1), Some(2), None, None, None, None));
     assert_eq!(server.resource_version(), resource_version(&written));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_delayed_controller_observes_changes_after_its_delay_and_covers_those_made_meanwhile()
+-> anyhow::Result<()> {
+    let delay = Duration::from_millis(300);
+    let server = StandIn::builder()
+        .deployment_controller_delay(delay)
+        .start()
+        .await?;
+    let deployments = deployments(&server);
+    let started = Instant::now();
+    let created = deployments
+        .create(&PostParams::default(), &web(Some(0), None))
+        .await?;
+    let mut events = deployments
+        .watch(&WatchParams::default(), &resource_version(&created).to_string())
+        .await?
+        .boxed();
+    let patched = patch_image(&deployments, UNPULLABLE[1]).await?;
+    assert_eq!(
+        (patched.metadata.generation, status(&patched).observed_generation),
+        (Some(2), None),
+        "nothing is observed before the delay"
+    );
+    assert_eq!(next_event(&mut events).await?, ("MODIFIED", patched.clone()));
+
+    let (kind, synced) = next_event(&mut events).await?;
+    assert!(
+        started.elapsed() >= delay,
+        "observed after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(kind, "MODIFIED");
+    assert_eq!(resource_version(&synced), resource_version(&patched) + 1);
+    assert_eq!(
+        counts(&synced),
+        (Some(2), None, None, None, None, None),
+        "one sync covers the create and the patch made during the delay"
+    );
+    assert_eq!(progressing_reason(&synced), "NewReplicaSetAvailable");
+    assert!(
+        tokio::time::timeout(delay * 2, next_event(&mut events))
+            .await
+            .is_err(),
+        "no second sync"
+    );
     Ok(())
 }
