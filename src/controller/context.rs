@@ -34,7 +34,9 @@ use crate::api::{Artifact, Environment, Promotion, SupplyChainRecord};
 use crate::core::admission;
 use crate::core::clusters::Scope;
 use crate::core::config::{self, SecretDigest};
+use crate::core::destinations::AllowList;
 use crate::core::gates::approval::ApprovalTrust;
+use crate::core::operator_config::OperatorConfig;
 use crate::core::reasons::EventReason;
 use crate::core::supply_chain::{self, DueCheck};
 use crate::core::tenancy::Boundaries;
@@ -208,12 +210,17 @@ pub struct Context {
     pub identity: Option<String>,
     /// Runs the verification queries.
     pub prometheus: super::prometheus::Prometheus,
+    /// Where requests a tenant's object names may go: verification
+    /// queries and notification webhooks.
+    pub destinations: AllowList,
     /// Supply-chain records this process made, until its caches hold them.
     pub checks: ChecksMade,
     /// Whether this replica leads: only the leader reconciles.
     pub leadership: super::leader::Leadership,
     /// `--trusted-root`: for keyless policies that name no root.
     pub trusted_root: Option<Arc<[u8]>>,
+    /// The operator's configuration (`--config`): tenant-wide settings.
+    pub config: Arc<OperatorConfig>,
 }
 
 impl Context {

@@ -31,6 +31,11 @@ pub struct FailureLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CheckLabel {
     pub check: String,
     pub verdict: String,
@@ -44,6 +49,7 @@ pub struct Metrics {
     duration: Family<ControllerLabel, Histogram>,
     writes: Family<ControllerLabel, Counter>,
     checks: Family<CheckLabel, Counter>,
+    notifications: Family<NotificationLabel, Counter>,
     startup: Gauge<f64, AtomicU64>,
 }
 
@@ -56,6 +62,7 @@ impl Metrics {
             duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 14))),
             writes: Family::default(),
             checks: Family::default(),
+            notifications: Family::default(),
             startup: Gauge::default(),
         };
         registry.register(
@@ -82,6 +89,12 @@ impl Metrics {
             "hoist_supply_chain_checks",
             "Supply-chain checks of a digest (signatures, provenance, scans), by check and verdict",
             metrics.checks.clone(),
+        );
+        registry.register(
+            "hoist_notifications",
+            "Attempts to deliver a notification, by outcome: delivered, retried (failed, to be tried again) \
+             or failed (given up)",
+            metrics.notifications.clone(),
         );
         registry.register(
             "hoist_startup_duration_seconds",
@@ -149,6 +162,15 @@ impl Metrics {
             .get_or_create(&CheckLabel {
                 check: format!("{check:?}"),
                 verdict: format!("{verdict:?}"),
+            })
+            .inc();
+    }
+
+    /// Counts one attempt to deliver a notification.
+    pub fn notification(&self, outcome: crate::core::notifications::Outcome) {
+        self.notifications
+            .get_or_create(&NotificationLabel {
+                outcome: outcome.as_str(),
             })
             .inc();
     }

@@ -14,6 +14,7 @@ pub mod duration;
 pub mod environment;
 pub mod gates;
 pub mod lease;
+pub mod notifications;
 pub mod operator_config;
 pub mod reasons;
 pub mod reference;

@@ -11,10 +11,16 @@
 
 use serde::Deserialize;
 
+use super::notifications::TenantNotification;
+
 /// The whole file. Every section is optional and has documented defaults.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OperatorConfig {}
+pub struct OperatorConfig {
+    /// Tenant-wide notifications: webhooks told of every tenant's Promotions.
+    #[serde(default)]
+    pub notifications: Vec<TenantNotification>,
+}
 
 /// Why a configuration file cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
