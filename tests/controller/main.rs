@@ -31,6 +31,7 @@ mod gates;
 mod keyless;
 mod leader_election;
 mod namespaces;
+mod notifications;
 mod promotion_path;
 mod readme;
 mod restarts;
