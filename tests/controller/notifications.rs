@@ -257,10 +257,10 @@ async fn each_phase_is_told_once_signed_and_retried_after_500s() {
     scenario.stop().await;
 }
 
-#[tokio::test]
-async fn a_crash_between_the_phase_change_and_the_delivery_loses_nothing() {
+/// Dev's Promotion to-dev succeeded, and the receiver holds (for a
+/// minute) the request that tells it.
+async fn first_notification_held() -> (Scenario, Receiver, Promotion) {
     let mut scenario = Scenario::new().await;
-    // The first request is held for a minute: the operator dies with it in flight.
     let receiver = Receiver::start(&["--key", KEY, "--delay", "60"]).await;
     signing_key(&scenario, KEY).await;
     notify_dev(&scenario, &receiver, &["Succeeded"]).await;
@@ -269,6 +269,13 @@ async fn a_crash_between_the_phase_change_and_the_delivery_loses_nothing() {
     scenario.promote("to-dev", "shop-1-0-0", "dev").await;
     let promotion = scenario.wait_phase("to-dev", Phase::Succeeded).await;
     receiver.wait_arrivals(1).await;
+    (scenario, receiver, promotion)
+}
+
+#[tokio::test]
+async fn a_crash_between_the_phase_change_and_the_delivery_loses_nothing() {
+    // The operator dies with the first request in flight.
+    let (mut scenario, receiver, promotion) = first_notification_held().await;
     scenario.kill().await;
     let recorded = scenario
         .cluster
@@ -347,15 +354,7 @@ async fn a_signature_made_with_another_key_is_refused_and_given_up_at_once() {
 
 #[tokio::test]
 async fn a_slow_receiver_delays_no_promotion() {
-    let mut scenario = Scenario::new().await;
-    let receiver = Receiver::start(&["--key", KEY, "--delay", "60"]).await;
-    signing_key(&scenario, KEY).await;
-    notify_dev(&scenario, &receiver, &["Succeeded"]).await;
-    start(&mut scenario, &receiver).await;
-    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
-    scenario.promote("to-dev", "shop-1-0-0", "dev").await;
-    let first = scenario.wait_phase("to-dev", Phase::Succeeded).await;
-    receiver.wait_arrivals(1).await;
+    let (mut scenario, receiver, first) = first_notification_held().await;
     // While the receiver holds the first notification, the next release
     // goes all the way through.
     scenario.release("shop-1-1-0", "1.1.0", Some(REVISION)).await;
