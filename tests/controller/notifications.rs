@@ -369,3 +369,50 @@ async fn a_slow_receiver_delays_no_promotion() {
     );
     scenario.kill().await;
 }
+
+#[tokio::test]
+async fn a_tenant_wide_notification_of_the_operator_configuration_is_told_in_slack_format() {
+    let mut scenario = Scenario::new().await;
+    let receiver = Receiver::start(&[]).await;
+    scenario.allowed_destinations.push(receiver.destination());
+    let config = hoist::core::operator_config::parse(&format!(
+        "notifications:\n  - {{name: audit, url: \"{}\", on: [Succeeded], format: Slack}}\n",
+        receiver.url()
+    ))
+    .expect("configuration");
+    scenario
+        .start_with(hoist::controller::Settings {
+            config: std::sync::Arc::new(config),
+            ..scenario.settings()
+        })
+        .await;
+    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
+    let deliveries = settled(&scenario, "to-dev").await;
+    assert_eq!(
+        deliveries
+            .iter()
+            .map(|d| (d.target.as_str(), d.state, d.attempts))
+            .collect::<Vec<_>>(),
+        [("operator/audit", DeliveryState::Delivered, 1)]
+    );
+    let answered: Vec<Value> = receiver
+        .entries()
+        .into_iter()
+        .filter(|entry| entry["event"] == "answered")
+        .collect();
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    assert_eq!(answered[0]["signed"], false);
+    assert_eq!(answered[0]["contentType"], "application/json");
+    assert_eq!(
+        answered[0]["body"],
+        json!({
+            "text": format!("Succeeded: shop-1-0-0 into dev (Promotion to-dev in namespace {})", scenario.namespace()),
+            "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": format!(
+                "*Succeeded*: `shop-1-0-0` into *dev*\nPromotion `to-dev` in namespace `{}`",
+                scenario.namespace()
+            )}}],
+        })
+    );
+    scenario.stop().await;
+}
