@@ -168,6 +168,14 @@ async fn settled(scenario: &Scenario, name: &str) -> Vec<NotificationDelivery> {
     promotion.status.unwrap_or_default().notifications
 }
 
+/// Releases shop 1.0.0 to dev (Promotion to-dev) and returns its
+/// deliveries once none is pending.
+async fn released_to_dev(scenario: &Scenario) -> Vec<NotificationDelivery> {
+    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
+    settled(scenario, "to-dev").await
+}
+
 fn uid(promotion: &Promotion) -> String {
     promotion.metadata.uid.clone().expect("uid")
 }
@@ -320,9 +328,7 @@ async fn a_signature_made_with_another_key_is_refused_and_given_up_at_once() {
     signing_key(&scenario, "not-the-receivers-key").await;
     notify_dev(&scenario, &receiver, &["Succeeded"]).await;
     start(&mut scenario, &receiver).await;
-    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
-    scenario.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
-    let deliveries = settled(&scenario, "to-dev").await;
+    let deliveries = released_to_dev(&scenario).await;
     assert_eq!(
         deliveries
             .iter()
@@ -386,9 +392,7 @@ async fn a_tenant_wide_notification_of_the_operator_configuration_is_told_in_sla
             ..scenario.settings()
         })
         .await;
-    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
-    scenario.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
-    let deliveries = settled(&scenario, "to-dev").await;
+    let deliveries = released_to_dev(&scenario).await;
     assert_eq!(
         deliveries
             .iter()
