@@ -237,6 +237,20 @@ fn secret_references(secret: &str) -> Vec<(&'static str, serde_json::Value)> {
             ),
         ),
         (
+            "spec.notifications[name=chat].urlSecretRef",
+            spec(
+                json!({"notifications": [{"name": "chat", "urlSecretRef": {"name": secret, "key": "url"},
+                "on": ["Succeeded"]}]}),
+            ),
+        ),
+        (
+            "spec.notifications[name=chat].signingKeySecretRef",
+            spec(
+                json!({"notifications": [{"name": "chat", "url": "https://hooks.example.com/hoist",
+                "on": ["Failed"], "signingKeySecretRef": {"name": secret, "key": "signing"}}]}),
+            ),
+        ),
+        (
             "spec.gates.provenance.signatures.keys[name=release-ci].secretRef",
             spec(json!({"gates": {"provenance": {"signatures": {"keys": key("cosign.pub")}}}})),
         ),

@@ -91,6 +91,14 @@ pub struct EnvironmentSpec {
     #[schemars(range(min = 1, max = 100))]
     pub history_limit: i32,
 
+    /// Webhooks told when a Promotion into this environment reaches some
+    /// phases (besides the operator configuration's tenant-wide ones).
+    /// Delivered at least once, each with an id receivers can drop
+    /// duplicates by; see status.notifications of the Promotion.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8))]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub notifications: Vec<Notification>,
     /// How many old Artifacts and finished Promotions Hoist keeps; each
     /// field unset takes the operator configuration's `retention`, else
     /// the built-in default. Whatever runs, is in a history, is the
@@ -175,6 +183,80 @@ pub struct AutoPromotionHold {
     /// When it was held.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<Time>,
+}
+
+/// A webhook told of Promotions' phase changes.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.url) != has(self.urlSecretRef)").message("a notification's webhook is either url or urlSecretRef"))]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// Names the notification in the Promotions' status.notifications.
+    #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
+    pub name: String,
+    /// The webhook's URL (http or https); its host must be admitted by the
+    /// operator's outbound allow-list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub url: Option<String>,
+    /// A key of a Secret in this namespace holding the webhook's URL (for
+    /// URLs that carry a token, such as Slack's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url_secret_ref: Option<SecretKeyReference>,
+    /// The events that trigger it.
+    #[schemars(length(min = 1, max = 6))]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub on: Vec<NotificationEvent>,
+    /// CloudEvents (1.0, JSON structured mode) or Slack (an incoming
+    /// webhook's `text` and `blocks`).
+    #[serde(default)]
+    pub format: NotificationFormat,
+    /// A key of a Secret in this namespace: the HMAC-SHA256 key the body is
+    /// signed with (header `Hoist-Signature: t=<unix seconds>,v1=<hex>`
+    /// over `<t>.<body>`). Unset, requests are not signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_key_secret_ref: Option<SecretKeyReference>,
+}
+
+/// What a Promotion went through that a notification tells.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum NotificationEvent {
+    /// It waits for approval: phase Waiting with the Approval gate pending.
+    WaitingForApproval,
+    /// It reached phase Succeeded.
+    Succeeded,
+    /// It reached phase Failed.
+    Failed,
+    /// It reached phase RolledBack.
+    RolledBack,
+    /// It reached phase Rejected.
+    Rejected,
+    /// It ended Failed or RolledBack because a verification step failed.
+    VerificationFailed,
+}
+
+impl NotificationEvent {
+    /// The PascalCase word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::WaitingForApproval => "WaitingForApproval",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::RolledBack => "RolledBack",
+            Self::Rejected => "Rejected",
+            Self::VerificationFailed => "VerificationFailed",
+        }
+    }
+}
+
+/// How a notification's body is written.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum NotificationFormat {
+    /// A CloudEvents 1.0 event in JSON structured mode
+    /// (`application/cloudevents+json`).
+    #[default]
+    CloudEvents,
+    /// A Slack incoming-webhook message: `text` and `blocks`.
+    Slack,
 }
 
 /// One container of one Deployment that runs an application component.

@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DIGEST, DNS_SUBDOMAIN};
+use super::{DIGEST, DNS_SUBDOMAIN, NotificationEvent};
 
 /// A request to run one Artifact in one Environment once the Environment's
 /// gates pass. Approvals are appended to spec.approvals by approvers; every
@@ -245,6 +245,52 @@ pub struct PromotionStatus {
     /// When a terminal phase was reached.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<Time>,
+    /// The webhook deliveries this Promotion's phase changes made, recorded
+    /// with the phase change and updated as they are sent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<NotificationDelivery>,
+}
+
+/// One event told to one webhook.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationDelivery {
+    /// The idempotency id, `<Promotion uid>/<event>`: the same in every
+    /// attempt (the CloudEvents `id`, header `Hoist-Delivery`), so a
+    /// receiver can drop duplicates.
+    pub id: String,
+    /// What happened.
+    pub event: NotificationEvent,
+    /// The notification: its name in the Environment's spec.notifications,
+    /// or `operator/<name>` for one of the operator configuration.
+    pub target: String,
+    /// Pending (to be sent), Delivered, or Failed (given up).
+    pub state: DeliveryState,
+    /// When the event happened.
+    pub at: Time,
+    /// Attempts made so far.
+    #[serde(default)]
+    pub attempts: i32,
+    /// Why the last attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// When the receiver accepted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<Time>,
+    /// When it is sent (again), while Pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<Time>,
+}
+
+/// Where a delivery stands.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum DeliveryState {
+    /// Not accepted yet: it is sent at nextAttemptAt.
+    Pending,
+    /// The receiver answered 2xx.
+    Delivered,
+    /// Given up: the receiver refused it (4xx), or every attempt failed.
+    Failed,
 }
 
 /// The state of one gate.

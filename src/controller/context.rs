@@ -34,6 +34,7 @@ use crate::api::{Artifact, Environment, Promotion, SupplyChainRecord};
 use crate::core::admission;
 use crate::core::clusters::Scope;
 use crate::core::config::{self, SecretDigest};
+use crate::core::destinations::AllowList;
 use crate::core::gates::approval::ApprovalTrust;
 use crate::core::operator_config::OperatorConfig;
 use crate::core::reasons::EventReason;
@@ -209,6 +210,9 @@ pub struct Context {
     pub identity: Option<String>,
     /// Runs the verification queries.
     pub prometheus: super::prometheus::Prometheus,
+    /// Where requests a tenant's object names may go: verification
+    /// queries and notification webhooks.
+    pub destinations: AllowList,
     /// Supply-chain records this process made, until its caches hold them.
     pub checks: ChecksMade,
     /// Whether this replica leads: only the leader reconciles.

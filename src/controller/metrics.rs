@@ -38,6 +38,11 @@ pub struct DeletionLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CheckLabel {
     pub check: String,
     pub verdict: String,
@@ -52,6 +57,7 @@ pub struct Metrics {
     writes: Family<ControllerLabel, Counter>,
     checks: Family<CheckLabel, Counter>,
     deletions: Family<DeletionLabel, Counter>,
+    notifications: Family<NotificationLabel, Counter>,
     startup: Gauge<f64, AtomicU64>,
 }
 
@@ -65,6 +71,7 @@ impl Metrics {
             writes: Family::default(),
             checks: Family::default(),
             deletions: Family::default(),
+            notifications: Family::default(),
             startup: Gauge::default(),
         };
         registry.register(
@@ -96,6 +103,12 @@ impl Metrics {
             "hoist_retention_deletions",
             "Artifacts and Promotions retention deleted, by kind, reason and namespace",
             metrics.deletions.clone(),
+        );
+        registry.register(
+            "hoist_notifications",
+            "Attempts to deliver a notification, by outcome: delivered, retried (failed, to be tried again) \
+             or failed (given up)",
+            metrics.notifications.clone(),
         );
         registry.register(
             "hoist_startup_duration_seconds",
@@ -174,6 +187,15 @@ impl Metrics {
                 kind,
                 reason,
                 namespace: namespace.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one attempt to deliver a notification.
+    pub fn notification(&self, outcome: crate::core::notifications::Outcome) {
+        self.notifications
+            .get_or_create(&NotificationLabel {
+                outcome: outcome.as_str(),
             })
             .inc();
     }

@@ -29,6 +29,8 @@ mod keys;
 pub mod leader;
 mod metrics;
 mod namespaces;
+mod notifications;
+mod outbound;
 mod prometheus;
 mod promotion;
 mod pull_secrets;
@@ -441,7 +443,8 @@ async fn start_scoped(
         &hub,
         watched,
         promotions_of_scope,
-        followed,
+        // And the notification sender, hub and agent alike.
+        followed + 1,
         keys::promotion,
         slim::promotion,
     );
@@ -647,6 +650,10 @@ async fn start_scoped(
         trust_environments_without_policy: settings.trust_environments_without_policy,
         readiness: readiness.clone(),
     };
+    let destinations = AllowList::new(
+        settings.allowed_destinations.clone(),
+        settings.prometheus_address.as_deref(),
+    );
     let ctx = Arc::new(Context {
         hub: hub.clone(),
         local: local.clone(),
@@ -661,13 +668,8 @@ async fn start_scoped(
         sources: Default::default(),
         backoff: Default::default(),
         identity,
-        prometheus: prometheus::Prometheus::new(
-            settings.prometheus_address.clone(),
-            AllowList::new(
-                settings.allowed_destinations.clone(),
-                settings.prometheus_address.as_deref(),
-            ),
-        ),
+        prometheus: prometheus::Prometheus::new(settings.prometheus_address.clone(), destinations.clone()),
+        destinations,
         checks: Default::default(),
         leadership: leadership.clone(),
         trusted_root: settings.trusted_root.clone(),
@@ -798,6 +800,20 @@ async fn start_scoped(
         )
         .for_each(|_| future::ready(()));
 
+    // Webhooks are sent off the Environment reconcile's path, by a
+    // controller of their own.
+    let notifications_controller =
+        Controller::for_shared_stream(stream(promotion_events.pop()), stores.promotions.store())
+            .with_config(controller_config.clone())
+            .reconcile_all_on(leadership.acquired())
+            .graceful_shutdown_on(signal(&graceful))
+            .run(
+                reconciler("notifications", notifications::reconcile),
+                error_policy("notifications"),
+                Arc::clone(&ctx),
+            )
+            .for_each(|_| future::ready(()));
+
     // On the hub only: agents' heartbeats on their Environments and Promotions.
     let agents_controller = lease_watch.map(|(_, mut lease_events)| {
         let controller =
@@ -844,10 +860,10 @@ async fn start_scoped(
     let controllers = hub_controllers
         .into_iter()
         .flatten()
-        .chain([Task::controller(
-            "environment",
-            tokio::spawn(environment_controller),
-        )])
+        .chain([
+            Task::controller("environment", tokio::spawn(environment_controller)),
+            Task::controller("notifications", tokio::spawn(notifications_controller)),
+        ])
         .chain(agents_controller)
         .collect::<Vec<_>>();
     let election = settings.election.clone().map(|election| {

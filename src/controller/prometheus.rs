@@ -2,23 +2,19 @@
 //! HTTP API (`GET /api/v1/query`) and turns each answer into a measurement
 //! with the pure [`verification::measure`].
 //!
-//! A server's address is resolved here and judged by the operator's
-//! allow-list ([`AllowList::admit`]); the request then goes to the address
-//! judged and nowhere else: the name is pinned to it, redirects are not
-//! followed and no proxy is used.
+//! A server's address is judged by the operator's allow-list and the
+//! request pinned to the address judged (see [`super::outbound`]).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures::future::join_all;
-use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::api::Api;
 
+use super::outbound::{OutboundError, pinned_client, secret_text, source_chain};
 use crate::api::Measurement;
-use crate::core::destinations::{AllowList, Destination, Refusal};
+use crate::core::destinations::AllowList;
 use crate::core::gates::verification::{self, DueQuery};
 
 /// How long one query may take before it counts as an error.
@@ -33,25 +29,6 @@ const ANSWER_LIMIT: usize = 4 << 20;
 pub struct Prometheus {
     default_address: Option<String>,
     allowed: AllowList,
-}
-
-/// Why a query could not be sent or its answer read.
-#[derive(Debug, thiserror::Error)]
-enum QueryError {
-    #[error("cannot resolve {address}: {source}")]
-    Resolve {
-        address: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    Refused(#[from] Refusal),
-    #[error("cannot build an HTTP client for {address}: {source}")]
-    Client {
-        address: String,
-        #[source]
-        source: reqwest::Error,
-    },
 }
 
 impl Prometheus {
@@ -95,13 +72,13 @@ impl Prometheus {
                     .into(),
             );
         };
-        let http = match self.client(address).await {
+        let http = match pinned_client(&self.allowed, address, QUERY_TIMEOUT).await {
             Ok(http) => http,
-            Err(QueryError::Refused(refusal)) => return verification::refused(now, &refusal),
+            Err(OutboundError::Refused(refusal)) => return verification::refused(now, &refusal),
             Err(error) => return verification::error(now, error.to_string()),
         };
         let token = match &query.bearer_token_secret {
-            Some(secret) => match token(client, namespace, &secret.name, &secret.key).await {
+            Some(secret) => match secret_text(client, namespace, &secret.name, &secret.key).await {
                 Ok(token) => Some(token),
                 Err(message) => return verification::error(now, message),
             },
@@ -124,34 +101,6 @@ impl Prometheus {
             &query.condition,
             now,
         )
-    }
-
-    /// A client that reaches `address` at the one IP address the allow-list
-    /// admitted for it.
-    async fn client(&self, address: &str) -> Result<reqwest::Client, QueryError> {
-        let destination = Destination::parse(address)?;
-        let resolved: Vec<IpAddr> = match (destination.ip(), &destination.host) {
-            (Some(ip), _) => vec![ip],
-            (None, host) => tokio::net::lookup_host((host.to_string(), destination.port))
-                .await
-                .map_err(|source| QueryError::Resolve {
-                    address: address.to_owned(),
-                    source,
-                })?
-                .map(|socket| socket.ip())
-                .collect(),
-        };
-        let ip = self.allowed.admit(&destination, &resolved)?;
-        reqwest::Client::builder()
-            .timeout(QUERY_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .dns_resolver(Pinned(SocketAddr::new(ip, destination.port)))
-            .build()
-            .map_err(|source| QueryError::Client {
-                address: address.to_owned(),
-                source,
-            })
     }
 }
 
@@ -193,44 +142,4 @@ async fn answer(
     }
     serde_json::from_slice::<serde_json::Value>(&answer)
         .map_err(|_| format!("{address} answered HTTP {status} without a query result"))
-}
-
-/// A resolver that answers every name with the one address judged, so
-/// the client never resolves a name a second time (an address in the URL
-/// is connected to as written, and was judged as written).
-struct Pinned(SocketAddr);
-
-impl reqwest::dns::Resolve for Pinned {
-    fn resolve(&self, _: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let address = self.0;
-        Box::pin(async move { Ok(Box::new(std::iter::once(address)) as reqwest::dns::Addrs) })
-    }
-}
-
-/// The bearer token in key `key` of Secret `name`.
-async fn token(client: &Client, namespace: &str, name: &str, key: &str) -> Result<String, String> {
-    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await
-        .map_err(|error| format!("cannot read Secret {name}: {error}"))?
-        .ok_or_else(|| format!("Secret {name} of the bearer token not found in namespace {namespace}"))?;
-    let value = secret
-        .data
-        .as_ref()
-        .and_then(|data| data.get(key))
-        .ok_or_else(|| format!("Secret {name} has no key {key}"))?;
-    String::from_utf8(value.0.clone())
-        .map(|token| token.trim().to_string())
-        .map_err(|_| format!("key {key} of Secret {name} is not text"))
-}
-
-/// An error and its sources, as one line.
-fn source_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }

@@ -23,8 +23,9 @@ pub fn metadata(meta: &mut ObjectMeta) {
 }
 
 /// A finished Promotion never changes again; deciding the others reads
-/// only its target, phase and completion time. Its full status stays in
-/// the API (and `kubectl hoist` reads it there).
+/// only its target, phase and completion time, and the notification sender
+/// its deliveries. Its full status stays in the API (and `kubectl hoist`
+/// reads it there).
 pub fn promotion(promotion: &mut Promotion) {
     let Some(status) = promotion.status.as_mut() else {
         return;
@@ -37,6 +38,7 @@ pub fn promotion(promotion: &mut Promotion) {
         completed_at: status.completed_at.take(),
         started_at: status.started_at.take(),
         observed_generation: status.observed_generation,
+        notifications: std::mem::take(&mut status.notifications),
         ..Default::default()
     };
     let spec = &mut promotion.spec;

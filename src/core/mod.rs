@@ -15,6 +15,7 @@ pub mod environment;
 pub mod gates;
 pub mod kstatus;
 pub mod lease;
+pub mod notifications;
 pub mod operator_config;
 pub mod reasons;
 pub mod reference;

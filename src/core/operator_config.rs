@@ -11,6 +11,7 @@
 
 use serde::Deserialize;
 
+use super::notifications::TenantNotification;
 use crate::core::retention::RetentionDefaults;
 
 /// The whole file. Every section is optional and has documented defaults.
@@ -20,6 +21,9 @@ pub struct OperatorConfig {
     /// The tenant-wide defaults of Environments' `spec.retention`.
     #[serde(default)]
     pub retention: RetentionDefaults,
+    /// Tenant-wide notifications: webhooks told of every tenant's Promotions.
+    #[serde(default)]
+    pub notifications: Vec<TenantNotification>,
 }
 
 /// Why a configuration file cannot be used.

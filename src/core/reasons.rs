@@ -296,6 +296,8 @@ pub enum EventReason {
     Failed,
     /// An override waived a gate.
     GateWaived,
+    /// A notification's delivery was given up.
+    NotificationFailed,
     Promoted,
     Promoting,
     Rejected,
@@ -324,6 +326,7 @@ impl EventReason {
             Self::ConfigChanged => "ConfigChanged",
             Self::Failed => "Failed",
             Self::GateWaived => "GateWaived",
+            Self::NotificationFailed => "NotificationFailed",
             Self::Promoted => "Promoted",
             Self::Promoting => "Promoting",
             Self::Rejected => "Rejected",
@@ -354,6 +357,7 @@ impl EventReason {
             | Self::Blocked
             | Self::Failed
             | Self::GateWaived
+            | Self::NotificationFailed
             | Self::Rejected
             | Self::RolledBack
             | Self::VerificationJobRefused

@@ -61,6 +61,20 @@ pub fn delegated(environment: &Environment) -> Vec<String> {
             ));
         }
     }
+    for notification in &spec.notifications {
+        if notification.url_secret_ref.is_some() {
+            fields.push(format!(
+                "spec.notifications[name={}].urlSecretRef",
+                notification.name
+            ));
+        }
+        if notification.signing_key_secret_ref.is_some() {
+            fields.push(format!(
+                "spec.notifications[name={}].signingKeySecretRef",
+                notification.name
+            ));
+        }
+    }
     for spec in supply_chain::trust_specs(environment) {
         for key in spec.keys.iter().filter(|key| key.secret_ref.is_some()) {
             fields.push(format!("{}.keys[name={}].secretRef", spec.path, key.name));

@@ -14,6 +14,7 @@ use crate::api::{Artifact, Environment, Promotion};
 use crate::core::config::{self, ConfigError, ConfigSources, RenderedConfig};
 use crate::core::environment::Snapshot;
 use crate::core::gates::approval::ApprovalTrust;
+use crate::core::notifications::TenantNotification;
 use crate::core::supply_chain::TrustSources;
 use crate::core::tenancy::Boundaries;
 
@@ -36,6 +37,7 @@ pub struct Dereferenced {
     /// Its verification Jobs.
     pub jobs: Vec<Arc<Job>>,
     pub trust: TrustSources,
+    pub tenant_notifications: Vec<TenantNotification>,
     pub now: Time,
 }
 
@@ -74,6 +76,7 @@ impl Dereferenced {
                 .collect(),
             measurements: BTreeMap::new(),
             trust: self.trust.clone(),
+            tenant_notifications: self.tenant_notifications.clone(),
             now: self.now.clone(),
         }
     }

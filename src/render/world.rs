@@ -198,6 +198,8 @@ impl World {
             // Files run no Jobs: what verification asks of them is left to
             // the cluster (see `carry_out`).
             jobs: Vec::new(),
+            // The operator configuration is the cluster's, not the files'.
+            tenant_notifications: Vec::new(),
             now: self.now.clone(),
             environment,
         }

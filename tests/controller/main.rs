@@ -33,6 +33,7 @@ mod health_checks;
 mod keyless;
 mod leader_election;
 mod namespaces;
+mod notifications;
 mod promotion_path;
 mod readme;
 mod restarts;

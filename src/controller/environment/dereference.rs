@@ -159,6 +159,7 @@ pub(super) async fn dereference(
         operator: ctx.identity.clone(),
         jobs,
         trust,
+        tenant_notifications: ctx.config.notifications.clone(),
         now: ctx.now(),
     };
     Ok((dereferenced, snapshots))

@@ -288,6 +288,7 @@ impl Objects {
             operator: Some(OPERATOR.into()),
             measurements: self.measurements.clone(),
             trust: Default::default(),
+            tenant_notifications: Vec::new(),
             jobs: self
                 .jobs
                 .iter()

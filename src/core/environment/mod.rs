@@ -43,6 +43,7 @@ use crate::core::deployment::DeploymentPin;
 use crate::core::gates::approval::ApprovalTrust;
 use crate::core::gates::verification::{self, DueQuery};
 use crate::core::kstatus;
+use crate::core::notifications::{self, TenantNotification};
 use crate::core::reasons::EventReason;
 use crate::core::supply_chain::{self, DueCheck, Policy, PolicyProblem, TrustSources};
 use crate::core::tenancy::{self, Boundaries};
@@ -92,6 +93,8 @@ pub struct Snapshot<'a> {
     pub measurements: BTreeMap<String, (String, Measurement)>,
     /// What the supply-chain policies take keys and trusted roots from.
     pub trust: TrustSources,
+    /// The operator configuration's tenant-wide notifications.
+    pub tenant_notifications: Vec<TenantNotification>,
     pub now: Time,
 }
 
@@ -312,6 +315,15 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
         }
         None => (jobs, queries),
     };
+    // Deliveries are recorded in the same status write as the phase change
+    // that makes them, so a restart cannot lose one.
+    let subscriptions = notifications::subscriptions(environment, &snapshot.tenant_notifications);
+    for promotion in &snapshot.promotions {
+        if let Some(status) = promotions.get_mut(&promotion.name_any()) {
+            let uid = promotion.uid().unwrap_or_default();
+            notifications::record(status, &uid, &subscriptions, &snapshot.now);
+        }
+    }
     let running: Vec<String> = promotions
         .iter()
         .filter(|(_, status)| !status.phase.is_terminal())

@@ -66,6 +66,7 @@ pub fn settle(
         // Measurements of the first look are in its statuses already.
         measurements: BTreeMap::new(),
         trust: snapshot.trust.clone(),
+        tenant_notifications: snapshot.tenant_notifications.clone(),
         now: snapshot.now.clone(),
     });
     let created: BTreeSet<String> = plan.new_promotions.iter().map(|p| p.name_any()).collect();

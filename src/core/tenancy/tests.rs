@@ -12,6 +12,9 @@ const EVERY_FIELD: &str = r#"
   config:
     - {application: shop, secretRefs: [{name: db}]}
     - {application: web}
+  notifications:
+    - {name: chat, urlSecretRef: {name: hooks, key: chat}, on: [Succeeded], signingKeySecretRef: {name: hooks, key: signing}}
+    - {name: audit, url: "https://audit.example.com", on: [Failed]}
   gates:
     verification:
       - {name: smoke, job: {image: smoke:1}}
@@ -34,6 +37,8 @@ fn every_job_step_and_secret_reference_is_delegated() {
             "spec.gates.verification[0].job",
             "spec.gates.verification[1].prometheus.bearerTokenSecret",
             "spec.config[application=shop].secretRefs",
+            "spec.notifications[name=chat].urlSecretRef",
+            "spec.notifications[name=chat].signingKeySecretRef",
             "spec.gates.provenance.signatures.keys[name=ci].secretRef",
             "spec.gates.provenance.attestation.keys[name=slsa].secretRef",
             "spec.gates.provenance.attestation.keyless.trustedRoot.secretRef",

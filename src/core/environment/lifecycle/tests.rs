@@ -103,6 +103,7 @@ fn a_promotion_whose_gates_pass_starts_with_exactly_this_plan() {
             started_at: Some(at(100)),
             progress_reported_at: None,
             completed_at: None,
+            notifications: Vec::new(),
         }
     );
     assert_eq!(plan.pins, vec![pin("shop-1", A, None)]);
