@@ -51,6 +51,8 @@ pub struct Stores {
     pub artifacts: Cache<Artifact>,
     /// Deployments Hoist manages (labelled `hoist.dev/environment`).
     pub deployments: Cache<Deployment>,
+    /// Workload kinds the workload cluster does not serve (found at start-up).
+    pub unserved_kinds: std::collections::BTreeSet<crate::api::WorkloadKind>,
     pub namespaces: Cache<Namespace>,
     /// ConfigMaps Hoist writes (labelled `hoist.dev/environment`).
     pub config_maps: Cache<ConfigMap>,

@@ -40,6 +40,7 @@ mod slim;
 mod supervisor;
 mod supply_chain;
 mod triggers;
+mod workloads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -76,8 +77,8 @@ use supervisor::{Supervisor, Task};
 
 use crate::api::{Artifact, Environment, Promotion};
 use crate::core::clusters::{self, Scope};
-use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_TENANT};
 use crate::core::destinations::{AllowList, Allowed};
+use crate::core::workload::{LABEL_ENVIRONMENT, LABEL_TENANT};
 use crate::registry::{Resolver, ResolverConfig};
 
 /// Why the operator could not run, or stopped.
@@ -543,6 +544,15 @@ async fn start_scoped(
     // each watched by name, on the hub, where Environments and approvals
     // are written.
     let serves_policies = serves_admission_policies(&hub).await;
+    // Target kinds the workload cluster does not serve: an Environment
+    // targeting one says so in TargetsValid.
+    let unserved_kinds = workloads::unserved_kinds(&local).await;
+    if !unserved_kinds.is_empty() {
+        tracing::info!(
+            ?unserved_kinds,
+            "workload kinds not served here: targets of these kinds are invalid"
+        );
+    }
     let approval_policy = serves_policies.then(|| {
         watch_policy(
             &mut watches,
@@ -634,6 +644,7 @@ async fn start_scoped(
             .map(|((policies, _), (bindings, _))| (policies.clone(), bindings.clone())),
         trust_environments_without_policy: settings.trust_environments_without_policy,
         readiness: readiness.clone(),
+        unserved_kinds,
     };
     let ctx = Arc::new(Context {
         hub: hub.clone(),

@@ -175,7 +175,7 @@ mod tests {
             applications: vec![running("shop-2", "1.1.0", B, None)],
             ..Default::default()
         });
-        objects.deployments = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
+        objects.workloads = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
         assert_eq!(
             plan(&objects.snapshot()).new_promotions,
             Vec::new(),
@@ -226,7 +226,7 @@ mod tests {
             applications: vec![running("shop-abc", "sha-abc1234", A, None)],
             ..Default::default()
         });
-        objects.deployments = vec![after_pin(deployment(), &pin("shop-abc", A, None), true)];
+        objects.workloads = vec![after_pin(deployment(), &pin("shop-abc", A, None), true)];
         assert_eq!(
             plan(&objects.snapshot()).new_promotions,
             vec![auto("shop-def", "shop-def-dev")]
