@@ -219,9 +219,11 @@ impl Decision<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::WorkloadKind;
     use crate::core::environment::fixture::{
-        A, Objects, after_pin, artifact, deployment, pin, pinned, stalled, yaml,
+        A, Objects, after_pin, artifact, at, deployment, pin, pinned, stalled, yaml,
     };
+    use crate::core::workload::Workload;
 
     fn two_deployments() -> Objects {
         let mut objects = Objects::new(yaml(
@@ -298,6 +300,62 @@ spec:
         assert_eq!(
             rollout_of(&objects.snapshot(), &pins, None),
             Rollout::Failed("Deployment shop/worker disappeared".into())
+        );
+    }
+
+    #[test]
+    fn kinds_without_a_progress_deadline_fail_after_spec_rollout_timeout_since_the_update() {
+        let mut objects = Objects::new(yaml(
+            r#"
+apiVersion: hoist.dev/v1alpha1
+kind: Environment
+metadata: {name: dev, namespace: shop, generation: 1}
+spec:
+  rollout: {timeout: 5m}
+  targets:
+    - {application: shop, component: backend, workload: {kind: StatefulSet, name: backend}, container: app}
+"#,
+        ));
+        let release = release_of(&artifact("shop-1", "1.0.0", A, 0), None);
+        let pins = pins_for(&objects.snapshot(), "shop", &release, "shop");
+        assert_eq!(pins[0].kind, WorkloadKind::StatefulSet);
+        let mut stateful_set = Workload::StatefulSet(yaml(
+            r#"
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: backend, namespace: shop, generation: 2}
+spec:
+  replicas: 2
+  serviceName: backend
+  selector: {matchLabels: {app: backend}}
+  updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 0}}
+  template:
+    metadata: {labels: {app: backend}}
+    spec:
+      containers: [{name: app, image: "registry.example.com/shop/backend:latest"}]
+status: {observedGeneration: 2, replicas: 2, readyReplicas: 1, currentReplicas: 1, updatedReplicas: 1, currentRevision: backend-7c9f8d6b5d, updateRevision: backend-5b7d9c4f8c}
+"#,
+        ));
+        pins[0].overlay(&mut stateful_set);
+        objects.workloads = vec![stateful_set];
+        let started = at(100);
+        objects.now = at(399);
+        assert_eq!(
+            rollout_of(&objects.snapshot(), &pins, Some(&started)),
+            Rollout::Progressing("StatefulSet shop/backend: 1 of 2 replicas ready".into())
+        );
+        objects.now = at(400);
+        assert_eq!(
+            rollout_of(&objects.snapshot(), &pins, Some(&started)),
+            Rollout::Failed(
+                "StatefulSet shop/backend: not rolled out within spec.rollout.timeout (5m): 1 of 2 replicas ready"
+                    .into()
+            )
+        );
+        assert_eq!(
+            rollout_of(&objects.snapshot(), &pins, None),
+            Rollout::Progressing("StatefulSet shop/backend: 1 of 2 replicas ready".into()),
+            "the health of what runs has no deadline"
         );
     }
 }
