@@ -1,7 +1,7 @@
-//! Target workloads of the kinds besides Deployments (StatefulSets,
-//! DaemonSets, CronJobs, Argo Rollouts' Rollouts): which of them the
-//! cluster serves, and reading and pinning one through the API.
-//! Deployments are cached by their watch (see `environment::dereference`).
+//! Target workloads of every kind: which kinds the cluster serves, the
+//! watches and caches of those Hoist labelled (Deployments' is
+//! `Stores::deployments`, older than the others), and reading and pinning
+//! one through the API.
 
 use std::collections::BTreeSet;
 
@@ -9,6 +9,11 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::reflector::{ObjectRef, ReflectHandle};
+use kube::runtime::watcher;
+
+use super::cache::{Cache, Watches, keep, no_keys};
+use super::namespaces::Watched;
 
 use crate::api::WorkloadKind;
 use crate::core::workload::{ArgoRollout, Workload, WorkloadId, WorkloadPin};
@@ -100,4 +105,110 @@ pub async fn apply(
                 .await?,
         ),
     })
+}
+
+/// Caches of the target workloads Hoist labelled, one per kind the cluster
+/// serves (the Deployments' is [`super::context::Stores::deployments`]).
+#[derive(Clone, Default)]
+pub struct WorkloadCaches {
+    pub stateful_sets: Option<Cache<StatefulSet>>,
+    pub daemon_sets: Option<Cache<DaemonSet>>,
+    pub cron_jobs: Option<Cache<CronJob>>,
+    pub rollouts: Option<Cache<ArgoRollout>>,
+}
+
+impl WorkloadCaches {
+    /// The workload `id` as cached, when its kind is watched and it is labelled.
+    pub fn get(&self, id: &WorkloadId) -> Option<Workload> {
+        match id.kind {
+            WorkloadKind::Deployment => None,
+            WorkloadKind::StatefulSet => cached(&self.stateful_sets, id, Workload::StatefulSet),
+            WorkloadKind::DaemonSet => cached(&self.daemon_sets, id, Workload::DaemonSet),
+            WorkloadKind::CronJob => cached(&self.cron_jobs, id, Workload::CronJob),
+            WorkloadKind::Rollout => cached(&self.rollouts, id, Workload::Rollout),
+        }
+    }
+}
+
+fn cached<K: Watched>(
+    cache: &Option<Cache<K>>,
+    id: &WorkloadId,
+    wrap: fn(K) -> Workload,
+) -> Option<Workload> {
+    let object = cache
+        .as_ref()?
+        .get(&ObjectRef::new(&id.name).within(&id.namespace))?;
+    Some(wrap(object.as_ref().clone()))
+}
+
+/// The event streams of [`WorkloadCaches`]' watches, for the Environment
+/// controller's triggers.
+#[derive(Default)]
+pub struct WorkloadEvents {
+    pub stateful_sets: Vec<ReflectHandle<StatefulSet>>,
+    pub daemon_sets: Vec<ReflectHandle<DaemonSet>>,
+    pub cron_jobs: Vec<ReflectHandle<CronJob>>,
+    pub rollouts: Vec<ReflectHandle<ArgoRollout>>,
+}
+
+/// Watches the workloads of each served kind besides Deployments that carry
+/// Hoist's labels (`managed`).
+pub fn watch(
+    watches: &mut Watches,
+    client: &Client,
+    managed: &watcher::Config,
+    unserved: &BTreeSet<WorkloadKind>,
+) -> (WorkloadCaches, WorkloadEvents) {
+    let mut caches = WorkloadCaches::default();
+    let mut events = WorkloadEvents::default();
+    let served = |kind| !unserved.contains(&kind);
+    if served(WorkloadKind::StatefulSet) {
+        let (cache, handles) = watches.add(
+            "statefulsets.apps",
+            Api::<StatefulSet>::all(client.clone()),
+            managed.clone(),
+            1,
+            no_keys,
+            keep,
+        );
+        caches.stateful_sets = Some(cache);
+        events.stateful_sets = handles;
+    }
+    if served(WorkloadKind::DaemonSet) {
+        let (cache, handles) = watches.add(
+            "daemonsets.apps",
+            Api::<DaemonSet>::all(client.clone()),
+            managed.clone(),
+            1,
+            no_keys,
+            keep,
+        );
+        caches.daemon_sets = Some(cache);
+        events.daemon_sets = handles;
+    }
+    if served(WorkloadKind::CronJob) {
+        let (cache, handles) = watches.add(
+            "cronjobs.batch",
+            Api::<CronJob>::all(client.clone()),
+            managed.clone(),
+            1,
+            no_keys,
+            keep,
+        );
+        caches.cron_jobs = Some(cache);
+        events.cron_jobs = handles;
+    }
+    if served(WorkloadKind::Rollout) {
+        let (cache, handles) = watches.add(
+            "rollouts.argoproj.io",
+            Api::<ArgoRollout>::all(client.clone()),
+            managed.clone(),
+            1,
+            no_keys,
+            keep,
+        );
+        caches.rollouts = Some(cache);
+        events.rollouts = handles;
+    }
+    (caches, events)
 }

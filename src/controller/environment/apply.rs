@@ -239,9 +239,8 @@ pub(super) async fn observe_after_pin(
         .collect()
 }
 
-/// A target workload as known now: a Deployment as cached, else as this
-/// reconcile `known` it (read before Hoist labelled it, so not in the
-/// cache yet, or of a kind read through the API).
+/// A target workload as cached now, else as this reconcile `known` it
+/// (read before Hoist labelled it, so not in the cache yet).
 fn current_workload(ctx: &Ctx, id: &WorkloadId, known: Option<&Workload>) -> Option<Workload> {
     let cached = match id.kind {
         crate::api::WorkloadKind::Deployment => ctx
@@ -249,7 +248,7 @@ fn current_workload(ctx: &Ctx, id: &WorkloadId, known: Option<&Workload>) -> Opt
             .deployments
             .get(&ObjectRef::new(&id.name).within(&id.namespace))
             .map(|cached| Workload::Deployment(cached.as_ref().clone())),
-        _ => None,
+        _ => ctx.stores.workloads.get(id),
     };
     cached.or_else(|| known.cloned())
 }

@@ -92,8 +92,8 @@ pub(super) async fn dereference(
         }
     }
 
-    // Target Deployments: from the cache once Hoist labelled them, read
-    // otherwise; workloads of the other kinds are read, where served.
+    // Target workloads of the kinds served: from the caches once Hoist
+    // labelled them, read otherwise.
     let mut workloads: BTreeMap<WorkloadId, Workload> = BTreeMap::new();
     let mut target_namespaces: BTreeMap<String, Namespace> = BTreeMap::new();
     for target in &environment.spec.targets {
@@ -115,7 +115,7 @@ pub(super) async fn dereference(
                 .deployments
                 .get(&ObjectRef::new(&id.name).within(&id.namespace))
                 .map(|deployment| Workload::Deployment(deployment.as_ref().clone())),
-            _ => None,
+            _ => stores.workloads.get(&id),
         };
         let workload = match cached {
             Some(workload) => Some(workload),

@@ -113,11 +113,14 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
         }
         if snapshot.unserved.contains(&id.kind) {
             let problem = format!(
-                "{workload_field}.kind: this cluster does not serve {} ({}){}",
+                "{workload_field}.kind: the operator does not act on {} ({}) here: the cluster does not serve it{}",
                 id.kind,
                 id.kind.api_version(),
                 match id.kind {
-                    WorkloadKind::Rollout => "; install Argo Rollouts, or target another kind",
+                    WorkloadKind::Rollout => {
+                        " or Argo Rollouts is not enabled; install Argo Rollouts and set the chart value \
+                         argoRollouts.enabled, or target another kind"
+                    }
                     _ => "",
                 }
             );

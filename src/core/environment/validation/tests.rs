@@ -352,8 +352,9 @@ spec:
         owned(&[
             (
                 "canary",
-                "spec.targets[2].workload.kind: this cluster does not serve Rollout (argoproj.io/v1alpha1); \
-                 install Argo Rollouts, or target another kind"
+                "spec.targets[2].workload.kind: the operator does not act on Rollout (argoproj.io/v1alpha1) here: \
+                 the cluster does not serve it or Argo Rollouts is not enabled; install Argo Rollouts and set \
+                 the chart value argoRollouts.enabled, or target another kind"
             ),
             (
                 "queue",
@@ -365,8 +366,9 @@ spec:
     let problems = [
         "spec.rollout.timeout: \"0s\" must be longer than zero",
         "spec.targets[1].workload: StatefulSet shop/backend not found",
-        "spec.targets[2].workload.kind: this cluster does not serve Rollout (argoproj.io/v1alpha1); \
-         install Argo Rollouts, or target another kind",
+        "spec.targets[2].workload.kind: the operator does not act on Rollout (argoproj.io/v1alpha1) here: \
+         the cluster does not serve it or Argo Rollouts is not enabled; install Argo Rollouts and set \
+         the chart value argoRollouts.enabled, or target another kind",
     ]
     .join("; ");
     assert_eq!(
