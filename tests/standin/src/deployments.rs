@@ -156,7 +156,7 @@ pub(crate) fn can_pull(image: &str) -> bool {
 
 /// Whether the Pods of the Deployment's template can start: every container
 /// and init container names an image a node can pull.
-fn pods_can_start(deployment: &Value) -> bool {
+pub(crate) fn pods_can_start(deployment: &Value) -> bool {
     let pod = &deployment["spec"]["template"]["spec"];
     ["initContainers", "containers"]
         .iter()
@@ -168,7 +168,7 @@ fn pods_can_start(deployment: &Value) -> bool {
 /// An int-or-percent of the rolling update strategy, scaled to `total` like
 /// `intstr.GetScaledValueFromIntOrPercent`; absent fields take the API
 /// server's default of 25%.
-fn scaled(value: &Value, total: i64, round_up: bool) -> i64 {
+pub(crate) fn scaled(value: &Value, total: i64, round_up: bool) -> i64 {
     let percent = match value {
         Value::Null => 25,
         Value::Number(number) => return number.as_i64().unwrap_or(0),
@@ -211,7 +211,7 @@ fn max_unavailable(deployment: &Value, replicas: i64) -> i64 {
     unavailable.min(replicas)
 }
 
-fn condition(kind: &str, status: &str, reason: &str, message: String, now: &str) -> Value {
+pub(crate) fn condition(kind: &str, status: &str, reason: &str, message: String, now: &str) -> Value {
     json!({
         "type": kind,
         "status": status,
@@ -229,7 +229,7 @@ fn find<'a>(conditions: &'a [Value], kind: &str) -> Option<&'a Value> {
 /// `deploymentutil.SetDeploymentCondition`: nothing changes when status and
 /// reason are the same; `lastTransitionTime` is kept when only the reason
 /// changes; the condition moves to the end of the list.
-fn set_condition(conditions: &mut Vec<Value>, mut new: Value) {
+pub(crate) fn set_condition(conditions: &mut Vec<Value>, mut new: Value) {
     if let Some(current) = find(conditions, new["type"].as_str().unwrap_or_default()) {
         if current["status"] == new["status"] && current["reason"] == new["reason"] {
             return;

@@ -34,6 +34,7 @@ use crate::meta;
 use crate::schema::FieldError;
 use crate::status::{FieldReason, field_error};
 use crate::store::{EventType, ObjectKey, Store, StoredEvent, wake_at};
+use crate::workloads::validate_pod_spec;
 
 pub(crate) const GROUP: &str = "batch";
 pub(crate) const PLURAL: &str = "jobs";
@@ -71,27 +72,11 @@ pub(crate) fn apply_defaults(job: &mut Value) {
 /// The real server's refusals the emulation relies on: a Pod template that
 /// restarts always, and Jobs of more than one Pod (which it does not run).
 pub(crate) fn validate(job: &Value) -> Vec<FieldError> {
-    let mut errors = Vec::new();
-    let policy = &job["spec"]["template"]["spec"]["restartPolicy"];
-    if !matches!(policy.as_str(), Some("Never" | "OnFailure")) {
-        errors.push(field_error(
-            "spec.template.spec.restartPolicy",
-            FieldReason::NotSupported,
-            "\"OnFailure\", \"Never\"",
-            Some(policy),
-        ));
-    }
-    if job["spec"]["template"]["spec"]["containers"]
-        .as_array()
-        .is_none_or(Vec::is_empty)
-    {
-        errors.push(field_error(
-            "spec.template.spec.containers",
-            FieldReason::Required,
-            "",
-            None,
-        ));
-    }
+    let mut errors = validate_pod_spec(
+        &job["spec"]["template"]["spec"],
+        "spec.template.spec",
+        &["OnFailure", "Never"],
+    );
     for field in ["completions", "parallelism"] {
         let value = &job["spec"][field];
         if value.as_i64().is_some_and(|n| n != 1) {

@@ -24,8 +24,11 @@
 
 mod admission;
 mod auth;
+mod cronjobs;
+mod daemonsets;
 mod deployments;
 mod discovery;
+mod emulation;
 pub mod fieldmanager;
 mod jobs;
 mod log;
@@ -33,12 +36,15 @@ mod meta;
 mod rbac;
 mod resources;
 mod reviews;
+mod rollouts;
 pub mod schema;
 mod selector;
 mod server;
+mod statefulsets;
 mod status;
 mod store;
 mod watch;
+mod workloads;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -88,6 +94,8 @@ pub enum Error {
     CrdRefused { name: String, message: String },
     #[error("creating the initial {object} failed: {message}")]
     Setup { object: String, message: String },
+    #[error("the stand-in's Rollout CustomResourceDefinition (crds/rollouts.yaml) does not parse")]
+    RolloutCrd(#[source] serde_yaml::Error),
     #[error("the stand-in has no user {user}; register it with StandInBuilder::user or StandIn::add_user")]
     UnknownUser { user: String },
 }
@@ -99,6 +107,7 @@ pub struct StandInBuilder {
     event_history: usize,
     bookmark_interval: Duration,
     deployment_controller: bool,
+    nodes: usize,
     users: Vec<(String, Vec<String>)>,
 }
 
@@ -109,6 +118,7 @@ impl Default for StandInBuilder {
             event_history: 10_000,
             bookmark_interval: Duration::from_secs(1),
             deployment_controller: true,
+            nodes: daemonsets::DEFAULT_NODES,
             users: vec![(ADMIN.to_owned(), vec![MASTERS.to_owned()])],
         }
     }
@@ -142,6 +152,13 @@ impl StandInBuilder {
         self
     }
 
+    /// How many nodes the emulated DaemonSet controller runs a Pod on
+    /// (default 2).
+    pub fn nodes(mut self, nodes: usize) -> Self {
+        self.nodes = nodes;
+        self
+    }
+
     /// Registers a user in `groups` (and `system:authenticated`), with a
     /// bearer token of its own, as a line of `--token-auth-file` does; get a
     /// client for it with [`StandIn::client_for`]. Registering a name again
@@ -157,14 +174,7 @@ impl StandInBuilder {
     pub async fn start(self) -> Result<StandIn, Error> {
         let mut store = Store::new(self.event_history);
         let now = meta::now();
-        let options = WriteOptions {
-            manager: "kube-standin",
-            now: &now,
-            target: WriteTarget::Main,
-            fields_recorded: false,
-            require_resource_version: false,
-            admission: None,
-        };
+        let options = setup_write(&now);
         let namespaces = store
             .resources
             .lookup("", "v1", "namespaces")
@@ -198,13 +208,7 @@ impl StandInBuilder {
                     message: error.message,
                 })?;
         }
-        let crd_resource = store
-            .resources
-            .lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
-            .ok_or_else(|| Error::Setup {
-                object: "customresourcedefinitions".to_owned(),
-                message: "not served".to_owned(),
-            })?;
+        let crd_resource = crd_resource(&store)?;
         for crd in self.crds {
             let name = crd.metadata.name.clone().unwrap_or_default();
             let body = serde_json::to_value(&crd).map_err(|source| Error::SerializeCrd {
@@ -247,6 +251,7 @@ impl StandInBuilder {
         });
         if self.deployment_controller {
             lock(&shared.store).run_deployment_controller(Arc::downgrade(&shared.store));
+            lock(&shared.store).run_workload_controllers(Arc::downgrade(&shared.store), self.nodes);
         }
         let task = tokio::spawn(serve(listener, Arc::clone(&shared), shutdown_signal));
         Ok(StandIn {
@@ -260,6 +265,28 @@ impl StandInBuilder {
             }),
         })
     }
+}
+
+/// How the stand-in writes the objects it sets up itself.
+fn setup_write(now: &str) -> WriteOptions<'_> {
+    WriteOptions {
+        manager: "kube-standin",
+        now,
+        target: WriteTarget::Main,
+        fields_recorded: false,
+        require_resource_version: false,
+        admission: None,
+    }
+}
+
+fn crd_resource(store: &Store) -> Result<Arc<resources::ResourceInfo>, Error> {
+    store
+        .resources
+        .lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        .ok_or_else(|| Error::Setup {
+            object: "customresourcedefinitions".to_owned(),
+            message: "not served".to_owned(),
+        })
 }
 
 /// A running stand-in API server. Clones share the server; it stops on
@@ -303,6 +330,30 @@ impl StandIn {
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         self.inner.url.clone()
+    }
+
+    /// Installs Argo Rollouts as far as the stand-in goes: the project's
+    /// Rollout CustomResourceDefinition (`crds/rollouts.yaml`, kept if
+    /// already there) and the emulated Rollout controller (see
+    /// `README.md`). Calling it again changes nothing.
+    pub fn install_argo_rollouts(&self) -> Result<(), Error> {
+        let crd: serde_json::Value =
+            serde_yaml::from_str(include_str!("../crds/rollouts.yaml")).map_err(Error::RolloutCrd)?;
+        let name = meta::name(&crd).to_owned();
+        let now = meta::now();
+        let options = setup_write(&now);
+        let mut store = lock(&self.inner.shared.store);
+        let crds = crd_resource(&store)?;
+        if store.get(&crds, None, &name).is_none() {
+            store
+                .create(&crds, None, crd, &options)
+                .map_err(|error| Error::CrdRefused {
+                    name,
+                    message: error.message,
+                })?;
+        }
+        store.run_rollout_controller(Arc::downgrade(&self.inner.shared.store));
+        Ok(())
     }
 
     /// A client configuration for this server as [`ADMIN`] (default

@@ -116,6 +116,15 @@ pub(crate) struct ResourceKey {
     pub plural: String,
 }
 
+impl ResourceKey {
+    pub fn of(group: &str, plural: &str) -> Self {
+        ResourceKey {
+            group: group.to_owned(),
+            plural: plural.to_owned(),
+        }
+    }
+}
+
 struct Builtin {
     group: &'static str,
     version: &'static str,
@@ -220,6 +229,45 @@ const BUILTINS: &[Builtin] = &[
         categories: &["all"],
         status_subresource: true,
         generation: GenerationPolicy::SpecAndAnnotations,
+        create_on_update: false,
+    },
+    Builtin {
+        group: "apps",
+        version: "v1",
+        plural: "statefulsets",
+        singular: "statefulset",
+        kind: "StatefulSet",
+        namespaced: true,
+        short_names: &["sts"],
+        categories: &["all"],
+        status_subresource: true,
+        generation: GenerationPolicy::Spec,
+        create_on_update: false,
+    },
+    Builtin {
+        group: "apps",
+        version: "v1",
+        plural: "daemonsets",
+        singular: "daemonset",
+        kind: "DaemonSet",
+        namespaced: true,
+        short_names: &["ds"],
+        categories: &["all"],
+        status_subresource: true,
+        generation: GenerationPolicy::Spec,
+        create_on_update: false,
+    },
+    Builtin {
+        group: "batch",
+        version: "v1",
+        plural: "cronjobs",
+        singular: "cronjob",
+        kind: "CronJob",
+        namespaced: true,
+        short_names: &["cj"],
+        categories: &["all"],
+        status_subresource: true,
+        generation: GenerationPolicy::Spec,
         create_on_update: false,
     },
     Builtin {

@@ -209,12 +209,6 @@ pub(crate) fn field_error(
         (FieldReason::Forbidden, _) => format!("{field}: Forbidden: {detail}"),
         (FieldReason::Invalid, Some(value)) => format!("{field}: Invalid value: {value}: {detail}"),
         (FieldReason::Invalid, None) => format!("{field}: Invalid value: {detail}"),
-        (FieldReason::NotSupported, Some(value)) => {
-            format!("{field}: Unsupported value: {value}: supported values: {detail}")
-        }
-        (FieldReason::NotSupported, None) => {
-            format!("{field}: Unsupported value: supported values: {detail}")
-        }
     };
     FieldError {
         field: field.to_owned(),
@@ -228,7 +222,6 @@ pub(crate) enum FieldReason {
     Required,
     Invalid,
     Forbidden,
-    NotSupported,
 }
 
 impl FieldReason {
@@ -237,7 +230,6 @@ impl FieldReason {
             FieldReason::Required => "FieldValueRequired",
             FieldReason::Invalid => "FieldValueInvalid",
             FieldReason::Forbidden => "FieldValueForbidden",
-            FieldReason::NotSupported => "FieldValueNotSupported",
         }
     }
 }

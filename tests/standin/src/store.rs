@@ -12,6 +12,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
 use crate::admission::{self, Admission, Operation, Policies};
 use crate::deployments::{self, DeploymentController};
+use crate::emulation::{Emulations, StatusWrite};
 use crate::fieldmanager;
 use crate::jobs::{self, JobController};
 use crate::meta::{self, NameRule};
@@ -19,6 +20,10 @@ use crate::rbac::{self, RbacIndex};
 use crate::resources::{self, GenerationPolicy, ResourceInfo, ResourceKey, ResourceTypes, Resources};
 use crate::schema::FieldError;
 use crate::status::{ApiError, FieldReason, field_error};
+use crate::workloads;
+use crate::{
+    daemonsets::DaemonSetController, rollouts::RolloutController, statefulsets::StatefulSetController,
+};
 
 /// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
 /// Ordered like etcd keys, so lists come out sorted by namespace then name.
@@ -148,6 +153,9 @@ pub(crate) struct Store {
     deployment_controller: Option<DeploymentController>,
     /// The emulated Job controller, when the cluster has one.
     job_controller: Option<JobController>,
+    /// The other emulated controllers (StatefulSets, DaemonSets, Argo
+    /// Rollouts), taken out while they sync as the Deployment controller is.
+    emulations: Option<Emulations>,
     /// The RBAC objects, indexed for the authorizer.
     rbac: Arc<RbacIndex>,
     /// The admission policies and their bindings, compiled.
@@ -255,6 +263,7 @@ fn apply_builtin_defaults(resource: &ResourceInfo, object: &mut Value) {
     if is_job(resource) {
         jobs::apply_defaults(object);
     }
+    workloads::apply_defaults(resource, object);
     if resource.group.is_empty() && resource.plural == "secrets" {
         merge_string_data(object);
     }
@@ -320,6 +329,7 @@ impl Store {
             watchers: Vec::new(),
             deployment_controller: None,
             job_controller: None,
+            emulations: None,
             rbac: Arc::default(),
             policies: Arc::default(),
         }
@@ -421,6 +431,21 @@ impl Store {
     pub fn run_deployment_controller(&mut self, this: Weak<Mutex<Store>>) {
         self.deployment_controller = Some(DeploymentController::new(Weak::clone(&this)));
         self.job_controller = Some(JobController::new(this));
+    }
+
+    /// Runs the emulated StatefulSet and DaemonSet controllers from now on,
+    /// on a cluster of `nodes` nodes.
+    pub fn run_workload_controllers(&mut self, this: Weak<Mutex<Store>>, nodes: usize) {
+        let emulations = self.emulations.get_or_insert_with(|| Emulations::new(this));
+        emulations.add(Box::new(StatefulSetController::default()));
+        emulations.add(Box::new(DaemonSetController::new(nodes)));
+    }
+
+    /// Runs the emulated Argo Rollouts controller from now on.
+    pub fn run_rollout_controller(&mut self, this: Weak<Mutex<Store>>) {
+        self.emulations
+            .get_or_insert_with(|| Emulations::new(this))
+            .add(Box::new(RolloutController::default()));
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -557,6 +582,7 @@ impl Store {
         if event.resource == job_key() {
             self.notify_job_controller(&event);
         }
+        self.notify_emulations(&event);
     }
 
     /// The emulated controller sees every stored change of a Deployment, as
@@ -622,6 +648,40 @@ impl Store {
         self.job_controller = Some(controller);
     }
 
+    /// The other emulated controllers see every stored change of their resource.
+    fn notify_emulations(&mut self, event: &StoredEvent) {
+        let Some(mut emulations) = self.emulations.take() else {
+            return;
+        };
+        if let Some(write) = emulations.observe(event) {
+            self.write_emulated_status(write);
+        }
+        self.emulations = Some(emulations);
+    }
+
+    /// A timer of one of the other emulated controllers fired: it looks at
+    /// the object again, unless the timer was replaced meanwhile.
+    pub fn emulation_timer_fired(&mut self, key: &ObjectKey, timer: u64) {
+        let Some(mut emulations) = self.emulations.take() else {
+            return;
+        };
+        if let Some(resource) = emulations.timer(key, timer)
+            && let Some(object) = self
+                .objects
+                .get(&resource)
+                .and_then(|objects| objects.get(key))
+                .cloned()
+            && let Some(write) = emulations.sync_object(&resource, &object)
+        {
+            self.write_emulated_status(write);
+        }
+        self.emulations = Some(emulations);
+    }
+
+    fn write_emulated_status(&mut self, write: StatusWrite) {
+        self.write_status_as(write.manager, &write.resource, &write.object, write.status);
+    }
+
     fn write_deployment_status(&mut self, deployment: &Value, status: Value) {
         self.write_controller_status(&deployment_key(), deployment, status);
     }
@@ -629,12 +689,17 @@ impl Store {
     /// An emulated controller's status update: a write to `/status` by
     /// `kube-controller-manager`, not a request of any client.
     fn write_controller_status(&mut self, key: &ResourceKey, deployment: &Value, status: Value) {
+        self.write_status_as(deployments::MANAGER, key, deployment, status);
+    }
+
+    /// A status update by an emulated controller with field manager `manager`.
+    fn write_status_as(&mut self, manager: &str, key: &ResourceKey, deployment: &Value, status: Value) {
         let Some(resource) = self.resources.get(key).cloned() else {
             return;
         };
         let now = meta::now();
         let options = WriteOptions {
-            manager: deployments::MANAGER,
+            manager,
             now: &now,
             target: WriteTarget::Status,
             fields_recorded: false,
@@ -899,6 +964,7 @@ impl Store {
         if is_job(resource) {
             errors.extend(jobs::validate(object));
         }
+        errors.extend(workloads::validate(resource, object, old));
         if let Some(schema) = resource.schema() {
             schema.normalize(object);
             if let Err(schema_errors) = schema.validate(object, old, &errors) {

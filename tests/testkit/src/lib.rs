@@ -12,4 +12,5 @@ pub mod prometheus;
 pub mod reconciles;
 pub mod referrers;
 pub mod registry;
+pub mod rollouts;
 pub mod signing;

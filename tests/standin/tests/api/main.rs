@@ -17,6 +17,8 @@ mod identity;
 mod lifecycle;
 mod lists;
 mod patch;
+mod rollouts;
 mod runtime;
 mod status;
 mod watch;
+mod workloads;
