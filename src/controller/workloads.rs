@@ -108,7 +108,7 @@ pub async fn apply(
 }
 
 /// Caches of the target workloads Hoist labelled, one per kind the cluster
-/// serves (the Deployments' is [`super::context::Stores::deployments`]).
+/// serves (the Deployments' cache is the older `Stores::deployments`).
 #[derive(Clone, Default)]
 pub struct WorkloadCaches {
     pub stateful_sets: Option<Cache<StatefulSet>>,

@@ -41,6 +41,7 @@ mod supply_chain;
 mod verification;
 mod walkthrough;
 mod workload_clusters;
+mod workload_kinds;
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 const REVISION: &str = "3f2c9a1b7e4d5c6f8a9b0c1d2e3f4a5b6c7d8e9f";
