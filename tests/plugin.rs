@@ -391,7 +391,9 @@ shop-1.5.0-prod      shop-1.5.0      Waiting   waiting for the Approval gate: 1 
     .await
     .expect("status -o wide");
     assert!(
-        wide.contains(&format!("shop          backend     {C}   {REVISION}")),
+        wide.contains(&format!(
+            "shop          backend     Deployment    {C}   {REVISION}"
+        )),
         "{wide}"
     );
     assert!(
