@@ -125,6 +125,10 @@ struct EngineArgs {
     /// Environment then acts with the operator's permissions.
     #[arg(long, env = "HOIST_TRUST_ENVIRONMENTS_WITHOUT_POLICY")]
     trust_environments_without_policy: bool,
+    /// Act on Argo Rollouts' Rollouts (where their CRD is installed): the
+    /// operator is granted them (chart value argoRollouts.enabled).
+    #[arg(long, env = "HOIST_ARGO_ROLLOUTS")]
+    argo_rollouts: bool,
     /// The Prometheus server of verification steps that name no address.
     #[arg(long, env = "HOIST_PROMETHEUS_ADDRESS")]
     prometheus_address: Option<String>,
@@ -239,6 +243,7 @@ impl EngineArgs {
             approval_policy: self.approval_policy,
             environment_policy: self.environment_policy,
             trust_environments_without_policy: self.trust_environments_without_policy,
+            argo_rollouts: self.argo_rollouts,
             prometheus_address: self.prometheus_address,
             allowed_destinations: self.allowed_destinations,
             election,

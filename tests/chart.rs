@@ -363,6 +363,7 @@ fn every_operator_rule_says_why_and_what_a_holder_of_the_token_could_do() -> any
         "agent-local-rules.yaml",
         "agent-hub-rules.yaml",
         "agent-hub-namespace-rules.yaml",
+        "argo-rollouts-rules.yaml",
     ] {
         let text = std::fs::read_to_string(repo().join("charts/hoist/files").join(file))?;
         let lines: Vec<&str> = text.lines().collect();
@@ -608,6 +609,9 @@ fn agent_mode_runs_hoist_agent_with_the_hub_kubeconfig_and_only_the_local_rules(
         resources(role),
         [
             "deployments",
+            "statefulsets",
+            "daemonsets",
+            "cronjobs",
             "configmaps",
             "namespaces",
             "jobs",
@@ -728,5 +732,71 @@ fn each_agent_cluster_gets_a_service_account_bound_to_the_agent_rules() -> anyho
     }
     kubernetes_validate(&validated)?;
     assert!(refused(&["--set", "agents.clusters={EU}"])?.contains("/agents/clusters/0"));
+    Ok(())
+}
+
+/// The rules of `role` granting `resource`, as (apiGroups, verbs).
+fn rules_for(role: &Value, resource: &str) -> Vec<(Value, Value)> {
+    role["rules"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .filter(|rule| {
+            rule["resources"]
+                .as_sequence()
+                .is_some_and(|resources| resources.iter().any(|r| r.as_str() == Some(resource)))
+        })
+        .map(|rule| (rule["apiGroups"].clone(), rule["verbs"].clone()))
+        .collect()
+}
+
+#[test]
+fn each_target_kind_is_read_watched_and_patched_and_rollouts_only_when_enabled() -> anyhow::Result<()> {
+    let verbs: Value = serde_yaml::from_str("[get, list, watch, patch]")?;
+    for mode in [
+        &[][..],
+        &[
+            "--set",
+            "mode=agent",
+            "--set",
+            "agent.cluster=eu",
+            "--set",
+            "agent.hubKubeconfigSecret=hoist-hub",
+        ][..],
+    ] {
+        let objects = rendered(mode)?;
+        let role = find(&objects, "ClusterRole", "hoist").context("no ClusterRole")?;
+        for (group, resource) in [
+            ("apps", "deployments"),
+            ("apps", "statefulsets"),
+            ("apps", "daemonsets"),
+            ("batch", "cronjobs"),
+        ] {
+            assert_eq!(
+                rules_for(role, resource),
+                vec![(Value::Sequence(vec![group.into()]), verbs.clone())],
+                "{resource} in {mode:?}"
+            );
+        }
+        assert_eq!(rules_for(role, "rollouts"), Vec::new(), "{mode:?}");
+        let container = &find(&objects, "Deployment", "hoist").context("no Deployment")?["spec"]["template"]
+            ["spec"]["containers"][0];
+        assert!(env(container, "HOIST_ARGO_ROLLOUTS").is_none());
+    }
+
+    let objects = rendered(&["--set", "argoRollouts.enabled=true"])?;
+    let role = find(&objects, "ClusterRole", "hoist").context("no ClusterRole")?;
+    assert_eq!(
+        rules_for(role, "rollouts"),
+        vec![(Value::Sequence(vec!["argoproj.io".into()]), verbs)]
+    );
+    let container = &find(&objects, "Deployment", "hoist").context("no Deployment")?["spec"]["template"]["spec"]
+        ["containers"][0];
+    assert_eq!(
+        env(container, "HOIST_ARGO_ROLLOUTS"),
+        Some(&serde_yaml::from_str::<Value>(
+            "{name: HOIST_ARGO_ROLLOUTS, value: \"true\"}"
+        )?)
+    );
     Ok(())
 }

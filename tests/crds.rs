@@ -300,3 +300,25 @@ fn every_rule_fits_the_cel_cost_budget_of_the_api_server() {
         assert_eq!(open, Vec::<String>::new(), "{name}: what rules read is bounded");
     }
 }
+
+#[test]
+fn a_target_names_exactly_one_of_deployment_and_workload_of_the_five_kinds() {
+    let crd = serde_json::to_value(&hoist::api::crds()[1]).expect("CRD serializes");
+    let target = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+        ["targets"]["items"];
+    assert_eq!(
+        target["x-kubernetes-validations"],
+        serde_json::json!([{
+            "rule": "has(self.deployment) != has(self.workload)",
+            "message": "a target names exactly one of deployment and workload"
+        }])
+    );
+    assert_eq!(
+        target["properties"]["workload"]["properties"]["kind"]["enum"],
+        serde_json::json!(["Deployment", "StatefulSet", "DaemonSet", "CronJob", "Rollout"])
+    );
+    assert_eq!(
+        target["required"],
+        serde_json::json!(["application", "component", "container"])
+    );
+}

@@ -6,14 +6,15 @@
 
 use std::path::Path;
 
+use hoist::api::WorkloadKind;
 use hoist::api::{
     ApprovalDecision, ApprovalRequest, ApprovalRuleStatus, ConfigChange, Environment, GateName, GateState,
     Health, Phase, Promotion, PromotionSpec,
 };
-use hoist::core::deployment::DeploymentPin;
 use hoist::core::environment::{AUTO_PROMOTED_LABEL, Notice, Plan};
 use hoist::core::gates::approval::ApprovalTrust;
 use hoist::core::reasons::EventReason;
+use hoist::core::workload::WorkloadPin;
 use hoist::render::Manifests;
 use hoist::render::world::{RolloutOutcome, World};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -264,9 +265,10 @@ fn pins(
     backend: &str,
     frontend: &str,
     config_hash: &str,
-) -> Vec<DeploymentPin> {
+) -> Vec<WorkloadPin> {
     [("backend", "app", backend), ("frontend", "web", frontend)]
-        .map(|(name, container, digest)| DeploymentPin {
+        .map(|(name, container, digest)| WorkloadPin {
+            kind: WorkloadKind::Deployment,
             namespace: format!("shop-{environment}"),
             name: name.into(),
             images: [(

@@ -132,7 +132,7 @@ spec:
   targets:
     - {{application: shop, component: backend, deployment: {{name: backend}}, container: app}}
     - {{application: shop, component: frontend, deployment: {{name: frontend}}, container: web}}
-    - {{application: billing, component: api, deployment: {{name: billing}}, container: api}}
+    - {{application: billing, component: api, workload: {{kind: StatefulSet, name: billing}}, container: api}}
   gates:
     approval: {{minApprovals: 2}}
 status:
@@ -374,10 +374,10 @@ Environment prod (upstream: dev)
 APPLICATION   ARTIFACT        VERSION   HEALTH               PROMOTED   PROMOTION            APPROVERS
 billing       billing-2.0.0   2.0.0     Progressing for 5m   <none>     billing-2.0.0-prod   <none>
 shop          shop-1.4.2      1.4.2     Healthy for 5h       3h ago     shop-1.4.2-prod      alice, bob
-APPLICATION   COMPONENT   DIGEST                COMMIT
-billing       api         sha256:111111111111   <none>
-shop          backend     sha256:cccccccccccc   3f2c9a1b7e4d
-shop          frontend    sha256:dddddddddddd   3f2c9a1b7e4d
+APPLICATION   COMPONENT   KIND          DIGEST                COMMIT
+billing       api         StatefulSet   sha256:111111111111   <none>
+shop          backend     Deployment    sha256:cccccccccccc   3f2c9a1b7e4d
+shop          frontend    Deployment    sha256:dddddddddddd   3f2c9a1b7e4d
 PROMOTION            ARTIFACT        PHASE     MESSAGE
 billing-2.1.0-prod   billing-2.1.0   Pending   <none>
 shop-1.5.0-prod      shop-1.5.0      Waiting   waiting for the Approval gate: 1 of 2 approvals
@@ -394,7 +394,9 @@ shop-1.5.0-prod      shop-1.5.0      Waiting   waiting for the Approval gate: 1 
     .await
     .expect("status -o wide");
     assert!(
-        wide.contains(&format!("shop          backend     {C}   {REVISION}")),
+        wide.contains(&format!(
+            "shop          backend     Deployment    {C}   {REVISION}"
+        )),
         "{wide}"
     );
     assert!(

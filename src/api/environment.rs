@@ -54,7 +54,7 @@ pub struct EnvironmentSpec {
     #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
     pub cluster: Option<String>,
 
-    /// The Deployment containers that run each application component here.
+    /// The workload containers that run each application component here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 128))]
     pub targets: Vec<Target>,
@@ -81,6 +81,9 @@ pub struct EnvironmentSpec {
     /// `autoPromote: true`, the Environment is not Ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_promotion: Option<AutoPromotion>,
+    /// How long rollouts of workloads without a progress deadline of their own may take.
+    #[serde(default)]
+    pub rollout: RolloutPolicy,
 
     /// What to do when a rollout or its verification fails.
     #[serde(default)]
@@ -259,8 +262,10 @@ pub enum NotificationFormat {
     Slack,
 }
 
-/// One container of one Deployment that runs an application component.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+/// One container of one workload that runs an application component. The
+/// workload is named by `workload` (any kind) or, as before, `deployment`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.deployment) != has(self.workload)").message("a target names exactly one of deployment and workload"))]
 #[serde(rename_all = "camelCase")]
 pub struct Target {
     /// The application (matches Artifact spec.application).
@@ -269,11 +274,41 @@ pub struct Target {
     /// The component (matches Artifact spec.images[].component).
     #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
     pub component: String,
-    /// The Deployment to update.
-    pub deployment: DeploymentReference,
-    /// The container in the Deployment's pod template whose image is set.
+    /// The Deployment to update (the same as `workload` with kind
+    /// Deployment; kept for the Environments written before `workload`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment: Option<DeploymentReference>,
+    /// The workload to update: a Deployment, StatefulSet, DaemonSet,
+    /// CronJob or Argo Rollouts Rollout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadReference>,
+    /// The container in the workload's pod template whose image is set.
     #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
     pub container: String,
+}
+
+impl Target {
+    /// The workload this target updates, whichever form names it (`None`
+    /// only for a target naming neither, which the schema refuses).
+    pub fn workload(&self) -> Option<WorkloadReference> {
+        match (&self.workload, &self.deployment) {
+            (Some(workload), _) => Some(workload.clone()),
+            (None, Some(deployment)) => Some(WorkloadReference {
+                kind: WorkloadKind::Deployment,
+                name: deployment.name.clone(),
+                namespace: deployment.namespace.clone(),
+            }),
+            (None, None) => None,
+        }
+    }
+
+    /// The field that names the workload, for messages: `deployment` or `workload`.
+    pub fn workload_field(&self) -> &'static str {
+        match self.workload {
+            Some(_) => "workload",
+            None => "deployment",
+        }
+    }
 }
 
 /// A Deployment, by name and optional namespace.
@@ -289,6 +324,92 @@ pub struct DeploymentReference {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
     pub namespace: Option<String>,
+}
+
+/// A workload of one of the kinds Hoist updates, by kind, name and optional namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadReference {
+    /// The kind: Deployment, StatefulSet, DaemonSet (apps/v1), CronJob
+    /// (batch/v1) or Rollout (argoproj.io/v1alpha1, Argo Rollouts).
+    pub kind: WorkloadKind,
+    /// Name of the workload.
+    #[schemars(length(min = 1, max = 253), pattern(DNS_SUBDOMAIN))]
+    pub name: String,
+    /// Namespace of the workload; defaults to the Environment's own. Another
+    /// namespace must carry the label hoist.dev/tenant=<this namespace>, set
+    /// by the cluster admin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL))]
+    pub namespace: Option<String>,
+}
+
+/// The kinds of workload a target may name.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+pub enum WorkloadKind {
+    Deployment,
+    StatefulSet,
+    DaemonSet,
+    CronJob,
+    /// Argo Rollouts' Rollout (argoproj.io/v1alpha1).
+    Rollout,
+}
+
+impl WorkloadKind {
+    pub const ALL: [WorkloadKind; 5] = [
+        WorkloadKind::Deployment,
+        WorkloadKind::StatefulSet,
+        WorkloadKind::DaemonSet,
+        WorkloadKind::CronJob,
+        WorkloadKind::Rollout,
+    ];
+
+    /// The API group and version serving the kind.
+    pub fn api_version(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment | WorkloadKind::StatefulSet | WorkloadKind::DaemonSet => "apps/v1",
+            WorkloadKind::CronJob => "batch/v1",
+            WorkloadKind::Rollout => "argoproj.io/v1alpha1",
+        }
+    }
+
+    /// The resource's plural name.
+    pub fn plural(self) -> &'static str {
+        match self {
+            WorkloadKind::Deployment => "deployments",
+            WorkloadKind::StatefulSet => "statefulsets",
+            WorkloadKind::DaemonSet => "daemonsets",
+            WorkloadKind::CronJob => "cronjobs",
+            WorkloadKind::Rollout => "rollouts",
+        }
+    }
+}
+
+impl std::fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::CronJob => "CronJob",
+            WorkloadKind::Rollout => "Rollout",
+        })
+    }
+}
+
+/// How long a rollout may take.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutPolicy {
+    /// How long StatefulSets and DaemonSets may take to roll out after Hoist
+    /// updated them before the Promotion fails (they have no progress
+    /// deadline of their own), e.g. `15m`; default `10m`, as a
+    /// Deployment's default progressDeadlineSeconds. Deployments and
+    /// Rollouts fail by their own spec.progressDeadlineSeconds; a CronJob
+    /// is rolled out once updated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 32), pattern(DURATION))]
+    pub timeout: Option<String>,
 }
 
 /// Configuration of one application in this environment.

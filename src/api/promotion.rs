@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{DIGEST, DNS_SUBDOMAIN, NotificationEvent};
+use super::{DIGEST, DNS_SUBDOMAIN, NotificationEvent, WorkloadKind};
 
 /// A request to run one Artifact in one Environment once the Environment's
 /// gates pass. Approvals are appended to spec.approvals by approvers; every
@@ -371,9 +371,14 @@ pub struct ApprovalRuleStatus {
 pub struct Change {
     /// The component.
     pub component: String,
-    /// Namespace of the Deployment.
+    /// The kind of the workload (Deployment when absent, as in statuses
+    /// written before other kinds were targets).
+    #[serde(default = "deployment_kind", skip_serializing_if = "is_deployment")]
+    pub kind: WorkloadKind,
+    /// Namespace of the workload.
     pub namespace: String,
-    /// The Deployment.
+    /// The workload's name (the field keeps the name it had when targets
+    /// were Deployments only).
     pub deployment: String,
     /// The container.
     pub container: String,
@@ -482,4 +487,12 @@ pub enum MeasurementOutcome {
 pub struct JobReference {
     pub namespace: String,
     pub name: String,
+}
+
+fn deployment_kind() -> WorkloadKind {
+    WorkloadKind::Deployment
+}
+
+fn is_deployment(kind: &WorkloadKind) -> bool {
+    *kind == WorkloadKind::Deployment
 }

@@ -53,6 +53,10 @@ pub struct Stores {
     pub artifacts: Cache<Artifact>,
     /// Deployments Hoist manages (labelled `hoist.dev/environment`).
     pub deployments: Cache<Deployment>,
+    /// Target workloads of the other kinds Hoist labelled, per served kind.
+    pub workloads: super::workloads::WorkloadCaches,
+    /// Workload kinds the workload cluster does not serve (found at start-up).
+    pub unserved_kinds: std::collections::BTreeSet<crate::api::WorkloadKind>,
     pub namespaces: Cache<Namespace>,
     /// ConfigMaps Hoist writes (labelled `hoist.dev/environment`).
     pub config_maps: Cache<ConfigMap>,

@@ -7,8 +7,8 @@ use kube::ResourceExt;
 use super::cache::key;
 use crate::api::{Artifact, Environment, Promotion};
 use crate::core::config::ROLE_CONFIG_SNAPSHOT;
-use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_TENANT};
 use crate::core::environment::target_namespace;
+use crate::core::workload::{LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_TENANT};
 
 /// Environments of a namespace.
 pub fn in_namespace(namespace: &str) -> String {

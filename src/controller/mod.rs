@@ -43,6 +43,7 @@ mod slim;
 mod supervisor;
 mod supply_chain;
 mod triggers;
+mod workloads;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -52,9 +53,9 @@ use futures::{FutureExt, Stream, StreamExt, future};
 use k8s_openapi::api::admissionregistration::v1::{
     ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
 };
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::Api;
@@ -79,9 +80,9 @@ use supervisor::{Supervisor, Task};
 
 use crate::api::{Artifact, Environment, Promotion};
 use crate::core::clusters::{self, Scope};
-use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_TENANT};
 use crate::core::destinations::{AllowList, Allowed};
 use crate::core::operator_config::OperatorConfig;
+use crate::core::workload::{ArgoRollout, LABEL_ENVIRONMENT, LABEL_TENANT};
 use crate::registry::{Resolver, ResolverConfig};
 
 /// Why the operator could not run, or stopped.
@@ -140,6 +141,9 @@ pub struct Settings {
     /// whoever may edit an Environment has Jobs created and Secrets read
     /// with the operator's permissions.
     pub trust_environments_without_policy: bool,
+    /// Act on Argo Rollouts' Rollouts where their CRD is installed (the
+    /// operator is granted them); without it Rollout targets are invalid.
+    pub argo_rollouts: bool,
     /// The Prometheus server of verification steps that name no address.
     pub prometheus_address: Option<String>,
     /// Where verification steps may send queries besides the host of
@@ -182,6 +186,7 @@ impl Default for Settings {
             approval_policy: crate::core::gates::approval::POLICY.to_string(),
             environment_policy: crate::core::tenancy::POLICY.to_string(),
             trust_environments_without_policy: false,
+            argo_rollouts: false,
             prometheus_address: None,
             allowed_destinations: Vec::new(),
             election: None,
@@ -487,7 +492,7 @@ async fn start_scoped(
         "jobs.batch (labelled hoist.dev/environment)",
         &local,
         watched,
-        managed,
+        managed.clone(),
         1,
         keys::job,
         keep,
@@ -558,6 +563,20 @@ async fn start_scoped(
     // each watched by name, on the hub, where Environments and approvals
     // are written.
     let serves_policies = serves_admission_policies(&hub).await;
+    // Target kinds the workload cluster does not serve: an Environment
+    // targeting one says so in TargetsValid.
+    let mut unserved_kinds = workloads::unserved_kinds(&local).await;
+    if !settings.argo_rollouts {
+        unserved_kinds.insert(crate::api::WorkloadKind::Rollout);
+    }
+    if !unserved_kinds.is_empty() {
+        tracing::info!(
+            ?unserved_kinds,
+            "workload kinds not served here: targets of these kinds are invalid"
+        );
+    }
+    let (workload_caches, workload_events) =
+        workloads::watch(&mut watches, &local, &managed, &unserved_kinds);
     let approval_policy = serves_policies.then(|| {
         watch_policy(
             &mut watches,
@@ -607,7 +626,7 @@ async fn start_scoped(
         ..ResolverConfig::default()
     });
     Metrics::register_registry_lookups(&mut registry, resolver.clone());
-    let health = Health::new(readiness.clone(), registry);
+    let health = Health::new(readiness.clone(), registry).with_unserved(&unserved_kinds);
     // One agent per cluster works; a standby says so.
     let health = Arc::new(match (&scope, &settings.election) {
         (Scope::Agent { .. }, Some(election)) => {
@@ -649,6 +668,8 @@ async fn start_scoped(
             .map(|((policies, _), (bindings, _))| (policies.clone(), bindings.clone())),
         trust_environments_without_policy: settings.trust_environments_without_policy,
         readiness: readiness.clone(),
+        workloads: workload_caches,
+        unserved_kinds: unserved_kinds.clone(),
     };
     let destinations = AllowList::new(
         settings.allowed_destinations.clone(),
@@ -741,6 +762,22 @@ async fn start_scoped(
         .watches_shared_stream(stream(deployment_events.pop()), |deployment: Arc<Deployment>| {
             triggers::environment_of_labelled(deployment.as_ref())
         })
+        .watches_shared_stream(
+            stream(workload_events.stateful_sets.into_iter().next()),
+            |object: Arc<StatefulSet>| triggers::environment_of_labelled(object.as_ref()),
+        )
+        .watches_shared_stream(
+            stream(workload_events.daemon_sets.into_iter().next()),
+            |object: Arc<DaemonSet>| triggers::environment_of_labelled(object.as_ref()),
+        )
+        .watches_shared_stream(
+            stream(workload_events.cron_jobs.into_iter().next()),
+            |object: Arc<CronJob>| triggers::environment_of_labelled(object.as_ref()),
+        )
+        .watches_shared_stream(
+            stream(workload_events.rollouts.into_iter().next()),
+            |object: Arc<ArgoRollout>| triggers::environment_of_labelled(object.as_ref()),
+        )
         .watches_shared_stream(stream(config_map_events.pop()), |config_map: Arc<ConfigMap>| {
             triggers::environment_of_config_map(&config_map)
         })

@@ -26,6 +26,8 @@ pub struct Health {
     /// Ready only while leading (an agent: one per cluster works), with
     /// the Lease named in the reason a standby gives.
     lead_required: Option<(Leadership, String)>,
+    /// Said after `ready`: the target kinds this cluster does not serve.
+    unserved: String,
 }
 
 impl Health {
@@ -35,7 +37,23 @@ impl Health {
             failure: Mutex::new(None),
             registry,
             lead_required: None,
+            unserved: String::new(),
         }
+    }
+
+    /// Says in `/readyz` that Environments targeting `kinds` are invalid
+    /// here (the cluster does not serve them).
+    pub fn with_unserved(mut self, kinds: &std::collections::BTreeSet<crate::api::WorkloadKind>) -> Self {
+        self.unserved = kinds
+            .iter()
+            .map(|kind| {
+                format!(
+                    "{kind} ({}) is not served here: targets of this kind are invalid\n",
+                    kind.api_version()
+                )
+            })
+            .collect();
+        self
     }
 
     /// Says ready only while `leadership` leads: a standby names the
@@ -97,7 +115,7 @@ impl Health {
             );
         }
         if self.readiness.is_ready() {
-            return (StatusCode::OK, "ready\n".into());
+            return (StatusCode::OK, format!("ready\n{}", self.unserved));
         }
         let unlisted: Vec<String> = self
             .readiness

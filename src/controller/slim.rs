@@ -8,7 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 
 use crate::api::{Promotion, PromotionStatus};
-use crate::core::deployment::{ANNOTATION_ARTIFACT, ANNOTATION_CONFIG_HASH};
+use crate::core::workload::{ANNOTATION_ARTIFACT, ANNOTATION_CONFIG_HASH};
 
 /// Every cached object: managedFields are never read by Hoist, and the
 /// annotation of `kubectl apply` repeats the whole object.

@@ -12,7 +12,7 @@ use kube::{Resource, ResourceExt};
 use super::cache::Cache;
 use super::keys;
 use crate::api::{Artifact, Environment, Promotion};
-use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_TENANT};
+use crate::core::workload::{LABEL_ENVIRONMENT, LABEL_TENANT};
 
 /// Environments under index key `key` in `cache`, as references to reconcile.
 fn environments_under(cache: &Cache<Environment>, key: &str) -> Vec<ObjectRef<Environment>> {

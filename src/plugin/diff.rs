@@ -8,7 +8,7 @@ use kube::{Client, ResourceExt};
 
 use super::table::NONE;
 use super::{PluginError, get};
-use crate::api::{Artifact, CONDITION_READY, Change, Environment};
+use crate::api::{Artifact, CONDITION_READY, Change, Environment, WorkloadKind};
 use crate::core::conditions;
 use crate::core::environment::target_namespace;
 use crate::core::version::{self, Bump, Direction};
@@ -37,8 +37,9 @@ pub struct Diff {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContainerDiff {
     pub component: String,
+    pub kind: WorkloadKind,
     pub namespace: String,
-    pub deployment: String,
+    pub workload: String,
     pub container: String,
     /// What runs now, per Environment status.
     pub from: Option<String>,
@@ -51,8 +52,9 @@ impl From<&Change> for ContainerDiff {
     fn from(change: &Change) -> Self {
         Self {
             component: change.component.clone(),
+            kind: change.kind,
             namespace: change.namespace.clone(),
-            deployment: change.deployment.clone(),
+            workload: change.deployment.clone(),
             container: change.container.clone(),
             from: change.from.clone(),
             to: Some(change.to.clone()),
@@ -64,8 +66,8 @@ impl fmt::Display for ContainerDiff {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "  {}: Deployment {}/{}, container {}",
-            self.component, self.namespace, self.deployment, self.container
+            "  {}: {} {}/{}, container {}",
+            self.component, self.kind, self.namespace, self.workload, self.container
         )?;
         let from = self.from.as_deref().unwrap_or(NONE);
         match self.to.as_deref() {
@@ -107,10 +109,12 @@ pub fn plan_diff(artifact: &Artifact, environment: &Environment) -> Diff {
         .collect();
     let containers = targets
         .iter()
-        .map(|target| ContainerDiff {
+        .filter_map(|target| Some((target, target.workload()?)))
+        .map(|(target, workload)| ContainerDiff {
             component: target.component.clone(),
+            kind: workload.kind,
             namespace: target_namespace(environment, target),
-            deployment: target.deployment.name.clone(),
+            workload: workload.name,
             container: target.container.clone(),
             from: running
                 .and_then(|app| app.images.iter().find(|i| i.component == target.component))

@@ -148,7 +148,8 @@ pub fn status_document(view: &View<'_>) -> serde_json::Value {
 
 /// Per Environment, upstream ones first: a line naming it (and why it is
 /// not Ready, if so), a table of what runs, a row per application
-/// component with its digest and the source commit, and a table of the
+/// component with the kind of workload it runs as, its digest and the
+/// source commit, and a table of the
 /// Promotions into it that have not ended, in queue order.
 pub fn render_status(view: &View<'_>, wide: bool) -> String {
     if view.environments.is_empty() {
@@ -159,6 +160,20 @@ pub fn render_status(view: &View<'_>, wide: bool) -> String {
         .map(|environment| render_environment(view, environment, wide))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// The kinds of workload that run `component` of `application` here, as
+/// its targets name them (`StatefulSet`, `Deployment,CronJob`).
+fn kinds_of(environment: &Environment, application: &str, component: &str) -> Option<String> {
+    let mut kinds: Vec<String> = environment
+        .spec
+        .targets
+        .iter()
+        .filter(|t| t.application == application && t.component == component)
+        .filter_map(|t| Some(t.workload()?.kind.to_string()))
+        .collect();
+    kinds.dedup();
+    (!kinds.is_empty()).then(|| kinds.join(","))
 }
 
 /// The Promotions into `environment` that have not ended, in queue order.
@@ -227,7 +242,7 @@ fn render_environment(view: &View<'_>, environment: &Environment, wide: bool) ->
         }
         out.push_str(&table.render());
         // What exactly runs: each component's digest and the commit it was built from.
-        let mut components = Table::new(&["APPLICATION", "COMPONENT", "DIGEST", "COMMIT"]);
+        let mut components = Table::new(&["APPLICATION", "COMPONENT", "KIND", "DIGEST", "COMMIT"]);
         for app in &status.applications {
             let commit = app.source_revision.as_deref().map(|revision| {
                 if wide {
@@ -240,6 +255,7 @@ fn render_environment(view: &View<'_>, environment: &Environment, wide: bool) ->
                 components.row(vec![
                     app.application.clone(),
                     image.component.clone(),
+                    or_none(kinds_of(environment, &app.application, &image.component).as_deref()),
                     if wide {
                         image.digest.clone()
                     } else {

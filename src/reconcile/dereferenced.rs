@@ -1,22 +1,22 @@
 //! What one Environment's reconcile read, owned, and the snapshot the core
 //! decides on, built from it in one place.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use crate::api::{Artifact, Environment, Promotion};
+use crate::api::{Artifact, Environment, Promotion, WorkloadKind};
 use crate::core::config::{self, ConfigError, ConfigSources, RenderedConfig};
 use crate::core::environment::Snapshot;
 use crate::core::gates::approval::ApprovalTrust;
 use crate::core::notifications::TenantNotification;
 use crate::core::supply_chain::TrustSources;
 use crate::core::tenancy::Boundaries;
+use crate::core::workload::{Workload, WorkloadId};
 
 /// Everything the decision about one Environment takes, as read by the
 /// dereference step (see [`Snapshot`] for what each field means).
@@ -27,7 +27,8 @@ pub struct Dereferenced {
     pub artifacts: BTreeMap<String, Arc<Artifact>>,
     /// The Promotions into it.
     pub promotions: Vec<Arc<Promotion>>,
-    pub deployments: BTreeMap<(String, String), Deployment>,
+    pub workloads: BTreeMap<WorkloadId, Workload>,
+    pub unserved: BTreeSet<WorkloadKind>,
     pub namespaces: BTreeMap<String, Namespace>,
     pub configs: BTreeMap<String, Result<RenderedConfig, ConfigError>>,
     pub config_history: BTreeMap<String, RenderedConfig>,
@@ -57,7 +58,8 @@ impl Dereferenced {
                 .map(|(name, a)| (name.clone(), a.as_ref()))
                 .collect(),
             promotions: self.promotions.iter().map(|p| p.as_ref()).collect(),
-            deployments: self.deployments.iter().map(|(k, d)| (k.clone(), d)).collect(),
+            workloads: self.workloads.iter().map(|(id, w)| (id.clone(), w)).collect(),
+            unserved: self.unserved.clone(),
             namespaces: self.namespaces.iter().map(|(k, n)| (k.clone(), n)).collect(),
             configs: self.configs.clone(),
             config_history: self.config_history.clone(),

@@ -4,7 +4,7 @@
 //!
 //! dereference → plan → (take the due verification measurements → plan
 //! again) → (make the due supply-chain checks → plan again) → apply (new
-//! Promotions, ConfigMaps, Deployment pins, verification Jobs) → the second
+//! Promotions, ConfigMaps, workload pins, verification Jobs) → the second
 //! look right after pinning → status.
 //!
 //! A [`Seam`] says how each step reaches the objects; [`reconcile`] runs
@@ -16,7 +16,6 @@ mod dereferenced;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
@@ -24,6 +23,7 @@ use crate::api::{Artifact, Environment, Measurement};
 use crate::core::environment::{self, Plan};
 use crate::core::gates::verification::DueQuery;
 use crate::core::supply_chain::DueCheck;
+use crate::core::workload::{Workload, WorkloadId};
 
 pub use dereferenced::{Dereferenced, configs};
 
@@ -34,7 +34,7 @@ pub type Measurements = BTreeMap<String, (String, Measurement)>;
 /// method is one step of [`reconcile`], which calls them in order.
 pub trait Seam {
     type Error;
-    /// A Deployment [`Seam::apply`] pinned, as [`Seam::observe_after_pin`]
+    /// A workload [`Seam::apply`] pinned, as [`Seam::observe_after_pin`]
     /// needs it.
     type Pinned;
 
@@ -55,21 +55,21 @@ pub trait Seam {
     ) -> Result<BTreeMap<String, Artifact>, Self::Error>;
 
     /// Carries out `plan` up to the statuses: new Promotions, configuration
-    /// snapshots, rendered ConfigMaps, Deployment pins and verification
-    /// Jobs, writing only what differs. Returns the Deployments it pinned.
+    /// snapshots, rendered ConfigMaps, workload pins and verification
+    /// Jobs, writing only what differs. Returns the workloads it pinned.
     async fn apply(
         &mut self,
         dereferenced: &Dereferenced,
         plan: &Plan,
     ) -> Result<Vec<Self::Pinned>, Self::Error>;
 
-    /// The target Deployments (the keys of `dereferenced.deployments`) as
+    /// The target workloads (the keys of `dereferenced.workloads`) as
     /// seen right after `pinned` were written.
     async fn observe_after_pin(
         &mut self,
         dereferenced: &Dereferenced,
         pinned: Vec<Self::Pinned>,
-    ) -> BTreeMap<(String, String), Deployment>;
+    ) -> BTreeMap<WorkloadId, Workload>;
 
     /// Records `plan`: the Environment's and its Promotions' statuses, then
     /// the Events of its notices.
@@ -108,9 +108,7 @@ pub async fn reconcile<S: Seam>(seam: &mut S, environment: Arc<Environment>) -> 
         environment::settle(
             &snapshot,
             plan,
-            seen.iter()
-                .map(|(key, deployment)| (key.clone(), deployment))
-                .collect(),
+            seen.iter().map(|(id, workload)| (id.clone(), workload)).collect(),
         )
     };
     seam.write_status(&dereferenced, &plan).await?;

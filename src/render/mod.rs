@@ -36,8 +36,8 @@ pub use load::{LoadError, Manifests};
 
 use crate::api::{GateName, GateState, Phase};
 use crate::core::artifact::{self, Resolution};
-use crate::core::deployment::LABEL_ROLE;
 use crate::core::reasons::ResolutionFailure;
+use crate::core::workload::LABEL_ROLE;
 use crate::registry::{LayoutError, OciLayout, PullSecrets, Resolver};
 use supply_chain::Attached;
 use world::{RolloutOutcome, World};

@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use crate::api::{Artifact, Environment, GateName, GateState, Promotion};
+use crate::api::{Artifact, Environment, GateName, GateState, Promotion, WorkloadKind};
 use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
 use crate::core::environment::{self, Notice, Plan};
 use crate::core::gates::approval::ApprovalTrust;
@@ -21,6 +21,7 @@ use crate::core::gates::verification::{self, DueQuery};
 use crate::core::reasons::KubernetesReason;
 use crate::core::supply_chain::{self, DueCheck};
 use crate::core::tenancy::Boundaries;
+use crate::core::workload::{Workload, WorkloadId};
 use crate::reconcile::{self, Dereferenced, Measurements, Seam};
 use crate::render::Manifests;
 
@@ -154,12 +155,16 @@ impl World {
                 .filter(|p| in_namespace(p.namespace()) && p.spec.environment == name)
                 .map(|p| Arc::new(p.clone()))
                 .collect(),
-            deployments: self
+            workloads: self
                 .objects
                 .deployments
                 .iter()
-                .map(|d| (key(d), d.clone()))
+                .map(|d| {
+                    let workload = Workload::Deployment(d.clone());
+                    (workload.id(), workload)
+                })
                 .collect(),
+            unserved: BTreeSet::new(),
             namespaces: self
                 .objects
                 .namespaces
@@ -231,14 +236,17 @@ impl World {
         let mut changed = false;
         let mut pinned = Vec::new();
         for pin in &plan.pins {
-            if let Some(deployment) = self
-                .objects
-                .deployments
-                .iter_mut()
-                .find(|d| key(*d) == (pin.namespace.clone(), pin.name.clone()))
-                && !pin.is_satisfied_by(deployment)
-            {
-                pin.overlay(deployment);
+            if let Some(deployment) = self.objects.deployments.iter_mut().find(|d| {
+                pin.kind == WorkloadKind::Deployment && key(*d) == (pin.namespace.clone(), pin.name.clone())
+            }) {
+                let mut workload = Workload::Deployment(deployment.clone());
+                if pin.is_satisfied_by(&workload) {
+                    continue;
+                }
+                pin.overlay(&mut workload);
+                if let Workload::Deployment(pinned_deployment) = workload {
+                    *deployment = pinned_deployment;
+                }
                 deployment.metadata.generation = Some(deployment.metadata.generation.unwrap_or(1) + 1);
                 pinned.push(key(deployment));
                 changed = true;
@@ -560,7 +568,7 @@ impl<C: SupplyChain> Seam for Settling<'_, C> {
         &mut self,
         dereferenced: &Dereferenced,
         pinned: Vec<(String, String)>,
-    ) -> BTreeMap<(String, String), Deployment> {
+    ) -> BTreeMap<WorkloadId, Workload> {
         for deployment in &mut self.world.objects.deployments {
             if pinned.contains(&key(deployment)) {
                 roll_out(deployment, self.outcome);
@@ -570,8 +578,11 @@ impl<C: SupplyChain> Seam for Settling<'_, C> {
             .objects
             .deployments
             .iter()
-            .map(|deployment| (key(deployment), deployment.clone()))
-            .filter(|(key, _)| dereferenced.deployments.contains_key(key))
+            .map(|deployment| {
+                let workload = Workload::Deployment(deployment.clone());
+                (workload.id(), workload)
+            })
+            .filter(|(id, _)| dereferenced.workloads.contains_key(id))
             .collect()
     }
 

@@ -204,10 +204,11 @@ async fn a_compatibility_range_holds_a_release_until_what_it_needs_runs_and_comp
             spec.targets.push(hoist::api::Target {
                 application: "payments".into(),
                 component: "api".into(),
-                deployment: hoist::api::DeploymentReference {
+                deployment: Some(hoist::api::DeploymentReference {
                     name: "payments".into(),
                     namespace: Some(payments_namespace),
-                },
+                }),
+                workload: None,
                 container: "api".into(),
             });
             spec.gates.compatibility = Some(hoist::api::CompatibilityGate { enforce: true });

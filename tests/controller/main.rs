@@ -45,6 +45,7 @@ mod supply_chain;
 mod verification;
 mod walkthrough;
 mod workload_clusters;
+mod workload_kinds;
 mod write_amplification;
 
 const TIMEOUT: Duration = Duration::from_secs(30);

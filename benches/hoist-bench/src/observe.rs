@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use futures::StreamExt;
-use hoist::core::deployment::{Rollout, rollout};
+use hoist::core::workload::{Rollout, Workload};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -158,7 +158,7 @@ pub fn rollout_key(namespace: &str, name: &str, generation: i64) -> String {
 
 /// When the Deployment controller had rolled out each generation of each
 /// Deployment `client` may see (keys of [`rollout_key`]), judged as the
-/// operator's core judges a rollout ([`hoist::core::deployment::rollout`]:
+/// operator's core judges a Deployment's rollout ([`Workload::rollout`]:
 /// `observedGeneration` caught up, no failed `Progressing` condition, every
 /// replica updated and available). The operator waits for exactly this
 /// before `Succeeded`, so bare writes wait for it too, and the time from
@@ -167,12 +167,11 @@ pub fn rollouts(client: &kube::Client) -> Tracker {
     let api = Api::all_with(client.clone(), &ApiResource::erase::<Deployment>(&()));
     Tracker::keyed(api, |object| {
         let deployment: Deployment = serde_json::from_value(object.clone()).ok()?;
-        (rollout(&deployment) == Rollout::Complete).then(|| {
-            rollout_key(
-                deployment.metadata.namespace.as_deref().unwrap_or_default(),
-                deployment.metadata.name.as_deref().unwrap_or_default(),
-                deployment.metadata.generation.unwrap_or(0),
-            )
-        })
+        let key = rollout_key(
+            deployment.metadata.namespace.as_deref().unwrap_or_default(),
+            deployment.metadata.name.as_deref().unwrap_or_default(),
+            deployment.metadata.generation.unwrap_or(0),
+        );
+        (Workload::Deployment(deployment).rollout() == Rollout::Complete).then_some(key)
     })
 }

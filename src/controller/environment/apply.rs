@@ -1,12 +1,11 @@
 //! Carrying out an Environment's plan on the cluster up to the statuses,
 //! with server-side applies that write only what differs, and the look at
-//! the pinned Deployments right after.
+//! the pinned workloads right after.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::future::try_join_all;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -16,16 +15,17 @@ use kube::{Resource, ResourceExt};
 
 use super::CONTROLLER;
 use crate::api::{Environment, Promotion};
-use crate::controller::Error;
 use crate::controller::context::{Ctx, FIELD_MANAGER, await_cached};
+use crate::controller::{Error, workloads};
 use crate::core::config;
 use crate::core::environment::{Plan, RenderedConfigMap};
 use crate::core::gates::verification;
 use crate::core::reasons::EventReason;
+use crate::core::workload::{Workload, WorkloadId};
 use crate::reconcile::Dereferenced;
 
-/// A Deployment written, with the resourceVersion it had before.
-pub(super) type Pinned = (Option<String>, Deployment);
+/// A workload written, with the resourceVersion it had before.
+pub(super) type Pinned = (Option<String>, Workload);
 
 fn owner(environment: &Environment) -> Option<OwnerReference> {
     environment.controller_owner_ref(&()).map(|mut owner| {
@@ -71,7 +71,7 @@ pub(in crate::controller) async fn create_auto_promotions(
 
 /// Carries out `plan` up to the statuses: new Promotions, configuration
 /// snapshots (`snapshots` are those there are), rendered ConfigMaps and
-/// Deployment pins, writing only what differs. Returns the Deployments
+/// workload pins, writing only what differs. Returns the workloads
 /// written.
 pub(super) async fn write_objects(
     ctx: &Ctx,
@@ -124,24 +124,23 @@ pub(super) async fn write_objects(
         apply_rendered_config_map(ctx, environment, rendered, &apply).await?;
     }
 
-    // The Deployments at once: fewer round trips on the way to `Succeeded`.
+    // The workloads at once: fewer round trips on the way to `Succeeded`.
     let pin_writes = plan.pins.iter().filter_map(|pin| {
-        let known = dereferenced
-            .deployments
-            .get(&(pin.namespace.clone(), pin.name.clone()));
-        let live = current_deployment(ctx, &pin.namespace, &pin.name, known);
-        if live.as_ref().is_some_and(|d| pin.is_satisfied_by(d)) {
+        let id = pin.id();
+        let live = current_workload(ctx, &id, dereferenced.workloads.get(&id));
+        if live
+            .as_ref()
+            .is_some_and(|workload| pin.is_satisfied_by(workload))
+        {
             return None;
         }
-        let api: Api<Deployment> = Api::namespaced(ctx.local.clone(), &pin.namespace);
         let apply = &apply;
         Some(async move {
-            let written = api
-                .patch(&pin.name, apply, &Patch::Apply(&pin.apply_body()))
+            let written = workloads::apply(&ctx.local, pin, apply)
                 .await
                 .map_err(Error::Kube)?;
             ctx.metrics.write(CONTROLLER);
-            Ok::<_, Error>((live.and_then(|d| d.resource_version()), written))
+            Ok::<_, Error>((live.and_then(|w| w.metadata().resource_version.clone()), written))
         })
     });
     try_join_all(pin_writes).await
@@ -221,40 +220,51 @@ pub(super) async fn write_jobs(ctx: &Ctx, plan: &Plan, promotions: &[Arc<Promoti
     Ok(())
 }
 
-/// The target Deployments as cached once the cache holds the `pinned`
-/// writes, for the look right after pinning ([`crate::core::environment::settle`]).
+/// The target workloads right after the `pinned` writes, for the look
+/// right after pinning ([`crate::core::environment::settle`]): Deployments
+/// as cached once the cache holds the writes, the other kinds as written.
 pub(super) async fn observe_after_pin(
     ctx: &Ctx,
     dereferenced: &Dereferenced,
     pinned: Vec<Pinned>,
-) -> BTreeMap<(String, String), Deployment> {
-    for (before, written) in &pinned {
-        await_cached(&ctx.stores.deployments, before.as_deref(), written).await;
+) -> BTreeMap<WorkloadId, Workload> {
+    let mut written: BTreeMap<WorkloadId, Workload> = BTreeMap::new();
+    for (before, workload) in pinned {
+        match &workload {
+            Workload::Deployment(deployment) => {
+                await_cached(&ctx.stores.deployments, before.as_deref(), deployment).await
+            }
+            _ => {
+                written.insert(workload.id(), workload);
+            }
+        }
     }
     // Events already received (a rollout's status right behind the
     // pin) get their turn to reach the cache first.
     tokio::task::yield_now().await;
     dereferenced
-        .deployments
+        .workloads
         .iter()
-        .filter_map(|((namespace, name), known)| {
-            let current = current_deployment(ctx, namespace, name, Some(known))?;
-            Some(((namespace.clone(), name.clone()), current))
+        .filter_map(|(id, known)| {
+            let current = match written.remove(id) {
+                Some(workload) => workload,
+                None => current_workload(ctx, id, Some(known))?,
+            };
+            Some((id.clone(), current))
         })
         .collect()
 }
 
-/// A target Deployment as cached now, else as this reconcile `known` it
+/// A target workload as cached now, else as this reconcile `known` it
 /// (read before Hoist labelled it, so not in the cache yet).
-fn current_deployment(
-    ctx: &Ctx,
-    namespace: &str,
-    name: &str,
-    known: Option<&Deployment>,
-) -> Option<Deployment> {
-    ctx.stores
-        .deployments
-        .get(&ObjectRef::new(name).within(namespace))
-        .map(|cached| cached.as_ref().clone())
-        .or_else(|| known.cloned())
+fn current_workload(ctx: &Ctx, id: &WorkloadId, known: Option<&Workload>) -> Option<Workload> {
+    let cached = match id.kind {
+        crate::api::WorkloadKind::Deployment => ctx
+            .stores
+            .deployments
+            .get(&ObjectRef::new(&id.name).within(&id.namespace))
+            .map(|cached| Workload::Deployment(cached.as_ref().clone())),
+        _ => ctx.stores.workloads.get(id),
+    };
+    cached.or_else(|| known.cloned())
 }

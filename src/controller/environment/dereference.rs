@@ -5,18 +5,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::reflector::ObjectRef;
 
-use crate::api::{Artifact, Environment};
+use crate::api::{Artifact, Environment, WorkloadKind};
 use crate::controller::context::Ctx;
-use crate::controller::{Error, keys, supply_chain};
+use crate::controller::{Error, keys, supply_chain, workloads};
 use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
-use crate::core::environment::target_namespace;
+use crate::core::environment::{target_namespace, target_workload};
 use crate::core::tenancy;
+use crate::core::workload::{Workload, WorkloadId};
 use crate::reconcile::{self, Dereferenced};
 
 /// Base ConfigMaps and Secret digests of one namespace, for a reconcile.
@@ -46,7 +46,7 @@ pub(super) async fn dereference(
     environment: Arc<Environment>,
 ) -> Result<(Dereferenced, Vec<Arc<ConfigMap>>), Error> {
     // Runs only once every cache has listed (see `controller::reconciler`):
-    // deciding earlier would take existing snapshots and Deployments for
+    // deciding earlier would take existing snapshots and workloads for
     // missing ones and write them again.
     let namespace = environment.namespace().unwrap_or_default();
     let name = environment.name_any();
@@ -92,33 +92,37 @@ pub(super) async fn dereference(
         }
     }
 
-    // Target Deployments: from the cache once Hoist labelled them, read otherwise.
-    let mut deployments: BTreeMap<(String, String), Deployment> = BTreeMap::new();
+    // Target workloads of the kinds served: from the caches once Hoist
+    // labelled them, read otherwise.
+    let mut workloads: BTreeMap<WorkloadId, Workload> = BTreeMap::new();
     let mut target_namespaces: BTreeMap<String, Namespace> = BTreeMap::new();
     for target in &environment.spec.targets {
         let target_ns = target_namespace(&environment, target);
-        let key = (target_ns.clone(), target.deployment.name.clone());
-        if deployments.contains_key(&key) {
-            continue;
-        }
-        let cached = stores
-            .deployments
-            .get(&ObjectRef::new(&target.deployment.name).within(&target_ns));
-        let deployment = match cached {
-            Some(deployment) => Some(deployment.as_ref().clone()),
-            None => Api::<Deployment>::namespaced(ctx.local.clone(), &target_ns)
-                .get_opt(&target.deployment.name)
-                .await
-                .map_err(Error::Kube)?,
-        };
-        if let Some(deployment) = deployment {
-            deployments.insert(key, deployment);
-        }
         if target_ns != namespace
             && !target_namespaces.contains_key(&target_ns)
             && let Some(ns) = stores.namespaces.get(&ObjectRef::new(&target_ns))
         {
             target_namespaces.insert(target_ns.clone(), ns.as_ref().clone());
+        }
+        let Some(id) = target_workload(&environment, target) else {
+            continue;
+        };
+        if workloads.contains_key(&id) || stores.unserved_kinds.contains(&id.kind) {
+            continue;
+        }
+        let cached = match id.kind {
+            WorkloadKind::Deployment => stores
+                .deployments
+                .get(&ObjectRef::new(&id.name).within(&id.namespace))
+                .map(|deployment| Workload::Deployment(deployment.as_ref().clone())),
+            _ => stores.workloads.get(&id),
+        };
+        let workload = match cached {
+            Some(workload) => Some(workload),
+            None => workloads::get(&ctx.local, &id).await.map_err(Error::Kube)?,
+        };
+        if let Some(workload) = workload {
+            workloads.insert(id, workload);
         }
     }
 
@@ -150,7 +154,8 @@ pub(super) async fn dereference(
         environments,
         artifacts,
         promotions,
-        deployments,
+        workloads,
+        unserved: stores.unserved_kinds.clone(),
         namespaces: target_namespaces,
         configs,
         config_history,

@@ -18,7 +18,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -33,6 +32,7 @@ use crate::api::{Artifact, Environment};
 use crate::core::environment::Plan;
 use crate::core::gates::verification::DueQuery;
 use crate::core::supply_chain::DueCheck;
+use crate::core::workload::{Workload, WorkloadId};
 use crate::reconcile::{self, Dereferenced, Measurements, Seam};
 
 const CONTROLLER: &str = "environment";
@@ -109,7 +109,7 @@ impl Seam for Cluster<'_> {
         &mut self,
         dereferenced: &Dereferenced,
         pinned: Vec<apply::Pinned>,
-    ) -> BTreeMap<(String, String), Deployment> {
+    ) -> BTreeMap<WorkloadId, Workload> {
         apply::observe_after_pin(self.ctx, dereferenced, pinned).await
     }
 

@@ -1,16 +1,15 @@
 //! Trimming can never change a decision: `plan` gives the same Plan on
 //! the objects as the caches hold them as on the objects the API holds.
 
-use k8s_openapi::api::apps::v1::Deployment;
-
 use super::*;
 use crate::api::{Phase, Promotion};
 use crate::core::environment::fixture::{self, A, B, C, Objects, at, yaml};
 use crate::core::environment::{Plan, plan};
+use crate::core::workload::Workload;
 
 /// The Deployment as the API holds it: everything a real one carries.
-fn full_deployment(image: &str, annotations: &str, status: &str) -> Deployment {
-    yaml(&format!(
+fn full_deployment(image: &str, annotations: &str, status: &str) -> Workload {
+    Workload::Deployment(yaml(&format!(
         r#"
 apiVersion: apps/v1
 kind: Deployment
@@ -55,7 +54,7 @@ spec:
       volumes: [{{name: config, configMap: {{name: shop-config}}}}]
 status: {status}
 "#
-    ))
+    )))
 }
 
 /// A Promotion as the API holds it once ended: full status and spec.
@@ -115,14 +114,16 @@ fn cached(objects: &Objects) -> Objects {
             p
         })
         .collect();
-    slimmed.deployments = objects
-        .deployments
+    slimmed.workloads = objects
+        .workloads
         .iter()
         .cloned()
-        .map(|mut d| {
-            metadata(&mut d.metadata);
-            deployment(&mut d);
-            d
+        .map(|mut workload| {
+            metadata(workload.metadata_mut());
+            if let Workload::Deployment(d) = &mut workload {
+                deployment(d);
+            }
+            workload
         })
         .collect();
     slimmed.environment.metadata.managed_fields = None;
@@ -132,7 +133,7 @@ fn cached(objects: &Objects) -> Objects {
 fn same_plan(objects: &Objects) -> Plan {
     let cached = cached(objects);
     assert_ne!(
-        cached.deployments, objects.deployments,
+        cached.workloads, objects.workloads,
         "the fixture carries fields the cache drops"
     );
     let full = plan(&objects.snapshot());
@@ -158,7 +159,7 @@ fn a_queue_behind_finished_promotions_is_decided_the_same() {
         ..Default::default()
     });
     objects.environment = environment;
-    objects.deployments = vec![full_deployment(
+    objects.workloads = vec![full_deployment(
         &fixture::pinned(A),
         r#", hoist.dev/artifact: shop-1"#,
         ROLLED_OUT,
@@ -200,7 +201,7 @@ fn a_rollout_in_flight_and_its_failure_are_decided_the_same() {
         ),
         ("{observedGeneration: 3}", Phase::Verifying),
     ] {
-        objects.deployments = vec![full_deployment(
+        objects.workloads = vec![full_deployment(
             &fixture::pinned(B),
             r#", hoist.dev/artifact: shop-2"#,
             status,
@@ -218,7 +219,7 @@ fn a_rollout_in_flight_and_its_failure_are_decided_the_same() {
 #[test]
 fn auto_promotion_after_finished_promotions_is_decided_the_same() {
     let mut objects = Objects::new(fixture::environment("dev", "  autoPromote: true"));
-    objects.deployments = vec![full_deployment(
+    objects.workloads = vec![full_deployment(
         "registry.example.com/shop/backend:latest",
         "",
         ROLLED_OUT,

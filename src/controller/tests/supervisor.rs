@@ -317,3 +317,21 @@ impl Drop for SetOnDrop {
         self.0.store(true, Ordering::SeqCst);
     }
 }
+
+#[test]
+fn readyz_names_the_target_kinds_the_cluster_does_not_serve_after_ready() {
+    let readiness = Readiness::new(Vec::new());
+    readiness.mark_synced();
+    let unserved = [crate::api::WorkloadKind::Rollout].into();
+    let health = Health::new(readiness.clone(), Registry::default()).with_unserved(&unserved);
+    assert_eq!(
+        health.readiness(),
+        (
+            hyper::StatusCode::OK,
+            "ready\nRollout (argoproj.io/v1alpha1) is not served here: targets of this kind are invalid\n"
+                .into()
+        )
+    );
+    let health = Health::new(readiness, Registry::default()).with_unserved(&Default::default());
+    assert_eq!(health.readiness(), (hyper::StatusCode::OK, "ready\n".into()));
+}

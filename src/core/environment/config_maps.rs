@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 
 use crate::api::Environment;
 use crate::core::config::RenderedConfig;
-use crate::core::deployment::{
+use crate::core::workload::{
     ANNOTATION_CONFIG_HASH, LABEL_APPLICATION, LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_TENANT,
 };
 
@@ -172,7 +172,7 @@ mod tests {
             history: vec![entry("now", H1), entry("before", H0)],
             ..Default::default()
         });
-        objects.deployments = vec![after_pin(deployment(), &pin("shop-1", A, Some(H1)), true)];
+        objects.workloads = vec![after_pin(deployment(), &pin("shop-1", A, Some(H1)), true)];
         objects.configs = [("shop".to_string(), Ok(rendered("one", H1)))].into();
         objects.config_history = [
             (H0.to_string(), rendered("zero", H0)),

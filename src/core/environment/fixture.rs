@@ -2,9 +2,9 @@
 //! running application `shop` (component `backend`, container `app` of
 //! Deployment `shop/backend`), and the Snapshot they make.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus};
+use k8s_openapi::api::apps::v1::{DeploymentCondition, DeploymentStatus};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -12,13 +12,13 @@ use kube::ResourceExt;
 
 use crate::api::{
     ApplicationStatus, Artifact, ComponentDigest, Environment, Health, Phase, Promotion, PromotionSpec,
-    PromotionStatus,
+    PromotionStatus, WorkloadKind,
 };
 use crate::core::config::{ConfigError, RenderedConfig};
-use crate::core::deployment::DeploymentPin;
 use crate::core::gates::approval::ApprovalTrust;
 use crate::core::reasons::KubernetesReason;
 use crate::core::tenancy::Boundaries;
+use crate::core::workload::{Workload, WorkloadPin};
 
 use super::Snapshot;
 
@@ -144,8 +144,8 @@ pub fn running(artifact: &str, version: &str, digest: &str, config_hash: Option<
 }
 
 /// The Deployment `shop/backend`, not yet touched by Hoist, rolled out.
-pub fn deployment() -> Deployment {
-    yaml(
+pub fn deployment() -> Workload {
+    Workload::Deployment(yaml(
         r#"
 apiVersion: apps/v1
 kind: Deployment
@@ -160,12 +160,13 @@ spec:
         - {name: app, image: "registry.example.com/shop/backend:latest"}
 status: {observedGeneration: 1, replicas: 2, updatedReplicas: 2, availableReplicas: 2}
 "#,
-    )
+    ))
 }
 
 /// The pin of `shop/backend` to `digest` of `artifact`.
-pub fn pin(artifact: &str, digest: &str, config_hash: Option<&str>) -> DeploymentPin {
-    DeploymentPin {
+pub fn pin(artifact: &str, digest: &str, config_hash: Option<&str>) -> WorkloadPin {
+    WorkloadPin {
+        kind: WorkloadKind::Deployment,
         namespace: "shop".into(),
         name: "backend".into(),
         images: [("app".to_string(), pinned(digest))].into(),
@@ -176,13 +177,14 @@ pub fn pin(artifact: &str, digest: &str, config_hash: Option<&str>) -> Deploymen
     }
 }
 
-/// `deployment` after the API server took `pin` (a new generation), with
-/// the Deployment controller's status `rolled_out` or not looked at yet.
-pub fn after_pin(mut deployment: Deployment, pin: &DeploymentPin, rolled_out: bool) -> Deployment {
-    pin.overlay(&mut deployment);
-    let generation = deployment.metadata.generation.unwrap_or(1) + 1;
-    deployment.metadata.generation = Some(generation);
-    if rolled_out {
+/// `workload` (a Deployment) after the API server took `pin` (a new
+/// generation), with the Deployment controller's status `rolled_out` or
+/// not looked at yet.
+pub fn after_pin(mut workload: Workload, pin: &WorkloadPin, rolled_out: bool) -> Workload {
+    pin.overlay(&mut workload);
+    let generation = workload.generation().max(1) + 1;
+    workload.metadata_mut().generation = Some(generation);
+    if rolled_out && let Workload::Deployment(deployment) = &mut workload {
         deployment.status = Some(DeploymentStatus {
             observed_generation: Some(generation),
             replicas: Some(2),
@@ -192,25 +194,27 @@ pub fn after_pin(mut deployment: Deployment, pin: &DeploymentPin, rolled_out: bo
             ..Default::default()
         });
     }
-    deployment
+    workload
 }
 
-/// `deployment` whose rollout exceeded its progress deadline.
-pub fn stalled(mut deployment: Deployment) -> Deployment {
-    deployment.status = Some(DeploymentStatus {
-        observed_generation: deployment.metadata.generation,
-        replicas: Some(2),
-        updated_replicas: Some(1),
-        unavailable_replicas: Some(2),
-        conditions: Some(vec![DeploymentCondition {
-            type_: "Progressing".into(),
-            status: "False".into(),
-            reason: Some(KubernetesReason::ProgressDeadlineExceeded.to_string()),
+/// `workload` (a Deployment) whose rollout exceeded its progress deadline.
+pub fn stalled(mut workload: Workload) -> Workload {
+    if let Workload::Deployment(deployment) = &mut workload {
+        deployment.status = Some(DeploymentStatus {
+            observed_generation: deployment.metadata.generation,
+            replicas: Some(2),
+            updated_replicas: Some(1),
+            unavailable_replicas: Some(2),
+            conditions: Some(vec![DeploymentCondition {
+                type_: "Progressing".into(),
+                status: "False".into(),
+                reason: Some(KubernetesReason::ProgressDeadlineExceeded.to_string()),
+                ..Default::default()
+            }]),
             ..Default::default()
-        }]),
-        ..Default::default()
-    });
-    deployment
+        });
+    }
+    workload
 }
 
 /// A rendered configuration of `shop` with one key.
@@ -230,7 +234,8 @@ pub struct Objects {
     pub environments: Vec<Environment>,
     pub artifacts: Vec<Artifact>,
     pub promotions: Vec<Promotion>,
-    pub deployments: Vec<Deployment>,
+    pub workloads: Vec<Workload>,
+    pub unserved: BTreeSet<WorkloadKind>,
     pub namespaces: Vec<Namespace>,
     pub configs: BTreeMap<String, Result<RenderedConfig, ConfigError>>,
     pub config_history: BTreeMap<String, RenderedConfig>,
@@ -254,7 +259,8 @@ impl Objects {
                 artifact("shop-2", "1.1.0", B, 10),
             ],
             promotions: Vec::new(),
-            deployments: vec![deployment()],
+            workloads: vec![deployment()],
+            unserved: BTreeSet::new(),
             namespaces: Vec::new(),
             configs: BTreeMap::new(),
             config_history: BTreeMap::new(),
@@ -275,11 +281,8 @@ impl Objects {
             environments,
             artifacts: self.artifacts.iter().map(|a| (a.name_any(), a)).collect(),
             promotions: self.promotions.iter().collect(),
-            deployments: self
-                .deployments
-                .iter()
-                .map(|d| ((d.namespace().unwrap_or_default(), d.name_any()), d))
-                .collect(),
+            workloads: self.workloads.iter().map(|w| (w.id(), w)).collect(),
+            unserved: self.unserved.clone(),
             namespaces: self.namespaces.iter().map(|n| (n.name_any(), n)).collect(),
             configs: self.configs.clone(),
             config_history: self.config_history.clone(),

@@ -1,6 +1,6 @@
 //! What runs and what ran: the application status a finished rollout
 //! records, the history entry it adds, configuration-only changes of what
-//! runs, and the health of what runs, from its Deployments.
+//! runs, and the health of what runs, from its workloads.
 
 use kube::ResourceExt;
 
@@ -192,7 +192,7 @@ impl Decision<'_, '_> {
         }
     }
 
-    /// Health of what runs, from its Deployments.
+    /// Health of what runs, from its workloads.
     pub(super) fn track_health(&mut self) {
         let applications: Vec<String> = self.applications.keys().cloned().collect();
         for application in applications {
@@ -203,7 +203,7 @@ impl Decision<'_, '_> {
                 continue;
             };
             let pins = pins_for(self.snapshot, &application, &release, &self.tenant);
-            let health = health_of(&rollout_of(self.snapshot, &pins));
+            let health = health_of(&rollout_of(self.snapshot, &pins, None));
             let now = self.snapshot.now.clone();
             if let Some(app) = self.applications.get_mut(&application)
                 && app.health != health
@@ -211,7 +211,7 @@ impl Decision<'_, '_> {
                 app.health = health;
                 app.health_since = Some(now.clone());
                 if health == Health::Healthy {
-                    // A configuration change is complete once its Deployments are healthy again.
+                    // A configuration change is complete once its workloads are healthy again.
                     if let Some(entry) = self
                         .history
                         .iter_mut()

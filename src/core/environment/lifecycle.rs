@@ -11,16 +11,16 @@ use crate::api::{
     Promotion, PromotionStatus,
 };
 use crate::core::conditions::{self, Wanted};
-use crate::core::deployment::Rollout;
 use crate::core::gates::verification::{self, Decided, JobContext, Progress, VerificationInput};
 use crate::core::gates::{self, GateInput};
 use crate::core::reasons::{ConditionReason, EventReason};
+use crate::core::workload::Rollout;
 use crate::core::{kstatus, supply_chain, version};
 use k8s_openapi::api::batch::v1::Job;
 
 use super::release::{Release, pinned_images, pins_for, release_of, rollout_of};
 use super::validation::Validation;
-use super::{Decision, Notice, target_namespace};
+use super::{Decision, Notice, target_namespace, target_workload};
 
 /// How often a rollout's progress may rewrite the message of its Promotion.
 pub const PROGRESS_REPORT_SECONDS: i64 = 30;
@@ -399,15 +399,13 @@ impl Decision<'_, '_> {
                     .digest
                     .clone();
                 let namespace = target_namespace(environment, target);
+                let id = target_workload(environment, target)?;
                 let from = current
                     .and_then(|c| c.images.iter().find(|image| image.component == target.component))
                     .map(|image| image.digest.clone())
                     .or_else(|| {
-                        let deployment = self
-                            .snapshot
-                            .deployments
-                            .get(&(namespace.clone(), target.deployment.name.clone()))?;
-                        let pod = deployment.spec.as_ref()?.template.spec.as_ref()?;
+                        let workload = self.snapshot.workloads.get(&id)?;
+                        let pod = workload.pod_template()?.spec.as_ref()?;
                         let image = pod
                             .containers
                             .iter()
@@ -419,7 +417,8 @@ impl Decision<'_, '_> {
                 Some(Change {
                     component: target.component.clone(),
                     namespace,
-                    deployment: target.deployment.name.clone(),
+                    kind: id.kind,
+                    deployment: id.name.clone(),
                     container: target.container.clone(),
                     from,
                     to,
@@ -438,7 +437,7 @@ impl Decision<'_, '_> {
         };
         let pins = pins_for(self.snapshot, &application, &release, &self.tenant);
         let environment_name = self.snapshot.environment.name_any();
-        match rollout_of(self.snapshot, &pins) {
+        match rollout_of(self.snapshot, &pins, status.started_at.as_ref()) {
             Rollout::Progressing(why) => {
                 // The message says that the rollout started; how far it got
                 // replaces it once it has taken a while, and then at most

@@ -1,5 +1,5 @@
 //! The decisions of one Environment: is its spec valid, which Promotion runs
-//! next, what the target Deployments and rendered ConfigMaps must look like,
+//! next, what the target workloads and rendered ConfigMaps must look like,
 //! how each rollout ends, and the resulting status and history.
 //!
 //! One Environment is decided as a whole, so the one-in-flight rule, the
@@ -10,11 +10,11 @@
 //! - `validation`: the Environment's conditions (targets, upstream, configuration,
 //!   whether approvals can be verified);
 //! - `lifecycle`: each Promotion's way from Pending to a terminal phase;
-//! - `release`: what each Deployment is pinned to, and how its rollout goes;
+//! - `release`: what each workload is pinned to, and how its rollout goes;
 //! - `history`: what runs, its health, and the history of what ran;
 //! - `config_maps`: rendered ConfigMaps and the configurations kept for rollbacks;
 //! - `auto_promote`: the Promotions `spec.autoPromote` creates, by its policy;
-//! - `settle`: the second look right after Deployments were pinned.
+//! - `settle`: the second look right after workloads were pinned.
 
 mod auto_promote;
 mod config_maps;
@@ -26,20 +26,18 @@ mod release;
 mod settle;
 mod validation;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
 use crate::api::{
     ApplicationStatus, Artifact, Environment, EnvironmentStatus, HistoryEntry, Measurement, Phase, Promotion,
-    PromotionStatus, Target,
+    PromotionStatus, Target, WorkloadKind,
 };
 use crate::core::conditions;
 use crate::core::config::{ConfigError, RenderedConfig};
-use crate::core::deployment::DeploymentPin;
 use crate::core::gates::approval::ApprovalTrust;
 use crate::core::gates::verification::{self, DueQuery};
 use crate::core::kstatus;
@@ -47,6 +45,7 @@ use crate::core::notifications::{self, TenantNotification};
 use crate::core::reasons::EventReason;
 use crate::core::supply_chain::{self, DueCheck, Policy, PolicyProblem, TrustSources};
 use crate::core::tenancy::{self, Boundaries};
+use crate::core::workload::{Workload, WorkloadId, WorkloadPin};
 use k8s_openapi::api::batch::v1::Job;
 
 use release::{Release, release_of};
@@ -70,8 +69,11 @@ pub struct Snapshot<'a> {
     pub artifacts: BTreeMap<String, &'a Artifact>,
     /// Every Promotion into this Environment.
     pub promotions: Vec<&'a Promotion>,
-    /// Target Deployments that exist, by (namespace, name).
-    pub deployments: BTreeMap<(String, String), &'a Deployment>,
+    /// Target workloads that exist.
+    pub workloads: BTreeMap<WorkloadId, &'a Workload>,
+    /// Workload kinds targeted that the cluster does not serve (an API
+    /// the operator found missing, such as Argo Rollouts not installed).
+    pub unserved: BTreeSet<WorkloadKind>,
     /// Target namespaces other than the Environment's own that exist.
     pub namespaces: BTreeMap<String, &'a Namespace>,
     /// What spec.config renders to now, per application.
@@ -113,8 +115,8 @@ pub struct Plan {
     pub status: EnvironmentStatus,
     /// The status every Promotion into the Environment should have.
     pub promotions: BTreeMap<String, PromotionStatus>,
-    /// What Hoist's fields on each target Deployment must be.
-    pub pins: Vec<DeploymentPin>,
+    /// What Hoist's fields on each target workload must be.
+    pub pins: Vec<WorkloadPin>,
     /// Rendered ConfigMaps in target namespaces.
     pub config_maps: Vec<RenderedConfigMap>,
     /// Configurations to keep for rollbacks (current, in flight, history).
@@ -162,13 +164,23 @@ impl Plan {
     }
 }
 
-/// The namespace of a target's Deployment.
+/// The namespace of a target's workload.
 pub fn target_namespace(environment: &Environment, target: &Target) -> String {
     target
-        .deployment
-        .namespace
-        .clone()
+        .workload()
+        .and_then(|workload| workload.namespace)
         .unwrap_or_else(|| environment.namespace().unwrap_or_default())
+}
+
+/// The workload a target updates (`None` only for a target naming none,
+/// which the schema refuses).
+pub fn target_workload(environment: &Environment, target: &Target) -> Option<WorkloadId> {
+    let workload = target.workload()?;
+    Some(WorkloadId {
+        kind: workload.kind,
+        namespace: target_namespace(environment, target),
+        name: workload.name,
+    })
 }
 
 /// The state being built up while deciding.

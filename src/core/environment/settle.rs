@@ -1,32 +1,28 @@
-//! The second look right after Deployments were pinned: whether a plan's
+//! The second look right after workloads were pinned: whether a plan's
 //! rollout can be recorded as over (or failed) at once, without first
 //! recording it as under way.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::apps::v1::Deployment;
 use kube::ResourceExt;
 
 use crate::api::Promotion;
+use crate::core::workload::{Workload, WorkloadId};
 
 use super::{Plan, Snapshot};
 
 /// Decides again as the next reconcile would, with `plan`'s statuses taken
-/// as written and the target Deployments as `deployments_seen` holds them
-/// after the pins (the same keys as `snapshot.deployments`).
+/// as written and the target workloads as `workloads_seen` holds them
+/// after the pins (the same keys as `snapshot.workloads`).
 ///
 /// The second plan is taken only when every pin is seen and it writes
 /// nothing but statuses; otherwise `plan` stands and the watch events that
 /// follow carry on. Promotions the first plan ended keep their status.
-pub fn settle(
-    snapshot: &Snapshot<'_>,
-    plan: Plan,
-    deployments_seen: BTreeMap<(String, String), &Deployment>,
-) -> Plan {
+pub fn settle(snapshot: &Snapshot<'_>, plan: Plan, workloads_seen: BTreeMap<WorkloadId, &Workload>) -> Plan {
     let pins_seen = plan.pins.iter().all(|pin| {
-        deployments_seen
-            .get(&(pin.namespace.clone(), pin.name.clone()))
-            .is_some_and(|d| pin.is_satisfied_by(d))
+        workloads_seen
+            .get(&pin.id())
+            .is_some_and(|workload| pin.is_satisfied_by(workload))
     });
     if !pins_seen {
         return plan;
@@ -55,7 +51,8 @@ pub fn settle(
         environments,
         artifacts: snapshot.artifacts.clone(),
         promotions: promotions.iter().collect(),
-        deployments: deployments_seen,
+        workloads: workloads_seen,
+        unserved: snapshot.unserved.clone(),
         namespaces: snapshot.namespaces.clone(),
         configs: snapshot.configs.clone(),
         config_history,

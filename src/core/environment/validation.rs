@@ -24,15 +24,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 
-use crate::api::Environment;
+use crate::api::{Environment, WorkloadKind};
 use crate::core::conditions::{self, Wanted};
-use crate::core::deployment::LABEL_TENANT;
+use crate::core::duration;
 use crate::core::gates::approval::{self, ApprovalTrust};
 use crate::core::gates::{soak, verification, windows};
 use crate::core::reasons::ConditionReason;
 use crate::core::tenancy;
+use crate::core::workload::LABEL_TENANT;
 
-use super::{Snapshot, target_namespace};
+use super::{Snapshot, target_namespace, target_workload};
 
 /// Condition types of an Environment.
 pub const TARGETS_VALID: &str = "TargetsValid";
@@ -77,13 +78,21 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
             .or_insert_with(|| format!("{TENANT_BOUNDARIES}: {}", held.as_deref().unwrap_or_default()));
     }
     let mut seen = BTreeMap::new();
+    if let Some(Err(error)) = environment.spec.rollout.timeout.as_deref().map(duration::parse) {
+        target_problems.push(format!("spec.rollout.timeout: {error}"));
+    }
     for (index, target) in environment.spec.targets.iter().enumerate() {
         let namespace = target_namespace(environment, target);
         let field = format!("spec.targets[{index}]");
+        let workload_field = format!("{field}.{}", target.workload_field());
+        let Some(id) = target_workload(environment, target) else {
+            target_problems.push(format!("{field}: names neither deployment nor workload"));
+            continue;
+        };
         if namespace != own_namespace {
             match snapshot.namespaces.get(&namespace) {
                 None => {
-                    let problem = format!("{field}.deployment.namespace: namespace {namespace} not found");
+                    let problem = format!("{workload_field}.namespace: namespace {namespace} not found");
                     not_ready
                         .entry(target.application.clone())
                         .or_insert(problem.clone());
@@ -92,7 +101,7 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
                 }
                 Some(ns) if ns.labels().get(LABEL_TENANT) != Some(&own_namespace) => {
                     let problem = format!(
-                        "{field}.deployment.namespace: namespace {namespace} is not opted in for tenant {own_namespace}; \
+                        "{workload_field}.namespace: namespace {namespace} is not opted in for tenant {own_namespace}; \
                          a cluster admin must label it {LABEL_TENANT}={own_namespace}"
                     );
                     forbidden
@@ -104,42 +113,50 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
                 Some(_) => {}
             }
         }
-        let key = (
-            namespace.clone(),
-            target.deployment.name.clone(),
-            target.container.clone(),
-        );
+        if snapshot.unserved.contains(&id.kind) {
+            let problem = format!(
+                "{workload_field}.kind: the operator does not act on {} ({}) here: the cluster does not serve it{}",
+                id.kind,
+                id.kind.api_version(),
+                match id.kind {
+                    WorkloadKind::Rollout => {
+                        " or Argo Rollouts is not enabled; install Argo Rollouts and set the chart value \
+                         argoRollouts.enabled, or target another kind"
+                    }
+                    _ => "",
+                }
+            );
+            not_ready
+                .entry(target.application.clone())
+                .or_insert(problem.clone());
+            target_problems.push(problem);
+            continue;
+        }
+        let key = (id.clone(), target.container.clone());
         if let Some(previous) = seen.insert(key, index) {
             target_problems.push(format!(
-                "{field}: container {} of Deployment {namespace}/{} is already targeted by spec.targets[{previous}]",
-                target.container, target.deployment.name
+                "{field}: container {} of {} {namespace}/{} is already targeted by spec.targets[{previous}]",
+                target.container, id.kind, id.name
             ));
             continue;
         }
-        match snapshot
-            .deployments
-            .get(&(namespace.clone(), target.deployment.name.clone()))
-        {
+        match snapshot.workloads.get(&id) {
             None => {
-                let problem = format!(
-                    "{field}.deployment: Deployment {namespace}/{} not found",
-                    target.deployment.name
-                );
+                let problem = format!("{workload_field}: {} {namespace}/{} not found", id.kind, id.name);
                 not_ready
                     .entry(target.application.clone())
                     .or_insert(problem.clone());
                 target_problems.push(problem);
             }
-            Some(deployment) => {
-                let has_container = deployment
-                    .spec
-                    .as_ref()
-                    .and_then(|spec| spec.template.spec.as_ref())
+            Some(workload) => {
+                let has_container = workload
+                    .pod_template()
+                    .and_then(|template| template.spec.as_ref())
                     .is_some_and(|pod| pod.containers.iter().any(|c| c.name == target.container));
                 if !has_container {
                     let problem = format!(
-                        "{field}.container: Deployment {namespace}/{} has no container {}",
-                        target.deployment.name, target.container
+                        "{field}.container: {} {namespace}/{} has no container {}",
+                        id.kind, id.name, target.container
                     );
                     not_ready
                         .entry(target.application.clone())
@@ -254,7 +271,7 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
             verdict(
                 TARGETS_VALID,
                 &target_problems,
-                "every target Deployment and container exists",
+                "every target workload and container exists",
                 ConditionReason::InvalidTarget,
             ),
             verdict(

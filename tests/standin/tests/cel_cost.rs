@@ -307,6 +307,12 @@ async fn the_generated_crds_are_accepted_with_these_costs() -> anyhow::Result<()
                 // 7 field tests per window, at most 16 windows.
                 7 * 16
             ),
+            cost(
+                "properties[spec].properties[targets].items.x-kubernetes-validations[0].rule",
+                "has(self.deployment) != has(self.workload)",
+                // 3 per target, at most 128 targets.
+                3 * 128
+            ),
         ]
     );
     assert_eq!(

@@ -613,6 +613,17 @@ impl TestCluster {
         self.standin.as_ref()
     }
 
+    /// Grants the operator the chart's Argo Rollouts rules
+    /// (`argo-rollouts-rules.yaml`, what `argoRollouts.enabled` adds).
+    pub async fn grant_operator_argo_rollouts(&self) -> Result<()> {
+        let rules = read_operator_rules(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../charts/hoist/files/argo-rollouts-rules.yaml"),
+        )?;
+        let name = format!("{}-argo-rollouts", self.operator_role_name());
+        self.grant_service_account_cluster_wide(&name, rules, OPERATOR_SERVICE_ACCOUNT)
+            .await
+    }
+
     /// A ClusterRole `name` of `rules` bound to the ServiceAccount
     /// `service_account` of the test's namespace, both removed when the
     /// test ends.

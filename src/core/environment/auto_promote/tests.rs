@@ -61,7 +61,7 @@ fn nothing_while_the_application_is_busy_or_already_runs_the_newest() {
         applications: vec![running("shop-2", "1.1.0", B, None)],
         ..Default::default()
     });
-    objects.deployments = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
+    objects.workloads = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
     assert_eq!(
         plan(&objects.snapshot()).new_promotions,
         Vec::new(),
@@ -112,7 +112,7 @@ fn opaque_releases(objects: &mut Objects) {
 fn an_artifact_without_a_version_order_is_newer_when_created_later() {
     let mut objects = Objects::new(environment("dev", "  autoPromote: true"));
     opaque_releases(&mut objects);
-    objects.deployments = vec![after_pin(deployment(), &pin("shop-abc", A, None), true)];
+    objects.workloads = vec![after_pin(deployment(), &pin("shop-abc", A, None), true)];
     assert_eq!(
         plan(&objects.snapshot()).new_promotions,
         vec![auto("shop-def", "shop-def-dev")]
@@ -160,7 +160,7 @@ fn with_policy(policy: &str) -> Objects {
         applications: vec![running("shop-1", "1.0.0", A, None)],
         ..Default::default()
     });
-    objects.deployments = vec![after_pin(deployment(), &pin("shop-1", A, None), true)];
+    objects.workloads = vec![after_pin(deployment(), &pin("shop-1", A, None), true)];
     objects
 }
 

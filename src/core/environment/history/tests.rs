@@ -16,7 +16,7 @@ fn a_configuration_change_rolls_what_runs_with_its_images_unchanged() {
         applications: vec![running("shop-1", "1.0.0", A, Some(H1))],
         ..Default::default()
     });
-    objects.deployments = vec![after_pin(deployment(), &pin("shop-1", A, Some(H1)), true)];
+    objects.workloads = vec![after_pin(deployment(), &pin("shop-1", A, Some(H1)), true)];
     objects.configs = [("shop".to_string(), Ok(rendered("two", H2)))].into();
     let plan = plan(&objects.snapshot());
 
@@ -75,7 +75,7 @@ fn a_configuration_change_rolls_what_runs_with_its_images_unchanged() {
 
     // Decided again at 100 with the Deployments rolled out: the change is complete.
     objects.environment.status = Some(plan.status.clone());
-    objects.deployments = vec![after_pin(deployment(), &pin("shop-1", A, Some(H2)), true)];
+    objects.workloads = vec![after_pin(deployment(), &pin("shop-1", A, Some(H2)), true)];
     let again = crate::core::environment::plan(&objects.snapshot());
     assert_eq!(again.status.applications[0].health, Health::Healthy);
     assert_eq!(
@@ -102,7 +102,7 @@ fn a_configuration_change_waits_while_a_release_rolls_out() {
         to: H1.into(),
     });
     objects.promotions = vec![p2];
-    objects.deployments = vec![after_pin(deployment(), &pin("shop-2", B, Some(H1)), false)];
+    objects.workloads = vec![after_pin(deployment(), &pin("shop-2", B, Some(H1)), false)];
     objects.configs = [("shop".to_string(), Ok(rendered("two", H2)))].into();
     let plan = plan(&objects.snapshot());
     assert_eq!(plan.pins, vec![pin("shop-2", B, Some(H1))]);
@@ -118,7 +118,7 @@ fn health_since_moves_only_when_the_health_does() {
         ..Default::default()
     });
     let pinned = after_pin(deployment(), &pin("shop-1", A, None), true);
-    objects.deployments = vec![pinned.clone()];
+    objects.workloads = vec![pinned.clone()];
     let healthy = plan(&objects.snapshot());
     assert_eq!(
         (
@@ -128,7 +128,7 @@ fn health_since_moves_only_when_the_health_does() {
         (Health::Healthy, Some(at(5)))
     );
 
-    objects.deployments = vec![stalled(pinned)];
+    objects.workloads = vec![stalled(pinned)];
     let degraded = plan(&objects.snapshot());
     assert_eq!(
         (
@@ -167,7 +167,7 @@ fn history_keeps_the_newest_entries_up_to_its_limit() {
         ..Default::default()
     });
     objects.promotions = vec![verifying(promotion("p1", "shop-1", 50))];
-    objects.deployments = vec![after_pin(deployment(), &pin("shop-1", A, None), true)];
+    objects.workloads = vec![after_pin(deployment(), &pin("shop-1", A, None), true)];
     let plan = plan(&objects.snapshot());
     assert_eq!(
         plan.status

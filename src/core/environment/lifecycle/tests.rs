@@ -1,6 +1,6 @@
 use crate::api::{
     Change, Environment, EnvironmentStatus, GateName, GateState, GateStatus, Health, HistoryEntry, Phase,
-    PromotionStatus,
+    PromotionStatus, WorkloadKind,
 };
 use crate::core::environment::fixture::{
     A, B, Objects, after_pin, at, deployment, ended, environment, pin, promotion, running, stalled, verifying,
@@ -92,6 +92,7 @@ fn a_promotion_whose_gates_pass_starts_with_exactly_this_plan() {
             approval_rules: Vec::new(),
             changes: vec![Change {
                 component: "backend".into(),
+                kind: WorkloadKind::Deployment,
                 namespace: "shop".into(),
                 deployment: "backend".into(),
                 container: "app".into(),
@@ -130,7 +131,7 @@ fn a_slow_rollout_rewrites_its_promotions_message_at_most_every_thirty_seconds()
             status.message = Some(message.into());
         }
         objects.promotions = vec![p1];
-        objects.deployments = vec![after_pin(deployment(), &pin("shop-1", A, None), false)];
+        objects.workloads = vec![after_pin(deployment(), &pin("shop-1", A, None), false)];
         objects.now = at(now);
         let status = plan(&objects.snapshot()).promotions["p1"].clone();
         (status.message.unwrap_or_default(), status.progress_reported_at)
@@ -168,7 +169,7 @@ fn a_promotion_waits_behind_the_one_rolling_out_its_application() {
         verifying(promotion("p1", "shop-1", 50)),
         promotion("p2", "shop-2", 60),
     ];
-    objects.deployments = vec![after_pin(deployment(), &pin("shop-1", A, None), false)];
+    objects.workloads = vec![after_pin(deployment(), &pin("shop-1", A, None), false)];
     let plan = plan(&objects.snapshot());
     assert_eq!(
         outcome(&plan, "p1"),
@@ -205,7 +206,7 @@ fn an_older_promotion_is_superseded_only_by_a_success_after_it_was_created() {
         ended(promotion("new", "shop-2", 10), Phase::Succeeded, 50),
         promotion("old", "shop-1", 50),
     ];
-    objects.deployments = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
+    objects.workloads = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
     let same_instant = plan(&objects.snapshot());
     assert_eq!(same_instant.promotions["old"].phase, Phase::Verifying);
     assert!(
@@ -232,7 +233,7 @@ fn an_older_promotion_is_superseded_only_by_a_success_after_it_was_created() {
 fn a_failed_rollout_without_automatic_rollback_is_recorded_as_failed_and_degraded() {
     let mut objects = Objects::new(running_shop_1(""));
     objects.promotions = vec![verifying(promotion("p2", "shop-2", 50))];
-    objects.deployments = vec![stalled(after_pin(deployment(), &pin("shop-2", B, None), false))];
+    objects.workloads = vec![stalled(after_pin(deployment(), &pin("shop-2", B, None), false))];
     let plan = plan(&objects.snapshot());
     let message = "rollout failed: shop/backend: rollout exceeded its progress deadline: no message";
     assert_eq!(outcome(&plan, "p2"), (Phase::Failed, message.into()));
@@ -275,7 +276,7 @@ fn a_failed_rollout_without_automatic_rollback_is_recorded_as_failed_and_degrade
 fn a_failed_rollout_with_automatic_rollback_pins_what_ran_before() {
     let mut objects = Objects::new(running_shop_1("  rollback: {automatic: true}"));
     objects.promotions = vec![verifying(promotion("p2", "shop-2", 50))];
-    objects.deployments = vec![stalled(after_pin(deployment(), &pin("shop-2", B, None), false))];
+    objects.workloads = vec![stalled(after_pin(deployment(), &pin("shop-2", B, None), false))];
     let plan = plan(&objects.snapshot());
     let message = "rollout failed (shop/backend: rollout exceeded its progress deadline: no message); \
                        rolled back to shop-1 1.0.0";
@@ -428,7 +429,7 @@ fn a_healthy_rollout_is_verified_before_it_succeeds_and_a_failed_measurement_rol
     let spec = "  rollback: {automatic: true}\n  gates:\n    verification:\n      - name: error-rate\n        prometheus: {query: 'errors{env=\"{{environment}}\"}', condition: result < 0.01, interval: 30s, count: 2}";
     let mut objects = Objects::new(running_shop_1(spec));
     objects.promotions = vec![verifying(promotion("p2", "shop-2", 50))];
-    objects.deployments = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
+    objects.workloads = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
     let measuring = plan(&objects.snapshot());
     assert_eq!(
         outcome(&measuring, "p2"),
@@ -494,7 +495,7 @@ fn while_verifying_only_the_next_measurement_wakes_the_environment_and_a_failed_
         next_check: Some(at(110)),
     }];
     objects.promotions = vec![started];
-    objects.deployments = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
+    objects.workloads = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
     let due = plan(&objects.snapshot());
     assert_eq!(
         due.next_check, None,
@@ -547,7 +548,7 @@ fn a_promotion_whose_end_the_environment_recorded_ends_so_without_pinning_again(
     }];
     let mut objects = Objects::new(environment);
     objects.promotions = vec![verifying(promotion("p2", "shop-2", 50))];
-    objects.deployments = vec![after_pin(deployment(), &pin("shop-1", A, None), true)];
+    objects.workloads = vec![after_pin(deployment(), &pin("shop-1", A, None), true)];
     let plan = plan(&objects.snapshot());
     assert_eq!(
         outcome(&plan, "p2"),
@@ -570,7 +571,7 @@ fn without_the_environments_policy_no_job_is_created_and_no_query_sent_for_a_rel
     let spec = "  gates:\n    verification:\n      - name: smoke\n        job: {image: smoke:1}\n      - name: errors\n        prometheus: {query: errors, condition: result < 0.01, bearerTokenSecret: {name: token, key: t}}";
     let mut objects = Objects::new(running_shop_1(spec));
     objects.promotions = vec![verifying(promotion("p2", "shop-2", 50))];
-    objects.deployments = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
+    objects.workloads = vec![after_pin(deployment(), &pin("shop-2", B, None), true)];
     let enforced = plan(&objects.snapshot());
     assert_eq!(
         enforced

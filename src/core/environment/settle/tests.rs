@@ -8,8 +8,8 @@ use crate::core::environment::fixture::{
 use crate::core::environment::{self, Notice};
 use crate::core::reasons::EventReason;
 
-fn seen(deployment: &Deployment) -> BTreeMap<(String, String), &Deployment> {
-    [(("shop".to_string(), "backend".to_string()), deployment)].into()
+fn seen(workload: &Workload) -> BTreeMap<WorkloadId, &Workload> {
+    [(workload.id(), workload)].into()
 }
 
 fn notice(promotion: &str, reason: EventReason, note: &str) -> Notice {
@@ -107,7 +107,7 @@ fn a_second_plan_that_writes_more_than_statuses_is_not_taken() {
     let mut p1 = promotion("p1", "shop-1", 50);
     p1.status = Some(running.promotions["p1"].clone());
     objects.promotions = vec![p1, promotion("p2", "shop-2", 60)];
-    objects.deployments = vec![pinned.clone()];
+    objects.workloads = vec![pinned.clone()];
     let snapshot = objects.snapshot();
     let first = environment::plan(&snapshot);
     assert_eq!(first.pins, vec![pin("shop-2", B, None)]);
@@ -119,7 +119,7 @@ fn a_second_plan_that_writes_more_than_statuses_is_not_taken() {
     next.environment.status = Some(first.status.clone());
     next.promotions = objects.promotions.clone();
     next.promotions[1].status = Some(first.promotions["p2"].clone());
-    next.deployments = vec![failed.clone()];
+    next.workloads = vec![failed.clone()];
     let again = environment::plan(&next.snapshot());
     assert_eq!(again.pins, vec![pin("shop-1", A, None)]);
     assert_eq!(again.promotions["p2"].phase, Phase::RolledBack);

@@ -329,3 +329,50 @@ fn an_environment_held_only_by_the_missing_policy_is_unready_for_that_reason() {
     let (status, reason, _) = condition(&validation, crate::api::CONDITION_READY);
     assert_eq!((status.as_str(), reason.as_str()), ("False", "PolicyMissing"));
 }
+
+#[test]
+fn workload_targets_of_each_kind_are_found_by_kind_and_unserved_kinds_are_named() {
+    let mut objects = Objects::new(yaml(
+        r#"
+apiVersion: hoist.dev/v1alpha1
+kind: Environment
+metadata: {name: dev, namespace: shop, generation: 3}
+spec:
+  rollout: {timeout: 0s}
+  targets:
+    - {application: shop, component: backend, workload: {kind: Deployment, name: backend}, container: app}
+    - {application: queue, component: queue, workload: {kind: StatefulSet, name: backend}, container: app}
+    - {application: canary, component: api, workload: {kind: Rollout, name: api}, container: api}
+"#,
+    ));
+    objects.unserved = [crate::api::WorkloadKind::Rollout].into();
+    let validation = validate(&objects.snapshot());
+    assert_eq!(
+        validation.not_ready,
+        owned(&[
+            (
+                "canary",
+                "spec.targets[2].workload.kind: the operator does not act on Rollout (argoproj.io/v1alpha1) here: \
+                 the cluster does not serve it or Argo Rollouts is not enabled; install Argo Rollouts and set \
+                 the chart value argoRollouts.enabled, or target another kind"
+            ),
+            (
+                "queue",
+                "spec.targets[1].workload: StatefulSet shop/backend not found"
+            ),
+        ]),
+        "a Deployment of the same name is not the StatefulSet"
+    );
+    let problems = [
+        "spec.rollout.timeout: \"0s\" must be longer than zero",
+        "spec.targets[1].workload: StatefulSet shop/backend not found",
+        "spec.targets[2].workload.kind: the operator does not act on Rollout (argoproj.io/v1alpha1) here: \
+         the cluster does not serve it or Argo Rollouts is not enabled; install Argo Rollouts and set \
+         the chart value argoRollouts.enabled, or target another kind",
+    ]
+    .join("; ");
+    assert_eq!(
+        condition(&validation, TARGETS_VALID),
+        ("False".into(), "InvalidTarget".into(), problems)
+    );
+}

@@ -9,8 +9,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use sha2::{Digest, Sha256};
 
 use crate::api::{JobCheck, VerificationStep};
-use crate::core::deployment::{LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_TENANT};
 use crate::core::duration;
+use crate::core::workload::{LABEL_ENVIRONMENT, LABEL_ROLE, LABEL_TENANT};
 
 /// The release verified: the values of a query's placeholders, and of a
 /// Job's HOIST_ variables.
