@@ -308,6 +308,12 @@ async fn the_generated_crds_are_accepted_with_these_costs() -> anyhow::Result<()
                 7 * 16
             ),
             cost(
+                "properties[spec].properties[notifications].items.x-kubernetes-validations[0].rule",
+                "has(self.url) != has(self.urlSecretRef)",
+                // 3 per notification, at most 8.
+                3 * 8
+            ),
+            cost(
                 "properties[spec].properties[targets].items.x-kubernetes-validations[0].rule",
                 "has(self.deployment) != has(self.workload)",
                 // 3 per target, at most 128 targets.
