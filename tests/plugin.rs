@@ -435,6 +435,20 @@ shop-1.5.0-prod      shop-1.5.0      Waiting   waiting for the Approval gate: 1 
         )
     );
     assert_eq!(document["environments"][0]["promotions"][1]["phase"], "Waiting");
+    assert_eq!(
+        (
+            &document["environments"][0]["applications"][0]["components"],
+            &shop["components"],
+        ),
+        (
+            &json!([{"component": "api", "kind": "StatefulSet", "digest": G}]),
+            &json!([
+                {"component": "backend", "kind": "Deployment", "digest": C},
+                {"component": "frontend", "kind": "Deployment", "digest": D},
+            ]),
+        ),
+        "each component with the kind of workload it runs as"
+    );
     let yaml: serde_json::Value = serde_yaml::from_str(
         &plugin::status(
             &cluster.client(),

@@ -93,7 +93,8 @@ impl View<'_> {
 /// The stable document of `status -o json|yaml`: namespace, and per
 /// Environment (upstream first) its upstream, Ready, what runs per
 /// application (artifact, version, source repository and revision, health
-/// and since when, promotion, approvers, and each component's digest) and
+/// and since when, promotion, approvers, and each component's kind of
+/// workload and digest) and
 /// the Promotions in flight.
 pub fn status_document(view: &View<'_>) -> serde_json::Value {
     let environments: Vec<serde_json::Value> = pipeline_order(view.environments)
@@ -123,7 +124,11 @@ pub fn status_document(view: &View<'_>) -> serde_json::Value {
                         "promotion": app.promotion,
                         "promotedAt": app.promoted_at,
                         "approvers": app.approvers,
-                        "components": app.images.iter().map(|i| serde_json::json!({"component": i.component, "digest": i.digest})).collect::<Vec<_>>(),
+                        "components": app.images.iter().map(|i| serde_json::json!({
+                            "component": i.component,
+                            "kind": kinds_of(environment, &app.application, &i.component),
+                            "digest": i.digest,
+                        })).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
