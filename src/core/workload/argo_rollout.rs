@@ -8,6 +8,7 @@
 //! spec.progressDeadlineSeconds itself.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
@@ -67,6 +68,11 @@ pub struct ArgoRolloutSpec {
     /// canary or blueGreen, with their steps: read by Argo Rollouts, not Hoist.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<Value>,
+    /// The other fields (selector, workloadRef, minReadySeconds, …), kept
+    /// as written so that a Rollout read and written again (by `hoist
+    /// render`) loses nothing.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, Value>,
 }
 
 /// A Rollout's status, in the shape the Argo Rollouts controller writes it.
