@@ -14,7 +14,7 @@ use hoist::api::{
 use hoist::core::environment::{AUTO_PROMOTED_LABEL, Notice, Plan};
 use hoist::core::gates::approval::ApprovalTrust;
 use hoist::core::reasons::EventReason;
-use hoist::core::workload::WorkloadPin;
+use hoist::core::workload::{Workload, WorkloadPin};
 use hoist::render::Manifests;
 use hoist::render::world::{RolloutOutcome, World};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -247,7 +247,7 @@ fn annotation(world: &World, namespace: &str, name: &str, key: &str) -> Option<S
         .cloned()
 }
 
-fn completes(_: &Deployment) -> RolloutOutcome {
+fn completes(_: &Workload) -> RolloutOutcome {
     RolloutOutcome::Completes
 }
 
@@ -699,12 +699,11 @@ async fn failed_rollout_rolls_back_images_and_config() {
     );
 
     promote(&mut world, "v2", "shop-1.1.0", "dev");
-    let fails = |d: &Deployment| {
-        if d.name_any() == "backend" && images_of(d).contains(C) {
+    let fails = |workload: &Workload| match workload {
+        Workload::Deployment(d) if d.name_any() == "backend" && images_of(d).contains(C) => {
             RolloutOutcome::ExceedsDeadline
-        } else {
-            RolloutOutcome::Completes
         }
+        _ => RolloutOutcome::Completes,
     };
     let start = reconcile(&mut world, "dev");
     assert_eq!(start.pins, pins("dev", "shop-1.1.0", C, D, &hash_v1_new_config));

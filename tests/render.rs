@@ -709,3 +709,310 @@ fn a_keyless_signed_layout_is_verified_against_a_trusted_root_configmap() {
     );
     assert!(staging.contains("(IdentityMismatch)"), "{stderr}");
 }
+
+/// One Environment with a target of every kind Hoist pins, the shop
+/// 1.4.2 Promotion into it, and the example's Artifact, Namespaces and OCI
+/// layout; `workloads` are the target objects.
+fn every_kind(workloads: &str) -> tempdir::Dir {
+    let dir = tempdir::Dir::new();
+    for file in ["artifact.yaml", "namespaces.yaml"] {
+        std::fs::copy(example().join(file), dir.path().join(file)).expect("copy");
+    }
+    std::os::unix::fs::symlink(example().join("images"), dir.path().join("images")).expect("link layout");
+    std::fs::write(dir.path().join("workloads.yaml"), workloads).expect("write workloads");
+    std::fs::write(
+        dir.path().join("environment.yaml"),
+        "\
+apiVersion: hoist.dev/v1alpha1
+kind: Environment
+metadata: {name: dev, namespace: shop}
+spec:
+  targets:
+    - {application: shop, component: backend, deployment: {name: api, namespace: shop-dev}, container: app}
+    - {application: shop, component: backend, workload: {kind: StatefulSet, name: queue, namespace: shop-dev}, container: app}
+    - {application: shop, component: backend, workload: {kind: DaemonSet, name: agent, namespace: shop-dev}, container: app}
+    - {application: shop, component: backend, workload: {kind: CronJob, name: report, namespace: shop-dev}, container: app}
+    - {application: shop, component: frontend, workload: {kind: Rollout, name: web, namespace: shop-dev}, container: web}
+---
+apiVersion: hoist.dev/v1alpha1
+kind: Promotion
+metadata: {name: shop-1.4.2-dev, namespace: shop}
+spec: {artifact: shop-1.4.2, environment: dev, reason: nightly release, requestedBy: carol}
+",
+    )
+    .expect("write environment");
+    dir
+}
+
+const EVERY_KIND: &str = "\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: shop-dev}
+spec:
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers: [{name: app, image: registry.example.com/shop/backend:latest}]
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: queue, namespace: shop-dev}
+spec:
+  replicas: 3
+  serviceName: queue
+  selector: {matchLabels: {app: queue}}
+  updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 1}}
+  template:
+    metadata: {labels: {app: queue}}
+    spec:
+      containers: [{name: app, image: registry.example.com/shop/backend:latest}]
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent, namespace: shop-dev}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers: [{name: app, image: registry.example.com/shop/backend:latest}]
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata: {name: report, namespace: shop-dev}
+spec:
+  schedule: 0 3 * * *
+  jobTemplate:
+    spec:
+      template:
+        spec:
+          restartPolicy: OnFailure
+          containers: [{name: app, image: registry.example.com/shop/backend:latest}]
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: web, namespace: shop-dev}
+spec:
+  replicas: 2
+  revisionHistoryLimit: 3
+  selector: {matchLabels: {app: web}}
+  strategy:
+    canary:
+      steps: [{setWeight: 5}, {pause: {duration: 30m}}]
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: registry.example.com/shop/frontend:latest}]
+";
+
+#[tokio::test]
+async fn render_pins_a_target_of_every_kind_and_judges_each_rollout_by_its_kind() {
+    let dir = every_kind(EVERY_KIND);
+    let resolver = Resolver::new(ResolverConfig::default());
+    let rendered = render(dir.path(), "default", &resolver, now())
+        .await
+        .expect("renders");
+    assert_eq!(
+        rendered.promotions,
+        vec![PromotionReport {
+            namespace: "shop".into(),
+            name: "shop-1.4.2-dev".into(),
+            phase: Phase::Succeeded,
+            message: "shop-1.4.2 runs in dev".into(),
+            needs_cluster: false,
+        }],
+        "every kind rolled out, as its own controller reports it"
+    );
+    let backend = layout_digest("registry.example.com/shop/backend:1.4.2");
+    let frontend = layout_digest("registry.example.com/shop/frontend:1.4.2");
+    assert_eq!(
+        rendered.yaml,
+        format!(
+            "\
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  labels:
+    hoist.dev/environment: dev
+    hoist.dev/tenant: shop
+  name: api
+  namespace: shop-dev
+spec:
+  selector:
+    matchLabels:
+      app: api
+  template:
+    metadata:
+      annotations:
+        hoist.dev/artifact: shop-1.4.2
+      labels:
+        app: api
+    spec:
+      containers:
+      - image: registry.example.com/shop/backend@{backend}
+        name: app
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  labels:
+    hoist.dev/environment: dev
+    hoist.dev/tenant: shop
+  name: queue
+  namespace: shop-dev
+spec:
+  replicas: 3
+  selector:
+    matchLabels:
+      app: queue
+  serviceName: queue
+  template:
+    metadata:
+      annotations:
+        hoist.dev/artifact: shop-1.4.2
+      labels:
+        app: queue
+    spec:
+      containers:
+      - image: registry.example.com/shop/backend@{backend}
+        name: app
+  updateStrategy:
+    rollingUpdate:
+      partition: 1
+    type: RollingUpdate
+---
+apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  labels:
+    hoist.dev/environment: dev
+    hoist.dev/tenant: shop
+  name: agent
+  namespace: shop-dev
+spec:
+  selector:
+    matchLabels:
+      app: agent
+  template:
+    metadata:
+      annotations:
+        hoist.dev/artifact: shop-1.4.2
+      labels:
+        app: agent
+    spec:
+      containers:
+      - image: registry.example.com/shop/backend@{backend}
+        name: app
+---
+apiVersion: batch/v1
+kind: CronJob
+metadata:
+  labels:
+    hoist.dev/environment: dev
+    hoist.dev/tenant: shop
+  name: report
+  namespace: shop-dev
+spec:
+  jobTemplate:
+    spec:
+      template:
+        metadata:
+          annotations:
+            hoist.dev/artifact: shop-1.4.2
+        spec:
+          containers:
+          - image: registry.example.com/shop/backend@{backend}
+            name: app
+          restartPolicy: OnFailure
+  schedule: 0 3 * * *
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  labels:
+    hoist.dev/environment: dev
+    hoist.dev/tenant: shop
+  name: web
+  namespace: shop-dev
+spec:
+  replicas: 2
+  template:
+    metadata:
+      annotations:
+        hoist.dev/artifact: shop-1.4.2
+      labels:
+        app: web
+    spec:
+      containers:
+      - image: registry.example.com/shop/frontend@{frontend}
+        name: web
+  strategy:
+    canary:
+      steps:
+      - setWeight: 5
+      - pause:
+          duration: 30m
+  revisionHistoryLimit: 3
+  selector:
+    matchLabels:
+      app: web
+"
+        ),
+        "each kind's pod template pinned, everything else as written"
+    );
+}
+
+#[tokio::test]
+async fn a_target_of_any_kind_missing_from_the_files_is_not_found_by_its_kind() {
+    let without_rollout = EVERY_KIND
+        .split("---\n")
+        .filter(|document| !document.contains("kind: Rollout"))
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let dir = every_kind(&without_rollout);
+    let resolver = Resolver::new(ResolverConfig::default());
+    let rendered = render(dir.path(), "default", &resolver, now())
+        .await
+        .expect("renders");
+    assert_eq!(
+        rendered.promotions,
+        vec![PromotionReport {
+            namespace: "shop".into(),
+            name: "shop-1.4.2-dev".into(),
+            phase: Phase::Waiting,
+            message: "Environment dev is not ready for shop: spec.targets[4].workload: Rollout shop-dev/web not found"
+                .into(),
+            needs_cluster: false,
+        }]
+    );
+    assert_eq!(rendered.yaml, "", "nothing is pinned while a target is missing");
+}
+
+#[tokio::test]
+async fn render_judges_each_rollout_by_the_rules_of_its_kind() {
+    let on_delete = EVERY_KIND.replace(
+        "updateStrategy: {type: RollingUpdate, rollingUpdate: {partition: 1}}",
+        "updateStrategy: {type: OnDelete}",
+    );
+    let dir = every_kind(&on_delete);
+    let resolver = Resolver::new(ResolverConfig::default());
+    let rendered = render(dir.path(), "default", &resolver, now())
+        .await
+        .expect("renders");
+    assert_eq!(
+        rendered.promotions,
+        vec![PromotionReport {
+            namespace: "shop".into(),
+            name: "shop-1.4.2-dev".into(),
+            phase: Phase::Failed,
+            message:
+                "rollout failed: StatefulSet shop-dev/queue: updateStrategy OnDelete replaces no pod by \
+                      itself: Hoist rolls out StatefulSets with RollingUpdate"
+                    .into(),
+            needs_cluster: false,
+        }],
+        "the StatefulSet's rollout judged as on a cluster, not assumed"
+    );
+}

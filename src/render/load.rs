@@ -8,13 +8,15 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::{Resource, ResourceExt};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::api::{Artifact, Environment, Promotion};
+use crate::core::workload::{ArgoRollout, Workload, WorkloadId};
 
 /// Why a directory of manifests could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +51,8 @@ pub enum LoadError {
     },
     #[error(
         "{path}: document {document}: unsupported kind {api_version}/{kind}; hoist render reads \
-         hoist.dev/v1alpha1 Artifact, Environment and Promotion, apps/v1 Deployment, v1 ConfigMap, Secret and Namespace"
+         hoist.dev/v1alpha1 Artifact, Environment and Promotion, apps/v1 Deployment, StatefulSet and DaemonSet, \
+         batch/v1 CronJob, argoproj.io/v1alpha1 Rollout, v1 ConfigMap, Secret and Namespace"
     )]
     UnsupportedKind {
         path: PathBuf,
@@ -74,6 +77,10 @@ pub struct Manifests {
     pub environments: Vec<Environment>,
     pub promotions: Vec<Promotion>,
     pub deployments: Vec<Deployment>,
+    pub stateful_sets: Vec<StatefulSet>,
+    pub daemon_sets: Vec<DaemonSet>,
+    pub cron_jobs: Vec<CronJob>,
+    pub rollouts: Vec<ArgoRollout>,
     pub config_maps: Vec<ConfigMap>,
     pub secrets: Vec<Secret>,
     pub namespaces: Vec<Namespace>,
@@ -197,6 +204,33 @@ impl Manifests {
                 &name,
                 default_namespace,
             ),
+            ("apps/v1", "StatefulSet") => push(
+                &mut self.stateful_sets,
+                value,
+                origin,
+                &kind,
+                &name,
+                default_namespace,
+            ),
+            ("apps/v1", "DaemonSet") => push(
+                &mut self.daemon_sets,
+                value,
+                origin,
+                &kind,
+                &name,
+                default_namespace,
+            ),
+            ("batch/v1", "CronJob") => push(
+                &mut self.cron_jobs,
+                value,
+                origin,
+                &kind,
+                &name,
+                default_namespace,
+            ),
+            ("argoproj.io/v1alpha1", "Rollout") => {
+                push(&mut self.rollouts, value, origin, &kind, &name, default_namespace)
+            }
             ("v1", "ConfigMap") => push(
                 &mut self.config_maps,
                 value,
@@ -227,6 +261,50 @@ impl Manifests {
             });
         }
         Ok(())
+    }
+}
+
+impl Manifests {
+    /// Every workload of a kind Hoist pins, as the core reads them:
+    /// Deployments, StatefulSets, DaemonSets, CronJobs, then Rollouts.
+    pub fn workloads(&self) -> Vec<Workload> {
+        let deployments = self.deployments.iter().cloned().map(Workload::Deployment);
+        let stateful_sets = self.stateful_sets.iter().cloned().map(Workload::StatefulSet);
+        let daemon_sets = self.daemon_sets.iter().cloned().map(Workload::DaemonSet);
+        let cron_jobs = self.cron_jobs.iter().cloned().map(Workload::CronJob);
+        let rollouts = self.rollouts.iter().cloned().map(Workload::Rollout);
+        deployments
+            .chain(stateful_sets)
+            .chain(daemon_sets)
+            .chain(cron_jobs)
+            .chain(rollouts)
+            .collect()
+    }
+
+    /// The workload of kind, namespace and name `id`, if the files hold it.
+    pub fn workload(&self, id: &WorkloadId) -> Option<Workload> {
+        self.workloads().into_iter().find(|workload| &workload.id() == id)
+    }
+
+    /// Puts `workload` in place of the object of its kind, namespace and name.
+    pub fn replace_workload(&mut self, workload: Workload) {
+        match workload {
+            Workload::Deployment(object) => replace(&mut self.deployments, object),
+            Workload::StatefulSet(object) => replace(&mut self.stateful_sets, object),
+            Workload::DaemonSet(object) => replace(&mut self.daemon_sets, object),
+            Workload::CronJob(object) => replace(&mut self.cron_jobs, object),
+            Workload::Rollout(object) => replace(&mut self.rollouts, object),
+        }
+    }
+}
+
+/// Puts `object` in place of the one of `objects` with its namespace and name.
+fn replace<K: Resource>(objects: &mut [K], object: K) {
+    let same = |other: &K| {
+        other.meta().namespace == object.meta().namespace && other.meta().name == object.meta().name
+    };
+    if let Some(slot) = objects.iter_mut().find(|other| same(other)) {
+        *slot = object;
     }
 }
 

@@ -1,10 +1,13 @@
 //! `hoist render`: the Hoist model on files, for GitOps repositories and for
 //! trying Hoist without a cluster. Artifacts, Environments, Promotions,
-//! Deployments, ConfigMaps, Secrets and Namespaces are read from a
-//! directory; images resolve through an OCI layout found in it or through
-//! their registries; every Environment is reconciled through the same steps
-//! the operator runs ([`crate::reconcile`]) on an in-memory [`World`],
-//! assuming each rollout completes; the pinned Deployments and rendered
+//! workloads of every kind Hoist pins (Deployments, StatefulSets,
+//! DaemonSets, CronJobs, Argo Rollouts' Rollouts), ConfigMaps, Secrets and
+//! Namespaces are read from a directory; images resolve through an OCI
+//! layout found in it or through their registries; every Environment is
+//! reconciled through the same steps the operator runs
+//! ([`crate::reconcile`]) on an in-memory [`World`], assuming each rollout
+//! completes (each kind's controller is simulated, and the core judges the
+//! status it reports as on a cluster); the pinned workloads and rendered
 //! ConfigMaps are printed, with a report of every Promotion. Verification
 //! (Jobs, Prometheus queries) is left to the cluster.
 //!
@@ -28,16 +31,17 @@ pub mod world;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
+use serde::Serialize;
 
 pub use load::{LoadError, Manifests};
 
+use crate::api::WorkloadKind;
 use crate::api::{GateName, GateState, Phase};
 use crate::core::artifact::{self, Resolution};
 use crate::core::reasons::ResolutionFailure;
-use crate::core::workload::LABEL_ROLE;
+use crate::core::workload::{LABEL_ROLE, Workload, WorkloadId};
 use crate::registry::{LayoutError, OciLayout, PullSecrets, Resolver};
 use supply_chain::Attached;
 use world::{RolloutOutcome, World};
@@ -73,7 +77,7 @@ pub struct PromotionReport {
 /// The result of a render.
 #[derive(Debug, Clone)]
 pub struct Rendered {
-    /// Pinned Deployments and rendered ConfigMaps, as a YAML stream.
+    /// Pinned workloads and rendered ConfigMaps, as a YAML stream.
     pub yaml: String,
     pub promotions: Vec<PromotionReport>,
 }
@@ -98,10 +102,10 @@ pub async fn render(
     let mut manifests = Manifests::load(dir, namespace)?;
     let layout = OciLayout::discover(dir)?;
     let mut world = World::new(now.clone());
-    let original_deployments: BTreeMap<(String, String), Deployment> = manifests
-        .deployments
+    let originals: BTreeMap<WorkloadId, Workload> = manifests
+        .workloads()
         .iter()
-        .map(|d| ((d.namespace().unwrap_or_default(), d.name_any()), d.clone()))
+        .map(|workload| (workload.id(), as_written(workload)))
         .collect();
 
     let wanted: Vec<(String, String)> = manifests
@@ -137,7 +141,7 @@ pub async fn render(
         }
     }
     world.objects = manifests;
-    // Deployments are assumed to roll out: render shows the state Git should
+    // Workloads are assumed to roll out: render shows the state Git should
     // hold. The supply-chain checks the plans ask for are made on the way.
     let mut attached = Attached {
         layout: &layout,
@@ -149,18 +153,13 @@ pub async fn render(
         .await?;
 
     let mut yaml = String::new();
-    for deployment in &world.objects.deployments {
-        let key = (deployment.namespace().unwrap_or_default(), deployment.name_any());
-        if original_deployments.get(&key).is_some_and(|original| {
-            original.spec == deployment.spec && original.metadata.labels == deployment.metadata.labels
-        }) {
+    for workload in world.objects.workloads() {
+        let written = as_written(&workload);
+        if originals.get(&written.id()) == Some(&written) {
             continue;
         }
-        let mut out = deployment.clone();
-        out.status = None;
-        out.metadata.generation = None;
         yaml.push_str("---\n");
-        yaml.push_str(&serde_yaml::to_string(&out).map_err(RenderError::Serialize)?);
+        yaml.push_str(&document(&written).map_err(RenderError::Serialize)?);
     }
     for config_map in world
         .objects
@@ -206,4 +205,45 @@ pub async fn render(
         })
         .collect();
     Ok(Rendered { yaml, promotions })
+}
+
+/// `workload` as Git holds it: without the status and generation its
+/// controller and the API server keep.
+fn as_written(workload: &Workload) -> Workload {
+    let mut written = workload.clone();
+    written.metadata_mut().generation = None;
+    match &mut written {
+        Workload::Deployment(object) => object.status = None,
+        Workload::StatefulSet(object) => object.status = None,
+        Workload::DaemonSet(object) => object.status = None,
+        Workload::CronJob(object) => object.status = None,
+        Workload::Rollout(object) => object.status = None,
+    }
+    written
+}
+
+/// A Rollout with its apiVersion and kind, which the core's type leaves
+/// out (the Kubernetes types write their own).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TypedRollout<'a> {
+    api_version: &'static str,
+    kind: String,
+    #[serde(flatten)]
+    rollout: &'a crate::core::workload::ArgoRollout,
+}
+
+/// One workload as a YAML document.
+fn document(workload: &Workload) -> Result<String, serde_yaml::Error> {
+    match workload {
+        Workload::Deployment(object) => serde_yaml::to_string(object),
+        Workload::StatefulSet(object) => serde_yaml::to_string(object),
+        Workload::DaemonSet(object) => serde_yaml::to_string(object),
+        Workload::CronJob(object) => serde_yaml::to_string(object),
+        Workload::Rollout(rollout) => serde_yaml::to_string(&TypedRollout {
+            api_version: WorkloadKind::Rollout.api_version(),
+            kind: WorkloadKind::Rollout.to_string(),
+            rollout,
+        }),
+    }
 }

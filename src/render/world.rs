@@ -7,13 +7,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus};
+use k8s_openapi::api::apps::v1::{
+    DaemonSet, DaemonSetStatus, Deployment, DeploymentCondition, DeploymentStatus, StatefulSet,
+    StatefulSetStatus,
+};
 use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
-use crate::api::{Artifact, Environment, GateName, GateState, Promotion, WorkloadKind};
+use crate::api::{Artifact, Environment, GateName, GateState, Promotion};
 use crate::core::config::{self, ConfigSources, RenderedConfig, SecretDigest};
 use crate::core::environment::{self, Notice, Plan};
 use crate::core::gates::approval::ApprovalTrust;
@@ -21,16 +24,19 @@ use crate::core::gates::verification::{self, DueQuery};
 use crate::core::reasons::KubernetesReason;
 use crate::core::supply_chain::{self, DueCheck};
 use crate::core::tenancy::Boundaries;
-use crate::core::workload::{Workload, WorkloadId};
+use crate::core::workload::{ArgoRollout, ArgoRolloutStatus, RolloutCondition, Workload, WorkloadId};
 use crate::reconcile::{self, Dereferenced, Measurements, Seam};
 use crate::render::Manifests;
 
-/// What the simulated Deployment controller does with a new template.
+/// What a simulated workload controller does with a new template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RolloutOutcome {
     /// Every replica updates and becomes available.
     Completes,
-    /// The rollout stalls past its progress deadline.
+    /// The rollout stalls past its progress deadline: a Deployment's or a
+    /// Rollout's controller reports it; a StatefulSet or DaemonSet reports
+    /// the new generation observed and nothing updated (their deadline is
+    /// the Environment's spec.rollout.timeout, which the core judges).
     ExceedsDeadline,
     /// Nothing happens (status unchanged).
     Stalls,
@@ -123,7 +129,7 @@ impl World {
     }
 
     /// Everything the decision about `environment` takes: the objects of
-    /// its namespace, every Deployment and Namespace, and the
+    /// its namespace, every workload and Namespace, and the
     /// configurations kept for it.
     fn dereference(&self, environment: Arc<Environment>) -> Dereferenced {
         let namespace = environment.namespace().unwrap_or_default();
@@ -157,12 +163,9 @@ impl World {
                 .collect(),
             workloads: self
                 .objects
-                .deployments
-                .iter()
-                .map(|d| {
-                    let workload = Workload::Deployment(d.clone());
-                    (workload.id(), workload)
-                })
+                .workloads()
+                .into_iter()
+                .map(|workload| (workload.id(), workload))
                 .collect(),
             unserved: BTreeSet::new(),
             namespaces: self
@@ -228,29 +231,27 @@ impl World {
         carried_out || recorded
     }
 
-    /// The apply step: Deployment pins, rendered ConfigMaps, the
+    /// The apply step: workload pins, rendered ConfigMaps, the
     /// configurations kept, new Promotions, and the verification left to
-    /// the cluster. Returns whether anything changed and the Deployments
+    /// the cluster. Returns whether anything changed and the workloads
     /// pinned.
-    fn carry_out(&mut self, namespace: &str, name: &str, plan: &Plan) -> (bool, Vec<(String, String)>) {
+    fn carry_out(&mut self, namespace: &str, name: &str, plan: &Plan) -> (bool, Vec<WorkloadId>) {
         let mut changed = false;
         let mut pinned = Vec::new();
         for pin in &plan.pins {
-            if let Some(deployment) = self.objects.deployments.iter_mut().find(|d| {
-                pin.kind == WorkloadKind::Deployment && key(*d) == (pin.namespace.clone(), pin.name.clone())
-            }) {
-                let mut workload = Workload::Deployment(deployment.clone());
-                if pin.is_satisfied_by(&workload) {
-                    continue;
-                }
-                pin.overlay(&mut workload);
-                if let Workload::Deployment(pinned_deployment) = workload {
-                    *deployment = pinned_deployment;
-                }
-                deployment.metadata.generation = Some(deployment.metadata.generation.unwrap_or(1) + 1);
-                pinned.push(key(deployment));
-                changed = true;
+            let Some(mut workload) = self.objects.workload(&pin.id()) else {
+                continue;
+            };
+            if pin.is_satisfied_by(&workload) {
+                continue;
             }
+            pin.overlay(&mut workload);
+            // The API server bumps the generation of a changed template.
+            let metadata = workload.metadata_mut();
+            metadata.generation = Some(metadata.generation.unwrap_or(1) + 1);
+            pinned.push(workload.id());
+            self.objects.replace_workload(workload);
+            changed = true;
         }
         for rendered in &plan.config_maps {
             let config_map = rendered.object(name, namespace);
@@ -355,14 +356,17 @@ impl World {
             .is_some_and(|left| left.contains(&promotion.name_any()))
     }
 
-    /// The simulated Deployment controller: every Deployment whose template
-    /// changed since it last looked gets `outcome(deployment)`. Returns
-    /// whether a Deployment's status changed (which, on a cluster, is an
-    /// event that reconciles its Environment again).
-    pub fn roll_out(&mut self, outcome: impl Fn(&Deployment) -> RolloutOutcome) -> bool {
+    /// The simulated workload controllers: every workload whose template
+    /// changed since its controller last looked gets `outcome(workload)`.
+    /// Returns whether a workload's status changed (which, on a cluster, is
+    /// an event that reconciles its Environment again).
+    pub fn roll_out(&mut self, outcome: impl Fn(&Workload) -> RolloutOutcome) -> bool {
         let mut changed = false;
-        for deployment in &mut self.objects.deployments {
-            changed |= roll_out(deployment, &outcome);
+        for mut workload in self.objects.workloads() {
+            if roll_out(&mut workload, &outcome) {
+                self.objects.replace_workload(workload);
+                changed = true;
+            }
         }
         changed
     }
@@ -400,7 +404,7 @@ impl World {
     /// until nothing changes (at most `rounds` times). Supply-chain checks
     /// a plan asks for stay due: nothing here reads what is attached to a
     /// digest. Returns the number of rounds that changed something.
-    pub async fn settle(&mut self, rounds: usize, outcome: impl Fn(&Deployment) -> RolloutOutcome) -> usize {
+    pub async fn settle(&mut self, rounds: usize, outcome: impl Fn(&Workload) -> RolloutOutcome) -> usize {
         let Ok(rounds) = self.settle_checking(rounds, outcome, &mut Unchecked).await;
         rounds
     }
@@ -410,7 +414,7 @@ impl World {
     pub(crate) async fn settle_checking<C: SupplyChain>(
         &mut self,
         rounds: usize,
-        outcome: impl Fn(&Deployment) -> RolloutOutcome,
+        outcome: impl Fn(&Workload) -> RolloutOutcome,
         supply_chain: &mut C,
     ) -> Result<usize, C::Error> {
         for round in 0..rounds {
@@ -429,7 +433,7 @@ impl World {
                 reconcile::reconcile(&mut settling, environment).await?;
                 changed |= settling.changed;
             }
-            // A Deployment controller's answer reconciles again, as its
+            // A workload controller's answer reconciles again, as its
             // status event does on a cluster.
             let rolled = self.roll_out(&outcome);
             if !changed && !rolled {
@@ -440,53 +444,167 @@ impl World {
     }
 }
 
-/// The simulated Deployment controller on one Deployment: if its template
-/// changed since it last looked, it gets `outcome(deployment)`; whether its
-/// status changed.
-fn roll_out(deployment: &mut Deployment, outcome: &dyn Fn(&Deployment) -> RolloutOutcome) -> bool {
-    let generation = deployment.metadata.generation.unwrap_or(1);
-    let observed = deployment
-        .status
-        .as_ref()
-        .and_then(|s| s.observed_generation)
-        .unwrap_or(0);
-    if observed >= generation {
+/// The simulated controller of one workload's kind: if its template
+/// changed since it last looked, it gets `outcome(workload)`; whether its
+/// status changed. A CronJob has nothing to roll: its next Job runs the
+/// pinned template.
+fn roll_out(workload: &mut Workload, outcome: &dyn Fn(&Workload) -> RolloutOutcome) -> bool {
+    let generation = workload.generation().max(1);
+    let observed = match &*workload {
+        Workload::Deployment(object) => object.status.as_ref().and_then(|s| s.observed_generation),
+        Workload::StatefulSet(object) => object.status.as_ref().and_then(|s| s.observed_generation),
+        Workload::DaemonSet(object) => object.status.as_ref().and_then(|s| s.observed_generation),
+        Workload::CronJob(_) => return false,
+        // Argo Rollouts writes the generation it observed as a string.
+        Workload::Rollout(object) => object
+            .status
+            .as_ref()
+            .and_then(|s| s.observed_generation.as_deref())
+            .and_then(|observed| observed.parse().ok()),
+    };
+    if observed.unwrap_or(0) >= generation {
         return false;
     }
-    let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-    match outcome(deployment) {
-        RolloutOutcome::Completes => {
-            deployment.status = Some(DeploymentStatus {
-                observed_generation: Some(generation),
-                replicas: Some(replicas),
-                updated_replicas: Some(replicas),
-                ready_replicas: Some(replicas),
-                available_replicas: Some(replicas),
-                ..Default::default()
-            })
-        }
-        RolloutOutcome::ExceedsDeadline => {
-            deployment.status = Some(DeploymentStatus {
-                observed_generation: Some(generation),
-                replicas: Some(replicas),
-                updated_replicas: Some(1.min(replicas)),
-                unavailable_replicas: Some(replicas),
-                conditions: Some(vec![DeploymentCondition {
-                    type_: "Progressing".into(),
-                    status: "False".into(),
-                    reason: Some(KubernetesReason::ProgressDeadlineExceeded.to_string()),
-                    message: Some(format!(
-                        "ReplicaSet of {} has timed out progressing.",
-                        deployment.metadata.name.clone().unwrap_or_default()
-                    )),
-                    ..Default::default()
-                }]),
-                ..Default::default()
-            })
-        }
+    let outcome = match outcome(workload) {
         RolloutOutcome::Stalls => return false,
+        outcome => outcome,
+    };
+    let completes = outcome == RolloutOutcome::Completes;
+    match workload {
+        Workload::Deployment(object) => roll_out_deployment(object, generation, completes),
+        Workload::StatefulSet(object) => roll_out_stateful_set(object, generation, completes),
+        Workload::DaemonSet(object) => roll_out_daemon_set(object, generation, completes),
+        Workload::Rollout(object) => roll_out_rollout(object, generation, completes),
+        Workload::CronJob(_) => return false,
     }
     true
+}
+
+/// Every replica updated and available, or one updated and the progress
+/// deadline exceeded.
+fn roll_out_deployment(deployment: &mut Deployment, generation: i64, completes: bool) {
+    let replicas = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    deployment.status = Some(match completes {
+        true => DeploymentStatus {
+            observed_generation: Some(generation),
+            replicas: Some(replicas),
+            updated_replicas: Some(replicas),
+            ready_replicas: Some(replicas),
+            available_replicas: Some(replicas),
+            ..Default::default()
+        },
+        false => DeploymentStatus {
+            observed_generation: Some(generation),
+            replicas: Some(replicas),
+            updated_replicas: Some(1.min(replicas)),
+            unavailable_replicas: Some(replicas),
+            conditions: Some(vec![DeploymentCondition {
+                type_: "Progressing".into(),
+                status: "False".into(),
+                reason: Some(KubernetesReason::ProgressDeadlineExceeded.to_string()),
+                message: Some(format!(
+                    "ReplicaSet of {} has timed out progressing.",
+                    deployment.metadata.name.clone().unwrap_or_default()
+                )),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        },
+    });
+}
+
+/// The ordinals at and above the partition run the new revision and are
+/// ready (all of them without a partition, and then the current revision
+/// is the new one); or the new generation observed and nothing updated.
+fn roll_out_stateful_set(stateful_set: &mut StatefulSet, generation: i64, completes: bool) {
+    let spec = stateful_set.spec.as_ref();
+    let replicas = spec.and_then(|s| s.replicas).unwrap_or(1);
+    let partition = spec
+        .and_then(|s| s.update_strategy.as_ref())
+        .and_then(|strategy| strategy.rolling_update.as_ref())
+        .and_then(|rolling| rolling.partition)
+        .unwrap_or(0)
+        .clamp(0, replicas);
+    let name = stateful_set.metadata.name.clone().unwrap_or_default();
+    let previous = stateful_set
+        .status
+        .as_ref()
+        .and_then(|s| s.current_revision.clone());
+    let revision = format!("{name}-{generation}");
+    let updated = if completes { replicas - partition } else { 0 };
+    let current_revision = match updated == replicas {
+        true => Some(revision.clone()),
+        false => previous,
+    };
+    stateful_set.status = Some(StatefulSetStatus {
+        observed_generation: Some(generation),
+        replicas,
+        ready_replicas: Some(replicas),
+        available_replicas: Some(replicas),
+        current_replicas: Some(replicas - updated),
+        updated_replicas: Some(updated),
+        current_revision,
+        update_revision: Some(revision),
+        ..Default::default()
+    });
+}
+
+/// Every node that should run the pod runs the new one, available (one
+/// node when the files say nothing of nodes); or the new generation
+/// observed and no node updated.
+fn roll_out_daemon_set(daemon_set: &mut DaemonSet, generation: i64, completes: bool) {
+    let desired = daemon_set
+        .status
+        .as_ref()
+        .map(|s| s.desired_number_scheduled)
+        .unwrap_or(1);
+    let updated = if completes { desired } else { 0 };
+    daemon_set.status = Some(DaemonSetStatus {
+        observed_generation: Some(generation),
+        desired_number_scheduled: desired,
+        current_number_scheduled: desired,
+        number_misscheduled: 0,
+        number_ready: updated,
+        updated_number_scheduled: Some(updated),
+        number_available: Some(updated),
+        ..Default::default()
+    });
+}
+
+/// Healthy with every replica updated and available, or Degraded by its
+/// progress deadline, as the Argo Rollouts controller reports them.
+fn roll_out_rollout(rollout: &mut ArgoRollout, generation: i64, completes: bool) {
+    let replicas = rollout.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let name = rollout.metadata.name.clone().unwrap_or_default();
+    let deadline = format!("ReplicaSet \"{name}-{generation}\" has timed out progressing.");
+    rollout.status = Some(match completes {
+        true => ArgoRolloutStatus {
+            observed_generation: Some(generation.to_string()),
+            phase: Some("Healthy".into()),
+            replicas: Some(replicas),
+            updated_replicas: Some(replicas),
+            ready_replicas: Some(replicas),
+            available_replicas: Some(replicas),
+            ..Default::default()
+        },
+        false => ArgoRolloutStatus {
+            observed_generation: Some(generation.to_string()),
+            phase: Some("Degraded".into()),
+            message: Some(format!(
+                "{}: {deadline}",
+                KubernetesReason::ProgressDeadlineExceeded
+            )),
+            replicas: Some(replicas),
+            updated_replicas: Some(1.min(replicas)),
+            conditions: vec![RolloutCondition {
+                type_: "Progressing".into(),
+                status: "False".into(),
+                reason: Some(KubernetesReason::ProgressDeadlineExceeded.to_string()),
+                message: Some(deadline),
+            }],
+            ..Default::default()
+        },
+    });
 }
 
 /// How a World makes the supply-chain checks its plans ask for.
@@ -522,14 +640,14 @@ impl SupplyChain for Unchecked {
 /// anything, and the rollouts its pins get.
 struct Settling<'w, C> {
     world: &'w mut World,
-    outcome: &'w dyn Fn(&Deployment) -> RolloutOutcome,
+    outcome: &'w dyn Fn(&Workload) -> RolloutOutcome,
     supply_chain: &'w mut C,
     changed: bool,
 }
 
 impl<C: SupplyChain> Seam for Settling<'_, C> {
     type Error = C::Error;
-    type Pinned = (String, String);
+    type Pinned = WorkloadId;
 
     async fn dereference(&mut self, environment: Arc<Environment>) -> Result<Dereferenced, C::Error> {
         Ok(self.world.dereference(environment))
@@ -552,36 +670,31 @@ impl<C: SupplyChain> Seam for Settling<'_, C> {
         Ok(recorded)
     }
 
-    async fn apply(
-        &mut self,
-        dereferenced: &Dereferenced,
-        plan: &Plan,
-    ) -> Result<Vec<(String, String)>, C::Error> {
+    async fn apply(&mut self, dereferenced: &Dereferenced, plan: &Plan) -> Result<Vec<WorkloadId>, C::Error> {
         let (namespace, name) = key(dereferenced.environment.as_ref());
         let (changed, pinned) = self.world.carry_out(&namespace, &name, plan);
         self.changed |= changed;
         Ok(pinned)
     }
 
-    /// The pinned Deployments roll out as `outcome` says, at once.
+    /// The pinned workloads roll out as `outcome` says, at once.
     async fn observe_after_pin(
         &mut self,
         dereferenced: &Dereferenced,
-        pinned: Vec<(String, String)>,
+        pinned: Vec<WorkloadId>,
     ) -> BTreeMap<WorkloadId, Workload> {
-        for deployment in &mut self.world.objects.deployments {
-            if pinned.contains(&key(deployment)) {
-                roll_out(deployment, self.outcome);
+        for id in &pinned {
+            if let Some(mut workload) = self.world.objects.workload(id)
+                && roll_out(&mut workload, self.outcome)
+            {
+                self.world.objects.replace_workload(workload);
             }
         }
         self.world
             .objects
-            .deployments
-            .iter()
-            .map(|deployment| {
-                let workload = Workload::Deployment(deployment.clone());
-                (workload.id(), workload)
-            })
+            .workloads()
+            .into_iter()
+            .map(|workload| (workload.id(), workload))
             .filter(|(id, _)| dereferenced.workloads.contains_key(id))
             .collect()
     }
