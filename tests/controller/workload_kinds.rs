@@ -1,6 +1,7 @@
 //! Targets of every kind besides Deployments, through the operator: a
 //! StatefulSet, a DaemonSet and a CronJob are pinned, rolled out, and on a
-//! failed rollout rolled back (images and configuration), with health and
+//! failed rollout (for a CronJob, whose rollout cannot fail: a failed
+//! verification) rolled back (images and configuration), with health and
 //! history as for Deployments; a Rollout paused at a canary step keeps its
 //! Promotion rolling out until promoted, and its abort fails it.
 //!
@@ -251,7 +252,8 @@ async fn a_daemon_set_is_promoted_rolled_out_and_rolled_back_when_its_rollout_ti
 }
 
 #[tokio::test]
-async fn a_cron_job_is_rolled_out_once_its_job_template_is_pinned() {
+async fn a_cron_job_is_rolled_out_once_its_job_template_is_pinned_and_rolled_back_when_its_verification_fails()
+ {
     let mut scenario = Scenario::new().await;
     let cron_job: CronJob = serde_json::from_value(json!({
         "metadata": {"name": "report"},
@@ -304,6 +306,68 @@ async fn a_cron_job_is_rolled_out_once_its_job_template_is_pinned() {
             ("v2".to_string(), Phase::Succeeded),
             ("v1".to_string(), Phase::Succeeded)
         ]
+    );
+
+    // A CronJob's rollout cannot fail, its verification can: 1.2.0 ships a
+    // new configuration, its smoke test fails, and 1.1.0's images and
+    // configuration come back.
+    let cron_jobs: Api<CronJob> = Api::namespaced(scenario.client(), &scenario.stages["dev"]);
+    let template_hash = |cron_job: &CronJob| {
+        cron_job
+            .spec
+            .as_ref()
+            .and_then(|s| s.job_template.spec.as_ref())
+            .and_then(|s| s.template.metadata.as_ref())
+            .and_then(|m| m.annotations.as_ref())
+            .and_then(|a| a.get("hoist.dev/config-hash").cloned())
+    };
+    let v2_hash = template_hash(&cron_jobs.get("report").await.expect("CronJob")).expect("config hash");
+    // 1.2.0 resolved, then, while the operator is down so that 1.2.0 is what
+    // ships them: a configuration change and a smoke test that fails.
+    scenario.release("shop-1-2-0", "1.2.0", None).await;
+    artifact_ready(&scenario, "shop-1-2-0").await;
+    scenario.stop().await;
+    scenario
+        .update_environment("dev", |spec| {
+            spec.config[0].data.insert("FEATURE_X".into(), "on".into());
+            spec.gates.verification = vec![hoist::api::VerificationStep {
+                name: "smoke".into(),
+                job: Some(hoist::api::JobCheck {
+                    image: "busybox:1.36".into(),
+                    command: vec!["sh".into(), "-c".into(), "exit 1".into()],
+                    args: Vec::new(),
+                    env: Vec::new(),
+                    service_account_name: None,
+                    timeout: "2m".into(),
+                    retries: 0,
+                }),
+                prometheus: None,
+            }];
+        })
+        .await;
+    scenario.promote("v3", "shop-1-2-0", "dev").await;
+    scenario.start().await;
+    let rolled_back = scenario
+        .cluster
+        .wait_for::<hoist::api::Promotion>("v3", TIMEOUT + std::time::Duration::from_secs(30), |p| {
+            p.status.as_ref().is_some_and(|s| s.phase == Phase::RolledBack)
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+    let message = rolled_back.status.and_then(|s| s.message).unwrap_or_default();
+    assert!(message.ends_with("rolled back to shop-1-1-0 1.1.0"), "{message}");
+    wait_app_image(
+        &scenario,
+        "report",
+        &pinned(&v2["backend"]),
+        Workload::CronJob,
+        "1.1.0 is pinned again",
+    )
+    .await;
+    assert_eq!(
+        template_hash(&cron_jobs.get("report").await.expect("CronJob")),
+        Some(v2_hash),
+        "and 1.1.0's configuration"
     );
     scenario.stop().await;
 }
