@@ -60,6 +60,25 @@ async fn target(
         .await;
 }
 
+/// Creates `object`, a workload of `kind` as JSON, in dev's namespace and
+/// points dev's backend target at it, with a 3-second rollout timeout.
+async fn create_target<K>(scenario: &Scenario, kind: WorkloadKind, object: Value)
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let workload: K = serde_json::from_value(object).unwrap_or_else(|error| panic!("{kind:?}: {error}"));
+    let name = workload.meta().name.clone().expect("a name");
+    Api::<K>::namespaced(scenario.client(), &scenario.stages["dev"])
+        .create(&PostParams::default(), &workload)
+        .await
+        .unwrap_or_else(|error| panic!("create {kind:?} {name}: {error}"));
+    target(scenario, kind, &name, Some(scenario.stages["dev"].clone()), "3s").await;
+}
+
 /// The image of container `app` of `workload`'s pod template.
 fn app_image(workload: &Workload) -> Option<String> {
     workload
@@ -195,25 +214,17 @@ async fn promoted_then_rolled_back<K>(
 #[tokio::test]
 async fn a_stateful_set_is_promoted_rolled_out_and_rolled_back_when_its_rollout_times_out() {
     let mut scenario = Scenario::new().await;
-    let stateful_set: StatefulSet = serde_json::from_value(json!({
-        "metadata": {"name": "queue"},
-        "spec": {
-            "replicas": 0, "serviceName": "queue",
-            "selector": {"matchLabels": {"app": "queue"}},
-            "template": template("queue", json!([app("queue")])),
-        }
-    }))
-    .expect("StatefulSet");
-    Api::<StatefulSet>::namespaced(scenario.client(), &scenario.stages["dev"])
-        .create(&PostParams::default(), &stateful_set)
-        .await
-        .expect("create StatefulSet");
-    target(
+    create_target::<StatefulSet>(
         &scenario,
         WorkloadKind::StatefulSet,
-        "queue",
-        Some(scenario.stages["dev"].clone()),
-        "3s",
+        json!({
+            "metadata": {"name": "queue"},
+            "spec": {
+                "replicas": 0, "serviceName": "queue",
+                "selector": {"matchLabels": {"app": "queue"}},
+                "template": template("queue", json!([app("queue")])),
+            }
+        }),
     )
     .await;
     // One replica that never becomes ready: the StatefulSet controller
@@ -226,24 +237,16 @@ async fn a_stateful_set_is_promoted_rolled_out_and_rolled_back_when_its_rollout_
 #[tokio::test]
 async fn a_daemon_set_is_promoted_rolled_out_and_rolled_back_when_its_rollout_times_out() {
     let mut scenario = Scenario::new().await;
-    let daemon_set: DaemonSet = serde_json::from_value(json!({
-        "metadata": {"name": "agent"},
-        "spec": {
-            "selector": {"matchLabels": {"app": "agent"}},
-            "template": template("agent", json!([app("agent")])),
-        }
-    }))
-    .expect("DaemonSet");
-    Api::<DaemonSet>::namespaced(scenario.client(), &scenario.stages["dev"])
-        .create(&PostParams::default(), &daemon_set)
-        .await
-        .expect("create DaemonSet");
-    target(
+    create_target::<DaemonSet>(
         &scenario,
         WorkloadKind::DaemonSet,
-        "agent",
-        Some(scenario.stages["dev"].clone()),
-        "3s",
+        json!({
+            "metadata": {"name": "agent"},
+            "spec": {
+                "selector": {"matchLabels": {"app": "agent"}},
+                "template": template("agent", json!([app("agent")])),
+            }
+        }),
     )
     .await;
     let broken = json!({"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
@@ -255,26 +258,18 @@ async fn a_daemon_set_is_promoted_rolled_out_and_rolled_back_when_its_rollout_ti
 async fn a_cron_job_is_rolled_out_once_its_job_template_is_pinned_and_rolled_back_when_its_verification_fails()
  {
     let mut scenario = Scenario::new().await;
-    let cron_job: CronJob = serde_json::from_value(json!({
-        "metadata": {"name": "report"},
-        "spec": {
-            "schedule": "0 3 * * *",
-            "jobTemplate": {"spec": {"template": {
-                "spec": {"restartPolicy": "OnFailure", "containers": [app("report"), sidecar()]}
-            }}}
-        }
-    }))
-    .expect("CronJob");
-    Api::<CronJob>::namespaced(scenario.client(), &scenario.stages["dev"])
-        .create(&PostParams::default(), &cron_job)
-        .await
-        .expect("create CronJob");
-    target(
+    create_target::<CronJob>(
         &scenario,
         WorkloadKind::CronJob,
-        "report",
-        Some(scenario.stages["dev"].clone()),
-        "3s",
+        json!({
+            "metadata": {"name": "report"},
+            "spec": {
+                "schedule": "0 3 * * *",
+                "jobTemplate": {"spec": {"template": {
+                    "spec": {"restartPolicy": "OnFailure", "containers": [app("report"), sidecar()]}
+                }}}
+            }
+        }),
     )
     .await;
     scenario.start().await;
