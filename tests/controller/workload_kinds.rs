@@ -273,28 +273,28 @@ async fn a_cron_job_is_rolled_out_once_its_job_template_is_pinned_and_rolled_bac
     )
     .await;
     scenario.start().await;
-    let v1 = scenario.release("shop-1-0-0", "1.0.0", None).await;
+    // Released, promoted, and the CronJob's job template runs its image.
+    let pinned_release = |promotion: &'static str, artifact: &'static str, version: &'static str| {
+        let scenario = &scenario;
+        async move {
+            let images = scenario.release(artifact, version, None).await;
+            scenario.promote_and_wait(promotion, artifact, "dev").await;
+            let what = format!("{version} is pinned");
+            wait_app_image(
+                scenario,
+                "report",
+                &pinned(&images["backend"]),
+                Workload::CronJob,
+                &what,
+            )
+            .await;
+            images
+        }
+    };
     // Its next Job's pods could never pull the sidecar: not the rollout's business.
-    scenario.promote_and_wait("v1", "shop-1-0-0", "dev").await;
-    wait_app_image(
-        &scenario,
-        "report",
-        &pinned(&v1["backend"]),
-        Workload::CronJob,
-        "1.0.0 is pinned",
-    )
-    .await;
+    pinned_release("v1", "shop-1-0-0", "1.0.0").await;
     assert_eq!(running(&scenario).await, ("1.0.0".to_string(), Health::Healthy));
-    let v2 = scenario.release("shop-1-1-0", "1.1.0", None).await;
-    scenario.promote_and_wait("v2", "shop-1-1-0", "dev").await;
-    wait_app_image(
-        &scenario,
-        "report",
-        &pinned(&v2["backend"]),
-        Workload::CronJob,
-        "1.1.0 is pinned",
-    )
-    .await;
+    let v2 = pinned_release("v2", "shop-1-1-0", "1.1.0").await;
     assert_eq!(
         history_of(scenario.environment("dev").await)[..2],
         [
