@@ -26,7 +26,7 @@ pub const POLICY_VERSION: &str = "2";
 /// The Environments policy and binding Hoist ships, as written in the chart.
 pub const SHIPPED_ENVIRONMENTS: &str = include_str!("../../charts/hoist/files/environment-policy.yaml");
 /// The version of the Environments policy this Hoist expects.
-pub const ENVIRONMENTS_POLICY_VERSION: &str = "1";
+pub const ENVIRONMENTS_POLICY_VERSION: &str = "2";
 
 /// One policy as Hoist ships it.
 struct Shipped {

@@ -67,7 +67,23 @@ fn the_environments_policy_is_enforced_only_as_shipped() {
         environments_policy_state(POLICY, true, Some(&approvals), Some(&binding), false),
         Boundaries::Unenforced {
             policy: POLICY.into(),
-            reason: "the ValidatingAdmissionPolicy hoist-environments has hoist.dev/policy-version \"2\", this Hoist ships \"1\"".into()
+            reason: "the ValidatingAdmissionPolicy hoist-environments is not as Hoist ships it: its matchConstraints changed".into()
+        }
+    );
+    // The policy of Hoist releases before notifications (version "1") does
+    // not check notification Secret references: after an upgrade it is
+    // reported by its version until the chart installs the new one.
+    let mut previous = policy.clone();
+    previous
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(VERSION_ANNOTATION.into(), "1".into());
+    assert_eq!(
+        environments_policy_state(POLICY, true, Some(&previous), Some(&binding), false),
+        Boundaries::Unenforced {
+            policy: POLICY.into(),
+            reason: "the ValidatingAdmissionPolicy hoist-environments has hoist.dev/policy-version \"1\", this Hoist ships \"2\"".into()
         }
     );
 }
