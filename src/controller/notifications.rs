@@ -20,7 +20,7 @@ use serde_json::json;
 use tracing::instrument;
 
 use super::Error;
-use super::context::{Ctx, FIELD_MANAGER};
+use super::context::{Ctx, FIELD_MANAGER, await_cached};
 use super::outbound::{OutboundError, pinned_client, secret_text, source_chain};
 use crate::api::{Environment, NotificationDelivery, NotificationFormat, Promotion, SecretKeyReference};
 use crate::core::destinations::Destination;
@@ -88,7 +88,18 @@ pub async fn reconcile(promotion: Arc<Promotion>, ctx: Ctx) -> Result<Action, Er
         .patch_status(&promotion.name_any(), &params, &Patch::Merge(&patch))
         .await
     {
-        Ok(_) => ctx.metrics.write(CONTROLLER),
+        Ok(written) => {
+            ctx.metrics.write(CONTROLLER);
+            // A reconcile of this Promotion queued meanwhile must see what
+            // was sent, or it would send it again from the cache's older
+            // version (and only then be refused its write).
+            await_cached(
+                &ctx.stores.promotions,
+                promotion.resource_version().as_deref(),
+                &written,
+            )
+            .await;
+        }
         // Written meanwhile: the new version is looked at, and what was
         // just sent is sent again.
         Err(kube::Error::Api(status)) if status.code == 409 => return Ok(Action::await_change()),
