@@ -23,6 +23,7 @@ use super::Error;
 use super::context::{Ctx, FIELD_MANAGER, await_cached};
 use super::outbound::{OutboundError, pinned_client, secret_text, source_chain};
 use crate::api::{Environment, NotificationDelivery, NotificationFormat, Promotion, SecretKeyReference};
+use crate::core::clusters::Scope;
 use crate::core::destinations::Destination;
 use crate::core::notifications::{self, Attempt, NamespacedSecretKey, OPERATOR_TARGET, Outcome};
 use crate::core::reasons::EventReason;
@@ -52,9 +53,12 @@ pub async fn reconcile(promotion: Arc<Promotion>, ctx: Ctx) -> Result<Action, Er
         .environments
         .get(&ObjectRef::new(&promotion.spec.environment).within(&namespace));
     // Sent by whoever reconciles the Environment (the hub, or a workload
-    // cluster's agent), so by one process only.
-    let Some(environment) = environment.filter(|e| ctx.scope.reconciles(e)) else {
-        return Ok(Action::await_change());
+    // cluster's agent), so by one process only; those of a Promotion into
+    // a missing Environment by the hub, which refused it.
+    let environment = match environment {
+        Some(environment) if ctx.scope.reconciles(&environment) => Some(environment),
+        None if matches!(ctx.scope, Scope::Hub) => None,
+        _ => return Ok(Action::await_change()),
     };
 
     let mut deliveries = status.notifications.clone();
@@ -62,7 +66,7 @@ pub async fn reconcile(promotion: Arc<Promotion>, ctx: Ctx) -> Result<Action, Er
         deliveries
             .iter()
             .filter(|delivery| notifications::is_due(delivery, now))
-            .map(|delivery| attempt(&ctx, &promotion, &environment, delivery)),
+            .map(|delivery| attempt(&ctx, &promotion, environment.as_deref(), delivery)),
     )
     .await;
     let finished = Timestamp::now();
@@ -136,10 +140,10 @@ struct Webhook {
 async fn attempt(
     ctx: &Ctx,
     promotion: &Promotion,
-    environment: &Environment,
+    environment: Option<&Environment>,
     delivery: &NotificationDelivery,
 ) -> Attempt {
-    let webhook = match webhook(ctx, environment, &delivery.target).await {
+    let webhook = match webhook(ctx, promotion, environment, &delivery.target).await {
         Ok(webhook) => webhook,
         Err(attempt) => return attempt,
     };
@@ -179,7 +183,12 @@ type SecretKey = (String, String, String);
 
 /// The webhook of the notification `target` names, its Secrets read; or
 /// why there is none to send to.
-async fn webhook(ctx: &Ctx, environment: &Environment, target: &str) -> Result<Webhook, Attempt> {
+async fn webhook(
+    ctx: &Ctx,
+    promotion: &Promotion,
+    environment: Option<&Environment>,
+    target: &str,
+) -> Result<Webhook, Attempt> {
     let (url, url_secret, key_secret, format) = match target.strip_prefix(OPERATOR_TARGET) {
         Some(name) => {
             let notification = ctx
@@ -201,6 +210,12 @@ async fn webhook(ctx: &Ctx, environment: &Environment, target: &str) -> Result<W
             )
         }
         None => {
+            let environment = environment.ok_or_else(|| {
+                Attempt::Refused(format!(
+                    "Environment {} does not exist any more",
+                    promotion.spec.environment
+                ))
+            })?;
             let notification = environment
                 .spec
                 .notifications

@@ -1,7 +1,8 @@
 //! The Promotion reconciler. A Promotion into an existing Environment is
 //! decided by that Environment's reconcile (see `environment.rs`); this one
 //! only refuses Promotions whose Environment does not exist, since no
-//! Environment reconcile would ever look at them. Like every reconcile, it
+//! Environment reconcile would ever look at them (and records the
+//! tenant-wide notifications of that refusal). Like every reconcile, it
 //! runs only once the caches have listed, so an absent Environment is
 //! really absent.
 
@@ -16,6 +17,7 @@ use super::Error;
 use super::context::Ctx;
 use crate::api::{Phase, Promotion};
 use crate::core::environment;
+use crate::core::notifications;
 use crate::core::reasons::EventReason;
 
 const CONTROLLER: &str = "promotion";
@@ -35,7 +37,15 @@ pub async fn reconcile(promotion: Arc<Promotion>, ctx: Ctx) -> Result<Action, Er
         "Environment {} not found in namespace {namespace}; create it, then a new Promotion",
         promotion.spec.environment
     );
-    let rejected = environment::ended(&promotion, Phase::Rejected, message.clone(), &ctx.now());
+    let now = ctx.now();
+    let mut rejected = environment::ended(&promotion, Phase::Rejected, message.clone(), &now);
+    // Without an Environment, only the tenant-wide notifications are told.
+    notifications::record(
+        &mut rejected,
+        &promotion.uid().unwrap_or_default(),
+        &notifications::tenant_subscriptions(&ctx.config.notifications),
+        &now,
+    );
     ctx.apply_status(promotion.as_ref(), &rejected, CONTROLLER)
         .await?;
     ctx.event(promotion.as_ref(), EventReason::Rejected, message);

@@ -144,11 +144,19 @@ pub fn subscriptions(environment: &Environment, tenant_wide: &[TenantNotificatio
         target: n.name.clone(),
         on: n.on.clone(),
     });
-    let wide = tenant_wide.iter().map(|n| Subscription {
-        target: format!("{OPERATOR_TARGET}{}", n.name),
-        on: n.on.clone(),
-    });
-    own.chain(wide).collect()
+    own.chain(tenant_subscriptions(tenant_wide)).collect()
+}
+
+/// The tenant-wide notifications alone: those of a Promotion whose
+/// Environment does not exist (refused, so told as `Rejected`).
+pub fn tenant_subscriptions(tenant_wide: &[TenantNotification]) -> Vec<Subscription> {
+    tenant_wide
+        .iter()
+        .map(|n| Subscription {
+            target: format!("{OPERATOR_TARGET}{}", n.name),
+            on: n.on.clone(),
+        })
+        .collect()
 }
 
 /// The events `status` stands for.

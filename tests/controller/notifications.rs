@@ -420,3 +420,50 @@ async fn a_tenant_wide_notification_of_the_operator_configuration_is_told_in_sla
     );
     scenario.stop().await;
 }
+
+#[tokio::test]
+async fn a_promotion_into_a_missing_environment_is_told_to_the_tenant_wide_notifications() {
+    let mut scenario = Scenario::new().await;
+    let receiver = Receiver::start(&[]).await;
+    scenario.allowed_destinations.push(receiver.destination());
+    let config = hoist::core::operator_config::parse(&format!(
+        "notifications:\n  - {{name: audit, url: \"{}\", on: [Rejected]}}\n",
+        receiver.url()
+    ))
+    .expect("configuration");
+    scenario
+        .start_with(hoist::controller::Settings {
+            config: std::sync::Arc::new(config),
+            ..scenario.settings()
+        })
+        .await;
+    scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.promote("to-qa", "shop-1-0-0", "qa").await;
+    let promotion = scenario.wait_phase("to-qa", Phase::Rejected).await;
+    let id = format!("{}/Rejected", uid(&promotion));
+    let deliveries = settled(&scenario, "to-qa").await;
+    assert_eq!(
+        deliveries
+            .iter()
+            .map(|d| (d.id.as_str(), d.target.as_str(), d.state, d.attempts))
+            .collect::<Vec<_>>(),
+        [(id.as_str(), "operator/audit", DeliveryState::Delivered, 1)]
+    );
+    let answered: Vec<Value> = receiver
+        .entries()
+        .into_iter()
+        .filter(|entry| entry["event"] == "answered")
+        .collect();
+    assert_eq!(answered.len(), 1, "{answered:?}");
+    let event = &answered[0]["body"];
+    assert_eq!(event["type"], "dev.hoist.promotion.rejected");
+    assert_eq!(event["subject"], "promotions/to-qa");
+    assert_eq!(
+        event["source"],
+        format!(
+            "/apis/hoist.dev/v1alpha1/namespaces/{}/environments/qa",
+            scenario.namespace()
+        )
+    );
+    scenario.stop().await;
+}
