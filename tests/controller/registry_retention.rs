@@ -7,13 +7,14 @@ use std::time::Duration;
 use hoist::api::Artifact;
 use hoist::controller::Settings;
 use hoist::core::operator_config;
+use hoist::core::registry_retention::FINALIZER;
 use hoist_testkit::health;
 use hoist_testkit::registry::{
     PushedImage, deletable_registry_address, manifest_status, push_deletable, push_image, registry_address,
     unique_repository,
 };
 use hoist_testkit::signing::{SigningKey, push_signatures, signature};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::json;
 
 use super::retention::wait_gone;
@@ -193,5 +194,44 @@ async fn a_registry_that_refuses_deletion_is_reported_once_and_one_outside_the_a
     assert_eq!(health::metric(scenario.health(), &unsupported).await, 1.0);
     let events = scenario.cluster.recent_events().await.expect("events");
     assert_eq!(events.matches(&refusal).count(), 1, "{events}");
+    scenario.stop().await;
+}
+
+#[tokio::test]
+async fn a_deletion_pending_when_the_operator_stopped_is_finished_after_it_starts_again() {
+    let deletable = deletable_registry_address().expect("HOIST_TEST_REGISTRY_DELETABLE (run scripts/test)");
+    let mut scenario = Scenario::new().await;
+    scenario.more_registries.push(deletable.clone());
+    let settings = scenario.settings();
+    scenario.start_with(settings.clone()).await;
+    let repository = format!("{}/backend", unique_repository("shop"));
+    let old = push_deletable(&repository, "1.0.0", 21).await.expect("push");
+    let namespace = scenario.namespace().to_owned();
+    backend_artifact(&scenario, &namespace, "shop-1-old", &old).await;
+    scenario.stop().await;
+    // Where an operator stopped right after retention held and deleted
+    // the Artifact, before it asked the registry.
+    let artifacts = Api::<Artifact>::namespaced(scenario.client(), &namespace);
+    artifacts
+        .patch(
+            "shop-1-old",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"metadata": {"finalizers": [FINALIZER]}})),
+        )
+        .await
+        .expect("hold");
+    artifacts
+        .delete("shop-1-old", &DeleteParams::foreground())
+        .await
+        .expect("delete");
+
+    restart_with_registry_retention(&mut scenario, settings, &deletable).await;
+
+    wait_gone::<Artifact>(&scenario, "shop-1-old").await;
+    assert_eq!(status(&old, &old.digest).await, 404, "the manifest stayed");
+    assert_eq!(
+        health::metric(scenario.health(), &deletions(&deletable, "Deleted")).await,
+        1.0
+    );
     scenario.stop().await;
 }
