@@ -10,6 +10,11 @@
 //! counted (`hoist_retention_deletions_total`); each Environment concerned
 //! gets one Event per pass naming what went: its own Promotions and the
 //! Artifacts of the applications it targets.
+//!
+//! With registry retention on, an Artifact with images in an allowed
+//! registry is held by a finalizer before it is deleted, and each pass
+//! ends by deleting the manifests of those held (see
+//! [`super::registry_retention`]).
 
 use std::collections::BTreeMap;
 use std::future::Future;
