@@ -474,6 +474,27 @@ fn the_operator_configuration_ships_as_a_configmap_the_operator_reads_and_a_chan
     Ok(())
 }
 
+#[test]
+fn registry_retention_reaches_the_operator_configuration_and_the_schema_refuses_a_url() -> anyhow::Result<()>
+{
+    let objects = rendered(&[
+        "--set-json",
+        r#"config={"registryRetention":{"registries":["registry.example.com:5000"]}}"#,
+    ])?;
+    let config_map = find(&objects, "ConfigMap", "hoist-config").context("no ConfigMap hoist-config")?;
+    let text = config_map["data"]["config.yaml"]
+        .as_str()
+        .context("no config.yaml")?;
+    let config = hoist::core::operator_config::parse(text)?;
+    assert!(config.registry_retention.allows("registry.example.com:5000"));
+    let error = refused(&[
+        "--set-json",
+        r#"config={"registryRetention":{"registries":["https://registry.example.com"]}}"#,
+    ])?;
+    assert!(error.contains("registryRetention"), "{error}");
+    Ok(())
+}
+
 /// `.venv/bin/kubernetes-validate --strict` (Kubernetes 1.33) on `objects`
 /// written to a file: Ok, or its complaint.
 fn kubernetes_validate(objects: &[&Value]) -> anyhow::Result<()> {

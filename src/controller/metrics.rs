@@ -38,6 +38,12 @@ pub struct DeletionLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RegistryDeletionLabel {
+    pub registry: String,
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct NotificationLabel {
     pub outcome: &'static str,
 }
@@ -57,6 +63,7 @@ pub struct Metrics {
     writes: Family<ControllerLabel, Counter>,
     checks: Family<CheckLabel, Counter>,
     deletions: Family<DeletionLabel, Counter>,
+    registry_deletions: Family<RegistryDeletionLabel, Counter>,
     notifications: Family<NotificationLabel, Counter>,
     startup: Gauge<f64, AtomicU64>,
 }
@@ -71,6 +78,7 @@ impl Metrics {
             writes: Family::default(),
             checks: Family::default(),
             deletions: Family::default(),
+            registry_deletions: Family::default(),
             notifications: Family::default(),
             startup: Gauge::default(),
         };
@@ -103,6 +111,12 @@ impl Metrics {
             "hoist_retention_deletions",
             "Artifacts and Promotions retention deleted, by kind, reason and namespace",
             metrics.deletions.clone(),
+        );
+        registry.register(
+            "hoist_registry_deletions",
+            "Manifests registry retention asked registries to delete, by registry and outcome: Deleted, NotFound, \
+             Unsupported (405), Denied (401, 403) or Failed (transient failures outlasted every attempt)",
+            metrics.registry_deletions.clone(),
         );
         registry.register(
             "hoist_notifications",
@@ -187,6 +201,16 @@ impl Metrics {
                 kind,
                 reason,
                 namespace: namespace.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one manifest deletion registry retention asked for, by how it ended.
+    pub fn registry_deletion(&self, registry: &str, outcome: crate::core::reasons::RegistryDeletionOutcome) {
+        self.registry_deletions
+            .get_or_create(&RegistryDeletionLabel {
+                registry: registry.to_owned(),
+                outcome: outcome.as_str(),
             })
             .inc();
     }

@@ -35,6 +35,7 @@ mod prometheus;
 mod promotion;
 mod pull_secrets;
 mod readiness;
+mod registry_retention;
 mod requests;
 mod retention;
 mod secret_watches;

@@ -10,6 +10,11 @@
 //! counted (`hoist_retention_deletions_total`); each Environment concerned
 //! gets one Event per pass naming what went: its own Promotions and the
 //! Artifacts of the applications it targets.
+//!
+//! With registry retention on, an Artifact with images in an allowed
+//! registry is held by a finalizer before it is deleted, and each pass
+//! ends by deleting the manifests of those held (see
+//! [`super::registry_retention`]).
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -17,9 +22,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{Api, DeleteParams};
+use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 
 use super::context::Ctx;
+use super::registry_retention;
 use crate::api::{Artifact, Environment, Promotion};
 use crate::core::reasons::EventReason;
 use crate::core::retention::{self, Kind, Outcome, Snapshot, Verdict};
@@ -35,6 +42,7 @@ pub async fn run(ctx: Ctx, interval: Duration, stop: impl Future<Output = ()>) {
     loop {
         if ctx.leadership.is_leading() {
             sweep(&ctx).await;
+            registry_retention::sweep(&ctx).await;
         }
         tokio::select! {
             () = tokio::time::sleep(interval) => {}
@@ -111,10 +119,22 @@ async fn delete(ctx: &Ctx, namespace: &str, verdict: &Verdict) -> bool {
     };
     let params = DeleteParams::foreground();
     let result = match verdict.kind {
-        Kind::Artifact => Api::<Artifact>::namespaced(ctx.hub.clone(), namespace)
-            .delete(&verdict.name, &params)
-            .await
-            .map(|_| ()),
+        Kind::Artifact => {
+            if let Some(artifact) = ctx
+                .stores
+                .artifacts
+                .store()
+                .get(&ObjectRef::new(&verdict.name).within(namespace))
+                && let Err(error) = registry_retention::hold(ctx, &artifact).await
+            {
+                tracing::warn!(namespace, name = verdict.name, %error, "retention did not delete the Artifact; the next pass tries again");
+                return false;
+            }
+            Api::<Artifact>::namespaced(ctx.hub.clone(), namespace)
+                .delete(&verdict.name, &params)
+                .await
+                .map(|_| ())
+        }
         Kind::Promotion => Api::<Promotion>::namespaced(ctx.hub.clone(), namespace)
             .delete(&verdict.name, &params)
             .await

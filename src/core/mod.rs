@@ -18,6 +18,7 @@ pub mod notifications;
 pub mod operator_config;
 pub mod reasons;
 pub mod reference;
+pub mod registry_retention;
 pub mod retention;
 pub mod supply_chain;
 pub mod tenancy;

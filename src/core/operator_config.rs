@@ -12,6 +12,7 @@
 use serde::Deserialize;
 
 use super::notifications::TenantNotification;
+use crate::core::registry_retention::RegistryRetention;
 use crate::core::retention::RetentionDefaults;
 
 /// The whole file. Every section is optional and has documented defaults.
@@ -21,6 +22,10 @@ pub struct OperatorConfig {
     /// The tenant-wide defaults of Environments' `spec.retention`.
     #[serde(default)]
     pub retention: RetentionDefaults,
+    /// Which registries' manifests retention deletes with their Artifacts
+    /// (none unless configured).
+    #[serde(default)]
+    pub registry_retention: RegistryRetention,
     /// Tenant-wide notifications: webhooks told of every tenant's Promotions.
     #[serde(default)]
     pub notifications: Vec<TenantNotification>,

@@ -144,6 +144,45 @@ reasons! {
 }
 
 reasons! {
+    /// Why registry retention leaves an image's manifest in its registry.
+    ManifestKeepReason {
+        /// The registry is not in `registryRetention.registries`.
+        NotAllowed,
+        /// A remaining Artifact (of any namespace) references the same
+        /// repository and digest.
+        SharedDigest,
+        /// The image has no digest (never resolved) or no valid reference.
+        Unresolved,
+    }
+}
+
+reasons! {
+    /// What deleting a manifest from its registry came to: the `outcome`
+    /// of `hoist_registry_deletions_total`.
+    RegistryDeletionOutcome {
+        /// The registry accepted the deletion (202).
+        Deleted,
+        /// The manifest was already gone (404).
+        NotFound,
+        /// The registry does not allow deletion (405 UNSUPPORTED).
+        Unsupported,
+        /// The registry refused (401, 403 or another client error), or the
+        /// pull secret could not be used.
+        Denied,
+        /// Transient failures (5xx, 429, connection, timeout) outlasted
+        /// every attempt.
+        Failed,
+    }
+}
+
+impl RegistryDeletionOutcome {
+    /// The manifest is gone (or was already).
+    pub fn is_gone(self) -> bool {
+        matches!(self, Self::Deleted | Self::NotFound)
+    }
+}
+
+reasons! {
     /// The reason of a condition Hoist sets.
     ConditionReason {
         /// An Artifact's `Ready`: every image resolved to a digest.
@@ -307,6 +346,10 @@ pub enum EventReason {
     VerificationJobRefused,
     /// Retention deleted old Artifacts or finished Promotions.
     RetentionDeleted,
+    /// Registry retention deleted a deleted Artifact's manifest.
+    RegistryManifestDeleted,
+    /// A registry refused to delete a manifest, or kept failing.
+    RegistryDeletionRefused,
     /// An Artifact's `Ready` condition changed to this reason.
     Resolution(ConditionReason),
     /// A supply-chain check of a digest verified.
@@ -334,6 +377,8 @@ impl EventReason {
             Self::Superseded => "Superseded",
             Self::VerificationJobRefused => "VerificationJobRefused",
             Self::RetentionDeleted => "RetentionDeleted",
+            Self::RegistryManifestDeleted => "RegistryManifestDeleted",
+            Self::RegistryDeletionRefused => "RegistryDeletionRefused",
             Self::Resolution(reason) => reason.as_str(),
             Self::Verified(SupplyChainCheck::Signatures) => "SignaturesVerified",
             Self::Verified(SupplyChainCheck::Provenance) => "ProvenanceVerified",
@@ -351,6 +396,7 @@ impl EventReason {
             | Self::Promoted
             | Self::Promoting
             | Self::RetentionDeleted
+            | Self::RegistryManifestDeleted
             | Self::Superseded
             | Self::Verified(_) => false,
             Self::ApprovalIgnored
@@ -361,6 +407,7 @@ impl EventReason {
             | Self::Rejected
             | Self::RolledBack
             | Self::VerificationJobRefused
+            | Self::RegistryDeletionRefused
             | Self::Finding(_) => true,
             Self::Resolution(reason) => reason != ConditionReason::Resolved,
         }

@@ -1,4 +1,5 @@
-//! Registry client: resolves image references to manifest digests, once.
+//! Registry client: resolves image references to manifest digests, once;
+//! and, for registry retention, deletes manifests by digest.
 //!
 //! Hoist deploys digests, never tags. A [`Resolver`] asks the registry what a
 //! tag points to (or checks that a pinned digest exists) and remembers the
@@ -12,6 +13,7 @@
 
 mod attachments;
 mod credentials;
+mod deletion;
 mod layout;
 mod resolver;
 
@@ -25,6 +27,7 @@ pub use crate::core::reference::{
     ReferenceError, canonical_registry, pinned_reference, registry_and_repository,
 };
 pub use credentials::{PullSecrets, RegistryCredentials};
+pub use deletion::DeletionError;
 pub use layout::{LayoutError, OciLayout};
 pub use resolver::{Resolver, ResolverConfig};
 

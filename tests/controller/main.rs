@@ -36,6 +36,7 @@ mod namespaces;
 mod notifications;
 mod promotion_path;
 mod readme;
+mod registry_retention;
 mod restarts;
 mod retention;
 mod rollback;

@@ -13,7 +13,7 @@ use kube::api::Api;
 use super::{REVISION, Scenario, TIMEOUT};
 
 /// Whether `name` of kind `K` exists in the test namespace.
-async fn exists<K>(scenario: &Scenario, name: &str) -> bool
+pub(super) async fn exists<K>(scenario: &Scenario, name: &str) -> bool
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone
@@ -28,7 +28,7 @@ where
 }
 
 /// Waits until `name` of kind `K` is gone.
-async fn wait_gone<K>(scenario: &Scenario, name: &str)
+pub(super) async fn wait_gone<K>(scenario: &Scenario, name: &str)
 where
     K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
         + Clone

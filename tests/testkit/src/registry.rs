@@ -22,8 +22,13 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, ParseError, Reference};
 use sha2::{Digest, Sha256};
 
-/// Environment variable holding the test registry's `host:port`.
+/// Environment variable holding the test registry's `host:port`. It
+/// refuses to delete manifests (405), as docker-registry does by default.
 pub const REGISTRY_ENV: &str = "HOIST_TEST_REGISTRY";
+
+/// Environment variable holding the `host:port` of a second test registry,
+/// one that deletes manifests when asked (`scripts/registry start DIR --delete`).
+pub const DELETABLE_REGISTRY_ENV: &str = "HOIST_TEST_REGISTRY_DELETABLE";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TestRegistryError {
@@ -32,6 +37,20 @@ pub enum TestRegistryError {
          `eval \"$(scripts/registry start /tmp/hoist-registry)\"; export {REGISTRY_ENV}`"
     )]
     NotConfigured,
+
+    #[error(
+        "{DELETABLE_REGISTRY_ENV} is not set: run the project's test command, or start a registry that deletes \
+         manifests with `r=$(scripts/registry start /tmp/hoist-registry-deletable --delete); \
+         export {DELETABLE_REGISTRY_ENV}=${{r#*=}}`"
+    )]
+    DeletableNotConfigured,
+
+    #[error("GET {url} failed")]
+    Http {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
 
     #[error("{reference:?} is not a valid image reference")]
     InvalidReference {
@@ -98,6 +117,51 @@ pub fn registry_address() -> Result<String, TestRegistryError> {
         .ok()
         .filter(|address| !address.is_empty())
         .ok_or(TestRegistryError::NotConfigured)
+}
+
+/// The `host:port` of the test registry that deletes manifests, from
+/// `HOIST_TEST_REGISTRY_DELETABLE`.
+pub fn deletable_registry_address() -> Result<String, TestRegistryError> {
+    std::env::var(DELETABLE_REGISTRY_ENV)
+        .ok()
+        .filter(|address| !address.is_empty())
+        .ok_or(TestRegistryError::DeletableNotConfigured)
+}
+
+/// Pushes like [`push_image`], to the registry that deletes manifests.
+pub async fn push_deletable(
+    repository: &str,
+    tag: &str,
+    content_seed: u64,
+) -> Result<PushedImage, TestRegistryError> {
+    push_to(
+        &deletable_registry_address()?,
+        &RegistryAuth::Anonymous,
+        repository,
+        tag,
+        content_seed,
+    )
+    .await
+}
+
+/// The HTTP status of `GET /v2/<name>/manifests/<tag_or_digest>` in
+/// `image`'s repository, anonymously: 200 while the manifest is there, 404
+/// once it is deleted.
+pub async fn manifest_status(image: &PushedImage, tag_or_digest: &str) -> Result<u16, TestRegistryError> {
+    let by_digest = image.by_digest();
+    let (host, rest) = by_digest.split_once('/').unwrap_or((by_digest.as_str(), ""));
+    let repository = rest.split_once('@').map_or(rest, |(repository, _)| repository);
+    let url = format!("http://{host}/v2/{repository}/manifests/{tag_or_digest}");
+    let answer = reqwest::Client::new()
+        .get(&url)
+        .header(reqwest::header::ACCEPT, OCI_IMAGE_MEDIA_TYPE)
+        .send()
+        .await
+        .map_err(|source| TestRegistryError::Http {
+            url: url.clone(),
+            source,
+        })?;
+    Ok(answer.status().as_u16())
 }
 
 /// `hoist-test/<name>-<random suffix>`: a repository no other test uses.
