@@ -36,10 +36,12 @@ use crate::core::clusters::Scope;
 use crate::core::config::{self, SecretDigest};
 use crate::core::destinations::AllowList;
 use crate::core::gates::approval::ApprovalTrust;
+use crate::core::gitops::Told;
 use crate::core::operator_config::OperatorConfig;
 use crate::core::reasons::EventReason;
 use crate::core::supply_chain::{self, DueCheck};
 use crate::core::tenancy::Boundaries;
+use crate::core::workload::WorkloadId;
 use crate::registry::Resolver;
 
 /// Creates `event` through `client` in the background; failing to record
@@ -197,6 +199,19 @@ impl ChecksMade {
     }
 }
 
+/// The pin overwrites told so far, per workload (see `controller::gitops`).
+#[derive(Default)]
+pub struct PinOverwrites(pub(super) Mutex<HashMap<WorkloadId, ToldOverwrites>>);
+
+/// What was told of one workload's overwrites, with the Events that told it.
+pub(super) struct ToldOverwrites {
+    pub(super) told: Told,
+    /// The Events as created: on the hub (the Environment's), then in the
+    /// workload's cluster (the workload's).
+    pub(super) hub: Event,
+    pub(super) local: Event,
+}
+
 /// Who writes Hoist's Events.
 pub struct Reporter {
     /// `reportingController`.
@@ -233,7 +248,7 @@ pub struct Context {
     /// Supply-chain records this process made, until its caches hold them.
     pub checks: ChecksMade,
     /// The pin overwrites told so far, per workload.
-    pub pin_overwrites: super::gitops::PinOverwrites,
+    pub pin_overwrites: PinOverwrites,
     /// Whether this replica leads: only the leader reconciles.
     pub leadership: super::leader::Leadership,
     /// `--trusted-root`: for keyless policies that name no root.

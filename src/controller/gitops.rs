@@ -13,9 +13,6 @@
 //! Event with a growing count rather than a stream of Events. The memory
 //! is per process: after a restart the next overwrite starts a new Event.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::events::v1::{Event, EventSeries};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
@@ -24,23 +21,11 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 use serde_json::json;
 
-use super::context::{Ctx, FIELD_MANAGER, publish};
+use super::context::{Ctx, FIELD_MANAGER, ToldOverwrites, publish};
 use crate::api::Environment;
 use crate::core::gitops::{self, Announcement, Told};
 use crate::core::reasons::EventReason;
-use crate::core::workload::{Workload, WorkloadId, WorkloadPin};
-
-/// What was told per workload, with the Events that told it.
-#[derive(Default)]
-pub struct PinOverwrites(Mutex<HashMap<WorkloadId, Recorded>>);
-
-struct Recorded {
-    told: Told,
-    /// The Events as created: on the hub (the Environment's), then in the
-    /// workload's cluster (the workload's).
-    hub: Event,
-    local: Event,
-}
+use crate::core::workload::{Workload, WorkloadPin};
 
 /// Tells the overwrites of `pin`'s fields that `live` shows, now that the
 /// pin was applied again (see the module).
@@ -66,7 +51,7 @@ pub(super) fn tell(ctx: &Ctx, environment: &Environment, live: &Workload, pin: &
             publish(ctx.local.clone(), local.clone());
             recorded.insert(
                 id,
-                Recorded {
+                ToldOverwrites {
                     told: Told {
                         resource_version,
                         overwrites,
