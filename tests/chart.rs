@@ -635,6 +635,7 @@ fn agent_mode_runs_hoist_agent_with_the_hub_kubeconfig_and_only_the_local_rules(
             "cronjobs",
             "configmaps",
             "namespaces",
+            "events",
             "jobs",
             "secrets",
             "serviceaccounts"

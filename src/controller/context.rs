@@ -36,11 +36,26 @@ use crate::core::clusters::Scope;
 use crate::core::config::{self, SecretDigest};
 use crate::core::destinations::AllowList;
 use crate::core::gates::approval::ApprovalTrust;
+use crate::core::gitops::Told;
 use crate::core::operator_config::OperatorConfig;
 use crate::core::reasons::EventReason;
 use crate::core::supply_chain::{self, DueCheck};
 use crate::core::tenancy::Boundaries;
+use crate::core::workload::WorkloadId;
 use crate::registry::Resolver;
+
+/// Creates `event` through `client` in the background; failing to record
+/// one never fails a reconcile.
+pub fn publish(client: Client, event: Event) {
+    let namespace = event.metadata.namespace.clone().unwrap_or_default();
+    let api: Api<Event> = Api::namespaced(client, &namespace);
+    tokio::spawn(async move {
+        if let Err(error) = api.create(&PostParams::default(), &event).await {
+            let reason = event.reason.as_deref().unwrap_or_default();
+            tracing::warn!(%error, reason, "could not record an event");
+        }
+    });
+}
 
 /// The field manager of every write Hoist makes.
 pub const FIELD_MANAGER: &str = "hoist";
@@ -184,6 +199,19 @@ impl ChecksMade {
     }
 }
 
+/// The pin overwrites told so far, per workload (see `controller::gitops`).
+#[derive(Default)]
+pub struct PinOverwrites(pub(super) Mutex<HashMap<WorkloadId, ToldOverwrites>>);
+
+/// What was told of one workload's overwrites, with the Events that told it.
+pub(super) struct ToldOverwrites {
+    pub(super) told: Told,
+    /// The Events as created: on the hub (the Environment's), then in the
+    /// workload's cluster (the workload's).
+    pub(super) hub: Event,
+    pub(super) local: Event,
+}
+
 /// Who writes Hoist's Events.
 pub struct Reporter {
     /// `reportingController`.
@@ -219,6 +247,8 @@ pub struct Context {
     pub destinations: AllowList,
     /// Supply-chain records this process made, until its caches hold them.
     pub checks: ChecksMade,
+    /// The pin overwrites told so far, per workload.
+    pub pin_overwrites: PinOverwrites,
     /// Whether this replica leads: only the leader reconciles.
     pub leadership: super::leader::Leadership,
     /// `--trusted-root`: for keyless policies that name no root.
@@ -291,10 +321,16 @@ impl Context {
     /// record one never fails a reconcile. Its `eventTime` is taken now, so
     /// Events order as their causes did.
     pub fn event<K: Resource<DynamicType = ()>>(&self, object: &K, reason: EventReason, note: String) {
-        let regarding: ObjectReference = object.object_ref(&());
+        let event = self.new_event(object.object_ref(&()), reason, note);
+        publish(self.hub.clone(), event);
+    }
+
+    /// An `events.k8s.io/v1` Event about `regarding`, taken now and named
+    /// after it, in its namespace (`default` for a cluster-scoped object).
+    pub fn new_event(&self, regarding: ObjectReference, reason: EventReason, note: String) -> Event {
         let now = Timestamp::now();
         let namespace = regarding.namespace.clone().unwrap_or_else(|| "default".into());
-        let event = Event {
+        Event {
             action: Some(reason.to_string()),
             reason: Some(reason.to_string()),
             note: Some(note),
@@ -305,7 +341,7 @@ impl Context {
                     regarding.name.as_deref().unwrap_or(&self.reporter.controller),
                     now.as_nanosecond()
                 )),
-                namespace: Some(namespace.clone()),
+                namespace: Some(namespace),
                 ..Default::default()
             },
             regarding: Some(regarding),
@@ -318,14 +354,7 @@ impl Context {
             ),
             type_: Some(if reason.is_warning() { "Warning" } else { "Normal" }.to_string()),
             ..Default::default()
-        };
-        let api: Api<Event> = Api::namespaced(self.hub.clone(), &namespace);
-        let reason = reason.as_str();
-        tokio::spawn(async move {
-            if let Err(error) = api.create(&PostParams::default(), &event).await {
-                tracing::warn!(%error, reason, "could not record an event");
-            }
-        });
+        }
     }
 
     /// The ConfigMap `namespace/name`, from [`ConfigSourceCache`] while

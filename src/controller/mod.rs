@@ -25,6 +25,7 @@ mod cache;
 mod context;
 mod environment;
 mod error;
+mod gitops;
 mod keys;
 pub mod leader;
 mod metrics;
@@ -693,6 +694,7 @@ async fn start_scoped(
         prometheus: prometheus::Prometheus::new(settings.prometheus_address.clone(), destinations.clone()),
         destinations,
         checks: Default::default(),
+        pin_overwrites: Default::default(),
         leadership: leadership.clone(),
         trusted_root: settings.trusted_root.clone(),
         config: settings.config.clone(),

@@ -8,12 +8,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::core::PartialObjectMeta;
 
 use crate::api::{Promotion, PromotionStatus};
+use crate::core::gitops;
 use crate::core::workload::{ANNOTATION_ARTIFACT, ANNOTATION_CONFIG_HASH};
 
-/// Every cached object: managedFields are never read by Hoist, and the
-/// annotation of `kubectl apply` repeats the whole object.
+/// Every cached object: of managedFields only who owns the fields Hoist
+/// pins on workloads (to tell who overwrote one, see
+/// [`crate::core::gitops`]), and the annotation of `kubectl apply` repeats
+/// the whole object.
 pub fn metadata(meta: &mut ObjectMeta) {
-    meta.managed_fields = None;
+    meta.managed_fields = meta.managed_fields.take().and_then(gitops::pinned_ownership);
     if let Some(annotations) = meta.annotations.as_mut() {
         annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
         if annotations.is_empty() {

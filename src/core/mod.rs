@@ -12,6 +12,7 @@ pub mod destinations;
 pub mod duration;
 pub mod environment;
 pub mod gates;
+pub mod gitops;
 pub mod kstatus;
 pub mod lease;
 pub mod notifications;

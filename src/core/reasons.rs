@@ -337,6 +337,9 @@ pub enum EventReason {
     GateWaived,
     /// A notification's delivery was given up.
     NotificationFailed,
+    /// Another field manager overwrote a field Hoist pins on a workload
+    /// (see [`crate::core::gitops`]); Hoist pinned it again.
+    PinOverwritten,
     Promoted,
     Promoting,
     Rejected,
@@ -370,6 +373,7 @@ impl EventReason {
             Self::Failed => "Failed",
             Self::GateWaived => "GateWaived",
             Self::NotificationFailed => "NotificationFailed",
+            Self::PinOverwritten => "PinOverwritten",
             Self::Promoted => "Promoted",
             Self::Promoting => "Promoting",
             Self::Rejected => "Rejected",
@@ -404,6 +408,7 @@ impl EventReason {
             | Self::Failed
             | Self::GateWaived
             | Self::NotificationFailed
+            | Self::PinOverwritten
             | Self::Rejected
             | Self::RolledBack
             | Self::VerificationJobRefused
@@ -485,6 +490,7 @@ mod tests {
             EventReason::ConfigChanged,
             EventReason::Failed,
             EventReason::GateWaived,
+            EventReason::PinOverwritten,
             EventReason::Promoted,
             EventReason::Promoting,
             EventReason::Rejected,
@@ -503,6 +509,7 @@ mod tests {
                 "Blocked",
                 "Failed",
                 "GateWaived",
+                "PinOverwritten",
                 "Rejected",
                 "RolledBack",
                 "VerificationJobRefused"

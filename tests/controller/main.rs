@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 mod agents;
 mod auto_promotion;
 mod gates;
+mod gitops;
 mod health_checks;
 mod keyless;
 mod leader_election;

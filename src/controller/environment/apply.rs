@@ -16,7 +16,7 @@ use kube::{Resource, ResourceExt};
 use super::CONTROLLER;
 use crate::api::{Environment, Promotion};
 use crate::controller::context::{Ctx, FIELD_MANAGER, await_cached};
-use crate::controller::{Error, workloads};
+use crate::controller::{Error, gitops, workloads};
 use crate::core::config;
 use crate::core::environment::{Plan, RenderedConfigMap};
 use crate::core::gates::verification;
@@ -140,6 +140,10 @@ pub(super) async fn write_objects(
                 .await
                 .map_err(Error::Kube)?;
             ctx.metrics.write(CONTROLLER);
+            // Told only once pinned again: a failed apply is retried and told then.
+            if let Some(live) = &live {
+                gitops::tell(ctx, environment, live, pin);
+            }
             Ok::<_, Error>((live.and_then(|w| w.metadata().resource_version.clone()), written))
         })
     });
