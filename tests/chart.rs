@@ -822,3 +822,96 @@ fn each_target_kind_is_read_watched_and_patched_and_rollouts_only_when_enabled()
     );
     Ok(())
 }
+
+fn dashboard() -> PathBuf {
+    repo().join("charts/hoist/dashboards/hoist.json")
+}
+
+#[test]
+fn the_grafana_dashboard_ships_as_a_configmap_for_the_sidecar_only_when_enabled() -> anyhow::Result<()> {
+    let defaults = rendered(&[])?;
+    assert!(find(&defaults, "ConfigMap", "hoist-dashboards").is_none());
+
+    let objects = rendered(&[
+        "--set",
+        "metrics.grafanaDashboard.enabled=true",
+        "--set",
+        "metrics.grafanaDashboard.annotations.grafana_folder=Platform",
+    ])?;
+    let config_map =
+        find(&objects, "ConfigMap", "hoist-dashboards").context("no ConfigMap hoist-dashboards")?;
+    assert_eq!(config_map["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(
+        config_map["metadata"]["annotations"]["grafana_folder"],
+        "Platform"
+    );
+    let shipped = config_map["data"]["hoist.json"]
+        .as_str()
+        .context("no hoist.json")?;
+    assert_eq!(shipped, std::fs::read_to_string(dashboard())?.trim_end());
+    let parsed: serde_json::Value = serde_json::from_str(shipped)?;
+    assert_eq!(parsed["uid"], "hoist");
+
+    let other = rendered(&[
+        "--set",
+        "metrics.grafanaDashboard.enabled=true",
+        "--set",
+        "metrics.grafanaDashboard.labels.dashboards=hoist",
+    ])?;
+    let labels =
+        &find(&other, "ConfigMap", "hoist-dashboards").context("no ConfigMap")?["metadata"]["labels"];
+    assert_eq!(
+        (&labels["dashboards"], &labels["grafana_dashboard"]),
+        (&Value::from("hoist"), &Value::from("1"))
+    );
+    let error = refused(&["--set", "metrics.grafanaDashboard.enabled=yes"])?;
+    assert!(error.contains("grafanaDashboard"), "helm said: {error}");
+    Ok(())
+}
+
+/// Every query of the dashboard parses as PromQL: `promtool check rules`
+/// (Debian's prometheus package, which scripts/prometheus installs) over a
+/// rule per query, Grafana's variables given values.
+#[test]
+fn every_dashboard_query_parses_as_promql() -> anyhow::Result<()> {
+    let queries = hoist_testkit::dashboard::queries(&dashboard())?;
+    assert!(queries.len() >= 20, "{queries:?}");
+    let rules: Vec<serde_json::Value> = queries
+        .iter()
+        .enumerate()
+        .map(|(index, query)| {
+            serde_json::json!({
+                "record": format!("hoist:dashboard_query_{index}"),
+                "expr": hoist_testkit::dashboard::substituted(&query.expr),
+            })
+        })
+        .collect();
+    let file = tempfile::NamedTempFile::new()?;
+    std::fs::write(
+        file.path(),
+        serde_yaml::to_string(&serde_json::json!({"groups": [{"name": "dashboard", "rules": rules}]}))?,
+    )?;
+    let output = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(file.path())
+        .output()
+        .context("running promtool (Debian's prometheus package)")?;
+    assert!(
+        output.status.success(),
+        "promtool refused a query: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // And it would refuse one that is not PromQL.
+    let broken = tempfile::NamedTempFile::new()?;
+    std::fs::write(
+        broken.path(),
+        "groups: [{name: broken, rules: [{record: 'hoist:broken', expr: 'sum by (le (rate(x[5m]))'}]}]\n",
+    )?;
+    let refused = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(broken.path())
+        .output()?;
+    assert!(!refused.status.success());
+    Ok(())
+}

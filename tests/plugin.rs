@@ -1804,6 +1804,7 @@ async fn publish_takes_gitlab_ci_variables_and_digests_given_in_the_references()
             "CI_PIPELINE_URL",
             "https://gitlab.example.com/acme/shop/-/pipelines/4711",
         ),
+        ("CI_COMMIT_TIMESTAMP", "2026-11-03T11:00:00+01:00"),
     ]);
     let image = format!("registry.example.com/shop/backend:2.0.0@{A}");
     let resolver = publish_resolver();
@@ -1830,6 +1831,47 @@ async fn publish_takes_gitlab_ci_variables_and_digests_given_in_the_references()
              source   https://gitlab.example.com/acme/shop@{REVISION} (build 4711: \
              https://gitlab.example.com/acme/shop/-/pipelines/4711)\n"
         )
+    );
+    let stored: Artifact = Api::namespaced(cluster.client(), ns)
+        .get("shop-2.0.0")
+        .await
+        .expect("the Artifact");
+    assert_eq!(
+        serde_json::to_value(&stored.spec.source).expect("JSON"),
+        json!({"repository": "https://gitlab.example.com/acme/shop", "revision": REVISION,
+            "buildId": "4711", "buildUrl": "https://gitlab.example.com/acme/shop/-/pipelines/4711",
+            "builtAt": now().0.to_string(), "committedAt": "2026-11-03T10:00:00Z"})
+    );
+
+    // --committed-at wins over CI_COMMIT_TIMESTAMP; a time that is not RFC 3339 is refused.
+    let committed = plugin::PublishRequest {
+        committed_at: Some("2026-11-03T09:30:00Z".into()),
+        ..publish_request("2.0.2", &[("backend", &image)])
+    };
+    let published = plugin::publish(&cluster.client(), ns, committed, &resolver, &gitlab, &now())
+        .await
+        .expect("published");
+    assert_eq!(
+        published
+            .artifact
+            .spec
+            .source
+            .and_then(|source| source.committed_at)
+            .map(|at| at.0.to_string()),
+        Some("2026-11-03T09:30:00Z".to_string())
+    );
+    let yesterday = plugin::PublishRequest {
+        committed_at: Some("yesterday".into()),
+        ..publish_request("2.0.3", &[("backend", &image)])
+    };
+    let error = plugin::publish(&cluster.client(), ns, yesterday, &resolver, &gitlab, &now())
+        .await
+        .expect_err("not a time");
+    assert_eq!(
+        error.report(),
+        "--committed-at \"yesterday\" is not an RFC 3339 time such as 2026-11-03T10:00:00Z or \
+         2026-11-03T11:00:00+01:00\n  caused by: failed to parse four digit integer as year: invalid digit, \
+         expected 0-9 but got y"
     );
 
     // Flags win over the variables; a repository without a revision is refused.
@@ -2075,5 +2117,135 @@ async fn gc_dry_run_shows_what_would_go_and_why_each_survivor_stays() {
     assert_eq!(
         missing.to_string(),
         format!("Environment qa not found in namespace {namespace}")
+    );
+}
+
+/// An Environment at its history limit: shop released (lead time from the
+/// commit), failed, rolled back and restored; billing released (lead time
+/// from the build); the oldest entry 40 days ago.
+fn live_yaml() -> String {
+    format!(
+        r#"apiVersion: hoist.dev/v1alpha1
+kind: Environment
+metadata: {{name: live}}
+spec:
+  historyLimit: 5
+  targets:
+    - {{application: shop, component: backend, deployment: {{name: backend}}, container: app}}
+    - {{application: billing, component: api, deployment: {{name: billing}}, container: api}}
+status:
+  history:
+    - {{application: shop, artifact: shop-1.3.0, version: 1.3.0, promotion: shop-1.3.0-live, committedAt: "{h5}", promotedAt: "{h2}", outcome: Succeeded, completedAt: "{h1}"}}
+    - {{application: shop, artifact: shop-1.2.1, version: 1.2.1, promotion: shop-1.2.1-live, promotedAt: "{h11}", outcome: Failed, completedAt: "{h10}"}}
+    - {{application: shop, artifact: shop-1.2.0, version: 1.2.0, promotion: shop-1.2.0-live, promotedAt: "{d2_before}", outcome: RolledBack, completedAt: "{d2}", restoredAt: "{d2_after}"}}
+    - {{application: billing, artifact: billing-2.0.0, version: 2.0.0, promotion: billing-2.0.0-live, builtAt: "{d3_built}", promotedAt: "{d3}", outcome: Succeeded, completedAt: "{d3}"}}
+    - {{application: shop, artifact: shop-1.1.0, version: 1.1.0, promotion: shop-1.1.0-live, committedAt: "{d41}", promotedAt: "{d40}", outcome: Succeeded, completedAt: "{d40}"}}
+"#,
+        h1 = ago(3600),
+        h2 = ago(2 * 3600),
+        h5 = ago(5 * 3600),
+        h10 = ago(10 * 3600),
+        h11 = ago(11 * 3600),
+        d2_before = ago(2 * 86_400 + 600),
+        d2 = ago(2 * 86_400),
+        d2_after = ago(2 * 86_400 - 600),
+        d3 = ago(3 * 86_400),
+        d3_built = ago(3 * 86_400 + 2 * 3600),
+        d40 = ago(40 * 86_400),
+        d41 = ago(41 * 86_400),
+    )
+}
+
+#[tokio::test]
+async fn dora_computes_the_four_figures_from_the_history_and_says_how_far_back_it_reaches() {
+    let cluster = TestCluster::new().await.expect("test cluster");
+    let client = cluster.client();
+    let ns = cluster.namespace();
+    create::<Environment>(&client, ns, &live_yaml()).await;
+    create::<Environment>(&client, ns, &dev_yaml()).await;
+    let days = |n: i64| plugin::parse_since(&format!("{n}d")).expect("a duration");
+    assert_eq!(
+        plugin::dora(&client, ns, None, days(30), &now(), plugin::DoraOutput::Table)
+            .await
+            .expect("dora"),
+        format!(
+            "\
+DORA figures of namespace {ns} since {since} (30d); lead time and time to restore are medians:
+ENVIRONMENT   APPLICATION   DEPLOYMENTS   PER DAY   SUCCEEDED   FAILED   ROLLED BACK   CHANGE FAILURE RATE   LEAD TIME   TIME TO RESTORE
+live          billing       1             0.03      1           0        0             0%                    120m        <none>
+live          shop          3             0.10      1           1        1             67%                   4h          4h35m
+",
+            since = ago(30 * 86_400)
+        )
+    );
+    // Further back than the history reaches: counted from its oldest entry, and said so.
+    assert_eq!(
+        plugin::dora(&client, ns, Some("live"), days(60), &now(), plugin::DoraOutput::Table)
+            .await
+            .expect("dora --since 60d"),
+        format!(
+            "\
+DORA figures of namespace {ns} since {since} (60d); lead time and time to restore are medians:
+ENVIRONMENT   APPLICATION   DEPLOYMENTS   PER DAY   SUCCEEDED   FAILED   ROLLED BACK   CHANGE FAILURE RATE   LEAD TIME   TIME TO RESTORE
+live          billing       1             0.02      1           0        0             0%                    120m        <none>
+live          shop          4             0.07      2           1        1             50%                   14h         4h35m
+history of live reaches back to {oldest} (historyLimit 5): older deployments are not counted
+",
+            since = ago(60 * 86_400),
+            oldest = ago(40 * 86_400)
+        )
+    );
+    let document: Value = serde_json::from_str(
+        &plugin::dora(
+            &client,
+            ns,
+            Some("live"),
+            days(30),
+            &now(),
+            plugin::DoraOutput::Json,
+        )
+        .await
+        .expect("dora -o json"),
+    )
+    .expect("JSON");
+    assert_eq!(
+        document["environments"][0]["applications"][1],
+        json!({
+            "application": "shop",
+            "deployments": {"total": 3, "succeeded": 1, "failed": 1, "rolledBack": 1, "perDay": 0.1},
+            "changeFailureRate": 2.0 / 3.0,
+            "leadTimeSeconds": {"median": 14_400, "values": [14_400]},
+            "timeToRestoreSeconds": {"median": 16_500, "values": [600, 32_400]},
+        })
+    );
+    assert_eq!(
+        (
+            &document["since"],
+            &document["environments"][0]["historyLimit"],
+            &document["environments"][0]["historyReachesBackTo"]
+        ),
+        (&json!(ago(30 * 86_400)), &json!(5), &Value::Null)
+    );
+    assert_eq!(
+        plugin::dora(
+            &client,
+            ns,
+            Some("dev"),
+            days(30),
+            &now(),
+            plugin::DoraOutput::Table
+        )
+        .await
+        .expect("dora dev"),
+        format!(
+            "No deployments in namespace {ns} since {since} (30d).\n",
+            since = ago(30 * 86_400)
+        )
+    );
+    assert_eq!(
+        plugin::parse_since("a month")
+            .expect_err("not a duration")
+            .to_string(),
+        "--since \"a month\" is not a duration such as 30d, 2w or 72h"
     );
 }

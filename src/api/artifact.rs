@@ -149,6 +149,12 @@ pub struct Source {
     /// When the build finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub built_at: Option<Time>,
+
+    /// When the revision was committed. The lead time for changes is
+    /// measured from it to the release's success in an environment (from
+    /// `builtAt` when it is absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_at: Option<Time>,
 }
 
 /// A version range of another application this release works with.

@@ -1195,6 +1195,15 @@ pub struct HistoryEntry {
     /// A link to that build (the Artifact's `spec.source.buildUrl`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub build_url: Option<String>,
+    /// When its source revision was committed (the Artifact's
+    /// `spec.source.committedAt`), kept here since retention may delete
+    /// the Artifact: the start of the lead time for changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub committed_at: Option<Time>,
+    /// When it was built (the Artifact's `spec.source.builtAt`): the start
+    /// of the lead time when the commit's time is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub built_at: Option<Time>,
     /// Hash of the configuration shipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_hash: Option<String>,
@@ -1218,4 +1227,8 @@ pub struct HistoryEntry {
     /// healthy again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<Time>,
+    /// RolledBack: when the release rolled back to was healthy again (the
+    /// end of the time to restore).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_at: Option<Time>,
 }

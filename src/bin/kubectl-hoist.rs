@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use hoist::plugin::{self, PluginError};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::ResourceExt;
 
 #[derive(Parser)]
@@ -174,12 +174,29 @@ enum Command {
         /// Link to the build (default: the GitHub Actions run, CI_PIPELINE_URL).
         #[arg(long)]
         build_url: Option<String>,
+        /// When the revision was committed, RFC 3339 (default: CI_COMMIT_TIMESTAMP;
+        /// GitHub Actions sets none: pass `git show -s --format=%cI`).
+        #[arg(long)]
+        committed_at: Option<String>,
         /// Also create a Promotion of the Artifact into this Environment.
         #[arg(long)]
         promote: Option<String>,
         /// A registry spoken to over plain HTTP (host:port), repeated.
         #[arg(long = "insecure-registry")]
         insecure_registries: Vec<String>,
+    },
+    /// The DORA figures per Environment and application from the
+    /// Environments' history: deployments (per day, by outcome), change
+    /// failure rate, median lead time and time to restore.
+    Dora {
+        /// One Environment (default: every one of the namespace).
+        environment: Option<String>,
+        /// How far back, e.g. 30d, 2w or 72h.
+        #[arg(long, default_value = "30d", value_parser = since)]
+        since: SignedDuration,
+        /// table or json.
+        #[arg(short, long, default_value = "table", value_parser = dora_output)]
+        output: plugin::DoraOutput,
     },
     /// Approve a Promotion as the user the API server knows you as.
     Approve {
@@ -245,6 +262,20 @@ fn output(text: &str) -> Result<plugin::Output, String> {
     }
 }
 
+fn since(text: &str) -> Result<SignedDuration, String> {
+    plugin::parse_since(text).map_err(|error| error.to_string())
+}
+
+fn dora_output(text: &str) -> Result<plugin::DoraOutput, String> {
+    match text {
+        "table" => Ok(plugin::DoraOutput::Table),
+        "json" => Ok(plugin::DoraOutput::Json),
+        other => Err(format!(
+            "{other:?} is not an output format of dora: table or json"
+        )),
+    }
+}
+
 async fn run(cli: Cli) -> Result<String, PluginError> {
     let (client, ns) = plugin::connect(
         cli.kubeconfig.as_deref(),
@@ -291,6 +322,11 @@ async fn run(cli: Cli) -> Result<String, PluginError> {
             let defaults = plugin::retention_defaults(config.as_deref())?;
             plugin::gc(&client, &ns, environment.as_deref(), &defaults, &now).await
         }
+        Command::Dora {
+            environment,
+            since,
+            output,
+        } => plugin::dora(&client, &ns, environment.as_deref(), since, &now, output).await,
         Command::Why { promotion } => plugin::why(&client, &ns, &promotion, &now).await,
         Command::Diff {
             artifact,
@@ -333,6 +369,7 @@ async fn run(cli: Cli) -> Result<String, PluginError> {
             revision,
             build_id,
             build_url,
+            committed_at,
             promote,
             insecure_registries,
         } => {
@@ -346,6 +383,7 @@ async fn run(cli: Cli) -> Result<String, PluginError> {
                 revision,
                 build_id,
                 build_url,
+                committed_at,
                 promote,
             };
             let resolver = hoist::registry::Resolver::new(hoist::registry::ResolverConfig {

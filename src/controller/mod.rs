@@ -72,6 +72,7 @@ use cache::{Cache, Watches, keep, no_keys};
 pub use context::FIELD_MANAGER;
 use context::{Context, Ctx, Reporter, Stores};
 pub use error::Error;
+pub use metrics::FAMILIES as METRIC_FAMILIES;
 use metrics::Metrics;
 pub use namespaces::list as namespace_list;
 use readiness::Readiness;

@@ -24,7 +24,7 @@ pub struct ApiRequests(Family<RequestLabel, Counter>);
 impl ApiRequests {
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
-            "hoist_api_requests",
+            super::metrics::API_REQUESTS,
             "Requests sent to the Kubernetes API, by verb and resource",
             self.0.clone(),
         );

@@ -9,6 +9,7 @@ pub mod clusters;
 pub mod conditions;
 pub mod config;
 pub mod destinations;
+pub mod dora;
 pub mod duration;
 pub mod environment;
 pub mod gates;

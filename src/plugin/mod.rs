@@ -11,6 +11,7 @@ mod changes;
 mod clusters;
 mod compat;
 mod diff;
+mod dora;
 mod gc;
 mod hold;
 mod hotfix;
@@ -27,6 +28,7 @@ pub use changes::{
 pub use clusters::{clusters, render_clusters};
 pub use compat::{compat, render_compat};
 pub use diff::{ContainerDiff, Diff, diff, plan_diff};
+pub use dora::{DoraOutput, dora, dora_document, parse_since, render_dora};
 pub use gc::{gc, render_gc, retention_defaults};
 pub use hold::{Held, Unheld, hold, unhold};
 pub use hotfix::{Hotfix, Waive, hotfix, parse_waive, plan_hotfix, waive_arg};
@@ -78,6 +80,14 @@ pub enum PluginError {
     },
     #[error(transparent)]
     Publish(Box<PublishError>),
+    #[error("--since {text:?} is not a duration such as 30d, 2w or 72h")]
+    Since {
+        text: String,
+        #[source]
+        source: k8s_openapi::jiff::Error,
+    },
+    #[error("--since {text:?} must be longer than zero")]
+    SinceNotPositive { text: String },
     #[error("cannot {action}")]
     Api {
         action: String,

@@ -46,6 +46,15 @@ pub enum PublishError {
         missing: &'static str,
         flag: &'static str,
     },
+    #[error(
+        "{origin} {value:?} is not an RFC 3339 time such as 2026-11-03T10:00:00Z or 2026-11-03T11:00:00+01:00"
+    )]
+    CommittedAt {
+        origin: &'static str,
+        value: String,
+        #[source]
+        source: jiff::Error,
+    },
     #[error("cannot read the registry credentials {}", path.display())]
     DockerConfig {
         path: PathBuf,
@@ -85,6 +94,8 @@ pub struct PublishRequest {
     pub revision: Option<String>,
     pub build_id: Option<String>,
     pub build_url: Option<String>,
+    /// When the revision was committed (RFC 3339), as given.
+    pub committed_at: Option<String>,
     /// Create a Promotion of the Artifact into this Environment.
     pub promote: Option<String>,
 }
@@ -102,7 +113,9 @@ pub struct Published {
 /// CI system the command runs in (`variable` reads one): GitHub Actions
 /// (`GITHUB_SHA`, `GITHUB_SERVER_URL`/`GITHUB_REPOSITORY`, `GITHUB_RUN_ID`)
 /// or GitLab CI (`CI_COMMIT_SHA`, `CI_PROJECT_URL`, `CI_PIPELINE_ID`,
-/// `CI_PIPELINE_URL`). None when neither gives a revision nor a repository.
+/// `CI_PIPELINE_URL`, `CI_COMMIT_TIMESTAMP`; GitHub Actions sets no
+/// variable with the commit's time). None when neither gives a revision nor
+/// a repository.
 pub fn source_of(
     request: &PublishRequest,
     variable: &dyn Fn(&str) -> Option<String>,
@@ -133,7 +146,13 @@ pub fn source_of(
         .or_else(|| variable("GITHUB_SHA"))
         .or_else(|| variable("CI_COMMIT_SHA"));
     let (repository, revision) = match (repository, revision) {
-        (None, None) => return Ok(None),
+        (None, None) if request.committed_at.is_none() => return Ok(None),
+        (None, None) => {
+            return Err(PublishError::SourceIncomplete {
+                missing: "the repository",
+                flag: "source-repository",
+            });
+        }
         (Some(_), None) => {
             return Err(PublishError::SourceIncomplete {
                 missing: "the revision",
@@ -158,13 +177,31 @@ pub fn source_of(
         .clone()
         .or_else(github_run)
         .or_else(|| variable("CI_PIPELINE_URL"));
+    let committed_at = match (&request.committed_at, variable("CI_COMMIT_TIMESTAMP")) {
+        (Some(flag), _) => Some(rfc3339("--committed-at", flag)?),
+        (None, Some(gitlab)) => Some(rfc3339("CI_COMMIT_TIMESTAMP", &gitlab)?),
+        (None, None) => None,
+    };
     Ok(Some(Source {
         repository,
         revision,
         build_id,
         build_url,
         built_at: Some(now.clone()),
+        committed_at,
     }))
+}
+
+/// An RFC 3339 time with any offset, e.g. GitLab's `2022-11-22T16:19:31+01:00`.
+fn rfc3339(origin: &'static str, value: &str) -> Result<Time, PublishError> {
+    value
+        .parse::<jiff::Timestamp>()
+        .map(Time)
+        .map_err(|source| PublishError::CommittedAt {
+            origin,
+            value: value.to_owned(),
+            source,
+        })
 }
 
 /// `--image COMPONENT=IMAGE` flags as (component, image), in order.

@@ -93,7 +93,11 @@ pub(crate) fn age(now: &Time, then: &Time) -> String {
     if seconds < -1 {
         return "<invalid>".to_string();
     }
-    let seconds = seconds.max(0);
+    elapsed(seconds.max(0))
+}
+
+/// A length of time in the same format as [`age`].
+pub(crate) fn elapsed(seconds: i64) -> String {
     if seconds < 2 * 60 {
         return format!("{seconds}s");
     }

@@ -28,6 +28,7 @@ use tokio::task::JoinHandle;
 
 mod agents;
 mod auto_promotion;
+mod dora;
 mod gates;
 mod gitops;
 mod health_checks;
@@ -372,6 +373,24 @@ impl Scenario {
         images: &BTreeMap<String, PushedImage>,
         revision: Option<&str>,
     ) {
+        let more = match revision {
+            Some(revision) => {
+                json!({"source": {"repository": "https://github.com/acme/shop", "revision": revision}})
+            }
+            None => json!({}),
+        };
+        self.artifact_of(name, version, images, more).await;
+    }
+
+    /// Creates Artifact `name` of shop's backend and frontend `images`, with
+    /// the spec fields of `more` (source, compatibility, …).
+    async fn artifact_of(
+        &self,
+        name: &str,
+        version: &str,
+        images: &BTreeMap<String, PushedImage>,
+        more: serde_json::Value,
+    ) {
         let mut spec = json!({
             "application": "shop", "version": version,
             "images": [
@@ -379,8 +398,8 @@ impl Scenario {
                 {"component": "frontend", "image": images["frontend"].reference}
             ]
         });
-        if let Some(revision) = revision {
-            spec["source"] = json!({"repository": "https://github.com/acme/shop", "revision": revision});
+        if let (Some(spec), Some(more)) = (spec.as_object_mut(), more.as_object()) {
+            spec.extend(more.clone());
         }
         self.apply::<Artifact>(name, json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Artifact", "metadata": {"name": name}, "spec": spec}))
             .await;

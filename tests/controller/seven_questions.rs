@@ -217,22 +217,16 @@ async fn shop_release(scenario: &Scenario, version: &str, revision: &str) -> Str
         .await
         .expect("push images");
     scenario
-        .apply::<Artifact>(
+        .artifact_of(
             &name,
+            version,
+            &images,
             json!({
-                "apiVersion": "hoist.dev/v1alpha1", "kind": "Artifact", "metadata": {"name": name},
-                "spec": {
-                    "application": "shop", "version": version,
-                    "images": [
-                        {"component": "backend", "image": images["backend"].reference},
-                        {"component": "frontend", "image": images["frontend"].reference}
-                    ],
-                    "source": {
-                        "repository": "https://github.com/acme/shop", "revision": revision,
-                        "buildId": build, "buildUrl": format!("https://github.com/acme/shop/actions/runs/{build}")
-                    },
-                    "compatibility": [{"application": "payments", "versions": ">=1.4.0, <2.0.0"}]
-                }
+                "source": {
+                    "repository": "https://github.com/acme/shop", "revision": revision,
+                    "buildId": build, "buildUrl": format!("https://github.com/acme/shop/actions/runs/{build}")
+                },
+                "compatibility": [{"application": "payments", "versions": ">=1.4.0, <2.0.0"}]
             }),
         )
         .await;

@@ -41,7 +41,21 @@ pub(super) async fn write_statuses(
         .as_ref()
         != Some(&clusters::without_hub_conditions(&plan.status))
     {
-        Some(ctx.apply_status(environment, &plan.status, CONTROLLER).await?)
+        let written = ctx.apply_status(environment, &plan.status, CONTROLLER).await?;
+        // Counted once the history is written, from what it newly holds: an
+        // outcome decided again (after a crash, a restart) is in the history
+        // already and is not counted again.
+        ctx.metrics.record_history(
+            &environment.namespace().unwrap_or_default(),
+            &environment.name_any(),
+            environment
+                .status
+                .as_ref()
+                .map(|s| s.history.as_slice())
+                .unwrap_or_default(),
+            &plan.status.history,
+        );
+        Some(written)
     } else {
         None
     };

@@ -153,6 +153,8 @@ mod tests {
             source_revision: None,
             build_id: None,
             build_url: None,
+            committed_at: None,
+            built_at: None,
             images: Vec::new(),
             config_hash: Some(config_hash.into()),
             promotion: promotion.into(),
@@ -161,6 +163,7 @@ mod tests {
             approvals: Vec::new(),
             outcome: Phase::Succeeded,
             completed_at: Some(at(1)),
+            restored_at: None,
         }
     }
 

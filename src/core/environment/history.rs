@@ -89,6 +89,8 @@ impl Decision<'_, '_> {
             source_revision: artifact.spec.source.as_ref().map(|s| s.revision.clone()),
             build_id: artifact.spec.source.as_ref().and_then(|s| s.build_id.clone()),
             build_url: artifact.spec.source.as_ref().and_then(|s| s.build_url.clone()),
+            committed_at: artifact.spec.source.as_ref().and_then(|s| s.committed_at.clone()),
+            built_at: artifact.spec.source.as_ref().and_then(|s| s.built_at.clone()),
             config_hash: release.config_hash.clone(),
             promotion: promotion.name_any(),
             promoted_at: status.started_at.clone(),
@@ -96,6 +98,7 @@ impl Decision<'_, '_> {
             approvals: approved_by(status),
             outcome,
             completed_at: status.completed_at.clone(),
+            restored_at: None,
         }
     }
 
@@ -169,6 +172,8 @@ impl Decision<'_, '_> {
                     .or_else(|| app.source_revision.clone()),
                 build_id: source.and_then(|s| s.build_id.clone()),
                 build_url: source.and_then(|s| s.build_url.clone()),
+                committed_at: source.and_then(|s| s.committed_at.clone()),
+                built_at: source.and_then(|s| s.built_at.clone()),
                 config_hash: Some(rendered.hash.clone()),
                 promotion: app.promotion.clone(),
                 promoted_at: Some(now),
@@ -176,6 +181,7 @@ impl Decision<'_, '_> {
                 approvals: Vec::new(),
                 outcome: Phase::Succeeded,
                 completed_at: None,
+                restored_at: None,
             };
             changed.push((
                 entry,
@@ -210,19 +216,21 @@ impl Decision<'_, '_> {
             {
                 app.health = health;
                 app.health_since = Some(now.clone());
-                if health == Health::Healthy {
-                    // A configuration change is complete once its workloads are healthy again.
-                    if let Some(entry) = self
+                if health == Health::Healthy
+                    && let Some(entry) = self
                         .history
                         .iter_mut()
                         .find(|entry| entry.application == application)
-                        .filter(|entry| {
-                            entry.change == ChangeKind::Configuration
-                                && entry.completed_at.is_none()
-                                && entry.config_hash == app.config_hash
-                        })
+                {
+                    if entry.change == ChangeKind::Configuration
+                        && entry.completed_at.is_none()
+                        && entry.config_hash == app.config_hash
                     {
+                        // A configuration change is complete once its workloads are healthy again.
                         entry.completed_at = Some(now);
+                    } else if entry.outcome == Phase::RolledBack && entry.restored_at.is_none() {
+                        // The release rolled back to runs healthy again: the failure is restored.
+                        entry.restored_at = Some(now);
                     }
                 }
             }

@@ -205,6 +205,7 @@ mod tests {
             build_id: None,
             build_url: None,
             built_at: None,
+            committed_at: None,
         }
     }
 

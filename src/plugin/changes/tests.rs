@@ -33,6 +33,8 @@ fn entry(application: &str, version: &str, backend: &str, commit: &str, hash: &s
         source_revision: Some(commit.into()),
         build_id: None,
         build_url: None,
+        committed_at: None,
+        built_at: None,
         config_hash: Some(hash.into()),
         promotion: format!("{application}-{version}-prod"),
         promoted_at: Some(at(0)),
@@ -40,6 +42,7 @@ fn entry(application: &str, version: &str, backend: &str, commit: &str, hash: &s
         approvals: Vec::new(),
         outcome: Phase::Succeeded,
         completed_at: Some(at(60)),
+        restored_at: None,
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod clusters;
+pub mod dashboard;
 pub mod delay;
 pub mod example;
 pub mod health;

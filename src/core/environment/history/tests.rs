@@ -59,6 +59,8 @@ fn a_configuration_change_rolls_what_runs_with_its_images_unchanged() {
         source_revision: None,
         build_id: None,
         build_url: None,
+        committed_at: None,
+        built_at: None,
         config_hash: Some(H2.into()),
         promotion: "to-shop-1".into(),
         promoted_at: Some(at(100)),
@@ -66,6 +68,7 @@ fn a_configuration_change_rolls_what_runs_with_its_images_unchanged() {
         approvals: Vec::new(),
         outcome: Phase::Succeeded,
         completed_at: None,
+        restored_at: None,
     };
     assert_eq!(
         plan.status.history,
@@ -152,6 +155,8 @@ fn history_keeps_the_newest_entries_up_to_its_limit() {
         source_revision: None,
         build_id: None,
         build_url: None,
+        committed_at: None,
+        built_at: None,
         images: Vec::new(),
         config_hash: None,
         promotion: promotion.into(),
@@ -160,6 +165,7 @@ fn history_keeps_the_newest_entries_up_to_its_limit() {
         approvals: Vec::new(),
         outcome: Phase::Succeeded,
         completed_at: Some(at(completed)),
+        restored_at: None,
     };
     let mut objects = Objects::new(environment("dev", "  historyLimit: 2"));
     objects.environment.status = Some(EnvironmentStatus {

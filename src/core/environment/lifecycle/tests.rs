@@ -254,6 +254,8 @@ fn a_failed_rollout_without_automatic_rollback_is_recorded_as_failed_and_degrade
             source_revision: None,
             build_id: None,
             build_url: None,
+            committed_at: None,
+            built_at: None,
             images: app.images.clone(),
             config_hash: None,
             promotion: "p2".into(),
@@ -262,6 +264,7 @@ fn a_failed_rollout_without_automatic_rollback_is_recorded_as_failed_and_degrade
             approvals: Vec::new(),
             outcome: Phase::Failed,
             completed_at: Some(at(100)),
+            restored_at: None,
         }]
     );
     assert_eq!(
@@ -297,6 +300,24 @@ fn a_failed_rollout_with_automatic_rollback_pins_what_ran_before() {
     );
     assert_eq!(plan.pins, vec![pin("shop-1", A, None)]);
     assert_eq!(plan.notices, vec![notice("p2", EventReason::RolledBack, message)]);
+    assert_eq!(plan.status.history[0].restored_at, None);
+
+    // Once what ran before is healthy again, the failure is restored (time to restore ends).
+    let mut restored = Objects::new(running_shop_1("  rollback: {automatic: true}"));
+    restored.environment.status = Some(plan.status.clone());
+    restored.promotions = vec![ended(promotion("p2", "shop-2", 50), Phase::RolledBack, 100)];
+    restored.workloads = vec![after_pin(deployment(), &pin("shop-1", A, None), true)];
+    let healthy = crate::core::environment::plan(&restored.snapshot());
+    assert_eq!(healthy.status.applications[0].health, Health::Healthy);
+    assert_eq!(
+        healthy
+            .status
+            .history
+            .iter()
+            .map(|h| (h.promotion.as_str(), h.outcome, h.restored_at.clone()))
+            .collect::<Vec<_>>(),
+        vec![("p2", Phase::RolledBack, Some(at(100)))]
+    );
 }
 
 #[test]
@@ -537,6 +558,8 @@ fn a_promotion_whose_end_the_environment_recorded_ends_so_without_pinning_again(
         source_revision: None,
         build_id: None,
         build_url: None,
+        committed_at: None,
+        built_at: None,
         images: Vec::new(),
         config_hash: None,
         promotion: "p2".into(),
@@ -545,6 +568,7 @@ fn a_promotion_whose_end_the_environment_recorded_ends_so_without_pinning_again(
         approvals: Vec::new(),
         outcome: Phase::RolledBack,
         completed_at: Some(at(90)),
+        restored_at: None,
     }];
     let mut objects = Objects::new(environment);
     objects.promotions = vec![verifying(promotion("p2", "shop-2", 50))];

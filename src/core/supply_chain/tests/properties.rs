@@ -699,6 +699,7 @@ fn source() -> BoxedStrategy<Option<Source>> {
             build_id: None,
             build_url: None,
             built_at: None,
+            committed_at: None,
         }),
     )
     .boxed()
@@ -1211,6 +1212,7 @@ proptest! {
             build_id: None,
             build_url: None,
             built_at: None,
+            committed_at: None,
         };
         let finding = provenance::check(
             DIGEST,
@@ -1297,6 +1299,7 @@ fn a_provenance_commit_with_a_wide_character_is_a_revision_mismatch() {
         build_id: None,
         build_url: None,
         built_at: None,
+        committed_at: None,
     };
     let finding = provenance::check(
         DIGEST,
