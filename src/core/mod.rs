@@ -21,5 +21,6 @@ pub mod reference;
 pub mod retention;
 pub mod supply_chain;
 pub mod tenancy;
+pub mod tiers;
 pub mod version;
 pub mod workload;
