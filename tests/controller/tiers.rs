@@ -19,12 +19,12 @@ tiers:
     Business: {environments: [dev, staging, prod], custom: Unlimited}
 "#;
 
-const MID_FORBIDS_STAGING: &str = "tier Mid (label hoist.dev/tier) allows Environments dev, prod and no custom \
+pub(super) const MID_FORBIDS_STAGING: &str = "tier Mid (label hoist.dev/tier) allows Environments dev, prod and no custom \
                                    ones: Environment staging is not one of them; a cluster admin can label the \
                                    namespace with a tier that allows it";
 
 /// Labels the tenant's namespace with `tier`, as a cluster admin would.
-async fn label_tier(scenario: &Scenario, tier: &str) {
+pub(super) async fn label_tier(scenario: &Scenario, tier: &str) {
     Api::<Namespace>::all(scenario.client())
         .patch(
             scenario.namespace(),
@@ -36,7 +36,7 @@ async fn label_tier(scenario: &Scenario, tier: &str) {
 }
 
 /// Environment `name` once its `Ready` has `reason`; returns its message.
-async fn wait_ready_reason(scenario: &Scenario, name: &str, reason: &str) -> String {
+pub(super) async fn wait_ready_reason(scenario: &Scenario, name: &str, reason: &str) -> String {
     let environment = scenario
         .cluster
         .wait_for::<Environment>(name, TIMEOUT, |e| {
@@ -57,13 +57,18 @@ async fn wait_ready_reason(scenario: &Scenario, name: &str, reason: &str) -> Str
     ready.message.clone()
 }
 
+/// `scenario`'s settings with the tenant model's tiers.
+pub(super) fn tier_settings(scenario: &Scenario) -> Settings {
+    let mut settings = scenario.settings();
+    settings.config = std::sync::Arc::new(operator_config::parse(TIERS).expect("configuration"));
+    settings
+}
+
 #[tokio::test]
 async fn a_mid_tenants_staging_is_forbidden_until_the_namespace_is_high_and_a_downgrade_deletes_nothing() {
     let mut scenario = Scenario::new().await;
     label_tier(&scenario, "Mid").await;
-    let mut settings = scenario.settings();
-    settings.config = std::sync::Arc::new(operator_config::parse(TIERS).expect("configuration"));
-    scenario.start_with(settings).await;
+    scenario.start_with(tier_settings(&scenario)).await;
 
     let images = scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
     scenario.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
