@@ -717,7 +717,8 @@ fn each_agent_cluster_gets_a_service_account_bound_to_the_agent_rules() -> anyho
             "promotions/status",
             "events",
             "validatingadmissionpolicies",
-            "validatingadmissionpolicybindings"
+            "validatingadmissionpolicybindings",
+            "namespaces"
         ]
     );
     let role = find(&objects, "Role", "hoist-agent").context("no Role hoist-agent")?;
@@ -913,5 +914,172 @@ fn every_dashboard_query_parses_as_promql() -> anyhow::Result<()> {
         .arg(broken.path())
         .output()?;
     assert!(!refused.status.success());
+    Ok(())
+}
+
+/// The tenant model's tiers and a tier of two custom Environments, as
+/// `--set-json` values of the chart.
+const TIERS: &str = r#"{"default": "Low", "tiers": {
+    "Low": {"environments": ["prod"]},
+    "Mid": {"environments": ["dev", "prod"]},
+    "High": {"environments": ["dev", "staging", "prod"], "custom": "Unlimited"},
+    "Business": {"environments": ["dev", "staging", "prod"], "custom": "Unlimited"},
+    "Pair": {"environments": ["prod"], "custom": 2}}}"#;
+
+/// Creates Environment `name` in `namespace`: Ok, or the API server's refusal.
+async fn create_environment(client: &kube::Client, namespace: &str, name: &str) -> Result<(), String> {
+    let environment: hoist::api::Environment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "hoist.dev/v1alpha1", "kind": "Environment",
+        "metadata": {"name": name},
+        "spec": {"targets": [{"application": "shop", "component": "backend",
+                              "deployment": {"name": "backend"}, "container": "app"}]}
+    }))
+    .map_err(|error| error.to_string())?;
+    kube::Api::<hoist::api::Environment>::namespaced(client.clone(), namespace)
+        .create(&Default::default(), &environment)
+        .await
+        .map(|_| ())
+        .map_err(|error| match error {
+            kube::Error::Api(status) => status.message,
+            other => other.to_string(),
+        })
+}
+
+/// What the operator says of Environment `name` in a namespace labelled
+/// `labels` under `config`'s tiers: `None` when allowed.
+fn operator_says(
+    config: &hoist::core::operator_config::OperatorConfig,
+    labels: &[(&str, &str)],
+    name: &str,
+) -> Option<String> {
+    let labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let environment = hoist::api::Environment::new(
+        name,
+        serde_json::from_value(serde_json::json!({"targets": []})).ok()?,
+    );
+    hoist::core::tiers::decide(config.tiers.as_ref(), &labels, [&environment], &environment)
+        .err()
+        .map(|forbidden| forbidden.to_string())
+}
+
+#[tokio::test]
+async fn the_tier_policy_refuses_at_creation_what_the_tier_forbids_with_the_operators_message()
+-> anyhow::Result<()> {
+    assert_eq!(
+        find(&rendered(&[])?, "ValidatingAdmissionPolicy", "hoist-tiers"),
+        None,
+        "off by default"
+    );
+    let error = refused(&["--set", "tierPolicy.enabled=true"])?;
+    assert!(error.contains("tierPolicy.enabled needs config.tiers"), "{error}");
+    let objects = rendered(&[
+        "--set",
+        "tierPolicy.enabled=true",
+        "--set-json",
+        &format!("config.tiers={TIERS}"),
+    ])?;
+    let policy = find(&objects, "ValidatingAdmissionPolicy", "hoist-tiers").context("no policy")?;
+    let binding = find(&objects, "ValidatingAdmissionPolicyBinding", "hoist-tiers").context("no binding")?;
+    kubernetes_validate(&[policy, binding])?;
+    let config_map = find(&objects, "ConfigMap", "hoist-config").context("no ConfigMap hoist-config")?;
+    let config = hoist::core::operator_config::parse(
+        config_map["data"]["config.yaml"]
+            .as_str()
+            .context("no config.yaml")?,
+    )?;
+
+    // Bound to this test's namespaces only (a real cluster runs other tests).
+    let cluster = hoist_testkit::cluster::TestCluster::new().await?;
+    let marker = cluster.namespace().to_string();
+    let name = format!("hoist-tiers-{marker}");
+    let mut policy: serde_json::Value = serde_json::to_value(policy)?;
+    policy["metadata"]["name"] = name.clone().into();
+    let mut binding: serde_json::Value = serde_json::to_value(binding)?;
+    binding["metadata"]["name"] = name.clone().into();
+    binding["spec"]["policyName"] = name.clone().into();
+    binding["spec"]["matchResources"] =
+        serde_json::json!({"namespaceSelector": {"matchLabels": {"hoist.dev/tier-test": marker}}});
+    use k8s_openapi::api::admissionregistration::v1::{
+        ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+    };
+    let client = cluster.client();
+    let policies = kube::Api::<ValidatingAdmissionPolicy>::all(client.clone());
+    let bindings = kube::Api::<ValidatingAdmissionPolicyBinding>::all(client.clone());
+    policies
+        .create(&Default::default(), &serde_json::from_value(policy)?)
+        .await?;
+    bindings
+        .create(&Default::default(), &serde_json::from_value(binding)?)
+        .await?;
+
+    let namespace = |labels: Vec<(&'static str, String)>| {
+        let cluster = &cluster;
+        let marker = marker.clone();
+        async move {
+            let mut all: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            all.push(("hoist.dev/tier-test", marker.as_str()));
+            cluster.extra_namespace("hoist-tier", &all).await
+        }
+    };
+    let mid = namespace(vec![("hoist.dev/tier", "Mid".into())]).await?;
+    let pair = namespace(vec![("hoist.dev/tier", "Pair".into())]).await?;
+    let unknown = namespace(vec![("hoist.dev/tier", "Gold".into())]).await?;
+    let unlabelled = namespace(Vec::new()).await?;
+
+    // A real API server enforces a new policy shortly after it is created.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let refusal = loop {
+        match create_environment(&client, &mid, "staging").await {
+            Err(message) => break message,
+            Ok(()) => {
+                kube::Api::<hoist::api::Environment>::namespaced(client.clone(), &mid)
+                    .delete("staging", &Default::default())
+                    .await?;
+                ensure!(
+                    std::time::Instant::now() < deadline,
+                    "{name} was not enforced within 30s"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let says = |labels: &[(&str, &str)], environment: &str| operator_says(&config, labels, environment);
+    let mid_says =
+        says(&[("hoist.dev/tier", "Mid")], "staging").context("the operator forbids staging in Mid")?;
+    assert_eq!(
+        refusal,
+        format!(
+            "environments.hoist.dev \"staging\" is forbidden: ValidatingAdmissionPolicy '{name}' with binding \
+             '{name}' denied request: {mid_says}"
+        )
+    );
+    assert_eq!(create_environment(&client, &mid, "dev").await, Ok(()));
+
+    let unlabelled_says = says(&[], "dev").context("the default tier forbids dev")?;
+    let refusal = create_environment(&client, &unlabelled, "dev").await.unwrap_err();
+    assert!(
+        refusal.ends_with(&format!("denied request: {unlabelled_says}")),
+        "{refusal}"
+    );
+    assert_eq!(create_environment(&client, &unlabelled, "prod").await, Ok(()));
+
+    let unknown_says = says(&[("hoist.dev/tier", "Gold")], "prod").context("an unknown tier forbids")?;
+    let refusal = create_environment(&client, &unknown, "prod").await.unwrap_err();
+    assert!(
+        refusal.ends_with(&format!("denied request: {unknown_says}")),
+        "{refusal}"
+    );
+
+    // Names only: a tier with custom Environments admits any name (the
+    // operator counts them).
+    for custom in ["perf-1", "perf-2", "perf-3"] {
+        assert_eq!(create_environment(&client, &pair, custom).await, Ok(()));
+    }
+
+    bindings.delete(&name, &Default::default()).await?;
+    policies.delete(&name, &Default::default()).await?;
     Ok(())
 }

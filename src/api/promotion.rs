@@ -161,7 +161,8 @@ pub enum GateName {
 /// The lifecycle phase of a Promotion. Terminal phases never change.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 pub enum Phase {
-    /// Not looked at yet.
+    /// Not looked at yet, or held before its gates while the tier of its
+    /// Environment's namespace does not allow the Environment (see message).
     #[default]
     Pending,
     /// Queued behind another Promotion, or held by a gate.

@@ -28,6 +28,7 @@ use crate::api::{ApplicationStatus, Artifact, Environment, Promotion};
 use crate::core::agents::{self, AgentState, FIELD_MANAGER, Heartbeat, LABEL_CLUSTER};
 use crate::core::conditions;
 use crate::core::environment as core_environment;
+use crate::core::tiers;
 
 const CONTROLLER: &str = "agents";
 
@@ -117,6 +118,19 @@ fn auto_promotions_of(ctx: &Ctx, environment: &Environment) -> Vec<Promotion> {
     let namespace = environment.namespace().unwrap_or_default();
     let stores = &ctx.stores;
     let environments = stores.environments.indexed(&keys::in_namespace(&namespace));
+    // Nothing is promoted into an Environment its tier does not allow (its
+    // agent says so in its status).
+    let labels = stores.tenant_labels(&namespace);
+    if tiers::decide(
+        ctx.config.tiers.as_ref(),
+        &labels,
+        environments.iter().map(Arc::as_ref),
+        environment,
+    )
+    .is_err()
+    {
+        return Vec::new();
+    }
     let promotions = stores
         .promotions
         .indexed(&keys::into_environment(&namespace, &environment.name_any()));

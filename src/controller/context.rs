@@ -2,7 +2,7 @@
 //! caches, the configuration sources read so far, the event writer and the
 //! metrics.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -73,6 +73,10 @@ pub struct Stores {
     /// Workload kinds the workload cluster does not serve (found at start-up).
     pub unserved_kinds: std::collections::BTreeSet<crate::api::WorkloadKind>,
     pub namespaces: Cache<Namespace>,
+    /// The namespaces of the hub, where Environments live, for their tiers:
+    /// `namespaces` on the hub; on an agent, a watch of the hub's own when
+    /// the configuration has tiers (`None` without).
+    pub tenant_namespaces: Option<Cache<Namespace>>,
     /// ConfigMaps Hoist writes (labelled `hoist.dev/environment`).
     pub config_maps: Cache<ConfigMap>,
     /// Verification Jobs Hoist creates (labelled `hoist.dev/environment`).
@@ -112,6 +116,15 @@ pub struct Stores {
 }
 
 impl Stores {
+    /// The labels of the hub namespace `namespace` (none when not cached).
+    pub fn tenant_labels(&self, namespace: &str) -> BTreeMap<String, String> {
+        self.tenant_namespaces
+            .as_ref()
+            .and_then(|cache| cache.get(&ObjectRef::new(namespace)))
+            .map(|namespace| namespace.labels().clone())
+            .unwrap_or_default()
+    }
+
     /// Whether the API server vouches for approvals now.
     pub fn approval_trust(&self) -> ApprovalTrust {
         let name = &self.approval_policy_name;

@@ -473,14 +473,33 @@ async fn start_scoped(
         no_keys,
         slim::deployment,
     );
+    // Target namespaces' labels opt them in for tenants; on the hub, where
+    // Environments live, their own namespace's label names their tier.
     let (namespaces, mut namespace_events) = watches.add(
         "namespaces",
         Api::<Namespace>::all(local.clone()),
         Default::default(),
-        1,
+        1 + usize::from(matches!(scope, Scope::Hub)),
         no_keys,
         keep,
     );
+    // An agent reads the tiers of its Environments' namespaces on the hub,
+    // only when there are tiers (the hub RBAC for agents grants it).
+    let (tenant_namespaces, tenant_namespace_events) = match scope {
+        Scope::Hub => (Some(namespaces.clone()), namespace_events.pop()),
+        Scope::Agent { .. } if settings.config.tiers.is_some() => {
+            let (cache, mut events) = watches.add(
+                "namespaces (hub)",
+                Api::<Namespace>::all(hub.clone()),
+                Default::default(),
+                1,
+                no_keys,
+                keep,
+            );
+            (Some(cache), events.pop())
+        }
+        Scope::Agent { .. } => (None, None),
+    };
     let (config_maps, mut config_map_events) = watches.add(
         "configmaps (labelled hoist.dev/environment)",
         Api::<ConfigMap>::all(local.clone()),
@@ -655,6 +674,7 @@ async fn start_scoped(
         artifacts,
         deployments,
         namespaces,
+        tenant_namespaces,
         config_maps,
         jobs,
         config_map_versions,
@@ -791,6 +811,10 @@ async fn start_scoped(
         .watches_shared_stream(
             stream(namespace_events.pop()),
             triggers::over(stores.environments.clone(), triggers::environments_targeting),
+        )
+        .watches_shared_stream(
+            stream(tenant_namespace_events),
+            triggers::over(stores.environments.clone(), triggers::environments_in),
         )
         .watches_shared_stream(
             stream(config_map_version_events.pop()),

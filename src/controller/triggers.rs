@@ -92,6 +92,14 @@ pub fn environments_targeting(
     environments_under(environments, &keys::targets_in(&namespace.name_any()))
 }
 
+/// A tenant namespace's labels name its Environments' tier.
+pub fn environments_in(
+    environments: &Cache<Environment>,
+    namespace: &Namespace,
+) -> Vec<ObjectRef<Environment>> {
+    environments_under(environments, &keys::in_namespace(&namespace.name_any()))
+}
+
 /// A base ConfigMap changed: the configurations built on it change.
 pub fn environments_based_on(
     environments: &Cache<Environment>,

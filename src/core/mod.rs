@@ -24,5 +24,6 @@ pub mod registry_retention;
 pub mod retention;
 pub mod supply_chain;
 pub mod tenancy;
+pub mod tiers;
 pub mod version;
 pub mod workload;

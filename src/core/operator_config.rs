@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::notifications::TenantNotification;
 use crate::core::registry_retention::RegistryRetention;
 use crate::core::retention::RetentionDefaults;
+use crate::core::tiers::Tiers;
 
 /// The whole file. Every section is optional and has documented defaults.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
@@ -29,6 +30,10 @@ pub struct OperatorConfig {
     /// Tenant-wide notifications: webhooks told of every tenant's Promotions.
     #[serde(default)]
     pub notifications: Vec<TenantNotification>,
+    /// Which Environments each tenant may have, by its namespace's tier;
+    /// nothing is enforced without it.
+    #[serde(default)]
+    pub tiers: Option<Tiers>,
 }
 
 /// Why a configuration file cannot be used.

@@ -193,6 +193,8 @@ reasons! {
         Ready,
         /// An Environment's `Ready`: some check of its spec failed.
         InvalidSpec,
+        /// An Environment's `Ready`: its namespace's tier does not allow it.
+        TierForbidden,
         /// An Environment's check passed.
         Valid,
         /// `TargetsValid` failed.

@@ -16,6 +16,7 @@ use crate::core::gates::approval::ApprovalTrust;
 use crate::core::notifications::TenantNotification;
 use crate::core::supply_chain::TrustSources;
 use crate::core::tenancy::Boundaries;
+use crate::core::tiers::Tiers;
 use crate::core::workload::{Workload, WorkloadId};
 
 /// Everything the decision about one Environment takes, as read by the
@@ -39,6 +40,8 @@ pub struct Dereferenced {
     pub jobs: Vec<Arc<Job>>,
     pub trust: TrustSources,
     pub tenant_notifications: Vec<TenantNotification>,
+    pub tiers: Option<Tiers>,
+    pub tenant_labels: BTreeMap<String, String>,
     pub now: Time,
 }
 
@@ -79,6 +82,8 @@ impl Dereferenced {
             measurements: BTreeMap::new(),
             trust: self.trust.clone(),
             tenant_notifications: self.tenant_notifications.clone(),
+            tiers: self.tiers.as_ref(),
+            tenant_labels: &self.tenant_labels,
             now: self.now.clone(),
         }
     }

@@ -206,8 +206,11 @@ impl World {
             // Files run no Jobs: what verification asks of them is left to
             // the cluster (see `carry_out`).
             jobs: Vec::new(),
-            // The operator configuration is the cluster's, not the files'.
+            // The operator configuration is the cluster's, not the files':
+            // no tenant-wide notifications, no tiers.
             tenant_notifications: Vec::new(),
+            tiers: None,
+            tenant_labels: BTreeMap::new(),
             now: self.now.clone(),
             environment,
         }

@@ -45,6 +45,7 @@ mod rollback;
 mod secret_watches;
 mod seven_questions;
 mod supply_chain;
+mod tiers;
 mod verification;
 mod walkthrough;
 mod workload_clusters;

@@ -107,6 +107,11 @@ impl Workload {
     async fn start_agent_with(&mut self, identity: &'static str, slowness: hoist_testkit::delay::Slowness) {
         let hub =
             clusters::agent_hub_client(&self.hub.cluster, CLUSTER, slowness).expect("agent's hub client");
+        self.start_agent_as(identity, hub, self.agent_settings()).await;
+    }
+
+    /// Starts an agent of `eu` named `identity` with `hub` and `settings`.
+    async fn start_agent_as(&mut self, identity: &'static str, hub: kube::Client, settings: Settings) {
         let (local, requests) = self.cluster.counted_client().expect("agent's local client");
         let agent = Agent {
             cluster: CLUSTER.into(),
@@ -114,7 +119,7 @@ impl Workload {
             identity: identity.into(),
             timing: TIMING,
         };
-        let started = hoist::controller::agent::start(hub, local, agent, self.agent_settings())
+        let started = hoist::controller::agent::start(hub, local, agent, settings)
             .await
             .expect("agent starts");
         self.agents.insert(identity, Operator::running(started, requests));
@@ -704,4 +709,38 @@ async fn after_the_hub_was_unreachable_for_15_seconds_the_agent_resumes_and_the_
 /// A write of the hub's agents controller (field manager `hoist-hub`).
 fn is_heartbeat_write(request: &hoist_testkit::cluster::Request) -> bool {
     request.query.contains("fieldManager=hoist-hub")
+}
+
+#[tokio::test]
+async fn an_agent_reads_its_environments_tier_on_the_hub_and_promotes_once_it_allows_them() {
+    use super::tiers::{MID_FORBIDS_STAGING, label_tier, tier_settings, wait_ready_reason};
+    let mut scenario = Workload::new().await;
+    label_tier(&scenario.hub, "Mid").await;
+    let hub_settings = tier_settings(&scenario.hub);
+    scenario.hub.start_with(hub_settings.clone()).await;
+    let hub =
+        clusters::agent_hub_client(&scenario.hub.cluster, CLUSTER, |_, _| None).expect("agent's hub client");
+    scenario.start_agent_as("agent-a", hub, hub_settings).await;
+
+    // staging runs in eu: its agent says the hub namespace's tier forbids it.
+    assert_eq!(
+        wait_ready_reason(&scenario.hub, "staging", "TierForbidden").await,
+        MID_FORBIDS_STAGING
+    );
+    scenario.hub.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
+    scenario.hub.promote_and_wait("to-dev", "shop-1-0-0", "dev").await;
+    scenario.promote("to-staging", "shop-1-0-0", "staging").await;
+    let waiting = format!("Environment staging is not allowed by its tier: {MID_FORBIDS_STAGING}");
+    scenario
+        .hub
+        .cluster
+        .wait_for::<Promotion>("to-staging", TIMEOUT, |p| {
+            p.status.as_ref().and_then(|s| s.message.as_deref()) == Some(waiting.as_str())
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{error}"));
+
+    label_tier(&scenario.hub, "High").await;
+    scenario.hub.wait_phase("to-staging", Phase::Succeeded).await;
+    scenario.stop().await;
 }

@@ -165,6 +165,8 @@ pub(super) async fn dereference(
         jobs,
         trust,
         tenant_notifications: ctx.config.notifications.clone(),
+        tiers: ctx.config.tiers.clone(),
+        tenant_labels: stores.tenant_labels(&namespace),
         now: ctx.now(),
     };
     Ok((dereferenced, snapshots))

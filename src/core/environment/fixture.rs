@@ -243,6 +243,9 @@ pub struct Objects {
     pub boundaries: Boundaries,
     pub measurements: BTreeMap<String, (String, crate::api::Measurement)>,
     pub jobs: Vec<k8s_openapi::api::batch::v1::Job>,
+    pub tiers: Option<crate::core::tiers::Tiers>,
+    /// The labels of the Environment's namespace.
+    pub tenant_labels: BTreeMap<String, String>,
     pub now: Time,
 }
 
@@ -268,6 +271,8 @@ impl Objects {
             boundaries: Boundaries::Enforced,
             measurements: BTreeMap::new(),
             jobs: Vec::new(),
+            tiers: None,
+            tenant_labels: BTreeMap::new(),
             now: at(100),
         }
     }
@@ -292,6 +297,8 @@ impl Objects {
             measurements: self.measurements.clone(),
             trust: Default::default(),
             tenant_notifications: Vec::new(),
+            tiers: self.tiers.as_ref(),
+            tenant_labels: &self.tenant_labels,
             jobs: self
                 .jobs
                 .iter()

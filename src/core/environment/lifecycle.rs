@@ -200,6 +200,16 @@ impl Decision<'_, '_> {
             return self.finish(promotion, before, status);
         }
 
+        // Before its gates: none is decided (no supply-chain check made)
+        // for an Environment its tier does not allow; it waits for the tier.
+        if let Some(forbidden) = &validation.tier {
+            status.phase = Phase::Pending;
+            status.message = Some(format!(
+                "Environment {environment_name} is not allowed by its tier: {forbidden}"
+            ));
+            return self.finish(promotion, before, status);
+        }
+
         let rollback = self
             .history
             .iter()

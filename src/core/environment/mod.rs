@@ -45,6 +45,7 @@ use crate::core::notifications::{self, TenantNotification};
 use crate::core::reasons::EventReason;
 use crate::core::supply_chain::{self, DueCheck, Policy, PolicyProblem, TrustSources};
 use crate::core::tenancy::{self, Boundaries};
+use crate::core::tiers::Tiers;
 use crate::core::workload::{Workload, WorkloadId, WorkloadPin};
 use k8s_openapi::api::batch::v1::Job;
 
@@ -97,6 +98,10 @@ pub struct Snapshot<'a> {
     pub trust: TrustSources,
     /// The operator configuration's tenant-wide notifications.
     pub tenant_notifications: Vec<TenantNotification>,
+    /// The operator configuration's tiers (`None`: not enforced).
+    pub tiers: Option<&'a Tiers>,
+    /// The labels of the Environment's namespace (its tier's among them).
+    pub tenant_labels: &'a BTreeMap<String, String>,
     pub now: Time,
 }
 
@@ -250,7 +255,10 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
     for promotion in &promotions {
         decision.decide(promotion, &validation);
     }
-    decision.config_only_changes();
+    // Nothing new rolls out in an Environment its tier does not allow.
+    if validation.tier.is_none() {
+        decision.config_only_changes();
+    }
     decision.track_health();
 
     let pins = decision.pins();
@@ -265,8 +273,9 @@ pub fn plan(snapshot: &Snapshot<'_>) -> Plan {
     });
     // A workload cluster's agent may not create Promotions on the hub: the
     // hub operator creates them from the same decision (see
-    // `controller::agents`); the agent records the condition.
-    let new_promotions = if environment.spec.cluster.is_some() {
+    // `controller::agents`); the agent records the condition. Nothing is
+    // promoted into an Environment its tier does not allow.
+    let new_promotions = if environment.spec.cluster.is_some() || validation.tier.is_some() {
         Vec::new()
     } else {
         auto.promotions

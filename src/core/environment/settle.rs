@@ -64,6 +64,8 @@ pub fn settle(snapshot: &Snapshot<'_>, plan: Plan, workloads_seen: BTreeMap<Work
         measurements: BTreeMap::new(),
         trust: snapshot.trust.clone(),
         tenant_notifications: snapshot.tenant_notifications.clone(),
+        tiers: snapshot.tiers,
+        tenant_labels: snapshot.tenant_labels,
         now: snapshot.now.clone(),
     });
     let created: BTreeSet<String> = plan.new_promotions.iter().map(|p| p.name_any()).collect();

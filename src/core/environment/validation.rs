@@ -11,6 +11,10 @@
 //! `TenantBoundaries` is False and so is `Ready`: the operator then acts on
 //! none of those fields, so no Promotion can go through.
 //!
+//! An Environment its namespace's tier does not allow (see
+//! [`crate::core::tiers`]) is `Ready` False with reason `TierForbidden`,
+//! the tier's message first.
+//!
 //! `ApprovalsVerified` stays out of `Ready`: it is a property of the
 //! cluster (is the admission policy installed?), not of the Environment's
 //! spec, and the approval gate already holds every Promotion that needs a
@@ -31,6 +35,7 @@ use crate::core::gates::approval::{self, ApprovalTrust};
 use crate::core::gates::{soak, verification, windows};
 use crate::core::reasons::ConditionReason;
 use crate::core::tenancy;
+use crate::core::tiers::{self, Forbidden};
 use crate::core::workload::LABEL_TENANT;
 
 use super::{Snapshot, target_namespace, target_workload};
@@ -60,6 +65,9 @@ pub(super) struct Validation {
     pub(super) forbidden: BTreeMap<String, String>,
     /// Applications whose targets are not all usable yet, with why.
     pub(super) not_ready: BTreeMap<String, String>,
+    /// Why the namespace's tier does not allow the Environment: nothing new
+    /// is promoted into it, what runs keeps running.
+    pub(super) tier: Option<Forbidden>,
 }
 
 pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
@@ -229,8 +237,17 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
             problems.join("; ")
         },
     };
-    let all: Vec<&String> = target_problems
+    let tier = tiers::decide(
+        snapshot.tiers,
+        snapshot.tenant_labels,
+        snapshot.environments.values().copied(),
+        environment,
+    )
+    .err();
+    let tier_problem = tier.as_ref().map(ToString::to_string);
+    let all: Vec<&String> = tier_problem
         .iter()
+        .chain(&target_problems)
         .chain(&upstream_problems)
         .chain(&config_problems)
         .chain(&gate_problems)
@@ -242,6 +259,8 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
         status: all.is_empty(),
         reason: if all.is_empty() {
             ConditionReason::Ready
+        } else if tier.is_some() {
+            ConditionReason::TierForbidden
         } else if all.len() == usize::from(held.is_some()) {
             ConditionReason::PolicyMissing
         } else {
@@ -313,6 +332,7 @@ pub(super) fn validate(snapshot: &Snapshot<'_>) -> Validation {
         ready,
         forbidden,
         not_ready,
+        tier,
     }
 }
 

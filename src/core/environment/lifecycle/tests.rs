@@ -626,3 +626,117 @@ fn without_the_environments_policy_no_job_is_created_and_no_query_sent_for_a_rel
     );
     assert_ne!(enforced.promotions["p2"].message, held.promotions["p2"].message);
 }
+
+/// The tenant model's tiers (README "Tiers").
+fn tenant_model() -> crate::core::tiers::Tiers {
+    crate::core::environment::fixture::yaml(
+        r#"
+default: Low
+tiers:
+  Low: {environments: [prod]}
+  Mid: {environments: [dev, prod]}
+  High: {environments: [dev, staging, prod], custom: Unlimited}
+"#,
+    )
+}
+
+/// `staging` with autoPromote, whose status says `shop-1` runs, with
+/// Promotion `p2` of `shop-2` into it, in a namespace of tier `tier`.
+fn staging_in(tier: &str) -> Objects {
+    let mut staging = environment("staging", "  autoPromote: true");
+    staging.status = Some(EnvironmentStatus {
+        applications: vec![running("shop-1", "1.0.0", A, None)],
+        ..Default::default()
+    });
+    let mut objects = Objects::new(staging);
+    objects.workloads = vec![after_pin(deployment(), &staging_pin("shop-1", A), true)];
+    objects.promotions = vec![promotion("p2", "shop-2", 50)];
+    objects.tiers = Some(tenant_model());
+    objects.tenant_labels = [(crate::core::tiers::LABEL_TIER.to_string(), tier.to_string())].into();
+    objects
+}
+
+/// What `staging` pins the backend to for `artifact` at `digest`.
+fn staging_pin(artifact: &str, digest: &str) -> crate::core::workload::WorkloadPin {
+    let mut pin = pin(artifact, digest, None);
+    pin.environment = "staging".into();
+    pin
+}
+
+const MID_FORBIDS_STAGING: &str = "tier Mid (label hoist.dev/tier) allows Environments dev, prod and no custom \
+                                   ones: Environment staging is not one of them; a cluster admin can label the \
+                                   namespace with a tier that allows it";
+
+#[test]
+fn an_environment_its_tier_forbids_is_not_ready_and_nothing_is_promoted_into_it() {
+    let objects = staging_in("Mid");
+    let plan = plan(&objects.snapshot());
+    let ready = crate::core::conditions::find(&plan.status.conditions, "Ready").expect("Ready is set");
+    assert_eq!(
+        (
+            ready.status.as_str(),
+            ready.reason.as_str(),
+            ready.message.as_str()
+        ),
+        ("False", "TierForbidden", MID_FORBIDS_STAGING)
+    );
+    assert_eq!(
+        outcome(&plan, "p2"),
+        (
+            Phase::Pending,
+            format!("Environment staging is not allowed by its tier: {MID_FORBIDS_STAGING}")
+        )
+    );
+    assert_eq!(plan.promotions["p2"].gates, Vec::new(), "no gate is decided");
+    assert_eq!(plan.checks, Vec::new());
+    assert_eq!(plan.new_promotions, Vec::new(), "autoPromote creates nothing");
+    // Nothing is deleted: what runs keeps running, pinned as it was.
+    assert_eq!(
+        plan.status.applications,
+        vec![running("shop-1", "1.0.0", A, None)]
+    );
+    assert_eq!(plan.pins, vec![staging_pin("shop-1", A)]);
+    assert_eq!(plan.notices, Vec::new());
+}
+
+#[test]
+fn the_waiting_promotion_starts_once_the_tier_allows_the_environment() {
+    let mut objects = staging_in("Mid");
+    let waiting = plan(&objects.snapshot());
+    objects.promotions[0].status = Some(waiting.promotions["p2"].clone());
+    objects.tenant_labels = [(crate::core::tiers::LABEL_TIER.to_string(), "High".to_string())].into();
+    let plan = plan(&objects.snapshot());
+    assert_eq!(
+        outcome(&plan, "p2"),
+        (Phase::Verifying, "rolling out shop-2 1.1.0 to staging".into())
+    );
+    assert_eq!(plan.pins, vec![staging_pin("shop-2", B)]);
+    let ready = crate::core::conditions::find(&plan.status.conditions, "Ready").expect("Ready is set");
+    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("True", "Ready"));
+}
+
+#[test]
+fn a_rollout_under_way_when_the_tier_is_downgraded_finishes_and_a_configuration_change_waits() {
+    let mut objects = staging_in("High");
+    objects.promotions = vec![verifying(promotion("p2", "shop-2", 50))];
+    let allowed = plan(&objects.snapshot());
+    objects.tenant_labels = [(crate::core::tiers::LABEL_TIER.to_string(), "Mid".to_string())].into();
+    let forbidden = plan(&objects.snapshot());
+    assert_eq!(forbidden.promotions["p2"].phase, allowed.promotions["p2"].phase);
+    assert_eq!(forbidden.pins, allowed.pins);
+
+    let mut objects = staging_in("Mid");
+    objects.promotions = Vec::new();
+    objects.configs = [(
+        "shop".to_string(),
+        Ok(crate::core::environment::fixture::rendered("two", B)),
+    )]
+    .into();
+    let plan = plan(&objects.snapshot());
+    assert_eq!(
+        plan.pins,
+        vec![staging_pin("shop-1", A)],
+        "the configuration change is not rolled out"
+    );
+    assert_eq!(plan.notices, Vec::new());
+}
