@@ -130,6 +130,7 @@ impl Operator {
         Ok(crate::report::Memory {
             rss: self.rss()?,
             heap: crate::heap::read(&self.heap_file).unwrap_or(0),
+            code: proc_status_kib(self.pid, "RssFile:")? * 1024,
         })
     }
 

@@ -87,11 +87,25 @@ pub struct Memory {
     /// Bytes allocated and not freed: the data, without the allocator's
     /// free space and fragmentation.
     pub heap: u64,
+    /// The resident pages of files (RssFile): the program's code and
+    /// read-only data, as large as the build makes them (a debug build's
+    /// are several times a release build's), whatever the data.
+    pub code: u64,
 }
 
 impl Memory {
     fn show(&self) -> String {
         format!("{} (heap {})", mib(self.rss), mib(self.heap))
+    }
+
+    /// [`Memory::show`] with the program's own pages.
+    fn show_code(&self) -> String {
+        format!(
+            "{} (heap {}, code {})",
+            mib(self.rss),
+            mib(self.heap),
+            mib(self.code)
+        )
     }
 }
 
@@ -246,10 +260,11 @@ pub fn render(
         if let Some(retained) = &level.retained {
             let _ = writeln!(
                 out,
-                "- {}× with retention (every Environment keeps {RETAINED} Artifacts per application, {RETAINED} finished Promotions, none younger than {RETAINED_MIN_AGE}, and {RETAINED} history entries; Artifacts published release by release; a pass every {}): RSS {} once retention deleted {} objects; {} of {} Artifacts and {} of {} Promotions left.",
+                "- {}× with retention (every Environment keeps {RETAINED} Artifacts per application, {RETAINED} finished Promotions, none younger than {RETAINED_MIN_AGE}, and {RETAINED} history entries; Artifacts published release by release; a pass every {}): RSS {} after the promotions, {} once retention deleted {} objects; {} of {} Artifacts and {} of {} Promotions left. Code is the resident pages of the program's file (RssFile).",
                 level.factor,
                 secs(retained.interval),
-                retained.memory.show(),
+                level.rss_after.show_code(),
+                retained.memory.show_code(),
                 retained.deletions,
                 retained.artifacts,
                 level.size.artifacts(),
@@ -324,17 +339,22 @@ pub fn render(
             level.factor,
             met(p99 <= TARGET_P99)
         );
-        let mut rss = level.rss_synced.rss.max(level.rss_after.rss);
+        let mut most = level.rss_synced.rss.max(level.rss_after.rss);
         let mut with_retention = "";
+        let mut measured = String::new();
         if let Some(retained) = &level.retained {
-            let restarted = level.resync.as_ref().map_or(0, |resync| resync.rss_ready.rss);
-            rss = rss.max(retained.memory.rss).max(restarted);
+            let moments = [level.rss_synced, level.rss_after, retained.memory]
+                .into_iter()
+                .chain(level.resync.as_ref().map(|resync| resync.rss_ready));
+            let largest = moments.max_by_key(|memory| memory.rss).unwrap_or(retained.memory);
+            most = largest.rss;
             with_retention = ", retention on (the most of synced, after promotions, after retention and at ready after a restart)";
+            measured = format!(" ({} of it code)", mib(largest.code));
         }
-        let rss = rss as f64 / MIB;
+        let rss = most as f64 / MIB;
         let _ = writeln!(
             out,
-            "| RSS ≤ {TARGET_RSS_MIB} MiB at {}/{}/{}{with_retention} | {rss:.1} MiB | {} |",
+            "| RSS ≤ {TARGET_RSS_MIB} MiB at {}/{}/{}{with_retention} | {rss:.1} MiB{measured} | {} |",
             level.size.artifacts(),
             level.size.environments,
             level.size.promotions(),

@@ -142,6 +142,10 @@ async fn with_retention_what_nothing_needs_goes_and_the_memory_after_it_is_repor
         ),
         "{retained}"
     );
+    assert!(
+        retained.ends_with("left. Code is the resident pages of the program's file (RssFile)."),
+        "{retained}"
+    );
     // Restarted on what retention left, the operator writes (and deletes) nothing.
     assert!(
         report.contains("Idle resync (operator restarted on the settled 1× store): 0 writes,"),
@@ -150,7 +154,7 @@ async fn with_retention_what_nothing_needs_goes_and_the_memory_after_it_is_repor
     assert!(
         report.contains(
             "| RSS ≤ 64 MiB at 12/1/12, retention on (the most of synced, after promotions, after retention \
-             and at ready after a restart) |"
+             and at ready after a restart) | "
         ),
         "{report}"
     );
