@@ -8,6 +8,12 @@
 #[global_allocator]
 static ALLOCATOR: heap::Counting = heap::Counting;
 
+/// The operator's allocator options, as `hoist` exports them (src/main.rs).
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: Option<&std::ffi::c_char> =
+    // SAFETY: a pointer to a NUL-terminated string that lives as long as the program.
+    Some(unsafe { &*hoist::controller::allocator::MALLOC_CONF.as_ptr() });
+
 mod cluster;
 mod heap;
 mod observe;
