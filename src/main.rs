@@ -269,6 +269,14 @@ fn instant(text: &str) -> Result<k8s_openapi::jiff::Timestamp, String> {
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// The allocator's options ([`hoist::controller::allocator`]), read by
+/// jemalloc under its prefixed name before `main`.
+#[cfg(not(target_env = "msvc"))]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: Option<&std::ffi::c_char> =
+    // SAFETY: a pointer to a NUL-terminated string that lives as long as the program.
+    Some(unsafe { &*hoist::controller::allocator::MALLOC_CONF.as_ptr() });
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();

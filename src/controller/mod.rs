@@ -20,6 +20,7 @@
 
 pub mod agent;
 mod agents;
+pub mod allocator;
 mod artifact;
 mod cache;
 mod context;

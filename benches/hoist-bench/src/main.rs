@@ -8,6 +8,12 @@
 #[global_allocator]
 static ALLOCATOR: heap::Counting = heap::Counting;
 
+/// The operator's allocator options, as `hoist` exports them (src/main.rs).
+#[unsafe(export_name = "_rjem_malloc_conf")]
+static MALLOC_CONF: Option<&std::ffi::c_char> =
+    // SAFETY: a pointer to a NUL-terminated string that lives as long as the program.
+    Some(unsafe { &*hoist::controller::allocator::MALLOC_CONF.as_ptr() });
+
 mod cluster;
 mod heap;
 mod observe;
@@ -31,8 +37,8 @@ use serde_json::{Value, json};
 use cluster::Cluster;
 use observe::{Tracker, key, rollout_key};
 use operator::{Operator, Role};
-use report::{Cpu, Latencies, LevelReport, RegistryReport, Resync};
-use world::{BARE_GROUP, Size, VERSIONS};
+use report::{Cpu, Latencies, LevelReport, RegistryReport, Resync, Retained};
+use world::{BARE_GROUP, Size};
 
 #[derive(Parser)]
 #[command(about = "Benchmark Hoist's operator: latency, memory, idle resync, registry lookups")]
@@ -42,6 +48,21 @@ struct Args {
     /// Environments at 1× (each with 10 Artifacts and 10 Promotions).
     #[arg(long, default_value_t = 64)]
     base_environments: usize,
+    /// Promotions per Environment, one per release; each application has
+    /// as many Artifacts.
+    #[arg(long, default_value_t = world::VERSIONS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    promotions_per_environment: usize,
+    /// Retention on: every Environment keeps 3 Artifacts per application,
+    /// 3 finished Promotions (those older than 1 s beyond them go) and 3
+    /// history entries; Artifacts are published release by release, each
+    /// just before its Promotions; the operator makes a pass every
+    /// `--retention-interval`. The report adds the memory once retention
+    /// has deleted what it would, and what is left.
+    #[arg(long)]
+    retention: bool,
+    /// The operator's `--retention-interval` with `--retention`.
+    #[arg(long, default_value = "2s", value_parser = hoist::core::duration::parse_flag)]
+    retention_interval: Duration,
     /// Growth factors to run; the largest also gets the idle resync.
     #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
     factors: Vec<usize>,
@@ -133,6 +154,9 @@ struct Process {
     /// Where to publish the live heap bytes.
     #[arg(long)]
     heap_file: std::path::PathBuf,
+    /// `hoist controller --retention-interval`, when not its default.
+    #[arg(long, value_parser = hoist::core::duration::parse_flag)]
+    retention_interval: Option<Duration>,
 }
 
 impl Process {
@@ -143,6 +167,9 @@ impl Process {
             health_address: self.health_address,
             insecure_registries: vec![self.insecure_registry],
             registry_concurrency: self.registry_concurrency,
+            retention_interval: self
+                .retention_interval
+                .unwrap_or(hoist::controller::DEFAULT_RETENTION_INTERVAL),
             ..Default::default()
         }
     }
@@ -194,7 +221,7 @@ async fn main() -> Result<()> {
     }
     let registry = registry_address().context("the bench needs the local registry")?;
     let started = Instant::now();
-    let images = push_images("bench", VERSIONS, 0).await?;
+    let images = push_images("bench", args.promotions_per_environment, 0).await?;
     let registry_report = registry_section(&args, &registry).await?;
     let delay = args.deployment_controller_delay.unwrap_or_default();
     let mut levels = Vec::new();
@@ -208,6 +235,8 @@ async fn main() -> Result<()> {
         };
         let size = Size {
             environments: args.base_environments * factor,
+            versions: args.promotions_per_environment,
+            retention: args.retention,
             prefix: cluster.prefix.clone(),
         };
         progress(&format!(
@@ -313,6 +342,7 @@ fn start_process(
         kubeconfig,
         registry,
         args.registry_concurrency,
+        args.retention.then_some(args.retention_interval),
         &operator::log_path(name),
     )
 }
@@ -508,7 +538,7 @@ async fn level(
     let processes: Vec<&Operator> = [Some(&operator), agent.as_ref()].into_iter().flatten().collect();
     // The process that reconciles the Environments: its memory and time.
     let worker = agent.as_ref().unwrap_or(&operator);
-    artifacts.wait_count(size.artifacts(), WAIT).await?;
+    artifacts.wait_count(size.artifacts_up_front(), WAIT).await?;
     environments.wait_count(size.environments, WAIT).await?;
     let settled = worker.uptime();
     wait_all_quiet(&processes, Duration::from_secs(1)).await?;
@@ -521,28 +551,35 @@ async fn level(
 
     // Promotions in creation order, round by round (one version per
     // Environment and round); all but the last `timed` run in bulk.
-    let order: Vec<(usize, usize)> = (0..VERSIONS)
+    let order: Vec<(usize, usize)> = (0..size.versions)
         .flat_map(|version| (0..size.environments).map(move |index| (version, index)))
         .collect();
     let timed_count = args.timed.min(order.len());
     let (bulk, timed) = order.split_at(order.len() - timed_count);
     let bulk_started = Instant::now();
     let mut done = 0;
-    for version in 0..VERSIONS {
-        let round: Vec<(String, Value)> = bulk
+    let mut published = size.artifacts_up_front();
+    for version in 0..size.versions {
+        let pairs: Vec<(usize, usize)> = bulk.iter().copied().filter(|(v, _)| *v == version).collect();
+        if pairs.is_empty() {
+            continue;
+        }
+        published += publish(&client, &artifacts, &size, images, &pairs, published).await?;
+        let round: Vec<(String, Value)> = pairs
             .iter()
-            .filter(|(v, _)| *v == version)
             .map(|&(v, index)| {
                 let (namespace, environment) = size.environment(index);
                 (
                     namespace,
-                    world::promotion("hoist.dev", &environment, v, &cluster.requested_by),
+                    world::promotion(
+                        "hoist.dev",
+                        &environment,
+                        (v, size.versions),
+                        &cluster.requested_by,
+                    ),
                 )
             })
             .collect();
-        if round.is_empty() {
-            continue;
-        }
         done += round.len();
         world::create_all(&client, round).await?;
         promotions.wait_count(done, WAIT).await?;
@@ -563,12 +600,21 @@ async fn level(
     let mut overheads = Vec::with_capacity(timed.len());
     for &(version, index) in timed {
         let (namespace, environment) = size.environment(index);
-        let promotion = world::promotion("hoist.dev", &environment, version, &cluster.requested_by);
+        published += publish(&client, &artifacts, &size, images, &[(version, index)], published).await?;
+        let promotion = world::promotion(
+            "hoist.dev",
+            &environment,
+            (version, size.versions),
+            &cluster.requested_by,
+        );
         let start = Instant::now();
         world::create(&client, &namespace, promotion).await?;
         let seen = promotions
             .wait(
-                &key(&namespace, &world::promotion_name(&environment, version)),
+                &key(
+                    &namespace,
+                    &world::promotion_name(&environment, version, size.versions),
+                ),
                 PROMOTION_TIMEOUT,
             )
             .await?;
@@ -598,7 +644,7 @@ async fn level(
             cluster,
             (&local, &rollouts),
             (&bare_namespace, &environment),
-            version,
+            (version, size.versions),
             sequence,
             &images[sequence % images.len()],
             &statuses,
@@ -628,6 +674,10 @@ async fn level(
     };
     progress(&format!("{name}: {} bare promotions done", timed.len()));
     let rss_after = worker.memory()?;
+    let retained = match size.retention {
+        true => Some(retained(args, &operator, worker, &client, &size).await?),
+        false => None,
+    };
 
     let resync = if let Some(agent) = agent.take() {
         // A two-cluster run measures promotions; the idle resync is the
@@ -657,7 +707,93 @@ async fn level(
         requests,
         cpu,
         lookups,
+        retained,
         resync,
+    })
+}
+
+/// With retention, publishes the Artifacts of `pairs` (version, environment
+/// index) not yet created, as a pipeline does just before it promotes, and
+/// waits until they are Ready; answers how many it created. `published`
+/// Artifacts were seen Ready before.
+async fn publish(
+    client: &Client,
+    ready: &Tracker,
+    size: &Size,
+    images: &[[PushedImage; 2]],
+    pairs: &[(usize, usize)],
+    published: usize,
+) -> Result<usize> {
+    let up_front = size.artifacts_up_front() / size.environments.max(1);
+    let releases: Vec<(String, Value)> = pairs
+        .iter()
+        .filter(|(version, _)| *version >= up_front)
+        .map(|&(version, index)| world::release(size, images, version, index))
+        .collect();
+    let created = releases.len();
+    world::create_all(client, releases).await?;
+    ready.wait_count(published + created, WAIT).await?;
+    Ok(created)
+}
+
+/// Waits until retention's passes delete nothing more (two passes and the
+/// minimum age without a deletion, the operator quiet), then takes the
+/// memory of `worker` (the operator, or the agent of a two-cluster run)
+/// and counts what is left of the run's Artifacts and Promotions.
+async fn retained(
+    args: &Args,
+    operator: &Operator,
+    worker: &Operator,
+    client: &Client,
+    size: &Size,
+) -> Result<Retained> {
+    let min_age = hoist::core::duration::parse_flag(world::RETAINED_MIN_AGE)?;
+    let deadline = Instant::now() + WAIT;
+    let mut deletions = operator.metric("hoist_retention_deletions_total").await?;
+    loop {
+        tokio::time::sleep(2 * args.retention_interval + min_age).await;
+        wait_quiet(operator, Duration::from_secs(1)).await?;
+        let now = operator.metric("hoist_retention_deletions_total").await?;
+        if now == deletions {
+            break;
+        }
+        deletions = now;
+        if Instant::now() > deadline {
+            bail!("retention was still deleting after {WAIT:?}");
+        }
+    }
+    let memory = worker.memory()?;
+    let tenants = format!("{}tenant-", size.prefix);
+    let left = |objects: Vec<DynamicObject>| {
+        objects
+            .iter()
+            .filter(|object| {
+                object
+                    .metadata
+                    .namespace
+                    .as_deref()
+                    .is_some_and(|ns| ns.starts_with(&tenants))
+            })
+            .count()
+    };
+    let list = kube::api::ListParams::default();
+    let artifacts = world::api(client, "hoist.dev", "Artifact", "artifacts")
+        .list(&list)
+        .await?;
+    let promotions = world::api(client, "hoist.dev", "Promotion", "promotions")
+        .list(&list)
+        .await?;
+    progress(&format!(
+        "{} Environments: retention deleted {deletions} objects; RSS {} MiB",
+        size.environments,
+        memory.rss / (1 << 20)
+    ));
+    Ok(Retained {
+        memory,
+        interval: args.retention_interval,
+        artifacts: left(artifacts.items),
+        promotions: left(promotions.items),
+        deletions,
     })
 }
 
@@ -711,7 +847,7 @@ fn trace(standin: Option<&StandIn>, start: Instant, seen: Instant) {
 
 /// Every Deployment runs the last version's pinned image.
 async fn verify_pins(client: &Client, size: &Size, images: &[[PushedImage; 2]]) -> Result<()> {
-    let last = &images[VERSIONS - 1];
+    let last = &images[size.versions - 1];
     for index in 0..size.environments {
         let (namespace, environment) = size.environment(index);
         let name = format!("{}-backend", world::application(&environment));
@@ -726,7 +862,11 @@ async fn verify_pins(client: &Client, size: &Size, images: &[[PushedImage; 2]]) 
             .and_then(|container| container.image);
         if image.as_deref() != Some(last[0].by_digest().as_str()) {
             let promotion = Api::<hoist::api::Promotion>::namespaced(client.clone(), &namespace)
-                .get(&world::promotion_name(&environment, VERSIONS - 1))
+                .get(&world::promotion_name(
+                    &environment,
+                    size.versions - 1,
+                    size.versions,
+                ))
                 .await?;
             bail!(
                 "{namespace}/{name} runs {image:?}, not {}; the last Promotion:\n{}",
@@ -754,7 +894,11 @@ async fn status_templates(client: &Client, size: &Size) -> Result<Statuses> {
         &kube::api::ApiResource::erase::<hoist::api::Promotion>(&()),
     );
     let promotion = promotions
-        .get(&world::promotion_name(&environment, VERSIONS - 1))
+        .get(&world::promotion_name(
+            &environment,
+            size.versions - 1,
+            size.versions,
+        ))
         .await?;
     let environments: Api<DynamicObject> = Api::namespaced_with(
         client.clone(),
@@ -778,18 +922,23 @@ async fn bare_promotion(
     cluster: &Cluster,
     (local, rollouts): (&Client, &Tracker),
     (namespace, environment): (&str, &str),
-    version: usize,
+    (version, versions): (usize, usize),
     sequence: usize,
     images: &[PushedImage; 2],
     statuses: &Statuses,
 ) -> Result<()> {
     let name = format!("{environment}-{sequence}");
     let client = &cluster.client;
-    let mut promotion = world::promotion(BARE_GROUP, environment, version, &cluster.requested_by);
+    let mut promotion = world::promotion(
+        BARE_GROUP,
+        environment,
+        (version, versions),
+        &cluster.requested_by,
+    );
     promotion["metadata"]["name"] = json!(name);
     world::create(client, namespace, promotion).await?;
     let application = world::application(environment);
-    let artifact = world::artifact_name(environment, version);
+    let artifact = world::artifact_name(environment, version, versions);
     let hash = format!("sha256:{sequence:064x}");
     let mut pinned = Vec::new();
     for (component, container, image) in [("backend", "app", &images[0]), ("frontend", "web", &images[1])] {
@@ -899,7 +1048,7 @@ async fn registry_lookups(
     let artifacts: Vec<(String, Value)> = (0..args.registry_artifacts)
         .map(|index| {
             let [backend, frontend] = &images[index % images.len()];
-            let mut artifact = world::artifact(&format!("env-{index:04}"), 0, backend, frontend);
+            let mut artifact = world::artifact(&format!("env-{index:04}"), (0, 1), backend, frontend);
             artifact["metadata"]["name"] = json!(format!("release-{index:04}"));
             (namespace.clone(), artifact)
         })

@@ -51,12 +51,14 @@ fn free_port() -> Result<SocketAddr> {
 }
 
 impl Operator {
-    /// Starts the operator (or agent) with `kubeconfig`, logging to `log`.
+    /// Starts the operator (or agent) with `kubeconfig`, logging to `log`;
+    /// `retention_interval` is its `--retention-interval` unless the default.
     pub fn start(
         role: &Role<'_>,
         kubeconfig: &Path,
         registry: &str,
         registry_concurrency: usize,
+        retention_interval: Option<Duration>,
         log: &Path,
     ) -> Result<Self> {
         let health = free_port()?;
@@ -73,6 +75,9 @@ impl Operator {
                 .arg(hub_kubeconfig)
                 .arg(format!("--cluster={CLUSTER}")),
         };
+        if let Some(interval) = retention_interval {
+            command.arg(format!("--retention-interval={}ms", interval.as_millis()));
+        }
         let child = command
             .arg(format!("--health-address={health}"))
             .arg(format!("--insecure-registry={registry}"))
@@ -125,6 +130,7 @@ impl Operator {
         Ok(crate::report::Memory {
             rss: self.rss()?,
             heap: crate::heap::read(&self.heap_file).unwrap_or(0),
+            code: proc_status_kib(self.pid, "RssFile:")? * 1024,
         })
     }
 

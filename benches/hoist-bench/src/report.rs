@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use crate::world::Size;
+use crate::world::{RETAINED, RETAINED_MIN_AGE, Size};
 
 const MIB: f64 = (1 << 20) as f64;
 /// What the issue asks for.
@@ -62,7 +62,21 @@ pub struct LevelReport {
     pub requests: BTreeMap<String, usize>,
     pub cpu: Cpu,
     pub lookups: f64,
+    /// With `--retention`: once its passes deleted what they would.
+    pub retained: Option<Retained>,
     pub resync: Option<Resync>,
+}
+
+/// The operator after retention's passes, with `--retention`.
+pub struct Retained {
+    pub memory: Memory,
+    /// The operator's `--retention-interval`.
+    pub interval: Duration,
+    /// Artifacts and Promotions of the run left in the API.
+    pub artifacts: usize,
+    pub promotions: usize,
+    /// `hoist_retention_deletions_total`.
+    pub deletions: f64,
 }
 
 /// The operator's memory at one moment.
@@ -73,11 +87,25 @@ pub struct Memory {
     /// Bytes allocated and not freed: the data, without the allocator's
     /// free space and fragmentation.
     pub heap: u64,
+    /// The resident pages of files (RssFile): the program's code and
+    /// read-only data, as large as the build makes them (a debug build's
+    /// are several times a release build's), whatever the data.
+    pub code: u64,
 }
 
 impl Memory {
     fn show(&self) -> String {
         format!("{} (heap {})", mib(self.rss), mib(self.heap))
+    }
+
+    /// [`Memory::show`] with the program's own pages.
+    fn show_code(&self) -> String {
+        format!(
+            "{} (heap {}, code {})",
+            mib(self.rss),
+            mib(self.heap),
+            mib(self.code)
+        )
     }
 }
 
@@ -228,6 +256,23 @@ pub fn render(
             },
         );
     }
+    for level in levels {
+        if let Some(retained) = &level.retained {
+            let _ = writeln!(
+                out,
+                "- {}× with retention (every Environment keeps {RETAINED} Artifacts per application, {RETAINED} finished Promotions, none younger than {RETAINED_MIN_AGE}, and {RETAINED} history entries; Artifacts published release by release; a pass every {}): RSS {} after the promotions, {} once retention deleted {} objects; {} of {} Artifacts and {} of {} Promotions left. Code is the resident pages of the program's file (RssFile).",
+                level.factor,
+                secs(retained.interval),
+                level.rss_after.show_code(),
+                retained.memory.show_code(),
+                retained.deletions,
+                retained.artifacts,
+                level.size.artifacts(),
+                retained.promotions,
+                level.size.promotions(),
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "- bare, per promotion: create promotions 1, patch deployments 2 (server-side apply), then (seen by a watch) both Deployments rolled out by the Deployment controller as the operator judges it, then patch promotions/status 1, patch environments/status 1.\n- operator overhead: from the Deployment controller having rolled out both pins (seen by a watch) to the Promotion seen `Succeeded`: the operator's own part of the latency, without the controller's.\n"
@@ -294,10 +339,22 @@ pub fn render(
             level.factor,
             met(p99 <= TARGET_P99)
         );
-        let rss = level.rss_synced.rss.max(level.rss_after.rss) as f64 / MIB;
+        let mut most = level.rss_synced.rss.max(level.rss_after.rss);
+        let mut with_retention = "";
+        let mut measured = String::new();
+        if let Some(retained) = &level.retained {
+            let moments = [level.rss_synced, level.rss_after, retained.memory]
+                .into_iter()
+                .chain(level.resync.as_ref().map(|resync| resync.rss_ready));
+            let largest = moments.max_by_key(|memory| memory.rss).unwrap_or(retained.memory);
+            most = largest.rss;
+            with_retention = ", retention on (the most of synced, after promotions, after retention and at ready after a restart)";
+            measured = format!(" ({} of it code)", mib(largest.code));
+        }
+        let rss = most as f64 / MIB;
         let _ = writeln!(
             out,
-            "| RSS ≤ {TARGET_RSS_MIB} MiB at {}/{}/{} | {rss:.1} MiB | {} |",
+            "| RSS ≤ {TARGET_RSS_MIB} MiB at {}/{}/{}{with_retention} | {rss:.1} MiB{measured} | {} |",
             level.size.artifacts(),
             level.size.environments,
             level.size.promotions(),

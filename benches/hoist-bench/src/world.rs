@@ -2,7 +2,7 @@
 //! Environment runs its own application in two Deployments (`replicas: 0`,
 //! so a rollout completes at once on any cluster, though their images can
 //! never be pulled) with a configuration overlay over the tenant's base
-//! ConfigMap; ten Artifacts per application.
+//! ConfigMap; ten Artifacts per application (`--promotions-per-environment`).
 
 use anyhow::{Context, Result};
 use futures::{StreamExt, TryStreamExt};
@@ -14,8 +14,15 @@ use serde_json::{Value, json};
 
 /// Environments per tenant namespace.
 pub const ENVIRONMENTS_PER_TENANT: usize = 16;
-/// Artifacts (versions) per application, and Promotions per Environment.
+/// Artifacts (versions) per application, and Promotions per Environment,
+/// unless `--promotions-per-environment` says otherwise.
 pub const VERSIONS: usize = 10;
+/// What each Environment keeps with `--retention`: Artifacts per
+/// application, finished Promotions and history entries.
+pub const RETAINED: usize = 3;
+/// The `promotionsMinAge` of `--retention`: a finished Promotion beyond
+/// those kept goes at the next pass.
+pub const RETAINED_MIN_AGE: &str = "1s";
 /// Requests in flight while filling the store.
 const CONCURRENCY: usize = 16;
 /// Group of the copies of the Hoist kinds that bare writes go to: the same
@@ -27,6 +34,13 @@ pub const MANAGER: &str = "hoist-bench";
 #[derive(Clone)]
 pub struct Size {
     pub environments: usize,
+    /// Artifacts per application and Promotions per Environment.
+    pub versions: usize,
+    /// Every Environment keeps [`RETAINED`] of each (`spec.retention`,
+    /// `spec.historyLimit`); Artifacts are then created release by
+    /// release, each just before its Promotions, as a pipeline publishes
+    /// them, since retention deletes old ones nothing runs yet.
+    pub retention: bool,
     /// Put before every namespace name (a real cluster's run prefix).
     pub prefix: String,
 }
@@ -35,11 +49,21 @@ impl Size {
     pub fn tenants(&self) -> usize {
         self.environments.div_ceil(ENVIRONMENTS_PER_TENANT)
     }
+    /// Artifacts created over the run.
     pub fn artifacts(&self) -> usize {
-        self.environments * VERSIONS
+        self.environments * self.versions
     }
+    /// Promotions created over the run.
     pub fn promotions(&self) -> usize {
-        self.environments * VERSIONS
+        self.environments * self.versions
+    }
+    /// Artifacts created before the operator starts: all of them, or with
+    /// retention those of the first release.
+    pub fn artifacts_up_front(&self) -> usize {
+        match self.retention {
+            true => self.environments,
+            false => self.artifacts(),
+        }
     }
     /// (tenant namespace, environment name) of environment `index`.
     pub fn environment(&self, index: usize) -> (String, String) {
@@ -119,12 +143,20 @@ pub fn application(environment: &str) -> String {
     format!("app-{}", environment.trim_start_matches("env-"))
 }
 
-pub fn artifact_name(environment: &str, version: usize) -> String {
-    format!("{}-v{version}", application(environment))
+/// `version` with as many digits as the last of `versions` has: names
+/// then sort as versions do (retention orders objects created in the same
+/// second by name).
+fn padded(version: usize, versions: usize) -> String {
+    let width = versions.saturating_sub(1).max(1).to_string().len();
+    format!("{version:0width$}")
 }
 
-pub fn promotion_name(environment: &str, version: usize) -> String {
-    format!("{environment}-v{version}")
+pub fn artifact_name(environment: &str, version: usize, versions: usize) -> String {
+    format!("{}-v{}", application(environment), padded(version, versions))
+}
+
+pub fn promotion_name(environment: &str, version: usize, versions: usize) -> String {
+    format!("{environment}-v{}", padded(version, versions))
 }
 
 pub fn api(client: &Client, group: &str, kind: &str, plural: &str) -> Api<DynamicObject> {
@@ -233,9 +265,9 @@ pub fn deployment(name: &str, container: &str) -> Value {
     })
 }
 
-fn environment_spec(namespace: &str, environment: &str) -> Value {
+fn environment_spec(namespace: &str, environment: &str, retention: bool) -> Value {
     let application = application(environment);
-    json!({
+    let mut spec = json!({
         "targets": [
             {"application": application, "component": "backend",
              "deployment": {"name": format!("{application}-backend"), "namespace": namespace}, "container": "app"},
@@ -244,11 +276,18 @@ fn environment_spec(namespace: &str, environment: &str) -> Value {
         ],
         "config": [{"application": application, "baseConfigMap": "base",
                     "data": {"STAGE": environment, "FEATURE_FLAGS": "search,checkout", "REPLICA_HINT": "3"}}],
-    })
+    });
+    if retention {
+        spec["retention"] = json!({"artifacts": RETAINED, "promotions": RETAINED,
+                                   "promotionsMinAge": RETAINED_MIN_AGE});
+        spec["historyLimit"] = json!(RETAINED);
+    }
+    spec
 }
 
-/// Every object of `size` but the Promotions, in creation order: namespaces,
-/// base ConfigMaps, Deployments, Environments, Artifacts.
+/// Every object of `size` but the Promotions (and with retention but the
+/// Artifacts after the first release), in creation order: namespaces, base
+/// ConfigMaps, Deployments, Environments, Artifacts.
 pub fn objects(size: &Size, images: &[[PushedImage; 2]]) -> Vec<Vec<(String, Value)>> {
     let mut namespaces = Vec::new();
     let mut bases = Vec::new();
@@ -278,21 +317,34 @@ pub fn objects(size: &Size, images: &[[PushedImage; 2]]) -> Vec<Vec<(String, Val
         environments.push((
             namespace.clone(),
             json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Environment",
-                   "metadata": {"name": environment}, "spec": environment_spec(&namespace, &environment)}),
+                   "metadata": {"name": environment},
+                   "spec": environment_spec(&namespace, &environment, size.retention)}),
         ));
-        for (version, [backend, frontend]) in images.iter().enumerate() {
-            artifacts.push((
-                namespace.clone(),
-                artifact(&environment, version, backend, frontend),
-            ));
-        }
+    }
+    let up_front = size.artifacts_up_front() / size.environments.max(1);
+    for version in 0..up_front {
+        artifacts.extend((0..size.environments).map(|index| release(size, images, version, index)));
     }
     vec![namespaces, bases, deployments, environments, artifacts]
 }
 
-pub fn artifact(environment: &str, version: usize, backend: &PushedImage, frontend: &PushedImage) -> Value {
+/// The Artifact of release `version` of the application of environment `index`.
+pub fn release(size: &Size, images: &[[PushedImage; 2]], version: usize, index: usize) -> (String, Value) {
+    let [backend, frontend] = &images[version];
+    let (namespace, environment) = size.environment(index);
+    let artifact = artifact(&environment, (version, size.versions), backend, frontend);
+    (namespace, artifact)
+}
+
+/// Release `version` of `versions` of the application of `environment`.
+pub fn artifact(
+    environment: &str,
+    (version, versions): (usize, usize),
+    backend: &PushedImage,
+    frontend: &PushedImage,
+) -> Value {
     json!({"apiVersion": "hoist.dev/v1alpha1", "kind": "Artifact",
-    "metadata": {"name": artifact_name(environment, version)},
+    "metadata": {"name": artifact_name(environment, version, versions)},
     "spec": {
         "application": application(environment), "version": format!("1.0.{version}"),
         "images": [{"component": "backend", "image": backend.reference},
@@ -305,10 +357,15 @@ pub fn artifact(environment: &str, version: usize, backend: &PushedImage, fronte
 /// A Promotion as `kubectl hoist promote` makes it: `requestedBy` names the
 /// user the API server authenticates for the bench, as the chart's
 /// `hoist-approvals` policy requires.
-pub fn promotion(group: &str, environment: &str, version: usize, requested_by: &str) -> Value {
+pub fn promotion(
+    group: &str,
+    environment: &str,
+    (version, versions): (usize, usize),
+    requested_by: &str,
+) -> Value {
     json!({"apiVersion": format!("{group}/v1alpha1"), "kind": "Promotion",
-           "metadata": {"name": promotion_name(environment, version)},
-           "spec": {"artifact": artifact_name(environment, version), "environment": environment,
+           "metadata": {"name": promotion_name(environment, version, versions)},
+           "spec": {"artifact": artifact_name(environment, version, versions), "environment": environment,
                     "reason": "benchmark", "requestedBy": requested_by}})
 }
 
@@ -331,7 +388,8 @@ pub fn bare_objects(namespace_name: &str, environments: usize) -> Vec<Vec<(Strin
         bare.push((
             namespace_name.to_owned(),
             json!({"apiVersion": format!("{BARE_GROUP}/v1alpha1"), "kind": "Environment",
-                   "metadata": {"name": environment}, "spec": environment_spec(namespace_name, &environment)}),
+                   "metadata": {"name": environment},
+                   "spec": environment_spec(namespace_name, &environment, false)}),
         ));
     }
     vec![vec![namespace(namespace_name)], deployments, bare]

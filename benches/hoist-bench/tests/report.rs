@@ -111,3 +111,51 @@ async fn a_two_cluster_run_reports_the_same_figures_and_the_requests_by_cluster(
         "the idle resync is the one-cluster run's: {report}"
     );
 }
+
+#[tokio::test]
+async fn with_retention_what_nothing_needs_goes_and_the_memory_after_it_is_reported() {
+    let report = small_run(&[
+        "--retention",
+        "--retention-interval",
+        "1s",
+        "--promotions-per-environment",
+        "12",
+    ])
+    .await;
+    let cells = row(&report, "1×");
+    assert_eq!(cells[1..3], ["12 / 1 / 12", "4"], "{report}");
+    let retained = report
+        .lines()
+        .find(|line| line.starts_with("- 1× with retention "))
+        .unwrap_or_else(|| panic!("no retention line in:\n{report}"));
+    // The newest three of each stay: the running release, its rollback
+    // target and one more, and the Promotions that brought them.
+    assert!(
+        retained
+            .contains("once retention deleted 18 objects; 3 of 12 Artifacts and 3 of 12 Promotions left."),
+        "{retained}"
+    );
+    assert!(
+        retained.contains(
+            "every Environment keeps 3 Artifacts per application, 3 finished Promotions, none younger than 1s, \
+             and 3 history entries; Artifacts published release by release; a pass every 1.0 s): RSS "
+        ),
+        "{retained}"
+    );
+    assert!(
+        retained.ends_with("left. Code is the resident pages of the program's file (RssFile)."),
+        "{retained}"
+    );
+    // Restarted on what retention left, the operator writes (and deletes) nothing.
+    assert!(
+        report.contains("Idle resync (operator restarted on the settled 1× store): 0 writes,"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "| RSS ≤ 64 MiB at 12/1/12, retention on (the most of synced, after promotions, after retention \
+             and at ready after a restart) | "
+        ),
+        "{report}"
+    );
+}
