@@ -376,13 +376,14 @@ async fn a_slow_receiver_delays_no_promotion() {
     scenario.kill().await;
 }
 
-#[tokio::test]
-async fn a_tenant_wide_notification_of_the_operator_configuration_is_told_in_slack_format() {
+/// A scenario whose operator configuration has the tenant-wide notification
+/// `audit` to a new receiver, with `fields` (its `on` and `format`).
+async fn with_tenant_wide(fields: &str) -> (Scenario, Receiver) {
     let mut scenario = Scenario::new().await;
     let receiver = Receiver::start(&[]).await;
     scenario.allowed_destinations.push(receiver.destination());
     let config = hoist::core::operator_config::parse(&format!(
-        "notifications:\n  - {{name: audit, url: \"{}\", on: [Succeeded], format: Slack}}\n",
+        "notifications:\n  - {{name: audit, url: \"{}\", {fields}}}\n",
         receiver.url()
     ))
     .expect("configuration");
@@ -392,6 +393,12 @@ async fn a_tenant_wide_notification_of_the_operator_configuration_is_told_in_sla
             ..scenario.settings()
         })
         .await;
+    (scenario, receiver)
+}
+
+#[tokio::test]
+async fn a_tenant_wide_notification_of_the_operator_configuration_is_told_in_slack_format() {
+    let (mut scenario, receiver) = with_tenant_wide("on: [Succeeded], format: Slack").await;
     let deliveries = released_to_dev(&scenario).await;
     assert_eq!(
         deliveries
@@ -423,20 +430,7 @@ async fn a_tenant_wide_notification_of_the_operator_configuration_is_told_in_sla
 
 #[tokio::test]
 async fn a_promotion_into_a_missing_environment_is_told_to_the_tenant_wide_notifications() {
-    let mut scenario = Scenario::new().await;
-    let receiver = Receiver::start(&[]).await;
-    scenario.allowed_destinations.push(receiver.destination());
-    let config = hoist::core::operator_config::parse(&format!(
-        "notifications:\n  - {{name: audit, url: \"{}\", on: [Rejected]}}\n",
-        receiver.url()
-    ))
-    .expect("configuration");
-    scenario
-        .start_with(hoist::controller::Settings {
-            config: std::sync::Arc::new(config),
-            ..scenario.settings()
-        })
-        .await;
+    let (mut scenario, receiver) = with_tenant_wide("on: [Rejected]").await;
     scenario.release("shop-1-0-0", "1.0.0", Some(REVISION)).await;
     scenario.promote("to-qa", "shop-1-0-0", "qa").await;
     let promotion = scenario.wait_phase("to-qa", Phase::Rejected).await;
