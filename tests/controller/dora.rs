@@ -1,12 +1,13 @@
 //! DORA metrics through the operator: a release that succeeds, one whose
 //! rollout fails and is rolled back, and the restore when what ran before
 //! is healthy again produce exactly these samples on /metrics, each once;
-//! a restarted operator counts none of them again. The chart's dashboard
+//! a restarted operator counts none of them again; the real Prometheus of
+//! the tests scrapes them with the tenant's labels. The chart's dashboard
 //! names only metrics this /metrics exports.
 
 use std::collections::BTreeSet;
 
-use hoist_testkit::{dashboard, health};
+use hoist_testkit::{dashboard, health, prometheus};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use super::*;
@@ -180,6 +181,25 @@ async fn a_success_a_rollback_and_its_restore_are_counted_once_on_metrics() {
             .collect::<Vec<_>>(),
         vec!["hoist_deploys_total"]
     );
+
+    // A real Prometheus scraping this /metrics as the chart's
+    // ServiceMonitor has it (honorLabels) keeps the tenant's namespace
+    // label, and the change failure rate comes out of its query.
+    let job = format!("hoist-dora-{ns}");
+    let target = prometheus::scrape(scenario.health(), &job).expect("scrape target");
+    let of_dev = format!("job=\"{job}\",namespace=\"{ns}\",application=\"shop\",environment=\"dev\"");
+    prometheus::wait_for(
+        &format!(
+            "sum(hoist_deployments_total{{{of_dev},outcome=~\"Failed|RolledBack\"}}) / sum(hoist_deployments_total{{{of_dev}}})"
+        ),
+        Some("0.5"),
+    )
+    .await
+    .expect("the change failure rate scraped by Prometheus");
+    prometheus::wait_for(&format!("hoist_lead_time_seconds_count{{{of_dev}}}"), Some("1"))
+        .await
+        .expect("the lead time scraped by Prometheus");
+    drop(target);
 
     // A restart reads the same history: nothing is counted again.
     scenario.stop().await;

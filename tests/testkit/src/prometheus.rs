@@ -48,6 +48,34 @@ pub async fn delete(group: &str) -> Result<()> {
     Ok(())
 }
 
+/// A target the test Prometheus scrapes every second while this lives:
+/// a file of its file service discovery (HOIST_TEST_PROMETHEUS_TARGETS),
+/// removed on drop.
+pub struct ScrapeTarget {
+    file: std::path::PathBuf,
+}
+
+/// Has the test Prometheus scrape `/metrics` of `address`, under the job
+/// label `job` (the metrics' own labels kept, as `honor_labels` does).
+pub fn scrape(address: std::net::SocketAddr, job: &str) -> Result<ScrapeTarget> {
+    let directory = std::env::var("HOIST_TEST_PROMETHEUS_TARGETS")
+        .context("HOIST_TEST_PROMETHEUS_TARGETS is not set (run scripts/test)")?;
+    let file = std::path::Path::new(&directory).join(format!("{job}.json"));
+    let targets = serde_json::json!([{"targets": [address.to_string()], "labels": {"job": job}}]);
+    // Written whole under another name, then renamed: Prometheus never
+    // reads half a file.
+    let partial = file.with_extension("partial");
+    std::fs::write(&partial, targets.to_string()).context("writing a scrape target")?;
+    std::fs::rename(&partial, &file).context("writing a scrape target")?;
+    Ok(ScrapeTarget { file })
+}
+
+impl Drop for ScrapeTarget {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
 /// The query's result as Prometheus returns it: the single sample's value,
 /// or `None` for an empty result.
 pub async fn query(query: &str) -> Result<Option<String>> {
