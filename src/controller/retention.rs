@@ -6,7 +6,8 @@
 //! by each Environment on each of its many reconciles; and deleting is never
 //! urgent, so a pass every few minutes costs next to nothing.
 //!
-//! Each deletion is foreground (what an object owns goes first), logged and
+//! Each deletion is foreground (what an object owns goes first; a few at
+//! once, [`CONCURRENT_DELETIONS`]), logged and
 //! counted (`hoist_retention_deletions_total`); each Environment concerned
 //! gets one Event per pass naming what went: its own Promotions and the
 //! Artifacts of the applications it targets.
@@ -21,6 +22,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::join_all;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -30,6 +32,11 @@ use super::registry_retention;
 use crate::api::{Artifact, Environment, Promotion};
 use crate::core::reasons::EventReason;
 use crate::core::retention::{self, Kind, Outcome, Snapshot, Verdict};
+
+/// Deletions of a namespace in flight at once: one request at a time
+/// (a round trip each) fell behind a busy install's releases, and a few
+/// at once stay far within the API server's limits on requests in flight.
+const CONCURRENT_DELETIONS: usize = 8;
 
 /// Runs a pass each `interval` (at least a second) until `stop`.
 pub async fn run(ctx: Ctx, interval: Duration, stop: impl Future<Output = ()>) {
@@ -86,11 +93,18 @@ async fn sweep(ctx: &Ctx) {
         for error in &decision.errors {
             tracing::warn!(namespace, %error, "retention left an Environment's Promotions alone");
         }
+        let namespace = namespace.as_str();
+        let deletions: Vec<&Verdict> = decision.deletions().collect();
         let mut deleted = Vec::new();
-        for verdict in decision.deletions() {
-            if delete(ctx, &namespace, verdict).await {
-                deleted.push(verdict);
-            }
+        for batch in deletions.chunks(CONCURRENT_DELETIONS) {
+            let gone = join_all(batch.iter().map(|verdict| delete(ctx, namespace, verdict))).await;
+            deleted.extend(
+                batch
+                    .iter()
+                    .zip(gone)
+                    .filter(|(_, gone)| *gone)
+                    .map(|(verdict, _)| *verdict),
+            );
         }
         announce(ctx, &objects.environments, &deleted);
     }
