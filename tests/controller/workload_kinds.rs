@@ -60,6 +60,27 @@ async fn target(
         .await;
 }
 
+/// Releases `artifact` (`version`), promotes it into dev as `promotion` and
+/// waits until the Rollout api runs its pin, paused at the canary's pause
+/// step; answers the pinned image.
+async fn paused_at_canary(scenario: &Scenario, promotion: &str, artifact: &str, version: &str) -> String {
+    let images = scenario.release(artifact, version, None).await;
+    scenario.promote(promotion, artifact, "dev").await;
+    let image = pinned(&images["backend"]);
+    scenario
+        .cluster
+        .wait_for_in::<ArgoRollout>(scenario.namespace(), "api", TIMEOUT, |rollout| {
+            app_image(&Workload::Rollout(rollout.clone())).as_deref() == Some(image.as_str())
+                && rollout
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.phase.as_deref() == Some("Paused") && !s.pause_conditions.is_empty())
+        })
+        .await
+        .unwrap_or_else(|error| panic!("{artifact} pinned and paused at the canary's pause step: {error}"));
+    image
+}
+
 /// Creates `object`, a workload of `kind` as JSON, in dev's namespace and
 /// points dev's backend target at it, with a 3-second rollout timeout.
 async fn create_target<K>(scenario: &Scenario, kind: WorkloadKind, object: Value)
@@ -405,24 +426,7 @@ async fn a_rollout_paused_at_a_canary_step_keeps_its_promotion_verifying_until_p
     };
     scenario.start_with(settings).await;
     let namespace = scenario.namespace().to_string();
-    let paused = |rollout: &ArgoRollout| {
-        rollout
-            .status
-            .as_ref()
-            .is_some_and(|s| s.phase.as_deref() == Some("Paused") && !s.pause_conditions.is_empty())
-    };
-
-    let v1 = scenario.release("shop-1-0-0", "1.0.0", None).await;
-    scenario.promote("v1", "shop-1-0-0", "dev").await;
-    let api_v1 = pinned(&v1["backend"]);
-    scenario
-        .cluster
-        .wait_for_in::<ArgoRollout>(&namespace, "api", TIMEOUT, |rollout| {
-            app_image(&Workload::Rollout(rollout.clone())).as_deref() == Some(api_v1.as_str())
-                && paused(rollout)
-        })
-        .await
-        .expect("1.0.0 pinned and paused at the canary's pause step");
+    let api_v1 = paused_at_canary(&scenario, "v1", "shop-1-0-0", "1.0.0").await;
     // Paused longer than spec.rollout.timeout: a Rollout has a deadline of its own.
     tokio::time::sleep(Duration::from_secs(4)).await;
     // Still rolling out, not failed (its progress shows in the message at
@@ -434,17 +438,7 @@ async fn a_rollout_paused_at_a_canary_step_keeps_its_promotion_verifying_until_p
     scenario.wait_phase("v1", Phase::Succeeded).await;
     assert_eq!(running(&scenario).await, ("1.0.0".to_string(), Health::Healthy));
 
-    let v2 = scenario.release("shop-1-1-0", "1.1.0", None).await;
-    scenario.promote("v2", "shop-1-1-0", "dev").await;
-    let api_v2 = pinned(&v2["backend"]);
-    scenario
-        .cluster
-        .wait_for_in::<ArgoRollout>(&namespace, "api", TIMEOUT, |rollout| {
-            app_image(&Workload::Rollout(rollout.clone())).as_deref() == Some(api_v2.as_str())
-                && paused(rollout)
-        })
-        .await
-        .expect("1.1.0 pinned and paused");
+    paused_at_canary(&scenario, "v2", "shop-1-1-0", "1.1.0").await;
     scenario.wait_phase("v2", Phase::Verifying).await;
     abort_rollout(&scenario.client(), &namespace, "api")
         .await
